@@ -1,0 +1,29 @@
+# tern: one GNU Makefile plus per-directory fragments (*/module.mk)
+BUILD    ?= build
+CC       ?= cc
+PKGS     := jansson
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
+            -Isrc $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
+
+.PHONY: all check demo bench clean deps
+all:
+
+include src/common/module.mk
+include src/devices/module.mk
+include src/vmm/module.mk
+-include guest/module.mk
+include tests/module.mk
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+deps:
+	@scripts/install-deps
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

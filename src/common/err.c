@@ -1,0 +1,51 @@
+#include "common/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *die_prog = "tern";
+
+/* strerror() texts start with a capital ("No such file"); messages here are
+ * lowercase throughout, so lower the first letter after every ": ". */
+static void err_lowercase_strerror(char *msg)
+{
+    for (char *p = strstr(msg, ": "); p; p = strstr(p + 2, ": "))
+        if (p[2] >= 'A' && p[2] <= 'Z' && p[3] >= 'a' && p[3] <= 'z')
+            p[2] = (char)(p[2] - 'A' + 'a');
+}
+
+int err_set(struct err *e, int errnum, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+        va_end(ap);
+        err_lowercase_strerror(e->msg);
+    }
+    return -errnum;
+}
+
+void err_clear(struct err *e)
+{
+    if (e)
+        e->msg[0] = '\0';
+}
+
+void die_set_prog(const char *prog)
+{
+    die_prog = prog;
+}
+
+void die(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", die_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}

@@ -1,0 +1,271 @@
+#include "devices/virtio_blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define SECTOR 512ULL
+#define VIRTIO_BLK_F_RO (1ULL << 5)
+#define VIRTIO_BLK_F_BLK_SIZE (1ULL << 6)
+#define VIRTIO_BLK_F_FLUSH (1ULL << 9)
+enum { BLK_T_IN = 0, BLK_T_OUT = 1, BLK_T_FLUSH = 4, BLK_T_GET_ID = 8 };
+enum { BLK_S_OK = 0, BLK_S_IOERR = 1, BLK_S_UNSUPP = 2 };
+#define BLK_ID_BYTES 20
+
+struct blk_req_hdr {
+    uint32_t type;
+    uint32_t reserved;
+    uint64_t sector;
+};
+
+static int lock_image(int fd, bool readonly)
+{
+    struct flock fl = { .l_type = readonly ? F_RDLCK : F_WRLCK,
+                        .l_whence = SEEK_SET };
+    /* OFD locks belong to the open file, not the process, so they pass
+     * cleanly between threads and are dropped when the fd closes */
+    return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
+}
+
+int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly,
+                    bool shared, struct err *e)
+{
+    memset(blk, 0, sizeof(*blk));
+    snprintf(blk->path, sizeof(blk->path), "%s", path);
+    blk->readonly = readonly;
+    blk->shared = shared;
+    blk->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (blk->fd < 0)
+        return err_set(e, errno, "disk '%s': %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(blk->fd, &st))
+        rc = err_set(e, errno, "disk '%s': %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        rc = err_set(e, EINVAL, "disk '%s': not a regular file or block device",
+                     path);
+    else if (lock_image(blk->fd, readonly))
+        rc = err_set(e, EBUSY, "disk '%s': in use by another process (locked)",
+                     path);
+    if (rc) {
+        close(blk->fd);
+        blk->fd = -1;
+        return rc;
+    }
+    off_t size = S_ISBLK(st.st_mode) ? lseek(blk->fd, 0, SEEK_END) : st.st_size;
+    blk->capacity = (uint64_t)size / SECTOR;
+    return 0;
+}
+
+/* Gathers `len` bytes from the chain's readable segments starting at the
+ * beginning; the guest may split the header anywhere. */
+static int chain_copy_in(const struct virtq_chain *c, const struct guest_ram *ram,
+                         void *dst, uint32_t len)
+{
+    uint8_t *out = dst;
+    for (unsigned i = 0; i < c->nseg && len; i++) {
+        uint32_t n = c->seg[i].len < len ? c->seg[i].len : len;
+        if (c->seg[i].writable || guest_ram_read(ram, c->seg[i].gpa, out, n))
+            return -EINVAL;
+        out += n;
+        len -= n;
+    }
+    return len ? -EINVAL : 0;
+}
+
+/* Builds the iovec for the data part: bytes [skip, skip+len) of the readable
+ * (or writable) part of the chain. */
+static int chain_iov(const struct virtq_chain *c, const struct guest_ram *ram,
+                     bool writable, uint32_t skip, uint32_t len,
+                     struct iovec *iov, int *niov)
+{
+    *niov = 0;
+    for (unsigned i = 0; i < c->nseg && len; i++) {
+        const struct virtq_seg *s = &c->seg[i];
+        if (s->writable != writable)
+            continue;
+        if (skip >= s->len) {
+            skip -= s->len;
+            continue;
+        }
+        uint32_t n = s->len - skip < len ? s->len - skip : len;
+        iov[*niov].iov_base = guest_ram_ptr(ram, s->gpa + skip, n);
+        iov[*niov].iov_len = n;
+        (*niov)++;
+        len -= n;
+        skip = 0;
+    }
+    return len ? -EINVAL : 0;
+}
+
+static void mark_iov_dirty(struct guest_ram *ram, const struct virtq_chain *c,
+                           uint32_t len)
+{
+    for (unsigned i = 0; i < c->nseg && len; i++) {
+        if (!c->seg[i].writable)
+            continue;
+        uint32_t n = c->seg[i].len < len ? c->seg[i].len : len;
+        guest_ram_mark_dirty(ram, c->seg[i].gpa, n);
+        len -= n;
+    }
+}
+
+static uint8_t blk_rw(struct virtio_blk *blk, const struct virtq_chain *c,
+                      const struct blk_req_hdr *h, uint32_t *written)
+{
+    bool in = h->type == BLK_T_IN;
+    uint32_t len = in ? c->writable_len - 1 : c->readable_len - sizeof(*h);
+    if (!in && blk->readonly)
+        return BLK_S_IOERR;
+    if (len % SECTOR || h->sector > blk->capacity ||
+        len / SECTOR > blk->capacity - h->sector)
+        return BLK_S_IOERR;
+    struct iovec iov[VIRTQ_MAX_SIZE];
+    int niov;
+    if (chain_iov(c, blk->mmio.ram, in, in ? 0 : sizeof(*h), len, iov, &niov))
+        return BLK_S_IOERR;
+    off_t off = (off_t)(h->sector * SECTOR);
+    ssize_t n = in ? preadv(blk->fd, iov, niov, off)
+                   : pwritev(blk->fd, iov, niov, off);
+    if (n != (ssize_t)len)
+        return BLK_S_IOERR;
+    if (in) {
+        mark_iov_dirty(blk->mmio.ram, c, len);
+        *written = len;
+        blk->reads++;
+    } else {
+        blk->writes++;
+    }
+    return BLK_S_OK;
+}
+
+static uint8_t blk_get_id(struct virtio_blk *blk, const struct virtq_chain *c,
+                          uint32_t *written)
+{
+    char id[BLK_ID_BYTES] = { 0 };
+    const char *slash = strrchr(blk->path, '/');
+    const char *base = slash ? slash + 1 : blk->path;
+    /* the id is 20 bytes, NUL-padded, not necessarily terminated */
+    memcpy(id, base, strnlen(base, sizeof(id)));
+    uint32_t len = c->writable_len - 1 < BLK_ID_BYTES ? c->writable_len - 1
+                                                      : BLK_ID_BYTES;
+    struct iovec iov[VIRTQ_MAX_SIZE];
+    int niov;
+    if (chain_iov(c, blk->mmio.ram, true, 0, len, iov, &niov))
+        return BLK_S_IOERR;
+    const char *src = id;
+    for (int i = 0; i < niov; i++) {
+        memcpy(iov[i].iov_base, src, iov[i].iov_len);
+        src += iov[i].iov_len;
+    }
+    mark_iov_dirty(blk->mmio.ram, c, len);
+    *written = len;
+    return BLK_S_OK;
+}
+
+static uint8_t blk_execute(struct virtio_blk *blk, const struct virtq_chain *c,
+                           const struct blk_req_hdr *h, uint32_t *written)
+{
+    switch (h->type) {
+    case BLK_T_IN:
+    case BLK_T_OUT:
+        return blk_rw(blk, c, h, written);
+    case BLK_T_FLUSH:
+        blk->flushes++;
+        return fdatasync(blk->fd) ? BLK_S_IOERR : BLK_S_OK;
+    case BLK_T_GET_ID:
+        return blk_get_id(blk, c, written);
+    default:
+        return BLK_S_UNSUPP;
+    }
+}
+
+/* The last writable byte of the chain is the status. */
+static int blk_status_gpa(const struct virtq_chain *c, uint64_t *gpa)
+{
+    if (!c->nseg || !c->seg[c->nseg - 1].writable || !c->seg[c->nseg - 1].len)
+        return -EINVAL;
+    const struct virtq_seg *s = &c->seg[c->nseg - 1];
+    *gpa = s->gpa + s->len - 1;
+    return 0;
+}
+
+static int blk_serve(struct virtio_blk *blk, struct virtq *vq,
+                     const struct virtq_chain *c)
+{
+    struct blk_req_hdr h;
+    uint64_t status_gpa;
+    if (chain_copy_in(c, blk->mmio.ram, &h, sizeof(h)) ||
+        blk_status_gpa(c, &status_gpa))
+        return -EINVAL;
+    uint32_t written = 0;
+    uint8_t status = blk_execute(blk, c, &h, &written);
+    if (status != BLK_S_OK)
+        blk->errors++;
+    guest_ram_write(blk->mmio.ram, status_gpa, &status, 1);
+    return virtq_push(vq, blk->mmio.ram, c->head, written + 1);
+}
+
+static void blk_notify(struct virtio_mmio *dev, unsigned queue)
+{
+    struct virtio_blk *blk = dev->backend;
+    struct virtq *vq = &dev->regs.queue[queue];
+    static __thread struct virtq_chain chain;
+    char why[128];
+    int rc;
+    while ((rc = virtq_pop(vq, dev->ram, &chain, why, sizeof(why))) == 1) {
+        blk->inflight++;
+        int served = blk_serve(blk, vq, &chain);
+        blk->inflight--;
+        if (served) {
+            virtio_mmio_fail(dev, "malformed block request");
+            return;
+        }
+        virtio_mmio_signal_used(dev, queue);
+    }
+    if (rc < 0)
+        virtio_mmio_fail(dev, why);
+}
+
+static void blk_config_read(struct virtio_mmio *dev, uint64_t off, void *data,
+                            unsigned size)
+{
+    struct virtio_blk *blk = dev->backend;
+    uint8_t config[24] = { 0 };
+    uint32_t blk_size = SECTOR;
+    memcpy(config, &blk->capacity, 8);
+    memcpy(config + 20, &blk_size, 4);
+    if (off < sizeof(config) && size <= sizeof(config) - off)
+        memcpy(data, config + off, size);
+}
+
+static const struct virtio_device_ops virtio_blk_ops = {
+    .name = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .nqueues = 1,
+    .queue_max = VIRTQ_MAX_SIZE,
+    .notify = blk_notify,
+    .config_read = blk_config_read,
+};
+
+void virtio_blk_attach(struct virtio_blk *blk, uint64_t base,
+                       struct guest_ram *ram, struct irq_line irq)
+{
+    uint64_t features = VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_BLK_SIZE |
+                        (blk->readonly ? VIRTIO_BLK_F_RO : 0);
+    virtio_mmio_init(&blk->mmio, &virtio_blk_ops, features, base, ram, irq, blk);
+}
+
+void virtio_blk_release(struct virtio_blk *blk)
+{
+    if (blk->fd >= 0)
+        close(blk->fd);
+    blk->fd = -1;
+    virtio_mmio_release(&blk->mmio);
+}

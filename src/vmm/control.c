@@ -1,0 +1,210 @@
+#include "vmm/control.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sock.h"
+
+
+static void client_close(struct control *ctl, struct control_client *c)
+{
+    evloop_remove(ctl->loop, c->fd);
+    close(c->fd);
+    free(c->buf);
+    c->fd = -1;
+    c->buf = NULL;
+    c->len = 0;
+}
+
+static int send_json(int fd, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
+    size_t len = strlen(text);
+    text[len] = '\n';   /* json_dumps leaves room: replace NUL, send len+1 */
+    int rc = sock_write_all(fd, text, len + 1);
+    free(text);
+    return rc;
+}
+
+static void reply_error(int fd, json_t *id, const char *msg)
+{
+    json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+    if (id)
+        json_object_set(r, "id", id);
+    send_json(fd, r);
+    json_decref(r);
+}
+
+static const struct control_command *find_command(struct control *ctl,
+                                                  const char *name)
+{
+    for (const struct control_command *c = ctl->commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
+}
+
+static void handle_line(struct control *ctl, int fd, const char *line)
+{
+    json_error_t jerr;
+    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+    if (!req || !json_is_object(req)) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "request is not a json object: %s",
+                 req ? "wrong type" : jerr.text);
+        reply_error(fd, NULL, msg);
+        json_decref(req);
+        return;
+    }
+    json_t *id = json_object_get(req, "id");
+    const char *name = json_string_value(json_object_get(req, "cmd"));
+    const struct control_command *cmd = name ? find_command(ctl, name) : NULL;
+    char msg[600];
+    if (!cmd) {
+        snprintf(msg, sizeof(msg), name ? "unknown command '%s'"
+                 : "request has no string 'cmd'", name);
+        reply_error(fd, id, msg);
+        json_decref(req);
+        return;
+    }
+    json_t *reply = json_object();
+    struct err e = { "" };
+    if (cmd->run(ctl, req, reply, &e)) {
+        snprintf(msg, sizeof(msg), "%s: %s", name, e.msg[0] ? e.msg : "failed");
+        reply_error(fd, id, msg);
+    } else {
+        json_object_set_new(reply, "ok", json_true());
+        if (id)
+            json_object_set(reply, "id", id);
+        send_json(fd, reply);
+    }
+    json_decref(reply);
+    json_decref(req);
+}
+
+/* Splits the client's buffer into lines; keeps a partial line for later. */
+static int client_consume(struct control *ctl, struct control_client *c)
+{
+    char *start = c->buf;
+    char *nl;
+    while ((nl = memchr(start, '\n', c->len - (size_t)(start - c->buf)))) {
+        *nl = '\0';
+        if (nl > start)
+            handle_line(ctl, c->fd, start);
+        if (c->fd < 0)
+            return -1;
+        start = nl + 1;
+    }
+    c->len -= (size_t)(start - c->buf);
+    memmove(c->buf, start, c->len);
+    return 0;
+}
+
+static void on_client(struct evloop *loop, int fd, uint32_t events, void *ctx)
+{
+    struct control *ctl = ctx;
+    (void)loop;
+    struct control_client *c = NULL;
+    for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        if (ctl->client[i].fd == fd)
+            c = &ctl->client[i];
+    if (!c)
+        return;
+    ssize_t n = (events & (EPOLLIN | EPOLLHUP)) ?
+        read(fd, c->buf + c->len, CONTROL_MAX_LINE - c->len) : 0;
+    if (n <= 0) {
+        client_close(ctl, c);
+        return;
+    }
+    c->len += (size_t)n;
+    if (client_consume(ctl, c))
+        return;
+    if (c->len == CONTROL_MAX_LINE) {
+        reply_error(fd, NULL, "request line longer than 65536 bytes");
+        client_close(ctl, c);
+    }
+}
+
+static void on_accept(struct evloop *loop, int fd, uint32_t events, void *ctx)
+{
+    struct control *ctl = ctx;
+    (void)events;
+    int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (cfd < 0)
+        return;
+    for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+        struct control_client *c = &ctl->client[i];
+        if (c->fd >= 0)
+            continue;
+        c->buf = malloc(CONTROL_MAX_LINE + 1);
+        if (c->buf && !evloop_add(loop, cfd, EPOLLIN, on_client, ctl)) {
+            c->fd = cfd;
+            c->len = 0;
+            return;
+        }
+        free(c->buf);
+        c->buf = NULL;
+        break;
+    }
+    reply_error(cfd, NULL, "too many control clients");
+    close(cfd);
+}
+
+int control_init(struct control *ctl, const char *path, struct evloop *loop,
+                 const struct control_command *commands, void *ctx, struct err *e)
+{
+    memset(ctl, 0, sizeof(*ctl));
+    for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        ctl->client[i].fd = -1;
+    ctl->listen_fd = -1;
+    ctl->loop = loop;
+    ctl->commands = commands;
+    ctl->ctx = ctx;
+    if (!path)
+        return 0;
+    snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+    ctl->listen_fd = sock_listen_unix(path);
+    if (ctl->listen_fd < 0)
+        return err_set(e, -ctl->listen_fd, "control socket '%s': %s", path,
+                       strerror(-ctl->listen_fd));
+    int rc = evloop_add(loop, ctl->listen_fd, EPOLLIN, on_accept, ctl);
+    return rc ? err_set(e, -rc, "control socket: %s", strerror(-rc)) : 0;
+}
+
+void control_release(struct control *ctl)
+{
+    if (!ctl->loop)
+        return;   /* never initialised */
+    for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        if (ctl->client[i].fd >= 0)
+            client_close(ctl, &ctl->client[i]);
+    if (ctl->listen_fd >= 0) {
+        evloop_remove(ctl->loop, ctl->listen_fd);
+        close(ctl->listen_fd);
+        unlink(ctl->path);
+    }
+    ctl->listen_fd = -1;
+}
+
+void control_event(struct control *ctl, const char *name, json_t *fields)
+{
+    json_t *ev = fields ? fields : json_object();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_object_set_new(ev, "event", json_string(name));
+    json_object_set_new(ev, "timestamp", json_real((double)ts.tv_sec +
+                                                   (double)ts.tv_nsec / 1e9));
+    for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        if (ctl->client[i].fd >= 0 && send_json(ctl->client[i].fd, ev))
+            client_close(ctl, &ctl->client[i]);
+    json_decref(ev);
+}

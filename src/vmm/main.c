@@ -1,0 +1,154 @@
+/* tern-vmm: one KVM virtual machine per process. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/evloop.h"
+#include "common/log.h"
+#include "common/opts.h"
+#include "vmm/console.h"
+#include "vmm/control.h"
+#include "vmm/monitor.h"
+#include "vmm/vm.h"
+
+#define TERN_VERSION "0.1.0"
+
+static const char usage_text[] =
+    "usage: tern-vmm --kernel FILE [options]\n"
+    "Runs one KVM virtual machine.\n"
+    "\n"
+    "  --kernel FILE        ELF64 kernel entered by the Linux 64-bit boot protocol\n"
+    "  --cmdline STR        kernel command line\n"
+    "  --initrd FILE        initial ramdisk\n"
+    "  --memory SIZE        guest RAM, e.g. 512M, 1G, 4G (default 256M)\n"
+    "  --cpus N             vCPUs, 1-32 (default 1)\n"
+    "  --cpu-model NAME     CPU model the guest sees (default host)\n"
+    "  --disk path=FILE[,readonly=on][,shared=on]\n"
+    "                       virtio-blk disk on a raw image; repeatable (up to 8)\n"
+    "  --console stdio|file:PATH|unix:PATH\n"
+    "                       where COM1 goes (default stdio)\n"
+    "  --control PATH       control socket (JSON lines, see docs/control.md)\n"
+    "  --name NAME          VM name used in logs and status\n"
+    "  --paused             build the VM but do not run it until 'resume'\n"
+    "  --verbose            debug logging\n"
+    "  --help, --version\n"
+    "\n"
+    "Exit status: 0 guest powered off or 'quit'; 1 bad input or setup failure;\n"
+    "3 the guest crashed (triple fault, emulation failure).\n";
+
+enum opt_id {
+    OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_MEMORY, OPT_CPUS, OPT_DISK,
+    OPT_CONSOLE, OPT_CONTROL, OPT_NAME, OPT_CPU_MODEL, OPT_PAUSED, OPT_VERBOSE,
+    OPT_HELP, OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    { "kernel", required_argument, NULL, OPT_KERNEL },
+    { "cmdline", required_argument, NULL, OPT_CMDLINE },
+    { "initrd", required_argument, NULL, OPT_INITRD },
+    { "memory", required_argument, NULL, OPT_MEMORY },
+    { "cpus", required_argument, NULL, OPT_CPUS },
+    { "cpu-model", required_argument, NULL, OPT_CPU_MODEL },
+    { "disk", required_argument, NULL, OPT_DISK },
+    { "console", required_argument, NULL, OPT_CONSOLE },
+    { "control", required_argument, NULL, OPT_CONTROL },
+    { "name", required_argument, NULL, OPT_NAME },
+    { "paused", no_argument, NULL, OPT_PAUSED },
+    { "verbose", no_argument, NULL, OPT_VERBOSE },
+    { "help", no_argument, NULL, OPT_HELP },
+    { "version", no_argument, NULL, OPT_VERSION },
+    { NULL, 0, NULL, 0 },
+};
+
+static void parse_disk(struct vm_config *cfg, const char *text)
+{
+    if (cfg->ndisks == VM_MAX_DISKS)
+        die("--disk: at most %d disks", VM_MAX_DISKS);
+    struct opts_kv kv;
+    if (opts_kv_parse(&kv, text))
+        die("--disk '%s': expected path=FILE[,readonly=on][,shared=on]", text);
+    struct vm_disk_config *d = &cfg->disk[cfg->ndisks++];
+    for (size_t i = 0; i < kv.count; i++) {
+        const char *k = kv.key[i], *v = kv.value[i];
+        if (!strcmp(k, "path") && v && *v)
+            d->path = strdup(v);
+        else if (!strcmp(k, "readonly") && !opts_parse_bool(v, &d->readonly))
+            continue;
+        else if (!strcmp(k, "shared") && !opts_parse_bool(v, &d->shared))
+            continue;
+        else
+            die("--disk '%s': bad key or value '%s'", text, k);
+    }
+    opts_kv_release(&kv);
+    if (!d->path)
+        die("--disk '%s': path=FILE is required", text);
+}
+
+static void parse_number_option(int id, const char *arg, struct vm_config *cfg)
+{
+    uint64_t v;
+    if (id == OPT_MEMORY) {
+        if (opts_parse_size(arg, &v))
+            die("--memory '%s': expected a size like 512M or 1G", arg);
+        cfg->memory = v;
+    } else {
+        if (opts_parse_uint(arg, 1, VM_MAX_CPUS, &v))
+            die("--cpus '%s': expected a number from 1 to %d", arg, VM_MAX_CPUS);
+        cfg->cpus = (unsigned)v;
+    }
+}
+
+static void parse_options(int argc, char **argv, struct vm_config *cfg,
+                          struct monitor_options *mo)
+{
+    opterr = 0;
+    int id;
+    while ((id = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+        switch (id) {
+        case OPT_KERNEL: cfg->kernel = optarg; break;
+        case OPT_CMDLINE: cfg->cmdline = optarg; break;
+        case OPT_INITRD: cfg->initrd = optarg; break;
+        case OPT_MEMORY:
+        case OPT_CPUS: parse_number_option(id, optarg, cfg); break;
+        case OPT_CPU_MODEL: cfg->cpu_model = optarg; break;
+        case OPT_DISK: parse_disk(cfg, optarg); break;
+        case OPT_CONSOLE: mo->console = optarg; break;
+        case OPT_CONTROL: mo->control = optarg; break;
+        case OPT_NAME: cfg->name = optarg; break;
+        case OPT_PAUSED: mo->paused = true; break;
+        case OPT_VERBOSE: log_set_level(LOG_DEBUG); break;
+        case OPT_HELP: fputs(usage_text, stdout); exit(0);
+        case OPT_VERSION: puts("tern-vmm " TERN_VERSION); exit(0);
+        case ':': die("option '%s' needs a value (see --help)", argv[optind - 1]);
+        default: die("unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        die("unexpected argument '%s' (see --help)", argv[optind]);
+    if (!cfg->kernel)
+        die("--kernel FILE is required (see --help)");
+}
+
+int main(int argc, char **argv)
+{
+    die_set_prog("tern-vmm");
+    struct vm_config cfg = { .memory = 256ULL << 20, .cpus = 1,
+                             .cpu_model = "host", .cmdline = "" };
+    struct monitor_options mo = { .console = "stdio" };
+    parse_options(argc, argv, &cfg, &mo);
+    log_set_vm(cfg.name ? cfg.name : "-");
+    struct err e = { "" };
+    int status = monitor_run(&cfg, &mo, &e);
+    if (status < 0) {
+        fprintf(stderr, "tern-vmm: %s\n", e.msg);
+        return 1;
+    }
+    return status;
+}

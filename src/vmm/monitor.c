@@ -1,0 +1,203 @@
+#include "vmm/monitor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/evloop.h"
+#include "common/log.h"
+#include "vmm/console.h"
+#include "vmm/control.h"
+
+#define EXIT_STATUS_CRASH 3
+
+struct monitor {
+    struct vm vm;
+    struct console console;
+    struct evloop loop;
+    struct control control;
+    int signal_fd;
+};
+
+static json_t *status_devices(struct vm *vm)
+{
+    json_t *devs = json_array();
+    json_array_append_new(devs, json_pack("{s:s, s:s, s:i}", "type", "serial",
+                                          "name", "com1", "port", SERIAL_COM1_PORT));
+    for (unsigned i = 0; i < vm->ndisks; i++) {
+        struct virtio_blk *b = &vm->disk[i];
+        json_array_append_new(devs, json_pack(
+            "{s:s, s:s, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:I}",
+            "type", "virtio-blk", "path", b->path,
+            "mmio", (json_int_t)b->mmio.base,
+            "size", (json_int_t)(b->capacity * 512), "readonly", b->readonly,
+            "shared", b->shared, "reads", (json_int_t)b->reads,
+            "writes", (json_int_t)b->writes, "flushes", (json_int_t)b->flushes,
+            "inflight", (json_int_t)b->inflight));
+    }
+    return devs;
+}
+
+static int cmd_status(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    (void)req;
+    (void)e;
+    struct vm *vm = &m->vm;
+    json_object_set_new(reply, "state", json_string(vm_state_name(vm_get_state(vm))));
+    json_object_set_new(reply, "name", json_string(vm->config.name ? vm->config.name : ""));
+    json_object_set_new(reply, "uptime", json_real(vm_uptime(vm)));
+    json_object_set_new(reply, "memory", json_integer((json_int_t)vm->config.memory));
+    json_object_set_new(reply, "cpus", json_integer(vm->ncpus));
+    json_object_set_new(reply, "cpu_model", json_string(vm->config.cpu_model));
+    json_object_set_new(reply, "pid", json_integer(getpid()));
+    json_object_set_new(reply, "devices", status_devices(vm));
+    return 0;
+}
+
+static int cmd_pause(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    (void)req;
+    (void)reply;
+    if (vm_get_state(&m->vm) == VM_PAUSED)
+        return 0;
+    if (vm_pause(&m->vm))
+        return err_set(e, ESRCH, "vm is not running");
+    log_info("vmm", "paused");
+    control_event(ctl, "paused", NULL);
+    return 0;
+}
+
+static int cmd_resume(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    (void)req;
+    (void)reply;
+    if (vm_get_state(&m->vm) == VM_RUNNING)
+        return 0;
+    if (vm_resume(&m->vm))
+        return err_set(e, ESRCH, "vm has shut down");
+    log_info("vmm", "resumed");
+    control_event(ctl, "resumed", NULL);
+    return 0;
+}
+
+static int cmd_quit(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    (void)req;
+    (void)reply;
+    (void)e;
+    vm_request_exit(&m->vm, VM_EXIT_QUIT, "quit requested on the control socket");
+    return 0;
+}
+
+static const struct control_command monitor_commands[] = {
+    { "status", cmd_status },
+    { "pause", cmd_pause },
+    { "resume", cmd_resume },
+    { "quit", cmd_quit },
+    { NULL, NULL },
+};
+
+static void on_vm_exit(struct evloop *loop, int fd, uint32_t events, void *ctx)
+{
+    struct monitor *m = ctx;
+    uint64_t v;
+    (void)events;
+    if (read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
+        return;
+    struct vm *vm = &m->vm;
+    vm_stop(vm);
+    static const char *const reasons[] = { "none", "poweroff", "quit", "crash" };
+    if (vm->exit_reason == VM_EXIT_CRASH)
+        log_error("vmm", "%s", vm->exit_message);
+    else
+        log_info("vmm", "%s", vm->exit_message);
+    control_event(&m->control, "shutdown",
+                  json_pack("{s:s, s:s}", "reason", reasons[vm->exit_reason],
+                            "message", vm->exit_message));
+    evloop_stop(loop);
+}
+
+static void on_signal(struct evloop *loop, int fd, uint32_t events, void *ctx)
+{
+    struct monitor *m = ctx;
+    struct signalfd_siginfo si;
+    (void)loop;
+    (void)events;
+    if (read(fd, &si, sizeof(si)) == sizeof(si))
+        vm_request_exit(&m->vm, VM_EXIT_QUIT, "signal %s", strsignal((int)si.ssi_signo));
+}
+
+static int monitor_signals(struct monitor *m, struct err *e)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    vcpu_signals_init();
+    m->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (m->signal_fd < 0)
+        return err_set(e, errno, "signalfd: %s", strerror(errno));
+    return evloop_add(&m->loop, m->signal_fd, EPOLLIN, on_signal, m);
+}
+
+static int monitor_setup(struct monitor *m, const struct vm_config *cfg,
+                         const struct monitor_options *mo, struct err *e)
+{
+    int rc = evloop_init(&m->loop);
+    if (rc)
+        return err_set(e, -rc, "epoll: %s", strerror(-rc));
+    rc = console_open(&m->console, mo->console, e);
+    if (!rc)
+        rc = vm_init(&m->vm, cfg, console_output, &m->console, e);
+    if (!rc)
+        rc = console_attach(&m->console, &m->loop, &m->vm.uart);
+    if (!rc)
+        rc = monitor_signals(m, e);
+    if (!rc)
+        rc = evloop_add(&m->loop, m->vm.exit_eventfd, EPOLLIN, on_vm_exit, m);
+    if (!rc)
+        rc = control_init(&m->control, mo->control, &m->loop, monitor_commands, m, e);
+    return rc;
+}
+
+int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
+                struct err *e)
+{
+    static struct monitor m;
+    memset(&m, 0, sizeof(m));
+    m.signal_fd = -1;
+    m.control.listen_fd = -1;
+    int rc = monitor_setup(&m, cfg, mo, e);
+    if (!rc && mo->paused)
+        vm_pause(&m.vm);
+    if (!rc)
+        rc = vm_start(&m.vm, e);
+    if (!rc) {
+        log_info("vmm", "started: %u cpus, %lluM, %u disks%s", m.vm.ncpus,
+                 (unsigned long long)(cfg->memory >> 20), m.vm.ndisks,
+                 mo->paused ? ", paused" : "");
+        rc = evloop_run(&m.loop, -1, NULL, NULL);
+        if (rc)
+            err_set(e, -rc, "event loop: %s", strerror(-rc));
+    }
+    control_release(&m.control);
+    vm_release(&m.vm);
+    console_release(&m.console);
+    if (m.signal_fd >= 0)
+        close(m.signal_fd);
+    evloop_release(&m.loop);
+    if (rc)
+        return rc;
+    return m.vm.exit_reason == VM_EXIT_CRASH ? EXIT_STATUS_CRASH : 0;
+}

@@ -1,0 +1,395 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "vmm/boot.h"
+#include "vmm/cpuid.h"
+
+#define KVM_TSS_ADDR 0xfffbd000ULL
+/* ISA lines free for virtio-mmio devices (not PIT, keyboard, COM, RTC...). */
+static const unsigned virtio_irqs[VM_MAX_DISKS] = { 5, 6, 7, 9, 10, 11, 14, 15 };
+
+static int vm_open_kvm(struct vm *vm, struct err *e)
+{
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0)
+        return err_set(e, errno, "cannot open /dev/kvm: %s", strerror(errno));
+    if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+        return err_set(e, ENOTSUP, "/dev/kvm: unsupported KVM API version");
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0)
+        return err_set(e, errno, "KVM_CREATE_VM: %s", strerror(errno));
+    int mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (mmap_size <= 0)
+        return err_set(e, errno, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+    vm->run_size = (size_t)mmap_size;
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
+        log_warn("vmm", "KVM_SET_TSS_ADDR: %s", strerror(errno));
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        return err_set(e, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    struct kvm_pit_config pit = { .flags = 0 };
+    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+        return err_set(e, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+    return 0;
+}
+
+static uint64_t host_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+}
+
+static int vm_set_slot(struct vm *vm, unsigned slot,
+                       const struct guest_ram_region *r, struct err *e)
+{
+    struct kvm_userspace_memory_region mr = {
+        .slot = slot,
+        .guest_phys_addr = r->gpa,
+        .memory_size = r->size,
+        .userspace_addr = (uint64_t)(uintptr_t)r->host,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+        return err_set(e, errno, "KVM_SET_USER_MEMORY_REGION: %s",
+                       strerror(errno));
+    return 0;
+}
+
+/* RAM lives in a memfd mapped shared, so another process (a migration
+ * helper, a debugger) can map the very same pages. */
+static int vm_setup_memory(struct vm *vm, struct err *e)
+{
+    uint64_t size = vm->config.memory;
+    if (size < VM_MIN_MEMORY || size % (2ULL << 20))
+        return err_set(e, EINVAL, "memory %llu bytes: must be a multiple of 2M "
+                       "and at least 16M", (unsigned long long)size);
+    if (size > host_memory_bytes())
+        return err_set(e, ENOMEM, "memory %lluM is more than the host has (%lluM)",
+                       (unsigned long long)(size >> 20),
+                       (unsigned long long)(host_memory_bytes() >> 20));
+    vm->mem_fd = memfd_create("tern-guest-ram", MFD_CLOEXEC);
+    if (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)size))
+        return err_set(e, errno, "guest ram: %s", strerror(errno));
+    vm->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                   vm->mem_fd, 0);
+    if (vm->mem == MAP_FAILED) {
+        vm->mem = NULL;
+        return err_set(e, errno, "guest ram mmap: %s", strerror(errno));
+    }
+    if (guest_ram_init(&vm->ram, vm->mem, size))
+        return err_set(e, ENOMEM, "guest ram bitmap: out of memory");
+    for (unsigned i = 0; i < vm->ram.nregions; i++) {
+        int rc = vm_set_slot(vm, i, &vm->ram.region[i], e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void vm_irq_set(void *ctx, unsigned gsi, int level)
+{
+    struct vm *vm = ctx;
+    struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+    if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+        log_warn("vmm", "KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
+}
+
+static void vm_power_off(void *ctx)
+{
+    vm_request_exit(ctx, VM_EXIT_POWEROFF, "guest powered off");
+}
+
+static int vm_open_disks(struct vm *vm, struct err *e)
+{
+    for (unsigned i = 0; i < vm->config.ndisks; i++) {
+        const struct vm_disk_config *d = &vm->config.disk[i];
+        int rc = virtio_blk_open(&vm->disk[i], d->path, d->readonly, d->shared, e);
+        if (rc)
+            return rc;
+        vm->ndisks++;
+    }
+    return 0;
+}
+
+static int vm_setup_devices(struct vm *vm, struct err *e)
+{
+    bus_init(&vm->pio, "pio");
+    bus_init(&vm->mmio, "mmio");
+    struct irq_line com1 = { vm_irq_set, vm, SERIAL_COM1_IRQ };
+    serial_init(&vm->uart, com1, vm->console_output, vm->console_ctx);
+    i8042_init(&vm->kbd, vm_power_off, vm);
+    int rc = bus_add(&vm->pio, "serial", SERIAL_COM1_PORT, 8, &serial_ops, &vm->uart);
+    if (!rc)
+        rc = bus_add(&vm->pio, "i8042", I8042_DATA_PORT, 5, &i8042_ops, &vm->kbd);
+    for (unsigned i = 0; !rc && i < vm->ndisks; i++) {
+        uint64_t base = VM_VIRTIO_BASE + i * VIRTIO_MMIO_SIZE;
+        struct irq_line irq = { vm_irq_set, vm, virtio_irqs[i] };
+        virtio_blk_attach(&vm->disk[i], base, &vm->ram, irq);
+        rc = bus_add(&vm->mmio, "virtio-blk", base, VIRTIO_MMIO_SIZE,
+                     &virtio_mmio_ops, &vm->disk[i].mmio);
+    }
+    return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
+}
+
+static int read_file(const char *what, const char *path, uint8_t **buf,
+                     size_t *size, struct err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(e, errno, "%s '%s': %s", what, path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+        rc = err_set(e, EINVAL, "%s '%s': not a regular file", what, path);
+    else if (st.st_size == 0)
+        rc = err_set(e, ENOEXEC, "%s '%s': file is empty", what, path);
+    if (!rc) {
+        *size = (size_t)st.st_size;
+        *buf = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (*buf == MAP_FAILED)
+            rc = err_set(e, errno, "%s '%s': %s", what, path, strerror(errno));
+    }
+    close(fd);
+    return rc;
+}
+
+/* Kernel command line = the user's, then one virtio_mmio.device= per device,
+ * the way Linux's virtio-mmio driver discovers devices without ACPI. */
+static char *vm_kernel_cmdline(struct vm *vm)
+{
+    size_t cap = strlen(vm->config.cmdline ? vm->config.cmdline : "") + 64 * VM_MAX_DISKS + 1;
+    char *line = malloc(cap);
+    if (!line)
+        return NULL;
+    size_t n = (size_t)snprintf(line, cap, "%s", vm->config.cmdline ? vm->config.cmdline : "");
+    for (unsigned i = 0; i < vm->ndisks; i++) {
+        if (n)
+            line[n++] = ' ';
+        n += (size_t)virtio_mmio_cmdline(&vm->disk[i].mmio, line + n, (unsigned)(cap - n));
+    }
+    line[n] = '\0';
+    return line;
+}
+
+static int vm_load_kernel(struct vm *vm, struct boot_image *img, struct err *e)
+{
+    uint8_t *file;
+    size_t size;
+    int rc = read_file("kernel", vm->config.kernel, &file, &size, e);
+    if (rc)
+        return rc;
+    rc = boot_load_elf(&vm->ram, file, size, img, e);
+    munmap(file, size);
+    if (rc && e) {
+        char msg[sizeof(e->msg)];
+        snprintf(msg, sizeof(msg), "%s", e->msg);
+        snprintf(e->msg, sizeof(e->msg), "kernel '%s': %s", vm->config.kernel, msg);
+    }
+    if (rc || !vm->config.initrd)
+        return rc;
+    rc = read_file("initrd", vm->config.initrd, &file, &size, e);
+    if (rc)
+        return rc;
+    rc = boot_load_initrd(&vm->ram, file, size, img, e);
+    munmap(file, size);
+    return rc;
+}
+
+static int vm_load(struct vm *vm, struct err *e)
+{
+    struct boot_image img;
+    int rc = vm_load_kernel(vm, &img, e);
+    if (rc)
+        return rc;
+    char *cmdline = vm_kernel_cmdline(vm);
+    if (!cmdline)
+        return err_set(e, ENOMEM, "out of memory");
+    rc = boot_setup_memory(&vm->ram, &img, cmdline, e);
+    free(cmdline);
+    if (rc)
+        return rc;
+    uint8_t *ebda = guest_ram_ptr(&vm->ram, BOOT_EBDA_ADDR, 0x400);
+    if (mptable_build(ebda, 0x400, BOOT_EBDA_ADDR, vm->ncpus) < 0)
+        return err_set(e, EINVAL, "mp table for %u cpus does not fit", vm->ncpus);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        rc = vcpu_init(&vm->vcpu[i], vm, i, e);
+        if (rc)
+            return rc;
+    }
+    return vcpu_setup_boot(&vm->vcpu[0], img.entry, e);
+}
+
+int vm_init(struct vm *vm, const struct vm_config *config,
+            void (*console_output)(void *, const uint8_t *, size_t),
+            void *console_ctx, struct err *e)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->config = *config;
+    vm->kvm_fd = vm->vm_fd = vm->mem_fd = vm->exit_eventfd = -1;
+    vm->ncpus = config->cpus;
+    vm->console_output = console_output;
+    vm->console_ctx = console_ctx;
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->cond, NULL);
+    if (vm->ncpus == 0 || vm->ncpus > VM_MAX_CPUS)
+        return err_set(e, EINVAL, "cpus %u: must be 1 to %d", vm->ncpus, VM_MAX_CPUS);
+    vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = vm->exit_eventfd < 0 ? err_set(e, errno, "eventfd: %s", strerror(errno)) : 0;
+    if (!rc)
+        rc = vm_open_disks(vm, e);
+    if (!rc)
+        rc = vm_open_kvm(vm, e);
+    if (!rc)
+        rc = vm_setup_memory(vm, e);
+    if (!rc)
+        rc = cpuid_for_model(vm->kvm_fd, config->cpu_model, &vm->cpuid, e);
+    if (!rc)
+        rc = vm_setup_devices(vm, e);
+    if (!rc)
+        rc = vm_load(vm, e);
+    return rc;
+}
+
+void vm_release(struct vm *vm)
+{
+    vm_stop(vm);
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        vcpu_release(&vm->vcpu[i]);
+    for (unsigned i = 0; i < vm->ndisks; i++)
+        virtio_blk_release(&vm->disk[i]);
+    serial_release(&vm->uart);
+    free(vm->cpuid);
+    guest_ram_release(&vm->ram);
+    if (vm->mem)
+        munmap(vm->mem, vm->config.memory);
+    int fds[] = { vm->mem_fd, vm->vm_fd, vm->kvm_fd, vm->exit_eventfd };
+    for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    pthread_cond_destroy(&vm->cond);
+    pthread_mutex_destroy(&vm->lock);
+}
+
+int vm_start(struct vm *vm, struct err *e)
+{
+    clock_gettime(CLOCK_MONOTONIC, &vm->started_at);
+    pthread_mutex_lock(&vm->lock);
+    vm->state = vm->pause_requested ? VM_PAUSED : VM_RUNNING;
+    pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        int rc = vcpu_start(&vm->vcpu[i]);
+        if (rc)
+            return err_set(e, -rc, "vcpu %u thread: %s", i, strerror(-rc));
+    }
+    return 0;
+}
+
+static unsigned vm_started_cpus(const struct vm *vm)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        n += vm->vcpu[i].started;
+    return n;
+}
+
+int vm_pause(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state == VM_SHUTDOWN) {
+        pthread_mutex_unlock(&vm->lock);
+        return -ESRCH;
+    }
+    vm->pause_requested = true;
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        vcpu_kick(&vm->vcpu[i]);
+    while (vm->parked < vm_started_cpus(vm) && !vm->stopping)
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    if (vm->state == VM_RUNNING || vm->state == VM_CREATED)
+        vm->state = VM_PAUSED;
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int rc = 0;
+    if (vm->state == VM_SHUTDOWN || vm->exit_reason != VM_EXIT_NONE) {
+        rc = -ESRCH;
+    } else {
+        vm->pause_requested = false;
+        vm->state = VM_RUNNING;
+        pthread_cond_broadcast(&vm->cond);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return rc;
+}
+
+void vm_stop(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->stopping = true;
+    vm->state = VM_SHUTDOWN;
+    pthread_cond_broadcast(&vm->cond);
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        vcpu_kick(&vm->vcpu[i]);
+    pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        if (vm->vcpu[i].started)
+            pthread_join(vm->vcpu[i].thread, NULL);
+        vm->vcpu[i].started = false;
+    }
+}
+
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason,
+                     const char *fmt, ...)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->exit_reason == VM_EXIT_NONE) {
+        vm->exit_reason = reason;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(vm->exit_message, sizeof(vm->exit_message), fmt, ap);
+        va_end(ap);
+        /* park everyone: nothing may run after the guest chose to stop */
+        vm->pause_requested = true;
+        for (unsigned i = 0; i < vm->ncpus; i++)
+            vcpu_kick(&vm->vcpu[i]);
+        uint64_t one = 1;
+        if (write(vm->exit_eventfd, &one, sizeof(one)) < 0)
+            log_error("vmm", "exit eventfd: %s", strerror(errno));
+    }
+    pthread_mutex_unlock(&vm->lock);
+}
+
+enum vm_state vm_get_state(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    enum vm_state s = vm->state;
+    pthread_mutex_unlock(&vm->lock);
+    return s;
+}
+
+const char *vm_state_name(enum vm_state state)
+{
+    static const char *const names[] = { "created", "running", "paused", "shutdown" };
+    return names[state];
+}
+
+double vm_uptime(struct vm *vm)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - vm->started_at.tv_sec) +
+           (double)(now.tv_nsec - vm->started_at.tv_nsec) / 1e9;
+}

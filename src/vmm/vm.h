@@ -1,0 +1,118 @@
+/* One KVM virtual machine: guest RAM, vCPU threads, devices, run state. */
+#ifndef TERN_VMM_VM_H
+#define TERN_VMM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "common/guest_ram.h"
+#include "devices/bus.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
+#include "devices/virtio_blk.h"
+#include "vmm/mptable.h"
+
+#define VM_MAX_CPUS MPTABLE_MAX_CPUS
+#define VM_MAX_DISKS 8
+#define VM_VIRTIO_BASE 0xd0000000ULL
+#define VM_MIN_MEMORY (16ULL << 20)
+
+struct vm_disk_config {
+    const char *path;
+    bool readonly;
+    bool shared;
+};
+
+struct vm_config {
+    const char *name;
+    const char *kernel;
+    const char *cmdline;
+    const char *initrd;
+    const char *cpu_model;
+    uint64_t memory;
+    unsigned cpus;
+    unsigned ndisks;
+    struct vm_disk_config disk[VM_MAX_DISKS];
+};
+
+enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
+
+/* Why the VM stopped; decides tern-vmm's exit status. */
+enum vm_exit_reason {
+    VM_EXIT_NONE,
+    VM_EXIT_POWEROFF,     /* guest powered off: status 0 */
+    VM_EXIT_QUIT,         /* control command quit: status 0 */
+    VM_EXIT_CRASH,        /* triple fault, emulation failure: status 3 */
+};
+
+struct vcpu {
+    struct vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool started;
+};
+
+struct vm {
+    struct vm_config config;
+    int kvm_fd, vm_fd;
+    int mem_fd;
+    uint8_t *mem;
+    size_t run_size;
+    struct guest_ram ram;
+    struct kvm_cpuid2 *cpuid;
+    unsigned ncpus;
+    struct vcpu vcpu[VM_MAX_CPUS];
+    struct bus pio, mmio;
+    struct serial uart;
+    struct i8042 kbd;
+    unsigned ndisks;
+    struct virtio_blk disk[VM_MAX_DISKS];
+    void (*console_output)(void *ctx, const uint8_t *buf, size_t len);
+    void *console_ctx;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    enum vm_state state;
+    bool pause_requested;
+    bool stopping;
+    unsigned parked;
+    int exit_eventfd;        /* becomes readable once exit_reason is set */
+    enum vm_exit_reason exit_reason;
+    char exit_message[256];
+    struct timespec started_at;
+};
+
+/* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,
+ * loaded kernel. Nothing runs until vm_start(). */
+int vm_init(struct vm *vm, const struct vm_config *config,
+            void (*console_output)(void *, const uint8_t *, size_t),
+            void *console_ctx, struct err *e);
+void vm_release(struct vm *vm);
+int vm_start(struct vm *vm, struct err *e);
+/* Stops every vCPU at an instruction boundary; returns when all are parked. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+/* Stops and joins all vCPU threads for good. */
+void vm_stop(struct vm *vm);
+/* Records why the VM ends (first reason wins) and wakes the main loop. */
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason,
+                     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+enum vm_state vm_get_state(struct vm *vm);
+const char *vm_state_name(enum vm_state state);
+double vm_uptime(struct vm *vm);
+
+/* vcpu.c */
+int vcpu_init(struct vcpu *vcpu, struct vm *vm, unsigned index, struct err *e);
+int vcpu_setup_boot(struct vcpu *vcpu, uint64_t entry, struct err *e);
+int vcpu_start(struct vcpu *vcpu);
+void vcpu_kick(struct vcpu *vcpu);
+void vcpu_release(struct vcpu *vcpu);
+void vcpu_signals_init(void);
+
+#endif
