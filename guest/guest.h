@@ -120,6 +120,13 @@ void print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 uint64_t gate_call(uint64_t fn, uint64_t a, uint64_t b);
 void power_off(void) __attribute__((noreturn));
+/* A pointer to a fixed physical address (identity-mapped).  The empty asm
+ * hides the constant from gcc's array-bounds checks on small addresses. */
+static inline void *phys(uint64_t addr)
+{
+    __asm__("" : "+r"(addr));
+    return (void *)addr;
+}
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline uint64_t rdtsc(void)
 {
@@ -152,7 +159,7 @@ bool parse_u64(const char *s, size_t n, uint64_t *out);
 
 /* smp.c */
 extern uint32_t ncpus;
-uint32_t mp_table_cpu_count(void);
+uint32_t firmware_cpu_count(void);
 void start_aps(uint32_t expected, void (*print_banner)(uint32_t));
 void ap_user_main(uint32_t index) __attribute__((noreturn));
 extern volatile uint32_t workload_ready;

@@ -25,7 +25,7 @@ static bool checksum_ok(const uint8_t *p, size_t n)
 static const uint8_t *find_mp_floating(uint64_t start, uint64_t len)
 {
     for (uint64_t a = start; a + 16 <= start + len; a += 16) {
-        const uint8_t *p = (const uint8_t *)a;
+        const uint8_t *p = phys(a);
         if (memcmp(p, "_MP_", 4) == 0 && p[8] >= 1 && checksum_ok(p, 16u * p[8]))
             return p;
     }
@@ -51,9 +51,9 @@ static uint32_t count_processors(const uint8_t *cfg)
 }
 
 /* Number of enabled CPUs in the MP table, 0 if there is no table. */
-uint32_t mp_table_cpu_count(void)
+static uint32_t mp_table_cpu_count(void)
 {
-    uint64_t ebda = (uint64_t)*(const volatile uint16_t *)EBDA_SEGMENT_PTR << 4;
+    uint64_t ebda = (uint64_t)*(const volatile uint16_t *)phys(EBDA_SEGMENT_PTR) << 4;
     const uint8_t *fp = NULL;
 
     if (ebda >= 0x80000 && ebda < 0xa0000)
@@ -65,10 +65,67 @@ uint32_t mp_table_cpu_count(void)
     if (!fp)
         return 0;
     uint64_t cfg_addr = (uint64_t)(fp[4] | fp[5] << 8 | fp[6] << 16) | (uint64_t)fp[7] << 24;
-    const uint8_t *cfg = (const uint8_t *)cfg_addr;
+    const uint8_t *cfg = phys(cfg_addr);
     if (!cfg_addr || memcmp(cfg, "PCMP", 4) != 0)
         return 0;
-    uint32_t n = count_processors(cfg);
+    return count_processors(cfg);
+}
+
+static const uint8_t *find_rsdp(void)
+{
+    if (boot_info.rsdp)
+        return phys(boot_info.rsdp);
+    for (uint64_t a = 0xe0000; a < 0x100000; a += 16)
+        if (memcmp(phys(a), "RSD PTR ", 8) == 0 && checksum_ok(phys(a), 20))
+            return phys(a);
+    return NULL;
+}
+
+static uint32_t read_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t count_madt_cpus(const uint8_t *madt)
+{
+    const uint8_t *e = madt + 44, *end = madt + read_le32(madt + 4);
+    uint32_t n = 0;
+    while (e + 2 <= end && e[1] >= 2) {
+        if (e[0] == 0 && e[1] >= 8)
+            n += read_le32(e + 4) & 1;
+        else if (e[0] == 9 && e[1] >= 12)
+            n += read_le32(e + 8) & 1;
+        e += e[1];
+    }
+    return n;
+}
+
+/* Enabled CPUs in the ACPI MADT (QEMU's microvm has no MP table). */
+static uint32_t acpi_cpu_count(void)
+{
+    const uint8_t *rsdp = find_rsdp();
+    if (!rsdp || memcmp(rsdp, "RSD PTR ", 8) != 0)
+        return 0;
+    bool xsdt = rsdp[15] >= 2 && read_le32(rsdp + 24 + 4) == 0 && read_le32(rsdp + 24);
+    const uint8_t *sdt = phys(xsdt ? read_le32(rsdp + 24) : read_le32(rsdp + 16));
+    if (!sdt || (memcmp(sdt, xsdt ? "XSDT" : "RSDT", 4) != 0))
+        return 0;
+    uint32_t entry = xsdt ? 8 : 4;
+    uint32_t nentries = (read_le32(sdt + 4) - 36) / entry;
+    for (uint32_t i = 0; i < nentries; i++) {
+        const uint8_t *t = phys(read_le32(sdt + 36 + i * entry));
+        if (memcmp(t, "APIC", 4) == 0)
+            return count_madt_cpus(t);
+    }
+    return 0;
+}
+
+/* CPUs the firmware describes (MP table, then ACPI), 0 if unknown. */
+uint32_t firmware_cpu_count(void)
+{
+    uint32_t n = mp_table_cpu_count();
+    if (!n)
+        n = acpi_cpu_count();
     return n > MAX_CPUS ? MAX_CPUS : n;
 }
 
@@ -90,7 +147,7 @@ void start_aps(uint32_t expected, void (*print_banner)(uint32_t))
         if (expected == 1)
             return;
     }
-    memcpy((void *)AP_TRAMPOLINE_ADDR, ap_trampoline_start,
+    memcpy(phys(AP_TRAMPOLINE_ADDR), ap_trampoline_start,
            (size_t)(ap_trampoline_end - ap_trampoline_start));
     gate_call(GATE_SEND_INIT, 0, 0);
     delay_ns(INIT_TO_SIPI_NS);

@@ -11,16 +11,16 @@ static int check_elf_header(const uint8_t *file, size_t size, struct err *e)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
     if (size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG))
-        return err_set(e, ENOEXEC, "kernel is not an ELF file");
+        return err_set(e, ENOEXEC, "not an ELF file");
     if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64)
-        return err_set(e, ENOEXEC, "kernel is not an x86-64 ELF64 file");
+        return err_set(e, ENOEXEC, "not an x86-64 ELF64 file");
     if (eh->e_type != ET_EXEC)
-        return err_set(e, ENOEXEC, "kernel ELF is not an executable (type %u)",
+        return err_set(e, ENOEXEC, "ELF is not an executable (type %u)",
                        eh->e_type);
     if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
         eh->e_phoff > size ||
         (size - eh->e_phoff) / sizeof(Elf64_Phdr) < eh->e_phnum)
-        return err_set(e, ENOEXEC, "kernel ELF program headers are truncated");
+        return err_set(e, ENOEXEC, "ELF program headers are truncated");
     return 0;
 }
 
@@ -29,14 +29,14 @@ static int load_segment(struct guest_ram *ram, const uint8_t *file, size_t size,
 {
     if (ph->p_filesz > ph->p_memsz || ph->p_offset > size ||
         ph->p_filesz > size - ph->p_offset)
-        return err_set(e, ENOEXEC, "kernel ELF segment at 0x%llx is truncated",
+        return err_set(e, ENOEXEC, "ELF segment at 0x%llx is truncated",
                        (unsigned long long)ph->p_paddr);
     if (ph->p_paddr < BOOT_KERNEL_MIN_ADDR)
-        return err_set(e, ENOEXEC, "kernel ELF segment at 0x%llx is below 1 MiB",
+        return err_set(e, ENOEXEC, "ELF segment at 0x%llx is below 1 MiB",
                        (unsigned long long)ph->p_paddr);
     uint8_t *dst = guest_ram_ptr(ram, ph->p_paddr, ph->p_memsz);
     if (!dst)
-        return err_set(e, ENOMEM, "kernel ELF segment 0x%llx+0x%llx does not "
+        return err_set(e, ENOMEM, "ELF segment 0x%llx+0x%llx does not "
                        "fit in guest ram", (unsigned long long)ph->p_paddr,
                        (unsigned long long)ph->p_memsz);
     memcpy(dst, file + ph->p_offset, ph->p_filesz);
@@ -68,10 +68,10 @@ int boot_load_elf(struct guest_ram *ram, const uint8_t *file, size_t size,
             img->high = ph.p_paddr + ph.p_memsz;
     }
     if (img->low == UINT64_MAX)
-        return err_set(e, ENOEXEC, "kernel ELF has no loadable segment");
+        return err_set(e, ENOEXEC, "ELF has no loadable segment");
     img->entry = eh->e_entry;
     if (img->entry < img->low || img->entry >= img->high)
-        return err_set(e, ENOEXEC, "kernel entry 0x%llx is outside its segments",
+        return err_set(e, ENOEXEC, "entry 0x%llx is outside its segments",
                        (unsigned long long)img->entry);
     return 0;
 }

@@ -193,7 +193,7 @@ static int vm_load_kernel(struct vm *vm, struct boot_image *img, struct err *e)
     if (rc && e) {
         char msg[sizeof(e->msg)];
         snprintf(msg, sizeof(msg), "%s", e->msg);
-        snprintf(e->msg, sizeof(e->msg), "kernel '%s': %s", vm->config.kernel, msg);
+        snprintf(e->msg, sizeof(e->msg), "kernel '%.200s': %.280s", vm->config.kernel, msg);
     }
     if (rc || !vm->config.initrd)
         return rc;

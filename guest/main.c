@@ -1,0 +1,59 @@
+/* The boot CPU's CPL3 program: options, banner, APs, then the main loop
+ * that interleaves heartbeat, dirtier, verifier, disk and exit timer. */
+#include "guest.h"
+
+#define GUEST_VERSION 1
+
+/* Heartbeat state lives in guest RAM, so it survives a live migration. */
+static uint64_t hb_seq;
+static uint64_t hb_next_ns;
+
+static uint64_t ram_mib(void)
+{
+    uint64_t bytes = 0;
+    for (uint32_t r = 0; r < boot_info.nregions; r++)
+        if (boot_info.regions[r].type == E820_RAM)
+            bytes += boot_info.regions[r].size;
+    return bytes >> 20;
+}
+
+static void print_banner(uint32_t n)
+{
+    print("tern-guest %d cpus=%u mem=%lu", GUEST_VERSION, n, (unsigned long)ram_mib());
+    report_cmdline_problems();
+}
+
+/* Next deadline from the previous one; missed slots are skipped. */
+static void heartbeat(uint64_t now)
+{
+    uint64_t period = opts.hb_ms * NSEC_PER_MSEC;
+    if (!period || now < hb_next_ns)
+        return;
+    print("HB %lu %lu", (unsigned long)++hb_seq, (unsigned long)dirtier_total_pages());
+    hb_next_ns += period;
+    if (hb_next_ns <= now)
+        hb_next_ns += ((now - hb_next_ns) / period + 1) * period;
+}
+
+void user_main(uint32_t cpu)
+{
+    (void)cpu;
+    parse_cmdline(boot_info.cmdline);
+    start_aps(firmware_cpu_count(), print_banner);
+    if (!dirtier_setup(opts.smp ? ncpus : 1))
+        fatal("ws too large");
+    disk_setup();
+
+    uint64_t start = clock_ns();
+    uint64_t exit_at = start + opts.exit_ms * NSEC_PER_MSEC;
+    hb_next_ns = start;
+    workload_ready = 1;
+    for (;;) {
+        uint64_t now = clock_ns();
+        heartbeat(now);
+        dirtier_step(0, now);
+        disk_step(now);
+        if (opts.exit_ms && now >= exit_at)
+            power_off();
+    }
+}

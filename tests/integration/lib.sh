@@ -1,0 +1,68 @@
+# Shared helpers for the integration tests: real tern-vmm processes booting
+# the real tern-guest on /dev/kvm. Every check prints one TAP line.
+BUILD=${BUILD:-build}
+VMM=$BUILD/tern-vmm
+GUEST=$BUILD/guest/tern-guest
+CTL=$BUILD/tests/ctl
+TMP=$(mktemp -d /tmp/tern-test.XXXXXX)
+declare -A VM_PID=()
+
+cleanup() {
+    local pid
+    for pid in "${VM_PID[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok()     { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; }
+note()   { echo "# $*"; }
+check()  { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+
+now_ms() { date +%s%3N; }
+
+# start_vm NAME [tern-vmm options...]: console in $TMP/NAME.console, control
+# socket $TMP/NAME.sock, stderr in $TMP/NAME.log.
+start_vm() {
+    local name=$1; shift
+    "$VMM" --name "$name" --console "file:$TMP/$name.console" \
+        --control "$TMP/$name.sock" "$@" 2>"$TMP/$name.log" &
+    VM_PID[$name]=$!
+}
+
+# wait_vm NAME: waits for the process and prints its exit status.
+wait_vm() {
+    local name=$1 rc=0
+    wait "${VM_PID[$name]}" || rc=$?
+    unset "VM_PID[$name]"
+    echo "$rc"
+}
+
+# wait_for FILE REGEX SECONDS: true once a line of FILE matches.
+wait_for() {
+    local file=$1 re=$2 deadline=$(( $(now_ms) + ${3:-10} * 1000 ))
+    while [ "$(now_ms)" -lt $deadline ]; do
+        grep -Eq -- "$re" "$file" 2>/dev/null && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
+# ctl NAME REQUEST...: control requests, replies on stdout.
+ctl() { local name=$1; shift; "$CTL" "$TMP/$name.sock" "$@"; }
+
+wait_socket() {
+    local i
+    for i in $(seq 100); do [ -S "$TMP/$1.sock" ] && return 0; sleep 0.02; done
+    return 1
+}
+
+# last_hb NAME: sequence number of the last heartbeat on the console.
+last_hb() { grep -Eo '^HB [0-9]+' "$TMP/$1.console" | tail -1 | cut -d' ' -f2; }
+
+# hb_gaps_ok NAME: heartbeat numbers strictly +1 each line (none lost, none repeated).
+hb_consecutive() {
+    grep -Eo '^HB [0-9]+' "$TMP/$1.console" | cut -d' ' -f2 |
+        awk 'NR > 1 && $1 != prev + 1 { bad = 1 } { prev = $1 } END { exit bad }'
+}

@@ -1,0 +1,48 @@
+# Boot, heartbeat, status, power-off, quit and signals on real tern-vmm.
+source "$(dirname "$0")/lib.sh"
+
+t0=$(now_ms)
+start_vm hb --kernel "$GUEST" --cmdline "tern.hb=100 tern.bogus=1"
+if wait_for "$TMP/hb.console" '^HB 1 ' 5; then
+    first=$(( $(now_ms) - t0 ))
+    note "first HB ${first} ms after tern-vmm started"
+    check "first heartbeat within 3 s (measured ${first} ms)" [ "$first" -lt 3000 ]
+else
+    not_ok "first heartbeat within 3 s"
+fi
+check "banner names 1 cpu and 256 MiB" grep -Eq '^tern-guest .*cpus=1 mem=25[0-9]' "$TMP/hb.console"
+check "unknown tern.* option reported by the guest" grep -q "unknown option 'tern.bogus'" "$TMP/hb.console"
+check "heartbeats keep coming" wait_for "$TMP/hb.console" '^HB 10 ' 5
+check "heartbeat numbers consecutive" hb_consecutive hb
+status=$(ctl hb '{"cmd":"status","id":7}')
+check "status: running" grep -q '"state":"running"' <<<"$status"
+check "status: cpus, memory, cpu model, id echoed" \
+    grep -q '"cpus":1.*"cpu_model":"host"' <<<"$(tr -d ' ' <<<"$status")"
+check "status: memory in bytes" grep -q '"memory":268435456' <<<"$status"
+check "status: id echoed" grep -q '"id":7' <<<"$status"
+reply=$(ctl hb '{"cmd":"frobnicate"}')
+check "unknown command refused by name" grep -q "unknown command 'frobnicate'" <<<"$reply"
+reply=$(ctl hb 'not json')
+check "malformed request refused" grep -q '"ok":false' <<<"$reply"
+check "vm still running after bad requests" grep -q '"state":"running"' <<<"$(ctl hb '{"cmd":"status"}')"
+events=$(timeout 10 "$CTL" --wait-event shutdown "$TMP/hb.sock" '{"cmd":"quit"}')
+check "quit: shutdown event" grep -q '"reason":"quit"' <<<"$events"
+check "quit: exit status 0" [ "$(wait_vm hb)" = 0 ]
+check "quit: control socket removed" [ ! -e "$TMP/hb.sock" ]
+
+start_vm off --kernel "$GUEST" --cmdline "tern.hb=100 tern.exit=1"
+rc=$(wait_vm off)
+check "guest power-off: exit status 0 (got $rc)" [ "$rc" = 0 ]
+check "guest power-off: POWEROFF on the console" grep -q '^POWEROFF' "$TMP/off.console"
+check "guest power-off: logged" grep -q 'guest powered off' "$TMP/off.log"
+
+start_vm term --kernel "$GUEST" --cmdline "tern.hb=100"
+wait_for "$TMP/term.console" '^HB 2 ' 5
+kill -TERM "${VM_PID[term]}"
+check "SIGTERM: clean exit status 0" [ "$(wait_vm term)" = 0 ]
+
+start_vm crash --kernel "$BUILD/tests/kernels/triple.elf"
+rc=$(wait_vm crash)
+check "triple fault: exit status 3 (got $rc)" [ "$rc" = 3 ]
+check "triple fault: message names vcpu, reason and rip" \
+    grep -Eq 'vcpu 0: triple fault .*rip=0x2000' "$TMP/crash.log"

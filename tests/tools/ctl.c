@@ -1,0 +1,87 @@
+/* ctl: sends JSON-line requests to a tern-vmm control socket and prints the
+ * replies; with --wait-event NAME it also waits for that event. A test and
+ * debugging tool: `ctl SOCKET '{"cmd":"status"}'`. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/sock.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Reads lines until one matches `want` (substring) or the deadline passes.
+ * Prints every line read. Returns 0 when found. */
+static int read_until(int fd, const char *want, double deadline)
+{
+    static char buf[1 << 16];
+    static size_t len;
+    for (;;) {
+        char *nl;
+        while ((nl = memchr(buf, '\n', len))) {
+            *nl = '\0';
+            puts(buf);
+            int found = strstr(buf, want) != NULL;
+            len -= (size_t)(nl + 1 - buf);
+            memmove(buf, nl + 1, len);
+            if (found)
+                return 0;
+        }
+        int ms = (int)((deadline - now_s()) * 1000);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (ms <= 0 || poll(&p, 1, ms) <= 0)
+            return -ETIMEDOUT;
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n <= 0)
+            return -EPIPE;
+        len += (size_t)n;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *wait_event = NULL;
+    double timeout = 10;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i += 2) {
+        if (i + 1 >= argc)
+            break;
+        if (!strcmp(argv[i], "--wait-event"))
+            wait_event = argv[i + 1];
+        else if (!strcmp(argv[i], "--timeout"))
+            timeout = atof(argv[i + 1]);
+    }
+    if (i >= argc) {
+        fprintf(stderr, "usage: ctl [--wait-event NAME] [--timeout S] SOCKET [REQUEST...]\n");
+        return 2;
+    }
+    int fd = sock_connect_unix(argv[i]);
+    if (fd < 0) {
+        fprintf(stderr, "ctl: connect '%s': %s\n", argv[i], strerror(-fd));
+        return 1;
+    }
+    double deadline = now_s() + timeout;
+    int rc = 0;
+    for (int r = i + 1; r < argc && !rc; r++) {
+        if (sock_write_all(fd, argv[r], strlen(argv[r])) || sock_write_all(fd, "\n", 1))
+            return 1;
+        rc = read_until(fd, "\"ok\"", deadline);
+    }
+    if (!rc && wait_event) {
+        char want[128];
+        snprintf(want, sizeof(want), "\"event\":\"%s\"", wait_event);
+        rc = read_until(fd, want, deadline);
+    }
+    close(fd);
+    if (rc)
+        fprintf(stderr, "ctl: %s\n", strerror(-rc));
+    return rc ? 1 : 0;
+}
