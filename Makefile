@@ -27,3 +27,8 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+demo:
+	@scripts/install-deps
+	@$(MAKE) --no-print-directory all test-bins >/dev/null
+	@scripts/demo

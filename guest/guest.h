@@ -177,9 +177,11 @@ void disk_step(uint64_t now);
 struct vblk;
 struct vblk *vblk_find(void);
 uint64_t vblk_capacity_bytes(struct vblk *d);
-bool vblk_read(struct vblk *d, uint64_t block, void *buf);
-bool vblk_write(struct vblk *d, uint64_t block, const void *buf);
-bool vblk_flush(struct vblk *d);
+enum vblk_op { VBLK_READ, VBLK_WRITE, VBLK_FLUSH };
+enum vblk_result { VBLK_PENDING, VBLK_DONE, VBLK_ERROR };
+bool vblk_submit(struct vblk *d, enum vblk_op op, uint64_t block, void *buf);
+enum vblk_result vblk_poll(struct vblk *d);
+bool vblk_sync(struct vblk *d, enum vblk_op op, uint64_t block, void *buf);
 
 #endif /* __ASSEMBLER__ */
 #endif

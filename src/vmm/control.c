@@ -25,7 +25,7 @@ static void client_close(struct control *ctl, struct control_client *c)
 
 static int send_json(int fd, json_t *obj)
 {
-    char *text = json_dumps(obj, JSON_COMPACT);
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
     if (!text)
         return -ENOMEM;
     size_t len = strlen(text);

@@ -50,7 +50,7 @@ static int cmd_status(struct control *ctl, json_t *req, json_t *reply, struct er
     struct vm *vm = &m->vm;
     json_object_set_new(reply, "state", json_string(vm_state_name(vm_get_state(vm))));
     json_object_set_new(reply, "name", json_string(vm->config.name ? vm->config.name : ""));
-    json_object_set_new(reply, "uptime", json_real(vm_uptime(vm)));
+    json_object_set_new(reply, "uptime", json_real((double)(int64_t)(vm_uptime(vm) * 1000) / 1000));
     json_object_set_new(reply, "memory", json_integer((json_int_t)vm->config.memory));
     json_object_set_new(reply, "cpus", json_integer(vm->ncpus));
     json_object_set_new(reply, "cpu_model", json_string(vm->config.cpu_model));

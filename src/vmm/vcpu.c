@@ -108,14 +108,15 @@ static int vcpu_setup_sregs(struct vcpu *vcpu)
 
 static int vcpu_setup_msrs_fpu(struct vcpu *vcpu)
 {
-    struct {
+    union {
         struct kvm_msrs hdr;
-        struct kvm_msr_entry entry[2];
+        uint8_t bytes[sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)];
     } msrs = { .hdr.nmsrs = 2 };
-    msrs.entry[0] = (struct kvm_msr_entry){ .index = MSR_IA32_MISC_ENABLE, .data = 1 };
+    msrs.hdr.entries[0] = (struct kvm_msr_entry){ .index = MSR_IA32_MISC_ENABLE,
+                                                  .data = 1 };
     /* MTRRs enabled, default type write-back: without it Linux runs uncached */
-    msrs.entry[1] = (struct kvm_msr_entry){ .index = MSR_MTRR_DEF_TYPE,
-                                            .data = (1 << 11) | 6 };
+    msrs.hdr.entries[1] = (struct kvm_msr_entry){ .index = MSR_MTRR_DEF_TYPE,
+                                                  .data = (1 << 11) | 6 };
     if (ioctl(vcpu->fd, KVM_SET_MSRS, &msrs) != 2)
         log_warn("vmm", "vcpu %u: not all boot msrs accepted", vcpu->index);
     struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };

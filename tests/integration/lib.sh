@@ -31,12 +31,12 @@ start_vm() {
     VM_PID[$name]=$!
 }
 
-# wait_vm NAME: waits for the process and prints its exit status.
+# wait_vm NAME: waits for the process; its exit status lands in $RC.
 wait_vm() {
-    local name=$1 rc=0
-    wait "${VM_PID[$name]}" || rc=$?
+    local name=$1
+    RC=0
+    wait "${VM_PID[$name]}" || RC=$?
     unset "VM_PID[$name]"
-    echo "$rc"
 }
 
 # wait_for FILE REGEX SECONDS: true once a line of FILE matches.

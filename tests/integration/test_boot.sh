@@ -27,11 +27,11 @@ check "malformed request refused" grep -q '"ok":false' <<<"$reply"
 check "vm still running after bad requests" grep -q '"state":"running"' <<<"$(ctl hb '{"cmd":"status"}')"
 events=$(timeout 10 "$CTL" --wait-event shutdown "$TMP/hb.sock" '{"cmd":"quit"}')
 check "quit: shutdown event" grep -q '"reason":"quit"' <<<"$events"
-check "quit: exit status 0" [ "$(wait_vm hb)" = 0 ]
+check "quit: exit status 0" eval "wait_vm hb; [ \$RC = 0 ]"
 check "quit: control socket removed" [ ! -e "$TMP/hb.sock" ]
 
 start_vm off --kernel "$GUEST" --cmdline "tern.hb=100 tern.exit=1"
-rc=$(wait_vm off)
+wait_vm off; rc=$RC
 check "guest power-off: exit status 0 (got $rc)" [ "$rc" = 0 ]
 check "guest power-off: POWEROFF on the console" grep -q '^POWEROFF' "$TMP/off.console"
 check "guest power-off: logged" grep -q 'guest powered off' "$TMP/off.log"
@@ -39,10 +39,10 @@ check "guest power-off: logged" grep -q 'guest powered off' "$TMP/off.log"
 start_vm term --kernel "$GUEST" --cmdline "tern.hb=100"
 wait_for "$TMP/term.console" '^HB 2 ' 5
 kill -TERM "${VM_PID[term]}"
-check "SIGTERM: clean exit status 0" [ "$(wait_vm term)" = 0 ]
+check "SIGTERM: clean exit status 0" eval "wait_vm term; [ \$RC = 0 ]"
 
 start_vm crash --kernel "$BUILD/tests/kernels/triple.elf"
-rc=$(wait_vm crash)
+wait_vm crash; rc=$RC
 check "triple fault: exit status 3 (got $rc)" [ "$rc" = 3 ]
 check "triple fault: message names vcpu, reason and rip" \
     grep -Eq 'vcpu 0: triple fault .*rip=0x2000' "$TMP/crash.log"

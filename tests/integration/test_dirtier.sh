@@ -10,7 +10,7 @@ pages=$(grep -E '^HB' "$TMP/d.console" | tail -1 | cut -d' ' -f3)
 note "pages written after $(last_hb d) heartbeats: $pages"
 check "dirtier: heartbeat counts pages written (${pages:-0} > 0)" [ "${pages:-0}" -gt 0 ]
 ctl d '{"cmd":"quit"}' >/dev/null
-wait_vm d >/dev/null
+wait_vm d
 
 start_vm smp --kernel "$GUEST" --cpus 2 --memory 512M \
     --cmdline "tern.hb=100 tern.ws=64 tern.rate=100 tern.verify=1 tern.smp=1"
@@ -20,4 +20,4 @@ check "2 vcpus: cpu 0 verifies ok" wait_for "$TMP/smp.console" '^VERIFY ok .*cpu
 check "2 vcpus: cpu 1 verifies ok" wait_for "$TMP/smp.console" '^VERIFY ok .*cpu=1' 10
 check "2 vcpus: no VERIFY FAIL" bash -c "! grep -q 'VERIFY FAIL' '$TMP/smp.console'"
 ctl smp '{"cmd":"quit"}' >/dev/null
-check "2 vcpus: exit status 0" [ "$(wait_vm smp)" = 0 ]
+check "2 vcpus: exit status 0" eval "wait_vm smp; [ \$RC = 0 ]"

@@ -17,7 +17,7 @@ check "resume: resumed event" grep -q '"event":"resumed"' <<<"$events"
 check "resume: heartbeat continues" wait_for "$TMP/p.console" "^HB $((after + 3)) " 5
 check "resume: next seq follows, none lost or repeated" hb_consecutive p
 ctl p '{"cmd":"quit"}' >/dev/null
-check "exit status 0" [ "$(wait_vm p)" = 0 ]
+check "exit status 0" eval "wait_vm p; [ \$RC = 0 ]"
 
 start_vm sp --kernel "$GUEST" --cmdline "tern.hb=50" --paused
 wait_socket sp
@@ -26,4 +26,4 @@ check "--paused: nothing runs before resume" [ ! -s "$TMP/sp.console" ]
 ctl sp '{"cmd":"resume"}' >/dev/null
 check "--paused: runs after resume" wait_for "$TMP/sp.console" '^HB 2 ' 5
 ctl sp '{"cmd":"quit"}' >/dev/null
-wait_vm sp >/dev/null
+wait_vm sp

@@ -20,6 +20,9 @@ static double now_s(void)
 
 /* Reads lines until one matches `want` (substring) or the deadline passes.
  * Prints every line read. Returns 0 when found. */
+static const char *event_want;   /* "event":"NAME" to remember */
+static int event_seen;
+
 static int read_until(int fd, const char *want, double deadline)
 {
     static char buf[1 << 16];
@@ -29,6 +32,9 @@ static int read_until(int fd, const char *want, double deadline)
         while ((nl = memchr(buf, '\n', len))) {
             *nl = '\0';
             puts(buf);
+            fflush(stdout);
+            if (event_want && strstr(buf, event_want))
+                event_seen = 1;
             int found = strstr(buf, want) != NULL;
             len -= (size_t)(nl + 1 - buf);
             memmove(buf, nl + 1, len);
@@ -69,17 +75,19 @@ int main(int argc, char **argv)
         return 1;
     }
     double deadline = now_s() + timeout;
+    char want[128];
+    if (wait_event) {
+        snprintf(want, sizeof(want), "\"event\":\"%s\"", wait_event);
+        event_want = want;
+    }
     int rc = 0;
     for (int r = i + 1; r < argc && !rc; r++) {
         if (sock_write_all(fd, argv[r], strlen(argv[r])) || sock_write_all(fd, "\n", 1))
             return 1;
         rc = read_until(fd, "\"ok\"", deadline);
     }
-    if (!rc && wait_event) {
-        char want[128];
-        snprintf(want, sizeof(want), "\"event\":\"%s\"", wait_event);
+    if (!rc && wait_event && !event_seen)
         rc = read_until(fd, want, deadline);
-    }
     close(fd);
     if (rc)
         fprintf(stderr, "ctl: %s\n", strerror(-rc));
