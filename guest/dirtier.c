@@ -12,6 +12,7 @@
 #define STAMP_MIX      0x9E3779B97F4A7C15ull
 #define ONCE_BURST     256   /* pages per step when writing each page once */
 #define VERIFY_CHUNK   1024  /* pages per step, keeps the heartbeat on time */
+#define STEP_NS        (2 * NSEC_PER_MSEC)
 
 struct slice {
     _Alignas(64) uint64_t first, count;
@@ -98,27 +99,38 @@ static void write_page(uint64_t i)
     shadow[i] = gen;
 }
 
-/* Pages the clock allows now: rate * elapsed, with at most 10 ms of
- * backlog so a paused VM does not come back writing flat out. */
+/* Pages the clock allows now: catch up to rate * elapsed, at most 10 ms
+ * worth per burst (so the heartbeat stays on time) and at most one second
+ * of backlog (so a long-paused VM does not write flat out for long). */
 static uint64_t paced_pages(struct slice *s, uint64_t now)
 {
     uint64_t dt = now - s->pace_last_ns;
-    uint64_t cap = (s->rate_pps / 100 + 1) * NSEC_PER_SEC;
+    uint64_t backlog_cap = s->rate_pps * NSEC_PER_SEC;
+    uint64_t burst = s->rate_pps / 100 + 1;
 
     s->pace_last_ns = now;
     if (dt > NSEC_PER_SEC)
         dt = NSEC_PER_SEC;
     s->pace_credit += dt * s->rate_pps;
-    if (s->pace_credit > cap)
-        s->pace_credit = cap;
+    if (s->pace_credit > backlog_cap)
+        s->pace_credit = backlog_cap;
     uint64_t n = s->pace_credit / NSEC_PER_SEC;
+    if (n > burst)
+        n = burst;
     s->pace_credit -= n * NSEC_PER_SEC;
     return n;
 }
 
+/* True every 16 pages once the step has used its time: first touches of
+ * pages are slow under shadow paging, and the heartbeat must stay on time. */
+static bool step_over(uint64_t k, uint64_t start)
+{
+    return (k & 15) == 15 && clock_ns() - start > STEP_NS;
+}
+
 static void dirty_some(uint32_t cpu, struct slice *s, uint64_t now)
 {
-    uint64_t n;
+    uint64_t n, done = 0;
     if (s->rate_pps) {
         n = paced_pages(s, now);
     } else {
@@ -126,14 +138,18 @@ static void dirty_some(uint32_t cpu, struct slice *s, uint64_t now)
             return;
         n = s->count - s->cursor < ONCE_BURST ? s->count - s->cursor : ONCE_BURST;
     }
-    for (uint64_t k = 0; k < n; k++) {
+    while (done < n) {
         write_page(s->first + s->cursor);
+        done++;
         if (++s->cursor == s->count) {
             s->cursor = 0;
             s->once_done = !s->rate_pps;
         }
+        if (step_over(done, now))
+            break;
     }
-    cpus[cpu].pages_written += n;
+    s->pace_credit += (n - done) * NSEC_PER_SEC; /* unspent: keep for later */
+    cpus[cpu].pages_written += done;
 }
 
 /* 0 if the page matches its shadow generation, else the generation found
@@ -188,6 +204,10 @@ static void verify_some(uint32_t cpu, struct slice *s, uint64_t now)
         if (!page_ok(s->first + k, &got)) {
             verify_done(cpu, s, now, false, s->first + k, got);
             return;
+        }
+        if (step_over(k - s->verify_pos, now)) {
+            end = k + 1;
+            break;
         }
     }
     s->verify_pos = end;

@@ -14,7 +14,7 @@ GUEST_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -MMD -MP \
                 -fno-stack-protector -fno-asynchronous-unwind-tables \
                 -fno-unwind-tables -fno-builtin -nostdlib -static \
                 -mcmodel=small -I$(GUEST_DIR)
-GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,$(GUEST_DIR)/link.ld \
+GUEST_LDFLAGS := -nostdlib -static -Wl,-T,$(GUEST_DIR)/link.ld \
                  -Wl,-z,max-page-size=4096 -Wl,--build-id=none \
                  -Wl,-z,noexecstack
 

@@ -1,5 +1,6 @@
 #include "devices/serial.h"
 
+#include <errno.h>
 #include <string.h>
 
 enum {
@@ -154,3 +155,53 @@ size_t serial_input(struct serial *uart, const uint8_t *buf, size_t len)
 }
 
 const struct bus_ops serial_ops = { serial_read, serial_write };
+
+static int serial_save(void *opaque, struct buf *out, struct err *e)
+{
+    struct serial *uart = opaque;
+    (void)e;
+    pthread_mutex_lock(&uart->lock);
+    const struct serial_regs *r = &uart->regs;
+    uint8_t regs[] = { r->ier, r->lcr, r->mcr, r->lsr, r->msr, r->scr, r->fcr,
+                       r->dll, r->dlm, r->thr_irq, r->rx_len, r->rx_head };
+    buf_put(out, regs, sizeof(regs));
+    buf_put(out, r->rx, sizeof(r->rx));
+    pthread_mutex_unlock(&uart->lock);
+    return 0;
+}
+
+static int serial_load(void *opaque, struct reader *in, uint32_t version,
+                       struct err *e)
+{
+    struct serial *uart = opaque;
+    struct serial_regs r = { 0 };
+    (void)version;
+    uint8_t *fields[] = { &r.ier, &r.lcr, &r.mcr, &r.lsr, &r.msr, &r.scr, &r.fcr,
+                          &r.dll, &r.dlm, &r.thr_irq, &r.rx_len, &r.rx_head };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        *fields[i] = reader_u8(in);
+    reader_copy(in, r.rx, sizeof(r.rx));
+    if (reader_finish(in))
+        return err_set(e, EINVAL, "serial: state has the wrong size");
+    if (r.rx_len > SERIAL_RX_FIFO || r.rx_head >= SERIAL_RX_FIFO || r.ier > 0x0f)
+        return err_set(e, EINVAL, "serial: fifo %u at %u or ier 0x%x out of range",
+                       r.rx_len, r.rx_head, r.ier);
+    pthread_mutex_lock(&uart->lock);
+    uart->regs = r;
+    pthread_mutex_unlock(&uart->lock);
+    return 0;
+}
+
+static int serial_post_load(void *opaque, struct err *e)
+{
+    struct serial *uart = opaque;
+    (void)e;
+    pthread_mutex_lock(&uart->lock);
+    serial_update_irq(uart);
+    pthread_mutex_unlock(&uart->lock);
+    return 0;
+}
+
+const struct devstate_ops serial_state_ops = {
+    "serial", 1, serial_save, serial_load, serial_post_load,
+};

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/devstate.h"
 #include "devices/bus.h"
 
 #define SERIAL_COM1_PORT 0x3f8
@@ -35,5 +36,7 @@ void serial_release(struct serial *uart);
 /* Bytes typed on the console; returns how many fit in the FIFO. */
 size_t serial_input(struct serial *uart, const uint8_t *buf, size_t len);
 extern const struct bus_ops serial_ops;
+/* Section "serial" version 1: the register file and the receive FIFO. */
+extern const struct devstate_ops serial_state_ops;
 
 #endif

@@ -33,33 +33,70 @@ static int lock_image(int fd, bool readonly)
     return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
 }
 
-int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly,
-                    bool shared, struct err *e)
+static int blk_open_fd(struct virtio_blk *blk, bool lock, struct err *e)
+{
+    const char *path = blk->path;
+    int fd = open(path, (blk->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(e, errno, "disk '%s': %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st))
+        rc = err_set(e, errno, "disk '%s': %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        rc = err_set(e, EINVAL, "disk '%s': not a regular file or block device", path);
+    else if (lock && lock_image(fd, blk->readonly))
+        rc = err_set(e, EBUSY, "disk '%s': in use by another process (locked)", path);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    off_t size = S_ISBLK(st.st_mode) ? lseek(fd, 0, SEEK_END) : st.st_size;
+    blk->capacity = (uint64_t)size / SECTOR;
+    blk->fd = fd;
+    blk->locked = lock;
+    return 0;
+}
+
+static int blk_open(struct virtio_blk *blk, const char *path, bool readonly,
+                    bool shared, bool lock, struct err *e)
 {
     memset(blk, 0, sizeof(*blk));
     snprintf(blk->path, sizeof(blk->path), "%s", path);
     blk->readonly = readonly;
     blk->shared = shared;
-    blk->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (blk->fd < 0)
-        return err_set(e, errno, "disk '%s': %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(blk->fd, &st))
-        rc = err_set(e, errno, "disk '%s': %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-        rc = err_set(e, EINVAL, "disk '%s': not a regular file or block device",
-                     path);
-    else if (lock_image(blk->fd, readonly))
-        rc = err_set(e, EBUSY, "disk '%s': in use by another process (locked)",
-                     path);
-    if (rc) {
-        close(blk->fd);
-        blk->fd = -1;
-        return rc;
-    }
-    off_t size = S_ISBLK(st.st_mode) ? lseek(blk->fd, 0, SEEK_END) : st.st_size;
-    blk->capacity = (uint64_t)size / SECTOR;
+    blk->fd = -1;
+    return blk_open_fd(blk, lock, e);
+}
+
+int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly,
+                    bool shared, struct err *e)
+{
+    return blk_open(blk, path, readonly, shared, true, e);
+}
+
+int virtio_blk_open_incoming(struct virtio_blk *blk, const char *path,
+                             bool readonly, bool shared, struct err *e)
+{
+    return blk_open(blk, path, readonly, shared, !shared, e);
+}
+
+int virtio_blk_unlock(struct virtio_blk *blk)
+{
+    struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+    if (!blk->locked)
+        return 0;
+    blk->locked = false;
+    return fcntl(blk->fd, F_OFD_SETLK, &fl) ? -errno : 0;
+}
+
+int virtio_blk_flush(struct virtio_blk *blk, struct err *e)
+{
+    if (blk->inflight)
+        return err_set(e, EBUSY, "disk '%s': %llu requests still in flight",
+                       blk->path, (unsigned long long)blk->inflight);
+    if (!blk->readonly && fdatasync(blk->fd))
+        return err_set(e, errno, "disk '%s': flush: %s", blk->path, strerror(errno));
     return 0;
 }
 
@@ -269,3 +306,59 @@ void virtio_blk_release(struct virtio_blk *blk)
     blk->fd = -1;
     virtio_mmio_release(&blk->mmio);
 }
+
+static int blk_save(void *opaque, struct buf *out, struct err *e)
+{
+    struct virtio_blk *blk = opaque;
+    if (blk->inflight)
+        return err_set(e, EBUSY, "disk '%s': requests in flight at save", blk->path);
+    buf_put_u64(out, blk->capacity);
+    buf_put_u8(out, blk->readonly);
+    virtio_mmio_save(&blk->mmio, out);
+    return 0;
+}
+
+static int blk_load(void *opaque, struct reader *in, uint32_t version, struct err *e)
+{
+    struct virtio_blk *blk = opaque;
+    (void)version;
+    uint64_t capacity = reader_u64(in);
+    uint8_t readonly = reader_u8(in);
+    if (in->bad)
+        return err_set(e, EINVAL, "virtio-blk: truncated state");
+    if (capacity != blk->capacity || readonly != blk->readonly)
+        return err_set(e, EINVAL, "virtio-blk '%s': source disk has %llu sectors%s, "
+                       "this one %llu%s", blk->path, (unsigned long long)capacity,
+                       readonly ? " (readonly)" : "", (unsigned long long)blk->capacity,
+                       blk->readonly ? " (readonly)" : "");
+    int rc = virtio_mmio_load(&blk->mmio, in, e);
+    if (!rc && reader_finish(in))
+        rc = err_set(e, EINVAL, "virtio-blk: trailing bytes in state");
+    return rc;
+}
+
+/* The destination reopens the image at the commit, after the source has
+ * flushed and unlocked it: a fresh open sees what the source wrote even on
+ * storage with close-to-open consistency (NFS), and takes the lock. */
+static int blk_post_load(void *opaque, struct err *e)
+{
+    struct virtio_blk *blk = opaque;
+    if (blk->shared && !blk->locked) {
+        int old = blk->fd;
+        int rc = -EBUSY;
+        for (int tries = 0; tries < 100 && rc; tries++) {
+            rc = blk_open_fd(blk, true, e);
+            if (rc)
+                usleep(20000);
+        }
+        if (rc)
+            return rc;
+        close(old);
+    }
+    virtio_mmio_post_load(&blk->mmio);
+    return 0;
+}
+
+const struct devstate_ops virtio_blk_state_ops = {
+    "virtio-blk", 1, blk_save, blk_load, blk_post_load,
+};

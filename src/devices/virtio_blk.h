@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/devstate.h"
 #include "devices/virtio_mmio.h"
 
 #define VIRTIO_ID_BLOCK 2
@@ -18,6 +19,7 @@ struct virtio_blk {
     uint64_t capacity;      /* in 512-byte sectors */
     bool readonly;
     bool shared;
+    bool locked;
     uint64_t inflight;      /* requests taken from the ring and not yet used */
     uint64_t reads, writes, flushes, errors;
 };
@@ -25,8 +27,19 @@ struct virtio_blk {
 /* Opens and locks the image (exclusive unless readonly). */
 int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly,
                     bool shared, struct err *e);
+/* As virtio_blk_open but for an incoming migration of a shared image: the
+ * lock stays with the source until the commit. */
+int virtio_blk_open_incoming(struct virtio_blk *blk, const char *path,
+                             bool readonly, bool shared, struct err *e);
 void virtio_blk_attach(struct virtio_blk *blk, uint64_t base,
                        struct guest_ram *ram, struct irq_line irq);
 void virtio_blk_release(struct virtio_blk *blk);
+/* Shared images: the source gives up its lock right before the commit, the
+ * destination opens without one and takes it when it resumes. */
+int virtio_blk_unlock(struct virtio_blk *blk);
+/* Drains and flushes: nothing in flight, everything on stable storage. */
+int virtio_blk_flush(struct virtio_blk *blk, struct err *e);
+/* Section "virtio-blk" version 1: transport, queues, image size and flags. */
+extern const struct devstate_ops virtio_blk_state_ops;
 
 #endif

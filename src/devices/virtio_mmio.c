@@ -1,5 +1,6 @@
 #include "devices/virtio_mmio.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -228,3 +229,82 @@ int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf, unsigned len)
 }
 
 const struct bus_ops virtio_mmio_ops = { virtio_mmio_read, virtio_mmio_write };
+
+void virtio_mmio_save(struct virtio_mmio *dev, struct buf *out)
+{
+    pthread_mutex_lock(&dev->lock);
+    const struct virtio_mmio_regs *r = &dev->regs;
+    buf_put_u32(out, r->status);
+    buf_put_u32(out, r->device_features_sel);
+    buf_put_u32(out, r->driver_features_sel);
+    buf_put_u64(out, r->driver_features);
+    buf_put_u32(out, r->queue_sel);
+    buf_put_u32(out, r->interrupt_status);
+    buf_put_u32(out, r->config_generation);
+    buf_put_u32(out, dev->ops->nqueues);
+    for (unsigned i = 0; i < dev->ops->nqueues; i++) {
+        const struct virtq *q = &r->queue[i];
+        buf_put_u16(out, q->num);
+        buf_put_u8(out, q->ready);
+        buf_put_u64(out, q->desc_gpa);
+        buf_put_u64(out, q->avail_gpa);
+        buf_put_u64(out, q->used_gpa);
+        buf_put_u16(out, q->last_avail);
+        buf_put_u16(out, q->used_idx);
+    }
+    pthread_mutex_unlock(&dev->lock);
+}
+
+static int load_queue(struct virtio_mmio *dev, struct reader *in, struct virtq *q,
+                      unsigned i, struct err *e)
+{
+    q->num = reader_u16(in);
+    q->ready = reader_u8(in);
+    q->desc_gpa = reader_u64(in);
+    q->avail_gpa = reader_u64(in);
+    q->used_gpa = reader_u64(in);
+    q->last_avail = reader_u16(in);
+    q->used_idx = reader_u16(in);
+    if (in->bad)
+        return err_set(e, EINVAL, "%s: truncated queue %u", dev->ops->name, i);
+    if (q->ready > 1 || q->num > dev->ops->queue_max ||
+        (q->ready && virtq_validate(q, dev->ram)))
+        return err_set(e, EINVAL, "%s: queue %u (size %u) does not fit guest ram",
+                       dev->ops->name, i, q->num);
+    return 0;
+}
+
+int virtio_mmio_load(struct virtio_mmio *dev, struct reader *in, struct err *e)
+{
+    struct virtio_mmio_regs r = { 0 };
+    r.status = reader_u32(in);
+    r.device_features_sel = reader_u32(in);
+    r.driver_features_sel = reader_u32(in);
+    r.driver_features = reader_u64(in);
+    r.queue_sel = reader_u32(in);
+    r.interrupt_status = reader_u32(in);
+    r.config_generation = reader_u32(in);
+    uint32_t nqueues = reader_u32(in);
+    if (in->bad || nqueues != dev->ops->nqueues)
+        return err_set(e, EINVAL, "%s: %u queues, this device has %u", dev->ops->name,
+                       nqueues, dev->ops->nqueues);
+    if (r.driver_features & ~dev->device_features)
+        return err_set(e, EINVAL, "%s: driver features 0x%llx not offered here",
+                       dev->ops->name, (unsigned long long)r.driver_features);
+    for (unsigned i = 0; i < nqueues; i++) {
+        int rc = load_queue(dev, in, &r.queue[i], i, e);
+        if (rc)
+            return rc;
+    }
+    pthread_mutex_lock(&dev->lock);
+    dev->regs = r;
+    pthread_mutex_unlock(&dev->lock);
+    return 0;
+}
+
+void virtio_mmio_post_load(struct virtio_mmio *dev)
+{
+    pthread_mutex_lock(&dev->lock);
+    virtio_mmio_update_irq(dev);
+    pthread_mutex_unlock(&dev->lock);
+}

@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "common/buf.h"
+#include "common/err.h"
 #include "common/guest_ram.h"
 #include "devices/bus.h"
 #include "devices/virtqueue.h"
@@ -67,5 +69,11 @@ void virtio_mmio_fail(struct virtio_mmio *dev, const char *why);
 /* Text for the kernel command line, e.g. "virtio_mmio.device=4K@0xd0000000:5". */
 int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf, unsigned len);
 extern const struct bus_ops virtio_mmio_ops;
+/* Transport part of a virtio device's migration section. Load checks every
+ * queue against guest RAM (which arrives before device state). */
+void virtio_mmio_save(struct virtio_mmio *dev, struct buf *out);
+int virtio_mmio_load(struct virtio_mmio *dev, struct reader *in, struct err *e);
+/* Re-asserts the interrupt line after a load. */
+void virtio_mmio_post_load(struct virtio_mmio *dev);
 
 #endif

@@ -58,7 +58,9 @@ static int chain_add(struct virtq_chain *chain, const struct guest_ram *ram,
         return chain_fail(why, why_len,
                           "descriptor 0x%llx+%u outside guest ram",
                           (unsigned long long)d->addr, d->len);
-    if (!writable && chain->writable_len)
+    /* by segment, not by writable_len: a zero-length writable descriptor
+     * would otherwise let readable ones follow it */
+    if (!writable && chain->nseg && chain->seg[chain->nseg - 1].writable)
         return chain_fail(why, why_len, "readable descriptor after writable");
     uint32_t *total = writable ? &chain->writable_len : &chain->readable_len;
     if (*total + d->len < *total)

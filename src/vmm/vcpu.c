@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -238,6 +239,16 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
     return go;
 }
 
+void vcpu_throttle_point(struct vcpu *vcpu)
+{
+    unsigned pct = __atomic_load_n(&vcpu->vm->throttle_pct, __ATOMIC_RELAXED);
+    if (!pct)
+        return;
+    /* run (100 - pct)% of a 10 ms slice, sleep the rest */
+    struct timespec ts = { 0, (long)pct * 100000L };
+    nanosleep(&ts, NULL);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *vcpu = arg;
@@ -245,6 +256,7 @@ static void *vcpu_thread(void *arg)
         int rc = ioctl(vcpu->fd, KVM_RUN, 0);
         if (rc < 0 && (errno == EINTR || errno == EAGAIN)) {
             __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+            vcpu_throttle_point(vcpu);
             continue;
         }
         if (rc < 0) {

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "vmm/boot.h"
 #include "vmm/cpuid.h"
+#include "vmm/vmstate.h"
 
 #define KVM_TSS_ADDR 0xfffbd000ULL
 /* ISA lines free for virtio-mmio devices (not PIT, keyboard, COM, RTC...). */
@@ -34,6 +35,7 @@ static int vm_open_kvm(struct vm *vm, struct err *e)
     if (mmap_size <= 0)
         return err_set(e, errno, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
     vm->run_size = (size_t)mmap_size;
+    vm->dirty_manual = dirty_log_enable_manual(vm->vm_fd);
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
         log_warn("vmm", "KVM_SET_TSS_ADDR: %s", strerror(errno));
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
@@ -113,7 +115,9 @@ static int vm_open_disks(struct vm *vm, struct err *e)
 {
     for (unsigned i = 0; i < vm->config.ndisks; i++) {
         const struct vm_disk_config *d = &vm->config.disk[i];
-        int rc = virtio_blk_open(&vm->disk[i], d->path, d->readonly, d->shared, e);
+        int rc = vm->config.incoming
+            ? virtio_blk_open_incoming(&vm->disk[i], d->path, d->readonly, d->shared, e)
+            : virtio_blk_open(&vm->disk[i], d->path, d->readonly, d->shared, e);
         if (rc)
             return rc;
         vm->ndisks++;
@@ -138,6 +142,20 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
         rc = bus_add(&vm->mmio, "virtio-blk", base, VIRTIO_MMIO_SIZE,
                      &virtio_mmio_ops, &vm->disk[i].mmio);
     }
+    return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
+}
+
+/* Section order in the stream follows registration: vCPUs, irqchip, PIT,
+ * clock, then the devices. */
+static int vm_register_state(struct vm *vm, struct err *e)
+{
+    devstate_registry_init(&vm->devstate);
+    int rc = vmstate_register(vm, e);
+    if (rc)
+        return rc;
+    rc = devstate_register(&vm->devstate, &serial_state_ops, 0, &vm->uart);
+    for (unsigned i = 0; !rc && i < vm->ndisks; i++)
+        rc = devstate_register(&vm->devstate, &virtio_blk_state_ops, i, &vm->disk[i]);
     return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
 }
 
@@ -205,8 +223,20 @@ static int vm_load_kernel(struct vm *vm, struct boot_image *img, struct err *e)
     return rc;
 }
 
+static int vm_create_vcpus(struct vm *vm, struct err *e)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        int rc = vcpu_init(&vm->vcpu[i], vm, i, e);
+        if (rc)
+            return rc;
+    }
+    return vm_register_state(vm, e);
+}
+
 static int vm_load(struct vm *vm, struct err *e)
 {
+    if (vm->config.incoming)
+        return 0;   /* RAM and state arrive from the source */
     struct boot_image img;
     int rc = vm_load_kernel(vm, &img, e);
     if (rc)
@@ -221,11 +251,6 @@ static int vm_load(struct vm *vm, struct err *e)
     uint8_t *ebda = guest_ram_ptr(&vm->ram, BOOT_EBDA_ADDR, 0x400);
     if (mptable_build(ebda, 0x400, BOOT_EBDA_ADDR, vm->ncpus) < 0)
         return err_set(e, EINVAL, "mp table for %u cpus does not fit", vm->ncpus);
-    for (unsigned i = 0; i < vm->ncpus; i++) {
-        rc = vcpu_init(&vm->vcpu[i], vm, i, e);
-        if (rc)
-            return rc;
-    }
     return vcpu_setup_boot(&vm->vcpu[0], img.entry, e);
 }
 
@@ -252,9 +277,12 @@ int vm_init(struct vm *vm, const struct vm_config *config,
     if (!rc)
         rc = vm_setup_memory(vm, e);
     if (!rc)
-        rc = cpuid_for_model(vm->kvm_fd, config->cpu_model, &vm->cpuid, e);
+        rc = config->cpuid ? cpuid_copy(config->cpuid, &vm->cpuid, e)
+                           : cpuid_for_model(vm->kvm_fd, config->cpu_model, &vm->cpuid, e);
     if (!rc)
         rc = vm_setup_devices(vm, e);
+    if (!rc)
+        rc = vm_create_vcpus(vm, e);
     if (!rc)
         rc = vm_load(vm, e);
     return rc;
@@ -263,6 +291,11 @@ int vm_init(struct vm *vm, const struct vm_config *config,
 void vm_release(struct vm *vm)
 {
     vm_stop(vm);
+    vm_throttle_set(vm, 0);
+    if (vm->dirty.active)
+        dirty_log_stop(vm);
+    free(vm->msr_index);
+    free(vm->clock_pending);
     for (unsigned i = 0; i < vm->ncpus; i++)
         vcpu_release(&vm->vcpu[i]);
     for (unsigned i = 0; i < vm->ndisks; i++)
@@ -324,7 +357,9 @@ int vm_resume(struct vm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     int rc = 0;
-    if (vm->state == VM_SHUTDOWN || vm->exit_reason != VM_EXIT_NONE) {
+    if (vm->handed_over) {
+        rc = -EPERM;
+    } else if (vm->state == VM_SHUTDOWN || vm->exit_reason != VM_EXIT_NONE) {
         rc = -ESRCH;
     } else {
         vm->pause_requested = false;
@@ -384,6 +419,59 @@ const char *vm_state_name(enum vm_state state)
 {
     static const char *const names[] = { "created", "running", "paused", "shutdown" };
     return names[state];
+}
+
+void vm_hand_over(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->handed_over = true;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_post_load(struct vm *vm, struct err *e)
+{
+    for (unsigned i = 0; i < vm->devstate.count; i++) {
+        const struct devstate_entry *d = &vm->devstate.entry[i];
+        if (d->ops->post_load) {
+            int rc = d->ops->post_load(d->opaque, e);
+            if (rc)
+                return rc;
+        }
+    }
+    return vmstate_apply_clock(vm, e);
+}
+
+/* Kicks every vCPU each 10 ms slice; each then sleeps its share in
+ * vcpu_throttle_point(). Guests that never exit are throttled too. */
+static void *vm_throttle_thread(void *arg)
+{
+    struct vm *vm = arg;
+    pthread_mutex_lock(&vm->lock);
+    while (vm->throttle_pct && !vm->stopping) {
+        for (unsigned i = 0; i < vm->ncpus; i++)
+            vcpu_kick(&vm->vcpu[i]);
+        pthread_mutex_unlock(&vm->lock);
+        usleep(10000);
+        pthread_mutex_lock(&vm->lock);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return NULL;
+}
+
+void vm_throttle_set(struct vm *vm, unsigned pct)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->throttle_pct = pct > 99 ? 99 : pct;
+    bool start = pct && !vm->throttle_running;
+    bool join = !pct && vm->throttle_running;
+    if (start)
+        vm->throttle_running = !pthread_create(&vm->throttle_thread, NULL,
+                                               vm_throttle_thread, vm);
+    if (join)
+        vm->throttle_running = false;
+    pthread_mutex_unlock(&vm->lock);
+    if (join)
+        pthread_join(vm->throttle_thread, NULL);
 }
 
 double vm_uptime(struct vm *vm)

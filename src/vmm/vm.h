@@ -14,6 +14,8 @@
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
+#include "common/devstate.h"
+#include "vmm/dirty.h"
 #include "vmm/mptable.h"
 
 #define VM_MAX_CPUS MPTABLE_MAX_CPUS
@@ -37,6 +39,10 @@ struct vm_config {
     unsigned cpus;
     unsigned ndisks;
     struct vm_disk_config disk[VM_MAX_DISKS];
+    /* Incoming migration: no kernel is loaded, shared disks are opened
+     * without their lock, and the vCPUs get the source's CPUID. */
+    bool incoming;
+    const struct kvm_cpuid2 *cpuid;
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
@@ -47,6 +53,8 @@ enum vm_exit_reason {
     VM_EXIT_POWEROFF,     /* guest powered off: status 0 */
     VM_EXIT_QUIT,         /* control command quit: status 0 */
     VM_EXIT_CRASH,        /* triple fault, emulation failure: status 3 */
+    VM_EXIT_MIGRATED,     /* handed over to a destination: status 0 */
+    VM_EXIT_FAILED,       /* incoming migration failed: status 1 */
 };
 
 struct vcpu {
@@ -66,6 +74,13 @@ struct vm {
     size_t run_size;
     struct guest_ram ram;
     struct kvm_cpuid2 *cpuid;
+    bool dirty_manual;
+    struct dirty_log dirty;
+    struct devstate_registry devstate;
+    unsigned nmsrs;
+    uint32_t *msr_index;     /* MSRs a migration carries, probed at init */
+    size_t xsave_size;
+    struct vm_clock_state *clock_pending;   /* loaded, applied at resume */
     unsigned ncpus;
     struct vcpu vcpu[VM_MAX_CPUS];
     struct bus pio, mmio;
@@ -81,7 +96,11 @@ struct vm {
     enum vm_state state;
     bool pause_requested;
     bool stopping;
+    bool handed_over;        /* committed to a destination: never resumes */
     unsigned parked;
+    unsigned throttle_pct;   /* auto-converge: share of time vCPUs sleep */
+    pthread_t throttle_thread;
+    bool throttle_running;
     int exit_eventfd;        /* becomes readable once exit_reason is set */
     enum vm_exit_reason exit_reason;
     char exit_message[256];
@@ -104,6 +123,12 @@ void vm_stop(struct vm *vm);
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason,
                      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 enum vm_state vm_get_state(struct vm *vm);
+/* Marks the VM as given away: from now on vm_resume() refuses. */
+void vm_hand_over(struct vm *vm);
+/* Runs every section's post_load hook and restores kvmclock. */
+int vm_post_load(struct vm *vm, struct err *e);
+/* Auto-converge: vCPUs sleep pct% of each 10 ms slice (0 turns it off). */
+void vm_throttle_set(struct vm *vm, unsigned pct);
 const char *vm_state_name(enum vm_state state);
 double vm_uptime(struct vm *vm);
 
@@ -114,5 +139,7 @@ int vcpu_start(struct vcpu *vcpu);
 void vcpu_kick(struct vcpu *vcpu);
 void vcpu_release(struct vcpu *vcpu);
 void vcpu_signals_init(void);
+/* In the vCPU thread after a kick: sleeps its share when throttled. */
+void vcpu_throttle_point(struct vcpu *vcpu);
 
 #endif
