@@ -79,9 +79,9 @@ static void parse_disk(struct vm_config *cfg, const char *text)
         const char *k = kv.key[i], *v = kv.value[i];
         if (!strcmp(k, "path") && v && *v)
             d->path = strdup(v);
-        else if (!strcmp(k, "readonly") && !opts_parse_bool(v, &d->readonly))
+        else if (!strcmp(k, "readonly") && !opts_parse_bool(v ? v : "on", &d->readonly))
             continue;
-        else if (!strcmp(k, "shared") && !opts_parse_bool(v, &d->shared))
+        else if (!strcmp(k, "shared") && !opts_parse_bool(v ? v : "on", &d->shared))
             continue;
         else
             die("--disk '%s': bad key or value '%s'", text, k);

@@ -88,6 +88,9 @@ static int vm_setup_memory(struct vm *vm, struct err *e)
         vm->mem = NULL;
         return err_set(e, errno, "guest ram mmap: %s", strerror(errno));
     }
+    /* effective where the host allows huge pages for shmem (shmem_enabled
+     * "advise"): first touches of guest RAM then fault 2 MiB at a time */
+    madvise(vm->mem, size, MADV_HUGEPAGE);
     if (guest_ram_init(&vm->ram, vm->mem, size))
         return err_set(e, ENOMEM, "guest ram bitmap: out of memory");
     for (unsigned i = 0; i < vm->ram.nregions; i++) {
