@@ -88,3 +88,37 @@ void crc32c_pages(const void *const *pages, size_t n, uint32_t *out)
     for (; i < n; i++)
         out[i] = crc32c(0, pages[i], PAGE);
 }
+
+__attribute__((target("sse4.2")))
+static void copy_crc3_hw(uint8_t *const d[3], const uint8_t *const s[3], uint32_t out[3])
+{
+    uint64_t x = 0xffffffffU, y = 0xffffffffU, z = 0xffffffffU;
+    for (size_t i = 0; i < PAGE; i += 8) {
+        uint64_t va, vb, vc;
+        memcpy(&va, s[0] + i, 8);
+        memcpy(&vb, s[1] + i, 8);
+        memcpy(&vc, s[2] + i, 8);
+        memcpy(d[0] + i, &va, 8);
+        memcpy(d[1] + i, &vb, 8);
+        memcpy(d[2] + i, &vc, 8);
+        x = __builtin_ia32_crc32di(x, va);
+        y = __builtin_ia32_crc32di(y, vb);
+        z = __builtin_ia32_crc32di(z, vc);
+    }
+    out[0] = ~(uint32_t)x;
+    out[1] = ~(uint32_t)y;
+    out[2] = ~(uint32_t)z;
+}
+
+void crc32c_copy_pages(void *const *dst, const void *const *src, size_t n,
+                       uint32_t *out)
+{
+    size_t i = 0;
+    if (have_sse42)
+        for (; i + 3 <= n; i += 3)
+            copy_crc3_hw((uint8_t *const *)dst + i, (const uint8_t *const *)src + i, out + i);
+    for (; i < n; i++) {
+        memcpy(dst[i], src[i], PAGE);
+        out[i] = crc32c(0, dst[i], PAGE);
+    }
+}

@@ -13,6 +13,8 @@
 #include "common/evloop.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "migrate/commands.h"
+#include "migrate/incoming.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/monitor.h"
@@ -37,6 +39,11 @@ static const char usage_text[] =
     "  --control PATH       control socket (JSON lines, see docs/control.md)\n"
     "  --name NAME          VM name used in logs and status\n"
     "  --paused             build the VM but do not run it until 'resume'\n"
+    "  --incoming URI       receive a live migration instead of booting: listen on\n"
+    "                       tcp:HOST:PORT, unix:PATH or use fd:N; the VM's config\n"
+    "                       comes from the source (give the same --disk options)\n"
+    "  --tls-dir DIR        ca.pem, cert.pem, key.pem for TLS migration; with\n"
+    "                       --incoming it makes TLS mandatory\n"
     "  --verbose            debug logging\n"
     "  --help, --version\n"
     "\n"
@@ -46,7 +53,15 @@ static const char usage_text[] =
 enum opt_id {
     OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_MEMORY, OPT_CPUS, OPT_DISK,
     OPT_CONSOLE, OPT_CONTROL, OPT_NAME, OPT_CPU_MODEL, OPT_PAUSED, OPT_VERBOSE,
-    OPT_HELP, OPT_VERSION,
+    OPT_HELP, OPT_VERSION, OPT_INCOMING, OPT_TLS_DIR,
+};
+
+struct cli {
+    struct vm_config cfg;
+    struct monitor_options mo;
+    const char *incoming;
+    const char *tls_dir;
+    bool memory_given, cpus_given;
 };
 
 static const struct option long_options[] = {
@@ -64,6 +79,8 @@ static const struct option long_options[] = {
     { "verbose", no_argument, NULL, OPT_VERBOSE },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
+    { "incoming", required_argument, NULL, OPT_INCOMING },
+    { "tls-dir", required_argument, NULL, OPT_TLS_DIR },
     { NULL, 0, NULL, 0 },
 };
 
@@ -105,9 +122,10 @@ static void parse_number_option(int id, const char *arg, struct vm_config *cfg)
     }
 }
 
-static void parse_options(int argc, char **argv, struct vm_config *cfg,
-                          struct monitor_options *mo)
+static void parse_options(int argc, char **argv, struct cli *cli)
 {
+    struct vm_config *cfg = &cli->cfg;
+    struct monitor_options *mo = &cli->mo;
     opterr = 0;
     int id;
     while ((id = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
@@ -116,7 +134,12 @@ static void parse_options(int argc, char **argv, struct vm_config *cfg,
         case OPT_CMDLINE: cfg->cmdline = optarg; break;
         case OPT_INITRD: cfg->initrd = optarg; break;
         case OPT_MEMORY:
-        case OPT_CPUS: parse_number_option(id, optarg, cfg); break;
+        case OPT_CPUS:
+            parse_number_option(id, optarg, cfg);
+            *(id == OPT_MEMORY ? &cli->memory_given : &cli->cpus_given) = true;
+            break;
+        case OPT_INCOMING: cli->incoming = optarg; break;
+        case OPT_TLS_DIR: cli->tls_dir = optarg; break;
         case OPT_CPU_MODEL: cfg->cpu_model = optarg; break;
         case OPT_DISK: parse_disk(cfg, optarg); break;
         case OPT_CONSOLE: mo->console = optarg; break;
@@ -132,20 +155,68 @@ static void parse_options(int argc, char **argv, struct vm_config *cfg,
     }
     if (optind < argc)
         die("unexpected argument '%s' (see --help)", argv[optind]);
-    if (!cfg->kernel)
+    if (!cfg->kernel && !cli->incoming)
         die("--kernel FILE is required (see --help)");
+    if (cli->incoming && (cfg->kernel || cfg->initrd || *cfg->cmdline))
+        die("--incoming takes the VM from the source: no --kernel, --initrd or --cmdline");
+}
+
+/* With --incoming both hooks run: receive the VM, and be able to send it
+ * on again later (ping-pong). */
+static int incoming_start(struct monitor *m, void *arg, struct err *e)
+{
+    int rc = migrate_commands_start(m, NULL, e);
+    return rc ? rc : mig_incoming_start(m, arg, e);
+}
+
+static void incoming_stop(struct monitor *m, void *arg)
+{
+    mig_incoming_stop(m, arg);
+    migrate_commands_stop(m, NULL);
+}
+
+static int run_incoming(struct cli *cli, struct err *e)
+{
+    static struct mig_incoming in;
+    in.uri = cli->incoming;
+    in.tls_dir = cli->tls_dir;
+    in.accept_timeout_ms = -1;
+    int rc = mig_incoming_accept(&in, e);
+    if (!rc)
+        rc = mig_incoming_config(&in, &cli->cfg, cli->memory_given, cli->cpus_given, e);
+    if (!rc) {
+        log_set_vm(cli->cfg.name ? cli->cfg.name : "-");
+        cli->mo.paused = true;
+        cli->mo.start = incoming_start;
+        cli->mo.stop = incoming_stop;
+        cli->mo.arg = &in;
+        rc = monitor_run(&cli->cfg, &cli->mo, e);
+    }
+    if (rc < 0)
+        mig_incoming_refuse(&in, e->msg);
+    mig_incoming_release(&in);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     die_set_prog("tern-vmm");
-    struct vm_config cfg = { .memory = 256ULL << 20, .cpus = 1,
-                             .cpu_model = "host", .cmdline = "" };
-    struct monitor_options mo = { .console = "stdio" };
-    parse_options(argc, argv, &cfg, &mo);
-    log_set_vm(cfg.name ? cfg.name : "-");
+    struct cli cli = {
+        .cfg = { .memory = 256ULL << 20, .cpus = 1, .cpu_model = "host", .cmdline = "" },
+        .mo = { .console = "stdio", .extra_commands = migrate_commands },
+    };
+    parse_options(argc, argv, &cli);
+    log_set_vm(cli.cfg.name ? cli.cfg.name : "-");
+    migrate_commands_set_tls_dir(cli.tls_dir);
     struct err e = { "" };
-    int status = monitor_run(&cfg, &mo, &e);
+    int status;
+    if (cli.incoming) {
+        status = run_incoming(&cli, &e);
+    } else {
+        cli.mo.start = migrate_commands_start;
+        cli.mo.stop = migrate_commands_stop;
+        status = monitor_run(&cli.cfg, &cli.mo, &e);
+    }
     if (status < 0) {
         fprintf(stderr, "tern-vmm: %s\n", e.msg);
         return 1;

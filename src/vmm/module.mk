@@ -3,7 +3,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/libvmm.a: $(VMM_OBJS)
 	$(AR) rcs $@ $^
 
-$(BUILD)/tern-vmm: $(BUILD)/obj/src/vmm/main.o $(BUILD)/libvmm.a \
+$(BUILD)/tern-vmm: $(BUILD)/obj/src/vmm/main.o $(BUILD)/libmigrate.a $(BUILD)/libvmm.a \
 		$(BUILD)/libdevices.a $(BUILD)/libcommon.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -13,15 +13,10 @@
 #include "vmm/console.h"
 #include "vmm/control.h"
 
-#define EXIT_STATUS_CRASH 3
+#include <sys/eventfd.h>
 
-struct monitor {
-    struct vm vm;
-    struct console console;
-    struct evloop loop;
-    struct control control;
-    int signal_fd;
-};
+#define EXIT_STATUS_FAILED 1
+#define EXIT_STATUS_CRASH 3
 
 static json_t *status_devices(struct vm *vm)
 {
@@ -105,6 +100,50 @@ static const struct control_command monitor_commands[] = {
     { NULL, NULL },
 };
 
+static void monitor_build_commands(struct monitor *m, const struct control_command *extra)
+{
+    unsigned n = 0;
+    for (const struct control_command *c = monitor_commands; c->name; c++)
+        m->commands[n++] = *c;
+    for (const struct control_command *c = extra; c && c->name &&
+         n < MONITOR_MAX_COMMANDS - 1; c++)
+        m->commands[n++] = *c;
+    m->commands[n] = (struct control_command){ NULL, NULL };
+}
+
+void monitor_post_event(struct monitor *m, const char *name, json_t *fields)
+{
+    pthread_mutex_lock(&m->event_lock);
+    json_array_append_new(m->event_queue,
+                          json_pack("[s, o]", name, fields ? fields : json_object()));
+    pthread_mutex_unlock(&m->event_lock);
+    uint64_t one = 1;
+    if (write(m->event_fd, &one, sizeof(one)) < 0)
+        log_warn("vmm", "event queue: %s", strerror(errno));
+}
+
+static void on_event_queue(struct evloop *loop, int fd, uint32_t events, void *ctx)
+{
+    struct monitor *m = ctx;
+    uint64_t v;
+    (void)loop;
+    (void)events;
+    if (read(fd, &v, sizeof(v)) < 0)
+        return;
+    pthread_mutex_lock(&m->event_lock);
+    json_t *queue = m->event_queue;
+    m->event_queue = json_array();
+    pthread_mutex_unlock(&m->event_lock);
+    size_t i;
+    json_t *item;
+    json_array_foreach(queue, i, item) {
+        json_t *fields = json_array_get(item, 1);
+        control_event(&m->control, json_string_value(json_array_get(item, 0)),
+                      json_incref(fields));
+    }
+    json_decref(queue);
+}
+
 static void on_vm_exit(struct evloop *loop, int fd, uint32_t events, void *ctx)
 {
     struct monitor *m = ctx;
@@ -113,9 +152,13 @@ static void on_vm_exit(struct evloop *loop, int fd, uint32_t events, void *ctx)
     if (read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
         return;
     struct vm *vm = &m->vm;
+    if (m->options->stop)
+        m->options->stop(m, m->options->arg);
+    on_event_queue(loop, m->event_fd, 0, m);
     vm_stop(vm);
-    static const char *const reasons[] = { "none", "poweroff", "quit", "crash" };
-    if (vm->exit_reason == VM_EXIT_CRASH)
+    static const char *const reasons[] = { "none", "poweroff", "quit", "crash",
+                                           "migrated", "failed" };
+    if (vm->exit_reason == VM_EXIT_CRASH || vm->exit_reason == VM_EXIT_FAILED)
         log_error("vmm", "%s", vm->exit_message);
     else
         log_info("vmm", "%s", vm->exit_message);
@@ -166,8 +209,16 @@ static int monitor_setup(struct monitor *m, const struct vm_config *cfg,
         rc = monitor_signals(m, e);
     if (!rc)
         rc = evloop_add(&m->loop, m->vm.exit_eventfd, EPOLLIN, on_vm_exit, m);
+    m->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!rc && m->event_fd < 0)
+        rc = err_set(e, errno, "eventfd: %s", strerror(errno));
     if (!rc)
-        rc = control_init(&m->control, mo->control, &m->loop, monitor_commands, m, e);
+        rc = evloop_add(&m->loop, m->event_fd, EPOLLIN, on_event_queue, m);
+    monitor_build_commands(m, mo->extra_commands);
+    if (!rc)
+        rc = control_init(&m->control, mo->control, &m->loop, m->commands, m, e);
+    if (!rc && mo->start)
+        rc = mo->start(m, mo->arg, e);
     return rc;
 }
 
@@ -176,8 +227,11 @@ int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
 {
     static struct monitor m;
     memset(&m, 0, sizeof(m));
-    m.signal_fd = -1;
+    m.signal_fd = m.event_fd = -1;
     m.control.listen_fd = -1;
+    m.options = mo;
+    pthread_mutex_init(&m.event_lock, NULL);
+    m.event_queue = json_array();
     int rc = monitor_setup(&m, cfg, mo, e);
     if (!rc && mo->paused)
         vm_pause(&m.vm);
@@ -194,10 +248,17 @@ int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
     control_release(&m.control);
     vm_release(&m.vm);
     console_release(&m.console);
+    if (rc && mo->stop)
+        mo->stop(&m, mo->arg);
     if (m.signal_fd >= 0)
         close(m.signal_fd);
+    if (m.event_fd >= 0)
+        close(m.event_fd);
+    json_decref(m.event_queue);
     evloop_release(&m.loop);
     if (rc)
         return rc;
-    return m.vm.exit_reason == VM_EXIT_CRASH ? EXIT_STATUS_CRASH : 0;
+    if (m.vm.exit_reason == VM_EXIT_CRASH)
+        return EXIT_STATUS_CRASH;
+    return m.vm.exit_reason == VM_EXIT_FAILED ? EXIT_STATUS_FAILED : 0;
 }

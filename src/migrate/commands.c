@@ -1,0 +1,156 @@
+#include "migrate/commands.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "migrate/tls.h"
+
+static struct migration outgoing;
+static const char *default_tls_dir;
+
+void migrate_commands_set_tls_dir(const char *dir)
+{
+    default_tls_dir = dir;
+}
+
+static void hook_event(void *ctx, json_t *fields)
+{
+    monitor_post_event(ctx, "migration", fields);
+}
+
+static void hook_completed(void *ctx)
+{
+    struct monitor *m = ctx;
+    vm_request_exit(&m->vm, VM_EXIT_MIGRATED, "migrated to %s; this process ends",
+                    outgoing.params.uri);
+}
+
+int migrate_commands_start(struct monitor *m, void *arg, struct err *e)
+{
+    (void)arg;
+    (void)e;
+    struct mig_hooks hooks = { hook_event, NULL, hook_completed, m };
+    migration_init(&outgoing, &m->vm, hooks);
+    return 0;
+}
+
+void migrate_commands_stop(struct monitor *m, void *arg)
+{
+    (void)m;
+    (void)arg;
+    migration_release(&outgoing);
+}
+
+static int get_uint(json_t *req, const char *key, uint64_t max, uint64_t *out,
+                    struct err *e)
+{
+    json_t *v = json_object_get(req, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) > max)
+        return err_set(e, EINVAL, "'%s' must be an integer from 0 to %llu", key,
+                       (unsigned long long)max);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_bool(json_t *req, const char *key, bool *out, struct err *e)
+{
+    json_t *v = json_object_get(req, key);
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return err_set(e, EINVAL, "'%s' must be true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int check_keys(json_t *req, struct err *e)
+{
+    static const char *const known[] = { "cmd", "id", "uri", "max_bandwidth",
+        "downtime_limit_ms", "auto_converge", "max_time_s", "tls", "tls_dir",
+        "page_crc", NULL };
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        bool ok = false;
+        for (unsigned i = 0; known[i] && !ok; i++)
+            ok = !strcmp(known[i], key);
+        if (!ok)
+            return err_set(e, EINVAL, "unknown parameter '%s'", key);
+    }
+    return 0;
+}
+
+static int parse_params(json_t *req, struct mig_params *p, struct err *e)
+{
+    mig_params_default(p);
+    const char *uri = json_string_value(json_object_get(req, "uri"));
+    if (!uri || !*uri || strlen(uri) >= sizeof(p->uri))
+        return err_set(e, EINVAL, "'uri' (tcp:HOST:PORT, unix:PATH or fd:N) is required");
+    snprintf(p->uri, sizeof(p->uri), "%s", uri);
+    uint64_t downtime = p->downtime_limit_ms, max_time = p->max_time_s;
+    int rc = check_keys(req, e);
+    if (!rc) rc = get_uint(req, "max_bandwidth", 1ULL << 40, &p->max_bandwidth, e);
+    if (!rc) rc = get_uint(req, "downtime_limit_ms", 60000, &downtime, e);
+    if (!rc) rc = get_uint(req, "max_time_s", 86400, &max_time, e);
+    if (!rc) rc = get_bool(req, "auto_converge", &p->auto_converge, e);
+    if (!rc) rc = get_bool(req, "tls", &p->tls, e);
+    if (!rc) rc = get_bool(req, "page_crc", &p->page_crc, e);
+    if (rc)
+        return rc;
+    if (downtime == 0 || max_time == 0)
+        return err_set(e, EINVAL, "'downtime_limit_ms' and 'max_time_s' must be above 0");
+    p->downtime_limit_ms = (uint32_t)downtime;
+    p->max_time_s = (uint32_t)max_time;
+    const char *dir = json_string_value(json_object_get(req, "tls_dir"));
+    dir = dir ? dir : default_tls_dir;
+    if (p->tls && !dir)
+        return err_set(e, EINVAL, "'tls' needs certificates: start tern-vmm with "
+                       "--tls-dir or pass 'tls_dir'");
+    if (dir)
+        snprintf(p->tls_dir, sizeof(p->tls_dir), "%s", dir);
+    return p->tls ? mig_tls_check_dir(p->tls_dir, e) : 0;
+}
+
+static int cmd_migrate(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    (void)ctl;
+    (void)reply;
+    struct mig_params p;
+    int rc = parse_params(req, &p, e);
+    if (!rc)
+        rc = migration_start(&outgoing, &p, e);
+    return rc;
+}
+
+static int cmd_migrate_cancel(struct control *ctl, json_t *req, json_t *reply,
+                              struct err *e)
+{
+    (void)ctl;
+    (void)req;
+    (void)reply;
+    return migration_cancel(&outgoing, e);
+}
+
+static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply,
+                             struct err *e)
+{
+    (void)ctl;
+    (void)req;
+    (void)e;
+    json_t *q = migration_query(&outgoing);
+    json_object_update(reply, q);
+    json_decref(q);
+    return 0;
+}
+
+const struct control_command migrate_commands[] = {
+    { "migrate", cmd_migrate },
+    { "migrate_cancel", cmd_migrate_cancel },
+    { "query_migrate", cmd_query_migrate },
+    { NULL, NULL },
+};

@@ -1,0 +1,19 @@
+/* Control-socket commands of the migration: migrate, migrate_cancel,
+ * query_migrate (docs/control.md). */
+#ifndef TERN_MIGRATE_COMMANDS_H
+#define TERN_MIGRATE_COMMANDS_H
+
+#include "migrate/migration.h"
+#include "vmm/control.h"
+#include "vmm/monitor.h"
+
+extern const struct control_command migrate_commands[];
+
+/* The process's one outgoing migration, wired to the monitor: events go to
+ * control clients, completion ends the process. default_tls_dir comes from
+ * `--tls-dir`. monitor start/stop hooks, arg unused. */
+int migrate_commands_start(struct monitor *m, void *arg, struct err *e);
+void migrate_commands_stop(struct monitor *m, void *arg);
+void migrate_commands_set_tls_dir(const char *dir);
+
+#endif

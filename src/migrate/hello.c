@@ -1,0 +1,158 @@
+#include "migrate/hello.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrate/protocol.h"
+#include "vmm/vm.h"
+
+static json_t *config_json(struct vm *vm, bool paused)
+{
+    json_t *disks = json_array();
+    for (unsigned i = 0; i < vm->ndisks; i++)
+        json_array_append_new(disks, json_pack("{s:I, s:b, s:b}",
+            "size", (json_int_t)(vm->disk[i].capacity * 512),
+            "readonly", vm->disk[i].readonly, "shared", vm->disk[i].shared));
+    return json_pack("{s:s, s:I, s:i, s:s, s:b, s:o}",
+                     "name", vm->config.name ? vm->config.name : "",
+                     "memory", (json_int_t)vm->config.memory, "cpus", (int)vm->ncpus,
+                     "cpu_model", vm->config.cpu_model, "paused", paused,
+                     "disks", disks);
+}
+
+int hello_encode(struct vm *vm, bool paused, uint64_t features, struct buf *out,
+                 struct err *e)
+{
+    json_t *cfg = config_json(vm, paused);
+    char *text = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
+    json_decref(cfg);
+    if (!text)
+        return err_set(e, ENOMEM, "hello: out of memory");
+    buf_put_u16(out, MIG_VERSION_MIN);
+    buf_put_u16(out, MIG_VERSION_MAX);
+    buf_put_u32(out, 0);
+    buf_put_u64(out, features);
+    buf_put_str(out, text);
+    free(text);
+    buf_put_u32(out, vm->cpuid->nent);
+    buf_put(out, vm->cpuid->entries, vm->cpuid->nent * sizeof(vm->cpuid->entries[0]));
+    return out->oom ? err_set(e, ENOMEM, "hello: out of memory") : 0;
+}
+
+static int json_uint(json_t *cfg, const char *key, uint64_t min, uint64_t max,
+                     uint64_t *out, struct err *e)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) < min || (uint64_t)json_integer_value(v) > max)
+        return err_set(e, EPROTO, "hello: '%s' missing or out of range", key);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int json_str(json_t *cfg, const char *key, char *dst, size_t cap, struct err *e)
+{
+    const char *s = json_string_value(json_object_get(cfg, key));
+    if (!s || strlen(s) >= cap)
+        return err_set(e, EPROTO, "hello: '%s' missing or too long", key);
+    strcpy(dst, s);
+    return 0;
+}
+
+static int decode_disks(json_t *cfg, struct mig_hello *h, struct err *e)
+{
+    json_t *disks = json_object_get(cfg, "disks");
+    if (!json_is_array(disks) || json_array_size(disks) > HELLO_MAX_DISKS)
+        return err_set(e, EPROTO, "hello: 'disks' missing or more than %d", HELLO_MAX_DISKS);
+    h->ndisks = (unsigned)json_array_size(disks);
+    for (unsigned i = 0; i < h->ndisks; i++) {
+        json_t *d = json_array_get(disks, i);
+        int rc = json_uint(d, "size", 0, UINT64_MAX >> 1, &h->disk[i].size, e);
+        json_t *ro = json_object_get(d, "readonly"), *sh = json_object_get(d, "shared");
+        if (!rc && (!json_is_boolean(ro) || !json_is_boolean(sh)))
+            rc = err_set(e, EPROTO, "hello: disk %u flags missing", i);
+        if (rc)
+            return rc;
+        h->disk[i].readonly = json_is_true(ro);
+        h->disk[i].shared = json_is_true(sh);
+    }
+    return 0;
+}
+
+static int decode_config(const char *text, uint32_t len, struct mig_hello *h,
+                         struct err *e)
+{
+    json_error_t jerr;
+    json_t *cfg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
+        return err_set(e, EPROTO, "hello: config is not a json object");
+    }
+    uint64_t cpus = 0;
+    json_t *paused = json_object_get(cfg, "paused");
+    int rc = json_uint(cfg, "memory", VM_MIN_MEMORY, 1ULL << 46, &h->memory, e);
+    if (!rc)
+        rc = json_uint(cfg, "cpus", 1, VM_MAX_CPUS, &cpus, e);
+    if (!rc)
+        rc = json_str(cfg, "name", h->name, sizeof(h->name), e);
+    if (!rc)
+        rc = json_str(cfg, "cpu_model", h->cpu_model, sizeof(h->cpu_model), e);
+    if (!rc && !json_is_boolean(paused))
+        rc = err_set(e, EPROTO, "hello: 'paused' missing");
+    if (!rc)
+        rc = decode_disks(cfg, h, e);
+    h->cpus = (unsigned)cpus;
+    h->paused = json_is_true(paused);
+    json_decref(cfg);
+    return rc;
+}
+
+static int decode_cpuid(struct reader *r, struct mig_hello *h, struct err *e)
+{
+    uint32_t nent = reader_u32(r);
+    if (r->bad || nent == 0 || nent > HELLO_MAX_CPUID)
+        return err_set(e, EPROTO, "hello: cpuid table of %u entries out of range", nent);
+    size_t bytes = nent * sizeof(struct kvm_cpuid_entry2);
+    const uint8_t *p = reader_take(r, bytes);
+    if (!p)
+        return err_set(e, EPROTO, "hello: cpuid table truncated");
+    h->cpuid = calloc(1, sizeof(*h->cpuid) + bytes);
+    if (!h->cpuid)
+        return err_set(e, ENOMEM, "out of memory");
+    h->cpuid->nent = nent;
+    memcpy(h->cpuid->entries, p, bytes);
+    return 0;
+}
+
+int hello_decode(const uint8_t *msg, uint32_t len, struct mig_hello *h, struct err *e)
+{
+    memset(h, 0, sizeof(*h));
+    struct reader r;
+    reader_init(&r, msg, len);
+    h->version_min = reader_u16(&r);
+    h->version_max = reader_u16(&r);
+    reader_u32(&r);
+    h->features = reader_u64(&r);
+    uint32_t clen;
+    const uint8_t *cfg = reader_blob(&r, 64 * 1024, &clen);
+    if (!cfg)
+        return err_set(e, EPROTO, "hello: truncated");
+    if (h->version_min > h->version_max || h->version_min > MIG_VERSION_MAX ||
+        h->version_max < MIG_VERSION_MIN)
+        return err_set(e, EPROTO, "hello: source speaks versions %u-%u, this side %u-%u",
+                       h->version_min, h->version_max, MIG_VERSION_MIN, MIG_VERSION_MAX);
+    int rc = decode_config((const char *)cfg, clen, h, e);
+    if (!rc)
+        rc = decode_cpuid(&r, h, e);
+    if (!rc && reader_finish(&r))
+        rc = err_set(e, EPROTO, "hello: trailing bytes");
+    return rc;
+}
+
+void hello_release(struct mig_hello *h)
+{
+    free(h->cpuid);
+    h->cpuid = NULL;
+}

@@ -1,0 +1,274 @@
+#include "migrate/incoming.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "migrate/ram.h"
+#include "migrate/state.h"
+#include "migrate/tls.h"
+#include "vmm/cpuid.h"
+
+#define HELLO_TIMEOUT_MS 30000
+#define COMMIT_TIMEOUT_MS 300000
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int mig_incoming_accept(struct mig_incoming *in, struct err *e)
+{
+    int lfd, fd;
+    in->ch.fd = -1;
+    int rc = mig_uri_listen(in->uri, &lfd, e);
+    if (rc)
+        return rc;
+    log_info("migrate", "waiting for a source on %s%s", in->uri, in->tls_dir ? " (tls)" : "");
+    rc = mig_accept(lfd, in->accept_timeout_ms, &fd, e);
+    if (lfd >= 0)
+        close(lfd);
+    if (!strncmp(in->uri, "unix:", 5))
+        unlink(in->uri + 5);
+    if (rc)
+        return rc;
+    mig_channel_init(&in->ch, fd);
+    if (in->tls_dir && (rc = mig_tls_accept(&in->ch, in->tls_dir, e)))
+        return rc;
+    uint8_t *msg;
+    uint32_t len;
+    rc = mig_recv_msg(&in->ch, MIG_HELLO, &msg, &len, HELLO_TIMEOUT_MS, e);
+    if (rc)
+        return rc;
+    rc = hello_decode(msg, len, &in->hello, e);
+    free(msg);
+    in->features = in->hello.features & MIG_F_KNOWN;
+    return rc;
+}
+
+static int check_disks(const struct mig_hello *h, const struct vm_config *cfg,
+                       struct err *e)
+{
+    if (h->ndisks != cfg->ndisks)
+        return err_set(e, EINVAL, "source has %u disks, %u given here (--disk)",
+                       h->ndisks, cfg->ndisks);
+    for (unsigned i = 0; i < h->ndisks; i++) {
+        if (!h->disk[i].shared)
+            return err_set(e, ENOTSUP, "disk %u is local to the source (not shared=on); "
+                           "local disk migration is not supported", i);
+        if (!cfg->disk[i].shared || h->disk[i].readonly != cfg->disk[i].readonly)
+            return err_set(e, EINVAL, "disk %u: give it as shared=on%s here too", i,
+                           h->disk[i].readonly ? ",readonly=on" : "");
+    }
+    return 0;
+}
+
+int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg,
+                        bool memory_given, bool cpus_given, struct err *e)
+{
+    const struct mig_hello *h = &in->hello;
+    if (memory_given && cfg->memory != h->memory)
+        return err_set(e, EINVAL, "source has %lluM of memory, --memory says %lluM",
+                       (unsigned long long)(h->memory >> 20),
+                       (unsigned long long)(cfg->memory >> 20));
+    if (cpus_given && cfg->cpus != h->cpus)
+        return err_set(e, EINVAL, "source has %u cpus, --cpus says %u", h->cpus, cfg->cpus);
+    int rc = check_disks(h, cfg, e);
+    if (rc)
+        return rc;
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0)
+        return err_set(e, errno, "cannot open /dev/kvm: %s", strerror(errno));
+    rc = cpuid_check_compatible(kvm, h->cpuid, e);
+    close(kvm);
+    if (rc)
+        return rc;
+    cfg->memory = h->memory;
+    cfg->cpus = h->cpus;
+    cfg->cpu_model = h->cpu_model;
+    cfg->cpuid = h->cpuid;
+    cfg->incoming = true;
+    if (!cfg->name && h->name[0])
+        cfg->name = h->name;
+    return 0;
+}
+
+void mig_incoming_refuse(struct mig_incoming *in, const char *why)
+{
+    if (in->ch.fd >= 0)
+        mig_send_error(&in->ch, why);
+}
+
+void mig_incoming_release(struct mig_incoming *in)
+{
+    mig_channel_release(&in->ch);
+    hello_release(&in->hello);
+}
+
+/* ---- the receiving thread ---- */
+
+struct dest_run {
+    struct mig_incoming *in;
+    struct vm *vm;
+    struct ram_stats ram;
+    uint64_t load_ns;
+    bool loaded[DEVSTATE_MAX];
+};
+
+static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err *e)
+{
+    uint8_t *msg = malloc(h->length ? h->length : 1);
+    if (!msg)
+        return err_set(e, ENOMEM, "out of memory");
+    int rc = mig_recv(&r->in->ch, msg, h->length, e);
+    struct state_section s;
+    if (!rc)
+        rc = state_parse(msg, h->length, &s, e);
+    const struct devstate_entry *d = rc ? NULL
+        : devstate_find(&r->vm->devstate, s.name, s.instance);
+    if (d && r->loaded[d - r->vm->devstate.entry])
+        rc = err_set(e, EPROTO, "section '%s' instance %u sent twice", s.name, s.instance);
+    if (!rc) {
+        uint64_t t = now_ns();
+        rc = state_load(&r->vm->devstate, &s, e);
+        r->load_ns += now_ns() - t;
+        if (!rc)
+            r->loaded[d - r->vm->devstate.entry] = true;
+    }
+    free(msg);
+    return rc;
+}
+
+static int dest_check_complete(struct dest_run *r, struct err *e)
+{
+    for (unsigned i = 0; i < r->vm->devstate.count; i++)
+        if (!r->loaded[i])
+            return err_set(e, EPROTO, "stream ended without section '%s' instance %u",
+                           r->vm->devstate.entry[i].ops->name,
+                           r->vm->devstate.entry[i].instance);
+    return 0;
+}
+
+static int dest_receive(struct dest_run *r, struct err *e)
+{
+    struct mig_channel *ch = &r->in->ch;
+    bool crc = r->in->features & MIG_F_PAGE_CRC;
+    for (;;) {
+        struct mig_hdr h;
+        int rc = mig_recv_hdr(ch, &h, e);
+        if (rc)
+            return rc;
+        if (h.type == MIG_RAM)
+            rc = ram_recv_batch(r->vm, ch, &h, crc, &r->ram, e);
+        else if (h.type == MIG_SECTION)
+            rc = dest_section(r, &h, e);
+        else if (h.type == MIG_END)
+            return dest_check_complete(r, e);
+        else if (h.type == MIG_ERROR) {
+            char text[4097] = "";
+            mig_recv(ch, text, h.length, e);
+            return err_set(e, EREMOTEIO, "source: %s", text);
+        } else
+            rc = err_set(e, EPROTO, "unexpected %s message in the stream",
+                         mig_type_name(h.type));
+        if (rc)
+            return rc;
+    }
+}
+
+static int dest_handover(struct dest_run *r, struct err *e)
+{
+    struct mig_channel *ch = &r->in->ch;
+    uint64_t load = r->load_ns;
+    int rc = mig_send_buf(ch, MIG_LOADED, &load, sizeof(load), e);
+    uint8_t *msg = NULL;
+    uint32_t len;
+    if (!rc)
+        rc = mig_recv_msg(ch, MIG_COMMIT, &msg, &len, COMMIT_TIMEOUT_MS, e);
+    free(msg);
+    if (rc)
+        return err_set(e, -rc, "no commit from the source (%s); not resuming", e->msg);
+    uint64_t t = now_ns();
+    rc = vm_post_load(r->vm, e);
+    if (!rc && !r->in->hello.paused)
+        rc = vm_resume(r->vm) ? err_set(e, EIO, "resume failed") : 0;
+    if (rc)
+        return rc;
+    uint64_t running[2] = { now_ns() - t, r->in->hello.paused };
+    struct err ignored;
+    /* the VM runs here now whatever happens to this last message */
+    mig_send_buf(ch, MIG_RUNNING, running, sizeof(running), &ignored);
+    return 0;
+}
+
+static void *incoming_thread(void *arg)
+{
+    struct mig_incoming *in = arg;
+    struct dest_run r = { .in = in, .vm = &in->mon->vm };
+    struct err e = { "" };
+    uint64_t t0 = now_ns();
+    int rc = dest_receive(&r, &e);
+    if (!rc)
+        rc = dest_handover(&r, &e);
+    if (rc) {
+        mig_send_error(&in->ch, e.msg);
+        monitor_post_event(in->mon, "migration",
+                           json_pack("{s:s, s:s, s:s}", "role", "destination",
+                                     "status", "failed", "error", e.msg));
+        vm_request_exit(r.vm, VM_EXIT_FAILED, "incoming migration failed: %s", e.msg);
+        return NULL;
+    }
+    log_info("migrate", "incoming complete in %.1f ms: %llu pages, %llu zero, state "
+             "loaded in %.2f ms; vm %s", (double)(now_ns() - t0) / 1e6,
+             (unsigned long long)r.ram.pages, (unsigned long long)r.ram.zero_pages,
+             (double)r.load_ns / 1e6, in->hello.paused ? "stays paused" : "running");
+    monitor_post_event(in->mon, "migration",
+                       json_pack("{s:s, s:s, s:I}", "role", "destination", "status",
+                                 "completed", "pages", (json_int_t)r.ram.pages));
+    if (!in->hello.paused)
+        monitor_post_event(in->mon, "resumed", NULL);
+    return NULL;
+}
+
+int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
+{
+    struct mig_incoming *in = arg;
+    in->mon = m;
+    for (unsigned i = 0; i < m->vm.ndisks; i++)
+        if (m->vm.disk[i].capacity * 512 != in->hello.disk[i].size)
+            return err_set(e, EINVAL, "disk '%s' has %llu bytes, the source's %llu",
+                           m->vm.disk[i].path,
+                           (unsigned long long)(m->vm.disk[i].capacity * 512),
+                           (unsigned long long)in->hello.disk[i].size);
+    uint8_t ack[16] = { 0 };
+    uint16_t version = MIG_VERSION_MAX < in->hello.version_max ? MIG_VERSION_MAX
+                                                              : in->hello.version_max;
+    memcpy(ack, &version, 2);
+    memcpy(ack + 8, &in->features, 8);
+    int rc = mig_send_buf(&in->ch, MIG_HELLO_ACK, ack, sizeof(ack), e);
+    if (rc)
+        return rc;
+    rc = pthread_create(&in->thread, NULL, incoming_thread, in);
+    if (rc)
+        return err_set(e, rc, "incoming thread: %s", strerror(rc));
+    in->thread_running = true;
+    return 0;
+}
+
+void mig_incoming_stop(struct monitor *m, void *arg)
+{
+    struct mig_incoming *in = arg;
+    (void)m;
+    if (!in->thread_running)
+        return;
+    mig_channel_cancel(&in->ch);
+    pthread_join(in->thread, NULL);
+    in->thread_running = false;
+}

@@ -1,0 +1,85 @@
+/* Outgoing live migration (source side): one at a time per tern-vmm, run in
+ * its own thread so the control socket stays responsive. */
+#ifndef TERN_MIGRATE_MIGRATION_H
+#define TERN_MIGRATE_MIGRATION_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "migrate/channel.h"
+
+struct vm;
+
+struct mig_params {
+    char uri[256];
+    uint64_t max_bandwidth;       /* bytes/s, 0 = unlimited */
+    uint32_t downtime_limit_ms;   /* default 100 */
+    bool auto_converge;           /* default on */
+    uint32_t max_time_s;          /* give up after this long; default 600 */
+    bool tls;
+    char tls_dir[256];            /* ca.pem, cert.pem, key.pem */
+    bool page_crc;                /* default on */
+};
+
+enum mig_status {
+    MIG_STATUS_NONE, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE, MIG_STATUS_DEVICE,
+    MIG_STATUS_HANDOVER, MIG_STATUS_COMPLETED, MIG_STATUS_FAILED,
+    MIG_STATUS_CANCELLED, MIG_STATUS_POSTCOMMIT_FAILED,
+};
+
+/* Everything query_migrate reports; times in milliseconds. */
+struct mig_figures {
+    enum mig_status status;
+    unsigned pass;
+    uint64_t ram_total, transferred, remaining, pages, zero_pages, skipped;
+    double dirty_rate, bandwidth, expected_downtime_ms;
+    unsigned throttle_pct;
+    double total_ms, setup_ms, downtime_ms;
+    double pause_ms, last_pages_ms, state_save_ms, transfer_ms, load_ms, commit_ms,
+           resume_ms;
+    uint64_t state_bytes;
+    char error[512];
+};
+
+struct migration;
+
+/* Hooks into the process around the migration thread. */
+struct mig_hooks {
+    /* Called with a "migration" event's fields; any thread. */
+    void (*event)(void *ctx, json_t *fields);
+    /* The commit decision once the destination has loaded everything;
+     * standalone it always says yes, under ternd it is an etcd CAS. */
+    int (*commit)(void *ctx, struct err *e);
+    /* The VM now runs on the destination: end this process. */
+    void (*completed)(void *ctx);
+    void *ctx;
+};
+
+struct migration {
+    struct vm *vm;
+    struct mig_params params;
+    struct mig_hooks hooks;
+    pthread_t thread;
+    bool thread_running;
+    struct mig_channel ch;
+    pthread_mutex_t lock;         /* guards figures */
+    struct mig_figures fig;
+    _Atomic bool cancel;
+};
+
+void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks);
+void mig_params_default(struct mig_params *p);
+/* Starts the migration thread; -EBUSY while one is active. */
+int migration_start(struct migration *m, const struct mig_params *p, struct err *e);
+/* Asks an active migration to stop before the commit; the source resumes. */
+int migration_cancel(struct migration *m, struct err *e);
+/* Stops and joins the thread (process exit). */
+void migration_release(struct migration *m);
+json_t *migration_query(struct migration *m);
+const char *mig_status_name(enum mig_status s);
+json_t *mig_figures_json(const struct mig_figures *f);
+
+#endif

@@ -1,0 +1,259 @@
+#include "migrate/ram.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "vmm/dirty.h"
+#include "vmm/vm.h"
+
+#define PAGE GUEST_PAGE_SIZE
+#define CHUNK_WORDS 64        /* re-arm and send 4096 pages (16 MiB) at a time */
+
+int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,
+                    bool page_crc, struct err *e)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->vm = vm;
+    rs->ch = ch;
+    rs->page_crc = page_crc;
+    rs->nwords = (vm->ram.npages + 63) / 64;
+    rs->dirty = calloc(rs->nwords, sizeof(uint64_t));
+    if (page_crc) {
+        rs->bounce = aligned_alloc(PAGE, MIG_RAM_MAX_PAGES * PAGE);
+        for (unsigned i = 0; rs->bounce && i < MIG_RAM_MAX_PAGES; i++)
+            rs->copy[i] = rs->bounce + i * PAGE;
+    }
+    if (!rs->dirty || (page_crc && !rs->bounce))
+        return err_set(e, ENOMEM, "migration buffers: out of memory");
+    return 0;
+}
+
+void ram_sender_release(struct ram_sender *rs)
+{
+    free(rs->dirty);
+    free(rs->bounce);
+    rs->dirty = NULL;
+    rs->bounce = NULL;
+}
+
+uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < nwords; i++)
+        n += (uint64_t)__builtin_popcountll(bitmap[i]);
+    return n;
+}
+
+static bool page_is_zero(const void *page)
+{
+    const uint64_t *w = page;
+    for (size_t i = 0; i < PAGE / 8; i += 8) {
+        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] |
+            w[i + 6] | w[i + 7])
+            return false;
+    }
+    return true;
+}
+
+static int flush_batch(struct ram_sender *rs, struct err *e)
+{
+    if (!rs->count)
+        return 0;
+    /* a running guest may change a page while it is sent: the crc must be
+     * of the bytes that travel, so they are copied and summed in one read;
+     * such a page is dirty again and goes once more in the next pass */
+    if (rs->page_crc) {
+        crc32c_copy_pages(rs->copy, rs->data, rs->nonzero, rs->crc);
+        memcpy(rs->data, rs->copy, rs->nonzero * sizeof(rs->data[0]));
+    }
+    uint32_t head[2] = { rs->count, 0 };
+    int n = 0;
+    rs->iov[n++] = (struct iovec){ head, sizeof(head) };
+    rs->iov[n++] = (struct iovec){ rs->entry, rs->count * sizeof(uint64_t) };
+    rs->iov[n++] = (struct iovec){ rs->crc, rs->count * sizeof(uint32_t) };
+    for (uint32_t i = 0; i < rs->nonzero; i++) {
+        struct iovec *last = &rs->iov[n - 1];
+        if (i && (const uint8_t *)last->iov_base + last->iov_len == rs->data[i])
+            last->iov_len += PAGE;
+        else
+            rs->iov[n++] = (struct iovec){ (void *)rs->data[i], PAGE };
+    }
+    /* crcs of zero markers are 0; they follow the data pages' crcs */
+    memset(rs->crc + rs->nonzero, 0, (rs->count - rs->nonzero) * sizeof(uint32_t));
+    uint64_t before = atomic_load(&rs->ch->bytes_out);
+    int rc = mig_send(rs->ch, MIG_RAM, rs->iov, n, e);
+    rs->stats.bytes += atomic_load(&rs->ch->bytes_out) - before;
+    rs->stats.pages += rs->nonzero;
+    rs->stats.zero_pages += rs->count - rs->nonzero;
+    rs->count = rs->nonzero = 0;
+    return rc;
+}
+
+/* Data pages first, zero markers after them, so the receiver pairs the
+ * i-th entry with the i-th page of data. */
+static int add_page(struct ram_sender *rs, uint64_t page, bool zero, struct err *e)
+{
+    if (zero) {
+        rs->zero[rs->count - rs->nonzero] = page | MIG_RAM_ZERO;
+    } else {
+        rs->entry[rs->nonzero] = page;
+        rs->data[rs->nonzero++] = rs->vm->ram.base + page * PAGE;
+    }
+    rs->count++;
+    if (rs->count < MIG_RAM_MAX_PAGES)
+        return 0;
+    memcpy(rs->entry + rs->nonzero, rs->zero,
+           (rs->count - rs->nonzero) * sizeof(uint64_t));
+    return flush_batch(rs, e);
+}
+
+static int finish_batch(struct ram_sender *rs, struct err *e)
+{
+    memcpy(rs->entry + rs->nonzero, rs->zero,
+           (rs->count - rs->nonzero) * sizeof(uint64_t));
+    return flush_batch(rs, e);
+}
+
+/* First pass only: true when page lies in a hole of the RAM memfd, i.e. was
+ * never written by anyone and reads as zero without being read. */
+static bool page_in_hole(struct ram_sender *rs, uint64_t page)
+{
+    uint64_t off = page * PAGE;
+    if (off >= rs->data_end) {
+        off_t data = lseek(rs->vm->mem_fd, (off_t)off, SEEK_DATA);
+        if (data < 0) {
+            rs->data_start = rs->data_end = UINT64_MAX;   /* no more data */
+            return true;
+        }
+        off_t hole = lseek(rs->vm->mem_fd, data, SEEK_HOLE);
+        rs->data_start = (uint64_t)data;
+        rs->data_end = hole < 0 ? rs->vm->ram.size : (uint64_t)hole;
+    }
+    return off < rs->data_start;
+}
+
+static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits,
+                     bool first_pass, struct err *e)
+{
+    while (bits) {
+        uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
+        bits &= bits - 1;
+        if (page >= rs->vm->ram.npages)
+            break;
+        if (first_pass && page_in_hole(rs, page)) {
+            rs->stats.skipped++;
+            continue;
+        }
+        bool zero = page_is_zero(rs->vm->ram.base + page * PAGE);
+        if (first_pass && zero) {
+            rs->stats.skipped++;
+            continue;
+        }
+        int rc = add_page(rs, page, zero, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
+{
+    rs->data_start = rs->data_end = 0;
+    for (uint64_t w0 = 0; w0 < rs->nwords; w0 += CHUNK_WORDS) {
+        uint64_t n = rs->nwords - w0 < CHUNK_WORDS ? rs->nwords - w0 : CHUNK_WORDS;
+        if (!ram_count_dirty(rs->dirty + w0, n))
+            continue;
+        /* re-arm tracking before reading: a write from now on is seen */
+        int rc = dirty_log_clear(rs->vm, w0, n, rs->dirty + w0, e);
+        for (uint64_t w = w0; !rc && w < w0 + n; w++) {
+            rc = send_word(rs, w, rs->dirty[w], first_pass, e);
+            rs->dirty[w] = 0;
+        }
+        if (rc)
+            return rc;
+    }
+    return finish_batch(rs, e);
+}
+
+/* ---- destination ---- */
+
+struct ram_batch {
+    uint32_t head[2];
+    uint64_t entry[MIG_RAM_MAX_PAGES];
+    uint32_t crc[MIG_RAM_MAX_PAGES];
+    struct iovec iov[MIG_RAM_MAX_PAGES];
+};
+
+static int check_entries(struct vm *vm, struct ram_batch *b, uint32_t count,
+                         uint32_t *nonzero, struct err *e)
+{
+    *nonzero = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t flags = b->entry[i] & ~(MIG_RAM_PFN_MASK | MIG_RAM_ZERO);
+        uint64_t page = b->entry[i] & MIG_RAM_PFN_MASK;
+        if (flags || page >= vm->ram.npages)
+            return err_set(e, EPROTO, "ram: page entry 0x%llx out of range "
+                           "(guest has %llu pages)", (unsigned long long)b->entry[i],
+                           (unsigned long long)vm->ram.npages);
+        bool zero = b->entry[i] & MIG_RAM_ZERO;
+        if (!zero && *nonzero != i)
+            return err_set(e, EPROTO, "ram: data page after a zero marker");
+        *nonzero += !zero;
+    }
+    return 0;
+}
+
+int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
+                   bool page_crc, struct ram_stats *stats, struct err *e)
+{
+    static __thread struct ram_batch b;
+    if (h->length < sizeof(b.head))
+        return err_set(e, EPROTO, "ram: message of %u bytes is truncated", h->length);
+    int rc = mig_recv(ch, b.head, sizeof(b.head), e);
+    uint32_t count = b.head[0];
+    if (!rc && (count == 0 || count > MIG_RAM_MAX_PAGES || b.head[1]))
+        return err_set(e, EPROTO, "ram: batch of %u pages (flags 0x%x) out of range",
+                       count, b.head[1]);
+    uint64_t table = (uint64_t)count * 12;
+    if (!rc && h->length < sizeof(b.head) + table)
+        return err_set(e, EPROTO, "ram: %u entries do not fit %u bytes", count, h->length);
+    if (!rc)
+        rc = mig_recv(ch, b.entry, count * 8, e);
+    if (!rc)
+        rc = mig_recv(ch, b.crc, count * 4, e);
+    uint32_t nonzero = 0;
+    if (!rc)
+        rc = check_entries(vm, &b, count, &nonzero, e);
+    if (rc)
+        return rc;
+    if (h->length != sizeof(b.head) + table + (uint64_t)nonzero * PAGE)
+        return err_set(e, EPROTO, "ram: length %u does not match %u data pages",
+                       h->length, nonzero);
+    for (uint32_t i = 0; i < nonzero; i++)
+        b.iov[i] = (struct iovec){ vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE, PAGE };
+    static __thread struct iovec work[MIG_RAM_MAX_PAGES];
+    memcpy(work, b.iov, nonzero * sizeof(work[0]));   /* readv consumes it */
+    rc = mig_recv_iov(ch, work, (int)nonzero, e);
+    if (rc)
+        return rc;
+    for (uint32_t i = nonzero; i < count; i++)
+        memset(vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE, 0, PAGE);
+    if (page_crc) {
+        static __thread const void *data[MIG_RAM_MAX_PAGES];
+        static __thread uint32_t crc[MIG_RAM_MAX_PAGES];
+        for (uint32_t i = 0; i < nonzero; i++)
+            data[i] = b.iov[i].iov_base;
+        crc32c_pages(data, nonzero, crc);
+        for (uint32_t i = 0; i < nonzero; i++)
+            if (crc[i] != b.crc[i])
+                return err_set(e, EPROTO, "ram: crc mismatch on page 0x%llx",
+                               (unsigned long long)(b.entry[i] & MIG_RAM_PFN_MASK));
+    }
+    stats->pages += nonzero;
+    stats->zero_pages += count - nonzero;
+    stats->bytes += MIG_HDR_SIZE + h->length;
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* Guest RAM over the migration stream: batches of up to 1024 pages, zero
+ * pages as markers only, page data gathered straight from guest memory and
+ * received straight into it. */
+#ifndef TERN_MIGRATE_RAM_H
+#define TERN_MIGRATE_RAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/err.h"
+#include "migrate/channel.h"
+
+struct vm;
+
+struct ram_stats {
+    uint64_t pages;        /* pages whose data was sent */
+    uint64_t zero_pages;   /* zero markers sent */
+    uint64_t skipped;      /* first pass: holes and zero pages never sent */
+    uint64_t bytes;        /* message bytes */
+};
+
+struct ram_sender {
+    struct vm *vm;
+    struct mig_channel *ch;
+    bool page_crc;
+    uint64_t *dirty;       /* pages to send this pass, one bit each */
+    uint64_t nwords;
+    struct ram_stats stats;
+    /* the batch being built */
+    uint32_t count, nonzero;
+    uint64_t entry[MIG_RAM_MAX_PAGES];
+    uint64_t zero[MIG_RAM_MAX_PAGES];     /* zero markers, appended at flush */
+    uint32_t crc[MIG_RAM_MAX_PAGES];
+    const void *data[MIG_RAM_MAX_PAGES];
+    void *copy[MIG_RAM_MAX_PAGES];
+    uint8_t *bounce;       /* with page crcs: the batch's pages, copied */
+    struct iovec iov[MIG_RAM_MAX_PAGES + 4];
+    /* first pass: the memfd extent known to hold data */
+    uint64_t data_start, data_end;
+};
+
+int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,
+                    bool page_crc, struct err *e);
+void ram_sender_release(struct ram_sender *rs);
+/* Sends every page set in rs->dirty and clears the bitmap. The first pass
+ * skips what the destination already has: holes in the RAM memfd and pages
+ * of zeros (its fresh RAM reads as zero). *stop is polled between batches. */
+int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e);
+/* Number of pages set in a bitmap. */
+uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords);
+
+/* Destination: reads the payload of one RAM message whose header is h. */
+int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
+                   bool page_crc, struct ram_stats *stats, struct err *e);
+
+#endif

@@ -1,0 +1,523 @@
+/* The source side of a live migration: setup, pre-copy passes with
+ * convergence and auto-converge, stop-and-copy, handover. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "migrate/hello.h"
+#include "migrate/migration.h"
+#include "migrate/ram.h"
+#include "migrate/state.h"
+#include "migrate/tls.h"
+#include "vmm/dirty.h"
+#include "vmm/vm.h"
+
+#define HANDSHAKE_TIMEOUT_MS 30000
+#define HANDOVER_TIMEOUT_MS 60000
+#define MIN_BANDWIDTH_SAMPLE (1 << 20)
+
+struct source_run {
+    struct migration *m;
+    struct ram_sender rs;
+    double t0, t_pause;
+    bool was_paused, paused_by_us, committed;
+    uint64_t features;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void mig_params_default(struct mig_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->downtime_limit_ms = 100;
+    p->auto_converge = true;
+    p->max_time_s = 600;
+    p->page_crc = true;
+}
+
+void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks)
+{
+    memset(m, 0, sizeof(*m));
+    m->vm = vm;
+    m->hooks = hooks;
+    m->ch.fd = -1;
+    pthread_mutex_init(&m->lock, NULL);
+}
+
+const char *mig_status_name(enum mig_status s)
+{
+    static const char *const names[] = {
+        "none", "setup", "active", "device", "handover", "completed", "failed",
+        "cancelled", "postcommit-failed",
+    };
+    return names[s];
+}
+
+static void set_status(struct migration *m, enum mig_status s)
+{
+    pthread_mutex_lock(&m->lock);
+    m->fig.status = s;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void post_figures(struct migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    json_t *f = mig_figures_json(&m->fig);
+    pthread_mutex_unlock(&m->lock);
+    if (m->hooks.event)
+        m->hooks.event(m->hooks.ctx, f);
+    else
+        json_decref(f);
+}
+
+/* ---- setup ---- */
+
+static int src_handshake(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    struct buf hello;
+    buf_init(&hello);
+    uint64_t offer = m->params.page_crc ? MIG_F_PAGE_CRC : 0;
+    int rc = hello_encode(m->vm, r->was_paused, offer, &hello, e);
+    if (!rc)
+        rc = mig_send_buf(&m->ch, MIG_HELLO, hello.data, (uint32_t)hello.len, e);
+    buf_release(&hello);
+    uint8_t *ack;
+    uint32_t len;
+    if (!rc)
+        rc = mig_recv_msg(&m->ch, MIG_HELLO_ACK, &ack, &len, HANDSHAKE_TIMEOUT_MS, e);
+    if (rc)
+        return rc;
+    struct reader rd;
+    reader_init(&rd, ack, len);
+    uint16_t version = reader_u16(&rd);
+    reader_u16(&rd);
+    reader_u32(&rd);
+    r->features = reader_u64(&rd);
+    free(ack);
+    if (reader_finish(&rd) || version < MIG_VERSION_MIN || version > MIG_VERSION_MAX ||
+        (r->features & ~offer))
+        return err_set(e, EPROTO, "destination chose version %u features 0x%llx, "
+                       "not offered", version, (unsigned long long)r->features);
+    return 0;
+}
+
+static int src_connect(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    int fd;
+    int rc = mig_uri_connect(m->params.uri, &fd, e);
+    if (rc)
+        return rc;
+    mig_channel_init(&m->ch, fd);
+    if (atomic_load(&m->cancel))
+        return err_set(e, ECANCELED, "migration cancelled");
+    if (m->params.tls) {
+        rc = mig_tls_connect(&m->ch, m->params.tls_dir, e);
+        if (rc)
+            return rc;
+    }
+    rc = src_handshake(r, e);
+    mig_channel_set_bandwidth(&m->ch, m->params.max_bandwidth);
+    return rc;
+}
+
+/* ---- pre-copy ---- */
+
+struct pass_result {
+    double ms;
+    uint64_t sent;
+    uint64_t dirty;   /* pages dirtied while the pass ran */
+};
+
+static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res,
+                    struct err *e)
+{
+    struct migration *m = r->m;
+    double t = now_ms();
+    uint64_t before = atomic_load(&m->ch.bytes_out);
+    int rc = ram_send_pass(&r->rs, pass == 1, e);
+    if (!rc)
+        rc = dirty_log_sync(m->vm, r->rs.dirty, e);
+    if (rc)
+        return rc;
+    res->ms = now_ms() - t;
+    res->sent = atomic_load(&m->ch.bytes_out) - before;
+    res->dirty = ram_count_dirty(r->rs.dirty, r->rs.nwords);
+    return 0;
+}
+
+/* Updates the figures after a pass; returns the expected downtime. */
+static double src_account(struct source_run *r, unsigned pass,
+                          const struct pass_result *res)
+{
+    struct migration *m = r->m;
+    pthread_mutex_lock(&m->lock);
+    struct mig_figures *f = &m->fig;
+    f->pass = pass;
+    f->transferred = atomic_load(&m->ch.bytes_out);
+    f->remaining = res->dirty * GUEST_PAGE_SIZE;
+    f->pages = r->rs.stats.pages;
+    f->zero_pages = r->rs.stats.zero_pages;
+    f->skipped = r->rs.stats.skipped;
+    double secs = res->ms > 0.001 ? res->ms / 1e3 : 1e-6;
+    /* a pass that moved little says little about the link: keep the old
+     * estimate unless this one is better informed */
+    if (res->sent >= MIN_BANDWIDTH_SAMPLE || f->bandwidth == 0)
+        f->bandwidth = (double)res->sent / secs;
+    if (m->params.max_bandwidth && f->bandwidth > (double)m->params.max_bandwidth)
+        f->bandwidth = (double)m->params.max_bandwidth;
+    f->dirty_rate = (double)f->remaining / secs;
+    f->expected_downtime_ms = f->bandwidth > 0 ? (double)f->remaining / f->bandwidth * 1e3 : 0;
+    f->throttle_pct = m->vm->throttle_pct;
+    double expected = f->expected_downtime_ms;
+    pthread_mutex_unlock(&m->lock);
+    return expected;
+}
+
+/* Auto-converge: the guest dirties faster than half the link can carry, so
+ * take away CPU time, more each pass, and say so in the figures. */
+static void src_throttle(struct source_run *r)
+{
+    struct migration *m = r->m;
+    pthread_mutex_lock(&m->lock);
+    bool behind = m->fig.dirty_rate > m->fig.bandwidth / 2;
+    pthread_mutex_unlock(&m->lock);
+    if (!m->params.auto_converge || !behind)
+        return;
+    unsigned pct = m->vm->throttle_pct ? m->vm->throttle_pct + 10 : 20;
+    vm_throttle_set(m->vm, pct > 99 ? 99 : pct);
+    log_info("migrate", "auto-converge: vcpus throttled to %u%%", m->vm->throttle_pct);
+}
+
+static int src_precopy(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    /* pass 1 covers every page: with manual protect KVM starts all-dirty,
+     * without it enabling the log protects everything */
+    memset(r->rs.dirty, 0xff, r->rs.nwords * sizeof(uint64_t));
+    for (unsigned pass = 1;; pass++) {
+        struct pass_result res;
+        int rc = src_pass(r, pass, &res, e);
+        if (rc)
+            return rc;
+        double expected = src_account(r, pass, &res);
+        post_figures(m);
+        if (r->was_paused || expected <= m->params.downtime_limit_ms)
+            return 0;
+        if (atomic_load(&m->cancel))
+            return err_set(e, ECANCELED, "migration cancelled");
+        if (now_ms() - r->t0 > m->params.max_time_s * 1e3)
+            return err_set(e, ETIMEDOUT, "did not converge within %u s (dirty rate "
+                           "%.0f MiB/s)", m->params.max_time_s,
+                           m->fig.dirty_rate / (1 << 20));
+        if (pass >= 2)
+            src_throttle(r);
+    }
+}
+
+/* ---- stop-and-copy ---- */
+
+static int src_pause(struct source_run *r, struct err *e)
+{
+    struct vm *vm = r->m->vm;
+    r->t_pause = now_ms();
+    if (!r->was_paused) {
+        vm_pause(vm);
+        r->paused_by_us = true;
+    }
+    vm_throttle_set(vm, 0);
+    /* vCPUs are parked and block requests run in vCPU threads, so nothing is
+     * in flight; make what was written durable for the destination */
+    for (unsigned i = 0; i < vm->ndisks; i++) {
+        int rc = virtio_blk_flush(&vm->disk[i], e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void src_time(struct migration *m, double *field, double since)
+{
+    pthread_mutex_lock(&m->lock);
+    *field = now_ms() - since;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static int src_stop_and_copy(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    set_status(m, MIG_STATUS_DEVICE);
+    int rc = src_pause(r, e);
+    src_time(m, &m->fig.pause_ms, r->t_pause);
+    double t = now_ms();
+    if (!rc)
+        rc = dirty_log_sync(m->vm, r->rs.dirty, e);
+    if (!rc)
+        rc = ram_send_pass(&r->rs, false, e);
+    src_time(m, &m->fig.last_pages_ms, t);
+    struct buf saved;
+    buf_init(&saved);
+    t = now_ms();
+    if (!rc)
+        rc = state_save_all(&m->vm->devstate, &saved, e);
+    src_time(m, &m->fig.state_save_ms, t);
+    t = now_ms();
+    if (!rc)
+        rc = state_send_saved(&saved, &m->ch, e);
+    if (!rc)
+        rc = mig_send_buf(&m->ch, MIG_END, NULL, 0, e);
+    pthread_mutex_lock(&m->lock);
+    m->fig.state_bytes = saved.len;
+    m->fig.transfer_ms = t;   /* start stamp; finished in src_handover */
+    pthread_mutex_unlock(&m->lock);
+    buf_release(&saved);
+    return rc;
+}
+
+/* ---- handover ---- */
+
+static int src_wait_loaded(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    uint8_t *msg;
+    uint32_t len;
+    int rc = mig_recv_msg(&m->ch, MIG_LOADED, &msg, &len, HANDOVER_TIMEOUT_MS, e);
+    if (rc)
+        return rc;
+    struct reader rd;
+    reader_init(&rd, msg, len);
+    uint64_t load_ns = reader_u64(&rd);
+    free(msg);
+    if (reader_finish(&rd))
+        return err_set(e, EPROTO, "malformed LOADED message");
+    pthread_mutex_lock(&m->lock);
+    m->fig.load_ms = (double)load_ns / 1e6;
+    m->fig.transfer_ms = now_ms() - m->fig.transfer_ms - m->fig.load_ms;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+/* Gives up the VM: after this the source never runs it again. */
+static int src_commit(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    double t = now_ms();
+    set_status(m, MIG_STATUS_HANDOVER);
+    if (atomic_load(&m->cancel))
+        return err_set(e, ECANCELED, "migration cancelled");
+    int rc = m->hooks.commit ? m->hooks.commit(m->hooks.ctx, e) : 0;
+    if (rc)
+        return rc;
+    vm_hand_over(m->vm);
+    r->committed = true;
+    for (unsigned i = 0; i < m->vm->ndisks; i++)
+        virtio_blk_unlock(&m->vm->disk[i]);
+    rc = mig_send_buf(&m->ch, MIG_COMMIT, NULL, 0, e);
+    src_time(m, &m->fig.commit_ms, t);
+    return rc;
+}
+
+static int src_wait_running(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    double t = now_ms();
+    uint8_t *msg;
+    uint32_t len;
+    int rc = mig_recv_msg(&m->ch, MIG_RUNNING, &msg, &len, HANDOVER_TIMEOUT_MS, e);
+    if (rc)
+        return rc;
+    free(msg);
+    pthread_mutex_lock(&m->lock);
+    m->fig.resume_ms = now_ms() - t;
+    m->fig.downtime_ms = now_ms() - r->t_pause;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+/* ---- the thread ---- */
+
+static void src_fail(struct source_run *r, const struct err *e)
+{
+    struct migration *m = r->m;
+    bool cancelled = atomic_load(&m->cancel);
+    if (r->committed) {
+        /* the destination may be running: never resume here */
+        set_status(m, MIG_STATUS_POSTCOMMIT_FAILED);
+        log_error("migrate", "after commit: %s; the source stays paused and will "
+                  "not resume", e->msg);
+    } else {
+        set_status(m, cancelled ? MIG_STATUS_CANCELLED : MIG_STATUS_FAILED);
+        if (m->ch.fd >= 0)
+            mig_send_error(&m->ch, e->msg);
+        vm_throttle_set(m->vm, 0);
+        if (m->vm->dirty.active)
+            dirty_log_stop(m->vm);
+        if (r->paused_by_us)
+            vm_resume(m->vm);
+        log_error("migrate", "%s%s; the vm %s on the source", cancelled ? "" : "failed: ",
+                  e->msg, r->was_paused ? "stays paused" : "keeps running");
+    }
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->fig.error, sizeof(m->fig.error), "%s", e->msg);
+    m->fig.total_ms = now_ms() - r->t0;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void src_done(struct source_run *r)
+{
+    struct migration *m = r->m;
+    pthread_mutex_lock(&m->lock);
+    struct mig_figures *f = &m->fig;
+    f->status = MIG_STATUS_COMPLETED;
+    f->total_ms = now_ms() - r->t0;
+    f->transferred = atomic_load(&m->ch.bytes_out);
+    f->remaining = 0;
+    log_info("migrate", "completed: total %.1f ms, downtime %.1f ms (pause %.2f, last "
+             "pages %.2f, state save %.2f, transfer %.2f, load %.2f, commit %.2f, "
+             "resume %.2f), %llu bytes, %u passes, %llu pages, %llu zero", f->total_ms,
+             f->downtime_ms, f->pause_ms, f->last_pages_ms, f->state_save_ms,
+             f->transfer_ms, f->load_ms, f->commit_ms, f->resume_ms,
+             (unsigned long long)f->transferred, f->pass, (unsigned long long)f->pages,
+             (unsigned long long)f->zero_pages);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static int src_run(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    int rc = src_connect(r, e);
+    src_time(m, &m->fig.setup_ms, r->t0);
+    if (!rc)
+        rc = dirty_log_start(m->vm, e);
+    if (!rc)
+        rc = ram_sender_init(&r->rs, m->vm, &m->ch, r->features & MIG_F_PAGE_CRC, e);
+    set_status(m, MIG_STATUS_ACTIVE);
+    if (!rc)
+        rc = src_precopy(r, e);
+    if (!rc)
+        rc = src_stop_and_copy(r, e);
+    if (!rc)
+        rc = src_wait_loaded(r, e);
+    if (!rc)
+        rc = src_commit(r, e);
+    if (!rc)
+        rc = src_wait_running(r, e);
+    return rc;
+}
+
+static void *migration_thread(void *arg)
+{
+    struct migration *m = arg;
+    struct source_run r = { .m = m, .t0 = now_ms() };
+    r.was_paused = vm_get_state(m->vm) == VM_PAUSED;
+    struct err e = { "" };
+    log_info("migrate", "to %s%s: %lluM, downtime limit %u ms%s", m->params.uri,
+             m->params.tls ? " (tls)" : "", (unsigned long long)(m->vm->config.memory >> 20),
+             m->params.downtime_limit_ms, r.was_paused ? ", vm paused" : "");
+    int rc = src_run(&r, &e);
+    if (rc)
+        src_fail(&r, &e);
+    else
+        src_done(&r);
+    ram_sender_release(&r.rs);
+    post_figures(m);
+    mig_channel_release(&m->ch);
+    if (!rc && m->hooks.completed)
+        m->hooks.completed(m->hooks.ctx);
+    return NULL;
+}
+
+int migration_start(struct migration *m, const struct mig_params *p, struct err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    enum mig_status s = m->fig.status;
+    pthread_mutex_unlock(&m->lock);
+    if (s == MIG_STATUS_SETUP || s == MIG_STATUS_ACTIVE || s == MIG_STATUS_DEVICE ||
+        s == MIG_STATUS_HANDOVER)
+        return err_set(e, EBUSY, "a migration is already running");
+    if (s == MIG_STATUS_COMPLETED || s == MIG_STATUS_POSTCOMMIT_FAILED)
+        return err_set(e, EPERM, "the vm was handed over to a destination");
+    if (m->thread_running)
+        pthread_join(m->thread, NULL);
+    m->thread_running = false;
+    m->params = *p;
+    memset(&m->fig, 0, sizeof(m->fig));
+    m->fig.status = MIG_STATUS_SETUP;
+    m->fig.ram_total = m->vm->config.memory;
+    atomic_store(&m->cancel, false);
+    m->ch.fd = -1;
+    int rc = pthread_create(&m->thread, NULL, migration_thread, m);
+    if (rc)
+        return err_set(e, rc, "migration thread: %s", strerror(rc));
+    m->thread_running = true;
+    return 0;
+}
+
+int migration_cancel(struct migration *m, struct err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    enum mig_status s = m->fig.status;
+    pthread_mutex_unlock(&m->lock);
+    if (s != MIG_STATUS_SETUP && s != MIG_STATUS_ACTIVE && s != MIG_STATUS_DEVICE &&
+        s != MIG_STATUS_HANDOVER)
+        return err_set(e, ESRCH, "no migration is running");
+    atomic_store(&m->cancel, true);
+    /* a committed migration cannot be taken back; the thread checks that */
+    if (s != MIG_STATUS_HANDOVER)
+        mig_channel_cancel(&m->ch);
+    return 0;
+}
+
+void migration_release(struct migration *m)
+{
+    if (m->thread_running) {
+        atomic_store(&m->cancel, true);
+        mig_channel_cancel(&m->ch);
+        pthread_join(m->thread, NULL);
+        m->thread_running = false;
+    }
+}
+
+json_t *migration_query(struct migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    json_t *j = mig_figures_json(&m->fig);
+    pthread_mutex_unlock(&m->lock);
+    return j;
+}
+
+json_t *mig_figures_json(const struct mig_figures *f)
+{
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}",
+        "status", mig_status_name(f->status), "pass", (int)f->pass,
+        "ram_total", (json_int_t)f->ram_total, "transferred", (json_int_t)f->transferred,
+        "remaining", (json_int_t)f->remaining, "pages", (json_int_t)f->pages,
+        "zero_pages", (json_int_t)f->zero_pages, "skipped_pages", (json_int_t)f->skipped,
+        "dirty_rate", f->dirty_rate, "bandwidth", f->bandwidth,
+        "expected_downtime_ms", f->expected_downtime_ms, "throttle_pct", (int)f->throttle_pct);
+    if (f->status >= MIG_STATUS_COMPLETED || f->total_ms > 0) {
+        json_t *d = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+            "pause_ms", f->pause_ms, "last_pages_ms", f->last_pages_ms,
+            "state_save_ms", f->state_save_ms, "transfer_ms", f->transfer_ms,
+            "load_ms", f->load_ms, "commit_ms", f->commit_ms, "resume_ms", f->resume_ms,
+            "total_ms", f->downtime_ms);
+        json_object_set_new(j, "total_ms", json_real(f->total_ms));
+        json_object_set_new(j, "setup_ms", json_real(f->setup_ms));
+        json_object_set_new(j, "downtime_ms", json_real(f->downtime_ms));
+        json_object_set_new(j, "downtime", d);
+        json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
+    }
+    if (f->error[0])
+        json_object_set_new(j, "error", json_string(f->error));
+    return j;
+}
