@@ -40,12 +40,17 @@ struct irq_line {
     void (*set)(void *ctx, unsigned gsi, int level);
     void *ctx;
     unsigned gsi;
+    int level;          /* last level set; KVM starts every line at 0 */
 };
 
-static inline void irq_line_set(const struct irq_line *irq, int level)
+/* Only changes reach KVM: an irqchip ioctl costs far more than a compare,
+ * and devices recompute their line after every register access. */
+static inline void irq_line_set(struct irq_line *irq, int level)
 {
-    if (irq->set)
+    if (irq->set && level != irq->level) {
+        irq->level = level;
         irq->set(irq->ctx, irq->gsi, level);
+    }
 }
 
 #endif

@@ -132,7 +132,7 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
 {
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
-    struct irq_line com1 = { vm_irq_set, vm, SERIAL_COM1_IRQ };
+    struct irq_line com1 = { vm_irq_set, vm, SERIAL_COM1_IRQ, 0 };
     serial_init(&vm->uart, com1, vm->console_output, vm->console_ctx);
     i8042_init(&vm->kbd, vm_power_off, vm);
     int rc = bus_add(&vm->pio, "serial", SERIAL_COM1_PORT, 8, &serial_ops, &vm->uart);
@@ -140,7 +140,7 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
         rc = bus_add(&vm->pio, "i8042", I8042_DATA_PORT, 5, &i8042_ops, &vm->kbd);
     for (unsigned i = 0; !rc && i < vm->ndisks; i++) {
         uint64_t base = VM_VIRTIO_BASE + i * VIRTIO_MMIO_SIZE;
-        struct irq_line irq = { vm_irq_set, vm, virtio_irqs[i] };
+        struct irq_line irq = { vm_irq_set, vm, virtio_irqs[i], 0 };
         virtio_blk_attach(&vm->disk[i], base, &vm->ram, irq);
         rc = bus_add(&vm->mmio, "virtio-blk", base, VIRTIO_MMIO_SIZE,
                      &virtio_mmio_ops, &vm->disk[i].mmio);
