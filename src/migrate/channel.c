@@ -405,8 +405,11 @@ int mig_recv_iov(struct mig_channel *ch, struct iovec *iov, int iovcnt, struct e
 int mig_recv_hdr(struct mig_channel *ch, struct mig_hdr *h, struct err *e)
 {
     int rc = mig_recv(ch, h, sizeof(*h), e);
-    if (rc)
-        return rc;
+    return rc ? rc : mig_hdr_check(h, e);
+}
+
+int mig_hdr_check(const struct mig_hdr *h, struct err *e)
+{
     if (h->magic != MIG_MAGIC)
         return err_set(e, EPROTO, "bad message magic 0x%08x (not a tern migration stream)",
                        h->magic);

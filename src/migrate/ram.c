@@ -188,22 +188,25 @@ struct ram_batch {
     struct iovec iov[MIG_RAM_MAX_PAGES];
 };
 
-static int check_entries(struct vm *vm, struct ram_batch *b, uint32_t count,
-                         uint32_t *nonzero, struct err *e)
+int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages,
+                    uint32_t length, uint32_t *nonzero, struct err *e)
 {
     *nonzero = 0;
     for (uint32_t i = 0; i < count; i++) {
-        uint64_t flags = b->entry[i] & ~(MIG_RAM_PFN_MASK | MIG_RAM_ZERO);
-        uint64_t page = b->entry[i] & MIG_RAM_PFN_MASK;
-        if (flags || page >= vm->ram.npages)
+        uint64_t flags = entry[i] & ~(MIG_RAM_PFN_MASK | MIG_RAM_ZERO);
+        uint64_t page = entry[i] & MIG_RAM_PFN_MASK;
+        if (flags || page >= npages)
             return err_set(e, EPROTO, "ram: page entry 0x%llx out of range "
-                           "(guest has %llu pages)", (unsigned long long)b->entry[i],
-                           (unsigned long long)vm->ram.npages);
-        bool zero = b->entry[i] & MIG_RAM_ZERO;
+                           "(guest has %llu pages)", (unsigned long long)entry[i],
+                           (unsigned long long)npages);
+        bool zero = entry[i] & MIG_RAM_ZERO;
         if (!zero && *nonzero != i)
             return err_set(e, EPROTO, "ram: data page after a zero marker");
         *nonzero += !zero;
     }
+    if (length != 8 + (uint64_t)count * 12 + (uint64_t)*nonzero * PAGE)
+        return err_set(e, EPROTO, "ram: length %u does not match %u data pages",
+                       length, *nonzero);
     return 0;
 }
 
@@ -241,12 +244,9 @@ int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *
         rc = mig_recv(ch, b.crc, count * 4, e);
     uint32_t nonzero = 0;
     if (!rc)
-        rc = check_entries(vm, &b, count, &nonzero, e);
+        rc = ram_batch_check(b.entry, count, vm->ram.npages, h->length, &nonzero, e);
     if (rc)
         return rc;
-    if (h->length != sizeof(b.head) + table + (uint64_t)nonzero * PAGE)
-        return err_set(e, EPROTO, "ram: length %u does not match %u data pages",
-                       h->length, nonzero);
     for (uint32_t i = 0; i < nonzero; i++)
         b.iov[i] = (struct iovec){ vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE, PAGE };
     ram_preallocate(vm, b.entry, nonzero);

@@ -50,6 +50,11 @@ int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e);
 /* Number of pages set in a bitmap. */
 uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords);
 
+/* Checks a batch's page table: every page inside the guest, no unknown
+ * flags, data pages before zero markers, and the message length matching
+ * (8 + 12 * count + 4096 * data pages). Sets *nonzero. */
+int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages,
+                    uint32_t length, uint32_t *nonzero, struct err *e);
 /* Destination: reads the payload of one RAM message whose header is h. */
 int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
                    bool page_crc, struct ram_stats *stats, struct err *e);
