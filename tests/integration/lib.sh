@@ -66,3 +66,53 @@ hb_consecutive() {
     grep -Eo '^HB [0-9]+' "$TMP/$1.console" | cut -d' ' -f2 |
         awk 'NR > 1 && $1 != prev + 1 { bad = 1 } { prev = $1 } END { exit bad }'
 }
+
+# ---- migration helpers ----
+
+# start_dst NAME URI [options]: a destination waiting on URI.
+start_dst() {
+    local name=$1 uri=$2; shift 2
+    "$VMM" --incoming "$uri" --control "$TMP/$name.sock" \
+        --console "file:$TMP/$name.console" "$@" 2>"$TMP/$name.log" &
+    VM_PID[$name]=$!
+    # the socket or port is open at once; give it a moment
+    sleep 0.2
+}
+
+# migrate SRC URI [extra json]: runs a migration to its end; the final
+# "migration" event line lands in $TMP/SRC.migration, its status in $MIG.
+migrate() {
+    local src=$1 uri=$2 extra=${3:-}
+    timeout 120 "$CTL" --wait-match '"status":"(completed|failed|cancelled|postcommit-failed)"' \
+        --timeout 110 "$TMP/$src.sock" \
+        "{\"cmd\":\"migrate\",\"uri\":\"$uri\"$extra}" >"$TMP/$src.events" 2>&1
+    grep '"event":"migration"' "$TMP/$src.events" |
+        grep -E '"status":"(completed|failed|cancelled|postcommit-failed)"' | tail -1 \
+        >"$TMP/$src.migration"
+    MIG=$(grep -o '"status":"[a-z-]*"' "$TMP/$src.migration" | head -1 | cut -d'"' -f4)
+}
+
+# fig NAME KEY: a number from the final migration event.
+fig() { grep -o "\"$2\":[0-9.e+-]*" "$TMP/$1.migration" | head -1 | cut -d: -f2; }
+
+# hb_consecutive_across A B: heartbeats of A then B go on one by one.
+hb_consecutive_across() {
+    cat "$TMP/$1.console" "$TMP/$2.console" | grep -Eo '^HB [0-9]+' | cut -d' ' -f2 |
+        awk 'NR > 1 && $1 != prev + 1 { bad = 1 } { prev = $1 } END { exit bad }'
+}
+
+# verify_ok_after NAME: a VERIFY ok line appears after the current end of the
+# console, and no VERIFY FAIL anywhere.
+verify_ok_after() {
+    local name=$1 n
+    n=$(grep -c '^VERIFY ok' "$TMP/$name.console" 2>/dev/null)
+    local deadline=$(( $(now_ms) + ${2:-10} * 1000 ))
+    while [ "$(now_ms)" -lt $deadline ]; do
+        grep -q 'VERIFY FAIL' "$TMP/$name.console" && return 1
+        [ "$(grep -c '^VERIFY ok' "$TMP/$name.console")" -gt "$n" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+rand_port() { echo $(( 20000 + RANDOM % 20000 )); }

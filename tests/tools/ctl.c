@@ -3,6 +3,7 @@
  * debugging tool: `ctl SOCKET '{"cmd":"status"}'`. */
 #include <errno.h>
 #include <poll.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ static double now_s(void)
 /* Reads lines until one matches `want` (substring) or the deadline passes.
  * Prints every line read. Returns 0 when found. */
 static const char *event_want;   /* "event":"NAME" to remember */
+static regex_t match_want;        /* or any line matching this */
+static int match_set;
 static int event_seen;
 
 static int read_until(int fd, const char *want, double deadline)
@@ -33,9 +36,10 @@ static int read_until(int fd, const char *want, double deadline)
             *nl = '\0';
             puts(buf);
             fflush(stdout);
-            if (event_want && strstr(buf, event_want))
+            if ((event_want && strstr(buf, event_want)) ||
+                (match_set && !regexec(&match_want, buf, 0, NULL, 0)))
                 event_seen = 1;
-            int found = strstr(buf, want) != NULL;
+            int found = want ? strstr(buf, want) != NULL : event_seen;
             len -= (size_t)(nl + 1 - buf);
             memmove(buf, nl + 1, len);
             if (found)
@@ -62,11 +66,17 @@ int main(int argc, char **argv)
             break;
         if (!strcmp(argv[i], "--wait-event"))
             wait_event = argv[i + 1];
-        else if (!strcmp(argv[i], "--timeout"))
+        else if (!strcmp(argv[i], "--wait-match")) {
+            if (regcomp(&match_want, argv[i + 1], REG_EXTENDED | REG_NOSUB)) {
+                fprintf(stderr, "ctl: bad regex '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            match_set = 1;
+        } else if (!strcmp(argv[i], "--timeout"))
             timeout = atof(argv[i + 1]);
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: ctl [--wait-event NAME] [--timeout S] SOCKET [REQUEST...]\n");
+        fprintf(stderr, "usage: ctl [--wait-event NAME | --wait-match REGEX] [--timeout S] SOCKET [REQUEST...]\n");
         return 2;
     }
     int fd = sock_connect_unix(argv[i]);
@@ -88,6 +98,8 @@ int main(int argc, char **argv)
     }
     if (!rc && wait_event && !event_seen)
         rc = read_until(fd, want, deadline);
+    if (!rc && match_set && !event_seen)
+        rc = read_until(fd, NULL, deadline);
     close(fd);
     if (rc)
         fprintf(stderr, "ctl: %s\n", strerror(-rc));
