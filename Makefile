@@ -16,6 +16,7 @@ include src/vmm/module.mk
 include src/migrate/module.mk
 -include guest/module.mk
 include tests/module.mk
+include tests/fuzz/module.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -33,3 +34,8 @@ demo:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory all test-bins >/dev/null
 	@scripts/demo
+
+bench:
+	@scripts/install-deps qemu-system-x86 gnuplot-nox
+	@$(MAKE) --no-print-directory all test-bins >/dev/null
+	@python3 bench/run.py $(if $(QUICK),--quick)

@@ -193,8 +193,11 @@ static int dest_handover(struct dest_run *r, struct err *e)
     if (!rc)
         rc = mig_recv_msg(ch, MIG_COMMIT, &msg, &len, COMMIT_TIMEOUT_MS, e);
     free(msg);
-    if (rc)
-        return err_set(e, -rc, "no commit from the source (%s); not resuming", e->msg);
+    if (rc) {
+        /* e->msg cannot be both the format argument and the output */
+        struct err why = *e;
+        return err_set(e, -rc, "no commit from the source (%s); not resuming", why.msg);
+    }
     uint64_t t = now_ns();
     rc = vm_post_load(r->vm, e);
     if (!rc && !r->in->hello.paused)

@@ -56,7 +56,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    struct irq_line line = { irq_set, f, SERIAL_COM1_IRQ };
+    struct irq_line line = { irq_set, f, SERIAL_COM1_IRQ, 0 };
     serial_init(&f->uart, line, output, f);
     *state = f;
     return 0;

@@ -100,7 +100,7 @@ static int open_blk(struct fixture *f, bool readonly)
     int rc = virtio_blk_open(&f->blk, f->path, readonly, false, &e);
     if (rc)
         return rc;
-    struct irq_line line = { irq_set, &f->irq, GSI };
+    struct irq_line line = { irq_set, &f->irq, GSI, 0 };
     virtio_blk_attach(&f->blk, MMIO_BASE, &f->ram, line);
     f->open = true;
     return 0;

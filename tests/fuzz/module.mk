@@ -1,0 +1,44 @@
+# libFuzzer targets (clang -fsanitize=fuzzer,address,undefined), no KVM:
+#   fuzz_stream    whole migration streams through mig_stream_verify
+#   fuzz_devstate  saved state into serial and virtio-blk load()
+# `make fuzz` builds them and runs each for FUZZ_SECONDS (default 20) with
+# seeds from tests/golden; `make check` runs them briefly through
+# tests/integration/test_fuzz.sh. libFuzzer comes with clang on Debian 12
+# in libclang-rt-14-dev.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := fuzz_stream fuzz_devstate
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(filter-out -O% -Werror,$(CFLAGS)) $(FUZZ_FLAGS)
+FUZZ_LIB_SRCS := $(MIGRATE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_AVAILABLE := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n)\
+	{ return d && n; }\n' | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null \
+	2>/dev/null && echo yes)
+
+.PHONY: fuzz fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/libtern.a: $(FUZZ_LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libtern.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz:
+	@scripts/install-deps libclang-rt-14-dev
+	@$(MAKE) --no-print-directory fuzz-bins
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) bash tests/integration/test_fuzz.sh
+
+ifeq ($(FUZZ_AVAILABLE),yes)
+test-bins: fuzz-bins
+endif
+
+-include $(FUZZ_LIB_OBJS:.o=.d)

@@ -1,0 +1,86 @@
+# Faults during live migration: the destination killed at random points, the
+# connection cut, the source killed, a cancel. The VM is never lost: the
+# source keeps running (and verifying) whenever the handover did not happen.
+source "$(dirname "$0")/lib.sh"
+
+start_vm src --kernel "$GUEST" --memory 512M --cmdline "tern.hb=50 tern.ws=64 tern.rate=20 tern.verify=1"
+wait_for "$TMP/src.console" '^VERIFY ok' 10
+# slow enough (~30 MB/s) that a kill lands anywhere in the migration
+SLOW=',"max_bandwidth":30000000'
+
+source_alive() {
+    grep -q '"state":"running"' <<<"$(ctl src '{"cmd":"status"}')" &&
+        wait_for "$TMP/src.console" "^HB $(( $(last_hb src) + 2 )) " 5
+}
+
+for i in $(seq 1 10); do
+    delay=$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", r % 2600 / 1000 }')
+    start_dst kd$i "unix:$TMP/kd$i.mig"
+    ( sleep "$delay"; kill -9 "${VM_PID[kd$i]}" 2>/dev/null ) &
+    killer=$!
+    migrate src "unix:$TMP/kd$i.mig" "$SLOW"
+    wait $killer "${VM_PID[kd$i]}" 2>/dev/null
+    unset "VM_PID[kd$i]"
+    if [ "$MIG" = completed ]; then
+        # the kill came after the handover: the VM lives on the destination,
+        # which was then killed; nothing here may run it again
+        check "kill -9 destination after ${delay}s: completed before the kill, source ended" \
+            bash -c "! kill -0 ${VM_PID[src]} 2>/dev/null"
+        break
+    fi
+    check "kill -9 destination after ${delay}s: migration $MIG, source keeps running" source_alive
+done
+check "source still verifies every page after 10 destination kills" verify_ok_after src 5
+
+# cut the connection: a proxy in between is killed mid-stream
+start_dst cut "unix:$TMP/cut.mig"
+socat "UNIX-LISTEN:$TMP/proxy.mig" "UNIX-CONNECT:$TMP/cut.mig" &
+proxy=$!
+sleep 0.2
+( sleep 0.7; kill -9 $proxy ) &
+killer=$!
+migrate src "unix:$TMP/proxy.mig" "$SLOW"
+wait $proxy $killer 2>/dev/null
+check "connection cut: migration failed ($(grep -o '"error":"[^"]*"' "$TMP/src.migration"))" [ "$MIG" = failed ]
+check "connection cut: source keeps running" source_alive
+wait_vm cut
+check "connection cut: destination exits 1" [ "$RC" = 1 ]
+check "connection cut: destination says why" grep -q "incoming migration failed" "$TMP/cut.log"
+
+# cancel mid-migration
+start_dst can "unix:$TMP/can.mig"
+( sleep 0.6; "$CTL" "$TMP/src.sock" '{"cmd":"migrate_cancel"}' >"$TMP/cancel.reply" ) &
+killer=$!
+migrate src "unix:$TMP/can.mig" "$SLOW"
+wait $killer
+check "cancel: acknowledged" grep -q '"ok":true' "$TMP/cancel.reply"
+check "cancel: status cancelled" [ "$MIG" = cancelled ]
+check "cancel: source keeps running" source_alive
+wait_vm can
+check "cancel: destination exits 1" [ "$RC" = 1 ]
+check "cancel when nothing runs: refused" grep -q "no migration is running" <<<"$(ctl src '{"cmd":"migrate_cancel"}')"
+check "source verifies every page after cut and cancel" verify_ok_after src 5
+
+# bad migrate requests leave the VM alone
+check "migrate without uri refused" grep -q "'uri'" <<<"$(ctl src '{"cmd":"migrate"}')"
+check "migrate with unknown parameter refused" \
+    grep -q "unknown parameter 'speed'" <<<"$(ctl src '{"cmd":"migrate","uri":"unix:/x","speed":1}')"
+check "migrate with bad type refused" \
+    grep -q "'downtime_limit_ms' must be" <<<"$(ctl src '{"cmd":"migrate","uri":"unix:/x","downtime_limit_ms":"fast"}')"
+migrate src "unix:$TMP/nobody.mig"
+check "migrate to nobody: failed with a reason" grep -q '"error":"connect to unix' "$TMP/src.migration"
+migrate src "tcp:127.0.0.1:1"
+check "migrate to a closed port: failed" [ "$MIG" = failed ]
+check "after bad requests the source runs and verifies" verify_ok_after src 5
+
+# kill the source mid-stream: the destination exits cleanly with an error
+start_dst ks "unix:$TMP/ks.mig"
+"$CTL" "$TMP/src.sock" "{\"cmd\":\"migrate\",\"uri\":\"unix:$TMP/ks.mig\"$SLOW}" >/dev/null
+sleep 0.8
+kill -9 "${VM_PID[src]}"
+wait_vm src
+wait_vm ks
+check "source killed: destination exits 1 (got $RC)" [ "$RC" = 1 ]
+check "source killed: destination names the cause" \
+    grep -Eq "incoming migration failed: .*(closed|reset)" "$TMP/ks.log"
+check "source killed: destination never ran the guest" [ ! -s "$TMP/ks.console" ]
