@@ -90,6 +90,15 @@ int virtio_blk_unlock(struct virtio_blk *blk)
     return fcntl(blk->fd, F_OFD_SETLK, &fl) ? -errno : 0;
 }
 
+int virtio_blk_relock(struct virtio_blk *blk)
+{
+    if (blk->locked || !blk->shared)
+        return 0;
+    int rc = lock_image(blk->fd, blk->readonly);
+    blk->locked = rc == 0;
+    return rc;
+}
+
 int virtio_blk_flush(struct virtio_blk *blk, struct err *e)
 {
     if (blk->inflight)

@@ -37,6 +37,8 @@ void virtio_blk_release(struct virtio_blk *blk);
 /* Shared images: the source gives up its lock right before the commit, the
  * destination opens without one and takes it when it resumes. */
 int virtio_blk_unlock(struct virtio_blk *blk);
+/* Takes the lock given up by virtio_blk_unlock again (handover aborted). */
+int virtio_blk_relock(struct virtio_blk *blk);
 /* Drains and flushes: nothing in flight, everything on stable storage. */
 int virtio_blk_flush(struct virtio_blk *blk, struct err *e);
 /* Section "virtio-blk" version 1: transport, queues, image size and flags. */

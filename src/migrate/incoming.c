@@ -198,6 +198,7 @@ static int dest_handover(struct dest_run *r, struct err *e)
         struct err why = *e;
         return err_set(e, -rc, "no commit from the source (%s); not resuming", why.msg);
     }
+    mig_test_hold("commit-received");
     uint64_t t = now_ns();
     rc = vm_post_load(r->vm, e);
     if (!rc && !r->in->hello.paused)

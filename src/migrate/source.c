@@ -307,23 +307,60 @@ static int src_wait_loaded(struct source_run *r, struct err *e)
     return 0;
 }
 
-/* Gives up the VM: after this the source never runs it again. */
+/* Anything from the destination now (an ERROR, or its end of the
+ * connection) means it will not run the VM: stop before committing. */
+static int src_check_destination(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    if (mig_wait_readable(&m->ch, 0))
+        return 0;
+    uint8_t *msg = NULL;
+    uint32_t len;
+    int rc = mig_recv_msg(&m->ch, MIG_COMMIT, &msg, &len, 0, e);
+    free(msg);
+    return rc ? rc : err_set(e, EPROTO, "destination sent COMMIT");
+}
+
+static void disks_lock(struct vm *vm, bool give_up)
+{
+    for (unsigned i = 0; i < vm->ndisks; i++) {
+        if (give_up)
+            virtio_blk_unlock(&vm->disk[i]);
+        else if (virtio_blk_relock(&vm->disk[i]))
+            log_error("migrate", "disk '%s': could not take its lock back",
+                      vm->disk[i].path);
+    }
+}
+
+/* Gives up the VM. Under a cluster the commit hook decides (and from then on
+ * the destination owns the VM even if it never hears COMMIT); standalone the
+ * decision is the delivery of COMMIT: a destination that never got it can
+ * never run the VM, so a failed send still lets the source resume. */
 static int src_commit(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
+    mig_test_hold("loaded");
     double t = now_ms();
     set_status(m, MIG_STATUS_HANDOVER);
     if (atomic_load(&m->cancel))
         return err_set(e, ECANCELED, "migration cancelled");
-    int rc = m->hooks.commit ? m->hooks.commit(m->hooks.ctx, e) : 0;
+    int rc = src_check_destination(r, e);
+    if (!rc && m->hooks.commit)
+        rc = m->hooks.commit(m->hooks.ctx, e);
     if (rc)
         return rc;
     vm_hand_over(m->vm);
-    r->committed = true;
-    for (unsigned i = 0; i < m->vm->ndisks; i++)
-        virtio_blk_unlock(&m->vm->disk[i]);
+    r->committed = m->hooks.commit != NULL;
+    disks_lock(m->vm, true);
     rc = mig_send_buf(&m->ch, MIG_COMMIT, NULL, 0, e);
+    if (rc && !r->committed) {
+        disks_lock(m->vm, false);
+        vm_take_back(m->vm);
+        return rc;
+    }
+    r->committed = true;
     src_time(m, &m->fig.commit_ms, t);
+    mig_test_hold("committed");
     return rc;
 }
 

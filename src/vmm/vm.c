@@ -431,6 +431,13 @@ void vm_hand_over(struct vm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_take_back(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->handed_over = false;
+    pthread_mutex_unlock(&vm->lock);
+}
+
 int vm_post_load(struct vm *vm, struct err *e)
 {
     for (unsigned i = 0; i < vm->devstate.count; i++) {

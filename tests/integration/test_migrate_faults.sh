@@ -84,3 +84,40 @@ check "source killed: destination exits 1 (got $RC)" [ "$RC" = 1 ]
 check "source killed: destination names the cause" \
     grep -Eq "incoming migration failed: .*(closed|reset)" "$TMP/ks.log"
 check "source killed: destination never ran the guest" [ ! -s "$TMP/ks.console" ]
+
+# the windows around the commit, held open by the source (TERN_TEST_HOLD)
+TERN_TEST_HOLD=loaded TERN_TEST_HOLD_MS=1500 start_vm h1 --kernel "$GUEST" --memory 256M \
+    --cmdline "tern.hb=50 tern.ws=16 tern.rate=10 tern.verify=1"
+wait_for "$TMP/h1.console" '^VERIFY ok' 10
+start_dst h1d "unix:$TMP/h1.mig"
+( wait_for "$TMP/h1.log" "test hold at 'loaded'" 20; kill -9 "${VM_PID[h1d]}" ) &
+killer=$!
+migrate h1 "unix:$TMP/h1.mig"
+wait $killer "${VM_PID[h1d]}" 2>/dev/null; unset "VM_PID[h1d]"
+check "destination killed after LOADED, before COMMIT: migration failed" [ "$MIG" = failed ]
+check "  ... the source resumes and runs" \
+    wait_for "$TMP/h1.console" "^HB $(( $(last_hb h1) + 3 )) " 5
+check "  ... and verifies every page" verify_ok_after h1 5
+
+start_dst h2d "unix:$TMP/h2.mig"
+( wait_for "$TMP/h1.log" "test hold at 'loaded'" 20 && sleep 0.3; kill -9 "${VM_PID[h1]}" ) &
+killer=$!
+"$CTL" "$TMP/h1.sock" "{\"cmd\":\"migrate\",\"uri\":\"unix:$TMP/h2.mig\"}" >/dev/null
+wait $killer; wait_vm h1; wait_vm h2d
+check "source killed after LOADED, before COMMIT: destination exits 1" [ "$RC" = 1 ]
+check "  ... and says it did not resume" grep -q "no commit from the source" "$TMP/h2d.log"
+check "  ... the guest never ran there" [ ! -s "$TMP/h2d.console" ]
+
+start_vm h3 --kernel "$GUEST" --memory 256M --cmdline "tern.hb=50"
+wait_for "$TMP/h3.console" '^HB 10 ' 5
+TERN_TEST_HOLD=commit-received TERN_TEST_HOLD_MS=1500 start_dst h3d "unix:$TMP/h3.mig"
+( wait_for "$TMP/h3d.log" "test hold at 'commit-received'" 20; kill -9 "${VM_PID[h3d]}" ) &
+killer=$!
+migrate h3 "unix:$TMP/h3.mig"
+wait $killer "${VM_PID[h3d]}" 2>/dev/null; unset "VM_PID[h3d]"
+check "destination killed after COMMIT: source reports postcommit-failed" [ "$MIG" = postcommit-failed ]
+check "  ... the source stays paused" grep -q '"state":"paused"' <<<"$(ctl h3 '{"cmd":"status"}')"
+check "  ... and refuses to resume" grep -q '"ok":false' <<<"$(ctl h3 '{"cmd":"resume"}')"
+n=$(last_hb h3); sleep 0.5
+check "  ... no heartbeat after the commit ($n)" [ "$(last_hb h3)" = "$n" ]
+ctl h3 '{"cmd":"quit"}' >/dev/null; wait_vm h3
