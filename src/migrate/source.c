@@ -257,6 +257,9 @@ static int src_stop_and_copy(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     set_status(m, MIG_STATUS_DEVICE);
+    /* the limit protects the network while the guest runs; once it is
+     * paused, every millisecond is downtime */
+    mig_channel_set_bandwidth(&m->ch, 0);
     int rc = src_pause(r, e);
     src_time(m, &m->fig.pause_ms, r->t_pause);
     double t = now_ms();
