@@ -41,6 +41,7 @@ struct mig_figures {
     double pause_ms, last_pages_ms, state_save_ms, transfer_ms, load_ms, commit_ms,
            resume_ms;
     uint64_t state_bytes;
+    double sync_ms;               /* last dirty-log sync (KVM + VMM bitmap) */
     char error[512];
 };
 

@@ -146,10 +146,14 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     double t = now_ms();
     uint64_t before = atomic_load(&m->ch.bytes_out);
     int rc = ram_send_pass(&r->rs, pass == 1, e);
+    double ts = now_ms();
     if (!rc)
         rc = dirty_log_sync(m->vm, r->rs.dirty, e);
     if (rc)
         return rc;
+    pthread_mutex_lock(&m->lock);
+    m->fig.sync_ms = now_ms() - ts;
+    pthread_mutex_unlock(&m->lock);
     res->ms = now_ms() - t;
     res->sent = atomic_load(&m->ch.bytes_out) - before;
     res->dirty = ram_count_dirty(r->rs.dirty, r->rs.nwords);
@@ -538,13 +542,14 @@ json_t *migration_query(struct migration *m)
 
 json_t *mig_figures_json(const struct mig_figures *f)
 {
-    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}",
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i, s:f}",
         "status", mig_status_name(f->status), "pass", (int)f->pass,
         "ram_total", (json_int_t)f->ram_total, "transferred", (json_int_t)f->transferred,
         "remaining", (json_int_t)f->remaining, "pages", (json_int_t)f->pages,
         "zero_pages", (json_int_t)f->zero_pages, "skipped_pages", (json_int_t)f->skipped,
         "dirty_rate", f->dirty_rate, "bandwidth", f->bandwidth,
-        "expected_downtime_ms", f->expected_downtime_ms, "throttle_pct", (int)f->throttle_pct);
+        "expected_downtime_ms", f->expected_downtime_ms, "throttle_pct", (int)f->throttle_pct,
+        "sync_ms", f->sync_ms);
     if (f->status >= MIG_STATUS_COMPLETED || f->total_ms > 0) {
         json_t *d = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
             "pause_ms", f->pause_ms, "last_pages_ms", f->last_pages_ms,
