@@ -44,6 +44,8 @@ static const char usage_text[] =
     "                       comes from the source (give the same --disk options)\n"
     "  --tls-dir DIR        ca.pem, cert.pem, key.pem for TLS migration; with\n"
     "                       --incoming it makes TLS mandatory\n"
+    "  --prealloc           allocate all guest RAM at start (with --incoming and\n"
+    "                       --memory: while waiting for the source)\n"
     "  --verbose            debug logging\n"
     "  --help, --version\n"
     "\n"
@@ -53,7 +55,7 @@ static const char usage_text[] =
 enum opt_id {
     OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_MEMORY, OPT_CPUS, OPT_DISK,
     OPT_CONSOLE, OPT_CONTROL, OPT_NAME, OPT_CPU_MODEL, OPT_PAUSED, OPT_VERBOSE,
-    OPT_HELP, OPT_VERSION, OPT_INCOMING, OPT_TLS_DIR,
+    OPT_HELP, OPT_VERSION, OPT_INCOMING, OPT_TLS_DIR, OPT_PREALLOC,
 };
 
 struct cli {
@@ -81,6 +83,7 @@ static const struct option long_options[] = {
     { "version", no_argument, NULL, OPT_VERSION },
     { "incoming", required_argument, NULL, OPT_INCOMING },
     { "tls-dir", required_argument, NULL, OPT_TLS_DIR },
+    { "prealloc", no_argument, NULL, OPT_PREALLOC },
     { NULL, 0, NULL, 0 },
 };
 
@@ -140,6 +143,7 @@ static void parse_options(int argc, char **argv, struct cli *cli)
             break;
         case OPT_INCOMING: cli->incoming = optarg; break;
         case OPT_TLS_DIR: cli->tls_dir = optarg; break;
+        case OPT_PREALLOC: cfg->prealloc = true; break;
         case OPT_CPU_MODEL: cfg->cpu_model = optarg; break;
         case OPT_DISK: parse_disk(cfg, optarg); break;
         case OPT_CONSOLE: mo->console = optarg; break;
@@ -159,6 +163,8 @@ static void parse_options(int argc, char **argv, struct cli *cli)
         die("--kernel FILE is required (see --help)");
     if (cli->incoming && (cfg->kernel || cfg->initrd || *cfg->cmdline))
         die("--incoming takes the VM from the source: no --kernel, --initrd or --cmdline");
+    if (cli->incoming && cfg->prealloc && !cli->memory_given)
+        die("--prealloc with --incoming needs --memory (the source's size)");
 }
 
 /* With --incoming both hooks run: receive the VM, and be able to send it
@@ -181,7 +187,11 @@ static int run_incoming(struct cli *cli, struct err *e)
     in.uri = cli->incoming;
     in.tls_dir = cli->tls_dir;
     in.accept_timeout_ms = -1;
-    int rc = mig_incoming_accept(&in, e);
+    int rc = 0;
+    if (cli->cfg.prealloc)
+        rc = vm_ram_create(cli->cfg.memory, true, &cli->cfg.ram_fd, e);
+    if (!rc)
+        rc = mig_incoming_accept(&in, e);
     if (!rc)
         rc = mig_incoming_config(&in, &cli->cfg, cli->memory_given, cli->cpus_given, e);
     if (!rc) {
@@ -202,7 +212,8 @@ int main(int argc, char **argv)
 {
     die_set_prog("tern-vmm");
     struct cli cli = {
-        .cfg = { .memory = 256ULL << 20, .cpus = 1, .cpu_model = "host", .cmdline = "" },
+        .cfg = { .memory = 256ULL << 20, .cpus = 1, .cpu_model = "host", .cmdline = "",
+                 .ram_fd = -1 },
         .mo = { .console = "stdio", .extra_commands = migrate_commands },
     };
     parse_options(argc, argv, &cli);

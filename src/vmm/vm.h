@@ -43,6 +43,8 @@ struct vm_config {
      * without their lock, and the vCPUs get the source's CPUID. */
     bool incoming;
     const struct kvm_cpuid2 *cpuid;
+    bool prealloc;            /* allocate all guest RAM at start */
+    int ram_fd;               /* RAM memfd made beforehand, or -1 */
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
@@ -109,6 +111,8 @@ struct vm {
 
 /* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,
  * loaded kernel. Nothing runs until vm_start(). */
+/* The memfd that holds guest RAM; with prealloc every page is allocated. */
+int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e);
 int vm_init(struct vm *vm, const struct vm_config *config,
             void (*console_output)(void *, const uint8_t *, size_t),
             void *console_ctx, struct err *e);
