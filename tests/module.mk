@@ -2,7 +2,7 @@
 # integration scripts, and tiny kernels for crash tests.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
-TEST_LIBS := $(BUILD)/libvmm.a $(BUILD)/libdevices.a $(BUILD)/libcommon.a
+TEST_LIBS := $(BUILD)/libmigrate.a $(BUILD)/libvmm.a $(BUILD)/libdevices.a $(BUILD)/libcommon.a
 TEST_KERNELS := $(BUILD)/tests/kernels/triple.elf
 TEST_BINS := $(UNIT_BINS) $(BUILD)/tests/ctl $(TEST_KERNELS)
 

@@ -84,3 +84,25 @@ sleep 0.2
 check "paused: heartbeat seq continues" hb_consecutive_across p-src p-dst
 check "paused: VERIFY ok after resume" verify_ok_after p-dst
 ctl p-dst '{"cmd":"quit"}' >/dev/null; wait_vm p-dst; wait_vm p-src
+
+# a guest that dirties faster than the link: auto-converge takes CPU time
+# away until the rest fits the downtime limit, and says so
+start_vm ac-src --kernel "$GUEST" --memory 512M --cmdline "tern.hb=50 tern.ws=64 tern.rate=40 tern.verify=1"
+wait_for "$TMP/ac-src.console" '^VERIFY ok' 10
+start_dst ac-dst "unix:$TMP/ac.mig"
+migrate ac-src "unix:$TMP/ac.mig" ',"max_bandwidth":15000000,"auto_converge":true,"max_time_s":60'
+check "auto-converge: completed after $(fig ac-src pass) passes with the vcpus throttled to $(fig ac-src throttle_pct)%" \
+    eval '[ "$MIG" = completed ] && [ "$(fig ac-src throttle_pct)" -gt 0 ]'
+check "auto-converge: logged" grep -q "auto-converge: vcpus throttled" "$TMP/ac-src.log"
+check "auto-converge: VERIFY ok on the destination" verify_ok_after ac-dst
+wait_vm ac-src
+
+# without it the same guest never converges: give up after max_time_s and
+# stay on the source
+start_dst nc-dst "unix:$TMP/nc.mig"
+migrate ac-dst "unix:$TMP/nc.mig" ',"max_bandwidth":15000000,"auto_converge":false,"max_time_s":3'
+check "no auto-converge: gives up after max_time_s ($(grep -o '"error":"[^"]*"' "$TMP/ac-dst.migration"))" \
+    eval '[ "$MIG" = failed ] && grep -q "did not converge within 3 s" "$TMP/ac-dst.migration"'
+check "no auto-converge: the vm keeps running where it was" verify_ok_after ac-dst
+wait_vm nc-dst
+ctl ac-dst '{"cmd":"quit"}' >/dev/null; wait_vm ac-dst
