@@ -1,7 +1,7 @@
 # tern: one GNU Makefile plus per-directory fragments (*/module.mk)
 BUILD    ?= build
 CC       ?= cc
-PKGS     := jansson openssl
+PKGS     := jansson openssl libcurl
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
             -Isrc $(shell pkg-config --cflags $(PKGS))
@@ -14,6 +14,7 @@ include src/common/module.mk
 include src/devices/module.mk
 include src/vmm/module.mk
 include src/migrate/module.mk
+include src/cluster/module.mk
 -include guest/module.mk
 include tests/module.mk
 include tests/fuzz/module.mk

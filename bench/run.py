@@ -773,7 +773,7 @@ def print_tables(all_runs, scenarios, limits):
                                                    fmt(b, unit), ratio(b, a)))
     out.append("")
     out.append("== per system: runs, bytes sent, passes, CPU seconds during the migration, correctness")
-    out.append("%-12s %-17s %-5s %-10s %-7s %-13s %-13s %-s" %
+    out.append("%-12s %-17s %-5s %-10s %-7s %-18s %-18s %-s" %
                ("scenario", "system", "runs", "MiB sent", "passes", "src CPU s", "dst CPU s",
                 "verify / failures"))
     for s in scenarios:
@@ -791,7 +791,7 @@ def print_tables(all_runs, scenarios, limits):
                     ver[r["verify"]] = ver.get(r["verify"], 0) + 1
             vs = ",".join("%s:%d" % kv for kv in ver.items())
             note = status_note(runs)
-            out.append("%-12s %-17s %-5d %-10s %-7s %-13s %-13s %s" % (
+            out.append("%-12s %-17s %-5d %-10s %-7s %-18s %-18s %s" % (
                 s["name"], sysname, len(runs),
                 "%.0f" % (b["median"] / MIB) if b else "-",
                 "%g" % p["median"] if p else "-",

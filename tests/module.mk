@@ -23,6 +23,8 @@ $(BUILD)/tests/kernels/%.elf: tests/kernels/%.S
 .PHONY: test-bins check-build check-linux
 test-bins: $(TEST_BINS)
 check-build: all test-bins
+	@# the whole tree must also build warning-free with clang
+	$(MAKE) --no-print-directory CC=clang BUILD=$(BUILD)/clang all
 
 # Installs what is missing, builds, runs every test; last line "N passed, N failed".
 check:

@@ -251,6 +251,20 @@ static int tls_sendv(struct mig_channel *ch, const struct iovec *iov, int iovcnt
     return used ? tls_send_all(ch, ch->tls_buf, used, e) : 0;
 }
 
+/* Drops the first n bytes from an iovec array after a partial transfer. */
+static void iov_advance(struct iovec **iov, int *iovcnt, size_t n)
+{
+    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
 static int plain_sendv(struct mig_channel *ch, struct iovec *iov, int iovcnt,
                        struct err *e)
 {
@@ -266,15 +280,7 @@ static int plain_sendv(struct mig_channel *ch, struct iovec *iov, int iovcnt,
                 return err_set(e, ECANCELED, "migration cancelled");
             return err_set(e, errno ? errno : EPIPE, "send: %s", strerror(errno ? errno : EPIPE));
         }
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
+        iov_advance(&iov, &iovcnt, (size_t)n);
     }
     return 0;
 }
@@ -390,15 +396,7 @@ int mig_recv_iov(struct mig_channel *ch, struct iovec *iov, int iovcnt, struct e
                           : err_set(e, errno, "receive: %s", strerror(errno));
         }
         atomic_fetch_add(&ch->bytes_in, (uint64_t)n);
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
+        iov_advance(&iov, &iovcnt, (size_t)n);
     }
     return 0;
 }

@@ -83,7 +83,8 @@ int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s,
     uint32_t crc = reader_u32(&r);
     if (r.bad)
         return err_set(e, EPROTO, "section header truncated");
-    if (!name_ok(s->name))
+    /* strlen: a NUL inside the name would otherwise cut it short unseen */
+    if (strlen(s->name) != nlen || !name_ok(s->name))
         return err_set(e, EPROTO, "section name is not [a-z0-9_-]+");
     if (s->length != reader_left(&r))
         return err_set(e, EPROTO, "section '%s' length %u does not match its "

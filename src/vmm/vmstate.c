@@ -15,16 +15,21 @@
 #define MAX_XSAVE (1U << 20)
 #define CLOCK_MAX_ADVANCE_NS (3600ULL * 1000000000ULL)
 
-struct msr_list {
+/* kvm_msrs with room for MAX_MSRS entries; a union, because a struct with
+ * a flexible array member may not sit inside another struct in ISO C */
+union msr_list {
     struct kvm_msrs hdr;
-    struct kvm_msr_entry entry[MAX_MSRS];
+    uint8_t room[sizeof(struct kvm_msrs) + MAX_MSRS * sizeof(struct kvm_msr_entry)];
 };
 
 /* Keeps the MSRs KVM lists for save/restore that this vCPU can actually
  * read: the index list includes some that fail on a given host. */
 static int probe_msrs(struct vm *vm, struct err *e)
 {
-    struct { struct kvm_msr_list hdr; uint32_t idx[MAX_MSRS]; } list;
+    union {
+        struct kvm_msr_list hdr;
+        uint8_t room[sizeof(struct kvm_msr_list) + MAX_MSRS * sizeof(uint32_t)];
+    } list;
     list.hdr.nmsrs = MAX_MSRS;
     if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
         return err_set(e, errno, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
@@ -32,8 +37,11 @@ static int probe_msrs(struct vm *vm, struct err *e)
     if (!vm->msr_index)
         return err_set(e, ENOMEM, "out of memory");
     for (uint32_t i = 0; i < list.hdr.nmsrs; i++) {
-        struct { struct kvm_msrs hdr; struct kvm_msr_entry ent; } one = {
-            .hdr.nmsrs = 1, .ent.index = list.hdr.indices[i] };
+        union {
+            struct kvm_msrs hdr;
+            uint8_t room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+        } one = { .hdr.nmsrs = 1 };
+        one.hdr.entries[0].index = list.hdr.indices[i];
         if (ioctl(vm->vcpu[0].fd, KVM_GET_MSRS, &one) == 1)
             vm->msr_index[vm->nmsrs++] = list.hdr.indices[i];
     }
@@ -58,9 +66,9 @@ struct cpu_state {
     struct kvm_vcpu_events events;
     struct kvm_mp_state mp;
     struct kvm_debugregs debug;
-    struct msr_list msrs;
     uint32_t xsave_len;
     uint8_t *xsave;
+    union msr_list msrs;   /* last: clang counts it as variable-sized */
 };
 
 static int cpu_get(struct vcpu *v, struct cpu_state *s)
@@ -70,7 +78,7 @@ static int cpu_get(struct vcpu *v, struct cpu_state *s)
                               ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
     s->msrs.hdr.nmsrs = vm->nmsrs;
     for (unsigned i = 0; i < vm->nmsrs; i++)
-        s->msrs.entry[i] = (struct kvm_msr_entry){ .index = vm->msr_index[i] };
+        s->msrs.hdr.entries[i] = (struct kvm_msr_entry){ .index = vm->msr_index[i] };
     if (ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 ||
         ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
         ioctl(v->fd, xsave_req, s->xsave) < 0 ||
@@ -111,8 +119,8 @@ static int cpu_save(void *opaque, struct buf *out, struct err *e)
     buf_put(out, &s->debug, sizeof(s->debug));
     buf_put_u32(out, s->msrs.hdr.nmsrs);
     for (unsigned i = 0; i < s->msrs.hdr.nmsrs; i++) {
-        buf_put_u32(out, s->msrs.entry[i].index);
-        buf_put_u64(out, s->msrs.entry[i].data);
+        buf_put_u32(out, s->msrs.hdr.entries[i].index);
+        buf_put_u64(out, s->msrs.hdr.entries[i].data);
     }
     free(s);
     free(xsave);
@@ -147,11 +155,11 @@ static int cpu_parse(struct vcpu *v, struct reader *in, struct cpu_state *s,
         return err_set(e, EINVAL, "%u msrs, at most %d", n, MAX_MSRS);
     s->msrs.hdr.nmsrs = n;
     for (uint32_t i = 0; i < n && !in->bad; i++) {
-        s->msrs.entry[i] = (struct kvm_msr_entry){ .index = reader_u32(in) };
-        s->msrs.entry[i].data = reader_u64(in);
-        if (!in->bad && !msr_known(v->vm, s->msrs.entry[i].index))
+        s->msrs.hdr.entries[i] = (struct kvm_msr_entry){ .index = reader_u32(in) };
+        s->msrs.hdr.entries[i].data = reader_u64(in);
+        if (!in->bad && !msr_known(v->vm, s->msrs.hdr.entries[i].index))
             return err_set(e, EINVAL, "msr 0x%x cannot be restored on this host",
-                           s->msrs.entry[i].index);
+                           s->msrs.hdr.entries[i].index);
     }
     if (reader_finish(in))
         return err_set(e, EINVAL, "truncated or oversized vcpu state");
@@ -174,7 +182,7 @@ static int cpu_apply(struct vcpu *v, struct cpu_state *s, struct err *e)
     int n = ioctl(v->fd, KVM_SET_MSRS, &s->msrs);
     if (n != (int)s->msrs.hdr.nmsrs)
         return err_set(e, EINVAL, "vcpu %u: msr 0x%x refused", v->index,
-                       n >= 0 && n < (int)s->msrs.hdr.nmsrs ? s->msrs.entry[n].index : 0);
+                       n >= 0 && n < (int)s->msrs.hdr.nmsrs ? s->msrs.hdr.entries[n].index : 0);
     step = "mp state";
     if (ioctl(v->fd, KVM_SET_MP_STATE, &s->mp) < 0) goto fail;
     step = "lapic";

@@ -1,0 +1,284 @@
+/* The transport of struct etcd_client: POST JSON to the gateway of one
+ * member after another until one answers, within one deadline per call. */
+#include "cluster/codec.h"
+#include "cluster/etcd.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+
+/* A member that accepted the connection but stays silent gets at most its
+ * share of the deadline, but never less than this: a loaded host with a
+ * healthy cluster still answers well within it. */
+#define ETCD_ATTEMPT_MIN_MS 1000
+#define ETCD_CONNECT_MAX_MS 1000
+#define ETCD_BODY_MAX (64u << 20)
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_global_rc;
+
+/* curl_global_init is not thread-safe; every client goes through here. */
+static void curl_global_once(void)
+{
+    curl_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t body_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct etcd_client *c = arg;
+    size_t n = size * nmemb;
+    if (c->body_len + n + 1 > ETCD_BODY_MAX)
+        return 0;   /* curl then fails the transfer with a write error */
+    if (c->body_len + n + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        while (cap < c->body_len + n + 1)
+            cap *= 2;
+        char *p = realloc(c->body, cap);
+        if (!p)
+            return 0;
+        c->body = p;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, data, n);
+    c->body_len += n;
+    c->body[c->body_len] = '\0';
+    return n;
+}
+
+static int client_add_endpoint(struct etcd_client *c, const char *url, size_t len,
+                               struct err *e)
+{
+    if (len == 0)
+        return err_set(e, EINVAL, "etcd: empty endpoint in the list");
+    if (c->n_endpoints == ETCD_ENDPOINTS_MAX)
+        return err_set(e, EINVAL, "etcd: more than %d endpoints", ETCD_ENDPOINTS_MAX);
+    if (strncmp(url, "http://", 7) != 0)
+        return err_set(e, EINVAL, "etcd: endpoint %.*s: only http:// is supported",
+                       (int)len, url);
+    char *copy = strndup(url, len);
+    if (!copy)
+        return err_set(e, ENOMEM, "etcd: out of memory");
+    while (len > 0 && copy[len - 1] == '/')
+        copy[--len] = '\0';   /* paths are appended with their own '/' */
+    c->endpoints[c->n_endpoints++] = copy;
+    return 0;
+}
+
+int etcd_global_init(struct err *e)
+{
+    pthread_once(&curl_once, curl_global_once);
+    if (curl_global_rc != CURLE_OK)
+        return err_set(e, EIO, "etcd: curl_global_init: %s",
+                       curl_easy_strerror(curl_global_rc));
+    return 0;
+}
+
+static int client_setup(struct etcd_client *c, struct err *e)
+{
+    int rc = etcd_global_init(e);
+    if (rc < 0)
+        return rc;
+    c->curl = curl_easy_init();
+    if (!c->curl)
+        return err_set(e, ENOMEM, "etcd: curl_easy_init failed");
+    c->timeout_ms = ETCD_TIMEOUT_MS_DEFAULT;
+    return 0;
+}
+
+int etcd_client_init(struct etcd_client *c, const char *endpoints, struct err *e)
+{
+    memset(c, 0, sizeof(*c));
+    for (const char *p = endpoints; p && *p;) {
+        size_t len = strcspn(p, ",");
+        int rc = client_add_endpoint(c, p, len, e);
+        if (rc < 0) {
+            etcd_client_release(c);
+            return rc;
+        }
+        p += len + (p[len] == ',');
+    }
+    if (c->n_endpoints == 0)
+        return err_set(e, EINVAL, "etcd: no endpoint given");
+    int rc = client_setup(c, e);
+    if (rc < 0)
+        etcd_client_release(c);
+    return rc;
+}
+
+int etcd_client_init_copy(struct etcd_client *c, const struct etcd_client *from,
+                          struct err *e)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < from->n_endpoints; i++) {
+        const char *url = from->endpoints[i];
+        int rc = client_add_endpoint(c, url, strlen(url), e);
+        if (rc < 0) {
+            etcd_client_release(c);
+            return rc;
+        }
+    }
+    int rc = client_setup(c, e);
+    if (rc < 0)
+        etcd_client_release(c);
+    else
+        c->timeout_ms = from->timeout_ms;
+    return rc;
+}
+
+void etcd_client_release(struct etcd_client *c)
+{
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i]);
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    free(c->body);
+    memset(c, 0, sizeof(*c));
+}
+
+void etcd_client_set_timeout(struct etcd_client *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : ETCD_TIMEOUT_MS_DEFAULT;
+}
+
+const char *etcd_client_detail(const struct etcd_client *c)
+{
+    return c->detail;
+}
+
+static void detail_add(struct etcd_client *c, const char *url, const char *what)
+{
+    size_t used = strlen(c->detail);
+    snprintf(c->detail + used, sizeof(c->detail) - used, "%s%s: %s",
+             used ? "; " : "", url, what);
+}
+
+enum attempt_result { ATTEMPT_OK, ATTEMPT_NEXT, ATTEMPT_FAIL };
+
+/* A gateway answer other than 200: etcd's own error. Quorum-type errors
+ * move on to the next member; anything else is final. */
+static enum attempt_result attempt_http_error(struct etcd_client *c, const char *url,
+                                              long status, int *rc, struct err *e)
+{
+    json_t *j = json_loads(c->body ? c->body : "", 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    int code = (int)json_integer_value(json_object_get(j, "code"));
+    char what[256];
+    snprintf(what, sizeof(what), "%s", msg ? msg : "no etcd error in the answer");
+    json_decref(j);
+    if (!msg) {
+        *rc = err_set(e, EPROTO, "etcd %s: http status %ld: %s", url, status, what);
+        return ATTEMPT_FAIL;
+    }
+    int quorum;
+    *rc = codec_grpc_errno(code, what, &quorum);
+    if (!quorum) {
+        err_set(e, -*rc, "etcd %s: %s", url, what);
+        return ATTEMPT_FAIL;
+    }
+    /* "no leader" is refused before it is proposed; the others may not be */
+    if (!strstr(what, "no leader"))
+        c->maybe_applied = true;
+    detail_add(c, url, what);
+    return ATTEMPT_NEXT;
+}
+
+static enum attempt_result attempt(struct etcd_client *c, size_t ep, const char *path,
+                                   const char *req, long timeout_ms, json_t **resp,
+                                   int *rc, struct err *e)
+{
+    const char *url = c->endpoints[ep];
+    char full[256];
+    snprintf(full, sizeof(full), "%s%s", url, path);
+    c->body_len = 0;
+    CURL *curl = c->curl;
+    curl_easy_setopt(curl, CURLOPT_URL, full);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     timeout_ms < ETCD_CONNECT_MAX_MS ? timeout_ms : ETCD_CONNECT_MAX_MS);
+    CURLcode cc = curl_easy_perform(curl);
+    if (cc != CURLE_OK) {
+        long sent = 0;
+        curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &sent);
+        if (sent > 0 && cc != CURLE_COULDNT_CONNECT)
+            c->maybe_applied = true;
+        detail_add(c, url, curl_easy_strerror(cc));
+        return ATTEMPT_NEXT;
+    }
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        return attempt_http_error(c, url, status, rc, e);
+    json_error_t jerr;
+    *resp = json_loads(c->body ? c->body : "", 0, &jerr);
+    if (!*resp) {
+        *rc = err_set(e, EPROTO, "etcd %s%s: answer is not json: %s", url, path, jerr.text);
+        return ATTEMPT_FAIL;
+    }
+    return ATTEMPT_OK;
+}
+
+static void curl_prepare(struct etcd_client *c, struct curl_slist *headers)
+{
+    CURL *curl = c->curl;
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);   /* threads: no SIGALRM */
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");      /* never via http_proxy */
+}
+
+int etcd_client_call(struct etcd_client *c, const char *path, json_t *req,
+                     json_t **resp, struct err *e)
+{
+    *resp = NULL;
+    c->maybe_applied = false;
+    c->detail[0] = '\0';
+    char *text = json_dumps(req, JSON_COMPACT);
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!text || !headers) {
+        free(text);
+        curl_slist_free_all(headers);
+        return err_set(e, ENOMEM, "etcd %s: out of memory", path);
+    }
+    curl_prepare(c, headers);
+    int64_t deadline = now_ms() + c->timeout_ms;
+    size_t start = c->current;
+    int rc = -ETCD_NOT_QUORATE;
+    enum attempt_result r = ATTEMPT_NEXT;
+    for (size_t i = 0; i < c->n_endpoints && r == ATTEMPT_NEXT; i++) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        long share = (long)(left / (int64_t)(c->n_endpoints - i));
+        if (share < ETCD_ATTEMPT_MIN_MS)
+            share = left < ETCD_ATTEMPT_MIN_MS ? (long)left : ETCD_ATTEMPT_MIN_MS;
+        size_t ep = (start + i) % c->n_endpoints;
+        r = attempt(c, ep, path, text, share, resp, &rc, e);
+        /* the next call starts at the member that answered, else the next one */
+        c->current = r == ATTEMPT_NEXT ? (ep + 1) % c->n_endpoints : ep;
+    }
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
+    free(text);
+    if (r == ATTEMPT_OK)
+        return 0;
+    if (r == ATTEMPT_NEXT) {
+        log_debug("etcd", "%s: not quorate: %s", path, c->detail);
+        return err_set(e, ETCD_NOT_QUORATE, ETCD_NOT_QUORATE_MSG);
+    }
+    return rc;
+}

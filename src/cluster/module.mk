@@ -1,0 +1,21 @@
+# Cluster layer: etcd client (HTTP/JSON gateway via libcurl), membership,
+# quorum, VM ownership, and the etcd member supervisor.
+CLUSTER_SRCS := $(wildcard src/cluster/*.c)
+CLUSTER_OBJS := $(CLUSTER_SRCS:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/libcluster.a: $(CLUSTER_OBJS)
+	$(AR) rcs $@ $^
+all: $(BUILD)/libcluster.a
+
+# Tests against a real three-member etcd (tests/integration/test_cluster_etcd.sh
+# runs it) and the codec unit test, which needs libcluster.a and libcurl and
+# so gets its own link rule (the generic one in tests/module.mk has neither).
+CLUSTER_TEST_LIBS := $(BUILD)/libcluster.a $(BUILD)/libcommon.a
+$(BUILD)/tests/cluster-etcd-test: src/cluster/test/cluster_etcd_test.c \
+		src/cluster/test/etcd_cluster.c $(CLUSTER_TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(CLUSTER_TEST_LIBS) $(LDLIBS)
+$(BUILD)/tests/unit/test_cluster_codec: tests/unit/test_cluster_codec.c $(CLUSTER_TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(CLUSTER_TEST_LIBS) \
+		$(LDLIBS) $(shell pkg-config --libs cmocka)
+test-bins: $(BUILD)/tests/cluster-etcd-test
