@@ -10,8 +10,8 @@ all: $(BUILD)/libcluster.a
 # runs it) and the codec unit test, which needs libcluster.a and libcurl and
 # so gets its own link rule (the generic one in tests/module.mk has neither).
 CLUSTER_TEST_LIBS := $(BUILD)/libcluster.a $(BUILD)/libcommon.a
-$(BUILD)/tests/cluster-etcd-test: src/cluster/test/cluster_etcd_test.c \
-		src/cluster/test/etcd_cluster.c $(CLUSTER_TEST_LIBS)
+$(BUILD)/tests/cluster-etcd-test: src/cluster/test/cluster_etcd_test.c src/cluster/test/cluster_etcd_quorum.c \
+		src/cluster/test/cluster_etcd_ha.c src/cluster/test/harness.h $(CLUSTER_TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(CLUSTER_TEST_LIBS) $(LDLIBS)
 $(BUILD)/tests/unit/test_cluster_codec: tests/unit/test_cluster_codec.c $(CLUSTER_TEST_LIBS)

@@ -17,6 +17,8 @@ struct etcd_server {
     char initial_cluster[1024];   /* name=peer_url,... of every member */
     char log_path[256];       /* etcd's stderr; "" = /dev/null */
     int election_ms;          /* 0: etcd's default (1000) */
+    bool die_with_parent;     /* SIGKILL etcd when the starting thread ends
+                               * (tests: no member outlives a killed run) */
     pid_t pid;                /* 0 when not running */
 };
 

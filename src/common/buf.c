@@ -116,6 +116,10 @@ const uint8_t *reader_blob(struct reader *r, uint32_t max, uint32_t *len)
 
 void reader_str(struct reader *r, char *dst, size_t cap)
 {
+    if (cap == 0) {
+        r->bad = true;
+        return;
+    }
     uint32_t len;
     const uint8_t *p = reader_blob(r, (uint32_t)(cap - 1), &len);
     if (p)

@@ -126,7 +126,7 @@ static int parse_fd(const char *spec, int *out, struct err *e)
 {
     char *end;
     long v = strtol(spec, &end, 10);
-    if (!*spec || *end || v < 0 || v > 65535 || fcntl((int)v, F_GETFD) < 0)
+    if (!*spec || *spec < '0' || *spec > '9' || *end || v < 0 || v > 65535 || fcntl((int)v, F_GETFD) < 0)
         return err_set(e, EBADF, "uri 'fd:%s': not an open file descriptor", spec);
     *out = (int)v;
     return 0;

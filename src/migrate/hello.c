@@ -93,6 +93,8 @@ static int decode_config(const char *text, uint32_t len, struct mig_hello *h,
     uint64_t cpus = 0;
     json_t *paused = json_object_get(cfg, "paused");
     int rc = json_uint(cfg, "memory", VM_MIN_MEMORY, 1ULL << 46, &h->memory, e);
+    if (!rc && h->memory % (2ULL << 20))
+        rc = err_set(e, EPROTO, "hello: 'memory' is not a multiple of 2 MiB");
     if (!rc)
         rc = json_uint(cfg, "cpus", 1, VM_MAX_CPUS, &cpus, e);
     if (!rc)
@@ -136,7 +138,10 @@ int hello_decode(const uint8_t *msg, uint32_t len, struct mig_hello *h, struct e
     reader_u32(&r);
     h->features = reader_u64(&r);
     uint32_t clen;
-    const uint8_t *cfg = reader_blob(&r, 64 * 1024, &clen);
+    clen = reader_u32(&r);
+    if (!r.bad && clen > 64 * 1024)
+        return err_set(e, EPROTO, "hello: config of %u bytes, at most 64 KiB", clen);
+    const uint8_t *cfg = reader_take(&r, clen);
     if (!cfg)
         return err_set(e, EPROTO, "hello: truncated");
     if (h->version_min > h->version_max || h->version_min > MIG_VERSION_MAX ||
