@@ -25,6 +25,7 @@
 
 static int failures;
 static char tmpdir[] = "/tmp/tern-etcd.XXXXXX";
+static bool tmpdir_made;
 struct etcd_server servers[MEMBERS];
 char endpoints[512];
 
@@ -71,7 +72,7 @@ static void cluster_cleanup(void)
         etcd_server_release(&servers[i]);
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    if (tmpdir[strlen(tmpdir) - 1] != 'X' && !getenv("TERN_KEEP_ETCD") && system(cmd) != 0)
+    if (tmpdir_made && !getenv("TERN_KEEP_ETCD") && system(cmd) != 0)
         note("could not remove %s", tmpdir);
 }
 
@@ -79,6 +80,7 @@ static int cluster_start(void)
 {
     if (!mkdtemp(tmpdir))
         return -errno;
+    tmpdir_made = true;
     char initial[512] = "";
     for (int i = 0; i < MEMBERS; i++)
         snprintf(initial + strlen(initial), sizeof(initial) - strlen(initial),
