@@ -24,7 +24,8 @@
 
 static const char usage_text[] =
     "usage: tern-vmm --kernel FILE [options]\n"
-    "Runs one KVM virtual machine.\n"
+    "       tern-vmm --incoming URI [--disk ...] [options]\n"
+    "Runs one KVM virtual machine, booted or received by live migration.\n"
     "\n"
     "  --kernel FILE        ELF64 kernel entered by the Linux 64-bit boot protocol\n"
     "  --cmdline STR        kernel command line\n"
@@ -49,8 +50,9 @@ static const char usage_text[] =
     "  --verbose            debug logging\n"
     "  --help, --version\n"
     "\n"
-    "Exit status: 0 guest powered off or 'quit'; 1 bad input or setup failure;\n"
-    "3 the guest crashed (triple fault, emulation failure).\n";
+    "Exit status: 0 guest powered off, 'quit', or migrated away; 1 bad input,\n"
+    "setup failure or failed incoming migration; 3 the guest crashed (triple\n"
+    "fault, emulation failure).\n";
 
 enum opt_id {
     OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_MEMORY, OPT_CPUS, OPT_DISK,
