@@ -111,6 +111,8 @@ static bool set_tern_option(const char *k, size_t kl, const char *v, size_t vl)
         return parse_u64(v, vl, &opts.disk_mib);
     if (key_is(k, kl, "tern.exit"))
         return parse_seconds_ms(v, vl, &opts.exit_ms);
+    if (key_is(k, kl, "tern.mmio"))
+        return parse_u64(v, vl, &opts.mmio_reads);
     if (key_is(k, kl, "tern.smp")) {
         uint64_t on = 1;
         bool ok = vl == 0 || parse_u64(v, vl, &on);

@@ -149,6 +149,7 @@ struct options {
     bool smp;
     uint64_t disk_mib;
     uint64_t exit_ms;
+    uint64_t mmio_reads;   /* tern.mmio=N: time N MMIO exits at boot */
     uint32_t nvirtio;
     uint64_t virtio_base[MAX_VIRTIO_MMIO];
 };

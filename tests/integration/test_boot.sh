@@ -46,3 +46,25 @@ wait_vm crash; rc=$RC
 check "triple fault: exit status 3 (got $rc)" [ "$rc" = 3 ]
 check "triple fault: message names vcpu, reason and rip" \
     grep -Eq 'vcpu 0: triple fault .*rip=0x2000' "$TMP/crash.log"
+
+# time from starting tern-vmm to the first heartbeat, median of 10 boots
+times=()
+for i in $(seq 1 10); do
+    t0=$(now_ms)
+    start_vm fb$i --kernel "$GUEST" --cmdline "tern.hb=1000"
+    wait_for "$TMP/fb$i.console" '^HB 1 ' 5 && times+=($(( $(now_ms) - t0 )))
+    kill "${VM_PID[fb$i]}"; wait_vm fb$i
+done
+median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 5p)
+note "first HB after tern-vmm start: median ${median} ms of ${#times[@]} (all: ${times[*]})"
+check "first heartbeat within 1 s of starting, median of 10 (${median} ms)" \
+    eval '[ ${#times[@]} = 10 ] && [ "$median" -lt 1000 ]'
+
+# the cost of one MMIO exit round trip, measured by the guest at CPL3
+start_vm mmio --kernel "$GUEST" --cmdline "tern.mmio=20000 tern.hb=100"
+wait_for "$TMP/mmio.console" '^MMIO ' 20
+ns=$(grep -o 'reads [0-9]* ns/read' "$TMP/mmio.console" | cut -d' ' -f2)
+note "MMIO exit round trip: ${ns:-?} ns (20000 reads of an unclaimed register from CPL3)"
+check "MMIO exits reach tern-vmm and return (${ns:-?} ns each)" eval '[ -n "$ns" ] && [ "$ns" -gt 0 ] && [ "$ns" -lt 1000000 ]'
+check "the guest runs on after the MMIO probe" wait_for "$TMP/mmio.console" '^HB 3 ' 5
+kill "${VM_PID[mmio]}"; wait_vm mmio
