@@ -68,3 +68,13 @@ note "MMIO exit round trip: ${ns:-?} ns (20000 reads of an unclaimed register fr
 check "MMIO exits reach tern-vmm and return (${ns:-?} ns each)" eval '[ -n "$ns" ] && [ "$ns" -gt 0 ] && [ "$ns" -lt 1000000 ]'
 check "the guest runs on after the MMIO probe" wait_for "$TMP/mmio.console" '^HB 3 ' 5
 kill "${VM_PID[mmio]}"; wait_vm mmio
+
+# console on a unix socket: clients attach and read the guest's output
+"$VMM" --kernel "$GUEST" --cmdline "tern.hb=50" --console "unix:$TMP/con.sock" \
+    --control "$TMP/uc.sock" 2>"$TMP/uc.log" &
+VM_PID[uc]=$!
+for _ in $(seq 100); do [ -S "$TMP/con.sock" ] && break; sleep 0.02; done
+timeout 3 socat -u "UNIX-CONNECT:$TMP/con.sock" - >"$TMP/uc.out" 2>/dev/null
+check "unix console: a client reads heartbeats" grep -q '^HB [0-9]' "$TMP/uc.out"
+ctl uc '{"cmd":"quit"}' >/dev/null; wait_vm uc
+check "unix console: socket removed at exit" [ ! -e "$TMP/con.sock" ]
