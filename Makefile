@@ -15,6 +15,8 @@ include src/devices/module.mk
 include src/vmm/module.mk
 include src/migrate/module.mk
 include src/cluster/module.mk
+include src/node/module.mk
+include src/cli/module.mk
 -include guest/module.mk
 include tests/module.mk
 include tests/fuzz/module.mk

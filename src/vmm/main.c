@@ -193,7 +193,9 @@ static int run_incoming(struct cli *cli, struct err *e)
     if (cli->cfg.prealloc)
         rc = vm_ram_create(cli->cfg.memory, true, &cli->cfg.ram_fd, e);
     if (!rc)
-        rc = mig_incoming_accept(&in, e);
+        rc = mig_incoming_wait(&in, cli->mo.control, e);
+    if (rc == 1)
+        return 0;   /* quit before any source came */
     if (!rc)
         rc = mig_incoming_config(&in, &cli->cfg, cli->memory_given, cli->cpus_given, e);
     if (!rc) {

@@ -106,3 +106,13 @@ check "no auto-converge: gives up after max_time_s ($(grep -o '"error":"[^"]*"' 
 check "no auto-converge: the vm keeps running where it was" verify_ok_after ac-dst
 wait_vm nc-dst
 ctl ac-dst '{"cmd":"quit"}' >/dev/null; wait_vm ac-dst
+
+# a destination still waiting for its source answers on its control socket
+start_dst w-dst "unix:$TMP/w.mig"
+check "waiting destination: status says incoming" \
+    grep -q '"state":"incoming"' <<<"$(ctl w-dst '{"cmd":"status"}')"
+ctl w-dst '{"cmd":"quit"}' >/dev/null
+wait_vm w-dst
+check "waiting destination: quit ends it with status 0" [ "$RC" = 0 ]
+check "waiting destination: its sockets are gone" \
+    eval '[ ! -e "$TMP/w.mig" ] && [ ! -e "$TMP/w-dst.sock" ]'

@@ -1,0 +1,34 @@
+/* What ternd keeps in its data directory to serve the API: the admin token
+ * (DATA_DIR/admin.token, mode 0600) and the TLS certificate and key
+ * (DATA_DIR/tls/{cert,key}.pem, self-signed unless the config names others).
+ * Both are made on first start and reused afterwards, so that a restart of
+ * ternd does not invalidate what clients already trust. */
+#ifndef TERN_NODE_SECRETS_H
+#define TERN_NODE_SECRETS_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "node/config.h"
+
+#define TERND_TOKEN_LEN 64      /* hex characters */
+
+struct secrets {
+    char token[TERND_TOKEN_LEN + 1];
+    char token_path[TERND_PATH_MAX + 32];
+    char cert_path[TERND_PATH_MAX + 32];
+    char key_path[TERND_PATH_MAX + 32];
+    char *cert_pem;             /* file contents, for libmicrohttpd */
+    char *key_pem;
+};
+
+void secrets_init(struct secrets *s);
+/* Creates data_dir if needed, then loads or makes token and certificate. */
+int secrets_load(struct secrets *s, const struct ternd_config *cfg, struct err *e);
+void secrets_release(struct secrets *s);
+
+/* Reads a whole small file (at most 1 MiB) NUL-terminated; used for PEM
+ * files and the token. */
+int secrets_read_file(const char *path, char **out, struct err *e);
+
+#endif
