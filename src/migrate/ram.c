@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/crc32c.h"
@@ -136,9 +137,30 @@ static bool page_in_hole(struct ram_sender *rs, uint64_t page)
     return off < rs->data_start;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Long passes (a slow link, a bandwidth limit) still report once a second. */
+static void maybe_progress(struct ram_sender *rs)
+{
+    if (!rs->progress)
+        return;
+    double t = now_s();
+    if (t - rs->progress_at < 1.0)
+        return;
+    rs->progress_at = t;
+    rs->progress(rs->progress_ctx, rs->pass_done);
+}
+
 static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits,
                      bool first_pass, struct err *e)
 {
+    rs->pass_done += (uint64_t)__builtin_popcountll(bits);
+    maybe_progress(rs);
     while (bits) {
         uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
         bits &= bits - 1;
@@ -163,6 +185,8 @@ static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits,
 int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
 {
     rs->data_start = rs->data_end = 0;
+    rs->pass_done = 0;
+    rs->progress_at = now_s();
     for (uint64_t w0 = 0; w0 < rs->nwords; w0 += CHUNK_WORDS) {
         uint64_t n = rs->nwords - w0 < CHUNK_WORDS ? rs->nwords - w0 : CHUNK_WORDS;
         if (!ram_count_dirty(rs->dirty + w0, n))

@@ -36,6 +36,11 @@ struct ram_sender {
     void *copy[MIG_RAM_MAX_PAGES];
     uint8_t *bounce;       /* with page crcs: the batch's pages, copied */
     struct iovec iov[MIG_RAM_MAX_PAGES + 4];
+    /* called between batches, at most once a second (figures, events) */
+    void (*progress)(void *ctx, uint64_t pages_done);
+    void *progress_ctx;
+    uint64_t pass_done;    /* pages handled in the current pass */
+    double progress_at;
     /* first pass: the memfd extent known to hold data */
     uint64_t data_start, data_end;
 };

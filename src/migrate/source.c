@@ -22,6 +22,7 @@
 struct source_run {
     struct migration *m;
     struct ram_sender rs;
+    uint64_t pass_pages;      /* dirty pages when the current pass began */
     double t0, t_pause;
     bool was_paused, paused_by_us, committed;
     uint64_t features;
@@ -139,11 +140,28 @@ struct pass_result {
     uint64_t dirty;   /* pages dirtied while the pass ran */
 };
 
+/* Mid-pass figures: what has gone and what of this pass is left. */
+static void src_progress(void *ctx, uint64_t pages_done)
+{
+    struct source_run *r = ctx;
+    struct migration *m = r->m;
+    pthread_mutex_lock(&m->lock);
+    m->fig.transferred = atomic_load(&m->ch.bytes_out);
+    m->fig.pages = r->rs.stats.pages;
+    m->fig.remaining = (r->pass_pages > pages_done ? r->pass_pages - pages_done : 0) *
+                       GUEST_PAGE_SIZE;
+    pthread_mutex_unlock(&m->lock);
+    post_figures(m);
+}
+
 static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res,
                     struct err *e)
 {
     struct migration *m = r->m;
     double t = now_ms();
+    r->pass_pages = ram_count_dirty(r->rs.dirty, r->rs.nwords);
+    r->rs.progress = src_progress;
+    r->rs.progress_ctx = r;
     uint64_t before = atomic_load(&m->ch.bytes_out);
     int rc = ram_send_pass(&r->rs, pass == 1, e);
     double ts = now_ms();

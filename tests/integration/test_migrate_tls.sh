@@ -59,5 +59,7 @@ rate=$(awk -v b="$bytes" -v t="$total" -v s="$setup" -v d="$down" 'BEGIN { print
 note "bandwidth limit 100 MB/s: measured $rate MB/s over $bytes bytes"
 check "bandwidth limit respected within 10% (measured $rate MB/s)" \
     awk -v r="$rate" 'BEGIN { exit !(r >= 90 && r <= 110) }'
+n=$(grep '"event":"migration"' "$TMP/bw.events" | grep -c '"status":"active"')
+check "bandwidth: progress events at least once a second during a long pass ($n)" [ "$n" -ge 2 ]
 check "bandwidth: destination VERIFY ok" verify_ok_after bw-dst
 ctl bw-dst '{"cmd":"quit"}' >/dev/null; wait_vm bw-dst; wait_vm bw
