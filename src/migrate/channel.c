@@ -223,9 +223,19 @@ static int tls_send_all(struct mig_channel *ch, const uint8_t *p, size_t len,
     return 0;
 }
 
-/* OpenSSL has no writev: gather into one buffer so records are full-size. */
+/* OpenSSL has no writev: small pieces are gathered into one buffer so
+ * records are full-size, large ones (runs of pages) go out as they are. */
+#define TLS_DIRECT_BYTES (64 << 10)
+
+static int tls_flush(struct mig_channel *ch, size_t *used, struct err *e)
+{
+    int rc = *used ? tls_send_all(ch, ch->tls_buf, *used, e) : 0;
+    *used = 0;
+    return rc;
+}
+
 static int tls_sendv(struct mig_channel *ch, const struct iovec *iov, int iovcnt,
-                     size_t total, struct err *e)
+                     struct err *e)
 {
     if (!ch->tls_buf && !(ch->tls_buf = malloc(TLS_BUF_BYTES)))
         return err_set(e, ENOMEM, "out of memory");
@@ -233,22 +243,23 @@ static int tls_sendv(struct mig_channel *ch, const struct iovec *iov, int iovcnt
     for (int i = 0; i < iovcnt; i++) {
         const uint8_t *p = iov[i].iov_base;
         size_t left = iov[i].iov_len;
-        while (left) {
-            size_t n = TLS_BUF_BYTES - used < left ? TLS_BUF_BYTES - used : left;
-            memcpy(ch->tls_buf + used, p, n);
-            used += n;
-            p += n;
-            left -= n;
-            if (used == TLS_BUF_BYTES) {
-                int rc = tls_send_all(ch, ch->tls_buf, used, e);
-                if (rc)
-                    return rc;
-                used = 0;
-            }
+        if (left >= TLS_DIRECT_BYTES) {
+            int rc = tls_flush(ch, &used, e);
+            if (!rc)
+                rc = tls_send_all(ch, p, left, e);
+            if (rc)
+                return rc;
+            continue;
         }
+        if (left > TLS_BUF_BYTES - used) {
+            int rc = tls_flush(ch, &used, e);
+            if (rc)
+                return rc;
+        }
+        memcpy(ch->tls_buf + used, p, left);
+        used += left;
     }
-    (void)total;
-    return used ? tls_send_all(ch, ch->tls_buf, used, e) : 0;
+    return tls_flush(ch, &used, e);
 }
 
 /* Drops the first n bytes from an iovec array after a partial transfer. */
@@ -304,7 +315,7 @@ int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov,
         return err_set(e, ENOMEM, "out of memory");
     all[0] = (struct iovec){ &h, sizeof(h) };
     memcpy(all + 1, iov, sizeof(*iov) * (size_t)iovcnt);
-    int rc = ch->ssl ? tls_sendv(ch, all, iovcnt + 1, total + sizeof(h), e)
+    int rc = ch->ssl ? tls_sendv(ch, all, iovcnt + 1, e)
                      : plain_sendv(ch, all, iovcnt + 1, e);
     if (all != stack)
         free(all);

@@ -99,6 +99,8 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
     if (!rc) rc = get_uint(req, "max_time_s", 86400, &max_time, e);
     if (!rc) rc = get_bool(req, "auto_converge", &p->auto_converge, e);
     if (!rc) rc = get_bool(req, "tls", &p->tls, e);
+    /* TLS records are authenticated already: page CRCs only cost a copy */
+    p->page_crc = !p->tls;
     if (!rc) rc = get_bool(req, "page_crc", &p->page_crc, e);
     if (rc)
         return rc;
