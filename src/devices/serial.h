@@ -15,7 +15,7 @@
 
 /* Everything a migration must carry: the register file and the receive FIFO. */
 struct serial_regs {
-    uint8_t ier, iir_pending, lcr, mcr, lsr, msr, scr, fcr;
+    uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
     uint8_t dll, dlm;
     uint8_t thr_irq;          /* THR-empty interrupt latched, cleared by IIR read */
     uint8_t rx_len, rx_head;

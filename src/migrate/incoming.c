@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "migrate/ram.h"
 #include "migrate/state.h"
@@ -16,13 +17,6 @@
 
 #define HELLO_TIMEOUT_MS 30000
 #define COMMIT_TIMEOUT_MS 300000
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 int mig_incoming_accept(struct mig_incoming *in, struct err *e)
 {
@@ -136,9 +130,9 @@ static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err 
     if (d && r->loaded[d - r->vm->devstate.entry])
         rc = err_set(e, EPROTO, "section '%s' instance %u sent twice", s.name, s.instance);
     if (!rc) {
-        uint64_t t = now_ns();
+        uint64_t t = clock_mono_ns();
         rc = state_load(&r->vm->devstate, &s, e);
-        r->load_ns += now_ns() - t;
+        r->load_ns += clock_mono_ns() - t;
         if (!rc)
             r->loaded[d - r->vm->devstate.entry] = true;
     }
@@ -199,13 +193,13 @@ static int dest_handover(struct dest_run *r, struct err *e)
         return err_set(e, -rc, "no commit from the source (%s); not resuming", why.msg);
     }
     mig_test_hold("commit-received");
-    uint64_t t = now_ns();
+    uint64_t t = clock_mono_ns();
     rc = vm_post_load(r->vm, e);
     if (!rc && !r->in->hello.paused)
         rc = vm_resume(r->vm) ? err_set(e, EIO, "resume failed") : 0;
     if (rc)
         return rc;
-    uint64_t running[2] = { now_ns() - t, r->in->hello.paused };
+    uint64_t running[2] = { clock_mono_ns() - t, r->in->hello.paused };
     struct err ignored;
     /* the VM runs here now whatever happens to this last message */
     mig_send_buf(ch, MIG_RUNNING, running, sizeof(running), &ignored);
@@ -217,7 +211,7 @@ static void *incoming_thread(void *arg)
     struct mig_incoming *in = arg;
     struct dest_run r = { .in = in, .vm = &in->mon->vm };
     struct err e = { "" };
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_mono_ns();
     int rc = dest_receive(&r, &e);
     if (!rc)
         rc = dest_handover(&r, &e);
@@ -230,7 +224,7 @@ static void *incoming_thread(void *arg)
         return NULL;
     }
     log_info("migrate", "incoming complete in %.1f ms: %llu pages, %llu zero, state "
-             "loaded in %.2f ms; vm %s", (double)(now_ns() - t0) / 1e6,
+             "loaded in %.2f ms; vm %s", (double)(clock_mono_ns() - t0) / 1e6,
              (unsigned long long)r.ram.pages, (unsigned long long)r.ram.zero_pages,
              (double)r.load_ns / 1e6, in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",

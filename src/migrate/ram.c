@@ -4,9 +4,9 @@
 #include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/crc32c.h"
 #include "vmm/dirty.h"
 #include "vmm/vm.h"
@@ -60,6 +60,18 @@ static bool page_is_zero(const void *page)
     return true;
 }
 
+/* Long passes (a slow link, a bandwidth limit) still report once a second. */
+static void maybe_progress(struct ram_sender *rs)
+{
+    if (!rs->progress)
+        return;
+    double t = clock_mono_ms();
+    if (t - rs->progress_at < 1000.0)
+        return;
+    rs->progress_at = t;
+    rs->progress(rs->progress_ctx, rs->pass_done);
+}
+
 static int flush_batch(struct ram_sender *rs, struct err *e)
 {
     if (!rs->count)
@@ -91,6 +103,7 @@ static int flush_batch(struct ram_sender *rs, struct err *e)
     rs->stats.pages += rs->nonzero;
     rs->stats.zero_pages += rs->count - rs->nonzero;
     rs->count = rs->nonzero = 0;
+    maybe_progress(rs);
     return rc;
 }
 
@@ -137,30 +150,10 @@ static bool page_in_hole(struct ram_sender *rs, uint64_t page)
     return off < rs->data_start;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Long passes (a slow link, a bandwidth limit) still report once a second. */
-static void maybe_progress(struct ram_sender *rs)
-{
-    if (!rs->progress)
-        return;
-    double t = now_s();
-    if (t - rs->progress_at < 1.0)
-        return;
-    rs->progress_at = t;
-    rs->progress(rs->progress_ctx, rs->pass_done);
-}
-
 static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits,
                      bool first_pass, struct err *e)
 {
     rs->pass_done += (uint64_t)__builtin_popcountll(bits);
-    maybe_progress(rs);
     while (bits) {
         uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
         bits &= bits - 1;
@@ -186,7 +179,7 @@ int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
 {
     rs->data_start = rs->data_end = 0;
     rs->pass_done = 0;
-    rs->progress_at = now_s();
+    rs->progress_at = clock_mono_ms();
     for (uint64_t w0 = 0; w0 < rs->nwords; w0 += CHUNK_WORDS) {
         uint64_t n = rs->nwords - w0 < CHUNK_WORDS ? rs->nwords - w0 : CHUNK_WORDS;
         if (!ram_count_dirty(rs->dirty + w0, n))

@@ -50,7 +50,7 @@ int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch
 void ram_sender_release(struct ram_sender *rs);
 /* Sends every page set in rs->dirty and clears the bitmap. The first pass
  * skips what the destination already has: holes in the RAM memfd and pages
- * of zeros (its fresh RAM reads as zero). *stop is polled between batches. */
+ * of zeros (its fresh RAM reads as zero). */
 int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e);
 /* Number of pages set in a bitmap. */
 uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords);

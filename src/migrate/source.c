@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "migrate/hello.h"
 #include "migrate/migration.h"
@@ -24,16 +25,10 @@ struct source_run {
     struct ram_sender rs;
     uint64_t pass_pages;      /* dirty pages when the current pass began */
     double t0, t_pause;
+    double t_state_sent;      /* first state byte sent: transfer starts */
     bool was_paused, paused_by_us, committed;
     uint64_t features;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 void mig_params_default(struct mig_params *p)
 {
@@ -158,21 +153,21 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
                     struct err *e)
 {
     struct migration *m = r->m;
-    double t = now_ms();
+    double t = clock_mono_ms();
     r->pass_pages = ram_count_dirty(r->rs.dirty, r->rs.nwords);
     r->rs.progress = src_progress;
     r->rs.progress_ctx = r;
     uint64_t before = atomic_load(&m->ch.bytes_out);
     int rc = ram_send_pass(&r->rs, pass == 1, e);
-    double ts = now_ms();
+    double ts = clock_mono_ms();
     if (!rc)
         rc = dirty_log_sync(m->vm, r->rs.dirty, e);
     if (rc)
         return rc;
     pthread_mutex_lock(&m->lock);
-    m->fig.sync_ms = now_ms() - ts;
+    m->fig.sync_ms = clock_mono_ms() - ts;
     pthread_mutex_unlock(&m->lock);
-    res->ms = now_ms() - t;
+    res->ms = clock_mono_ms() - t;
     res->sent = atomic_load(&m->ch.bytes_out) - before;
     res->dirty = ram_count_dirty(r->rs.dirty, r->rs.nwords);
     return 0;
@@ -238,7 +233,7 @@ static int src_precopy(struct source_run *r, struct err *e)
             return 0;
         if (atomic_load(&m->cancel))
             return err_set(e, ECANCELED, "migration cancelled");
-        if (now_ms() - r->t0 > m->params.max_time_s * 1e3)
+        if (clock_mono_ms() - r->t0 > m->params.max_time_s * 1e3)
             return err_set(e, ETIMEDOUT, "did not converge within %u s (dirty rate "
                            "%.0f MiB/s)", m->params.max_time_s,
                            m->fig.dirty_rate / (1 << 20));
@@ -252,7 +247,7 @@ static int src_precopy(struct source_run *r, struct err *e)
 static int src_pause(struct source_run *r, struct err *e)
 {
     struct vm *vm = r->m->vm;
-    r->t_pause = now_ms();
+    r->t_pause = clock_mono_ms();
     if (!r->was_paused) {
         vm_pause(vm);
         r->paused_by_us = true;
@@ -271,7 +266,7 @@ static int src_pause(struct source_run *r, struct err *e)
 static void src_time(struct migration *m, double *field, double since)
 {
     pthread_mutex_lock(&m->lock);
-    *field = now_ms() - since;
+    *field = clock_mono_ms() - since;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -284,7 +279,7 @@ static int src_stop_and_copy(struct source_run *r, struct err *e)
     mig_channel_set_bandwidth(&m->ch, 0);
     int rc = src_pause(r, e);
     src_time(m, &m->fig.pause_ms, r->t_pause);
-    double t = now_ms();
+    double t = clock_mono_ms();
     if (!rc)
         rc = dirty_log_sync(m->vm, r->rs.dirty, e);
     if (!rc)
@@ -292,18 +287,17 @@ static int src_stop_and_copy(struct source_run *r, struct err *e)
     src_time(m, &m->fig.last_pages_ms, t);
     struct buf saved;
     buf_init(&saved);
-    t = now_ms();
+    t = clock_mono_ms();
     if (!rc)
         rc = state_save_all(&m->vm->devstate, &saved, e);
     src_time(m, &m->fig.state_save_ms, t);
-    t = now_ms();
+    r->t_state_sent = clock_mono_ms();
     if (!rc)
         rc = state_send_saved(&saved, &m->ch, e);
     if (!rc)
         rc = mig_send_buf(&m->ch, MIG_END, NULL, 0, e);
     pthread_mutex_lock(&m->lock);
     m->fig.state_bytes = saved.len;
-    m->fig.transfer_ms = t;   /* start stamp; finished in src_handover */
     pthread_mutex_unlock(&m->lock);
     buf_release(&saved);
     return rc;
@@ -327,7 +321,7 @@ static int src_wait_loaded(struct source_run *r, struct err *e)
         return err_set(e, EPROTO, "malformed LOADED message");
     pthread_mutex_lock(&m->lock);
     m->fig.load_ms = (double)load_ns / 1e6;
-    m->fig.transfer_ms = now_ms() - m->fig.transfer_ms - m->fig.load_ms;
+    m->fig.transfer_ms = clock_mono_ms() - r->t_state_sent - m->fig.load_ms;
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
@@ -365,7 +359,7 @@ static int src_commit(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     mig_test_hold("loaded");
-    double t = now_ms();
+    double t = clock_mono_ms();
     set_status(m, MIG_STATUS_HANDOVER);
     if (atomic_load(&m->cancel))
         return err_set(e, ECANCELED, "migration cancelled");
@@ -392,7 +386,7 @@ static int src_commit(struct source_run *r, struct err *e)
 static int src_wait_running(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
-    double t = now_ms();
+    double t = clock_mono_ms();
     uint8_t *msg;
     uint32_t len;
     int rc = mig_recv_msg(&m->ch, MIG_RUNNING, &msg, &len, HANDOVER_TIMEOUT_MS, e);
@@ -400,8 +394,8 @@ static int src_wait_running(struct source_run *r, struct err *e)
         return rc;
     free(msg);
     pthread_mutex_lock(&m->lock);
-    m->fig.resume_ms = now_ms() - t;
-    m->fig.downtime_ms = now_ms() - r->t_pause;
+    m->fig.resume_ms = clock_mono_ms() - t;
+    m->fig.downtime_ms = clock_mono_ms() - r->t_pause;
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
@@ -431,7 +425,7 @@ static void src_fail(struct source_run *r, const struct err *e)
     }
     pthread_mutex_lock(&m->lock);
     snprintf(m->fig.error, sizeof(m->fig.error), "%s", e->msg);
-    m->fig.total_ms = now_ms() - r->t0;
+    m->fig.total_ms = clock_mono_ms() - r->t0;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -441,7 +435,7 @@ static void src_done(struct source_run *r)
     pthread_mutex_lock(&m->lock);
     struct mig_figures *f = &m->fig;
     f->status = MIG_STATUS_COMPLETED;
-    f->total_ms = now_ms() - r->t0;
+    f->total_ms = clock_mono_ms() - r->t0;
     f->transferred = atomic_load(&m->ch.bytes_out);
     f->remaining = 0;
     log_info("migrate", "completed: total %.1f ms, downtime %.1f ms (pause %.2f, last "
@@ -480,7 +474,7 @@ static int src_run(struct source_run *r, struct err *e)
 static void *migration_thread(void *arg)
 {
     struct migration *m = arg;
-    struct source_run r = { .m = m, .t0 = now_ms() };
+    struct source_run r = { .m = m, .t0 = clock_mono_ms() };
     r.was_paused = vm_get_state(m->vm) == VM_PAUSED;
     struct err e = { "" };
     log_info("migrate", "to %s%s: %lluM, downtime limit %u ms%s", m->params.uri,

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "vmm/vm.h"
 
@@ -276,13 +277,6 @@ static const struct devstate_ops pit_ops = { "pit", 1, pit_save, pit_load, NULL 
 
 /* ---- kvmclock ---- */
 
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static int clock_save(void *opaque, struct buf *out, struct err *e)
 {
     struct vm *vm = opaque;
@@ -291,7 +285,7 @@ static int clock_save(void *opaque, struct buf *out, struct err *e)
         return err_set(e, errno, "KVM_GET_CLOCK: %s", strerror(errno));
     buf_put_u64(out, data.clock);
     buf_put_u32(out, data.flags);
-    buf_put_u64(out, realtime_ns());
+    buf_put_u64(out, clock_real_ns());
     return 0;
 }
 
@@ -318,7 +312,7 @@ int vmstate_apply_clock(struct vm *vm, struct err *e)
     if (!vm->clock_pending)
         return 0;
     const struct vm_clock_state *c = vm->clock_pending;
-    uint64_t now = realtime_ns();
+    uint64_t now = clock_real_ns();
     /* the guest clock moves on by the real time the VM spent in transit; a
      * source clock ahead of ours (or far behind) adds nothing */
     uint64_t advance = now > c->realtime_ns && now - c->realtime_ns < CLOCK_MAX_ADVANCE_NS
