@@ -4,159 +4,133 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "cluster/node.h"
-#include "cluster/quorum.h"
 #include "common/log.h"
+#include "node/http.h"
 #include "node/info.h"
+#include "node/ternd.h"
 
 #define API_PREFIX "/api/" TERN_API_VERSION
 
-/* What a handler produces: an HTTP status and a JSON body. */
-struct reply {
-    unsigned status;
-    json_t *body;
+/* One request in flight: its body as it arrives. */
+struct upload {
+    char *data;
+    size_t len;
+    bool too_big;
 };
 
-static void reply_error(struct reply *r, unsigned status, const char *msg)
+const char *api_query(const struct api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void reply_json(struct reply *r, unsigned status, json_t *body)
 {
     r->status = status;
-    r->body = json_pack("{s:s}", "error", msg);
+    r->body = body;
 }
 
-/* -ENOLINK is etcd's "cluster not quorate": the one error a client may wait
- * out, so it gets its own status (503) instead of a generic 500. */
-static void reply_errno(struct reply *r, int rc, const struct err *e)
+void reply_error(struct reply *r, unsigned status, const char *fmt, ...)
 {
-    reply_error(r, rc == -ETCD_NOT_QUORATE ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                           : MHD_HTTP_INTERNAL_SERVER_ERROR, e->msg);
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_decref(r->body);
+    reply_json(r, status, json_pack("{s:s}", "error", msg));
 }
 
-static json_t *member_json(const struct cluster_member *m, uint64_t leader)
+void reply_errno(struct reply *r, int rc, const struct err *e)
 {
-    char id[20];
-    snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->id);
-    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:I}", "name", m->name, "id", id,
-                     "client_url", m->client_url, "reachable", m->reachable,
-                     "leader", leader && m->id == leader,
-                     "raft_term", (json_int_t)m->raft_term);
-}
-
-static void get_status(struct api *a, struct etcd_client *c, struct reply *r)
-{
-    struct cluster_info info;
-    struct err e;
-    memset(&info, 0, sizeof(info));
-    int rc = cluster_quorate(c, &info, &e);
-    json_t *members = json_array();
-    for (size_t i = 0; i < info.member_count && i < CLUSTER_MEMBERS_MAX; i++)
-        json_array_append_new(members, member_json(&info.members[i], info.leader_id));
-    r->status = MHD_HTTP_OK;
-    r->body = json_pack("{s:s, s:b, s:o, s:I, s:I, s:s?, s:I, s:s}",
-                        "node", a->cfg->name, "quorate", rc == 1, "members", members,
-                        "member_count", (json_int_t)info.member_count,
-                        "members_reachable", (json_int_t)info.members_reachable,
-                        "leader", info.leader_id ? info.leader_name : NULL,
-                        "raft_term", (json_int_t)info.raft_term,
-                        "etcd_version", info.version);
-    if (rc != 1 && r->body)
-        json_object_set_new(r->body, "reason", json_string(e.msg));
-}
-
-static json_t *node_json(const struct node_entry *n)
-{
-    json_t *info = json_loads(n->info ? n->info : "{}", 0, NULL);
-    return json_pack("{s:s, s:b, s:o}", "name", n->name, "online", n->online,
-                     "info", info ? info : json_null());
-}
-
-/* Linearizable first; without quorum the local member's copy, marked stale
- * (the issue: reads of the local view still work). */
-static void get_nodes(struct etcd_client *c, struct reply *r)
-{
-    struct node_entries l;
-    struct err e;
-    bool stale = false;
-    node_entries_init(&l);
-    int rc = node_list(c, 0, &l, &e);
-    if (rc == -ETCD_NOT_QUORATE) {
-        stale = true;
-        node_entries_release(&l);
-        node_entries_init(&l);
-        rc = node_list(c, ETCD_SERIALIZABLE, &l, &e);
+    unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    switch (-rc) {
+    case ETCD_NOT_QUORATE: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
+    case ENOENT: status = MHD_HTTP_NOT_FOUND; break;
+    case EEXIST: case EBUSY: case ESTALE: status = MHD_HTTP_CONFLICT; break;
+    case EINVAL: case ERANGE: status = MHD_HTTP_BAD_REQUEST; break;
+    case EPERM: case EACCES: status = MHD_HTTP_FORBIDDEN; break;
     }
-    if (rc < 0) {
-        reply_errno(r, rc, &e);
-    } else {
-        json_t *nodes = json_array();
-        for (size_t i = 0; i < l.count; i++)
-            json_array_append_new(nodes, node_json(&l.items[i]));
-        r->status = MHD_HTTP_OK;
-        r->body = json_pack("{s:b, s:o}", "stale", stale, "nodes", nodes);
-    }
-    node_entries_release(&l);
+    reply_error(r, status, "%s", e->msg);
 }
 
-static void get_version(struct api *a, struct reply *r)
+/* "/vms/{}/start" against "/vms/100/start"; {} takes one non-empty
+ * segment into args. */
+static bool match(const char *pattern, const char *path, struct api_req *req)
 {
-    r->status = MHD_HTTP_OK;
-    r->body = json_pack("{s:s, s:s, s:s}", "version", TERN_VERSION,
-                        "api", TERN_API_VERSION, "node", a->cfg->name);
+    unsigned n = 0;
+    while (*pattern && *path) {
+        if (strncmp(pattern, "{}", 2) == 0) {
+            size_t len = strcspn(path, "/");
+            if (len == 0 || len >= TERN_KEY_MAX || n >= API_ARGS_MAX)
+                return false;
+            memcpy(req->args[n], path, len);
+            req->args[n++][len] = '\0';
+            path += len;
+            pattern += 2;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
 }
 
-static void route(struct api *a, const char *method, const char *url, struct reply *r)
+static const struct api_route *const tables[] = {
+    api_routes_cluster, api_routes_storage, api_routes_vm, api_routes_task,
+};
+
+static void route(struct api_req *req, struct reply *r)
 {
-    enum { STATUS, NODES, VERSION, NONE } which = NONE;
-    if (strcmp(url, API_PREFIX "/cluster/status") == 0)
-        which = STATUS;
-    else if (strcmp(url, API_PREFIX "/nodes") == 0)
-        which = NODES;
-    else if (strcmp(url, API_PREFIX "/version") == 0)
-        which = VERSION;
-    char msg[300];
-    if (which == NONE) {
-        snprintf(msg, sizeof(msg), "no such endpoint '%.200s'", url);
-        return reply_error(r, MHD_HTTP_NOT_FOUND, msg);
-    }
-    if (strcmp(method, "GET") != 0) {
-        snprintf(msg, sizeof(msg), "method '%.20s' not allowed on '%.200s'", method, url);
-        return reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, msg);
-    }
-    if (which == VERSION)
-        return get_version(a, r);
-    struct etcd_client c;
-    struct err e;
-    if (etcd_client_init_copy(&c, &a->proto, &e) < 0)
-        return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, e.msg);
-    if (which == STATUS)
-        get_status(a, &c, r);
+    bool path_known = false;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        for (const struct api_route *rt = tables[t]; rt->method; rt++) {
+            if (!match(rt->pattern, req->path, req))
+                continue;
+            path_known = true;
+            if (strcmp(rt->method, req->method) == 0)
+                return rt->handle(req, r);
+        }
+    if (path_known)
+        reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method '%.20s' not allowed on '%.200s'",
+                    req->method, req->url);
     else
-        get_nodes(&c, r);
-    etcd_client_release(&c);
+        reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", req->url);
 }
 
-/* Constant time, so the token cannot be guessed byte by byte from timing. */
-static bool authorized(const struct api *a, struct MHD_Connection *conn)
+static bool same_token(const char *given, const char *token)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) != TERND_TOKEN_LEN)
+    if (!token[0] || strlen(given) != TERND_TOKEN_LEN)
         return false;
     unsigned char diff = 0;
     for (size_t i = 0; i < TERND_TOKEN_LEN; i++)
-        diff |= (unsigned char)(h[7 + i] ^ a->secrets->token[i]);
+        diff |= (unsigned char)(given[i] ^ token[i]);
     return diff == 0;
+}
+
+/* Constant time, so a token cannot be guessed byte by byte from timing.
+ * The admin token is this node's; the cluster token is what nodes use with
+ * each other (docs/api.md). */
+static bool authorized(struct ternd *t, struct MHD_Connection *conn, bool *from_node)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncmp(h, "Bearer ", 7) != 0)
+        return false;
+    char cluster[TERND_TOKEN_LEN + 1];
+    ternd_cluster_token(t, cluster);
+    *from_node = same_token(h + 7, cluster);
+    return *from_node || same_token(h + 7, t->secrets.token);
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
 {
-    if (!r->body) {
-        r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        r->body = json_pack("{s:s}", "error", "out of memory");
-    }
+    if (!r->body)
+        reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     char *text = r->body ? json_dumps(r->body, JSON_COMPACT) : NULL;
     json_decref(r->body);
     if (!text)
@@ -176,31 +150,93 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
     return ret;
 }
 
+static int parse_body(struct upload *up, struct api_req *req, struct reply *r)
+{
+    if (up->too_big) {
+        reply_error(r, 413, "request body over %d bytes",
+                    API_BODY_MAX);
+        return -1;
+    }
+    if (!up->len)
+        return 0;
+    json_error_t je;
+    req->body = json_loadb(up->data, up->len, 0, &je);
+    if (!req->body || !json_is_object(req->body)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: %s",
+                    req->body ? "not a json object" : je.text);
+        return -1;
+    }
+    return 0;
+}
+
+static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
+                  const char *method, struct upload *up, struct reply *r)
+{
+    struct api_req req = { .method = method, .url = url, .conn = conn, .t = a->t };
+    if (!authorized(a->t, conn, &req.from_node))
+        return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+    if (strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0)
+        return reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", url);
+    req.path = url + strlen(API_PREFIX);
+    if (parse_body(up, &req, r) < 0)
+        return;
+    struct etcd_client c;
+    struct err e;
+    if (etcd_client_init_copy(&c, &a->proto, &e) < 0) {
+        json_decref(req.body);
+        return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", e.msg);
+    }
+    req.etcd = &c;
+    route(&req, r);
+    etcd_client_release(&c);
+    json_decref(req.body);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version,
                               const char *upload_data, size_t *upload_size, void **state)
 {
     (void)version;
-    (void)upload_data;
     struct api *a = cls;
-    static int seen;
-    if (!*state) {
-        /* first call: headers only; answer on the second, after any body */
-        *state = &seen;
-        return MHD_YES;
+    struct upload *up = *state;
+    if (!up) {
+        /* first call: headers only; answer after the whole body */
+        up = calloc(1, sizeof(*up));
+        *state = up;
+        return up ? MHD_YES : MHD_NO;
     }
     if (*upload_size) {
-        *upload_size = 0;   /* no endpoint of v1 takes a body yet */
+        if (up->len + *upload_size > API_BODY_MAX) {
+            up->too_big = true;
+        } else if (!up->too_big) {
+            char *grown = realloc(up->data, up->len + *upload_size);
+            if (!grown)
+                return MHD_NO;
+            memcpy(grown + up->len, upload_data, *upload_size);
+            up->data = grown;
+            up->len += *upload_size;
+        }
+        *upload_size = 0;
         return MHD_YES;
     }
     struct reply r = {0, NULL};
-    if (!authorized(a, conn))
-        reply_error(&r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
-    else
-        route(a, method, url, &r);
+    serve(a, conn, url, method, up, &r);
     if (r.status >= 400)
         log_info("api", "%s %s: %u", method, url, r.status);
     return send_reply(conn, &r);
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **state,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)cls;
+    (void)conn;
+    (void)code;
+    struct upload *up = *state;
+    if (up)
+        free(up->data);
+    free(up);
+    *state = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -233,11 +269,10 @@ static int resolve(const struct ternd_config *cfg, struct sockaddr_storage *ss,
     return 0;
 }
 
-int api_start(struct api *a, const struct ternd_config *cfg,
-              const struct secrets *secrets, struct err *e)
+int api_start(struct api *a, struct ternd *t, struct err *e)
 {
-    a->cfg = cfg;
-    a->secrets = secrets;
+    const struct ternd_config *cfg = &t->cfg;
+    a->t = t;
     struct sockaddr_storage ss;
     int rc = resolve(cfg, &ss, e);
     if (rc == 0)
@@ -254,8 +289,9 @@ int api_start(struct api *a, const struct ternd_config *cfg,
         flags, (uint16_t)cfg->api_port, NULL, NULL, handle, a,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,   /* first, or MHD warns */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_HTTPS_MEM_KEY, secrets->key_pem,
-        MHD_OPTION_HTTPS_MEM_CERT, secrets->cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, t->secrets.key_pem,
+        MHD_OPTION_HTTPS_MEM_CERT, t->secrets.cert_pem,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, 60u,
         MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     if (!a->daemon)

@@ -35,6 +35,8 @@ static const struct key_def keys[] = {
     TEXT(api_address, true),
     TEXT(tls_cert, false),
     TEXT(tls_key, false),
+    TEXT(addresses, false),
+    TEXT(vmm_binary, false),
     INT(heartbeat_ttl_s, 2, 300),
     INT(etcd_election_ms, 100, 50000),
 };

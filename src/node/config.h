@@ -25,6 +25,10 @@ struct ternd_config {
     /* optional */
     char tls_cert[TERND_PATH_MAX];          /* "" = self-signed in data_dir */
     char tls_key[TERND_PATH_MAX];
+    /* this host's addresses, comma-separated, for picking the one inside a
+     * migration network; "" = the interfaces' addresses (getifaddrs) */
+    char addresses[512];
+    char vmm_binary[TERND_PATH_MAX];        /* "" = tern-vmm beside ternd */
     int heartbeat_ttl_s;                    /* default 10 */
     int etcd_election_ms;                   /* default 1000 */
 };

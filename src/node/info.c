@@ -1,6 +1,9 @@
 #include "node/info.h"
 
+#include <ifaddrs.h>
 #include <jansson.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -47,7 +50,35 @@ static void memory(json_int_t *total, json_int_t *avail)
     fclose(f);
 }
 
-char *node_info_json(const struct ternd_config *cfg)
+/* The config's list, else every address of the interfaces that are up. */
+static json_t *addresses(const struct ternd_config *cfg)
+{
+    json_t *list = json_array();
+    if (cfg->addresses[0]) {
+        char copy[sizeof(cfg->addresses)], *save = NULL;
+        snprintf(copy, sizeof(copy), "%s", cfg->addresses);
+        for (char *a = strtok_r(copy, ", ", &save); a; a = strtok_r(NULL, ", ", &save))
+            json_array_append_new(list, json_string(a));
+        return list;
+    }
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs) < 0)
+        return list;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        char host[NI_MAXHOST];
+        if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) ||
+            (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+            continue;
+        socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                          : sizeof(struct sockaddr_in6);
+        if (getnameinfo(i->ifa_addr, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST) == 0)
+            json_array_append_new(list, json_string(host));
+    }
+    freeifaddrs(ifs);
+    return list;
+}
+
+char *node_info_json(const struct ternd_config *cfg, const char *pin)
 {
     char cpu[256];
     json_int_t total, avail;
@@ -62,6 +93,10 @@ char *node_info_json(const struct ternd_config *cfg)
                           "memory_total", total,
                           "memory_free", avail,
                           "registered", (json_int_t)time(NULL));
+    if (o) {
+        json_object_set_new(o, "api_pin", json_string(pin));
+        json_object_set_new(o, "addresses", addresses(cfg));
+    }
     if (!o) {
         log_error("node", "building the node info failed");
         return NULL;

@@ -9,6 +9,7 @@
 #define TERN_API_VERSION "v1"
 
 /* malloc'd JSON object text, NULL when out of memory. */
-char *node_info_json(const struct ternd_config *cfg);
+/* pin: this node's API key pin (secrets.pin). */
+char *node_info_json(const struct ternd_config *cfg, const char *pin);
 
 #endif

@@ -216,7 +216,29 @@ static int load_tls(struct secrets *s, const struct ternd_config *cfg, struct er
         }
     }
     int rc = secrets_read_file(s->cert_path, &s->cert_pem, e);
-    return rc < 0 ? rc : secrets_read_file(s->key_path, &s->key_pem, e);
+    if (rc == 0)
+        rc = secrets_read_file(s->key_path, &s->key_pem, e);
+    return rc < 0 ? rc : secrets_pin_of(s->cert_pem, s->pin, e);
+}
+
+/* curl's CURLOPT_PINNEDPUBLICKEY form: sha256 of the DER public key. */
+int secrets_pin_of(const char *cert_pem, char pin[TERND_PIN_LEN + 1], struct err *e)
+{
+    BIO *bio = BIO_new_mem_buf(cert_pem, -1);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    unsigned char *der = NULL;
+    int len = x ? i2d_PUBKEY(X509_get0_pubkey(x), &der) : -1;
+    X509_free(x);
+    if (len <= 0)
+        return err_set(e, EINVAL, "certificate: no public key to pin");
+    unsigned char hash[32];
+    unsigned hlen = 0;
+    EVP_Digest(der, (size_t)len, hash, &hlen, EVP_sha256(), NULL);
+    OPENSSL_free(der);
+    memcpy(pin, "sha256//", 8);
+    EVP_EncodeBlock((unsigned char *)pin + 8, hash, 32);
+    return 0;
 }
 
 int secrets_load(struct secrets *s, const struct ternd_config *cfg, struct err *e)

@@ -12,6 +12,7 @@
 #include "node/config.h"
 
 #define TERND_TOKEN_LEN 64      /* hex characters */
+#define TERND_PIN_LEN 52        /* "sha256//" + 44 base64 characters */
 
 struct secrets {
     char token[TERND_TOKEN_LEN + 1];
@@ -20,12 +21,18 @@ struct secrets {
     char key_path[TERND_PATH_MAX + 32];
     char *cert_pem;             /* file contents, for libmicrohttpd */
     char *key_pem;
+    /* sha256//BASE64 of the certificate's public key: what other nodes pin
+     * when they call this node (published in the node info) and what
+     * `tern cluster join --fingerprint` wants */
+    char pin[TERND_PIN_LEN + 1];
 };
 
 void secrets_init(struct secrets *s);
 /* Creates data_dir if needed, then loads or makes token and certificate. */
 int secrets_load(struct secrets *s, const struct ternd_config *cfg, struct err *e);
 void secrets_release(struct secrets *s);
+
+int secrets_pin_of(const char *cert_pem, char pin[TERND_PIN_LEN + 1], struct err *e);
 
 /* Reads a whole small file (at most 1 MiB) NUL-terminated; used for PEM
  * files and the token. */

@@ -24,6 +24,14 @@ void ternd_init(struct ternd *t)
     etcd_server_init(&t->etcd);
     node_init(&t->node);
     api_init(&t->api);
+    pthread_mutex_init(&t->lock, NULL);
+}
+
+void ternd_cluster_token(struct ternd *t, char out[TERND_TOKEN_LEN + 1])
+{
+    pthread_mutex_lock(&t->lock);
+    memcpy(out, t->cluster_token, TERND_TOKEN_LEN + 1);
+    pthread_mutex_unlock(&t->lock);
 }
 
 static int etcd_configure(struct ternd *t, struct err *e)
@@ -70,7 +78,7 @@ int ternd_start(struct ternd *t, struct err *e)
     if (rc == 0)
         rc = etcd_server_wait_serving(&t->etcd, ETCD_SERVE_WAIT_MS, e);
     if (rc == 0)
-        rc = api_start(&t->api, &t->cfg, &t->secrets, e);
+        rc = api_start(&t->api, t, e);
     return rc;
 }
 
@@ -130,7 +138,7 @@ static void try_register(struct ternd *t)
         return;
     t->register_at = now + 1;
     struct err e;
-    char *info = node_info_json(&t->cfg);
+    char *info = node_info_json(&t->cfg, t->secrets.pin);
     int rc = info ? cluster_layout_init(&t->client, &e)
                   : err_set(&e, ENOMEM, "node info: out of memory");
     if (rc == 0)

@@ -4,6 +4,7 @@
 #ifndef TERN_NODE_TERND_H
 #define TERN_NODE_TERND_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -27,6 +28,10 @@ struct ternd {
     time_t etcd_started, etcd_restart_at;
     time_t register_at;            /* next registration attempt */
     char last_register_err[sizeof(struct err)];   /* log a repeated failure only once */
+    pthread_mutex_t lock;          /* guards what API threads read below */
+    /* what nodes present to each other's API (docs/api.md); "" until
+     * read from the cluster */
+    char cluster_token[TERND_TOKEN_LEN + 1];
 };
 
 void ternd_init(struct ternd *t);
@@ -37,5 +42,7 @@ int ternd_start(struct ternd *t, struct err *e);
 int ternd_run(struct ternd *t);
 /* Offline at once (lease revoked), API closed, etcd member stopped. */
 void ternd_release(struct ternd *t);
+/* A copy of the cluster token ("" when not known yet); any thread. */
+void ternd_cluster_token(struct ternd *t, char out[TERND_TOKEN_LEN + 1]);
 
 #endif

@@ -1,0 +1,91 @@
+/* Cluster-wide endpoints: status, nodes, version (docs/api.md). */
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster/node.h"
+#include "cluster/quorum.h"
+#include "node/http.h"
+#include "node/info.h"
+#include "node/ternd.h"
+
+static json_t *member_json(const struct cluster_member *m, uint64_t leader)
+{
+    char id[20];
+    snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->id);
+    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:I}", "name", m->name, "id", id,
+                     "client_url", m->client_url, "reachable", m->reachable,
+                     "leader", leader && m->id == leader,
+                     "raft_term", (json_int_t)m->raft_term);
+}
+
+static void get_status(struct api_req *req, struct reply *r)
+{
+    struct cluster_info info;
+    struct err e;
+    memset(&info, 0, sizeof(info));
+    int rc = cluster_quorate(req->etcd, &info, &e);
+    json_t *members = json_array();
+    for (size_t i = 0; i < info.member_count && i < CLUSTER_MEMBERS_MAX; i++)
+        json_array_append_new(members, member_json(&info.members[i], info.leader_id));
+    r->status = MHD_HTTP_OK;
+    r->body = json_pack("{s:s, s:b, s:o, s:I, s:I, s:s?, s:I, s:s}",
+                        "node", req->t->cfg.name, "quorate", rc == 1, "members", members,
+                        "member_count", (json_int_t)info.member_count,
+                        "members_reachable", (json_int_t)info.members_reachable,
+                        "leader", info.leader_id ? info.leader_name : NULL,
+                        "raft_term", (json_int_t)info.raft_term,
+                        "etcd_version", info.version);
+    if (rc != 1 && r->body)
+        json_object_set_new(r->body, "reason", json_string(e.msg));
+}
+
+static json_t *node_json(const struct node_entry *n)
+{
+    json_t *info = json_loads(n->info ? n->info : "{}", 0, NULL);
+    return json_pack("{s:s, s:b, s:o}", "name", n->name, "online", n->online,
+                     "info", info ? info : json_null());
+}
+
+/* Linearizable first; without quorum the local member's copy, marked stale
+ * (the issue: reads of the local view still work). */
+static void get_nodes(struct api_req *req, struct reply *r)
+{
+    struct node_entries l;
+    struct err e;
+    bool stale = false;
+    node_entries_init(&l);
+    int rc = node_list(req->etcd, 0, &l, &e);
+    if (rc == -ETCD_NOT_QUORATE) {
+        stale = true;
+        node_entries_release(&l);
+        node_entries_init(&l);
+        rc = node_list(req->etcd, ETCD_SERIALIZABLE, &l, &e);
+    }
+    if (rc < 0) {
+        reply_errno(r, rc, &e);
+    } else {
+        json_t *nodes = json_array();
+        for (size_t i = 0; i < l.count; i++)
+            json_array_append_new(nodes, node_json(&l.items[i]));
+        r->status = MHD_HTTP_OK;
+        r->body = json_pack("{s:b, s:o}", "stale", stale, "nodes", nodes);
+    }
+    node_entries_release(&l);
+}
+
+static void get_version(struct api_req *req, struct reply *r)
+{
+    r->status = MHD_HTTP_OK;
+    r->body = json_pack("{s:s, s:s, s:s}", "version", TERN_VERSION,
+                        "api", TERN_API_VERSION, "node", req->t->cfg.name);
+}
+
+const struct api_route api_routes_cluster[] = {
+    {"GET", "/cluster/status", get_status},
+    {"GET", "/nodes", get_nodes},
+    {"GET", "/version", get_version},
+    {NULL, NULL, NULL},
+};

@@ -1,0 +1,7 @@
+#include <stddef.h>
+
+#include "node/http.h"
+
+const struct api_route api_routes_task[] = {
+    {NULL, NULL, NULL},
+};

@@ -1,0 +1,66 @@
+/* The request/reply shape every REST handler of ternd sees (docs/api.md),
+ * and the route tables the handler files export. api.c owns the HTTP side
+ * (libmicrohttpd, TLS, the token, bodies); a handler file only turns one
+ * parsed request into one JSON reply, so endpoints live next to what they
+ * serve (api_cluster.c, api_vm.c, api_task.c, api_storage.c). */
+#ifndef TERN_NODE_HTTP_H
+#define TERN_NODE_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "cluster/etcd.h"
+#include "cluster/keys.h"
+#include "common/err.h"
+
+struct ternd;
+
+#define API_ARGS_MAX 2
+#define API_BODY_MAX (256 * 1024)
+
+struct api_req {
+    const char *method;             /* "GET", "POST", "PUT", "DELETE" */
+    const char *url;                /* whole path, "/api/v1/vms/100/start" */
+    const char *path;               /* after "/api/v1", "/vms/100/start" */
+    char args[API_ARGS_MAX][TERN_KEY_MAX];   /* what the pattern's {} matched */
+    json_t *body;                   /* parsed JSON body; NULL when none */
+    void *conn;                     /* struct MHD_Connection *, for queries */
+    struct ternd *t;
+    struct etcd_client *etcd;       /* this request's own client */
+    bool from_node;                 /* authenticated with the cluster token */
+};
+
+struct reply {
+    unsigned status;
+    json_t *body;
+};
+
+/* ?name=value of the URL; NULL when absent. */
+const char *api_query(const struct api_req *r, const char *name);
+
+void reply_json(struct reply *r, unsigned status, json_t *body);
+void reply_error(struct reply *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps -errno to a status: ENOLINK 503 (not quorate), ENOENT 404, EEXIST
+ * EBUSY ESTALE 409, EINVAL ERANGE 400, EPERM EACCES 403, others 500; the
+ * body is {"error": e->msg}. */
+void reply_errno(struct reply *r, int rc, const struct err *e);
+
+/* The request as it is, to node's ternd (cluster token, its key pinned),
+ * and its answer as this request's reply. Used when another node owns the
+ * VM or ran the task. */
+void api_forward(struct api_req *req, struct reply *r, const char *node);
+
+struct api_route {
+    const char *method;
+    const char *pattern;            /* after "/api/v1"; "{}" matches one segment */
+    void (*handle)(struct api_req *req, struct reply *r);
+};
+
+/* Each ends with an entry whose method is NULL. */
+extern const struct api_route api_routes_cluster[];
+extern const struct api_route api_routes_storage[];
+extern const struct api_route api_routes_vm[];
+extern const struct api_route api_routes_task[];
+
+#endif

@@ -1,0 +1,157 @@
+#include "node/peer.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/ternd.h"
+
+#define PEER_TIMEOUT_MS 30000
+#define PEER_BODY_MAX (4u << 20)
+
+struct body_buf {
+    char *data;
+    size_t len;
+    bool too_big;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *cls)
+{
+    struct body_buf *b = cls;
+    size_t len = size * n;
+    if (b->len + len > PEER_BODY_MAX) {
+        b->too_big = true;
+        return 0;
+    }
+    char *grown = realloc(b->data, b->len + len + 1);
+    if (!grown)
+        return 0;
+    memcpy(grown + b->len, ptr, len);
+    b->data = grown;
+    b->len += len;
+    b->data[b->len] = '\0';
+    return len;
+}
+
+int peer_init_address(struct peer *p, const char *address, const char *pin,
+                      const char *token, struct err *e)
+{
+    memset(p, 0, sizeof(*p));
+    if (strlen(pin) > TERND_PIN_LEN || strlen(token) > TERND_TOKEN_LEN ||
+        strlen(address) > sizeof(p->base) - 9)
+        return err_set(e, EINVAL, "address, fingerprint or token too long");
+    snprintf(p->node, sizeof(p->node), "%.63s", address);
+    snprintf(p->base, sizeof(p->base), "https://%s", address);
+    snprintf(p->pin, sizeof(p->pin), "%s", pin);
+    snprintf(p->token, sizeof(p->token), "%s", token);
+    p->curl = curl_easy_init();
+    return p->curl ? 0 : err_set(e, ENOMEM, "curl: out of memory");
+}
+
+static int node_record(struct etcd_client *c, const char *node, json_t **info,
+                       struct err *e)
+{
+    char key[TERN_KEY_MAX];
+    int rc = keys_build(key, TERN_PREFIX_NODES, node, NULL, "node name", e);
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    if (rc == 0)
+        rc = etcd_get(c, key, 0, &kv, e);
+    if (rc == -ETCD_NOT_QUORATE) {
+        etcd_kv_release(&kv);
+        etcd_kv_init(&kv);
+        rc = etcd_get(c, key, ETCD_SERIALIZABLE, &kv, e);
+    }
+    if (rc == -ENOENT)
+        rc = err_set(e, ENOENT, "no node '%s' in the cluster", node);
+    if (rc == 0 && !(*info = json_loads(kv.value, 0, NULL)))
+        rc = err_set(e, EPROTO, "node '%s': record is not json", node);
+    etcd_kv_release(&kv);
+    return rc;
+}
+
+int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
+              const char *node, struct err *e)
+{
+    json_t *info = NULL;
+    int rc = node_record(c, node, &info, e);
+    if (rc < 0)
+        return rc;
+    const char *addr = json_string_value(json_object_get(info, "api_address"));
+    const char *pin = json_string_value(json_object_get(info, "api_pin"));
+    char token[TERND_TOKEN_LEN + 1];
+    ternd_cluster_token(t, token);
+    if (!addr || !pin)
+        rc = err_set(e, EHOSTUNREACH, "node '%s' published no api address or key", node);
+    else if (!token[0])
+        rc = err_set(e, EHOSTUNREACH, "this node has no cluster token yet");
+    else
+        rc = peer_init_address(p, addr, pin, token, e);
+    if (rc == 0)
+        snprintf(p->node, sizeof(p->node), "%s", node);
+    json_decref(info);
+    return rc;
+}
+
+static struct curl_slist *headers(const struct peer *p)
+{
+    char auth[TERND_TOKEN_LEN + 32];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", p->token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    return curl_slist_append(h, "Content-Type: application/json");
+}
+
+static void setup(struct peer *p, const char *method, const char *url,
+                  const char *text, struct body_buf *b, struct curl_slist *h)
+{
+    CURL *curl = p->curl;
+    curl_easy_reset(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (text)
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    /* the pin is the trust: self-signed certificates, no CA between nodes */
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, p->pin);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)PEER_TIMEOUT_MS);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
+}
+
+int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
+              long *status, json_t **body, struct err *e)
+{
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", p->base, path);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    struct body_buf b = { NULL, 0, false };
+    struct curl_slist *h = headers(p);
+    setup(p, method, url, text, &b, h);
+    CURLcode cc = curl_easy_perform(p->curl);
+    curl_slist_free_all(h);
+    free(text);
+    int rc = 0;
+    if (cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
+        rc = err_set(e, EACCES, "%s: its key does not match the fingerprint %s",
+                     p->base, p->pin);
+    else if (cc != CURLE_OK)
+        rc = err_set(e, EHOSTUNREACH, "%s: %s", p->base, curl_easy_strerror(cc));
+    else if (!b.data || !(*body = json_loads(b.data, 0, NULL)))
+        rc = err_set(e, EPROTO, "%s: answer is not json", p->base);
+    if (rc == 0)
+        curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, status);
+    free(b.data);
+    return rc;
+}
+
+void peer_release(struct peer *p)
+{
+    if (p->curl)
+        curl_easy_cleanup(p->curl);
+    p->curl = NULL;
+}
