@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "migrate/decision.h"
 #include "migrate/tls.h"
 
 static struct migration outgoing;
@@ -20,6 +21,21 @@ static void hook_event(void *ctx, json_t *fields)
     monitor_post_event(ctx, "migration", fields);
 }
 
+/* Under ternd: ask it (event "commit-pending") and wait for migrate_commit.
+ * A cancel meanwhile changes nothing: only the authority may still abort. */
+static int hook_commit(void *ctx, struct err *e)
+{
+    if (!outgoing.params.external_commit)
+        return 1;
+    mig_decision_expect(&mig_commit_decision);
+    monitor_post_event(ctx, "migration", json_pack("{s:s, s:s}", "role", "source",
+                                                   "status", "commit-pending"));
+    log_info("migrate", "destination loaded; waiting for the commit decision");
+    if (!mig_decision_wait(&mig_commit_decision))
+        return err_set(e, ECANCELED, "handover refused by the cluster");
+    return 0;
+}
+
 static void hook_completed(void *ctx)
 {
     struct monitor *m = ctx;
@@ -31,7 +47,7 @@ int migrate_commands_start(struct monitor *m, void *arg, struct err *e)
 {
     (void)arg;
     (void)e;
-    struct mig_hooks hooks = { hook_event, NULL, hook_completed, m };
+    struct mig_hooks hooks = { hook_event, hook_commit, hook_completed, m };
     migration_init(&outgoing, &m->vm, hooks);
     return 0;
 }
@@ -72,7 +88,7 @@ static int check_keys(json_t *req, struct err *e)
 {
     static const char *const known[] = { "cmd", "id", "uri", "max_bandwidth",
         "downtime_limit_ms", "auto_converge", "max_time_s", "tls", "tls_dir",
-        "page_crc", NULL };
+        "page_crc", "commit", NULL };
     const char *key;
     json_t *v;
     json_object_foreach(req, key, v) {
@@ -104,6 +120,11 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
     if (!rc) rc = get_bool(req, "page_crc", &p->page_crc, e);
     if (rc)
         return rc;
+    const char *commit = json_string_value(json_object_get(req, "commit"));
+    if (json_object_get(req, "commit") && (!commit || (strcmp(commit, "external") &&
+                                                      strcmp(commit, "local"))))
+        return err_set(e, EINVAL, "'commit' must be \"local\" or \"external\"");
+    p->external_commit = commit && !strcmp(commit, "external");
     if (downtime == 0 || max_time == 0)
         return err_set(e, EINVAL, "'downtime_limit_ms' and 'max_time_s' must be above 0");
     p->downtime_limit_ms = (uint32_t)downtime;
@@ -150,7 +171,41 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply,
     return 0;
 }
 
+static int get_decision(json_t *req, const char *key, bool *yes, struct err *e)
+{
+    json_t *v = json_object_get(req, key);
+    if (!json_is_boolean(v))
+        return err_set(e, EINVAL, "'%s' (true or false) is required", key);
+    *yes = json_is_true(v);
+    return 0;
+}
+
+/* {"commit": true|false}: ternd's answer to "commit-pending". */
+static int cmd_migrate_commit(struct control *ctl, json_t *req, json_t *reply,
+                              struct err *e)
+{
+    (void)ctl;
+    (void)reply;
+    bool yes = false;
+    int rc = get_decision(req, "commit", &yes, e);
+    return rc ? rc : mig_decision_give(&mig_commit_decision, yes, "commit", e);
+}
+
+/* {"resume": true|false}: ternd's answer to a destination's
+ * "commit-unknown" (it lost its source after loading everything). */
+static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
+                                struct err *e)
+{
+    (void)ctl;
+    (void)reply;
+    bool yes = false;
+    int rc = get_decision(req, "resume", &yes, e);
+    return rc ? rc : mig_decision_give(&mig_resume_decision, yes, "resume", e);
+}
+
 const struct control_command migrate_commands[] = {
+    { "migrate_commit", cmd_migrate_commit },
+    { "incoming_resolve", cmd_incoming_resolve },
     { "migrate", cmd_migrate },
     { "migrate_cancel", cmd_migrate_cancel },
     { "query_migrate", cmd_query_migrate },

@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/decision.h"
 #include "migrate/ram.h"
 #include "migrate/state.h"
 #include "migrate/tls.h"
@@ -177,6 +178,23 @@ static int dest_receive(struct dest_run *r, struct err *e)
     }
 }
 
+/* The source went silent after LOADED: it may have been told to commit
+ * (then this VM is the only one) or not. Under ternd only etcd knows; ask
+ * and wait. An explicit ERROR from the source needs no question: it is
+ * resuming. */
+static int dest_ask_authority(struct dest_run *r, struct err *e)
+{
+    mig_decision_expect(&mig_resume_decision);
+    monitor_post_event(r->in->mon, "migration",
+                       json_pack("{s:s, s:s, s:s}", "role", "destination",
+                                 "status", "commit-unknown", "error", e->msg));
+    log_warn("migrate", "no commit from the source (%s); asking the cluster", e->msg);
+    if (!mig_decision_wait(&mig_resume_decision))
+        return err_set(e, ECANCELED, "the cluster kept the vm on the source");
+    log_info("migrate", "the cluster names this node the owner: resuming");
+    return 0;
+}
+
 static int dest_handover(struct dest_run *r, struct err *e)
 {
     struct mig_channel *ch = &r->in->ch;
@@ -187,6 +205,8 @@ static int dest_handover(struct dest_run *r, struct err *e)
     if (!rc)
         rc = mig_recv_msg(ch, MIG_COMMIT, &msg, &len, COMMIT_TIMEOUT_MS, e);
     free(msg);
+    if (rc && rc != -EREMOTEIO && r->in->external_commit)
+        rc = dest_ask_authority(r, e);
     if (rc) {
         /* e->msg cannot be both the format argument and the output */
         struct err why = *e;

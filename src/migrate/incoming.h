@@ -17,6 +17,7 @@ struct mig_incoming {
     const char *uri;
     const char *tls_dir;          /* NULL: plain; else TLS with mutual auth */
     int accept_timeout_ms;
+    bool external_commit;         /* ternd decides when the source goes silent */
     struct mig_channel ch;
     struct mig_hello hello;
     uint64_t features;

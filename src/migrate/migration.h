@@ -22,6 +22,7 @@ struct mig_params {
     bool tls;
     char tls_dir[256];            /* ca.pem, cert.pem, key.pem */
     bool page_crc;                /* default on */
+    bool external_commit;         /* ternd decides the handover (migrate_commit) */
 };
 
 enum mig_status {
@@ -51,8 +52,11 @@ struct migration;
 struct mig_hooks {
     /* Called with a "migration" event's fields; any thread. */
     void (*event)(void *ctx, json_t *fields);
-    /* The commit decision once the destination has loaded everything;
-     * standalone it always says yes, under ternd it is an etcd CAS. */
+    /* The commit decision once the destination has loaded everything:
+     * 0 committed by an authority (ternd's etcd CAS: from now on the
+     * destination owns the VM even if it never hears COMMIT), 1 no
+     * authority (standalone: the delivery of COMMIT decides), -errno
+     * refused (the source resumes). */
     int (*commit)(void *ctx, struct err *e);
     /* The VM now runs on the destination: end this process. */
     void (*completed)(void *ctx);

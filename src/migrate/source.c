@@ -364,12 +364,12 @@ static int src_commit(struct source_run *r, struct err *e)
     if (atomic_load(&m->cancel))
         return err_set(e, ECANCELED, "migration cancelled");
     int rc = src_check_destination(r, e);
-    if (!rc && m->hooks.commit)
-        rc = m->hooks.commit(m->hooks.ctx, e);
-    if (rc)
+    if (!rc)
+        rc = m->hooks.commit ? m->hooks.commit(m->hooks.ctx, e) : 1;
+    if (rc < 0)
         return rc;
     vm_hand_over(m->vm);
-    r->committed = m->hooks.commit != NULL;
+    r->committed = rc == 0;
     disks_lock(m->vm, true);
     rc = mig_send_buf(&m->ch, MIG_COMMIT, NULL, 0, e);
     if (rc && !r->committed) {

@@ -47,6 +47,11 @@ static const char usage_text[] =
     "                       --incoming it makes TLS mandatory\n"
     "  --prealloc           allocate all guest RAM at start (with --incoming and\n"
     "                       --memory: while waiting for the source)\n"
+    "  --commit local|external  with --incoming: who decides the handover when\n"
+    "                       the source goes silent after the state is loaded:\n"
+    "                       local (default) never resumes; external asks the\n"
+    "                       control socket (event commit-unknown, command\n"
+    "                       incoming_resolve; used by ternd)\n"
     "  --verbose            debug logging\n"
     "  --help, --version\n"
     "\n"
@@ -57,7 +62,7 @@ static const char usage_text[] =
 enum opt_id {
     OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_MEMORY, OPT_CPUS, OPT_DISK,
     OPT_CONSOLE, OPT_CONTROL, OPT_NAME, OPT_CPU_MODEL, OPT_PAUSED, OPT_VERBOSE,
-    OPT_HELP, OPT_VERSION, OPT_INCOMING, OPT_TLS_DIR, OPT_PREALLOC,
+    OPT_HELP, OPT_VERSION, OPT_INCOMING, OPT_TLS_DIR, OPT_PREALLOC, OPT_COMMIT,
 };
 
 struct cli {
@@ -66,6 +71,7 @@ struct cli {
     const char *incoming;
     const char *tls_dir;
     bool memory_given, cpus_given;
+    bool external_commit;
 };
 
 static const struct option long_options[] = {
@@ -86,6 +92,7 @@ static const struct option long_options[] = {
     { "incoming", required_argument, NULL, OPT_INCOMING },
     { "tls-dir", required_argument, NULL, OPT_TLS_DIR },
     { "prealloc", no_argument, NULL, OPT_PREALLOC },
+    { "commit", required_argument, NULL, OPT_COMMIT },
     { NULL, 0, NULL, 0 },
 };
 
@@ -144,6 +151,11 @@ static void parse_options(int argc, char **argv, struct cli *cli)
             *(id == OPT_MEMORY ? &cli->memory_given : &cli->cpus_given) = true;
             break;
         case OPT_INCOMING: cli->incoming = optarg; break;
+        case OPT_COMMIT:
+            if (strcmp(optarg, "external") && strcmp(optarg, "local"))
+                die("--commit wants local or external, not '%s'", optarg);
+            cli->external_commit = !strcmp(optarg, "external");
+            break;
         case OPT_TLS_DIR: cli->tls_dir = optarg; break;
         case OPT_PREALLOC: cfg->prealloc = true; break;
         case OPT_CPU_MODEL: cfg->cpu_model = optarg; break;
@@ -189,6 +201,7 @@ static int run_incoming(struct cli *cli, struct err *e)
     in.uri = cli->incoming;
     in.tls_dir = cli->tls_dir;
     in.accept_timeout_ms = -1;
+    in.external_commit = cli->external_commit;
     int rc = 0;
     if (cli->cfg.prealloc)
         rc = vm_ram_create(cli->cfg.memory, true, &cli->cfg.ram_fd, e);

@@ -1,0 +1,48 @@
+#include "migrate/decision.h"
+
+#include <errno.h>
+
+struct mig_decision mig_commit_decision = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false };
+struct mig_decision mig_resume_decision = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false };
+
+void mig_decision_expect(struct mig_decision *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->waiting = true;
+    d->given = false;
+    pthread_mutex_unlock(&d->lock);
+}
+
+bool mig_decision_wait(struct mig_decision *d)
+{
+    pthread_mutex_lock(&d->lock);
+    while (!d->given)
+        pthread_cond_wait(&d->cond, &d->lock);
+    bool yes = d->yes;
+    d->waiting = false;
+    pthread_mutex_unlock(&d->lock);
+    return yes;
+}
+
+int mig_decision_give(struct mig_decision *d, bool yes, const char *what, struct err *e)
+{
+    pthread_mutex_lock(&d->lock);
+    bool waiting = d->waiting && !d->given;
+    if (waiting) {
+        d->given = true;
+        d->yes = yes;
+        pthread_cond_broadcast(&d->cond);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return waiting ? 0 : err_set(e, ENOENT, "no %s decision is awaited", what);
+}
+
+bool mig_decision_pending(struct mig_decision *d)
+{
+    pthread_mutex_lock(&d->lock);
+    bool pending = d->waiting && !d->given;
+    pthread_mutex_unlock(&d->lock);
+    return pending;
+}
