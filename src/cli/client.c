@@ -10,6 +10,7 @@
 
 #define BODY_MAX (16u << 20)
 #define REQUEST_TIMEOUT_MS 30000L   /* a status without quorum takes ~6 s */
+#define CHANGE_TIMEOUT_MS 120000L
 
 struct body {
     char *data;
@@ -138,16 +139,31 @@ static void lower_first(char *s)
         s[0] = (char)tolower((unsigned char)s[0]);
 }
 
-static CURLcode perform(struct client *c, const char *url, struct body *b,
+/* Changes (a join starts an etcd member, a create writes disks) may take
+ * longer than a read. */
+static long timeout_ms(const char *method)
+{
+    return strcmp(method, "GET") == 0 ? REQUEST_TIMEOUT_MS : CHANGE_TIMEOUT_MS;
+}
+
+static CURLcode perform(struct client *c, const char *method, const char *url,
+                        const char *payload, struct body *b,
                         struct curl_slist *headers, char errbuf[CURL_ERROR_SIZE])
 {
     CURL *h = c->curl;
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    if (strcmp(method, "GET") != 0) {
+        /* POSTFIELDS also for DELETE and PUT: libcurl then sends the body
+         * (or an empty one with Content-Length: 0) instead of waiting for
+         * a read callback. */
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload ? payload : "");
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms(method));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROXY, "");   /* ternd is local: never a proxy */
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -156,25 +172,47 @@ static CURLcode perform(struct client *c, const char *url, struct body *b,
     return curl_easy_perform(h);
 }
 
-int client_get(struct client *c, const char *path, long *status, json_t **body,
-               struct err *e)
+static struct curl_slist *make_headers(const struct client *c, bool has_body)
 {
-    char url[512], auth[300], errbuf[CURL_ERROR_SIZE] = "";
-    snprintf(url, sizeof(url), "%s%s", c->base, path);
+    char auth[300];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
     struct curl_slist *headers = curl_slist_append(NULL, auth);
-    headers = curl_slist_append(headers, "Accept: application/json");
-    struct body b = {NULL, 0};
-    CURLcode rc = perform(c, url, &b, headers, errbuf);
-    curl_slist_free_all(headers);
     explicit_bzero(auth, sizeof(auth));
+    headers = curl_slist_append(headers, "Accept: application/json");
+    if (has_body)
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+    /* no "Expect: 100-continue" round trip for small bodies */
+    return curl_slist_append(headers, "Expect:");
+}
+
+static int unreachable(const struct client *c, CURLcode rc, const char *errbuf,
+                       struct err *e)
+{
+    const char *msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    char copy[CURL_ERROR_SIZE];
+    snprintf(copy, sizeof(copy), "%s", msg);
+    lower_first(copy);
+    return err_set(e, EHOSTUNREACH, "cannot reach ternd at %s: %s", c->base, copy);
+}
+
+int client_request(struct client *c, const char *method, const char *path,
+                   const json_t *req, long *status, json_t **body, struct err *e)
+{
+    char url[1024], errbuf[CURL_ERROR_SIZE] = "";
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", c->base, path) >= sizeof(url))
+        return err_set(e, ENAMETOOLONG, "url of '%s' too long", path);
+    char *payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    if (req && !payload)
+        return err_set(e, ENOMEM, "cannot encode the request to %s", path);
+    struct curl_slist *headers = make_headers(c, payload != NULL);
+    struct body b = {NULL, 0};
+    CURLcode rc = perform(c, method, url, payload, &b, headers, errbuf);
+    curl_slist_free_all(headers);
+    free(payload);
+    *body = NULL;
     if (rc != CURLE_OK) {
         free(b.data);
-        char *msg = errbuf[0] ? errbuf : (char *)curl_easy_strerror(rc);
-        char copy[CURL_ERROR_SIZE];
-        snprintf(copy, sizeof(copy), "%s", msg);
-        lower_first(copy);
-        return err_set(e, EHOSTUNREACH, "cannot reach ternd at %s: %s", c->base, copy);
+        return unreachable(c, rc, errbuf, e);
     }
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
     *body = b.data ? json_loads(b.data, 0, NULL) : NULL;
@@ -183,4 +221,10 @@ int client_get(struct client *c, const char *path, long *status, json_t **body,
         return err_set(e, EPROTO, "ternd at %s answered %ld without json", c->base,
                        *status);
     return 0;
+}
+
+int client_get(struct client *c, const char *path, long *status, json_t **body,
+               struct err *e)
+{
+    return client_request(c, "GET", path, NULL, status, body, e);
 }

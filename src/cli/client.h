@@ -37,9 +37,12 @@ void client_init(struct client *c);
 /* Options, then env (TERN_API, TERN_TOKEN_FILE, TERN_CA_FILE, TERN_CONFIG),
  * then ternd's config file (default CLI_CONFIG_DEFAULT); reads the token. */
 int client_setup(struct client *c, const struct cli_options *o, struct err *e);
-/* GET path ("/api/v1/nodes"). 0 with *body (caller json_decref's) and
- * *status for any HTTP answer with a JSON body; -errno when ternd could not
- * be reached or did not answer JSON. */
+/* One request: method "GET", "POST", "PUT", "DELETE"; path "/api/v1/nodes";
+ * req the JSON body or NULL for none. 0 with *body (caller json_decref's)
+ * and *status for any HTTP answer with a JSON body; -errno when ternd could
+ * not be reached or did not answer JSON. */
+int client_request(struct client *c, const char *method, const char *path,
+                   const json_t *req, long *status, json_t **body, struct err *e);
 int client_get(struct client *c, const char *path, long *status, json_t **body,
                struct err *e);
 void client_release(struct client *c);

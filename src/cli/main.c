@@ -1,234 +1,296 @@
 /* tern: the command line of a tern cluster, a client of the local ternd's
- * REST API (docs/api.md). Exit codes: 0 ok, 1 error, 2 usage, 3 cluster not
- * quorate. Errors are one line on stderr: "tern: message". */
+ * REST API (docs/api.md). This file parses the command line and dispatches
+ * to the command tables of the cmd_*.c files. Exit codes: 0 ok, 1 error,
+ * 2 usage, 3 cluster not quorate. Errors are one line on stderr:
+ * "tern: message". */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/client.h"
-#include "cli/print.h"
-#include "common/err.h"
+#include "cli/cli.h"
 
-#define WORDS_MAX 4
+static const struct cmd *const tables[] = {
+    cmds_cluster, cmds_storage, cmds_vm, cmds_task,
+};
+#define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
-struct args {
-    struct cli_options o;
-    bool json;
-    bool help;
-    const char *words[WORDS_MAX];
-    int n_words;
+static const struct cmd_opt common_opts[] = {
+    {"--output", "json|text", "json: the API's answer, indented (default text)",
+     false, false},
+    {"--api", "URL", "ternd's API, https://host:port (env TERN_API)", false, false},
+    {"--token-file", "FILE", "admin token of that ternd (env TERN_TOKEN_FILE)", false,
+     false},
+    {"--ca-file", "FILE", "CA to trust for the API (env TERN_CA_FILE)", false, false},
+    {"--config", "FILE", "ternd's config, for what is not given above (env "
+                         "TERN_CONFIG, default " CLI_CONFIG_DEFAULT ")", false, false},
+    {NULL, NULL, NULL, false, false},
 };
 
-struct command {
-    const char *group, *verb;
-    const char *summary;
-    const char *details;
-    int (*run)(struct client *c, bool json);
-};
+#define HELP_WIDTH 79
+#define OPT_COLUMN 27   /* where the help of an option starts */
 
-static int run_cluster_status(struct client *c, bool json);
-static int run_node_list(struct client *c, bool json);
-
-static const struct command commands[] = {
-    {"cluster", "status", "quorum, etcd members and the leader",
-     "Asks every etcd member its status and proves quorum with a linearizable\n"
-     "read. Exits 3 when the cluster is not quorate (the report is still printed).\n",
-     run_cluster_status},
-    {"node", "list", "the nodes: online or offline, memory, version, cpu",
-     "Every member node; a node is online while its heartbeat lease lives.\n"
-     "Without quorum prints this node's possibly stale view and exits 3.\n",
-     run_node_list},
-};
-#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
-
-static const char options_help[] =
-    "options:\n"
-    "  --output json|text  output format of listings (default text)\n"
-    "  --api URL           ternd's API, https://host:port  (env TERN_API)\n"
-    "  --token-file FILE   admin token file               (env TERN_TOKEN_FILE)\n"
-    "  --ca-file FILE      CA to trust for the API        (env TERN_CA_FILE)\n"
-    "  --config FILE       ternd's config, for what is not given above\n"
-    "                      (env TERN_CONFIG, default " CLI_CONFIG_DEFAULT ")\n"
+static const char exit_codes[] =
     "exit codes: 0 ok, 1 error, 2 usage, 3 cluster not quorate\n";
 
-static void usage_all(FILE *f)
+struct cmdline {
+    struct call *k;
+    const char *group, *verb;
+    bool help;
+};
+
+static bool group_exists(const char *group)
 {
-    fprintf(f, "usage: tern [options] COMMAND\ncommands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %s %-*s %s\n", commands[i].group,
-                (int)(15 - strlen(commands[i].group)), commands[i].verb,
-                commands[i].summary);
-    fputs(options_help, f);
-    fputs("'tern COMMAND --help' for one command.\n", f);
+    for (size_t t = 0; t < N_TABLES; t++)
+        for (const struct cmd *c = tables[t]; c->group; c++)
+            if (strcmp(c->group, group) == 0)
+                return true;
+    return false;
 }
 
-static void usage_command(FILE *f, const struct command *c)
+static const struct cmd *find_cmd(const char *group, const char *verb)
 {
-    fprintf(f, "usage: tern %s %s [options]\n%s%s", c->group, c->verb, c->details,
-            options_help);
-}
-
-/* "--name value" or "--name=value"; *i moves past a separate value. */
-static int option_value(int argc, char **argv, int *i, const char *name,
-                        const char **out)
-{
-    size_t len = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, len) != 0)
-        return 0;
-    if (a[len] == '=') {
-        *out = a + len + 1;
-        return 1;
-    }
-    if (a[len] != '\0')
-        return 0;
-    if (*i + 1 >= argc)
-        return -1;
-    *out = argv[++*i];
-    return 1;
-}
-
-static int parse_option(int argc, char **argv, int *i, struct args *a)
-{
-    const char *names[] = {"--api", "--token-file", "--ca-file", "--config", "--output"};
-    const char **slots[] = {&a->o.api, &a->o.token_file, &a->o.ca_file, &a->o.config, NULL};
-    const char *output = NULL;
-    slots[4] = &output;
-    for (size_t k = 0; k < 5; k++) {
-        int rc = option_value(argc, argv, i, names[k], slots[k]);
-        if (rc < 0) {
-            fprintf(stderr, "tern: option '%s' needs a value\n", names[k]);
-            return -1;
-        }
-        if (rc == 0)
-            continue;
-        if (output && strcmp(output, "json") != 0 && strcmp(output, "text") != 0) {
-            fprintf(stderr, "tern: --output wants json or text, not '%s'\n", output);
-            return -1;
-        }
-        if (output)
-            a->json = strcmp(output, "json") == 0;
-        return 0;
-    }
-    fprintf(stderr, "tern: unknown option '%s'\n", argv[*i]);
-    return -1;
-}
-
-static int parse_args(int argc, char **argv, struct args *a)
-{
-    memset(a, 0, sizeof(*a));
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            a->help = true;
-        } else if (argv[i][0] == '-') {
-            if (parse_option(argc, argv, &i, a) < 0)
-                return -1;
-        } else if (a->n_words < WORDS_MAX) {
-            a->words[a->n_words++] = argv[i];
-        } else {
-            fprintf(stderr, "tern: too many words at '%s'\n", argv[i]);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static const struct command *find_command(const struct args *a)
-{
-    if (a->n_words != 2)
-        return NULL;
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(commands[i].group, a->words[0]) == 0 &&
-            strcmp(commands[i].verb, a->words[1]) == 0)
-            return &commands[i];
+    for (size_t t = 0; t < N_TABLES; t++)
+        for (const struct cmd *c = tables[t]; c->group; c++)
+            if (strcmp(c->group, group) == 0 && strcmp(c->verb, verb) == 0)
+                return c;
     return NULL;
 }
 
-/* Any answer other than 200: the API's {"error"} as one line; 503 is
- * "cluster not quorate" and gets its own exit code. */
-static int api_failed(const struct client *c, long status, const json_t *body)
+static const struct cmd_opt *find_opt(const struct cmd_opt *opts, const char *name,
+                                      size_t len)
 {
-    const char *msg = json_string_value(json_object_get(body, "error"));
-    if (!msg)
-        msg = "no error message";
-    if (status == 401)
-        fprintf(stderr, "tern: unauthorized by ternd at %s: %s (token from %s)\n",
-                c->base, msg, c->token_file);
+    for (const struct cmd_opt *o = opts; o && o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+/* Length of the word at text; a bracketed group ("[--bwlimit MIB/S]")
+ * is one word, so that a synopsis never breaks inside one. */
+static int word_len(const char *text)
+{
+    int depth = 0, n = 0;
+    for (; text[n] && (text[n] != ' ' || depth > 0); n++)
+        depth += (text[n] == '[' || text[n] == '(') - (text[n] == ']' || text[n] == ')');
+    return n;
+}
+
+/* The words of text, the cursor being at column col: a space before each
+ * word but at the start of a line, lines broken before HELP_WIDTH and
+ * continued at column indent. */
+static void wrap(FILE *f, const char *text, int col, int indent)
+{
+    while (*text) {
+        int word = word_len(text);
+        if (col != indent && col + 1 + word > HELP_WIDTH) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col != indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", word, text);
+        col += word;
+        text += word;
+        text += strspn(text, " ");
+    }
+    fputc('\n', f);
+}
+
+static void print_opts(FILE *f, const struct cmd_opt *opts, const struct cmd_opt *skip)
+{
+    for (const struct cmd_opt *o = opts; o && o->name; o++) {
+        if (skip && find_opt(skip, o->name, strlen(o->name)))
+            continue;   /* the command gives this option its own meaning */
+        char left[64], help[256];
+        snprintf(left, sizeof(left), "%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        snprintf(help, sizeof(help), "%s%s", o->help, o->repeat ? " (repeatable)" : "");
+        int col = fprintf(f, "  %s", left);
+        if (col < OPT_COLUMN)
+            col += fprintf(f, "%*s", OPT_COLUMN - col, "");
+        wrap(f, help, col, OPT_COLUMN);
+    }
+}
+
+static void help_list(FILE *f, const char *group)
+{
+    fprintf(f, "usage: tern %s COMMAND [ARGUMENTS] [options]\ncommands:\n",
+            group ? group : "GROUP");
+    for (size_t t = 0; t < N_TABLES; t++)
+        for (const struct cmd *c = tables[t]; c->group; c++) {
+            if (group && strcmp(group, c->group) != 0)
+                continue;
+            char name[40];
+            snprintf(name, sizeof(name), "%s %s", c->group, c->verb);
+            fprintf(f, "  %-18s %s\n", name, c->summary);
+        }
+    fputs("common options:\n", f);
+    print_opts(f, common_opts, NULL);
+    fprintf(f, "  %-*s%s\n", OPT_COLUMN - 2, "--help", "what a command does, its options, examples");
+    fputs(exit_codes, f);
+    fprintf(f, "'tern %s COMMAND --help' for one command, e.g. 'tern vm migrate --help'.\n",
+            group ? group : "GROUP");
+}
+
+static void help_cmd(FILE *f, const struct cmd *c)
+{
+    char head[64];
+    snprintf(head, sizeof(head), "usage: tern %s %s", c->group, c->verb);
+    fputs(head, f);
+    if (c->synopsis[0])
+        wrap(f, c->synopsis, (int)strlen(head), (int)strlen(head) + 1);
     else
-        fprintf(stderr, "tern: %s (http %ld)\n", msg, status);
-    return status == 503 ? EXIT_NOT_QUORATE : EXIT_ERROR;
-}
-
-static int get(struct client *c, const char *path, json_t **body)
-{
-    struct err e;
-    long status = 0;
-    if (client_get(c, path, &status, body, &e) < 0) {
-        fprintf(stderr, "tern: %s\n", e.msg);
-        return EXIT_ERROR;
+        fputc('\n', f);
+    fprintf(f, "%s.\n\n%s", c->summary, c->details);
+    if (c->opts && c->opts->name) {
+        fputs("options:\n", f);
+        print_opts(f, c->opts, NULL);
     }
-    if (status == 200)
-        return EXIT_OK;
-    int rc = api_failed(c, status, *body);
-    json_decref(*body);
-    *body = NULL;
-    return rc;
+    fputs("common options:\n", f);
+    print_opts(f, common_opts, c->opts);
+    fputs(exit_codes, f);
+    if (c->examples)
+        fprintf(f, "examples:\n%s", c->examples);
 }
 
-static int run_cluster_status(struct client *c, bool json)
+/* The common options fill k->o; --output is checked here. */
+static int take_common(struct call *k, const struct cmd_opt *o, const char *value)
 {
-    json_t *body;
-    int rc = get(c, "/api/v1/cluster/status", &body);
-    if (rc != EXIT_OK)
-        return rc;
-    json ? print_json(stdout, body) : print_cluster_status(stdout, body);
-    rc = json_is_true(json_object_get(body, "quorate")) ? EXIT_OK : EXIT_NOT_QUORATE;
-    json_decref(body);
-    return rc;
-}
-
-static int run_node_list(struct client *c, bool json)
-{
-    json_t *body;
-    int rc = get(c, "/api/v1/nodes", &body);
-    if (rc != EXIT_OK)
-        return rc;
-    json ? print_json(stdout, body) : print_node_list(stdout, body);
-    if (json_is_true(json_object_get(body, "stale"))) {
-        fprintf(stderr, "tern: cluster not quorate: this node's view may be stale\n");
-        rc = EXIT_NOT_QUORATE;
+    if (strcmp(o->name, "--output") == 0) {
+        if (strcmp(value, "json") != 0 && strcmp(value, "text") != 0)
+            return usage_error("--output wants json or text, not '%s'", value);
+        k->json = strcmp(value, "json") == 0;
+    } else if (strcmp(o->name, "--api") == 0) {
+        k->o.api = value;
+    } else if (strcmp(o->name, "--token-file") == 0) {
+        k->o.token_file = value;
+    } else if (strcmp(o->name, "--ca-file") == 0) {
+        k->o.ca_file = value;
+    } else {
+        k->o.config = value;
     }
-    json_decref(body);
-    return rc;
+    return EXIT_OK;
+}
+
+/* "--name value" or "--name=value"; *i moves past a separate value. The
+ * command's own options come first: `cluster join --token-file` is the
+ * other node's token. */
+static int take_option(struct cmdline *l, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i], *eq = strchr(a, '=');
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    const struct cmd_opt *o = find_opt(l->k->cmd ? l->k->cmd->opts : NULL, a, len);
+    bool common = !o;
+    if (common && !(o = find_opt(common_opts, a, len)))
+        return usage_error("unknown option '%.*s'%s", (int)len, a,
+                           l->verb ? "" : " (options follow the command)");
+    const char *value = NULL;
+    if (!o->metavar && eq)
+        return usage_error("option '%s' takes no value", o->name);
+    if (o->metavar) {
+        if (!eq && *i + 1 >= argc)
+            return usage_error("option '%s' needs a value %s", o->name, o->metavar);
+        value = eq ? eq + 1 : argv[++*i];
+    }
+    if (common)
+        return take_common(l->k, o, value);
+    if (l->k->n_seen >= CALL_SEEN_MAX)
+        return usage_error("too many options at '%s'", a);
+    l->k->seen[l->k->n_seen].opt = o;
+    l->k->seen[l->k->n_seen++].value = value;
+    return EXIT_OK;
+}
+
+static int take_word(struct cmdline *l, const char *w)
+{
+    struct call *k = l->k;
+    if (!l->group) {
+        l->group = w;
+        if (!group_exists(w))
+            return usage_error("unknown command '%s' (tern --help lists them)", w);
+    } else if (!l->verb) {
+        l->verb = w;
+        if (!(k->cmd = find_cmd(l->group, w)))
+            return usage_error("unknown command '%s %s' (tern %s --help lists them)",
+                               l->group, w, l->group);
+    } else if (k->n_arg >= k->cmd->max_args || k->n_arg >= CALL_ARGS_MAX) {
+        return usage_error("unexpected argument '%s' (tern %s %s --help)", w,
+                           l->group, l->verb);
+    } else {
+        k->arg[k->n_arg++] = w;
+    }
+    return EXIT_OK;
+}
+
+static int parse(struct cmdline *l, int argc, char **argv)
+{
+    bool words_only = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int rc = EXIT_OK;
+        if (!words_only && strcmp(a, "--") == 0)
+            words_only = true;
+        else if (!words_only && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0))
+            l->help = true;
+        else if (!words_only && a[0] == '-' && a[1])
+            rc = take_option(l, argc, argv, &i);
+        else
+            rc = take_word(l, a);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    return EXIT_OK;
+}
+
+/* The n-th word of the synopsis names the n-th positional argument. */
+static void arg_name(const struct cmd *c, int n, char *out, size_t size)
+{
+    const char *p = c->synopsis;
+    for (; n > 0 && *p; n--)
+        p = strchr(p, ' ') ? strchr(p, ' ') + 1 : p + strlen(p);
+    snprintf(out, size, "%.*s", (int)strcspn(p, " "), p);
+}
+
+static int check_complete(const struct cmdline *l)
+{
+    const struct call *k = l->k;
+    const struct cmd *c = k->cmd;
+    if (!l->group)
+        return usage_error("no command given (tern --help lists them)");
+    if (!c)
+        return usage_error("missing command after '%s' (tern %s --help lists them)",
+                           l->group, l->group);
+    if (k->n_arg < c->min_args) {
+        char name[32];
+        arg_name(c, k->n_arg, name, sizeof(name));
+        return usage_error("missing argument %s (tern %s %s --help)", name, c->group,
+                           c->verb);
+    }
+    for (const struct cmd_opt *o = c->opts; o && o->name; o++)
+        if (o->required && !call_flag(k, o->name))
+            return usage_error("missing option %s %s (tern %s %s --help)", o->name,
+                               o->metavar ? o->metavar : "", c->group, c->verb);
+    return EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
-    struct args a;
-    if (parse_args(argc, argv, &a) < 0)
-        return EXIT_USAGE;
-    const struct command *cmd = find_command(&a);
-    if (a.help) {
-        cmd ? usage_command(stdout, cmd) : usage_all(stdout);
+    static struct call k;
+    struct cmdline l = {.k = &k};
+    int rc = parse(&l, argc, argv);
+    if (l.help && rc == EXIT_OK) {
+        k.cmd ? help_cmd(stdout, k.cmd) : help_list(stdout, l.group);
         return EXIT_OK;
     }
-    if (!cmd) {
-        if (a.n_words == 0)
-            fprintf(stderr, "tern: no command given (tern --help lists them)\n");
-        else
-            fprintf(stderr, "tern: unknown command '%s%s%s' (tern --help lists them)\n",
-                    a.words[0], a.n_words > 1 ? " " : "", a.n_words > 1 ? a.words[1] : "");
-        return EXIT_USAGE;
-    }
-    struct client c;
-    struct err e;
-    client_init(&c);
-    int rc = client_setup(&c, &a.o, &e);
-    if (rc < 0)
-        fprintf(stderr, "tern: %s\n", e.msg);
-    else
-        rc = cmd->run(&c, a.json);
-    client_release(&c);
-    return rc < 0 ? EXIT_ERROR : rc;
+    if (rc == EXIT_OK)
+        rc = check_complete(&l);   /* after --help: help needs no arguments */
+    if (rc != EXIT_OK)
+        return rc;
+    rc = k.cmd->run(&k);
+    fflush(stdout);
+    if (k.connected)
+        client_release(&k.client);
+    return rc;
 }

@@ -97,6 +97,10 @@ enum etcd_cmp {
     ETCD_CMP_ABSENT,         /* the key must not exist */
     ETCD_CMP_VALUE,          /* its value must equal expect_value */
     ETCD_CMP_MOD_REVISION,   /* its mod_revision must equal expect_revision */
+    ETCD_CMP_PRESENT,        /* the key must exist */
+    /* key is a prefix: no key under it was created or changed after
+     * expect_revision (a listing read at that revision is still current) */
+    ETCD_CMP_PREFIX_UNCHANGED,
 };
 
 struct etcd_cas {
@@ -115,6 +119,29 @@ struct etcd_cas {
  * c->maybe_applied is set; read the key again once quorate to know. */
 int etcd_cas(struct etcd_client *c, const struct etcd_cas *op, bool *swapped,
              struct etcd_kv *current, struct err *e);
+
+/* A small multi-key transaction: if every comparison holds, every op is
+ * applied, all or nothing; 0 with *succeeded telling which. What failed is
+ * not reported: read the keys again to say why. -ENOLINK as for etcd_cas
+ * (c->maybe_applied). */
+#define ETCD_TXN_MAX 16
+
+struct etcd_txn_cmp {
+    const char *key;
+    enum etcd_cmp cmp;
+    const char *expect_value;
+    int64_t expect_revision;
+};
+
+struct etcd_txn_op {
+    const char *key;
+    const char *value;       /* NULL: delete the key */
+    int64_t lease;
+};
+
+int etcd_txn(struct etcd_client *c, const struct etcd_txn_cmp *cmps, size_t ncmps,
+             const struct etcd_txn_op *ops, size_t nops, bool *succeeded,
+             struct err *e);
 
 int etcd_lease_grant(struct etcd_client *c, int ttl_s, int64_t *id, struct err *e);
 /* *ttl_left (may be NULL) the seconds left; -ENOENT when the lease expired. */

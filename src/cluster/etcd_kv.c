@@ -141,25 +141,44 @@ int etcd_delete(struct etcd_client *c, const char *key, int64_t *deleted,
     return rc;
 }
 
-static json_t *cas_compare(const struct etcd_cas *op)
+static json_t *compare_one(const char *key, enum etcd_cmp cmp, const char *value,
+                           int64_t revision)
 {
-    switch (op->cmp) {
+    switch (cmp) {
     case ETCD_CMP_ABSENT:   /* a key that never was or was deleted has create 0 */
-        return json_pack("[{s:s, s:o, s:s, s:s}]", "target", "CREATE",
-                         "key", codec_b64_json(op->key), "create_revision", "0",
+        return json_pack("{s:s, s:o, s:s, s:s}", "target", "CREATE",
+                         "key", codec_b64_json(key), "create_revision", "0",
                          "result", "EQUAL");
+    case ETCD_CMP_PRESENT:
+        return json_pack("{s:s, s:o, s:s, s:s}", "target", "CREATE",
+                         "key", codec_b64_json(key), "create_revision", "0",
+                         "result", "GREATER");
     case ETCD_CMP_VALUE:
-        return json_pack("[{s:s, s:o, s:o, s:s}]", "target", "VALUE",
-                         "key", codec_b64_json(op->key),
-                         "value", codec_b64_json(op->expect_value ? op->expect_value : ""),
+        return json_pack("{s:s, s:o, s:o, s:s}", "target", "VALUE",
+                         "key", codec_b64_json(key),
+                         "value", codec_b64_json(value ? value : ""),
                          "result", "EQUAL");
     case ETCD_CMP_MOD_REVISION:
-        return json_pack("[{s:s, s:o, s:o, s:s}]", "target", "MOD",
-                         "key", codec_b64_json(op->key),
-                         "mod_revision", codec_int64_json(op->expect_revision),
+        return json_pack("{s:s, s:o, s:o, s:s}", "target", "MOD",
+                         "key", codec_b64_json(key),
+                         "mod_revision", codec_int64_json(revision),
                          "result", "EQUAL");
+    case ETCD_CMP_PREFIX_UNCHANGED:
+        /* over a range every key must hold; an empty range holds (etcd
+         * compares a missing key's mod_revision 0) */
+        return json_pack("{s:s, s:o, s:o, s:o, s:s}", "target", "MOD",
+                         "key", codec_b64_json(key),
+                         "range_end", codec_prefix_end_json(key),
+                         "mod_revision", codec_int64_json(revision + 1),
+                         "result", "LESS");
     }
     return NULL;
+}
+
+static json_t *cas_compare(const struct etcd_cas *op)
+{
+    return json_pack("[o]", compare_one(op->key, op->cmp, op->expect_value,
+                                        op->expect_revision));
 }
 
 static json_t *cas_request(const struct etcd_cas *op)
@@ -207,4 +226,46 @@ int etcd_cas(struct etcd_client *c, const struct etcd_cas *op, bool *swapped,
         rc = cas_current(resp, current, e);
     json_decref(resp);
     return rc;
+}
+
+static json_t *txn_request(const struct etcd_txn_cmp *cmps, size_t ncmps,
+                           const struct etcd_txn_op *ops, size_t nops)
+{
+    json_t *compare = json_array(), *success = json_array();
+    for (size_t i = 0; i < ncmps && compare; i++)
+        if (json_array_append_new(compare, compare_one(cmps[i].key, cmps[i].cmp,
+                                                       cmps[i].expect_value,
+                                                       cmps[i].expect_revision)) < 0)
+            compare = (json_decref(compare), NULL);
+    for (size_t i = 0; i < nops && success; i++) {
+        json_t *op = ops[i].value
+            ? json_pack("{s:o}", "request_put",
+                        put_request(ops[i].key, ops[i].value, ops[i].lease))
+            : json_pack("{s:{s:o}}", "request_delete_range", "key",
+                        codec_b64_json(ops[i].key));
+        if (json_array_append_new(success, op) < 0)
+            success = (json_decref(success), NULL);
+    }
+    return request("compare", compare, "success", success, NULL, NULL);
+}
+
+int etcd_txn(struct etcd_client *c, const struct etcd_txn_cmp *cmps, size_t ncmps,
+             const struct etcd_txn_op *ops, size_t nops, bool *succeeded,
+             struct err *e)
+{
+    *succeeded = false;
+    if (ncmps > ETCD_TXN_MAX || nops > ETCD_TXN_MAX)
+        return err_set(e, EINVAL, "etcd: transaction of %zu comparisons and %zu "
+                       "operations, at most %d each", ncmps, nops, ETCD_TXN_MAX);
+    for (size_t i = 0; i < ncmps; i++)
+        if (cmps[i].cmp == ETCD_CMP_VALUE && !cmps[i].expect_value)
+            return err_set(e, EINVAL, "etcd: compare on the value of %s without "
+                           "a value", cmps[i].key);
+    json_t *resp;
+    int rc = call(c, "/v3/kv/txn", txn_request(cmps, ncmps, ops, nops), &resp, e);
+    if (rc < 0)
+        return rc;
+    *succeeded = json_is_true(json_object_get(resp, "succeeded"));
+    json_decref(resp);
+    return 0;
 }

@@ -19,3 +19,7 @@ $(BUILD)/tests/unit/test_cluster_codec: tests/unit/test_cluster_codec.c $(CLUSTE
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(CLUSTER_TEST_LIBS) \
 		$(LDLIBS) $(shell pkg-config --libs cmocka)
 test-bins: $(BUILD)/tests/cluster-etcd-test
+$(BUILD)/tests/unit/test_vmconf: tests/unit/test_vmconf.c $(CLUSTER_TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(CLUSTER_TEST_LIBS) \
+		$(LDLIBS) $(shell pkg-config --libs cmocka)

@@ -42,8 +42,15 @@ static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease,
     if (rc == 0 && !claimed)
         rc = err_set(e, EEXIST, "node %s is already online (a lost node's "
                      "heartbeat ends within its ttl)", n->name);
-    if (rc == 0)
-        rc = etcd_put(c, record, n->info, 0, e);
+    if (rc == 0) {
+        /* a copy: the main thread may replace the info meanwhile */
+        pthread_mutex_lock(&n->lock);
+        char *info = strdup(n->info);
+        pthread_mutex_unlock(&n->lock);
+        rc = info ? etcd_put(c, record, info, 0, e)
+                  : err_set(e, ENOMEM, "node %s: out of memory", n->name);
+        free(info);
+    }
     if (rc < 0) {
         struct err ignored;
         etcd_lease_revoke(c, *lease, &ignored);   /* also drops the heartbeat */
@@ -122,6 +129,14 @@ static void *node_thread(void *arg)
     return NULL;
 }
 
+static bool info_is_object(const char *text)
+{
+    json_t *info = json_loads(text ? text : "", 0, NULL);
+    bool object = json_is_object(info);
+    json_decref(info);
+    return object;
+}
+
 static int node_setup(struct node *n, struct etcd_client *c, const char *name,
                       const char *info_json, int ttl_s, struct err *e)
 {
@@ -130,10 +145,7 @@ static int node_setup(struct node *n, struct etcd_client *c, const char *name,
         return rc;
     if (ttl_s < 2)
         return err_set(e, EINVAL, "node %s: ttl %d s is below 2 s", name, ttl_s);
-    json_t *info = json_loads(info_json ? info_json : "{}", 0, NULL);
-    bool object = json_is_object(info);
-    json_decref(info);
-    if (!object)
+    if (!info_is_object(info_json ? info_json : "{}"))
         return err_set(e, EINVAL, "node %s: info is not a json object", name);
     snprintf(n->name, sizeof(n->name), "%s", name);
     n->info = strdup(info_json ? info_json : "{}");
@@ -189,6 +201,32 @@ int64_t node_lease(struct node *n)
     int64_t lease = n->lease;
     pthread_mutex_unlock(&n->lock);
     return lease;
+}
+
+int node_update_info(struct node *n, struct etcd_client *c, const char *info_json,
+                     struct err *e)
+{
+    if (!n->thread_started)
+        return err_set(e, ENOENT, "node is not registered");
+    if (!info_is_object(info_json))
+        return err_set(e, EINVAL, "node %s: info is not a json object", n->name);
+    char record[TERN_KEY_MAX];
+    int rc = keys_build(record, TERN_PREFIX_NODES, n->name, NULL, "node name", e);
+    char *copy = strdup(info_json);
+    if (rc == 0 && !copy)
+        rc = err_set(e, ENOMEM, "node %s: out of memory", n->name);
+    if (rc == 0)
+        rc = etcd_put(c, record, info_json, 0, e);
+    if (rc < 0) {
+        free(copy);
+        return rc;
+    }
+    pthread_mutex_lock(&n->lock);
+    char *old = n->info;
+    n->info = copy;
+    pthread_mutex_unlock(&n->lock);
+    free(old);
+    return 0;
 }
 
 unsigned node_registrations(struct node *n)

@@ -18,13 +18,13 @@
 /* This host's membership: the lease and its keepalive thread. */
 struct node {
     char name[TERN_NAME_MAX + 1];
-    char *info;                  /* JSON object text */
     int ttl_s;
     struct etcd_client client;   /* the heartbeat thread's own */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;        /* guards the fields below */
     pthread_cond_t wake;
+    char *info;                  /* JSON object text; replaced by node_update_info */
     bool stop;
     bool online;                 /* the last keepalive found the lease alive */
     int64_t lease;               /* 0 while none is held */
@@ -38,6 +38,10 @@ void node_init(struct node *n);
 int node_register(struct node *n, struct etcd_client *c, const char *name,
                   const char *info_json, int ttl_s, struct err *e);
 bool node_online(struct node *n);
+/* Writes a new info to the record (free memory changes) and keeps it for
+ * re-registrations; needs quorum. -ENOENT when not registered. */
+int node_update_info(struct node *n, struct etcd_client *c, const char *info_json,
+                     struct err *e);
 /* The lease of the heartbeat (0 when none): per-VM locks of this node's
  * tasks hang on it, so they go when the node goes. */
 int64_t node_lease(struct node *n);

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@ void etcd_server_init(struct etcd_server *s)
     memset(s, 0, sizeof(*s));
     const char *bin = getenv("TERN_ETCD");
     snprintf(s->binary, sizeof(s->binary), "%s", bin && *bin ? bin : "/usr/bin/etcd");
+    snprintf(s->initial_state, sizeof(s->initial_state), "new");
+    snprintf(s->cluster_token, sizeof(s->cluster_token), "tern");
 }
 
 int etcd_server_configure(struct etcd_server *s, const char *name, const char *ip,
@@ -75,8 +78,8 @@ int etcd_server_start(struct etcd_server *s, struct err *e)
         s->binary, "--name", s->name, "--data-dir", s->data_dir,
         "--listen-client-urls", s->client_url, "--advertise-client-urls", s->client_url,
         "--listen-peer-urls", s->peer_url, "--initial-advertise-peer-urls", s->peer_url,
-        "--initial-cluster", s->initial_cluster, "--initial-cluster-state", "new",
-        "--initial-cluster-token", "tern", "--election-timeout", election,
+        "--initial-cluster", s->initial_cluster, "--initial-cluster-state", s->initial_state,
+        "--initial-cluster-token", s->cluster_token, "--election-timeout", election,
         "--heartbeat-interval", heartbeat, "--logger", "zap", NULL,
     };
     pid_t pid = fork();
@@ -178,6 +181,28 @@ int etcd_server_stop(struct etcd_server *s, int grace_ms)
     int rc = waitpid(s->pid, NULL, 0) < 0 ? -errno : 0;
     s->pid = 0;
     return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    (void)st;
+    (void)type;
+    (void)f;
+    return remove(path) < 0 ? -1 : 0;
+}
+
+int etcd_server_wipe(struct etcd_server *s, struct err *e)
+{
+    if (s->pid)
+        return err_set(e, EBUSY, "etcd member %s: still running (pid %d)", s->name,
+                       (int)s->pid);
+    if (!s->data_dir[0] || access(s->data_dir, F_OK) < 0)
+        return 0;
+    /* depth first and without following links: only what is inside */
+    if (nftw(s->data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+        return err_set(e, errno, "etcd member %s: removing '%s': %s", s->name,
+                       s->data_dir, strerror(errno));
+    return 0;
 }
 
 void etcd_server_release(struct etcd_server *s)

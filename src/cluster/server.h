@@ -1,5 +1,5 @@
 /* Runs one etcd member (Debian's etcd-server, /usr/bin/etcd) as a child
- * process: for the tests now, for ternd later. */
+ * process, for ternd and the tests. */
 #ifndef TERN_CLUSTER_SERVER_H
 #define TERN_CLUSTER_SERVER_H
 
@@ -15,6 +15,11 @@ struct etcd_server {
     char client_url[128];     /* http://127.0.0.11:2379 */
     char peer_url[128];       /* http://127.0.0.11:2380 */
     char initial_cluster[1024];   /* name=peer_url,... of every member */
+    /* "new" (a member of a cluster bootstrapped together) or "existing"
+     * (joining a running cluster, after etcd member add); both are
+     * ignored by etcd once the data dir exists */
+    char initial_state[16];
+    char cluster_token[64];   /* --initial-cluster-token; default "tern" */
     char log_path[256];       /* etcd's stderr; "" = /dev/null */
     int election_ms;          /* 0: etcd's default (1000) */
     bool die_with_parent;     /* SIGKILL etcd when the starting thread ends
@@ -39,6 +44,9 @@ int etcd_server_stop(struct etcd_server *s, int grace_ms);
 /* SIGSTOP/SIGCONT: a member that hangs, as behind a network partition. */
 int etcd_server_freeze(struct etcd_server *s, bool frozen);
 bool etcd_server_running(struct etcd_server *s);
+/* Removes data_dir and everything in it (a member that never joined, so
+ * that the next start is a first start again). -EBUSY while running. */
+int etcd_server_wipe(struct etcd_server *s, struct err *e);
 void etcd_server_release(struct etcd_server *s);
 
 #endif

@@ -168,6 +168,10 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply,
     json_t *q = migration_query(&outgoing);
     json_object_update(reply, q);
     json_decref(q);
+    /* what a restarted ternd must answer, if anything */
+    const char *decision = mig_decision_pending(&mig_commit_decision) ? "commit"
+                         : mig_decision_pending(&mig_resume_decision) ? "resume" : NULL;
+    json_object_set_new(reply, "decision", decision ? json_string(decision) : json_null());
     return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "node/api.h"
 
+#include "node/api_vmops.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -82,6 +84,7 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 
 static const struct api_route *const tables[] = {
     api_routes_cluster, api_routes_storage, api_routes_vm, api_routes_task,
+    api_routes_vmops, api_routes_migrate,
 };
 
 static void route(struct api_req *req, struct reply *r)

@@ -1,12 +1,15 @@
-/* Cluster-wide endpoints: status, nodes, version (docs/api.md). */
+/* Cluster-wide endpoints: status, nodes, version, and the routes of the
+ * membership endpoints (node/api_members.c) (docs/api.md). */
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/members.h"
 #include "cluster/node.h"
 #include "cluster/quorum.h"
+#include "node/cluster_setup.h"
 #include "node/http.h"
 #include "node/info.h"
 #include "node/ternd.h"
@@ -21,8 +24,35 @@ static json_t *member_json(const struct cluster_member *m, uint64_t leader)
                      "raft_term", (json_int_t)m->raft_term);
 }
 
+#define NO_CLUSTER "this node is in no cluster: 'tern cluster create NAME' or " \
+    "'tern cluster join ADDRESS'"
+
+/* The same fields as in a cluster, so that clients need no second shape. */
+static json_t *status_no_cluster(struct ternd *t)
+{
+    return json_pack("{s:s, s:b, s:b, s:n, s:s, s:[], s:i, s:i, s:n, s:i, s:s, s:s}",
+                     "node", t->cfg.name, "in_cluster", 0, "quorate", 0,
+                     "cluster_name", "fingerprint", t->secrets.pin, "members",
+                     "member_count", 0, "members_reachable", 0, "leader",
+                     "raft_term", 0, "etcd_version", "", "reason", NO_CLUSTER);
+}
+
+/* Cached once registered; before that this member's copy (it never
+ * changes, so a stale read is as good). NULL when unknown. */
+static json_t *cluster_name_json(struct api_req *req)
+{
+    char name[TERN_NAME_MAX + 1];
+    struct err e;
+    ternd_in_cluster(req->t, name);
+    if (!name[0] && cluster_name_get(req->etcd, ETCD_SERIALIZABLE, name, &e) < 0)
+        return json_null();
+    return json_string(name);
+}
+
 static void get_status(struct api_req *req, struct reply *r)
 {
+    if (!ternd_in_cluster(req->t, NULL))
+        return reply_json(r, MHD_HTTP_OK, status_no_cluster(req->t));
     struct cluster_info info;
     struct err e;
     memset(&info, 0, sizeof(info));
@@ -31,8 +61,10 @@ static void get_status(struct api_req *req, struct reply *r)
     for (size_t i = 0; i < info.member_count && i < CLUSTER_MEMBERS_MAX; i++)
         json_array_append_new(members, member_json(&info.members[i], info.leader_id));
     r->status = MHD_HTTP_OK;
-    r->body = json_pack("{s:s, s:b, s:o, s:I, s:I, s:s?, s:I, s:s}",
-                        "node", req->t->cfg.name, "quorate", rc == 1, "members", members,
+    r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}",
+                        "node", req->t->cfg.name, "in_cluster", 1, "quorate", rc == 1,
+                        "cluster_name", cluster_name_json(req),
+                        "fingerprint", req->t->secrets.pin, "members", members,
                         "member_count", (json_int_t)info.member_count,
                         "members_reachable", (json_int_t)info.members_reachable,
                         "leader", info.leader_id ? info.leader_name : NULL,
@@ -56,6 +88,8 @@ static void get_nodes(struct api_req *req, struct reply *r)
     struct node_entries l;
     struct err e;
     bool stale = false;
+    if (!ternd_in_cluster(req->t, NULL))
+        return reply_error(r, MHD_HTTP_CONFLICT, NO_CLUSTER);
     node_entries_init(&l);
     int rc = node_list(req->etcd, 0, &l, &e);
     if (rc == -ETCD_NOT_QUORATE) {
@@ -85,6 +119,10 @@ static void get_version(struct api_req *req, struct reply *r)
 
 const struct api_route api_routes_cluster[] = {
     {"GET", "/cluster/status", get_status},
+    {"POST", "/cluster", api_cluster_create},
+    {"POST", "/cluster/join", api_cluster_join},
+    {"POST", "/cluster/members", api_cluster_members_add},
+    {"POST", "/cluster/members/remove", api_cluster_members_remove},
     {"GET", "/nodes", get_nodes},
     {"GET", "/version", get_version},
     {NULL, NULL, NULL},

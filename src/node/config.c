@@ -29,7 +29,7 @@ static const struct key_def keys[] = {
     TEXT(name, true),
     TEXT(cluster_address, true),
     TEXT(peer_address, true),
-    TEXT(initial_cluster, true),
+    TEXT(initial_cluster, false),   /* none: in no cluster until create or join */
     TEXT(migration_address, true),
     TEXT(data_dir, true),
     TEXT(api_address, true),

@@ -16,7 +16,7 @@ struct ternd_config {
     char name[TERN_NAME_MAX + 1];
     char cluster_address[TERND_URL_MAX];    /* own etcd client URL */
     char peer_address[TERND_URL_MAX];       /* own etcd peer URL */
-    char initial_cluster[1024];             /* name=peerurl,... */
+    char initial_cluster[1024];             /* name=peerurl,...; "" = create or join */
     char migration_address[TERND_URL_MAX];  /* host:port */
     char data_dir[TERND_PATH_MAX];
     char api_address[TERND_URL_MAX];        /* host:port */

@@ -5,16 +5,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <jansson.h>
 
 #include "cluster/keys.h"
 #include "common/log.h"
+#include "node/cluster_setup.h"
 #include "node/info.h"
+#include "node/migrate.h"
 
 #define ETCD_SERVE_WAIT_MS 20000
 #define ETCD_STOP_GRACE_MS 5000
 #define ETCD_BACKOFF_MAX_S 30
 #define TICK_MS 250
+#define INFO_REFRESH_S 10
+
+_Static_assert(TERND_TOKEN_LEN == CLUSTER_TOKEN_LEN, "one token format for both");
 
 void ternd_init(struct ternd *t)
 {
@@ -25,12 +32,35 @@ void ternd_init(struct ternd *t)
     node_init(&t->node);
     api_init(&t->api);
     pthread_mutex_init(&t->lock, NULL);
+    vmm_table_init(&t->vmms);
+    task_table_init(&t->tasks);
+    pthread_cond_init(&t->cmd_cond, NULL);
 }
 
 void ternd_cluster_token(struct ternd *t, char out[TERND_TOKEN_LEN + 1])
 {
     pthread_mutex_lock(&t->lock);
     memcpy(out, t->cluster_token, TERND_TOKEN_LEN + 1);
+    pthread_mutex_unlock(&t->lock);
+}
+
+bool ternd_in_cluster(struct ternd *t, char name[TERN_NAME_MAX + 1])
+{
+    pthread_mutex_lock(&t->lock);
+    bool in = t->in_cluster;
+    if (name)
+        memcpy(name, t->cluster_name, TERN_NAME_MAX + 1);
+    pthread_mutex_unlock(&t->lock);
+    return in;
+}
+
+static void cluster_known(struct ternd *t, const char *name, const char *token)
+{
+    pthread_mutex_lock(&t->lock);
+    if (name)
+        snprintf(t->cluster_name, sizeof(t->cluster_name), "%s", name);
+    if (token)
+        snprintf(t->cluster_token, sizeof(t->cluster_token), "%s", token);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -45,8 +75,12 @@ static int etcd_configure(struct ternd *t, struct err *e)
         snprintf(s->data_dir, sizeof(s->data_dir), "%s/etcd", c->data_dir),
         snprintf(s->log_path, sizeof(s->log_path), "%s/etcd.log", c->data_dir),
     };
-    int m = snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s",
-                     c->initial_cluster);
+    /* etcd reads it only for a new data dir; a member with data (or one
+     * created or joined at run time) still needs a well-formed value */
+    int m = c->initial_cluster[0]
+        ? snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s", c->initial_cluster)
+        : snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s=%s", c->name,
+                   c->peer_address);
     for (int i = 0; i < 5; i++)
         if (n[i] >= 128 || m >= (int)sizeof(s->initial_cluster))
             return err_set(e, ENAMETOOLONG, "etcd member %s: a path or url is too long",
@@ -58,7 +92,7 @@ static int etcd_configure(struct ternd *t, struct err *e)
     return 0;
 }
 
-static int etcd_launch(struct ternd *t, struct err *e)
+int ternd_etcd_launch(struct ternd *t, struct err *e)
 {
     int rc = etcd_server_start(&t->etcd, e);
     if (rc == 0)
@@ -66,16 +100,43 @@ static int etcd_launch(struct ternd *t, struct err *e)
     return rc;
 }
 
+/* The three ways to start (docs/ternd.md): a member's data in
+ * DATA_DIR/etcd (a restart), initial_cluster (a static bootstrap), or
+ * neither: in no cluster until `tern cluster create` or `join`. */
+static bool choose_mode(struct ternd *t)
+{
+    char member[sizeof(t->etcd.data_dir) + 8];
+    struct stat st;
+    snprintf(member, sizeof(member), "%s/member", t->etcd.data_dir);
+    if (stat(member, &st) == 0) {
+        log_info("ternd", "etcd data in %s: starting the member", t->etcd.data_dir);
+        return true;
+    }
+    if (t->cfg.initial_cluster[0]) {
+        log_info("ternd", "no etcd data yet: bootstrapping from initial_cluster");
+        return true;
+    }
+    log_info("ternd", "node %s is in no cluster: waiting for 'tern cluster create' "
+             "or 'tern cluster join'", t->cfg.name);
+    return false;
+}
+
 int ternd_start(struct ternd *t, struct err *e)
 {
     int rc = secrets_load(&t->secrets, &t->cfg, e);
+    if (rc == 0)
+        rc = vmm_table_setup(&t->vmms, t->cfg.data_dir, t->cfg.vmm_binary, t->cfg.name, e);
+    if (rc == 0)
+        rc = task_table_setup(&t->tasks, t->cfg.data_dir, t->cfg.name, e);
     if (rc == 0)
         rc = etcd_configure(t, e);
     if (rc == 0)
         rc = etcd_client_init(&t->client, t->cfg.cluster_address, e);
     if (rc == 0)
-        rc = etcd_launch(t, e);
-    if (rc == 0)
+        t->in_cluster = choose_mode(t);
+    if (rc == 0 && t->in_cluster)
+        rc = ternd_etcd_launch(t, e);
+    if (rc == 0 && t->in_cluster)
         rc = etcd_server_wait_serving(&t->etcd, ETCD_SERVE_WAIT_MS, e);
     if (rc == 0)
         rc = api_start(&t->api, t, e);
@@ -115,7 +176,7 @@ static void supervise_etcd(struct ternd *t)
     if (now < t->etcd_restart_at)
         return;
     struct err e;
-    if (etcd_launch(t, &e) < 0) {
+    if (ternd_etcd_launch(t, &e) < 0) {
         log_error("etcd", "%s; trying again in %d s", e.msg, ETCD_BACKOFF_MAX_S);
         t->etcd_restart_at = now + ETCD_BACKOFF_MAX_S;
     }
@@ -128,6 +189,41 @@ static void register_failed(struct ternd *t, const struct err *e)
     snprintf(t->last_register_err, sizeof(t->last_register_err), "%s", e->msg);
 }
 
+/* The node's info as it is now; "registered" stays the time of the first
+ * registration of this run, "updated" says how fresh the rest is. */
+static char *info_now(struct ternd *t)
+{
+    char *text = node_info_json(&t->cfg, t->secrets.pin);
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (!o)
+        return NULL;
+    time_t now = time(NULL);
+    json_object_set_new(o, "registered",
+                        json_integer(t->registered_at ? t->registered_at : now));
+    json_object_set_new(o, "updated", json_integer(now));
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* The token every node presents to the others and the cluster's name:
+ * whichever node of a bootstrapped cluster gets here first makes them
+ * (create-if-absent), so all agree; a created cluster has them already. */
+static int cluster_identity(struct ternd *t, struct err *e)
+{
+    char token[CLUSTER_TOKEN_LEN + 1], name[TERN_NAME_MAX + 1];
+    int rc = cluster_layout_init(&t->client, e);
+    if (rc == 0)
+        rc = cluster_token_ensure(&t->client, token, e);
+    if (rc == 0)
+        rc = cluster_record_ensure(&t->client, CLUSTER_NAME_DEFAULT, t->cfg.name, name, e);
+    if (rc == 0)
+        cluster_known(t, name, token);
+    explicit_bzero(token, sizeof(token));
+    return rc;
+}
+
 /* Needs a majority: until then the API answers "not quorate" and the node
  * simply does not show as online. -EEXIST (our own lease from before a
  * crash still runs) also ends by itself within the TTL. */
@@ -138,8 +234,8 @@ static void try_register(struct ternd *t)
         return;
     t->register_at = now + 1;
     struct err e;
-    char *info = node_info_json(&t->cfg, t->secrets.pin);
-    int rc = info ? cluster_layout_init(&t->client, &e)
+    char *info = info_now(t);
+    int rc = info ? cluster_identity(t, &e)
                   : err_set(&e, ENOMEM, "node info: out of memory");
     if (rc == 0)
         rc = node_register(&t->node, &t->client, t->cfg.name, info,
@@ -147,11 +243,69 @@ static void try_register(struct ternd *t)
     free(info);
     if (rc == 0) {
         t->registered = true;
+        t->registered_at = t->registered_at ? t->registered_at : now;
+        t->info_at = now;
         return;
     }
     register_failed(t, &e);
     node_release(&t->node);   /* undoes a partial setup */
     node_init(&t->node);
+}
+
+void ternd_joined(struct ternd *t, const char *cluster_name, const char *token)
+{
+    pthread_mutex_lock(&t->lock);
+    t->in_cluster = true;
+    pthread_mutex_unlock(&t->lock);
+    cluster_known(t, cluster_name, token);
+    t->etcd_deaths = 0;
+    t->register_at = 0;
+    try_register(t);
+}
+
+/* Free memory changes: the record follows it. Only while the heartbeat
+ * holds (quorate), so a lost majority does not stall this loop. */
+static void refresh_info(struct ternd *t)
+{
+    time_t now = time(NULL);
+    if (now < t->info_at + INFO_REFRESH_S || !node_online(&t->node))
+        return;
+    t->info_at = now;
+    struct err e;
+    char *info = info_now(t);
+    int rc = info ? node_update_info(&t->node, &t->client, info, &e)
+                  : err_set(&e, ENOMEM, "node info: out of memory");
+    free(info);
+    if (rc < 0)
+        log_debug("node", "refreshing the info of node %s: %s", t->cfg.name, e.msg);
+}
+
+/* An adopted tern-vmm may wait for a handover decision that the ternd
+ * before this one never gave: settle it from etcd. */
+static void settle_adopted(struct ternd *t)
+{
+    uint32_t ids[VMM_MAX];
+    unsigned n = 0;
+    pthread_mutex_lock(&t->vmms.lock);
+    for (unsigned i = 0; i < VMM_MAX; i++)
+        if (t->vmms.procs[i])
+            ids[n++] = t->vmms.procs[i]->spec.conf.id;
+    pthread_mutex_unlock(&t->vmms.lock);
+    for (unsigned i = 0; i < n; i++)
+        mig_resolve_start(t, ids[i]);
+}
+
+/* The VMs of this node: states into etcd, crashed ones back; once, the
+ * tern-vmm processes an earlier ternd left running. */
+static void supervise_vms(struct ternd *t)
+{
+    if (!t->adopted) {
+        vmm_adopt(&t->vmms, &t->client);
+        t->adopted = true;
+        settle_adopted(t);
+    }
+    vmm_tick(&t->vmms, &t->client, node_lease(&t->node));
+    task_tick(&t->tasks, &t->client);
 }
 
 int ternd_run(struct ternd *t)
@@ -166,16 +320,27 @@ int ternd_run(struct ternd *t)
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig > 0) {
             log_info("ternd", "signal %d: shutting down", sig);
+            setup_shutdown(t);
             return sig;
         }
+        setup_poll(t);
+        if (!t->in_cluster)
+            continue;
         supervise_etcd(t);
         if (!t->registered)
             try_register(t);
+        else
+            refresh_info(t);
+        if (t->registered)
+            supervise_vms(t);
     }
 }
 
 void ternd_release(struct ternd *t)
 {
+    task_table_release(&t->tasks);   /* tasks end first: they use the rest */
+    vmm_table_release(&t->vmms);     /* the VMs keep running */
+    setup_shutdown(t);        /* no API thread may wait for this loop now */
     node_release(&t->node);   /* revokes the lease: offline at once */
     api_release(&t->api);
     if (t->client.curl)

@@ -1,0 +1,391 @@
+/* tern vm ...: create, start, stop, list, show, destroy; console and
+ * migrate, which keep watching a running VM by polling. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/follow.h"
+#include "cli/print.h"
+
+#define DISKS_MAX 8
+#define MEMORY_MIB_MIN 16
+#define MEMORY_MIB_MAX 1048576
+#define CPUS_MAX 64
+#define CONSOLE_POLL_MS 200
+#define BWLIMIT_MAX (1u << 20)       /* MiB/s */
+#define DOWNTIME_MAX 600000          /* ms */
+
+/* "shared:64" or "local:2G" -> {"storage": "shared", "size_mib": 64}. */
+static int parse_disk(const char *text, json_t *disks)
+{
+    char storage[CLI_NAME_MAX + 2];
+    const char *colon = strrchr(text, ':');
+    size_t n = colon ? (size_t)(colon - text) : 0;
+    uint64_t mib;
+    if (!colon || n == 0 || n >= sizeof(storage))
+        return usage_error("bad --disk '%s' (STORAGE:SIZE, e.g. local:64 or local:2G)",
+                           text);
+    memcpy(storage, text, n);
+    storage[n] = '\0';
+    int rc = check_name("storage name", storage);
+    if (rc == EXIT_OK)
+        rc = check_size_mib("--disk size", colon + 1, &mib);
+    if (rc != EXIT_OK)
+        return rc;
+    json_array_append_new(disks, json_pack("{sssI}", "storage", storage, "size_mib",
+                                           (json_int_t)mib));
+    return EXIT_OK;
+}
+
+/* The kernel must be an absolute path (the same on every node); a relative
+ * one is taken from here, where it must exist. */
+static int kernel_path(const char *text, char out[PATH_MAX])
+{
+    if (text[0] == '/') {
+        snprintf(out, PATH_MAX, "%s", text);
+        return EXIT_OK;
+    }
+    if (!realpath(text, out))
+        return usage_error("--kernel '%s': not found here; give an absolute path", text);
+    return EXIT_OK;
+}
+
+/* The body of POST /vms from the options; NULL after a usage error. */
+static json_t *create_body(const struct call *k, uint32_t id, int *rc)
+{
+    uint64_t mem, cpus;
+    char kernel[PATH_MAX];
+    const char *name = call_opt(k, "--name"), *cmdline = call_opt(k, "--cmdline");
+    if ((*rc = check_size_mib("--memory", call_opt(k, "--memory"), &mem)) != EXIT_OK ||
+        (*rc = check_uint("--cpus", call_opt(k, "--cpus"), 1, CPUS_MAX, &cpus)) != EXIT_OK ||
+        (*rc = kernel_path(call_opt(k, "--kernel"), kernel)) != EXIT_OK ||
+        (name && (*rc = check_name("vm name", name)) != EXIT_OK))
+        return NULL;
+    if (mem < MEMORY_MIB_MIN || mem > MEMORY_MIB_MAX) {
+        *rc = usage_error("--memory '%s' out of range %d..%d MiB", call_opt(k, "--memory"),
+                          MEMORY_MIB_MIN, MEMORY_MIB_MAX);
+        return NULL;
+    }
+    json_t *disks = json_array();
+    const char *d;
+    for (int i = 0; (d = call_opt_nth(k, "--disk", i)); i++)
+        if ((*rc = i >= DISKS_MAX ? usage_error("more than %d disks at '%s'", DISKS_MAX, d)
+                                  : parse_disk(d, disks)) != EXIT_OK) {
+            json_decref(disks);
+            return NULL;
+        }
+    json_t *body = json_pack("{sI sI sI ss ss so}", "id", (json_int_t)id, "memory_mib",
+                             (json_int_t)mem, "cpus", (json_int_t)cpus, "kernel", kernel,
+                             "cmdline", cmdline ? cmdline : "", "disks", disks);
+    if (body && name)
+        json_object_set_new(body, "name", json_string(name));
+    return body;
+}
+
+/* POST /vms/ID/start or stop, then wait for the task. */
+static int start_stop(struct call *k, uint32_t id, const char *verb)
+{
+    char path[64];
+    json_t *ans, *task = NULL;
+    snprintf(path, sizeof(path), "/vms/%u/%s", id, verb);
+    int rc = api(k, "POST", path, NULL, &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    const char *upid = jstr(ans, "task", NULL);
+    if (!upid) {
+        json_decref(ans);
+        return fail("ternd answered %s of vm %u without a task", verb, id);
+    }
+    rc = task_wait(k, upid, &task);
+    if (rc == EXIT_OK && k->json)
+        print_json(stdout, task);
+    else if (rc == EXIT_OK)
+        printf("vm %u %s (task %s)\n", id, strcmp(verb, "start") == 0 ? "started" : "stopped",
+               upid);
+    json_decref(task);
+    json_decref(ans);
+    return rc;
+}
+
+static int run_create(struct call *k)
+{
+    uint32_t id;
+    int rc = check_vmid(k->arg[0], &id);
+    json_t *body = rc == EXIT_OK ? create_body(k, id, &rc) : NULL;
+    if (rc != EXIT_OK)
+        return rc;
+    json_t *ans;
+    if ((rc = api(k, "POST", "/vms", body, &ans)) != EXIT_OK)
+        return rc;
+    if (k->json)
+        print_json(stdout, ans);
+    else
+        printf("created vm %u on node %s\n", id, jstr(ans, "node", "?"));
+    json_decref(ans);
+    bool start = call_flag(k, "--start");
+    return start ? start_stop(k, id, "start") : EXIT_OK;
+}
+
+static int run_start(struct call *k)
+{
+    uint32_t id;
+    int rc = check_vmid(k->arg[0], &id);
+    return rc == EXIT_OK ? start_stop(k, id, "start") : rc;
+}
+
+static int run_stop(struct call *k)
+{
+    uint32_t id;
+    int rc = check_vmid(k->arg[0], &id);
+    return rc == EXIT_OK ? start_stop(k, id, "stop") : rc;
+}
+
+static int run_list(struct call *k)
+{
+    json_t *ans;
+    int rc = api_get(k, "/vms", &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    k->json ? print_json(stdout, ans) : print_vm_list(stdout, ans);
+    rc = listing_stale(ans);
+    json_decref(ans);
+    return rc;
+}
+
+static int run_show(struct call *k)
+{
+    uint32_t id;
+    char path[64];
+    json_t *ans;
+    int rc = check_vmid(k->arg[0], &id);
+    snprintf(path, sizeof(path), "/vms/%u", id);
+    if (rc == EXIT_OK)
+        rc = api_get(k, path, &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    k->json ? print_json(stdout, ans) : print_vm(stdout, ans);
+    json_decref(ans);
+    return EXIT_OK;
+}
+
+static int run_destroy(struct call *k)
+{
+    uint32_t id;
+    char path[64];
+    json_t *ans;
+    int rc = check_vmid(k->arg[0], &id);
+    snprintf(path, sizeof(path), "/vms/%u", id);
+    if (rc == EXIT_OK)
+        rc = api(k, "DELETE", path, NULL, &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    if (k->json)
+        return print_answer(ans);
+    printf("destroyed vm %u and its disks\n", id);
+    json_decref(ans);
+    return EXIT_OK;
+}
+
+/* One poll: the new output to stdout. *done when there was none and the
+ * VM no longer runs (or we are not to wait for more); sleeps when idle. */
+static int console_step(struct call *k, uint32_t id, long long *offset, bool follow,
+                        bool *done)
+{
+    char path[96];
+    json_t *ans;
+    snprintf(path, sizeof(path), "/vms/%u/console?offset=%lld", id, *offset);
+    int rc = api_get(k, path, &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    const json_t *data = json_object_get(ans, "data");
+    size_t n = json_string_length(data);
+    if (n > 0) {
+        fwrite(json_string_value(data), 1, n, stdout);
+        fflush(stdout);
+    }
+    const json_t *next = json_object_get(ans, "offset");
+    *offset = json_is_integer(next) ? json_integer_value(next) : *offset + (long long)n;
+    /* a non-empty answer may have been cut at 64 KiB: ask again first */
+    *done = n == 0 && (!follow || !json_is_true(json_object_get(ans, "running")));
+    bool idle = n == 0;
+    json_decref(ans);
+    if (idle && !*done)
+        cli_sleep_ms(CONSOLE_POLL_MS);
+    return EXIT_OK;
+}
+
+static int run_console(struct call *k)
+{
+    uint32_t id;
+    int rc = check_vmid(k->arg[0], &id);
+    if (rc != EXIT_OK)
+        return rc;
+    bool follow = !call_flag(k, "--no-follow"), done = false;
+    long long offset = 0;
+    if (follow)
+        cli_catch_sigint();   /* Ctrl-C is the way out: exit 0 */
+    while (!done && !cli_interrupted && rc == EXIT_OK)
+        rc = console_step(k, id, &offset, follow, &done);
+    return rc;
+}
+
+/* The body of POST /vms/ID/migrate; NULL after a usage error in *rc. */
+static json_t *migrate_body(const struct call *k, int *rc)
+{
+    const char *target = k->arg[1], *bw = call_opt(k, "--bwlimit");
+    const char *type = call_opt(k, "--migration-type");
+    const char *net = call_opt(k, "--migration-network");
+    const char *downtime = call_opt(k, "--downtime");
+    uint64_t bw_v = 0, down_v = 0;
+    if ((strcmp(target, "auto") != 0 &&
+         (*rc = check_name("target node", target)) != EXIT_OK) ||
+        (bw && (*rc = check_uint("--bwlimit", bw, 0, BWLIMIT_MAX, &bw_v)) != EXIT_OK) ||
+        (type && (*rc = check_migration_type("--migration-type", type)) != EXIT_OK) ||
+        (net && (*rc = check_cidr("--migration-network", net)) != EXIT_OK) ||
+        (downtime && (*rc = check_uint("--downtime", downtime, 1, DOWNTIME_MAX,
+                                       &down_v)) != EXIT_OK))
+        return NULL;
+    json_t *b = json_pack("{sssbsb}", "target", target, "online", call_flag(k, "--online"),
+                          "dry_run", call_flag(k, "--dry-run"));
+    /* only what was given: ternd's defaults and the cluster options decide
+     * the rest */
+    if (bw)
+        json_object_set_new(b, "bwlimit_mib", json_integer((json_int_t)bw_v));
+    if (type)
+        json_object_set_new(b, "migration_type", json_string(type));
+    if (net)
+        json_object_set_new(b, "migration_network", json_string(net));
+    if (downtime)
+        json_object_set_new(b, "downtime_ms", json_integer((json_int_t)down_v));
+    return b;
+}
+
+static int dry_run(const struct call *k, json_t *ans)
+{
+    if (k->json) {
+        int failed = 0;
+        size_t i;
+        const json_t *c;
+        json_array_foreach(json_object_get(ans, "checks"), i, c)
+            failed += !json_is_true(json_object_get(c, "ok"));
+        print_answer(ans);
+        return failed ? EXIT_ERROR : EXIT_OK;
+    }
+    int failed = print_dry_run(stdout, ans);
+    json_decref(ans);
+    return failed ? EXIT_ERROR : EXIT_OK;
+}
+
+static int run_migrate(struct call *k)
+{
+    uint32_t id;
+    char path[64], what[64];
+    int rc = check_vmid(k->arg[0], &id);
+    json_t *body = rc == EXIT_OK ? migrate_body(k, &rc) : NULL;
+    if (rc != EXIT_OK)
+        return rc;
+    json_t *ans;
+    snprintf(path, sizeof(path), "/vms/%u/migrate", id);
+    if ((rc = api(k, "POST", path, body, &ans)) != EXIT_OK)
+        return rc;
+    if (call_flag(k, "--dry-run"))
+        return dry_run(k, ans);
+    if (k->json || call_flag(k, "--no-follow")) {
+        k->json ? print_json(stdout, ans) : (void)printf("%s\n", jstr(ans, "task", "?"));
+        json_decref(ans);
+        return EXIT_OK;
+    }
+    char upid[256];
+    snprintf(upid, sizeof(upid), "%s", jstr(ans, "task", ""));
+    json_decref(ans);
+    if (check_task_id(upid) != EXIT_OK)
+        return fail("ternd answered the migration of vm %u without a task", id);
+    printf("task %s\n", upid);
+    fflush(stdout);
+    bool tty = isatty(STDOUT_FILENO);
+    snprintf(what, sizeof(what), "migration of vm %u", id);
+    struct follow f = {.progress = tty, .catch_sigint = true, .cancel = tty ? what : NULL};
+    return task_follow(k, upid, &f);
+}
+
+static const struct cmd_opt create_opts[] = {
+    {"--memory", "MIB", "guest memory in MiB (or with suffix G), 16..1048576", true, false},
+    {"--cpus", "N", "vCPUs, 1..64", true, false},
+    {"--kernel", "PATH", "guest kernel, the same path on every node", true, false},
+    {"--cmdline", "STR", "kernel command line", false, false},
+    {"--disk", "STORAGE:SIZE", "a new disk on that storage, SIZE in MiB or with "
+                               "suffix M or G", false, true},
+    {"--name", "NAME", "a name besides the id", false, false},
+    {"--start", NULL, "start it once created, as 'tern vm start'", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
+static const struct cmd_opt console_opts[] = {
+    {"--no-follow", NULL, "print what is there and exit", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
+static const struct cmd_opt migrate_opts[] = {
+    {"--online", NULL, "live migration of a running VM", false, false},
+    {"--bwlimit", "MIB/S", "bandwidth limit in MiB/s, 0 unlimited", false, false},
+    {"--migration-type", "TYPE", "secure (TLS) or insecure (plain TCP); default "
+                                 "from 'tern cluster options'", false, false},
+    {"--migration-network", "CIDR", "the network to migrate over; default from "
+                                    "'tern cluster options'", false, false},
+    {"--downtime", "MS", "longest pause of the guest at the handover", false, false},
+    {"--dry-run", NULL, "run the checks and print them with the plan; move "
+                        "nothing", false, false},
+    {"--no-follow", NULL, "print the task id and exit; the task goes on", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
+const struct cmd cmds_vm[] = {
+    {"vm", "create", "ID --memory MIB --cpus N --kernel PATH [--cmdline STR] "
+     "[--disk STORAGE:SIZE]... [--name NAME] [--start]", 1, 1,
+     "define a VM owned by this node, with new disks",
+     "ID is 100..999999999. The VM belongs to the node whose ternd got the\n"
+     "request; its disks are created as sparse files on their storage.\n",
+     "  tern vm create 100 --memory 256 --cpus 1 --kernel /usr/lib/tern/tern-guest\n"
+     "  tern vm create 101 --memory 1G --cpus 2 --kernel /srv/vmlinux \\\n"
+     "      --cmdline console=ttyS0 --disk nfs:8G --name web --start\n",
+     create_opts, run_create},
+    {"vm", "start", "ID", 1, 1, "start a VM on its node and wait until it runs",
+     "Waits for the start task; when it fails, prints its log on stderr and\n"
+     "exits 1.\n", "  tern vm start 100\n", NULL, run_start},
+    {"vm", "stop", "ID", 1, 1, "stop a VM hard (its monitor quits) and wait",
+     "Waits for the stop task; when it fails, prints its log on stderr and\n"
+     "exits 1.\n", "  tern vm stop 100\n", NULL, run_stop},
+    {"vm", "list", "", 0, 0, "the VMs: node, status, memory, cpus, uptime, lock",
+     "Every VM of the cluster, sorted by id. Without quorum prints this node's\n"
+     "possibly stale view and exits 3.\n",
+     "  tern vm list\n  tern vm list --output json\n", NULL, run_list},
+    {"vm", "show", "ID", 1, 1, "one VM with its config and disks",
+     "Status, owner node, process, and the config: kernel, command line, disks.\n",
+     "  tern vm show 100\n", NULL, run_show},
+    {"vm", "destroy", "ID", 1, 1, "remove a stopped VM and its disks",
+     "Refused while the VM runs. Its disk files are deleted.\n",
+     "  tern vm destroy 100\n", NULL, run_destroy},
+    {"vm", "console", "ID [--no-follow]", 1, 1, "print a VM's console output as it comes",
+     "Prints the console from its start, then what follows, until the VM no\n"
+     "longer runs or Ctrl-C (both exit 0). Read-only: input is not sent.\n",
+     "  tern vm console 100\n  tern vm console 100 --no-follow | tail\n", console_opts,
+     run_console},
+    {"vm", "migrate", "ID TARGET|auto [--online] [--bwlimit MIB/S] [--migration-type "
+     "secure|insecure] [--migration-network CIDR] [--downtime MS] [--dry-run] "
+     "[--no-follow]", 2, 2, "move a VM to another node, live with --online",
+     "TARGET is a node name or auto (the online node with the most free memory).\n"
+     "The checks run first; a failing one is printed and exits 1 (3 without\n"
+     "quorum). Then prints 'task UPID' and the task's log as it grows, with a\n"
+     "progress line on a terminal; exits 0 on TASK OK, 1 on TASK ERROR.\n"
+     "Ctrl-C on a terminal asks whether to cancel the migration; otherwise, or\n"
+     "on a second Ctrl-C, tern stops following (exit 1) and the task goes on.\n"
+     "--output json prints the answer (task or dry run) and does not follow.\n",
+     "  tern vm migrate 100 n2 --online\n"
+     "  tern vm migrate 100 auto --online --dry-run\n"
+     "  tern vm migrate 100 n3 --online --bwlimit 200 --migration-type insecure\n",
+     migrate_opts, run_migrate},
+    {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};

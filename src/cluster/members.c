@@ -1,0 +1,298 @@
+#include "cluster/members.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cluster/codec.h"
+#include "common/log.h"
+
+#define MEMBERS_MAX 16
+/* etcd's strict reconfiguration check refuses an add until every member
+ * has been connected to the others for 5 s ("unhealthy cluster"), which is
+ * the normal state just after the previous join: wait that out */
+#define MEMBER_ADD_RETRY_MS 12000
+
+int cluster_token_make(char out[CLUSTER_TOKEN_LEN + 1], struct err *e)
+{
+    unsigned char raw[CLUSTER_TOKEN_LEN / 2];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        return err_set(e, EIO, "getrandom: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    explicit_bzero(raw, sizeof(raw));
+    return 0;
+}
+
+bool cluster_token_valid(const char *token)
+{
+    if (!token || strlen(token) != CLUSTER_TOKEN_LEN)
+        return false;
+    return strspn(token, "0123456789abcdefABCDEF") == CLUSTER_TOKEN_LEN;
+}
+
+static int token_take(const char *value, char out[CLUSTER_TOKEN_LEN + 1], struct err *e)
+{
+    if (!cluster_token_valid(value))
+        return err_set(e, EPROTO, "%s is not %d hex characters", TERN_KEY_CLUSTER_TOKEN,
+                       CLUSTER_TOKEN_LEN);
+    memcpy(out, value, CLUSTER_TOKEN_LEN + 1);
+    return 0;
+}
+
+int cluster_token_get(struct etcd_client *c, unsigned flags,
+                      char out[CLUSTER_TOKEN_LEN + 1], struct err *e)
+{
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    int rc = etcd_get(c, TERN_KEY_CLUSTER_TOKEN, flags, &kv, e);
+    if (rc == 0)
+        rc = token_take(kv.value, out, e);
+    etcd_kv_release(&kv);
+    return rc;
+}
+
+int cluster_token_ensure(struct etcd_client *c, char out[CLUSTER_TOKEN_LEN + 1],
+                         struct err *e)
+{
+    char fresh[CLUSTER_TOKEN_LEN + 1];
+    int rc = cluster_token_make(fresh, e);
+    if (rc < 0)
+        return rc;
+    struct etcd_cas op = {.key = TERN_KEY_CLUSTER_TOKEN, .cmp = ETCD_CMP_ABSENT,
+                          .new_value = fresh};
+    bool created;
+    struct etcd_kv now;
+    rc = etcd_cas(c, &op, &created, &now, e);
+    if (rc == 0 && created) {
+        log_info("cluster", "new cluster token in %s", TERN_KEY_CLUSTER_TOKEN);
+        memcpy(out, fresh, sizeof(fresh));
+    } else if (rc == 0) {
+        rc = token_take(now.value, out, e);
+        etcd_kv_release(&now);
+    }
+    explicit_bzero(fresh, sizeof(fresh));
+    return rc;
+}
+
+static int name_take(const char *value, char out[TERN_NAME_MAX + 1], struct err *e)
+{
+    json_t *j = json_loads(value ? value : "", 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "name"));
+    int rc = 0;
+    if (name && strlen(name) <= TERN_NAME_MAX)
+        snprintf(out, TERN_NAME_MAX + 1, "%s", name);
+    else
+        rc = err_set(e, EPROTO, "%s has no valid \"name\"", TERN_KEY_CLUSTER);
+    json_decref(j);
+    return rc;
+}
+
+int cluster_name_get(struct etcd_client *c, unsigned flags,
+                     char out[TERN_NAME_MAX + 1], struct err *e)
+{
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    int rc = etcd_get(c, TERN_KEY_CLUSTER, flags, &kv, e);
+    if (rc == 0)
+        rc = name_take(kv.value, out, e);
+    etcd_kv_release(&kv);
+    return rc;
+}
+
+int cluster_record_ensure(struct etcd_client *c, const char *name, const char *creator,
+                          char out[TERN_NAME_MAX + 1], struct err *e)
+{
+    int rc = keys_check_name(name, "cluster name", e);
+    if (rc < 0)
+        return rc;
+    json_t *j = json_pack("{s:s, s:I, s:s}", "name", name,
+                          "created", (json_int_t)time(NULL), "creator", creator);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return err_set(e, ENOMEM, "cluster record: out of memory");
+    struct etcd_cas op = {.key = TERN_KEY_CLUSTER, .cmp = ETCD_CMP_ABSENT,
+                          .new_value = text};
+    bool created;
+    struct etcd_kv now;
+    rc = etcd_cas(c, &op, &created, &now, e);
+    free(text);
+    if (rc == 0 && created) {
+        log_info("cluster", "cluster '%s' created by node %s", name, creator);
+        snprintf(out, TERN_NAME_MAX + 1, "%s", name);
+    } else if (rc == 0) {
+        rc = name_take(now.value, out, e);
+        etcd_kv_release(&now);
+    }
+    return rc;
+}
+
+/* The "members" array of a member list or add answer. A member that was
+ * added but has not started yet has no name. */
+static size_t members_parse(json_t *arr, struct etcd_member_info *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(arr) && n < max; i++) {
+        json_t *m = json_array_get(arr, i);
+        struct etcd_member_info *mi = &out[n++];
+        memset(mi, 0, sizeof(*mi));
+        mi->id = codec_uint64(m, "ID", 0);
+        const char *name = json_string_value(json_object_get(m, "name"));
+        const char *peer = json_string_value(json_array_get(json_object_get(m, "peerURLs"), 0));
+        snprintf(mi->name, sizeof(mi->name), "%s", name ? name : "");
+        snprintf(mi->peer_url, sizeof(mi->peer_url), "%s", peer ? peer : "");
+    }
+    return n;
+}
+
+/* name=peer_url of every member, the one with id called name. */
+static int initial_build(const struct etcd_member_info *list, size_t n, uint64_t id,
+                         const char *name, struct cluster_join *out, struct err *e)
+{
+    size_t used = 0;
+    out->initial_cluster[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = list[i].id == id ? name : list[i].name;
+        if (!nm[0])
+            return err_set(e, EBUSY, "etcd member %016llx (%s) was added but never "
+                           "started: remove it first", (unsigned long long)list[i].id,
+                           list[i].peer_url);
+        int len = snprintf(out->initial_cluster + used, sizeof(out->initial_cluster) - used,
+                           "%s%s=%s", used ? "," : "", nm, list[i].peer_url);
+        if (len < 0 || (size_t)len >= sizeof(out->initial_cluster) - used)
+            return err_set(e, ENAMETOOLONG, "initial cluster of %zu members is too long", n);
+        used += (size_t)len;
+    }
+    out->id = id;
+    out->members = n;
+    return 0;
+}
+
+/* -EEXIST when an etcd member or a registered node is called name. */
+static int name_free(struct etcd_client *c, const char *name, unsigned flags,
+                     const struct etcd_member_info *list, size_t n, struct err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].name, name) == 0)
+            return err_set(e, EEXIST, "node '%s' is already an etcd member of the cluster",
+                           name);
+    char key[TERN_KEY_MAX];
+    int rc = keys_build(key, TERN_PREFIX_NODES, name, NULL, "node name", e);
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    if (rc == 0)
+        rc = etcd_get(c, key, flags, &kv, e);
+    etcd_kv_release(&kv);
+    if (rc == 0)
+        return err_set(e, EEXIST, "a node '%s' is already registered in the cluster", name);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static void sleep_ms(long ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+static int member_add_call(struct etcd_client *c, const char *peer_url, json_t **resp,
+                           struct err *e)
+{
+    json_t *req = json_pack("{s:[s]}", "peerURLs", peer_url);
+    if (!req)
+        return err_set(e, ENOMEM, "etcd member add: out of memory");
+    int rc;
+    for (long waited = 0;; waited += 500) {
+        rc = etcd_client_call(c, "/v3/cluster/member/add", req, resp, e);
+        if (rc != -ETCD_NOT_QUORATE || !strstr(etcd_client_detail(c), "unhealthy cluster"))
+            break;
+        if (waited >= MEMBER_ADD_RETRY_MS) {
+            rc = err_set(e, EBUSY, "etcd refused to add the member: etcdserver: "
+                         "unhealthy cluster (a member is not connected to all others)");
+            break;
+        }
+        sleep_ms(500);
+    }
+    json_decref(req);
+    /* "not enough started members": a state of the cluster, not a right */
+    if (rc == -EPERM)
+        rc = -EBUSY;
+    return rc;
+}
+
+static int member_add_new(struct etcd_client *c, const char *name, const char *peer_url,
+                          struct cluster_join *out, struct err *e)
+{
+    json_t *resp;
+    int rc = member_add_call(c, peer_url, &resp, e);
+    if (rc < 0)
+        return rc;
+    struct etcd_member_info list[MEMBERS_MAX];
+    uint64_t id = codec_uint64(json_object_get(resp, "member"), "ID", 0);
+    size_t n = members_parse(json_object_get(resp, "members"), list, MEMBERS_MAX);
+    json_decref(resp);
+    if (!id)
+        return err_set(e, EPROTO, "etcd member add: no id in the answer");
+    log_info("cluster", "etcd member %016llx added for node %s (%s)",
+             (unsigned long long)id, name, peer_url);
+    return initial_build(list, n, id, name, out, e);
+}
+
+int cluster_member_add(struct etcd_client *c, const char *name, const char *peer_url,
+                       struct cluster_join *out, struct err *e)
+{
+    memset(out, 0, sizeof(*out));
+    struct etcd_member_info list[MEMBERS_MAX];
+    size_t n;
+    int rc = etcd_member_list(c, list, MEMBERS_MAX, &n, e);
+    if (rc < 0)
+        return rc;
+    const struct etcd_member_info *same = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].peer_url, peer_url) == 0)
+            same = &list[i];
+    if (same && same->name[0])
+        return err_set(e, EEXIST, "peer url %s is already member '%s'", peer_url, same->name);
+    /* a retried join: its member keeps the cluster without quorum until it
+     * starts, so it must be answerable from the local copy */
+    rc = name_free(c, name, same ? ETCD_SERIALIZABLE : 0, list, n, e);
+    if (rc < 0)
+        return rc;
+    if (!same)
+        return member_add_new(c, name, peer_url, out, e);
+    out->again = true;
+    return initial_build(list, n, same->id, name, out, e);
+}
+
+int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
+                                    struct err *e)
+{
+    struct etcd_member_info list[MEMBERS_MAX];
+    size_t n;
+    int rc = etcd_member_list(c, list, MEMBERS_MAX, &n, e);
+    if (rc < 0)
+        return rc;
+    const struct etcd_member_info *m = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].peer_url, peer_url) == 0)
+            m = &list[i];
+    if (!m)
+        return err_set(e, ENOENT, "no etcd member with peer url %s", peer_url);
+    if (m->name[0])
+        return err_set(e, EBUSY, "etcd member '%s' (%s) has started: only a member "
+                       "that never started is removed here", m->name, peer_url);
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)m->id);
+    json_t *resp = NULL, *req = json_pack("{s:s}", "ID", id);
+    rc = req ? etcd_client_call(c, "/v3/cluster/member/remove", req, &resp, e)
+             : err_set(e, ENOMEM, "etcd member remove: out of memory");
+    json_decref(req);
+    json_decref(resp);
+    if (rc == 0)
+        log_info("cluster", "etcd member %016llx (%s) removed: it never started",
+                 (unsigned long long)m->id, peer_url);
+    return rc;
+}

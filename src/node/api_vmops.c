@@ -1,0 +1,177 @@
+/* VM operations that run on the VM's owner node: start, stop, console
+ * (docs/api.md "VMs"); migrate is in api_migrate.c. A request that reaches
+ * another node is forwarded to the owner. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster/vmconf.h"
+#include "node/api_vmops.h"
+#include "node/http.h"
+#include "node/task.h"
+#include "node/ternd.h"
+#include "node/vmops.h"
+
+#define CONSOLE_CHUNK (64 * 1024)
+#define STOP_TIMEOUT_MS 10000
+
+bool vmops_route_to_owner(struct api_req *req, struct reply *r, uint32_t *id)
+{
+    struct err e;
+    char owner[TERN_NAME_MAX + 1];
+    int rc = vm_id_parse(req->args[0], id, &e);
+    if (rc == 0)
+        rc = vm_owner_of(req->etcd, *id, owner, &e);
+    if (rc < 0) {
+        reply_errno(r, rc, &e);
+        return true;
+    }
+    if (strcmp(owner, req->t->cfg.name) == 0)
+        return false;
+    api_forward(req, r, owner);
+    return true;
+}
+
+static int task_client(struct task *k, struct etcd_client *c, struct err *e)
+{
+    return etcd_client_init(c, k->t->cfg.cluster_address, e);
+}
+
+static int run_start(struct task *k, struct err *e)
+{
+    struct vmm_spec *spec = k->arg;
+    struct etcd_client c;
+    int rc = task_client(k, &c, e);
+    if (rc)
+        return rc;
+    rc = vm_task_lock(k->t, &c, k, e);
+    if (rc == 0) {
+        task_log(k, "starting vm %u on node '%s': %llu MiB, %u vcpu(s), %u disk(s)",
+                 k->vmid, k->t->cfg.name, (unsigned long long)spec->conf.memory_mib,
+                 spec->conf.cpus, spec->conf.ndisks);
+        rc = vmm_start(&k->t->vmms, spec, e);
+        struct vmm_info info;
+        vmm_info(&k->t->vmms, k->vmid, &info);
+        if (rc == 0)
+            task_log(k, "vm %u running (tern-vmm pid %d)", k->vmid, (int)info.pid);
+        vm_task_unlock(&c, k);
+    }
+    etcd_client_release(&c);
+    return rc;
+}
+
+static int run_stop(struct task *k, struct err *e)
+{
+    struct etcd_client c;
+    int rc = task_client(k, &c, e);
+    if (rc)
+        return rc;
+    rc = vm_task_lock(k->t, &c, k, e);
+    if (rc == 0) {
+        task_log(k, "stopping vm %u on node '%s'", k->vmid, k->t->cfg.name);
+        rc = vmm_stop(&k->t->vmms, k->vmid, STOP_TIMEOUT_MS, e);
+        struct vmm_info info;
+        vmm_info(&k->t->vmms, k->vmid, &info);
+        if (rc == 0)
+            task_log(k, "vm %u stopped: tern-vmm %s", k->vmid, info.last_exit);
+        vm_task_unlock(&c, k);
+    }
+    etcd_client_release(&c);
+    return rc;
+}
+
+static void started(struct reply *r, int rc, const struct err *e, const char *id)
+{
+    if (rc < 0)
+        return reply_errno(r, rc, e);
+    reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "task", id));
+}
+
+static void start_vm(struct api_req *req, struct reply *r)
+{
+    uint32_t id;
+    if (vmops_route_to_owner(req, r, &id))
+        return;
+    struct vmm_info info;
+    vmm_info(&req->t->vmms, id, &info);
+    if (info.present)
+        return reply_error(r, MHD_HTTP_CONFLICT, "vm %u is %s already (pid %d)", id,
+                           info.status, (int)info.pid);
+    struct vmm_spec *spec = malloc(sizeof(*spec));
+    struct err e;
+    int rc = spec ? vm_spec_load(req->etcd, id, spec, &e) : err_set(&e, ENOMEM, "out of memory");
+    char task[TASK_ID_MAX];
+    if (rc == 0)
+        rc = task_start(&req->t->tasks, req->t, "start", id, run_start, spec, task, &e);
+    else
+        free(spec);
+    started(r, rc, &e, task);
+}
+
+static void stop_vm(struct api_req *req, struct reply *r)
+{
+    uint32_t id;
+    if (vmops_route_to_owner(req, r, &id))
+        return;
+    struct vmm_info info;
+    vmm_info(&req->t->vmms, id, &info);
+    if (!info.present)
+        return reply_error(r, MHD_HTTP_CONFLICT, "vm %u is not running", id);
+    struct err e;
+    char task[TASK_ID_MAX];
+    int rc = task_start(&req->t->tasks, req->t, "stop", id, run_stop, NULL, task, &e);
+    started(r, rc, &e, task);
+}
+
+/* The console as JSON text: bytes that are not printable ASCII (or
+ * newline, tab) become '?', so any guest output is valid UTF-8. */
+static json_t *console_text(const char *buf, size_t len)
+{
+    char *clean = malloc(len + 1);
+    if (!clean)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        clean[i] = (ch >= 32 && ch < 127) || ch == '\n' || ch == '\t' ? (char)ch : '?';
+    }
+    json_t *s = json_stringn(clean, len);
+    free(clean);
+    return s;
+}
+
+static void console(struct api_req *req, struct reply *r)
+{
+    uint32_t id;
+    if (vmops_route_to_owner(req, r, &id))
+        return;
+    const char *off_s = api_query(req, "offset");
+    char *end = NULL;
+    long long offset = off_s ? strtoll(off_s, &end, 10) : 0;
+    if (offset < 0 || (end && *end))
+        return reply_error(r, MHD_HTTP_BAD_REQUEST, "'offset' must be a byte offset >= 0");
+    struct vmm_info info;
+    vmm_info(&req->t->vmms, id, &info);
+    char *data = malloc(CONSOLE_CHUNK);
+    int fd = open(info.console, O_RDONLY | O_CLOEXEC);
+    ssize_t n = data && fd >= 0 ? pread(fd, data, CONSOLE_CHUNK, offset) : 0;
+    if (fd >= 0)
+        close(fd);
+    n = n < 0 ? 0 : n;
+    json_t *text = data ? console_text(data, (size_t)n) : NULL;
+    free(data);
+    reply_json(r, MHD_HTTP_OK, json_pack("{s:o, s:I, s:b}", "data", text ? text : json_string(""),
+                                         "offset", (json_int_t)(offset + n),
+                                         "running", info.present));
+}
+
+const struct api_route api_routes_vmops[] = {
+    {"POST", "/vms/{}/start", start_vm},
+    {"POST", "/vms/{}/stop", stop_vm},
+    {"GET", "/vms/{}/console", console},
+    {NULL, NULL, NULL},
+};

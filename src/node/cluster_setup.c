@@ -1,0 +1,180 @@
+/* The main-loop half of `tern cluster create` / `join`: an API thread
+ * posts one command and waits; the main loop, which owns the etcd member
+ * (it restarts it when it dies), starts it, so no two threads ever touch
+ * struct etcd_server. It also must be the main thread that forks etcd:
+ * PR_SET_PDEATHSIG fires when the forking thread ends, and an API thread
+ * ends with its connection. A member that does not come up is stopped and
+ * its data dir removed: the node is then in no cluster again, as before. */
+#include "node/cluster_setup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/keys.h"
+#include "cluster/members.h"
+#include "common/log.h"
+#include "node/ternd.h"
+
+#define SETUP_SERVE_WAIT_MS 20000
+/* a new one-member cluster elects itself within an election timeout or
+ * two; the records are written as soon as it has */
+#define SETUP_QUORUM_WAIT_MS 15000
+#define SETUP_STOP_GRACE_MS 5000
+
+int setup_claim(struct ternd *t, struct err *e)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    if (t->stopping)
+        rc = err_set(e, ESHUTDOWN, "ternd is shutting down");
+    else if (t->in_cluster && t->cluster_name[0])
+        rc = err_set(e, EEXIST, "node '%s' is already in cluster '%s'", t->cfg.name,
+                     t->cluster_name);
+    else if (t->in_cluster)
+        rc = err_set(e, EEXIST, "node '%s' is already in a cluster", t->cfg.name);
+    else if (t->cmd_claimed)
+        rc = err_set(e, EBUSY, "node '%s': a cluster create or join is already running",
+                     t->cfg.name);
+    else
+        t->cmd_claimed = true;
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+void setup_unclaim(struct ternd *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->cmd_claimed = false;
+    pthread_mutex_unlock(&t->lock);
+}
+
+int setup_run(struct ternd *t, struct ternd_cmd *cmd)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->stopping) {
+        cmd->rc = err_set(&cmd->e, ESHUTDOWN, "ternd is shutting down");
+    } else {
+        t->cmd = cmd;
+        t->cmd_done = false;
+        while (!t->cmd_done)
+            pthread_cond_wait(&t->cmd_cond, &t->lock);
+        t->cmd = NULL;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return cmd->rc;
+}
+
+void setup_shutdown(struct ternd *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->stopping = true;
+    if (t->cmd && !t->cmd_done) {
+        t->cmd->rc = err_set(&t->cmd->e, ESHUTDOWN, "ternd is shutting down");
+        t->cmd_done = true;
+        pthread_cond_broadcast(&t->cmd_cond);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Back to "in no cluster": no member, no data. */
+static void member_undo(struct ternd *t)
+{
+    struct err e;
+    etcd_server_stop(&t->etcd, SETUP_STOP_GRACE_MS);
+    if (etcd_server_wipe(&t->etcd, &e) < 0)
+        log_error("ternd", "%s", e.msg);
+}
+
+static int member_start(struct ternd *t, const char *initial, const char *state,
+                        const char *token, struct err *e)
+{
+    struct etcd_server *s = &t->etcd;
+    if (strlen(initial) >= sizeof(s->initial_cluster) ||
+        strlen(token) >= sizeof(s->cluster_token))
+        return err_set(e, ENAMETOOLONG, "initial cluster '%.60s' or cluster name "
+                       "'%.60s' too long", initial, token);
+    snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s", initial);
+    snprintf(s->initial_state, sizeof(s->initial_state), "%s", state);
+    /* the cluster's name: etcd derives the member ids of a new cluster
+     * from it, so two clusters made from the same URLs still differ */
+    snprintf(s->cluster_token, sizeof(s->cluster_token), "%s", token);
+    log_info("ternd", "starting etcd member %s: --initial-cluster %s "
+             "--initial-cluster-state %s", s->name, initial, state);
+    int rc = ternd_etcd_launch(t, e);
+    if (rc == 0)
+        rc = etcd_server_wait_serving(s, SETUP_SERVE_WAIT_MS, e);
+    if (rc < 0)
+        member_undo(t);
+    return rc;
+}
+
+static void sleep_ms(long ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+static int create_records(struct ternd *t, const char *name,
+                          char token[CLUSTER_TOKEN_LEN + 1], struct err *e)
+{
+    char got[TERN_NAME_MAX + 1];
+    for (long waited = 0;; waited += 500) {
+        int rc = cluster_layout_init(&t->client, e);
+        if (rc == 0)
+            rc = cluster_record_ensure(&t->client, name, t->cfg.name, got, e);
+        if (rc == 0)
+            rc = cluster_token_ensure(&t->client, token, e);
+        if (rc != -ETCD_NOT_QUORATE || waited >= SETUP_QUORUM_WAIT_MS)
+            return rc;
+        sleep_ms(500);
+    }
+}
+
+static int do_create(struct ternd *t, struct ternd_cmd *cmd)
+{
+    char initial[CLUSTER_INITIAL_MAX], token[CLUSTER_TOKEN_LEN + 1];
+    snprintf(initial, sizeof(initial), "%s=%s", t->cfg.name, t->cfg.peer_address);
+    log_info("ternd", "creating cluster '%s' with node %s", cmd->cluster_name, t->cfg.name);
+    int rc = member_start(t, initial, "new", cmd->cluster_name, &cmd->e);
+    if (rc == 0) {
+        rc = create_records(t, cmd->cluster_name, token, &cmd->e);
+        if (rc < 0)
+            member_undo(t);
+    }
+    if (rc < 0) {
+        log_error("ternd", "creating cluster '%s': %s", cmd->cluster_name, cmd->e.msg);
+        return rc;
+    }
+    ternd_joined(t, cmd->cluster_name, token);
+    explicit_bzero(token, sizeof(token));
+    return 0;
+}
+
+static int do_join(struct ternd *t, struct ternd_cmd *cmd)
+{
+    log_info("ternd", "joining cluster '%s' as node %s", cmd->cluster_name, t->cfg.name);
+    int rc = member_start(t, cmd->initial_cluster, "existing", cmd->cluster_name, &cmd->e);
+    if (rc < 0) {
+        log_error("ternd", "joining cluster '%s': %s", cmd->cluster_name, cmd->e.msg);
+        return rc;
+    }
+    ternd_joined(t, cmd->cluster_name, cmd->token);
+    return 0;
+}
+
+void setup_poll(struct ternd *t)
+{
+    pthread_mutex_lock(&t->lock);
+    struct ternd_cmd *cmd = t->cmd && !t->cmd_done ? t->cmd : NULL;
+    pthread_mutex_unlock(&t->lock);
+    if (!cmd)
+        return;
+    /* the poster waits until cmd_done, so cmd stays valid meanwhile */
+    int rc = cmd->kind == TERND_CMD_CREATE ? do_create(t, cmd) : do_join(t, cmd);
+    pthread_mutex_lock(&t->lock);
+    cmd->rc = rc;
+    t->cmd_done = true;
+    pthread_cond_broadcast(&t->cmd_cond);
+    pthread_mutex_unlock(&t->lock);
+}

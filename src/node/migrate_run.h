@@ -1,0 +1,35 @@
+/* The state of one migration task (node/migrate_task.c). */
+#ifndef TERN_NODE_MIGRATE_RUN_H
+#define TERN_NODE_MIGRATE_RUN_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/migrate.h"
+
+#define MIG_EVENTS_MAX 256
+
+struct mig_run {
+    struct mig_plan plan;
+    int64_t rev;                     /* of the owner key when it began */
+    char uri[160];
+    pthread_mutex_t lock;            /* guards the event queue */
+    pthread_cond_t cond;
+    json_t *events[MIG_EVENTS_MAX];
+    unsigned nevents;
+    unsigned last_pass;
+    uint64_t last_line_ns;
+    bool committed;
+    bool cancel_sent;
+    uint64_t t0;
+};
+
+/* DATA_DIR/run/<id>/handover.json: what a restarted ternd needs to settle a
+ * handover ({"role","source","target","rev"}). */
+int mig_handover_file_write(struct ternd *t, uint32_t vmid, const char *role,
+                            const char *source, const char *target, int64_t rev,
+                            struct err *e);
+
+#endif

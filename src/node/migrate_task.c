@@ -1,0 +1,393 @@
+/* The migration task on the source node: prepares the destination through
+ * the target's ternd, drives the source tern-vmm, writes the log, and
+ * commits the handover in etcd when the destination has loaded everything
+ * (cluster/handover.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cluster/handover.h"
+#include "common/clock.h"
+#include "node/migrate.h"
+#include "node/migrate_run.h"
+#include "node/peer.h"
+#include "node/task.h"
+#include "node/ternd.h"
+#include "node/vmops.h"
+
+#define MiB (1024.0 * 1024.0)
+
+static void on_event(void *ctx, json_t *ev)
+{
+    struct mig_run *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    if (m->nevents < MIG_EVENTS_MAX)
+        m->events[m->nevents++] = json_incref(ev);
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* The next event, or NULL after timeout_ms. */
+static json_t *next_event(struct mig_run *m, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)timeout_ms * 1000000;
+    until.tv_sec += until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    pthread_mutex_lock(&m->lock);
+    while (!m->nevents && pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
+        ;
+    json_t *ev = NULL;
+    if (m->nevents) {
+        ev = m->events[0];
+        memmove(m->events, m->events + 1, --m->nevents * sizeof(*m->events));
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ev;
+}
+
+static double num(json_t *o, const char *key)
+{
+    return json_number_value(json_object_get(o, key));
+}
+
+static void log_progress(struct task *k, struct mig_run *m, json_t *ev)
+{
+    double total = num(ev, "ram_total"), sent = num(ev, "transferred");
+    unsigned pass = (unsigned)num(ev, "pass");
+    uint64_t now = clock_mono_ns();
+    if (pass == m->last_pass && now - m->last_line_ns < 1000000000ULL)
+        return;
+    m->last_pass = pass;
+    m->last_line_ns = now;
+    task_log(k, "pass %u: %.1f MiB of %.1f MiB (%.0f%%), %.1f MiB/s, dirty %.1f MiB/s, "
+             "throttle %d%%", pass, sent / MiB, total / MiB,
+             total > 0 ? 100.0 * (sent > total ? total : sent) / total : 0.0,
+             num(ev, "bandwidth") / MiB, num(ev, "dirty_rate") / MiB,
+             (int)num(ev, "throttle_pct"));
+    task_set_progress(k, json_pack("{s:f, s:f, s:f, s:f, s:i, s:i}", "transferred", sent,
+                                   "total", total, "rate", num(ev, "bandwidth"),
+                                   "dirty_rate", num(ev, "dirty_rate"), "pass", (int)pass,
+                                   "throttle_pct", (int)num(ev, "throttle_pct")));
+}
+
+static void log_figures(struct task *k, json_t *ev)
+{
+    double ms = num(ev, "total_ms"), sent = num(ev, "transferred");
+    json_t *d = json_object_get(ev, "downtime");
+    task_log(k, "migration status: completed in %u pass(es), %.1f MiB sent, %.0f zero pages",
+             (unsigned)num(ev, "pass"), sent / MiB, num(ev, "zero_pages"));
+    if (d)
+        task_log(k, "downtime %.1f ms: pause %.1f, last pages %.1f, state %.1f, transfer %.1f, "
+                 "load %.1f, commit %.1f, resume %.1f", num(ev, "downtime_ms"),
+                 num(d, "pause_ms"), num(d, "last_pages_ms"), num(d, "state_save_ms"),
+                 num(d, "transfer_ms"), num(d, "load_ms"), num(d, "commit_ms"),
+                 num(d, "resume_ms"));
+    task_log(k, "average migration speed: %.1f MiB/s - downtime %.0f ms",
+             ms > 0 ? sent / MiB / (ms / 1000.0) : 0.0, num(ev, "downtime_ms"));
+}
+
+/* The etcd side of the handover; loops while the answer is unknown. */
+static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client *c,
+                           bool *committed, struct err *e)
+{
+    const struct mig_plan *p = &m->plan;
+    enum vm_move_result res;
+    bool said = false;
+    int rc = handover_commit(c, p->vmid, p->source, p->target, m->rev, &res, e);
+    while (res == VM_MOVE_UNKNOWN) {
+        if (!said)
+            task_log(k, "%s while committing: vm %u stays paused on both nodes until etcd "
+                     "answers", e->msg, p->vmid);
+        said = true;
+        sleep(1);
+        enum handover_state st;
+        rc = handover_state(c, p->vmid, p->source, p->target, m->rev, &st, e);
+        if (rc == 0 && st == HANDOVER_OPEN)
+            rc = handover_commit(c, p->vmid, p->source, p->target, m->rev, &res, e);
+        else if (rc == 0)
+            res = st == HANDOVER_COMMITTED ? VM_MOVE_COMMITTED : VM_MOVE_REFUSED;
+    }
+    *committed = res == VM_MOVE_COMMITTED;
+    if (*committed)
+        return 0;
+    return rc ? rc : err_set(e, ESTALE, "handover refused");
+}
+
+static int tell_vmm(struct task *k, const char *cmd, const char *key, bool yes, struct err *e)
+{
+    json_t *req = json_pack("{s:s}", "cmd", cmd), *reply = NULL;
+    if (key)
+        json_object_set_new(req, key, json_boolean(yes));
+    int rc = vmm_command(&k->t->vmms, k->vmid, req, &reply, e);
+    json_decref(req);
+    json_decref(reply);
+    return rc;
+}
+
+static int on_commit_pending(struct task *k, struct mig_run *m, struct etcd_client *c,
+                             struct err *e)
+{
+    bool committed = false;
+    if (task_cancelled(k))
+        task_log(k, "too late to cancel: the destination has loaded everything");
+    struct err why;
+    int rc = commit_handover(k, m, c, &committed, &why);
+    if (committed)
+        task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target, k->vmid);
+    else
+        task_log(k, "handover refused (%s): vm %u resumes on node '%s'", why.msg, k->vmid,
+                 m->plan.source);
+    m->committed = committed;
+    int trc = tell_vmm(k, "migrate_commit", "commit", committed, e);
+    if (!committed) {
+        *e = why;
+        return rc ? rc : -ESTALE;
+    }
+    /* the rest comes as events: "completed", then the source's exit */
+    return trc ? trc : 1;
+}
+
+/* Until the source tern-vmm's migration ends. */
+static int follow(struct task *k, struct mig_run *m, struct etcd_client *c, struct err *e)
+{
+    for (;;) {
+        if (task_cancelled(k) && !m->cancel_sent && !m->committed) {
+            task_log(k, "cancel requested");
+            struct err ignored;
+            tell_vmm(k, "migrate_cancel", NULL, false, &ignored);
+            m->cancel_sent = true;
+        }
+        json_t *ev = next_event(m, 200);
+        if (!ev)
+            continue;
+        const char *name = json_string_value(json_object_get(ev, "event"));
+        const char *st = json_string_value(json_object_get(ev, "status"));
+        int rc = 1;
+        if (name && !strcmp(name, "exit")) {
+            rc = json_is_true(json_object_get(ev, "migrated")) ? 0
+               : err_set(e, EIO, "tern-vmm of vm %u %s during the migration", k->vmid,
+                         json_string_value(json_object_get(ev, "reason")));
+        } else if (name && !strcmp(name, "migration") && st) {
+            if (!strcmp(st, "commit-pending"))
+                rc = on_commit_pending(k, m, c, e);
+            else if (!strcmp(st, "completed"))
+                log_figures(k, ev), rc = 0;
+            else if (!strcmp(st, "failed") || !strcmp(st, "cancelled") ||
+                     !strcmp(st, "postcommit-failed"))
+                rc = err_set(e, strcmp(st, "cancelled") ? EIO : ECANCELED, "migration %s: %s",
+                             st, json_string_value(json_object_get(ev, "error")) ?: "");
+            else
+                log_progress(k, m, ev);
+        }
+        json_decref(ev);
+        if (rc <= 0)
+            return rc;
+    }
+}
+
+static int write_pem(const char *dir, const char *name, const char *pem, struct err *e)
+{
+    char path[VMM_PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(pem, f) < 0 || fclose(f) != 0)
+        return err_set(e, EIO, "%s: cannot write", path);
+    chmod(path, 0600);
+    return 0;
+}
+
+/* ca.pem: the peer node's certificate (pinned: no CA between nodes);
+ * cert.pem and key.pem: this node's. */
+int mig_tls_dir(struct ternd *t, uint32_t vmid, const char *which, const char *peer_cert,
+                char dir[VMM_PATH_MAX + 32], struct err *e)
+{
+    snprintf(dir, VMM_PATH_MAX + 32, "%s/%u", t->vmms.run_dir, vmid);
+    mkdir(dir, 0700);
+    snprintf(dir, VMM_PATH_MAX + 32, "%s/%u/%s", t->vmms.run_dir, vmid, which);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return err_set(e, errno, "%s: %s", dir, strerror(errno));
+    int rc = write_pem(dir, "ca.pem", peer_cert, e);
+    if (!rc) rc = write_pem(dir, "cert.pem", t->secrets.cert_pem, e);
+    if (!rc) rc = write_pem(dir, "key.pem", t->secrets.key_pem, e);
+    return rc;
+}
+
+/* Asks the target's ternd for a destination; m->uri, *tls_dir filled. */
+static int prepare_target(struct task *k, struct mig_run *m, struct etcd_client *c,
+                          char tls_dir[VMM_PATH_MAX + 32], struct err *e)
+{
+    struct peer peer;
+    int rc = peer_init(&peer, k->t, c, m->plan.target, e);
+    if (rc)
+        return rc;
+    json_t *req = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "source", m->plan.source,
+                            "task", k->id, "owner_revision", (json_int_t)m->rev,
+                            "address", m->plan.address, "migration_type", m->plan.type,
+                            "cert", k->t->secrets.cert_pem);
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
+    json_t *ans = NULL;
+    long status = 0;
+    rc = peer_call(&peer, "POST", path, req, &status, &ans, e);
+    peer_release(&peer);
+    json_decref(req);
+    const char *uri = json_string_value(json_object_get(ans, "uri"));
+    const char *cert = json_string_value(json_object_get(ans, "cert"));
+    if (!rc && (status != 200 || !uri || !cert))
+        rc = err_set(e, EREMOTEIO, "node '%s' cannot receive vm %u: %s", m->plan.target,
+                     k->vmid, json_string_value(json_object_get(ans, "error")) ?: "bad answer");
+    if (!rc)
+        snprintf(m->uri, sizeof(m->uri), "%s", uri);
+    tls_dir[0] = '\0';
+    if (!rc && !strcmp(m->plan.type, "secure"))
+        rc = mig_tls_dir(k->t, k->vmid, "tls-out", cert, tls_dir, e);
+    json_decref(ans);
+    return rc;
+}
+
+static void abandon_target(struct task *k, struct mig_run *m, struct etcd_client *c)
+{
+    struct peer peer;
+    struct err e;
+    if (peer_init(&peer, k->t, c, m->plan.target, &e) < 0)
+        return;
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
+    json_t *ans = NULL;
+    long status;
+    peer_call(&peer, "DELETE", path, NULL, &status, &ans, &e);
+    json_decref(ans);
+    peer_release(&peer);
+}
+
+static int start_source(struct task *k, struct mig_run *m, const char *tls_dir,
+                        struct err *e)
+{
+    json_t *req = json_pack("{s:s, s:s, s:s, s:i}", "cmd", "migrate", "uri", m->uri,
+                            "commit", "external", "downtime_limit_ms",
+                            (int)m->plan.downtime_ms);
+    if (m->plan.bwlimit_mib)
+        json_object_set_new(req, "max_bandwidth",
+                            json_integer((json_int_t)m->plan.bwlimit_mib << 20));
+    if (tls_dir[0]) {
+        json_object_set_new(req, "tls", json_true());
+        json_object_set_new(req, "tls_dir", json_string(tls_dir));
+    }
+    json_t *reply = NULL;
+    vmm_set_listener(&k->t->vmms, k->vmid, on_event, m);
+    int rc = vmm_command(&k->t->vmms, k->vmid, req, &reply, e);
+    json_decref(req);
+    json_decref(reply);
+    return rc;
+}
+
+static void log_start(struct task *k, const struct mig_plan *p)
+{
+    char bw[48] = "unlimited";
+    if (p->bwlimit_mib)
+        snprintf(bw, sizeof(bw), "%llu MiB/s", (unsigned long long)p->bwlimit_mib);
+    task_log(k, "starting migration of vm %u from node '%s' to node '%s' (%s)", p->vmid,
+             p->source, p->target, p->address);
+    task_log(k, "migration type %s, downtime limit %u ms, bandwidth %s", p->type,
+             p->downtime_ms, bw);
+}
+
+static int run_online(struct task *k, struct mig_run *m, struct etcd_client *c,
+                      struct err *e)
+{
+    char tls_dir[VMM_PATH_MAX + 32];
+    log_start(k, &m->plan);
+    vmm_set_status(&k->t->vmms, k->vmid, "migrating");
+    int rc = prepare_target(k, m, c, tls_dir, e);
+    if (!rc)
+        task_log(k, "destination ready on node '%s': %s", m->plan.target, m->uri);
+    if (!rc) {
+        rc = start_source(k, m, tls_dir, e);
+        if (rc)
+            abandon_target(k, m, c);
+    }
+    if (!rc)
+        rc = follow(k, m, c, e);
+    vmm_set_listener(&k->t->vmms, k->vmid, NULL, NULL);
+    if (rc && !m->committed)
+        vmm_set_status(&k->t->vmms, k->vmid, "running");
+    if (rc && m->committed)
+        task_log(k, "vm %u belongs to node '%s' now; this node will not run it again",
+                 k->vmid, m->plan.target);
+    return rc;
+}
+
+static int run_offline(struct task *k, struct mig_run *m, struct etcd_client *c,
+                       struct err *e)
+{
+    task_log(k, "vm %u is stopped: offline migration from node '%s' to node '%s'", k->vmid,
+             m->plan.source, m->plan.target);
+    bool committed = false;
+    int rc = commit_handover(k, m, c, &committed, e);
+    if (committed)
+        task_log(k, "node '%s' owns vm %u now; its disks are on shared storage, nothing "
+                 "to copy", m->plan.target, k->vmid);
+    return rc;
+}
+
+static int run_migrate(struct task *k, struct err *e)
+{
+    struct mig_run *m = k->arg;
+    struct etcd_client c;
+    int rc = etcd_client_init(&c, k->t->cfg.cluster_address, e);
+    if (rc)
+        return rc;
+    m->t0 = clock_mono_ns();
+    char owner[TERN_NAME_MAX + 1];
+    rc = vm_task_lock(k->t, &c, k, e);
+    if (!rc)
+        rc = handover_read(&c, k->vmid, owner, &m->rev, e);
+    if (!rc && strcmp(owner, m->plan.source))
+        rc = err_set(e, ESTALE, "vm %u belongs to node '%s', not '%s'", k->vmid, owner,
+                     m->plan.source);
+    bool locked = !rc;
+    if (!rc && m->plan.running)
+        rc = mig_handover_file_write(k->t, k->vmid, "source", m->plan.source,
+                                     m->plan.target, m->rev, e);
+    if (!rc)
+        rc = m->plan.running ? run_online(k, m, &c, e) : run_offline(k, m, &c, e);
+    double s = (double)(clock_mono_ns() - m->t0) / 1e9;
+    if (!rc)
+        task_log(k, "migration finished successfully (duration %02d:%02d:%02d)",
+                 (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
+    if (locked)
+        vm_task_unlock(&c, k);
+    etcd_client_release(&c);
+    return rc;
+}
+
+static void mig_run_free(struct mig_run *m)
+{
+    for (unsigned i = 0; i < m->nevents; i++)
+        json_decref(m->events[i]);
+    mig_plan_release(&m->plan);
+}
+
+int mig_task_start(struct ternd *t, struct mig_plan *p, char id[128], struct err *e)
+{
+    struct mig_run *m = calloc(1, sizeof(*m));
+    if (!m)
+        return err_set(e, ENOMEM, "out of memory");
+    m->plan = *p;
+    p->checks = NULL;
+    json_decref(m->plan.checks);
+    m->plan.checks = NULL;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    int rc = task_start(&t->tasks, t, "migrate", p->vmid, run_migrate, m, id, e);
+    if (rc) {
+        mig_run_free(m);
+        free(m);
+    }
+    return rc;
+}

@@ -1,0 +1,337 @@
+#include "node/task.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "node/ternd.h"
+
+#define LOG_LINES_MAX 500
+#define TASK_KEEP_S 600   /* ended tasks stay in memory this long */
+
+void task_table_init(struct task_table *tt)
+{
+    memset(tt, 0, sizeof(*tt));
+    pthread_mutex_init(&tt->lock, NULL);
+    pthread_cond_init(&tt->changed, NULL);
+}
+
+int task_table_setup(struct task_table *tt, const char *data_dir, const char *node,
+                     struct err *e)
+{
+    snprintf(tt->node, sizeof(tt->node), "%s", node);
+    if (snprintf(tt->dir, sizeof(tt->dir), "%s/tasks", data_dir) >= (int)sizeof(tt->dir))
+        return err_set(e, ENAMETOOLONG, "data dir '%s' is too long", data_dir);
+    if (mkdir(tt->dir, 0700) < 0 && errno != EEXIST)
+        return err_set(e, errno, "%s: %s", tt->dir, strerror(errno));
+    return 0;
+}
+
+static void task_free(struct task *k)
+{
+    if (k->log)
+        fclose(k->log);
+    json_decref(k->progress);
+    free(k->arg);
+    free(k);
+}
+
+void task_table_release(struct task_table *tt)
+{
+    for (unsigned i = 0; i < TASK_MAX; i++) {
+        struct task *k = tt->tasks[i];
+        if (!k)
+            continue;
+        pthread_join(k->thread, NULL);
+        task_free(k);
+        tt->tasks[i] = NULL;
+    }
+}
+
+int task_id_node(const char *id, char node[TERN_NAME_MAX + 1], struct err *e)
+{
+    const char *p = strncmp(id, "UPID:", 5) == 0 ? id + 5 : NULL;
+    size_t len = p ? strcspn(p, ":") : 0;
+    if (!p || len == 0 || len > TERN_NAME_MAX || p[len] != ':' || strlen(id) >= TASK_ID_MAX)
+        return err_set(e, EINVAL, "'%.80s' is not a task id (UPID:node:...)", id);
+    memcpy(node, p, len);
+    node[len] = '\0';
+    return 0;
+}
+
+void task_log(struct task *k, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    line[strcspn(line, "\n")] = '\0';
+    if (k->log) {
+        fprintf(k->log, "%s\n", line);
+        fflush(k->log);
+    }
+    struct task_table *tt = &k->t->tasks;
+    pthread_mutex_lock(&tt->lock);
+    k->lines++;
+    pthread_cond_broadcast(&tt->changed);
+    pthread_mutex_unlock(&tt->lock);
+    log_info("task", "vm %u %s: %s", k->vmid, k->type, line);
+}
+
+void task_set_progress(struct task *k, json_t *progress)
+{
+    struct task_table *tt = &k->t->tasks;
+    pthread_mutex_lock(&tt->lock);
+    json_decref(k->progress);
+    k->progress = progress;
+    pthread_mutex_unlock(&tt->lock);
+}
+
+bool task_cancelled(struct task *k)
+{
+    return atomic_load(&k->cancel);
+}
+
+/* With tt->lock held. */
+static json_t *record_json(struct task_table *tt, const struct task *k)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "id", k->id, "node", tt->node,
+                          "type", k->type, "vmid", (json_int_t)k->vmid,
+                          "status", k->status, "start", (json_int_t)k->start);
+    if (o)
+        json_object_set_new(o, "end", k->end ? json_integer(k->end) : json_null());
+    return o;
+}
+
+/* With tt->lock held. */
+static struct task *find(struct task_table *tt, const char *id)
+{
+    for (unsigned i = 0; i < TASK_MAX; i++)
+        if (tt->tasks[i] && strcmp(tt->tasks[i]->id, id) == 0)
+            return tt->tasks[i];
+    return NULL;
+}
+
+static int put_record(struct task_table *tt, struct task *k, struct etcd_client *c)
+{
+    pthread_mutex_lock(&tt->lock);
+    json_t *o = record_json(tt, k);
+    bool done = k->done;
+    pthread_mutex_unlock(&tt->lock);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    char key[TERN_KEY_MAX + TASK_ID_MAX];
+    snprintf(key, sizeof(key), TERN_PREFIX_TASKS "%s", k->id);
+    struct err e;
+    int rc = text ? etcd_put(c, key, text, 0, &e) : -ENOMEM;
+    free(text);
+    if (rc == 0 && done) {
+        pthread_mutex_lock(&tt->lock);
+        k->synced = true;
+        pthread_mutex_unlock(&tt->lock);
+    }
+    return rc;
+}
+
+static void finish(struct task *k, int rc, const struct err *e)
+{
+    struct task_table *tt = &k->t->tasks;
+    char status[sizeof(k->status)];
+    if (rc == 0)
+        snprintf(status, sizeof(status), "OK");
+    else
+        snprintf(status, sizeof(status), "ERROR: %.380s", e->msg);
+    task_log(k, "TASK %s", status);
+    pthread_mutex_lock(&tt->lock);
+    snprintf(k->status, sizeof(k->status), "%s", status);
+    k->end = time(NULL);
+    k->done = true;
+    json_decref(k->progress);
+    k->progress = NULL;
+    pthread_cond_broadcast(&tt->changed);
+    pthread_mutex_unlock(&tt->lock);
+}
+
+static void *task_main(void *arg)
+{
+    struct task *k = arg;
+    struct etcd_client c;
+    struct err e = { "" };
+    bool have_client = etcd_client_init(&c, k->t->cfg.cluster_address, &e) == 0;
+    if (have_client)
+        put_record(&k->t->tasks, k, &c);
+    task_log(k, "task %s started", k->id);
+    int rc = k->run(k, &e);
+    finish(k, rc, &e);
+    if (have_client) {
+        put_record(&k->t->tasks, k, &c);   /* else (or on failure) task_tick does */
+        etcd_client_release(&c);
+    }
+    return NULL;
+}
+
+/* With tt->lock held: a free slot, dropping the oldest ended task that
+ * etcd has if needed. */
+static int free_slot(struct task_table *tt)
+{
+    int slot = -1, oldest = -1;
+    for (int i = 0; i < TASK_MAX && slot < 0; i++) {
+        struct task *k = tt->tasks[i];
+        if (!k)
+            slot = i;
+        else if (k->done && k->synced && (oldest < 0 || k->end < tt->tasks[oldest]->end))
+            oldest = i;
+    }
+    if (slot < 0 && oldest >= 0) {
+        pthread_join(tt->tasks[oldest]->thread, NULL);
+        task_free(tt->tasks[oldest]);
+        tt->tasks[oldest] = NULL;
+        slot = oldest;
+    }
+    return slot;
+}
+
+static struct task *task_new(struct task_table *tt, struct ternd *t, const char *type,
+                             uint32_t vmid, unsigned seq)
+{
+    struct task *k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    k->t = t;
+    k->vmid = vmid;
+    k->start = time(NULL);
+    snprintf(k->type, sizeof(k->type), "%s", type);
+    snprintf(k->status, sizeof(k->status), "running");
+    snprintf(k->id, sizeof(k->id), "UPID:%s:%08X:%08X:%08llX:%s:%u:", tt->node,
+             (unsigned)getpid(), seq, (unsigned long long)k->start, type, vmid);
+    snprintf(k->log_path, sizeof(k->log_path), "%s/%s.log", tt->dir, k->id);
+    k->log = fopen(k->log_path, "w");
+    if (!k->log) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+int task_start(struct task_table *tt, struct ternd *t, const char *type, uint32_t vmid,
+               int (*run)(struct task *k, struct err *e), void *arg,
+               char id[TASK_ID_MAX], struct err *e)
+{
+    pthread_mutex_lock(&tt->lock);
+    int slot = free_slot(tt);
+    struct task *k = slot >= 0 ? task_new(tt, t, type, vmid, ++tt->seq) : NULL;
+    int rc = 0;
+    if (slot < 0)
+        rc = err_set(e, EBUSY, "%d tasks are kept already; try again later", TASK_MAX);
+    else if (!k)
+        rc = err_set(e, EIO, "task log in %s: cannot create", tt->dir);
+    if (!rc) {
+        k->run = run;
+        k->arg = arg;
+        rc = pthread_create(&k->thread, NULL, task_main, k);
+        if (rc) {
+            k->arg = NULL;
+            task_free(k);
+            rc = err_set(e, rc, "task thread: %s", strerror(rc));
+        }
+    }
+    if (!rc) {
+        tt->tasks[slot] = k;
+        snprintf(id, TASK_ID_MAX, "%s", k->id);
+    }
+    pthread_mutex_unlock(&tt->lock);
+    return rc;
+}
+
+json_t *task_json(struct task_table *tt, const char *id)
+{
+    pthread_mutex_lock(&tt->lock);
+    struct task *k = find(tt, id);
+    json_t *o = k ? record_json(tt, k) : NULL;
+    if (o && k->progress)
+        json_object_set(o, "progress", k->progress);
+    pthread_mutex_unlock(&tt->lock);
+    return o;
+}
+
+static json_t *read_lines(const char *path, unsigned start, unsigned *next)
+{
+    json_t *lines = json_array();
+    FILE *f = fopen(path, "r");
+    char line[1100];
+    unsigned n = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        size_t len = strlen(line);
+        if (len == 0 || line[len - 1] != '\n')
+            break;   /* a line still being written */
+        line[len - 1] = '\0';
+        if (n >= start && n < start + LOG_LINES_MAX)
+            json_array_append_new(lines, json_string(line));
+        n++;
+    }
+    if (f)
+        fclose(f);
+    *next = start + (unsigned)json_array_size(lines);
+    return lines;
+}
+
+int task_read_log(struct task_table *tt, const char *id, unsigned start, json_t **out,
+                  struct err *e)
+{
+    pthread_mutex_lock(&tt->lock);
+    struct task *k = find(tt, id);
+    bool running = k && !k->done;
+    char status[sizeof(k->status)] = "";
+    if (k)
+        snprintf(status, sizeof(status), "%s", k->status);
+    pthread_mutex_unlock(&tt->lock);
+    char path[TASK_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s.log", tt->dir, id);
+    if (strchr(id, '/') || access(path, R_OK) < 0)
+        return err_set(e, ENOENT, "no task '%.100s' on this node", id);
+    unsigned next;
+    json_t *lines = read_lines(path, start, &next);
+    if (!k) {   /* from before a restart of ternd: the last line says how it ended */
+        size_t n = json_array_size(lines);
+        const char *last = n ? json_string_value(json_array_get(lines, n - 1)) : "";
+        snprintf(status, sizeof(status), "%s", strncmp(last, "TASK ", 5) == 0 ? last + 5
+                 : "ERROR: ternd ended while the task ran");
+    }
+    *out = json_pack("{s:o, s:I, s:b, s:s}", "lines", lines, "next", (json_int_t)next,
+                     "running", running, "status", status);
+    return *out ? 0 : err_set(e, ENOMEM, "out of memory");
+}
+
+int task_cancel(struct task_table *tt, const char *id, struct err *e)
+{
+    pthread_mutex_lock(&tt->lock);
+    struct task *k = find(tt, id);
+    int rc = 0;
+    if (!k)
+        rc = err_set(e, ENOENT, "no running task '%.100s' on this node", id);
+    else if (k->done)
+        rc = err_set(e, EALREADY, "task '%.100s' has ended: %s", id, k->status);
+    else
+        atomic_store(&k->cancel, true);
+    pthread_cond_broadcast(&tt->changed);
+    pthread_mutex_unlock(&tt->lock);
+    return rc;
+}
+
+void task_tick(struct task_table *tt, struct etcd_client *c)
+{
+    for (unsigned i = 0; i < TASK_MAX; i++) {
+        pthread_mutex_lock(&tt->lock);
+        struct task *k = tt->tasks[i];
+        bool due = k && k->done && !k->synced;
+        pthread_mutex_unlock(&tt->lock);
+        if (due && put_record(tt, k, c) < 0)
+            return;   /* no quorum: the next tick tries again */
+    }
+}

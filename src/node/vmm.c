@@ -1,0 +1,378 @@
+#include "node/vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "node/vmm_watch.h"
+#include "node/vmmctl.h"
+
+#define START_WAIT_MS 10000
+#define ARGS_MAX (24 + 2 * VM_DISKS_MAX)
+
+void vmm_table_init(struct vmm_table *v)
+{
+    memset(v, 0, sizeof(*v));
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->changed, NULL);
+}
+
+int vmm_table_setup(struct vmm_table *v, const char *data_dir, const char *binary,
+                    const char *node, struct err *e)
+{
+    snprintf(v->node, sizeof(v->node), "%s", node);
+    if (snprintf(v->run_dir, sizeof(v->run_dir), "%s/run", data_dir) >= (int)sizeof(v->run_dir))
+        return err_set(e, ENAMETOOLONG, "data dir '%s' is too long", data_dir);
+    if (mkdir(v->run_dir, 0700) < 0 && errno != EEXIST)
+        return err_set(e, errno, "%s: %s", v->run_dir, strerror(errno));
+    if (binary && *binary) {
+        snprintf(v->binary, sizeof(v->binary), "%s", binary);
+    } else {
+        /* beside ternd: build/ in a tree, /usr/bin installed */
+        ssize_t n = readlink("/proc/self/exe", v->binary, sizeof(v->binary) - 16);
+        if (n <= 0)
+            return err_set(e, errno, "/proc/self/exe: %s", strerror(errno));
+        v->binary[n] = '\0';
+        char *slash = strrchr(v->binary, '/');
+        strcpy(slash + 1, "tern-vmm");
+    }
+    if (access(v->binary, X_OK) < 0)
+        return err_set(e, errno, "tern-vmm '%s': %s", v->binary, strerror(errno));
+    return 0;
+}
+
+void vmm_table_release(struct vmm_table *v)
+{
+    for (unsigned i = 0; i < VMM_MAX; i++) {
+        struct vmm_proc *p = v->procs[i];
+        if (!p)
+            continue;
+        /* the VMs keep running: only stop following them */
+        if (p->watch_started) {
+            pthread_cancel(p->watch);
+            pthread_join(p->watch, NULL);
+        }
+        free(p);
+        v->procs[i] = NULL;
+    }
+}
+
+/* With v->lock held. */
+struct vmm_proc *vmm_find(struct vmm_table *v, uint32_t id)
+{
+    for (unsigned i = 0; i < VMM_MAX; i++)
+        if (v->procs[i] && v->procs[i]->spec.conf.id == id)
+            return v->procs[i];
+    return NULL;
+}
+
+static int proc_paths(struct vmm_table *v, struct vmm_proc *p, struct err *e)
+{
+    if (snprintf(p->dir, sizeof(p->dir), "%s/%u", v->run_dir, p->spec.conf.id) >=
+        (int)sizeof(p->dir))
+        return err_set(e, ENAMETOOLONG, "run dir of vm %u too long", p->spec.conf.id);
+    snprintf(p->sock, sizeof(p->sock), "%s/control.sock", p->dir);
+    snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
+    snprintf(p->log, sizeof(p->log), "%s/vmm.log", p->dir);
+    if (mkdir(p->dir, 0700) < 0 && errno != EEXIST)
+        return err_set(e, errno, "%s: %s", p->dir, strerror(errno));
+    return 0;
+}
+
+static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
+                       const char *tls_dir, char bufs[][VMM_PATH_MAX + 64], char **argv)
+{
+    const struct vm_conf *c = &p->spec.conf;
+    int n = 0, b = 0;
+#define ARG(...) (snprintf(bufs[b], sizeof(bufs[b]), __VA_ARGS__), argv[n++] = bufs[b++])
+    ARG("%s", v->binary);
+    ARG("--name"); ARG("%u", c->id);
+    ARG("--memory"); ARG("%lluM", (unsigned long long)c->memory_mib);
+    ARG("--cpus"); ARG("%u", c->cpus);
+    ARG("--control"); ARG("%s", p->sock);
+    ARG("--console"); ARG("file:%s", p->console);
+    for (unsigned i = 0; i < c->ndisks; i++) {
+        ARG("--disk");
+        ARG("path=%s%s", p->spec.disk[i], p->spec.shared[i] ? ",shared=on" : "");
+    }
+    if (uri) {
+        ARG("--incoming"); ARG("%s", uri);
+        ARG("--commit"); ARG("external");
+        if (tls_dir) {
+            ARG("--tls-dir"); ARG("%s", tls_dir);
+        }
+    } else {
+        ARG("--kernel"); ARG("%s", c->kernel);
+        argv[n++] = "--cmdline";
+        argv[n++] = (char *)c->cmdline;
+    }
+#undef ARG
+    argv[n] = NULL;
+}
+
+/* The child: own session (a ternd killed or restarted does not take the VM
+ * along), stdout and stderr into vmm.log. */
+static void exec_child(const struct vmm_proc *p, char **argv)
+{
+    setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in < 0 || out < 0)
+        _exit(127);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(out, 2);
+    close_range(3, ~0u, 0);
+    execv(argv[0], argv);
+    dprintf(2, "ternd: exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+static int spawn(struct vmm_table *v, struct vmm_proc *p, const char *uri,
+                 const char *tls_dir, struct err *e)
+{
+    static char bufs[ARGS_MAX][VMM_PATH_MAX + 64];   /* under v->lock */
+    char *argv[ARGS_MAX + 4];
+    build_args(v, p, uri, tls_dir, bufs, argv);
+    unlink(p->sock);
+    int fd = open(p->console, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0)
+        close(fd);
+    pid_t pid = fork();
+    if (pid < 0)
+        return err_set(e, errno, "fork: %s", strerror(errno));
+    if (pid == 0)
+        exec_child(p, argv);
+    p->pid = pid;
+    p->child = true;
+    char path[VMM_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/pid", p->dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d %d\n", (int)pid, (int)p->role);
+        fclose(f);
+    }
+    return 0;
+}
+
+/* Adds p to the table and starts its process and watch thread. */
+static int launch(struct vmm_table *v, struct vmm_proc *p, const char *uri,
+                  const char *tls_dir, struct err *e)
+{
+    pthread_mutex_lock(&v->lock);
+    int slot = -1, rc = 0;
+    struct vmm_proc *old = vmm_find(v, p->spec.conf.id);
+    for (int i = 0; i < VMM_MAX && slot < 0; i++)
+        if (!v->procs[i])
+            slot = i;
+    if (old && !old->exited)
+        rc = err_set(e, EBUSY, "vm %u already runs here (pid %d)", p->spec.conf.id,
+                     (int)old->pid);
+    else if (old || slot < 0)
+        rc = err_set(e, EBUSY, "vm %u: the last process is still being cleaned up",
+                     p->spec.conf.id);
+    if (!rc)
+        rc = proc_paths(v, p, e);
+    if (!rc)
+        rc = spawn(v, p, uri, tls_dir, e);
+    if (!rc) {
+        p->since = p->started = time(NULL);
+        p->dirty = p->role == VMM_RUN;
+        v->procs[slot] = p;
+        rc = vmm_watch_start(v, p, e);
+        if (rc) {
+            kill(p->pid, SIGKILL);
+            v->procs[slot] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+static int wait_answering(struct vmm_table *v, struct vmm_proc *p, struct err *e)
+{
+    uint64_t deadline = clock_mono_ns() + (uint64_t)START_WAIT_MS * 1000000;
+    json_t *req = json_pack("{s:s}", "cmd", "status"), *reply = NULL;
+    int rc = -ETIMEDOUT;
+    while (clock_mono_ns() < deadline) {
+        rc = vmmctl_request(p->sock, req, &reply, 1000, e);
+        if (rc == 0 || vmm_wait_exit(v, p->spec.conf.id, 50) == 0)
+            break;
+    }
+    json_decref(req);
+    json_decref(reply);
+    if (rc == 0)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    bool gone = p->exited;
+    char why[256];
+    snprintf(why, sizeof(why), "%s", p->last_exit);
+    pthread_mutex_unlock(&v->lock);
+    return gone ? err_set(e, EIO, "tern-vmm of vm %u %s (see %s)", p->spec.conf.id,
+                          why, p->log)
+                : err_set(e, ETIMEDOUT, "tern-vmm of vm %u did not answer in %d ms",
+                          p->spec.conf.id, START_WAIT_MS);
+}
+
+static struct vmm_proc *proc_new(const struct vmm_spec *spec, enum vmm_role role)
+{
+    struct vmm_proc *p = calloc(1, sizeof(*p));
+    if (p) {
+        p->spec = *spec;
+        p->role = role;
+        snprintf(p->status, sizeof(p->status), "%s", role == VMM_RUN ? "starting" : "incoming");
+    }
+    return p;
+}
+
+int vmm_start(struct vmm_table *v, const struct vmm_spec *spec, struct err *e)
+{
+    struct vmm_proc *p = proc_new(spec, VMM_RUN);
+    if (!p)
+        return err_set(e, ENOMEM, "out of memory");
+    int rc = launch(v, p, NULL, NULL, e);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    log_info("vmm", "vm %u: tern-vmm started (pid %d)", spec->conf.id, (int)p->pid);
+    return wait_answering(v, p, e);
+}
+
+int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
+                       const char *uri, const char *tls_dir, struct err *e)
+{
+    struct vmm_proc *p = proc_new(spec, VMM_INCOMING);
+    if (!p)
+        return err_set(e, ENOMEM, "out of memory");
+    int rc = launch(v, p, uri, tls_dir, e);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    log_info("vmm", "vm %u: tern-vmm waits for a migration on %s (pid %d)", spec->conf.id,
+             uri, (int)p->pid);
+    return wait_answering(v, p, e);
+}
+
+int vmm_wait_exit(struct vmm_table *v, uint32_t id, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&v->lock);
+    int rc = 0;
+    struct vmm_proc *p;
+    while ((p = vmm_find(v, id)) && !p->exited && rc == 0)
+        rc = timeout_ms < 0 ? pthread_cond_wait(&v->changed, &v->lock)
+                            : pthread_cond_timedwait(&v->changed, &v->lock, &until);
+    pthread_mutex_unlock(&v->lock);
+    return rc ? -ETIMEDOUT : 0;
+}
+
+/* The socket path of a live process, copied under the lock. */
+static int live_sock(struct vmm_table *v, uint32_t id, char *sock, size_t size,
+                     struct err *e)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    bool live = p && !p->exited;
+    if (live)
+        snprintf(sock, size, "%s", p->sock);
+    pthread_mutex_unlock(&v->lock);
+    return live ? 0 : err_set(e, ENOENT, "vm %u does not run on this node", id);
+}
+
+int vmm_command(struct vmm_table *v, uint32_t id, json_t *req, json_t **reply,
+                struct err *e)
+{
+    char sock[VMM_PATH_MAX + 32];
+    int rc = live_sock(v, id, sock, sizeof(sock), e);
+    return rc ? rc : vmmctl_request(sock, req, reply, 5000, e);
+}
+
+int vmm_stop(struct vmm_table *v, uint32_t id, int timeout_ms, struct err *e)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    bool live = p && !p->exited;
+    pid_t pid = live ? p->pid : 0;
+    if (live)
+        p->stop_requested = true;
+    pthread_mutex_unlock(&v->lock);
+    if (!live)
+        return err_set(e, ENOENT, "vm %u does not run on this node", id);
+    json_t *req = json_pack("{s:s}", "cmd", "quit"), *reply = NULL;
+    struct err ignored;
+    vmm_command(v, id, req, &reply, &ignored);
+    json_decref(req);
+    json_decref(reply);
+    if (vmm_wait_exit(v, id, timeout_ms) == 0)
+        return 0;
+    log_warn("vmm", "vm %u: no exit %d ms after quit; killing pid %d", id, timeout_ms,
+             (int)pid);
+    kill(pid, SIGKILL);
+    return vmm_wait_exit(v, id, 5000) == 0 ? 0
+        : err_set(e, ETIMEDOUT, "vm %u: pid %d does not end", id, (int)pid);
+}
+
+void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    if (p && !p->exited) {
+        out->present = true;
+        out->role = p->role;
+        out->pid = p->pid;
+        out->started = p->started;
+        snprintf(out->status, sizeof(out->status), "%s", p->status);
+    }
+    if (p)
+        snprintf(out->console, sizeof(out->console), "%s", p->console);
+    else
+        snprintf(out->console, sizeof(out->console), "%s/%u/console.log", v->run_dir, id);
+    for (unsigned i = 0; i < VMM_MAX; i++)
+        if (v->exits[i].id == id)
+            snprintf(out->last_exit, sizeof(out->last_exit), "%s", v->exits[i].why);
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vmm_set_listener(struct vmm_table *v, uint32_t id,
+                      void (*fn)(void *ctx, json_t *ev), void *ctx)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    if (p) {
+        p->listener = fn;
+        p->listener_ctx = ctx;
+    }
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vmm_set_status(struct vmm_table *v, uint32_t id, const char *status)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    if (p && !p->exited) {
+        snprintf(p->status, sizeof(p->status), "%s", status);
+        p->since = time(NULL);
+        p->dirty = true;
+    }
+    pthread_mutex_unlock(&v->lock);
+}

@@ -1,0 +1,264 @@
+/* The supervisor's main-loop side: run state into etcd, the end of
+ * processes, the restart policy, and adopting the processes a previous
+ * ternd left running. Only the main thread runs this, with its own etcd
+ * client. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster/owner.h"
+#include "common/log.h"
+#include "node/vmm.h"
+#include "node/vmm_watch.h"
+
+#define CRASH_WINDOW_S 600
+#define CRASHES_MAX 3
+
+struct snapshot {
+    uint32_t id;
+    bool exited, dirty, pub_lost, incoming;
+    char value[512];
+    char published[512];
+};
+
+static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapshot *s)
+{
+    s->id = p->spec.conf.id;
+    s->exited = p->exited;
+    s->dirty = p->dirty;
+    s->pub_lost = p->pub_lost;
+    s->incoming = p->role == VMM_INCOMING;
+    snprintf(s->published, sizeof(s->published), "%s", p->published);
+    snprintf(s->value, sizeof(s->value),
+             "{\"node\":\"%s\",\"status\":\"%s\",\"pid\":%d,\"since\":%lld,\"started\":%lld}",
+             v->node, p->status, (int)p->pid, (long long)p->since, (long long)p->started);
+}
+
+/* Someone else's value is there: overwrite it only if etcd names this node
+ * the owner (a destination taking over after the commit). */
+static bool may_take_over(struct vmm_table *v, struct etcd_client *c, uint32_t id)
+{
+    char vmid[16], owner[TERN_NAME_MAX + 1];
+    struct err e;
+    snprintf(vmid, sizeof(vmid), "%u", id);
+    return vm_owner_get(c, vmid, 0, owner, &e) == 0 && strcmp(owner, v->node) == 0;
+}
+
+/* 1 written (or deleted), 0 lost to another node, -errno try again later.
+ * A delete only removes our own value: after a migration the destination's
+ * is there. */
+static int write_state(struct vmm_table *v, struct etcd_client *c, struct snapshot *s,
+                       int64_t lease)
+{
+    char key[TERN_KEY_MAX];
+    snprintf(key, sizeof(key), TERN_PREFIX_VMSTATE "%u", s->id);
+    if (s->exited && !s->published[0])
+        return 1;
+    struct etcd_cas op = { .key = key, .cmp = s->published[0] ? ETCD_CMP_VALUE : ETCD_CMP_ABSENT,
+                           .expect_value = s->published,
+                           .new_value = s->exited ? NULL : s->value, .lease = lease };
+    bool swapped;
+    struct err e;
+    int rc = etcd_cas(c, &op, &swapped, NULL, &e);
+    if (rc < 0)
+        return rc;
+    if (swapped || s->exited)
+        return 1;
+    if (!may_take_over(v, c, s->id))
+        return 0;
+    rc = etcd_put(c, key, s->value, lease, &e);
+    return rc < 0 ? rc : 1;
+}
+
+static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc *p,
+                    int64_t lease)
+{
+    struct snapshot s;
+    pthread_mutex_lock(&v->lock);
+    take_snapshot(v, p, &s);
+    pthread_mutex_unlock(&v->lock);
+    if (!s.dirty || s.pub_lost || (s.incoming && !s.exited) || !lease)
+        return;
+    int rc = write_state(v, c, &s, lease);
+    if (rc < 0)
+        return;
+    pthread_mutex_lock(&v->lock);
+    if (rc == 0) {
+        p->pub_lost = true;
+        log_info("vmm", "vm %u: another node publishes its state now", s.id);
+    } else {
+        snprintf(p->published, sizeof(p->published), "%s", s.exited ? "" : s.value);
+    }
+    if (strcmp(s.value, p->published) == 0 || rc == 0 || s.exited)
+        p->dirty = false;
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* With v->lock held: may the VM come back after this crash? */
+static bool crash_allowed(struct vmm_table *v, uint32_t id, unsigned *count)
+{
+    time_t now = time(NULL);
+    int slot = -1;
+    for (int i = 0; i < VMM_MAX && slot < 0; i++)
+        if (v->crashes[i].id == id)
+            slot = i;
+    for (int i = 0; i < VMM_MAX && slot < 0; i++)
+        if (!v->crashes[i].id || now - v->crashes[i].first > CRASH_WINDOW_S)
+            slot = i;
+    if (slot < 0)
+        return false;
+    if (v->crashes[slot].id != id || now - v->crashes[slot].first > CRASH_WINDOW_S) {
+        v->crashes[slot].id = id;
+        v->crashes[slot].count = 0;
+        v->crashes[slot].first = now;
+    }
+    *count = ++v->crashes[slot].count;
+    return *count <= CRASHES_MAX;
+}
+
+static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec *spec)
+{
+    uint32_t id = spec->conf.id;
+    if (!may_take_over(v, c, id)) {
+        log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)", id);
+        return;
+    }
+    unsigned count = 0;
+    pthread_mutex_lock(&v->lock);
+    bool ok = crash_allowed(v, id, &count);
+    pthread_mutex_unlock(&v->lock);
+    if (!ok) {
+        log_error("vmm", "vm %u: crashed %u times in %d s; not restarted", id, count,
+                  CRASH_WINDOW_S);
+        return;
+    }
+    log_warn("vmm", "vm %u: restarting after a crash (%u of %d in %d s)", id, count,
+             CRASHES_MAX, CRASH_WINDOW_S);
+    struct err e;
+    if (vmm_start(v, spec, &e) < 0)
+        log_error("vmm", "vm %u: restart failed: %s", id, e.msg);
+}
+
+/* Ended processes whose state is settled leave the table: 0 none, 1 one
+ * left, 2 one left that the restart policy wants back (in *again). */
+static int reap_one(struct vmm_table *v, struct vmm_spec *again)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *done = NULL;
+    for (unsigned i = 0; i < VMM_MAX && !done; i++) {
+        struct vmm_proc *p = v->procs[i];
+        if (p && p->exited && !p->dirty) {
+            done = p;
+            v->procs[i] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (!done)
+        return 0;
+    pthread_join(done->watch, NULL);
+    int rc = done->restart_due ? 2 : 1;
+    if (rc == 2)
+        *again = done->spec;
+    free(done);
+    return rc;
+}
+
+/* A new lease (the node registered again after losing its old one): the
+ * states written under the old one went with it. */
+static void lease_changed(struct vmm_table *v, int64_t lease)
+{
+    pthread_mutex_lock(&v->lock);
+    if (lease != v->lease) {
+        v->lease = lease;
+        for (unsigned i = 0; i < VMM_MAX; i++)
+            if (v->procs[i]) {
+                v->procs[i]->published[0] = '\0';
+                v->procs[i]->dirty = true;
+            }
+    }
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease)
+{
+    lease_changed(v, lease);
+    for (unsigned i = 0; i < VMM_MAX; i++) {
+        pthread_mutex_lock(&v->lock);
+        struct vmm_proc *p = v->procs[i];
+        pthread_mutex_unlock(&v->lock);
+        if (p)   /* only this thread frees procs: p stays valid */
+            publish(v, c, p, lease);
+    }
+    struct vmm_spec again;
+    int rc;
+    while ((rc = reap_one(v, &again)) > 0)
+        if (rc == 2)
+            restart(v, c, &again);
+}
+
+/* DATA_DIR/run/<id>/pid names a live tern-vmm: follow it again. */
+static void adopt_one(struct vmm_table *v, struct etcd_client *c, uint32_t id)
+{
+    char path[VMM_PATH_MAX + 32], exe[VMM_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%u/pid", v->run_dir, id);
+    FILE *f = fopen(path, "r");
+    int pid = 0, role = 0;
+    bool ok = f && fscanf(f, "%d %d", &pid, &role) == 2 && pid > 0;
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+    ssize_t n = ok ? readlink(path, exe, sizeof(exe) - 1) : -1;
+    if (n <= 0)
+        return;   /* gone, or the pid is someone else's now */
+    exe[n] = '\0';
+    if (!strstr(exe, "tern-vmm"))
+        return;
+    struct vmm_proc *p = calloc(1, sizeof(*p));
+    struct err e;
+    if (!p)
+        return;
+    p->spec.conf.id = id;
+    vm_conf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
+    p->spec.conf.id = id;
+    p->pid = pid;
+    p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;
+    p->since = p->started = time(NULL);
+    snprintf(p->status, sizeof(p->status), "%s", p->role == VMM_RUN ? "running" : "incoming");
+    snprintf(p->dir, sizeof(p->dir), "%s/%u", v->run_dir, id);
+    snprintf(p->sock, sizeof(p->sock), "%s/control.sock", p->dir);
+    snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
+    snprintf(p->log, sizeof(p->log), "%s/vmm.log", p->dir);
+    p->dirty = true;
+    pthread_mutex_lock(&v->lock);
+    int slot = -1;
+    for (int i = 0; i < VMM_MAX && slot < 0; i++)
+        if (!v->procs[i])
+            slot = i;
+    if (slot >= 0 && vmm_watch_start(v, p, &e) == 0) {
+        v->procs[slot] = p;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (!p)
+        log_info("vmm", "vm %u: adopted tern-vmm pid %d left by an earlier ternd", id, pid);
+    free(p);
+}
+
+void vmm_adopt(struct vmm_table *v, struct etcd_client *c)
+{
+    DIR *d = opendir(v->run_dir);
+    struct dirent *ent;
+    while (d && (ent = readdir(d))) {
+        char *end;
+        unsigned long id = strtoul(ent->d_name, &end, 10);
+        if (*end || id < VM_ID_MIN || id > VM_ID_MAX)
+            continue;
+        adopt_one(v, c, (uint32_t)id);
+    }
+    if (d)
+        closedir(d);
+}

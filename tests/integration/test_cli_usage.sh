@@ -1,0 +1,131 @@
+# The tern CLI's command line: every command's --help, usage errors (exit
+# 2, one line naming the culprit, nothing sent), an unreachable API (exit
+# 1, one line) - all without a server. Then, when ternd and etcd are
+# there, the commands against one real single-node ternd on 127.0.0.21
+# (etcd 25791/25801, API 18206, apart from the other tests' ports); a
+# command whose endpoint ternd does not serve yet is noted and skipped.
+BUILD=${BUILD:-build}
+. tests/integration/lib.sh
+TERN=$BUILD/tern
+TERND=$BUILD/ternd
+TD_PID=
+
+[ -x "$TERN" ] || { not_ok "$TERN is missing (make build/tern)"; exit 1; }
+
+stop_ternd() {
+    [ -n "$TD_PID" ] || return 0
+    kill -TERM "$TD_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$TD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$TD_PID" 2>/dev/null
+    wait "$TD_PID" 2>/dev/null
+    TD_PID=
+}
+trap 'stop_ternd; cleanup' EXIT
+
+# run ARGS...: tern's exit status in $RC, stdout in $TMP/out, stderr in $TMP/err.
+run() { "$TERN" "$@" >"$TMP/out" 2>"$TMP/err"; RC=$?; }
+one_line_err() { [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^tern: ' "$TMP/err"; }
+
+# --- help: tern --help lists every command, and each has its own --help
+run --help
+check "tern --help exits 0" [ "$RC" -eq 0 ]
+mapfile -t COMMANDS < <(sed -n '/^commands:/,/^common options:/p' "$TMP/out" |
+                        grep -E '^  [a-z]+ [a-z]+ ' | awk '{print $1, $2}')
+check "tern --help lists 20 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 20 ]
+bad_help=()
+for c in "${COMMANDS[@]}"; do
+    # shellcheck disable=SC2086
+    run $c --help
+    if [ "$RC" -ne 0 ] || ! grep -q "^usage: tern $c" "$TMP/out" ||
+       ! grep -q '^examples:' "$TMP/out" || [ -s "$TMP/err" ]; then
+        bad_help+=("$c")
+    fi
+done
+check "every command's --help exits 0 with usage and examples${bad_help:+ (not: ${bad_help[*]})}" \
+    [ "${#bad_help[@]}" -eq 0 ]
+run vm --help
+check "tern vm --help lists the vm commands" \
+    bash -c "[ $RC -eq 0 ] && grep -q '^  vm migrate ' '$TMP/out' && ! grep -q '^  task ' '$TMP/out'"
+run --api 127.0.0.1:1 vm migrate 100 n2 --bwlimit x --help
+check "--help wins over a bad value later on the line" \
+    bash -c "[ $RC -eq 2 ] || grep -q '^usage: tern vm migrate' '$TMP/out'"
+
+# --- usage errors: exit 2, one line on stderr naming the culprit, no output.
+# The --api is unreachable: a usage error must come before any request.
+usage_case() {   # culprit-regex ARGS...
+    local re=$1; shift
+    run --api 127.0.0.1:1 --token-file /dev/null "$@"
+    if [ "$RC" -eq 2 ] && one_line_err && grep -Eq -- "$re" "$TMP/err" && [ ! -s "$TMP/out" ]; then
+        ok "usage: tern $* -> exit 2, $(cat "$TMP/err")"
+    else
+        not_ok "usage: tern $* -> exit $RC, want 2 and one line matching '$re': $(head -c 300 "$TMP/err")"
+    fi
+}
+KERNEL=(--memory 64 --cpus 1 --kernel /boot/x)
+usage_case "no command given"
+usage_case "unknown command 'frobnicate'" frobnicate
+usage_case "unknown command 'vm launch'" vm launch
+usage_case "missing command after 'vm'" vm
+usage_case "unknown option '--colour'" node list --colour
+usage_case "unknown option '--start'" vm list --start
+usage_case "'--output' needs a value" node list --output
+usage_case "--output .*'yaml'" node list --output yaml
+usage_case "--output .*'xml'" --output=xml vm list
+usage_case "missing argument ID" vm start
+usage_case "unexpected argument '101'" vm start 100 101
+usage_case "bad vm id 'abc'" vm start abc
+usage_case "bad vm id '99'" vm stop 99
+usage_case "bad vm id '1000000000'" vm show 1000000000
+usage_case "bad vm id '-5'" vm destroy -- -5
+usage_case "bad vm id '0x64'" vm console 0x64
+usage_case "missing option --memory" vm create 100 --cpus 1 --kernel /boot/x
+usage_case "--memory '8'.*range" vm create 100 --memory 8 --cpus 1 --kernel /boot/x
+usage_case "--cpus '0'" vm create 100 --memory 64 --cpus 0 --kernel /boot/x
+usage_case "bad --disk 'local'" vm create 100 "${KERNEL[@]}" --disk local
+usage_case "bad --disk size '12T'" vm create 100 "${KERNEL[@]}" --disk local:12T
+usage_case "bad --disk size '0'" vm create 100 "${KERNEL[@]}" --disk local:0
+usage_case "bad storage name 'a/b'" vm create 100 "${KERNEL[@]}" --disk a/b:64
+usage_case "'--start' takes no value" vm create 100 "${KERNEL[@]}" --start=yes
+usage_case "--kernel 'no-such-kernel'" vm create 100 --memory 64 --cpus 1 --kernel no-such-kernel
+usage_case "missing argument TARGET" vm migrate 100
+usage_case "bad target node 'n 2'" vm migrate 100 "n 2"
+usage_case "--bwlimit .*'fast'" vm migrate 100 n2 --bwlimit fast
+usage_case "--migration-type .*'tls'" vm migrate 100 n2 --migration-type tls
+usage_case "--migration-network '10.0.0.1'" vm migrate 100 n2 --migration-network 10.0.0.1
+usage_case "--downtime '0'" vm migrate 100 n2 --downtime 0
+usage_case "type .*'fast'" cluster set migration type=fast
+usage_case "network '10.0.0.0/33'" cluster set migration type=secure,network=10.0.0.0/33
+usage_case "unknown migration option 'speed'" cluster set migration speed=1
+usage_case "bad migration option 'secure'" cluster set migration secure
+usage_case "bad migration options ''" cluster set migration ""
+usage_case "unknown cluster option 'ha'" cluster set ha type=secure
+usage_case "missing option --fingerprint" cluster join 10.0.0.1:8006 --token-file /dev/null
+usage_case "bad --fingerprint 'md5:x'" cluster join 10.0.0.1:8006 --fingerprint md5:x --token-file /dev/null
+usage_case "bad address '10.0.0.1'" cluster join 10.0.0.1 --fingerprint sha256//x --token-file /dev/null
+usage_case "--token-file FILE and --token TOKEN" cluster join 10.0.0.1:8006 --fingerprint sha256//x
+usage_case "bad --token" cluster join 10.0.0.1:8006 --fingerprint sha256//x --token 1234
+usage_case "bad cluster name 'my cluster'" cluster create "my cluster"
+usage_case "--path 'rel/dir' is not absolute" storage add s1 --path rel/dir
+usage_case "missing option --path" storage add s1
+usage_case "bad task id '42'" task log 42
+usage_case "bad vm id 'x'" task list --vmid x
+usage_case "--limit '0'" task list --limit 0
+
+# --- no server: exit 1 and one line
+echo 0000 >"$TMP/token"
+run --api 127.0.0.1:1 --token-file "$TMP/token" node list
+check "unreachable --api: exit 1 with one line ($(cat "$TMP/err"))" \
+    bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q '^tern: cannot reach ternd at https://127.0.0.1:1' '$TMP/err'"
+run --api 127.0.0.1:1 --token-file "$TMP/token" vm migrate 100 n2 --online
+check "unreachable --api for a change: exit 1 with one line" \
+    bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$TMP/err') -eq 1 ]"
+run --config "$TMP/none.conf" vm list
+check "missing config: exit 1 naming it" \
+    bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q '$TMP/none.conf' '$TMP/err'"
+
+# --- a real single-node ternd, for the endpoints it serves today
+if [ ! -x "$TERND" ] || [ ! -x "${TERN_ETCD:-/usr/bin/etcd}" ]; then
+    note "skipped: no ternd or etcd, the CLI against a real ternd is not tried"
+    exit 0
+fi
+. tests/integration/cli_server.sh
