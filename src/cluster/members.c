@@ -207,7 +207,14 @@ static int member_add_call(struct etcd_client *c, const char *peer_url, json_t *
     int rc;
     for (long waited = 0;; waited += 500) {
         rc = etcd_client_call(c, "/v3/cluster/member/add", req, resp, e);
-        if (rc != -ETCD_NOT_QUORATE || !strstr(etcd_client_detail(c), "unhealthy cluster"))
+        /* etcd makes the new id from the peer URL and the time in whole
+         * seconds: re-adding a URL removed within the same second hits the
+         * removed id, which etcd reports as "member not found" */
+        bool same_second = rc == -ENOENT && strstr(e->msg, "member not found") &&
+                           waited < 2000;
+        bool unhealthy = rc == -ETCD_NOT_QUORATE &&
+                         strstr(etcd_client_detail(c), "unhealthy cluster");
+        if (!same_second && !unhealthy)
             break;
         if (waited >= MEMBER_ADD_RETRY_MS) {
             rc = err_set(e, EBUSY, "etcd refused to add the member: etcdserver: "

@@ -8,12 +8,16 @@
 static const char *die_prog = "tern";
 
 /* strerror() texts start with a capital ("No such file"); messages here are
- * lowercase throughout, so lower the first letter after every ": ". */
-static void err_lowercase_strerror(char *msg)
+ * lowercase throughout, so lower the first letter of the error's own text
+ * wherever it was quoted (and nothing else: "Intel" stays a name). */
+static void err_lowercase_strerror(char *msg, int errnum)
 {
-    for (char *p = strstr(msg, ": "); p; p = strstr(p + 2, ": "))
-        if (p[2] >= 'A' && p[2] <= 'Z' && p[3] >= 'a' && p[3] <= 'z')
-            p[2] = (char)(p[2] - 'A' + 'a');
+    char text[128];
+    snprintf(text, sizeof(text), "%s", strerror(errnum));
+    if (!(text[0] >= 'A' && text[0] <= 'Z'))
+        return;
+    for (char *p = strstr(msg, text); p; p = strstr(p + 1, text))
+        p[0] = (char)(p[0] - 'A' + 'a');
 }
 
 int err_set(struct err *e, int errnum, const char *fmt, ...)
@@ -23,7 +27,7 @@ int err_set(struct err *e, int errnum, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
         va_end(ap);
-        err_lowercase_strerror(e->msg);
+        err_lowercase_strerror(e->msg, errnum);
     }
     return -errnum;
 }

@@ -356,6 +356,8 @@ int mig_plan_check(struct mig_plan *p, struct ternd *t, struct etcd_client *c,
 {
     int rc = check_quorum_options(p, c, e);
     if (!rc)
+        rc = check_lock(p, c, e);
+    if (!rc)
         rc = check_vm(p, t, c, e);
     struct node_entries l;
     node_entries_init(&l);
@@ -364,8 +366,6 @@ int mig_plan_check(struct mig_plan *p, struct ternd *t, struct etcd_client *c,
     if (!rc)
         rc = check_nodes(p, &l, e);
     node_entries_release(&l);
-    if (!rc)
-        rc = check_lock(p, c, e);
     return rc;
 }
 

@@ -23,6 +23,8 @@ struct mig_run {
     uint64_t last_line_ns;
     bool committed;
     bool cancel_sent;
+    uint64_t checked_ns;             /* last look at the target's ternd */
+    unsigned misses;
     uint64_t t0;
 };
 
@@ -31,5 +33,10 @@ struct mig_run {
 int mig_handover_file_write(struct ternd *t, uint32_t vmid, const char *role,
                             const char *source, const char *target, int64_t rev,
                             struct err *e);
+
+/* ca.pem: the peer node's certificate (pinned: no CA between nodes);
+ * cert.pem and key.pem: this node's. In DATA_DIR/run/<id>/<which>. */
+int mig_tls_dir(struct ternd *t, uint32_t vmid, const char *which, const char *peer_cert,
+                char dir[VMM_PATH_MAX + 32], struct err *e);
 
 #endif

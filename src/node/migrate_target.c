@@ -18,9 +18,6 @@
 
 #define PORTS 100
 
-int mig_tls_dir(struct ternd *t, uint32_t vmid, const char *which, const char *peer_cert,
-                char dir[VMM_PATH_MAX + 32], struct err *e);
-
 /* A port from migration_address's port on that is free on address now. */
 static int free_port(const char *address, unsigned base, unsigned *port, struct err *e)
 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/handover.h"
@@ -118,6 +119,19 @@ static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client
     return rc ? rc : err_set(e, ESTALE, "handover refused");
 }
 
+/* Tests widen the window between the etcd commit and telling tern-vmm, to
+ * kill this ternd inside it (TERN_TEST_HOLD, as in tern-vmm). */
+static void test_hold(const char *point)
+{
+    const char *at = getenv("TERN_TEST_HOLD");
+    const char *ms = getenv("TERN_TEST_HOLD_MS");
+    if (!at || strcmp(at, point))
+        return;
+    long v = ms ? atol(ms) : 1000;
+    struct timespec ts = { v / 1000, (v % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
 static int tell_vmm(struct task *k, const char *cmd, const char *key, bool yes, struct err *e)
 {
     json_t *req = json_pack("{s:s}", "cmd", cmd), *reply = NULL;
@@ -139,6 +153,8 @@ static int on_commit_pending(struct task *k, struct mig_run *m, struct etcd_clie
     int rc = commit_handover(k, m, c, &committed, &why);
     if (committed)
         task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target, k->vmid);
+    if (committed)
+        test_hold("handover-committed");
     else
         task_log(k, "handover refused (%s): vm %u resumes on node '%s'", why.msg, k->vmid,
                  m->plan.source);
@@ -152,12 +168,39 @@ static int on_commit_pending(struct task *k, struct mig_run *m, struct etcd_clie
     return trc ? trc : 1;
 }
 
+/* Before the commit, a target whose ternd stopped answering ends the
+ * migration: its node may be going down, and nobody there would settle a
+ * handover that went wrong. Two misses in a row, a second apart. */
+static bool target_lost(struct task *k, struct mig_run *m, struct etcd_client *c)
+{
+    uint64_t now = clock_mono_ns();
+    if (m->committed || now - m->checked_ns < 1000000000ULL)
+        return false;
+    m->checked_ns = now;
+    struct peer peer;
+    struct err e;
+    json_t *ans = NULL;
+    long status = 0;
+    int rc = peer_init(&peer, k->t, c, m->plan.target, &e);
+    if (rc == 0) {
+        rc = peer_call(&peer, "GET", "/api/v1/version", NULL, &status, &ans, &e);
+        peer_release(&peer);
+    }
+    json_decref(ans);
+    m->misses = rc == -EHOSTUNREACH ? m->misses + 1 : 0;
+    if (m->misses == 2)
+        task_log(k, "node '%s' stopped answering (%s): cancelling", m->plan.target, e.msg);
+    return m->misses == 2;
+}
+
 /* Until the source tern-vmm's migration ends. */
 static int follow(struct task *k, struct mig_run *m, struct etcd_client *c, struct err *e)
 {
     for (;;) {
-        if (task_cancelled(k) && !m->cancel_sent && !m->committed) {
-            task_log(k, "cancel requested");
+        bool lost = target_lost(k, m, c);
+        if ((task_cancelled(k) || lost) && !m->cancel_sent && !m->committed) {
+            if (!lost)
+                task_log(k, "cancel requested");
             struct err ignored;
             tell_vmm(k, "migrate_cancel", NULL, false, &ignored);
             m->cancel_sent = true;
@@ -201,8 +244,6 @@ static int write_pem(const char *dir, const char *name, const char *pem, struct 
     return 0;
 }
 
-/* ca.pem: the peer node's certificate (pinned: no CA between nodes);
- * cert.pem and key.pem: this node's. */
 int mig_tls_dir(struct ternd *t, uint32_t vmid, const char *which, const char *peer_cert,
                 char dir[VMM_PATH_MAX + 32], struct err *e)
 {

@@ -47,6 +47,21 @@ static void set_status(struct vmm_proc *p, const char *status)
     p->dirty = true;
 }
 
+/* A destination whose migration completed: the VM is this node's now (and
+ * so for a ternd that adopts the process later). */
+static void become_owner(struct vmm_proc *p)
+{
+    p->role = VMM_RUN;
+    set_status(p, "running");
+    char path[VMM_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/pid", p->dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d %d\n", (int)p->pid, (int)VMM_RUN);
+        fclose(f);
+    }
+}
+
 /* With v->lock held: what an event (or a status reply) says of the VM. */
 static void apply(struct vmm_proc *p, json_t *ev)
 {
@@ -54,7 +69,9 @@ static void apply(struct vmm_proc *p, json_t *ev)
     const char *state = json_string_value(json_object_get(ev, "state"));
     const char *mig = json_string_value(json_object_get(ev, "status"));
     bool migrating = strcmp(p->status, "migrating") == 0;
-    if (!name && state && p->role == VMM_RUN && !migrating &&
+    if (!name && state && p->role == VMM_INCOMING && !strcmp(state, "running"))
+        become_owner(p);   /* adopted after its migration completed */
+    else if (!name && state && p->role == VMM_RUN && !migrating &&
         (!strcmp(state, "running") || !strcmp(state, "paused")))
         set_status(p, state);
     else if (name && !strcmp(name, "resumed") && p->role == VMM_RUN && !migrating)
@@ -66,8 +83,7 @@ static void apply(struct vmm_proc *p, json_t *ev)
                  json_string_value(json_object_get(ev, "reason")) ?: "");
     else if (name && !strcmp(name, "migration") && p->role == VMM_INCOMING && mig &&
              !strcmp(mig, "completed")) {
-        p->role = VMM_RUN;   /* the VM is ours now */
-        set_status(p, "running");
+        become_owner(p);
     }
 }
 

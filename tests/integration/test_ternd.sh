@@ -157,7 +157,7 @@ CODE=$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' \
     --cacert "$TMP/n3/data/tls/cert.pem" -H "Authorization: Bearer $(cat "$TMP/n3/data/admin.token")" \
     https://127.0.0.13:18006/api/v1/version)
 check "right token over verified https: http 200" [ "$CODE" = 200 ]
-tern_on n3 vm list >/dev/null 2>&1; RC=$?
+tern_on n3 frobnicate now >/dev/null 2>&1; RC=$?
 check "unknown command: exit 2" [ "$RC" -eq 2 ]
 
 # --- graceful stop: nothing left behind

@@ -1,0 +1,127 @@
+# A three-node tern cluster on one machine for the integration tests: three
+# ternd on $NET.1-3 (each with its etcd member), made with `tern cluster
+# create` and `tern cluster join`, real tern-vmm processes booting the real
+# tern-guest. Node nI has address $NET$I (NET=127.0.0.5: 127.0.0.51..53); every node also has an address in 127.0.1.0/24 (config key
+# `addresses`) for the migration-network tests. The caller sets NET
+# (e.g. 127.0.0.5) before sourcing; ports 27791/27801 (etcd), 18406 (API),
+# 27100+ (migrations).
+BUILD=${BUILD:-build}
+. tests/integration/lib.sh
+TERND=$BUILD/ternd
+TERN=$BUILD/tern
+TTL=3
+declare -A TD_PID=()
+
+for bin in "$TERND" "$TERN" "$VMM" "$GUEST"; do
+    [ -x "$bin" ] || { not_ok "$bin is missing (make all)"; exit 1; }
+done
+command -v jq >/dev/null || { not_ok "jq is missing (scripts/install-deps)"; exit 1; }
+
+# Everything goes: ternd, their etcd members and every tern-vmm they
+# started (those outlive a ternd on purpose).
+stop_all() {
+    local n pid
+    for n in "${!TD_PID[@]}"; do kill -TERM "${TD_PID[$n]}" 2>/dev/null; done
+    for n in "${!TD_PID[@]}"; do
+        pid=${TD_PID[$n]}
+        for _ in $(seq 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null
+    done
+    pkill -9 -f -- "--control $TMP/" 2>/dev/null
+    pkill -9 -f -- "--data-dir $TMP/" 2>/dev/null
+    wait 2>/dev/null
+    TD_PID=()
+}
+trap 'stop_all; cleanup' EXIT
+
+node_ip() { echo "$NET${1#n}"; }
+
+write_conf() {   # NAME
+    local n=$1 ip
+    ip=$(node_ip "$n")
+    mkdir -p "$TMP/$n"
+    cat >"$TMP/$n.conf" <<EOF2
+name = $n
+cluster_address = http://$ip:27791
+peer_address = http://$ip:27801
+migration_address = $ip:27100
+addresses = $ip,127.0.1.${ip##*.}
+data_dir = $TMP/$n/data
+api_address = $ip:18406
+heartbeat_ttl_s = $TTL
+etcd_election_ms = 500
+EOF2
+}
+
+start_node() { "$TERND" --config "$TMP/$1.conf" 2>>"$TMP/$1.log" & TD_PID[$1]=$!; }
+kill_node() { kill -9 "${TD_PID[$1]}" 2>/dev/null; wait "${TD_PID[$1]}" 2>/dev/null; unset "TD_PID[$1]"; }
+tern_on() { local n=$1; shift; "$TERN" --config "$TMP/$n.conf" "$@"; }
+etcd_of() { pgrep -f -- "--data-dir $TMP/$1/data/etcd"; }
+
+# wait_rc SECONDS RC CMD...: until CMD exits with RC; its output in $OUT.
+wait_rc() {
+    local deadline=$(( $(now_ms) + $1 * 1000 )) want=$2; shift 2
+    while :; do
+        OUT=$("$@" 2>&1); RC=$?
+        [ "$RC" -eq "$want" ] && return 0
+        [ "$(now_ms)" -ge $deadline ] && return 1
+        sleep 0.2
+    done
+}
+
+# cluster_up NAME: n1 creates the cluster, n2 and n3 join it.
+cluster_up() {
+    local n fp
+    for n in n1 n2 n3; do write_conf $n; start_node $n; done
+    wait_rc 20 3 tern_on n1 cluster status || return 1
+    tern_on n1 cluster create "$1" >"$TMP/create.out" 2>&1 || return 1
+    wait_rc 20 0 tern_on n1 cluster status || return 1
+    fp=$(tern_on n1 cluster status --output json | jq -r .fingerprint)
+    for n in n2 n3; do
+        tern_on $n cluster join "$(node_ip n1):18406" --fingerprint "$fp" \
+            --token-file "$TMP/n1/data/admin.token" >"$TMP/join-$n.out" 2>&1 || return 1
+    done
+    wait_rc 30 0 node_count_online 3
+}
+node_count_online() {
+    [ "$(tern_on n1 node list --output json | jq '[.nodes[] | select(.online)] | length')" = "$1" ]
+}
+
+# ---- VMs ----
+console_of() { echo "$TMP/$1/data/run/$2/console.log"; }
+vm_field() { tern_on n1 vm show "$1" --output json | jq -r ".$2"; }
+# vm_on ID NODE [STATUS]: the cluster shows the VM there (within 5 s: the
+# run state reaches etcd from ternd's main loop).
+vm_on() {
+    local i
+    for i in $(seq 25); do
+        [ "$(vm_field "$1" node)" = "$2" ] && [ "$(vm_field "$1" status)" = "${3:-running}" ] &&
+            return 0
+        sleep 0.2
+    done
+    return 1
+}
+runs_and_verifies() { vm_on "$1" "$2" && verify_on "$2" "$1"; }
+# hb_moves NODE ID: the VM's heartbeat goes on in that node's console.
+hb_moves() {
+    local f n
+    f=$(console_of "$1" "$2")
+    n=$(grep -Eo '^HB [0-9]+' "$f" 2>/dev/null | tail -1 | cut -d' ' -f2)
+    wait_for "$f" "^HB $(( ${n:-0} + 2 )) " 5
+}
+# verify_on NODE ID: a new VERIFY ok on that node's console, no FAIL.
+verify_on() {
+    local f n deadline=$(( $(now_ms) + 10000 ))
+    f=$(console_of "$1" "$2")
+    n=$(grep -c '^VERIFY ok' "$f" 2>/dev/null)
+    while [ "$(now_ms)" -lt $deadline ]; do
+        grep -q 'VERIFY FAIL' "$f" && return 1
+        [ "$(grep -c '^VERIFY ok' "$f")" -gt "${n:-0}" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# vmm_count ID: how many tern-vmm processes run VM ID in this cluster.
+vmm_count() { pgrep -f -- "tern-vmm --name $1 .*$TMP/" | wc -l; }
+# task_log_file NODE: the newest task log of that node.
+task_log_file() { ls -t "$TMP/$1/data/tasks/"*.log 2>/dev/null | head -1; }

@@ -1,0 +1,117 @@
+# `tern vm migrate` in a three-node cluster: create and join, a VM on
+# shared storage running tern-guest with its page verifier, migrated live
+# around all nodes (secure, insecure, over a migration network, auto) and
+# offline, each pre-check refused with its one line, dry run, cancel.
+NET=127.0.0.5
+. tests/integration/cluster_lib.sh
+
+check "cluster created on n1, n2 and n3 joined, all online" cluster_up demo
+check "cluster status on n3: 3 members, quorate" \
+    bash -c "$TERN --config $TMP/n3.conf cluster status --output json | jq -e '.quorate and .member_count == 3' >/dev/null"
+
+mkdir -p "$TMP/shared" "$TMP/local"
+check "storage add shared" tern_on n1 storage add shared --path "$TMP/shared" --shared
+check "storage add local" tern_on n2 storage add local --path "$TMP/local"
+CMD="tern.hb=50 tern.ws=16 tern.rate=20 tern.verify=1"
+check "vm create 100 on shared storage" \
+    tern_on n1 vm create 100 --memory 128 --cpus 1 --kernel "$GUEST" --cmdline "$CMD" --disk shared:16
+check "vm start 100" tern_on n1 vm start 100
+check "vm 100 runs on n1" vm_on 100 n1
+check "vm 100 verifies its pages on n1" verify_on n1 100
+tern_on n1 vm create 101 --memory 40000 --cpus 1 --kernel "$GUEST" --disk shared:8 >/dev/null
+tern_on n1 vm create 102 --memory 64 --cpus 1 --kernel "$GUEST" --disk local:8 >/dev/null
+
+# refused: each with one line naming why, exit 1, nothing moves
+refused() {   # NAME REGEX ARGS...
+    local name=$1 re=$2; shift 2
+    OUT=$(tern_on n1 vm migrate "$@" 2>&1); RC=$?
+    check "refused: $name ($(head -1 <<<"$OUT"))" \
+        bash -c "[ $RC = 1 ] && [ \$(wc -l <<<\"\$0\") = 1 ] && grep -Eq -- \"\$1\" <<<\"\$0\"" "$OUT" "$re"
+}
+refused "running without --online" "use --online" 100 n2
+refused "target is the source" "is the source" 100 n1 --online
+refused "unknown node" "not in the cluster" 100 n7 --online
+refused "no address in the migration network" "no address in migration network" \
+    100 n2 --online --migration-network 10.9.0.0/16
+refused "target memory" "needs 40000 MiB" 101 n2
+refused "disk on local storage" "not shared" 102 n3
+
+# two made-up nodes, online, that differ from the real ones in cpu model
+# and version (their records written straight into etcd)
+ETCD="http://$(node_ip n1):27791"
+b64() { printf %s "$1" | base64 -w0; }
+LEASE=$(curl -s "$ETCD/v3/lease/grant" -d '{"TTL":120}' | jq -r .ID)
+INFO=$(tern_on n1 node list --output json | jq -c '.nodes[] | select(.name == "n2") | .info')
+fake_node() {   # NAME JQ-EDIT
+    local info
+    info=$(jq -c "$2" <<<"$INFO")
+    curl -s "$ETCD/v3/kv/put" -d "{\"key\":\"$(b64 /tern/nodes/$1)\",\"value\":\"$(b64 "$info")\"}" >/dev/null
+    curl -s "$ETCD/v3/kv/put" -d "{\"key\":\"$(b64 /tern/alive/$1)\",\"value\":\"$(b64 '{}')\",\"lease\":\"$LEASE\"}" >/dev/null
+}
+fake_node n8 '.cpu_model = "Imaginary CPU 9000"'
+fake_node n9 '.version = "0.0.9"'
+refused "cpu model" "not supported by node 'n8'" 100 n8 --online
+refused "older version" "runs tern 0.0.9, older" 100 n9 --online
+curl -s "$ETCD/v3/lease/revoke" -d "{\"ID\":\"$LEASE\"}" >/dev/null
+for n in n8 n9; do
+    curl -s "$ETCD/v3/kv/deleterange" -d "{\"key\":\"$(b64 /tern/nodes/$n)\"}" >/dev/null
+done
+
+OUT=$(tern_on n1 vm migrate 100 n2 --online --dry-run 2>&1); RC=$?
+check "dry run: exit 0, every check ok, the plan" \
+    bash -c "[ $RC = 0 ] && ! grep -q FAIL <<<\"\$0\" && grep -q 'live migration of vm 100' <<<\"\$0\"" "$OUT"
+check "dry run: nothing moved" vm_on 100 n1
+
+# a slow migration holds the lock: a second one is refused, then cancel
+TASK=$(tern_on n1 vm migrate 100 n2 --online --bwlimit 2 --no-follow 2>&1 | grep -o 'UPID:[^ ]*')
+sleep 0.5
+refused "locked by a running task" "locked by task UPID" 100 n3 --online
+check "cancel the running migration" tern_on n2 task cancel "$TASK"
+wait_rc 30 1 tern_on n1 task log "$TASK" --follow
+check "cancelled: the task ends in TASK ERROR" grep -q "^TASK ERROR: migration cancelled" <<<"$OUT"
+check "cancelled: vm 100 still runs on n1" vm_on 100 n1
+check "cancelled: and verifies" verify_on n1 100
+check "cancelled: one tern-vmm for vm 100" [ "$(vmm_count 100)" = 1 ]
+
+# live around all nodes
+migrate_ok() {   # FROM TO EXTRA...
+    local from=$1 to=$2; shift 2
+    OUT=$(tern_on n3 vm migrate 100 "$to" --online "$@" 2>&1); RC=$?
+    echo "$OUT" >"$TMP/migrate-$from-$to.log"
+    check "migrate $from -> $to $*: TASK OK" bash -c "[ $RC = 0 ] && [ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ]" "$OUT"
+    check "  on $to: running there, verify ok" runs_and_verifies 100 "$to"
+    check "  one tern-vmm for vm 100" [ "$(vmm_count 100)" = 1 ]
+    note "$(grep -E 'average migration speed|downtime [0-9.]+ ms:' <<<"$OUT" | tr '\n' ' ')"
+}
+migrate_ok n1 n2
+check "task log: start line, progress, speed and downtime" \
+    bash -c "grep -q \"starting migration of vm 100 from node 'n1' to node 'n2'\" \"\$0\" &&
+             grep -q '^pass 1: ' \"\$0\" && grep -q '^average migration speed: .* - downtime' \"\$0\"" \
+    "$TMP/migrate-n1-n2.log"
+check "heartbeat continues from n1 to n2" \
+    bash -c "cat '$(console_of n1 100)' '$(console_of n2 100)' | grep -Eo '^HB [0-9]+' | cut -d' ' -f2 |
+             awk 'NR > 1 && \$1 != prev + 1 { bad = 1 } { prev = \$1 } END { exit bad }'"
+migrate_ok n2 n3 --migration-type insecure
+migrate_ok n3 n1 --migration-network 127.0.1.0/24
+check "migration network: the address in 127.0.1.0/24 was used" \
+    grep -q "to node 'n1' (127.0.1.51)" "$TMP/migrate-n3-n1.log"
+OUT=$(tern_on n2 vm migrate 100 auto --online 2>&1); RC=$?
+check "auto: moved to the node with the most free memory, or nothing to do" \
+    bash -c "([ $RC = 0 ] && grep -q 'TASK OK' <<<\"\$0\") || grep -q 'nothing to do' <<<\"\$0\"" "$OUT"
+NODE=$(vm_field 100 node)
+check "after auto: vm 100 runs on $NODE and verifies" verify_on "$NODE" 100
+
+# offline: stopped, moved, started on the new node
+TO=$( [ "$NODE" = n2 ] && echo n3 || echo n2 )
+check "vm stop 100" tern_on n1 vm stop 100
+check "stopped: no tern-vmm for vm 100" [ "$(vmm_count 100)" = 0 ]
+OUT=$(tern_on n1 vm migrate 100 "$TO" 2>&1); RC=$?
+check "offline migration to $TO: TASK OK" bash -c "[ $RC = 0 ] && grep -q 'offline migration' <<<\"\$0\"" "$OUT"
+check "offline: owner is $TO, stopped" vm_on 100 "$TO" stopped
+check "vm start 100 (from n1, forwarded to $TO)" tern_on n1 vm start 100
+check "started on $TO: verify ok" verify_on "$TO" 100
+
+check "task list shows the migrations" \
+    bash -c "$TERN --config $TMP/n2.conf task list --vmid 100 --output json | jq -e '[.tasks[] | select(.type == \"migrate\")] | length >= 5' >/dev/null"
+check "vm destroy refuses a running vm" bash -c "! $TERN --config $TMP/n1.conf vm destroy 100 2>/dev/null"
+check "vm destroy 102" tern_on n1 vm destroy 102
