@@ -197,8 +197,8 @@ static int api_failed(const struct client *c, long status, const json_t *body)
     return status == 503 ? EXIT_NOT_QUORATE : EXIT_ERROR;
 }
 
-int api(struct call *k, const char *method, const char *path, json_t *req,
-        json_t **answer)
+int api_answer(struct call *k, const char *method, const char *path, json_t *req,
+               long *status, json_t **answer)
 {
     char full[768];
     *answer = NULL;
@@ -211,18 +211,27 @@ int api(struct call *k, const char *method, const char *path, json_t *req,
         return rc;
     }
     struct err e;
-    long status = 0;
-    json_t *body = NULL;
-    int crc = client_request(&k->client, method, full, req, &status, &body, &e);
+    int crc = client_request(&k->client, method, full, req, status, answer, &e);
     json_decref(req);
-    if (crc < 0)
-        return fail("%s", e.msg);
-    if (status >= 200 && status < 300) {
-        *answer = body;
-        return EXIT_OK;
-    }
-    rc = api_failed(&k->client, status, body);
-    json_decref(body);
+    return crc < 0 ? fail("%s", e.msg) : EXIT_OK;
+}
+
+int api_refused(const struct call *k, long status, json_t *answer)
+{
+    int rc = api_failed(&k->client, status, answer);
+    json_decref(answer);
+    return rc;
+}
+
+int api(struct call *k, const char *method, const char *path, json_t *req,
+        json_t **answer)
+{
+    long status = 0;
+    int rc = api_answer(k, method, path, req, &status, answer);
+    if (rc != EXIT_OK || (status >= 200 && status < 300))
+        return rc;
+    rc = api_refused(k, status, *answer);
+    *answer = NULL;
     return rc;
 }
 

@@ -88,6 +88,12 @@ int check_migration_type(const char *what, const char *text);
 int api(struct call *k, const char *method, const char *path, json_t *req,
         json_t **answer);
 int api_get(struct call *k, const char *path, json_t **answer);
+/* The same for callers that read the body of a refusal too: EXIT_OK with
+ * *status and *answer for any HTTP answer; api_refused then prints the
+ * error line of a non-2xx one, consumes it and gives the exit code. */
+int api_answer(struct call *k, const char *method, const char *path, json_t *req,
+               long *status, json_t **answer);
+int api_refused(const struct call *k, long status, json_t *answer);
 /* "stale": true in a listing: says so, EXIT_NOT_QUORATE; else EXIT_OK. */
 int listing_stale(const json_t *answer);
 /* The answer as indented JSON on stdout, then json_decref; EXIT_OK. */

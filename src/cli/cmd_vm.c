@@ -16,7 +16,7 @@
 #define CPUS_MAX 64
 #define CONSOLE_POLL_MS 200
 #define BWLIMIT_MAX (1u << 20)       /* MiB/s */
-#define DOWNTIME_MAX 600000          /* ms */
+#define DOWNTIME_MAX 60000           /* ms, as ternd takes it */
 
 /* "shared:64" or "local:2G" -> {"storage": "shared", "size_mib": 64}. */
 static int parse_disk(const char *text, json_t *disks)
@@ -263,18 +263,22 @@ static json_t *migrate_body(const struct call *k, int *rc)
     return b;
 }
 
-static int dry_run(const struct call *k, json_t *ans)
+/* The checks, ok or FAIL, and the plan. A refusal (the first failed check)
+ * carries the checks made so far: those, then its error line. */
+static int dry_run(struct call *k, long status, json_t *ans)
 {
-    if (k->json) {
-        int failed = 0;
-        size_t i;
-        const json_t *c;
-        json_array_foreach(json_object_get(ans, "checks"), i, c)
-            failed += !json_is_true(json_object_get(c, "ok"));
-        print_answer(ans);
-        return failed ? EXIT_ERROR : EXIT_OK;
-    }
-    int failed = print_dry_run(stdout, ans);
+    bool refused = status < 200 || status >= 300;
+    int failed = 0;
+    if (k->json)
+        print_json(stdout, ans);
+    else
+        failed = refused ? print_checks(stdout, ans) : print_dry_run(stdout, ans);
+    if (refused)
+        return api_refused(k, status, ans);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(ans, "checks"), i, c)
+        failed += k->json && !json_is_true(json_object_get(c, "ok"));
     json_decref(ans);
     return failed ? EXIT_ERROR : EXIT_OK;
 }
@@ -288,11 +292,14 @@ static int run_migrate(struct call *k)
     if (rc != EXIT_OK)
         return rc;
     json_t *ans;
+    long status;
     snprintf(path, sizeof(path), "/vms/%u/migrate", id);
-    if ((rc = api(k, "POST", path, body, &ans)) != EXIT_OK)
+    if ((rc = api_answer(k, "POST", path, body, &status, &ans)) != EXIT_OK)
         return rc;
     if (call_flag(k, "--dry-run"))
-        return dry_run(k, ans);
+        return dry_run(k, status, ans);
+    if (status < 200 || status >= 300)
+        return api_refused(k, status, ans);
     if (k->json || call_flag(k, "--no-follow")) {
         k->json ? print_json(stdout, ans) : (void)printf("%s\n", jstr(ans, "task", "?"));
         json_decref(ans);

@@ -239,7 +239,7 @@ void print_task_list(FILE *f, const json_t *body)
     }
 }
 
-int print_dry_run(FILE *f, const json_t *body)
+int print_checks(FILE *f, const json_t *body)
 {
     const json_t *checks = json_object_get(body, "checks");
     int w = 5, failed = 0;
@@ -255,6 +255,12 @@ int print_dry_run(FILE *f, const json_t *body)
         fprintf(f, "%-4s  %-*s  %s\n", ok ? "ok" : "FAIL", w, jstr(c, "check", "?"),
                 jstr(c, "detail", ""));
     }
+    return failed;
+}
+
+int print_dry_run(FILE *f, const json_t *body)
+{
+    int failed = print_checks(f, body);
     fprintf(f, "target:   %s (%s), %s, migration type %s\n", jstr(body, "target", "?"),
             jstr(body, "address", "?"),
             json_is_true(json_object_get(body, "online")) ? "online" : "offline",

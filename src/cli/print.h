@@ -20,7 +20,9 @@ void print_vm_list(FILE *f, const json_t *body);
 void print_vm(FILE *f, const json_t *vm);
 /* body of GET /api/v1/tasks */
 void print_task_list(FILE *f, const json_t *body);
-/* the answer of a migration with dry_run; returns the number of failed checks */
+/* the answer of a migration with dry_run: its checks (ok or FAIL, one a
+ * line), the target and the plan; each returns the number of failed checks */
+int print_checks(FILE *f, const json_t *body);
 int print_dry_run(FILE *f, const json_t *body);
 /* JSON, indented, one trailing newline */
 void print_json(FILE *f, const json_t *body);

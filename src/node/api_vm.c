@@ -102,8 +102,17 @@ static void get_vm(struct api_req *req, struct reply *r)
         rc = node_list(req->etcd, flags, &nodes, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    json_t *j = vm_json(&v, node_is_online(&nodes, v.owner), true);
+    bool online = node_is_online(&nodes, v.owner);
     node_entries_release(&nodes);
+    /* the owner knows how the VM's last process ended: ask it */
+    bool mine = strcmp(v.owner, req->t->cfg.name) == 0;
+    if (!mine && online && !req->from_node && flags == 0)
+        return api_forward(req, r, v.owner);
+    json_t *j = vm_json(&v, online, true);
+    struct vmm_info info;
+    vmm_info(&req->t->vmms, id, &info);
+    if (j && mine && info.last_exit[0])
+        json_object_set_new(j, "last_exit", json_string(info.last_exit));
     if (j)
         json_object_set_new(j, "stale", json_boolean(flags != 0));
     reply_json(r, MHD_HTTP_OK, j);

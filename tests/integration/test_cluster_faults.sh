@@ -91,3 +91,17 @@ check "source host gone: the destination resumes because etcd names n3" runs_and
 check "heartbeat goes on at n3" hb_moves n3 100
 check "one tern-vmm for vm 100" [ "$(vmm_count 100)" = 1 ]
 check "n3 logged how it settled" grep -q "handover settled from etcd: node 'n3' owns it" "$TMP/n3.log"
+
+# 6. restart policy: a tern-vmm killed from outside (a crash, not a stop)
+# comes back on the node that owns the VM; its end is reported
+OLD=$(cut -d' ' -f1 "$TMP/n3/data/run/100/pid")
+kill -9 "$OLD"
+check "killed vm restarted by n3's ternd" \
+    wait_rc 20 0 bash -c "p=\$(cut -d' ' -f1 $TMP/n3/data/run/100/pid); [ \"\$p\" != $OLD ] && kill -0 \$p"
+check "restarted: runs on n3 and verifies" runs_and_verifies 100 n3
+check "vm show names how the last one ended" \
+    bash -c "$TERN --config $TMP/n1.conf vm show 100 --output json | jq -e '.last_exit | test(\"killed by signal 9\")' >/dev/null"
+check "n3 logged the restart" grep -q "vm 100: restarting after a crash" "$TMP/n3.log"
+check "vm stop: not restarted" tern_on n1 vm stop 100
+sleep 2
+check "stopped: no tern-vmm for vm 100" [ "$(vmm_count 100)" = 0 ]
