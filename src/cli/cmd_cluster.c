@@ -9,6 +9,7 @@
 #include "cli/print.h"
 
 #define TOKEN_HEX 64
+#define FINGERPRINT_B64 44
 
 static int run_create(struct call *k)
 {
@@ -47,6 +48,18 @@ static bool is_token(const char *t)
     return n == TOKEN_HEX;
 }
 
+/* "sha256//" and the 44 base64 characters of a SHA-256. */
+static bool is_fingerprint(const char *fp)
+{
+    const char *b64 = fp + 8;
+    if (strncmp(fp, "sha256//", 8) != 0 || strlen(b64) != FINGERPRINT_B64)
+        return false;
+    for (; *b64; b64++)
+        if (!isalnum((unsigned char)*b64) && !strchr("+/=", *b64))
+            return false;
+    return true;
+}
+
 /* The other node's admin token: --token, or the first line of --token-file. */
 static int join_token(const struct call *k, char out[TOKEN_HEX + 2])
 {
@@ -79,7 +92,7 @@ static int run_join(struct call *k)
     const char *fp = call_opt(k, "--fingerprint");
     char token[TOKEN_HEX + 2];
     int rc = check_address(k->arg[0]);
-    if (rc == EXIT_OK && (strncmp(fp, "sha256//", 8) != 0 || !fp[8]))
+    if (rc == EXIT_OK && !is_fingerprint(fp))
         rc = usage_error("bad --fingerprint '%s' (sha256//..., from 'tern cluster "
                          "status' on that node)", fp);
     if (rc == EXIT_OK)
@@ -180,8 +193,9 @@ static int run_options(struct call *k)
     if (rc != EXIT_OK)
         return rc;
     k->json ? print_json(stdout, ans) : print_cluster_options(stdout, ans);
+    rc = listing_stale(ans);
     json_decref(ans);
-    return EXIT_OK;
+    return rc;
 }
 
 static int run_node_list(struct call *k)
@@ -232,7 +246,8 @@ const struct cmd cmds_cluster[] = {
      "  tern cluster set migration type=insecure,network=10.0.1.0/24\n"
      "  tern cluster set migration network=none\n", NULL, run_set},
     {"cluster", "options", "", 0, 0, "show the cluster options",
-     "Prints the options in the syntax 'tern cluster set' takes.\n",
+     "Prints the options in the syntax 'tern cluster set' takes. Without quorum\n"
+     "prints this node's possibly stale copy and exits 3.\n",
      "  tern cluster options\n", NULL, run_options},
     {"node", "list", "", 0, 0, "the nodes: online or offline, VMs, memory, version, cpu",
      "Every member node; a node is online while its heartbeat lease lives.\n"

@@ -158,6 +158,8 @@ static bool ask_cancel(struct call *k, const char *upid, struct follow_state *s)
     char answer[16];
     /* a second Ctrl-C interrupts the read: leave */
     bool answered = fgets(answer, sizeof(answer), tty) != NULL;
+    if (!answered)
+        fputc('\n', tty);   /* the prompt's line was left open */
     fclose(tty);
     cli_interrupted = 0;
     if (!answered)
@@ -181,13 +183,12 @@ static bool on_interrupt(struct call *k, const char *upid, struct follow_state *
     clear_bar(s);
     if (s->f->cancel && !s->cancel_sent && ask_cancel(k, upid, s))
         return true;
-    fail("stopped following task %s; it goes on ('tern task log %s --follow')", upid,
-         upid);
+    fail("stopped following; task %s goes on (tern task log %s --follow)", upid, upid);
     return false;
 }
 
-/* Prints the new lines; *ended once the task no longer runs and the
- * page was empty (a page holds at most 500 lines: drain first). */
+/* Prints the new lines; *ended once the task no longer runs and its log
+ * has been printed to the end. */
 static int follow_step(struct call *k, const char *upid, struct follow_state *s,
                        bool *ended)
 {
@@ -205,7 +206,10 @@ static int follow_step(struct call *k, const char *upid, struct follow_state *s,
         snprintf(s->last, sizeof(s->last), "%s", text);
     }
     fflush(stdout);
-    *ended = !json_is_true(json_object_get(page, "running")) && n == 0;
+    /* the last page comes with running false; a page cut at its size limit
+     * does too, so an end without the final TASK line asks once more */
+    *ended = !json_is_true(json_object_get(page, "running")) &&
+             (n == 0 || strncmp(s->last, "TASK ", 5) == 0);
     if (*ended && !s->last[0])   /* an empty log: the status tells */
         snprintf(s->last, sizeof(s->last), "TASK %s", jstr(page, "status", "ERROR"));
     json_decref(page);
@@ -242,10 +246,12 @@ static int list_query(const struct call *k, char *out, size_t size)
     const char *limit = call_opt(k, "--limit");
     uint32_t id = 0;
     uint64_t n = 0;
-    int rc = EXIT_OK;
-    if ((vmid && (rc = check_vmid(vmid, &id)) != EXIT_OK) ||
-        (node && (rc = check_name("node name", node)) != EXIT_OK) ||
-        (limit && (rc = check_uint("--limit", limit, 1, LIMIT_MAX, &n)) != EXIT_OK))
+    int rc = vmid ? check_vmid(vmid, &id) : EXIT_OK;
+    if (rc == EXIT_OK && node)
+        rc = check_name("node name", node);
+    if (rc == EXIT_OK && limit)
+        rc = check_uint("--limit", limit, 1, LIMIT_MAX, &n);
+    if (rc != EXIT_OK)
         return rc;
     size_t len = 0;
     out[0] = '\0';

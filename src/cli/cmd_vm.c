@@ -53,30 +53,51 @@ static int kernel_path(const char *text, char out[PATH_MAX])
     return EXIT_OK;
 }
 
+/* --memory, --cpus, --kernel and --name, checked. */
+static int create_values(const struct call *k, uint64_t *mem, uint64_t *cpus,
+                         char kernel[PATH_MAX])
+{
+    const char *name = call_opt(k, "--name"), *memory = call_opt(k, "--memory");
+    int rc = check_size_mib("--memory", memory, mem);
+    if (rc == EXIT_OK && (*mem < MEMORY_MIB_MIN || *mem > MEMORY_MIB_MAX))
+        rc = usage_error("--memory '%s' out of range %d..%d MiB", memory, MEMORY_MIB_MIN,
+                         MEMORY_MIB_MAX);
+    if (rc == EXIT_OK)
+        rc = check_uint("--cpus", call_opt(k, "--cpus"), 1, CPUS_MAX, cpus);
+    if (rc == EXIT_OK)
+        rc = kernel_path(call_opt(k, "--kernel"), kernel);
+    if (rc == EXIT_OK && name)
+        rc = check_name("vm name", name);
+    return rc;
+}
+
+static int create_disks(const struct call *k, json_t *disks)
+{
+    const char *d;
+    for (int i = 0; (d = call_opt_nth(k, "--disk", i)); i++) {
+        if (i >= DISKS_MAX)
+            return usage_error("more than %d disks at --disk '%s'", DISKS_MAX, d);
+        int rc = parse_disk(d, disks);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    return EXIT_OK;
+}
+
 /* The body of POST /vms from the options; NULL after a usage error. */
 static json_t *create_body(const struct call *k, uint32_t id, int *rc)
 {
     uint64_t mem, cpus;
     char kernel[PATH_MAX];
-    const char *name = call_opt(k, "--name"), *cmdline = call_opt(k, "--cmdline");
-    if ((*rc = check_size_mib("--memory", call_opt(k, "--memory"), &mem)) != EXIT_OK ||
-        (*rc = check_uint("--cpus", call_opt(k, "--cpus"), 1, CPUS_MAX, &cpus)) != EXIT_OK ||
-        (*rc = kernel_path(call_opt(k, "--kernel"), kernel)) != EXIT_OK ||
-        (name && (*rc = check_name("vm name", name)) != EXIT_OK))
-        return NULL;
-    if (mem < MEMORY_MIB_MIN || mem > MEMORY_MIB_MAX) {
-        *rc = usage_error("--memory '%s' out of range %d..%d MiB", call_opt(k, "--memory"),
-                          MEMORY_MIB_MIN, MEMORY_MIB_MAX);
+    json_t *disks = json_array();
+    *rc = create_values(k, &mem, &cpus, kernel);
+    if (*rc == EXIT_OK)
+        *rc = create_disks(k, disks);
+    if (*rc != EXIT_OK) {
+        json_decref(disks);
         return NULL;
     }
-    json_t *disks = json_array();
-    const char *d;
-    for (int i = 0; (d = call_opt_nth(k, "--disk", i)); i++)
-        if ((*rc = i >= DISKS_MAX ? usage_error("more than %d disks at '%s'", DISKS_MAX, d)
-                                  : parse_disk(d, disks)) != EXIT_OK) {
-            json_decref(disks);
-            return NULL;
-        }
+    const char *name = call_opt(k, "--name"), *cmdline = call_opt(k, "--cmdline");
     json_t *body = json_pack("{sI sI sI ss ss so}", "id", (json_int_t)id, "memory_mib",
                              (json_int_t)mem, "cpus", (json_int_t)cpus, "kernel", kernel,
                              "cmdline", cmdline ? cmdline : "", "disks", disks);
@@ -94,8 +115,8 @@ static int start_stop(struct call *k, uint32_t id, const char *verb)
     int rc = api(k, "POST", path, NULL, &ans);
     if (rc != EXIT_OK)
         return rc;
-    const char *upid = jstr(ans, "task", NULL);
-    if (!upid) {
+    const char *upid = jstr(ans, "task", "");
+    if (strncmp(upid, "UPID:", 5) != 0 || strlen(upid) > 200) {
         json_decref(ans);
         return fail("ternd answered %s of vm %u without a task", verb, id);
     }
@@ -103,8 +124,8 @@ static int start_stop(struct call *k, uint32_t id, const char *verb)
     if (rc == EXIT_OK && k->json)
         print_json(stdout, task);
     else if (rc == EXIT_OK)
-        printf("vm %u %s (task %s)\n", id, strcmp(verb, "start") == 0 ? "started" : "stopped",
-               upid);
+        printf("vm %u %s (task %s)\n", id,
+               strcmp(verb, "start") == 0 ? "started" : "stopped", upid);
     json_decref(task);
     json_decref(ans);
     return rc;
@@ -232,34 +253,46 @@ static int run_console(struct call *k)
     return rc;
 }
 
+/* The optional values of vm migrate, checked; 0 for those not given. */
+static int migrate_values(const struct call *k, uint64_t *bw, uint64_t *downtime)
+{
+    const char *target = k->arg[1], *bw_s = call_opt(k, "--bwlimit");
+    const char *type = call_opt(k, "--migration-type");
+    const char *net = call_opt(k, "--migration-network");
+    const char *down_s = call_opt(k, "--downtime");
+    int rc = strcmp(target, "auto") == 0 ? EXIT_OK : check_name("target node", target);
+    *bw = *downtime = 0;
+    if (rc == EXIT_OK && bw_s)
+        rc = check_uint("--bwlimit", bw_s, 0, BWLIMIT_MAX, bw);
+    if (rc == EXIT_OK && type)
+        rc = check_migration_type("--migration-type", type);
+    if (rc == EXIT_OK && net)
+        rc = check_cidr("--migration-network", net);
+    if (rc == EXIT_OK && down_s)
+        rc = check_uint("--downtime", down_s, 1, DOWNTIME_MAX, downtime);
+    return rc;
+}
+
 /* The body of POST /vms/ID/migrate; NULL after a usage error in *rc. */
 static json_t *migrate_body(const struct call *k, int *rc)
 {
-    const char *target = k->arg[1], *bw = call_opt(k, "--bwlimit");
+    uint64_t bw, downtime;
+    if ((*rc = migrate_values(k, &bw, &downtime)) != EXIT_OK)
+        return NULL;
+    json_t *b = json_pack("{sssbsb}", "target", k->arg[1], "online",
+                          call_flag(k, "--online"), "dry_run", call_flag(k, "--dry-run"));
     const char *type = call_opt(k, "--migration-type");
     const char *net = call_opt(k, "--migration-network");
-    const char *downtime = call_opt(k, "--downtime");
-    uint64_t bw_v = 0, down_v = 0;
-    if ((strcmp(target, "auto") != 0 &&
-         (*rc = check_name("target node", target)) != EXIT_OK) ||
-        (bw && (*rc = check_uint("--bwlimit", bw, 0, BWLIMIT_MAX, &bw_v)) != EXIT_OK) ||
-        (type && (*rc = check_migration_type("--migration-type", type)) != EXIT_OK) ||
-        (net && (*rc = check_cidr("--migration-network", net)) != EXIT_OK) ||
-        (downtime && (*rc = check_uint("--downtime", downtime, 1, DOWNTIME_MAX,
-                                       &down_v)) != EXIT_OK))
-        return NULL;
-    json_t *b = json_pack("{sssbsb}", "target", target, "online", call_flag(k, "--online"),
-                          "dry_run", call_flag(k, "--dry-run"));
     /* only what was given: ternd's defaults and the cluster options decide
      * the rest */
-    if (bw)
-        json_object_set_new(b, "bwlimit_mib", json_integer((json_int_t)bw_v));
+    if (call_opt(k, "--bwlimit"))
+        json_object_set_new(b, "bwlimit_mib", json_integer((json_int_t)bw));
     if (type)
         json_object_set_new(b, "migration_type", json_string(type));
     if (net)
         json_object_set_new(b, "migration_network", json_string(net));
     if (downtime)
-        json_object_set_new(b, "downtime_ms", json_integer((json_int_t)down_v));
+        json_object_set_new(b, "downtime_ms", json_integer((json_int_t)downtime));
     return b;
 }
 

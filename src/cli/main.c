@@ -128,7 +128,8 @@ static void help_list(FILE *f, const char *group)
         }
     fputs("common options:\n", f);
     print_opts(f, common_opts, NULL);
-    fprintf(f, "  %-*s%s\n", OPT_COLUMN - 2, "--help", "what a command does, its options, examples");
+    fprintf(f, "  %-*s%s\n", OPT_COLUMN - 2, "--help",
+            "what a command does, its options, examples");
     fputs(exit_codes, f);
     fprintf(f, "'tern %s COMMAND --help' for one command, e.g. 'tern vm migrate --help'.\n",
             group ? group : "GROUP");

@@ -9,6 +9,7 @@
 #include "cluster/members.h"
 #include "cluster/node.h"
 #include "cluster/quorum.h"
+#include "cluster/vmconf.h"
 #include "node/cluster_setup.h"
 #include "node/http.h"
 #include "node/info.h"
@@ -102,8 +103,20 @@ static void get_nodes(struct api_req *req, struct reply *r)
         reply_errno(r, rc, &e);
     } else {
         json_t *nodes = json_array();
-        for (size_t i = 0; i < l.count; i++)
-            json_array_append_new(nodes, node_json(&l.items[i]));
+        struct vm_entries vms;
+        struct err ignored;
+        bool counted = vm_conf_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
+                                    &ignored) == 0;
+        for (size_t i = 0; i < l.count; i++) {
+            json_t *n = node_json(&l.items[i]);
+            json_int_t owned = 0;
+            for (size_t k = 0; counted && k < vms.count; k++)
+                owned += strcmp(vms.items[k].owner, l.items[i].name) == 0;
+            json_object_set_new(n, "vms", counted ? json_integer(owned) : json_null());
+            json_array_append_new(nodes, n);
+        }
+        if (counted)
+            vm_entries_release(&vms);
         r->status = MHD_HTTP_OK;
         r->body = json_pack("{s:b, s:o}", "stale", stale, "nodes", nodes);
     }

@@ -79,6 +79,9 @@ static int run_stop(struct task *k, struct err *e)
         vmm_info(&k->t->vmms, k->vmid, &info);
         if (rc == 0)
             task_log(k, "vm %u stopped: tern-vmm %s", k->vmid, info.last_exit);
+        /* the task ends once the cluster shows the VM stopped */
+        if (rc == 0 && vmm_wait_settled(&k->t->vmms, k->vmid, 5000) < 0)
+            task_log(k, "the stopped state is not in etcd yet (no quorum?)");
         vm_task_unlock(&c, k);
     }
     etcd_client_release(&c);

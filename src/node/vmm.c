@@ -265,16 +265,33 @@ int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
     return wait_answering(v, p, e);
 }
 
+static void deadline(struct timespec *until, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, until);
+    until->tv_sec += timeout_ms / 1000;
+    until->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until->tv_nsec >= 1000000000) {
+        until->tv_sec++;
+        until->tv_nsec -= 1000000000;
+    }
+}
+
+int vmm_wait_settled(struct vmm_table *v, uint32_t id, int timeout_ms)
+{
+    struct timespec until;
+    deadline(&until, timeout_ms);
+    pthread_mutex_lock(&v->lock);
+    int rc = 0;
+    while (vmm_find(v, id) && rc == 0)
+        rc = pthread_cond_timedwait(&v->changed, &v->lock, &until);
+    pthread_mutex_unlock(&v->lock);
+    return rc ? -ETIMEDOUT : 0;
+}
+
 int vmm_wait_exit(struct vmm_table *v, uint32_t id, int timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    deadline(&until, timeout_ms);
     pthread_mutex_lock(&v->lock);
     int rc = 0;
     struct vmm_proc *p;

@@ -94,6 +94,9 @@ int vmm_stop(struct vmm_table *v, uint32_t id, int timeout_ms, struct err *e);
 /* One control request to the VM's tern-vmm. */
 int vmm_command(struct vmm_table *v, uint32_t id, json_t *req, json_t **reply,
                 struct err *e);
+/* Waits until the process of VM id left the table (its end is published
+ * in etcd then), up to timeout_ms: 0 or -ETIMEDOUT. */
+int vmm_wait_settled(struct vmm_table *v, uint32_t id, int timeout_ms);
 /* Waits until the process ended, up to timeout_ms (-1 forever): 0 or -ETIMEDOUT. */
 int vmm_wait_exit(struct vmm_table *v, uint32_t id, int timeout_ms);
 

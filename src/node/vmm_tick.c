@@ -154,6 +154,7 @@ static int reap_one(struct vmm_table *v, struct vmm_spec *again)
         if (p && p->exited && !p->dirty) {
             done = p;
             v->procs[i] = NULL;
+            pthread_cond_broadcast(&v->changed);
         }
     }
     pthread_mutex_unlock(&v->lock);
