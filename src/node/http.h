@@ -2,7 +2,7 @@
  * and the route tables the handler files export. api.c owns the HTTP side
  * (libmicrohttpd, TLS, the token, bodies); a handler file only turns one
  * parsed request into one JSON reply, so endpoints live next to what they
- * serve (api_cluster.c, api_vm.c, api_task.c, api_storage.c). */
+ * serve (api_cluster.c, api_vm.c, api_vmops.c, task.c, migrate_target.c). */
 #ifndef TERN_NODE_HTTP_H
 #define TERN_NODE_HTTP_H
 

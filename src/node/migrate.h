@@ -1,7 +1,7 @@
 /* `tern vm migrate` inside ternd: the pre-checks and the plan
  * (migrate_check.c), the task on the source node (migrate_task.c), the
  * destination's side (migrate_target.c) and the resolution of a handover
- * whose answer was lost (migrate_resolve.c). docs/api.md describes the
+ * whose answer was lost (migrate_target.c too). docs/api.md describes the
  * request, docs/cluster.md the handover. */
 #ifndef TERN_NODE_MIGRATE_H
 #define TERN_NODE_MIGRATE_H
