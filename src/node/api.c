@@ -52,7 +52,7 @@ void reply_errno(struct reply *r, int rc, const struct err *e)
 {
     unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     switch (-rc) {
-    case ETCD_NOT_QUORATE: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
+    case ETCD_NOT_QUORATE: case EAGAIN: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
     case ENOENT: status = MHD_HTTP_NOT_FOUND; break;
     case EEXIST: case EBUSY: case ESTALE: status = MHD_HTTP_CONFLICT; break;
     case EINVAL: case ERANGE: status = MHD_HTTP_BAD_REQUEST; break;

@@ -89,7 +89,7 @@ int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
     if (!addr || !pin)
         rc = err_set(e, EHOSTUNREACH, "node '%s' published no api address or key", node);
     else if (!token[0])
-        rc = err_set(e, EHOSTUNREACH, "this node has no cluster token yet");
+        rc = err_set(e, EAGAIN, "node %s is starting: no cluster token yet", t->cfg.name);
     else
         rc = peer_init_address(p, addr, pin, token, e);
     if (rc == 0)

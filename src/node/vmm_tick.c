@@ -201,6 +201,29 @@ void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease)
             restart(v, c, &again);
 }
 
+/* The record of a process found running; its config from the local etcd
+ * member (for a restart after a later crash). */
+static struct vmm_proc *adopted_proc(struct vmm_table *v, struct etcd_client *c,
+                                     uint32_t id, int pid, int role)
+{
+    struct vmm_proc *p = calloc(1, sizeof(*p));
+    struct err e;
+    if (!p)
+        return NULL;
+    vm_conf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
+    p->spec.conf.id = id;
+    p->pid = pid;
+    p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;
+    p->since = p->started = time(NULL);
+    snprintf(p->status, sizeof(p->status), "%s", p->role == VMM_RUN ? "running" : "incoming");
+    snprintf(p->dir, sizeof(p->dir), "%s/%u", v->run_dir, id);
+    snprintf(p->sock, sizeof(p->sock), "%s/control.sock", p->dir);
+    snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
+    snprintf(p->log, sizeof(p->log), "%s/vmm.log", p->dir);
+    p->dirty = true;
+    return p;
+}
+
 /* DATA_DIR/run/<id>/pid names a live tern-vmm: follow it again. */
 static void adopt_one(struct vmm_table *v, struct etcd_client *c, uint32_t id)
 {
@@ -218,22 +241,10 @@ static void adopt_one(struct vmm_table *v, struct etcd_client *c, uint32_t id)
     exe[n] = '\0';
     if (!strstr(exe, "tern-vmm"))
         return;
-    struct vmm_proc *p = calloc(1, sizeof(*p));
     struct err e;
+    struct vmm_proc *p = adopted_proc(v, c, id, pid, role);
     if (!p)
         return;
-    p->spec.conf.id = id;
-    vm_conf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
-    p->spec.conf.id = id;
-    p->pid = pid;
-    p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;
-    p->since = p->started = time(NULL);
-    snprintf(p->status, sizeof(p->status), "%s", p->role == VMM_RUN ? "running" : "incoming");
-    snprintf(p->dir, sizeof(p->dir), "%s/%u", v->run_dir, id);
-    snprintf(p->sock, sizeof(p->sock), "%s/control.sock", p->dir);
-    snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
-    snprintf(p->log, sizeof(p->log), "%s/vmm.log", p->dir);
-    p->dirty = true;
     pthread_mutex_lock(&v->lock);
     int slot = -1;
     for (int i = 0; i < VMM_MAX && slot < 0; i++)
