@@ -38,55 +38,60 @@ bool vmops_route_to_owner(struct api_req *req, struct reply *r, uint32_t *id)
     return true;
 }
 
-static int task_client(struct task *k, struct etcd_client *c, struct err *e)
+/* body(k) with the VM's task lock held (its own etcd client: tasks run in
+ * their own threads). */
+static int with_vm_lock(struct task *k, int (*body)(struct task *k, struct err *e),
+                        struct err *e)
 {
-    return etcd_client_init(c, k->t->cfg.cluster_address, e);
+    struct etcd_client c;
+    int rc = etcd_client_init(&c, k->t->cfg.cluster_address, e);
+    if (rc)
+        return rc;
+    rc = vm_task_lock(k->t, &c, k, e);
+    if (rc == 0) {
+        rc = body(k, e);
+        vm_task_unlock(&c, k);
+    }
+    etcd_client_release(&c);
+    return rc;
+}
+
+static int start_body(struct task *k, struct err *e)
+{
+    struct vmm_spec *spec = k->arg;
+    task_log(k, "starting vm %u on node '%s': %llu MiB, %u vcpu(s), %u disk(s)", k->vmid,
+             k->t->cfg.name, (unsigned long long)spec->conf.memory_mib, spec->conf.cpus,
+             spec->conf.ndisks);
+    int rc = vmm_start(&k->t->vmms, spec, e);
+    struct vmm_info info;
+    vmm_info(&k->t->vmms, k->vmid, &info);
+    if (rc == 0)
+        task_log(k, "vm %u running (tern-vmm pid %d)", k->vmid, (int)info.pid);
+    return rc;
+}
+
+static int stop_body(struct task *k, struct err *e)
+{
+    task_log(k, "stopping vm %u on node '%s'", k->vmid, k->t->cfg.name);
+    int rc = vmm_stop(&k->t->vmms, k->vmid, STOP_TIMEOUT_MS, e);
+    struct vmm_info info;
+    vmm_info(&k->t->vmms, k->vmid, &info);
+    if (rc == 0)
+        task_log(k, "vm %u stopped: tern-vmm %s", k->vmid, info.last_exit);
+    /* the task ends once the cluster shows the VM stopped */
+    if (rc == 0 && vmm_wait_settled(&k->t->vmms, k->vmid, 5000) < 0)
+        task_log(k, "the stopped state is not in etcd yet (no quorum?)");
+    return rc;
 }
 
 static int run_start(struct task *k, struct err *e)
 {
-    struct vmm_spec *spec = k->arg;
-    struct etcd_client c;
-    int rc = task_client(k, &c, e);
-    if (rc)
-        return rc;
-    rc = vm_task_lock(k->t, &c, k, e);
-    if (rc == 0) {
-        task_log(k, "starting vm %u on node '%s': %llu MiB, %u vcpu(s), %u disk(s)",
-                 k->vmid, k->t->cfg.name, (unsigned long long)spec->conf.memory_mib,
-                 spec->conf.cpus, spec->conf.ndisks);
-        rc = vmm_start(&k->t->vmms, spec, e);
-        struct vmm_info info;
-        vmm_info(&k->t->vmms, k->vmid, &info);
-        if (rc == 0)
-            task_log(k, "vm %u running (tern-vmm pid %d)", k->vmid, (int)info.pid);
-        vm_task_unlock(&c, k);
-    }
-    etcd_client_release(&c);
-    return rc;
+    return with_vm_lock(k, start_body, e);
 }
 
 static int run_stop(struct task *k, struct err *e)
 {
-    struct etcd_client c;
-    int rc = task_client(k, &c, e);
-    if (rc)
-        return rc;
-    rc = vm_task_lock(k->t, &c, k, e);
-    if (rc == 0) {
-        task_log(k, "stopping vm %u on node '%s'", k->vmid, k->t->cfg.name);
-        rc = vmm_stop(&k->t->vmms, k->vmid, STOP_TIMEOUT_MS, e);
-        struct vmm_info info;
-        vmm_info(&k->t->vmms, k->vmid, &info);
-        if (rc == 0)
-            task_log(k, "vm %u stopped: tern-vmm %s", k->vmid, info.last_exit);
-        /* the task ends once the cluster shows the VM stopped */
-        if (rc == 0 && vmm_wait_settled(&k->t->vmms, k->vmid, 5000) < 0)
-            task_log(k, "the stopped state is not in etcd yet (no quorum?)");
-        vm_task_unlock(&c, k);
-    }
-    etcd_client_release(&c);
-    return rc;
+    return with_vm_lock(k, stop_body, e);
 }
 
 static void started(struct reply *r, int rc, const struct err *e, const char *id)
