@@ -48,12 +48,15 @@ fake_node() {   # NAME JQ-EDIT
     curl -s "$ETCD/v3/kv/put" -d "{\"key\":\"$(b64 /tern/nodes/$1)\",\"value\":\"$(b64 "$info")\"}" >/dev/null
     curl -s "$ETCD/v3/kv/put" -d "{\"key\":\"$(b64 /tern/alive/$1)\",\"value\":\"$(b64 '{}')\",\"lease\":\"$LEASE\"}" >/dev/null
 }
+fake_node n7 '.addresses = ["127.0.2.1", "127.0.2.2"]'
 fake_node n8 '.cpu_model = "Imaginary CPU 9000"'
 fake_node n9 '.version = "0.0.9"'
+refused "two addresses in the migration network" "has 2 addresses in migration network" \
+    100 n7 --online --migration-network 127.0.2.0/24
 refused "cpu model" "not supported by node 'n8'" 100 n8 --online
 refused "older version" "runs tern 0.0.9, older" 100 n9 --online
 curl -s "$ETCD/v3/lease/revoke" -d "{\"ID\":\"$LEASE\"}" >/dev/null
-for n in n8 n9; do
+for n in n7 n8 n9; do
     curl -s "$ETCD/v3/kv/deleterange" -d "{\"key\":\"$(b64 /tern/nodes/$n)\"}" >/dev/null
 done
 
@@ -95,6 +98,14 @@ migrate_ok n2 n3 --migration-type insecure
 migrate_ok n3 n1 --migration-network 127.0.1.0/24
 check "migration network: the address in 127.0.1.0/24 was used" \
     grep -q "to node 'n1' (127.0.1.51)" "$TMP/migrate-n3-n1.log"
+check "cluster set migration type=insecure,network=127.0.1.0/24" \
+    tern_on n2 cluster set migration type=insecure,network=127.0.1.0/24
+OUT=$(tern_on n2 vm migrate 100 n2 --online 2>&1)
+check "the cluster defaults apply: insecure, over 127.0.1.52" \
+    bash -c "grep -q 'migration type insecure' <<<\"\$0\" && grep -q \"(127.0.1.52)\" <<<\"\$0\"" "$OUT"
+tern_on n2 cluster set migration type=secure,network=none >/dev/null
+check "vm console from another node (forwarded to the owner)" \
+    wait_rc 10 0 bash -c "$TERN --config $TMP/n3.conf vm console 100 --no-follow | grep -q '^VERIFY ok'"
 OUT=$(tern_on n2 vm migrate 100 auto --online 2>&1); RC=$?
 check "auto: moved to the node with the most free memory, or nothing to do" \
     bash -c "([ $RC = 0 ] && grep -q 'TASK OK' <<<\"\$0\") || grep -q 'nothing to do' <<<\"\$0\"" "$OUT"
