@@ -108,14 +108,19 @@ static void draw_bar(struct follow_state *s, const json_t *p)
     double done = (double)json_integer_value(json_object_get(p, "transferred"));
     double total = (double)json_integer_value(json_object_get(p, "total"));
     double rate = (double)json_integer_value(json_object_get(p, "rate"));
-    double frac = total > 0 ? done / total : 0;
+    double left = (double)json_integer_value(json_object_get(p, "remaining"));
+    long long pass = json_integer_value(json_object_get(p, "pass"));
+    /* after the first pass "transferred" counts again what was dirtied:
+     * the part of the RAM that is in place is what is not left to send */
+    double frac = total <= 0 ? 0 : pass <= 1 ? done / total : (total - left) / total;
+    frac = frac < 0 ? 0 : frac;
     frac = frac > 1 ? 1 : frac;
     char d[32], t[32], r[32], text[160], bar[BAR_MAX + 1];
     human_bytes(done, d, sizeof(d));
     human_bytes(total, t, sizeof(t));
     human_bytes(rate, r, sizeof(r));
     snprintf(text, sizeof(text), " %3d%%  %s / %s  %s/s  pass %lld", (int)(frac * 100),
-             d, t, r, (long long)json_integer_value(json_object_get(p, "pass")));
+             d, t, r, pass);
     int cols = term_width() - 1, width = cols - (int)strlen(text) - 2;
     width = width > BAR_MAX ? BAR_MAX : width;
     if (width < BAR_MIN) {

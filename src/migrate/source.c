@@ -24,6 +24,7 @@ struct source_run {
     struct migration *m;
     struct ram_sender rs;
     uint64_t pass_pages;      /* dirty pages when the current pass began */
+    unsigned pass_now;        /* the pass under way, for mid-pass figures */
     double t0, t_pause;
     double t_state_sent;      /* first state byte sent: transfer starts */
     bool was_paused, paused_by_us, committed;
@@ -141,6 +142,7 @@ static void src_progress(void *ctx, uint64_t pages_done)
     struct source_run *r = ctx;
     struct migration *m = r->m;
     pthread_mutex_lock(&m->lock);
+    m->fig.pass = r->pass_now;   /* the pass under way */
     m->fig.transferred = atomic_load(&m->ch.bytes_out);
     m->fig.pages = r->rs.stats.pages;
     m->fig.remaining = (r->pass_pages > pages_done ? r->pass_pages - pages_done : 0) *
@@ -155,6 +157,7 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     struct migration *m = r->m;
     double t = clock_mono_ms();
     r->pass_pages = ram_count_dirty(r->rs.dirty, r->rs.nwords);
+    r->pass_now = pass;
     r->rs.progress = src_progress;
     r->rs.progress_ctx = r;
     uint64_t before = atomic_load(&m->ch.bytes_out);

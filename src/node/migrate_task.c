@@ -56,24 +56,30 @@ static double num(json_t *o, const char *key)
     return json_number_value(json_object_get(o, key));
 }
 
+/* One line per pass, or per second while a long pass runs. "transferred"
+ * counts every pass, so after the first it exceeds the RAM: what is left
+ * is the dirty memory still to send. */
 static void log_progress(struct task *k, struct mig_run *m, json_t *ev)
 {
     double total = num(ev, "ram_total"), sent = num(ev, "transferred");
+    double left = num(ev, "remaining");
     unsigned pass = (unsigned)num(ev, "pass");
     uint64_t now = clock_mono_ns();
     if (pass == m->last_pass && now - m->last_line_ns < 1000000000ULL)
         return;
     m->last_pass = pass;
     m->last_line_ns = now;
-    task_log(k, "pass %u: %.1f MiB of %.1f MiB (%.0f%%), %.1f MiB/s, dirty %.1f MiB/s, "
-             "throttle %d%%", pass, sent / MiB, total / MiB,
-             total > 0 ? 100.0 * (sent > total ? total : sent) / total : 0.0,
+    task_log(k, "pass %u: transferred %.1f MiB of %.1f MiB, %.1f MiB left, %.1f MiB/s, "
+             "dirty %.1f MiB/s, throttle %d%%", pass, sent / MiB, total / MiB, left / MiB,
              num(ev, "bandwidth") / MiB, num(ev, "dirty_rate") / MiB,
              (int)num(ev, "throttle_pct"));
-    task_set_progress(k, json_pack("{s:f, s:f, s:f, s:f, s:i, s:i}", "transferred", sent,
-                                   "total", total, "rate", num(ev, "bandwidth"),
-                                   "dirty_rate", num(ev, "dirty_rate"), "pass", (int)pass,
-                                   "throttle_pct", (int)num(ev, "throttle_pct")));
+    task_set_progress(k, json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
+                                   "transferred", (json_int_t)sent, "total", (json_int_t)total,
+                                   "remaining", (json_int_t)left,
+                                   "rate", (json_int_t)num(ev, "bandwidth"),
+                                   "dirty_rate", (json_int_t)num(ev, "dirty_rate"),
+                                   "pass", (int)pass, "throttle_pct",
+                                   (int)num(ev, "throttle_pct")));
 }
 
 static void log_figures(struct task *k, json_t *ev)
@@ -220,10 +226,11 @@ static int follow(struct task *k, struct mig_run *m, struct etcd_client *c, stru
                 rc = on_commit_pending(k, m, c, e);
             else if (!strcmp(st, "completed"))
                 log_figures(k, ev), rc = 0;
-            else if (!strcmp(st, "failed") || !strcmp(st, "cancelled") ||
-                     !strcmp(st, "postcommit-failed"))
-                rc = err_set(e, strcmp(st, "cancelled") ? EIO : ECANCELED, "migration %s: %s",
-                             st, json_string_value(json_object_get(ev, "error")) ?: "");
+            else if (!strcmp(st, "cancelled"))
+                rc = err_set(e, ECANCELED, "migration cancelled");
+            else if (!strcmp(st, "failed") || !strcmp(st, "postcommit-failed"))
+                rc = err_set(e, EIO, "migration %s: %s", st,
+                             json_string_value(json_object_get(ev, "error")) ?: "");
             else
                 log_progress(k, m, ev);
         }
