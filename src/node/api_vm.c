@@ -316,6 +316,14 @@ static void delete_vm(struct api_req *req, struct reply *r)
         return reply_errno(r, rc, &e);
     if (v.owner[0] && strcmp(v.owner, req->t->cfg.name) != 0)
         return api_forward(req, r, v.owner);
+    struct vmm_info info;
+    vmm_info(&req->t->vmms, id, &info);
+    if (!atomic_load(&req->t->adopted))
+        return reply_error(r, 503, "node '%s' is starting: its running VMs are not "
+                           "adopted yet; try again", req->t->cfg.name);
+    if (info.present)
+        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
+                           "stop it first", id, info.status, req->t->cfg.name);
     if (v.has_state && strcmp(v.state.status, "stopped") != 0)
         return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
                            "stop it first", id, v.state.status, v.state.node);

@@ -32,6 +32,12 @@ bool vmops_route_to_owner(struct api_req *req, struct reply *r, uint32_t *id)
         reply_errno(r, rc, &e);
         return true;
     }
+    if (strcmp(owner, req->t->cfg.name) == 0 && !atomic_load(&req->t->adopted)) {
+        /* a VM of this node may run without ternd knowing it yet */
+        reply_error(r, 503, "node '%s' is starting: its running VMs are not "
+                    "adopted yet; try again", req->t->cfg.name);
+        return true;
+    }
     if (strcmp(owner, req->t->cfg.name) == 0)
         return false;
     api_forward(req, r, owner);

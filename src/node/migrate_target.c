@@ -349,6 +349,11 @@ static bool node_only(struct api_req *req, struct reply *r, uint32_t *id)
         reply_errno(r, -EINVAL, &e);
         return false;
     }
+    if (!atomic_load(&req->t->adopted)) {
+        reply_error(r, 503, "node '%s' is starting: its running VMs are not adopted "
+                    "yet; try again", req->t->cfg.name);
+        return false;
+    }
     return true;
 }
 

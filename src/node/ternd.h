@@ -5,6 +5,7 @@
 #define TERN_NODE_TERND_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -64,7 +65,8 @@ struct ternd {
     /* this node's tern-vmm processes and tasks (node/vmm.h, node/task.h) */
     struct vmm_table vmms;
     struct task_table tasks;
-    bool adopted;                  /* left-over tern-vmm processes looked for */
+    _Atomic bool adopted;          /* left-over tern-vmm processes looked for:
+                                    * until then no VM operation may run here */
 };
 
 void ternd_init(struct ternd *t);

@@ -7,7 +7,7 @@
 # 27100+ (migrations).
 BUILD=${BUILD:-build}
 . tests/integration/lib.sh
-TERND=$BUILD/ternd
+TERND=${TERND:-$BUILD/ternd}
 TERN=$BUILD/tern
 TTL=3
 declare -A TD_PID=()

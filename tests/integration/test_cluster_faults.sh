@@ -63,7 +63,7 @@ check "members back: all nodes online" wait_rc 30 0 node_count_online 3
 kill -TERM "${TD_PID[n1]}"; wait "${TD_PID[n1]}" 2>/dev/null; unset "TD_PID[n1]"
 TERN_TEST_HOLD=handover-committed TERN_TEST_HOLD_MS=4000 start_node n1
 check "n1 back with a hold after the commit" wait_rc 30 0 node_count_online 3
-tern_on n1 vm migrate 100 n2 --online --no-follow >/dev/null 2>&1
+wait_rc 30 0 tern_on n1 vm migrate 100 n2 --online --no-follow
 check "committed in etcd" wait_for "$(task_log_file n1)" '^handover committed' 20
 kill_node n1
 check "source ternd killed after the commit: vm 100 is not running anywhere meanwhile" \
@@ -83,7 +83,7 @@ kill -TERM "${TD_PID[n2]}"; wait "${TD_PID[n2]}" 2>/dev/null; unset "TD_PID[n2]"
 TERN_TEST_HOLD=handover-committed TERN_TEST_HOLD_MS=4000 start_node n2
 check "n2 back with a hold after the commit" wait_rc 30 0 node_count_online 3
 check "n2 adopted vm 100" runs_and_verifies 100 n2
-tern_on n2 vm migrate 100 n3 --online --no-follow >/dev/null 2>&1
+wait_rc 30 0 tern_on n2 vm migrate 100 n3 --online --no-follow
 check "committed in etcd (n2 -> n3)" wait_for "$(task_log_file n2)" '^handover committed' 20
 kill_node n2
 kill -9 "$(cut -d' ' -f1 "$TMP/n2/data/run/100/pid")"
