@@ -92,6 +92,7 @@ struct vm_state {
     char status[16];       /* running, paused, stopped, migrating, incoming, starting */
     int pid;               /* 0 when none */
     int64_t since;         /* epoch seconds of the last change */
+    int64_t started;       /* when the guest booted (kept across migrations), 0 unknown */
 };
 
 /* Under lease (the node's heartbeat lease). */

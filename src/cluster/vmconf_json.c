@@ -371,8 +371,9 @@ static const char *const vm_statuses[] = {"running", "paused", "stopped", "migra
 
 json_t *vm_state_to_json(const struct vm_state *s)
 {
-    return json_pack("{s:s, s:s, s:i, s:I}", "node", s->node, "status", s->status,
-                     "pid", s->pid, "since", (json_int_t)s->since);
+    return json_pack("{s:s, s:s, s:i, s:I, s:I}", "node", s->node, "status", s->status,
+                     "pid", s->pid, "since", (json_int_t)s->since,
+                     "started", (json_int_t)s->started);
 }
 
 int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e)
@@ -380,7 +381,7 @@ int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e)
     memset(s, 0, sizeof(*s));
     char buf[80];
     const char *status = NULL;
-    uint64_t pid = 0, since = 0;
+    uint64_t pid = 0, since = 0, started = 0;
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm state must be a json object");
     int rc = get_name(j, "node", true, s->node, "vm state", e);
@@ -390,6 +391,8 @@ int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e)
         rc = get_uint(j, "pid", false, 0, INT32_MAX, &pid, "vm state", e);
     if (rc == 0)
         rc = get_uint(j, "since", false, 0, INT64_MAX, &since, "vm state", e);
+    if (rc == 0)
+        rc = get_uint(j, "started", false, 0, INT64_MAX, &started, "vm state", e);
     if (rc < 0)
         return rc;
     size_t i = 0;
@@ -400,6 +403,7 @@ int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e)
     snprintf(s->status, sizeof(s->status), "%s", status);
     s->pid = (int)pid;
     s->since = (int64_t)since;
+    s->started = (int64_t)started;
     return 0;
 }
 

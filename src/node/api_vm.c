@@ -40,7 +40,8 @@ static json_t *vm_json(const struct vm_entry *v, bool owner_online, bool with_co
     bool running = v->has_state && strcmp(status, "running") == 0;
     json_t *uptime = json_null();
     if (running) {
-        int64_t up = (int64_t)time(NULL) - v->state.since;
+        int64_t up = (int64_t)time(NULL) -
+                     (v->state.started ? v->state.started : v->state.since);
         uptime = json_integer(up > 0 ? up : 0);
     }
     json_t *j = json_pack("{s:I, s:s?, s:s?, s:s, s:o, s:o, s:I, s:I, s:s?, s:n}",

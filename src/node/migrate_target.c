@@ -139,6 +139,10 @@ int mig_target_prepare(struct ternd *t, struct etcd_client *c, uint32_t vmid,
         rc = err_set(e, ENOMEM, "out of memory");
     if (!rc) {
         *w = (struct dest_watch){ t, vmid };
+        /* the guest's uptime goes on across the migration */
+        json_t *st = json_object_get(req, "started");
+        if (json_is_integer(st) && json_integer_value(st) > 0)
+            vmm_set_started(&t->vmms, vmid, (time_t)json_integer_value(st));
         vmm_set_listener(&t->vmms, vmid, on_destination_event, w);
         *answer = json_pack("{s:s, s:s}", "uri", uri, "cert", t->secrets.cert_pem);
     }

@@ -273,10 +273,13 @@ static int prepare_target(struct task *k, struct mig_run *m, struct etcd_client 
     int rc = peer_init(&peer, k->t, c, m->plan.target, e);
     if (rc)
         return rc;
-    json_t *req = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "source", m->plan.source,
+    struct vmm_info info;
+    vmm_info(&k->t->vmms, k->vmid, &info);
+    json_t *req = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "source", m->plan.source,
                             "task", k->id, "owner_revision", (json_int_t)m->rev,
                             "address", m->plan.address, "migration_type", m->plan.type,
-                            "cert", k->t->secrets.cert_pem);
+                            "cert", k->t->secrets.cert_pem,
+                            "started", (json_int_t)info.started);
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
     json_t *ans = NULL;

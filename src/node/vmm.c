@@ -393,3 +393,12 @@ void vmm_set_status(struct vmm_table *v, uint32_t id, const char *status)
     }
     pthread_mutex_unlock(&v->lock);
 }
+
+void vmm_set_started(struct vmm_table *v, uint32_t id, time_t started)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    if (p)
+        p->started = started;
+    pthread_mutex_unlock(&v->lock);
+}

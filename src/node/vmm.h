@@ -114,6 +114,8 @@ struct vmm_info {
 void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out);
 void vmm_set_listener(struct vmm_table *v, uint32_t id,
                       void (*fn)(void *ctx, json_t *ev), void *ctx);
+/* When the guest booted, for a destination: the source's. */
+void vmm_set_started(struct vmm_table *v, uint32_t id, time_t started);
 /* The status shown while a migration runs ("migrating"), or back. */
 void vmm_set_status(struct vmm_table *v, uint32_t id, const char *status);
 

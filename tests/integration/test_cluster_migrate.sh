@@ -94,6 +94,8 @@ check "task log: start line, progress, speed and downtime" \
 check "heartbeat continues from n1 to n2" \
     bash -c "cat '$(console_of n1 100)' '$(console_of n2 100)' | grep -Eo '^HB [0-9]+' | cut -d' ' -f2 |
              awk 'NR > 1 && \$1 != prev + 1 { bad = 1 } { prev = \$1 } END { exit bad }'"
+check "uptime goes on across the migration (the guest did not reboot)" \
+    bash -c "[ \$($TERN --config $TMP/n1.conf vm show 100 --output json | jq .uptime_s) -ge 3 ]"
 migrate_ok n2 n3 --migration-type insecure
 migrate_ok n3 n1 --migration-network 127.0.1.0/24
 check "migration network: the address in 127.0.1.0/24 was used" \
