@@ -81,6 +81,13 @@ static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc 
     pthread_mutex_lock(&v->lock);
     take_snapshot(v, p, &s);
     pthread_mutex_unlock(&v->lock);
+    if (s.dirty && s.pub_lost && s.exited) {
+        /* another node publishes this VM: nothing of ours to remove */
+        pthread_mutex_lock(&v->lock);
+        p->dirty = false;
+        pthread_mutex_unlock(&v->lock);
+        return;
+    }
     if (!s.dirty || s.pub_lost || (s.incoming && !s.exited) || !lease)
         return;
     int rc = write_state(v, c, &s, lease);

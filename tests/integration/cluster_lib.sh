@@ -58,6 +58,20 @@ kill_node() { kill -9 "${TD_PID[$1]}" 2>/dev/null; wait "${TD_PID[$1]}" 2>/dev/n
 tern_on() { local n=$1; shift; "$TERN" --config "$TMP/$n.conf" "$@"; }
 etcd_of() { pgrep -f -- "--data-dir $TMP/$1/data/etcd"; }
 
+# check_out NAME CMD...: check, and on failure the command's output and
+# the end of every node's log as notes (so that a rare failure explains
+# itself in the test output).
+check_out() {
+    local name=$1 out rc n; shift
+    out=$("$@" 2>&1); rc=$?
+    if [ $rc = 0 ]; then ok "$name"; return; fi
+    not_ok "$name"
+    while IFS= read -r n; do note "  $n"; done <<<"$out"
+    for n in n1 n2 n3; do
+        [ -f "$TMP/$n.log" ] && tail -4 "$TMP/$n.log" | while IFS= read -r l; do note "  $n: $l"; done
+    done
+}
+
 # wait_rc SECONDS RC CMD...: until CMD exits with RC; its output in $OUT.
 wait_rc() {
     local deadline=$(( $(now_ms) + $1 * 1000 )) want=$2; shift 2

@@ -9,8 +9,8 @@ NET=127.0.0.6
 check "cluster of three" cluster_up faults
 mkdir -p "$TMP/shared"
 tern_on n1 storage add shared --path "$TMP/shared" --shared >/dev/null
-tern_on n1 vm create 100 --memory 128 --cpus 1 --kernel "$GUEST" \
-    --cmdline "tern.hb=50 tern.ws=16 tern.rate=20 tern.verify=1" --disk shared:16 --start >/dev/null
+check_out "vm create 100 --start" tern_on n1 vm create 100 --memory 128 --cpus 1 --kernel "$GUEST" \
+    --cmdline "tern.hb=50 tern.ws=16 tern.rate=20 tern.verify=1" --disk shared:16 --start
 check "vm 100 runs on n1 and verifies" runs_and_verifies 100 n1
 
 # slow_migration TO: a live migration at 2 MiB/s (several seconds); $TASK

@@ -15,7 +15,7 @@ check "storage add local" tern_on n2 storage add local --path "$TMP/local"
 CMD="tern.hb=50 tern.ws=16 tern.rate=20 tern.verify=1"
 check "vm create 100 on shared storage" \
     tern_on n1 vm create 100 --memory 128 --cpus 1 --kernel "$GUEST" --cmdline "$CMD" --disk shared:16
-check "vm start 100" tern_on n1 vm start 100
+check_out "vm start 100" tern_on n1 vm start 100
 check "vm 100 runs on n1" vm_on 100 n1
 check "vm 100 verifies its pages on n1" verify_on n1 100
 tern_on n1 vm create 101 --memory 40000 --cpus 1 --kernel "$GUEST" --disk shared:8 >/dev/null
@@ -116,12 +116,12 @@ check "after auto: vm 100 runs on $NODE and verifies" verify_on "$NODE" 100
 
 # offline: stopped, moved, started on the new node
 TO=$( [ "$NODE" = n2 ] && echo n3 || echo n2 )
-check "vm stop 100" tern_on n1 vm stop 100
+check_out "vm stop 100" tern_on n1 vm stop 100
 check "stopped: no tern-vmm for vm 100" [ "$(vmm_count 100)" = 0 ]
 OUT=$(tern_on n1 vm migrate 100 "$TO" 2>&1); RC=$?
 check "offline migration to $TO: TASK OK" bash -c "[ $RC = 0 ] && grep -q 'offline migration' <<<\"\$0\"" "$OUT"
 check "offline: owner is $TO, stopped" vm_on 100 "$TO" stopped
-check "vm start 100 (from n1, forwarded to $TO)" tern_on n1 vm start 100
+check_out "vm start 100 (from n1, forwarded to $TO)" tern_on n1 vm start 100
 check "started on $TO: verify ok" verify_on "$TO" 100
 
 check "task list shows the migrations" \
