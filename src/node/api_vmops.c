@@ -233,8 +233,18 @@ void vm_task_unlock(struct etcd_client *c, struct task *k)
     char vmid[16];
     struct err e;
     vmid_text(k->vmid, vmid);
-    /* without quorum the lock goes with the node's lease, or the next try */
-    vm_lock_release(c, vmid, k->id, &e);
+    /* a lock left behind would block every later task on the VM for as long
+     * as this node lives (it hangs on the node's lease): try for a while,
+     * as long as etcd does not answer (-ENOENT, -EPERM: not ours any more) */
+    for (int i = 0; i < 30; i++) {
+        int rc = vm_lock_release(c, vmid, k->id, &e);
+        if (rc == 0 || rc == -ENOENT || rc == -EPERM)
+            return;
+        if (i == 0)
+            task_log(k, "releasing the lock of vm %u: %s; retrying", k->vmid, e.msg);
+        sleep(1);
+    }
+    task_log(k, "the lock of vm %u stays until this node's lease ends", k->vmid);
 }
 
 int vm_owner_of(struct etcd_client *c, uint32_t id, char owner[TERN_NAME_MAX + 1],
