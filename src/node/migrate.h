@@ -61,8 +61,9 @@ int mig_target_prepare(struct ternd *t, struct etcd_client *c, uint32_t vmid,
 int mig_target_abandon(struct ternd *t, uint32_t vmid, struct err *e);
 
 /* A handover whose answer did not arrive: settles it from etcd in its own
- * thread (the destination asked "commit-unknown", or a restarted ternd
- * found a tern-vmm waiting for a decision). */
+ * thread, if the VM's tern-vmm waits for a decision (the destination asked
+ * "commit-unknown", a restarted ternd found one waiting, or the periodic
+ * sweep did); at most one such thread per VM. */
 void mig_resolve_start(struct ternd *t, uint32_t vmid);
 
 #endif

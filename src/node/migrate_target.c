@@ -252,23 +252,36 @@ static void tell(struct resolve *r, const char *what, bool committed)
              source ? "source" : "destination");
 }
 
-static void *resolve_main(void *arg)
+/* VMs with a resolver running: one per VM at a time. */
+static pthread_mutex_t resolving_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t resolving[VMM_MAX];
+
+static bool resolving_claim(uint32_t vmid, bool claim)
 {
-    struct resolve *r = arg;
-    struct etcd_client c;
-    struct err e;
-    char what[16];
-    bool said = false;
-    if (read_handover(r) < 0 || etcd_client_init(&c, r->t->cfg.cluster_address, &e) < 0) {
-        log_error("migrate", "vm %u: a handover to settle, but no record of it", r->vmid);
-        free(r);
-        return NULL;
+    pthread_mutex_lock(&resolving_lock);
+    int free_slot = -1, mine = -1;
+    for (int i = 0; i < VMM_MAX; i++) {
+        if (resolving[i] == vmid)
+            mine = i;
+        if (!resolving[i] && free_slot < 0)
+            free_slot = i;
     }
+    bool ok = claim ? mine < 0 && free_slot >= 0 : mine >= 0;
+    if (ok)
+        resolving[claim ? free_slot : mine] = claim ? vmid : 0;
+    pthread_mutex_unlock(&resolving_lock);
+    return ok;
+}
+
+static void settle_loop(struct resolve *r, struct etcd_client *c, char what[16])
+{
+    bool said = false;
+    struct err e;
     while (awaited(r, what) == 0 && what[0]) {
         bool committed;
-        if (settle(r, &c, &committed, &e) == 0) {
+        if (settle(r, c, &committed, &e) == 0) {
             tell(r, what, committed);
-            break;
+            return;
         }
         if (!said)
             log_warn("migrate", "vm %u: settling the handover: %s; waiting, nothing resumes",
@@ -276,22 +289,43 @@ static void *resolve_main(void *arg)
         said = true;
         sleep(1);
     }
-    etcd_client_release(&c);
+}
+
+static void *resolve_main(void *arg)
+{
+    struct resolve *r = arg;
+    struct etcd_client c;
+    struct err e;
+    char what[16];
+    /* most calls (the periodic sweep) find nothing to decide */
+    if (awaited(r, what) == 0 && what[0]) {
+        if (read_handover(r) < 0)
+            log_error("migrate", "vm %u: tern-vmm waits for a handover decision, but "
+                      "there is no record of the handover", r->vmid);
+        else if (etcd_client_init(&c, r->t->cfg.cluster_address, &e) == 0) {
+            settle_loop(r, &c, what);
+            etcd_client_release(&c);
+        }
+    }
+    resolving_claim(r->vmid, false);
     free(r);
     return NULL;
 }
 
 void mig_resolve_start(struct ternd *t, uint32_t vmid)
 {
+    if (!resolving_claim(vmid, true))
+        return;
     struct resolve *r = calloc(1, sizeof(*r));
     pthread_t th;
-    if (!r)
-        return;
-    r->t = t;
-    r->vmid = vmid;
-    if (pthread_create(&th, NULL, resolve_main, r) != 0) {
+    if (r) {
+        r->t = t;
+        r->vmid = vmid;
+    }
+    if (!r || pthread_create(&th, NULL, resolve_main, r) != 0) {
         log_error("migrate", "vm %u: no thread to settle the handover", vmid);
         free(r);
+        resolving_claim(vmid, false);
         return;
     }
     pthread_detach(th);

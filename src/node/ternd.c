@@ -19,6 +19,7 @@
 #define ETCD_STOP_GRACE_MS 5000
 #define ETCD_BACKOFF_MAX_S 30
 #define TICK_MS 250
+#define SETTLE_EVERY_S 5
 #define INFO_REFRESH_S 10
 
 _Static_assert(TERND_TOKEN_LEN == CLUSTER_TOKEN_LEN, "one token format for both");
@@ -280,9 +281,9 @@ static void refresh_info(struct ternd *t)
         log_debug("node", "refreshing the info of node %s: %s", t->cfg.name, e.msg);
 }
 
-/* An adopted tern-vmm may wait for a handover decision that the ternd
- * before this one never gave: settle it from etcd. */
-static void settle_adopted(struct ternd *t)
+/* A tern-vmm may wait for a handover decision that nobody is giving (the
+ * ternd before this one died, or its event was missed): settle it. */
+static void settle_waiting(struct ternd *t)
 {
     uint32_t ids[VMM_MAX];
     unsigned n = 0;
@@ -302,7 +303,13 @@ static void supervise_vms(struct ternd *t)
     if (!t->adopted) {
         vmm_adopt(&t->vmms, &t->client);
         t->adopted = true;
-        settle_adopted(t);
+    }
+    /* a decision event can be missed (ternd restarted, a reconnect): look
+     * at every process now and then */
+    time_t now = time(NULL);
+    if (now >= t->settle_at) {
+        settle_waiting(t);
+        t->settle_at = now + SETTLE_EVERY_S;
     }
     vmm_tick(&t->vmms, &t->client, node_lease(&t->node));
     task_tick(&t->tasks, &t->client);

@@ -67,6 +67,7 @@ struct ternd {
     struct task_table tasks;
     _Atomic bool adopted;          /* left-over tern-vmm processes looked for:
                                     * until then no VM operation may run here */
+    time_t settle_at;              /* next look for undecided handovers */
 };
 
 void ternd_init(struct ternd *t);

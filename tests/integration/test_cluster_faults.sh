@@ -87,7 +87,8 @@ wait_rc 30 0 tern_on n2 vm migrate 100 n3 --online --no-follow
 check "committed in etcd (n2 -> n3)" wait_for "$(task_log_file n2)" '^handover committed' 20
 kill_node n2
 kill -9 "$(cut -d' ' -f1 "$TMP/n2/data/run/100/pid")"
-check "source host gone: the destination resumes because etcd names n3" runs_and_verifies 100 n3
+check_out "source host gone: the destination resumes because etcd names n3" \
+    bash -c "$(declare -f vm_on vm_field runs_and_verifies verify_on console_of now_ms tern_on); TERN=$TERN TMP=$TMP runs_and_verifies 100 n3 || { tail -20 $TMP/n3.log; tail -5 $TMP/n3/data/run/100/vmm.log; exit 1; }"
 check "heartbeat goes on at n3" hb_moves n3 100
 check "one tern-vmm for vm 100" [ "$(vmm_count 100)" = 1 ]
 check "n3 logged how it settled" grep -q "handover settled from etcd: node 'n3' owns it" "$TMP/n3.log"
