@@ -279,6 +279,8 @@ static void settle_loop(struct resolve *r, struct etcd_client *c, char what[16])
     struct err e;
     while (awaited(r, what) == 0 && what[0]) {
         bool committed;
+        if (task_running_for(&r->t->tasks, r->vmid))
+            return;   /* its migration task decides */
         if (settle(r, c, &committed, &e) == 0) {
             tell(r, what, committed);
             return;

@@ -328,6 +328,16 @@ int task_cancel(struct task_table *tt, const char *id, struct err *e)
     return rc;
 }
 
+bool task_running_for(struct task_table *tt, uint32_t vmid)
+{
+    pthread_mutex_lock(&tt->lock);
+    bool running = false;
+    for (unsigned i = 0; i < TASK_MAX && !running; i++)
+        running = tt->tasks[i] && !tt->tasks[i]->done && tt->tasks[i]->vmid == vmid;
+    pthread_mutex_unlock(&tt->lock);
+    return running;
+}
+
 void task_tick(struct task_table *tt, struct etcd_client *c)
 {
     for (unsigned i = 0; i < TASK_MAX; i++) {

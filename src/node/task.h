@@ -79,6 +79,8 @@ int task_read_log(struct task_table *tt, const char *id, unsigned start, json_t 
                   struct err *e);
 /* -ENOENT unknown, -EALREADY ended. */
 int task_cancel(struct task_table *tt, const char *id, struct err *e);
+/* A task of this node works on VM vmid right now. */
+bool task_running_for(struct task_table *tt, uint32_t vmid);
 /* Main loop: records not yet in etcd (quorum was lost) are written. */
 void task_tick(struct task_table *tt, struct etcd_client *c);
 

@@ -292,8 +292,10 @@ static void settle_waiting(struct ternd *t)
         if (t->vmms.procs[i])
             ids[n++] = t->vmms.procs[i]->spec.conf.id;
     pthread_mutex_unlock(&t->vmms.lock);
+    /* a migration task of this node decides its own handover */
     for (unsigned i = 0; i < n; i++)
-        mig_resolve_start(t, ids[i]);
+        if (!task_running_for(&t->tasks, ids[i]))
+            mig_resolve_start(t, ids[i]);
 }
 
 /* The VMs of this node: states into etcd, crashed ones back; once, the
