@@ -248,6 +248,19 @@ int listing_stale(const json_t *answer)
     return EXIT_NOT_QUORATE;
 }
 
+int show_listing(struct call *k, const char *path,
+                 void (*print)(FILE *f, const json_t *body))
+{
+    json_t *ans;
+    int rc = api_get(k, path, &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    k->json ? print_json(stdout, ans) : print(stdout, ans);
+    rc = listing_stale(ans);
+    json_decref(ans);
+    return rc;
+}
+
 int print_answer(json_t *answer)
 {
     print_json(stdout, answer);

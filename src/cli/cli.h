@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -96,6 +97,9 @@ int api_answer(struct call *k, const char *method, const char *path, json_t *req
 int api_refused(const struct call *k, long status, json_t *answer);
 /* "stale": true in a listing: says so, EXIT_NOT_QUORATE; else EXIT_OK. */
 int listing_stale(const json_t *answer);
+/* GET path, printed as JSON or with print; the exit code of listing_stale. */
+int show_listing(struct call *k, const char *path,
+                 void (*print)(FILE *f, const json_t *body));
 /* The answer as indented JSON on stdout, then json_decref; EXIT_OK. */
 int print_answer(json_t *answer);
 

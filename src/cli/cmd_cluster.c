@@ -187,26 +187,12 @@ static int run_set(struct call *k)
 
 static int run_options(struct call *k)
 {
-    json_t *ans;
-    int rc = api_get(k, "/cluster/options", &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_cluster_options(stdout, ans);
-    rc = listing_stale(ans);
-    json_decref(ans);
-    return rc;
+    return show_listing(k, "/cluster/options", print_cluster_options);
 }
 
 static int run_node_list(struct call *k)
 {
-    json_t *body;
-    int rc = api_get(k, "/nodes", &body);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, body) : print_node_list(stdout, body);
-    rc = listing_stale(body);
-    json_decref(body);
-    return rc;
+    return show_listing(k, "/nodes", print_node_list);
 }
 
 static const struct cmd_opt join_opts[] = {
@@ -280,14 +266,7 @@ static int run_storage_add(struct call *k)
 
 static int run_storage_list(struct call *k)
 {
-    json_t *ans;
-    int rc = api_get(k, "/storage", &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_storage_list(stdout, ans);
-    rc = listing_stale(ans);
-    json_decref(ans);
-    return rc;
+    return show_listing(k, "/storage", print_storage_list);
 }
 
 static int run_storage_remove(struct call *k)

@@ -276,14 +276,8 @@ static int run_list(struct call *k)
     int rc = list_query(k, query, sizeof(query));
     if (rc != EXIT_OK)
         return rc;
-    json_t *ans;
     snprintf(path, sizeof(path), "/tasks%s", query);
-    if ((rc = api_get(k, path, &ans)) != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_task_list(stdout, ans);
-    rc = listing_stale(ans);
-    json_decref(ans);
-    return rc;
+    return show_listing(k, path, print_task_list);
 }
 
 static int run_log(struct call *k)

@@ -166,14 +166,7 @@ static int run_stop(struct call *k)
 
 static int run_list(struct call *k)
 {
-    json_t *ans;
-    int rc = api_get(k, "/vms", &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_vm_list(stdout, ans);
-    rc = listing_stale(ans);
-    json_decref(ans);
-    return rc;
+    return show_listing(k, "/vms", print_vm_list);
 }
 
 static int run_show(struct call *k)
