@@ -46,6 +46,7 @@ static const struct key_def keys[] = {
     TEXT(vmm_binary, false),
     INT(heartbeat_ttl_s, 2, 300),
     INT(etcd_election_ms, 100, 50000),
+    INT(task_records, 1, 1000000),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -54,6 +55,7 @@ void ternd_config_init(struct ternd_config *c)
     memset(c, 0, sizeof(*c));
     c->heartbeat_ttl_s = 10;
     c->etcd_election_ms = 1000;
+    c->task_records = 500;
 }
 
 static char *trim(char *s)

@@ -31,6 +31,7 @@ struct ternd_config {
     char vmm_binary[TERND_PATH_MAX];        /* "" = tern-vmm beside ternd */
     int heartbeat_ttl_s;                    /* default 10 */
     int etcd_election_ms;                   /* default 1000 */
+    int task_records;                       /* default 500 */
 };
 
 void ternd_config_init(struct ternd_config *c);

@@ -26,8 +26,9 @@ void task_table_init(struct task_table *tt)
 }
 
 int task_table_setup(struct task_table *tt, const char *data_dir, const char *node,
-                     struct err *e)
+                     unsigned keep, struct err *e)
 {
+    tt->keep = keep;
     snprintf(tt->node, sizeof(tt->node), "%s", node);
     if (snprintf(tt->dir, sizeof(tt->dir), "%s/tasks", data_dir) >= (int)sizeof(tt->dir))
         return err_set(e, ENAMETOOLONG, "data dir '%s' is too long", data_dir);
@@ -156,6 +157,7 @@ static void finish(struct task *k, int rc, const struct err *e)
     snprintf(k->status, sizeof(k->status), "%s", status);
     k->end = time(NULL);
     k->done = true;
+    tt->ended = true;
     json_decref(k->progress);
     k->progress = NULL;
     pthread_cond_broadcast(&tt->changed);
@@ -338,6 +340,45 @@ bool task_running_for(struct task_table *tt, uint32_t vmid)
     return running;
 }
 
+/* Start time, then sequence number, from the id in a record's key
+ * (".../UPID:node:PID:SEQ:START:..."): newest last. */
+static unsigned long long key_order(const struct etcd_kv *kv)
+{
+    const char *p = strstr(kv->key, "UPID:");
+    unsigned seq = 0;
+    unsigned long long start = 0;
+    for (int colons = 0; p && *p && colons < 3; p++)
+        colons += *p == ':';
+    if (p && sscanf(p, "%x:%llx", &seq, &start) == 2)
+        return start << 24 | (seq & 0xffffff);
+    return 0;
+}
+
+static int by_age(const void *a, const void *b)
+{
+    unsigned long long x = key_order(a), y = key_order(b);
+    return x < y ? -1 : x > y;
+}
+
+/* The records of this node's ended tasks beyond the newest tt->keep go
+ * (their logs stay in DATA_DIR/tasks/). */
+static void prune_records(struct task_table *tt, struct etcd_client *c)
+{
+    char prefix[TERN_KEY_MAX + TERN_NAME_MAX];
+    snprintf(prefix, sizeof(prefix), TERN_PREFIX_TASKS "UPID:%s:", tt->node);
+    struct etcd_kvs kvs;
+    struct err e;
+    etcd_kvs_init(&kvs);
+    if (etcd_get_prefix(c, prefix, 0, &kvs, &e) == 0 && kvs.count > tt->keep) {
+        qsort(kvs.items, kvs.count, sizeof(*kvs.items), by_age);
+        for (size_t i = 0; i + tt->keep < kvs.count; i++)
+            if (!strstr(kvs.items[i].value ? kvs.items[i].value : "", "\"status\":\"running\"") &&
+                etcd_delete(c, kvs.items[i].key, NULL, &e) < 0)
+                break;
+    }
+    etcd_kvs_release(&kvs);
+}
+
 void task_tick(struct task_table *tt, struct etcd_client *c)
 {
     for (unsigned i = 0; i < TASK_MAX; i++) {
@@ -348,6 +389,12 @@ void task_tick(struct task_table *tt, struct etcd_client *c)
         if (due && put_record(tt, k, c) < 0)
             return;   /* no quorum: the next tick tries again */
     }
+    pthread_mutex_lock(&tt->lock);
+    bool prune = tt->ended;
+    tt->ended = false;
+    pthread_mutex_unlock(&tt->lock);
+    if (prune)
+        prune_records(tt, c);
 }
 
 /* Task endpoints (docs/api.md "Tasks"): the list from etcd, one task's

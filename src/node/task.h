@@ -24,6 +24,7 @@
 #define TASK_MAX 64
 #define TASK_PATH_MAX 400
 
+
 struct ternd;
 struct task;
 
@@ -51,13 +52,16 @@ struct task_table {
     pthread_cond_t changed;
     struct task *tasks[TASK_MAX];   /* running and recently ended */
     unsigned seq;
+    unsigned keep;                  /* records of ended tasks kept in etcd */
+    bool ended;                     /* a task ended: prune on the next tick */
     char dir[TASK_PATH_MAX - TASK_ID_MAX - 8];
     char node[TERN_NAME_MAX + 1];
 };
 
 void task_table_init(struct task_table *tt);
+/* keep: how many records of this node's ended tasks stay in etcd. */
 int task_table_setup(struct task_table *tt, const char *data_dir, const char *node,
-                     struct err *e);
+                     unsigned keep, struct err *e);
 /* Waits for running tasks to end (they end with ternd). */
 void task_table_release(struct task_table *tt);
 

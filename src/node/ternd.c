@@ -128,7 +128,8 @@ int ternd_start(struct ternd *t, struct err *e)
     if (rc == 0)
         rc = vmm_table_setup(&t->vmms, t->cfg.data_dir, t->cfg.vmm_binary, t->cfg.name, e);
     if (rc == 0)
-        rc = task_table_setup(&t->tasks, t->cfg.data_dir, t->cfg.name, e);
+        rc = task_table_setup(&t->tasks, t->cfg.data_dir, t->cfg.name,
+                              (unsigned)t->cfg.task_records, e);
     if (rc == 0)
         rc = etcd_configure(t, e);
     if (rc == 0)

@@ -50,6 +50,7 @@ data_dir = $TMP/$n/data
 api_address = $ip:18406
 heartbeat_ttl_s = $TTL
 etcd_election_ms = 500
+${CONF_EXTRA:-}
 EOF2
 }
 
