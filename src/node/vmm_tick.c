@@ -208,6 +208,34 @@ void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease)
             restart(v, c, &again);
 }
 
+/* When process pid started (epoch seconds), from /proc; now if unknown. */
+static time_t process_start(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    /* field 22, counted after the ")" that ends the command name */
+    char *p = strrchr(buf, ')');
+    unsigned long long ticks = 0;
+    for (int field = 2; p && *p && field < 22; p++)
+        field += *p == ' ';
+    FILE *st = fopen("/proc/stat", "r");
+    char line[256];
+    long long btime = 0;
+    while (st && fgets(line, sizeof(line), st))
+        if (sscanf(line, "btime %lld", &btime) == 1)
+            break;
+    if (st)
+        fclose(st);
+    if (!p || sscanf(p, "%llu", &ticks) != 1 || !btime)
+        return time(NULL);
+    return (time_t)(btime + (long long)(ticks / (unsigned long long)sysconf(_SC_CLK_TCK)));
+}
+
 /* The record of a process found running; its config from the local etcd
  * member (for a restart after a later crash). */
 static struct vmm_proc *adopted_proc(struct vmm_table *v, struct etcd_client *c,
@@ -221,7 +249,8 @@ static struct vmm_proc *adopted_proc(struct vmm_table *v, struct etcd_client *c,
     p->spec.conf.id = id;
     p->pid = pid;
     p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;
-    p->since = p->started = time(NULL);
+    p->since = time(NULL);
+    p->started = process_start(pid);   /* after a migration: its own start */
     snprintf(p->status, sizeof(p->status), "%s", p->role == VMM_RUN ? "running" : "incoming");
     snprintf(p->dir, sizeof(p->dir), "%s/%u", v->run_dir, id);
     snprintf(p->sock, sizeof(p->sock), "%s/control.sock", p->dir);
