@@ -169,15 +169,22 @@ static int run_list(struct call *k)
     return show_listing(k, "/vms", print_vm_list);
 }
 
+/* METHOD /vms/ID for the VM id of the first argument (*id set). */
+static int vm_request(struct call *k, const char *method, uint32_t *id, json_t **ans)
+{
+    char path[64];
+    int rc = check_vmid(k->arg[0], id);
+    if (rc != EXIT_OK)
+        return rc;
+    snprintf(path, sizeof(path), "/vms/%u", *id);
+    return api(k, method, path, NULL, ans);
+}
+
 static int run_show(struct call *k)
 {
     uint32_t id;
-    char path[64];
     json_t *ans;
-    int rc = check_vmid(k->arg[0], &id);
-    snprintf(path, sizeof(path), "/vms/%u", id);
-    if (rc == EXIT_OK)
-        rc = api_get(k, path, &ans);
+    int rc = vm_request(k, "GET", &id, &ans);
     if (rc != EXIT_OK)
         return rc;
     k->json ? print_json(stdout, ans) : print_vm(stdout, ans);
@@ -188,12 +195,8 @@ static int run_show(struct call *k)
 static int run_destroy(struct call *k)
 {
     uint32_t id;
-    char path[64];
     json_t *ans;
-    int rc = check_vmid(k->arg[0], &id);
-    snprintf(path, sizeof(path), "/vms/%u", id);
-    if (rc == EXIT_OK)
-        rc = api(k, "DELETE", path, NULL, &ans);
+    int rc = vm_request(k, "DELETE", &id, &ans);
     if (rc != EXIT_OK)
         return rc;
     if (k->json)

@@ -107,24 +107,6 @@ int vm_owner_move(struct etcd_client *c, const char *vmid, const char *from,
     return rc;
 }
 
-int vm_owner_drop(struct etcd_client *c, const char *vmid, const char *node,
-                  struct err *e)
-{
-    char key[TERN_KEY_MAX];
-    int rc = owner_key(key, vmid, e);
-    if (rc < 0)
-        return rc;
-    struct etcd_cas op = {.key = key, .cmp = ETCD_CMP_VALUE, .expect_value = node};
-    bool swapped;
-    struct etcd_kv now;
-    rc = etcd_cas(c, &op, &swapped, &now, e);
-    if (rc == 0 && !swapped)
-        rc = err_set(e, ESTALE, "vm %s: owner is %s, not %s", vmid,
-                     now.value ? now.value : "nobody", node);
-    etcd_kv_release(&now);
-    return rc;
-}
-
 static int lock_key(char key[TERN_KEY_MAX], const char *vmid, const char *holder,
                     struct err *e)
 {

@@ -43,10 +43,6 @@ int vm_owner_claim(struct etcd_client *c, const char *vmid, const char *node,
 int vm_owner_move(struct etcd_client *c, const char *vmid, const char *from,
                   const char *to, enum vm_move_result *res,
                   char owner_now[TERN_NAME_MAX + 1], struct err *e);
-/* Removes the owner key if node owns the VM (the VM is destroyed). */
-int vm_owner_drop(struct etcd_client *c, const char *vmid, const char *node,
-                  struct err *e);
-
 /* Takes /tern/locks/vm/<id> for holder (free text, e.g. "node1 task 42")
  * under lease (non-zero). -EBUSY when held: holder_now (may be NULL) says
  * by whom. */

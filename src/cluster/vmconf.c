@@ -22,27 +22,14 @@ static int vm_key(char key[TERN_KEY_MAX], uint32_t id, const char *prefix,
     return keys_build(key, prefix, text, suffix, "vm id", e);
 }
 
-static int load_json(const struct etcd_kv *kv, json_t **out, struct err *e)
+static int conf_from(json_t *j, void *out, struct err *e)
 {
-    json_error_t je;
-    *out = json_loads(kv->value ? kv->value : "", 0, &je);
-    if (!*out)
-        return err_set(e, EPROTO, "%s: stored value is not json: %s", kv->key, je.text);
-    return 0;
+    return vm_conf_from_json(j, out, e);
 }
 
-static int conf_parse(const struct etcd_kv *kv, struct vm_conf *out, struct err *e)
+static int state_from(json_t *j, void *out, struct err *e)
 {
-    json_t *j;
-    int rc = load_json(kv, &j, e);
-    if (rc < 0)
-        return rc;
-    struct err pe;
-    rc = vm_conf_from_json(j, out, &pe);
-    json_decref(j);
-    if (rc < 0)
-        return err_set(e, EPROTO, "%s: stored config: %s", kv->key, pe.msg);
-    return 0;
+    return vm_state_from_json(j, out, e);
 }
 
 int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
@@ -58,7 +45,7 @@ int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
     if (rc == 0)
-        rc = conf_parse(&kv, out, e);
+        rc = vmconf_parse_kv(&kv, out, conf_from, e);
     if (rc == 0 && out->id != id)
         rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32, key, out->id);
     etcd_kv_release(&kv);
@@ -66,42 +53,6 @@ int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
 }
 
 /* --- run state */
-
-int vm_state_put(struct etcd_client *c, uint32_t id, const struct vm_state *s,
-                 int64_t lease, struct err *e)
-{
-    char key[TERN_KEY_MAX];
-    int rc = vm_key(key, id, TERN_PREFIX_VMSTATE, NULL, e);
-    if (rc < 0)
-        return rc;
-    json_t *j = vm_state_to_json(s);
-    struct vm_state check;
-    if (!j)
-        return err_set(e, ENOMEM, "vm %" PRIu32 ": out of memory", id);
-    rc = vm_state_from_json(j, &check, e);   /* the same checks as a reader's */
-    char *text = rc == 0 ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (rc == 0 && !text)
-        rc = err_set(e, ENOMEM, "vm %" PRIu32 ": out of memory", id);
-    if (rc == 0)
-        rc = etcd_put(c, key, text, lease, e);
-    free(text);
-    return rc;
-}
-
-static int state_parse(const struct etcd_kv *kv, struct vm_state *out, struct err *e)
-{
-    json_t *j;
-    int rc = load_json(kv, &j, e);
-    if (rc < 0)
-        return rc;
-    struct err pe;
-    rc = vm_state_from_json(j, out, &pe);
-    json_decref(j);
-    if (rc < 0)
-        return err_set(e, EPROTO, "%s: %s", kv->key, pe.msg);
-    return 0;
-}
 
 int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
                  struct vm_state *out, struct err *e)
@@ -116,16 +67,9 @@ int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " has no run state", id);
     if (rc == 0)
-        rc = state_parse(&kv, out, e);
+        rc = vmconf_parse_kv(&kv, out, state_from, e);
     etcd_kv_release(&kv);
     return rc;
-}
-
-int vm_state_delete(struct etcd_client *c, uint32_t id, struct err *e)
-{
-    char key[TERN_KEY_MAX];
-    int rc = vm_key(key, id, TERN_PREFIX_VMSTATE, NULL, e);
-    return rc < 0 ? rc : etcd_delete(c, key, NULL, e);
 }
 
 /* --- create and delete */
@@ -268,7 +212,7 @@ static int add_configs(const struct etcd_kvs *kvs, struct vm_entries *out, struc
             strcmp(rest, "/config") != 0)
             continue;
         struct vm_entry *v = &out->items[out->count];
-        int rc = conf_parse(&kvs->items[i], &v->conf, e);
+        int rc = vmconf_parse_kv(&kvs->items[i], &v->conf, conf_from, e);
         if (rc == 0 && v->conf.id != id)
             rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32,
                          kvs->items[i].key, v->conf.id);
@@ -304,7 +248,7 @@ static void add_states(const struct etcd_kvs *kvs, struct vm_entries *out)
         if (!key_id(kvs->items[i].key, TERN_PREFIX_VMSTATE, &id, &rest) || *rest ||
             !(v = find_entry(out, id)))
             continue;
-        v->has_state = state_parse(&kvs->items[i], &v->state, &e) == 0;
+        v->has_state = vmconf_parse_kv(&kvs->items[i], &v->state, state_from, &e) == 0;
         if (!v->has_state)
             log_warn("cluster", "%s", e.msg);
     }

@@ -95,13 +95,9 @@ struct vm_state {
     int64_t started;       /* when the guest booted (kept across migrations), 0 unknown */
 };
 
-/* Under lease (the node's heartbeat lease). */
-int vm_state_put(struct etcd_client *c, uint32_t id, const struct vm_state *s,
-                 int64_t lease, struct err *e);
 /* -ENOENT: nobody publishes a state (stopped, or its node is offline). */
 int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
                  struct vm_state *out, struct err *e);
-int vm_state_delete(struct etcd_client *c, uint32_t id, struct err *e);
 
 /* --- additions ---------------------------------------------------------- */
 
@@ -172,9 +168,14 @@ int cluster_options_change(struct etcd_client *c, json_t *j,
                            struct cluster_options *out, struct err *e);
 void cluster_options_default(struct cluster_options *o);
 
-/* vm_state JSON: {"node","status","pid","since"}; _from_json ignores keys
+/* vm_state JSON: {"node","status","pid","since","started"}; _from_json ignores keys
  * it does not know (a later writer may add some). */
 json_t *vm_state_to_json(const struct vm_state *s);
 int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e);
+
+/* For the vmconf*.c files: a stored value parsed by from_json; errors name
+ * the key ("-EPROTO /tern/vms/100/config: ..."). */
+int vmconf_parse_kv(const struct etcd_kv *kv, void *out,
+                    int (*from_json)(json_t *, void *, struct err *), struct err *e);
 
 #endif

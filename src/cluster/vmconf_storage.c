@@ -17,7 +17,7 @@ static int storage_key(char key[TERN_KEY_MAX], const char *name, struct err *e)
 
 /* kv's JSON through from_json; a record that does not parse is -EPROTO
  * naming its key (it was written by something else than this code). */
-static int parse_kv(const struct etcd_kv *kv, void *out,
+int vmconf_parse_kv(const struct etcd_kv *kv, void *out,
                     int (*from_json)(json_t *, void *, struct err *), struct err *e)
 {
     json_error_t je;
@@ -68,7 +68,7 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "storage '%s' does not exist", name);
     if (rc == 0)
-        rc = parse_kv(&kv, out, storage_from, e);
+        rc = vmconf_parse_kv(&kv, out, storage_from, e);
     etcd_kv_release(&kv);
     return rc;
 }
@@ -133,7 +133,7 @@ int storage_list(struct etcd_client *c, unsigned flags, struct storage_confs *ou
     for (size_t i = 0; rc == 0 && i < kvs.count; i++) {
         if (strchr(kvs.items[i].key + strlen(TERN_PREFIX_STORAGE), '/'))
             continue;   /* not of this layout */
-        rc = parse_kv(&kvs.items[i], &out->items[out->count], storage_from, e);
+        rc = vmconf_parse_kv(&kvs.items[i], &out->items[out->count], storage_from, e);
         if (rc == 0)
             out->count++;
     }
@@ -152,7 +152,7 @@ static int storage_users(const struct etcd_kvs *vms, const char *name, struct er
         if (n < 7 || strcmp(key + n - 7, "/config") != 0)
             continue;
         struct vm_conf conf;
-        int rc = parse_kv(&vms->items[i], &conf, vm_from, e);
+        int rc = vmconf_parse_kv(&vms->items[i], &conf, vm_from, e);
         if (rc < 0)
             return rc;
         for (unsigned d = 0; d < conf.ndisks; d++)
@@ -216,7 +216,7 @@ static int options_read(struct etcd_client *c, unsigned flags, struct cluster_op
     if (rc == -ENOENT)
         return 0;
     if (rc == 0)
-        rc = parse_kv(kv, out, options_from, e);
+        rc = vmconf_parse_kv(kv, out, options_from, e);
     return rc;
 }
 

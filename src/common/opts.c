@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+#include "common/log.h"
 
 int opts_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -105,4 +108,16 @@ void opts_kv_release(struct opts_kv *kv)
 {
     free(kv->storage);
     memset(kv, 0, sizeof(*kv));
+}
+
+void test_hold(const char *point)
+{
+    const char *at = getenv("TERN_TEST_HOLD");
+    if (!at || strcmp(at, point))
+        return;
+    const char *ms = getenv("TERN_TEST_HOLD_MS");
+    long v = ms ? atol(ms) : 1000;
+    log_warn("test", "hold at '%s' for %ld ms", point, v);
+    struct timespec ts = { v / 1000, (v % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
 }

@@ -27,4 +27,12 @@ int opts_kv_parse(struct opts_kv *kv, const char *text);
 const char *opts_kv_get(const struct opts_kv *kv, const char *key);
 void opts_kv_release(struct opts_kv *kv);
 
+/* Tests widen the windows around a migration's handover to kill a process
+ * inside them: with TERN_TEST_HOLD=<point> the process waits
+ * TERN_TEST_HOLD_MS (default 1000) there. Points: "loaded", "committed"
+ * (source tern-vmm), "commit-received" (destination), "handover-committed"
+ * (ternd, between the etcd commit and telling tern-vmm). Unset, this costs
+ * one getenv. */
+void test_hold(const char *point);
+
 #endif

@@ -476,15 +476,3 @@ int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf,
     *buf = NULL;
     return rc;
 }
-
-void mig_test_hold(const char *point)
-{
-    const char *at = getenv("TERN_TEST_HOLD");
-    if (!at || strcmp(at, point))
-        return;
-    const char *ms = getenv("TERN_TEST_HOLD_MS");
-    long v = ms ? atol(ms) : 1000;
-    log_warn("migrate", "test hold at '%s' for %ld ms", point, v);
-    struct timespec ts = { v / 1000, (v % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}

@@ -58,11 +58,4 @@ int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf,
                  uint32_t *len, int timeout_ms, struct err *e);
 /* Waits until the fd is readable or timeout_ms passes: 0, -ETIMEDOUT. */
 int mig_wait_readable(struct mig_channel *ch, int timeout_ms);
-
-/* Tests widen the windows around the commit to kill a peer inside them:
- * with TERN_TEST_HOLD=<point> the process waits TERN_TEST_HOLD_MS (default
- * 1000) there. Points: "loaded", "committed" (source), "commit-received"
- * (destination). Unset, this costs one getenv. */
-void mig_test_hold(const char *point);
-
 #endif

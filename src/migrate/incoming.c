@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/opts.h"
 #include "migrate/decision.h"
 #include "migrate/ram.h"
 #include "migrate/state.h"
@@ -212,7 +213,7 @@ static int dest_handover(struct dest_run *r, struct err *e)
         struct err why = *e;
         return err_set(e, -rc, "no commit from the source (%s); not resuming", why.msg);
     }
-    mig_test_hold("commit-received");
+    test_hold("commit-received");
     uint64_t t = clock_mono_ns();
     rc = vm_post_load(r->vm, e);
     if (!rc && !r->in->hello.paused)

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/opts.h"
 #include "migrate/hello.h"
 #include "migrate/migration.h"
 #include "migrate/ram.h"
@@ -361,7 +362,7 @@ static void disks_lock(struct vm *vm, bool give_up)
 static int src_commit(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
-    mig_test_hold("loaded");
+    test_hold("loaded");
     double t = clock_mono_ms();
     set_status(m, MIG_STATUS_HANDOVER);
     if (atomic_load(&m->cancel))
@@ -382,7 +383,7 @@ static int src_commit(struct source_run *r, struct err *e)
     }
     r->committed = true;
     src_time(m, &m->fig.commit_ms, t);
-    mig_test_hold("committed");
+    test_hold("committed");
     return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include "cluster/handover.h"
 #include "common/clock.h"
+#include "common/opts.h"
 #include "node/migrate.h"
 #include "node/migrate_run.h"
 #include "node/peer.h"
@@ -123,19 +124,6 @@ static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client
     if (*committed)
         return 0;
     return rc ? rc : err_set(e, ESTALE, "handover refused");
-}
-
-/* Tests widen the window between the etcd commit and telling tern-vmm, to
- * kill this ternd inside it (TERN_TEST_HOLD, as in tern-vmm). */
-static void test_hold(const char *point)
-{
-    const char *at = getenv("TERN_TEST_HOLD");
-    const char *ms = getenv("TERN_TEST_HOLD_MS");
-    if (!at || strcmp(at, point))
-        return;
-    long v = ms ? atol(ms) : 1000;
-    struct timespec ts = { v / 1000, (v % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
 }
 
 static int tell_vmm(struct task *k, const char *cmd, const char *key, bool yes, struct err *e)

@@ -33,9 +33,12 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
     s->pub_lost = p->pub_lost;
     s->incoming = p->role == VMM_INCOMING;
     snprintf(s->published, sizeof(s->published), "%s", p->published);
-    snprintf(s->value, sizeof(s->value),
-             "{\"node\":\"%s\",\"status\":\"%s\",\"pid\":%d,\"since\":%lld,\"started\":%lld}",
-             v->node, p->status, (int)p->pid, (long long)p->since, (long long)p->started);
+    struct vm_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
+    snprintf(st.node, sizeof(st.node), "%s", v->node);
+    snprintf(st.status, sizeof(st.status), "%s", p->status);
+    char *text = json_dumps(vm_state_to_json(&st), JSON_COMPACT);
+    snprintf(s->value, sizeof(s->value), "%s", text ? text : "");
+    free(text);
 }
 
 /* Someone else's value is there: overwrite it only if etcd names this node

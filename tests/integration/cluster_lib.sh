@@ -73,16 +73,6 @@ check_out() {
     done
 }
 
-# wait_rc SECONDS RC CMD...: until CMD exits with RC; its output in $OUT.
-wait_rc() {
-    local deadline=$(( $(now_ms) + $1 * 1000 )) want=$2; shift 2
-    while :; do
-        OUT=$("$@" 2>&1); RC=$?
-        [ "$RC" -eq "$want" ] && return 0
-        [ "$(now_ms)" -ge $deadline ] && return 1
-        sleep 0.2
-    done
-}
 
 # cluster_up NAME: n1 creates the cluster, n2 and n3 join it.
 cluster_up() {

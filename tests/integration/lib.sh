@@ -49,6 +49,17 @@ wait_for() {
     return 1
 }
 
+# wait_rc SECONDS RC CMD...: until CMD exits with RC; its output in $OUT.
+wait_rc() {
+    local deadline=$(( $(now_ms) + $1 * 1000 )) want=$2; shift 2
+    while :; do
+        OUT=$("$@" 2>&1); RC=$?
+        [ "$RC" -eq "$want" ] && return 0
+        [ "$(now_ms)" -ge $deadline ] && return 1
+        sleep 0.2
+    done
+}
+
 # ctl NAME REQUEST...: control requests, replies on stdout.
 ctl() { local name=$1; shift; "$CTL" "$TMP/$name.sock" "$@"; }
 

@@ -52,16 +52,6 @@ start_ternd() { "$TERND" --config "$TMP/$1.conf" 2>>"$TMP/$1.log" & TD_PID[$1]=$
 etcd_pid() { pgrep -P "${TD_PID[$1]}" -x etcd; }
 tern_on() { local n=$1; shift; "$TERN" --config "$TMP/$n.conf" "$@"; }
 
-# wait_rc SECONDS RC CMD...: until CMD exits with RC; its output in $OUT.
-wait_rc() {
-    local deadline=$(( $(now_ms) + $1 * 1000 )) want=$2; shift 2
-    while :; do
-        OUT=$("$@" 2>&1); RC=$?
-        [ "$RC" -eq "$want" ] && return 0
-        [ "$(now_ms)" -ge $deadline ] && return 1
-        sleep 0.2
-    done
-}
 # wait_ok_match SECONDS REGEX CMD...: until CMD exits 0 with a line matching
 # REGEX (a member's status can lag the quorum read by a moment).
 wait_ok_match() {
