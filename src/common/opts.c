@@ -117,7 +117,7 @@ void test_hold(const char *point)
         return;
     const char *ms = getenv("TERN_TEST_HOLD_MS");
     long v = ms ? atol(ms) : 1000;
-    log_warn("test", "hold at '%s' for %ld ms", point, v);
+    log_warn("test", "test hold at '%s' for %ld ms", point, v);
     struct timespec ts = { v / 1000, (v % 1000) * 1000000L };
     nanosleep(&ts, NULL);
 }
