@@ -240,7 +240,8 @@ int api_get(struct call *k, const char *path, json_t **answer)
     return api(k, "GET", path, NULL, answer);
 }
 
-int listing_stale(const json_t *answer)
+/* "stale": true in a listing: says so, EXIT_NOT_QUORATE; else EXIT_OK. */
+static int listing_stale(const json_t *answer)
 {
     if (!json_is_true(json_object_get(answer, "stale")))
         return EXIT_OK;

@@ -95,9 +95,8 @@ int api_get(struct call *k, const char *path, json_t **answer);
 int api_answer(struct call *k, const char *method, const char *path, json_t *req,
                long *status, json_t **answer);
 int api_refused(const struct call *k, long status, json_t *answer);
-/* "stale": true in a listing: says so, EXIT_NOT_QUORATE; else EXIT_OK. */
-int listing_stale(const json_t *answer);
-/* GET path, printed as JSON or with print; the exit code of listing_stale. */
+/* GET path, printed as JSON or with print; EXIT_NOT_QUORATE (and a line
+ * saying so) when the listing is marked stale. */
 int show_listing(struct call *k, const char *path,
                  void (*print)(FILE *f, const json_t *body));
 /* The answer as indented JSON on stdout, then json_decref; EXIT_OK. */

@@ -223,8 +223,3 @@ int client_request(struct client *c, const char *method, const char *path,
     return 0;
 }
 
-int client_get(struct client *c, const char *path, long *status, json_t **body,
-               struct err *e)
-{
-    return client_request(c, "GET", path, NULL, status, body, e);
-}

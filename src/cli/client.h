@@ -43,8 +43,6 @@ int client_setup(struct client *c, const struct cli_options *o, struct err *e);
  * not be reached or did not answer JSON. */
 int client_request(struct client *c, const char *method, const char *path,
                    const json_t *req, long *status, json_t **body, struct err *e);
-int client_get(struct client *c, const char *path, long *status, json_t **body,
-               struct err *e);
 void client_release(struct client *c);
 
 #endif

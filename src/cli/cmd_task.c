@@ -331,11 +331,11 @@ const struct cmd cmds_task[] = {
     {"task", "log", "UPID [--follow]", 1, 1, "the log of a task",
      "Prints the log as it is. With --follow also what comes until the task\n"
      "ends, and exits 0 when it ends in TASK OK, 1 on TASK ERROR.\n",
-     "  tern task log UPID:n1:00000003:6563F1A2:migrate:100: --follow\n", log_opts,
+     "  tern task log UPID:n1:00001A2B:00000003:6563F1A2:migrate:100: --follow\n", log_opts,
      run_log},
     {"task", "cancel", "UPID", 1, 1, "ask a running task to stop",
      "A migration cancelled before its handover leaves the VM running where it\n"
      "was. Refused (exit 1) when the task has ended.\n",
-     "  tern task cancel UPID:n1:00000003:6563F1A2:migrate:100:\n", NULL, run_cancel},
+     "  tern task cancel UPID:n1:00001A2B:00000003:6563F1A2:migrate:100:\n", NULL, run_cancel},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };

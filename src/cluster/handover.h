@@ -37,9 +37,8 @@ int handover_state(struct etcd_client *c, uint32_t vmid, const char *source,
 /* The commit. VM_MOVE_COMMITTED, VM_MOVE_REFUSED (the revision moved: fenced
  * or changed), or VM_MOVE_UNKNOWN with -ENOLINK when the request may have
  * been applied without an answer: then ask handover_state once quorate. */
-int handover_commit(struct etcd_client *c, uint32_t vmid, const char *source,
-                    const char *target, int64_t rev, enum vm_move_result *res,
-                    struct err *e);
+int handover_commit(struct etcd_client *c, uint32_t vmid, const char *target, int64_t rev,
+                    enum vm_move_result *res, struct err *e);
 /* The fence: *fenced true when this call fenced it or it was fenced
  * already, false when the commit won. -ENOLINK: try again. */
 int handover_fence(struct etcd_client *c, uint32_t vmid, const char *source,

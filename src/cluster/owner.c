@@ -201,25 +201,35 @@ int handover_state(struct etcd_client *c, uint32_t vmid, const char *source,
     return 0;
 }
 
-/* Puts value at the owner key if its revision is still rev. */
+/* Puts value at the owner key if its revision is still rev; when it was
+ * not, owner_now (may be NULL) is the owner as it is now. */
 static int swap_at(struct etcd_client *c, uint32_t vmid, int64_t rev, const char *value,
-                   bool *swapped, struct err *e)
+                   bool *swapped, char owner_now[TERN_NAME_MAX + 1], struct err *e)
 {
     char key[TERN_KEY_MAX];
     owner_key_of(key, vmid);
     struct etcd_cas op = { .key = key, .cmp = ETCD_CMP_MOD_REVISION,
                            .expect_revision = rev, .new_value = value };
-    return etcd_cas(c, &op, swapped, NULL, e);
+    struct etcd_kv now;
+    int rc = etcd_cas(c, &op, swapped, &now, e);
+    if (owner_now)
+        copy_out(owner_now, TERN_NAME_MAX + 1, &now);
+    etcd_kv_release(&now);
+    return rc;
 }
 
-int handover_commit(struct etcd_client *c, uint32_t vmid, const char *source,
-                    const char *target, int64_t rev, enum vm_move_result *res,
-                    struct err *e)
+/* After revision R only the commit writes `target` (a fence writes the
+ * source), so an owner that is the target means the commit applied, also
+ * when it was an earlier attempt of this very call that etcd_cas retried
+ * on another member. */
+int handover_commit(struct etcd_client *c, uint32_t vmid, const char *target, int64_t rev,
+                    enum vm_move_result *res, struct err *e)
 {
-    (void)source;
     bool swapped = false;
-    int rc = swap_at(c, vmid, rev, target, &swapped, e);
+    char owner[TERN_NAME_MAX + 1] = "";
+    int rc = swap_at(c, vmid, rev, target, &swapped, owner, e);
     if (rc == 0) {
+        swapped = swapped || strcmp(owner, target) == 0;
         *res = swapped ? VM_MOVE_COMMITTED : VM_MOVE_REFUSED;
         return swapped ? 0 : err_set(e, ESTALE, "the owner of vm %u changed since the "
                                      "migration began (fenced or moved)", vmid);
@@ -232,17 +242,10 @@ int handover_fence(struct etcd_client *c, uint32_t vmid, const char *source,
                    const char *target, int64_t rev, bool *fenced, struct err *e)
 {
     bool swapped = false;
-    int rc = swap_at(c, vmid, rev, source, &swapped, e);
+    char owner[TERN_NAME_MAX + 1] = "";
+    int rc = swap_at(c, vmid, rev, source, &swapped, owner, e);
     if (rc < 0)
         return rc;
-    if (swapped) {
-        *fenced = true;
-        return 0;
-    }
-    enum handover_state st;
-    rc = handover_state(c, vmid, source, target, rev, &st, e);
-    if (rc < 0)
-        return rc;
-    *fenced = st != HANDOVER_COMMITTED;
+    *fenced = swapped || strcmp(owner, target) != 0;
     return 0;
 }

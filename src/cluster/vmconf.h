@@ -79,8 +79,6 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
 /* Defaults when the key is absent. */
 int cluster_options_get(struct etcd_client *c, unsigned flags,
                         struct cluster_options *out, struct err *e);
-int cluster_options_put(struct etcd_client *c, const struct cluster_options *o,
-                        struct err *e);
 
 /* The volume's file: storage path + "/" + volume. */
 int storage_volume_path(const struct storage_conf *s, const char *volume,

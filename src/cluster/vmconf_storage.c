@@ -229,16 +229,6 @@ int cluster_options_get(struct etcd_client *c, unsigned flags,
     return rc;
 }
 
-int cluster_options_put(struct etcd_client *c, const struct cluster_options *o,
-                        struct err *e)
-{
-    char *text = dump(cluster_options_to_json(o));
-    int rc = text ? etcd_put(c, TERN_KEY_OPTIONS, text, 0, e)
-                  : err_set(e, ENOMEM, "cluster options: out of memory");
-    free(text);
-    return rc;
-}
-
 int cluster_options_change(struct etcd_client *c, json_t *j, struct cluster_options *out,
                            struct err *e)
 {

@@ -65,10 +65,23 @@ static int with_vm_lock(struct task *k, int (*body)(struct task *k, struct err *
 static int start_body(struct task *k, struct err *e)
 {
     struct vmm_spec *spec = k->arg;
+    /* the owner was read before the lock: an offline migration may have
+     * moved the VM since */
+    char owner[TERN_NAME_MAX + 1];
+    struct etcd_client c = { .curl = NULL };
+    int rc = etcd_client_init(&c, k->t->cfg.cluster_address, e);
+    if (rc == 0)
+        rc = vm_owner_of(&c, k->vmid, owner, e);
+    if (rc == 0 && strcmp(owner, k->t->cfg.name) != 0)
+        rc = err_set(e, ESTALE, "vm %u belongs to node '%s' now", k->vmid, owner);
+    if (c.curl)
+        etcd_client_release(&c);
+    if (rc)
+        return rc;
     task_log(k, "starting vm %u on node '%s': %llu MiB, %u vcpu(s), %u disk(s)", k->vmid,
              k->t->cfg.name, (unsigned long long)spec->conf.memory_mib, spec->conf.cpus,
              spec->conf.ndisks);
-    int rc = vmm_start(&k->t->vmms, spec, e);
+    rc = vmm_start(&k->t->vmms, spec, e);
     struct vmm_info info;
     vmm_info(&k->t->vmms, k->vmid, &info);
     if (rc == 0)
@@ -205,7 +218,8 @@ int vm_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
                          "exist", id, i, d->storage);
         if (rc == 0)
             rc = storage_volume_path(&s, d->volume, spec->disk[i], e);
-        spec->shared[i] = s.shared;
+        if (rc == 0)
+            spec->shared[i] = s.shared;
     }
     return rc;
 }

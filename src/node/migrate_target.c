@@ -130,8 +130,10 @@ int mig_target_prepare(struct ternd *t, struct etcd_client *c, uint32_t vmid,
         rc = mig_handover_file_write(t, vmid, "destination",
                                      json_string_value(json_object_get(req, "source")),
                                      t->cfg.name, rev, e);
-    char uri[160];
-    snprintf(uri, sizeof(uri), strchr(address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u", address, port);
+    char uri[160] = "";
+    if (!rc)   /* address is checked (not NULL) once rc is 0 */
+        snprintf(uri, sizeof(uri), strchr(address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u",
+                 address, port);
     if (!rc)
         rc = vmm_start_incoming(&t->vmms, &spec, uri, secure ? tls_dir : NULL, e);
     struct dest_watch *w = rc ? NULL : malloc(sizeof(*w));
@@ -167,7 +169,6 @@ int mig_target_abandon(struct ternd *t, uint32_t vmid, struct err *e)
 struct resolve {
     struct ternd *t;
     uint32_t vmid;
-    char role[16];
     char source[TERN_NAME_MAX + 1], target[TERN_NAME_MAX + 1];
     int64_t rev;
 };
@@ -198,12 +199,10 @@ static int read_handover(struct resolve *r)
     char path[VMM_PATH_MAX + 64];
     handover_path(r->t, r->vmid, path, sizeof(path));
     json_t *o = json_load_file(path, 0, NULL);
-    const char *role = json_string_value(json_object_get(o, "role"));
     const char *src = json_string_value(json_object_get(o, "source"));
     const char *dst = json_string_value(json_object_get(o, "target"));
-    int rc = role && src && dst ? 0 : -ENOENT;
+    int rc = src && dst ? 0 : -ENOENT;
     if (!rc) {
-        snprintf(r->role, sizeof(r->role), "%s", role);
         snprintf(r->source, sizeof(r->source), "%s", src);
         snprintf(r->target, sizeof(r->target), "%s", dst);
         r->rev = json_integer_value(json_object_get(o, "rev"));

@@ -106,7 +106,7 @@ static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client
     const struct mig_plan *p = &m->plan;
     enum vm_move_result res;
     bool said = false;
-    int rc = handover_commit(c, p->vmid, p->source, p->target, m->rev, &res, e);
+    int rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
     while (res == VM_MOVE_UNKNOWN) {
         if (!said)
             task_log(k, "%s while committing: vm %u stays paused on both nodes until etcd "
@@ -116,7 +116,7 @@ static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client
         enum handover_state st;
         rc = handover_state(c, p->vmid, p->source, p->target, m->rev, &st, e);
         if (rc == 0 && st == HANDOVER_OPEN)
-            rc = handover_commit(c, p->vmid, p->source, p->target, m->rev, &res, e);
+            rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
         else if (rc == 0)
             res = st == HANDOVER_COMMITTED ? VM_MOVE_COMMITTED : VM_MOVE_REFUSED;
     }
@@ -384,12 +384,18 @@ static int run_migrate(struct task *k, struct err *e)
     m->t0 = clock_mono_ns();
     char owner[TERN_NAME_MAX + 1];
     rc = vm_task_lock(k->t, &c, k, e);
+    bool locked = !rc;
     if (!rc)
         rc = handover_read(&c, k->vmid, owner, &m->rev, e);
     if (!rc && strcmp(owner, m->plan.source))
         rc = err_set(e, ESTALE, "vm %u belongs to node '%s', not '%s'", k->vmid, owner,
                      m->plan.source);
-    bool locked = !rc;
+    /* the checks ran before the lock: a start or stop may have come between */
+    struct vmm_info info;
+    vmm_info(&k->t->vmms, k->vmid, &info);
+    if (!rc && info.present != m->plan.running)
+        rc = err_set(e, ESTALE, "vm %u was %s while the checks ran; nothing moved",
+                     k->vmid, info.present ? "started" : "stopped");
     if (!rc && m->plan.running)
         rc = mig_handover_file_write(k->t, k->vmid, "source", m->plan.source,
                                      m->plan.target, m->rev, e);

@@ -16,7 +16,6 @@
 #include "node/ternd.h"
 
 #define LOG_LINES_MAX 500
-#define TASK_KEEP_S 600   /* ended tasks stay in memory this long */
 
 void task_table_init(struct task_table *tt)
 {

@@ -62,7 +62,6 @@ struct vmm_proc {
     bool dirty;
     bool pub_lost;                   /* another node publishes this VM's state now */
     char published[512];             /* the value we wrote last, "" none */
-    time_t published_at;
 };
 
 struct vmm_table {

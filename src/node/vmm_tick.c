@@ -36,9 +36,11 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
     struct vm_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
     snprintf(st.node, sizeof(st.node), "%s", v->node);
     snprintf(st.status, sizeof(st.status), "%s", p->status);
-    char *text = json_dumps(vm_state_to_json(&st), JSON_COMPACT);
+    json_t *j = vm_state_to_json(&st);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     snprintf(s->value, sizeof(s->value), "%s", text ? text : "");
     free(text);
+    json_decref(j);
 }
 
 /* Someone else's value is there: overwrite it only if etcd names this node

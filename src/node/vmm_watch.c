@@ -210,7 +210,9 @@ static void finish(struct vmm_table *v, struct vmm_proc *p)
     char why[256];
     bool restart = describe_exit(p, why, sizeof(why));
     p->exited = true;
-    p->restart_due = restart && p->role == VMM_RUN;
+    /* a source that dies mid-migration is not restarted: the handover may
+     * have committed (the destination asks etcd and resumes then) */
+    p->restart_due = restart && p->role == VMM_RUN && strcmp(p->status, "migrating") != 0;
     set_status(p, "stopped");
     snprintf(p->last_exit, sizeof(p->last_exit), "%s", why);
     record_exit(v, p->spec.conf.id, why);
