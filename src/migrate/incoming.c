@@ -215,6 +215,7 @@ static int dest_handover(struct dest_run *r, struct err *e)
     }
     test_hold("commit-received");
     uint64_t t = clock_mono_ns();
+    vm_take_back(r->vm);   /* committed: the VM is this process's now */
     rc = vm_post_load(r->vm, e);
     if (!rc && !r->in->hello.paused)
         rc = vm_resume(r->vm) ? err_set(e, EIO, "resume failed") : 0;
@@ -260,6 +261,8 @@ int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
 {
     struct mig_incoming *in = arg;
     in->mon = m;
+    /* not ours until the commit: no "resume" and no "migrate" before it */
+    vm_hand_over(&m->vm);
     for (unsigned i = 0; i < m->vm.ndisks; i++)
         if (m->vm.disk[i].capacity * 512 != in->hello.disk[i].size)
             return err_set(e, EINVAL, "disk '%s' has %llu bytes, the source's %llu",
@@ -285,7 +288,9 @@ void mig_incoming_stop(struct monitor *m, void *arg)
 {
     struct mig_incoming *in = arg;
     (void)m;
-    if (!in->thread_running)
+    /* waiting for the cluster's decision: ends with the process, as in a
+     * crash (the VM was never resumed here) */
+    if (!in->thread_running || mig_decision_pending(&mig_resume_decision))
         return;
     mig_channel_cancel(&in->ch);
     pthread_join(in->thread, NULL);

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "migrate/decision.h"
 #include "migrate/hello.h"
 #include "migrate/migration.h"
 #include "migrate/ram.h"
@@ -252,10 +253,12 @@ static int src_pause(struct source_run *r, struct err *e)
 {
     struct vm *vm = r->m->vm;
     r->t_pause = clock_mono_ms();
-    if (!r->was_paused) {
-        vm_pause(vm);
-        r->paused_by_us = true;
-    }
+    /* the state at this moment is what goes: from now on no "resume" may
+     * run the guest here (also one that came during pre-copy of a VM that
+     * was paused then), until the handover is provably off (src_fail) */
+    r->paused_by_us = vm_get_state(vm) == VM_RUNNING;
+    vm_pause(vm);
+    vm_hand_over(vm);
     vm_throttle_set(vm, 0);
     /* vCPUs are parked and block requests run in vCPU threads, so nothing is
      * in flight; make what was written durable for the destination */
@@ -372,14 +375,12 @@ static int src_commit(struct source_run *r, struct err *e)
         rc = m->hooks.commit ? m->hooks.commit(m->hooks.ctx, e) : 1;
     if (rc < 0)
         return rc;
-    vm_hand_over(m->vm);
     r->committed = rc == 0;
     disks_lock(m->vm, true);
     rc = mig_send_buf(&m->ch, MIG_COMMIT, NULL, 0, e);
     if (rc && !r->committed) {
         disks_lock(m->vm, false);
-        vm_take_back(m->vm);
-        return rc;
+        return rc;   /* src_fail takes the VM back */
     }
     r->committed = true;
     src_time(m, &m->fig.commit_ms, t);
@@ -422,6 +423,7 @@ static void src_fail(struct source_run *r, const struct err *e)
         vm_throttle_set(m->vm, 0);
         if (m->vm->dirty.active)
             dirty_log_stop(m->vm);
+        vm_take_back(m->vm);
         if (r->paused_by_us)
             vm_resume(m->vm);
         log_error("migrate", "%s%s; the vm %s on the source", cancelled ? "" : "failed: ",
@@ -507,6 +509,8 @@ int migration_start(struct migration *m, const struct mig_params *p, struct err 
         return err_set(e, EBUSY, "a migration is already running");
     if (s == MIG_STATUS_COMPLETED || s == MIG_STATUS_POSTCOMMIT_FAILED)
         return err_set(e, EPERM, "the vm was handed over to a destination");
+    if (vm_handed_over(m->vm))   /* a destination still receiving its RAM */
+        return err_set(e, EBUSY, "the vm is still arriving from its source");
     if (m->thread_running)
         pthread_join(m->thread, NULL);
     m->thread_running = false;
@@ -540,7 +544,10 @@ int migration_cancel(struct migration *m, struct err *e)
 
 void migration_release(struct migration *m)
 {
-    if (m->thread_running) {
+    /* a thread waiting for the cluster's commit decision is left to end
+     * with the process, as in a crash: no answer here could be right (an
+     * abort might undo a commit that etcd already has) */
+    if (m->thread_running && !mig_decision_pending(&mig_commit_decision)) {
         atomic_store(&m->cancel, true);
         mig_channel_cancel(&m->ch);
         pthread_join(m->thread, NULL);

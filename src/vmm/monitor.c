@@ -245,11 +245,12 @@ int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
         if (rc)
             err_set(e, -rc, "event loop: %s", strerror(-rc));
     }
+    /* the migration threads use the VM: they end before it goes */
+    if (rc && mo->stop)
+        mo->stop(&m, mo->arg);
     control_release(&m.control);
     vm_release(&m.vm);
     console_release(&m.console);
-    if (rc && mo->stop)
-        mo->stop(&m, mo->arg);
     if (m.signal_fd >= 0)
         close(m.signal_fd);
     if (m.event_fd >= 0)

@@ -455,6 +455,14 @@ void vm_hand_over(struct vm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+bool vm_handed_over(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool h = vm->handed_over;
+    pthread_mutex_unlock(&vm->lock);
+    return h;
+}
+
 void vm_take_back(struct vm *vm)
 {
     pthread_mutex_lock(&vm->lock);

@@ -129,6 +129,7 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason reason,
 enum vm_state vm_get_state(struct vm *vm);
 /* Marks the VM as given away: from now on vm_resume() refuses. */
 void vm_hand_over(struct vm *vm);
+bool vm_handed_over(struct vm *vm);
 /* Undoes vm_hand_over when the handover provably did not happen. */
 void vm_take_back(struct vm *vm);
 /* Runs every section's post_load hook and restores kvmclock. */
