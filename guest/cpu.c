@@ -63,6 +63,13 @@ static inline void outb(uint16_t port, uint8_t v)
     __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
 }
 
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
 static inline void wrmsr(uint32_t msr, uint64_t v)
 {
     __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
@@ -218,12 +225,27 @@ void map_high_ram(void)
     __asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3) : : "memory");
 }
 
+/* Drains the UART's receive FIFO into buf (at most cap bytes); returns the
+ * count, with the modem status register in bits 32..39.  Two exits per byte
+ * (LSR, data) plus one for MSR: callers poll rarely. */
+static uint64_t console_in(uint8_t *buf, uint64_t cap)
+{
+    uint64_t msr = inb(UART_PORT + 6);
+    uint64_t n = 0;
+    while (n < cap && (inb(UART_PORT + 5) & 1))
+        buf[n++] = inb(UART_PORT);
+    return msr << 32 | n;
+}
+
 static void gate_service(struct trap_frame *f)
 {
     uint64_t ret = 0;
     switch (f->rax) {
     case GATE_CONSOLE_WRITE:
         console_out((const void *)f->rdi, f->rsi);
+        break;
+    case GATE_CONSOLE_READ:
+        ret = console_in((uint8_t *)f->rdi, f->rsi > 4096 ? 4096 : f->rsi);
         break;
     case GATE_POWEROFF:
         power_off0();

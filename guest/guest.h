@@ -34,6 +34,7 @@
 #define GATE_SEND_SIPI     4 /* rdi = vector (page number) */
 #define GATE_MMIO_READ32   5 /* rdi = address -> rax */
 #define GATE_MMIO_WRITE32  6 /* rdi = address, rsi = value */
+#define GATE_CONSOLE_READ  7 /* rdi = buffer, rsi = capacity -> msr << 32 | n */
 
 #define E820_RAM 1
 
@@ -173,6 +174,9 @@ uint64_t dirtier_total_pages(void);
 /* disk.c */
 void disk_setup(void);
 void disk_step(uint64_t now);
+
+/* console.c: serial input (echoed lines) and the power-button request */
+void console_step(uint64_t now);
 
 /* virtio_blk.c */
 struct vblk;

@@ -70,6 +70,7 @@ void user_main(uint32_t cpu)
         heartbeat(now);
         dirtier_step(0, now);
         disk_step(now);
+        console_step(now);
         if (opts.exit_ms && now >= exit_at)
             power_off();
     }

@@ -18,6 +18,7 @@ enum {
 #define IIR_RDI 0x04
 #define IIR_FIFO 0xc0
 #define MCR_LOOP 0x10
+#define MSR_RI 0x40
 
 void serial_init(struct serial *uart, struct irq_line irq,
                  void (*output)(void *, const uint8_t *, size_t), void *ctx)
@@ -152,6 +153,13 @@ size_t serial_input(struct serial *uart, const uint8_t *buf, size_t len)
     serial_update_irq(uart);
     pthread_mutex_unlock(&uart->lock);
     return n;
+}
+
+void serial_ring(struct serial *uart)
+{
+    pthread_mutex_lock(&uart->lock);
+    uart->regs.msr |= MSR_RI;
+    pthread_mutex_unlock(&uart->lock);
 }
 
 const struct bus_ops serial_ops = { serial_read, serial_write };

@@ -35,6 +35,11 @@ void serial_init(struct serial *uart, struct irq_line irq,
 void serial_release(struct serial *uart);
 /* Bytes typed on the console; returns how many fit in the FIFO. */
 size_t serial_input(struct serial *uart, const uint8_t *buf, size_t len);
+/* Raises the ring indicator (MSR bit 6) for good: tern-guest's power
+ * button, since it has no ACPI.  It is in the register file, so a request
+ * made before a migration still stands after it. */
+void serial_ring(struct serial *uart);
+
 extern const struct bus_ops serial_ops;
 /* Section "serial" version 1: the register file and the receive FIFO. */
 extern const struct devstate_ops serial_state_ops;

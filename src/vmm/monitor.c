@@ -92,11 +92,25 @@ static int cmd_quit(struct control *ctl, json_t *req, json_t *reply, struct err 
     return 0;
 }
 
+/* Asks the guest to power off (the serial ring indicator, see serial_ring);
+ * a guest that ignores it keeps running, and the caller decides when to quit. */
+static int cmd_powerdown(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    (void)req;
+    (void)reply;
+    (void)e;
+    serial_ring(&m->vm.uart);
+    log_info("vmm", "power button pressed (serial ring indicator)");
+    return 0;
+}
+
 static const struct control_command monitor_commands[] = {
     { "status", cmd_status },
     { "pause", cmd_pause },
     { "resume", cmd_resume },
     { "quit", cmd_quit },
+    { "powerdown", cmd_powerdown },
     { NULL, NULL },
 };
 

@@ -78,3 +78,36 @@ timeout 3 socat -u "UNIX-CONNECT:$TMP/con.sock" - >"$TMP/uc.out" 2>/dev/null
 check "unix console: a client reads heartbeats" grep -q '^HB [0-9]' "$TMP/uc.out"
 ctl uc '{"cmd":"quit"}' >/dev/null; wait_vm uc
 check "unix console: socket removed at exit" [ ! -e "$TMP/con.sock" ]
+
+# console input: a line typed on the unix console reaches the guest's UART,
+# and tern-guest answers it with ECHO (the check for an interactive console)
+"$VMM" --kernel "$GUEST" --cmdline "tern.hb=50" --console "unix:$TMP/ci.sock" \
+    --control "$TMP/ci.ctl" 2>"$TMP/ci.log" &
+VM_PID[ci]=$!
+for _ in $(seq 100); do [ -S "$TMP/ci.sock" ] && break; sleep 0.02; done
+(sleep 0.5; printf 'hello tern\r'; sleep 0.3; printf 'ab\177c\n'; sleep 1) |
+    timeout 4 socat "UNIX-CONNECT:$TMP/ci.sock" - >"$TMP/ci.out" 2>/dev/null
+check "console input: the guest echoes a typed line" grep -q '^ECHO hello tern' "$TMP/ci.out"
+check "console input: backspace edits the line" grep -q '^ECHO ac$' "$TMP/ci.out"
+check "console input: heartbeats go on" grep -q '^HB [0-9]' "$TMP/ci.out"
+"$CTL" "$TMP/ci.ctl" '{"cmd":"quit"}' >/dev/null; wait_vm ci
+
+# powerdown: the serial ring indicator is tern-guest's power button
+start_vm pb --kernel "$GUEST" --cmdline "tern.hb=50"
+wait_for "$TMP/pb.console" '^HB 3 ' 5
+wait_socket pb
+events=$(timeout 10 "$CTL" --wait-event shutdown "$TMP/pb.sock" '{"cmd":"powerdown"}')
+check "powerdown: the guest powers off on its own" grep -q '"reason":"poweroff"' <<<"$events"
+check "powerdown: POWER BUTTON, then POWEROFF on the console" \
+    eval "grep -A1 '^POWER BUTTON' '$TMP/pb.console' | grep -q '^POWEROFF'"
+check "powerdown: exit status 0" eval "wait_vm pb; [ \$RC = 0 ]"
+start_vm pp --kernel "$GUEST" --cmdline "tern.hb=50"
+wait_for "$TMP/pp.console" '^HB 2 ' 5
+wait_socket pp
+ctl pp '{"cmd":"pause"}' >/dev/null
+ctl pp '{"cmd":"powerdown"}' >/dev/null
+sleep 0.3
+check "powerdown while paused: nothing happens until resume" eval "! grep -q POWEROFF '$TMP/pp.console'"
+ctl pp '{"cmd":"resume"}' >/dev/null
+check "powerdown while paused: taken after resume" wait_for "$TMP/pp.console" '^POWEROFF' 5
+wait_vm pp
