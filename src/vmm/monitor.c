@@ -105,12 +105,28 @@ static int cmd_powerdown(struct control *ctl, json_t *req, json_t *reply, struct
     return 0;
 }
 
+/* Bytes for COM1's receive FIFO, for a client without the console socket
+ * (ternd keeps the console in a file); "accepted" says how many fitted. */
+static int cmd_console_input(struct control *ctl, json_t *req, json_t *reply,
+                             struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    json_t *data = json_object_get(req, "data");
+    if (!json_is_string(data))
+        return err_set(e, EINVAL, "'data' must be a string");
+    size_t n = serial_input(&m->vm.uart, (const uint8_t *)json_string_value(data),
+                            json_string_length(data));
+    json_object_set_new(reply, "accepted", json_integer((json_int_t)n));
+    return 0;
+}
+
 static const struct control_command monitor_commands[] = {
     { "status", cmd_status },
     { "pause", cmd_pause },
     { "resume", cmd_resume },
     { "quit", cmd_quit },
     { "powerdown", cmd_powerdown },
+    { "console_input", cmd_console_input },
     { NULL, NULL },
 };
 

@@ -111,3 +111,17 @@ check "powerdown while paused: nothing happens until resume" eval "! grep -q POW
 ctl pp '{"cmd":"resume"}' >/dev/null
 check "powerdown while paused: taken after resume" wait_for "$TMP/pp.console" '^POWEROFF' 5
 wait_vm pp
+
+# console_input: the same bytes through the control socket (a file console)
+start_vm cin --kernel "$GUEST" --cmdline "tern.hb=50"
+wait_for "$TMP/cin.console" '^HB 2 ' 5
+wait_socket cin
+reply=$(ctl cin '{"cmd":"console_input","data":"via control\r"}')
+check "console_input: all bytes accepted" grep -q '"accepted":12' <<<"$reply"
+check "console_input: the guest echoes the line" wait_for "$TMP/cin.console" '^ECHO via control$' 5
+long=$(printf 'x%.0s' $(seq 100))
+reply=$(ctl cin "{\"cmd\":\"console_input\",\"data\":\"$long\"}")
+check "console_input: a full FIFO takes what fits (64 of 100)" grep -q '"accepted":64' <<<"$reply"
+reply=$(ctl cin '{"cmd":"console_input","data":5}')
+check "console_input: data must be a string" grep -q "'data' must be a string" <<<"$reply"
+ctl cin '{"cmd":"quit"}' >/dev/null; wait_vm cin
