@@ -1,5 +1,5 @@
-/* Cluster-wide endpoints (docs/api.md): status, nodes, version, the routes
- * of the membership endpoints (node/api_members.c), storage and options. */
+/* Cluster-wide endpoints (docs/api.md): status, nodes, version, storage
+ * and options. The membership endpoints are in node/api_members.c. */
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -11,10 +11,9 @@
 #include "cluster/node.h"
 #include "cluster/quorum.h"
 #include "cluster/vmconf.h"
-#include "node/cluster_setup.h"
+#include "node/ctx.h"
 #include "node/http.h"
 #include "node/info.h"
-#include "node/ternd.h"
 
 static json_t *member_json(const struct cluster_member *m, uint64_t leader)
 {
@@ -30,11 +29,11 @@ static json_t *member_json(const struct cluster_member *m, uint64_t leader)
     "'tern cluster join ADDRESS'"
 
 /* The same fields as in a cluster, so that clients need no second shape. */
-static json_t *status_no_cluster(struct ternd *t)
+static json_t *status_no_cluster(const struct node_ctx *x)
 {
     return json_pack("{s:s, s:b, s:b, s:n, s:s, s:[], s:i, s:i, s:n, s:i, s:s, s:s}",
-                     "node", t->cfg.name, "in_cluster", 0, "quorate", 0,
-                     "cluster_name", "fingerprint", t->secrets.pin, "members",
+                     "node", x->cfg->name, "in_cluster", 0, "quorate", 0,
+                     "cluster_name", "fingerprint", x->secrets->pin, "members",
                      "member_count", 0, "members_reachable", 0, "leader",
                      "raft_term", 0, "etcd_version", "", "reason", NO_CLUSTER);
 }
@@ -45,7 +44,7 @@ static json_t *cluster_name_json(struct api_req *req)
 {
     char name[TERN_NAME_MAX + 1];
     struct err e;
-    ternd_in_cluster(req->t, name);
+    node_ctx_in_cluster(req->ctx, name);
     if (!name[0] && cluster_name_get(req->etcd, ETCD_SERIALIZABLE, name, &e) < 0)
         return json_null();
     return json_string(name);
@@ -53,8 +52,8 @@ static json_t *cluster_name_json(struct api_req *req)
 
 static void get_status(struct api_req *req, struct reply *r)
 {
-    if (!ternd_in_cluster(req->t, NULL))
-        return reply_json(r, MHD_HTTP_OK, status_no_cluster(req->t));
+    if (!node_ctx_in_cluster(req->ctx, NULL))
+        return reply_json(r, MHD_HTTP_OK, status_no_cluster(req->ctx));
     struct cluster_info info;
     struct err e;
     memset(&info, 0, sizeof(info));
@@ -64,9 +63,9 @@ static void get_status(struct api_req *req, struct reply *r)
         json_array_append_new(members, member_json(&info.members[i], info.leader_id));
     r->status = MHD_HTTP_OK;
     r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}",
-                        "node", req->t->cfg.name, "in_cluster", 1, "quorate", rc == 1,
+                        "node", req->ctx->cfg->name, "in_cluster", 1, "quorate", rc == 1,
                         "cluster_name", cluster_name_json(req),
-                        "fingerprint", req->t->secrets.pin, "members", members,
+                        "fingerprint", req->ctx->secrets->pin, "members", members,
                         "member_count", (json_int_t)info.member_count,
                         "members_reachable", (json_int_t)info.members_reachable,
                         "leader", info.leader_id ? info.leader_name : NULL,
@@ -90,7 +89,7 @@ static void get_nodes(struct api_req *req, struct reply *r)
     struct node_entries l;
     struct err e;
     bool stale = false;
-    if (!ternd_in_cluster(req->t, NULL))
+    if (!node_ctx_in_cluster(req->ctx, NULL))
         return reply_error(r, MHD_HTTP_CONFLICT, NO_CLUSTER);
     node_entries_init(&l);
     int rc = node_list(req->etcd, 0, &l, &e);
@@ -128,19 +127,8 @@ static void get_version(struct api_req *req, struct reply *r)
 {
     r->status = MHD_HTTP_OK;
     r->body = json_pack("{s:s, s:s, s:s}", "version", TERN_VERSION,
-                        "api", TERN_API_VERSION, "node", req->t->cfg.name);
+                        "api", TERN_API_VERSION, "node", req->ctx->cfg->name);
 }
-
-const struct api_route api_routes_cluster[] = {
-    {"GET", "/cluster/status", get_status},
-    {"POST", "/cluster", api_cluster_create},
-    {"POST", "/cluster/join", api_cluster_join},
-    {"POST", "/cluster/members", api_cluster_members_add},
-    {"POST", "/cluster/members/remove", api_cluster_members_remove},
-    {"GET", "/nodes", get_nodes},
-    {"GET", "/version", get_version},
-    {NULL, NULL, NULL},
-};
 
 /* Storage and cluster option endpoints (docs/api.md "Storage" and "GET
  * /cluster/options"). Definitions live in etcd (cluster/vmconf.h); nothing
@@ -234,7 +222,10 @@ static void put_options(struct api_req *req, struct reply *r)
     reply_json(r, MHD_HTTP_OK, options_json(&o, false));
 }
 
-const struct api_route api_routes_storage[] = {
+const struct api_route api_routes_cluster[] = {
+    {"GET", "/cluster/status", get_status},
+    {"GET", "/nodes", get_nodes},
+    {"GET", "/version", get_version},
     {"GET", "/storage", get_storage},
     {"POST", "/storage", post_storage},
     {"DELETE", "/storage/{}", delete_storage},

@@ -10,9 +10,10 @@
 #include "cluster/members.h"
 #include "common/log.h"
 #include "node/cluster_setup.h"
+#include "node/ctx.h"
+#include "node/http.h"
 #include "node/info.h"
 #include "node/peer.h"
-#include "node/ternd.h"
 
 #define B64 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -37,7 +38,7 @@ static bool admin_only(struct api_req *req, struct reply *r, const char *what)
     if (!req->from_node)
         return true;
     reply_error(r, MHD_HTTP_FORBIDDEN, "%s needs the admin token of node '%s'", what,
-                req->t->cfg.name);
+                req->ctx->cfg->name);
     return false;
 }
 
@@ -50,7 +51,7 @@ static void reply_setup_error(struct reply *r, int rc, const struct err *e)
         reply_errno(r, rc, e);
 }
 
-void api_cluster_create(struct api_req *req, struct reply *r)
+static void create_cluster(struct api_req *req, struct reply *r)
 {
     const char *name;
     struct err e;
@@ -58,17 +59,17 @@ void api_cluster_create(struct api_req *req, struct reply *r)
         return;
     if (keys_check_name(name, "cluster name", &e) < 0)
         return reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", e.msg);
-    int rc = setup_claim(req->t, &e);
+    int rc = setup_claim(req->ctx, &e);
     if (rc < 0)
         return reply_setup_error(r, rc, &e);
-    struct ternd_cmd cmd = {.kind = TERND_CMD_CREATE};
+    struct setup_cmd cmd = {.kind = SETUP_CREATE};
     snprintf(cmd.cluster_name, sizeof(cmd.cluster_name), "%s", name);
-    rc = setup_run(req->t, &cmd);
-    setup_unclaim(req->t);
+    rc = setup_run(req->ctx, &cmd);
+    setup_unclaim(req->ctx);
     if (rc < 0)
         return reply_setup_error(r, rc, &cmd.e);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "cluster_name", name,
-                                         "node", req->t->cfg.name));
+                                         "node", req->ctx->cfg->name));
 }
 
 /* sha256// and the base64 of 32 bytes: 43 characters and one '='. */
@@ -122,9 +123,9 @@ static void reply_remote(struct reply *r, const char *address, long status, json
 
 /* Asks the node at address to add this node's etcd member; fills cmd. */
 static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
-                     const char *address, struct ternd_cmd *cmd)
+                     const char *address, struct setup_cmd *cmd)
 {
-    const struct ternd_config *cfg = &req->t->cfg;
+    const struct ternd_config *cfg = req->ctx->cfg;
     json_t *ask = json_pack("{s:s, s:s}", "name", cfg->name, "peer_url", cfg->peer_address);
     json_t *ans = NULL;
     long status = 0;
@@ -158,9 +159,9 @@ static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
 /* etcd did not start here although the cluster now counts this member:
  * take it out again, or the cluster may wait for it forever. */
 static void join_undo(struct api_req *req, struct reply *r, struct peer *p,
-                      const char *address, const struct ternd_cmd *cmd)
+                      const char *address, const struct setup_cmd *cmd)
 {
-    const char *peer_url = req->t->cfg.peer_address;
+    const char *peer_url = req->ctx->cfg->peer_address;
     json_t *ask = json_pack("{s:s}", "peer_url", peer_url), *ans = NULL;
     long status = 0;
     struct err e;
@@ -190,31 +191,31 @@ static size_t members_in(const char *initial_cluster)
     return n;
 }
 
-void api_cluster_join(struct api_req *req, struct reply *r)
+static void join_cluster(struct api_req *req, struct reply *r)
 {
     const char *address, *token, *fingerprint;
     if (!admin_only(req, r, "joining a cluster") ||
         !join_body(req, r, &address, &token, &fingerprint))
         return;
     struct err e;
-    int rc = setup_claim(req->t, &e);
+    int rc = setup_claim(req->ctx, &e);
     if (rc < 0)
         return reply_setup_error(r, rc, &e);
     struct peer p;
-    struct ternd_cmd cmd = {.kind = TERND_CMD_JOIN};
+    struct setup_cmd cmd = {.kind = SETUP_JOIN};
     rc = peer_init_address(&p, address, fingerprint, token, &e);
     if (rc < 0) {
         reply_errno(r, rc, &e);
     } else if (join_ask(req, r, &p, address, &cmd)) {
-        if (setup_run(req->t, &cmd) < 0)
+        if (setup_run(req->ctx, &cmd) < 0)
             join_undo(req, r, &p, address, &cmd);
         else
             reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:I}",
-                       "cluster_name", cmd.cluster_name, "node", req->t->cfg.name,
+                       "cluster_name", cmd.cluster_name, "node", req->ctx->cfg->name,
                        "members", (json_int_t)members_in(cmd.initial_cluster)));
     }
     peer_release(&p);
-    setup_unclaim(req->t);
+    setup_unclaim(req->ctx);
 }
 
 /* Cluster name and token for a joining node: cached once registered,
@@ -222,8 +223,8 @@ void api_cluster_join(struct api_req *req, struct reply *r)
 static int identity(struct api_req *req, char name[TERN_NAME_MAX + 1],
                     char token[CLUSTER_TOKEN_LEN + 1], struct err *e)
 {
-    ternd_in_cluster(req->t, name);
-    ternd_cluster_token(req->t, token);
+    node_ctx_in_cluster(req->ctx, name);
+    node_ctx_cluster_token(req->ctx, token);
     int rc = 0;
     if (!name[0])
         rc = cluster_name_get(req->etcd, ETCD_SERIALIZABLE, name, e);
@@ -237,9 +238,9 @@ static int identity(struct api_req *req, char name[TERN_NAME_MAX + 1],
 
 static bool in_cluster(struct api_req *req, struct reply *r)
 {
-    if (ternd_in_cluster(req->t, NULL))
+    if (node_ctx_in_cluster(req->ctx, NULL))
         return true;
-    reply_error(r, MHD_HTTP_CONFLICT, "node '%s' is in no cluster", req->t->cfg.name);
+    reply_error(r, MHD_HTTP_CONFLICT, "node '%s' is in no cluster", req->ctx->cfg->name);
     return false;
 }
 
@@ -249,7 +250,7 @@ static bool peer_url_valid(const char *u)
            !strpbrk(u, ", \t=");
 }
 
-void api_cluster_members_add(struct api_req *req, struct reply *r)
+static void add_member(struct api_req *req, struct reply *r)
 {
     const char *name, *peer_url;
     struct err e;
@@ -277,7 +278,7 @@ void api_cluster_members_add(struct api_req *req, struct reply *r)
     explicit_bzero(token, sizeof(token));
 }
 
-void api_cluster_members_remove(struct api_req *req, struct reply *r)
+static void remove_member(struct api_req *req, struct reply *r)
 {
     const char *peer_url;
     struct err e;
@@ -289,3 +290,11 @@ void api_cluster_members_remove(struct api_req *req, struct reply *r)
     reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "peer_url", peer_url,
                                          "removed", 1));
 }
+
+const struct api_route api_routes_members[] = {
+    {"POST", "/cluster", create_cluster},
+    {"POST", "/cluster/join", join_cluster},
+    {"POST", "/cluster/members", add_member},
+    {"POST", "/cluster/members/remove", remove_member},
+    {NULL, NULL, NULL},
+};

@@ -18,8 +18,10 @@
 #include "cluster/owner.h"
 #include "cluster/vmconf.h"
 #include "common/log.h"
+#include "node/ctx.h"
 #include "node/http.h"
-#include "node/ternd.h"
+#include "node/vmm.h"
+#include "node/vmops.h"
 
 /* --- the VM object */
 
@@ -106,12 +108,12 @@ static void get_vm(struct api_req *req, struct reply *r)
     bool online = node_is_online(&nodes, v.owner);
     node_entries_release(&nodes);
     /* the owner knows how the VM's last process ended: ask it */
-    bool mine = strcmp(v.owner, req->t->cfg.name) == 0;
+    bool mine = strcmp(v.owner, req->ctx->cfg->name) == 0;
     if (!mine && online && !req->from_node && flags == 0)
         return api_forward(req, r, v.owner);
     json_t *j = vm_json(&v, online, true);
     struct vmm_info info;
-    vmm_info(&req->t->vmms, id, &info);
+    vmm_info(req->ctx->vmms, id, &info);
     if (j && mine && info.last_exit[0])
         json_object_set_new(j, "last_exit", json_string(info.last_exit));
     if (j)
@@ -218,7 +220,7 @@ static int create_vm(struct api_req *req, const struct vm_conf *c, struct err *e
             break;
     }
     if (rc == 0)
-        rc = vm_conf_create(req->etcd, c, req->t->cfg.name, e);
+        rc = vm_conf_create(req->etcd, c, req->ctx->cfg->name, e);
     if (rc == -ENOENT)   /* a storage went meanwhile: still the body's fault */
         rc = -EINVAL;
     /* quorum lost with the create in flight: it may yet be applied, and a
@@ -243,7 +245,7 @@ static void post_vms(struct api_req *req, struct reply *r)
         rc = create_vm(req, &v.conf, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    snprintf(v.owner, sizeof(v.owner), "%s", req->t->cfg.name);
+    snprintf(v.owner, sizeof(v.owner), "%s", req->ctx->cfg->name);
     reply_json(r, MHD_HTTP_CREATED, vm_json(&v, true, true));
 }
 
@@ -282,16 +284,10 @@ static int remove_disks(struct api_req *req, const struct vm_conf *c, struct err
 /* Under the VM's lock, so that no start or migration begins meanwhile. */
 static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct err *e)
 {
-    char vmid[16], holder[VM_HOLDER_MAX + 1], now[VM_HOLDER_MAX + 1];
-    const char *me = req->t->cfg.name;
-    int64_t lease = node_lease(&req->t->node);
-    snprintf(vmid, sizeof(vmid), "%" PRIu32, v->conf.id);
+    char holder[VM_HOLDER_MAX + 1];
+    const char *me = req->ctx->cfg->name;
     snprintf(holder, sizeof(holder), "%s destroy", me);
-    if (!lease)
-        return err_set(e, ETCD_NOT_QUORATE, "node '%s' is not online in the cluster", me);
-    int rc = vm_lock_acquire(req->etcd, vmid, holder, lease, now, e);
-    if (rc == -EBUSY)
-        return err_set(e, EBUSY, "vm %s is locked by '%s'", vmid, now);
+    int rc = vmops_lock(req->ctx, req->etcd, v->conf.id, holder, e);
     if (rc < 0)
         return rc;
     rc = check_stopped(req, v->conf.id, e);
@@ -300,8 +296,8 @@ static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct 
     if (rc == 0)
         rc = vm_conf_delete(req->etcd, v->conf.id, me, e);
     struct err le;
-    if (vm_lock_release(req->etcd, vmid, holder, &le) < 0)
-        log_warn("api", "vm %s: %s", vmid, le.msg);
+    if (vmops_unlock(req->etcd, v->conf.id, holder, &le) < 0)
+        log_warn("api", "vm %" PRIu32 ": %s", v->conf.id, le.msg);
     return rc;
 }
 
@@ -315,22 +311,23 @@ static void delete_vm(struct api_req *req, struct reply *r)
         rc = vm_entry_get(req->etcd, id, 0, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    if (v.owner[0] && strcmp(v.owner, req->t->cfg.name) != 0)
+    if (v.owner[0] && strcmp(v.owner, req->ctx->cfg->name) != 0)
         return api_forward(req, r, v.owner);
+    if (api_adopting(req, r))
+        return;
     struct vmm_info info;
-    vmm_info(&req->t->vmms, id, &info);
-    if (!atomic_load(&req->t->adopted))
-        return reply_error(r, 503, "node '%s' is starting: its running VMs are not "
-                           "adopted yet; try again", req->t->cfg.name);
+    vmm_info(req->ctx->vmms, id, &info);
     if (info.present)
         return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
-                           "stop it first", id, info.status, req->t->cfg.name);
+                           "stop it first", id, info.status, req->ctx->cfg->name);
     if (v.has_state && strcmp(v.state.status, "stopped") != 0)
         return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
                            "stop it first", id, v.state.status, v.state.node);
+    char holder[VM_HOLDER_MAX + 8];
+    vmops_holder_text(v.lock, holder, sizeof(holder));
     if (v.lock[0])
-        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is locked by '%s'",
-                           id, v.lock);
+        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is locked by %s", id,
+                           holder);
     rc = destroy_locked(req, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);

@@ -12,8 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "cluster/keys.h"
-#include "cluster/members.h"
 #include "common/log.h"
 #include "node/ternd.h"
 
@@ -23,59 +21,64 @@
 #define SETUP_QUORUM_WAIT_MS 15000
 #define SETUP_STOP_GRACE_MS 5000
 
-int setup_claim(struct ternd *t, struct err *e)
+int setup_claim(struct node_ctx *x, struct err *e)
 {
     int rc = 0;
-    pthread_mutex_lock(&t->lock);
-    if (t->stopping)
+    pthread_mutex_lock(&x->lock);
+    if (x->stopping)
         rc = err_set(e, ESHUTDOWN, "ternd is shutting down");
-    else if (t->in_cluster && t->cluster_name[0])
-        rc = err_set(e, EEXIST, "node '%s' is already in cluster '%s'", t->cfg.name,
-                     t->cluster_name);
-    else if (t->in_cluster)
-        rc = err_set(e, EEXIST, "node '%s' is already in a cluster", t->cfg.name);
-    else if (t->cmd_claimed)
+    else if (x->in_cluster && x->cluster_name[0])
+        rc = err_set(e, EEXIST, "node '%s' is already in cluster '%s'", x->cfg->name,
+                     x->cluster_name);
+    else if (x->in_cluster)
+        rc = err_set(e, EEXIST, "node '%s' is already in a cluster", x->cfg->name);
+    else if (x->cmd_claimed)
         rc = err_set(e, EBUSY, "node '%s': a cluster create or join is already running",
-                     t->cfg.name);
+                     x->cfg->name);
     else
-        t->cmd_claimed = true;
-    pthread_mutex_unlock(&t->lock);
+        x->cmd_claimed = true;
+    pthread_mutex_unlock(&x->lock);
     return rc;
 }
 
-void setup_unclaim(struct ternd *t)
+void setup_unclaim(struct node_ctx *x)
 {
-    pthread_mutex_lock(&t->lock);
-    t->cmd_claimed = false;
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&x->lock);
+    x->cmd_claimed = false;
+    pthread_mutex_unlock(&x->lock);
 }
 
-int setup_run(struct ternd *t, struct ternd_cmd *cmd)
+int setup_run(struct node_ctx *x, struct setup_cmd *cmd)
 {
-    pthread_mutex_lock(&t->lock);
-    if (t->stopping) {
+    pthread_mutex_lock(&x->lock);
+    if (x->stopping) {
         cmd->rc = err_set(&cmd->e, ESHUTDOWN, "ternd is shutting down");
     } else {
-        t->cmd = cmd;
-        t->cmd_done = false;
-        while (!t->cmd_done)
-            pthread_cond_wait(&t->cmd_cond, &t->lock);
-        t->cmd = NULL;
+        x->cmd = cmd;
+        x->cmd_done = false;
+        while (!x->cmd_done)
+            pthread_cond_wait(&x->cmd_cond, &x->lock);
+        x->cmd = NULL;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&x->lock);
     return cmd->rc;
 }
 
-void setup_shutdown(struct ternd *t)
+/* With x->lock held: the API thread waiting for cmd gets rc. */
+static void cmd_finish(struct node_ctx *x, struct setup_cmd *cmd, int rc)
 {
-    pthread_mutex_lock(&t->lock);
-    t->stopping = true;
-    if (t->cmd && !t->cmd_done) {
-        t->cmd->rc = err_set(&t->cmd->e, ESHUTDOWN, "ternd is shutting down");
-        t->cmd_done = true;
-        pthread_cond_broadcast(&t->cmd_cond);
-    }
-    pthread_mutex_unlock(&t->lock);
+    cmd->rc = rc;
+    x->cmd_done = true;
+    pthread_cond_broadcast(&x->cmd_cond);
+}
+
+void setup_shutdown(struct node_ctx *x)
+{
+    pthread_mutex_lock(&x->lock);
+    x->stopping = true;
+    if (x->cmd && !x->cmd_done)
+        cmd_finish(x, x->cmd, err_set(&x->cmd->e, ESHUTDOWN, "ternd is shutting down"));
+    pthread_mutex_unlock(&x->lock);
 }
 
 /* Back to "in no cluster": no member, no data. */
@@ -131,7 +134,7 @@ static int create_records(struct ternd *t, const char *name,
     }
 }
 
-static int do_create(struct ternd *t, struct ternd_cmd *cmd)
+static int do_create(struct ternd *t, struct setup_cmd *cmd)
 {
     char initial[CLUSTER_INITIAL_MAX], token[CLUSTER_TOKEN_LEN + 1];
     snprintf(initial, sizeof(initial), "%s=%s", t->cfg.name, t->cfg.peer_address);
@@ -151,7 +154,7 @@ static int do_create(struct ternd *t, struct ternd_cmd *cmd)
     return 0;
 }
 
-static int do_join(struct ternd *t, struct ternd_cmd *cmd)
+static int do_join(struct ternd *t, struct setup_cmd *cmd)
 {
     log_info("ternd", "joining cluster '%s' as node %s", cmd->cluster_name, t->cfg.name);
     int rc = member_start(t, cmd->initial_cluster, "existing", cmd->cluster_name, &cmd->e);
@@ -165,16 +168,15 @@ static int do_join(struct ternd *t, struct ternd_cmd *cmd)
 
 void setup_poll(struct ternd *t)
 {
-    pthread_mutex_lock(&t->lock);
-    struct ternd_cmd *cmd = t->cmd && !t->cmd_done ? t->cmd : NULL;
-    pthread_mutex_unlock(&t->lock);
+    struct node_ctx *x = &t->ctx;
+    pthread_mutex_lock(&x->lock);
+    struct setup_cmd *cmd = x->cmd && !x->cmd_done ? x->cmd : NULL;
+    pthread_mutex_unlock(&x->lock);
     if (!cmd)
         return;
     /* the poster waits until cmd_done, so cmd stays valid meanwhile */
-    int rc = cmd->kind == TERND_CMD_CREATE ? do_create(t, cmd) : do_join(t, cmd);
-    pthread_mutex_lock(&t->lock);
-    cmd->rc = rc;
-    t->cmd_done = true;
-    pthread_cond_broadcast(&t->cmd_cond);
-    pthread_mutex_unlock(&t->lock);
+    int rc = cmd->kind == SETUP_CREATE ? do_create(t, cmd) : do_join(t, cmd);
+    pthread_mutex_lock(&x->lock);
+    cmd_finish(x, cmd, rc);
+    pthread_mutex_unlock(&x->lock);
 }

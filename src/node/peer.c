@@ -2,14 +2,12 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
-#include "node/http.h"
-#include "node/ternd.h"
+#include "node/ctx.h"
 
 #define PEER_TIMEOUT_MS 30000
 #define PEER_BODY_MAX (4u << 20)
@@ -75,7 +73,7 @@ static int node_record(struct etcd_client *c, const char *node, json_t **info,
     return rc;
 }
 
-int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
+int peer_init(struct peer *p, struct node_ctx *x, struct etcd_client *c,
               const char *node, struct err *e)
 {
     json_t *info = NULL;
@@ -85,11 +83,11 @@ int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
     const char *addr = json_string_value(json_object_get(info, "api_address"));
     const char *pin = json_string_value(json_object_get(info, "api_pin"));
     char token[TERND_TOKEN_LEN + 1];
-    ternd_cluster_token(t, token);
+    node_ctx_cluster_token(x, token);
     if (!addr || !pin)
         rc = err_set(e, EHOSTUNREACH, "node '%s' published no api address or key", node);
     else if (!token[0])
-        rc = err_set(e, EAGAIN, "node %s is starting: no cluster token yet", t->cfg.name);
+        rc = err_set(e, EAGAIN, "node %s is starting: no cluster token yet", x->cfg->name);
     else
         rc = peer_init_address(p, addr, pin, token, e);
     if (rc == 0)
@@ -157,53 +155,4 @@ void peer_release(struct peer *p)
     if (p->curl)
         curl_easy_cleanup(p->curl);
     p->curl = NULL;
-}
-
-/* api_forward: a request for a VM or task of another node goes to that
- * node's ternd, authenticated with the cluster token; the other node's
- * certificate is pinned to the public key it published in its node info,
- * so no CA is needed between nodes. */
-struct query_buf {
-    char text[1024];
-    size_t len;
-    CURL *curl;
-};
-
-static enum MHD_Result add_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-    (void)kind;
-    struct query_buf *q = cls;
-    char *k = curl_easy_escape(q->curl, key, 0);
-    char *v = value ? curl_easy_escape(q->curl, value, 0) : NULL;
-    if (k && q->len < sizeof(q->text))
-        q->len += (size_t)snprintf(q->text + q->len, sizeof(q->text) - q->len, "%c%s%s%s",
-                                   q->len ? '&' : '?', k, v ? "=" : "", v ? v : "");
-    curl_free(k);
-    curl_free(v);
-    return MHD_YES;
-}
-
-void api_forward(struct api_req *req, struct reply *r, const char *node)
-{
-    if (req->from_node)   /* never twice: the views of two nodes disagree */
-        return reply_error(r, MHD_HTTP_CONFLICT, "node '%s' sent this request here, "
-                           "but it belongs to node '%s'", req->t->cfg.name, node);
-    struct peer p;
-    struct err e;
-    int rc = peer_init(&p, req->t, req->etcd, node, &e);
-    if (rc < 0)
-        return reply_errno(r, rc, &e);
-    struct query_buf q = { .len = 0, .curl = p.curl };
-    q.text[0] = '\0';
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_query, &q);
-    char path[1400];
-    snprintf(path, sizeof(path), "%s%s", req->url, q.text);
-    long status = 0;
-    json_t *body = NULL;
-    rc = peer_call(&p, req->method, path, req->body, &status, &body, &e);
-    peer_release(&p);
-    if (rc < 0)
-        return reply_error(r, MHD_HTTP_BAD_GATEWAY, "node '%s': %s", node, e.msg);
-    reply_json(r, (unsigned)status, body);
 }

@@ -12,7 +12,7 @@
 #include "common/err.h"
 #include "node/secrets.h"
 
-struct ternd;
+struct node_ctx;
 
 struct peer {
     char node[TERN_NAME_MAX + 1];
@@ -24,7 +24,7 @@ struct peer {
 
 /* -ENOENT: no such node; -EHOSTUNREACH: it registered no API address or
  * pin; -ENOLINK: not quorate and no local copy. */
-int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
+int peer_init(struct peer *p, struct node_ctx *x, struct etcd_client *c,
               const char *node, struct err *e);
 /* Reaches ADDRESS (host:port) directly, pinning pin, with token: for
  * joining a cluster, before the node records exist. */

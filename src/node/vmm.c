@@ -348,6 +348,17 @@ int vmm_stop(struct vmm_table *v, uint32_t id, int timeout_ms, struct err *e)
         : err_set(e, ETIMEDOUT, "vm %u: pid %d does not end", id, (int)pid);
 }
 
+unsigned vmm_list(struct vmm_table *v, uint32_t ids[VMM_MAX])
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&v->lock);
+    for (unsigned i = 0; i < VMM_MAX; i++)
+        if (v->procs[i])
+            ids[n++] = v->procs[i]->spec.conf.id;
+    pthread_mutex_unlock(&v->lock);
+    return n;
+}
+
 void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out)
 {
     memset(out, 0, sizeof(*out));

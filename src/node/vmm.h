@@ -108,6 +108,9 @@ struct vmm_info {
     char console[VMM_PATH_MAX + 32];
     char last_exit[256];
 };
+/* The VMs with a process in the table now (ended ones too, until their
+ * end is published): their number. */
+unsigned vmm_list(struct vmm_table *v, uint32_t ids[VMM_MAX]);
 /* What this node knows of VM id (present false: no process; last_exit
  * may still tell how the last one ended). */
 void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out);

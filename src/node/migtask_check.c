@@ -8,19 +8,20 @@
 
 #include "cluster/node.h"
 #include "cluster/vmconf.h"
+#include "common/jsonf.h"
+#include "node/ctx.h"
 #include "node/info.h"
-#include "node/migrate.h"
-#include "node/ternd.h"
+#include "node/migtask.h"
 #include "node/vmops.h"
 
-void mig_plan_init(struct mig_plan *p)
+void migtask_plan_init(struct migtask_plan *p)
 {
     memset(p, 0, sizeof(*p));
     p->downtime_ms = 100;
     p->checks = json_array();
 }
 
-void mig_plan_release(struct mig_plan *p)
+void migtask_plan_release(struct migtask_plan *p)
 {
     json_decref(p->checks);
     p->checks = NULL;
@@ -30,87 +31,70 @@ static int body_keys(json_t *body, struct err *e)
 {
     static const char *const known[] = { "target", "online", "bwlimit_mib",
         "migration_type", "migration_network", "downtime_ms", "dry_run", NULL };
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        bool ok = false;
-        for (unsigned i = 0; known[i] && !ok; i++)
-            ok = strcmp(known[i], key) == 0;
-        if (!ok)
-            return err_set(e, EINVAL, "migrate: unknown option '%s'", key);
-    }
+    const char *key = jsonf_unknown_key(body, known);
+    char quoted[JSONF_PRINTABLE_MAX];
+    if (key)
+        return err_set(e, EINVAL, "migrate: unknown option '%s'", jsonf_printable(key, quoted));
     return 0;
 }
 
-static int get_uint(json_t *body, const char *key, uint64_t lo, uint64_t hi, uint64_t *out,
-                    struct err *e)
-{
-    json_t *v = json_object_get(body, key);
-    if (!v)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)lo ||
-        (uint64_t)json_integer_value(v) > hi)
-        return err_set(e, EINVAL, "migrate: '%s' must be %llu..%llu", key,
-                       (unsigned long long)lo, (unsigned long long)hi);
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
-static int get_bool(json_t *body, const char *key, bool *out, struct err *e)
-{
-    json_t *v = json_object_get(body, key);
-    if (v && !json_is_boolean(v))
-        return err_set(e, EINVAL, "migrate: '%s' must be true or false", key);
-    if (v)
-        *out = json_is_true(v);
-    return 0;
-}
-
+/* An optional string that fits out (null: as absent). */
 static int get_text(json_t *body, const char *key, char *out, size_t size, struct err *e)
 {
-    json_t *v = json_object_get(body, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v) || json_string_length(v) >= size)
+    const char *v = NULL;
+    int rc = json_is_null(json_object_get(body, key)) ? 0
+           : jsonf_string(body, key, false, &v, "migrate", e);
+    if (rc || !v)
+        return rc;
+    if (strlen(v) >= size)
         return err_set(e, EINVAL, "migrate: '%s' must be a string of at most %zu characters",
                        key, size - 1);
-    snprintf(out, size, "%s", json_string_value(v));
+    snprintf(out, size, "%s", v);
     return 0;
 }
 
-int mig_plan_parse(struct mig_plan *p, uint32_t vmid, const char *source, json_t *body,
+int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source, json_t *body,
                    struct err *e)
 {
     p->vmid = vmid;
     snprintf(p->source, sizeof(p->source), "%s", source);
     uint64_t bw = 0, downtime = p->downtime_ms;
     int rc = body ? body_keys(body, e) : err_set(e, EINVAL, "migrate: a body with 'target' is required");
-    if (!rc) rc = get_text(body, "target", p->target, sizeof(p->target), e);
+    if (!rc)
+        rc = get_text(body, "target", p->target, sizeof(p->target), e);
     if (!rc && !p->target[0])
         rc = err_set(e, EINVAL, "migrate: 'target' (a node name or \"auto\") is required");
-    if (!rc) rc = get_bool(body, "online", &p->online, e);
-    if (!rc) rc = get_bool(body, "dry_run", &p->dry_run, e);
-    if (!rc) rc = get_uint(body, "bwlimit_mib", 0, 1u << 20, &bw, e);
-    if (!rc) rc = get_uint(body, "downtime_ms", 1, 60000, &downtime, e);
-    if (!rc) rc = get_text(body, "migration_type", p->type, sizeof(p->type), e);
-    if (!rc && p->type[0] && strcmp(p->type, "secure") && strcmp(p->type, "insecure"))
+    if (!rc)
+        rc = jsonf_bool(body, "online", false, &p->online, "migrate", e);
+    if (!rc)
+        rc = jsonf_bool(body, "dry_run", false, &p->dry_run, "migrate", e);
+    if (!rc)
+        rc = jsonf_uint(body, "bwlimit_mib", false, 0, 1u << 20, &bw, "migrate", e);
+    if (!rc)
+        rc = jsonf_uint(body, "downtime_ms", false, 1, 60000, &downtime, "migrate", e);
+    if (!rc)
+        rc = get_text(body, "migration_type", p->type, sizeof(p->type), e);
+    char quoted[JSONF_PRINTABLE_MAX];
+    if (!rc && p->type[0] && strcmp(p->type, "secure") != 0 &&
+        strcmp(p->type, "insecure") != 0)
         rc = err_set(e, EINVAL, "migrate: 'migration_type' must be secure or insecure, not '%s'",
-                     p->type);
-    if (!rc) rc = get_text(body, "migration_network", p->network, sizeof(p->network), e);
+                     jsonf_printable(p->type, quoted));
+    if (!rc)
+        rc = get_text(body, "migration_network", p->network, sizeof(p->network), e);
     if (!rc && p->network[0])
         rc = cidr_check(p->network, e);
     p->bwlimit_mib = bw;
     p->downtime_ms = (uint32_t)downtime;
-    p->auto_target = !strcmp(p->target, "auto");
+    p->auto_target = strcmp(p->target, "auto") == 0;
     if (!rc && !p->auto_target)
         rc = keys_check_name(p->target, "target node", e);
     return rc;
 }
 
 /* Records a check; a failed one also becomes the answer. */
-static int note(struct mig_plan *p, const char *check, int rc, struct err *e,
+static int note(struct migtask_plan *p, const char *check, int rc, struct err *e,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int note(struct mig_plan *p, const char *check, int rc, struct err *e,
+static int note(struct migtask_plan *p, const char *check, int rc, struct err *e,
                 const char *fmt, ...)
 {
     char detail[sizeof(e->msg)];
@@ -146,16 +130,17 @@ static const char *info_text(json_t *info, const char *key)
     return s ? s : "";
 }
 
-static int check_vm(struct mig_plan *p, struct ternd *t, struct etcd_client *c,
+static int check_vm(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
                     struct err *e)
 {
-    int rc = vm_spec_load(c, p->vmid, &p->spec, e);
+    int rc = vmops_spec_load(c, p->vmid, &p->spec, e);
     if (rc)
         return note(p, "vm", rc, e, "%s", e->msg);
     struct vmm_info info;
-    vmm_info(&t->vmms, p->vmid, &info);
+    vmm_info(x->vmms, p->vmid, &info);
     p->running = info.present;
-    if (info.present && strcmp(info.status, "running") && strcmp(info.status, "paused"))
+    if (info.present && strcmp(info.status, "running") != 0 &&
+        strcmp(info.status, "paused") != 0)
         return note(p, "vm", -EBUSY, e, "vm %u is %s: wait until it is running", p->vmid,
                     info.status);
     if (info.present && !p->online)
@@ -166,7 +151,7 @@ static int check_vm(struct mig_plan *p, struct ternd *t, struct etcd_client *c,
 }
 
 /* The online node with the most free memory. */
-static int pick_auto(struct mig_plan *p, const struct node_entries *l, struct err *e)
+static int pick_auto(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
     json_int_t best = -1;
     for (size_t i = 0; i < l->count; i++) {
@@ -181,14 +166,14 @@ static int pick_auto(struct mig_plan *p, const struct node_entries *l, struct er
     }
     if (best < 0)
         return note(p, "target", -EHOSTUNREACH, e, "auto: no node is online");
-    if (!strcmp(p->target, p->source))
+    if (strcmp(p->target, p->source) == 0)
         return note(p, "target", -EALREADY, e, "auto: node '%s' (the source) has the most "
                     "free memory (%lld MiB); nothing to do", p->source,
                     (long long)(best >> 20));
     return 0;
 }
 
-static int check_target(struct mig_plan *p, const struct node_entries *l, struct err *e)
+static int check_target(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
     if (p->auto_target && pick_auto(p, l, e))
         return -EALREADY;
@@ -197,7 +182,7 @@ static int check_target(struct mig_plan *p, const struct node_entries *l, struct
     json_decref(info);
     if (!info)
         return note(p, "target", -ENOENT, e, "node '%s' is not in the cluster", p->target);
-    if (!strcmp(p->target, p->source))
+    if (strcmp(p->target, p->source) == 0)
         return note(p, "target", -EINVAL, e, "node '%s' is the source: pick another node",
                     p->target);
     if (!online)
@@ -206,23 +191,23 @@ static int check_target(struct mig_plan *p, const struct node_entries *l, struct
                 p->auto_target ? " (auto: most free memory)" : "");
 }
 
-static int check_memory(struct mig_plan *p, json_t *dst, struct err *e)
+static int check_memory(struct migtask_plan *p, json_t *dst, struct err *e)
 {
     long long free_mib = (long long)(info_int(dst, "memory_free") >> 20);
-    long long need = (long long)p->spec.conf.memory_mib + MIG_RESERVE_MIB;
+    long long need = (long long)p->spec.conf.memory_mib + MIGTASK_RESERVE_MIB;
     if (free_mib < need)
         return note(p, "memory", -ENOMEM, e, "node '%s' has %lld MiB free; vm %u needs %llu "
                     "MiB + %d MiB reserve", p->target, free_mib, p->vmid,
-                    (unsigned long long)p->spec.conf.memory_mib, MIG_RESERVE_MIB);
+                    (unsigned long long)p->spec.conf.memory_mib, MIGTASK_RESERVE_MIB);
     return note(p, "memory", 0, e, "node '%s' has %lld MiB free, vm %u needs %lld", p->target,
                 free_mib, p->vmid, need);
 }
 
 /* tern-vmm runs VMs with the "host" CPU model: the target's CPU must be
  * the same model for the guest's CPUID to stay true. */
-static int check_cpu(struct mig_plan *p, json_t *src, json_t *dst, struct err *e)
+static int check_cpu(struct migtask_plan *p, json_t *src, json_t *dst, struct err *e)
 {
-    if (strcmp(info_text(src, "cpu_model"), info_text(dst, "cpu_model")))
+    if (strcmp(info_text(src, "cpu_model"), info_text(dst, "cpu_model")) != 0)
         return note(p, "cpu", -EPERM, e, "cpu model of vm %u ('host': %s) is not supported "
                     "by node '%s' (%s)", p->vmid, info_text(src, "cpu_model"), p->target,
                     info_text(dst, "cpu_model"));
@@ -237,7 +222,7 @@ static long version_number(const char *v)
     return (long)a * 1000000 + (long)b * 1000 + (long)c;
 }
 
-static int check_version(struct mig_plan *p, json_t *dst, struct err *e)
+static int check_version(struct migtask_plan *p, json_t *dst, struct err *e)
 {
     const char *theirs = info_text(dst, "version");
     if (version_number(theirs) < version_number(TERN_VERSION))
@@ -246,7 +231,7 @@ static int check_version(struct mig_plan *p, json_t *dst, struct err *e)
     return note(p, "version", 0, e, "node '%s' runs tern %s", p->target, theirs);
 }
 
-static int check_disks(struct mig_plan *p, struct err *e)
+static int check_disks(struct migtask_plan *p, struct err *e)
 {
     for (unsigned i = 0; i < p->spec.conf.ndisks; i++)
         if (!p->spec.shared[i])
@@ -259,24 +244,24 @@ static int check_disks(struct mig_plan *p, struct err *e)
 /* A VM of tern has a serial console and virtio-blk disks: both move. The
  * check stays so that devices that cannot (a host device, a cdrom on local
  * storage) are refused here once a VM config can name them. */
-static int check_devices(struct mig_plan *p, struct err *e)
+static int check_devices(struct migtask_plan *p, struct err *e)
 {
     return note(p, "devices", 0, e, "serial console and %u virtio-blk disk(s): all can move",
                 p->spec.conf.ndisks);
 }
 
-static int check_lock(struct mig_plan *p, struct etcd_client *c, struct err *e)
+static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err *e)
 {
     char key[TERN_KEY_MAX];
     snprintf(key, sizeof(key), TERN_PREFIX_LOCKS "%u", p->vmid);
     struct etcd_kv kv;
     etcd_kv_init(&kv);
     int rc = etcd_get(c, key, 0, &kv, e);
-    char holder[160];
-    snprintf(holder, sizeof(holder), "%s", kv.value ? kv.value : "");
+    char holder[VM_HOLDER_MAX + 8];
+    vmops_holder_text(kv.value ? kv.value : "", holder, sizeof(holder));
     etcd_kv_release(&kv);
     if (rc == 0)
-        return note(p, "lock", -EBUSY, e, "vm %u is locked by task %s", p->vmid, holder);
+        return note(p, "lock", -EBUSY, e, "vm %u is locked by %s", p->vmid, holder);
     if (rc != -ENOENT)
         return note(p, "lock", rc, e, "%s", e->msg);
     return note(p, "lock", 0, e, "vm %u is not locked", p->vmid);
@@ -284,7 +269,7 @@ static int check_lock(struct mig_plan *p, struct etcd_client *c, struct err *e)
 
 /* The address inside the migration network, or the host of the target's
  * migration_address without one. */
-static int check_address(struct mig_plan *p, json_t *dst, struct err *e)
+static int check_address(struct migtask_plan *p, json_t *dst, struct err *e)
 {
     if (!p->network[0]) {
         const char *ma = info_text(dst, "migration_address");
@@ -318,7 +303,7 @@ static int check_address(struct mig_plan *p, json_t *dst, struct err *e)
     return note(p, "network", 0, e, "migration address %s in %s", p->address, p->network);
 }
 
-static int check_quorum_options(struct mig_plan *p, struct etcd_client *c, struct err *e)
+static int check_quorum_options(struct migtask_plan *p, struct etcd_client *c, struct err *e)
 {
     struct cluster_options o;
     int rc = cluster_options_get(c, 0, &o, e);
@@ -332,7 +317,7 @@ static int check_quorum_options(struct mig_plan *p, struct etcd_client *c, struc
     return note(p, "quorum", 0, e, "cluster quorate");
 }
 
-static int check_nodes(struct mig_plan *p, const struct node_entries *l, struct err *e)
+static int check_nodes(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
     int rc = check_target(p, l, e);
     bool online;
@@ -351,14 +336,14 @@ static int check_nodes(struct mig_plan *p, const struct node_entries *l, struct 
     return rc;
 }
 
-int mig_plan_check(struct mig_plan *p, struct ternd *t, struct etcd_client *c,
-                   struct err *e)
+int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
+                       struct err *e)
 {
     int rc = check_quorum_options(p, c, e);
     if (!rc)
         rc = check_lock(p, c, e);
     if (!rc)
-        rc = check_vm(p, t, c, e);
+        rc = check_vm(p, x, c, e);
     struct node_entries l;
     node_entries_init(&l);
     if (!rc)
@@ -369,7 +354,7 @@ int mig_plan_check(struct mig_plan *p, struct ternd *t, struct etcd_client *c,
     return rc;
 }
 
-void mig_plan_describe(const struct mig_plan *p, char *out, size_t size)
+void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
 {
     if (!p->running) {
         snprintf(out, size, "offline migration of stopped vm %u from node '%s' to node '%s': "
