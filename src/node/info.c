@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "node/vmm.h"
 
 /* First "model name" of /proc/cpuinfo: all CPUs of a host are the same
  * model, and migration checks compare exactly this string first. */
@@ -98,6 +99,7 @@ char *node_info_json(const struct ternd_config *cfg, const char *pin)
     if (o) {
         json_object_set_new(o, "api_pin", json_string(pin));
         json_object_set_new(o, "addresses", addresses(cfg));
+        json_object_set_new(o, "devices", vmm_devices_supported());
     }
     if (!o) {
         log_error("node", "building the node info failed");

@@ -241,13 +241,34 @@ static int check_disks(struct migtask_plan *p, struct err *e)
     return note(p, "disks", 0, e, "%u disk(s), all on shared storage", p->spec.conf.ndisks);
 }
 
-/* A VM of tern has a serial console and virtio-blk disks: both move. The
- * check stays so that devices that cannot (a host device, a cdrom on local
- * storage) are refused here once a VM config can name them. */
-static int check_devices(struct migtask_plan *p, struct err *e)
+/* The target's tern-vmm loads the state of every device the VM has: it
+ * must know each model, and take as many of each (its node info says). */
+static int check_devices(struct migtask_plan *p, json_t *dst, struct err *e)
 {
-    return note(p, "devices", 0, e, "serial console and %u virtio-blk disk(s): all can move",
-                p->spec.conf.ndisks);
+    json_t *can = json_object_get(dst, "devices"), *n;
+    if (!json_is_object(can))
+        return note(p, "devices", -EPERM, e, "node '%s' does not say which devices it "
+                    "supports", p->target);
+    json_t *has = vmm_devices_used(&p->spec);
+    const char *model;
+    int rc = has ? 0 : note(p, "devices", -ENOMEM, e, "out of memory");
+    json_object_foreach(has, model, n) {
+        json_int_t need = json_integer_value(n);
+        json_int_t max = json_integer_value(json_object_get(can, model));
+        if (need <= max)
+            continue;
+        char supports[48] = "none";
+        if (max > 0)
+            snprintf(supports, sizeof(supports), "at most %lld", (long long)max);
+        rc = note(p, "devices", -EPERM, e, "vm %u has %lld %s device(s); node '%s' supports "
+                  "%s", p->vmid, (long long)need, model, p->target, supports);
+        break;
+    }
+    json_decref(has);
+    if (rc)
+        return rc;
+    return note(p, "devices", 0, e, "serial console and %u virtio-blk disk(s): node '%s' "
+                "takes them", p->spec.conf.ndisks, p->target);
 }
 
 static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err *e)
@@ -325,12 +346,18 @@ static int check_nodes(struct migtask_plan *p, const struct node_entries *l, str
     json_t *dst = rc ? NULL : node_info(l, p->target, &online);
     if (!rc && (!src || !dst))
         rc = note(p, "target", -ENOENT, e, "node records missing");
-    if (!rc) rc = check_memory(p, dst, e);
-    if (!rc) rc = check_cpu(p, src, dst, e);
-    if (!rc) rc = check_version(p, dst, e);
-    if (!rc) rc = check_disks(p, e);
-    if (!rc) rc = check_devices(p, e);
-    if (!rc) rc = check_address(p, dst, e);
+    if (!rc)
+        rc = check_memory(p, dst, e);
+    if (!rc)
+        rc = check_cpu(p, src, dst, e);
+    if (!rc)
+        rc = check_version(p, dst, e);
+    if (!rc)
+        rc = check_disks(p, e);
+    if (!rc)
+        rc = check_devices(p, dst, e);
+    if (!rc)
+        rc = check_address(p, dst, e);
     json_decref(src);
     json_decref(dst);
     return rc;

@@ -358,6 +358,17 @@ static int by_age(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A record whose status says the task still runs (a record that is not
+ * JSON does not). */
+static bool record_running(const struct etcd_kv *kv)
+{
+    json_t *o = json_loads(kv->value ? kv->value : "", 0, NULL);
+    const char *status = json_string_value(json_object_get(o, "status"));
+    bool running = status && strcmp(status, "running") == 0;
+    json_decref(o);
+    return running;
+}
+
 /* The records of this node's ended tasks beyond the newest tt->keep go
  * (their logs stay in DATA_DIR/tasks/). */
 static void prune_records(struct task_table *tt, struct etcd_client *c)
@@ -370,8 +381,7 @@ static void prune_records(struct task_table *tt, struct etcd_client *c)
     if (etcd_get_prefix(c, prefix, 0, &kvs, &e) == 0 && kvs.count > tt->keep) {
         qsort(kvs.items, kvs.count, sizeof(*kvs.items), by_age);
         for (size_t i = 0; i + tt->keep < kvs.count; i++)
-            if (!strstr(kvs.items[i].value ? kvs.items[i].value : "", "\"status\":\"running\"") &&
-                etcd_delete(c, kvs.items[i].key, NULL, &e) < 0)
+            if (!record_running(&kvs.items[i]) && etcd_delete(c, kvs.items[i].key, NULL, &e) < 0)
                 break;
     }
     etcd_kvs_release(&kvs);

@@ -117,6 +117,21 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
     argv[n] = NULL;
 }
 
+/* What build_args gives a VM: COM1 for its console, a virtio-blk for
+ * each disk. */
+#define DEV_SERIAL "serial"
+#define DEV_DISK "virtio-blk"
+
+json_t *vmm_devices_supported(void)
+{
+    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VM_DISKS_MAX);
+}
+
+json_t *vmm_devices_used(const struct vmm_spec *spec)
+{
+    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, (int)spec->conf.ndisks);
+}
+
 /* The child: own session (a ternd killed or restarted does not take the VM
  * along), stdout and stderr into vmm.log. */
 static void exec_child(const struct vmm_proc *p, char **argv)
@@ -235,24 +250,12 @@ static struct vmm_proc *proc_new(const struct vmm_spec *spec, enum vmm_role role
     return p;
 }
 
-int vmm_start(struct vmm_table *v, const struct vmm_spec *spec, struct err *e)
+/* A process for spec in role: booted (uri NULL) or a destination waiting
+ * on uri; returns once its control socket answers. */
+static int start_proc(struct vmm_table *v, const struct vmm_spec *spec, enum vmm_role role,
+                      const char *uri, const char *tls_dir, struct err *e)
 {
-    struct vmm_proc *p = proc_new(spec, VMM_RUN);
-    if (!p)
-        return err_set(e, ENOMEM, "out of memory");
-    int rc = launch(v, p, NULL, NULL, e);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    log_info("vmm", "vm %u: tern-vmm started (pid %d)", spec->conf.id, (int)p->pid);
-    return wait_answering(v, p, e);
-}
-
-int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
-                       const char *uri, const char *tls_dir, struct err *e)
-{
-    struct vmm_proc *p = proc_new(spec, VMM_INCOMING);
+    struct vmm_proc *p = proc_new(spec, role);
     if (!p)
         return err_set(e, ENOMEM, "out of memory");
     int rc = launch(v, p, uri, tls_dir, e);
@@ -260,9 +263,23 @@ int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
         free(p);
         return rc;
     }
-    log_info("vmm", "vm %u: tern-vmm waits for a migration on %s (pid %d)", spec->conf.id,
-             uri, (int)p->pid);
+    if (uri)
+        log_info("vmm", "vm %u: tern-vmm waits for a migration on %s (pid %d)", spec->conf.id,
+                 uri, (int)p->pid);
+    else
+        log_info("vmm", "vm %u: tern-vmm started (pid %d)", spec->conf.id, (int)p->pid);
     return wait_answering(v, p, e);
+}
+
+int vmm_start(struct vmm_table *v, const struct vmm_spec *spec, struct err *e)
+{
+    return start_proc(v, spec, VMM_RUN, NULL, NULL, e);
+}
+
+int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
+                       const char *uri, const char *tls_dir, struct err *e)
+{
+    return start_proc(v, spec, VMM_INCOMING, uri, tls_dir, e);
 }
 
 static void deadline(struct timespec *until, int timeout_ms)

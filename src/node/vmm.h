@@ -121,6 +121,15 @@ void vmm_set_started(struct vmm_table *v, uint32_t id, time_t started);
 /* The status shown while a migration runs ("migrating"), or back. */
 void vmm_set_status(struct vmm_table *v, uint32_t id, const char *status);
 
+/* The device models ternd gives a VM's tern-vmm and how many of each one
+ * VM may have, by the name of their state in a migration stream
+ * (src/devices): {"serial": 1, "virtio-blk": 8}. Published in the node
+ * info, so that a migration's source can tell whether the target can take
+ * what its VM has. */
+json_t *vmm_devices_supported(void);
+/* The devices of spec's VM, in the same form: {"serial": 1, "virtio-blk": 2}. */
+json_t *vmm_devices_used(const struct vmm_spec *spec);
+
 /* Main loop, every tick: publishes changed states, forgets ended
  * processes, restarts crashed ones whose VM this node still owns. */
 void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease);

@@ -53,30 +53,27 @@ static bool may_take_over(struct vmm_table *v, struct etcd_client *c, uint32_t i
     return vm_owner_get(c, vmid, 0, owner, &e) == 0 && strcmp(owner, v->node) == 0;
 }
 
-/* 1 written (or deleted), 0 lost to another node, -errno try again later.
- * A delete only removes our own value: after a migration the destination's
- * is there. */
+/* 0 when written (or deleted) or, with *lost, when another node publishes
+ * the state now; -errno: try again later. A delete only removes our own
+ * value: after a migration the destination's is there. */
 static int write_state(struct vmm_table *v, struct etcd_client *c, struct snapshot *s,
-                       int64_t lease)
+                       int64_t lease, bool *lost)
 {
     char key[TERN_KEY_MAX];
     snprintf(key, sizeof(key), TERN_PREFIX_VMSTATE "%u", s->id);
+    *lost = false;
     if (s->exited && !s->published[0])
-        return 1;
+        return 0;
     struct etcd_cas op = { .key = key, .cmp = s->published[0] ? ETCD_CMP_VALUE : ETCD_CMP_ABSENT,
                            .expect_value = s->published,
                            .new_value = s->exited ? NULL : s->value, .lease = lease };
     bool swapped;
     struct err e;
     int rc = etcd_cas(c, &op, &swapped, NULL, &e);
-    if (rc < 0)
+    if (rc || swapped || s->exited)
         return rc;
-    if (swapped || s->exited)
-        return 1;
-    if (!may_take_over(v, c, s->id))
-        return 0;
-    rc = etcd_put(c, key, s->value, lease, &e);
-    return rc < 0 ? rc : 1;
+    *lost = !may_take_over(v, c, s->id);
+    return *lost ? 0 : etcd_put(c, key, s->value, lease, &e);
 }
 
 static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc *p,
@@ -95,17 +92,17 @@ static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc 
     }
     if (!s.dirty || s.pub_lost || (s.incoming && !s.exited) || !lease)
         return;
-    int rc = write_state(v, c, &s, lease);
-    if (rc < 0)
+    bool lost;
+    if (write_state(v, c, &s, lease, &lost) < 0)
         return;
     pthread_mutex_lock(&v->lock);
-    if (rc == 0) {
+    if (lost) {
         p->pub_lost = true;
         log_info("vmm", "vm %u: another node publishes its state now", s.id);
     } else {
         snprintf(p->published, sizeof(p->published), "%s", s.exited ? "" : s.value);
     }
-    if (strcmp(s.value, p->published) == 0 || rc == 0 || s.exited)
+    if (strcmp(s.value, p->published) == 0 || lost || s.exited)
         p->dirty = false;
     pthread_mutex_unlock(&v->lock);
 }
@@ -155,9 +152,10 @@ static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec 
         log_error("vmm", "vm %u: restart failed: %s", id, e.msg);
 }
 
-/* Ended processes whose state is settled leave the table: 0 none, 1 one
- * left, 2 one left that the restart policy wants back (in *again). */
-static int reap_one(struct vmm_table *v, struct vmm_spec *again)
+/* An ended process whose state is settled leaves the table: false when
+ * there is none; *restart when the restart policy wants it back (its
+ * spec in *again). */
+static bool reap_one(struct vmm_table *v, struct vmm_spec *again, bool *restart)
 {
     pthread_mutex_lock(&v->lock);
     struct vmm_proc *done = NULL;
@@ -171,13 +169,13 @@ static int reap_one(struct vmm_table *v, struct vmm_spec *again)
     }
     pthread_mutex_unlock(&v->lock);
     if (!done)
-        return 0;
+        return false;
     pthread_join(done->watch, NULL);
-    int rc = done->restart_due ? 2 : 1;
-    if (rc == 2)
+    *restart = done->restart_due;
+    if (*restart)
         *again = done->spec;
     free(done);
-    return rc;
+    return true;
 }
 
 /* A new lease (the node registered again after losing its old one): the
@@ -207,9 +205,9 @@ void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease)
             publish(v, c, p, lease);
     }
     struct vmm_spec again;
-    int rc;
-    while ((rc = reap_one(v, &again)) > 0)
-        if (rc == 2)
+    bool due;
+    while (reap_one(v, &again, &due))
+        if (due)
             restart(v, c, &again);
 }
 
