@@ -61,6 +61,14 @@ void reply_errno(struct reply *r, int rc, const struct err *e)
     reply_error(r, status, "%s", e->msg);
 }
 
+bool api_no_body(struct api_req *req, struct reply *r, const char *missing)
+{
+    if (req->body)
+        return false;
+    reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: %s", missing);
+    return true;
+}
+
 bool api_adopting(struct api_req *req, struct reply *r)
 {
     if (atomic_load(&req->ctx->adopted))
@@ -321,7 +329,7 @@ static int resolve(const struct ternd_config *cfg, struct sockaddr_storage *ss,
     char port[8];
     snprintf(port, sizeof(port), "%u", cfg->api_port);
     int rc = getaddrinfo(cfg->api_host, port, &hints, &res);
-    if (rc != 0)
+    if (rc)
         return err_set(e, EINVAL, "api address '%s': %s", cfg->api_address,
                        gai_strerror(rc));
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -335,7 +343,7 @@ int api_start(struct api *a, struct node_ctx *x, struct err *e)
     a->ctx = x;
     struct sockaddr_storage ss;
     int rc = resolve(cfg, &ss, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_client_init(&a->proto, cfg->cluster_address, e);
     if (rc < 0)
         return rc;

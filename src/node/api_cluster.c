@@ -156,11 +156,11 @@ static void post_storage(struct api_req *req, struct reply *r)
 {
     struct storage_conf s;
     struct err e;
-    if (!req->body)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: a storage definition "
-                           "{\"name\", \"path\", \"shared\"} is missing");
+    if (api_no_body(req, r, "a storage definition {\"name\", \"path\", \"shared\"} "
+                    "is missing"))
+        return;
     int rc = storage_conf_from_json(req->body, &s, &e);
-    if (rc == 0)
+    if (!rc)
         rc = storage_put_new(req->etcd, &s, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
@@ -172,7 +172,7 @@ static void delete_storage(struct api_req *req, struct reply *r)
     struct err e;
     const char *name = req->args[0];
     int rc = keys_check_name(name, "storage name", &e);
-    if (rc == 0)
+    if (!rc)
         rc = storage_delete(req->etcd, name, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
@@ -207,9 +207,8 @@ static void put_options(struct api_req *req, struct reply *r)
 {
     struct cluster_options o;
     struct err e;
-    if (!req->body)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: options "
-                           "{\"migration\": {...}} are missing");
+    if (api_no_body(req, r, "options {\"migration\": {...}} are missing"))
+        return;
     /* "stale" as GET shows it may come back: it is not an option */
     json_t *body = json_deep_copy(req->body);
     if (body)

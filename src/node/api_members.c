@@ -170,7 +170,7 @@ static void join_undo(struct api_req *req, struct reply *r, struct peer *p,
     json_decref(ask);
     char undo[900];
     const char *msg = json_string_value(json_object_get(ans, "error"));
-    if (rc == 0 && status == MHD_HTTP_OK)
+    if (!rc && status == MHD_HTTP_OK)
         snprintf(undo, sizeof(undo), "the member was removed from the cluster again");
     else
         snprintf(undo, sizeof(undo), "removing the member %s through %s failed too: %s "
@@ -228,7 +228,7 @@ static int identity(struct api_req *req, char name[TERN_NAME_MAX + 1],
     int rc = 0;
     if (!name[0])
         rc = cluster_name_get(req->etcd, ETCD_SERIALIZABLE, name, e);
-    if (rc == 0 && !token[0])
+    if (!rc && !token[0])
         rc = cluster_token_get(req->etcd, ETCD_SERIALIZABLE, token, e);
     if (rc == -ENOENT)
         rc = err_set(e, EAGAIN, "the cluster has no %s yet: try again in a moment",
@@ -266,7 +266,7 @@ static void add_member(struct api_req *req, struct reply *r)
     char cluster[TERN_NAME_MAX + 1], token[CLUSTER_TOKEN_LEN + 1];
     struct cluster_join j;
     int rc = identity(req, cluster, token, &e);
-    if (rc == 0)
+    if (!rc)
         rc = cluster_member_add(req->etcd, name, peer_url, &j, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);

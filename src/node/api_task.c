@@ -109,7 +109,7 @@ static void get_task(struct api_req *req, struct reply *r)
     struct err e;
     etcd_kv_init(&kv);
     int rc = etcd_get(req->etcd, key, ETCD_SERIALIZABLE, &kv, &e);
-    o = rc == 0 ? json_loads(kv.value, 0, NULL) : NULL;
+    o = !rc ? json_loads(kv.value, 0, NULL) : NULL;
     etcd_kv_release(&kv);
     if (o)
         return reply_json(r, MHD_HTTP_OK, o);

@@ -35,7 +35,7 @@ static bool node_is_online(const struct node_entries *nodes, const char *name)
 
 /* Without a published state the VM is stopped, if its owner is online to
  * say so; otherwise nobody knows. */
-static json_t *vm_json(const struct vm_entry *v, bool owner_online, bool with_config)
+static json_t *entry_json(const struct vm_entry *v, bool owner_online, bool with_config)
 {
     const char *status = v->has_state ? v->state.status
                          : owner_online ? "stopped" : "unknown";
@@ -74,15 +74,15 @@ static void get_vms(struct api_req *req, struct reply *r)
         flags = ETCD_SERIALIZABLE;
         rc = vm_conf_list(req->etcd, flags, &l, &e);
     }
-    if (rc == 0 && (rc = node_list(req->etcd, flags, &nodes, &e)) < 0)
+    if (!rc && (rc = node_list(req->etcd, flags, &nodes, &e)) < 0)
         vm_entries_release(&l);
     if (rc < 0)
         return reply_errno(r, rc, &e);
     json_t *items = json_array();
     for (size_t i = 0; i < l.count; i++)
-        json_array_append_new(items, vm_json(&l.items[i],
-                                             node_is_online(&nodes, l.items[i].owner),
-                                             false));
+        json_array_append_new(items, entry_json(&l.items[i],
+                                                node_is_online(&nodes, l.items[i].owner),
+                                                false));
     vm_entries_release(&l);
     node_entries_release(&nodes);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", flags != 0, "vms", items));
@@ -97,11 +97,11 @@ static void get_vm(struct api_req *req, struct reply *r)
     unsigned flags = 0;
     node_entries_init(&nodes);
     int rc = vm_id_parse(req->args[0], &id, &e);
-    if (rc == 0 && (rc = vm_entry_get(req->etcd, id, flags, &v, &e)) == -ETCD_NOT_QUORATE) {
+    if (!rc && (rc = vm_entry_get(req->etcd, id, flags, &v, &e)) == -ETCD_NOT_QUORATE) {
         flags = ETCD_SERIALIZABLE;
         rc = vm_entry_get(req->etcd, id, flags, &v, &e);
     }
-    if (rc == 0)
+    if (!rc)
         rc = node_list(req->etcd, flags, &nodes, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
@@ -111,7 +111,7 @@ static void get_vm(struct api_req *req, struct reply *r)
     bool mine = strcmp(v.owner, req->ctx->cfg->name) == 0;
     if (!mine && online && !req->from_node && flags == 0)
         return api_forward(req, r, v.owner);
-    json_t *j = vm_json(&v, online, true);
+    json_t *j = entry_json(&v, online, true);
     struct vmm_info info;
     vmm_info(req->ctx->vmms, id, &info);
     if (j && mine && info.last_exit[0])
@@ -148,7 +148,7 @@ static int create_disk(const struct storage_conf *s, const struct vm_disk_conf *
 {
     struct stat st;
     int rc = storage_volume_path(s, d->volume, path, e);
-    if (rc == 0 && !s->shared)
+    if (!rc && !s->shared)
         rc = make_dirs(s->path, e);
     if (rc < 0)
         return rc;
@@ -197,7 +197,7 @@ static int check_body(json_t *body, struct vm_conf *c, struct err *e)
 {
     int rc = vm_conf_from_json(body, c, e);
     json_t *disks = json_object_get(body, "disks");
-    for (size_t i = 0; rc == 0 && i < json_array_size(disks); i++)
+    for (size_t i = 0; !rc && i < json_array_size(disks); i++)
         if (json_object_get(json_array_get(disks, i), "volume"))
             rc = err_set(e, EINVAL, "vm %" PRIu32 ": disks[%zu]: 'volume' is chosen by "
                          "ternd, do not give it", c->id, i);
@@ -214,12 +214,12 @@ static int create_vm(struct api_req *req, const struct vm_conf *c, struct err *e
     if (rc != -ENOENT)   /* a clear answer before any file is made */
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);
-    for (; rc == 0 && made < c->ndisks; made++) {
+    for (; !rc && made < c->ndisks; made++) {
         rc = create_disk(&st[made], &c->disks[made], paths[made], e);
         if (rc < 0)
             break;
     }
-    if (rc == 0)
+    if (!rc)
         rc = vm_conf_create(req->etcd, c, req->ctx->cfg->name, e);
     if (rc == -ENOENT)   /* a storage went meanwhile: still the body's fault */
         rc = -EINVAL;
@@ -238,15 +238,15 @@ static void post_vms(struct api_req *req, struct reply *r)
     struct vm_entry v;
     struct err e;
     memset(&v, 0, sizeof(v));
-    if (!req->body)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: a vm config is missing");
+    if (api_no_body(req, r, "a vm config is missing"))
+        return;
     int rc = check_body(req->body, &v.conf, &e);
-    if (rc == 0)
+    if (!rc)
         rc = create_vm(req, &v.conf, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
     snprintf(v.owner, sizeof(v.owner), "%s", req->ctx->cfg->name);
-    reply_json(r, MHD_HTTP_CREATED, vm_json(&v, true, true));
+    reply_json(r, MHD_HTTP_CREATED, entry_json(&v, true, true));
 }
 
 /* --- destroy */
@@ -256,7 +256,7 @@ static int check_stopped(struct api_req *req, uint32_t id, struct err *e)
 {
     struct vm_state s;
     int rc = vm_state_get(req->etcd, id, 0, &s, e);
-    if (rc == -ENOENT || (rc == 0 && strcmp(s.status, "stopped") == 0))
+    if (rc == -ENOENT || (!rc && strcmp(s.status, "stopped") == 0))
         return 0;
     if (rc < 0)
         return rc;
@@ -270,7 +270,7 @@ static int remove_disks(struct api_req *req, const struct vm_conf *c, struct err
         struct storage_conf s;
         char path[VM_PATH_MAX];
         int rc = storage_get(req->etcd, c->disks[i].storage, 0, &s, e);
-        if (rc == 0)
+        if (!rc)
             rc = storage_volume_path(&s, c->disks[i].volume, path, e);
         if (rc < 0)
             return rc;
@@ -291,9 +291,9 @@ static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct 
     if (rc < 0)
         return rc;
     rc = check_stopped(req, v->conf.id, e);
-    if (rc == 0)
+    if (!rc)
         rc = remove_disks(req, &v->conf, e);
-    if (rc == 0)
+    if (!rc)
         rc = vm_conf_delete(req->etcd, v->conf.id, me, e);
     struct err le;
     if (vmops_unlock(req->etcd, v->conf.id, holder, &le) < 0)
@@ -307,7 +307,7 @@ static void delete_vm(struct api_req *req, struct reply *r)
     struct err e;
     uint32_t id;
     int rc = vm_id_parse(req->args[0], &id, &e);
-    if (rc == 0)
+    if (!rc)
         rc = vm_entry_get(req->etcd, id, 0, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);

@@ -26,7 +26,7 @@ bool api_route_to_owner(struct api_req *req, struct reply *r, uint32_t *id)
     struct err e;
     char owner[TERN_NAME_MAX + 1];
     int rc = vm_id_parse(req->args[0], id, &e);
-    if (rc == 0)
+    if (!rc)
         rc = vmops_owner(req->etcd, *id, owner, &e);
     if (rc < 0) {
         reply_errno(r, rc, &e);
@@ -46,7 +46,7 @@ static int start_body(struct task *k, struct etcd_client *c, struct err *e)
      * moved the VM since */
     char owner[TERN_NAME_MAX + 1];
     int rc = vmops_owner(c, k->vmid, owner, e);
-    if (rc == 0 && strcmp(owner, x->cfg->name) != 0)
+    if (!rc && strcmp(owner, x->cfg->name) != 0)
         rc = err_set(e, ESTALE, "vm %u belongs to node '%s' now", k->vmid, owner);
     if (rc)
         return rc;
@@ -56,7 +56,7 @@ static int start_body(struct task *k, struct etcd_client *c, struct err *e)
     rc = vmm_start(x->vmms, spec, e);
     struct vmm_info info;
     vmm_info(x->vmms, k->vmid, &info);
-    if (rc == 0)
+    if (!rc)
         task_log(k, "vm %u running (tern-vmm pid %d)", k->vmid, (int)info.pid);
     return rc;
 }
@@ -69,10 +69,10 @@ static int stop_body(struct task *k, struct etcd_client *c, struct err *e)
     int rc = vmm_stop(x->vmms, k->vmid, STOP_TIMEOUT_MS, e);
     struct vmm_info info;
     vmm_info(x->vmms, k->vmid, &info);
-    if (rc == 0)
+    if (!rc)
         task_log(k, "vm %u stopped: tern-vmm %s", k->vmid, info.last_exit);
     /* the task ends once the cluster shows the VM stopped */
-    if (rc == 0 && vmm_wait_settled(x->vmms, k->vmid, 5000) < 0)
+    if (!rc && vmm_wait_settled(x->vmms, k->vmid, 5000) < 0)
         task_log(k, "the stopped state is not in etcd yet (no quorum?)");
     return rc;
 }
@@ -118,7 +118,7 @@ static void start_vm(struct api_req *req, struct reply *r)
     struct err e;
     int rc = spec ? vmops_spec_load(req->etcd, id, spec, &e) : err_set(&e, ENOMEM, "out of memory");
     char task[TASK_ID_MAX];
-    if (rc == 0)
+    if (!rc)
         rc = task_start(req->ctx->tasks, req->ctx, "start", id, run_start, spec, task, &e);
     if (rc)
         free(spec);   /* the task's only once it started */

@@ -106,7 +106,7 @@ static int member_start(struct ternd *t, const char *initial, const char *state,
     log_info("ternd", "starting etcd member %s: --initial-cluster %s "
              "--initial-cluster-state %s", s->name, initial, state);
     int rc = ternd_etcd_launch(t, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_server_wait_serving(s, SETUP_SERVE_WAIT_MS, e);
     if (rc < 0)
         member_undo(t);
@@ -124,9 +124,9 @@ static int create_records(struct ternd *t, const char *name,
     char got[TERN_NAME_MAX + 1];
     for (long waited = 0;; waited += 500) {
         int rc = cluster_layout_init(&t->client, e);
-        if (rc == 0)
+        if (!rc)
             rc = cluster_record_ensure(&t->client, name, t->cfg.name, got, e);
-        if (rc == 0)
+        if (!rc)
             rc = cluster_token_ensure(&t->client, token, e);
         if (rc != -ETCD_NOT_QUORATE || waited >= SETUP_QUORUM_WAIT_MS)
             return rc;
@@ -140,7 +140,7 @@ static int do_create(struct ternd *t, struct setup_cmd *cmd)
     snprintf(initial, sizeof(initial), "%s=%s", t->cfg.name, t->cfg.peer_address);
     log_info("ternd", "creating cluster '%s' with node %s", cmd->cluster_name, t->cfg.name);
     int rc = member_start(t, initial, "new", cmd->cluster_name, &cmd->e);
-    if (rc == 0) {
+    if (!rc) {
         rc = create_records(t, cmd->cluster_name, token, &cmd->e);
         if (rc < 0)
             member_undo(t);

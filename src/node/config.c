@@ -151,7 +151,7 @@ int ternd_config_load(struct ternd_config *c, const char *path, struct err *e)
     bool seen[N_KEYS] = {false};
     char line[2048], where[TERND_PATH_MAX + 32];
     int rc = 0;
-    for (unsigned no = 1; rc == 0 && fgets(line, sizeof(line), f); no++) {
+    for (unsigned no = 1; !rc && fgets(line, sizeof(line), f); no++) {
         snprintf(where, sizeof(where), "config %s line %u", path, no);
         if (!strchr(line, '\n') && !feof(f))
             rc = err_set(e, EINVAL, "%s: line too long", where);
@@ -159,7 +159,7 @@ int ternd_config_load(struct ternd_config *c, const char *path, struct err *e)
             rc = parse_line(c, line, where, seen, e);
     }
     fclose(f);
-    if (rc == 0) {
+    if (!rc) {
         snprintf(where, sizeof(where), "config %s", path);
         rc = check_complete(c, where, seen, e);
     }

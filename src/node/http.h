@@ -51,6 +51,9 @@ void reply_errno(struct reply *r, int rc, const struct err *e);
  * and its answer as this request's reply. Used when another node owns the
  * VM or ran the task. */
 void api_forward(struct api_req *req, struct reply *r, const char *node);
+/* true, with a 400 "request body: <missing>", when the request came
+ * without a body. */
+bool api_no_body(struct api_req *req, struct reply *r, const char *missing);
 /* true, with a 503, while this node has not yet looked for the tern-vmm
  * processes an earlier ternd left running: a VM of this node may run
  * without ternd knowing it yet, so no VM operation may start. */

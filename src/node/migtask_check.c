@@ -103,7 +103,7 @@ static int note(struct migtask_plan *p, const char *check, int rc, struct err *e
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     json_array_append_new(p->checks, json_pack("{s:s, s:b, s:s}", "check", check,
-                                               "ok", rc == 0, "detail", detail));
+                                               "ok", !rc, "detail", detail));
     if (rc)
         err_set(e, -rc, "%s", detail);
     return rc;
@@ -281,7 +281,7 @@ static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err 
     char holder[VM_HOLDER_MAX + 8];
     vmops_holder_text(kv.value ? kv.value : "", holder, sizeof(holder));
     etcd_kv_release(&kv);
-    if (rc == 0)
+    if (!rc)
         return note(p, "lock", -EBUSY, e, "vm %u is locked by %s", p->vmid, holder);
     if (rc != -ENOENT)
         return note(p, "lock", rc, e, "%s", e->msg);

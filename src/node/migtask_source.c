@@ -135,9 +135,9 @@ static int commit_handover(struct task *k, struct migtask_run *m, struct etcd_cl
         sleep(1);
         enum handover_state st;
         rc = handover_state(c, p->vmid, p->source, p->target, m->rev, &st, e);
-        if (rc == 0 && st == HANDOVER_OPEN)
+        if (!rc && st == HANDOVER_OPEN)
             rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
-        else if (rc == 0)
+        else if (!rc)
             res = st == HANDOVER_COMMITTED ? VM_MOVE_COMMITTED : VM_MOVE_REFUSED;
     }
     *committed = res == VM_MOVE_COMMITTED;
@@ -199,7 +199,7 @@ static bool target_lost(struct task *k, struct migtask_run *m, struct etcd_clien
     json_t *ans = NULL;
     long status = 0;
     int rc = peer_init(&peer, k->ctx, c, m->plan.target, &e);
-    if (rc == 0) {
+    if (!rc) {
         rc = peer_call(&peer, "GET", "/api/v1/version", NULL, &status, &ans, &e);
         peer_release(&peer);
     }

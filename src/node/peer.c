@@ -58,7 +58,7 @@ static int node_record(struct etcd_client *c, const char *node, json_t **info,
     int rc = keys_build(key, TERN_PREFIX_NODES, node, NULL, "node name", e);
     struct etcd_kv kv;
     etcd_kv_init(&kv);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, key, 0, &kv, e);
     if (rc == -ETCD_NOT_QUORATE) {
         etcd_kv_release(&kv);
@@ -67,7 +67,7 @@ static int node_record(struct etcd_client *c, const char *node, json_t **info,
     }
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "no node '%s' in the cluster", node);
-    if (rc == 0 && !(*info = json_loads(kv.value, 0, NULL)))
+    if (!rc && !(*info = json_loads(kv.value, 0, NULL)))
         rc = err_set(e, EPROTO, "node '%s': record is not json", node);
     etcd_kv_release(&kv);
     return rc;
@@ -90,7 +90,7 @@ int peer_init(struct peer *p, struct node_ctx *x, struct etcd_client *c,
         rc = err_set(e, EAGAIN, "node %s is starting: no cluster token yet", x->cfg->name);
     else
         rc = peer_init_address(p, addr, pin, token, e);
-    if (rc == 0)
+    if (!rc)
         snprintf(p->node, sizeof(p->node), "%s", node);
     json_decref(info);
     return rc;
@@ -144,7 +144,7 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
         rc = err_set(e, EHOSTUNREACH, "%s: %s", p->base, curl_easy_strerror(cc));
     else if (!b.data || !(*body = json_loads(b.data, 0, NULL)))
         rc = err_set(e, EPROTO, "%s: answer is not json", p->base);
-    if (rc == 0)
+    if (!rc)
         curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, status);
     free(b.data);
     return rc;

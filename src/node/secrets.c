@@ -86,7 +86,7 @@ static int make_token(struct secrets *s, struct err *e)
     char line[TERND_TOKEN_LEN + 2];
     snprintf(line, sizeof(line), "%s\n", s->token);
     int rc = write_private(s->token_path, line, e);
-    if (rc == 0)
+    if (!rc)
         log_info("api", "new admin token in %s", s->token_path);
     return rc;
 }
@@ -182,14 +182,14 @@ static int make_cert_files(struct secrets *s, const struct ternd_config *cfg,
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *cert = key ? make_cert(key, cfg) : NULL;
     int rc = cert ? 0 : err_set(e, EIO, "making a self-signed certificate failed");
-    if (rc == 0)
+    if (!rc)
         rc = pem_to_file(s->key_path, key, NULL, e);
-    if (rc == 0) {
+    if (!rc) {
         rc = pem_to_file(s->cert_path, NULL, cert, e);
         if (rc < 0)
             unlink(s->key_path);
     }
-    if (rc == 0)
+    if (!rc)
         log_info("api", "new self-signed certificate %s", s->cert_path);
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -216,7 +216,7 @@ static int load_tls(struct secrets *s, const struct ternd_config *cfg, struct er
         }
     }
     int rc = secrets_read_file(s->cert_path, &s->cert_pem, e);
-    if (rc == 0)
+    if (!rc)
         rc = secrets_read_file(s->key_path, &s->key_pem, e);
     return rc < 0 ? rc : secrets_pin_of(s->cert_pem, s->pin, e);
 }

@@ -133,7 +133,7 @@ static int put_record(struct task_table *tt, struct task *k, struct etcd_client 
     struct err e;
     int rc = text ? etcd_put(c, key, text, 0, &e) : -ENOMEM;
     free(text);
-    if (rc == 0 && done) {
+    if (!rc && done) {
         pthread_mutex_lock(&tt->lock);
         k->synced = true;
         pthread_mutex_unlock(&tt->lock);
@@ -145,7 +145,7 @@ static void finish(struct task *k, int rc, const struct err *e)
 {
     struct task_table *tt = k->table;
     char status[sizeof(k->status)];
-    if (rc == 0)
+    if (!rc)
         snprintf(status, sizeof(status), "OK");
     else
         snprintf(status, sizeof(status), "ERROR: %.380s", e->msg);

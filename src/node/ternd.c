@@ -83,7 +83,7 @@ static int etcd_configure(struct ternd *t, struct err *e)
 int ternd_etcd_launch(struct ternd *t, struct err *e)
 {
     int rc = etcd_server_start(&t->etcd, e);
-    if (rc == 0)
+    if (!rc)
         t->etcd_started = time(NULL);
     return rc;
 }
@@ -116,22 +116,22 @@ int ternd_start(struct ternd *t, struct err *e)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int rc = secrets_load(&t->secrets, &t->cfg, e);
-    if (rc == 0)
+    if (!rc)
         rc = vmm_table_setup(&t->vmms, t->cfg.data_dir, t->cfg.vmm_binary, t->cfg.name, e);
-    if (rc == 0)
+    if (!rc)
         rc = task_table_setup(&t->tasks, t->cfg.data_dir, t->cfg.name,
                               t->cfg.cluster_address, (unsigned)t->cfg.task_records, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_configure(t, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_client_init(&t->client, t->cfg.cluster_address, e);
-    if (rc == 0)
+    if (!rc)
         t->ctx.in_cluster = choose_mode(t);   /* no API thread runs yet */
-    if (rc == 0 && t->ctx.in_cluster)
+    if (!rc && t->ctx.in_cluster)
         rc = ternd_etcd_launch(t, e);
-    if (rc == 0 && t->ctx.in_cluster)
+    if (!rc && t->ctx.in_cluster)
         rc = etcd_server_wait_serving(&t->etcd, ETCD_SERVE_WAIT_MS, e);
-    if (rc == 0)
+    if (!rc)
         rc = api_start(&t->api, &t->ctx, e);
     return rc;
 }
@@ -207,11 +207,11 @@ static int cluster_identity(struct ternd *t, struct err *e)
 {
     char token[CLUSTER_TOKEN_LEN + 1], name[TERN_NAME_MAX + 1];
     int rc = cluster_layout_init(&t->client, e);
-    if (rc == 0)
+    if (!rc)
         rc = cluster_token_ensure(&t->client, token, e);
-    if (rc == 0)
+    if (!rc)
         rc = cluster_record_ensure(&t->client, CLUSTER_NAME_DEFAULT, t->cfg.name, name, e);
-    if (rc == 0)
+    if (!rc)
         node_ctx_cluster_known(&t->ctx, name, token);
     explicit_bzero(token, sizeof(token));
     return rc;
@@ -230,11 +230,11 @@ static void try_register(struct ternd *t)
     char *info = info_now(t);
     int rc = info ? cluster_identity(t, &e)
                   : err_set(&e, ENOMEM, "node info: out of memory");
-    if (rc == 0)
+    if (!rc)
         rc = node_register(&t->node, &t->client, t->cfg.name, info,
                            t->cfg.heartbeat_ttl_s, &e);
     free(info);
-    if (rc == 0) {
+    if (!rc) {
         t->registered = true;
         t->registered_at = t->registered_at ? t->registered_at : now;
         t->info_at = now;

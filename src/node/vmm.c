@@ -65,7 +65,7 @@ void vmm_table_release(struct vmm_table *v)
 }
 
 /* With v->lock held. */
-struct vmm_proc *vmm_find(struct vmm_table *v, uint32_t id)
+static struct vmm_proc *vmm_find(struct vmm_table *v, uint32_t id)
 {
     for (unsigned i = 0; i < VMM_MAX; i++)
         if (v->procs[i] && v->procs[i]->spec.conf.id == id)
@@ -221,12 +221,12 @@ static int wait_answering(struct vmm_table *v, struct vmm_proc *p, struct err *e
     int rc = -ETIMEDOUT;
     while (clock_mono_ns() < deadline) {
         rc = vmmctl_request(p->sock, req, &reply, 1000, e);
-        if (rc == 0 || vmm_wait_exit(v, p->spec.conf.id, 50) == 0)
+        if (!rc || vmm_wait_exit(v, p->spec.conf.id, 50) == 0)
             break;
     }
     json_decref(req);
     json_decref(reply);
-    if (rc == 0)
+    if (!rc)
         return 0;
     pthread_mutex_lock(&v->lock);
     bool gone = p->exited;
@@ -299,7 +299,7 @@ int vmm_wait_settled(struct vmm_table *v, uint32_t id, int timeout_ms)
     deadline(&until, timeout_ms);
     pthread_mutex_lock(&v->lock);
     int rc = 0;
-    while (vmm_find(v, id) && rc == 0)
+    while (vmm_find(v, id) && !rc)
         rc = pthread_cond_timedwait(&v->changed, &v->lock, &until);
     pthread_mutex_unlock(&v->lock);
     return rc ? -ETIMEDOUT : 0;
@@ -312,7 +312,7 @@ int vmm_wait_exit(struct vmm_table *v, uint32_t id, int timeout_ms)
     pthread_mutex_lock(&v->lock);
     int rc = 0;
     struct vmm_proc *p;
-    while ((p = vmm_find(v, id)) && !p->exited && rc == 0)
+    while ((p = vmm_find(v, id)) && !p->exited && !rc)
         rc = timeout_ms < 0 ? pthread_cond_wait(&v->changed, &v->lock)
                             : pthread_cond_timedwait(&v->changed, &v->lock, &until);
     pthread_mutex_unlock(&v->lock);

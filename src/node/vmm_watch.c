@@ -70,20 +70,20 @@ static void apply(struct vmm_proc *p, json_t *ev)
     const char *state = json_string_value(json_object_get(ev, "state"));
     const char *mig = json_string_value(json_object_get(ev, "status"));
     bool migrating = strcmp(p->status, "migrating") == 0;
-    if (!name && state && p->role == VMM_INCOMING && !strcmp(state, "running"))
+    if (!name && state && p->role == VMM_INCOMING && strcmp(state, "running") == 0)
         become_owner(p);   /* adopted after its migration completed */
     else if (!name && state && p->role == VMM_RUN && !migrating &&
-        (!strcmp(state, "running") || !strcmp(state, "paused")))
+        (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0))
         set_status(p, state);
-    else if (name && !strcmp(name, "resumed") && p->role == VMM_RUN && !migrating)
+    else if (name && strcmp(name, "resumed") == 0 && p->role == VMM_RUN && !migrating)
         set_status(p, "running");
-    else if (name && !strcmp(name, "paused") && p->role == VMM_RUN && !migrating)
+    else if (name && strcmp(name, "paused") == 0 && p->role == VMM_RUN && !migrating)
         set_status(p, "paused");
-    else if (name && !strcmp(name, "shutdown"))
+    else if (name && strcmp(name, "shutdown") == 0)
         snprintf(p->shutdown_reason, sizeof(p->shutdown_reason), "%s",
                  json_string_value(json_object_get(ev, "reason")) ?: "");
-    else if (name && !strcmp(name, "migration") && p->role == VMM_INCOMING && mig &&
-             !strcmp(mig, "completed")) {
+    else if (name && strcmp(name, "migration") == 0 && p->role == VMM_INCOMING && mig &&
+             strcmp(mig, "completed") == 0) {
         become_owner(p);
     }
 }
@@ -124,7 +124,7 @@ static void follow(struct vmm_table *v, struct vmm_proc *p)
         json_t *ev = NULL;
         struct err e;
         int rc = vmmctl_read(&c, 1000, &ev, &e);
-        if (rc == 0) {
+        if (!rc) {
             deliver(v, p, ev);
             json_decref(ev);
         } else if (rc != -ETIMEDOUT) {
@@ -169,8 +169,8 @@ static bool describe_exit(struct vmm_proc *p, char *out, size_t size)
         return !p->stop_requested;
     }
     if (WEXITSTATUS(st) == 0) {
-        snprintf(out, size, "%s", !strcmp(p->shutdown_reason, "poweroff") ? "powered off"
-                 : !strcmp(p->shutdown_reason, "migrated") ? "migrated away"
+        snprintf(out, size, "%s", strcmp(p->shutdown_reason, "poweroff") == 0 ? "powered off"
+                 : strcmp(p->shutdown_reason, "migrated") == 0 ? "migrated away"
                  : p->shutdown_reason[0] ? p->shutdown_reason : "exited");
         return false;
     }
@@ -215,7 +215,7 @@ static void finish(struct vmm_table *v, struct vmm_proc *p)
     record_exit(v, p->spec.conf.id, why);
     void (*fn)(void *, json_t *) = p->listener;
     void *ctx = p->listener_ctx;
-    bool migrated = !strcmp(p->shutdown_reason, "migrated");
+    bool migrated = strcmp(p->shutdown_reason, "migrated") == 0;
     pthread_cond_broadcast(&v->changed);
     pthread_mutex_unlock(&v->lock);
     log_info("vmm", "vm %u: tern-vmm (pid %d) %s", p->spec.conf.id, (int)p->pid, why);

@@ -15,16 +15,16 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
 {
     memset(spec, 0, sizeof(*spec));
     int rc = vm_conf_get(c, id, 0, &spec->conf, e);
-    for (unsigned i = 0; rc == 0 && i < spec->conf.ndisks; i++) {
+    for (unsigned i = 0; !rc && i < spec->conf.ndisks; i++) {
         struct storage_conf s;
         const struct vm_disk_conf *d = &spec->conf.disks[i];
         rc = storage_get(c, d->storage, 0, &s, e);
         if (rc == -ENOENT)
             rc = err_set(e, ENOENT, "vm %u: disk %u is on storage '%s', which does not "
                          "exist", id, i, d->storage);
-        if (rc == 0)
+        if (!rc)
             rc = storage_volume_path(&s, d->volume, spec->disk[i], e);
-        if (rc == 0)
+        if (!rc)
             spec->shared[i] = s.shared;
     }
     return rc;
@@ -84,7 +84,7 @@ static void task_unlock(struct etcd_client *c, struct task *k)
     struct err e;
     for (int i = 0; i < 30; i++) {
         int rc = vmops_unlock(c, k->vmid, k->id, &e);
-        if (rc == 0 || rc == -ENOENT || rc == -EPERM)
+        if (!rc || rc == -ENOENT || rc == -EPERM)
             return;
         if (i == 0)
             task_log(k, "releasing the lock of vm %u: %s; retrying", k->vmid, e.msg);
