@@ -34,7 +34,8 @@ static int body_keys(json_t *body, struct err *e)
     const char *key = jsonf_unknown_key(body, known);
     char quoted[JSONF_PRINTABLE_MAX];
     if (key)
-        return err_set(e, EINVAL, "migrate: unknown option '%s'", jsonf_printable(key, quoted));
+        return err_set(e, EINVAL, "migrate: unknown option '%s'",
+                       jsonf_printable(key, quoted));
     return 0;
 }
 
@@ -53,13 +54,14 @@ static int get_text(json_t *body, const char *key, char *out, size_t size, struc
     return 0;
 }
 
-int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source, json_t *body,
-                   struct err *e)
+int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source,
+                       json_t *body, struct err *e)
 {
     p->vmid = vmid;
     snprintf(p->source, sizeof(p->source), "%s", source);
     uint64_t bw = 0, downtime = p->downtime_ms;
-    int rc = body ? body_keys(body, e) : err_set(e, EINVAL, "migrate: a body with 'target' is required");
+    int rc = body ? body_keys(body, e)
+                  : err_set(e, EINVAL, "migrate: a body with 'target' is required");
     if (!rc)
         rc = get_text(body, "target", p->target, sizeof(p->target), e);
     if (!rc && !p->target[0])
