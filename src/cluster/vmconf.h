@@ -20,6 +20,7 @@
 #include "cluster/etcd.h"
 #include "cluster/keys.h"
 #include "cluster/owner.h"
+#include "common/cidr.h"
 #include "common/err.h"
 
 #define TERN_PREFIX_VMSTATE "/tern/vmstate/"
@@ -101,13 +102,6 @@ int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
 
 /* "vm-<id>-disk-<n>.raw": the volume of disk n when none is given. */
 void vm_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1]);
-
-/* A CIDR "10.0.1.0/24" or "fd00::/64": the prefix length in range for its
- * family and no host bits set. */
-int cidr_check(const char *cidr, struct err *e);
-/* *inside: addr (IPv4 or IPv6, "[v6]" too) lies in cidr. An address of the
- * other family is simply outside; a bad cidr or addr is -EINVAL. */
-int cidr_contains(const char *cidr, const char *addr, bool *inside, struct err *e);
 
 /* One transaction: puts /tern/vms/<id>/config and /tern/vms/<id>/owner =
  * node if the VM does not exist and every disk's storage does. -EEXIST
