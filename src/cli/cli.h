@@ -15,7 +15,6 @@
 
 #define CALL_ARGS_MAX 4
 #define CALL_SEEN_MAX 32
-#define CLI_NAME_MAX 63       /* node, storage, vm and cluster names */
 #define CLI_VMID_MIN 100
 #define CLI_VMID_MAX 999999999ull
 

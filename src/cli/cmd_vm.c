@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/follow.h"
 #include "cli/print.h"
+#include "common/name.h"
 
 #define DISKS_MAX 8
 #define MEMORY_MIB_MIN 16
@@ -21,7 +22,7 @@
 /* "shared:64" or "local:2G" -> {"storage": "shared", "size_mib": 64}. */
 static int parse_disk(const char *text, json_t *disks)
 {
-    char storage[CLI_NAME_MAX + 2];
+    char storage[TERN_NAME_MAX + 2];
     const char *colon = strrchr(text, ':');
     size_t n = colon ? (size_t)(colon - text) : 0;
     uint64_t mib;

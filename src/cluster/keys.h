@@ -1,6 +1,6 @@
 /* The etcd key layout of tern, version 1 (docs/cluster.md describes every
- * key and its value). Names and ids that go into keys are checked first so
- * that "a/b" or ".." can never address another key. */
+ * key and its value). Names and ids that go into keys are checked first
+ * (common/name.h) so that "a/b" or ".." can never address another key. */
 #ifndef TERN_CLUSTER_KEYS_H
 #define TERN_CLUSTER_KEYS_H
 
@@ -8,6 +8,7 @@
 
 #include "cluster/etcd.h"
 #include "common/err.h"
+#include "common/name.h"
 
 #define TERN_LAYOUT_VERSION "1"
 #define TERN_KEY_VERSION    "/tern/version"
@@ -19,14 +20,9 @@
 #define TERN_PREFIX_STORAGE "/tern/storage/"
 #define TERN_PREFIX_TASKS   "/tern/tasks/"
 
-#define TERN_NAME_MAX 63
 #define TERN_KEY_MAX 128
 
-/* 1..63 characters of [A-Za-z0-9._-], not starting with '.' or '-'.
- * what names the kind in the message ("node name", "vm id"). */
-int keys_check_name(const char *name, const char *what, struct err *e);
-
-/* key = prefix + name (+ suffix), after keys_check_name. */
+/* key = prefix + name (+ suffix), after name_check. */
 int keys_build(char key[TERN_KEY_MAX], const char *prefix, const char *name,
                const char *suffix, const char *what, struct err *e);
 

@@ -107,7 +107,7 @@ int cluster_name_get(struct etcd_client *c, unsigned flags,
 int cluster_record_ensure(struct etcd_client *c, const char *name, const char *creator,
                           char out[TERN_NAME_MAX + 1], struct err *e)
 {
-    int rc = keys_check_name(name, "cluster name", e);
+    int rc = name_check(name, "cluster name", e);
     if (rc < 0)
         return rc;
     json_t *j = json_pack("{s:s, s:I, s:s}", "name", name,

@@ -140,7 +140,7 @@ static bool info_is_object(const char *text)
 static int node_setup(struct node *n, struct etcd_client *c, const char *name,
                       const char *info_json, int ttl_s, struct err *e)
 {
-    int rc = keys_check_name(name, "node name", e);
+    int rc = name_check(name, "node name", e);
     if (rc < 0)
         return rc;
     if (ttl_s < 2)

@@ -29,7 +29,7 @@ static const char *key_name(const char *key, const char *prefix)
     size_t n = strlen(prefix);
     if (strncmp(key, prefix, n) != 0 || strchr(key + n, '/'))
         return NULL;
-    return keys_check_name(key + n, "node name", NULL) == 0 ? key + n : NULL;
+    return name_check(key + n, "node name", NULL) == 0 ? key + n : NULL;
 }
 
 static const struct etcd_kv *find_alive(const struct etcd_kvs *alive, const char *name)

@@ -40,7 +40,7 @@ int vm_owner_claim(struct etcd_client *c, const char *vmid, const char *node,
     char key[TERN_KEY_MAX];
     int rc = owner_key(key, vmid, e);
     if (rc == 0)
-        rc = keys_check_name(node, "node name", e);
+        rc = name_check(node, "node name", e);
     if (rc < 0)
         return rc;
     struct etcd_cas op = {.key = key, .cmp = ETCD_CMP_ABSENT, .new_value = node};
@@ -65,9 +65,9 @@ static int move_check(const char *vmid, const char *from, const char *to,
 {
     int rc = owner_key(key, vmid, e);
     if (rc == 0)
-        rc = keys_check_name(from, "source node", e);
+        rc = name_check(from, "source node", e);
     if (rc == 0)
-        rc = keys_check_name(to, "destination node", e);
+        rc = name_check(to, "destination node", e);
     if (rc == 0 && strcmp(from, to) == 0)
         rc = err_set(e, EINVAL, "vm %s: source and destination are both %s", vmid, to);
     return rc;

@@ -100,7 +100,7 @@ int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
                    const char *node, struct err *e)
 {
     char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VM_DISKS_MAX][TERN_KEY_MAX];
-    int rc = keys_check_name(node, "node name", e);
+    int rc = name_check(node, "node name", e);
     if (rc == 0)
         rc = vm_key(ckey, conf->id, TERN_PREFIX_VMS, "/config", e);
     if (rc == 0)
@@ -137,7 +137,7 @@ int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
 int vm_conf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e)
 {
     char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skey[TERN_KEY_MAX], idtext[16];
-    int rc = keys_check_name(node, "node name", e);
+    int rc = name_check(node, "node name", e);
     if (rc == 0)
         rc = vm_key(ckey, id, TERN_PREFIX_VMS, "/config", e);
     if (rc == 0)

@@ -103,7 +103,7 @@ static int get_name(json_t *j, const char *key, bool required, char out[TERN_NAM
     int rc = get_string(j, key, required, &s, what, e);
     if (rc < 0 || !s)
         return rc;
-    if (keys_check_name(s, key, NULL) < 0)
+    if (name_check(s, key, NULL) < 0)
         return err_set(e, EINVAL, "%s: '%s' must be 1..%d of letters, digits, '.', "
                        "'_', '-' not starting with '.' or '-', not '%s'", what, key,
                        TERN_NAME_MAX, clean(s, buf));

@@ -76,7 +76,7 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
 int storage_volume_path(const struct storage_conf *s, const char *volume,
                         char out[VM_PATH_MAX], struct err *e)
 {
-    int rc = keys_check_name(volume, "volume", e);
+    int rc = name_check(volume, "volume", e);
     if (rc < 0)
         return rc;
     int n = snprintf(out, VM_PATH_MAX, "%s/%s", s->path, volume);

@@ -183,7 +183,7 @@ static void delete_storage(struct api_req *req, struct reply *r)
 {
     struct err e;
     const char *name = req->args[0];
-    int rc = keys_check_name(name, "storage name", &e);
+    int rc = name_check(name, "storage name", &e);
     if (rc == 0)
         rc = storage_delete(req->etcd, name, &e);
     if (rc < 0)

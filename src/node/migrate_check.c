@@ -103,7 +103,7 @@ int mig_plan_parse(struct mig_plan *p, uint32_t vmid, const char *source, json_t
     p->downtime_ms = (uint32_t)downtime;
     p->auto_target = !strcmp(p->target, "auto");
     if (!rc && !p->auto_target)
-        rc = keys_check_name(p->target, "target node", e);
+        rc = name_check(p->target, "target node", e);
     return rc;
 }
 
