@@ -11,17 +11,6 @@
 
 #include "common/log.h"
 
-static int vm_key(char key[TERN_KEY_MAX], uint32_t id, const char *prefix,
-                  const char *suffix, struct err *e)
-{
-    char text[16];
-    snprintf(text, sizeof(text), "%" PRIu32, id);
-    if (id < VM_ID_MIN || id > VM_ID_MAX)
-        return err_set(e, EINVAL, "vm id '%s' must be a number %d..%u", text,
-                       VM_ID_MIN, VM_ID_MAX);
-    return keys_build(key, prefix, text, suffix, "vm id", e);
-}
-
 static int conf_from(json_t *j, void *out, struct err *e)
 {
     return vm_conf_from_json(j, out, e);
@@ -36,7 +25,7 @@ int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
                 struct vm_conf *out, struct err *e)
 {
     char key[TERN_KEY_MAX];
-    int rc = vm_key(key, id, TERN_PREFIX_VMS, "/config", e);
+    int rc = keys_build_vm(key, TERN_PREFIX_VMS, id, "/config", e);
     if (rc < 0)
         return rc;
     struct etcd_kv kv;
@@ -58,7 +47,7 @@ int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
                  struct vm_state *out, struct err *e)
 {
     char key[TERN_KEY_MAX];
-    int rc = vm_key(key, id, TERN_PREFIX_VMSTATE, NULL, e);
+    int rc = keys_build_vm(key, TERN_PREFIX_VMSTATE, id, NULL, e);
     if (rc < 0)
         return rc;
     struct etcd_kv kv;
@@ -83,7 +72,7 @@ static int create_why(struct etcd_client *c, const struct vm_conf *conf, struct 
     int rc = vm_conf_get(c, conf->id, 0, &old, e);
     if (rc != -ENOENT)
         return rc < 0 && rc != -EPROTO ? rc : err_set(e, EEXIST, "vm %s exists", id);
-    rc = vm_owner_get(c, id, 0, owner, e);
+    rc = vmowner_get(c, conf->id, 0, owner, NULL, e);
     if (rc != -ENOENT)
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %s exists (owner '%s' without "
                                      "config)", id, owner);
@@ -102,9 +91,9 @@ int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
     char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VM_DISKS_MAX][TERN_KEY_MAX];
     int rc = name_check(node, "node name", e);
     if (rc == 0)
-        rc = vm_key(ckey, conf->id, TERN_PREFIX_VMS, "/config", e);
+        rc = keys_build_vm(ckey, TERN_PREFIX_VMS, conf->id, "/config", e);
     if (rc == 0)
-        rc = vm_key(okey, conf->id, TERN_PREFIX_VMS, "/owner", e);
+        rc = keys_vm_owner(okey, conf->id, e);
     if (rc < 0)
         return rc;
     struct etcd_txn_cmp cmps[2 + VM_DISKS_MAX] = {
@@ -136,14 +125,14 @@ int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
 
 int vm_conf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e)
 {
-    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skey[TERN_KEY_MAX], idtext[16];
+    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skey[TERN_KEY_MAX];
     int rc = name_check(node, "node name", e);
     if (rc == 0)
-        rc = vm_key(ckey, id, TERN_PREFIX_VMS, "/config", e);
+        rc = keys_build_vm(ckey, TERN_PREFIX_VMS, id, "/config", e);
     if (rc == 0)
-        rc = vm_key(okey, id, TERN_PREFIX_VMS, "/owner", e);
+        rc = keys_vm_owner(okey, id, e);
     if (rc == 0)
-        rc = vm_key(skey, id, TERN_PREFIX_VMSTATE, NULL, e);
+        rc = keys_build_vm(skey, TERN_PREFIX_VMSTATE, id, NULL, e);
     if (rc < 0)
         return rc;
     struct etcd_txn_cmp cmp = {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node};
@@ -153,13 +142,13 @@ int vm_conf_delete(struct etcd_client *c, uint32_t id, const char *node, struct 
     if (rc < 0 || done)
         return rc;
     char owner[TERN_NAME_MAX + 1];
-    snprintf(idtext, sizeof(idtext), "%" PRIu32, id);
-    rc = vm_owner_get(c, idtext, 0, owner, e);
+    rc = vmowner_get(c, id, 0, owner, NULL, e);
     if (rc == -ENOENT)
-        return err_set(e, ENOENT, "vm %s does not exist", idtext);
+        return err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
     if (rc < 0)
         return rc;
-    return err_set(e, ESTALE, "vm %s is owned by node '%s', not '%s'", idtext, owner, node);
+    return err_set(e, ESTALE, "vm %" PRIu32 " is owned by node '%s', not '%s'", id, owner,
+                   node);
 }
 
 /* --- listing */
@@ -189,7 +178,7 @@ static bool key_id(const char *key, const char *prefix, uint32_t *id, const char
     memcpy(text, key + n, len);
     text[len] = '\0';
     *rest = key + n + len;
-    return vm_id_parse(text, id, NULL) == 0;
+    return keys_vmid_parse(text, id, NULL) == 0;
 }
 
 static struct vm_entry *find_entry(struct vm_entries *l, uint32_t id)
@@ -315,11 +304,11 @@ int vm_entry_get(struct etcd_client *c, uint32_t id, unsigned flags,
                  struct vm_entry *out, struct err *e)
 {
     char vms[TERN_KEY_MAX], states[TERN_KEY_MAX], locks[TERN_KEY_MAX];
-    int rc = vm_key(vms, id, TERN_PREFIX_VMS, "/", e);
+    int rc = keys_build_vm(vms, TERN_PREFIX_VMS, id, "/", e);
     if (rc == 0)
-        rc = vm_key(states, id, TERN_PREFIX_VMSTATE, NULL, e);
+        rc = keys_build_vm(states, TERN_PREFIX_VMSTATE, id, NULL, e);
     if (rc == 0)
-        rc = vm_key(locks, id, TERN_PREFIX_LOCKS, NULL, e);
+        rc = keys_build_vm(locks, TERN_PREFIX_LOCKS, id, NULL, e);
     if (rc < 0)
         return rc;
     struct vm_entries l;

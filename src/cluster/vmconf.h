@@ -9,7 +9,7 @@
  *   /tern/storage/<name>     storage definition
  *   /tern/options            cluster options
  *
- * VM ids are decimal 100..999999999 as in Proxmox; in keys as text. */
+ * VM ids and the key layout: cluster/keys.h. */
 #ifndef TERN_CLUSTER_VMCONF_H
 #define TERN_CLUSTER_VMCONF_H
 
@@ -23,9 +23,6 @@
 #include "common/cidr.h"
 #include "common/err.h"
 
-#define TERN_PREFIX_VMSTATE "/tern/vmstate/"
-#define VM_ID_MIN 100
-#define VM_ID_MAX 999999999u
 #define VM_DISKS_MAX 8
 #define VM_PATH_MAX 256
 #define VM_CMDLINE_MAX 1024
@@ -58,9 +55,6 @@ struct cluster_options {
     char migration_type[16];          /* "secure" (default) or "insecure" */
     char migration_network[64];       /* CIDR, "" = none */
 };
-
-/* "100" -> 100 with range and syntax checked ("vm id '1x' ..."). */
-int vm_id_parse(const char *text, uint32_t *id, struct err *e);
 
 /* JSON <-> struct. _from_json checks every field (unknown keys refused,
  * one line naming the field). */
@@ -119,7 +113,7 @@ struct vm_entry {
     char owner[TERN_NAME_MAX + 1];    /* "" when none */
     bool has_state;                   /* someone publishes a vm_state */
     struct vm_state state;
-    char lock[VM_HOLDER_MAX + 1];     /* holder of /tern/locks/vm/<id>, "" when free */
+    char lock[VMLOCK_HOLDER_MAX + 1];     /* holder of /tern/locks/vm/<id>, "" when free */
 };
 
 struct vm_entries {

@@ -22,21 +22,6 @@ static const char *clean(const char *s, char buf[80])
     return buf;
 }
 
-int vm_id_parse(const char *text, uint32_t *id, struct err *e)
-{
-    char buf[80];
-    size_t n = strspn(text, "0123456789");
-    if (n == 0 || text[n] || n > 9 || text[0] == '0')
-        return err_set(e, EINVAL, "vm id '%s' must be a number %d..%u",
-                       clean(text, buf), VM_ID_MIN, VM_ID_MAX);
-    unsigned long v = strtoul(text, NULL, 10);
-    if (v < VM_ID_MIN)
-        return err_set(e, EINVAL, "vm id '%s' must be a number %d..%u", text,
-                       VM_ID_MIN, VM_ID_MAX);
-    *id = (uint32_t)v;
-    return 0;
-}
-
 void vm_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
 {
     snprintf(out, TERN_NAME_MAX + 1, "vm-%" PRIu32 "-disk-%u.raw", id, n);
@@ -230,7 +215,7 @@ int vm_conf_from_json(json_t *j, struct vm_conf *c, struct err *e)
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm: config must be a json object");
     uint64_t id = 0, mem = 0, cpus = 0;
-    int rc = get_uint(j, "id", true, VM_ID_MIN, VM_ID_MAX, &id, "vm", e);
+    int rc = get_uint(j, "id", true, TERN_VMID_MIN, TERN_VMID_MAX, &id, "vm", e);
     if (rc < 0)
         return rc;
     c->id = (uint32_t)id;

@@ -94,7 +94,7 @@ static void get_vm(struct api_req *req, struct reply *r)
     uint32_t id;
     unsigned flags = 0;
     node_entries_init(&nodes);
-    int rc = vm_id_parse(req->args[0], &id, &e);
+    int rc = keys_vmid_parse(req->args[0], &id, &e);
     if (rc == 0 && (rc = vm_entry_get(req->etcd, id, flags, &v, &e)) == -ETCD_NOT_QUORATE) {
         flags = ETCD_SERIALIZABLE;
         rc = vm_entry_get(req->etcd, id, flags, &v, &e);
@@ -282,14 +282,14 @@ static int remove_disks(struct api_req *req, const struct vm_conf *c, struct err
 /* Under the VM's lock, so that no start or migration begins meanwhile. */
 static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct err *e)
 {
-    char vmid[16], holder[VM_HOLDER_MAX + 1], now[VM_HOLDER_MAX + 1];
+    char vmid[16], holder[VMLOCK_HOLDER_MAX + 1], now[VMLOCK_HOLDER_MAX + 1];
     const char *me = req->t->cfg.name;
     int64_t lease = node_lease(&req->t->node);
     snprintf(vmid, sizeof(vmid), "%" PRIu32, v->conf.id);
     snprintf(holder, sizeof(holder), "%s destroy", me);
     if (!lease)
         return err_set(e, ETCD_NOT_QUORATE, "node '%s' is not online in the cluster", me);
-    int rc = vm_lock_acquire(req->etcd, vmid, holder, lease, now, e);
+    int rc = vmlock_acquire(req->etcd, vmid, holder, lease, now, e);
     if (rc == -EBUSY)
         return err_set(e, EBUSY, "vm %s is locked by '%s'", vmid, now);
     if (rc < 0)
@@ -300,7 +300,7 @@ static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct 
     if (rc == 0)
         rc = vm_conf_delete(req->etcd, v->conf.id, me, e);
     struct err le;
-    if (vm_lock_release(req->etcd, vmid, holder, &le) < 0)
+    if (vmlock_release(req->etcd, vmid, holder, &le) < 0)
         log_warn("api", "vm %s: %s", vmid, le.msg);
     return rc;
 }
@@ -310,7 +310,7 @@ static void delete_vm(struct api_req *req, struct reply *r)
     struct vm_entry v;
     struct err e;
     uint32_t id;
-    int rc = vm_id_parse(req->args[0], &id, &e);
+    int rc = keys_vmid_parse(req->args[0], &id, &e);
     if (rc == 0)
         rc = vm_entry_get(req->etcd, id, 0, &v, &e);
     if (rc < 0)

@@ -25,7 +25,7 @@ bool vmops_route_to_owner(struct api_req *req, struct reply *r, uint32_t *id)
 {
     struct err e;
     char owner[TERN_NAME_MAX + 1];
-    int rc = vm_id_parse(req->args[0], id, &e);
+    int rc = keys_vmid_parse(req->args[0], id, &e);
     if (rc == 0)
         rc = vm_owner_of(req->etcd, *id, owner, &e);
     if (rc < 0) {
@@ -231,12 +231,12 @@ static void vmid_text(uint32_t id, char out[16])
 
 int vm_task_lock(struct ternd *t, struct etcd_client *c, struct task *k, struct err *e)
 {
-    char vmid[16], holder[VM_HOLDER_MAX + 1] = "";
+    char vmid[16], holder[VMLOCK_HOLDER_MAX + 1] = "";
     vmid_text(k->vmid, vmid);
     int64_t lease = node_lease(&t->node);
     if (!lease)
         return err_set(e, ETCD_NOT_QUORATE, ETCD_NOT_QUORATE_MSG);
-    int rc = vm_lock_acquire(c, vmid, k->id, lease, holder, e);
+    int rc = vmlock_acquire(c, vmid, k->id, lease, holder, e);
     if (rc == -EBUSY)
         return err_set(e, EBUSY, "vm %u is locked by task %s", k->vmid, holder);
     return rc;
@@ -251,7 +251,7 @@ void vm_task_unlock(struct etcd_client *c, struct task *k)
      * as this node lives (it hangs on the node's lease): try for a while,
      * as long as etcd does not answer (-ENOENT, -EPERM: not ours any more) */
     for (int i = 0; i < 30; i++) {
-        int rc = vm_lock_release(c, vmid, k->id, &e);
+        int rc = vmlock_release(c, vmid, k->id, &e);
         if (rc == 0 || rc == -ENOENT || rc == -EPERM)
             return;
         if (i == 0)
@@ -264,8 +264,6 @@ void vm_task_unlock(struct etcd_client *c, struct task *k)
 int vm_owner_of(struct etcd_client *c, uint32_t id, char owner[TERN_NAME_MAX + 1],
                 struct err *e)
 {
-    char vmid[16];
-    vmid_text(id, vmid);
-    int rc = vm_owner_get(c, vmid, 0, owner, e);
+    int rc = vmowner_get(c, id, 0, owner, NULL, e);
     return rc == -ENOENT ? err_set(e, ENOENT, "vm %u does not exist", id) : rc;
 }

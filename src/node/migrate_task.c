@@ -104,10 +104,10 @@ static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client
                            bool *committed, struct err *e)
 {
     const struct mig_plan *p = &m->plan;
-    enum vm_move_result res;
+    enum handover_result res;
     bool said = false;
     int rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
-    while (res == VM_MOVE_UNKNOWN) {
+    while (res == HANDOVER_RESULT_UNKNOWN) {
         if (!said)
             task_log(k, "%s while committing: vm %u stays paused on both nodes until etcd "
                      "answers", e->msg, p->vmid);
@@ -118,9 +118,9 @@ static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client
         if (rc == 0 && st == HANDOVER_OPEN)
             rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
         else if (rc == 0)
-            res = st == HANDOVER_COMMITTED ? VM_MOVE_COMMITTED : VM_MOVE_REFUSED;
+            res = st == HANDOVER_COMMITTED ? HANDOVER_RESULT_COMMITTED : HANDOVER_RESULT_REFUSED;
     }
-    *committed = res == VM_MOVE_COMMITTED;
+    *committed = res == HANDOVER_RESULT_COMMITTED;
     if (*committed)
         return 0;
     return rc ? rc : err_set(e, ESTALE, "handover refused");

@@ -47,10 +47,9 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
  * the owner (a destination taking over after the commit). */
 static bool may_take_over(struct vmm_table *v, struct etcd_client *c, uint32_t id)
 {
-    char vmid[16], owner[TERN_NAME_MAX + 1];
+    char owner[TERN_NAME_MAX + 1];
     struct err e;
-    snprintf(vmid, sizeof(vmid), "%u", id);
-    return vm_owner_get(c, vmid, 0, owner, &e) == 0 && strcmp(owner, v->node) == 0;
+    return vmowner_get(c, id, 0, owner, NULL, &e) == 0 && strcmp(owner, v->node) == 0;
 }
 
 /* 1 written (or deleted), 0 lost to another node, -errno try again later.
@@ -308,7 +307,7 @@ void vmm_adopt(struct vmm_table *v, struct etcd_client *c)
     while (d && (ent = readdir(d))) {
         char *end;
         unsigned long id = strtoul(ent->d_name, &end, 10);
-        if (*end || id < VM_ID_MIN || id > VM_ID_MAX)
+        if (*end || id < TERN_VMID_MIN || id > TERN_VMID_MAX)
             continue;
         adopt_one(v, c, (uint32_t)id);
     }

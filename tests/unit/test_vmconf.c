@@ -35,12 +35,12 @@ static void test_id_parse(void **state)
                                       "+100", " 100", "4294967396", NULL};
     uint32_t id = 0;
     struct err e;
-    assert_int_equal(vm_id_parse("100", &id, &e), 0);
+    assert_int_equal(keys_vmid_parse("100", &id, &e), 0);
     assert_int_equal(id, 100);
-    assert_int_equal(vm_id_parse("999999999", &id, &e), 0);
+    assert_int_equal(keys_vmid_parse("999999999", &id, &e), 0);
     assert_int_equal(id, 999999999);
     for (int i = 0; bad[i]; i++) {
-        assert_int_equal(vm_id_parse(bad[i], &id, &e), -EINVAL);
+        assert_int_equal(keys_vmid_parse(bad[i], &id, &e), -EINVAL);
         assert_non_null(strstr(e.msg, "must be a number 100..999999999"));
     }
 }

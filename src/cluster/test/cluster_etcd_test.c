@@ -1,6 +1,7 @@
 /* src/cluster against a real three-member etcd cluster (etcd-server 3.4) on
- * 127.0.0.11-13: key-value, CAS, leases and membership, VM ownership and
- * locks, then quorum lost (members frozen, then stopped) and regained.
+ * 127.0.0.11-13: key-value, CAS, leases and membership, VM ownership (the
+ * handover's commit and fence) and locks, then quorum lost (members frozen,
+ * then stopped) and regained.
  * Prints TAP; run by tests/integration/test_cluster_etcd.sh. */
 #include <errno.h>
 #include <pthread.h>
@@ -246,7 +247,7 @@ static int child_main(const char *eps, const char *name)
     struct err e;
     node_init(&n);
     if (etcd_client_init(&c, eps, &e) < 0 || node_register(&n, &c, name, "{}", 2, &e) < 0 ||
-        vm_lock_acquire(&c, "200", "crasher task 1", node_lease(&n), NULL, &e) < 0) {
+        vmlock_acquire(&c, "200", "crasher task 1", node_lease(&n), NULL, &e) < 0) {
         fprintf(stderr, "child: %s\n", e.msg);
         return 1;
     }

@@ -1,4 +1,4 @@
-/* Shared by the two files of the cluster-etcd-test program. */
+/* Shared by the three files of the cluster-etcd-test program. */
 #ifndef TERN_CLUSTER_TEST_HARNESS_H
 #define TERN_CLUSTER_TEST_HARNESS_H
 
@@ -22,7 +22,7 @@ long long wait_quorate(struct etcd_client *c, long long limit_ms);
 /* 1 online, 0 offline, -1 not listed or error */
 int node_state(struct etcd_client *c, const char *name);
 
-/* cluster_etcd_ha.c: membership, ownership, locks */
+/* cluster_etcd_ha.c: membership, ownership and the handover, locks */
 void run_cluster_tests(struct etcd_client *c, struct etcd_client *other);
 /* cluster_etcd_quorum.c: two members frozen, then stopped, then back */
 void test_quorum_frozen(struct etcd_client *c, struct node *n1);
