@@ -13,16 +13,16 @@
 
 static int conf_from(json_t *j, void *out, struct err *e)
 {
-    return vm_conf_from_json(j, out, e);
+    return vmconf_from_json(j, out, e);
 }
 
 static int state_from(json_t *j, void *out, struct err *e)
 {
-    return vm_state_from_json(j, out, e);
+    return vmrec_state_from_json(j, out, e);
 }
 
-int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                struct vm_conf *out, struct err *e)
+int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags,
+               struct vmconf *out, struct err *e)
 {
     char key[TERN_KEY_MAX];
     int rc = keys_build_vm(key, TERN_PREFIX_VMS, id, "/config", e);
@@ -43,8 +43,8 @@ int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
 
 /* --- run state */
 
-int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                 struct vm_state *out, struct err *e)
+int vmrec_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
+                    struct vmrec_state *out, struct err *e)
 {
     char key[TERN_KEY_MAX];
     int rc = keys_build_vm(key, TERN_PREFIX_VMSTATE, id, NULL, e);
@@ -64,12 +64,12 @@ int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
 /* --- create and delete */
 
 /* The transaction failed: say which of its conditions did not hold. */
-static int create_why(struct etcd_client *c, const struct vm_conf *conf, struct err *e)
+static int create_why(struct etcd_client *c, const struct vmconf *conf, struct err *e)
 {
     char id[16], owner[TERN_NAME_MAX + 1];
     snprintf(id, sizeof(id), "%" PRIu32, conf->id);
-    struct vm_conf old;
-    int rc = vm_conf_get(c, conf->id, 0, &old, e);
+    struct vmconf old;
+    int rc = vmconf_get(c, conf->id, 0, &old, e);
     if (rc != -ENOENT)
         return rc < 0 && rc != -EPROTO ? rc : err_set(e, EEXIST, "vm %s exists", id);
     rc = vmowner_get(c, conf->id, 0, owner, NULL, e);
@@ -85,10 +85,10 @@ static int create_why(struct etcd_client *c, const struct vm_conf *conf, struct 
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
 }
 
-int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
-                   const char *node, struct err *e)
+int vmconf_create(struct etcd_client *c, const struct vmconf *conf,
+                  const char *node, struct err *e)
 {
-    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VM_DISKS_MAX][TERN_KEY_MAX];
+    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VMCONF_DISKS_MAX][TERN_KEY_MAX];
     int rc = name_check(node, "node name", e);
     if (rc == 0)
         rc = keys_build_vm(ckey, TERN_PREFIX_VMS, conf->id, "/config", e);
@@ -96,20 +96,20 @@ int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
         rc = keys_vm_owner(okey, conf->id, e);
     if (rc < 0)
         return rc;
-    struct etcd_txn_cmp cmps[2 + VM_DISKS_MAX] = {
+    struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX] = {
         {.key = ckey, .cmp = ETCD_CMP_ABSENT}, {.key = okey, .cmp = ETCD_CMP_ABSENT},
     };
     size_t n = 2;
-    for (unsigned i = 0; i < conf->ndisks && i < VM_DISKS_MAX; i++) {
+    for (unsigned i = 0; i < conf->ndisks && i < VMCONF_DISKS_MAX; i++) {
         rc = keys_build(skeys[i], TERN_PREFIX_STORAGE, conf->disks[i].storage, NULL,
                         "storage name", e);
         if (rc < 0)
             return rc;
         cmps[n++] = (struct etcd_txn_cmp){.key = skeys[i], .cmp = ETCD_CMP_PRESENT};
     }
-    json_t *j = vm_conf_to_json(conf);
-    struct vm_conf check;
-    rc = j ? vm_conf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
+    json_t *j = vmconf_to_json(conf);
+    struct vmconf check;
+    rc = j ? vmconf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
     char *text = rc == 0 ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (rc < 0)
@@ -123,7 +123,7 @@ int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
     return rc;
 }
 
-int vm_conf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e)
+int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e)
 {
     char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skey[TERN_KEY_MAX];
     int rc = name_check(node, "node name", e);
@@ -153,15 +153,15 @@ int vm_conf_delete(struct etcd_client *c, uint32_t id, const char *node, struct 
 
 /* --- listing */
 
-void vm_entries_init(struct vm_entries *l)
+void vmrecs_init(struct vmrecs *l)
 {
     memset(l, 0, sizeof(*l));
 }
 
-void vm_entries_release(struct vm_entries *l)
+void vmrecs_release(struct vmrecs *l)
 {
     free(l->items);
-    vm_entries_init(l);
+    vmrecs_init(l);
 }
 
 /* The id right after prefix and what follows it ("/config", ""); false for
@@ -181,7 +181,7 @@ static bool key_id(const char *key, const char *prefix, uint32_t *id, const char
     return keys_vmid_parse(text, id, NULL) == 0;
 }
 
-static struct vm_entry *find_entry(struct vm_entries *l, uint32_t id)
+static struct vmrec *find_entry(struct vmrecs *l, uint32_t id)
 {
     for (size_t i = 0; i < l->count; i++)
         if (l->items[i].conf.id == id)
@@ -189,7 +189,7 @@ static struct vm_entry *find_entry(struct vm_entries *l, uint32_t id)
     return NULL;
 }
 
-static int add_configs(const struct etcd_kvs *kvs, struct vm_entries *out, struct err *e)
+static int add_configs(const struct etcd_kvs *kvs, struct vmrecs *out, struct err *e)
 {
     out->items = calloc(kvs->count ? kvs->count : 1, sizeof(*out->items));
     if (!out->items)
@@ -200,7 +200,7 @@ static int add_configs(const struct etcd_kvs *kvs, struct vm_entries *out, struc
         if (!key_id(kvs->items[i].key, TERN_PREFIX_VMS, &id, &rest) ||
             strcmp(rest, "/config") != 0)
             continue;
-        struct vm_entry *v = &out->items[out->count];
+        struct vmrec *v = &out->items[out->count];
         int rc = vmconf_parse_kv(&kvs->items[i], &v->conf, conf_from, e);
         if (rc == 0 && v->conf.id != id)
             rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32,
@@ -212,12 +212,12 @@ static int add_configs(const struct etcd_kvs *kvs, struct vm_entries *out, struc
     return 0;
 }
 
-static void add_owners(const struct etcd_kvs *kvs, struct vm_entries *out)
+static void add_owners(const struct etcd_kvs *kvs, struct vmrecs *out)
 {
     for (size_t i = 0; i < kvs->count; i++) {
         uint32_t id;
         const char *rest;
-        struct vm_entry *v;
+        struct vmrec *v;
         if (key_id(kvs->items[i].key, TERN_PREFIX_VMS, &id, &rest) &&
             strcmp(rest, "/owner") == 0 && (v = find_entry(out, id)))
             snprintf(v->owner, sizeof(v->owner), "%s",
@@ -227,12 +227,12 @@ static void add_owners(const struct etcd_kvs *kvs, struct vm_entries *out)
 
 /* A state that does not parse is shown as none (and logged): it is the
  * owner's to fix, and one bad record must not hide every VM. */
-static void add_states(const struct etcd_kvs *kvs, struct vm_entries *out)
+static void add_states(const struct etcd_kvs *kvs, struct vmrecs *out)
 {
     for (size_t i = 0; i < kvs->count; i++) {
         uint32_t id;
         const char *rest;
-        struct vm_entry *v;
+        struct vmrec *v;
         struct err e;
         if (!key_id(kvs->items[i].key, TERN_PREFIX_VMSTATE, &id, &rest) || *rest ||
             !(v = find_entry(out, id)))
@@ -243,12 +243,12 @@ static void add_states(const struct etcd_kvs *kvs, struct vm_entries *out)
     }
 }
 
-static void add_locks(const struct etcd_kvs *kvs, struct vm_entries *out)
+static void add_locks(const struct etcd_kvs *kvs, struct vmrecs *out)
 {
     for (size_t i = 0; i < kvs->count; i++) {
         uint32_t id;
         const char *rest;
-        struct vm_entry *v;
+        struct vmrec *v;
         if (key_id(kvs->items[i].key, TERN_PREFIX_LOCKS, &id, &rest) && !*rest &&
             (v = find_entry(out, id)))
             snprintf(v->lock, sizeof(v->lock), "%s",
@@ -258,19 +258,19 @@ static void add_locks(const struct etcd_kvs *kvs, struct vm_entries *out)
 
 static int by_id(const void *a, const void *b)
 {
-    uint32_t x = ((const struct vm_entry *)a)->conf.id;
-    uint32_t y = ((const struct vm_entry *)b)->conf.id;
+    uint32_t x = ((const struct vmrec *)a)->conf.id;
+    uint32_t y = ((const struct vmrec *)b)->conf.id;
     return x < y ? -1 : x > y;
 }
 
 /* The prefixes select every VM, or one (then they end in "<id>/" and
  * "<id>"; a state or lock of VM 1000 read along with 100's finds no entry). */
 static int collect(struct etcd_client *c, unsigned flags, const char *vms,
-                   const char *states, const char *locks, struct vm_entries *out,
+                   const char *states, const char *locks, struct vmrecs *out,
                    struct err *e)
 {
     struct etcd_kvs kvs;
-    vm_entries_init(out);
+    vmrecs_init(out);
     int rc = etcd_get_prefix(c, vms, flags, &kvs, e);
     if (rc < 0)
         return rc;
@@ -287,21 +287,21 @@ static int collect(struct etcd_client *c, unsigned flags, const char *vms,
         etcd_kvs_release(&kvs);
     }
     if (rc < 0)
-        vm_entries_release(out);
+        vmrecs_release(out);
     else
         qsort(out->items, out->count, sizeof(*out->items), by_id);
     return rc;
 }
 
-int vm_conf_list(struct etcd_client *c, unsigned flags, struct vm_entries *out,
-                 struct err *e)
+int vmrec_list(struct etcd_client *c, unsigned flags, struct vmrecs *out,
+               struct err *e)
 {
     return collect(c, flags, TERN_PREFIX_VMS, TERN_PREFIX_VMSTATE, TERN_PREFIX_LOCKS,
                    out, e);
 }
 
-int vm_entry_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                 struct vm_entry *out, struct err *e)
+int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags,
+              struct vmrec *out, struct err *e)
 {
     char vms[TERN_KEY_MAX], states[TERN_KEY_MAX], locks[TERN_KEY_MAX];
     int rc = keys_build_vm(vms, TERN_PREFIX_VMS, id, "/", e);
@@ -311,7 +311,7 @@ int vm_entry_get(struct etcd_client *c, uint32_t id, unsigned flags,
         rc = keys_build_vm(locks, TERN_PREFIX_LOCKS, id, NULL, e);
     if (rc < 0)
         return rc;
-    struct vm_entries l;
+    struct vmrecs l;
     rc = collect(c, flags, vms, states, locks, &l, e);
     if (rc < 0)
         return rc;
@@ -319,6 +319,6 @@ int vm_entry_get(struct etcd_client *c, uint32_t id, unsigned flags,
         rc = err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
     else
         *out = l.items[0];
-    vm_entries_release(&l);
+    vmrecs_release(&l);
     return rc;
 }

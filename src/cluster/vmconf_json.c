@@ -22,7 +22,7 @@ static const char *clean(const char *s, char buf[80])
     return buf;
 }
 
-void vm_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
+void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
 {
     snprintf(out, TERN_NAME_MAX + 1, "vm-%" PRIu32 "-disk-%u.raw", id, n);
 }
@@ -127,7 +127,7 @@ static int check_path(const char *p, size_t max, const char *key, const char *wh
 
 /* --- VM config */
 
-json_t *vm_conf_to_json(const struct vm_conf *c)
+json_t *vmconf_to_json(const struct vmconf *c)
 {
     json_t *disks = json_array();
     for (unsigned i = 0; i < c->ndisks && disks; i++)
@@ -143,22 +143,22 @@ json_t *vm_conf_to_json(const struct vm_conf *c)
                      "cmdline", c->cmdline, "disks", disks);
 }
 
-static int disk_from_json(json_t *j, struct vm_conf *c, unsigned n, struct err *e)
+static int disk_from_json(json_t *j, struct vmconf *c, unsigned n, struct err *e)
 {
     static const char *const keys[] = {"storage", "volume", "size_mib", NULL};
     char what[48];
     snprintf(what, sizeof(what), "vm %" PRIu32 ": disks[%u]", c->id, n);
     if (!json_is_object(j))
         return err_set(e, EINVAL, "%s must be an object", what);
-    struct vm_disk_conf *d = &c->disks[n];
+    struct vmconf_disk *d = &c->disks[n];
     int rc = only_keys(j, keys, what, e);
     if (rc == 0)
         rc = get_name(j, "storage", true, d->storage, what, e);
     if (rc == 0)
-        rc = get_uint(j, "size_mib", true, 1, VM_DISK_MIB_MAX, &d->size_mib, what, e);
+        rc = get_uint(j, "size_mib", true, 1, VMCONF_DISK_MIB_MAX, &d->size_mib, what, e);
     if (rc < 0)
         return rc;
-    vm_volume_name(c->id, n, d->volume);
+    vmconf_volume_name(c->id, n, d->volume);
     rc = get_name(j, "volume", false, d->volume, what, e);
     for (unsigned i = 0; rc == 0 && i < n; i++)
         if (strcmp(c->disks[i].storage, d->storage) == 0 &&
@@ -168,15 +168,15 @@ static int disk_from_json(json_t *j, struct vm_conf *c, unsigned n, struct err *
     return rc;
 }
 
-static int disks_from_json(json_t *j, struct vm_conf *c, const char *what,
+static int disks_from_json(json_t *j, struct vmconf *c, const char *what,
                            struct err *e)
 {
     json_t *disks = json_object_get(j, "disks");
     if (!disks)
         return 0;
-    if (!json_is_array(disks) || json_array_size(disks) > VM_DISKS_MAX)
+    if (!json_is_array(disks) || json_array_size(disks) > VMCONF_DISKS_MAX)
         return err_set(e, EINVAL, "%s: 'disks' must be an array of at most %d disks",
-                       what, VM_DISKS_MAX);
+                       what, VMCONF_DISKS_MAX);
     for (size_t i = 0; i < json_array_size(disks); i++) {
         int rc = disk_from_json(json_array_get(disks, i), c, (unsigned)i, e);
         if (rc < 0)
@@ -186,7 +186,7 @@ static int disks_from_json(json_t *j, struct vm_conf *c, const char *what,
     return 0;
 }
 
-static int text_fields(json_t *j, struct vm_conf *c, const char *what, struct err *e)
+static int text_fields(json_t *j, struct vmconf *c, const char *what, struct err *e)
 {
     const char *kernel = NULL, *cmdline = "";
     int rc = get_string(j, "kernel", true, &kernel, what, e);
@@ -196,9 +196,9 @@ static int text_fields(json_t *j, struct vm_conf *c, const char *what, struct er
         rc = get_string(j, "cmdline", false, &cmdline, what, e);
     if (rc < 0)
         return rc;
-    if (strlen(cmdline) >= VM_CMDLINE_MAX)
+    if (strlen(cmdline) >= VMCONF_CMDLINE_MAX)
         return err_set(e, EINVAL, "%s: 'cmdline' is longer than %d characters", what,
-                       VM_CMDLINE_MAX - 1);
+                       VMCONF_CMDLINE_MAX - 1);
     if (has_control(cmdline))
         return err_set(e, EINVAL, "%s: 'cmdline' must not contain a newline or "
                        "other control characters", what);
@@ -207,7 +207,7 @@ static int text_fields(json_t *j, struct vm_conf *c, const char *what, struct er
     return 0;
 }
 
-int vm_conf_from_json(json_t *j, struct vm_conf *c, struct err *e)
+int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
 {
     static const char *const keys[] = {"id", "name", "memory_mib", "cpus", "kernel",
                                        "cmdline", "disks", NULL};
@@ -248,7 +248,7 @@ json_t *storage_conf_to_json(const struct storage_conf *s)
 }
 
 /* Room for "/" + a volume name behind the path. */
-#define STORAGE_PATH_MAX (VM_PATH_MAX - TERN_NAME_MAX - 1)
+#define STORAGE_PATH_MAX (VMCONF_PATH_MAX - TERN_NAME_MAX - 1)
 
 int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e)
 {
@@ -352,14 +352,14 @@ int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e)
 static const char *const vm_statuses[] = {"running", "paused", "stopped", "migrating",
                                           "incoming", "starting", NULL};
 
-json_t *vm_state_to_json(const struct vm_state *s)
+json_t *vmrec_state_to_json(const struct vmrec_state *s)
 {
     return json_pack("{s:s, s:s, s:i, s:I, s:I}", "node", s->node, "status", s->status,
                      "pid", s->pid, "since", (json_int_t)s->since,
                      "started", (json_int_t)s->started);
 }
 
-int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e)
+int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e)
 {
     memset(s, 0, sizeof(*s));
     char buf[80];

@@ -44,7 +44,7 @@ static int options_from(json_t *j, void *out, struct err *e)
 
 static int vm_from(json_t *j, void *out, struct err *e)
 {
-    return vm_conf_from_json(j, out, e);
+    return vmconf_from_json(j, out, e);
 }
 
 /* JSON text of j (consumed), NULL when out of memory. */
@@ -74,15 +74,15 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
 }
 
 int storage_volume_path(const struct storage_conf *s, const char *volume,
-                        char out[VM_PATH_MAX], struct err *e)
+                        char out[VMCONF_PATH_MAX], struct err *e)
 {
     int rc = name_check(volume, "volume", e);
     if (rc < 0)
         return rc;
-    int n = snprintf(out, VM_PATH_MAX, "%s/%s", s->path, volume);
-    if (n < 0 || n >= VM_PATH_MAX)
+    int n = snprintf(out, VMCONF_PATH_MAX, "%s/%s", s->path, volume);
+    if (n < 0 || n >= VMCONF_PATH_MAX)
         return err_set(e, ENAMETOOLONG, "storage '%s': path of volume '%s' is longer "
-                       "than %d characters", s->name, volume, VM_PATH_MAX - 1);
+                       "than %d characters", s->name, volume, VMCONF_PATH_MAX - 1);
     return 0;
 }
 
@@ -151,7 +151,7 @@ static int storage_users(const struct etcd_kvs *vms, const char *name, struct er
         size_t n = strlen(key);
         if (n < 7 || strcmp(key + n - 7, "/config") != 0)
             continue;
-        struct vm_conf conf;
+        struct vmconf conf;
         int rc = vmconf_parse_kv(&vms->items[i], &conf, vm_from, e);
         if (rc < 0)
             return rc;

@@ -104,10 +104,10 @@ static void get_nodes(struct api_req *req, struct reply *r)
         reply_errno(r, rc, &e);
     } else {
         json_t *nodes = json_array();
-        struct vm_entries vms;
+        struct vmrecs vms;
         struct err ignored;
-        bool counted = vm_conf_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
-                                    &ignored) == 0;
+        bool counted = vmrec_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
+                                  &ignored) == 0;
         for (size_t i = 0; i < l.count; i++) {
             json_t *n = node_json(&l.items[i]);
             json_int_t owned = 0;
@@ -117,7 +117,7 @@ static void get_nodes(struct api_req *req, struct reply *r)
             json_array_append_new(nodes, n);
         }
         if (counted)
-            vm_entries_release(&vms);
+            vmrecs_release(&vms);
         r->status = MHD_HTTP_OK;
         r->body = json_pack("{s:b, s:o}", "stale", stale, "nodes", nodes);
     }

@@ -208,10 +208,10 @@ int vm_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
                  struct err *e)
 {
     memset(spec, 0, sizeof(*spec));
-    int rc = vm_conf_get(c, id, 0, &spec->conf, e);
+    int rc = vmconf_get(c, id, 0, &spec->conf, e);
     for (unsigned i = 0; rc == 0 && i < spec->conf.ndisks; i++) {
         struct storage_conf s;
-        const struct vm_disk_conf *d = &spec->conf.disks[i];
+        const struct vmconf_disk *d = &spec->conf.disks[i];
         rc = storage_get(c, d->storage, 0, &s, e);
         if (rc == -ENOENT)
             rc = err_set(e, ENOENT, "vm %u: disk %u is on storage '%s', which does not "

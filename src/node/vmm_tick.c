@@ -33,10 +33,10 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
     s->pub_lost = p->pub_lost;
     s->incoming = p->role == VMM_INCOMING;
     snprintf(s->published, sizeof(s->published), "%s", p->published);
-    struct vm_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
+    struct vmrec_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
     snprintf(st.node, sizeof(st.node), "%s", v->node);
     snprintf(st.status, sizeof(st.status), "%s", p->status);
-    json_t *j = vm_state_to_json(&st);
+    json_t *j = vmrec_state_to_json(&st);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     snprintf(s->value, sizeof(s->value), "%s", text ? text : "");
     free(text);
@@ -249,7 +249,7 @@ static struct vmm_proc *adopted_proc(struct vmm_table *v, struct etcd_client *c,
     struct err e;
     if (!p)
         return NULL;
-    vm_conf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
+    vmconf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
     p->spec.conf.id = id;
     p->pid = pid;
     p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;

@@ -199,9 +199,9 @@ static void test_create_owner(struct etcd_client *c)
     char owner[TERN_NAME_MAX + 1] = "";
     int rc = vmowner_get(c, 100, 0, owner, NULL, &e);
     check(rc == -ENOENT, "vm 100 has no owner yet: %s", e.msg);
-    struct vm_conf conf = {.id = 100, .memory_mib = 64, .cpus = 1, .kernel = "/k"};
-    rc = vm_conf_create(c, &conf, "n1", &e);
-    int rc2 = vm_conf_create(c, &conf, "n2", &e);
+    struct vmconf conf = {.id = 100, .memory_mib = 64, .cpus = 1, .kernel = "/k"};
+    rc = vmconf_create(c, &conf, "n1", &e);
+    int rc2 = vmconf_create(c, &conf, "n2", &e);
     int rc3 = vmowner_get(c, 100, 0, owner, NULL, &e2);
     check(rc == 0 && rc2 == -EEXIST && rc3 == 0 && strcmp(owner, "n1") == 0,
           "n1 creates vm 100 and owns it; n2's create is refused: %s", e.msg);
