@@ -39,30 +39,16 @@ bool call_flag(const struct call *k, const char *name)
     return false;
 }
 
-static void vsay(const char *fmt, va_list ap)
+int cli_say(int code, const char *fmt, ...)
 {
     fflush(stdout);   /* keep the order of what stdout and stderr show */
     fputs("tern: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
-}
-
-int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsay(fmt, ap);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsay(fmt, ap);
-    va_end(ap);
-    return EXIT_ERROR;
+    return code;
 }
 
 /* Decimal digits only: strtoull would take "-1", " 7" and "0x10". */
@@ -247,9 +233,45 @@ int show_listing(struct call *k, const char *path,
     return rc;
 }
 
-int print_answer(json_t *answer)
+static int vprint_answer(const struct call *k, json_t *answer, const char *fmt,
+                         va_list ap)
 {
-    print_json(stdout, answer);
+    if (k->json) {
+        print_json(stdout, answer);
+    } else {
+        vprintf(fmt, ap);
+        putchar('\n');
+    }
+    json_decref(answer);
+    return EXIT_OK;
+}
+
+int print_answer(const struct call *k, json_t *answer, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vprint_answer(k, answer, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int api_change(struct call *k, const char *method, const char *path, const char *fmt, ...)
+{
+    json_t *ans;
+    int rc = api(k, method, path, NULL, &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    rc = vprint_answer(k, ans, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int show_answer(const struct call *k, json_t *answer,
+                void (*print)(FILE *f, const json_t *body))
+{
+    k->json ? print_json(stdout, answer) : print(stdout, answer);
     json_decref(answer);
     return EXIT_OK;
 }
