@@ -9,18 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The culprit made printable: cut at 60 characters, control characters
- * shown as '?', so a message stays one line whatever was sent. */
-static const char *clean(const char *s, char buf[80])
-{
-    size_t n = 0;
-    for (; s[n] && n < 60; n++)
-        buf[n] = ((unsigned char)s[n] < 0x20 || s[n] == 0x7f) ? '?' : s[n];
-    buf[n] = '\0';
-    if (s[n])
-        strcpy(buf + n, "...");
-    return buf;
-}
+#include "common/jsonf.h"
 
 void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
 {
@@ -32,66 +21,25 @@ void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
 static int only_keys(json_t *j, const char *const *allowed, const char *what,
                      struct err *e)
 {
-    char buf[80];
-    const char *key;
-    json_t *v;
-    json_object_foreach(j, key, v) {
-        size_t i = 0;
-        while (allowed[i] && strcmp(allowed[i], key) != 0)
-            i++;
-        if (!allowed[i])
-            return err_set(e, EINVAL, "%s: unknown key '%s'", what, clean(key, buf));
-    }
-    return 0;
-}
-
-/* *present (may be NULL) false and 0 when the key is absent and optional. */
-static int get_uint(json_t *j, const char *key, bool required, uint64_t min,
-                    uint64_t max, uint64_t *out, const char *what, struct err *e)
-{
-    json_t *v = json_object_get(j, key);
-    if (!v && !required)
-        return 0;
-    if (!v)
-        return err_set(e, EINVAL, "%s: '%s' is missing", what, key);
-    if (!json_is_integer(v))
-        return err_set(e, EINVAL, "%s: '%s' must be an integer %" PRIu64 "..%" PRIu64,
-                       what, key, min, max);
-    json_int_t n = json_integer_value(v);
-    if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
-        return err_set(e, EINVAL, "%s: '%s' must be %" PRIu64 "..%" PRIu64 ", not %lld",
-                       what, key, min, max, (long long)n);
-    *out = (uint64_t)n;
-    return 0;
-}
-
-/* *out stays as it is when the key is absent and optional. */
-static int get_string(json_t *j, const char *key, bool required, const char **out,
-                      const char *what, struct err *e)
-{
-    json_t *v = json_object_get(j, key);
-    if (!v && !required)
-        return 0;
-    if (!v)
-        return err_set(e, EINVAL, "%s: '%s' is missing", what, key);
-    if (!json_is_string(v))
-        return err_set(e, EINVAL, "%s: '%s' must be a string", what, key);
-    *out = json_string_value(v);
+    char buf[JSONF_PRINTABLE_MAX];
+    const char *key = jsonf_unknown_key(j, allowed);
+    if (key)
+        return err_set(e, EINVAL, "%s: unknown key '%s'", what, jsonf_printable(key, buf));
     return 0;
 }
 
 static int get_name(json_t *j, const char *key, bool required, char out[TERN_NAME_MAX + 1],
                     const char *what, struct err *e)
 {
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     const char *s = NULL;
-    int rc = get_string(j, key, required, &s, what, e);
+    int rc = jsonf_string(j, key, required, &s, what, e);
     if (rc < 0 || !s)
         return rc;
     if (name_check(s, key, NULL) < 0)
         return err_set(e, EINVAL, "%s: '%s' must be 1..%d of letters, digits, '.', "
                        "'_', '-' not starting with '.' or '-', not '%s'", what, key,
-                       TERN_NAME_MAX, clean(s, buf));
+                       TERN_NAME_MAX, jsonf_printable(s, buf));
     snprintf(out, TERN_NAME_MAX + 1, "%s", s);
     return 0;
 }
@@ -108,10 +56,10 @@ static bool has_control(const char *s)
 static int check_path(const char *p, size_t max, const char *key, const char *what,
                       struct err *e)
 {
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     if (p[0] != '/')
         return err_set(e, EINVAL, "%s: '%s' must be an absolute path, not '%s'",
-                       what, key, clean(p, buf));
+                       what, key, jsonf_printable(p, buf));
     if (strlen(p) >= max)
         return err_set(e, EINVAL, "%s: '%s' is longer than %zu characters", what,
                        key, max - 1);
@@ -121,7 +69,7 @@ static int check_path(const char *p, size_t max, const char *key, const char *wh
     for (const char *c = p; (c = strstr(c, "..")); c += 2)
         if (c[-1] == '/' && (c[2] == '/' || c[2] == '\0'))
             return err_set(e, EINVAL, "%s: '%s' must not contain '..', not '%s'",
-                           what, key, clean(p, buf));
+                           what, key, jsonf_printable(p, buf));
     return 0;
 }
 
@@ -155,7 +103,7 @@ static int disk_from_json(json_t *j, struct vmconf *c, unsigned n, struct err *e
     if (rc == 0)
         rc = get_name(j, "storage", true, d->storage, what, e);
     if (rc == 0)
-        rc = get_uint(j, "size_mib", true, 1, VMCONF_DISK_MIB_MAX, &d->size_mib, what, e);
+        rc = jsonf_uint(j, "size_mib", true, 1, VMCONF_DISK_MIB_MAX, &d->size_mib, what, e);
     if (rc < 0)
         return rc;
     vmconf_volume_name(c->id, n, d->volume);
@@ -189,11 +137,11 @@ static int disks_from_json(json_t *j, struct vmconf *c, const char *what,
 static int text_fields(json_t *j, struct vmconf *c, const char *what, struct err *e)
 {
     const char *kernel = NULL, *cmdline = "";
-    int rc = get_string(j, "kernel", true, &kernel, what, e);
+    int rc = jsonf_string(j, "kernel", true, &kernel, what, e);
     if (rc == 0)
         rc = check_path(kernel, sizeof(c->kernel), "kernel", what, e);
     if (rc == 0)
-        rc = get_string(j, "cmdline", false, &cmdline, what, e);
+        rc = jsonf_string(j, "cmdline", false, &cmdline, what, e);
     if (rc < 0)
         return rc;
     if (strlen(cmdline) >= VMCONF_CMDLINE_MAX)
@@ -215,7 +163,7 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm: config must be a json object");
     uint64_t id = 0, mem = 0, cpus = 0;
-    int rc = get_uint(j, "id", true, TERN_VMID_MIN, TERN_VMID_MAX, &id, "vm", e);
+    int rc = jsonf_uint(j, "id", true, TERN_VMID_MIN, TERN_VMID_MAX, &id, "vm", e);
     if (rc < 0)
         return rc;
     c->id = (uint32_t)id;
@@ -227,9 +175,9 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
     if (rc == 0 && !no_name)   /* "" or null: no name */
         rc = get_name(j, "name", false, c->name, what, e);
     if (rc == 0)
-        rc = get_uint(j, "memory_mib", true, 16, 1048576, &mem, what, e);
+        rc = jsonf_uint(j, "memory_mib", true, 16, 1048576, &mem, what, e);
     if (rc == 0)
-        rc = get_uint(j, "cpus", true, 1, 64, &cpus, what, e);
+        rc = jsonf_uint(j, "cpus", true, 1, 64, &cpus, what, e);
     if (rc == 0)
         rc = text_fields(j, c, what, e);
     if (rc == 0)
@@ -264,15 +212,14 @@ int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e)
     const char *path = NULL;
     rc = only_keys(j, keys, what, e);
     if (rc == 0)
-        rc = get_string(j, "path", true, &path, what, e);
+        rc = jsonf_string(j, "path", true, &path, what, e);
     if (rc == 0)
         rc = check_path(path, STORAGE_PATH_MAX, "path", what, e);
     if (rc < 0)
         return rc;
-    json_t *shared = json_object_get(j, "shared");
-    if (shared && !json_is_boolean(shared))
-        return err_set(e, EINVAL, "%s: 'shared' must be true or false", what);
-    s->shared = json_is_true(shared);
+    rc = jsonf_bool(j, "shared", false, &s->shared, what, e);
+    if (rc)
+        return rc;
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/')   /* "/srv/tern/" is "/srv/tern" */
         n--;
@@ -300,18 +247,18 @@ static int migration_update(json_t *m, struct cluster_options *o, struct err *e)
 {
     static const char *const keys[] = {"type", "network", NULL};
     const char *what = "cluster options: migration";
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     if (!json_is_object(m))
         return err_set(e, EINVAL, "cluster options: 'migration' must be an object");
     int rc = only_keys(m, keys, what, e);
     const char *type = NULL;
     if (rc == 0)
-        rc = get_string(m, "type", false, &type, what, e);
+        rc = jsonf_string(m, "type", false, &type, what, e);
     if (rc < 0)
         return rc;
     if (type && strcmp(type, "secure") != 0 && strcmp(type, "insecure") != 0)
         return err_set(e, EINVAL, "%s: 'type' must be 'secure' or 'insecure', not '%s'",
-                       what, clean(type, buf));
+                       what, jsonf_printable(type, buf));
     if (type)
         snprintf(o->migration_type, sizeof(o->migration_type), "%s", type);
     json_t *net = json_object_get(m, "network");
@@ -362,27 +309,27 @@ json_t *vmrec_state_to_json(const struct vmrec_state *s)
 int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e)
 {
     memset(s, 0, sizeof(*s));
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     const char *status = NULL;
     uint64_t pid = 0, since = 0, started = 0;
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm state must be a json object");
     int rc = get_name(j, "node", true, s->node, "vm state", e);
     if (rc == 0)
-        rc = get_string(j, "status", true, &status, "vm state", e);
+        rc = jsonf_string(j, "status", true, &status, "vm state", e);
     if (rc == 0)
-        rc = get_uint(j, "pid", false, 0, INT32_MAX, &pid, "vm state", e);
+        rc = jsonf_uint(j, "pid", false, 0, INT32_MAX, &pid, "vm state", e);
     if (rc == 0)
-        rc = get_uint(j, "since", false, 0, INT64_MAX, &since, "vm state", e);
+        rc = jsonf_uint(j, "since", false, 0, INT64_MAX, &since, "vm state", e);
     if (rc == 0)
-        rc = get_uint(j, "started", false, 0, INT64_MAX, &started, "vm state", e);
+        rc = jsonf_uint(j, "started", false, 0, INT64_MAX, &started, "vm state", e);
     if (rc < 0)
         return rc;
     size_t i = 0;
     while (vm_statuses[i] && strcmp(vm_statuses[i], status) != 0)
         i++;
     if (!vm_statuses[i])
-        return err_set(e, EINVAL, "vm state: unknown 'status' '%s'", clean(status, buf));
+        return err_set(e, EINVAL, "vm state: unknown 'status' '%s'", jsonf_printable(status, buf));
     snprintf(s->status, sizeof(s->status), "%s", status);
     s->pid = (int)pid;
     s->since = (int64_t)since;
