@@ -187,20 +187,34 @@ int node_register(struct node *n, struct etcd_client *c, const char *name,
     return 0;
 }
 
-bool node_online(struct node *n)
+/* What the heartbeat thread changes, read under its lock. */
+struct node_view {
+    bool online;
+    int64_t lease;
+    unsigned registrations;
+};
+
+static struct node_view node_view(struct node *n)
 {
     pthread_mutex_lock(&n->lock);
-    bool online = n->online;
+    struct node_view v = {n->online, n->lease, n->registrations};
     pthread_mutex_unlock(&n->lock);
-    return online;
+    return v;
+}
+
+bool node_online(struct node *n)
+{
+    return node_view(n).online;
 }
 
 int64_t node_lease(struct node *n)
 {
-    pthread_mutex_lock(&n->lock);
-    int64_t lease = n->lease;
-    pthread_mutex_unlock(&n->lock);
-    return lease;
+    return node_view(n).lease;
+}
+
+unsigned node_registrations(struct node *n)
+{
+    return node_view(n).registrations;
 }
 
 int node_update_info(struct node *n, struct etcd_client *c, const char *info_json,
@@ -227,14 +241,6 @@ int node_update_info(struct node *n, struct etcd_client *c, const char *info_jso
     pthread_mutex_unlock(&n->lock);
     free(old);
     return 0;
-}
-
-unsigned node_registrations(struct node *n)
-{
-    pthread_mutex_lock(&n->lock);
-    unsigned count = n->registrations;
-    pthread_mutex_unlock(&n->lock);
-    return count;
 }
 
 void node_release(struct node *n)

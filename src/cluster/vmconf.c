@@ -26,18 +26,12 @@ int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags,
 {
     char key[TERN_KEY_MAX];
     int rc = keys_build_vm(key, TERN_PREFIX_VMS, id, "/config", e);
-    if (rc < 0)
-        return rc;
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    rc = etcd_get(c, key, flags, &kv, e);
+    if (!rc)
+        rc = vmconf_read(c, key, flags, out, conf_from, e);
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
-    if (rc == 0)
-        rc = vmconf_parse_kv(&kv, out, conf_from, e);
-    if (rc == 0 && out->id != id)
+    if (!rc && out->id != id)
         rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32, key, out->id);
-    etcd_kv_release(&kv);
     return rc;
 }
 
@@ -48,16 +42,10 @@ int vmrec_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
 {
     char key[TERN_KEY_MAX];
     int rc = keys_build_vm(key, TERN_PREFIX_VMSTATE, id, NULL, e);
-    if (rc < 0)
-        return rc;
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    rc = etcd_get(c, key, flags, &kv, e);
+    if (!rc)
+        rc = vmconf_read(c, key, flags, out, state_from, e);
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " has no run state", id);
-    if (rc == 0)
-        rc = vmconf_parse_kv(&kv, out, state_from, e);
-    etcd_kv_release(&kv);
     return rc;
 }
 

@@ -163,5 +163,9 @@ int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e);
  * the key ("-EPROTO /tern/vms/100/config: ..."). */
 int vmconf_parse_kv(const struct etcd_kv *kv, void *out,
                     int (*from_json)(json_t *, void *, struct err *), struct err *e);
+/* The value at key the same way; -ENOENT when there is none (the caller
+ * says what is missing). */
+int vmconf_read(struct etcd_client *c, const char *key, unsigned flags, void *out,
+                int (*from_json)(json_t *, void *, struct err *), struct err *e);
 
 #endif

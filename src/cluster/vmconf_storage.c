@@ -32,6 +32,18 @@ int vmconf_parse_kv(const struct etcd_kv *kv, void *out,
     return 0;
 }
 
+int vmconf_read(struct etcd_client *c, const char *key, unsigned flags, void *out,
+                int (*from_json)(json_t *, void *, struct err *), struct err *e)
+{
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    int rc = etcd_get(c, key, flags, &kv, e);
+    if (!rc)
+        rc = vmconf_parse_kv(&kv, out, from_json, e);
+    etcd_kv_release(&kv);
+    return rc;
+}
+
 static int storage_from(json_t *j, void *out, struct err *e)
 {
     return storage_conf_from_json(j, out, e);
@@ -60,16 +72,10 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
 {
     char key[TERN_KEY_MAX];
     int rc = storage_key(key, name, e);
-    if (rc < 0)
-        return rc;
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    rc = etcd_get(c, key, flags, &kv, e);
+    if (!rc)
+        rc = vmconf_read(c, key, flags, out, storage_from, e);
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "storage '%s' does not exist", name);
-    if (rc == 0)
-        rc = vmconf_parse_kv(&kv, out, storage_from, e);
-    etcd_kv_release(&kv);
     return rc;
 }
 

@@ -152,6 +152,15 @@ static void race(struct etcd_client *c, struct racer r[2])
     pthread_barrier_destroy(&start);
 }
 
+/* The revision of vm 100's owner now, -1 when it cannot be read. */
+static int64_t owner_rev(struct etcd_client *c)
+{
+    struct err e;
+    char owner[TERN_NAME_MAX + 1];
+    int64_t rev = -1;
+    return handover_read(c, 100, owner, &rev, &e) ? -1 : rev;
+}
+
 /* Two commits from the same revision to two targets at once: exactly one
  * wins, the other is refused, and the key names the winner. */
 static int commit_round(struct etcd_client *c, const char *source, const char *a,
@@ -159,8 +168,8 @@ static int commit_round(struct etcd_client *c, const char *source, const char *a
 {
     struct err e;
     char owner[TERN_NAME_MAX + 1] = "";
-    int64_t rev = 0;
-    if (handover_read(c, 100, owner, &rev, &e))
+    int64_t rev = owner_rev(c);
+    if (rev < 0)
         return 0;
     struct racer r[2] = {{.source = source, .target = a, .rev = rev},
                          {.source = source, .target = b, .rev = rev}};
@@ -178,9 +187,8 @@ static int fence_round(struct etcd_client *c, const char *source, const char *ta
                        const char **owner_after)
 {
     struct err e;
-    char owner[TERN_NAME_MAX + 1] = "";
-    int64_t rev = 0;
-    if (handover_read(c, 100, owner, &rev, &e))
+    int64_t rev = owner_rev(c);
+    if (rev < 0)
         return 0;
     struct racer r[2] = {{.source = source, .target = target, .rev = rev},
                          {.source = source, .target = target, .rev = rev, .fence = true}};
