@@ -6,12 +6,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cluster/etcd.h"
@@ -24,48 +22,8 @@
 
 #include "harness.h"
 
-static int failures;
 static char tmpdir[] = "/tmp/tern-etcd.XXXXXX";
 static bool tmpdir_made;
-struct etcd_server servers[MEMBERS];
-char endpoints[512];
-
-void check(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s - ", cond ? "ok" : "not ok");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-    if (!cond)
-        failures++;
-}
-
-void note(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("# ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-}
-
-long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-void sleep_ms(long ms)
-{
-    nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L},
-              NULL);
-}
 
 static void cluster_cleanup(void)
 {
@@ -110,22 +68,6 @@ static int cluster_start(void)
             return -1;
         }
     return 0;
-}
-
-long long wait_quorate(struct etcd_client *c, long long limit_ms)
-{
-    long long t0 = now_ms();
-    struct err e;
-    while (now_ms() - t0 < limit_ms) {
-        struct etcd_kv kv;
-        etcd_kv_init(&kv);
-        int rc = etcd_get(c, "/tern/version", 0, &kv, &e);
-        etcd_kv_release(&kv);
-        if (rc == 0 || rc == -ENOENT)
-            return now_ms() - t0;
-        sleep_ms(100);
-    }
-    return -1;
 }
 
 static void test_startup(struct etcd_client *c)
@@ -218,26 +160,6 @@ static void test_cas(struct etcd_client *c, struct etcd_client *other)
     etcd_kv_release(&now);
 }
 
-static struct node_entry *find_node(struct node_entries *l, const char *name)
-{
-    for (size_t i = 0; i < l->count; i++)
-        if (strcmp(l->items[i].name, name) == 0)
-            return &l->items[i];
-    return NULL;
-}
-
-int node_state(struct etcd_client *c, const char *name)
-{
-    struct node_entries l;
-    struct err e;
-    if (node_list(c, 0, &l, &e) < 0)
-        return -1;
-    struct node_entry *ne = find_node(&l, name);
-    int state = ne ? ne->online : -1;
-    node_entries_release(&l);
-    return state;
-}
-
 /* Re-executed as a child: registers a node, takes a lock, then waits to be
  * killed (a host that crashes). */
 static int child_main(const char *eps, const char *name)
@@ -284,5 +206,5 @@ int main(int argc, char **argv)
     etcd_client_release(&c);
     cluster_cleanup();
     note("total %lld ms", now_ms() - t0);
-    return failures ? 1 : 0;
+    return checks_failed() ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-/* Shared by the three files of the cluster-etcd-test program. */
+/* Shared by the files of the cluster-etcd-test program: TAP output, time,
+ * and the three etcd members it runs. */
 #ifndef TERN_CLUSTER_TEST_HARNESS_H
 #define TERN_CLUSTER_TEST_HARNESS_H
 
@@ -13,8 +14,10 @@
 extern struct etcd_server servers[MEMBERS];
 extern char endpoints[512];
 
+/* "ok - ..." or "not ok - ..." (counted). */
 void check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int checks_failed(void);
 long long now_ms(void);
 void sleep_ms(long ms);
 /* Linearizable reads until one succeeds: ms it took, -1 after limit_ms. */
