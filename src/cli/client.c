@@ -81,7 +81,7 @@ static int resolve(struct client *c, const struct cli_options *o, struct err *e)
     if (!api || !token) {
         const char *path = pick(o->config, "TERN_CONFIG");
         int rc = read_ternd_config(path ? path : CLI_CONFIG_DEFAULT, cfg_api, cfg_dir, e);
-        if (rc < 0)
+        if (rc)
             return rc;
         if (!ca && !api)   /* ternd's own self-signed certificate */
             snprintf(c->ca_file, sizeof(c->ca_file), "%s/tls/cert.pem", cfg_dir);
@@ -105,9 +105,9 @@ static int resolve(struct client *c, const struct cli_options *o, struct err *e)
 int client_setup(struct client *c, const struct cli_options *o, struct err *e)
 {
     int rc = resolve(c, o, e);
-    if (rc == 0)
+    if (!rc)
         rc = read_token(c, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c->curl = curl_easy_init()))
         return err_set(e, ENOMEM, "libcurl setup failed");

@@ -174,7 +174,7 @@ int codec_kvs_parse(const json_t *range, struct etcd_kvs *out, struct err *e)
         return err_set(e, ENOMEM, "etcd: out of memory for %zu keys", n);
     for (size_t i = 0; i < n; i++) {
         int rc = codec_kv_parse(json_array_get(arr, i), &out->items[i], e);
-        if (rc < 0)
+        if (rc)
             return rc;   /* caller's etcd_kvs_release frees what was parsed */
         out->count++;
     }

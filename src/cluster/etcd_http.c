@@ -67,7 +67,7 @@ int etcd_global_init(struct err *e)
 static int client_setup(struct etcd_client *c, struct err *e)
 {
     int rc = etcd_global_init(e);
-    if (rc < 0)
+    if (rc)
         return rc;
     c->curl = curl_easy_init();
     if (!c->curl)
@@ -83,7 +83,7 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints, struct err *e
     for (const char *p = endpoints; p && *p;) {
         size_t len = strcspn(p, ",");
         int rc = client_add_endpoint(c, p, len, e);
-        if (rc < 0) {
+        if (rc) {
             etcd_client_release(c);
             return rc;
         }
@@ -92,7 +92,7 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints, struct err *e
     if (c->n_endpoints == 0)
         return err_set(e, EINVAL, "etcd: no endpoint given");
     int rc = client_setup(c, e);
-    if (rc < 0)
+    if (rc)
         etcd_client_release(c);
     return rc;
 }
@@ -104,13 +104,13 @@ int etcd_client_init_copy(struct etcd_client *c, const struct etcd_client *from,
     for (size_t i = 0; i < from->n_endpoints; i++) {
         const char *url = from->endpoints[i];
         int rc = client_add_endpoint(c, url, strlen(url), e);
-        if (rc < 0) {
+        if (rc) {
             etcd_client_release(c);
             return rc;
         }
     }
     int rc = client_setup(c, e);
-    if (rc < 0)
+    if (rc)
         etcd_client_release(c);
     else
         c->timeout_ms = from->timeout_ms;

@@ -14,7 +14,7 @@ int keys_build(char key[TERN_KEY_MAX], const char *prefix, const char *name,
                const char *suffix, const char *what, struct err *e)
 {
     int rc = name_check(name, what, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     int n = snprintf(key, TERN_KEY_MAX, "%s%s%s", prefix, name, suffix ? suffix : "");
     if (n < 0 || n >= TERN_KEY_MAX)
@@ -65,7 +65,7 @@ int cluster_layout_init(struct etcd_client *c, struct err *e)
     bool created;
     struct etcd_kv now;
     int rc = etcd_cas(c, &op, &created, &now, e);
-    if (rc < 0 || created)
+    if (rc || created)
         return rc;
     if (!now.value || strcmp(now.value, TERN_LAYOUT_VERSION) != 0)
         rc = err_set(e, EPROTO, "%s is %s: this build knows layout %s only",

@@ -119,7 +119,7 @@ int cluster_record_ensure(struct etcd_client *c, const char *name, const char *c
                           char out[TERN_NAME_MAX + 1], struct err *e)
 {
     int rc = name_check(name, "cluster name", e);
-    if (rc < 0)
+    if (rc)
         return rc;
     json_t *j = json_pack("{s:s, s:I, s:s}", "name", name,
                           "created", (json_int_t)time(NULL), "creator", creator);
@@ -190,10 +190,10 @@ static int name_free(struct etcd_client *c, const char *name, unsigned flags,
     int rc = keys_build(key, TERN_PREFIX_NODES, name, NULL, "node name", e);
     struct etcd_kv kv;
     etcd_kv_init(&kv);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, key, flags, &kv, e);
     etcd_kv_release(&kv);
-    if (rc == 0)
+    if (!rc)
         return err_set(e, EEXIST, "a node '%s' is already registered in the cluster", name);
     return rc == -ENOENT ? 0 : rc;
 }
@@ -240,7 +240,7 @@ static int member_add_new(struct etcd_client *c, const char *name, const char *p
 {
     json_t *resp;
     int rc = member_add_call(c, peer_url, &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct etcd_member_info list[MEMBERS_MAX];
     uint64_t id = codec_uint64(json_object_get(resp, "member"), "ID", 0);
@@ -282,7 +282,7 @@ int cluster_member_add(struct etcd_client *c, const char *name, const char *peer
     /* a retried join: its member keeps the cluster without quorum until it
      * starts, so it must be answerable from the local copy */
     rc = name_free(c, name, same ? ETCD_SERIALIZABLE : 0, list, n, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (!same)
         return member_add_new(c, name, peer_url, out, e);
@@ -311,7 +311,7 @@ int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
              : err_set(e, ENOMEM, "etcd member remove: out of memory");
     json_decref(req);
     json_decref(resp);
-    if (rc == 0)
+    if (!rc)
         log_info("cluster", "etcd member %016llx (%s) removed: it never started",
                  (unsigned long long)m->id, peer_url);
     return rc;

@@ -76,13 +76,13 @@ int node_list(struct etcd_client *c, unsigned flags, struct node_entries *out,
     /* records first: a node registered in between shows as offline for one
      * listing rather than as a heartbeat without a record */
     int rc = etcd_get_prefix(c, TERN_PREFIX_NODES, flags, &records, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get_prefix(c, TERN_PREFIX_ALIVE, flags, &alive, e);
-    if (rc == 0)
+    if (!rc)
         rc = entries_fill(&records, &alive, out, e);
     etcd_kvs_release(&records);
     etcd_kvs_release(&alive);
-    if (rc < 0)
+    if (rc)
         node_entries_release(out);
     return rc;
 }
@@ -91,14 +91,14 @@ int node_forget(struct etcd_client *c, const char *name, struct err *e)
 {
     char record[TERN_KEY_MAX], alive[TERN_KEY_MAX];
     int rc = keys_build(record, TERN_PREFIX_NODES, name, NULL, "node name", e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_build(alive, TERN_PREFIX_ALIVE, name, NULL, "node name", e);
     int64_t deleted = 0;
-    if (rc == 0)
+    if (!rc)
         rc = etcd_delete(c, record, &deleted, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_delete(c, alive, NULL, e);
-    if (rc == 0 && deleted == 0)
+    if (!rc && deleted == 0)
         rc = err_set(e, ENOENT, "node %s is not a member", name);
     return rc;
 }

@@ -10,14 +10,14 @@ int vmowner_get(struct etcd_client *c, uint32_t id, unsigned flags,
 {
     char key[TERN_KEY_MAX];
     int rc = keys_vm_owner(key, id, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct etcd_kv kv;
     etcd_kv_init(&kv);
     rc = etcd_get(c, key, flags, &kv, e);
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " has no owner", id);
-    if (rc == 0) {
+    if (!rc) {
         snprintf(owner, TERN_NAME_MAX + 1, "%s", kv.value ? kv.value : "");
         if (rev)
             *rev = kv.mod_revision;

@@ -36,7 +36,7 @@ static int members_fill(struct etcd_client *c, struct cluster_info *info, struct
     struct etcd_member_info list[CLUSTER_MEMBERS_MAX];
     size_t n;
     int rc = etcd_member_list(c, list, CLUSTER_MEMBERS_MAX, &n, e);
-    if (rc < 0 && rc != -E2BIG)
+    if (rc && rc != -E2BIG)
         return rc;
     info->member_count = n;
     for (size_t i = 0; i < n; i++) {
@@ -69,11 +69,10 @@ int cluster_quorate(struct etcd_client *c, struct cluster_info *info, struct err
         struct etcd_kv kv;
         etcd_kv_init(&kv);
         int rc = etcd_get(c, TERN_KEY_VERSION, 0, &kv, &sub);
-        info->quorate = rc == 0 || rc == -ENOENT;
+        info->quorate = !rc || rc == -ENOENT;
         etcd_kv_release(&kv);
     }
     if (info->quorate)
-        return 1;
-    err_set(e, ETCD_NOT_QUORATE, ETCD_NOT_QUORATE_MSG);
-    return 0;
+        return 0;
+    return err_set(e, ETCD_NOT_QUORATE, ETCD_NOT_QUORATE_MSG);
 }

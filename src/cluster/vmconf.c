@@ -59,15 +59,15 @@ static int create_why(struct etcd_client *c, const struct vmconf *conf, struct e
     struct vmconf old;
     int rc = vmconf_get(c, conf->id, 0, &old, e);
     if (rc != -ENOENT)
-        return rc < 0 && rc != -EPROTO ? rc : err_set(e, EEXIST, "vm %s exists", id);
+        return rc && rc != -EPROTO ? rc : err_set(e, EEXIST, "vm %s exists", id);
     rc = vmowner_get(c, conf->id, 0, owner, NULL, e);
     if (rc != -ENOENT)
-        return rc < 0 ? rc : err_set(e, EEXIST, "vm %s exists (owner '%s' without "
+        return rc ? rc : err_set(e, EEXIST, "vm %s exists (owner '%s' without "
                                      "config)", id, owner);
     for (unsigned i = 0; i < conf->ndisks; i++) {
         struct storage_conf s;
         rc = storage_get(c, conf->disks[i].storage, 0, &s, e);
-        if (rc < 0)
+        if (rc)
             return rc;
     }
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
@@ -78,11 +78,11 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf,
 {
     char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VMCONF_DISKS_MAX][TERN_KEY_MAX];
     int rc = name_check(node, "node name", e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_build_vm(ckey, TERN_PREFIX_VMS, conf->id, "/config", e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_vm_owner(okey, conf->id, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX] = {
         {.key = ckey, .cmp = ETCD_CMP_ABSENT}, {.key = okey, .cmp = ETCD_CMP_ABSENT},
@@ -91,22 +91,22 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf,
     for (unsigned i = 0; i < conf->ndisks && i < VMCONF_DISKS_MAX; i++) {
         rc = keys_build(skeys[i], TERN_PREFIX_STORAGE, conf->disks[i].storage, NULL,
                         "storage name", e);
-        if (rc < 0)
+        if (rc)
             return rc;
         cmps[n++] = (struct etcd_txn_cmp){.key = skeys[i], .cmp = ETCD_CMP_PRESENT};
     }
     json_t *j = vmconf_to_json(conf);
     struct vmconf check;
     rc = j ? vmconf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
-    char *text = rc == 0 ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *text = !rc ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct etcd_txn_op ops[2] = {{.key = ckey, .value = text}, {.key = okey, .value = node}};
     bool done;
     rc = text ? etcd_txn(c, cmps, n, ops, 2, &done, e) : err_set(e, ENOMEM, "out of memory");
     free(text);
-    if (rc == 0 && !done)
+    if (!rc && !done)
         rc = create_why(c, conf, e);
     return rc;
 }
@@ -115,25 +115,25 @@ int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct e
 {
     char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skey[TERN_KEY_MAX];
     int rc = name_check(node, "node name", e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_build_vm(ckey, TERN_PREFIX_VMS, id, "/config", e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_vm_owner(okey, id, e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_build_vm(skey, TERN_PREFIX_VMSTATE, id, NULL, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct etcd_txn_cmp cmp = {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node};
     struct etcd_txn_op ops[3] = {{.key = ckey}, {.key = okey}, {.key = skey}};
     bool done;
     rc = etcd_txn(c, &cmp, 1, ops, 3, &done, e);
-    if (rc < 0 || done)
+    if (rc || done)
         return rc;
     char owner[TERN_NAME_MAX + 1];
     rc = vmowner_get(c, id, 0, owner, NULL, e);
     if (rc == -ENOENT)
         return err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
-    if (rc < 0)
+    if (rc)
         return rc;
     return err_set(e, ESTALE, "vm %" PRIu32 " is owned by node '%s', not '%s'", id, owner,
                    node);
@@ -190,10 +190,10 @@ static int add_configs(const struct etcd_kvs *kvs, struct vmrecs *out, struct er
             continue;
         struct vmrec *v = &out->items[out->count];
         int rc = vmconf_parse_kv(&kvs->items[i], &v->conf, conf_from, e);
-        if (rc == 0 && v->conf.id != id)
+        if (!rc && v->conf.id != id)
             rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32,
                          kvs->items[i].key, v->conf.id);
-        if (rc < 0)
+        if (rc)
             return rc;
         out->count++;
     }
@@ -260,21 +260,21 @@ static int collect(struct etcd_client *c, unsigned flags, const char *vms,
     struct etcd_kvs kvs;
     vmrecs_init(out);
     int rc = etcd_get_prefix(c, vms, flags, &kvs, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     rc = add_configs(&kvs, out, e);
-    if (rc == 0)
+    if (!rc)
         add_owners(&kvs, out);
     etcd_kvs_release(&kvs);
-    if (rc == 0 && (rc = etcd_get_prefix(c, states, flags, &kvs, e)) == 0) {
+    if (!rc && (rc = etcd_get_prefix(c, states, flags, &kvs, e)) == 0) {
         add_states(&kvs, out);
         etcd_kvs_release(&kvs);
     }
-    if (rc == 0 && (rc = etcd_get_prefix(c, locks, flags, &kvs, e)) == 0) {
+    if (!rc && (rc = etcd_get_prefix(c, locks, flags, &kvs, e)) == 0) {
         add_locks(&kvs, out);
         etcd_kvs_release(&kvs);
     }
-    if (rc < 0)
+    if (rc)
         vmrecs_release(out);
     else
         qsort(out->items, out->count, sizeof(*out->items), by_id);
@@ -293,15 +293,15 @@ int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags,
 {
     char vms[TERN_KEY_MAX], states[TERN_KEY_MAX], locks[TERN_KEY_MAX];
     int rc = keys_build_vm(vms, TERN_PREFIX_VMS, id, "/", e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_build_vm(states, TERN_PREFIX_VMSTATE, id, NULL, e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_build_vm(locks, TERN_PREFIX_LOCKS, id, NULL, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct vmrecs l;
     rc = collect(c, flags, vms, states, locks, &l, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (l.count == 0)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);

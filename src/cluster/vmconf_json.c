@@ -34,7 +34,7 @@ static int get_name(json_t *j, const char *key, bool required, char out[TERN_NAM
     char buf[JSONF_PRINTABLE_MAX];
     const char *s = NULL;
     int rc = jsonf_string(j, key, required, &s, what, e);
-    if (rc < 0 || !s)
+    if (rc || !s)
         return rc;
     if (name_check(s, key, NULL) < 0)
         return err_set(e, EINVAL, "%s: '%s' must be 1..%d of letters, digits, '.', "
@@ -100,15 +100,15 @@ static int disk_from_json(json_t *j, struct vmconf *c, unsigned n, struct err *e
         return err_set(e, EINVAL, "%s must be an object", what);
     struct vmconf_disk *d = &c->disks[n];
     int rc = only_keys(j, keys, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = get_name(j, "storage", true, d->storage, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_uint(j, "size_mib", true, 1, VMCONF_DISK_MIB_MAX, &d->size_mib, what, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     vmconf_volume_name(c->id, n, d->volume);
     rc = get_name(j, "volume", false, d->volume, what, e);
-    for (unsigned i = 0; rc == 0 && i < n; i++)
+    for (unsigned i = 0; !rc && i < n; i++)
         if (strcmp(c->disks[i].storage, d->storage) == 0 &&
             strcmp(c->disks[i].volume, d->volume) == 0)
             rc = err_set(e, EINVAL, "%s: volume '%s' on storage '%s' is used twice",
@@ -127,7 +127,7 @@ static int disks_from_json(json_t *j, struct vmconf *c, const char *what,
                        what, VMCONF_DISKS_MAX);
     for (size_t i = 0; i < json_array_size(disks); i++) {
         int rc = disk_from_json(json_array_get(disks, i), c, (unsigned)i, e);
-        if (rc < 0)
+        if (rc)
             return rc;
         c->ndisks++;
     }
@@ -138,11 +138,11 @@ static int text_fields(json_t *j, struct vmconf *c, const char *what, struct err
 {
     const char *kernel = NULL, *cmdline = "";
     int rc = jsonf_string(j, "kernel", true, &kernel, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = check_path(kernel, sizeof(c->kernel), "kernel", what, e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_string(j, "cmdline", false, &cmdline, what, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (strlen(cmdline) >= VMCONF_CMDLINE_MAX)
         return err_set(e, EINVAL, "%s: 'cmdline' is longer than %d characters", what,
@@ -164,7 +164,7 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
         return err_set(e, EINVAL, "vm: config must be a json object");
     uint64_t id = 0, mem = 0, cpus = 0;
     int rc = jsonf_uint(j, "id", true, TERN_VMID_MIN, TERN_VMID_MAX, &id, "vm", e);
-    if (rc < 0)
+    if (rc)
         return rc;
     c->id = (uint32_t)id;
     char what[24];
@@ -172,15 +172,15 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
     rc = only_keys(j, keys, what, e);
     json_t *name = json_object_get(j, "name");
     bool no_name = json_is_null(name) || (json_is_string(name) && !*json_string_value(name));
-    if (rc == 0 && !no_name)   /* "" or null: no name */
+    if (!rc && !no_name)   /* "" or null: no name */
         rc = get_name(j, "name", false, c->name, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_uint(j, "memory_mib", true, 16, 1048576, &mem, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_uint(j, "cpus", true, 1, 64, &cpus, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = text_fields(j, c, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = disks_from_json(j, c, what, e);
     c->memory_mib = mem;
     c->cpus = (unsigned)cpus;
@@ -205,17 +205,17 @@ int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e)
     if (!json_is_object(j))
         return err_set(e, EINVAL, "storage: definition must be a json object");
     int rc = get_name(j, "name", true, s->name, "storage", e);
-    if (rc < 0)
+    if (rc)
         return rc;
     char what[TERN_NAME_MAX + 16];
     snprintf(what, sizeof(what), "storage '%s'", s->name);
     const char *path = NULL;
     rc = only_keys(j, keys, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_string(j, "path", true, &path, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = check_path(path, STORAGE_PATH_MAX, "path", what, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     rc = jsonf_bool(j, "shared", false, &s->shared, what, e);
     if (rc)
@@ -252,9 +252,9 @@ static int migration_update(json_t *m, struct cluster_options *o, struct err *e)
         return err_set(e, EINVAL, "cluster options: 'migration' must be an object");
     int rc = only_keys(m, keys, what, e);
     const char *type = NULL;
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_string(m, "type", false, &type, what, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (type && strcmp(type, "secure") != 0 && strcmp(type, "insecure") != 0)
         return err_set(e, EINVAL, "%s: 'type' must be 'secure' or 'insecure', not '%s'",
@@ -284,7 +284,7 @@ int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e)
     if (!json_is_object(j))
         return err_set(e, EINVAL, "cluster options must be a json object");
     int rc = only_keys(j, keys, "cluster options", e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct cluster_options next = *o;   /* o changes only when all is well */
     json_t *m = json_object_get(j, "migration");
@@ -315,15 +315,15 @@ int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e)
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm state must be a json object");
     int rc = get_name(j, "node", true, s->node, "vm state", e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_string(j, "status", true, &status, "vm state", e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_uint(j, "pid", false, 0, INT32_MAX, &pid, "vm state", e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_uint(j, "since", false, 0, INT64_MAX, &since, "vm state", e);
-    if (rc == 0)
+    if (!rc)
         rc = jsonf_uint(j, "started", false, 0, INT64_MAX, &started, "vm state", e);
-    if (rc < 0)
+    if (rc)
         return rc;
     size_t i = 0;
     while (vm_statuses[i] && strcmp(vm_statuses[i], status) != 0)

@@ -67,7 +67,7 @@ int cidr_check(const char *cidr, struct err *e)
 {
     struct cidr c;
     int rc = cidr_parse(cidr, &c, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     unsigned char net[16] = {0};
     memcpy(net, c.addr, c.prefix / 8 + (c.prefix % 8 != 0));
@@ -107,9 +107,9 @@ int cidr_contains(const char *cidr, const char *addr, bool *inside, struct err *
     int family;
     *inside = false;
     int rc = cidr_parse(cidr, &c, e);
-    if (rc == 0)
+    if (!rc)
         rc = addr_parse(addr, a, &family, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     const unsigned char *bytes = a;
     /* ::ffff:10.0.1.5 is the IPv4 address 10.0.1.5 */

@@ -64,7 +64,7 @@ static void get_status(struct api_req *req, struct reply *r)
         json_array_append_new(members, member_json(&info.members[i], info.leader_id));
     r->status = MHD_HTTP_OK;
     r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}",
-                        "node", req->t->cfg.name, "in_cluster", 1, "quorate", rc == 1,
+                        "node", req->t->cfg.name, "in_cluster", 1, "quorate", !rc,
                         "cluster_name", cluster_name_json(req),
                         "fingerprint", req->t->secrets.pin, "members", members,
                         "member_count", (json_int_t)info.member_count,
@@ -72,7 +72,7 @@ static void get_status(struct api_req *req, struct reply *r)
                         "leader", info.leader_id ? info.leader_name : NULL,
                         "raft_term", (json_int_t)info.raft_term,
                         "etcd_version", info.version);
-    if (rc != 1 && r->body)
+    if (rc && r->body)
         json_object_set_new(r->body, "reason", json_string(e.msg));
 }
 

@@ -48,7 +48,7 @@ static void test_membership(struct etcd_client *c, struct node *n1)
 {
     struct err e;
     int rc = node_register(n1, c, "n1", "{\"addr\":\"127.0.0.1\"}", 3, &e);
-    check(rc == 0 && node_online(n1) && node_lease(n1) != 0 && node_state(c, "n1") == 1,
+    check(!rc && node_online(n1) && node_lease(n1) != 0 && node_state(c, "n1") == 1,
           "node n1 registers with a 3 s lease and is listed online");
     struct node dup;
     node_init(&dup);
@@ -80,7 +80,7 @@ static void test_crash(struct etcd_client *c, struct node *n1)
     check(node_state(c, "n2") == 0 && ms <= 4500,
           "n2 killed with SIGKILL: offline when its lease ends (%lld ms, ttl 2 s)", ms);
     rc = vmlock_acquire(c, "200", "n1 task 1", node_lease(n1), NULL, &e);
-    check(rc == 0 && vmlock_release(c, "200", "n1 task 1", &e) == 0,
+    check(!rc && vmlock_release(c, "200", "n1 task 1", &e) == 0,
           "the lock of the dead node went with its lease");
 }
 
@@ -92,10 +92,10 @@ static void test_leave(struct etcd_client *c)
     node_init(&n3);
     rc = node_register(&n3, c, "n3", "{}", 10, &e);
     node_release(&n3);
-    check(rc == 0 && node_state(c, "n3") == 0, "a node that stops cleanly is offline at once");
+    check(!rc && node_state(c, "n3") == 0, "a node that stops cleanly is offline at once");
     struct node_entries l;
     rc = node_list(c, ETCD_SERIALIZABLE, &l, &e);
-    check(rc == 0 && l.count == 3 && strcmp(l.items[0].name, "n1") == 0 &&
+    check(!rc && l.count == 3 && strcmp(l.items[0].name, "n1") == 0 &&
           strstr(l.items[0].info, "127.0.0.1"),
           "node_list: n1 n2 n3 in order, with n1's info");
     node_entries_release(&l);
@@ -125,11 +125,11 @@ static void *racer_run(void *arg)
     if (r->fence) {
         bool fenced = false;
         r->rc = handover_fence(&r->client, 100, r->source, r->target, r->rev, &fenced, &e);
-        r->won = r->rc == 0 && fenced;
+        r->won = !r->rc && fenced;
     } else {
         enum handover_result res = HANDOVER_RESULT_UNKNOWN;
         r->rc = handover_commit(&r->client, 100, r->target, r->rev, &res, &e);
-        r->won = r->rc == 0 && res == HANDOVER_RESULT_COMMITTED;
+        r->won = !r->rc && res == HANDOVER_RESULT_COMMITTED;
     }
     return NULL;
 }
@@ -211,7 +211,7 @@ static void test_create_owner(struct etcd_client *c)
     rc = vmconf_create(c, &conf, "n1", &e);
     int rc2 = vmconf_create(c, &conf, "n2", &e);
     int rc3 = vmowner_get(c, 100, 0, owner, NULL, &e2);
-    check(rc == 0 && rc2 == -EEXIST && rc3 == 0 && strcmp(owner, "n1") == 0,
+    check(!rc && rc2 == -EEXIST && !rc3 && strcmp(owner, "n1") == 0,
           "n1 creates vm 100 and owns it; n2's create is refused: %s", e.msg);
     rc = vmowner_get(c, 99, 0, owner, NULL, &e);
     check(rc == -EINVAL, "a vm id out of range is refused: %s", e.msg);
@@ -282,11 +282,11 @@ static void test_locks(struct etcd_client *c, struct node *n1)
     check(rc == -EINVAL, "a vm id with '/' is refused: %s", e.msg);
     rc = vmlock_acquire(c, "100", "n1 task 7", lease, holder, &e);
     int rc2 = vmlock_acquire(c, "100", "n1 task 8", lease, holder, &e);
-    check(rc == 0 && rc2 == -EBUSY && strcmp(holder, "n1 task 7") == 0,
+    check(!rc && rc2 == -EBUSY && strcmp(holder, "n1 task 7") == 0,
           "task lock on vm 100: the second task is refused: %s", e.msg);
     rc = vmlock_release(c, "100", "n1 task 8", &e);
     rc2 = vmlock_release(c, "100", "n1 task 7", &e);
-    check(rc == -EPERM && rc2 == 0, "only the holder releases the lock");
+    check(rc == -EPERM && !rc2, "only the holder releases the lock");
 }
 
 void run_cluster_tests(struct etcd_client *c, struct etcd_client *other)
@@ -307,5 +307,5 @@ void run_cluster_tests(struct etcd_client *c, struct etcd_client *other)
     node_release(&n1);
     check(node_state(c, "n1") == 0, "n1 goes offline when it stops");
     int rc = node_forget(c, "n1", &e);
-    check(rc == 0 && node_state(c, "n1") == -1, "node_forget removes n1 from the list");
+    check(!rc && node_state(c, "n1") == -1, "node_forget removes n1 from the list");
 }

@@ -77,7 +77,7 @@ static void test_startup(struct etcd_client *c)
     struct cluster_info info;
     struct err e;
     int q = cluster_quorate(c, &info, &e);
-    check(q == 1 && info.member_count == 3 && info.members_reachable == 3 &&
+    check(!q && info.quorate && info.member_count == 3 && info.members_reachable == 3 &&
           info.leader_id != 0 && info.leader_name[0],
           "cluster_quorate: yes, 3 members, 3 reachable, leader %s, term %llu, etcd %s",
           info.leader_name, (unsigned long long)info.raft_term, info.version);
@@ -96,26 +96,26 @@ static void test_kv(struct etcd_client *c)
     struct etcd_kv kv;
     etcd_kv_init(&kv);
     int rc = etcd_put(c, "/test/kv/one", odd, 0, &e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, "/test/kv/one", 0, &kv, &e);
-    check(rc == 0 && kv.value && strcmp(kv.value, odd) == 0 && kv.version == 1,
+    check(!rc && kv.value && strcmp(kv.value, odd) == 0 && kv.version == 1,
           "put then get returns the same bytes (json, quotes, newline, utf-8)");
     etcd_kv_release(&kv);
     rc = etcd_put(c, "/test/kv/empty", "", 0, &e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, "/test/kv/empty", ETCD_SERIALIZABLE, &kv, &e);
-    check(rc == 0 && kv.value && kv.value_len == 0, "an empty value reads back as empty");
+    check(!rc && kv.value && kv.value_len == 0, "an empty value reads back as empty");
     etcd_kv_release(&kv);
     int64_t deleted = 0;
     rc = etcd_delete(c, "/test/kv/one", &deleted, &e);
     int rc2 = etcd_get(c, "/test/kv/one", 0, &kv, &e);
-    check(rc == 0 && deleted == 1 && rc2 == -ENOENT, "delete removes the key, get then says -ENOENT");
+    check(!rc && deleted == 1 && rc2 == -ENOENT, "delete removes the key, get then says -ENOENT");
     const char *names[] = {"/test/p/b", "/test/p/a", "/test/p/c", "/test/pz", "/test/q"};
     for (int i = 0; i < 5; i++)
         etcd_put(c, names[i], names[i] + 6, 0, &e);
     struct etcd_kvs kvs;
     rc = etcd_get_prefix(c, "/test/p/", 0, &kvs, &e);
-    check(rc == 0 && kvs.count == 3 && strcmp(kvs.items[0].key, "/test/p/a") == 0 &&
+    check(!rc && kvs.count == 3 && strcmp(kvs.items[0].key, "/test/p/a") == 0 &&
           strcmp(kvs.items[2].key, "/test/p/c") == 0 && kvs.revision > 0,
           "prefix /test/p/ finds its 3 keys in order, not /test/pz or /test/q");
     etcd_kvs_release(&kvs);
@@ -130,13 +130,13 @@ static void test_cas(struct etcd_client *c, struct etcd_client *other)
     struct etcd_cas op = {.key = "/test/cas", .cmp = ETCD_CMP_VALUE,
                           .expect_value = "v1", .new_value = "v2"};
     int rc = etcd_cas(c, &op, &swapped, &now, &e);
-    check(rc == 0 && swapped, "cas v1 -> v2 succeeds");
+    check(!rc && swapped, "cas v1 -> v2 succeeds");
     etcd_kv_release(&now);
     etcd_put(other, "/test/cas", "theirs", 0, &e);   /* someone else changes it */
     op.expect_value = "v2";
     op.new_value = "v3";
     rc = etcd_cas(c, &op, &swapped, &now, &e);
-    check(rc == 0 && !swapped && now.value && strcmp(now.value, "theirs") == 0,
+    check(!rc && !swapped && now.value && strcmp(now.value, "theirs") == 0,
           "cas v2 -> v3 fails after another client wrote, reports current \"%s\"",
           now.value ? now.value : "(null)");
     int64_t rev = now.mod_revision;
@@ -144,18 +144,18 @@ static void test_cas(struct etcd_client *c, struct etcd_client *other)
     struct etcd_cas byrev = {.key = "/test/cas", .cmp = ETCD_CMP_MOD_REVISION,
                              .expect_revision = rev, .new_value = "v4"};
     rc = etcd_cas(c, &byrev, &swapped, &now, &e);
-    bool first = rc == 0 && swapped;
+    bool first = !rc && swapped;
     etcd_kv_release(&now);
     rc = etcd_cas(c, &byrev, &swapped, &now, &e);
-    check(first && rc == 0 && !swapped && now.mod_revision > rev,
+    check(first && !rc && !swapped && now.mod_revision > rev,
           "cas on mod_revision %lld succeeds once, then fails (now %lld)",
           (long long)rev, (long long)now.mod_revision);
     etcd_kv_release(&now);
     struct etcd_cas create = {.key = "/test/cas-new", .cmp = ETCD_CMP_ABSENT, .new_value = "x"};
     rc = etcd_cas(c, &create, &swapped, &now, &e);
-    bool made = rc == 0 && swapped;
+    bool made = !rc && swapped;
     rc = etcd_cas(c, &create, &swapped, &now, &e);
-    check(made && rc == 0 && !swapped && now.value && strcmp(now.value, "x") == 0,
+    check(made && !rc && !swapped && now.value && strcmp(now.value, "x") == 0,
           "create-if-absent works once, the second finds the key");
     etcd_kv_release(&now);
 }

@@ -61,7 +61,7 @@ long long wait_quorate(struct etcd_client *c, long long limit_ms)
         etcd_kv_init(&kv);
         int rc = etcd_get(c, "/tern/version", 0, &kv, &e);
         etcd_kv_release(&kv);
-        if (rc == 0 || rc == -ENOENT)
+        if (!rc || rc == -ENOENT)
             return now_ms() - t0;
         sleep_ms(100);
     }
