@@ -43,7 +43,8 @@ int handover_state(struct etcd_client *c, uint32_t vmid, const char *source,
  * HANDOVER_RESULT_REFUSED when the revision moved (fenced or changed); or
  * -ENOLINK and HANDOVER_RESULT_UNKNOWN when the request may have been
  * applied without an answer: then the destination and the source both stay
- * paused and ask handover_state once quorate. */
+ * paused and ask handover_state once quorate. Any other failure (-ENOLINK
+ * too when no member got the request) is HANDOVER_RESULT_REFUSED. */
 int handover_commit(struct etcd_client *c, uint32_t vmid, const char *target, int64_t rev,
                     enum handover_result *res, struct err *e);
 /* The fence: *fenced true when this call fenced it or it was fenced
