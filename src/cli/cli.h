@@ -15,7 +15,6 @@
 
 #define CALL_ARGS_MAX 4
 #define CALL_SEEN_MAX 32
-#define CLI_NAME_MAX 63       /* node, storage, vm and cluster names */
 #define CLI_VMID_MIN 100
 #define CLI_VMID_MAX 999999999ull
 
@@ -67,9 +66,11 @@ const char *call_opt(const struct call *k, const char *name);
 const char *call_opt_nth(const struct call *k, const char *name, int n);
 bool call_flag(const struct call *k, const char *name);
 
-/* "tern: ..." on stderr; the exit codes EXIT_USAGE and EXIT_ERROR. */
-int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "tern: ..." on stderr; returns code. usage_error gives EXIT_USAGE, fail
+ * EXIT_ERROR. */
+int cli_say(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define usage_error(...) cli_say(EXIT_USAGE, __VA_ARGS__)
+#define fail(...) cli_say(EXIT_ERROR, __VA_ARGS__)
 
 /* Checks of values; on failure one line naming the value, EXIT_USAGE. */
 int check_vmid(const char *text, uint32_t *id);
@@ -95,12 +96,22 @@ int api_get(struct call *k, const char *path, json_t **answer);
 int api_answer(struct call *k, const char *method, const char *path, json_t *req,
                long *status, json_t **answer);
 int api_refused(const struct call *k, long status, json_t *answer);
+/* A change without a body (DELETE, or POST of an action), then
+ * print_answer of its answer with fmt. */
+int api_change(struct call *k, const char *method, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* GET path, printed as JSON or with print; EXIT_NOT_QUORATE (and a line
  * saying so) when the listing is marked stale. */
 int show_listing(struct call *k, const char *path,
                  void (*print)(FILE *f, const json_t *body));
-/* The answer as indented JSON on stdout, then json_decref; EXIT_OK. */
-int print_answer(json_t *answer);
+/* The answer of a change: with --output json the API's JSON, indented;
+ * otherwise the line fmt says (the newline is added). Then json_decref;
+ * EXIT_OK. */
+int print_answer(const struct call *k, json_t *answer, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The answer as JSON or as print writes it, then json_decref; EXIT_OK. */
+int show_answer(const struct call *k, json_t *answer,
+                void (*print)(FILE *f, const json_t *body));
 
 /* Ctrl-C: after cli_catch_sigint() it only sets cli_interrupted, and
  * sleeps end early. */

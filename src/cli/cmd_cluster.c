@@ -18,12 +18,8 @@ static int run_create(struct call *k)
         rc = api(k, "POST", "/cluster", json_pack("{ss}", "name", k->arg[0]), &ans);
     if (rc != EXIT_OK)
         return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("created cluster '%s' on node %s\n", jstr(ans, "cluster_name", k->arg[0]),
-           jstr(ans, "node", "?"));
-    json_decref(ans);
-    return EXIT_OK;
+    return print_answer(k, ans, "created cluster '%s' on node %s",
+                        jstr(ans, "cluster_name", k->arg[0]), jstr(ans, "node", "?"));
 }
 
 /* host:port or [v6]:port, port 1..65535. */
@@ -104,13 +100,9 @@ static int run_join(struct call *k)
     explicit_bzero(token, sizeof(token));
     if (rc != EXIT_OK)
         return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("node %s joined cluster '%s' (%lld members)\n", jstr(ans, "node", "?"),
-           jstr(ans, "cluster_name", "?"),
-           (long long)json_integer_value(json_object_get(ans, "members")));
-    json_decref(ans);
-    return EXIT_OK;
+    return print_answer(k, ans, "node %s joined cluster '%s' (%lld members)",
+                        jstr(ans, "node", "?"), jstr(ans, "cluster_name", "?"),
+                        (long long)json_integer_value(json_object_get(ans, "members")));
 }
 
 static int run_status(struct call *k)
@@ -178,11 +170,7 @@ static int run_set(struct call *k)
     }
     json_t *ans;
     rc = api(k, "PUT", "/cluster/options", json_pack("{so}", "migration", m), &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_cluster_options(stdout, ans);
-    json_decref(ans);
-    return EXIT_OK;
+    return rc == EXIT_OK ? show_answer(k, ans, print_cluster_options) : rc;
 }
 
 static int run_options(struct call *k)
@@ -238,73 +226,5 @@ const struct cmd cmds_cluster[] = {
      "Every member node; a node is online while its heartbeat lease lives.\n"
      "Without quorum prints this node's possibly stale view and exits 3.\n",
      "  tern node list\n  tern node list --output json\n", NULL, run_node_list},
-    {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
-};
-
-/* tern storage ...: the directories VM disks live in. */
-static int run_storage_add(struct call *k)
-{
-    const char *path = call_opt(k, "--path");
-    bool shared = call_flag(k, "--shared");
-    int rc = check_name("storage name", k->arg[0]);
-    if (rc == EXIT_OK && path[0] != '/')
-        rc = usage_error("--path '%s' is not absolute", path);
-    json_t *ans;
-    if (rc == EXIT_OK)
-        rc = api(k, "POST", "/storage", json_pack("{sssssb}", "name", k->arg[0],
-                 "path", path, "shared", shared), &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("added storage '%s' at %s (%s)\n", jstr(ans, "name", k->arg[0]),
-           jstr(ans, "path", path),
-           json_is_true(json_object_get(ans, "shared")) ? "shared" : "local to each node");
-    json_decref(ans);
-    return EXIT_OK;
-}
-
-static int run_storage_list(struct call *k)
-{
-    return show_listing(k, "/storage", print_storage_list);
-}
-
-static int run_storage_remove(struct call *k)
-{
-    char path[128];
-    int rc = check_name("storage name", k->arg[0]);
-    json_t *ans;
-    snprintf(path, sizeof(path), "/storage/%s", k->arg[0]);
-    if (rc == EXIT_OK)
-        rc = api(k, "DELETE", path, NULL, &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("removed storage '%s'\n", k->arg[0]);
-    json_decref(ans);
-    return EXIT_OK;
-}
-
-static const struct cmd_opt storage_add_opts[] = {
-    {"--path", "DIR", "absolute directory of the disk files", true, false},
-    {"--shared", NULL, "the same directory holds the same files on every node "
-                       "(NFS, a cluster filesystem)", false, false},
-    {NULL, NULL, NULL, false, false},
-};
-
-const struct cmd cmds_storage[] = {
-    {"storage", "add", "NAME --path DIR [--shared]", 1, 1, "define a storage for VM disks",
-     "A storage is a directory on the nodes where VM disks are files. Without\n"
-     "--shared each node has its own directory (a VM with a disk there cannot\n"
-     "migrate yet); with --shared all nodes see the same files.\n",
-     "  tern storage add local --path /var/lib/tern/images\n"
-     "  tern storage add nfs --path /mnt/pve/nfs --shared\n", storage_add_opts, run_storage_add},
-    {"storage", "list", "", 0, 0, "the storages: name, shared, path",
-     "Without quorum prints this node's possibly stale view and exits 3.\n",
-     "  tern storage list\n", NULL, run_storage_list},
-    {"storage", "remove", "NAME", 1, 1, "remove a storage definition",
-     "Refused while a VM's disk is on it.\n",
-     "  tern storage remove nfs\n", NULL, run_storage_remove},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/follow.h"
 #include "cli/print.h"
+#include "common/name.h"
 
 #define DISKS_MAX 8
 #define MEMORY_MIB_MIN 16
@@ -21,7 +22,7 @@
 /* "shared:64" or "local:2G" -> {"storage": "shared", "size_mib": 64}. */
 static int parse_disk(const char *text, json_t *disks)
 {
-    char storage[CLI_NAME_MAX + 2];
+    char storage[TERN_NAME_MAX + 2];
     const char *colon = strrchr(text, ':');
     size_t n = colon ? (size_t)(colon - text) : 0;
     uint64_t mib;
@@ -141,11 +142,7 @@ static int run_create(struct call *k)
     json_t *ans;
     if ((rc = api(k, "POST", "/vms", body, &ans)) != EXIT_OK)
         return rc;
-    if (k->json)
-        print_json(stdout, ans);
-    else
-        printf("created vm %u on node %s\n", id, jstr(ans, "node", "?"));
-    json_decref(ans);
+    print_answer(k, ans, "created vm %u on node %s", id, jstr(ans, "node", "?"));
     bool start = call_flag(k, "--start");
     return start ? start_stop(k, id, "start") : EXIT_OK;
 }
@@ -185,11 +182,7 @@ static int run_show(struct call *k)
     uint32_t id;
     json_t *ans;
     int rc = vm_request(k, "GET", &id, &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_vm(stdout, ans);
-    json_decref(ans);
-    return EXIT_OK;
+    return rc == EXIT_OK ? show_answer(k, ans, print_vm) : rc;
 }
 
 static int run_destroy(struct call *k)
@@ -199,11 +192,7 @@ static int run_destroy(struct call *k)
     int rc = vm_request(k, "DELETE", &id, &ans);
     if (rc != EXIT_OK)
         return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("destroyed vm %u and its disks\n", id);
-    json_decref(ans);
-    return EXIT_OK;
+    return print_answer(k, ans, "destroyed vm %u and its disks", id);
 }
 
 /* One poll: the new output to stdout. *done when there was none and the

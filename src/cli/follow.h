@@ -1,6 +1,5 @@
 /* Waiting for tasks (vm start, stop) and following their logs as they grow
- * (vm migrate, task log --follow), with a progress line on a terminal;
- * in cmd_task.c. */
+ * (vm migrate, task log --follow), with a progress line on a terminal. */
 #ifndef TERN_CLI_FOLLOW_H
 #define TERN_CLI_FOLLOW_H
 

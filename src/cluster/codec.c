@@ -1,5 +1,5 @@
-/* The etcd gateway's encodings (base64 keys and values, JSON numbers as
- * strings) and the key layout helpers of cluster/keys.h. */
+/* The etcd gateway's encodings: base64 keys and values, JSON numbers as
+ * strings. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cluster/codec.h"
-#include "cluster/keys.h"
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -175,7 +174,7 @@ int codec_kvs_parse(const json_t *range, struct etcd_kvs *out, struct err *e)
         return err_set(e, ENOMEM, "etcd: out of memory for %zu keys", n);
     for (size_t i = 0; i < n; i++) {
         int rc = codec_kv_parse(json_array_get(arr, i), &out->items[i], e);
-        if (rc < 0)
+        if (rc)
             return rc;   /* caller's etcd_kvs_release frees what was parsed */
         out->count++;
     }
@@ -206,56 +205,4 @@ int codec_grpc_errno(int code, const char *message, int *quorum)
     case 11: return -ERANGE;    /* e.g. a compacted revision */
     default: return -EIO;
     }
-}
-
-int keys_check_name(const char *name, const char *what, struct err *e)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0)
-        return err_set(e, EINVAL, "%s is empty", what);
-    if (n > TERN_NAME_MAX)
-        return err_set(e, EINVAL, "%s %.20s...: longer than %d characters", what,
-                       name, TERN_NAME_MAX);
-    if (name[0] == '.' || name[0] == '-')
-        return err_set(e, EINVAL, "%s %s: must not start with '%c'", what, name, name[0]);
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                 (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-        if (!ok)
-            return err_set(e, EINVAL, "%s %s: character '%c' not allowed "
-                           "(letters, digits, '.', '_', '-')", what, name, ch);
-    }
-    return 0;
-}
-
-int keys_build(char key[TERN_KEY_MAX], const char *prefix, const char *name,
-               const char *suffix, const char *what, struct err *e)
-{
-    int rc = keys_check_name(name, what, e);
-    if (rc < 0)
-        return rc;
-    int n = snprintf(key, TERN_KEY_MAX, "%s%s%s", prefix, name, suffix ? suffix : "");
-    if (n < 0 || n >= TERN_KEY_MAX)
-        return err_set(e, ENAMETOOLONG, "%s %s: key too long", what, name);
-    return 0;
-}
-
-int cluster_layout_init(struct etcd_client *c, struct err *e)
-{
-    struct etcd_cas op = {
-        .key = TERN_KEY_VERSION, .cmp = ETCD_CMP_ABSENT,
-        .new_value = TERN_LAYOUT_VERSION,
-    };
-    bool created;
-    struct etcd_kv now;
-    int rc = etcd_cas(c, &op, &created, &now, e);
-    if (rc < 0 || created)
-        return rc;
-    if (!now.value || strcmp(now.value, TERN_LAYOUT_VERSION) != 0)
-        rc = err_set(e, EPROTO, "%s is %s: this build knows layout %s only",
-                     TERN_KEY_VERSION, now.value ? now.value : "(gone)",
-                     TERN_LAYOUT_VERSION);
-    etcd_kv_release(&now);
-    return rc;
 }

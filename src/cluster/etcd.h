@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/textbuf.h"
 
 #define ETCD_ENDPOINTS_MAX 8
 #define ETCD_TIMEOUT_MS_DEFAULT 4000
@@ -31,8 +32,7 @@ struct etcd_client {
     size_t current;          /* the endpoint that answered last: tried first */
     int timeout_ms;          /* whole call, all endpoints together */
     void *curl;              /* CURL *, kept to reuse connections */
-    char *body;              /* response being received */
-    size_t body_len, body_cap;
+    struct textbuf body;     /* response being received */
     /* after a failed call: could the request have been applied anyway?
      * (it reached a member that then did not answer) */
     bool maybe_applied;

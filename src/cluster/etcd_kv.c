@@ -81,15 +81,15 @@ int etcd_get(struct etcd_client *c, const char *key, unsigned flags,
 {
     json_t *resp;
     int rc = call(c, "/v3/kv/range", range_request(key, false, flags), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct etcd_kvs kvs;
     etcd_kvs_init(&kvs);
     rc = codec_kvs_parse(resp, &kvs, e);
     json_decref(resp);
-    if (rc == 0 && kvs.count == 0)
+    if (!rc && kvs.count == 0)
         rc = err_set(e, ENOENT, "etcd: no key %s", key);
-    if (rc == 0) {
+    if (!rc) {
         *out = kvs.items[0];          /* moved, not copied */
         etcd_kv_init(&kvs.items[0]);
     }
@@ -105,11 +105,11 @@ int etcd_get_prefix(struct etcd_client *c, const char *prefix, unsigned flags,
         return err_set(e, EINVAL, "etcd: empty prefix");
     json_t *resp;
     int rc = call(c, "/v3/kv/range", range_request(prefix, true, flags), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     rc = codec_kvs_parse(resp, out, e);
     json_decref(resp);
-    if (rc < 0)
+    if (rc)
         etcd_kvs_release(out);
     return rc;
 }
@@ -135,7 +135,7 @@ int etcd_delete(struct etcd_client *c, const char *key, int64_t *deleted,
     json_t *resp;
     int rc = call(c, "/v3/kv/deleterange",
                   request("key", codec_b64_json(key), NULL, NULL, NULL, NULL), &resp, e);
-    if (rc == 0 && deleted)
+    if (!rc && deleted)
         *deleted = codec_int64(resp, "deleted", 0);
     json_decref(resp);
     return rc;
@@ -199,7 +199,7 @@ static int cas_current(json_t *resp, struct etcd_kv *current, struct err *e)
     struct etcd_kvs kvs;
     etcd_kvs_init(&kvs);
     int rc = codec_kvs_parse(r, &kvs, e);
-    if (rc == 0 && kvs.count > 0) {
+    if (!rc && kvs.count > 0) {
         *current = kvs.items[0];
         etcd_kv_init(&kvs.items[0]);
     }
@@ -218,7 +218,7 @@ int etcd_cas(struct etcd_client *c, const struct etcd_cas *op, bool *swapped,
                        op->key);
     json_t *resp;
     int rc = call(c, "/v3/kv/txn", cas_request(op), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     /* proto3 JSON leaves out false: a missing "succeeded" means it failed */
     *swapped = json_is_true(json_object_get(resp, "succeeded"));
@@ -263,7 +263,7 @@ int etcd_txn(struct etcd_client *c, const struct etcd_txn_cmp *cmps, size_t ncmp
                            "a value", cmps[i].key);
     json_t *resp;
     int rc = call(c, "/v3/kv/txn", txn_request(cmps, ncmps, ops, nops), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     *succeeded = json_is_true(json_object_get(resp, "succeeded"));
     json_decref(resp);

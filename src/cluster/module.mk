@@ -11,7 +11,8 @@ all: $(BUILD)/libcluster.a
 # so gets its own link rule (the generic one in tests/module.mk has neither).
 CLUSTER_TEST_LIBS := $(BUILD)/libcluster.a $(BUILD)/libcommon.a
 $(BUILD)/tests/cluster-etcd-test: src/cluster/test/cluster_etcd_test.c src/cluster/test/cluster_etcd_quorum.c \
-		src/cluster/test/cluster_etcd_ha.c src/cluster/test/harness.h $(CLUSTER_TEST_LIBS)
+		src/cluster/test/cluster_etcd_ha.c src/cluster/test/harness.c src/cluster/test/harness.h \
+		$(CLUSTER_TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(CLUSTER_TEST_LIBS) $(LDLIBS)
 $(BUILD)/tests/unit/test_cluster_codec: tests/unit/test_cluster_codec.c $(CLUSTER_TEST_LIBS)

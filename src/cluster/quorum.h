@@ -34,8 +34,8 @@ struct cluster_info {
     struct cluster_member members[CLUSTER_MEMBERS_MAX];
 };
 
-/* 1 quorate, 0 not (e then says "cluster not quorate"); info filled as far
- * as the members answered. Bounded: about CLUSTER_STATUS_TIMEOUT_MS per
+/* 0 quorate, -ENOLINK "cluster not quorate" not (info->quorate says the
+ * same); info filled as far as the members answered. Bounded: about CLUSTER_STATUS_TIMEOUT_MS per
  * silent member plus the client's timeout. */
 int cluster_quorate(struct etcd_client *c, struct cluster_info *info, struct err *e);
 

@@ -117,7 +117,7 @@ static bool answers_version(CURL *curl, const char *client_url)
 int etcd_server_wait_serving(struct etcd_server *s, int timeout_ms, struct err *e)
 {
     int rc = etcd_global_init(e);
-    if (rc < 0)
+    if (rc)
         return rc;
     CURL *curl = curl_easy_init();
     if (!curl)

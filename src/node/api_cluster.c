@@ -63,7 +63,7 @@ static void get_status(struct api_req *req, struct reply *r)
         json_array_append_new(members, member_json(&info.members[i], info.leader_id));
     r->status = MHD_HTTP_OK;
     r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}",
-                        "node", req->ctx->cfg->name, "in_cluster", 1, "quorate", rc == 1,
+                        "node", req->ctx->cfg->name, "in_cluster", 1, "quorate", !rc,
                         "cluster_name", cluster_name_json(req),
                         "fingerprint", req->ctx->secrets->pin, "members", members,
                         "member_count", (json_int_t)info.member_count,
@@ -71,7 +71,7 @@ static void get_status(struct api_req *req, struct reply *r)
                         "leader", info.leader_id ? info.leader_name : NULL,
                         "raft_term", (json_int_t)info.raft_term,
                         "etcd_version", info.version);
-    if (rc != 1 && r->body)
+    if (rc && r->body)
         json_object_set_new(r->body, "reason", json_string(e.msg));
 }
 
@@ -103,9 +103,9 @@ static void get_nodes(struct api_req *req, struct reply *r)
         reply_errno(r, rc, &e);
     } else {
         json_t *nodes = json_array();
-        struct vm_entries vms;
+        struct vmrecs vms;
         struct err ignored;
-        bool counted = vm_conf_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
+        bool counted = vmrec_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
                                     &ignored) == 0;
         for (size_t i = 0; i < l.count; i++) {
             json_t *n = node_json(&l.items[i]);
@@ -116,7 +116,7 @@ static void get_nodes(struct api_req *req, struct reply *r)
             json_array_append_new(nodes, n);
         }
         if (counted)
-            vm_entries_release(&vms);
+            vmrecs_release(&vms);
         r->status = MHD_HTTP_OK;
         r->body = json_pack("{s:b, s:o}", "stale", stale, "nodes", nodes);
     }
@@ -171,7 +171,7 @@ static void delete_storage(struct api_req *req, struct reply *r)
 {
     struct err e;
     const char *name = req->args[0];
-    int rc = keys_check_name(name, "storage name", &e);
+    int rc = name_check(name, "storage name", &e);
     if (!rc)
         rc = storage_delete(req->etcd, name, &e);
     if (rc < 0)

@@ -57,7 +57,7 @@ static void create_cluster(struct api_req *req, struct reply *r)
     struct err e;
     if (!admin_only(req, r, "creating a cluster") || !need_string(req, r, "name", &name))
         return;
-    if (keys_check_name(name, "cluster name", &e) < 0)
+    if (name_check(name, "cluster name", &e) < 0)
         return reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", e.msg);
     int rc = setup_claim(req->ctx, &e);
     if (rc < 0)
@@ -256,7 +256,7 @@ static void add_member(struct api_req *req, struct reply *r)
     struct err e;
     if (!need_string(req, r, "name", &name) || !need_string(req, r, "peer_url", &peer_url))
         return;
-    if (keys_check_name(name, "node name", &e) < 0)
+    if (name_check(name, "node name", &e) < 0)
         return reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", e.msg);
     if (!peer_url_valid(peer_url))
         return reply_error(r, MHD_HTTP_BAD_REQUEST, "peer_url '%.120s' is not an "

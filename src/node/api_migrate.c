@@ -63,7 +63,7 @@ static bool node_only(struct api_req *req, struct reply *r, uint32_t *id)
                     req->url);
         return false;
     }
-    if (vm_id_parse(req->args[0], id, &e) < 0) {
+    if (keys_vmid_parse(req->args[0], id, &e) < 0) {
         reply_errno(r, -EINVAL, &e);
         return false;
     }

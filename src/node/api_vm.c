@@ -35,7 +35,7 @@ static bool node_is_online(const struct node_entries *nodes, const char *name)
 
 /* Without a published state the VM is stopped, if its owner is online to
  * say so; otherwise nobody knows. */
-static json_t *entry_json(const struct vm_entry *v, bool owner_online, bool with_config)
+static json_t *entry_json(const struct vmrec *v, bool owner_online, bool with_config)
 {
     const char *status = v->has_state ? v->state.status
                          : owner_online ? "stopped" : "unknown";
@@ -56,7 +56,7 @@ static json_t *entry_json(const struct vm_entry *v, bool owner_online, bool with
                           "cpus", (json_int_t)v->conf.cpus,
                           "lock", v->lock[0] ? v->lock : NULL, "last_exit");
     if (j && with_config)
-        json_object_set_new(j, "config", vm_conf_to_json(&v->conf));
+        json_object_set_new(j, "config", vmconf_to_json(&v->conf));
     return j;
 }
 
@@ -64,18 +64,18 @@ static json_t *entry_json(const struct vm_entry *v, bool owner_online, bool with
 
 static void get_vms(struct api_req *req, struct reply *r)
 {
-    struct vm_entries l;
+    struct vmrecs l;
     struct node_entries nodes;
     struct err e;
     unsigned flags = 0;
     node_entries_init(&nodes);
-    int rc = vm_conf_list(req->etcd, flags, &l, &e);
+    int rc = vmrec_list(req->etcd, flags, &l, &e);
     if (rc == -ETCD_NOT_QUORATE) {
         flags = ETCD_SERIALIZABLE;
-        rc = vm_conf_list(req->etcd, flags, &l, &e);
+        rc = vmrec_list(req->etcd, flags, &l, &e);
     }
     if (!rc && (rc = node_list(req->etcd, flags, &nodes, &e)) < 0)
-        vm_entries_release(&l);
+        vmrecs_release(&l);
     if (rc < 0)
         return reply_errno(r, rc, &e);
     json_t *items = json_array();
@@ -83,23 +83,23 @@ static void get_vms(struct api_req *req, struct reply *r)
         json_array_append_new(items, entry_json(&l.items[i],
                                                 node_is_online(&nodes, l.items[i].owner),
                                                 false));
-    vm_entries_release(&l);
+    vmrecs_release(&l);
     node_entries_release(&nodes);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", flags != 0, "vms", items));
 }
 
 static void get_vm(struct api_req *req, struct reply *r)
 {
-    struct vm_entry v;
+    struct vmrec v;
     struct node_entries nodes;
     struct err e;
     uint32_t id;
     unsigned flags = 0;
     node_entries_init(&nodes);
-    int rc = vm_id_parse(req->args[0], &id, &e);
-    if (!rc && (rc = vm_entry_get(req->etcd, id, flags, &v, &e)) == -ETCD_NOT_QUORATE) {
+    int rc = keys_vmid_parse(req->args[0], &id, &e);
+    if (!rc && (rc = vmrec_get(req->etcd, id, flags, &v, &e)) == -ETCD_NOT_QUORATE) {
         flags = ETCD_SERIALIZABLE;
-        rc = vm_entry_get(req->etcd, id, flags, &v, &e);
+        rc = vmrec_get(req->etcd, id, flags, &v, &e);
     }
     if (!rc)
         rc = node_list(req->etcd, flags, &nodes, &e);
@@ -126,7 +126,7 @@ static void get_vm(struct api_req *req, struct reply *r)
 /* mkdir -p: a local storage's directory appears on first use on each node. */
 static int make_dirs(const char *path, struct err *e)
 {
-    char buf[VM_PATH_MAX];
+    char buf[VMCONF_PATH_MAX];
     snprintf(buf, sizeof(buf), "%s", path);
     for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
@@ -143,8 +143,8 @@ static int make_dirs(const char *path, struct err *e)
 }
 
 /* A sparse raw file of the disk's size; never one that exists already. */
-static int create_disk(const struct storage_conf *s, const struct vm_disk_conf *d,
-                       char path[VM_PATH_MAX], struct err *e)
+static int create_disk(const struct storage_conf *s, const struct vmconf_disk *d,
+                       char path[VMCONF_PATH_MAX], struct err *e)
 {
     struct stat st;
     int rc = storage_volume_path(s, d->volume, path, e);
@@ -168,7 +168,7 @@ static int create_disk(const struct storage_conf *s, const struct vm_disk_conf *
     return rc;
 }
 
-static void remove_files(char (*paths)[VM_PATH_MAX], unsigned n)
+static void remove_files(char (*paths)[VMCONF_PATH_MAX], unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         if (unlink(paths[i]) < 0)
@@ -178,7 +178,7 @@ static void remove_files(char (*paths)[VM_PATH_MAX], unsigned n)
 /* --- create */
 
 /* Each disk's storage, read now (must exist: 400 naming the disk). */
-static int disk_storages(struct api_req *req, const struct vm_conf *c,
+static int disk_storages(struct api_req *req, const struct vmconf *c,
                          struct storage_conf *st, struct err *e)
 {
     for (unsigned i = 0; i < c->ndisks; i++) {
@@ -193,9 +193,9 @@ static int disk_storages(struct api_req *req, const struct vm_conf *c,
 }
 
 /* The volume names are ternd's (vm-<id>-disk-<n>.raw), not the client's. */
-static int check_body(json_t *body, struct vm_conf *c, struct err *e)
+static int check_body(json_t *body, struct vmconf *c, struct err *e)
 {
-    int rc = vm_conf_from_json(body, c, e);
+    int rc = vmconf_from_json(body, c, e);
     json_t *disks = json_object_get(body, "disks");
     for (size_t i = 0; !rc && i < json_array_size(disks); i++)
         if (json_object_get(json_array_get(disks, i), "volume"))
@@ -204,13 +204,13 @@ static int check_body(json_t *body, struct vm_conf *c, struct err *e)
     return rc;
 }
 
-static int create_vm(struct api_req *req, const struct vm_conf *c, struct err *e)
+static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
 {
-    struct storage_conf st[VM_DISKS_MAX];
-    char paths[VM_DISKS_MAX][VM_PATH_MAX];
-    struct vm_conf old;
+    struct storage_conf st[VMCONF_DISKS_MAX];
+    char paths[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
+    struct vmconf old;
     unsigned made = 0;
-    int rc = vm_conf_get(req->etcd, c->id, 0, &old, e);
+    int rc = vmconf_get(req->etcd, c->id, 0, &old, e);
     if (rc != -ENOENT)   /* a clear answer before any file is made */
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);
@@ -220,7 +220,7 @@ static int create_vm(struct api_req *req, const struct vm_conf *c, struct err *e
             break;
     }
     if (!rc)
-        rc = vm_conf_create(req->etcd, c, req->ctx->cfg->name, e);
+        rc = vmconf_create(req->etcd, c, req->ctx->cfg->name, e);
     if (rc == -ENOENT)   /* a storage went meanwhile: still the body's fault */
         rc = -EINVAL;
     /* quorum lost with the create in flight: it may yet be applied, and a
@@ -235,7 +235,7 @@ static int create_vm(struct api_req *req, const struct vm_conf *c, struct err *e
 
 static void post_vms(struct api_req *req, struct reply *r)
 {
-    struct vm_entry v;
+    struct vmrec v;
     struct err e;
     memset(&v, 0, sizeof(v));
     if (api_no_body(req, r, "a vm config is missing"))
@@ -254,8 +254,8 @@ static void post_vms(struct api_req *req, struct reply *r)
 /* 409 unless stopped: a VM that runs (or migrates) keeps its disks. */
 static int check_stopped(struct api_req *req, uint32_t id, struct err *e)
 {
-    struct vm_state s;
-    int rc = vm_state_get(req->etcd, id, 0, &s, e);
+    struct vmrec_state s;
+    int rc = vmrec_state_get(req->etcd, id, 0, &s, e);
     if (rc == -ENOENT || (!rc && strcmp(s.status, "stopped") == 0))
         return 0;
     if (rc < 0)
@@ -264,11 +264,11 @@ static int check_stopped(struct api_req *req, uint32_t id, struct err *e)
                    s.status, s.node);
 }
 
-static int remove_disks(struct api_req *req, const struct vm_conf *c, struct err *e)
+static int remove_disks(struct api_req *req, const struct vmconf *c, struct err *e)
 {
     for (unsigned i = 0; i < c->ndisks; i++) {
         struct storage_conf s;
-        char path[VM_PATH_MAX];
+        char path[VMCONF_PATH_MAX];
         int rc = storage_get(req->etcd, c->disks[i].storage, 0, &s, e);
         if (!rc)
             rc = storage_volume_path(&s, c->disks[i].volume, path, e);
@@ -282,9 +282,9 @@ static int remove_disks(struct api_req *req, const struct vm_conf *c, struct err
 }
 
 /* Under the VM's lock, so that no start or migration begins meanwhile. */
-static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct err *e)
+static int destroy_locked(struct api_req *req, const struct vmrec *v, struct err *e)
 {
-    char holder[VM_HOLDER_MAX + 1];
+    char holder[VMLOCK_HOLDER_MAX + 1];
     const char *me = req->ctx->cfg->name;
     snprintf(holder, sizeof(holder), "%s destroy", me);
     int rc = vmops_lock(req->ctx, req->etcd, v->conf.id, holder, e);
@@ -294,7 +294,7 @@ static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct 
     if (!rc)
         rc = remove_disks(req, &v->conf, e);
     if (!rc)
-        rc = vm_conf_delete(req->etcd, v->conf.id, me, e);
+        rc = vmconf_delete(req->etcd, v->conf.id, me, e);
     struct err le;
     if (vmops_unlock(req->etcd, v->conf.id, holder, &le) < 0)
         log_warn("api", "vm %" PRIu32 ": %s", v->conf.id, le.msg);
@@ -303,12 +303,12 @@ static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct 
 
 static void delete_vm(struct api_req *req, struct reply *r)
 {
-    struct vm_entry v;
+    struct vmrec v;
     struct err e;
     uint32_t id;
-    int rc = vm_id_parse(req->args[0], &id, &e);
+    int rc = keys_vmid_parse(req->args[0], &id, &e);
     if (!rc)
-        rc = vm_entry_get(req->etcd, id, 0, &v, &e);
+        rc = vmrec_get(req->etcd, id, 0, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
     if (v.owner[0] && strcmp(v.owner, req->ctx->cfg->name) != 0)
@@ -323,7 +323,7 @@ static void delete_vm(struct api_req *req, struct reply *r)
     if (v.has_state && strcmp(v.state.status, "stopped") != 0)
         return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
                            "stop it first", id, v.state.status, v.state.node);
-    char holder[VM_HOLDER_MAX + 8];
+    char holder[VMLOCK_HOLDER_MAX + 8];
     vmops_holder_text(v.lock, holder, sizeof(holder));
     if (v.lock[0])
         return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is locked by %s", id,

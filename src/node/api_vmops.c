@@ -25,7 +25,7 @@ bool api_route_to_owner(struct api_req *req, struct reply *r, uint32_t *id)
 {
     struct err e;
     char owner[TERN_NAME_MAX + 1];
-    int rc = vm_id_parse(req->args[0], id, &e);
+    int rc = keys_vmid_parse(req->args[0], id, &e);
     if (!rc)
         rc = vmops_owner(req->etcd, *id, owner, &e);
     if (rc < 0) {

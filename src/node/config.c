@@ -132,7 +132,7 @@ static int check_complete(struct ternd_config *c, const char *path,
         if (keys[i].required && !seen[i])
             return err_set(e, EINVAL, "%s: missing key '%s'", path, keys[i].name);
     struct err why;
-    if (keys_check_name(c->name, "node name", &why) < 0)
+    if (name_check(c->name, "node name", &why) < 0)
         return err_set(e, EINVAL, "%s: 'name': %s", path, why.msg);
     if (!c->tls_cert[0] != !c->tls_key[0])
         return err_set(e, EINVAL, "%s: 'tls_cert' and 'tls_key' go together", path);

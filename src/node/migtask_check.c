@@ -89,7 +89,7 @@ int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source
     p->downtime_ms = (uint32_t)downtime;
     p->auto_target = strcmp(p->target, "auto") == 0;
     if (!rc && !p->auto_target)
-        rc = keys_check_name(p->target, "target node", e);
+        rc = name_check(p->target, "target node", e);
     return rc;
 }
 
@@ -280,7 +280,7 @@ static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err 
     struct etcd_kv kv;
     etcd_kv_init(&kv);
     int rc = etcd_get(c, key, 0, &kv, e);
-    char holder[VM_HOLDER_MAX + 8];
+    char holder[VMLOCK_HOLDER_MAX + 8];
     vmops_holder_text(kv.value ? kv.value : "", holder, sizeof(holder));
     etcd_kv_release(&kv);
     if (!rc)

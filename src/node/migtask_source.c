@@ -124,10 +124,10 @@ static int commit_handover(struct task *k, struct migtask_run *m, struct etcd_cl
                            bool *committed, struct err *e)
 {
     const struct migtask_plan *p = &m->plan;
-    enum vm_move_result res;
+    enum handover_result res;
     bool said = false;
     int rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
-    while (res == VM_MOVE_UNKNOWN) {
+    while (res == HANDOVER_RESULT_UNKNOWN) {
         if (!said)
             task_log(k, "%s while committing: vm %u stays paused on both nodes until etcd "
                      "answers", e->msg, p->vmid);
@@ -138,9 +138,9 @@ static int commit_handover(struct task *k, struct migtask_run *m, struct etcd_cl
         if (!rc && st == HANDOVER_OPEN)
             rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
         else if (!rc)
-            res = st == HANDOVER_COMMITTED ? VM_MOVE_COMMITTED : VM_MOVE_REFUSED;
+            res = st == HANDOVER_COMMITTED ? HANDOVER_RESULT_COMMITTED : HANDOVER_RESULT_REFUSED;
     }
-    *committed = res == VM_MOVE_COMMITTED;
+    *committed = res == HANDOVER_RESULT_COMMITTED;
     if (*committed)
         return 0;
     return rc ? rc : err_set(e, ESTALE, "handover refused");

@@ -7,34 +7,11 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/textbuf.h"
 #include "node/ctx.h"
 
 #define PEER_TIMEOUT_MS 30000
 #define PEER_BODY_MAX (4u << 20)
-
-struct body_buf {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t n, void *cls)
-{
-    struct body_buf *b = cls;
-    size_t len = size * n;
-    if (b->len + len > PEER_BODY_MAX) {
-        b->too_big = true;
-        return 0;
-    }
-    char *grown = realloc(b->data, b->len + len + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, ptr, len);
-    b->data = grown;
-    b->len += len;
-    b->data[b->len] = '\0';
-    return len;
-}
 
 int peer_init_address(struct peer *p, const char *address, const char *pin,
                       const char *token, struct err *e)
@@ -105,7 +82,7 @@ static struct curl_slist *headers(const struct peer *p)
 }
 
 static void setup(struct peer *p, const char *method, const char *url,
-                  const char *text, struct body_buf *b, struct curl_slist *h)
+                  const char *text, struct textbuf *b, struct curl_slist *h)
 {
     CURL *curl = p->curl;
     curl_easy_reset(curl);
@@ -120,7 +97,7 @@ static void setup(struct peer *p, const char *method, const char *url,
     curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, p->pin);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)PEER_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, textbuf_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
 }
 
@@ -130,7 +107,8 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
     char url[2048];
     snprintf(url, sizeof(url), "%s%s", p->base, path);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    struct body_buf b = { NULL, 0, false };
+    struct textbuf b;
+    textbuf_init(&b, PEER_BODY_MAX);
     struct curl_slist *h = headers(p);
     setup(p, method, url, text, &b, h);
     CURLcode cc = curl_easy_perform(p->curl);
@@ -142,11 +120,11 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
                      p->base, p->pin);
     else if (cc != CURLE_OK)
         rc = err_set(e, EHOSTUNREACH, "%s: %s", p->base, curl_easy_strerror(cc));
-    else if (!b.data || !(*body = json_loads(b.data, 0, NULL)))
+    else if (!(*body = json_loads(textbuf_text(&b), 0, NULL)))
         rc = err_set(e, EPROTO, "%s: answer is not json", p->base);
     if (!rc)
         curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, status);
-    free(b.data);
+    textbuf_release(&b);
     return rc;
 }
 

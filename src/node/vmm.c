@@ -15,7 +15,7 @@
 #include "node/vmmctl.h"
 
 #define START_WAIT_MS 10000
-#define ARGS_MAX (24 + 2 * VM_DISKS_MAX)
+#define ARGS_MAX (24 + 2 * VMCONF_DISKS_MAX)
 
 void vmm_table_init(struct vmm_table *v)
 {
@@ -89,7 +89,7 @@ static int proc_paths(struct vmm_table *v, struct vmm_proc *p, struct err *e)
 static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                        const char *tls_dir, char bufs[][VMM_PATH_MAX + 64], char **argv)
 {
-    const struct vm_conf *c = &p->spec.conf;
+    const struct vmconf *c = &p->spec.conf;
     int n = 0, b = 0;
 #define ARG(...) (snprintf(bufs[b], sizeof(bufs[b]), __VA_ARGS__), argv[n++] = bufs[b++])
     ARG("%s", v->binary);
@@ -124,7 +124,7 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
 
 json_t *vmm_devices_supported(void)
 {
-    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VM_DISKS_MAX);
+    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VMCONF_DISKS_MAX);
 }
 
 json_t *vmm_devices_used(const struct vmm_spec *spec)

@@ -29,9 +29,9 @@ enum vmm_role { VMM_RUN, VMM_INCOMING };
 
 /* What a process is started with: the config and its disks' files. */
 struct vmm_spec {
-    struct vm_conf conf;
-    char disk[VM_DISKS_MAX][VM_PATH_MAX];
-    bool shared[VM_DISKS_MAX];
+    struct vmconf conf;
+    char disk[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
+    bool shared[VMCONF_DISKS_MAX];
 };
 
 struct vmm_proc {

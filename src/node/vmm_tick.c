@@ -33,10 +33,10 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
     s->pub_lost = p->pub_lost;
     s->incoming = p->role == VMM_INCOMING;
     snprintf(s->published, sizeof(s->published), "%s", p->published);
-    struct vm_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
+    struct vmrec_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
     snprintf(st.node, sizeof(st.node), "%s", v->node);
     snprintf(st.status, sizeof(st.status), "%s", p->status);
-    json_t *j = vm_state_to_json(&st);
+    json_t *j = vmrec_state_to_json(&st);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     snprintf(s->value, sizeof(s->value), "%s", text ? text : "");
     free(text);
@@ -47,10 +47,9 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
  * the owner (a destination taking over after the commit). */
 static bool may_take_over(struct vmm_table *v, struct etcd_client *c, uint32_t id)
 {
-    char vmid[16], owner[TERN_NAME_MAX + 1];
+    char owner[TERN_NAME_MAX + 1];
     struct err e;
-    snprintf(vmid, sizeof(vmid), "%u", id);
-    return vm_owner_get(c, vmid, 0, owner, &e) == 0 && strcmp(owner, v->node) == 0;
+    return vmowner_get(c, id, 0, owner, NULL, &e) == 0 && strcmp(owner, v->node) == 0;
 }
 
 /* 0 when written (or deleted) or, with *lost, when another node publishes
@@ -248,7 +247,7 @@ static struct vmm_proc *adopted_proc(struct vmm_table *v, struct etcd_client *c,
     struct err e;
     if (!p)
         return NULL;
-    vm_conf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
+    vmconf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
     p->spec.conf.id = id;
     p->pid = pid;
     p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;
@@ -306,7 +305,7 @@ void vmm_adopt(struct vmm_table *v, struct etcd_client *c)
     while (d && (ent = readdir(d))) {
         char *end;
         unsigned long id = strtoul(ent->d_name, &end, 10);
-        if (*end || id < VM_ID_MIN || id > VM_ID_MAX)
+        if (*end || id < TERN_VMID_MIN || id > TERN_VMID_MAX)
             continue;
         adopt_one(v, c, (uint32_t)id);
     }

@@ -14,10 +14,10 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
                     struct err *e)
 {
     memset(spec, 0, sizeof(*spec));
-    int rc = vm_conf_get(c, id, 0, &spec->conf, e);
+    int rc = vmconf_get(c, id, 0, &spec->conf, e);
     for (unsigned i = 0; !rc && i < spec->conf.ndisks; i++) {
         struct storage_conf s;
-        const struct vm_disk_conf *d = &spec->conf.disks[i];
+        const struct vmconf_disk *d = &spec->conf.disks[i];
         rc = storage_get(c, d->storage, 0, &s, e);
         if (rc == -ENOENT)
             rc = err_set(e, ENOENT, "vm %u: disk %u is on storage '%s', which does not "
@@ -38,9 +38,7 @@ static void vmid_text(uint32_t id, char out[16])
 int vmops_owner(struct etcd_client *c, uint32_t id, char owner[TERN_NAME_MAX + 1],
                 struct err *e)
 {
-    char vmid[16];
-    vmid_text(id, vmid);
-    int rc = vm_owner_get(c, vmid, 0, owner, e);
+    int rc = vmowner_get(c, id, 0, owner, NULL, e);
     return rc == -ENOENT ? err_set(e, ENOENT, "vm %u does not exist", id) : rc;
 }
 
@@ -55,13 +53,13 @@ void vmops_holder_text(const char *holder, char *out, size_t size)
 int vmops_lock(struct node_ctx *x, struct etcd_client *c, uint32_t vmid, const char *holder,
                struct err *e)
 {
-    char id[16], now[VM_HOLDER_MAX + 1] = "", who[VM_HOLDER_MAX + 8];
+    char id[16], now[VMLOCK_HOLDER_MAX + 1] = "", who[VMLOCK_HOLDER_MAX + 8];
     vmid_text(vmid, id);
     int64_t lease = node_lease(x->node);
     if (!lease)
         return err_set(e, ETCD_NOT_QUORATE, "node '%s' is not online in the cluster",
                        x->cfg->name);
-    int rc = vm_lock_acquire(c, id, holder, lease, now, e);
+    int rc = vmlock_acquire(c, id, holder, lease, now, e);
     if (rc == -EBUSY) {
         vmops_holder_text(now, who, sizeof(who));
         return err_set(e, EBUSY, "vm %u is locked by %s", vmid, who);
@@ -73,7 +71,7 @@ int vmops_unlock(struct etcd_client *c, uint32_t vmid, const char *holder, struc
 {
     char id[16];
     vmid_text(vmid, id);
-    return vm_lock_release(c, id, holder, e);
+    return vmlock_release(c, id, holder, e);
 }
 
 /* A lock left behind would block every later task on the VM for as long

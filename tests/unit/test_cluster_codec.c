@@ -123,17 +123,25 @@ static void test_names(void **state)
     char key[TERN_KEY_MAX];
     assert_int_equal(keys_build(key, TERN_PREFIX_VMS, "100", "/owner", "vm id", &e), 0);
     assert_string_equal(key, "/tern/vms/100/owner");
-    assert_int_equal(keys_check_name("node-1.a_b", "node name", &e), 0);
-    assert_int_equal(keys_check_name("", "node name", &e), -EINVAL);
-    assert_int_equal(keys_check_name("a/b", "node name", &e), -EINVAL);
+    memset(key, 0, sizeof(key));
+    assert_int_equal(keys_vm_owner(key, 100, &e), 0);
+    assert_string_equal(key, "/tern/vms/100/owner");
+    assert_int_equal(keys_vm_owner(key, 99, &e), -EINVAL);
+    assert_string_equal(e.msg, "vm id '99' must be a number 100..999999999");
+    assert_int_equal(keys_build_vm(key, TERN_PREFIX_VMSTATE, 999999999, NULL, &e), 0);
+    assert_string_equal(key, "/tern/vmstate/999999999");
+    assert_int_equal(keys_build_vm(key, TERN_PREFIX_VMSTATE, 1000000000, NULL, &e), -EINVAL);
+    assert_int_equal(name_check("node-1.a_b", "node name", &e), 0);
+    assert_int_equal(name_check("", "node name", &e), -EINVAL);
+    assert_int_equal(name_check("a/b", "node name", &e), -EINVAL);
     assert_string_equal(e.msg, "node name a/b: character '/' not allowed "
                         "(letters, digits, '.', '_', '-')");
-    assert_int_equal(keys_check_name("..", "vm id", &e), -EINVAL);
-    assert_int_equal(keys_check_name("-x", "vm id", &e), -EINVAL);
+    assert_int_equal(name_check("..", "vm id", &e), -EINVAL);
+    assert_int_equal(name_check("-x", "vm id", &e), -EINVAL);
     char longname[80];
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-    assert_int_equal(keys_check_name(longname, "vm id", &e), -EINVAL);
+    assert_int_equal(name_check(longname, "vm id", &e), -EINVAL);
 }
 
 int main(void)

@@ -35,12 +35,12 @@ static void test_id_parse(void **state)
                                       "+100", " 100", "4294967396", NULL};
     uint32_t id = 0;
     struct err e;
-    assert_int_equal(vm_id_parse("100", &id, &e), 0);
+    assert_int_equal(keys_vmid_parse("100", &id, &e), 0);
     assert_int_equal(id, 100);
-    assert_int_equal(vm_id_parse("999999999", &id, &e), 0);
+    assert_int_equal(keys_vmid_parse("999999999", &id, &e), 0);
     assert_int_equal(id, 999999999);
     for (int i = 0; bad[i]; i++) {
-        assert_int_equal(vm_id_parse(bad[i], &id, &e), -EINVAL);
+        assert_int_equal(keys_vmid_parse(bad[i], &id, &e), -EINVAL);
         assert_non_null(strstr(e.msg, "must be a number 100..999999999"));
     }
 }
@@ -48,10 +48,10 @@ static void test_id_parse(void **state)
 static void test_vm_roundtrip(void **state)
 {
     (void)state;
-    struct vm_conf c, c2;
+    struct vmconf c, c2;
     struct err e;
     json_t *j = load(GOOD_VM);
-    assert_int_equal(vm_conf_from_json(j, &c, &e), 0);
+    assert_int_equal(vmconf_from_json(j, &c, &e), 0);
     json_decref(j);
     assert_int_equal(c.id, 100);
     assert_string_equal(c.name, "web");
@@ -61,9 +61,9 @@ static void test_vm_roundtrip(void **state)
     assert_string_equal(c.disks[0].volume, "vm-100-disk-0.raw");
     assert_string_equal(c.disks[1].volume, "data.raw");
     assert_int_equal(c.disks[1].size_mib, 1);
-    j = vm_conf_to_json(&c);
-    assert_int_equal(vm_conf_from_json(j, &c2, &e), 0);
-    json_t *j2 = vm_conf_to_json(&c2);
+    j = vmconf_to_json(&c);
+    assert_int_equal(vmconf_from_json(j, &c2, &e), 0);
+    json_t *j2 = vmconf_to_json(&c2);
     assert_true(json_equal(j, j2));
     assert_memory_equal(&c, &c2, sizeof(c));
     json_decref(j);
@@ -73,16 +73,16 @@ static void test_vm_roundtrip(void **state)
 static void test_vm_minimal(void **state)
 {
     (void)state;
-    struct vm_conf c;
+    struct vmconf c;
     struct err e;
     json_t *j = load("{\"id\": 999999999, \"memory_mib\": 16, \"cpus\": 1,"
                      " \"kernel\": \"/k\", \"name\": \"\"}");
-    assert_int_equal(vm_conf_from_json(j, &c, &e), 0);
+    assert_int_equal(vmconf_from_json(j, &c, &e), 0);
     json_decref(j);
     assert_string_equal(c.name, "");
     assert_string_equal(c.cmdline, "");
     assert_int_equal(c.ndisks, 0);
-    j = vm_conf_to_json(&c);
+    j = vmconf_to_json(&c);
     assert_null(json_object_get(j, "name"));   /* no name: none written */
     json_decref(j);
 }
@@ -153,10 +153,10 @@ static void test_vm_refusals(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(bad_vms) / sizeof(bad_vms[0]); i++) {
-        struct vm_conf c;
+        struct vmconf c;
         struct err e;
         json_t *j = load(bad_vms[i].json);
-        assert_int_equal(vm_conf_from_json(j, &c, &e), -EINVAL);
+        assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
         assert_string_equal(e.msg, bad_vms[i].msg);
         assert_null(strchr(e.msg, '\n'));
         json_decref(j);
@@ -166,23 +166,23 @@ static void test_vm_refusals(void **state)
 static void test_vm_long_fields(void **state)
 {
     (void)state;
-    char cmdline[VM_CMDLINE_MAX + 1], kernel[VM_PATH_MAX + 2];
-    struct vm_conf c;
+    char cmdline[VMCONF_CMDLINE_MAX + 1], kernel[VMCONF_PATH_MAX + 2];
+    struct vmconf c;
     struct err e;
     memset(cmdline, 'x', sizeof(cmdline) - 1);
-    cmdline[VM_CMDLINE_MAX] = '\0';
+    cmdline[VMCONF_CMDLINE_MAX] = '\0';
     json_t *j = json_pack("{s:i, s:i, s:i, s:s, s:s}", "id", 100, "memory_mib", 16,
                           "cpus", 1, "kernel", "/k", "cmdline", cmdline);
-    assert_int_equal(vm_conf_from_json(j, &c, &e), -EINVAL);
+    assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "vm 100: 'cmdline' is longer than 1023 characters");
-    cmdline[VM_CMDLINE_MAX - 1] = '\0';   /* 1023: fits */
+    cmdline[VMCONF_CMDLINE_MAX - 1] = '\0';   /* 1023: fits */
     json_object_set_new(j, "cmdline", json_string(cmdline));
-    assert_int_equal(vm_conf_from_json(j, &c, &e), 0);
+    assert_int_equal(vmconf_from_json(j, &c, &e), 0);
     memset(kernel, 'k', sizeof(kernel) - 1);
     kernel[0] = '/';
     kernel[sizeof(kernel) - 1] = '\0';
     json_object_set_new(j, "kernel", json_string(kernel));
-    assert_int_equal(vm_conf_from_json(j, &c, &e), -EINVAL);
+    assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "vm 100: 'kernel' is longer than 255 characters");
     json_decref(j);
 }
@@ -192,7 +192,7 @@ static void test_storage(void **state)
     (void)state;
     struct storage_conf s;
     struct err e;
-    char path[VM_PATH_MAX];
+    char path[VMCONF_PATH_MAX];
     json_t *j = load("{\"name\": \"local\", \"path\": \"/var/lib/tern/\"}");
     assert_int_equal(storage_conf_from_json(j, &s, &e), 0);
     json_decref(j);
@@ -234,7 +234,7 @@ static void test_storage_refusals(void **state)
         json_decref(j);
     }
     /* a path that leaves no room for a volume name behind it */
-    char path[VM_PATH_MAX];
+    char path[VMCONF_PATH_MAX];
     memset(path, 'p', sizeof(path) - 1);
     path[0] = '/';
     path[sizeof(path) - 1] = '\0';
@@ -367,22 +367,22 @@ static void test_cidr_contains(void **state)
 static void test_vm_state(void **state)
 {
     (void)state;
-    struct vm_state s = {.node = "n1", .status = "running", .pid = 4242, .since = 1795312338};
-    struct vm_state s2;
+    struct vmrec_state s = {.node = "n1", .status = "running", .pid = 4242, .since = 1795312338};
+    struct vmrec_state s2;
     struct err e;
-    json_t *j = vm_state_to_json(&s);
+    json_t *j = vmrec_state_to_json(&s);
     json_object_set_new(j, "later", json_true());   /* unknown keys are skipped */
-    assert_int_equal(vm_state_from_json(j, &s2, &e), 0);
+    assert_int_equal(vmrec_state_from_json(j, &s2, &e), 0);
     assert_string_equal(s2.node, "n1");
     assert_string_equal(s2.status, "running");
     assert_int_equal(s2.pid, 4242);
     assert_int_equal(s2.since, 1795312338);
     json_object_set_new(j, "status", json_string("dancing"));
-    assert_int_equal(vm_state_from_json(j, &s2, &e), -EINVAL);
+    assert_int_equal(vmrec_state_from_json(j, &s2, &e), -EINVAL);
     assert_string_equal(e.msg, "vm state: unknown 'status' 'dancing'");
     json_decref(j);
     char name[TERN_NAME_MAX + 1];
-    vm_volume_name(999999999, 7, name);
+    vmconf_volume_name(999999999, 7, name);
     assert_string_equal(name, "vm-999999999-disk-7.raw");
 }
 
