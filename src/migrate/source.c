@@ -370,12 +370,13 @@ static int src_commit(struct source_run *r, struct err *e)
     set_status(m, MIG_STATUS_HANDOVER);
     if (atomic_load(&m->cancel))
         return err_set(e, ECANCELED, "migration cancelled");
+    bool decided = false;
     int rc = src_check_destination(r, e);
-    if (!rc)
-        rc = m->hooks.commit ? m->hooks.commit(m->hooks.ctx, e) : 1;
-    if (rc < 0)
+    if (!rc && m->hooks.commit)
+        rc = m->hooks.commit(m->hooks.ctx, &decided, e);
+    if (rc)
         return rc;
-    r->committed = rc == 0;
+    r->committed = decided;
     disks_lock(m->vm, true);
     rc = mig_send_buf(&m->ch, MIG_COMMIT, NULL, 0, e);
     if (rc && !r->committed) {

@@ -79,7 +79,8 @@ static int waiting_setup(struct waiting *w, const char *control_path, struct err
     return rc;
 }
 
-int mig_incoming_wait(struct mig_incoming *in, const char *control_path, struct err *e)
+int mig_incoming_wait(struct mig_incoming *in, const char *control_path, bool *quit,
+                      struct err *e)
 {
     static struct waiting w;
     memset(&w, 0, sizeof(w));
@@ -93,6 +94,7 @@ int mig_incoming_wait(struct mig_incoming *in, const char *control_path, struct 
         rc = evloop_run(&w.loop, -1, NULL, NULL);
     control_release(&w.ctl);
     evloop_release(&w.loop);
+    *quit = w.quit;
     if (rc)
         return rc;
     if (w.quit) {
@@ -100,7 +102,7 @@ int mig_incoming_wait(struct mig_incoming *in, const char *control_path, struct 
         log_info("migrate", "quit while waiting for a source");
         if (!strncmp(in->uri, "unix:", 5))
             unlink(in->uri + 5);
-        return 1;
+        return 0;
     }
     pthread_join(thread, NULL);
     close(w.done_fd);

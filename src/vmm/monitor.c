@@ -222,7 +222,7 @@ static int monitor_setup(struct monitor *m, const struct vm_config *cfg,
     return rc;
 }
 
-int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
+int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo, int *status,
                 struct err *e)
 {
     static struct monitor m;
@@ -257,9 +257,7 @@ int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
         close(m.event_fd);
     json_decref(m.event_queue);
     evloop_release(&m.loop);
-    if (rc)
-        return rc;
-    if (m.vm.exit_reason == VM_EXIT_CRASH)
-        return EXIT_STATUS_CRASH;
-    return m.vm.exit_reason == VM_EXIT_FAILED ? EXIT_STATUS_FAILED : 0;
+    *status = m.vm.exit_reason == VM_EXIT_CRASH ? EXIT_STATUS_CRASH
+            : m.vm.exit_reason == VM_EXIT_FAILED ? EXIT_STATUS_FAILED : 0;
+    return rc;
 }
