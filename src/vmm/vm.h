@@ -109,10 +109,10 @@ struct vm {
     struct timespec started_at;
 };
 
-/* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,
- * loaded kernel. Nothing runs until vm_start(). */
 /* The memfd that holds guest RAM; with prealloc every page is allocated. */
 int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e);
+/* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,
+ * loaded kernel. Nothing runs until vm_start(). */
 int vm_init(struct vm *vm, const struct vm_config *config,
             void (*console_output)(void *, const uint8_t *, size_t),
             void *console_ctx, struct err *e);
