@@ -22,15 +22,6 @@
 #define SOCK_BUF_BYTES (4 << 20)
 #define TLS_BUF_BYTES (4 << 20)
 
-const char *mig_type_name(uint16_t type)
-{
-    static const char *const names[] = {
-        "?", "HELLO", "HELLO_ACK", "RAM", "SECTION", "END", "LOADED",
-        "COMMIT", "RUNNING", "ERROR",
-    };
-    return type <= MIG_TYPE_MAX ? names[type] : "?";
-}
-
 void mig_channel_init(struct mig_channel *ch, int fd)
 {
     memset(ch, 0, sizeof(*ch));
@@ -416,22 +407,6 @@ int mig_recv_hdr(struct mig_channel *ch, struct mig_hdr *h, struct err *e)
 {
     int rc = mig_recv(ch, h, sizeof(*h), e);
     return rc ? rc : mig_hdr_check(h, e);
-}
-
-int mig_hdr_check(const struct mig_hdr *h, struct err *e)
-{
-    if (h->magic != MIG_MAGIC)
-        return err_set(e, EPROTO, "bad message magic 0x%08x (not a tern migration stream)",
-                       h->magic);
-    if (h->crc != crc32c(0, h, 12))
-        return err_set(e, EPROTO, "message header crc mismatch (type %u, length %u)",
-                       h->type, h->length);
-    if (h->type == 0 || h->type > MIG_TYPE_MAX)
-        return err_set(e, EPROTO, "unknown message type %u", h->type);
-    if (h->length > mig_max_length(h->type))
-        return err_set(e, EPROTO, "%s message of %u bytes exceeds the limit of %u",
-                       mig_type_name(h->type), h->length, mig_max_length(h->type));
-    return 0;
 }
 
 static int recv_payload(struct mig_channel *ch, const struct mig_hdr *h, uint8_t **buf,

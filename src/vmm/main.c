@@ -15,6 +15,7 @@
 #include "common/opts.h"
 #include "migrate/commands.h"
 #include "migrate/incoming.h"
+#include "migrate/incoming_wait.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/monitor.h"

@@ -1,4 +1,5 @@
-/* vCPU threads: the KVM_RUN loop, exit dispatch, parking for pause. */
+#include "vmm/vcpu.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -8,15 +8,16 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/devstate.h"
 #include "common/err.h"
 #include "common/guest_ram.h"
 #include "devices/bus.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
-#include "common/devstate.h"
 #include "vmm/dirty.h"
 #include "vmm/mptable.h"
+#include "vmm/vcpu.h"
 
 #define VM_MAX_CPUS MPTABLE_MAX_CPUS
 #define VM_MAX_DISKS 8
@@ -57,15 +58,6 @@ enum vm_exit_reason {
     VM_EXIT_CRASH,        /* triple fault, emulation failure: status 3 */
     VM_EXIT_MIGRATED,     /* handed over to a destination: status 0 */
     VM_EXIT_FAILED,       /* incoming migration failed: status 1 */
-};
-
-struct vcpu {
-    struct vm *vm;
-    unsigned index;
-    int fd;
-    struct kvm_run *run;
-    pthread_t thread;
-    bool started;
 };
 
 struct vm {
@@ -138,15 +130,5 @@ int vm_post_load(struct vm *vm, struct err *e);
 void vm_throttle_set(struct vm *vm, unsigned pct);
 const char *vm_state_name(enum vm_state state);
 double vm_uptime(struct vm *vm);
-
-/* vcpu.c */
-int vcpu_init(struct vcpu *vcpu, struct vm *vm, unsigned index, struct err *e);
-int vcpu_setup_boot(struct vcpu *vcpu, uint64_t entry, struct err *e);
-int vcpu_start(struct vcpu *vcpu);
-void vcpu_kick(struct vcpu *vcpu);
-void vcpu_release(struct vcpu *vcpu);
-void vcpu_signals_init(void);
-/* In the vCPU thread after a kick: sleeps its share when throttled. */
-void vcpu_throttle_point(struct vcpu *vcpu);
 
 #endif

@@ -1,6 +1,8 @@
 /* While `tern-vmm --incoming` waits for its source there is no VM yet, but
  * the control socket answers already: `status` says "incoming" and `quit`
  * ends the wait, so a supervisor can see and stop a waiting destination. */
+#include "migrate/incoming_wait.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -9,7 +11,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "migrate/incoming.h"
 
 struct waiting {
     struct mig_incoming *in;
