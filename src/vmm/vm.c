@@ -174,16 +174,22 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
 
 /* Section order in the stream follows registration: vCPUs, irqchip, PIT,
  * clock, then the devices. */
+int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
+                         unsigned ndisks, struct err *e)
+{
+    devstate_registry_init(reg);
+    int rc = vmstate_register(reg, vm, ncpus);
+    if (!rc)
+        rc = devstate_register(reg, &serial_state_ops, 0, vm ? &vm->uart : NULL);
+    for (unsigned i = 0; !rc && i < ndisks; i++)
+        rc = devstate_register(reg, &virtio_blk_state_ops, i, vm ? &vm->disk[i] : NULL);
+    return rc ? err_set(e, -rc, "state registry: %s", strerror(-rc)) : 0;
+}
+
 static int vm_register_state(struct vm *vm, struct err *e)
 {
-    devstate_registry_init(&vm->devstate);
-    int rc = vmstate_register(vm, e);
-    if (rc)
-        return rc;
-    rc = devstate_register(&vm->devstate, &serial_state_ops, 0, &vm->uart);
-    for (unsigned i = 0; !rc && i < vm->ndisks; i++)
-        rc = devstate_register(&vm->devstate, &virtio_blk_state_ops, i, &vm->disk[i]);
-    return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
+    int rc = vmstate_probe(vm, e);
+    return rc ? rc : vm_register_sections(&vm->devstate, vm, vm->ncpus, vm->ndisks, e);
 }
 
 static int read_file(const char *what, const char *path, uint8_t **buf,

@@ -124,6 +124,13 @@ void vm_hand_over(struct vm *vm);
 bool vm_handed_over(struct vm *vm);
 /* Undoes vm_hand_over when the handover provably did not happen. */
 void vm_take_back(struct vm *vm);
+/* Every section a VM of ncpus vCPUs and ndisks disks sends and takes, in
+ * stream order: its own (vmstate.c), then the serial port and the disks.
+ * vm_init registers them in vm->devstate; with vm NULL the entries have no
+ * owner, the list a recorded stream is checked against without KVM
+ * (migrate/verify.c). */
+int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
+                         unsigned ndisks, struct err *e);
 /* Runs every section's post_load hook and restores kvmclock. */
 int vm_post_load(struct vm *vm, struct err *e);
 /* Auto-converge: vCPUs sleep pct% of each 10 ms slice (0 turns it off). */
