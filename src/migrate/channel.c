@@ -123,35 +123,34 @@ static int parse_fd(const char *spec, int *out, struct err *e)
     return 0;
 }
 
-int mig_uri_connect(const char *uri, int *fd, struct err *e)
+/* tcp:, unix: and fd: for both directions; a listening fd: URI is marked
+ * "already connected" for mig_accept. */
+static int uri_open(const char *uri, bool listening, int *fd, struct err *e)
 {
     if (!strncmp(uri, "tcp:", 4))
-        return tcp_socket(uri + 4, false, fd, e);
+        return tcp_socket(uri + 4, listening, fd, e);
     if (!strncmp(uri, "unix:", 5)) {
-        *fd = sock_connect_unix(uri + 5);
-        return *fd < 0 ? err_set(e, -*fd, "connect to unix:%s: %s", uri + 5,
-                                 strerror(-*fd)) : 0;
+        *fd = listening ? sock_listen_unix(uri + 5) : sock_connect_unix(uri + 5);
+        return *fd < 0 ? err_set(e, -*fd, "%s unix:%s: %s", listening ? "listen on"
+                                 : "connect to", uri + 5, strerror(-*fd)) : 0;
     }
-    if (!strncmp(uri, "fd:", 3))
-        return parse_fd(uri + 3, fd, e);
+    if (!strncmp(uri, "fd:", 3)) {
+        int rc = parse_fd(uri + 3, fd, e);
+        if (listening)
+            *fd = rc ? -1 : -2 - *fd;
+        return rc;
+    }
     return err_set(e, EINVAL, "uri '%s': expected tcp:HOST:PORT, unix:PATH or fd:N", uri);
+}
+
+int mig_uri_connect(const char *uri, int *fd, struct err *e)
+{
+    return uri_open(uri, false, fd, e);
 }
 
 int mig_uri_listen(const char *uri, int *fd, struct err *e)
 {
-    if (!strncmp(uri, "tcp:", 4))
-        return tcp_socket(uri + 4, true, fd, e);
-    if (!strncmp(uri, "unix:", 5)) {
-        *fd = sock_listen_unix(uri + 5);
-        return *fd < 0 ? err_set(e, -*fd, "listen on unix:%s: %s", uri + 5,
-                                 strerror(-*fd)) : 0;
-    }
-    if (!strncmp(uri, "fd:", 3)) {
-        int rc = parse_fd(uri + 3, fd, e);
-        *fd = rc ? -1 : -2 - *fd;   /* marks "already connected" for mig_accept */
-        return rc;
-    }
-    return err_set(e, EINVAL, "uri '%s': expected tcp:HOST:PORT, unix:PATH or fd:N", uri);
+    return uri_open(uri, true, fd, e);
 }
 
 int mig_accept(int listen_fd, int timeout_ms, int *fd, struct err *e)
