@@ -455,7 +455,7 @@ static void src_done(struct source_run *r)
     pthread_mutex_unlock(&m->lock);
 }
 
-static int src_run(struct source_run *r, struct err *e)
+static int src_setup(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     int rc = src_connect(r, e);
@@ -465,16 +465,20 @@ static int src_run(struct source_run *r, struct err *e)
     if (!rc)
         rc = ram_sender_init(&r->rs, m->vm, &m->ch, r->features & MIG_F_PAGE_CRC, e);
     set_status(m, MIG_STATUS_ACTIVE);
-    if (!rc)
-        rc = src_precopy(r, e);
-    if (!rc)
-        rc = src_stop_and_copy(r, e);
-    if (!rc)
-        rc = src_wait_loaded(r, e);
-    if (!rc)
-        rc = src_commit(r, e);
-    if (!rc)
-        rc = src_wait_running(r, e);
+    return rc;
+}
+
+/* The source's side of docs/protocol.md, in order. */
+static int (*const src_phases[])(struct source_run *r, struct err *e) = {
+    src_setup, src_precopy, src_stop_and_copy, src_wait_loaded, src_commit,
+    src_wait_running,
+};
+
+static int src_run(struct source_run *r, struct err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(src_phases) / sizeof(src_phases[0]); i++)
+        rc = src_phases[i](r, e);
     return rc;
 }
 

@@ -287,6 +287,25 @@ static int vm_load(struct vm *vm, struct err *e)
     return vcpu_setup_boot(&vm->vcpu[0], img.entry, e);
 }
 
+static int vm_open_exit_eventfd(struct vm *vm, struct err *e)
+{
+    vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return vm->exit_eventfd < 0 ? err_set(e, errno, "eventfd: %s", strerror(errno)) : 0;
+}
+
+/* An incoming VM runs on the source's CPUID, a new one on its model's. */
+static int vm_setup_cpuid(struct vm *vm, struct err *e)
+{
+    return vm->config.cpuid ? cpuid_copy(vm->config.cpuid, &vm->cpuid, e)
+                            : cpuid_for_model(vm->kvm_fd, vm->config.cpu_model, &vm->cpuid, e);
+}
+
+/* vm_init in order; vm_release undoes whatever of it was done. */
+static int (*const vm_init_steps[])(struct vm *vm, struct err *e) = {
+    vm_open_exit_eventfd, vm_open_disks, vm_open_kvm, vm_setup_memory, vm_setup_cpuid,
+    vm_setup_devices, vm_create_vcpus, vm_load,
+};
+
 int vm_init(struct vm *vm, const struct vm_config *config,
             void (*console_output)(void *, const uint8_t *, size_t),
             void *console_ctx, struct err *e)
@@ -301,23 +320,9 @@ int vm_init(struct vm *vm, const struct vm_config *config,
     pthread_cond_init(&vm->cond, NULL);
     if (vm->ncpus == 0 || vm->ncpus > VM_MAX_CPUS)
         return err_set(e, EINVAL, "cpus %u: must be 1 to %d", vm->ncpus, VM_MAX_CPUS);
-    vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int rc = vm->exit_eventfd < 0 ? err_set(e, errno, "eventfd: %s", strerror(errno)) : 0;
-    if (!rc)
-        rc = vm_open_disks(vm, e);
-    if (!rc)
-        rc = vm_open_kvm(vm, e);
-    if (!rc)
-        rc = vm_setup_memory(vm, e);
-    if (!rc)
-        rc = config->cpuid ? cpuid_copy(config->cpuid, &vm->cpuid, e)
-                           : cpuid_for_model(vm->kvm_fd, config->cpu_model, &vm->cpuid, e);
-    if (!rc)
-        rc = vm_setup_devices(vm, e);
-    if (!rc)
-        rc = vm_create_vcpus(vm, e);
-    if (!rc)
-        rc = vm_load(vm, e);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(vm_init_steps) / sizeof(vm_init_steps[0]); i++)
+        rc = vm_init_steps[i](vm, e);
     return rc;
 }
 
@@ -454,11 +459,21 @@ const char *vm_state_name(enum vm_state state)
     return names[state];
 }
 
-void vm_hand_over(struct vm *vm)
+static void vm_set_handed_over(struct vm *vm, bool handed_over)
 {
     pthread_mutex_lock(&vm->lock);
-    vm->handed_over = true;
+    vm->handed_over = handed_over;
     pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_hand_over(struct vm *vm)
+{
+    vm_set_handed_over(vm, true);
+}
+
+void vm_take_back(struct vm *vm)
+{
+    vm_set_handed_over(vm, false);
 }
 
 bool vm_handed_over(struct vm *vm)
@@ -467,13 +482,6 @@ bool vm_handed_over(struct vm *vm)
     bool h = vm->handed_over;
     pthread_mutex_unlock(&vm->lock);
     return h;
-}
-
-void vm_take_back(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    vm->handed_over = false;
-    pthread_mutex_unlock(&vm->lock);
 }
 
 int vm_post_load(struct vm *vm, struct err *e)
