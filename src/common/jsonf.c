@@ -20,20 +20,34 @@ static int refuse(struct err *e, const char *what, const char *key, const char *
                    key, rest);
 }
 
-/* An absent key: refused when required, else left alone. */
-static int absent(struct err *e, const char *what, const char *key, bool required)
+static bool is_integer(const json_t *v) { return json_is_integer(v); }
+static bool is_boolean(const json_t *v) { return json_is_boolean(v); }
+static bool is_string(const json_t *v) { return json_is_string(v); }
+
+/* The value of key when it is of the wanted kind; else NULL with *rc 0
+ * (absent and optional) or the refusal ("is missing", or "<unlike>"). */
+static json_t *field(json_t *obj, const char *key, bool required,
+                     bool (*kind)(const json_t *), const char *unlike, const char *what,
+                     struct err *e, int *rc)
 {
-    return required ? refuse(e, what, key, "is missing") : 0;
+    json_t *v = json_object_get(obj, key);
+    *rc = 0;
+    if (!v && required)
+        *rc = refuse(e, what, key, "is missing");
+    else if (v && !kind(v))
+        *rc = refuse(e, what, key, "%s", unlike);
+    return *rc ? NULL : v;
 }
 
 int jsonf_uint(json_t *obj, const char *key, bool required, uint64_t min, uint64_t max,
                uint64_t *out, const char *what, struct err *e)
 {
-    json_t *v = json_object_get(obj, key);
+    char unlike[64];
+    snprintf(unlike, sizeof(unlike), "must be an integer %" PRIu64 "..%" PRIu64, min, max);
+    int rc;
+    json_t *v = field(obj, key, required, is_integer, unlike, what, e, &rc);
     if (!v)
-        return absent(e, what, key, required);
-    if (!json_is_integer(v))
-        return refuse(e, what, key, "must be an integer %" PRIu64 "..%" PRIu64, min, max);
+        return rc;
     json_int_t n = json_integer_value(v);
     if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
         return refuse(e, what, key, "must be %" PRIu64 "..%" PRIu64 ", not %lld", min, max,
@@ -45,25 +59,21 @@ int jsonf_uint(json_t *obj, const char *key, bool required, uint64_t min, uint64
 int jsonf_bool(json_t *obj, const char *key, bool required, bool *out, const char *what,
                struct err *e)
 {
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return absent(e, what, key, required);
-    if (!json_is_boolean(v))
-        return refuse(e, what, key, "must be true or false");
-    *out = json_is_true(v);
-    return 0;
+    int rc;
+    json_t *v = field(obj, key, required, is_boolean, "must be true or false", what, e, &rc);
+    if (v)
+        *out = json_is_true(v);
+    return rc;
 }
 
 int jsonf_string(json_t *obj, const char *key, bool required, const char **out,
                  const char *what, struct err *e)
 {
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return absent(e, what, key, required);
-    if (!json_is_string(v))
-        return refuse(e, what, key, "must be a string");
-    *out = json_string_value(v);
-    return 0;
+    int rc;
+    json_t *v = field(obj, key, required, is_string, "must be a string", what, e, &rc);
+    if (v)
+        *out = json_string_value(v);
+    return rc;
 }
 
 const char *jsonf_unknown_key(json_t *obj, const char *const known[])
