@@ -54,6 +54,12 @@ void buf_put(struct buf *b, const void *src, size_t len)
 }
 
 /* x86 is little-endian: the wire order is the memory order */
+void buf_put_fields(struct buf *b, const void *obj, const struct buf_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf_put(b, (const uint8_t *)obj + f[i].offset, f[i].size);
+}
+
 void buf_put_u8(struct buf *b, uint8_t v) { buf_put(b, &v, 1); }
 void buf_put_u16(struct buf *b, uint16_t v) { buf_put(b, &v, 2); }
 void buf_put_u32(struct buf *b, uint32_t v) { buf_put(b, &v, 4); }
@@ -125,6 +131,12 @@ void reader_str(struct reader *r, char *dst, size_t cap)
     if (p)
         memcpy(dst, p, len);
     dst[p ? len : 0] = '\0';
+}
+
+void reader_fields(struct reader *r, void *obj, const struct buf_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        reader_copy(r, (uint8_t *)obj + f[i].offset, f[i].size);
 }
 
 size_t reader_left(const struct reader *r)

@@ -50,6 +50,12 @@ char *jsonl_buf_next(struct jsonl_buf *b)
     return line;
 }
 
+bool jsonl_buf_full(const struct jsonl_buf *b)
+{
+    return b->len - b->start == JSONL_LINE_MAX &&
+           !memchr(b->data + b->start, '\n', JSONL_LINE_MAX);
+}
+
 int jsonl_send(int fd, json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));

@@ -156,16 +156,24 @@ size_t serial_input(struct serial *uart, const uint8_t *buf, size_t len)
 
 const struct bus_ops serial_ops = { serial_read, serial_write };
 
+/* Section "serial" version 1 (docs/protocol.md): the registers, then the
+ * receive FIFO. */
+static const struct buf_field regs_fields[] = {
+    BUF_FIELD(struct serial_regs, ier), BUF_FIELD(struct serial_regs, lcr),
+    BUF_FIELD(struct serial_regs, mcr), BUF_FIELD(struct serial_regs, lsr),
+    BUF_FIELD(struct serial_regs, msr), BUF_FIELD(struct serial_regs, scr),
+    BUF_FIELD(struct serial_regs, fcr), BUF_FIELD(struct serial_regs, dll),
+    BUF_FIELD(struct serial_regs, dlm), BUF_FIELD(struct serial_regs, thr_irq),
+    BUF_FIELD(struct serial_regs, rx_len), BUF_FIELD(struct serial_regs, rx_head),
+    BUF_FIELD(struct serial_regs, rx),
+};
+
 static int serial_save(void *opaque, struct buf *out, struct err *e)
 {
     struct serial *uart = opaque;
     (void)e;
     pthread_mutex_lock(&uart->lock);
-    const struct serial_regs *r = &uart->regs;
-    uint8_t regs[] = { r->ier, r->lcr, r->mcr, r->lsr, r->msr, r->scr, r->fcr,
-                       r->dll, r->dlm, r->thr_irq, r->rx_len, r->rx_head };
-    buf_put(out, regs, sizeof(regs));
-    buf_put(out, r->rx, sizeof(r->rx));
+    buf_put_fields(out, &uart->regs, BUF_FIELDS(regs_fields));
     pthread_mutex_unlock(&uart->lock);
     return 0;
 }
@@ -176,11 +184,7 @@ static int serial_load(void *opaque, struct reader *in, uint32_t version,
     struct serial *uart = opaque;
     struct serial_regs r = { 0 };
     (void)version;
-    uint8_t *fields[] = { &r.ier, &r.lcr, &r.mcr, &r.lsr, &r.msr, &r.scr, &r.fcr,
-                          &r.dll, &r.dlm, &r.thr_irq, &r.rx_len, &r.rx_head };
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        *fields[i] = reader_u8(in);
-    reader_copy(in, r.rx, sizeof(r.rx));
+    reader_fields(in, &r, BUF_FIELDS(regs_fields));
     if (reader_finish(in))
         return err_set(e, EINVAL, "serial: state has the wrong size");
     if (r.rx_len > SERIAL_RX_FIFO || r.rx_head >= SERIAL_RX_FIFO || r.ier > 0x0f)

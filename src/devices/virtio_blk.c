@@ -264,8 +264,9 @@ static void blk_notify(struct virtio_mmio *dev, unsigned queue)
     struct virtq *vq = &dev->regs.queue[queue];
     static __thread struct virtq_chain chain;
     char why[128];
+    bool popped;
     int rc;
-    while ((rc = virtq_pop(vq, dev->ram, &chain, why, sizeof(why))) == 1) {
+    while (!(rc = virtq_pop(vq, dev->ram, &chain, &popped, why, sizeof(why))) && popped) {
         blk->inflight++;
         int served = blk_serve(blk, vq, &chain);
         blk->inflight--;

@@ -230,41 +230,41 @@ int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf, unsigned len)
 
 const struct bus_ops virtio_mmio_ops = { virtio_mmio_read, virtio_mmio_write };
 
+/* The transport's part of a section (docs/protocol.md, virtio-blk): the
+ * registers, the queue count, then each queue. */
+static const struct buf_field regs_fields[] = {
+    BUF_FIELD(struct virtio_mmio_regs, status),
+    BUF_FIELD(struct virtio_mmio_regs, device_features_sel),
+    BUF_FIELD(struct virtio_mmio_regs, driver_features_sel),
+    BUF_FIELD(struct virtio_mmio_regs, driver_features),
+    BUF_FIELD(struct virtio_mmio_regs, queue_sel),
+    BUF_FIELD(struct virtio_mmio_regs, interrupt_status),
+    BUF_FIELD(struct virtio_mmio_regs, config_generation),
+};
+static const struct buf_field queue_fields[] = {
+    BUF_FIELD(struct virtq, num),
+    BUF_FIELD(struct virtq, ready),
+    BUF_FIELD(struct virtq, desc_gpa),
+    BUF_FIELD(struct virtq, avail_gpa),
+    BUF_FIELD(struct virtq, used_gpa),
+    BUF_FIELD(struct virtq, last_avail),
+    BUF_FIELD(struct virtq, used_idx),
+};
+
 void virtio_mmio_save(struct virtio_mmio *dev, struct buf *out)
 {
     pthread_mutex_lock(&dev->lock);
-    const struct virtio_mmio_regs *r = &dev->regs;
-    buf_put_u32(out, r->status);
-    buf_put_u32(out, r->device_features_sel);
-    buf_put_u32(out, r->driver_features_sel);
-    buf_put_u64(out, r->driver_features);
-    buf_put_u32(out, r->queue_sel);
-    buf_put_u32(out, r->interrupt_status);
-    buf_put_u32(out, r->config_generation);
+    buf_put_fields(out, &dev->regs, BUF_FIELDS(regs_fields));
     buf_put_u32(out, dev->ops->nqueues);
-    for (unsigned i = 0; i < dev->ops->nqueues; i++) {
-        const struct virtq *q = &r->queue[i];
-        buf_put_u16(out, q->num);
-        buf_put_u8(out, q->ready);
-        buf_put_u64(out, q->desc_gpa);
-        buf_put_u64(out, q->avail_gpa);
-        buf_put_u64(out, q->used_gpa);
-        buf_put_u16(out, q->last_avail);
-        buf_put_u16(out, q->used_idx);
-    }
+    for (unsigned i = 0; i < dev->ops->nqueues; i++)
+        buf_put_fields(out, &dev->regs.queue[i], BUF_FIELDS(queue_fields));
     pthread_mutex_unlock(&dev->lock);
 }
 
 static int load_queue(struct virtio_mmio *dev, struct reader *in, struct virtq *q,
                       unsigned i, struct err *e)
 {
-    q->num = reader_u16(in);
-    q->ready = reader_u8(in);
-    q->desc_gpa = reader_u64(in);
-    q->avail_gpa = reader_u64(in);
-    q->used_gpa = reader_u64(in);
-    q->last_avail = reader_u16(in);
-    q->used_idx = reader_u16(in);
+    reader_fields(in, q, BUF_FIELDS(queue_fields));
     if (in->bad)
         return err_set(e, EINVAL, "%s: truncated queue %u", dev->ops->name, i);
     if (q->ready > 1 || q->num > dev->ops->queue_max ||
@@ -277,13 +277,7 @@ static int load_queue(struct virtio_mmio *dev, struct reader *in, struct virtq *
 int virtio_mmio_load(struct virtio_mmio *dev, struct reader *in, struct err *e)
 {
     struct virtio_mmio_regs r = { 0 };
-    r.status = reader_u32(in);
-    r.device_features_sel = reader_u32(in);
-    r.driver_features_sel = reader_u32(in);
-    r.driver_features = reader_u64(in);
-    r.queue_sel = reader_u32(in);
-    r.interrupt_status = reader_u32(in);
-    r.config_generation = reader_u32(in);
+    reader_fields(in, &r, BUF_FIELDS(regs_fields));
     uint32_t nqueues = reader_u32(in);
     if (in->bad || nqueues != dev->ops->nqueues)
         return err_set(e, EINVAL, "%s: %u queues, this device has %u", dev->ops->name,

@@ -70,6 +70,7 @@ static int chain_add(struct virtq_chain *chain, const struct guest_ram *ram,
     return 0;
 }
 
+/* Follows the chain from chain->head: 0 at its last descriptor, or -EINVAL. */
 static int chain_walk(struct virtq *vq, const struct guest_ram *ram,
                       struct virtq_chain *chain, char *why, unsigned why_len)
 {
@@ -88,14 +89,15 @@ static int chain_walk(struct virtq *vq, const struct guest_ram *ram,
         if (rc)
             return rc;
         if (!(d.flags & VIRTQ_DESC_F_NEXT))
-            return 1;
+            return 0;
         i = d.next;
     }
 }
 
 int virtq_pop(struct virtq *vq, const struct guest_ram *ram,
-              struct virtq_chain *chain, char *why, unsigned why_len)
+              struct virtq_chain *chain, bool *popped, char *why, unsigned why_len)
 {
+    *popped = false;
     const uint8_t *avail = guest_ram_ptr(ram, vq->avail_gpa, avail_bytes(vq->num));
     if (!vq->ready || !avail || !guest_ram_ptr(ram, vq->desc_gpa,
                                                desc_bytes(vq->num)))
@@ -112,9 +114,11 @@ int virtq_pop(struct virtq *vq, const struct guest_ram *ram,
     chain->nseg = 0;
     chain->readable_len = chain->writable_len = 0;
     int rc = chain_walk(vq, ram, chain, why, why_len);
-    if (rc == 1)
-        vq->last_avail++;
-    return rc;
+    if (rc)
+        return rc;
+    vq->last_avail++;
+    *popped = true;
+    return 0;
 }
 
 int virtq_push(struct virtq *vq, struct guest_ram *ram, uint16_t head,

@@ -38,11 +38,12 @@ struct virtq_chain {
 
 /* Checks num and the three ring areas against guest RAM. 0 or -EINVAL. */
 int virtq_validate(const struct virtq *vq, const struct guest_ram *ram);
-/* Takes the next available chain. 1 popped, 0 nothing available, -EINVAL the
- * guest broke the rules (out-of-range index or address, loop, readable after
- * writable, indirect); the message names the fault. */
+/* Takes the next available chain: 0 with *popped true (chain filled) or
+ * false (nothing available), -EINVAL when the guest broke the rules
+ * (out-of-range index or address, loop, readable after writable, indirect);
+ * the message names the fault. */
 int virtq_pop(struct virtq *vq, const struct guest_ram *ram,
-              struct virtq_chain *chain, char *why, unsigned why_len);
+              struct virtq_chain *chain, bool *popped, char *why, unsigned why_len);
 /* Returns a chain to the driver with `written` bytes written into it. The
  * used ring write goes through guest_ram_write so the page is marked dirty. */
 int virtq_push(struct virtq *vq, struct guest_ram *ram, uint16_t head,

@@ -22,15 +22,6 @@
 #define SOCK_BUF_BYTES (4 << 20)
 #define TLS_BUF_BYTES (4 << 20)
 
-const char *mig_type_name(uint16_t type)
-{
-    static const char *const names[] = {
-        "?", "HELLO", "HELLO_ACK", "RAM", "SECTION", "END", "LOADED",
-        "COMMIT", "RUNNING", "ERROR",
-    };
-    return type <= MIG_TYPE_MAX ? names[type] : "?";
-}
-
 void mig_channel_init(struct mig_channel *ch, int fd)
 {
     memset(ch, 0, sizeof(*ch));
@@ -132,35 +123,34 @@ static int parse_fd(const char *spec, int *out, struct err *e)
     return 0;
 }
 
-int mig_uri_connect(const char *uri, int *fd, struct err *e)
+/* tcp:, unix: and fd: for both directions; a listening fd: URI is marked
+ * "already connected" for mig_accept. */
+static int uri_open(const char *uri, bool listening, int *fd, struct err *e)
 {
     if (!strncmp(uri, "tcp:", 4))
-        return tcp_socket(uri + 4, false, fd, e);
+        return tcp_socket(uri + 4, listening, fd, e);
     if (!strncmp(uri, "unix:", 5)) {
-        *fd = sock_connect_unix(uri + 5);
-        return *fd < 0 ? err_set(e, -*fd, "connect to unix:%s: %s", uri + 5,
-                                 strerror(-*fd)) : 0;
+        *fd = listening ? sock_listen_unix(uri + 5) : sock_connect_unix(uri + 5);
+        return *fd < 0 ? err_set(e, -*fd, "%s unix:%s: %s", listening ? "listen on"
+                                 : "connect to", uri + 5, strerror(-*fd)) : 0;
     }
-    if (!strncmp(uri, "fd:", 3))
-        return parse_fd(uri + 3, fd, e);
+    if (!strncmp(uri, "fd:", 3)) {
+        int rc = parse_fd(uri + 3, fd, e);
+        if (listening)
+            *fd = rc ? -1 : -2 - *fd;
+        return rc;
+    }
     return err_set(e, EINVAL, "uri '%s': expected tcp:HOST:PORT, unix:PATH or fd:N", uri);
+}
+
+int mig_uri_connect(const char *uri, int *fd, struct err *e)
+{
+    return uri_open(uri, false, fd, e);
 }
 
 int mig_uri_listen(const char *uri, int *fd, struct err *e)
 {
-    if (!strncmp(uri, "tcp:", 4))
-        return tcp_socket(uri + 4, true, fd, e);
-    if (!strncmp(uri, "unix:", 5)) {
-        *fd = sock_listen_unix(uri + 5);
-        return *fd < 0 ? err_set(e, -*fd, "listen on unix:%s: %s", uri + 5,
-                                 strerror(-*fd)) : 0;
-    }
-    if (!strncmp(uri, "fd:", 3)) {
-        int rc = parse_fd(uri + 3, fd, e);
-        *fd = rc ? -1 : -2 - *fd;   /* marks "already connected" for mig_accept */
-        return rc;
-    }
-    return err_set(e, EINVAL, "uri '%s': expected tcp:HOST:PORT, unix:PATH or fd:N", uri);
+    return uri_open(uri, true, fd, e);
 }
 
 int mig_accept(int listen_fd, int timeout_ms, int *fd, struct err *e)
@@ -416,22 +406,6 @@ int mig_recv_hdr(struct mig_channel *ch, struct mig_hdr *h, struct err *e)
 {
     int rc = mig_recv(ch, h, sizeof(*h), e);
     return rc ? rc : mig_hdr_check(h, e);
-}
-
-int mig_hdr_check(const struct mig_hdr *h, struct err *e)
-{
-    if (h->magic != MIG_MAGIC)
-        return err_set(e, EPROTO, "bad message magic 0x%08x (not a tern migration stream)",
-                       h->magic);
-    if (h->crc != crc32c(0, h, 12))
-        return err_set(e, EPROTO, "message header crc mismatch (type %u, length %u)",
-                       h->type, h->length);
-    if (h->type == 0 || h->type > MIG_TYPE_MAX)
-        return err_set(e, EPROTO, "unknown message type %u", h->type);
-    if (h->length > mig_max_length(h->type))
-        return err_set(e, EPROTO, "%s message of %u bytes exceeds the limit of %u",
-                       mig_type_name(h->type), h->length, mig_max_length(h->type));
-    return 0;
 }
 
 static int recv_payload(struct mig_channel *ch, const struct mig_hdr *h, uint8_t **buf,

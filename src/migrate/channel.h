@@ -45,10 +45,8 @@ int mig_send_buf(struct mig_channel *ch, uint16_t type, const void *data,
                  uint32_t len, struct err *e);
 /* Sends an ERROR message with text; failures are ignored (best effort). */
 void mig_send_error(struct mig_channel *ch, const char *text);
-/* Reads and checks a header: magic, header crc, known type, length limit. */
+/* Reads a header and checks it (mig_hdr_check). */
 int mig_recv_hdr(struct mig_channel *ch, struct mig_hdr *h, struct err *e);
-/* The checks of mig_recv_hdr on a header already in memory. */
-int mig_hdr_check(const struct mig_hdr *h, struct err *e);
 int mig_recv(struct mig_channel *ch, void *buf, size_t len, struct err *e);
 int mig_recv_iov(struct mig_channel *ch, struct iovec *iov, int iovcnt,
                  struct err *e);

@@ -115,7 +115,7 @@ struct dest_run {
     struct vm *vm;
     struct ram_stats ram;
     uint64_t load_ns;
-    bool loaded[DEVSTATE_MAX];
+    struct state_intake intake;   /* against vm->devstate */
 };
 
 static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err *e)
@@ -123,33 +123,20 @@ static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err 
     uint8_t *msg = malloc(h->length ? h->length : 1);
     if (!msg)
         return err_set(e, ENOMEM, "out of memory");
-    int rc = mig_recv(&r->in->ch, msg, h->length, e);
     struct state_section s;
+    const struct devstate_entry *d;
+    int rc = mig_recv(&r->in->ch, msg, h->length, e);
     if (!rc)
         rc = state_parse(msg, h->length, &s, e);
-    const struct devstate_entry *d = rc ? NULL
-        : devstate_find(&r->vm->devstate, s.name, s.instance);
-    if (d && r->loaded[d - r->vm->devstate.entry])
-        rc = err_set(e, EPROTO, "section '%s' instance %u sent twice", s.name, s.instance);
+    if (!rc)
+        rc = state_admit(&r->intake, &s, &d, e);
     if (!rc) {
         uint64_t t = clock_mono_ns();
-        rc = state_load(&r->vm->devstate, &s, e);
+        rc = state_load(d, &s, e);
         r->load_ns += clock_mono_ns() - t;
-        if (!rc)
-            r->loaded[d - r->vm->devstate.entry] = true;
     }
     free(msg);
     return rc;
-}
-
-static int dest_check_complete(struct dest_run *r, struct err *e)
-{
-    for (unsigned i = 0; i < r->vm->devstate.count; i++)
-        if (!r->loaded[i])
-            return err_set(e, EPROTO, "stream ended without section '%s' instance %u",
-                           r->vm->devstate.entry[i].ops->name,
-                           r->vm->devstate.entry[i].instance);
-    return 0;
 }
 
 static int dest_receive(struct dest_run *r, struct err *e)
@@ -166,7 +153,7 @@ static int dest_receive(struct dest_run *r, struct err *e)
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
         else if (h.type == MIG_END)
-            return dest_check_complete(r, e);
+            return state_intake_complete(&r->intake, e);
         else if (h.type == MIG_ERROR) {
             char text[4097] = "";
             mig_recv(ch, text, h.length, e);
@@ -232,6 +219,7 @@ static void *incoming_thread(void *arg)
 {
     struct mig_incoming *in = arg;
     struct dest_run r = { .in = in, .vm = &in->mon->vm };
+    state_intake_init(&r.intake, &r.vm->devstate);
     struct err e = { "" };
     uint64_t t0 = clock_mono_ns();
     int rc = dest_receive(&r, &e);

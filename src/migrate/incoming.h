@@ -28,9 +28,6 @@ struct mig_incoming {
 
 /* Listens on uri, accepts one source, reads and checks its HELLO. */
 int mig_incoming_accept(struct mig_incoming *in, struct err *e);
-/* mig_incoming_accept with a control socket at control_path (if not NULL)
- * answering status and quit meanwhile. 0 connected, 1 quit, or -errno. */
-int mig_incoming_wait(struct mig_incoming *in, const char *control_path, struct err *e);
 /* Fills the VM config from HELLO, checking it against the local options
  * (disks, and memory/cpus when given) and this host's CPU. */
 int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg,

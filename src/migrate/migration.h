@@ -53,11 +53,12 @@ struct mig_hooks {
     /* Called with a "migration" event's fields; any thread. */
     void (*event)(void *ctx, json_t *fields);
     /* The commit decision once the destination has loaded everything:
-     * 0 committed by an authority (ternd's etcd CAS: from now on the
-     * destination owns the VM even if it never hears COMMIT), 1 no
-     * authority (standalone: the delivery of COMMIT decides), -errno
-     * refused (the source resumes). */
-    int (*commit)(void *ctx, struct err *e);
+     * 0 with *decided true when an authority committed (ternd's etcd CAS:
+     * from now on the destination owns the VM even if it never hears
+     * COMMIT), 0 with *decided false when there is no authority
+     * (standalone: the delivery of COMMIT decides), -errno refused (the
+     * source resumes). */
+    int (*commit)(void *ctx, bool *decided, struct err *e);
     /* The VM now runs on the destination: end this process. */
     void (*completed)(void *ctx);
     void *ctx;

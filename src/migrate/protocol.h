@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "common/err.h"
+
 #define MIG_MAGIC 0x4d4e5254U            /* "TRNM" */
 #define MIG_VERSION_MIN 1
 #define MIG_VERSION_MAX 1
@@ -62,5 +64,7 @@ static inline uint32_t mig_max_length(uint16_t type)
 }
 
 const char *mig_type_name(uint16_t type);
+/* Checks a header: magic, header crc, known type, length limit. */
+int mig_hdr_check(const struct mig_hdr *h, struct err *e);
 
 #endif

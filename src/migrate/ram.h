@@ -5,6 +5,7 @@
 #define TERN_MIGRATE_RAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -60,6 +61,29 @@ uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords);
  * (8 + 12 * count + 4096 * data pages). Sets *nonzero. */
 int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages,
                     uint32_t length, uint32_t *nonzero, struct err *e);
+
+/* A RAM message as a receiver takes it, up to its page data. */
+struct ram_batch {
+    uint32_t head[2];                     /* count, flags */
+    uint64_t entry[MIG_RAM_MAX_PAGES];    /* data pages first, then zero markers */
+    uint32_t crc[MIG_RAM_MAX_PAGES];
+    uint32_t count, nonzero;
+};
+
+/* Reads the next n bytes of the message into dst. */
+typedef int ram_read_fn(void *ctx, void *dst, size_t n, struct err *e);
+
+/* The receiver's checks of a RAM message of length bytes, in the order its
+ * bytes come (the destination and the offline check of a stream alike):
+ * the head (1..1024 pages, no flags), the page table fitting the message,
+ * then ram_batch_check against a guest of npages. Everything but the page
+ * data is read through take. */
+int ram_batch_read(struct ram_batch *b, uint32_t length, uint64_t npages,
+                   ram_read_fn *take, void *ctx, struct err *e);
+/* With MIG_F_PAGE_CRC: the crc32c of each data page (page[i] holds the
+ * i-th) against the batch's table. */
+int ram_batch_check_crc(const struct ram_batch *b, const void *const *page,
+                        struct err *e);
 /* Destination: reads the payload of one RAM message whose header is h. */
 int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
                    bool page_crc, struct ram_stats *stats, struct err *e);

@@ -96,18 +96,35 @@ int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s,
     return 0;
 }
 
-int state_load(const struct devstate_registry *reg, const struct state_section *s,
-               struct err *e)
+void state_intake_init(struct state_intake *in, const struct devstate_registry *reg)
 {
-    const struct devstate_entry *d = devstate_find(reg, s->name, s->instance);
-    if (!d)
+    memset(in, 0, sizeof(*in));
+    in->reg = reg;
+}
+
+int state_admit(struct state_intake *in, const struct state_section *s,
+                const struct devstate_entry **d, struct err *e)
+{
+    *d = devstate_find(in->reg, s->name, s->instance);
+    if (!*d)
         return err_set(e, EPROTO, "section '%s' instance %u: no such device here",
                        s->name, s->instance);
+    bool *seen = &in->seen[*d - in->reg->entry];
+    if (*seen)
+        return err_set(e, EPROTO, "section '%s' instance %u sent twice", s->name,
+                       s->instance);
     if (s->version == 0)
         return err_set(e, EPROTO, "section '%s' version 0 is invalid", s->name);
-    if (s->version > d->ops->version)
+    if (s->version > (*d)->ops->version)
         return err_set(e, EPROTO, "section '%s' version %u > supported %u", s->name,
-                       s->version, d->ops->version);
+                       s->version, (*d)->ops->version);
+    *seen = true;
+    return 0;
+}
+
+int state_load(const struct devstate_entry *d, const struct state_section *s,
+               struct err *e)
+{
     struct reader r;
     reader_init(&r, s->data, s->length);
     struct err inner = { "" };
@@ -115,5 +132,14 @@ int state_load(const struct devstate_registry *reg, const struct state_section *
     if (rc)
         return err_set(e, -rc, "section '%s' instance %u: %s", s->name, s->instance,
                        inner.msg[0] ? inner.msg : "refused");
+    return 0;
+}
+
+int state_intake_complete(const struct state_intake *in, struct err *e)
+{
+    for (unsigned i = 0; i < in->reg->count; i++)
+        if (!in->seen[i])
+            return err_set(e, EPROTO, "stream ended without section '%s' instance %u",
+                           in->reg->entry[i].ops->name, in->reg->entry[i].instance);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "common/opts.h"
 #include "migrate/commands.h"
 #include "migrate/incoming.h"
+#include "migrate/incoming_wait.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/monitor.h"
@@ -195,7 +196,7 @@ static void incoming_stop(struct monitor *m, void *arg)
     migrate_commands_stop(m, NULL);
 }
 
-static int run_incoming(struct cli *cli, struct err *e)
+static int run_incoming(struct cli *cli, int *status, struct err *e)
 {
     static struct mig_incoming in;
     in.uri = cli->incoming;
@@ -206,9 +207,10 @@ static int run_incoming(struct cli *cli, struct err *e)
     int rc = 0;
     if (cli->cfg.prealloc)
         rc = vm_ram_create(cli->cfg.memory, true, &cli->cfg.ram_fd, e);
+    bool quit = false;
     if (!rc)
-        rc = mig_incoming_wait(&in, cli->mo.control, e);
-    if (rc == 1)
+        rc = mig_incoming_wait(&in, cli->mo.control, &quit, e);
+    if (!rc && quit)
         return 0;   /* quit before any source came */
     if (!rc)
         rc = mig_incoming_config(&in, &cli->cfg, cli->memory_given, cli->cpus_given, e);
@@ -218,9 +220,9 @@ static int run_incoming(struct cli *cli, struct err *e)
         cli->mo.start = incoming_start;
         cli->mo.stop = incoming_stop;
         cli->mo.arg = &in;
-        rc = monitor_run(&cli->cfg, &cli->mo, e);
+        rc = monitor_run(&cli->cfg, &cli->mo, status, e);
     }
-    if (rc < 0)
+    if (rc)
         mig_incoming_refuse(&in, e->msg);
     mig_incoming_release(&in);
     return rc;
@@ -238,15 +240,15 @@ int main(int argc, char **argv)
     log_set_vm(cli.cfg.name ? cli.cfg.name : "-");
     migrate_commands_set_tls_dir(cli.tls_dir);
     struct err e = { "" };
-    int status;
+    int status = 0, rc;
     if (cli.incoming) {
-        status = run_incoming(&cli, &e);
+        rc = run_incoming(&cli, &status, &e);
     } else {
         cli.mo.start = migrate_commands_start;
         cli.mo.stop = migrate_commands_stop;
-        status = monitor_run(&cli.cfg, &cli.mo, &e);
+        rc = monitor_run(&cli.cfg, &cli.mo, &status, &e);
     }
-    if (status < 0) {
+    if (rc) {
         fprintf(stderr, "tern-vmm: %s\n", e.msg);
         return 1;
     }

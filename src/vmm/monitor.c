@@ -54,32 +54,35 @@ static int cmd_status(struct control *ctl, json_t *req, json_t *reply, struct er
     return 0;
 }
 
-static int cmd_pause(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+/* pause and resume: idempotent, logged, and an event for every client */
+static int set_running(struct control *ctl, bool run, struct err *e)
 {
     struct monitor *m = ctl->ctx;
+    if (vm_get_state(&m->vm) == (run ? VM_RUNNING : VM_PAUSED))
+        return 0;
+    int rc = run ? vm_resume(&m->vm) : vm_pause(&m->vm);
+    if (rc == -EPERM)
+        return err_set(e, EPERM, "a migration holds the vm");
+    if (rc)
+        return err_set(e, ESRCH, run ? "vm has shut down" : "vm is not running");
+    const char *done = run ? "resumed" : "paused";
+    log_info("vmm", "%s", done);
+    control_event(ctl, done, NULL);
+    return 0;
+}
+
+static int cmd_pause(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
     (void)req;
     (void)reply;
-    if (vm_get_state(&m->vm) == VM_PAUSED)
-        return 0;
-    if (vm_pause(&m->vm))
-        return err_set(e, ESRCH, "vm is not running");
-    log_info("vmm", "paused");
-    control_event(ctl, "paused", NULL);
-    return 0;
+    return set_running(ctl, false, e);
 }
 
 static int cmd_resume(struct control *ctl, json_t *req, json_t *reply, struct err *e)
 {
-    struct monitor *m = ctl->ctx;
     (void)req;
     (void)reply;
-    if (vm_get_state(&m->vm) == VM_RUNNING)
-        return 0;
-    if (vm_resume(&m->vm))
-        return err_set(e, ESRCH, "vm has shut down");
-    log_info("vmm", "resumed");
-    control_event(ctl, "resumed", NULL);
-    return 0;
+    return set_running(ctl, true, e);
 }
 
 static int cmd_quit(struct control *ctl, json_t *req, json_t *reply, struct err *e)
@@ -222,7 +225,7 @@ static int monitor_setup(struct monitor *m, const struct vm_config *cfg,
     return rc;
 }
 
-int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
+int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo, int *status,
                 struct err *e)
 {
     static struct monitor m;
@@ -257,9 +260,7 @@ int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
         close(m.event_fd);
     json_decref(m.event_queue);
     evloop_release(&m.loop);
-    if (rc)
-        return rc;
-    if (m.vm.exit_reason == VM_EXIT_CRASH)
-        return EXIT_STATUS_CRASH;
-    return m.vm.exit_reason == VM_EXIT_FAILED ? EXIT_STATUS_FAILED : 0;
+    *status = m.vm.exit_reason == VM_EXIT_CRASH ? EXIT_STATUS_CRASH
+            : m.vm.exit_reason == VM_EXIT_FAILED ? EXIT_STATUS_FAILED : 0;
+    return rc;
 }

@@ -1,4 +1,5 @@
-/* vCPU threads: the KVM_RUN loop, exit dispatch, parking for pause. */
+#include "vmm/vcpu.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,7 +193,8 @@ static void vcpu_crash(struct vcpu *vcpu, const char *what, unsigned long long d
                     (unsigned long long)vcpu_rip(vcpu));
 }
 
-/* Returns false when the VM must stop running this vCPU. */
+/* Handles one exit of KVM_RUN; an exit that ends the VM goes through
+ * vm_request_exit, which parks this vCPU at its next wait. */
 static void vcpu_dispatch(struct vcpu *vcpu)
 {
     struct kvm_run *run = vcpu->run;

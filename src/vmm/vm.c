@@ -174,16 +174,22 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
 
 /* Section order in the stream follows registration: vCPUs, irqchip, PIT,
  * clock, then the devices. */
+int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
+                         unsigned ndisks, struct err *e)
+{
+    devstate_registry_init(reg);
+    int rc = vmstate_register(reg, vm, ncpus);
+    if (!rc)
+        rc = devstate_register(reg, &serial_state_ops, 0, vm ? &vm->uart : NULL);
+    for (unsigned i = 0; !rc && i < ndisks; i++)
+        rc = devstate_register(reg, &virtio_blk_state_ops, i, vm ? &vm->disk[i] : NULL);
+    return rc ? err_set(e, -rc, "state registry: %s", strerror(-rc)) : 0;
+}
+
 static int vm_register_state(struct vm *vm, struct err *e)
 {
-    devstate_registry_init(&vm->devstate);
-    int rc = vmstate_register(vm, e);
-    if (rc)
-        return rc;
-    rc = devstate_register(&vm->devstate, &serial_state_ops, 0, &vm->uart);
-    for (unsigned i = 0; !rc && i < vm->ndisks; i++)
-        rc = devstate_register(&vm->devstate, &virtio_blk_state_ops, i, &vm->disk[i]);
-    return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
+    int rc = vmstate_probe(vm, e);
+    return rc ? rc : vm_register_sections(&vm->devstate, vm, vm->ncpus, vm->ndisks, e);
 }
 
 static int read_file(const char *what, const char *path, uint8_t **buf,
@@ -281,6 +287,25 @@ static int vm_load(struct vm *vm, struct err *e)
     return vcpu_setup_boot(&vm->vcpu[0], img.entry, e);
 }
 
+static int vm_open_exit_eventfd(struct vm *vm, struct err *e)
+{
+    vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return vm->exit_eventfd < 0 ? err_set(e, errno, "eventfd: %s", strerror(errno)) : 0;
+}
+
+/* An incoming VM runs on the source's CPUID, a new one on its model's. */
+static int vm_setup_cpuid(struct vm *vm, struct err *e)
+{
+    return vm->config.cpuid ? cpuid_copy(vm->config.cpuid, &vm->cpuid, e)
+                            : cpuid_for_model(vm->kvm_fd, vm->config.cpu_model, &vm->cpuid, e);
+}
+
+/* vm_init in order; vm_release undoes whatever of it was done. */
+static int (*const vm_init_steps[])(struct vm *vm, struct err *e) = {
+    vm_open_exit_eventfd, vm_open_disks, vm_open_kvm, vm_setup_memory, vm_setup_cpuid,
+    vm_setup_devices, vm_create_vcpus, vm_load,
+};
+
 int vm_init(struct vm *vm, const struct vm_config *config,
             void (*console_output)(void *, const uint8_t *, size_t),
             void *console_ctx, struct err *e)
@@ -295,23 +320,9 @@ int vm_init(struct vm *vm, const struct vm_config *config,
     pthread_cond_init(&vm->cond, NULL);
     if (vm->ncpus == 0 || vm->ncpus > VM_MAX_CPUS)
         return err_set(e, EINVAL, "cpus %u: must be 1 to %d", vm->ncpus, VM_MAX_CPUS);
-    vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int rc = vm->exit_eventfd < 0 ? err_set(e, errno, "eventfd: %s", strerror(errno)) : 0;
-    if (!rc)
-        rc = vm_open_disks(vm, e);
-    if (!rc)
-        rc = vm_open_kvm(vm, e);
-    if (!rc)
-        rc = vm_setup_memory(vm, e);
-    if (!rc)
-        rc = config->cpuid ? cpuid_copy(config->cpuid, &vm->cpuid, e)
-                           : cpuid_for_model(vm->kvm_fd, config->cpu_model, &vm->cpuid, e);
-    if (!rc)
-        rc = vm_setup_devices(vm, e);
-    if (!rc)
-        rc = vm_create_vcpus(vm, e);
-    if (!rc)
-        rc = vm_load(vm, e);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(vm_init_steps) / sizeof(vm_init_steps[0]); i++)
+        rc = vm_init_steps[i](vm, e);
     return rc;
 }
 
@@ -448,11 +459,21 @@ const char *vm_state_name(enum vm_state state)
     return names[state];
 }
 
-void vm_hand_over(struct vm *vm)
+static void vm_set_handed_over(struct vm *vm, bool handed_over)
 {
     pthread_mutex_lock(&vm->lock);
-    vm->handed_over = true;
+    vm->handed_over = handed_over;
     pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_hand_over(struct vm *vm)
+{
+    vm_set_handed_over(vm, true);
+}
+
+void vm_take_back(struct vm *vm)
+{
+    vm_set_handed_over(vm, false);
 }
 
 bool vm_handed_over(struct vm *vm)
@@ -461,13 +482,6 @@ bool vm_handed_over(struct vm *vm)
     bool h = vm->handed_over;
     pthread_mutex_unlock(&vm->lock);
     return h;
-}
-
-void vm_take_back(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    vm->handed_over = false;
-    pthread_mutex_unlock(&vm->lock);
 }
 
 int vm_post_load(struct vm *vm, struct err *e)

@@ -327,19 +327,24 @@ int vmstate_apply_clock(struct vm *vm, struct err *e)
     return 0;
 }
 
-int vmstate_register(struct vm *vm, struct err *e)
+int vmstate_probe(struct vm *vm, struct err *e)
 {
     int rc = probe_msrs(vm, e);
-    if (rc)
-        return rc;
-    probe_xsave(vm);
-    for (unsigned i = 0; i < vm->ncpus && !rc; i++)
-        rc = devstate_register(&vm->devstate, &cpu_ops, i, &vm->vcpu[i]);
     if (!rc)
-        rc = devstate_register(&vm->devstate, &irqchip_ops, 0, vm);
+        probe_xsave(vm);
+    return rc;
+}
+
+int vmstate_register(struct devstate_registry *reg, struct vm *vm, unsigned ncpus)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < ncpus && !rc; i++)
+        rc = devstate_register(reg, &cpu_ops, i, vm ? &vm->vcpu[i] : NULL);
     if (!rc)
-        rc = devstate_register(&vm->devstate, &pit_ops, 0, vm);
+        rc = devstate_register(reg, &irqchip_ops, 0, vm);
     if (!rc)
-        rc = devstate_register(&vm->devstate, &clock_ops, 0, vm);
-    return rc ? err_set(e, -rc, "state registry: %s", strerror(-rc)) : 0;
+        rc = devstate_register(reg, &pit_ops, 0, vm);
+    if (!rc)
+        rc = devstate_register(reg, &clock_ops, 0, vm);
+    return rc;
 }

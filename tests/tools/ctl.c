@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonl.h"
 #include "common/sock.h"
 
 static double now_s(void)
@@ -26,33 +27,28 @@ static regex_t match_want;        /* or any line matching this */
 static int match_set;
 static int event_seen;
 
+static struct jsonl_buf in;
+
 static int read_until(int fd, const char *want, double deadline)
 {
-    static char buf[1 << 16];
-    static size_t len;
     for (;;) {
-        char *nl;
-        while ((nl = memchr(buf, '\n', len))) {
-            *nl = '\0';
-            puts(buf);
+        char *line;
+        while ((line = jsonl_buf_next(&in))) {
+            puts(line);
             fflush(stdout);
-            if ((event_want && strstr(buf, event_want)) ||
-                (match_set && !regexec(&match_want, buf, 0, NULL, 0)))
+            if ((event_want && strstr(line, event_want)) ||
+                (match_set && !regexec(&match_want, line, 0, NULL, 0)))
                 event_seen = 1;
-            int found = want ? strstr(buf, want) != NULL : event_seen;
-            len -= (size_t)(nl + 1 - buf);
-            memmove(buf, nl + 1, len);
-            if (found)
+            if (want ? strstr(line, want) != NULL : event_seen)
                 return 0;
         }
         int ms = (int)((deadline - now_s()) * 1000);
         struct pollfd p = { .fd = fd, .events = POLLIN };
         if (ms <= 0 || poll(&p, 1, ms) <= 0)
             return -ETIMEDOUT;
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n <= 0)
-            return -EPIPE;
-        len += (size_t)n;
+        int rc = jsonl_buf_fill(&in, fd);
+        if (rc)
+            return rc == -EMSGSIZE ? rc : -EPIPE;
     }
 }
 
@@ -80,6 +76,10 @@ int main(int argc, char **argv)
         return 2;
     }
     int fd = sock_connect_unix(argv[i]);
+    if (fd >= 0 && jsonl_buf_init(&in)) {
+        fprintf(stderr, "ctl: out of memory\n");
+        return 1;
+    }
     if (fd < 0) {
         fprintf(stderr, "ctl: connect '%s': %s\n", argv[i], strerror(-fd));
         return 1;
@@ -101,6 +101,7 @@ int main(int argc, char **argv)
     if (!rc && match_set && !event_seen)
         rc = read_until(fd, NULL, deadline);
     close(fd);
+    jsonl_buf_release(&in);
     if (rc)
         fprintf(stderr, "ctl: %s\n", strerror(-rc));
     return rc ? 1 : 0;

@@ -286,6 +286,50 @@ static void scratch_and_mcr(void **state)
     assert_int_equal(rd(f, MSR), msr);
 }
 
+/* Section "serial" version 1 as docs/protocol.md gives it: ier, lcr, mcr,
+ * lsr, msr, scr, fcr, dll, dlm, thr_irq, rx_len, rx_head, the 64-byte FIFO;
+ * a load of it saves the same bytes again, and a bad FIFO is refused. */
+static void saved_state_layout(void **state)
+{
+    struct fixture *f = *state;
+    struct serial_regs *r = &f->uart.regs;
+    uint8_t *fields[] = { &r->ier, &r->lcr, &r->mcr, &r->lsr, &r->msr, &r->scr, &r->fcr,
+                          &r->dll, &r->dlm, &r->thr_irq, &r->rx_len, &r->rx_head };
+    for (unsigned i = 0; i < 12; i++)
+        *fields[i] = (uint8_t)(i + 1);
+    for (unsigned i = 0; i < SERIAL_RX_FIFO; i++)
+        r->rx[i] = (uint8_t)(0x80 + i);
+    struct buf b;
+    buf_init(&b);
+    struct err e = { "" };
+    assert_int_equal(serial_state_ops.save(&f->uart, &b, &e), 0);
+    assert_int_equal(b.len, 12 + SERIAL_RX_FIFO);
+    for (unsigned i = 0; i < 12; i++)
+        assert_int_equal(b.data[i], i + 1);
+    for (unsigned i = 0; i < SERIAL_RX_FIFO; i++)
+        assert_int_equal(b.data[12 + i], 0x80 + i);
+
+    struct fixture *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    struct irq_line line = { irq_set, g, SERIAL_COM1_IRQ, 0 };
+    serial_init(&g->uart, line, output, g);
+    struct reader rd_;
+    reader_init(&rd_, b.data, b.len);
+    assert_int_equal(serial_state_ops.load(&g->uart, &rd_, 1, &e), 0);
+    assert_memory_equal(&g->uart.regs, r, sizeof(*r));
+    b.data[10] = SERIAL_RX_FIFO + 1;   /* rx_len */
+    reader_init(&rd_, b.data, b.len);
+    assert_int_not_equal(serial_state_ops.load(&g->uart, &rd_, 1, &e), 0);
+    assert_non_null(strstr(e.msg, "fifo 65"));
+    reader_init(&rd_, b.data, b.len - 1);
+    assert_int_not_equal(serial_state_ops.load(&g->uart, &rd_, 1, &e), 0);
+    assert_non_null(strstr(e.msg, "wrong size"));
+    assert_memory_equal(&g->uart.regs, r, sizeof(*r));   /* untouched */
+    serial_release(&g->uart);
+    free(g);
+    buf_release(&b);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -300,6 +344,7 @@ int main(void)
         T(input_interrupt),
         T(fifo_overflow),
         T(scratch_and_mcr),
+        T(saved_state_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -157,6 +157,14 @@ static const uint8_t toy_a_data[] = {
     7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'x',
 };
 
+/* The destination's path for one parsed section: admitted, then loaded. */
+static int take(struct state_intake *in, const struct state_section *s, struct err *e)
+{
+    const struct devstate_entry *d;
+    int rc = state_admit(in, s, &d, e);
+    return rc ? rc : state_load(d, s, e);
+}
+
 /* Parses (on an exactly sized heap copy) and loads one section. */
 static int feed(const struct devstate_registry *reg, const struct buf *b, struct err *e)
 {
@@ -164,9 +172,11 @@ static int feed(const struct devstate_registry *reg, const struct buf *b, struct
     assert_non_null(copy);
     memcpy(copy, b->data, b->len);
     struct state_section s;
+    struct state_intake in;
+    state_intake_init(&in, reg);
     int rc = state_parse(copy, (uint32_t)b->len, &s, e);
     if (!rc)
-        rc = state_load(reg, &s, e);
+        rc = take(&in, &s, e);
     free(copy);
     return rc;
 }
@@ -214,6 +224,8 @@ static void round_trip(void **state)
     assert_int_equal(mig_send_buf(&tx, MIG_END, NULL, 0, &e), 0);
 
     unsigned sections = 0;
+    struct state_intake in;
+    state_intake_init(&in, &dst->reg);
     for (;;) {
         struct mig_hdr h;
         assert_int_equal(mig_recv_hdr(&rx, &h, &e), 0);
@@ -224,12 +236,13 @@ static void round_trip(void **state)
         assert_non_null(msg);
         assert_int_equal(mig_recv(&rx, msg, h.length, &e), 0);
         struct state_section s;
-        if (state_parse(msg, h.length, &s, &e) || state_load(&dst->reg, &s, &e))
+        if (state_parse(msg, h.length, &s, &e) || take(&in, &s, &e))
             fail_msg("section %u: %s", sections, e.msg);
         free(msg);
         sections++;
     }
     assert_int_equal(sections, 3);
+    assert_int_equal(state_intake_complete(&in, &e), 0);
     assert_int_equal(tx.bytes_out, rx.bytes_in);
 
     assert_int_equal(dst->a.a, 4242);
@@ -659,7 +672,9 @@ static void longest_name_round_trip(void **state)
     assert_int_equal(state_parse(p, len, &s, &e), 0);
     assert_string_equal(s.name, name);
     assert_int_equal(s.instance, 7);
-    assert_int_equal(state_load(reg, &s, &e), 0);
+    struct state_intake in;
+    state_intake_init(&in, reg);
+    assert_int_equal(take(&in, &s, &e), 0);
     assert_int_equal(dst.n, 3);
     assert_memory_equal(dst.bytes, src.bytes, 3);
     buf_release(&saved);

@@ -87,10 +87,15 @@ static void offer(struct fixture *f, uint16_t head)
 static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
+/* 1 popped, 0 nothing available, or virtq_pop's -errno */
 static int pop(struct fixture *f)
 {
     f->why[0] = '\0';
-    return virtq_pop(&f->vq, &f->ram, &f->chain, f->why, sizeof(f->why));
+    bool popped = true;
+    int rc = virtq_pop(&f->vq, &f->ram, &f->chain, &popped, f->why, sizeof(f->why));
+    if (rc)
+        assert_false(popped);
+    return rc ? rc : popped;
 }
 
 /* ---- valid chains ---- */
@@ -441,9 +446,10 @@ static void why_buffer_optional(void **state)
 {
     struct fixture *f = *state;
     offer(f, QSIZE);
-    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, NULL, 0), -EINVAL);
+    bool popped;
+    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, &popped, NULL, 0), -EINVAL);
     char tiny[4] = "xxx";
-    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, tiny, sizeof(tiny)),
+    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, &popped, tiny, sizeof(tiny)),
                      -EINVAL);
     assert_int_equal(strlen(tiny), 3);
 }
@@ -472,7 +478,8 @@ static void chain_length_overflow(void **state)
     memcpy(mem + 0x2002, &idx, 2);
     static struct virtq_chain chain;
     char why[128] = "";
-    assert_int_equal(virtq_pop(&vq, &ram, &chain, why, sizeof(why)), -EINVAL);
+    bool popped;
+    assert_int_equal(virtq_pop(&vq, &ram, &chain, &popped, why, sizeof(why)), -EINVAL);
     assert_non_null(strstr(why, "overflow"));
     guest_ram_release(&ram);
     munmap(mem, size);

@@ -261,7 +261,8 @@ static int src_pause(struct source_run *r, struct err *e)
     vm_hand_over(vm);
     vm_throttle_set(vm, 0);
     /* vCPUs are parked and block requests run in vCPU threads, so nothing is
-     * in flight; make what was written durable for the destination */
+     * in flight; make what was written durable for the destination
+     * (docs/design.md, Invariants 4) */
     for (unsigned i = 0; i < vm->ndisks; i++) {
         int rc = virtio_blk_flush(&vm->disk[i], e);
         if (rc)
@@ -358,10 +359,11 @@ static void disks_lock(struct vm *vm, bool give_up)
     }
 }
 
-/* Gives up the VM. Under a cluster the commit hook decides (and from then on
- * the destination owns the VM even if it never hears COMMIT); standalone the
- * decision is the delivery of COMMIT: a destination that never got it can
- * never run the VM, so a failed send still lets the source resume. */
+/* Gives up the VM (docs/design.md, Invariants 2). Under a cluster the commit
+ * hook decides (and from then on the destination owns the VM even if it
+ * never hears COMMIT); standalone the decision is the delivery of COMMIT: a
+ * destination that never got it can never run the VM, so a failed send
+ * still lets the source resume. */
 static int src_commit(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
@@ -370,12 +372,13 @@ static int src_commit(struct source_run *r, struct err *e)
     set_status(m, MIG_STATUS_HANDOVER);
     if (atomic_load(&m->cancel))
         return err_set(e, ECANCELED, "migration cancelled");
+    bool decided = false;
     int rc = src_check_destination(r, e);
-    if (!rc)
-        rc = m->hooks.commit ? m->hooks.commit(m->hooks.ctx, e) : 1;
-    if (rc < 0)
+    if (!rc && m->hooks.commit)
+        rc = m->hooks.commit(m->hooks.ctx, &decided, e);
+    if (rc)
         return rc;
-    r->committed = rc == 0;
+    r->committed = decided;
     disks_lock(m->vm, true);
     rc = mig_send_buf(&m->ch, MIG_COMMIT, NULL, 0, e);
     if (rc && !r->committed) {
@@ -454,7 +457,7 @@ static void src_done(struct source_run *r)
     pthread_mutex_unlock(&m->lock);
 }
 
-static int src_run(struct source_run *r, struct err *e)
+static int src_setup(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     int rc = src_connect(r, e);
@@ -464,16 +467,20 @@ static int src_run(struct source_run *r, struct err *e)
     if (!rc)
         rc = ram_sender_init(&r->rs, m->vm, &m->ch, r->features & MIG_F_PAGE_CRC, e);
     set_status(m, MIG_STATUS_ACTIVE);
-    if (!rc)
-        rc = src_precopy(r, e);
-    if (!rc)
-        rc = src_stop_and_copy(r, e);
-    if (!rc)
-        rc = src_wait_loaded(r, e);
-    if (!rc)
-        rc = src_commit(r, e);
-    if (!rc)
-        rc = src_wait_running(r, e);
+    return rc;
+}
+
+/* The source's side of docs/protocol.md, in order. */
+static int (*const src_phases[])(struct source_run *r, struct err *e) = {
+    src_setup, src_precopy, src_stop_and_copy, src_wait_loaded, src_commit,
+    src_wait_running,
+};
+
+static int src_run(struct source_run *r, struct err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(src_phases) / sizeof(src_phases[0]); i++)
+        rc = src_phases[i](r, e);
     return rc;
 }
 
