@@ -29,8 +29,9 @@ check-build: all test-bins
 # Installs what is missing, builds, runs every test; last line "N passed, N failed".
 check:
 	@scripts/install-deps
-	@$(MAKE) --no-print-directory check-build >$(BUILD).make.log 2>&1 || \
-		{ cat $(BUILD).make.log; echo "0 passed, 1 failed"; exit 1; }
+	@mkdir -p $(BUILD)
+	@$(MAKE) --no-print-directory check-build >$(BUILD)/make.log 2>&1 || \
+		{ cat $(BUILD)/make.log; echo "0 passed, 1 failed"; exit 1; }
 	@tests/run
 
 check-linux:
