@@ -41,7 +41,7 @@ bool call_flag(const struct call *k, const char *name)
 
 int cli_say(int code, const char *fmt, ...)
 {
-    fflush(stdout);   /* keep the order of what stdout and stderr show */
+    fflush(stdout); /* keep the order of what stdout and stderr show */
     fputs("tern: ", stderr);
     va_list ap;
     va_start(ap, fmt);
@@ -90,7 +90,8 @@ int check_name(const char *what, const char *text)
 {
     if (name_check(text, what, NULL) < 0)
         return usage_error("bad %s '%s' (1..%d of letters, digits, '.', '_', '-', "
-                           "not starting with '.' or '-')", what, text, TERN_NAME_MAX);
+                           "not starting with '.' or '-')",
+                           what, text, TERN_NAME_MAX);
     return EXIT_OK;
 }
 
@@ -174,8 +175,8 @@ int api_answer(struct call *k, const char *method, const char *path, json_t *req
     char full[768];
     *answer = NULL;
     int rc = connect_client(k);
-    if (rc == EXIT_OK && (size_t)snprintf(full, sizeof(full), "/api/v1%s", path) >=
-        sizeof(full))
+    if (rc == EXIT_OK &&
+        (size_t)snprintf(full, sizeof(full), "/api/v1%s", path) >= sizeof(full))
         rc = fail("path '%.40s...' too long", path);
     if (rc != EXIT_OK) {
         json_decref(req);
@@ -194,8 +195,7 @@ int api_refused(const struct call *k, long status, json_t *answer)
     return rc;
 }
 
-int api(struct call *k, const char *method, const char *path, json_t *req,
-        json_t **answer)
+int api(struct call *k, const char *method, const char *path, json_t *req, json_t **answer)
 {
     long status = 0;
     int rc = api_answer(k, method, path, req, &status, answer);
@@ -233,8 +233,7 @@ int show_listing(struct call *k, const char *path,
     return rc;
 }
 
-static int vprint_answer(const struct call *k, json_t *answer, const char *fmt,
-                         va_list ap)
+static int vprint_answer(const struct call *k, json_t *answer, const char *fmt, va_list ap)
 {
     if (k->json) {
         print_json(stdout, answer);

@@ -7,9 +7,9 @@
 
 #include <jansson.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli/client.h"
 
@@ -19,23 +19,23 @@
 #define CLI_VMID_MAX 999999999ull
 
 struct cmd_opt {
-    const char *name;          /* "--memory" */
-    const char *metavar;       /* "MIB"; NULL for a flag */
+    const char *name;    /* "--memory" */
+    const char *metavar; /* "MIB"; NULL for a flag */
     const char *help;
     bool required;
-    bool repeat;               /* may be given more than once */
+    bool repeat; /* may be given more than once */
 };
 
 struct call;
 
 struct cmd {
-    const char *group, *verb;  /* "vm", "create" */
-    const char *synopsis;      /* what follows "tern vm create" */
-    int min_args, max_args;    /* positional arguments after the verb */
-    const char *summary;       /* one line, for tern --help */
-    const char *details;       /* a paragraph, each line ending in \n */
-    const char *examples;      /* lines, each ending in \n */
-    const struct cmd_opt *opts;   /* ends with {NULL}; may be NULL */
+    const char *group, *verb;   /* "vm", "create" */
+    const char *synopsis;       /* what follows "tern vm create" */
+    int min_args, max_args;     /* positional arguments after the verb */
+    const char *summary;        /* one line, for tern --help */
+    const char *details;        /* a paragraph, each line ending in \n */
+    const char *examples;       /* lines, each ending in \n */
+    const struct cmd_opt *opts; /* ends with {NULL}; may be NULL */
     int (*run)(struct call *k);
 };
 
@@ -51,11 +51,11 @@ struct call {
     int n_arg;
     struct {
         const struct cmd_opt *opt;
-        const char *value;     /* NULL for a flag */
+        const char *value; /* NULL for a flag */
     } seen[CALL_SEEN_MAX];
     int n_seen;
-    bool json;                 /* --output json */
-    struct cli_options o;      /* where the API is */
+    bool json;            /* --output json */
+    struct cli_options o; /* where the API is */
     struct client client;
     bool connected;
 };
@@ -87,8 +87,7 @@ int check_migration_type(const char *what, const char *text);
  * be NULL). EXIT_OK with *answer on 2xx; otherwise prints the error line
  * and returns EXIT_ERROR, or EXIT_NOT_QUORATE for 503. Connects on first
  * use, so commands check their arguments before anything is sent. */
-int api(struct call *k, const char *method, const char *path, json_t *req,
-        json_t **answer);
+int api(struct call *k, const char *method, const char *path, json_t *req, json_t **answer);
 int api_get(struct call *k, const char *path, json_t **answer);
 /* The same for callers that read the body of a refusal too: EXIT_OK with
  * *status and *answer for any HTTP answer; api_refused then prints the

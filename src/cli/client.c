@@ -11,7 +11,7 @@
 #include "common/textbuf.h"
 
 #define BODY_MAX (16u << 20)
-#define REQUEST_TIMEOUT_MS 30000L   /* a status without quorum takes ~6 s */
+#define REQUEST_TIMEOUT_MS 30000L /* a status without quorum takes ~6 s */
 #define CHANGE_TIMEOUT_MS 120000L
 
 void client_init(struct client *c)
@@ -34,8 +34,7 @@ static const char *pick(const char *option, const char *env)
 
 /* The two keys of ternd's config that tell where its API is; other keys
  * are ternd's business and skipped. */
-static int read_ternd_config(const char *path, char api[256], char dir[256],
-                             struct err *e)
+static int read_ternd_config(const char *path, char api[256], char dir[256], struct err *e)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -83,7 +82,7 @@ static int resolve(struct client *c, const struct cli_options *o, struct err *e)
         int rc = read_ternd_config(path ? path : CLI_CONFIG_DEFAULT, cfg_api, cfg_dir, e);
         if (rc)
             return rc;
-        if (!ca && !api)   /* ternd's own self-signed certificate */
+        if (!ca && !api) /* ternd's own self-signed certificate */
             snprintf(c->ca_file, sizeof(c->ca_file), "%s/tls/cert.pem", cfg_dir);
     }
     if (!api)
@@ -128,8 +127,8 @@ static long timeout_ms(const char *method)
 }
 
 static CURLcode perform(struct client *c, const char *method, const char *url,
-                        const char *payload, struct textbuf *b,
-                        struct curl_slist *headers, char errbuf[CURL_ERROR_SIZE])
+                        const char *payload, struct textbuf *b, struct curl_slist *headers,
+                        char errbuf[CURL_ERROR_SIZE])
 {
     CURL *h = c->curl;
     curl_easy_reset(h);
@@ -146,7 +145,7 @@ static CURLcode perform(struct client *c, const char *method, const char *url,
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms(method));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");   /* ternd is local: never a proxy */
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* ternd is local: never a proxy */
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     if (c->ca_file[0])
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
@@ -204,4 +203,3 @@ int client_request(struct client *c, const char *method, const char *path,
                        *status);
     return 0;
 }
-

@@ -89,14 +89,16 @@ static int run_join(struct call *k)
     int rc = check_address(k->arg[0]);
     if (rc == EXIT_OK && !is_fingerprint(fp))
         rc = usage_error("bad --fingerprint '%s' (sha256//..., from 'tern cluster "
-                         "status' on that node)", fp);
+                         "status' on that node)",
+                         fp);
     if (rc == EXIT_OK)
         rc = join_token(k, token);
     if (rc != EXIT_OK)
         return rc;
     json_t *ans;
-    rc = api(k, "POST", "/cluster/join", json_pack("{ssssss}", "address", k->arg[0],
-             "token", token, "fingerprint", fp), &ans);
+    rc = api(k, "POST", "/cluster/join",
+             json_pack("{ssssss}", "address", k->arg[0], "token", token, "fingerprint", fp),
+             &ans);
     explicit_bzero(token, sizeof(token));
     if (rc != EXIT_OK)
         return rc;
@@ -144,7 +146,8 @@ static int parse_migration(const char *text, json_t *m)
     if (snprintf(buf, sizeof(buf), "%s", text) >= (int)sizeof(buf) || !buf[0] ||
         buf[0] == ',' || strstr(buf, ",,") || buf[strlen(buf) - 1] == ',')
         return usage_error("bad migration options '%.60s' (type=secure|insecure"
-                           "[,network=CIDR|none])", text);
+                           "[,network=CIDR|none])",
+                           text);
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
          kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
@@ -184,11 +187,15 @@ static int run_node_list(struct call *k)
 }
 
 static const struct cmd_opt join_opts[] = {
-    {"--fingerprint", "FP", "that node's key pin, sha256//... ('tern cluster status' "
-                            "there prints it)", true, false},
-    {"--token-file", "FILE", "that node's admin token file (DATA_DIR/admin.token "
-                             "there); this node's token then comes from "
-                             "TERN_TOKEN_FILE or the config", false, false},
+    {"--fingerprint", "FP",
+     "that node's key pin, sha256//... ('tern cluster status' "
+     "there prints it)",
+     true, false},
+    {"--token-file", "FILE",
+     "that node's admin token file (DATA_DIR/admin.token "
+     "there); this node's token then comes from "
+     "TERN_TOKEN_FILE or the config",
+     false, false},
     {"--token", "TOKEN", "that node's admin token (64 hex characters)", false, false},
     {NULL, NULL, NULL, false, false},
 };
@@ -198,12 +205,13 @@ const struct cmd cmds_cluster[] = {
      "Only on a node in no cluster yet. Starts this node's etcd member as a new\n"
      "one-member cluster; other nodes then join it with 'tern cluster join'.\n",
      "  tern cluster create prod\n", NULL, run_create},
-    {"cluster", "join", "ADDRESS --fingerprint FP (--token-file FILE | --token TOKEN)",
-     1, 1, "join this node to the cluster of the node at ADDRESS",
+    {"cluster", "join", "ADDRESS --fingerprint FP (--token-file FILE | --token TOKEN)", 1,
+     1, "join this node to the cluster of the node at ADDRESS",
      "ADDRESS is host:port of the API of any member (its api_address). The\n"
      "fingerprint pins that node's key; its admin token proves the right to join.\n",
      "  tern cluster join 10.0.0.1:8006 --fingerprint sha256//3q2+7w... \\\n"
-     "      --token-file /root/n1.token\n", join_opts, run_join},
+     "      --token-file /root/n1.token\n",
+     join_opts, run_join},
     {"cluster", "status", "", 0, 0, "quorum, etcd members and the leader",
      "Asks every etcd member its status and proves quorum with a linearizable\n"
      "read. Also prints the cluster's name and this node's fingerprint (for\n"
@@ -217,7 +225,8 @@ const struct cmd cmds_cluster[] = {
      "network: the CIDR whose addresses carry migrations; none clears it.\n"
      "Keys not given stay as they are. Prints the options after the change.\n",
      "  tern cluster set migration type=insecure,network=10.0.1.0/24\n"
-     "  tern cluster set migration network=none\n", NULL, run_set},
+     "  tern cluster set migration network=none\n",
+     NULL, run_set},
     {"cluster", "options", "", 0, 0, "show the cluster options",
      "Prints the options in the syntax 'tern cluster set' takes. Without quorum\n"
      "prints this node's possibly stale copy and exits 3.\n",

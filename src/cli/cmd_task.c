@@ -93,6 +93,7 @@ const struct cmd cmds_task[] = {
     {"task", "cancel", "UPID", 1, 1, "ask a running task to stop",
      "A migration cancelled before its handover leaves the VM running where it\n"
      "was. Refused (exit 1) when the task has ended.\n",
-     "  tern task cancel UPID:n1:00001A2B:00000003:6563F1A2:migrate:100:\n", NULL, run_cancel},
+     "  tern task cancel UPID:n1:00001A2B:00000003:6563F1A2:migrate:100:\n", NULL,
+     run_cancel},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };

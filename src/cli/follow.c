@@ -14,8 +14,8 @@
 /* What a follow has printed and drawn so far. */
 struct follow_state {
     const struct follow *f;
-    long long start;          /* next log line to ask for */
-    char last[512];           /* the last log line, for TASK OK / TASK ERROR */
+    long long start; /* next log line to ask for */
+    char last[512];  /* the last log line, for TASK OK / TASK ERROR */
     bool bar_shown;
     bool cancel_sent;
 };
@@ -115,8 +115,8 @@ static void draw_bar(struct follow_state *s, const json_t *p)
     human_bytes(done, d, sizeof(d));
     human_bytes(total, t, sizeof(t));
     human_bytes(rate, r, sizeof(r));
-    snprintf(text, sizeof(text), " %3d%%  %s / %s  %s/s  pass %lld", (int)(frac * 100),
-             d, t, r, pass);
+    snprintf(text, sizeof(text), " %3d%%  %s / %s  %s/s  pass %lld", (int)(frac * 100), d,
+             t, r, pass);
     int cols = term_width() - 1, width = cols - (int)strlen(text) - 2;
     width = width > BAR_MAX ? BAR_MAX : width;
     if (width < BAR_MIN) {
@@ -160,7 +160,7 @@ static bool ask_cancel(struct call *k, const char *upid, struct follow_state *s)
     /* a second Ctrl-C interrupts the read: leave */
     bool answered = fgets(answer, sizeof(answer), tty) != NULL;
     if (!answered)
-        fputc('\n', tty);   /* the prompt's line was left open */
+        fputc('\n', tty); /* the prompt's line was left open */
     fclose(tty);
     cli_interrupted = 0;
     if (!answered)
@@ -211,7 +211,7 @@ static int follow_step(struct call *k, const char *upid, struct follow_state *s,
      * does too, so an end without the final TASK line asks once more */
     *ended = !json_is_true(json_object_get(page, "running")) &&
              (n == 0 || strncmp(s->last, "TASK ", 5) == 0);
-    if (*ended && !s->last[0])   /* an empty log: the status tells */
+    if (*ended && !s->last[0]) /* an empty log: the status tells */
         snprintf(s->last, sizeof(s->last), "TASK %s", jstr(page, "status", "ERROR"));
     json_decref(page);
     return EXIT_OK;

@@ -45,7 +45,7 @@ int codec_b64_decode(const char *text, void **out, size_t *len)
     while (n > 0 && text[n - 1] == '=')
         n--;
     if (n % 4 == 1)
-        return -EINVAL;   /* one leftover character cannot carry a byte */
+        return -EINVAL; /* one leftover character cannot carry a byte */
     unsigned char *buf = malloc(n / 4 * 3 + 3);
     if (!buf)
         return -ENOMEM;
@@ -147,8 +147,7 @@ int codec_kv_parse(const json_t *obj, struct etcd_kv *kv, struct err *e)
         return err_set(e, EPROTO, "etcd: answer holds a key that is not base64");
     /* an empty value is left out of the JSON (proto3 default) */
     if (codec_b64_decode(v ? v : "", &value, &value_len) < 0) {
-        int rc = err_set(e, EPROTO, "etcd: value of key %s is not base64",
-                         (char *)key);
+        int rc = err_set(e, EPROTO, "etcd: value of key %s is not base64", (char *)key);
         free(key);
         return rc;
     }
@@ -175,7 +174,7 @@ int codec_kvs_parse(const json_t *range, struct etcd_kvs *out, struct err *e)
     for (size_t i = 0; i < n; i++) {
         int rc = codec_kv_parse(json_array_get(arr, i), &out->items[i], e);
         if (rc)
-            return rc;   /* caller's etcd_kvs_release frees what was parsed */
+            return rc; /* caller's etcd_kvs_release frees what was parsed */
         out->count++;
     }
     return 0;
@@ -185,24 +184,23 @@ int codec_grpc_errno(int code, const char *message, int *quorum)
 {
     *quorum = 0;
     switch (code) {
-    case 14:   /* unavailable: "request timed out", "no leader", "leader changed" */
-    case 4:    /* deadline exceeded */
-        *quorum = 1;
-        return -ETCD_NOT_QUORATE;
-    case 2:    /* unknown: the gateway's own "context deadline exceeded" */
+    case 14: /* unavailable: "request timed out", "no leader", "leader changed" */
+    case 4: /* deadline exceeded */ *quorum = 1; return -ETCD_NOT_QUORATE;
+    case 2: /* unknown: the gateway's own "context deadline exceeded" */
         if (message && strstr(message, "deadline")) {
             *quorum = 1;
             return -ETCD_NOT_QUORATE;
         }
         return -EIO;
-    case 3:  return -EINVAL;
-    case 5:  return -ENOENT;
-    case 6:  return -EEXIST;
-    case 7: case 16: return -EACCES;
-    case 8:  return -ENOSPC;    /* e.g. "database space exceeded" */
-    case 9:  return -EPERM;
+    case 3: return -EINVAL;
+    case 5: return -ENOENT;
+    case 6: return -EEXIST;
+    case 7:
+    case 16: return -EACCES;
+    case 8: return -ENOSPC; /* e.g. "database space exceeded" */
+    case 9: return -EPERM;
     case 10: return -EAGAIN;
-    case 11: return -ERANGE;    /* e.g. a compacted revision */
+    case 11: return -ERANGE; /* e.g. a compacted revision */
     default: return -EIO;
     }
 }

@@ -50,7 +50,7 @@ static int client_add_endpoint(struct etcd_client *c, const char *url, size_t le
     if (!copy)
         return err_set(e, ENOMEM, "etcd: out of memory");
     while (len > 0 && copy[len - 1] == '/')
-        copy[--len] = '\0';   /* paths are appended with their own '/' */
+        copy[--len] = '\0'; /* paths are appended with their own '/' */
     c->endpoints[c->n_endpoints++] = copy;
     return 0;
 }
@@ -140,8 +140,8 @@ const char *etcd_client_detail(const struct etcd_client *c)
 static void detail_add(struct etcd_client *c, const char *url, const char *what)
 {
     size_t used = strlen(c->detail);
-    snprintf(c->detail + used, sizeof(c->detail) - used, "%s%s: %s",
-             used ? "; " : "", url, what);
+    snprintf(c->detail + used, sizeof(c->detail) - used, "%s%s: %s", used ? "; " : "", url,
+             what);
 }
 
 enum attempt_result { ATTEMPT_OK, ATTEMPT_NEXT, ATTEMPT_FAIL };
@@ -175,8 +175,8 @@ static enum attempt_result attempt_http_error(struct etcd_client *c, const char 
 }
 
 static enum attempt_result attempt(struct etcd_client *c, size_t ep, const char *path,
-                                   const char *req, long timeout_ms, json_t **resp,
-                                   int *rc, struct err *e)
+                                   const char *req, long timeout_ms, json_t **resp, int *rc,
+                                   struct err *e)
 {
     const char *url = c->endpoints[ep];
     char full[256];
@@ -213,15 +213,15 @@ static enum attempt_result attempt(struct etcd_client *c, size_t ep, const char 
 static void curl_prepare(struct etcd_client *c, struct curl_slist *headers)
 {
     CURL *curl = c->curl;
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);   /* threads: no SIGALRM */
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, textbuf_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c->body);
-    curl_easy_setopt(curl, CURLOPT_PROXY, "");      /* never via http_proxy */
+    curl_easy_setopt(curl, CURLOPT_PROXY, ""); /* never via http_proxy */
 }
 
-int etcd_client_call(struct etcd_client *c, const char *path, json_t *req,
-                     json_t **resp, struct err *e)
+int etcd_client_call(struct etcd_client *c, const char *path, json_t *req, json_t **resp,
+                     struct err *e)
 {
     *resp = NULL;
     c->maybe_applied = false;

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int call_json(struct etcd_client *c, const char *path, json_t *req,
-                     json_t **resp, struct err *e)
+static int call_json(struct etcd_client *c, const char *path, json_t *req, json_t **resp,
+                     struct err *e)
 {
     if (!req)
         return err_set(e, ENOMEM, "etcd %s: out of memory", path);
@@ -32,8 +32,7 @@ int etcd_lease_grant(struct etcd_client *c, int ttl_s, int64_t *id, struct err *
     return 0;
 }
 
-int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int *ttl_left,
-                         struct err *e)
+int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int *ttl_left, struct err *e)
 {
     json_t *resp;
     int rc = call_json(c, "/v3/lease/keepalive",
@@ -86,8 +85,8 @@ static void first_url(json_t *m, const char *field, char *out, size_t size)
     snprintf(out, size, "%s", u ? u : "");
 }
 
-int etcd_member_list(struct etcd_client *c, struct etcd_member_info *out,
-                     size_t max, size_t *count, struct err *e)
+int etcd_member_list(struct etcd_client *c, struct etcd_member_info *out, size_t max,
+                     size_t *count, struct err *e)
 {
     *count = 0;
     json_t *resp;

@@ -13,8 +13,7 @@ int handover_read(struct etcd_client *c, uint32_t vmid, char owner[TERN_NAME_MAX
 }
 
 int handover_state(struct etcd_client *c, uint32_t vmid, const char *source,
-                   const char *target, int64_t rev, enum handover_state *st,
-                   struct err *e)
+                   const char *target, int64_t rev, enum handover_state *st, struct err *e)
 {
     char owner[TERN_NAME_MAX + 1];
     int64_t now;
@@ -39,8 +38,10 @@ static int swap_at(struct etcd_client *c, uint32_t vmid, int64_t rev, const char
     int rc = keys_vm_owner(key, vmid, e);
     if (rc)
         return rc;
-    struct etcd_cas op = { .key = key, .cmp = ETCD_CMP_MOD_REVISION,
-                           .expect_revision = rev, .new_value = value };
+    struct etcd_cas op = {.key = key,
+                          .cmp = ETCD_CMP_MOD_REVISION,
+                          .expect_revision = rev,
+                          .new_value = value};
     struct etcd_kv now;
     rc = etcd_cas(c, &op, swapped, &now, e);
     snprintf(owner_now, TERN_NAME_MAX + 1, "%s", now.value ? now.value : "");
@@ -61,8 +62,11 @@ int handover_commit(struct etcd_client *c, uint32_t vmid, const char *target, in
     if (!rc) {
         swapped = swapped || strcmp(owner, target) == 0;
         *res = swapped ? HANDOVER_RESULT_COMMITTED : HANDOVER_RESULT_REFUSED;
-        return swapped ? 0 : err_set(e, ESTALE, "the owner of vm %u changed since the "
-                                     "migration began (fenced or moved)", vmid);
+        return swapped ? 0
+                       : err_set(e, ESTALE,
+                                 "the owner of vm %u changed since the "
+                                 "migration began (fenced or moved)",
+                                 vmid);
     }
     *res = rc == -ETCD_NOT_QUORATE && c->maybe_applied ? HANDOVER_RESULT_UNKNOWN
                                                        : HANDOVER_RESULT_REFUSED;

@@ -22,22 +22,21 @@ int handover_read(struct etcd_client *c, uint32_t vmid, char owner[TERN_NAME_MAX
                   int64_t *rev, struct err *e);
 
 enum handover_result {
-    HANDOVER_RESULT_COMMITTED,   /* etcd names the target the owner */
-    HANDOVER_RESULT_REFUSED,     /* certainly not applied: the source may resume */
-    HANDOVER_RESULT_UNKNOWN,     /* may or may not be applied: nobody resumes yet */
+    HANDOVER_RESULT_COMMITTED, /* etcd names the target the owner */
+    HANDOVER_RESULT_REFUSED,   /* certainly not applied: the source may resume */
+    HANDOVER_RESULT_UNKNOWN,   /* may or may not be applied: nobody resumes yet */
 };
 
 enum handover_state {
-    HANDOVER_OPEN,        /* owner is source at R: neither happened yet */
-    HANDOVER_COMMITTED,   /* owner is target */
-    HANDOVER_FENCED,      /* owner is source, revision past R */
-    HANDOVER_OTHER,       /* owner is neither: someone else moved the VM */
+    HANDOVER_OPEN,      /* owner is source at R: neither happened yet */
+    HANDOVER_COMMITTED, /* owner is target */
+    HANDOVER_FENCED,    /* owner is source, revision past R */
+    HANDOVER_OTHER,     /* owner is neither: someone else moved the VM */
 };
 
 /* What the key says now about the handover (source, target, R). */
 int handover_state(struct etcd_client *c, uint32_t vmid, const char *source,
-                   const char *target, int64_t rev, enum handover_state *st,
-                   struct err *e);
+                   const char *target, int64_t rev, enum handover_state *st, struct err *e);
 
 /* The commit: 0 and HANDOVER_RESULT_COMMITTED; -ESTALE and
  * HANDOVER_RESULT_REFUSED when the revision moved (fenced or changed); or

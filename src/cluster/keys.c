@@ -59,7 +59,8 @@ int keys_vm_owner(char key[TERN_KEY_MAX], uint32_t id, struct err *e)
 int cluster_layout_init(struct etcd_client *c, struct err *e)
 {
     struct etcd_cas op = {
-        .key = TERN_KEY_VERSION, .cmp = ETCD_CMP_ABSENT,
+        .key = TERN_KEY_VERSION,
+        .cmp = ETCD_CMP_ABSENT,
         .new_value = TERN_LAYOUT_VERSION,
     };
     bool created;

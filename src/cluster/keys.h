@@ -12,15 +12,15 @@
 #include "common/name.h"
 
 #define TERN_LAYOUT_VERSION "1"
-#define TERN_KEY_VERSION    "/tern/version"
-#define TERN_KEY_OPTIONS    "/tern/options"
-#define TERN_PREFIX_NODES   "/tern/nodes/"
-#define TERN_PREFIX_ALIVE   "/tern/alive/"
-#define TERN_PREFIX_VMS     "/tern/vms/"
+#define TERN_KEY_VERSION "/tern/version"
+#define TERN_KEY_OPTIONS "/tern/options"
+#define TERN_PREFIX_NODES "/tern/nodes/"
+#define TERN_PREFIX_ALIVE "/tern/alive/"
+#define TERN_PREFIX_VMS "/tern/vms/"
 #define TERN_PREFIX_VMSTATE "/tern/vmstate/"
-#define TERN_PREFIX_LOCKS   "/tern/locks/vm/"
+#define TERN_PREFIX_LOCKS "/tern/locks/vm/"
 #define TERN_PREFIX_STORAGE "/tern/storage/"
-#define TERN_PREFIX_TASKS   "/tern/tasks/"
+#define TERN_PREFIX_TASKS "/tern/tasks/"
 
 #define TERN_KEY_MAX 128
 /* VM ids are decimal, as in Proxmox; in keys as text. */

@@ -109,8 +109,8 @@ static int name_take(const char *value, char out[TERN_NAME_MAX + 1], struct err 
     return rc;
 }
 
-int cluster_name_get(struct etcd_client *c, unsigned flags,
-                     char out[TERN_NAME_MAX + 1], struct err *e)
+int cluster_name_get(struct etcd_client *c, unsigned flags, char out[TERN_NAME_MAX + 1],
+                     struct err *e)
 {
     return get_take(c, TERN_KEY_CLUSTER, flags, name_take, out, e);
 }
@@ -121,8 +121,8 @@ int cluster_record_ensure(struct etcd_client *c, const char *name, const char *c
     int rc = name_check(name, "cluster name", e);
     if (rc)
         return rc;
-    json_t *j = json_pack("{s:s, s:I, s:s}", "name", name,
-                          "created", (json_int_t)time(NULL), "creator", creator);
+    json_t *j = json_pack("{s:s, s:I, s:s}", "name", name, "created",
+                          (json_int_t)time(NULL), "creator", creator);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)
@@ -148,7 +148,8 @@ static size_t members_parse(json_t *arr, struct etcd_member_info *out, size_t ma
         memset(mi, 0, sizeof(*mi));
         mi->id = codec_uint64(m, "ID", 0);
         const char *name = json_string_value(json_object_get(m, "name"));
-        const char *peer = json_string_value(json_array_get(json_object_get(m, "peerURLs"), 0));
+        const char *peer = json_string_value(
+            json_array_get(json_object_get(m, "peerURLs"), 0));
         snprintf(mi->name, sizeof(mi->name), "%s", name ? name : "");
         snprintf(mi->peer_url, sizeof(mi->peer_url), "%s", peer ? peer : "");
     }
@@ -164,13 +165,15 @@ static int initial_build(const struct etcd_member_info *list, size_t n, uint64_t
     for (size_t i = 0; i < n; i++) {
         const char *nm = list[i].id == id ? name : list[i].name;
         if (!nm[0])
-            return err_set(e, EBUSY, "etcd member %016llx (%s) was added but never "
-                           "started: remove it first", (unsigned long long)list[i].id,
-                           list[i].peer_url);
+            return err_set(e, EBUSY,
+                           "etcd member %016llx (%s) was added but never "
+                           "started: remove it first",
+                           (unsigned long long)list[i].id, list[i].peer_url);
         int len = snprintf(out->initial_cluster + used, sizeof(out->initial_cluster) - used,
                            "%s%s=%s", used ? "," : "", nm, list[i].peer_url);
         if (len < 0 || (size_t)len >= sizeof(out->initial_cluster) - used)
-            return err_set(e, ENAMETOOLONG, "initial cluster of %zu members is too long", n);
+            return err_set(e, ENAMETOOLONG, "initial cluster of %zu members is too long",
+                           n);
         used += (size_t)len;
     }
     out->id = id;
@@ -222,7 +225,8 @@ static int member_add_call(struct etcd_client *c, const char *peer_url, json_t *
         if (!same_second && !unhealthy)
             break;
         if (waited >= MEMBER_ADD_RETRY_MS) {
-            rc = err_set(e, EBUSY, "etcd refused to add the member: etcdserver: "
+            rc = err_set(e, EBUSY,
+                         "etcd refused to add the member: etcdserver: "
                          "unhealthy cluster (a member is not connected to all others)");
             break;
         }
@@ -256,8 +260,8 @@ static int member_add_new(struct etcd_client *c, const char *name, const char *p
 /* The members into list (*n of them), and *m the one with peer_url, NULL
  * for none. */
 static int members_find(struct etcd_client *c, struct etcd_member_info list[MEMBERS_MAX],
-                        size_t *n, const char *peer_url,
-                        const struct etcd_member_info **m, struct err *e)
+                        size_t *n, const char *peer_url, const struct etcd_member_info **m,
+                        struct err *e)
 {
     *m = NULL;
     int rc = etcd_member_list(c, list, MEMBERS_MAX, n, e);
@@ -278,7 +282,8 @@ int cluster_member_add(struct etcd_client *c, const char *name, const char *peer
     if (rc)
         return rc;
     if (same && same->name[0])
-        return err_set(e, EEXIST, "peer url %s is already member '%s'", peer_url, same->name);
+        return err_set(e, EEXIST, "peer url %s is already member '%s'", peer_url,
+                       same->name);
     /* a retried join: its member keeps the cluster without quorum until it
      * starts, so it must be answerable from the local copy */
     rc = name_free(c, name, same ? ETCD_SERIALIZABLE : 0, list, n, e);
@@ -302,8 +307,10 @@ int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
     if (!m)
         return err_set(e, ENOENT, "no etcd member with peer url %s", peer_url);
     if (m->name[0])
-        return err_set(e, EBUSY, "etcd member '%s' (%s) has started: only a member "
-                       "that never started is removed here", m->name, peer_url);
+        return err_set(e, EBUSY,
+                       "etcd member '%s' (%s) has started: only a member "
+                       "that never started is removed here",
+                       m->name, peer_url);
     char id[24];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)m->id);
     json_t *resp = NULL, *req = json_pack("{s:s}", "ID", id);

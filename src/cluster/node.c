@@ -22,8 +22,7 @@ void node_init(struct node *n)
 }
 
 /* One attempt to take the name under a fresh lease with client c. */
-static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease,
-                      struct err *e)
+static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease, struct err *e)
 {
     char alive[TERN_KEY_MAX], record[TERN_KEY_MAX];
     int rc = keys_build(alive, TERN_PREFIX_ALIVE, n->name, NULL, "node name", e);
@@ -35,13 +34,15 @@ static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease,
         return rc;
     char since[48];
     snprintf(since, sizeof(since), "{\"since\":%lld}", (long long)time(NULL));
-    struct etcd_cas op = {.key = alive, .cmp = ETCD_CMP_ABSENT,
-                          .new_value = since, .lease = *lease};
+    struct etcd_cas op = {
+        .key = alive, .cmp = ETCD_CMP_ABSENT, .new_value = since, .lease = *lease};
     bool claimed;
     rc = etcd_cas(c, &op, &claimed, NULL, e);
     if (!rc && !claimed)
-        rc = err_set(e, EEXIST, "node %s is already online (a lost node's "
-                     "heartbeat ends within its ttl)", n->name);
+        rc = err_set(e, EEXIST,
+                     "node %s is already online (a lost node's "
+                     "heartbeat ends within its ttl)",
+                     n->name);
     if (!rc) {
         /* a copy: the main thread may replace the info meanwhile */
         pthread_mutex_lock(&n->lock);
@@ -53,7 +54,7 @@ static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease,
     }
     if (rc) {
         struct err ignored;
-        etcd_lease_revoke(c, *lease, &ignored);   /* also drops the heartbeat */
+        etcd_lease_revoke(c, *lease, &ignored); /* also drops the heartbeat */
         *lease = 0;
     }
     return rc;
@@ -182,8 +183,8 @@ int node_register(struct node *n, struct etcd_client *c, const char *name,
         return err_set(e, rc, "node %s: heartbeat thread: %s", name, strerror(rc));
     }
     n->thread_started = true;
-    log_info("cluster", "node %s: online (lease %lld, ttl %d s)", name,
-             (long long)lease, ttl_s);
+    log_info("cluster", "node %s: online (lease %lld, ttl %d s)", name, (long long)lease,
+             ttl_s);
     return 0;
 }
 
@@ -255,8 +256,8 @@ void node_release(struct node *n)
     if (n->lease && n->client.curl) {
         struct err e;
         if (etcd_lease_revoke(&n->client, n->lease, &e) < 0)
-            log_warn("cluster", "node %s: revoking lease: %s (it ends by its ttl)",
-                     n->name, e.msg);
+            log_warn("cluster", "node %s: revoking lease: %s (it ends by its ttl)", n->name,
+                     e.msg);
     }
     if (n->client.curl)
         etcd_client_release(&n->client);

@@ -30,24 +30,25 @@ static int lock_key(char key[TERN_KEY_MAX], const char *vmid, const char *holder
                     struct err *e)
 {
     if (!holder || !*holder || strlen(holder) > VMLOCK_HOLDER_MAX)
-        return err_set(e, EINVAL, "vm %s: lock holder must be 1..%d characters",
-                       vmid, VMLOCK_HOLDER_MAX);
+        return err_set(e, EINVAL, "vm %s: lock holder must be 1..%d characters", vmid,
+                       VMLOCK_HOLDER_MAX);
     return keys_build(key, TERN_PREFIX_LOCKS, vmid, NULL, "vm id", e);
 }
 
 int vmlock_acquire(struct etcd_client *c, const char *vmid, const char *holder,
-                   int64_t lease, char holder_now[VMLOCK_HOLDER_MAX + 1],
-                   struct err *e)
+                   int64_t lease, char holder_now[VMLOCK_HOLDER_MAX + 1], struct err *e)
 {
     char key[TERN_KEY_MAX];
     int rc = lock_key(key, vmid, holder, e);
     if (rc)
         return rc;
     if (lease == 0)
-        return err_set(e, EINVAL, "vm %s: a lock needs a lease (it must end "
-                       "with its node)", vmid);
-    struct etcd_cas op = {.key = key, .cmp = ETCD_CMP_ABSENT, .new_value = holder,
-                          .lease = lease};
+        return err_set(e, EINVAL,
+                       "vm %s: a lock needs a lease (it must end "
+                       "with its node)",
+                       vmid);
+    struct etcd_cas op = {
+        .key = key, .cmp = ETCD_CMP_ABSENT, .new_value = holder, .lease = lease};
     bool swapped;
     struct etcd_kv now;
     rc = etcd_cas(c, &op, &swapped, &now, e);
@@ -73,8 +74,8 @@ int vmlock_release(struct etcd_client *c, const char *vmid, const char *holder,
     struct etcd_kv now;
     rc = etcd_cas(c, &op, &swapped, &now, e);
     if (!rc && !swapped)
-        rc = now.value ? err_set(e, EPERM, "vm %s is locked by %s, not %s", vmid,
-                                 now.value, holder)
+        rc = now.value ? err_set(e, EPERM, "vm %s is locked by %s, not %s", vmid, now.value,
+                                 holder)
                        : err_set(e, ENOENT, "vm %s is not locked", vmid);
     etcd_kv_release(&now);
     return rc;

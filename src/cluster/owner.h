@@ -28,8 +28,7 @@ int vmowner_get(struct etcd_client *c, uint32_t id, unsigned flags,
  * under lease (non-zero). -EBUSY when held: holder_now (may be NULL) says
  * by whom. */
 int vmlock_acquire(struct etcd_client *c, const char *vmid, const char *holder,
-                   int64_t lease, char holder_now[VMLOCK_HOLDER_MAX + 1],
-                   struct err *e);
+                   int64_t lease, char holder_now[VMLOCK_HOLDER_MAX + 1], struct err *e);
 /* Drops the lock if holder has it; -EPERM if someone else does, -ENOENT if
  * nobody does (e.g. its lease ended). */
 int vmlock_release(struct etcd_client *c, const char *vmid, const char *holder,

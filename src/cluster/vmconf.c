@@ -21,8 +21,8 @@ static int state_from(json_t *j, void *out, struct err *e)
     return vmrec_state_from_json(j, out, e);
 }
 
-int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags,
-               struct vmconf *out, struct err *e)
+int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmconf *out,
+               struct err *e)
 {
     char key[TERN_KEY_MAX];
     int rc = keys_build_vm(key, TERN_PREFIX_VMS, id, "/config", e);
@@ -62,8 +62,11 @@ static int create_why(struct etcd_client *c, const struct vmconf *conf, struct e
         return rc && rc != -EPROTO ? rc : err_set(e, EEXIST, "vm %s exists", id);
     rc = vmowner_get(c, conf->id, 0, owner, NULL, e);
     if (rc != -ENOENT)
-        return rc ? rc : err_set(e, EEXIST, "vm %s exists (owner '%s' without "
-                                     "config)", id, owner);
+        return rc ? rc
+                  : err_set(e, EEXIST,
+                            "vm %s exists (owner '%s' without "
+                            "config)",
+                            id, owner);
     for (unsigned i = 0; i < conf->ndisks; i++) {
         struct storage_conf s;
         rc = storage_get(c, conf->disks[i].storage, 0, &s, e);
@@ -73,8 +76,8 @@ static int create_why(struct etcd_client *c, const struct vmconf *conf, struct e
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
 }
 
-int vmconf_create(struct etcd_client *c, const struct vmconf *conf,
-                  const char *node, struct err *e)
+int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *node,
+                  struct err *e)
 {
     char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VMCONF_DISKS_MAX][TERN_KEY_MAX];
     int rc = name_check(node, "node name", e);
@@ -85,7 +88,8 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf,
     if (rc)
         return rc;
     struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX] = {
-        {.key = ckey, .cmp = ETCD_CMP_ABSENT}, {.key = okey, .cmp = ETCD_CMP_ABSENT},
+        {.key = ckey, .cmp = ETCD_CMP_ABSENT},
+        {.key = okey, .cmp = ETCD_CMP_ABSENT},
     };
     size_t n = 2;
     for (unsigned i = 0; i < conf->ndisks && i < VMCONF_DISKS_MAX; i++) {
@@ -102,9 +106,11 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf,
     json_decref(j);
     if (rc)
         return rc;
-    struct etcd_txn_op ops[2] = {{.key = ckey, .value = text}, {.key = okey, .value = node}};
+    struct etcd_txn_op ops[2] = {{.key = ckey, .value = text},
+                                 {.key = okey, .value = node}};
     bool done;
-    rc = text ? etcd_txn(c, cmps, n, ops, 2, &done, e) : err_set(e, ENOMEM, "out of memory");
+    rc = text ? etcd_txn(c, cmps, n, ops, 2, &done, e)
+              : err_set(e, ENOMEM, "out of memory");
     free(text);
     if (!rc && !done)
         rc = create_why(c, conf, e);
@@ -191,8 +197,8 @@ static int add_configs(const struct etcd_kvs *kvs, struct vmrecs *out, struct er
         struct vmrec *v = &out->items[out->count];
         int rc = vmconf_parse_kv(&kvs->items[i], &v->conf, conf_from, e);
         if (!rc && v->conf.id != id)
-            rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32,
-                         kvs->items[i].key, v->conf.id);
+            rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32, kvs->items[i].key,
+                         v->conf.id);
         if (rc)
             return rc;
         out->count++;
@@ -254,8 +260,7 @@ static int by_id(const void *a, const void *b)
 /* The prefixes select every VM, or one (then they end in "<id>/" and
  * "<id>"; a state or lock of VM 1000 read along with 100's finds no entry). */
 static int collect(struct etcd_client *c, unsigned flags, const char *vms,
-                   const char *states, const char *locks, struct vmrecs *out,
-                   struct err *e)
+                   const char *states, const char *locks, struct vmrecs *out, struct err *e)
 {
     struct etcd_kvs kvs;
     vmrecs_init(out);
@@ -281,15 +286,14 @@ static int collect(struct etcd_client *c, unsigned flags, const char *vms,
     return rc;
 }
 
-int vmrec_list(struct etcd_client *c, unsigned flags, struct vmrecs *out,
-               struct err *e)
+int vmrec_list(struct etcd_client *c, unsigned flags, struct vmrecs *out, struct err *e)
 {
-    return collect(c, flags, TERN_PREFIX_VMS, TERN_PREFIX_VMSTATE, TERN_PREFIX_LOCKS,
-                   out, e);
+    return collect(c, flags, TERN_PREFIX_VMS, TERN_PREFIX_VMSTATE, TERN_PREFIX_LOCKS, out,
+                   e);
 }
 
-int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags,
-              struct vmrec *out, struct err *e)
+int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmrec *out,
+              struct err *e)
 {
     char vms[TERN_KEY_MAX], states[TERN_KEY_MAX], locks[TERN_KEY_MAX];
     int rc = keys_build_vm(vms, TERN_PREFIX_VMS, id, "/", e);

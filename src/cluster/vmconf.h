@@ -26,34 +26,34 @@
 #define VMCONF_DISKS_MAX 8
 #define VMCONF_PATH_MAX 256
 #define VMCONF_CMDLINE_MAX 1024
-#define VMCONF_DISK_MIB_MAX (16u * 1024 * 1024)   /* 16 TiB */
+#define VMCONF_DISK_MIB_MAX (16u * 1024 * 1024) /* 16 TiB */
 
 struct storage_conf {
     char name[TERN_NAME_MAX + 1];
-    char path[VMCONF_PATH_MAX];      /* absolute directory */
-    bool shared;                 /* the same files on every node */
+    char path[VMCONF_PATH_MAX]; /* absolute directory */
+    bool shared;                /* the same files on every node */
 };
 
 struct vmconf_disk {
     char storage[TERN_NAME_MAX + 1];
-    char volume[TERN_NAME_MAX + 1];   /* file name inside the storage: vm-100-disk-0.raw */
+    char volume[TERN_NAME_MAX + 1]; /* file name inside the storage: vm-100-disk-0.raw */
     uint64_t size_mib;
 };
 
 struct vmconf {
     uint32_t id;
-    char name[TERN_NAME_MAX + 1];     /* "" = none */
-    uint64_t memory_mib;              /* 16 .. 1048576 */
-    unsigned cpus;                    /* 1 .. 64 */
-    char kernel[VMCONF_PATH_MAX];         /* absolute path, the same on every node */
+    char name[TERN_NAME_MAX + 1]; /* "" = none */
+    uint64_t memory_mib;          /* 16 .. 1048576 */
+    unsigned cpus;                /* 1 .. 64 */
+    char kernel[VMCONF_PATH_MAX]; /* absolute path, the same on every node */
     char cmdline[VMCONF_CMDLINE_MAX];
     unsigned ndisks;
     struct vmconf_disk disks[VMCONF_DISKS_MAX];
 };
 
 struct cluster_options {
-    char migration_type[16];          /* "secure" (default) or "insecure" */
-    char migration_network[64];       /* CIDR, "" = none */
+    char migration_type[16];    /* "secure" (default) or "insecure" */
+    char migration_network[64]; /* CIDR, "" = none */
 };
 
 /* JSON <-> struct. _from_json checks every field (unknown keys refused,
@@ -67,13 +67,13 @@ json_t *cluster_options_to_json(const struct cluster_options *o);
 int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e);
 
 /* Reads: flags as etcd_get. -ENOENT names what is missing. */
-int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags,
-               struct vmconf *out, struct err *e);
+int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmconf *out,
+               struct err *e);
 int storage_get(struct etcd_client *c, const char *name, unsigned flags,
                 struct storage_conf *out, struct err *e);
 /* Defaults when the key is absent. */
-int cluster_options_get(struct etcd_client *c, unsigned flags,
-                        struct cluster_options *out, struct err *e);
+int cluster_options_get(struct etcd_client *c, unsigned flags, struct cluster_options *out,
+                        struct err *e);
 
 /* The volume's file: storage path + "/" + volume. */
 int storage_volume_path(const struct storage_conf *s, const char *volume,
@@ -82,10 +82,10 @@ int storage_volume_path(const struct storage_conf *s, const char *volume,
 /* Run state of a VM as published by the node that runs it. */
 struct vmrec_state {
     char node[TERN_NAME_MAX + 1];
-    char status[16];       /* running, paused, stopped, migrating, incoming, starting */
-    int pid;               /* 0 when none */
-    int64_t since;         /* epoch seconds of the last change */
-    int64_t started;       /* when the guest booted (kept across migrations), 0 unknown */
+    char status[16]; /* running, paused, stopped, migrating, incoming, starting */
+    int pid;         /* 0 when none */
+    int64_t since;   /* epoch seconds of the last change */
+    int64_t started; /* when the guest booted (kept across migrations), 0 unknown */
 };
 
 /* -ENOENT: nobody publishes a state (stopped, or its node is offline). */
@@ -100,20 +100,19 @@ void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1]);
 /* One transaction: puts /tern/vms/<id>/config and /tern/vms/<id>/owner =
  * node if the VM does not exist and every disk's storage does. -EEXIST
  * "vm 100 exists", -ENOENT naming a missing storage. */
-int vmconf_create(struct etcd_client *c, const struct vmconf *conf,
-                  const char *node, struct err *e);
+int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *node,
+                  struct err *e);
 /* One transaction: removes config, owner and /tern/vmstate/<id> if node owns
  * the VM. -ENOENT when it does not exist, -ESTALE naming the owner. */
-int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node,
-                  struct err *e);
+int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e);
 
 /* A VM as the cluster knows it. */
 struct vmrec {
     struct vmconf conf;
-    char owner[TERN_NAME_MAX + 1];    /* "" when none */
-    bool has_state;                   /* someone publishes a vmrec_state */
+    char owner[TERN_NAME_MAX + 1]; /* "" when none */
+    bool has_state;                /* someone publishes a vmrec_state */
     struct vmrec_state state;
-    char lock[VMLOCK_HOLDER_MAX + 1];     /* holder of /tern/locks/vm/<id>, "" when free */
+    char lock[VMLOCK_HOLDER_MAX + 1]; /* holder of /tern/locks/vm/<id>, "" when free */
 };
 
 struct vmrecs {
@@ -125,11 +124,10 @@ void vmrecs_init(struct vmrecs *l);
 void vmrecs_release(struct vmrecs *l);
 /* Every VM that has a config, sorted by id: reads /tern/vms/, /tern/vmstate/
  * and /tern/locks/vm/ (three reads, not one snapshot). */
-int vmrec_list(struct etcd_client *c, unsigned flags, struct vmrecs *out,
-               struct err *e);
+int vmrec_list(struct etcd_client *c, unsigned flags, struct vmrecs *out, struct err *e);
 /* One VM the same way; -ENOENT "vm 100 does not exist". */
-int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags,
-              struct vmrec *out, struct err *e);
+int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmrec *out,
+              struct err *e);
 
 struct storage_confs {
     struct storage_conf *items;
@@ -139,8 +137,7 @@ struct storage_confs {
 void storage_confs_init(struct storage_confs *l);
 void storage_confs_release(struct storage_confs *l);
 /* Creates /tern/storage/<name>; -EEXIST "storage 'x' exists". */
-int storage_put_new(struct etcd_client *c, const struct storage_conf *s,
-                    struct err *e);
+int storage_put_new(struct etcd_client *c, const struct storage_conf *s, struct err *e);
 /* Sorted by name. */
 int storage_list(struct etcd_client *c, unsigned flags, struct storage_confs *out,
                  struct err *e);
@@ -150,8 +147,8 @@ int storage_delete(struct etcd_client *c, const char *name, struct err *e);
 
 /* Read, cluster_options_update with j, write back unless changed meanwhile
  * (compare-and-swap, retried); *out is the result. */
-int cluster_options_change(struct etcd_client *c, json_t *j,
-                           struct cluster_options *out, struct err *e);
+int cluster_options_change(struct etcd_client *c, json_t *j, struct cluster_options *out,
+                           struct err *e);
 void cluster_options_default(struct cluster_options *o);
 
 /* vmrec_state JSON: {"node","status","pid","since","started"}; _from_json ignores keys

@@ -18,8 +18,7 @@ void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
 
 /* --- field readers: what prefixes the message ("vm 100", "storage 'x'") */
 
-static int only_keys(json_t *j, const char *const *allowed, const char *what,
-                     struct err *e)
+static int only_keys(json_t *j, const char *const *allowed, const char *what, struct err *e)
 {
     char buf[JSONF_PRINTABLE_MAX];
     const char *key = jsonf_unknown_key(j, allowed);
@@ -37,9 +36,10 @@ static int get_name(json_t *j, const char *key, bool required, char out[TERN_NAM
     if (rc || !s)
         return rc;
     if (name_check(s, key, NULL) < 0)
-        return err_set(e, EINVAL, "%s: '%s' must be 1..%d of letters, digits, '.', "
-                       "'_', '-' not starting with '.' or '-', not '%s'", what, key,
-                       TERN_NAME_MAX, jsonf_printable(s, buf));
+        return err_set(e, EINVAL,
+                       "%s: '%s' must be 1..%d of letters, digits, '.', "
+                       "'_', '-' not starting with '.' or '-', not '%s'",
+                       what, key, TERN_NAME_MAX, jsonf_printable(s, buf));
     snprintf(out, TERN_NAME_MAX + 1, "%s", s);
     return 0;
 }
@@ -58,18 +58,18 @@ static int check_path(const char *p, size_t max, const char *key, const char *wh
 {
     char buf[JSONF_PRINTABLE_MAX];
     if (p[0] != '/')
-        return err_set(e, EINVAL, "%s: '%s' must be an absolute path, not '%s'",
-                       what, key, jsonf_printable(p, buf));
+        return err_set(e, EINVAL, "%s: '%s' must be an absolute path, not '%s'", what, key,
+                       jsonf_printable(p, buf));
     if (strlen(p) >= max)
-        return err_set(e, EINVAL, "%s: '%s' is longer than %zu characters", what,
-                       key, max - 1);
+        return err_set(e, EINVAL, "%s: '%s' is longer than %zu characters", what, key,
+                       max - 1);
     if (has_control(p))
-        return err_set(e, EINVAL, "%s: '%s' must not contain control characters",
-                       what, key);
+        return err_set(e, EINVAL, "%s: '%s' must not contain control characters", what,
+                       key);
     for (const char *c = p; (c = strstr(c, "..")); c += 2)
         if (c[-1] == '/' && (c[2] == '/' || c[2] == '\0'))
-            return err_set(e, EINVAL, "%s: '%s' must not contain '..', not '%s'",
-                           what, key, jsonf_printable(p, buf));
+            return err_set(e, EINVAL, "%s: '%s' must not contain '..', not '%s'", what, key,
+                           jsonf_printable(p, buf));
     return 0;
 }
 
@@ -79,16 +79,15 @@ json_t *vmconf_to_json(const struct vmconf *c)
 {
     json_t *disks = json_array();
     for (unsigned i = 0; i < c->ndisks && disks; i++)
-        json_array_append_new(disks, json_pack("{s:s, s:s, s:I}", "storage",
-                                               c->disks[i].storage, "volume",
-                                               c->disks[i].volume, "size_mib",
-                                               (json_int_t)c->disks[i].size_mib));
+        json_array_append_new(disks,
+                              json_pack("{s:s, s:s, s:I}", "storage", c->disks[i].storage,
+                                        "volume", c->disks[i].volume, "size_mib",
+                                        (json_int_t)c->disks[i].size_mib));
     /* "s*": no "name" at all when there is none */
     return json_pack("{s:I, s:s*, s:I, s:I, s:s, s:s, s:o}", "id", (json_int_t)c->id,
-                     "name", c->name[0] ? c->name : NULL,
-                     "memory_mib", (json_int_t)c->memory_mib,
-                     "cpus", (json_int_t)c->cpus, "kernel", c->kernel,
-                     "cmdline", c->cmdline, "disks", disks);
+                     "name", c->name[0] ? c->name : NULL, "memory_mib",
+                     (json_int_t)c->memory_mib, "cpus", (json_int_t)c->cpus, "kernel",
+                     c->kernel, "cmdline", c->cmdline, "disks", disks);
 }
 
 static int disk_from_json(json_t *j, struct vmconf *c, unsigned n, struct err *e)
@@ -111,20 +110,19 @@ static int disk_from_json(json_t *j, struct vmconf *c, unsigned n, struct err *e
     for (unsigned i = 0; !rc && i < n; i++)
         if (strcmp(c->disks[i].storage, d->storage) == 0 &&
             strcmp(c->disks[i].volume, d->volume) == 0)
-            rc = err_set(e, EINVAL, "%s: volume '%s' on storage '%s' is used twice",
-                         what, d->volume, d->storage);
+            rc = err_set(e, EINVAL, "%s: volume '%s' on storage '%s' is used twice", what,
+                         d->volume, d->storage);
     return rc;
 }
 
-static int disks_from_json(json_t *j, struct vmconf *c, const char *what,
-                           struct err *e)
+static int disks_from_json(json_t *j, struct vmconf *c, const char *what, struct err *e)
 {
     json_t *disks = json_object_get(j, "disks");
     if (!disks)
         return 0;
     if (!json_is_array(disks) || json_array_size(disks) > VMCONF_DISKS_MAX)
-        return err_set(e, EINVAL, "%s: 'disks' must be an array of at most %d disks",
-                       what, VMCONF_DISKS_MAX);
+        return err_set(e, EINVAL, "%s: 'disks' must be an array of at most %d disks", what,
+                       VMCONF_DISKS_MAX);
     for (size_t i = 0; i < json_array_size(disks); i++) {
         int rc = disk_from_json(json_array_get(disks, i), c, (unsigned)i, e);
         if (rc)
@@ -148,8 +146,10 @@ static int text_fields(json_t *j, struct vmconf *c, const char *what, struct err
         return err_set(e, EINVAL, "%s: 'cmdline' is longer than %d characters", what,
                        VMCONF_CMDLINE_MAX - 1);
     if (has_control(cmdline))
-        return err_set(e, EINVAL, "%s: 'cmdline' must not contain a newline or "
-                       "other control characters", what);
+        return err_set(e, EINVAL,
+                       "%s: 'cmdline' must not contain a newline or "
+                       "other control characters",
+                       what);
     snprintf(c->kernel, sizeof(c->kernel), "%s", kernel);
     snprintf(c->cmdline, sizeof(c->cmdline), "%s", cmdline);
     return 0;
@@ -157,8 +157,8 @@ static int text_fields(json_t *j, struct vmconf *c, const char *what, struct err
 
 int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
 {
-    static const char *const keys[] = {"id", "name", "memory_mib", "cpus", "kernel",
-                                       "cmdline", "disks", NULL};
+    static const char *const keys[] = {"id",     "name",    "memory_mib", "cpus",
+                                       "kernel", "cmdline", "disks",      NULL};
     memset(c, 0, sizeof(*c));
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm: config must be a json object");
@@ -171,8 +171,9 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
     snprintf(what, sizeof(what), "vm %" PRIu32, c->id);
     rc = only_keys(j, keys, what, e);
     json_t *name = json_object_get(j, "name");
-    bool no_name = json_is_null(name) || (json_is_string(name) && !*json_string_value(name));
-    if (!rc && !no_name)   /* "" or null: no name */
+    bool no_name = json_is_null(name) ||
+                   (json_is_string(name) && !*json_string_value(name));
+    if (!rc && !no_name) /* "" or null: no name */
         rc = get_name(j, "name", false, c->name, what, e);
     if (!rc)
         rc = jsonf_uint(j, "memory_mib", true, 16, 1048576, &mem, what, e);
@@ -191,8 +192,8 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
 
 json_t *storage_conf_to_json(const struct storage_conf *s)
 {
-    return json_pack("{s:s, s:s, s:b}", "name", s->name, "path", s->path,
-                     "shared", s->shared);
+    return json_pack("{s:s, s:s, s:b}", "name", s->name, "path", s->path, "shared",
+                     s->shared);
 }
 
 /* Room for "/" + a volume name behind the path. */
@@ -221,7 +222,7 @@ int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e)
     if (rc)
         return rc;
     size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/')   /* "/srv/tern/" is "/srv/tern" */
+    while (n > 1 && path[n - 1] == '/') /* "/srv/tern/" is "/srv/tern" */
         n--;
     if (n == 1)
         return err_set(e, EINVAL, "%s: 'path' must not be '/'", what);
@@ -239,8 +240,8 @@ void cluster_options_default(struct cluster_options *o)
 
 json_t *cluster_options_to_json(const struct cluster_options *o)
 {
-    return json_pack("{s:{s:s, s:s?}}", "migration", "type", o->migration_type,
-                     "network", o->migration_network[0] ? o->migration_network : NULL);
+    return json_pack("{s:{s:s, s:s?}}", "migration", "type", o->migration_type, "network",
+                     o->migration_network[0] ? o->migration_network : NULL);
 }
 
 static int migration_update(json_t *m, struct cluster_options *o, struct err *e)
@@ -286,7 +287,7 @@ int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e)
     int rc = only_keys(j, keys, "cluster options", e);
     if (rc)
         return rc;
-    struct cluster_options next = *o;   /* o changes only when all is well */
+    struct cluster_options next = *o; /* o changes only when all is well */
     json_t *m = json_object_get(j, "migration");
     if (m && (rc = migration_update(m, &next, e)) < 0)
         return rc;
@@ -296,14 +297,14 @@ int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e)
 
 /* --- run state */
 
-static const char *const vm_statuses[] = {"running", "paused", "stopped", "migrating",
+static const char *const vm_statuses[] = {"running",  "paused",   "stopped", "migrating",
                                           "incoming", "starting", NULL};
 
 json_t *vmrec_state_to_json(const struct vmrec_state *s)
 {
     return json_pack("{s:s, s:s, s:i, s:I, s:I}", "node", s->node, "status", s->status,
-                     "pid", s->pid, "since", (json_int_t)s->since,
-                     "started", (json_int_t)s->started);
+                     "pid", s->pid, "since", (json_int_t)s->since, "started",
+                     (json_int_t)s->started);
 }
 
 int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e)
@@ -329,7 +330,8 @@ int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e)
     while (vm_statuses[i] && strcmp(vm_statuses[i], status) != 0)
         i++;
     if (!vm_statuses[i])
-        return err_set(e, EINVAL, "vm state: unknown 'status' '%s'", jsonf_printable(status, buf));
+        return err_set(e, EINVAL, "vm state: unknown 'status' '%s'",
+                       jsonf_printable(status, buf));
     snprintf(s->status, sizeof(s->status), "%s", status);
     s->pid = (int)pid;
     s->since = (int64_t)since;

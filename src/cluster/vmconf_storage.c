@@ -87,8 +87,10 @@ int storage_volume_path(const struct storage_conf *s, const char *volume,
         return rc;
     int n = snprintf(out, VMCONF_PATH_MAX, "%s/%s", s->path, volume);
     if (n < 0 || n >= VMCONF_PATH_MAX)
-        return err_set(e, ENAMETOOLONG, "storage '%s': path of volume '%s' is longer "
-                       "than %d characters", s->name, volume, VMCONF_PATH_MAX - 1);
+        return err_set(e, ENAMETOOLONG,
+                       "storage '%s': path of volume '%s' is longer "
+                       "than %d characters",
+                       s->name, volume, VMCONF_PATH_MAX - 1);
     return 0;
 }
 
@@ -138,7 +140,7 @@ int storage_list(struct etcd_client *c, unsigned flags, struct storage_confs *ou
         rc = err_set(e, ENOMEM, "storage list: out of memory");
     for (size_t i = 0; !rc && i < kvs.count; i++) {
         if (strchr(kvs.items[i].key + strlen(TERN_PREFIX_STORAGE), '/'))
-            continue;   /* not of this layout */
+            continue; /* not of this layout */
         rc = vmconf_parse_kv(&kvs.items[i], &out->items[out->count], storage_from, e);
         if (!rc)
             out->count++;
@@ -163,15 +165,16 @@ static int storage_users(const struct etcd_kvs *vms, const char *name, struct er
             return rc;
         for (unsigned d = 0; d < conf.ndisks; d++)
             if (strcmp(conf.disks[d].storage, name) == 0)
-                return err_set(e, EBUSY, "storage '%s' is in use by vm %" PRIu32
-                               " (disk '%s')", name, conf.id, conf.disks[d].volume);
+                return err_set(e, EBUSY,
+                               "storage '%s' is in use by vm %" PRIu32 " (disk '%s')", name,
+                               conf.id, conf.disks[d].volume);
     }
     return 0;
 }
 
 /* One try: list the VMs, then delete only if no VM changed since. */
-static int delete_once(struct etcd_client *c, const char *key, const char *name,
-                       bool *done, struct err *e)
+static int delete_once(struct etcd_client *c, const char *key, const char *name, bool *done,
+                       struct err *e)
 {
     struct etcd_kv kv;
     etcd_kv_init(&kv);
@@ -180,14 +183,15 @@ static int delete_once(struct etcd_client *c, const char *key, const char *name,
         return err_set(e, ENOENT, "storage '%s' does not exist", name);
     if (rc)
         return rc;
-    struct etcd_kvs vms;   /* etcd_get_prefix inits it first */
+    struct etcd_kvs vms; /* etcd_get_prefix inits it first */
     rc = etcd_get_prefix(c, TERN_PREFIX_VMS, 0, &vms, e);
     if (!rc)
         rc = storage_users(&vms, name, e);
     if (!rc) {
         struct etcd_txn_cmp cmps[2] = {
             {.key = key, .cmp = ETCD_CMP_MOD_REVISION, .expect_revision = kv.mod_revision},
-            {.key = TERN_PREFIX_VMS, .cmp = ETCD_CMP_PREFIX_UNCHANGED,
+            {.key = TERN_PREFIX_VMS,
+             .cmp = ETCD_CMP_PREFIX_UNCHANGED,
              .expect_revision = vms.revision},
         };
         struct etcd_txn_op op = {.key = key};
@@ -226,8 +230,8 @@ static int options_read(struct etcd_client *c, unsigned flags, struct cluster_op
     return rc;
 }
 
-int cluster_options_get(struct etcd_client *c, unsigned flags,
-                        struct cluster_options *out, struct err *e)
+int cluster_options_get(struct etcd_client *c, unsigned flags, struct cluster_options *out,
+                        struct err *e)
 {
     struct etcd_kv kv;
     int rc = options_read(c, flags, out, &kv, e);
@@ -249,7 +253,8 @@ int cluster_options_change(struct etcd_client *c, json_t *j, struct cluster_opti
         if (!rc && !text)
             rc = err_set(e, ENOMEM, "cluster options: out of memory");
         if (!rc) {
-            struct etcd_cas op = {.key = TERN_KEY_OPTIONS, .new_value = text,
+            struct etcd_cas op = {.key = TERN_KEY_OPTIONS,
+                                  .new_value = text,
                                   .cmp = kv.value ? ETCD_CMP_MOD_REVISION : ETCD_CMP_ABSENT,
                                   .expect_revision = kv.mod_revision};
             rc = etcd_cas(c, &op, &swapped, NULL, e);

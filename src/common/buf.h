@@ -13,7 +13,7 @@ struct buf {
     uint8_t *data;
     size_t len;
     size_t cap;
-    bool oom;          /* an allocation failed; the contents are incomplete */
+    bool oom; /* an allocation failed; the contents are incomplete */
 };
 
 void buf_init(struct buf *b);
@@ -36,7 +36,10 @@ struct buf_field {
     size_t offset;
     size_t size;
 };
-#define BUF_FIELD(type, member) { offsetof(type, member), sizeof(((type *)0)->member) }
+#define BUF_FIELD(type, member)                             \
+    {                                                       \
+        offsetof(type, member), sizeof(((type *)0)->member) \
+    }
 #define BUF_FIELDS(table) (table), (sizeof(table) / sizeof((table)[0]))
 
 void buf_put_fields(struct buf *b, const void *obj, const struct buf_field *f, size_t n);
@@ -45,7 +48,7 @@ struct reader {
     const uint8_t *data;
     size_t len;
     size_t pos;
-    bool bad;          /* read past the end, or a check failed */
+    bool bad; /* read past the end, or a check failed */
 };
 
 void reader_init(struct reader *r, const void *data, size_t len);

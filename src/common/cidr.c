@@ -9,7 +9,7 @@
 struct cidr {
     int family;
     unsigned char addr[16];
-    unsigned len;           /* bytes in addr: 4 or 16 */
+    unsigned len; /* bytes in addr: 4 or 16 */
     unsigned prefix;
 };
 
@@ -38,8 +38,8 @@ static int cidr_parse(const char *text, struct cidr *c, struct err *e)
     memcpy(buf, text, (size_t)(slash - text));
     buf[slash - text] = '\0';
     if (parse_addr(buf, c->addr, &c->family) < 0)
-        return err_set(e, EINVAL, "cidr '%s': '%s' is not an ipv4 or ipv6 address",
-                       text, buf);
+        return err_set(e, EINVAL, "cidr '%s': '%s' is not an ipv4 or ipv6 address", text,
+                       buf);
     c->len = c->family == AF_INET ? 4 : 16;
     const char *p = slash + 1;
     size_t digits = strspn(p, "0123456789");
@@ -83,8 +83,7 @@ int cidr_check(const char *cidr, struct err *e)
 }
 
 /* "[fd00::1]" as written in URLs and host:port: the brackets go. */
-static int addr_parse(const char *addr, unsigned char out[16], int *family,
-                      struct err *e)
+static int addr_parse(const char *addr, unsigned char out[16], int *family, struct err *e)
 {
     char buf[64];
     size_t n = strlen(addr);

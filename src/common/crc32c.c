@@ -28,8 +28,8 @@ static uint32_t crc32c_soft(uint32_t crc, const uint8_t *p, size_t len)
     return crc;
 }
 
-__attribute__((target("sse4.2")))
-static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
+                                                            size_t len)
 {
     uint64_t c = crc;
     for (; len >= 8; p += 8, len -= 8) {
@@ -54,8 +54,8 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len)
  * with dst each 8 bytes are also stored where they go, so the crc is of the
  * bytes copied. Inlined with dst a constant, the copy-less variant has no
  * test in its loop. */
-__attribute__((target("sse4.2"), always_inline))
-static inline void crc3_hw(const uint8_t *const src[3], uint8_t *const *dst, uint32_t out[3])
+__attribute__((target("sse4.2"), always_inline)) static inline void
+crc3_hw(const uint8_t *const src[3], uint8_t *const *dst, uint32_t out[3])
 {
     uint64_t x = 0xffffffffU, y = 0xffffffffU, z = 0xffffffffU;
     for (size_t i = 0; i < PAGE; i += 8) {
@@ -77,16 +77,15 @@ static inline void crc3_hw(const uint8_t *const src[3], uint8_t *const *dst, uin
     out[2] = ~(uint32_t)z;
 }
 
-__attribute__((target("sse4.2")))
-static void crc32c_pages3_hw(const uint8_t *a, const uint8_t *b, const uint8_t *c,
-                             uint32_t out[3])
+__attribute__((target("sse4.2"))) static void
+crc32c_pages3_hw(const uint8_t *a, const uint8_t *b, const uint8_t *c, uint32_t out[3])
 {
-    const uint8_t *const src[3] = { a, b, c };
+    const uint8_t *const src[3] = {a, b, c};
     crc3_hw(src, NULL, out);
 }
 
-__attribute__((target("sse4.2")))
-static void copy_crc3_hw(uint8_t *const d[3], const uint8_t *const s[3], uint32_t out[3])
+__attribute__((target("sse4.2"))) static void
+copy_crc3_hw(uint8_t *const d[3], const uint8_t *const s[3], uint32_t out[3])
 {
     crc3_hw(s, d, out);
 }
@@ -111,13 +110,13 @@ void crc32c_pages(const void *const *pages, size_t n, uint32_t *out)
         out[i] = crc32c(0, pages[i], PAGE);
 }
 
-void crc32c_copy_pages(void *const *dst, const void *const *src, size_t n,
-                       uint32_t *out)
+void crc32c_copy_pages(void *const *dst, const void *const *src, size_t n, uint32_t *out)
 {
     size_t i = 0;
     if (have_sse42)
         for (; i + 3 <= n; i += 3)
-            copy_crc3_hw((uint8_t *const *)dst + i, (const uint8_t *const *)src + i, out + i);
+            copy_crc3_hw((uint8_t *const *)dst + i, (const uint8_t *const *)src + i,
+                         out + i);
     for (; i < n; i++) {
         memcpy(dst[i], src[i], PAGE);
         out[i] = crc32c(0, dst[i], PAGE);

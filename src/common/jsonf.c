@@ -7,8 +7,8 @@
 #include <string.h>
 
 /* "<what>: 'key' <the rest>", the one shape of every refusal. */
-__attribute__((format(printf, 4, 5)))
-static int refuse(struct err *e, const char *what, const char *key, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int
+refuse(struct err *e, const char *what, const char *key, const char *fmt, ...)
 {
     char rest[160];
     va_list ap;
@@ -20,9 +20,18 @@ static int refuse(struct err *e, const char *what, const char *key, const char *
                    key, rest);
 }
 
-static bool is_integer(const json_t *v) { return json_is_integer(v); }
-static bool is_boolean(const json_t *v) { return json_is_boolean(v); }
-static bool is_string(const json_t *v) { return json_is_string(v); }
+static bool is_integer(const json_t *v)
+{
+    return json_is_integer(v);
+}
+static bool is_boolean(const json_t *v)
+{
+    return json_is_boolean(v);
+}
+static bool is_string(const json_t *v)
+{
+    return json_is_string(v);
+}
 
 /* The value of key when it is of the wanted kind; else NULL with *rc 0
  * (absent and optional) or the refusal ("is missing", or "<unlike>"). */
@@ -60,7 +69,8 @@ int jsonf_bool(json_t *obj, const char *key, bool required, bool *out, const cha
                struct err *e)
 {
     int rc;
-    json_t *v = field(obj, key, required, is_boolean, "must be true or false", what, e, &rc);
+    json_t *v = field(obj, key, required, is_boolean, "must be true or false", what, e,
+                      &rc);
     if (v)
         *out = json_is_true(v);
     return rc;

@@ -12,9 +12,9 @@
 
 /* Bytes read from a peer, split into lines. */
 struct jsonl_buf {
-    char *data;     /* JSONL_LINE_MAX + 1 bytes */
-    size_t len;     /* bytes held */
-    size_t start;   /* where the next line begins */
+    char *data;   /* JSONL_LINE_MAX + 1 bytes */
+    size_t len;   /* bytes held */
+    size_t start; /* where the next line begins */
 };
 
 int jsonl_buf_init(struct jsonl_buf *b);

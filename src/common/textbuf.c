@@ -29,7 +29,7 @@ int textbuf_append(struct textbuf *t, const void *data, size_t len)
         t->too_big = true;
         return -EFBIG;
     }
-    if (buf_reserve(b, len + 1))   /* room for the NUL after it */
+    if (buf_reserve(b, len + 1)) /* room for the NUL after it */
         return -ENOMEM;
     memcpy(b->data + b->len, data, len);
     b->len += len;

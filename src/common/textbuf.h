@@ -12,8 +12,8 @@
 
 struct textbuf {
     struct buf buf;
-    size_t max;          /* more than this many bytes is refused */
-    bool too_big;        /* a piece was refused for the limit */
+    size_t max;   /* more than this many bytes is refused */
+    bool too_big; /* a piece was refused for the limit */
 };
 
 void textbuf_init(struct textbuf *t, size_t max);

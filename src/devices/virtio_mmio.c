@@ -7,20 +7,33 @@
 #include "common/log.h"
 
 enum {
-    REG_MAGIC = 0x000, REG_VERSION = 0x004, REG_DEVICE_ID = 0x008,
-    REG_VENDOR_ID = 0x00c, REG_DEVICE_FEATURES = 0x010,
-    REG_DEVICE_FEATURES_SEL = 0x014, REG_DRIVER_FEATURES = 0x020,
-    REG_DRIVER_FEATURES_SEL = 0x024, REG_QUEUE_SEL = 0x030,
-    REG_QUEUE_NUM_MAX = 0x034, REG_QUEUE_NUM = 0x038, REG_QUEUE_READY = 0x044,
-    REG_QUEUE_NOTIFY = 0x050, REG_INTERRUPT_STATUS = 0x060,
-    REG_INTERRUPT_ACK = 0x064, REG_STATUS = 0x070,
-    REG_QUEUE_DESC_LOW = 0x080, REG_QUEUE_DESC_HIGH = 0x084,
-    REG_QUEUE_DRIVER_LOW = 0x090, REG_QUEUE_DRIVER_HIGH = 0x094,
-    REG_QUEUE_DEVICE_LOW = 0x0a0, REG_QUEUE_DEVICE_HIGH = 0x0a4,
-    REG_CONFIG_GENERATION = 0x0fc, REG_CONFIG = 0x100,
+    REG_MAGIC = 0x000,
+    REG_VERSION = 0x004,
+    REG_DEVICE_ID = 0x008,
+    REG_VENDOR_ID = 0x00c,
+    REG_DEVICE_FEATURES = 0x010,
+    REG_DEVICE_FEATURES_SEL = 0x014,
+    REG_DRIVER_FEATURES = 0x020,
+    REG_DRIVER_FEATURES_SEL = 0x024,
+    REG_QUEUE_SEL = 0x030,
+    REG_QUEUE_NUM_MAX = 0x034,
+    REG_QUEUE_NUM = 0x038,
+    REG_QUEUE_READY = 0x044,
+    REG_QUEUE_NOTIFY = 0x050,
+    REG_INTERRUPT_STATUS = 0x060,
+    REG_INTERRUPT_ACK = 0x064,
+    REG_STATUS = 0x070,
+    REG_QUEUE_DESC_LOW = 0x080,
+    REG_QUEUE_DESC_HIGH = 0x084,
+    REG_QUEUE_DRIVER_LOW = 0x090,
+    REG_QUEUE_DRIVER_HIGH = 0x094,
+    REG_QUEUE_DEVICE_LOW = 0x0a0,
+    REG_QUEUE_DEVICE_HIGH = 0x0a4,
+    REG_CONFIG_GENERATION = 0x0fc,
+    REG_CONFIG = 0x100,
 };
 #define VIRTIO_MMIO_MAGIC 0x74726976
-#define VIRTIO_VENDOR_TERN 0x4e524554   /* "TERN" */
+#define VIRTIO_VENDOR_TERN 0x4e524554 /* "TERN" */
 #define INT_USED 1
 #define INT_CONFIG 2
 
@@ -59,8 +72,8 @@ void virtio_mmio_signal_used(struct virtio_mmio *dev, unsigned queue)
 void virtio_mmio_fail(struct virtio_mmio *dev, const char *why)
 {
     if (!(dev->regs.status & VIRTIO_STATUS_NEEDS_RESET))
-        log_warn("virtio", "%s at 0x%llx: %s; device stopped until reset",
-                 dev->ops->name, (unsigned long long)dev->base, why);
+        log_warn("virtio", "%s at 0x%llx: %s; device stopped until reset", dev->ops->name,
+                 (unsigned long long)dev->base, why);
     dev->regs.status |= VIRTIO_STATUS_NEEDS_RESET;
     dev->regs.interrupt_status |= INT_CONFIG;
     virtio_mmio_update_irq(dev);
@@ -109,8 +122,9 @@ static uint32_t read_reg(struct virtio_mmio *dev, uint64_t off)
     case REG_DEVICE_ID: return dev->ops->device_id;
     case REG_VENDOR_ID: return VIRTIO_VENDOR_TERN;
     case REG_DEVICE_FEATURES:
-        return r->device_features_sel > 1 ? 0 :
-               (uint32_t)(dev->device_features >> (32 * r->device_features_sel));
+        return r->device_features_sel > 1
+                   ? 0
+                   : (uint32_t)(dev->device_features >> (32 * r->device_features_sel));
     case REG_INTERRUPT_STATUS: return r->interrupt_status;
     case REG_STATUS: return r->status;
     case REG_CONFIG_GENERATION: return r->config_generation;
@@ -190,8 +204,7 @@ static void write_reg(struct virtio_mmio *dev, uint64_t off, uint32_t v)
     case REG_DEVICE_FEATURES_SEL: r->device_features_sel = v; break;
     case REG_DRIVER_FEATURES_SEL: r->driver_features_sel = v; break;
     case REG_DRIVER_FEATURES:
-        if (r->driver_features_sel <= 1 &&
-            !(r->status & VIRTIO_STATUS_FEATURES_OK))
+        if (r->driver_features_sel <= 1 && !(r->status & VIRTIO_STATUS_FEATURES_OK))
             set_half(&r->driver_features, v, r->driver_features_sel == 1);
         break;
     case REG_QUEUE_SEL: r->queue_sel = v; break;
@@ -209,12 +222,11 @@ static void write_reg(struct virtio_mmio *dev, uint64_t off, uint32_t v)
     }
 }
 
-static void virtio_mmio_write(void *opaque, uint64_t off, const void *data,
-                              unsigned size)
+static void virtio_mmio_write(void *opaque, uint64_t off, const void *data, unsigned size)
 {
     struct virtio_mmio *dev = opaque;
     if (off >= REG_CONFIG || size != 4 || (off & 3))
-        return;   /* config space of our devices is read-only */
+        return; /* config space of our devices is read-only */
     uint32_t v;
     memcpy(&v, data, 4);
     pthread_mutex_lock(&dev->lock);
@@ -228,7 +240,7 @@ int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf, unsigned len)
                     (unsigned long long)dev->base, dev->irq.gsi);
 }
 
-const struct bus_ops virtio_mmio_ops = { virtio_mmio_read, virtio_mmio_write };
+const struct bus_ops virtio_mmio_ops = {virtio_mmio_read, virtio_mmio_write};
 
 /* The transport's part of a section (docs/protocol.md, virtio-blk): the
  * registers, the queue count, then each queue. */
@@ -242,12 +254,9 @@ static const struct buf_field regs_fields[] = {
     BUF_FIELD(struct virtio_mmio_regs, config_generation),
 };
 static const struct buf_field queue_fields[] = {
-    BUF_FIELD(struct virtq, num),
-    BUF_FIELD(struct virtq, ready),
-    BUF_FIELD(struct virtq, desc_gpa),
-    BUF_FIELD(struct virtq, avail_gpa),
-    BUF_FIELD(struct virtq, used_gpa),
-    BUF_FIELD(struct virtq, last_avail),
+    BUF_FIELD(struct virtq, num),      BUF_FIELD(struct virtq, ready),
+    BUF_FIELD(struct virtq, desc_gpa), BUF_FIELD(struct virtq, avail_gpa),
+    BUF_FIELD(struct virtq, used_gpa), BUF_FIELD(struct virtq, last_avail),
     BUF_FIELD(struct virtq, used_idx),
 };
 
@@ -276,7 +285,7 @@ static int load_queue(struct virtio_mmio *dev, struct reader *in, struct virtq *
 
 int virtio_mmio_load(struct virtio_mmio *dev, struct reader *in, struct err *e)
 {
-    struct virtio_mmio_regs r = { 0 };
+    struct virtio_mmio_regs r = {0};
     reader_fields(in, &r, BUF_FIELDS(regs_fields));
     uint32_t nqueues = reader_u32(in);
     if (in->bad || nqueues != dev->ops->nqueues)

@@ -30,8 +30,9 @@ static int hook_commit(void *ctx, bool *decided, struct err *e)
     if (!*decided)
         return 0;
     mig_decision_expect(&mig_commit_decision);
-    monitor_post_event(ctx, "migration", json_pack("{s:s, s:s}", "role", "source",
-                                                   "status", "commit-pending"));
+    monitor_post_event(
+        ctx, "migration",
+        json_pack("{s:s, s:s}", "role", "source", "status", "commit-pending"));
     log_info("migrate", "destination loaded; waiting for the commit decision");
     if (!mig_decision_wait(&mig_commit_decision))
         return err_set(e, ECANCELED, "handover refused by the cluster");
@@ -49,7 +50,7 @@ int migrate_commands_start(struct monitor *m, void *arg, struct err *e)
 {
     (void)arg;
     (void)e;
-    struct mig_hooks hooks = { hook_event, hook_commit, hook_completed, m };
+    struct mig_hooks hooks = {hook_event, hook_commit, hook_completed, m};
     migration_init(&outgoing, &m->vm, hooks);
     return 0;
 }
@@ -63,9 +64,10 @@ void migrate_commands_stop(struct monitor *m, void *arg)
 
 static int check_keys(json_t *req, struct err *e)
 {
-    static const char *const known[] = { "cmd", "id", "uri", "max_bandwidth",
-        "downtime_limit_ms", "auto_converge", "max_time_s", "tls", "tls_dir",
-        "page_crc", "commit", NULL };
+    static const char *const known[] = {
+        "cmd",           "id",         "uri", "max_bandwidth", "downtime_limit_ms",
+        "auto_converge", "max_time_s", "tls", "tls_dir",       "page_crc",
+        "commit",        NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
@@ -80,7 +82,8 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
     uint64_t downtime = p->downtime_limit_ms, max_time = p->max_time_s;
     int rc = check_keys(req, e);
     if (!rc)
-        rc = jsonf_uint(req, "max_bandwidth", false, 0, 1ULL << 40, &p->max_bandwidth, NULL, e);
+        rc = jsonf_uint(req, "max_bandwidth", false, 0, 1ULL << 40, &p->max_bandwidth, NULL,
+                        e);
     if (!rc)
         rc = jsonf_uint(req, "downtime_limit_ms", false, 1, 60000, &downtime, NULL, e);
     if (!rc)
@@ -96,16 +99,17 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
     if (rc)
         return rc;
     const char *commit = json_string_value(json_object_get(req, "commit"));
-    if (json_object_get(req, "commit") && (!commit || (strcmp(commit, "external") &&
-                                                      strcmp(commit, "local"))))
+    if (json_object_get(req, "commit") &&
+        (!commit || (strcmp(commit, "external") != 0 && strcmp(commit, "local") != 0)))
         return err_set(e, EINVAL, "'commit' must be \"local\" or \"external\"");
-    p->external_commit = commit && !strcmp(commit, "external");
+    p->external_commit = commit && strcmp(commit, "external") == 0;
     p->downtime_limit_ms = (uint32_t)downtime;
     p->max_time_s = (uint32_t)max_time;
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
     if (p->tls && !dir)
-        return err_set(e, EINVAL, "'tls' needs certificates: start tern-vmm with "
+        return err_set(e, EINVAL,
+                       "'tls' needs certificates: start tern-vmm with "
                        "--tls-dir or pass 'tls_dir'");
     if (dir)
         snprintf(p->tls_dir, sizeof(p->tls_dir), "%s", dir);
@@ -132,8 +136,7 @@ static int cmd_migrate_cancel(struct control *ctl, json_t *req, json_t *reply,
     return migration_cancel(&outgoing, e);
 }
 
-static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply,
-                             struct err *e)
+static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply, struct err *e)
 {
     (void)ctl;
     (void)req;
@@ -142,8 +145,9 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply,
     json_object_update(reply, q);
     json_decref(q);
     /* what a restarted ternd must answer, if anything */
-    const char *decision = mig_decision_pending(&mig_commit_decision) ? "commit"
-                         : mig_decision_pending(&mig_resume_decision) ? "resume" : NULL;
+    const char *decision = mig_decision_pending(&mig_commit_decision)   ? "commit"
+                           : mig_decision_pending(&mig_resume_decision) ? "resume"
+                                                                        : NULL;
     json_object_set_new(reply, "decision", decision ? json_string(decision) : json_null());
     return 0;
 }
@@ -179,10 +183,10 @@ static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
 }
 
 const struct control_command migrate_commands[] = {
-    { "migrate_commit", cmd_migrate_commit },
-    { "incoming_resolve", cmd_incoming_resolve },
-    { "migrate", cmd_migrate },
-    { "migrate_cancel", cmd_migrate_cancel },
-    { "query_migrate", cmd_query_migrate },
-    { NULL, NULL },
+    {"migrate_commit", cmd_migrate_commit},
+    {"incoming_resolve", cmd_incoming_resolve},
+    {"migrate", cmd_migrate},
+    {"migrate_cancel", cmd_migrate_cancel},
+    {"query_migrate", cmd_query_migrate},
+    {NULL, NULL},
 };

@@ -45,9 +45,9 @@ static int cmd_quit(struct control *ctl, json_t *req, json_t *reply, struct err 
 }
 
 static const struct control_command waiting_commands[] = {
-    { "status", cmd_status },
-    { "quit", cmd_quit },
-    { NULL, NULL },
+    {"status", cmd_status},
+    {"quit", cmd_quit},
+    {NULL, NULL},
 };
 
 static void *accept_thread(void *arg)
@@ -101,7 +101,7 @@ int mig_incoming_wait(struct mig_incoming *in, const char *control_path, bool *q
     if (w.quit) {
         /* the accept thread sits in poll(); the process is about to end */
         log_info("migrate", "quit while waiting for a source");
-        if (!strncmp(in->uri, "unix:", 5))
+        if (strncmp(in->uri, "unix:", 5) == 0)
             unlink(in->uri + 5);
         return 0;
     }

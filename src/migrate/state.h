@@ -14,8 +14,7 @@
 /* Saves every registered section into out as SECTION payloads, each
  * preceded by its u32 length (kept apart from sending so the downtime
  * report can tell saving from transfer). */
-int state_save_all(const struct devstate_registry *reg, struct buf *out,
-                   struct err *e);
+int state_save_all(const struct devstate_registry *reg, struct buf *out, struct err *e);
 /* Sends what state_save_all produced, one SECTION message each. */
 int state_send_saved(const struct buf *saved, struct mig_channel *ch, struct err *e);
 
@@ -29,8 +28,7 @@ struct state_section {
 };
 
 /* Checks a SECTION payload: lengths, crc, name characters. */
-int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s,
-                struct err *e);
+int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s, struct err *e);
 
 /* What a receiver has taken so far against the sections it registered: the
  * one admission path of a destination (incoming.c) and of the check of a

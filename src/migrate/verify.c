@@ -15,7 +15,7 @@ struct verify_run {
     struct mig_hello hello;
     bool have_hello, ended;
     uint64_t npages;
-    struct devstate_registry reg;   /* what a VM of this HELLO registers */
+    struct devstate_registry reg; /* what a VM of this HELLO registers */
     struct state_intake intake;
     struct ram_batch batch;
 };
@@ -28,7 +28,7 @@ struct msg_reader {
 static int msg_take(void *ctx, void *dst, size_t n, struct err *e)
 {
     struct msg_reader *m = ctx;
-    (void)e;   /* the length checks come first: the bytes are there */
+    (void)e; /* the length checks come first: the bytes are there */
     memcpy(dst, m->p, n);
     m->p += n;
     return 0;
@@ -39,7 +39,7 @@ static int verify_ram(struct verify_run *r, const uint8_t *p, uint32_t len,
 {
     static __thread const void *page[MIG_RAM_MAX_PAGES];
     struct ram_batch *b = &r->batch;
-    struct msg_reader m = { p };
+    struct msg_reader m = {p};
     int rc = ram_batch_read(b, len, r->npages, msg_take, &m, e);
     if (rc)
         return rc;
@@ -60,7 +60,7 @@ static int verify_serial(const struct state_section *s, struct err *e)
     if (!uart)
         return err_set(e, ENOMEM, "out of memory");
     pthread_mutex_init(&uart->lock, NULL);
-    struct devstate_entry scratch = { &serial_state_ops, s->instance, uart };
+    struct devstate_entry scratch = {&serial_state_ops, s->instance, uart};
     int rc = state_load(&scratch, s, e);
     pthread_mutex_destroy(&uart->lock);
     free(uart);
@@ -139,7 +139,7 @@ int mig_stream_verify(const uint8_t *data, size_t len, struct mig_stream_summary
     int rc = 0;
     while (!rc && off < len && !sum->committed) {
         struct mig_hdr h;
-        struct err inner = { "" };
+        struct err inner = {""};
         if (len - off < MIG_HDR_SIZE) {
             rc = err_set(&inner, EPROTO, "header truncated (%zu of %d bytes)", len - off,
                          MIG_HDR_SIZE);

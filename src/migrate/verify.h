@@ -16,15 +16,15 @@
 #include "migrate/protocol.h"
 
 struct mig_stream_summary {
-    uint64_t messages[MIG_TYPE_MAX + 1];   /* count by message type */
-    uint64_t pages;                        /* pages with data */
-    uint64_t zero_pages;                   /* zero markers */
+    uint64_t messages[MIG_TYPE_MAX + 1]; /* count by message type */
+    uint64_t pages;                      /* pages with data */
+    uint64_t zero_pages;                 /* zero markers */
     uint64_t sections;
-    uint64_t bytes;                        /* stream bytes walked */
-    uint64_t memory;                       /* from HELLO */
+    uint64_t bytes;  /* stream bytes walked */
+    uint64_t memory; /* from HELLO */
     unsigned cpus, ndisks;
     uint64_t features;
-    bool committed;                        /* ends with COMMIT */
+    bool committed; /* ends with COMMIT */
 };
 
 /* 0 when data is a complete, valid stream (HELLO ... END COMMIT); else

@@ -52,11 +52,16 @@ void reply_errno(struct reply *r, int rc, const struct err *e)
 {
     unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     switch (-rc) {
-    case ETCD_NOT_QUORATE: case EAGAIN: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
+    case ETCD_NOT_QUORATE:
+    case EAGAIN: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
     case ENOENT: status = MHD_HTTP_NOT_FOUND; break;
-    case EEXIST: case EBUSY: case ESTALE: status = MHD_HTTP_CONFLICT; break;
-    case EINVAL: case ERANGE: status = MHD_HTTP_BAD_REQUEST; break;
-    case EPERM: case EACCES: status = MHD_HTTP_FORBIDDEN; break;
+    case EEXIST:
+    case EBUSY:
+    case ESTALE: status = MHD_HTTP_CONFLICT; break;
+    case EINVAL:
+    case ERANGE: status = MHD_HTTP_BAD_REQUEST; break;
+    case EPERM:
+    case EACCES: status = MHD_HTTP_FORBIDDEN; break;
     }
     reply_error(r, status, "%s", e->msg);
 }
@@ -73,8 +78,10 @@ bool api_adopting(struct api_req *req, struct reply *r)
 {
     if (atomic_load(&req->ctx->adopted))
         return false;
-    reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "node '%s' is starting: its running VMs "
-                "are not adopted yet; try again", req->ctx->cfg->name);
+    reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                "node '%s' is starting: its running VMs "
+                "are not adopted yet; try again",
+                req->ctx->cfg->name);
     return true;
 }
 
@@ -105,15 +112,17 @@ static enum MHD_Result add_query(void *cls, enum MHD_ValueKind kind, const char 
 
 void api_forward(struct api_req *req, struct reply *r, const char *node)
 {
-    if (req->from_node)   /* never twice: the views of two nodes disagree */
-        return reply_error(r, MHD_HTTP_CONFLICT, "node '%s' sent this request here, "
-                           "but it belongs to node '%s'", req->ctx->cfg->name, node);
+    if (req->from_node) /* never twice: the views of two nodes disagree */
+        return reply_error(r, MHD_HTTP_CONFLICT,
+                           "node '%s' sent this request here, "
+                           "but it belongs to node '%s'",
+                           req->ctx->cfg->name, node);
     struct peer p;
     struct err e;
     int rc = peer_init(&p, req->ctx, req->etcd, node, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    struct query_buf q = { .len = 0, .curl = p.curl };
+    struct query_buf q = {.len = 0, .curl = p.curl};
     q.text[0] = '\0';
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_query, &q);
     char path[1400];
@@ -148,8 +157,8 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 }
 
 static const struct api_route *const tables[] = {
-    api_routes_cluster, api_routes_members, api_routes_vm, api_routes_task,
-    api_routes_vmops, api_routes_migrate,
+    api_routes_cluster, api_routes_members, api_routes_vm,
+    api_routes_task,    api_routes_vmops,   api_routes_migrate,
 };
 
 static void route(struct api_req *req, struct reply *r)
@@ -164,8 +173,8 @@ static void route(struct api_req *req, struct reply *r)
                 return rt->handle(req, r);
         }
     if (path_known)
-        reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method '%.20s' not allowed on '%.200s'",
-                    req->method, req->url);
+        reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+                    "method '%.20s' not allowed on '%.200s'", req->method, req->url);
     else
         reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", req->url);
 }
@@ -204,8 +213,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
     if (!text)
         return MHD_NO;
     size_t len = strlen(text);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text,
+                                                                MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -221,8 +230,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
 static int parse_body(struct upload *up, struct api_req *req, struct reply *r)
 {
     if (up->too_big) {
-        reply_error(r, 413, "request body over %d bytes",
-                    API_BODY_MAX);
+        reply_error(r, 413, "request body over %d bytes", API_BODY_MAX);
         return -1;
     }
     if (!up->len)
@@ -240,7 +248,7 @@ static int parse_body(struct upload *up, struct api_req *req, struct reply *r)
 static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
                   const char *method, struct upload *up, struct reply *r)
 {
-    struct api_req req = { .method = method, .url = url, .conn = conn, .ctx = a->ctx };
+    struct api_req req = {.method = method, .url = url, .conn = conn, .ctx = a->ctx};
     if (!authorized(a->ctx, conn, &req.from_node))
         return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
     if (strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0)
@@ -354,13 +362,11 @@ int api_start(struct api *a, struct node_ctx *x, struct err *e)
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     a->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->api_port, NULL, NULL, handle, a,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,   /* first, or MHD warns */
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_HTTPS_MEM_KEY, x->secrets->key_pem,
-        MHD_OPTION_HTTPS_MEM_CERT, x->secrets->cert_pem,
-        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        flags, (uint16_t)cfg->api_port, NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, /* first, or MHD warns */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_HTTPS_MEM_KEY,
+        x->secrets->key_pem, MHD_OPTION_HTTPS_MEM_CERT, x->secrets->cert_pem,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
         MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     if (!a->daemon)
         return err_set(e, EADDRNOTAVAIL, "api: cannot serve https on %s (see log)",

@@ -14,8 +14,8 @@ struct node_ctx;
 
 struct api {
     struct node_ctx *ctx;
-    struct etcd_client proto;   /* endpoints to copy; never used for calls */
-    void *daemon;               /* struct MHD_Daemon * */
+    struct etcd_client proto; /* endpoints to copy; never used for calls */
+    void *daemon;             /* struct MHD_Daemon * */
 };
 
 void api_init(struct api *a);

@@ -20,22 +20,22 @@ static json_t *member_json(const struct cluster_member *m, uint64_t leader)
     char id[20];
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->id);
     return json_pack("{s:s, s:s, s:s, s:b, s:b, s:I}", "name", m->name, "id", id,
-                     "client_url", m->client_url, "reachable", m->reachable,
-                     "leader", leader && m->id == leader,
-                     "raft_term", (json_int_t)m->raft_term);
+                     "client_url", m->client_url, "reachable", m->reachable, "leader",
+                     leader && m->id == leader, "raft_term", (json_int_t)m->raft_term);
 }
 
-#define NO_CLUSTER "this node is in no cluster: 'tern cluster create NAME' or " \
+#define NO_CLUSTER                                               \
+    "this node is in no cluster: 'tern cluster create NAME' or " \
     "'tern cluster join ADDRESS'"
 
 /* The same fields as in a cluster, so that clients need no second shape. */
 static json_t *status_no_cluster(const struct node_ctx *x)
 {
     return json_pack("{s:s, s:b, s:b, s:n, s:s, s:[], s:i, s:i, s:n, s:i, s:s, s:s}",
-                     "node", x->cfg->name, "in_cluster", 0, "quorate", 0,
-                     "cluster_name", "fingerprint", x->secrets->pin, "members",
-                     "member_count", 0, "members_reachable", 0, "leader",
-                     "raft_term", 0, "etcd_version", "", "reason", NO_CLUSTER);
+                     "node", x->cfg->name, "in_cluster", 0, "quorate", 0, "cluster_name",
+                     "fingerprint", x->secrets->pin, "members", "member_count", 0,
+                     "members_reachable", 0, "leader", "raft_term", 0, "etcd_version", "",
+                     "reason", NO_CLUSTER);
 }
 
 /* Cached once registered; before that this member's copy (it never
@@ -62,15 +62,14 @@ static void get_status(struct api_req *req, struct reply *r)
     for (size_t i = 0; i < info.member_count && i < CLUSTER_MEMBERS_MAX; i++)
         json_array_append_new(members, member_json(&info.members[i], info.leader_id));
     r->status = MHD_HTTP_OK;
-    r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}",
-                        "node", req->ctx->cfg->name, "in_cluster", 1, "quorate", !rc,
-                        "cluster_name", cluster_name_json(req),
-                        "fingerprint", req->ctx->secrets->pin, "members", members,
-                        "member_count", (json_int_t)info.member_count,
-                        "members_reachable", (json_int_t)info.members_reachable,
-                        "leader", info.leader_id ? info.leader_name : NULL,
-                        "raft_term", (json_int_t)info.raft_term,
-                        "etcd_version", info.version);
+    r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}", "node",
+                        req->ctx->cfg->name, "in_cluster", 1, "quorate", !rc,
+                        "cluster_name", cluster_name_json(req), "fingerprint",
+                        req->ctx->secrets->pin, "members", members, "member_count",
+                        (json_int_t)info.member_count, "members_reachable",
+                        (json_int_t)info.members_reachable, "leader",
+                        info.leader_id ? info.leader_name : NULL, "raft_term",
+                        (json_int_t)info.raft_term, "etcd_version", info.version);
     if (rc && r->body)
         json_object_set_new(r->body, "reason", json_string(e.msg));
 }
@@ -78,8 +77,8 @@ static void get_status(struct api_req *req, struct reply *r)
 static json_t *node_json(const struct node_entry *n)
 {
     json_t *info = json_loads(n->info ? n->info : "{}", 0, NULL);
-    return json_pack("{s:s, s:b, s:o}", "name", n->name, "online", n->online,
-                     "info", info ? info : json_null());
+    return json_pack("{s:s, s:b, s:o}", "name", n->name, "online", n->online, "info",
+                     info ? info : json_null());
 }
 
 /* Linearizable first; without quorum the local member's copy, marked stale
@@ -106,7 +105,7 @@ static void get_nodes(struct api_req *req, struct reply *r)
         struct vmrecs vms;
         struct err ignored;
         bool counted = vmrec_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
-                                    &ignored) == 0;
+                                  &ignored) == 0;
         for (size_t i = 0; i < l.count; i++) {
             json_t *n = node_json(&l.items[i]);
             json_int_t owned = 0;
@@ -126,8 +125,8 @@ static void get_nodes(struct api_req *req, struct reply *r)
 static void get_version(struct api_req *req, struct reply *r)
 {
     r->status = MHD_HTTP_OK;
-    r->body = json_pack("{s:s, s:s, s:s}", "version", TERN_VERSION,
-                        "api", TERN_API_VERSION, "node", req->ctx->cfg->name);
+    r->body = json_pack("{s:s, s:s, s:s}", "version", TERN_VERSION, "api", TERN_API_VERSION,
+                        "node", req->ctx->cfg->name);
 }
 
 /* Storage and cluster option endpoints (docs/api.md "Storage" and "GET
@@ -139,7 +138,7 @@ static void get_storage(struct api_req *req, struct reply *r)
     struct err e;
     bool stale = false;
     int rc = storage_list(req->etcd, 0, &l, &e);
-    if (rc == -ETCD_NOT_QUORATE) {   /* the local member's copy, marked so */
+    if (rc == -ETCD_NOT_QUORATE) { /* the local member's copy, marked so */
         stale = true;
         rc = storage_list(req->etcd, ETCD_SERIALIZABLE, &l, &e);
     }
@@ -156,7 +155,8 @@ static void post_storage(struct api_req *req, struct reply *r)
 {
     struct storage_conf s;
     struct err e;
-    if (api_no_body(req, r, "a storage definition {\"name\", \"path\", \"shared\"} "
+    if (api_no_body(req, r,
+                    "a storage definition {\"name\", \"path\", \"shared\"} "
                     "is missing"))
         return;
     int rc = storage_conf_from_json(req->body, &s, &e);

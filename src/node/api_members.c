@@ -68,8 +68,8 @@ static void create_cluster(struct api_req *req, struct reply *r)
     setup_unclaim(req->ctx);
     if (rc < 0)
         return reply_setup_error(r, rc, &cmd.e);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "cluster_name", name,
-                                         "node", req->ctx->cfg->name));
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:s, s:s}", "cluster_name", name, "node", req->ctx->cfg->name));
 }
 
 /* sha256// and the base64 of 32 bytes: 43 characters and one '='. */
@@ -99,8 +99,10 @@ static bool join_body(struct api_req *req, struct reply *r, const char **address
         reply_error(r, MHD_HTTP_BAD_REQUEST, "token is not %d hex characters",
                     TERND_TOKEN_LEN);
     else if (!fingerprint_valid(*fingerprint))
-        reply_error(r, MHD_HTTP_BAD_REQUEST, "fingerprint '%.80s' is not of the form "
-                    "sha256//<44 base64 characters>", *fingerprint);
+        reply_error(r, MHD_HTTP_BAD_REQUEST,
+                    "fingerprint '%.80s' is not of the form "
+                    "sha256//<44 base64 characters>",
+                    *fingerprint);
     else
         return true;
     return false;
@@ -130,8 +132,8 @@ static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
     json_t *ans = NULL;
     long status = 0;
     struct err e;
-    int rc = peer_call(p, "POST", "/api/" TERN_API_VERSION "/cluster/members", ask,
-                       &status, &ans, &e);
+    int rc = peer_call(p, "POST", "/api/" TERN_API_VERSION "/cluster/members", ask, &status,
+                       &ans, &e);
     json_decref(ask);
     bool ok = false;
     const char *initial = json_string_value(json_object_get(ans, "initial_cluster"));
@@ -143,8 +145,10 @@ static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
         reply_remote(r, address, status, ans);
     else if (!initial || strlen(initial) >= sizeof(cmd->initial_cluster) ||
              !cluster_token_valid(token) || !name || strlen(name) > TERN_NAME_MAX)
-        reply_error(r, MHD_HTTP_BAD_GATEWAY, "node at %s answered without a valid "
-                    "initial_cluster, cluster_token and cluster_name", address);
+        reply_error(r, MHD_HTTP_BAD_GATEWAY,
+                    "node at %s answered without a valid "
+                    "initial_cluster, cluster_token and cluster_name",
+                    address);
     else
         ok = true;
     if (ok) {
@@ -173,14 +177,20 @@ static void join_undo(struct api_req *req, struct reply *r, struct peer *p,
     if (!rc && status == MHD_HTTP_OK)
         snprintf(undo, sizeof(undo), "the member was removed from the cluster again");
     else
-        snprintf(undo, sizeof(undo), "removing the member %s through %s failed too: %s "
+        snprintf(undo, sizeof(undo),
+                 "removing the member %s through %s failed too: %s "
                  "(join again once etcd can start, or remove it with etcd member remove)",
-                 peer_url, address, rc < 0 ? e.msg : msg ? msg : "no reason given");
+                 peer_url, address,
+                 rc < 0 ? e.msg
+                 : msg  ? msg
+                        : "no reason given");
     json_decref(ans);
     log_error("ternd", "joining cluster '%s': etcd did not start: %s; %s",
               cmd->cluster_name, cmd->e.msg, undo);
-    reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "joined cluster '%s' as an etcd member, "
-                "but etcd did not start here: %s; %s", cmd->cluster_name, cmd->e.msg, undo);
+    reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                "joined cluster '%s' as an etcd member, "
+                "but etcd did not start here: %s; %s",
+                cmd->cluster_name, cmd->e.msg, undo);
 }
 
 static size_t members_in(const char *initial_cluster)
@@ -210,9 +220,10 @@ static void join_cluster(struct api_req *req, struct reply *r)
         if (setup_run(req->ctx, &cmd) < 0)
             join_undo(req, r, &p, address, &cmd);
         else
-            reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:I}",
-                       "cluster_name", cmd.cluster_name, "node", req->ctx->cfg->name,
-                       "members", (json_int_t)members_in(cmd.initial_cluster)));
+            reply_json(r, MHD_HTTP_OK,
+                       json_pack("{s:s, s:s, s:I}", "cluster_name", cmd.cluster_name,
+                                 "node", req->ctx->cfg->name, "members",
+                                 (json_int_t)members_in(cmd.initial_cluster)));
     }
     peer_release(&p);
     setup_unclaim(req->ctx);
@@ -259,8 +270,10 @@ static void add_member(struct api_req *req, struct reply *r)
     if (name_check(name, "node name", &e) < 0)
         return reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", e.msg);
     if (!peer_url_valid(peer_url))
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "peer_url '%.120s' is not an "
-                           "http://host:port url", peer_url);
+        return reply_error(r, MHD_HTTP_BAD_REQUEST,
+                           "peer_url '%.120s' is not an "
+                           "http://host:port url",
+                           peer_url);
     if (!in_cluster(req, r))
         return;
     char cluster[TERN_NAME_MAX + 1], token[CLUSTER_TOKEN_LEN + 1];
@@ -272,9 +285,10 @@ static void add_member(struct api_req *req, struct reply *r)
         return reply_errno(r, rc, &e);
     log_info("api", "node %s (%s) joins cluster '%s'%s", name, peer_url, cluster,
              j.again ? " (its member was added before)" : "");
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:I}", "cluster_name", cluster,
-               "initial_cluster", j.initial_cluster, "cluster_token", token,
-               "members", (json_int_t)j.members));
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:s, s:s, s:s, s:I}", "cluster_name", cluster, "initial_cluster",
+                         j.initial_cluster, "cluster_token", token, "members",
+                         (json_int_t)j.members));
     explicit_bzero(token, sizeof(token));
 }
 
@@ -287,8 +301,7 @@ static void remove_member(struct api_req *req, struct reply *r)
     int rc = cluster_member_remove_unstarted(req->etcd, peer_url, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "peer_url", peer_url,
-                                         "removed", 1));
+    reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "peer_url", peer_url, "removed", 1));
 }
 
 const struct api_route api_routes_members[] = {

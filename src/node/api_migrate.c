@@ -26,8 +26,12 @@ static void dry_run_reply(struct reply *r, struct migtask_plan *p)
 /* A failed check: its line, and with dry_run also every check so far. */
 static void refused(struct reply *r, struct migtask_plan *p, int rc, const struct err *e)
 {
-    reply_errno(r, rc == -EPERM || rc == -EHOSTUNREACH || rc == -ENOMEM || rc == -EALREADY ||
-                    rc == -EADDRNOTAVAIL ? -EBUSY : rc, e);
+    reply_errno(r,
+                rc == -EPERM || rc == -EHOSTUNREACH || rc == -ENOMEM || rc == -EALREADY ||
+                        rc == -EADDRNOTAVAIL
+                    ? -EBUSY
+                    : rc,
+                e);
     if (p->dry_run && r->body)
         json_object_set(r->body, "checks", p->checks);
 }
@@ -51,7 +55,8 @@ static void migrate(struct api_req *req, struct reply *r)
     else if ((rc = migtask_start(req->ctx, &p, task, &e)) < 0)
         reply_errno(r, rc, &e);
     else
-        reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "task", task, "target", p.target));
+        reply_json(r, MHD_HTTP_OK,
+                   json_pack("{s:s, s:s}", "task", task, "target", p.target));
     migtask_plan_release(&p);
 }
 

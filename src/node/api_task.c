@@ -24,9 +24,11 @@ static int by_start_desc(const void *a, const void *b)
 
 static bool wanted(json_t *task, const char *vmid, const char *node)
 {
-    if (vmid && json_integer_value(json_object_get(task, "vmid")) != strtoll(vmid, NULL, 10))
+    if (vmid &&
+        json_integer_value(json_object_get(task, "vmid")) != strtoll(vmid, NULL, 10))
         return false;
-    return !node || strcmp(json_string_value(json_object_get(task, "node")) ?: "", node) == 0;
+    return !node ||
+           strcmp(json_string_value(json_object_get(task, "node")) ?: "", node) == 0;
 }
 
 static int read_tasks(struct api_req *req, bool *stale, struct etcd_kvs *kvs, struct err *e)
@@ -143,7 +145,8 @@ static void cancel(struct api_req *req, struct reply *r)
         return reply_error(r, MHD_HTTP_CONFLICT, "%s", e.msg);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "id", req->args[0], "cancelling", 1));
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:s, s:b}", "id", req->args[0], "cancelling", 1));
 }
 
 const struct api_route api_routes_task[] = {

@@ -37,8 +37,9 @@ static bool node_is_online(const struct node_entries *nodes, const char *name)
  * say so; otherwise nobody knows. */
 static json_t *entry_json(const struct vmrec *v, bool owner_online, bool with_config)
 {
-    const char *status = v->has_state ? v->state.status
-                         : owner_online ? "stopped" : "unknown";
+    const char *status = v->has_state   ? v->state.status
+                         : owner_online ? "stopped"
+                                        : "unknown";
     bool running = v->has_state && strcmp(status, "running") == 0;
     json_t *uptime = json_null();
     if (running) {
@@ -46,15 +47,13 @@ static json_t *entry_json(const struct vmrec *v, bool owner_online, bool with_co
                      (v->state.started ? v->state.started : v->state.since);
         uptime = json_integer(up > 0 ? up : 0);
     }
-    json_t *j = json_pack("{s:I, s:s?, s:s?, s:s, s:o, s:o, s:I, s:I, s:s?, s:n}",
-                          "id", (json_int_t)v->conf.id,
-                          "name", v->conf.name[0] ? v->conf.name : NULL,
-                          "node", v->owner[0] ? v->owner : NULL, "status", status,
-                          "pid", v->has_state && v->state.pid > 0
-                                     ? json_integer(v->state.pid) : json_null(),
-                          "uptime_s", uptime, "memory_mib", (json_int_t)v->conf.memory_mib,
-                          "cpus", (json_int_t)v->conf.cpus,
-                          "lock", v->lock[0] ? v->lock : NULL, "last_exit");
+    json_t *j = json_pack(
+        "{s:I, s:s?, s:s?, s:s, s:o, s:o, s:I, s:I, s:s?, s:n}", "id",
+        (json_int_t)v->conf.id, "name", v->conf.name[0] ? v->conf.name : NULL, "node",
+        v->owner[0] ? v->owner : NULL, "status", status, "pid",
+        v->has_state && v->state.pid > 0 ? json_integer(v->state.pid) : json_null(),
+        "uptime_s", uptime, "memory_mib", (json_int_t)v->conf.memory_mib, "cpus",
+        (json_int_t)v->conf.cpus, "lock", v->lock[0] ? v->lock : NULL, "last_exit");
     if (j && with_config)
         json_object_set_new(j, "config", vmconf_to_json(&v->conf));
     return j;
@@ -80,9 +79,9 @@ static void get_vms(struct api_req *req, struct reply *r)
         return reply_errno(r, rc, &e);
     json_t *items = json_array();
     for (size_t i = 0; i < l.count; i++)
-        json_array_append_new(items, entry_json(&l.items[i],
-                                                node_is_online(&nodes, l.items[i].owner),
-                                                false));
+        json_array_append_new(
+            items,
+            entry_json(&l.items[i], node_is_online(&nodes, l.items[i].owner), false));
     vmrecs_release(&l);
     node_entries_release(&nodes);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", flags != 0, "vms", items));
@@ -153,8 +152,10 @@ static int create_disk(const struct storage_conf *s, const struct vmconf_disk *d
     if (rc < 0)
         return rc;
     if (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode))
-        return err_set(e, ENOTDIR, "storage '%s': '%s' is not a directory on this "
-                       "node", s->name, s->path);
+        return err_set(e, ENOTDIR,
+                       "storage '%s': '%s' is not a directory on this "
+                       "node",
+                       s->name, s->path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST)
         return err_set(e, EEXIST, "disk file '%s' exists already", path);
@@ -184,8 +185,10 @@ static int disk_storages(struct api_req *req, const struct vmconf *c,
     for (unsigned i = 0; i < c->ndisks; i++) {
         int rc = storage_get(req->etcd, c->disks[i].storage, 0, &st[i], e);
         if (rc == -ENOENT)
-            return err_set(e, EINVAL, "vm %" PRIu32 ": disks[%u]: storage '%s' does "
-                           "not exist", c->id, i, c->disks[i].storage);
+            return err_set(e, EINVAL,
+                           "vm %" PRIu32 ": disks[%u]: storage '%s' does "
+                           "not exist",
+                           c->id, i, c->disks[i].storage);
         if (rc < 0)
             return rc;
     }
@@ -199,8 +202,10 @@ static int check_body(json_t *body, struct vmconf *c, struct err *e)
     json_t *disks = json_object_get(body, "disks");
     for (size_t i = 0; !rc && i < json_array_size(disks); i++)
         if (json_object_get(json_array_get(disks, i), "volume"))
-            rc = err_set(e, EINVAL, "vm %" PRIu32 ": disks[%zu]: 'volume' is chosen by "
-                         "ternd, do not give it", c->id, i);
+            rc = err_set(e, EINVAL,
+                         "vm %" PRIu32 ": disks[%zu]: 'volume' is chosen by "
+                         "ternd, do not give it",
+                         c->id, i);
     return rc;
 }
 
@@ -211,7 +216,7 @@ static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
     struct vmconf old;
     unsigned made = 0;
     int rc = vmconf_get(req->etcd, c->id, 0, &old, e);
-    if (rc != -ENOENT)   /* a clear answer before any file is made */
+    if (rc != -ENOENT) /* a clear answer before any file is made */
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);
     for (; !rc && made < c->ndisks; made++) {
@@ -221,13 +226,15 @@ static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
     }
     if (!rc)
         rc = vmconf_create(req->etcd, c, req->ctx->cfg->name, e);
-    if (rc == -ENOENT)   /* a storage went meanwhile: still the body's fault */
+    if (rc == -ENOENT) /* a storage went meanwhile: still the body's fault */
         rc = -EINVAL;
     /* quorum lost with the create in flight: it may yet be applied, and a
      * VM without its disk files is worse than files without a VM */
     if (rc == -ETCD_NOT_QUORATE && req->etcd->maybe_applied)
-        log_warn("api", "vm %" PRIu32 ": create may or may not be applied; its disk "
-                 "files are kept", c->id);
+        log_warn("api",
+                 "vm %" PRIu32 ": create may or may not be applied; its disk "
+                 "files are kept",
+                 c->id);
     else if (rc < 0)
         remove_files(paths, made);
     return rc;
@@ -318,11 +325,15 @@ static void delete_vm(struct api_req *req, struct reply *r)
     struct vmm_info info;
     vmm_info(req->ctx->vmms, id, &info);
     if (info.present)
-        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
-                           "stop it first", id, info.status, req->ctx->cfg->name);
+        return reply_error(r, MHD_HTTP_CONFLICT,
+                           "vm %" PRIu32 " is %s on node '%s'; "
+                           "stop it first",
+                           id, info.status, req->ctx->cfg->name);
     if (v.has_state && strcmp(v.state.status, "stopped") != 0)
-        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
-                           "stop it first", id, v.state.status, v.state.node);
+        return reply_error(r, MHD_HTTP_CONFLICT,
+                           "vm %" PRIu32 " is %s on node '%s'; "
+                           "stop it first",
+                           id, v.state.status, v.state.node);
     char holder[VMLOCK_HOLDER_MAX + 8];
     vmops_holder_text(v.lock, holder, sizeof(holder));
     if (v.lock[0])
@@ -331,15 +342,13 @@ static void delete_vm(struct api_req *req, struct reply *r)
     rc = destroy_locked(req, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:I, s:b}", "id", (json_int_t)id,
-                                         "destroyed", 1));
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:I, s:b}", "id", (json_int_t)id, "destroyed", 1));
 }
 
 /* Kept last: the start, stop, console and migrate routes join this table. */
 const struct api_route api_routes_vm[] = {
-    {"GET", "/vms", get_vms},
-    {"POST", "/vms", post_vms},
-    {"GET", "/vms/{}", get_vm},
-    {"DELETE", "/vms/{}", delete_vm},
+    {"GET", "/vms", get_vms},   {"POST", "/vms", post_vms},
+    {"GET", "/vms/{}", get_vm}, {"DELETE", "/vms/{}", delete_vm},
     {NULL, NULL, NULL},
 };

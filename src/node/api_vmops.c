@@ -116,12 +116,13 @@ static void start_vm(struct api_req *req, struct reply *r)
                            info.status, (int)info.pid);
     struct vmm_spec *spec = malloc(sizeof(*spec));
     struct err e;
-    int rc = spec ? vmops_spec_load(req->etcd, id, spec, &e) : err_set(&e, ENOMEM, "out of memory");
+    int rc = spec ? vmops_spec_load(req->etcd, id, spec, &e)
+                  : err_set(&e, ENOMEM, "out of memory");
     char task[TASK_ID_MAX];
     if (!rc)
         rc = task_start(req->ctx->tasks, req->ctx, "start", id, run_start, spec, task, &e);
     if (rc)
-        free(spec);   /* the task's only once it started */
+        free(spec); /* the task's only once it started */
     started(r, rc, &e, task);
 }
 
@@ -174,9 +175,9 @@ static void console(struct api_req *req, struct reply *r)
     n = n < 0 ? 0 : n;
     json_t *text = data ? console_text(data, (size_t)n) : NULL;
     free(data);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:o, s:I, s:b}", "data", text ? text : json_string(""),
-                                         "offset", (json_int_t)(offset + n),
-                                         "running", info.present));
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:o, s:I, s:b}", "data", text ? text : json_string(""), "offset",
+                         (json_int_t)(offset + n), "running", info.present));
 }
 
 const struct api_route api_routes_vmops[] = {

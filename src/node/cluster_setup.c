@@ -96,15 +96,19 @@ static int member_start(struct ternd *t, const char *initial, const char *state,
     struct etcd_server *s = &t->etcd;
     if (strlen(initial) >= sizeof(s->initial_cluster) ||
         strlen(token) >= sizeof(s->cluster_token))
-        return err_set(e, ENAMETOOLONG, "initial cluster '%.60s' or cluster name "
-                       "'%.60s' too long", initial, token);
+        return err_set(e, ENAMETOOLONG,
+                       "initial cluster '%.60s' or cluster name "
+                       "'%.60s' too long",
+                       initial, token);
     snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s", initial);
     snprintf(s->initial_state, sizeof(s->initial_state), "%s", state);
     /* the cluster's name: etcd derives the member ids of a new cluster
      * from it, so two clusters made from the same URLs still differ */
     snprintf(s->cluster_token, sizeof(s->cluster_token), "%s", token);
-    log_info("ternd", "starting etcd member %s: --initial-cluster %s "
-             "--initial-cluster-state %s", s->name, initial, state);
+    log_info("ternd",
+             "starting etcd member %s: --initial-cluster %s "
+             "--initial-cluster-state %s",
+             s->name, initial, state);
     int rc = ternd_etcd_launch(t, e);
     if (!rc)
         rc = etcd_server_wait_serving(s, SETUP_SERVE_WAIT_MS, e);

@@ -22,9 +22,9 @@ enum setup_kind { SETUP_CREATE, SETUP_JOIN };
 struct setup_cmd {
     enum setup_kind kind;
     char cluster_name[TERN_NAME_MAX + 1];
-    char initial_cluster[CLUSTER_INITIAL_MAX];   /* join: from the other node */
-    char token[TERND_TOKEN_LEN + 1];             /* join: the cluster token */
-    int rc;                                      /* the result, with e */
+    char initial_cluster[CLUSTER_INITIAL_MAX]; /* join: from the other node */
+    char token[TERND_TOKEN_LEN + 1];           /* join: the cluster token */
+    int rc;                                    /* the result, with e */
     struct err e;
 };
 

@@ -15,21 +15,27 @@ enum key_kind { KEY_TEXT, KEY_INT };
 struct key_def {
     const char *name;
     size_t offset;
-    size_t size;          /* of the char array (KEY_TEXT) */
+    size_t size; /* of the char array (KEY_TEXT) */
     enum key_kind kind;
     bool required;
-    int min, max;         /* KEY_INT range */
+    int min, max; /* KEY_INT range */
 };
 
-#define TEXT(f, req) {#f, offsetof(struct ternd_config, f), \
-    sizeof(((struct ternd_config *)0)->f), KEY_TEXT, req, 0, 0}
-#define INT(f, lo, hi) {#f, offsetof(struct ternd_config, f), 0, KEY_INT, false, lo, hi}
+#define TEXT(f, req)                                                                 \
+    {                                                                                \
+#f, offsetof(struct ternd_config, f), sizeof(((struct ternd_config *)0)->f), \
+            KEY_TEXT, req, 0, 0                                                      \
+    }
+#define INT(f, lo, hi)                                                  \
+    {                                                                   \
+#f, offsetof(struct ternd_config, f), 0, KEY_INT, false, lo, hi \
+    }
 
 static const struct key_def keys[] = {
     TEXT(name, true),
     TEXT(cluster_address, true),
     TEXT(peer_address, true),
-    TEXT(initial_cluster, false),   /* none: in no cluster until create or join */
+    TEXT(initial_cluster, false), /* none: in no cluster until create or join */
     TEXT(migration_address, true),
     TEXT(data_dir, true),
     TEXT(api_address, true),
@@ -61,23 +67,23 @@ static char *trim(char *s)
     return s;
 }
 
-static int set_key(struct ternd_config *c, const struct key_def *k,
-                   const char *value, const char *where, struct err *e)
+static int set_key(struct ternd_config *c, const struct key_def *k, const char *value,
+                   const char *where, struct err *e)
 {
     char *field = (char *)c + k->offset;
     if (k->kind == KEY_INT) {
         uint64_t v;
         if (opts_parse_uint(value, (uint64_t)k->min, (uint64_t)k->max, &v) < 0)
-            return err_set(e, EINVAL, "%s: '%s' wants a number in %d..%d, not '%s'",
-                           where, k->name, k->min, k->max, value);
+            return err_set(e, EINVAL, "%s: '%s' wants a number in %d..%d, not '%s'", where,
+                           k->name, k->min, k->max, value);
         *(int *)(void *)field = (int)v;
         return 0;
     }
     if (!*value)
         return err_set(e, EINVAL, "%s: '%s' is empty", where, k->name);
     if (strlen(value) >= k->size)
-        return err_set(e, ENAMETOOLONG, "%s: '%s' is longer than %zu characters",
-                       where, k->name, k->size - 1);
+        return err_set(e, ENAMETOOLONG, "%s: '%s' is longer than %zu characters", where,
+                       k->name, k->size - 1);
     memcpy(field, value, strlen(value) + 1);
     return 0;
 }
@@ -111,8 +117,8 @@ static int split_api(struct ternd_config *c, const char *path, struct err *e)
     uint64_t port;
     if (!colon || colon == c->api_address ||
         opts_parse_uint(colon + 1, 1, 65535, &port) < 0)
-        return err_set(e, EINVAL, "%s: 'api_address' wants host:port, not '%s'",
-                       path, c->api_address);
+        return err_set(e, EINVAL, "%s: 'api_address' wants host:port, not '%s'", path,
+                       c->api_address);
     const char *h = c->api_address;
     size_t len = (size_t)(colon - h);
     if (h[0] == '[' && len >= 2 && h[len - 1] == ']') {
@@ -125,8 +131,8 @@ static int split_api(struct ternd_config *c, const char *path, struct err *e)
     return 0;
 }
 
-static int check_complete(struct ternd_config *c, const char *path,
-                          const bool seen[N_KEYS], struct err *e)
+static int check_complete(struct ternd_config *c, const char *path, const bool seen[N_KEYS],
+                          struct err *e)
 {
     for (size_t i = 0; i < N_KEYS; i++)
         if (keys[i].required && !seen[i])
@@ -138,8 +144,10 @@ static int check_complete(struct ternd_config *c, const char *path,
         return err_set(e, EINVAL, "%s: 'tls_cert' and 'tls_key' go together", path);
     if (strncmp(c->cluster_address, "http://", 7) != 0 ||
         strncmp(c->peer_address, "http://", 7) != 0)
-        return err_set(e, EINVAL, "%s: 'cluster_address' and 'peer_address' must be "
-                       "http:// URLs", path);
+        return err_set(e, EINVAL,
+                       "%s: 'cluster_address' and 'peer_address' must be "
+                       "http:// URLs",
+                       path);
     return split_api(c, path, e);
 }
 

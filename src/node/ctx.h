@@ -20,30 +20,30 @@ struct task_table;
 struct vmm_table;
 
 struct node_ctx {
-    const struct ternd_config *cfg;  /* name, addresses, data dir */
-    const struct secrets *secrets;   /* admin token, this node's key and certificate */
-    struct node *node;               /* its registration: the lease VM locks hang on */
-    struct vmm_table *vmms;          /* this node's tern-vmm processes (node/vmm.h) */
-    struct task_table *tasks;        /* (node/task.h) */
+    const struct ternd_config *cfg; /* name, addresses, data dir */
+    const struct secrets *secrets;  /* admin token, this node's key and certificate */
+    struct node *node;              /* its registration: the lease VM locks hang on */
+    struct vmm_table *vmms;         /* this node's tern-vmm processes (node/vmm.h) */
+    struct task_table *tasks;       /* (node/task.h) */
     /* left-over tern-vmm processes looked for: until then no VM operation
      * may run here */
     _Atomic bool adopted;
-    pthread_mutex_t lock;            /* guards what API threads read below */
+    pthread_mutex_t lock; /* guards what API threads read below */
     /* false while the node is in no cluster (no etcd data, no
      * initial_cluster): no etcd runs until a create or join; only the main
      * thread changes it */
     bool in_cluster;
-    char cluster_name[TERN_NAME_MAX + 1];   /* "" until known */
+    char cluster_name[TERN_NAME_MAX + 1]; /* "" until known */
     /* what nodes present to each other's API (docs/api.md); "" until read
      * from the cluster */
     char cluster_token[TERND_TOKEN_LEN + 1];
     /* a cluster create or join on its way from an API thread to the main
      * loop (node/cluster_setup.h) */
-    bool stopping;                   /* no more commands: ternd is going */
-    bool cmd_claimed;                /* an API thread is creating or joining */
-    struct setup_cmd *cmd;           /* posted for the main loop, NULL if none */
+    bool stopping;         /* no more commands: ternd is going */
+    bool cmd_claimed;      /* an API thread is creating or joining */
+    struct setup_cmd *cmd; /* posted for the main loop, NULL if none */
     bool cmd_done;
-    pthread_cond_t cmd_cond;         /* with lock: cmd_done set */
+    pthread_cond_t cmd_cond; /* with lock: cmd_done set */
 };
 
 void node_ctx_init(struct node_ctx *x);

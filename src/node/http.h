@@ -20,15 +20,15 @@ struct node_ctx;
 #define API_BODY_MAX (256 * 1024)
 
 struct api_req {
-    const char *method;             /* "GET", "POST", "PUT", "DELETE" */
-    const char *url;                /* whole path, "/api/v1/vms/100/start" */
-    const char *path;               /* after "/api/v1", "/vms/100/start" */
-    char args[API_ARGS_MAX][TERN_KEY_MAX];   /* what the pattern's {} matched */
-    json_t *body;                   /* parsed JSON body; NULL when none */
-    void *conn;                     /* struct MHD_Connection *, for queries */
-    struct node_ctx *ctx;           /* this node (node/ctx.h) */
-    struct etcd_client *etcd;       /* this request's own client */
-    bool from_node;                 /* authenticated with the cluster token */
+    const char *method;                    /* "GET", "POST", "PUT", "DELETE" */
+    const char *url;                       /* whole path, "/api/v1/vms/100/start" */
+    const char *path;                      /* after "/api/v1", "/vms/100/start" */
+    char args[API_ARGS_MAX][TERN_KEY_MAX]; /* what the pattern's {} matched */
+    json_t *body;                          /* parsed JSON body; NULL when none */
+    void *conn;                            /* struct MHD_Connection *, for queries */
+    struct node_ctx *ctx;                  /* this node (node/ctx.h) */
+    struct etcd_client *etcd;              /* this request's own client */
+    bool from_node;                        /* authenticated with the cluster token */
 };
 
 struct reply {
@@ -61,16 +61,16 @@ bool api_adopting(struct api_req *req, struct reply *r);
 
 struct api_route {
     const char *method;
-    const char *pattern;            /* after "/api/v1"; "{}" matches one segment */
+    const char *pattern; /* after "/api/v1"; "{}" matches one segment */
     void (*handle)(struct api_req *req, struct reply *r);
 };
 
 /* Each ends with an entry whose method is NULL. */
-extern const struct api_route api_routes_cluster[];   /* api_cluster.c */
-extern const struct api_route api_routes_members[];   /* api_members.c */
-extern const struct api_route api_routes_vm[];        /* api_vm.c */
-extern const struct api_route api_routes_vmops[];     /* api_vmops.c */
-extern const struct api_route api_routes_migrate[];   /* api_migrate.c */
-extern const struct api_route api_routes_task[];      /* api_task.c */
+extern const struct api_route api_routes_cluster[]; /* api_cluster.c */
+extern const struct api_route api_routes_members[]; /* api_members.c */
+extern const struct api_route api_routes_vm[];      /* api_vm.c */
+extern const struct api_route api_routes_vmops[];   /* api_vmops.c */
+extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
+extern const struct api_route api_routes_task[];    /* api_task.c */
 
 #endif

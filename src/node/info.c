@@ -87,14 +87,10 @@ char *node_info_json(const struct ternd_config *cfg, const char *pin)
     json_int_t total, avail;
     cpu_model(cpu, sizeof(cpu));
     memory(&total, &avail);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
-                          "version", TERN_VERSION,
-                          "cpu_model", cpu,
-                          "api_address", cfg->api_address,
-                          "migration_address", cfg->migration_address,
-                          "cluster_address", cfg->cluster_address,
-                          "memory_total", total,
-                          "memory_free", avail,
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "version",
+                          TERN_VERSION, "cpu_model", cpu, "api_address", cfg->api_address,
+                          "migration_address", cfg->migration_address, "cluster_address",
+                          cfg->cluster_address, "memory_total", total, "memory_free", avail,
                           "registered", (json_int_t)time(NULL));
     if (o) {
         json_object_set_new(o, "api_pin", json_string(pin));

@@ -19,23 +19,23 @@
 
 struct node_ctx;
 
-#define MIGTASK_RESERVE_MIB 256      /* free memory a target keeps beyond the VM */
+#define MIGTASK_RESERVE_MIB 256 /* free memory a target keeps beyond the VM */
 #define MIGTASK_ADDR_MAX 64
 
 struct migtask_plan {
     uint32_t vmid;
     char source[TERN_NAME_MAX + 1], target[TERN_NAME_MAX + 1];
     bool auto_target;
-    bool online;                     /* --online given */
-    bool running;                    /* the VM runs now: a live migration */
+    bool online;  /* --online given */
+    bool running; /* the VM runs now: a live migration */
     bool dry_run;
-    uint64_t bwlimit_mib;            /* 0 = unlimited */
+    uint64_t bwlimit_mib; /* 0 = unlimited */
     uint32_t downtime_ms;
-    char type[16];                   /* secure, insecure */
-    char network[64];                /* CIDR or "" */
-    char address[MIGTASK_ADDR_MAX];  /* the target's address for the stream */
+    char type[16];                  /* secure, insecure */
+    char network[64];               /* CIDR or "" */
+    char address[MIGTASK_ADDR_MAX]; /* the target's address for the stream */
     struct vmm_spec spec;
-    json_t *checks;                  /* [{"check","ok","detail"}] */
+    json_t *checks; /* [{"check","ok","detail"}] */
 };
 
 void migtask_plan_init(struct migtask_plan *p);

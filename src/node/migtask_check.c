@@ -29,8 +29,9 @@ void migtask_plan_release(struct migtask_plan *p)
 
 static int body_keys(json_t *body, struct err *e)
 {
-    static const char *const known[] = { "target", "online", "bwlimit_mib",
-        "migration_type", "migration_network", "downtime_ms", "dry_run", NULL };
+    static const char *const known[] = {
+        "target",      "online",  "bwlimit_mib", "migration_type", "migration_network",
+        "downtime_ms", "dry_run", NULL};
     const char *key = jsonf_unknown_key(body, known);
     char quoted[JSONF_PRINTABLE_MAX];
     if (key)
@@ -43,13 +44,15 @@ static int body_keys(json_t *body, struct err *e)
 static int get_text(json_t *body, const char *key, char *out, size_t size, struct err *e)
 {
     const char *v = NULL;
-    int rc = json_is_null(json_object_get(body, key)) ? 0
-           : jsonf_string(body, key, false, &v, "migrate", e);
+    int rc = json_is_null(json_object_get(body, key))
+                 ? 0
+                 : jsonf_string(body, key, false, &v, "migrate", e);
     if (rc || !v)
         return rc;
     if (strlen(v) >= size)
-        return err_set(e, EINVAL, "migrate: '%s' must be a string of at most %zu characters",
-                       key, size - 1);
+        return err_set(e, EINVAL,
+                       "migrate: '%s' must be a string of at most %zu characters", key,
+                       size - 1);
     snprintf(out, size, "%s", v);
     return 0;
 }
@@ -79,7 +82,8 @@ int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source
     char quoted[JSONF_PRINTABLE_MAX];
     if (!rc && p->type[0] && strcmp(p->type, "secure") != 0 &&
         strcmp(p->type, "insecure") != 0)
-        rc = err_set(e, EINVAL, "migrate: 'migration_type' must be secure or insecure, not '%s'",
+        rc = err_set(e, EINVAL,
+                     "migrate: 'migration_type' must be secure or insecure, not '%s'",
                      jsonf_printable(p->type, quoted));
     if (!rc)
         rc = get_text(body, "migration_network", p->network, sizeof(p->network), e);
@@ -104,8 +108,8 @@ static int note(struct migtask_plan *p, const char *check, int rc, struct err *e
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    json_array_append_new(p->checks, json_pack("{s:s, s:b, s:s}", "check", check,
-                                               "ok", !rc, "detail", detail));
+    json_array_append_new(p->checks, json_pack("{s:s, s:b, s:s}", "check", check, "ok", !rc,
+                                               "detail", detail));
     if (rc)
         err_set(e, -rc, "%s", detail);
     return rc;
@@ -146,8 +150,10 @@ static int check_vm(struct migtask_plan *p, struct node_ctx *x, struct etcd_clie
         return note(p, "vm", -EBUSY, e, "vm %u is %s: wait until it is running", p->vmid,
                     info.status);
     if (info.present && !p->online)
-        return note(p, "vm", -EPERM, e, "vm %u is running: use --online for a live "
-                    "migration, or stop it for an offline one", p->vmid);
+        return note(p, "vm", -EPERM, e,
+                    "vm %u is running: use --online for a live "
+                    "migration, or stop it for an offline one",
+                    p->vmid);
     return note(p, "vm", 0, e, "vm %u is %s on node '%s'", p->vmid,
                 info.present ? info.status : "stopped", p->source);
 }
@@ -169,9 +175,10 @@ static int pick_auto(struct migtask_plan *p, const struct node_entries *l, struc
     if (best < 0)
         return note(p, "target", -EHOSTUNREACH, e, "auto: no node is online");
     if (strcmp(p->target, p->source) == 0)
-        return note(p, "target", -EALREADY, e, "auto: node '%s' (the source) has the most "
-                    "free memory (%lld MiB); nothing to do", p->source,
-                    (long long)(best >> 20));
+        return note(p, "target", -EALREADY, e,
+                    "auto: node '%s' (the source) has the most "
+                    "free memory (%lld MiB); nothing to do",
+                    p->source, (long long)(best >> 20));
     return 0;
 }
 
@@ -198,11 +205,13 @@ static int check_memory(struct migtask_plan *p, json_t *dst, struct err *e)
     long long free_mib = (long long)(info_int(dst, "memory_free") >> 20);
     long long need = (long long)p->spec.conf.memory_mib + MIGTASK_RESERVE_MIB;
     if (free_mib < need)
-        return note(p, "memory", -ENOMEM, e, "node '%s' has %lld MiB free; vm %u needs %llu "
-                    "MiB + %d MiB reserve", p->target, free_mib, p->vmid,
+        return note(p, "memory", -ENOMEM, e,
+                    "node '%s' has %lld MiB free; vm %u needs %llu "
+                    "MiB + %d MiB reserve",
+                    p->target, free_mib, p->vmid,
                     (unsigned long long)p->spec.conf.memory_mib, MIGTASK_RESERVE_MIB);
-    return note(p, "memory", 0, e, "node '%s' has %lld MiB free, vm %u needs %lld", p->target,
-                free_mib, p->vmid, need);
+    return note(p, "memory", 0, e, "node '%s' has %lld MiB free, vm %u needs %lld",
+                p->target, free_mib, p->vmid, need);
 }
 
 /* tern-vmm runs VMs with the "host" CPU model: the target's CPU must be
@@ -210,8 +219,10 @@ static int check_memory(struct migtask_plan *p, json_t *dst, struct err *e)
 static int check_cpu(struct migtask_plan *p, json_t *src, json_t *dst, struct err *e)
 {
     if (strcmp(info_text(src, "cpu_model"), info_text(dst, "cpu_model")) != 0)
-        return note(p, "cpu", -EPERM, e, "cpu model of vm %u ('host': %s) is not supported "
-                    "by node '%s' (%s)", p->vmid, info_text(src, "cpu_model"), p->target,
+        return note(p, "cpu", -EPERM, e,
+                    "cpu model of vm %u ('host': %s) is not supported "
+                    "by node '%s' (%s)",
+                    p->vmid, info_text(src, "cpu_model"), p->target,
                     info_text(dst, "cpu_model"));
     return note(p, "cpu", 0, e, "same cpu model: %s", info_text(dst, "cpu_model"));
 }
@@ -228,8 +239,9 @@ static int check_version(struct migtask_plan *p, json_t *dst, struct err *e)
 {
     const char *theirs = info_text(dst, "version");
     if (version_number(theirs) < version_number(TERN_VERSION))
-        return note(p, "version", -EPERM, e, "node '%s' runs tern %s, older than this node's "
-                    TERN_VERSION, p->target, theirs[0] ? theirs : "(unknown)");
+        return note(p, "version", -EPERM, e,
+                    "node '%s' runs tern %s, older than this node's " TERN_VERSION,
+                    p->target, theirs[0] ? theirs : "(unknown)");
     return note(p, "version", 0, e, "node '%s' runs tern %s", p->target, theirs);
 }
 
@@ -237,7 +249,8 @@ static int check_disks(struct migtask_plan *p, struct err *e)
 {
     for (unsigned i = 0; i < p->spec.conf.ndisks; i++)
         if (!p->spec.shared[i])
-            return note(p, "disks", -EPERM, e, "vm %u: disk %u is on storage '%s', which is "
+            return note(p, "disks", -EPERM, e,
+                        "vm %u: disk %u is on storage '%s', which is "
                         "not shared; migrating local disks comes in a later version",
                         p->vmid, i, p->spec.conf.disks[i].storage);
     return note(p, "disks", 0, e, "%u disk(s), all on shared storage", p->spec.conf.ndisks);
@@ -249,8 +262,10 @@ static int check_devices(struct migtask_plan *p, json_t *dst, struct err *e)
 {
     json_t *can = json_object_get(dst, "devices"), *n;
     if (!json_is_object(can))
-        return note(p, "devices", -EPERM, e, "node '%s' does not say which devices it "
-                    "supports", p->target);
+        return note(p, "devices", -EPERM, e,
+                    "node '%s' does not say which devices it "
+                    "supports",
+                    p->target);
     json_t *has = vmm_devices_used(&p->spec);
     const char *model;
     int rc = has ? 0 : note(p, "devices", -ENOMEM, e, "out of memory");
@@ -262,15 +277,19 @@ static int check_devices(struct migtask_plan *p, json_t *dst, struct err *e)
         char supports[48] = "none";
         if (max > 0)
             snprintf(supports, sizeof(supports), "at most %lld", (long long)max);
-        rc = note(p, "devices", -EPERM, e, "vm %u has %lld %s device(s); node '%s' supports "
-                  "%s", p->vmid, (long long)need, model, p->target, supports);
+        rc = note(p, "devices", -EPERM, e,
+                  "vm %u has %lld %s device(s); node '%s' supports "
+                  "%s",
+                  p->vmid, (long long)need, model, p->target, supports);
         break;
     }
     json_decref(has);
     if (rc)
         return rc;
-    return note(p, "devices", 0, e, "serial console and %u virtio-blk disk(s): node '%s' "
-                "takes them", p->spec.conf.ndisks, p->target);
+    return note(p, "devices", 0, e,
+                "serial console and %u virtio-blk disk(s): node '%s' "
+                "takes them",
+                p->spec.conf.ndisks, p->target);
 }
 
 static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err *e)
@@ -318,23 +337,28 @@ static int check_address(struct migtask_plan *p, json_t *dst, struct err *e)
         snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "", s);
     }
     if (found == 0)
-        return note(p, "network", -EADDRNOTAVAIL, e, "node '%s' has no address in "
-                    "migration network %s", p->target, p->network);
+        return note(p, "network", -EADDRNOTAVAIL, e,
+                    "node '%s' has no address in "
+                    "migration network %s",
+                    p->target, p->network);
     if (found > 1)
-        return note(p, "network", -EADDRNOTAVAIL, e, "node '%s' has %u addresses in migration "
-                    "network %s (%s): want exactly one", p->target, found, p->network, list);
+        return note(p, "network", -EADDRNOTAVAIL, e,
+                    "node '%s' has %u addresses in migration "
+                    "network %s (%s): want exactly one",
+                    p->target, found, p->network, list);
     return note(p, "network", 0, e, "migration address %s in %s", p->address, p->network);
 }
 
-static int check_quorum_options(struct migtask_plan *p, struct etcd_client *c, struct err *e)
+static int check_quorum_options(struct migtask_plan *p, struct etcd_client *c,
+                                struct err *e)
 {
     struct cluster_options o;
     int rc = cluster_options_get(c, 0, &o, e);
     if (rc)
         return note(p, "quorum", rc, e, "%s", e->msg);
     if (!p->type[0])
-        snprintf(p->type, sizeof(p->type), "%s", o.migration_type[0] ? o.migration_type
-                                                                     : "secure");
+        snprintf(p->type, sizeof(p->type), "%s",
+                 o.migration_type[0] ? o.migration_type : "secure");
     if (!p->network[0])
         snprintf(p->network, sizeof(p->network), "%s", o.migration_network);
     return note(p, "quorum", 0, e, "cluster quorate");
@@ -386,7 +410,8 @@ int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_c
 void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
 {
     if (!p->running) {
-        snprintf(out, size, "offline migration of stopped vm %u from node '%s' to node '%s': "
+        snprintf(out, size,
+                 "offline migration of stopped vm %u from node '%s' to node '%s': "
                  "the owner moves; its disks are on shared storage, nothing to copy",
                  p->vmid, p->source, p->target);
         return;
@@ -394,8 +419,9 @@ void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
     char bw[48] = "unlimited";
     if (p->bwlimit_mib)
         snprintf(bw, sizeof(bw), "%llu MiB/s", (unsigned long long)p->bwlimit_mib);
-    snprintf(out, size, "live migration of vm %u (%llu MiB, %u vcpu(s)) from node '%s' to "
-             "node '%s' over %s (%s), downtime limit %u ms, bandwidth %s", p->vmid,
-             (unsigned long long)p->spec.conf.memory_mib, p->spec.conf.cpus, p->source,
-             p->target, p->address, p->type, p->downtime_ms, bw);
+    snprintf(out, size,
+             "live migration of vm %u (%llu MiB, %u vcpu(s)) from node '%s' to "
+             "node '%s' over %s (%s), downtime limit %u ms, bandwidth %s",
+             p->vmid, (unsigned long long)p->spec.conf.memory_mib, p->spec.conf.cpus,
+             p->source, p->target, p->address, p->type, p->downtime_ms, bw);
 }

@@ -50,8 +50,9 @@ int migtask_handover_write(struct node_ctx *x, uint32_t vmid, const char *role,
     handover_path(x, vmid, path, sizeof(path));
     json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "role", role, "source", h->source,
                           "target", h->target, "rev", (json_int_t)h->rev);
-    int rc = o && json_dump_file(o, path, JSON_COMPACT) == 0 ? 0
-           : err_set(e, EIO, "%s: cannot write", path);
+    int rc = o && json_dump_file(o, path, JSON_COMPACT) == 0
+                 ? 0
+                 : err_set(e, EIO, "%s: cannot write", path);
     json_decref(o);
     return rc;
 }

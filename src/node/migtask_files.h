@@ -23,7 +23,7 @@ int migtask_tls_dir(struct node_ctx *x, uint32_t vmid, const char *which,
  * a handover ({"role","source","target","rev"}). */
 struct migtask_handover {
     char source[TERN_NAME_MAX + 1], target[TERN_NAME_MAX + 1];
-    int64_t rev;                     /* of the owner key when it began */
+    int64_t rev; /* of the owner key when it began */
 };
 
 int migtask_handover_write(struct node_ctx *x, uint32_t vmid, const char *role,

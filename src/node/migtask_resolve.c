@@ -53,16 +53,20 @@ static int settle(struct resolve *r, struct etcd_client *c, bool *committed, str
 static void tell(struct resolve *r, const char *what, bool committed)
 {
     bool source = strcmp(what, "commit") == 0;
-    json_t *req = json_pack("{s:s, s:b}", "cmd", source ? "migrate_commit" : "incoming_resolve",
-                            source ? "commit" : "resume", committed), *reply = NULL;
+    json_t *req = json_pack("{s:s, s:b}", "cmd",
+                            source ? "migrate_commit" : "incoming_resolve",
+                            source ? "commit" : "resume", committed),
+           *reply = NULL;
     struct err e;
     if (vmm_command(r->x->vmms, r->vmid, req, &reply, &e) < 0)
         log_error("migrate", "vm %u: telling tern-vmm the handover's outcome: %s", r->vmid,
                   e.msg);
     json_decref(req);
     json_decref(reply);
-    log_warn("migrate", "vm %u: handover settled from etcd: node '%s' owns it (this node "
-             "was the %s)", r->vmid, committed ? r->h.target : r->h.source,
+    log_warn("migrate",
+             "vm %u: handover settled from etcd: node '%s' owns it (this node "
+             "was the %s)",
+             r->vmid, committed ? r->h.target : r->h.source,
              source ? "source" : "destination");
 }
 
@@ -94,14 +98,15 @@ static void settle_loop(struct resolve *r, struct etcd_client *c, char what[16])
     while (awaited(r, what) == 0 && what[0]) {
         bool committed;
         if (task_running_for(r->x->tasks, r->vmid))
-            return;   /* its migration task decides */
+            return; /* its migration task decides */
         if (settle(r, c, &committed, &e) == 0) {
             tell(r, what, committed);
             return;
         }
         if (!said)
-            log_warn("migrate", "vm %u: settling the handover: %s; waiting, nothing resumes",
-                     r->vmid, e.msg);
+            log_warn("migrate",
+                     "vm %u: settling the handover: %s; waiting, nothing resumes", r->vmid,
+                     e.msg);
         said = true;
         sleep(1);
     }
@@ -116,8 +121,10 @@ static void *resolve_main(void *arg)
     /* most calls (the periodic sweep) find nothing to decide */
     if (awaited(r, what) == 0 && what[0]) {
         if (migtask_handover_read(r->x, r->vmid, &r->h) < 0)
-            log_error("migrate", "vm %u: tern-vmm waits for a handover decision, but "
-                      "there is no record of the handover", r->vmid);
+            log_error("migrate",
+                      "vm %u: tern-vmm waits for a handover decision, but "
+                      "there is no record of the handover",
+                      r->vmid);
         else if (etcd_client_init(&c, r->x->cfg->cluster_address, &e) == 0) {
             settle_loop(r, &c, what);
             etcd_client_release(&c);

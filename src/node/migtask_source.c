@@ -27,9 +27,9 @@
 
 struct migtask_run {
     struct migtask_plan plan;
-    int64_t rev;                     /* of the owner key when it began */
+    int64_t rev; /* of the owner key when it began */
     char uri[160];
-    pthread_mutex_t lock;            /* guards the event queue */
+    pthread_mutex_t lock; /* guards the event queue */
     pthread_cond_t cond;
     json_t *events[MIGTASK_EVENTS_MAX];
     unsigned nevents;
@@ -37,7 +37,7 @@ struct migtask_run {
     uint64_t last_line_ns;
     bool committed;
     bool cancel_sent;
-    uint64_t checked_ns;             /* last look at the target's ternd */
+    uint64_t checked_ns; /* last look at the target's ternd */
     unsigned misses;
     uint64_t t0;
 };
@@ -90,31 +90,34 @@ static void log_progress(struct task *k, struct migtask_run *m, json_t *ev)
         return;
     m->last_pass = pass;
     m->last_line_ns = now;
-    task_log(k, "pass %u: transferred %.1f MiB of %.1f MiB, %.1f MiB left, %.1f MiB/s, "
-             "dirty %.1f MiB/s, throttle %d%%", pass, sent / MiB, total / MiB, left / MiB,
-             num(ev, "bandwidth") / MiB, num(ev, "dirty_rate") / MiB,
-             (int)num(ev, "throttle_pct"));
-    task_set_progress(k, json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
-                                   "transferred", (json_int_t)sent, "total", (json_int_t)total,
-                                   "remaining", (json_int_t)left,
-                                   "rate", (json_int_t)num(ev, "bandwidth"),
-                                   "dirty_rate", (json_int_t)num(ev, "dirty_rate"),
-                                   "pass", (int)pass, "throttle_pct",
-                                   (int)num(ev, "throttle_pct")));
+    task_log(k,
+             "pass %u: transferred %.1f MiB of %.1f MiB, %.1f MiB left, %.1f MiB/s, "
+             "dirty %.1f MiB/s, throttle %d%%",
+             pass, sent / MiB, total / MiB, left / MiB, num(ev, "bandwidth") / MiB,
+             num(ev, "dirty_rate") / MiB, (int)num(ev, "throttle_pct"));
+    task_set_progress(k,
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "transferred",
+                                (json_int_t)sent, "total", (json_int_t)total, "remaining",
+                                (json_int_t)left, "rate", (json_int_t)num(ev, "bandwidth"),
+                                "dirty_rate", (json_int_t)num(ev, "dirty_rate"), "pass",
+                                (int)pass, "throttle_pct", (int)num(ev, "throttle_pct")));
 }
 
 static void log_figures(struct task *k, json_t *ev)
 {
     double ms = num(ev, "total_ms"), sent = num(ev, "transferred");
     json_t *d = json_object_get(ev, "downtime");
-    task_log(k, "migration status: completed in %u pass(es), %.1f MiB sent, %.0f zero pages",
+    task_log(k,
+             "migration status: completed in %u pass(es), %.1f MiB sent, %.0f zero pages",
              (unsigned)num(ev, "pass"), sent / MiB, num(ev, "zero_pages"));
     if (d)
-        task_log(k, "downtime %.1f ms: pause %.1f, last pages %.1f, state %.1f, transfer %.1f, "
-                 "load %.1f, commit %.1f, resume %.1f", num(ev, "downtime_ms"),
-                 num(d, "pause_ms"), num(d, "last_pages_ms"), num(d, "state_save_ms"),
-                 num(d, "transfer_ms"), num(d, "load_ms"), num(d, "commit_ms"),
-                 num(d, "resume_ms"));
+        task_log(
+            k,
+            "downtime %.1f ms: pause %.1f, last pages %.1f, state %.1f, transfer %.1f, "
+            "load %.1f, commit %.1f, resume %.1f",
+            num(ev, "downtime_ms"), num(d, "pause_ms"), num(d, "last_pages_ms"),
+            num(d, "state_save_ms"), num(d, "transfer_ms"), num(d, "load_ms"),
+            num(d, "commit_ms"), num(d, "resume_ms"));
     task_log(k, "average migration speed: %.1f MiB/s - downtime %.0f ms",
              ms > 0 ? sent / MiB / (ms / 1000.0) : 0.0, num(ev, "downtime_ms"));
 }
@@ -129,8 +132,10 @@ static int commit_handover(struct task *k, struct migtask_run *m, struct etcd_cl
     int rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
     while (res == HANDOVER_RESULT_UNKNOWN) {
         if (!said)
-            task_log(k, "%s while committing: vm %u stays paused on both nodes until etcd "
-                     "answers", e->msg, p->vmid);
+            task_log(k,
+                     "%s while committing: vm %u stays paused on both nodes until etcd "
+                     "answers",
+                     e->msg, p->vmid);
         said = true;
         sleep(1);
         enum handover_state st;
@@ -138,7 +143,8 @@ static int commit_handover(struct task *k, struct migtask_run *m, struct etcd_cl
         if (!rc && st == HANDOVER_OPEN)
             rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
         else if (!rc)
-            res = st == HANDOVER_COMMITTED ? HANDOVER_RESULT_COMMITTED : HANDOVER_RESULT_REFUSED;
+            res = st == HANDOVER_COMMITTED ? HANDOVER_RESULT_COMMITTED
+                                           : HANDOVER_RESULT_REFUSED;
     }
     *committed = res == HANDOVER_RESULT_COMMITTED;
     if (*committed)
@@ -146,7 +152,8 @@ static int commit_handover(struct task *k, struct migtask_run *m, struct etcd_cl
     return rc ? rc : err_set(e, ESTALE, "handover refused");
 }
 
-static int tell_vmm(struct task *k, const char *cmd, const char *key, bool yes, struct err *e)
+static int tell_vmm(struct task *k, const char *cmd, const char *key, bool yes,
+                    struct err *e)
 {
     json_t *req = json_pack("{s:s}", "cmd", cmd), *reply = NULL;
     if (key)
@@ -169,7 +176,8 @@ static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_
     struct err why;
     int rc = commit_handover(k, m, c, &committed, &why);
     if (committed)
-        task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target, k->vmid);
+        task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target,
+                 k->vmid);
     if (committed)
         test_hold("handover-committed");
     else
@@ -219,9 +227,10 @@ static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client
     const char *st = json_string_value(json_object_get(ev, "status"));
     *done = true;
     if (name && strcmp(name, "exit") == 0)
-        return json_is_true(json_object_get(ev, "migrated")) ? 0
-             : err_set(e, EIO, "tern-vmm of vm %u %s during the migration", k->vmid,
-                       json_string_value(json_object_get(ev, "reason")));
+        return json_is_true(json_object_get(ev, "migrated"))
+                   ? 0
+                   : err_set(e, EIO, "tern-vmm of vm %u %s during the migration", k->vmid,
+                             json_string_value(json_object_get(ev, "reason")));
     if (!name || strcmp(name, "migration") != 0 || !st) {
         *done = false;
         return 0;
@@ -243,7 +252,8 @@ static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client
 }
 
 /* Until the source tern-vmm's migration ends. */
-static int follow(struct task *k, struct migtask_run *m, struct etcd_client *c, struct err *e)
+static int follow(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                  struct err *e)
 {
     for (;;) {
         bool lost = target_lost(k, m, c);
@@ -276,10 +286,9 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
     struct vmm_info info;
     vmm_info(k->ctx->vmms, k->vmid, &info);
     json_t *req = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "source", m->plan.source,
-                            "task", k->id, "owner_revision", (json_int_t)m->rev,
-                            "address", m->plan.address, "migration_type", m->plan.type,
-                            "cert", k->ctx->secrets->cert_pem,
-                            "started", (json_int_t)info.started);
+                            "task", k->id, "owner_revision", (json_int_t)m->rev, "address",
+                            m->plan.address, "migration_type", m->plan.type, "cert",
+                            k->ctx->secrets->cert_pem, "started", (json_int_t)info.started);
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
     json_t *ans = NULL;
@@ -291,7 +300,8 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
     const char *cert = json_string_value(json_object_get(ans, "cert"));
     if (!rc && (status != 200 || !uri || !cert))
         rc = err_set(e, EREMOTEIO, "node '%s' cannot receive vm %u: %s", m->plan.target,
-                     k->vmid, json_string_value(json_object_get(ans, "error")) ?: "bad answer");
+                     k->vmid,
+                     json_string_value(json_object_get(ans, "error")) ?: "bad answer");
     if (!rc)
         snprintf(m->uri, sizeof(m->uri), "%s", uri);
     tls_dir[0] = '\0';
@@ -381,8 +391,10 @@ static int run_offline(struct task *k, struct migtask_run *m, struct etcd_client
     bool committed = false;
     int rc = commit_handover(k, m, c, &committed, e);
     if (committed)
-        task_log(k, "node '%s' owns vm %u now; its disks are on shared storage, nothing "
-                 "to copy", m->plan.target, k->vmid);
+        task_log(k,
+                 "node '%s' owns vm %u now; its disks are on shared storage, nothing "
+                 "to copy",
+                 m->plan.target, k->vmid);
     return rc;
 }
 
@@ -399,9 +411,9 @@ static int migrate_locked(struct task *k, struct etcd_client *c, struct err *e)
     struct vmm_info info;
     vmm_info(k->ctx->vmms, k->vmid, &info);
     if (!rc && info.present != m->plan.running)
-        rc = err_set(e, ESTALE, "vm %u was %s while the checks ran; nothing moved",
-                     k->vmid, info.present ? "started" : "stopped");
-    struct migtask_handover h = { .rev = m->rev };
+        rc = err_set(e, ESTALE, "vm %u was %s while the checks ran; nothing moved", k->vmid,
+                     info.present ? "started" : "stopped");
+    struct migtask_handover h = {.rev = m->rev};
     snprintf(h.source, sizeof(h.source), "%s", m->plan.source);
     snprintf(h.target, sizeof(h.target), "%s", m->plan.target);
     if (!rc && m->plan.running)
@@ -448,6 +460,6 @@ int migtask_start(struct node_ctx *x, struct migtask_plan *p, char id[TASK_ID_MA
     pthread_cond_init(&m->cond, NULL);
     int rc = task_start(x->tasks, x, "migrate", p->vmid, run_migrate, m, id, e);
     if (rc)
-        free(m);   /* no events yet, and the plan's checks went above */
+        free(m); /* no events yet, and the plan's checks went above */
     return rc;
 }

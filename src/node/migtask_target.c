@@ -22,13 +22,14 @@
 /* A port from migration_address's port on that is free on address now. */
 static int free_port(const char *address, unsigned base, unsigned *port, struct err *e)
 {
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     for (unsigned p = base; p < base + PORTS && p <= 65535; p++) {
         char service[8];
         struct addrinfo *ai;
         snprintf(service, sizeof(service), "%u", p);
         if (getaddrinfo(address, service, &hints, &ai) != 0)
-            return err_set(e, EINVAL, "migration address '%s' is not an ip address", address);
+            return err_set(e, EINVAL, "migration address '%s' is not an ip address",
+                           address);
         int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -57,9 +58,11 @@ static int check_request(struct node_ctx *x, struct etcd_client *c, uint32_t vmi
 {
     const char *source = json_string_value(json_object_get(req, "source"));
     json_t *r = json_object_get(req, "owner_revision");
-    if (!source || !json_is_integer(r) || !json_string_value(json_object_get(req, "address")) ||
+    if (!source || !json_is_integer(r) ||
+        !json_string_value(json_object_get(req, "address")) ||
         !json_string_value(json_object_get(req, "cert")))
-        return err_set(e, EINVAL, "incoming: 'source', 'owner_revision', 'address' and 'cert' "
+        return err_set(e, EINVAL,
+                       "incoming: 'source', 'owner_revision', 'address' and 'cert' "
                        "are required");
     char owner[TERN_NAME_MAX + 1];
     int rc = handover_read(c, vmid, owner, rev, e);
@@ -103,7 +106,7 @@ static void on_destination_event(void *ctx, json_t *ev)
 int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
                            json_t *req, json_t **answer, struct err *e)
 {
-    struct migtask_handover h = { .rev = 0 };
+    struct migtask_handover h = {.rev = 0};
     struct vmm_spec spec;
     int rc = check_request(x, c, vmid, req, &h.rev, e);
     if (!rc)
@@ -118,16 +121,16 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     char tls_dir[MIGTASK_TLS_DIR_MAX] = "";
     bool secure = !type || strcmp(type, "insecure") != 0;
     if (!rc && secure)
-        rc = migtask_tls_dir(x, vmid, "tls-in", json_string_value(json_object_get(req, "cert")),
-                             tls_dir, e);
-    if (!rc) {   /* check_request made sure "source" is there */
+        rc = migtask_tls_dir(x, vmid, "tls-in",
+                             json_string_value(json_object_get(req, "cert")), tls_dir, e);
+    if (!rc) { /* check_request made sure "source" is there */
         snprintf(h.source, sizeof(h.source), "%s",
                  json_string_value(json_object_get(req, "source")));
         snprintf(h.target, sizeof(h.target), "%s", x->cfg->name);
         rc = migtask_handover_write(x, vmid, "destination", &h, e);
     }
     char uri[160] = "";
-    if (!rc)   /* address is checked (not NULL) once rc is 0 */
+    if (!rc) /* address is checked (not NULL) once rc is 0 */
         snprintf(uri, sizeof(uri), strchr(address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u",
                  address, port);
     if (!rc)
@@ -136,7 +139,7 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     if (!rc && !w)
         rc = err_set(e, ENOMEM, "out of memory");
     if (!rc) {
-        *w = (struct dest_watch){ x, vmid };
+        *w = (struct dest_watch){x, vmid};
         /* the guest's uptime goes on across the migration */
         json_t *st = json_object_get(req, "started");
         if (json_is_integer(st) && json_integer_value(st) > 0)

@@ -50,8 +50,8 @@ static int node_record(struct etcd_client *c, const char *node, json_t **info,
     return rc;
 }
 
-int peer_init(struct peer *p, struct node_ctx *x, struct etcd_client *c,
-              const char *node, struct err *e)
+int peer_init(struct peer *p, struct node_ctx *x, struct etcd_client *c, const char *node,
+              struct err *e)
 {
     json_t *info = NULL;
     int rc = node_record(c, node, &info, e);
@@ -81,8 +81,8 @@ static struct curl_slist *headers(const struct peer *p)
     return curl_slist_append(h, "Content-Type: application/json");
 }
 
-static void setup(struct peer *p, const char *method, const char *url,
-                  const char *text, struct textbuf *b, struct curl_slist *h)
+static void setup(struct peer *p, const char *method, const char *url, const char *text,
+                  struct textbuf *b, struct curl_slist *h)
 {
     CURL *curl = p->curl;
     curl_easy_reset(curl);
@@ -116,8 +116,8 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
     free(text);
     int rc = 0;
     if (cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
-        rc = err_set(e, EACCES, "%s: its key does not match the fingerprint %s",
-                     p->base, p->pin);
+        rc = err_set(e, EACCES, "%s: its key does not match the fingerprint %s", p->base,
+                     p->pin);
     else if (cc != CURLE_OK)
         rc = err_set(e, EHOSTUNREACH, "%s: %s", p->base, curl_easy_strerror(cc));
     else if (!(*body = json_loads(textbuf_text(&b), 0, NULL)))

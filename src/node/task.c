@@ -104,8 +104,8 @@ bool task_cancelled(struct task *k)
 static json_t *record_json(struct task_table *tt, const struct task *k)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "id", k->id, "node", tt->node,
-                          "type", k->type, "vmid", (json_int_t)k->vmid,
-                          "status", k->status, "start", (json_int_t)k->start);
+                          "type", k->type, "vmid", (json_int_t)k->vmid, "status", k->status,
+                          "start", (json_int_t)k->start);
     if (o)
         json_object_set_new(o, "end", k->end ? json_integer(k->end) : json_null());
     return o;
@@ -165,7 +165,7 @@ static void *task_main(void *arg)
 {
     struct task *k = arg;
     struct etcd_client c;
-    struct err e = { "" };
+    struct err e = {""};
     bool have_client = etcd_client_init(&c, k->table->etcd_url, &e) == 0;
     if (have_client)
         put_record(k->table, k, &c);
@@ -173,7 +173,7 @@ static void *task_main(void *arg)
     int rc = k->run(k, &e);
     finish(k, rc, &e);
     if (have_client) {
-        put_record(k->table, k, &c);   /* else (or on failure) task_tick does */
+        put_record(k->table, k, &c); /* else (or on failure) task_tick does */
         etcd_client_release(&c);
     }
     return NULL;
@@ -224,8 +224,8 @@ static struct task *task_new(struct task_table *tt, struct node_ctx *ctx, const 
 }
 
 int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, uint32_t vmid,
-               int (*run)(struct task *k, struct err *e), void *arg,
-               char id[TASK_ID_MAX], struct err *e)
+               int (*run)(struct task *k, struct err *e), void *arg, char id[TASK_ID_MAX],
+               struct err *e)
 {
     pthread_mutex_lock(&tt->lock);
     int slot = free_slot(tt);
@@ -273,7 +273,7 @@ static json_t *read_lines(const char *path, unsigned start, unsigned *next)
     while (f && fgets(line, sizeof(line), f)) {
         size_t len = strlen(line);
         if (len == 0 || line[len - 1] != '\n')
-            break;   /* a line still being written */
+            break; /* a line still being written */
         line[len - 1] = '\0';
         if (n >= start && n < start + LOG_LINES_MAX)
             json_array_append_new(lines, json_string(line));
@@ -301,11 +301,12 @@ int task_read_log(struct task_table *tt, const char *id, unsigned start, json_t 
         return err_set(e, ENOENT, "no task '%.100s' on this node", id);
     unsigned next;
     json_t *lines = read_lines(path, start, &next);
-    if (!k) {   /* from before a restart of ternd: the last line says how it ended */
+    if (!k) { /* from before a restart of ternd: the last line says how it ended */
         size_t n = json_array_size(lines);
         const char *last = n ? json_string_value(json_array_get(lines, n - 1)) : "";
-        snprintf(status, sizeof(status), "%s", strncmp(last, "TASK ", 5) == 0 ? last + 5
-                 : "ERROR: ternd ended while the task ran");
+        snprintf(status, sizeof(status), "%s",
+                 strncmp(last, "TASK ", 5) == 0 ? last + 5
+                                                : "ERROR: ternd ended while the task ran");
     }
     *out = json_pack("{s:o, s:I, s:b, s:s}", "lines", lines, "next", (json_int_t)next,
                      "running", running, "status", status);
@@ -381,7 +382,8 @@ static void prune_records(struct task_table *tt, struct etcd_client *c)
     if (etcd_get_prefix(c, prefix, 0, &kvs, &e) == 0 && kvs.count > tt->keep) {
         qsort(kvs.items, kvs.count, sizeof(*kvs.items), by_age);
         for (size_t i = 0; i + tt->keep < kvs.count; i++)
-            if (!record_running(&kvs.items[i]) && etcd_delete(c, kvs.items[i].key, NULL, &e) < 0)
+            if (!record_running(&kvs.items[i]) &&
+                etcd_delete(c, kvs.items[i].key, NULL, &e) < 0)
                 break;
     }
     etcd_kvs_release(&kvs);
@@ -395,7 +397,7 @@ void task_tick(struct task_table *tt, struct etcd_client *c)
         bool due = k && k->done && !k->synced;
         pthread_mutex_unlock(&tt->lock);
         if (due && put_record(tt, k, c) < 0)
-            return;   /* no quorum: the next tick tries again */
+            return; /* no quorum: the next tick tries again */
     }
     pthread_mutex_lock(&tt->lock);
     bool prune = tt->ended;

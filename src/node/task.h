@@ -35,17 +35,17 @@ struct task {
     char type[16];
     uint32_t vmid;
     time_t start, end;
-    char status[400];               /* running, OK, ERROR: reason */
+    char status[400]; /* running, OK, ERROR: reason */
     char log_path[TASK_PATH_MAX];
     FILE *log;
     unsigned lines;
     _Atomic bool cancel;
-    bool done, synced;              /* record written to etcd as it is now */
-    json_t *progress;               /* a migration's figures; under the table lock */
+    bool done, synced; /* record written to etcd as it is now */
+    json_t *progress;  /* a migration's figures; under the table lock */
     /* what the task does; returns 0 or -errno with e set */
     int (*run)(struct task *k, struct err *e);
-    void *arg;                      /* run's, freed with free() at the end */
-    struct node_ctx *ctx;           /* run's too, this node's (not used here) */
+    void *arg;            /* run's, freed with free() at the end */
+    struct node_ctx *ctx; /* run's too, this node's (not used here) */
     struct task_table *table;
     pthread_t thread;
 };
@@ -53,13 +53,13 @@ struct task {
 struct task_table {
     pthread_mutex_t lock;
     pthread_cond_t changed;
-    struct task *tasks[TASK_MAX];   /* running and recently ended */
+    struct task *tasks[TASK_MAX]; /* running and recently ended */
     unsigned seq;
-    unsigned keep;                  /* records of ended tasks kept in etcd */
-    bool ended;                     /* a task ended: prune on the next tick */
+    unsigned keep; /* records of ended tasks kept in etcd */
+    bool ended;    /* a task ended: prune on the next tick */
     char dir[TASK_PATH_MAX - TASK_ID_MAX - 8];
     char node[TERN_NAME_MAX + 1];
-    char etcd_url[TERND_URL_MAX];   /* each task has its own client */
+    char etcd_url[TERND_URL_MAX]; /* each task has its own client */
 };
 
 void task_table_init(struct task_table *tt);
@@ -73,11 +73,11 @@ void task_table_release(struct task_table *tt);
 /* Starts a task running run(k) in its own thread; *id receives its id.
  * arg (malloc'd) goes with it; ctx is there for run. */
 int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, uint32_t vmid,
-               int (*run)(struct task *k, struct err *e), void *arg,
-               char id[TASK_ID_MAX], struct err *e);
+               int (*run)(struct task *k, struct err *e), void *arg, char id[TASK_ID_MAX],
+               struct err *e);
 /* One line to the task's log (and ternd's stderr). */
 void task_log(struct task *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void task_set_progress(struct task *k, json_t *progress);   /* takes it */
+void task_set_progress(struct task *k, json_t *progress); /* takes it */
 bool task_cancelled(struct task *k);
 
 /* The task as JSON (id, node, type, vmid, status, start, end, progress);

@@ -1,13 +1,13 @@
 #include "node/ternd.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <jansson.h>
 
 #include "cluster/keys.h"
 #include "common/log.h"
@@ -65,10 +65,10 @@ static int etcd_configure(struct ternd *t, struct err *e)
     };
     /* etcd reads it only for a new data dir; a member with data (or one
      * created or joined at run time) still needs a well-formed value */
-    int m = c->initial_cluster[0]
-        ? snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s", c->initial_cluster)
-        : snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s=%s", c->name,
-                   c->peer_address);
+    int m = c->initial_cluster[0] ? snprintf(s->initial_cluster, sizeof(s->initial_cluster),
+                                             "%s", c->initial_cluster)
+                                  : snprintf(s->initial_cluster, sizeof(s->initial_cluster),
+                                             "%s=%s", c->name, c->peer_address);
     for (int i = 0; i < 5; i++)
         if (n[i] >= 128 || m >= (int)sizeof(s->initial_cluster))
             return err_set(e, ENAMETOOLONG, "etcd member %s: a path or url is too long",
@@ -104,8 +104,10 @@ static bool choose_mode(struct ternd *t)
         log_info("ternd", "no etcd data yet: bootstrapping from initial_cluster");
         return true;
     }
-    log_info("ternd", "node %s is in no cluster: waiting for 'tern cluster create' "
-             "or 'tern cluster join'", t->cfg.name);
+    log_info("ternd",
+             "node %s is in no cluster: waiting for 'tern cluster create' "
+             "or 'tern cluster join'",
+             t->cfg.name);
     return false;
 }
 
@@ -126,7 +128,7 @@ int ternd_start(struct ternd *t, struct err *e)
     if (!rc)
         rc = etcd_client_init(&t->client, t->cfg.cluster_address, e);
     if (!rc)
-        t->ctx.in_cluster = choose_mode(t);   /* no API thread runs yet */
+        t->ctx.in_cluster = choose_mode(t); /* no API thread runs yet */
     if (!rc && t->ctx.in_cluster)
         rc = ternd_etcd_launch(t, e);
     if (!rc && t->ctx.in_cluster)
@@ -157,11 +159,12 @@ static void supervise_etcd(struct ternd *t)
         char why[96];
         describe_exit(status, why, sizeof(why));
         t->etcd_deaths = now - t->etcd_started < 60 ? t->etcd_deaths + 1 : 1;
-        unsigned delay = t->etcd_deaths < 6 ? 1u << (t->etcd_deaths - 1) : ETCD_BACKOFF_MAX_S;
+        unsigned delay = t->etcd_deaths < 6 ? 1u << (t->etcd_deaths - 1)
+                                            : ETCD_BACKOFF_MAX_S;
         if (delay > ETCD_BACKOFF_MAX_S)
             delay = ETCD_BACKOFF_MAX_S;
-        log_warn("etcd", "member %s (pid %d) %s; restarting in %u s (see %s)",
-                 t->etcd.name, (int)t->etcd.pid, why, delay, t->etcd.log_path);
+        log_warn("etcd", "member %s (pid %d) %s; restarting in %u s (see %s)", t->etcd.name,
+                 (int)t->etcd.pid, why, delay, t->etcd.log_path);
         t->etcd.pid = 0;
         t->etcd_restart_at = now + delay;
         return;
@@ -231,8 +234,8 @@ static void try_register(struct ternd *t)
     int rc = info ? cluster_identity(t, &e)
                   : err_set(&e, ENOMEM, "node info: out of memory");
     if (!rc)
-        rc = node_register(&t->node, &t->client, t->cfg.name, info,
-                           t->cfg.heartbeat_ttl_s, &e);
+        rc = node_register(&t->node, &t->client, t->cfg.name, info, t->cfg.heartbeat_ttl_s,
+                           &e);
     free(info);
     if (!rc) {
         t->registered = true;
@@ -241,7 +244,7 @@ static void try_register(struct ternd *t)
         return;
     }
     register_failed(t, &e);
-    node_release(&t->node);   /* undoes a partial setup */
+    node_release(&t->node); /* undoes a partial setup */
     node_init(&t->node);
 }
 
@@ -315,7 +318,7 @@ int ternd_run(struct ternd *t)
             return sig;
         }
         setup_poll(t);
-        if (!t->ctx.in_cluster)   /* only this thread changes it */
+        if (!t->ctx.in_cluster) /* only this thread changes it */
             continue;
         supervise_etcd(t);
         if (!t->registered)
@@ -329,10 +332,10 @@ int ternd_run(struct ternd *t)
 
 void ternd_release(struct ternd *t)
 {
-    task_table_release(&t->tasks);   /* tasks end first: they use the rest */
-    vmm_table_release(&t->vmms);     /* the VMs keep running */
-    setup_shutdown(&t->ctx);  /* no API thread may wait for this loop now */
-    node_release(&t->node);   /* revokes the lease: offline at once */
+    task_table_release(&t->tasks); /* tasks end first: they use the rest */
+    vmm_table_release(&t->vmms);   /* the VMs keep running */
+    setup_shutdown(&t->ctx);       /* no API thread may wait for this loop now */
+    node_release(&t->node);        /* revokes the lease: offline at once */
     api_release(&t->api);
     if (t->client.curl)
         etcd_client_release(&t->client);

@@ -22,22 +22,22 @@ struct ternd {
     struct ternd_config cfg;
     struct secrets secrets;
     struct etcd_server etcd;
-    struct etcd_client client;     /* the main thread's */
+    struct etcd_client client; /* the main thread's */
     struct node node;
     bool registered;
     struct api api;
     /* etcd restarts: back off when the member keeps dying */
-    unsigned etcd_deaths;          /* in a row, each within a minute of its start */
+    unsigned etcd_deaths; /* in a row, each within a minute of its start */
     time_t etcd_started, etcd_restart_at;
-    time_t register_at;            /* next registration attempt */
-    time_t registered_at;          /* first registration, kept in the info */
-    time_t info_at;                /* last node info refresh */
-    char last_register_err[sizeof(struct err)];   /* log a repeated failure only once */
+    time_t register_at;                         /* next registration attempt */
+    time_t registered_at;                       /* first registration, kept in the info */
+    time_t info_at;                             /* last node info refresh */
+    char last_register_err[sizeof(struct err)]; /* log a repeated failure only once */
     /* this node's tern-vmm processes and tasks (node/vmm.h, node/task.h) */
     struct vmm_table vmms;
     struct task_table tasks;
-    struct node_ctx ctx;           /* what the API, tasks and migrations see of it */
-    time_t settle_at;              /* next look for undecided handovers */
+    struct node_ctx ctx; /* what the API, tasks and migrations see of it */
+    time_t settle_at;    /* next look for undecided handovers */
 };
 
 void ternd_init(struct ternd *t);

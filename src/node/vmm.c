@@ -28,7 +28,8 @@ int vmm_table_setup(struct vmm_table *v, const char *data_dir, const char *binar
                     const char *node, struct err *e)
 {
     snprintf(v->node, sizeof(v->node), "%s", node);
-    if (snprintf(v->run_dir, sizeof(v->run_dir), "%s/run", data_dir) >= (int)sizeof(v->run_dir))
+    if (snprintf(v->run_dir, sizeof(v->run_dir), "%s/run", data_dir) >=
+        (int)sizeof(v->run_dir))
         return err_set(e, ENAMETOOLONG, "data dir '%s' is too long", data_dir);
     if (mkdir(v->run_dir, 0700) < 0 && errno != EEXIST)
         return err_set(e, errno, "%s: %s", v->run_dir, strerror(errno));
@@ -93,23 +94,32 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
     int n = 0, b = 0;
 #define ARG(...) (snprintf(bufs[b], sizeof(bufs[b]), __VA_ARGS__), argv[n++] = bufs[b++])
     ARG("%s", v->binary);
-    ARG("--name"); ARG("%u", c->id);
-    ARG("--memory"); ARG("%lluM", (unsigned long long)c->memory_mib);
-    ARG("--cpus"); ARG("%u", c->cpus);
-    ARG("--control"); ARG("%s", p->sock);
-    ARG("--console"); ARG("file:%s", p->console);
+    ARG("--name");
+    ARG("%u", c->id);
+    ARG("--memory");
+    ARG("%lluM", (unsigned long long)c->memory_mib);
+    ARG("--cpus");
+    ARG("%u", c->cpus);
+    ARG("--control");
+    ARG("%s", p->sock);
+    ARG("--console");
+    ARG("file:%s", p->console);
     for (unsigned i = 0; i < c->ndisks; i++) {
         ARG("--disk");
         ARG("path=%s%s", p->spec.disk[i], p->spec.shared[i] ? ",shared=on" : "");
     }
     if (uri) {
-        ARG("--incoming"); ARG("%s", uri);
-        ARG("--commit"); ARG("external");
+        ARG("--incoming");
+        ARG("%s", uri);
+        ARG("--commit");
+        ARG("external");
         if (tls_dir) {
-            ARG("--tls-dir"); ARG("%s", tls_dir);
+            ARG("--tls-dir");
+            ARG("%s", tls_dir);
         }
     } else {
-        ARG("--kernel"); ARG("%s", c->kernel);
+        ARG("--kernel");
+        ARG("%s", c->kernel);
         argv[n++] = "--cmdline";
         argv[n++] = (char *)c->cmdline;
     }
@@ -156,7 +166,7 @@ static void exec_child(const struct vmm_proc *p, char **argv)
 static int spawn(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                  const char *tls_dir, struct err *e)
 {
-    static char bufs[ARGS_MAX][VMM_PATH_MAX + 64];   /* under v->lock */
+    static char bufs[ARGS_MAX][VMM_PATH_MAX + 64]; /* under v->lock */
     char *argv[ARGS_MAX + 4];
     build_args(v, p, uri, tls_dir, bufs, argv);
     unlink(p->sock);
@@ -233,8 +243,8 @@ static int wait_answering(struct vmm_table *v, struct vmm_proc *p, struct err *e
     char why[256];
     snprintf(why, sizeof(why), "%s", p->last_exit);
     pthread_mutex_unlock(&v->lock);
-    return gone ? err_set(e, EIO, "tern-vmm of vm %u %s (see %s)", p->spec.conf.id,
-                          why, p->log)
+    return gone ? err_set(e, EIO, "tern-vmm of vm %u %s (see %s)", p->spec.conf.id, why,
+                          p->log)
                 : err_set(e, ETIMEDOUT, "tern-vmm of vm %u did not answer in %d ms",
                           p->spec.conf.id, START_WAIT_MS);
 }
@@ -245,7 +255,8 @@ static struct vmm_proc *proc_new(const struct vmm_spec *spec, enum vmm_role role
     if (p) {
         p->spec = *spec;
         p->role = role;
-        snprintf(p->status, sizeof(p->status), "%s", role == VMM_RUN ? "starting" : "incoming");
+        snprintf(p->status, sizeof(p->status), "%s",
+                 role == VMM_RUN ? "starting" : "incoming");
     }
     return p;
 }
@@ -264,8 +275,8 @@ static int start_proc(struct vmm_table *v, const struct vmm_spec *spec, enum vmm
         return rc;
     }
     if (uri)
-        log_info("vmm", "vm %u: tern-vmm waits for a migration on %s (pid %d)", spec->conf.id,
-                 uri, (int)p->pid);
+        log_info("vmm", "vm %u: tern-vmm waits for a migration on %s (pid %d)",
+                 spec->conf.id, uri, (int)p->pid);
     else
         log_info("vmm", "vm %u: tern-vmm started (pid %d)", spec->conf.id, (int)p->pid);
     return wait_answering(v, p, e);
@@ -276,8 +287,8 @@ int vmm_start(struct vmm_table *v, const struct vmm_spec *spec, struct err *e)
     return start_proc(v, spec, VMM_RUN, NULL, NULL, e);
 }
 
-int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
-                       const char *uri, const char *tls_dir, struct err *e)
+int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec, const char *uri,
+                       const char *tls_dir, struct err *e)
 {
     return start_proc(v, spec, VMM_INCOMING, uri, tls_dir, e);
 }
@@ -361,8 +372,9 @@ int vmm_stop(struct vmm_table *v, uint32_t id, int timeout_ms, struct err *e)
     log_warn("vmm", "vm %u: no exit %d ms after quit; killing pid %d", id, timeout_ms,
              (int)pid);
     kill(pid, SIGKILL);
-    return vmm_wait_exit(v, id, 5000) == 0 ? 0
-        : err_set(e, ETIMEDOUT, "vm %u: pid %d does not end", id, (int)pid);
+    return vmm_wait_exit(v, id, 5000) == 0
+               ? 0
+               : err_set(e, ETIMEDOUT, "vm %u: pid %d does not end", id, (int)pid);
 }
 
 unsigned vmm_list(struct vmm_table *v, uint32_t ids[VMM_MAX])
@@ -398,8 +410,8 @@ void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out)
     pthread_mutex_unlock(&v->lock);
 }
 
-void vmm_set_listener(struct vmm_table *v, uint32_t id,
-                      void (*fn)(void *ctx, json_t *ev), void *ctx)
+void vmm_set_listener(struct vmm_table *v, uint32_t id, void (*fn)(void *ctx, json_t *ev),
+                      void *ctx)
 {
     pthread_mutex_lock(&v->lock);
     struct vmm_proc *p = vmm_find(v, id);

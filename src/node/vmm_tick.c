@@ -33,7 +33,7 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
     s->pub_lost = p->pub_lost;
     s->incoming = p->role == VMM_INCOMING;
     snprintf(s->published, sizeof(s->published), "%s", p->published);
-    struct vmrec_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
+    struct vmrec_state st = {.pid = (int)p->pid, .since = p->since, .started = p->started};
     snprintf(st.node, sizeof(st.node), "%s", v->node);
     snprintf(st.status, sizeof(st.status), "%s", p->status);
     json_t *j = vmrec_state_to_json(&st);
@@ -63,9 +63,11 @@ static int write_state(struct vmm_table *v, struct etcd_client *c, struct snapsh
     *lost = false;
     if (s->exited && !s->published[0])
         return 0;
-    struct etcd_cas op = { .key = key, .cmp = s->published[0] ? ETCD_CMP_VALUE : ETCD_CMP_ABSENT,
-                           .expect_value = s->published,
-                           .new_value = s->exited ? NULL : s->value, .lease = lease };
+    struct etcd_cas op = {.key = key,
+                          .cmp = s->published[0] ? ETCD_CMP_VALUE : ETCD_CMP_ABSENT,
+                          .expect_value = s->published,
+                          .new_value = s->exited ? NULL : s->value,
+                          .lease = lease};
     bool swapped;
     struct err e;
     int rc = etcd_cas(c, &op, &swapped, NULL, &e);
@@ -132,7 +134,8 @@ static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec 
 {
     uint32_t id = spec->conf.id;
     if (!may_take_over(v, c, id)) {
-        log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)", id);
+        log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)",
+                 id);
         return;
     }
     unsigned count = 0;
@@ -200,7 +203,7 @@ void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease)
         pthread_mutex_lock(&v->lock);
         struct vmm_proc *p = v->procs[i];
         pthread_mutex_unlock(&v->lock);
-        if (p)   /* only this thread frees procs: p stays valid */
+        if (p) /* only this thread frees procs: p stays valid */
             publish(v, c, p, lease);
     }
     struct vmm_spec again;
@@ -252,8 +255,9 @@ static struct vmm_proc *adopted_proc(struct vmm_table *v, struct etcd_client *c,
     p->pid = pid;
     p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;
     p->since = time(NULL);
-    p->started = process_start(pid);   /* after a migration: its own start */
-    snprintf(p->status, sizeof(p->status), "%s", p->role == VMM_RUN ? "running" : "incoming");
+    p->started = process_start(pid); /* after a migration: its own start */
+    snprintf(p->status, sizeof(p->status), "%s",
+             p->role == VMM_RUN ? "running" : "incoming");
     snprintf(p->dir, sizeof(p->dir), "%s/%u", v->run_dir, id);
     snprintf(p->sock, sizeof(p->sock), "%s/control.sock", p->dir);
     snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
@@ -275,7 +279,7 @@ static void adopt_one(struct vmm_table *v, struct etcd_client *c, uint32_t id)
     snprintf(path, sizeof(path), "/proc/%d/exe", pid);
     ssize_t n = ok ? readlink(path, exe, sizeof(exe) - 1) : -1;
     if (n <= 0)
-        return;   /* gone, or the pid is someone else's now */
+        return; /* gone, or the pid is someone else's now */
     exe[n] = '\0';
     if (!strstr(exe, "tern-vmm"))
         return;

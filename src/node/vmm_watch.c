@@ -71,9 +71,9 @@ static void apply(struct vmm_proc *p, json_t *ev)
     const char *mig = json_string_value(json_object_get(ev, "status"));
     bool migrating = strcmp(p->status, "migrating") == 0;
     if (!name && state && p->role == VMM_INCOMING && strcmp(state, "running") == 0)
-        become_owner(p);   /* adopted after its migration completed */
+        become_owner(p); /* adopted after its migration completed */
     else if (!name && state && p->role == VMM_RUN && !migrating &&
-        (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0))
+             (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0))
         set_status(p, state);
     else if (name && strcmp(name, "resumed") == 0 && p->role == VMM_RUN && !migrating)
         set_status(p, "running");
@@ -160,18 +160,22 @@ static bool describe_exit(struct vmm_proc *p, char *out, size_t size)
     last_log_line(p->log, last, sizeof(last));
     int st = p->wait_status;
     if (!p->reaped) {
-        snprintf(out, size, "ended (%s)", p->shutdown_reason[0] ? p->shutdown_reason
-                                                               : "adopted process, status unknown");
+        snprintf(out, size, "ended (%s)",
+                 p->shutdown_reason[0] ? p->shutdown_reason
+                                       : "adopted process, status unknown");
         return false;
     }
     if (WIFSIGNALED(st)) {
-        snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+        snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
         return !p->stop_requested;
     }
     if (WEXITSTATUS(st) == 0) {
-        snprintf(out, size, "%s", strcmp(p->shutdown_reason, "poweroff") == 0 ? "powered off"
+        snprintf(out, size, "%s",
+                 strcmp(p->shutdown_reason, "poweroff") == 0   ? "powered off"
                  : strcmp(p->shutdown_reason, "migrated") == 0 ? "migrated away"
-                 : p->shutdown_reason[0] ? p->shutdown_reason : "exited");
+                 : p->shutdown_reason[0]                       ? p->shutdown_reason
+                                                               : "exited");
         return false;
     }
     snprintf(out, size, "%s (exit %d): %.180s", WEXITSTATUS(st) == 3 ? "crashed" : "failed",

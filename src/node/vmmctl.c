@@ -54,7 +54,7 @@ static int wait_readable(int fd, int timeout_ms, uint64_t deadline, bool *readab
             return err_set(e, ETIMEDOUT, "control socket: no answer in %d ms", timeout_ms);
         wait = (int)((deadline - now) / 1000000) + 1;
     }
-    struct pollfd p = { fd, POLLIN, 0 };
+    struct pollfd p = {fd, POLLIN, 0};
     if (poll(&p, 1, wait) < 0 && errno != EINTR)
         return err_set(e, errno, "control socket: %s", strerror(errno));
     *readable = p.revents & (POLLIN | POLLHUP | POLLERR);
@@ -63,7 +63,8 @@ static int wait_readable(int fd, int timeout_ms, uint64_t deadline, bool *readab
 
 int vmmctl_read(struct vmmctl_conn *c, int timeout_ms, json_t **line, struct err *e)
 {
-    uint64_t deadline = clock_mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000;
+    uint64_t deadline = clock_mono_ns() +
+                        (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000;
     for (;;) {
         bool got = false, readable = false;
         int rc = take_line(c, line, &got, e);
@@ -103,7 +104,7 @@ int vmmctl_request(const char *path, json_t *req, json_t **reply, int timeout_ms
         rc = vmmctl_read(&c, timeout_ms, &line, e);
         if (rc || json_object_get(line, "ok"))
             break;
-        json_decref(line);   /* an event */
+        json_decref(line); /* an event */
         line = NULL;
     }
     vmmctl_close(&c);

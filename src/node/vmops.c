@@ -20,8 +20,10 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
         const struct vmconf_disk *d = &spec->conf.disks[i];
         rc = storage_get(c, d->storage, 0, &s, e);
         if (rc == -ENOENT)
-            rc = err_set(e, ENOENT, "vm %u: disk %u is on storage '%s', which does not "
-                         "exist", id, i, d->storage);
+            rc = err_set(e, ENOENT,
+                         "vm %u: disk %u is on storage '%s', which does not "
+                         "exist",
+                         id, i, d->storage);
         if (!rc)
             rc = storage_volume_path(&s, d->volume, spec->disk[i], e);
         if (!rc)

@@ -12,7 +12,6 @@
 #include "common/log.h"
 #include "common/sock.h"
 
-
 static void client_close(struct control *ctl, struct control_client *c)
 {
     evloop_remove(ctl->loop, c->fd);
@@ -30,11 +29,10 @@ static void reply_error(int fd, json_t *id, const char *msg)
     json_decref(r);
 }
 
-static const struct control_command *find_command(struct control *ctl,
-                                                  const char *name)
+static const struct control_command *find_command(struct control *ctl, const char *name)
 {
     for (const struct control_command *c = ctl->commands; c->name; c++)
-        if (!strcmp(c->name, name))
+        if (strcmp(c->name, name) == 0)
             return c;
     return NULL;
 }
@@ -56,14 +54,14 @@ static void handle_line(struct control *ctl, int fd, const char *line)
     const struct control_command *cmd = name ? find_command(ctl, name) : NULL;
     char msg[600];
     if (!cmd) {
-        snprintf(msg, sizeof(msg), name ? "unknown command '%s'"
-                 : "request has no string 'cmd'", name);
+        snprintf(msg, sizeof(msg),
+                 name ? "unknown command '%s'" : "request has no string 'cmd'", name);
         reply_error(fd, id, msg);
         json_decref(req);
         return;
     }
     json_t *reply = json_object();
-    struct err e = { "" };
+    struct err e = {""};
     if (cmd->run(ctl, req, reply, &e)) {
         snprintf(msg, sizeof(msg), "%s: %s", name, e.msg[0] ? e.msg : "failed");
         reply_error(fd, id, msg);
@@ -162,7 +160,7 @@ int control_init(struct control *ctl, const char *path, struct evloop *loop,
 void control_release(struct control *ctl)
 {
     if (!ctl->loop)
-        return;   /* never initialised */
+        return; /* never initialised */
     for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
         if (ctl->client[i].fd >= 0)
             client_close(ctl, &ctl->client[i]);
@@ -180,8 +178,8 @@ void control_event(struct control *ctl, const char *name, json_t *fields)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_object_set_new(ev, "event", json_string(name));
-    json_object_set_new(ev, "timestamp", json_real((double)ts.tv_sec +
-                                                   (double)ts.tv_nsec / 1e9));
+    json_object_set_new(ev, "timestamp",
+                        json_real((double)ts.tv_sec + (double)ts.tv_nsec / 1e9));
     for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
         if (ctl->client[i].fd >= 0 && jsonl_send(ctl->client[i].fd, ev))
             client_close(ctl, &ctl->client[i]);

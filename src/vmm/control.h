@@ -23,7 +23,7 @@ struct control_command {
 
 struct control_client {
     int fd;
-    struct jsonl_buf in;   /* requests, at most JSONL_LINE_MAX a line */
+    struct jsonl_buf in; /* requests, at most JSONL_LINE_MAX a line */
 };
 
 struct control {

@@ -36,9 +36,9 @@ struct monitor {
     struct evloop loop;
     struct control control;
     int signal_fd;
-    int event_fd;               /* wakes the loop for queued events */
+    int event_fd; /* wakes the loop for queued events */
     pthread_mutex_t event_lock;
-    json_t *event_queue;        /* [[name, fields], ...] from other threads */
+    json_t *event_queue; /* [[name, fields], ...] from other threads */
     struct control_command commands[MONITOR_MAX_COMMANDS];
     const struct monitor_options *options;
 };

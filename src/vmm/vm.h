@@ -44,8 +44,8 @@ struct vm_config {
      * without their lock, and the vCPUs get the source's CPUID. */
     bool incoming;
     const struct kvm_cpuid2 *cpuid;
-    bool prealloc;            /* allocate all guest RAM at start */
-    int ram_fd;               /* RAM memfd made beforehand, or -1 */
+    bool prealloc; /* allocate all guest RAM at start */
+    int ram_fd;    /* RAM memfd made beforehand, or -1 */
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
@@ -53,11 +53,11 @@ enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
 /* Why the VM stopped; decides tern-vmm's exit status. */
 enum vm_exit_reason {
     VM_EXIT_NONE,
-    VM_EXIT_POWEROFF,     /* guest powered off: status 0 */
-    VM_EXIT_QUIT,         /* control command quit: status 0 */
-    VM_EXIT_CRASH,        /* triple fault, emulation failure: status 3 */
-    VM_EXIT_MIGRATED,     /* handed over to a destination: status 0 */
-    VM_EXIT_FAILED,       /* incoming migration failed: status 1 */
+    VM_EXIT_POWEROFF, /* guest powered off: status 0 */
+    VM_EXIT_QUIT,     /* control command quit: status 0 */
+    VM_EXIT_CRASH,    /* triple fault, emulation failure: status 3 */
+    VM_EXIT_MIGRATED, /* handed over to a destination: status 0 */
+    VM_EXIT_FAILED,   /* incoming migration failed: status 1 */
 };
 
 struct vm {
@@ -72,9 +72,9 @@ struct vm {
     struct dirty_log dirty;
     struct devstate_registry devstate;
     unsigned nmsrs;
-    uint32_t *msr_index;     /* MSRs a migration carries, probed at init */
+    uint32_t *msr_index; /* MSRs a migration carries, probed at init */
     size_t xsave_size;
-    struct vm_clock_state *clock_pending;   /* loaded, applied at resume */
+    struct vm_clock_state *clock_pending; /* loaded, applied at resume */
     unsigned ncpus;
     struct vcpu vcpu[VM_MAX_CPUS];
     struct bus pio, mmio;
@@ -90,12 +90,12 @@ struct vm {
     enum vm_state state;
     bool pause_requested;
     bool stopping;
-    bool handed_over;        /* committed to a destination: never resumes */
+    bool handed_over; /* committed to a destination: never resumes */
     unsigned parked;
-    unsigned throttle_pct;   /* auto-converge: share of time vCPUs sleep */
+    unsigned throttle_pct; /* auto-converge: share of time vCPUs sleep */
     pthread_t throttle_thread;
     bool throttle_running;
-    int exit_eventfd;        /* becomes readable once exit_reason is set */
+    int exit_eventfd; /* becomes readable once exit_reason is set */
     enum vm_exit_reason exit_reason;
     char exit_message[256];
     struct timespec started_at;
@@ -106,8 +106,8 @@ int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e);
 /* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,
  * loaded kernel. Nothing runs until vm_start(). */
 int vm_init(struct vm *vm, const struct vm_config *config,
-            void (*console_output)(void *, const uint8_t *, size_t),
-            void *console_ctx, struct err *e);
+            void (*console_output)(void *, const uint8_t *, size_t), void *console_ctx,
+            struct err *e);
 void vm_release(struct vm *vm);
 int vm_start(struct vm *vm, struct err *e);
 /* Stops every vCPU at an instruction boundary; returns when all are parked. */
@@ -116,8 +116,8 @@ int vm_resume(struct vm *vm);
 /* Stops and joins all vCPU threads for good. */
 void vm_stop(struct vm *vm);
 /* Records why the VM ends (first reason wins) and wakes the main loop. */
-void vm_request_exit(struct vm *vm, enum vm_exit_reason reason,
-                     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 enum vm_state vm_get_state(struct vm *vm);
 /* Marks the VM as given away: from now on vm_resume() refuses. */
 void vm_hand_over(struct vm *vm);

@@ -12,9 +12,9 @@
 struct vm;
 
 struct vm_clock_state {
-    uint64_t clock;         /* kvmclock ns when the VM was paused */
+    uint64_t clock; /* kvmclock ns when the VM was paused */
     uint32_t flags;
-    uint64_t realtime_ns;   /* CLOCK_REALTIME at the same moment */
+    uint64_t realtime_ns; /* CLOCK_REALTIME at the same moment */
 };
 
 /* Probes the MSRs and xsave size this host can carry. Called once the

@@ -22,8 +22,8 @@ static double now_s(void)
 
 /* Reads lines until one matches `want` (substring) or the deadline passes.
  * Prints every line read. Returns 0 when found. */
-static const char *event_want;   /* "event":"NAME" to remember */
-static regex_t match_want;        /* or any line matching this */
+static const char *event_want; /* "event":"NAME" to remember */
+static regex_t match_want;     /* or any line matching this */
 static int match_set;
 static int event_seen;
 
@@ -43,7 +43,7 @@ static int read_until(int fd, const char *want, double deadline)
                 return 0;
         }
         int ms = (int)((deadline - now_s()) * 1000);
-        struct pollfd p = { .fd = fd, .events = POLLIN };
+        struct pollfd p = {.fd = fd, .events = POLLIN};
         if (ms <= 0 || poll(&p, 1, ms) <= 0)
             return -ETIMEDOUT;
         int rc = jsonl_buf_fill(&in, fd);
@@ -60,19 +60,20 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i += 2) {
         if (i + 1 >= argc)
             break;
-        if (!strcmp(argv[i], "--wait-event"))
+        if (strcmp(argv[i], "--wait-event") == 0)
             wait_event = argv[i + 1];
-        else if (!strcmp(argv[i], "--wait-match")) {
+        else if (strcmp(argv[i], "--wait-match") == 0) {
             if (regcomp(&match_want, argv[i + 1], REG_EXTENDED | REG_NOSUB)) {
                 fprintf(stderr, "ctl: bad regex '%s'\n", argv[i + 1]);
                 return 2;
             }
             match_set = 1;
-        } else if (!strcmp(argv[i], "--timeout"))
+        } else if (strcmp(argv[i], "--timeout") == 0)
             timeout = atof(argv[i + 1]);
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: ctl [--wait-event NAME | --wait-match REGEX] [--timeout S] SOCKET [REQUEST...]\n");
+        fprintf(stderr, "usage: ctl [--wait-event NAME | --wait-match REGEX] [--timeout S] "
+                        "SOCKET [REQUEST...]\n");
         return 2;
     }
     int fd = sock_connect_unix(argv[i]);

@@ -37,15 +37,15 @@ static void expect_uint(const char *value, bool required, uint64_t min, uint64_t
     snprintf(text, sizeof(text), "{\"n\": %s}", value);
     json_t *obj = value[0] ? parse(text) : json_object();
     uint64_t v = SENTINEL;
-    struct err e = { "" };
+    struct err e = {""};
     int rc = jsonf_uint(obj, "n", required, min, max, &v, what, &e);
     json_decref(obj);
     if (rc != want_rc)
         fail_msg("jsonf_uint(%s) = %d, want %d (%s)", value, rc, want_rc, e.msg);
-    if (rc == 0 && want)
+    if (!rc && want)
         assert_int_equal(v, strtoull(want, NULL, 10));
-    if (rc == 0 && !want)
-        assert_int_equal(v, SENTINEL);   /* absent and optional: untouched */
+    if (!rc && !want)
+        assert_int_equal(v, SENTINEL); /* absent and optional: untouched */
     if (rc != 0) {
         assert_string_equal(e.msg, want);
         assert_int_equal(v, SENTINEL);
@@ -75,7 +75,7 @@ static void bool_and_string_fields(void **state)
 {
     (void)state;
     json_t *obj = parse("{\"yes\": true, \"no\": false, \"num\": 1, \"s\": \"text\"}");
-    struct err e = { "" };
+    struct err e = {""};
     bool b = false;
     assert_int_equal(jsonf_bool(obj, "yes", true, &b, NULL, &e), 0);
     assert_true(b);
@@ -108,19 +108,19 @@ static void not_an_object(void **state)
 {
     (void)state;
     json_t *arr = parse("[1, 2]");
-    struct err e = { "" };
+    struct err e = {""};
     uint64_t v = SENTINEL;
     assert_int_equal(jsonf_uint(arr, "n", false, 0, 9, &v, NULL, &e), 0);
     assert_int_equal(jsonf_uint(arr, "n", true, 0, 9, &v, NULL, &e), -EINVAL);
     assert_int_equal(v, SENTINEL);
-    assert_null(jsonf_unknown_key(arr, (const char *const[]){ NULL }));
+    assert_null(jsonf_unknown_key(arr, (const char *const[]){NULL}));
     json_decref(arr);
 }
 
 static void unknown_keys(void **state)
 {
     (void)state;
-    static const char *const known[] = { "cmd", "id", "uri", NULL };
+    static const char *const known[] = {"cmd", "id", "uri", NULL};
     json_t *obj = parse("{\"cmd\": 1, \"uri\": 2}");
     assert_null(jsonf_unknown_key(obj, known));
     json_decref(obj);
@@ -135,7 +135,7 @@ static void unknown_keys(void **state)
     assert_string_equal(jsonf_unknown_key(obj, known), "ur");
     json_decref(obj);
     obj = parse("{\"cmd\": 1}");
-    assert_string_equal(jsonf_unknown_key(obj, (const char *const[]){ NULL }), "cmd");
+    assert_string_equal(jsonf_unknown_key(obj, (const char *const[]){NULL}), "cmd");
     json_decref(obj);
 }
 
@@ -154,7 +154,7 @@ static void printable(void **state)
     assert_int_equal(strlen(p), 63);
     assert_memory_equal(p, long_in, 60);
     assert_string_equal(p + 60, "...");
-    long_in[60] = '\0';   /* exactly 60: kept whole */
+    long_in[60] = '\0'; /* exactly 60: kept whole */
     assert_string_equal(jsonf_printable(long_in, out), long_in);
     /* bytes of UTF-8 text pass as they are */
     assert_string_equal(jsonf_printable("caf\xc3\xa9", out), "caf\xc3\xa9");
@@ -196,17 +196,17 @@ static void lines_split(void **state)
     put(p, "{\"a\":1}\n\n{\"b\"");
     assert_int_equal(jsonl_buf_fill(&p->b, p->fd[1]), 0);
     assert_string_equal(jsonl_buf_next(&p->b), "{\"a\":1}");
-    assert_string_equal(jsonl_buf_next(&p->b), "");   /* empty lines too */
+    assert_string_equal(jsonl_buf_next(&p->b), ""); /* empty lines too */
     assert_null(jsonl_buf_next(&p->b));
     assert_false(jsonl_buf_full(&p->b));
     put(p, ":2}\nx");
     assert_int_equal(jsonl_buf_fill(&p->b, p->fd[1]), 0);
-    assert_string_equal(jsonl_buf_next(&p->b), "{\"b\":2}");   /* joined across fills */
+    assert_string_equal(jsonl_buf_next(&p->b), "{\"b\":2}"); /* joined across fills */
     assert_null(jsonl_buf_next(&p->b));
     close(p->fd[0]);
     p->fd[0] = -1;
     assert_int_equal(jsonl_buf_fill(&p->b, p->fd[1]), -EPIPE);
-    assert_null(jsonl_buf_next(&p->b));   /* "x" never ended: no line */
+    assert_null(jsonl_buf_next(&p->b)); /* "x" never ended: no line */
 }
 
 static void line_too_long(void **state)
@@ -214,7 +214,7 @@ static void line_too_long(void **state)
     struct pair *p = *state;
     static char big[JSONL_LINE_MAX + 10];
     memset(big, 'x', sizeof(big));
-    big[0] = '\n';   /* one empty line first: it does not count */
+    big[0] = '\n'; /* one empty line first: it does not count */
     size_t sent = 0;
     int rc = 0;
     /* the socket buffer may hold less than the whole: feed while filling */
@@ -290,7 +290,8 @@ int main(void)
         cmocka_unit_test(printable),
         cmocka_unit_test_setup_teardown(lines_split, pair_setup, pair_teardown),
         cmocka_unit_test_setup_teardown(line_too_long, pair_setup, pair_teardown),
-        cmocka_unit_test_setup_teardown(line_of_exactly_the_limit, pair_setup, pair_teardown),
+        cmocka_unit_test_setup_teardown(line_of_exactly_the_limit, pair_setup,
+                                        pair_teardown),
         cmocka_unit_test_setup_teardown(send_one_line, pair_setup, pair_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

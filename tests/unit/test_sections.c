@@ -31,15 +31,15 @@ static const struct {
     const char *name;
     uint32_t version;
 } documented[] = {
-    { "cpu", 1 }, { "cpu", 1 }, { "irqchip", 1 }, { "pit", 1 }, { "kvmclock", 1 },
-    { "serial", 1 }, { "virtio-blk", 1 },
+    {"cpu", 1},      {"cpu", 1},    {"irqchip", 1},    {"pit", 1},
+    {"kvmclock", 1}, {"serial", 1}, {"virtio-blk", 1},
 };
 
 static void registry_is_the_documented_list(void **state)
 {
     (void)state;
     struct devstate_registry reg;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
     assert_int_equal(reg.count, sizeof(documented) / sizeof(documented[0]));
     for (unsigned i = 0; i < reg.count; i++) {
@@ -61,7 +61,7 @@ static void owned_and_checked_lists_agree(void **state)
     assert_non_null(vm);
     assert_non_null(owned);
     assert_non_null(checked);
-    struct err e = { "" };
+    struct err e = {""};
     for (unsigned cpus = 1; cpus <= VM_MAX_CPUS; cpus++) {
         for (unsigned disks = 0; disks <= VM_MAX_DISKS; disks++) {
             assert_int_equal(vm_register_sections(owned, vm, cpus, disks, &e), 0);
@@ -84,7 +84,7 @@ static void owned_and_checked_lists_agree(void **state)
 
 static void put_msg(struct buf *out, uint16_t type, const void *payload, uint32_t len)
 {
-    struct mig_hdr h = { MIG_MAGIC, type, 0, len, 0 };
+    struct mig_hdr h = {MIG_MAGIC, type, 0, len, 0};
     h.crc = crc32c(0, &h, 12);
     buf_put(out, &h, sizeof(h));
     buf_put(out, payload, len);
@@ -108,7 +108,7 @@ static void put_hello(struct buf *out)
     vm->cpuid->nent = 1;
     struct buf hello;
     buf_init(&hello);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(hello_encode(vm, false, 0, &hello, &e), 0);
     put_msg(out, MIG_HELLO, hello.data, (uint32_t)hello.len);
     buf_release(&hello);
@@ -128,7 +128,7 @@ static void put_section(struct buf *out, const char *name, uint32_t instance,
         struct serial *uart = calloc(1, sizeof(*uart));
         assert_non_null(uart);
         pthread_mutex_init(&uart->lock, NULL);
-        struct err e = { "" };
+        struct err e = {""};
         assert_int_equal(serial_state_ops.save(uart, &data, &e), 0);
         pthread_mutex_destroy(&uart->lock);
         free(uart);
@@ -183,7 +183,7 @@ static void accepts_the_registered_sections(void **state)
 {
     (void)state;
     struct mig_stream_summary sum;
-    struct err e = { "" };
+    struct err e = {""};
     if (verify_stream(AS_REGISTERED, 0, NULL, 0, &sum, &e))
         fail_msg("refused: %s", e.msg);
     assert_int_equal(sum.sections, sizeof(documented) / sizeof(documented[0]));
@@ -194,7 +194,7 @@ static void accepts_the_registered_sections(void **state)
 
 static void expect_refusal(int rc, const struct err *e, const char *want)
 {
-    if (rc == 0 || !strstr(e->msg, want))
+    if (!rc || !strstr(e->msg, want))
         fail_msg("rc %d, message '%s', wanted '%s'", rc, e->msg, want);
 }
 
@@ -203,14 +203,14 @@ static void refuses_any_change_of_the_list(void **state)
     (void)state;
     struct devstate_registry reg;
     struct mig_stream_summary sum;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
     for (unsigned i = 0; i < reg.count; i++) {
         const char *name = reg.entry[i].ops->name;
         unsigned inst = reg.entry[i].instance;
         char want[128];
-        snprintf(want, sizeof(want), "stream ended without section '%s' instance %u",
-                 name, inst);
+        snprintf(want, sizeof(want), "stream ended without section '%s' instance %u", name,
+                 inst);
         expect_refusal(verify_stream(DROP, i, NULL, 0, &sum, &e), &e, want);
         snprintf(want, sizeof(want), "section '%s' instance %u sent twice", name, inst);
         expect_refusal(verify_stream(TWICE, i, NULL, 0, &sum, &e), &e, want);
@@ -233,12 +233,12 @@ static void intake_admits_each_entry_once(void **state)
 {
     (void)state;
     struct devstate_registry reg;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
     struct state_intake in;
     state_intake_init(&in, &reg);
     for (unsigned i = 0; i < reg.count; i++) {
-        struct state_section s = { .instance = reg.entry[i].instance, .version = 1 };
+        struct state_section s = {.instance = reg.entry[i].instance, .version = 1};
         snprintf(s.name, sizeof(s.name), "%s", reg.entry[i].ops->name);
         assert_int_not_equal(state_intake_complete(&in, &e), 0);
         assert_non_null(strstr(e.msg, s.name));

@@ -27,7 +27,8 @@ static pid_t spawn_crasher(const char *name)
     if (pid == 0) {
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
-        execl("/proc/self/exe", "cluster-etcd-test", "--child", endpoints, name, (char *)NULL);
+        execl("/proc/self/exe", "cluster-etcd-test", "--child", endpoints, name,
+              (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -64,7 +65,8 @@ static void test_crash(struct etcd_client *c, struct node *n1)
     struct err e;
     int rc;
     pid_t pid = spawn_crasher("n2");
-    check(pid > 0 && node_state(c, "n2") == 1, "node n2 (another process, ttl 2 s) is online");
+    check(pid > 0 && node_state(c, "n2") == 1,
+          "node n2 (another process, ttl 2 s) is online");
     char holder[VMLOCK_HOLDER_MAX + 1] = "";
     rc = vmlock_acquire(c, "200", "n1 task 1", node_lease(n1), holder, &e);
     check(rc == -EBUSY && strcmp(holder, "crasher task 1") == 0,
@@ -96,7 +98,7 @@ static void test_leave(struct etcd_client *c)
     struct node_entries l;
     rc = node_list(c, ETCD_SERIALIZABLE, &l, &e);
     check(!rc && l.count == 3 && strcmp(l.items[0].name, "n1") == 0 &&
-          strstr(l.items[0].info, "127.0.0.1"),
+              strstr(l.items[0].info, "127.0.0.1"),
           "node_list: n1 n2 n3 in order, with n1's info");
     node_entries_release(&l);
     node_init(&bad);
@@ -198,7 +200,8 @@ static int fence_round(struct etcd_client *c, const char *source, const char *ta
     bool committed = r[0].won;
     *owner_after = committed ? target : source;
     return committed != r[1].won && !rc && r[1].rc == 0 &&
-           (committed ? st == HANDOVER_COMMITTED : r[0].rc == -ESTALE && st == HANDOVER_FENCED);
+           (committed ? st == HANDOVER_COMMITTED
+                      : r[0].rc == -ESTALE && st == HANDOVER_FENCED);
 }
 
 static void test_create_owner(struct etcd_client *c)
@@ -230,24 +233,26 @@ static void test_handover(struct etcd_client *c)
     int rc2 = handover_commit(c, 100, "n2", rev, &res, &e);
     int rc3 = handover_state(c, 100, "n1", "n2", rev, &st, &e);
     check(!rc && strcmp(owner, "n1") == 0 && !rc2 && res == HANDOVER_RESULT_COMMITTED &&
-          !rc3 && st == HANDOVER_COMMITTED, "handover n1 -> n2 commits");
+              !rc3 && st == HANDOVER_COMMITTED,
+          "handover n1 -> n2 commits");
     rc = handover_commit(c, 100, "n3", rev, &res, &e);
     rc2 = handover_read(c, 100, owner, NULL, &e);
     rc3 = handover_state(c, 100, "n1", "n3", rev, &st, &e);
     check(rc == -ESTALE && res == HANDOVER_RESULT_REFUSED && !rc2 &&
-          strcmp(owner, "n2") == 0 && !rc3 && st == HANDOVER_OTHER,
+              strcmp(owner, "n2") == 0 && !rc3 && st == HANDOVER_OTHER,
           "a second commit from n1's revision is refused, the owner is n2");
     bool fenced = false;
     rc = handover_read(c, 100, owner, &rev, &e);
     rc2 = handover_fence(c, 100, "n2", "n3", rev, &fenced, &e);
     rc3 = handover_commit(c, 100, "n3", rev, &res, &e);
     check(!rc && !rc2 && fenced && rc3 == -ESTALE && res == HANDOVER_RESULT_REFUSED &&
-          !handover_state(c, 100, "n2", "n3", rev, &st, &e) && st == HANDOVER_FENCED,
+              !handover_state(c, 100, "n2", "n3", rev, &st, &e) && st == HANDOVER_FENCED,
           "fenced by its source first, the commit n2 -> n3 is refused");
     rc = handover_read(c, 100, owner, &rev, &e);
     rc2 = handover_commit(c, 100, "n3", rev, &res, &e);
     rc3 = handover_fence(c, 100, "n2", "n3", rev, &fenced, &e);
-    check(!rc && !rc2 && !rc3 && !fenced, "after the commit n2 -> n3 a fence says committed");
+    check(!rc && !rc2 && !rc3 && !fenced,
+          "after the commit n2 -> n3 a fence says committed");
 }
 
 static void test_races(struct etcd_client *c)
@@ -256,21 +261,24 @@ static void test_races(struct etcd_client *c)
     const char *cur = "n3", *names[] = {"n1", "n2", "n3"};
     for (int i = 0; i < 10; i++) {
         const char *to[2], *w = cur;
-        for (int k = 0, j = 0; k < 3; k++)   /* the two nodes that are not cur */
+        for (int k = 0, j = 0; k < 3; k++) /* the two nodes that are not cur */
             if (strcmp(names[k], cur) != 0)
                 to[j++] = names[k];
         won += commit_round(c, cur, to[i % 2], to[1 - i % 2], &w);
         cur = w;
     }
-    check(won == 10, "10 rounds of two concurrent commits: exactly one wins each (%d/10)", won);
+    check(won == 10, "10 rounds of two concurrent commits: exactly one wins each (%d/10)",
+          won);
     won = 0;
     for (int i = 0; i < 10; i++) {
         const char *target = strcmp(cur, "n1") != 0 ? "n1" : "n2", *w = cur;
         won += fence_round(c, cur, target, &w);
         cur = w;
     }
-    check(won == 10, "10 rounds of a commit against its source's fence: exactly one "
-          "wins each (%d/10)", won);
+    check(won == 10,
+          "10 rounds of a commit against its source's fence: exactly one "
+          "wins each (%d/10)",
+          won);
 }
 
 static void test_locks(struct etcd_client *c, struct node *n1)

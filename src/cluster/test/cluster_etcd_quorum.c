@@ -20,15 +20,16 @@ static void check_refused(struct etcd_client *c, const char *how)
     long long t0 = now_ms();
     int rc = etcd_put(c, "/test/q", "x", 0, &e);
     long long ms = now_ms() - t0;
-    check(not_quorate(rc, &e) && ms < FAST_MS, "%s: put fails in %lld ms: %s", how, ms, e.msg);
+    check(not_quorate(rc, &e) && ms < FAST_MS, "%s: put fails in %lld ms: %s", how, ms,
+          e.msg);
     note("%s: %s", how, etcd_client_detail(c));
     struct etcd_kv kv;
     etcd_kv_init(&kv);
     t0 = now_ms();
     rc = etcd_get(c, "/test/kv/empty", 0, &kv, &e);
     ms = now_ms() - t0;
-    check(not_quorate(rc, &e) && ms < FAST_MS,
-          "%s: linearizable get fails in %lld ms: %s", how, ms, e.msg);
+    check(not_quorate(rc, &e) && ms < FAST_MS, "%s: linearizable get fails in %lld ms: %s",
+          how, ms, e.msg);
     t0 = now_ms();
     rc = etcd_get(c, "/test/kv/empty", ETCD_SERIALIZABLE, &kv, &e);
     ms = now_ms() - t0;
@@ -40,9 +41,9 @@ static void check_refused(struct etcd_client *c, const char *how)
     rc = cluster_quorate(c, &info, &e);
     ms = now_ms() - t0;
     check(rc == -ETCD_NOT_QUORATE && !info.quorate && info.members_reachable == 1 &&
-          strcmp(e.msg, "cluster not quorate") == 0 && ms < 2 * FAST_MS,
-          "%s: cluster_quorate says no in %lld ms (%zu of %zu members reachable)",
-          how, ms, info.members_reachable, info.member_count);
+              strcmp(e.msg, "cluster not quorate") == 0 && ms < 2 * FAST_MS,
+          "%s: cluster_quorate says no in %lld ms (%zu of %zu members reachable)", how, ms,
+          info.members_reachable, info.member_count);
 }
 
 static void check_back(struct etcd_client *c, const char *how)
@@ -80,7 +81,8 @@ void test_quorum_frozen(struct etcd_client *c, struct node *n1)
     long long ms = now_ms() - t0;
     check(not_quorate(rc, &e) && res == HANDOVER_RESULT_UNKNOWN && ms < FAST_MS,
           "2 of 3 frozen: handover commit %s -> %s fails in %lld ms as UNKNOWN (it "
-          "reached a member)", from, to, ms);
+          "reached a member)",
+          from, to, ms);
     check(!node_online(n1), "2 of 3 frozen: n1's heartbeat reports it offline");
     etcd_server_freeze(&servers[1], false);
     etcd_server_freeze(&servers[2], false);
@@ -88,8 +90,11 @@ void test_quorum_frozen(struct etcd_client *c, struct node *n1)
     /* as the source's ternd resolves it: open, commit again; committed, done */
     enum handover_state st = HANDOVER_OTHER;
     rc = handover_state(c, 100, from, to, rev, &st, &e);
-    note("handover after the unknown commit: %s", rc ? e.msg : st == HANDOVER_OPEN ?
-         "still open" : st == HANDOVER_COMMITTED ? "committed" : "fenced or other");
+    note("handover after the unknown commit: %s", rc                    ? e.msg
+                                                  : st == HANDOVER_OPEN ? "still open"
+                                                  : st == HANDOVER_COMMITTED
+                                                      ? "committed"
+                                                      : "fenced or other");
     int again = 0;
     if (!rc && st == HANDOVER_OPEN)
         again = handover_commit(c, 100, to, rev, &res, &e);
@@ -97,9 +102,10 @@ void test_quorum_frozen(struct etcd_client *c, struct node *n1)
         res = HANDOVER_RESULT_COMMITTED;
     int rc2 = handover_read(c, 100, owner, NULL, &e);
     check(!rc && (st == HANDOVER_OPEN || st == HANDOVER_COMMITTED) && again == 0 &&
-          res == HANDOVER_RESULT_COMMITTED && !rc2 && strcmp(owner, to) == 0,
+              res == HANDOVER_RESULT_COMMITTED && !rc2 && strcmp(owner, to) == 0,
           "the unknown commit resolves: committed, or still open and committed again "
-          "(owner now %s)", owner);
+          "(owner now %s)",
+          owner);
     wait_online(n1, 10000);
     check(node_online(n1), "n1 online again (registrations: %u)", node_registrations(n1));
 }
@@ -126,6 +132,6 @@ void test_quorum_stopped(struct etcd_client *c, struct node *n1)
     check(started == 2, "the 2 stopped members restart on their data");
     check_back(c, "restarted");
     wait_online(n1, 10000);
-    check(node_online(n1) && node_state(c, "n1") == 1, "n1 online again (registrations: %u)",
-          node_registrations(n1));
+    check(node_online(n1) && node_state(c, "n1") == 1,
+          "n1 online again (registrations: %u)", node_registrations(n1));
 }

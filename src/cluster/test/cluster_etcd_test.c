@@ -73,19 +73,21 @@ static int cluster_start(void)
 static void test_startup(struct etcd_client *c)
 {
     long long ms = wait_quorate(c, 20000);
-    check(ms >= 0, "three-member etcd cluster on 127.0.0.11-13 elects a leader (%lld ms)", ms);
+    check(ms >= 0, "three-member etcd cluster on 127.0.0.11-13 elects a leader (%lld ms)",
+          ms);
     struct cluster_info info;
     struct err e;
     int q = cluster_quorate(c, &info, &e);
     check(!q && info.quorate && info.member_count == 3 && info.members_reachable == 3 &&
-          info.leader_id != 0 && info.leader_name[0],
+              info.leader_id != 0 && info.leader_name[0],
           "cluster_quorate: yes, 3 members, 3 reachable, leader %s, term %llu, etcd %s",
           info.leader_name, (unsigned long long)info.raft_term, info.version);
     check(cluster_layout_init(c, &e) == 0 && cluster_layout_init(c, &e) == 0,
           "layout version 1 written to /tern/version, and accepted again");
     etcd_put(c, TERN_KEY_VERSION, "2", 0, &e);
     int rc = cluster_layout_init(c, &e);
-    check(rc == -EPROTO && strstr(e.msg, "is 2"), "a layout version 2 is refused: %s", e.msg);
+    check(rc == -EPROTO && strstr(e.msg, "is 2"), "a layout version 2 is refused: %s",
+          e.msg);
     etcd_put(c, TERN_KEY_VERSION, TERN_LAYOUT_VERSION, 0, &e);
 }
 
@@ -109,14 +111,15 @@ static void test_kv(struct etcd_client *c)
     int64_t deleted = 0;
     rc = etcd_delete(c, "/test/kv/one", &deleted, &e);
     int rc2 = etcd_get(c, "/test/kv/one", 0, &kv, &e);
-    check(!rc && deleted == 1 && rc2 == -ENOENT, "delete removes the key, get then says -ENOENT");
+    check(!rc && deleted == 1 && rc2 == -ENOENT,
+          "delete removes the key, get then says -ENOENT");
     const char *names[] = {"/test/p/b", "/test/p/a", "/test/p/c", "/test/pz", "/test/q"};
     for (int i = 0; i < 5; i++)
         etcd_put(c, names[i], names[i] + 6, 0, &e);
     struct etcd_kvs kvs;
     rc = etcd_get_prefix(c, "/test/p/", 0, &kvs, &e);
     check(!rc && kvs.count == 3 && strcmp(kvs.items[0].key, "/test/p/a") == 0 &&
-          strcmp(kvs.items[2].key, "/test/p/c") == 0 && kvs.revision > 0,
+              strcmp(kvs.items[2].key, "/test/p/c") == 0 && kvs.revision > 0,
           "prefix /test/p/ finds its 3 keys in order, not /test/pz or /test/q");
     etcd_kvs_release(&kvs);
 }
@@ -127,12 +130,12 @@ static void test_cas(struct etcd_client *c, struct etcd_client *other)
     bool swapped;
     struct etcd_kv now;
     etcd_put(c, "/test/cas", "v1", 0, &e);
-    struct etcd_cas op = {.key = "/test/cas", .cmp = ETCD_CMP_VALUE,
-                          .expect_value = "v1", .new_value = "v2"};
+    struct etcd_cas op = {
+        .key = "/test/cas", .cmp = ETCD_CMP_VALUE, .expect_value = "v1", .new_value = "v2"};
     int rc = etcd_cas(c, &op, &swapped, &now, &e);
     check(!rc && swapped, "cas v1 -> v2 succeeds");
     etcd_kv_release(&now);
-    etcd_put(other, "/test/cas", "theirs", 0, &e);   /* someone else changes it */
+    etcd_put(other, "/test/cas", "theirs", 0, &e); /* someone else changes it */
     op.expect_value = "v2";
     op.new_value = "v3";
     rc = etcd_cas(c, &op, &swapped, &now, &e);
@@ -141,17 +144,20 @@ static void test_cas(struct etcd_client *c, struct etcd_client *other)
           now.value ? now.value : "(null)");
     int64_t rev = now.mod_revision;
     etcd_kv_release(&now);
-    struct etcd_cas byrev = {.key = "/test/cas", .cmp = ETCD_CMP_MOD_REVISION,
-                             .expect_revision = rev, .new_value = "v4"};
+    struct etcd_cas byrev = {.key = "/test/cas",
+                             .cmp = ETCD_CMP_MOD_REVISION,
+                             .expect_revision = rev,
+                             .new_value = "v4"};
     rc = etcd_cas(c, &byrev, &swapped, &now, &e);
     bool first = !rc && swapped;
     etcd_kv_release(&now);
     rc = etcd_cas(c, &byrev, &swapped, &now, &e);
     check(first && !rc && !swapped && now.mod_revision > rev,
-          "cas on mod_revision %lld succeeds once, then fails (now %lld)",
-          (long long)rev, (long long)now.mod_revision);
+          "cas on mod_revision %lld succeeds once, then fails (now %lld)", (long long)rev,
+          (long long)now.mod_revision);
     etcd_kv_release(&now);
-    struct etcd_cas create = {.key = "/test/cas-new", .cmp = ETCD_CMP_ABSENT, .new_value = "x"};
+    struct etcd_cas create = {
+        .key = "/test/cas-new", .cmp = ETCD_CMP_ABSENT, .new_value = "x"};
     rc = etcd_cas(c, &create, &swapped, &now, &e);
     bool made = !rc && swapped;
     rc = etcd_cas(c, &create, &swapped, &now, &e);
@@ -193,7 +199,8 @@ int main(int argc, char **argv)
     }
     struct etcd_client c, other;
     struct err e;
-    if (etcd_client_init(&c, endpoints, &e) < 0 || etcd_client_init(&other, endpoints, &e) < 0) {
+    if (etcd_client_init(&c, endpoints, &e) < 0 ||
+        etcd_client_init(&other, endpoints, &e) < 0) {
         check(0, "etcd client: %s", e.msg);
         cluster_cleanup();
         return 1;
