@@ -29,8 +29,8 @@ void progress_bar_text(const json_t *p, int cols, char *out, size_t size)
     human_bytes((double)jint(p, "transferred"), sent, sizeof(sent));
     human_bytes((double)jint(p, "rate"), rate, sizeof(rate));
     eta_text(json_object_get(p, "eta_s"), eta, sizeof(eta));
-    snprintf(text, sizeof(text), "%3lld%%  %10s sent  %10s/s  eta %s  pass %lld", pct,
-             sent, rate, eta, jint(p, "pass"));
+    snprintf(text, sizeof(text), "%3lld%%  %10s sent  %10s/s  eta %s  pass %lld", pct, sent,
+             rate, eta, jint(p, "pass"));
     int fill = (int)(pct * PROGRESS_BAR_WIDTH / 100);
     memset(bar, '#', (size_t)fill);
     memset(bar + fill, '-', (size_t)(PROGRESS_BAR_WIDTH - fill));

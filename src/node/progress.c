@@ -4,8 +4,8 @@
 #include <string.h>
 
 #define MiB (1024.0 * 1024.0)
-#define SAMPLE_MIN_NS 200000000ULL   /* shorter gaps say little about a rate */
-#define RATE_WEIGHT 0.3              /* of a new sample against the past */
+#define SAMPLE_MIN_NS 200000000ULL /* shorter gaps say little about a rate */
+#define RATE_WEIGHT 0.3            /* of a new sample against the past */
 
 void progress_meter_init(struct progress_meter *pm)
 {
@@ -41,20 +41,19 @@ json_t *progress_meter_update(struct progress_meter *pm, const json_t *ev, uint6
     double left = num(ev, "remaining");
     measure_rate(pm, sent, now_ns);
     double done = total > 0 ? (total - left) / total : 0;
-    done = done < 0 ? 0 : done > 0.99 ? 0.99 : done;   /* 100 % is the end */
+    done = done < 0 ? 0 : done > 0.99 ? 0.99 : done; /* 100 % is the end */
     if (done > pm->done)
         pm->done = done;
-    json_t *p = json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:f}",
-                          "total", (json_int_t)total, "transferred", (json_int_t)sent,
-                          "remaining", (json_int_t)left, "rate", (json_int_t)pm->rate,
-                          "dirty_rate", (json_int_t)num(ev, "dirty_rate"),
-                          "pass", (int)num(ev, "pass"),
-                          "throttle_pct", (int)num(ev, "throttle_pct"),
-                          "percent", (int)(pm->done * 100),
-                          "ram_ratio", total > 0 ? sent / total : 0.0);
+    json_t *p = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:f}", "total", (json_int_t)total,
+        "transferred", (json_int_t)sent, "remaining", (json_int_t)left, "rate",
+        (json_int_t)pm->rate, "dirty_rate", (json_int_t)num(ev, "dirty_rate"), "pass",
+        (int)num(ev, "pass"), "throttle_pct", (int)num(ev, "throttle_pct"), "percent",
+        (int)(pm->done * 100), "ram_ratio", total > 0 ? sent / total : 0.0);
     if (p)
-        json_object_set_new(p, "eta_s", pm->rate > 0 ? json_integer((json_int_t)(left / pm->rate + 0.5))
-                                                     : json_null());
+        json_object_set_new(p, "eta_s",
+                            pm->rate > 0 ? json_integer((json_int_t)(left / pm->rate + 0.5))
+                                         : json_null());
     return p;
 }
 
@@ -69,8 +68,10 @@ void progress_line(const json_t *p, char *out, size_t size)
     if (json_is_integer(json_object_get(p, "eta_s")))
         snprintf(eta, sizeof(eta), "eta %lld s",
                  (long long)json_integer_value(json_object_get(p, "eta_s")));
-    snprintf(out, size, "pass %d: %d%% done, %.1f MiB sent%s, %.1f MiB left, %.1f MiB/s, "
-             "dirty %.1f MiB/s, throttle %d%%, %s", pass, (int)num(p, "percent"),
-             sent / MiB, ratio, num(p, "remaining") / MiB, num(p, "rate") / MiB,
-             num(p, "dirty_rate") / MiB, (int)num(p, "throttle_pct"), eta);
+    snprintf(out, size,
+             "pass %d: %d%% done, %.1f MiB sent%s, %.1f MiB left, %.1f MiB/s, "
+             "dirty %.1f MiB/s, throttle %d%%, %s",
+             pass, (int)num(p, "percent"), sent / MiB, ratio, num(p, "remaining") / MiB,
+             num(p, "rate") / MiB, num(p, "dirty_rate") / MiB, (int)num(p, "throttle_pct"),
+             eta);
 }

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 struct progress_meter {
-    uint64_t t_ns;          /* of the last sample */
-    double sent;            /* bytes sent at the last sample */
-    double rate;            /* bytes/s, smoothed */
-    double done;            /* share of the job done so far, 0..1, never falls */
+    uint64_t t_ns; /* of the last sample */
+    double sent;   /* bytes sent at the last sample */
+    double rate;   /* bytes/s, smoothed */
+    double done;   /* share of the job done so far, 0..1, never falls */
 };
 
 void progress_meter_init(struct progress_meter *pm);
