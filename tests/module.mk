@@ -68,6 +68,7 @@ $(BUILD)/asan/obj/%.o: %.c
 	$(CC) $(filter-out -O%,$(CFLAGS)) $(ASAN_FLAGS) -c -o $@ $<
 
 $(BUILD)/asan/libtern.a: $(ASAN_LIB_OBJS)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/asan/tern-vmm: $(BUILD)/asan/obj/src/bin/tern-vmm.o $(BUILD)/asan/libtern.a

@@ -5,4 +5,5 @@ CLI_SRCS := $(wildcard src/cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_LDLIBS = $(CURL_LIBS) $(COMMON_LDLIBS)
 $(BUILD)/libcli.a: $(CLI_OBJS)
+	@rm -f $@
 	$(AR) rcs $@ $^

@@ -4,6 +4,7 @@ CLUSTER_SRCS := $(wildcard src/cluster/*.c)
 CLUSTER_OBJS := $(CLUSTER_SRCS:%.c=$(BUILD)/obj/%.o)
 CLUSTER_LDLIBS = $(CURL_LIBS) $(COMMON_LDLIBS)
 $(BUILD)/libcluster.a: $(CLUSTER_OBJS)
+	@rm -f $@
 	$(AR) rcs $@ $^
 all: $(BUILD)/libcluster.a
 

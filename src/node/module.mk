@@ -9,4 +9,5 @@ NODE_OBJS := $(NODE_SRCS:%.c=$(BUILD)/obj/%.o)
 NODE_LDLIBS = $(MHD_LIBS) $(CRYPTO_LIBS) $(CLUSTER_LDLIBS)
 $(NODE_OBJS): CFLAGS += $(MHD_CFLAGS)
 $(BUILD)/libnode.a: $(NODE_OBJS)
+	@rm -f $@
 	$(AR) rcs $@ $^

@@ -3,4 +3,5 @@
 VMM_SRCS := $(wildcard src/vmm/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/libvmm.a: $(VMM_OBJS)
+	@rm -f $@
 	$(AR) rcs $@ $^
