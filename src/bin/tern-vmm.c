@@ -13,6 +13,7 @@
 #include "common/evloop.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "common/version.h"
 #include "migrate/commands.h"
 #include "migrate/incoming.h"
 #include "migrate/incoming_wait.h"
@@ -20,8 +21,6 @@
 #include "vmm/control.h"
 #include "vmm/monitor.h"
 #include "vmm/vm.h"
-
-#define TERN_VERSION "0.1.0"
 
 static const char usage_text[] =
     "usage: tern-vmm --kernel FILE [options]\n"

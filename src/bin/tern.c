@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/version.h"
 
 static const struct cmd *const tables[] = {
     cmds_cluster,
@@ -42,6 +43,7 @@ struct cmdline {
     struct call *k;
     const char *group, *verb;
     bool help;
+    bool version;
 };
 
 static bool group_exists(const char *group)
@@ -133,6 +135,7 @@ static void help_list(FILE *f, const char *group)
         }
     fputs("common options:\n", f);
     print_opts(f, common_opts, NULL);
+    fprintf(f, "  %-*s%s\n", OPT_COLUMN - 2, "--version", "the version of tern");
     fprintf(f, "  %-*s%s\n", OPT_COLUMN - 2, "--help",
             "what a command does, its options, examples");
     fputs(exit_codes, f);
@@ -238,6 +241,8 @@ static int parse(struct cmdline *l, int argc, char **argv)
         int rc = EXIT_OK;
         if (!words_only && strcmp(a, "--") == 0)
             words_only = true;
+        else if (!words_only && strcmp(a, "--version") == 0)
+            l->version = true;
         else if (!words_only && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0))
             l->help = true;
         else if (!words_only && a[0] == '-' && a[1])
@@ -286,6 +291,10 @@ int main(int argc, char **argv)
     static struct call k;
     struct cmdline l = {.k = &k};
     int rc = parse(&l, argc, argv);
+    if (l.version && rc == EXIT_OK) {
+        puts("tern " TERN_VERSION);
+        return EXIT_OK;
+    }
     if (l.help && rc == EXIT_OK) {
         k.cmd ? help_cmd(stdout, k.cmd) : help_list(stdout, l.group);
         return EXIT_OK;

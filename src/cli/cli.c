@@ -142,25 +142,47 @@ int check_task_id(const char *text)
     return EXIT_OK;
 }
 
+/* With --output json an error is JSON on stdout too, for scripts that
+ * parse stdout: {"error": "...", "status": 404} (status null when no HTTP
+ * answer came). The line on stderr and the exit code stay. */
+static void json_error(const struct call *k, const char *msg, long status,
+                       const json_t *body)
+{
+    if (!k->json)
+        return;
+    /* the rest of the answer stays (a refused dry run's checks) */
+    json_t *o = json_is_object(body) ? json_deep_copy(body) : json_object();
+    json_object_set_new(o, "error", json_string(msg));
+    json_object_set_new(o, "status", status ? json_integer(status) : json_null());
+    if (o)
+        print_json(stdout, o);
+    json_decref(o);
+    fflush(stdout);
+}
+
 static int connect_client(struct call *k)
 {
     if (k->connected)
         return EXIT_OK;
     struct err e;
     client_init(&k->client);
-    if (client_setup(&k->client, &k->o, &e) < 0)
+    if (client_setup(&k->client, &k->o, &e) < 0) {
+        json_error(k, e.msg, 0, NULL);
         return fail("%s", e.msg);
+    }
     k->connected = true;
     return EXIT_OK;
 }
 
 /* Anything but 2xx: the API's {"error"} as one line; 503 is "cluster not
  * quorate" and has its own exit code. */
-static int api_failed(const struct client *c, long status, const json_t *body)
+static int api_failed(const struct call *k, long status, const json_t *body)
 {
+    const struct client *c = &k->client;
     const char *msg = json_string_value(json_object_get(body, "error"));
     if (!msg)
         msg = "no error message";
+    json_error(k, msg, status, body);
     if (status == 401)
         fail("unauthorized by ternd at %s: %s (token from %s)", c->base, msg,
              c->token_file);
@@ -185,12 +207,14 @@ int api_answer(struct call *k, const char *method, const char *path, json_t *req
     struct err e;
     int crc = client_request(&k->client, method, full, req, status, answer, &e);
     json_decref(req);
+    if (crc < 0)
+        json_error(k, e.msg, 0, NULL);
     return crc < 0 ? fail("%s", e.msg) : EXIT_OK;
 }
 
 int api_refused(const struct call *k, long status, json_t *answer)
 {
-    int rc = api_failed(&k->client, status, answer);
+    int rc = api_failed(k, status, answer);
     json_decref(answer);
     return rc;
 }

@@ -172,6 +172,15 @@ static int unreachable(const struct client *c, CURLcode rc, const char *errbuf,
     char copy[CURL_ERROR_SIZE];
     snprintf(copy, sizeof(copy), "%s", msg);
     lower_first(copy);
+    /* ternd's own certificate is self-signed: with --api but no CA the
+     * system's store cannot know it */
+    bool untrusted = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE;
+    if (untrusted && !c->ca_file[0])
+        return err_set(
+            e, EHOSTUNREACH,
+            "cannot reach ternd at %s: %s; give the node's certificate with "
+            "--ca-file FILE or TERN_CA_FILE (DATA_DIR/tls/cert.pem on that node)",
+            c->base, copy);
     return err_set(e, EHOSTUNREACH, "cannot reach ternd at %s: %s", c->base, copy);
 }
 

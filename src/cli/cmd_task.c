@@ -1,12 +1,15 @@
 /* tern task list, log, cancel: the tasks ternd runs (start, stop, migrate).
  * Waiting for a task and following its log: follow.c. */
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/follow.h"
 #include "cli/print.h"
+#include "cli/progress_bar.h"
 
-#define LIMIT_MAX 10000
+#define LIMIT_MAX 1000 /* as ternd takes it */
 
 /* "?vmid=100&node=n1&limit=50" from the options given; "" for none. */
 static int list_query(const struct call *k, char *out, size_t size)
@@ -44,11 +47,110 @@ static int run_list(struct call *k)
     return show_listing(k, path, print_task_list);
 }
 
+/* "2026-12-02 02:41:36 text" -> {"time": "2026-12-02 02:41:36", "text": "text"};
+ * the last line (TASK OK, TASK ERROR: ...) has no time. */
+static json_t *log_entry(const char *line)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(line, "%Y-%m-%d %H:%M:%S ", &tm);
+    if (!rest || rest - line != 20)
+        return json_pack("{s:n, s:s}", "time", "text", line);
+    return json_pack("{s:s#, s:s}", "time", line, 19, "text", rest);
+}
+
+/* The log as JSON: {"id", "status", "running", "lines": [{"time", "text"}],
+ * "figures"} (figures: a finished migration's, from the task). */
+static int log_json(struct call *k, const char *upid)
+{
+    json_t *lines = json_array(), *page = NULL, *task = NULL, *out = NULL;
+    long long start = 0;
+    char path[340];
+    int rc = EXIT_OK;
+    for (size_t n = 1; rc == EXIT_OK && n > 0;) {
+        snprintf(path, sizeof(path), "/tasks/%s/log?start=%lld", upid, start);
+        json_decref(page);
+        page = NULL;
+        if ((rc = api_get(k, path, &page)) != EXIT_OK)
+            break;
+        size_t i;
+        json_t *line;
+        n = json_array_size(json_object_get(page, "lines"));
+        json_array_foreach(json_object_get(page, "lines"), i, line)
+            json_array_append_new(lines, log_entry(json_string_value(line) ?: ""));
+        start += (long long)n;
+    }
+    snprintf(path, sizeof(path), "/tasks/%s", upid);
+    if (rc == EXIT_OK)
+        rc = api_get(k, path, &task);
+    if (rc == EXIT_OK)
+        print_json(stdout,
+                   out = json_pack("{s:s, s:s, s:O, s:o, s:O}", "id", upid, "status",
+                                   jstr(page, "status", "?"), "running",
+                                   json_object_get(page, "running") ?: json_false(),
+                                   "lines", lines, "figures",
+                                   json_object_get(task, "figures") ?: json_null()));
+    else
+        json_decref(lines);
+    json_decref(out);
+    json_decref(page);
+    json_decref(task);
+    return rc;
+}
+
+static void print_task(FILE *f, const json_t *t)
+{
+    char when[32] = "-", dur[32] = "-";
+    time_t start = (time_t)json_integer_value(json_object_get(t, "start"));
+    struct tm tm;
+    if (localtime_r(&start, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    const json_t *end = json_object_get(t, "end");
+    human_duration((json_is_integer(end) ? json_integer_value(end) : time(NULL)) - start,
+                   dur, sizeof(dur));
+    fprintf(f, "id:       %s\nnode:     %s\ntype:     %s\nvmid:     %lld\n",
+            jstr(t, "id", "?"), jstr(t, "node", "?"), jstr(t, "type", "?"),
+            (long long)json_integer_value(json_object_get(t, "vmid")));
+    fprintf(f, "status:   %s\nstarted:  %s\nduration: %s%s\n", jstr(t, "status", "?"), when,
+            dur, json_is_integer(end) ? "" : " so far");
+    const json_t *p = json_object_get(t, "progress");
+    if (json_is_object(p)) {
+        char bar[256];
+        progress_bar_text(p, 200, bar, sizeof(bar));
+        fprintf(f, "progress: %s\n", bar);
+    }
+    const json_t *fig = json_object_get(t, "figures");
+    if (json_is_object(fig)) {
+        char sent[32];
+        human_bytes((double)json_integer_value(json_object_get(fig, "transferred")), sent,
+                    sizeof(sent));
+        fprintf(f, "figures:  %lld pass(es), %s sent, %.0f ms in all, downtime %.1f ms\n",
+                (long long)json_integer_value(json_object_get(fig, "passes")), sent,
+                json_number_value(json_object_get(fig, "total_ms")),
+                json_number_value(json_object_get(fig, "downtime_ms")));
+    }
+}
+
+static int run_show(struct call *k)
+{
+    char path[300];
+    json_t *ans;
+    int rc = check_task_id(k->arg[0]);
+    if (rc != EXIT_OK)
+        return rc;
+    snprintf(path, sizeof(path), "/tasks/%s", k->arg[0]);
+    if ((rc = api_get(k, path, &ans)) != EXIT_OK)
+        return rc;
+    return show_answer(k, ans, print_task);
+}
+
 static int run_log(struct call *k)
 {
     int rc = check_task_id(k->arg[0]);
     if (rc != EXIT_OK)
         return rc;
+    if (k->json)
+        return log_json(k, k->arg[0]);
     if (!call_flag(k, "--follow"))
         return task_print_log(k, k->arg[0], stdout);
     /* Ctrl-C ends tern here as usual: following changes nothing */
@@ -87,9 +189,15 @@ const struct cmd cmds_task[] = {
      "  tern task list --vmid 100 --limit 5\n", list_opts, run_list},
     {"task", "log", "UPID [--follow]", 1, 1, "the log of a task",
      "Prints the log as it is. With --follow also what comes until the task\n"
-     "ends, and exits 0 when it ends in TASK OK, 1 on TASK ERROR.\n",
+     "ends, and exits 0 when it ends in TASK OK, 1 on TASK ERROR. Every line\n"
+     "but the last starts with its time. --output json: the log as it is now,\n"
+     "{\"lines\": [{\"time\", \"text\"}], \"status\", \"figures\"}.\n",
      "  tern task log UPID:n1:00001A2B:00000003:6563F1A2:migrate:100: --follow\n", log_opts,
      run_log},
+    {"task", "show", "UPID", 1, 1, "one task: status, times, progress or figures",
+     "A running migration shows its progress (share of the whole job, bytes\n"
+     "sent, rate, time left, pass); a finished one its figures.\n",
+     "  tern task show UPID:n1:00001A2B:00000003:6563F1A2:migrate:100:\n", NULL, run_show},
     {"task", "cancel", "UPID", 1, 1, "ask a running task to stop",
      "A migration cancelled before its handover leaves the VM running where it\n"
      "was. Refused (exit 1) when the task has ended.\n",

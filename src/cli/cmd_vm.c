@@ -14,7 +14,7 @@
 #define DISKS_MAX 8
 #define MEMORY_MIB_MIN 16
 #define MEMORY_MIB_MAX 1048576
-#define CPUS_MAX 64
+#define CPUS_MAX 32 /* tern-vmm's limit, as ternd takes it */
 #define CONSOLE_POLL_MS 200
 #define BWLIMIT_MAX (1u << 20) /* MiB/s */
 #define DOWNTIME_MAX 60000     /* ms, as ternd takes it */
@@ -287,9 +287,9 @@ static int dry_run(struct call *k, long status, json_t *ans)
 {
     bool refused = status < 200 || status >= 300;
     int failed = 0;
-    if (k->json)
-        print_json(stdout, ans);
-    else
+    if (k->json && !refused)
+        print_json(stdout, ans); /* a refusal is printed as JSON by api_refused */
+    else if (!k->json)
         failed = refused ? print_checks(stdout, ans) : print_dry_run(stdout, ans);
     if (refused)
         return api_refused(k, status, ans);
@@ -338,7 +338,7 @@ static int run_migrate(struct call *k)
 
 static const struct cmd_opt create_opts[] = {
     {"--memory", "MIB", "guest memory in MiB (or with suffix G), 16..1048576", true, false},
-    {"--cpus", "N", "vCPUs, 1..64", true, false},
+    {"--cpus", "N", "vCPUs, 1..32", true, false},
     {"--kernel", "PATH", "guest kernel, the same path on every node", true, false},
     {"--cmdline", "STR", "kernel command line", false, false},
     {"--disk", "STORAGE:SIZE",

@@ -7,9 +7,7 @@
 #include <unistd.h>
 
 #include "cli/print.h"
-
-#define BAR_MIN 10
-#define BAR_MAX 40
+#include "cli/progress_bar.h"
 
 /* What a follow has printed and drawn so far. */
 struct follow_state {
@@ -97,37 +95,12 @@ static void clear_bar(struct follow_state *s)
     s->bar_shown = false;
 }
 
-/* "[######------]  45%  115.2 MiB / 256.0 MiB  610.3 MiB/s  pass 2", cut
- * to the terminal's width so that \r can redraw it. */
+/* Fixed widths (cli/progress_bar.h): a redraw with \r never jitters. */
 static void draw_bar(struct follow_state *s, const json_t *p)
 {
-    double done = (double)json_integer_value(json_object_get(p, "transferred"));
-    double total = (double)json_integer_value(json_object_get(p, "total"));
-    double rate = (double)json_integer_value(json_object_get(p, "rate"));
-    double left = (double)json_integer_value(json_object_get(p, "remaining"));
-    long long pass = json_integer_value(json_object_get(p, "pass"));
-    /* after the first pass "transferred" counts again what was dirtied:
-     * the part of the RAM that is in place is what is not left to send */
-    double frac = total <= 0 ? 0 : pass <= 1 ? done / total : (total - left) / total;
-    frac = frac < 0 ? 0 : frac;
-    frac = frac > 1 ? 1 : frac;
-    char d[32], t[32], r[32], text[160], bar[BAR_MAX + 1];
-    human_bytes(done, d, sizeof(d));
-    human_bytes(total, t, sizeof(t));
-    human_bytes(rate, r, sizeof(r));
-    snprintf(text, sizeof(text), " %3d%%  %s / %s  %s/s  pass %lld", (int)(frac * 100), d,
-             t, r, pass);
-    int cols = term_width() - 1, width = cols - (int)strlen(text) - 2;
-    width = width > BAR_MAX ? BAR_MAX : width;
-    if (width < BAR_MIN) {
-        fprintf(stderr, "\r%.*s\033[K", cols, text + 1);
-    } else {
-        int fill = (int)(frac * width);
-        memset(bar, '#', (size_t)fill);
-        memset(bar + fill, '-', (size_t)(width - fill));
-        bar[width] = '\0';
-        fprintf(stderr, "\r[%s]%s\033[K", bar, text);
-    }
+    char line[256];
+    progress_bar_text(p, term_width() - 1, line, sizeof(line));
+    fprintf(stderr, "\r%s\033[K", line);
     fflush(stderr);
     s->bar_shown = true;
 }

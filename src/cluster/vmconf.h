@@ -24,6 +24,7 @@
 #include "common/err.h"
 
 #define VMCONF_DISKS_MAX 8
+#define VMCONF_CPUS_MAX 32 /* what tern-vmm runs (VM_MAX_CPUS in vmm/vm.h) */
 #define VMCONF_PATH_MAX 256
 #define VMCONF_CMDLINE_MAX 1024
 #define VMCONF_DISK_MIB_MAX (16u * 1024 * 1024) /* 16 TiB */
@@ -44,7 +45,7 @@ struct vmconf {
     uint32_t id;
     char name[TERN_NAME_MAX + 1]; /* "" = none */
     uint64_t memory_mib;          /* 16 .. 1048576 */
-    unsigned cpus;                /* 1 .. 64 */
+    unsigned cpus;                /* 1 .. VMCONF_CPUS_MAX */
     char kernel[VMCONF_PATH_MAX]; /* absolute path, the same on every node */
     char cmdline[VMCONF_CMDLINE_MAX];
     unsigned ndisks;

@@ -178,7 +178,7 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
     if (!rc)
         rc = jsonf_uint(j, "memory_mib", true, 16, 1048576, &mem, what, e);
     if (!rc)
-        rc = jsonf_uint(j, "cpus", true, 1, 64, &cpus, what, e);
+        rc = jsonf_uint(j, "cpus", true, 1, VMCONF_CPUS_MAX, &cpus, what, e);
     if (!rc)
         rc = text_fields(j, c, what, e);
     if (!rc)

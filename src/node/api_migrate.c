@@ -23,15 +23,12 @@ static void dry_run_reply(struct reply *r, struct migtask_plan *p)
                          "migration_type", p->type, "checks", p->checks, "plan", plan));
 }
 
-/* A failed check: its line, and with dry_run also every check so far. */
+/* A failed pre-check: its line (409, whatever the check's errno; 503
+ * without quorum), and with dry_run also every check so far. */
 static void refused(struct reply *r, struct migtask_plan *p, int rc, const struct err *e)
 {
-    reply_errno(r,
-                rc == -EPERM || rc == -EHOSTUNREACH || rc == -ENOMEM || rc == -EALREADY ||
-                        rc == -EADDRNOTAVAIL
-                    ? -EBUSY
-                    : rc,
-                e);
+    bool quorum = rc == -ETCD_NOT_QUORATE || rc == -EAGAIN;
+    reply_errno(r, quorum ? rc : -EBUSY, e);
     if (p->dry_run && r->body)
         json_object_set(r->body, "checks", p->checks);
 }
@@ -45,10 +42,13 @@ static void migrate(struct api_req *req, struct reply *r)
     struct err e;
     migtask_plan_init(&p);
     int rc = migtask_plan_parse(&p, id, req->ctx->cfg->name, req->body, &e);
+    bool bad_request = rc != 0; /* 400; what the checks refuse is 409 */
     if (!rc)
         rc = migtask_plan_check(&p, req->ctx, req->etcd, &e);
     char task[TASK_ID_MAX];
-    if (rc)
+    if (bad_request)
+        reply_errno(r, rc, &e);
+    else if (rc)
         refused(r, &p, rc, &e);
     else if (p.dry_run)
         dry_run_reply(r, &p);

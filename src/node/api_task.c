@@ -10,6 +10,7 @@
 #include "cluster/keys.h"
 #include "node/ctx.h"
 #include "node/http.h"
+#include "node/peer.h"
 #include "node/task.h"
 
 #define LIST_DEFAULT 50
@@ -44,6 +45,40 @@ static int read_tasks(struct api_req *req, bool *stale, struct etcd_kvs *kvs, st
     return rc;
 }
 
+/* A running task's progress, from memory here or from the node that runs
+ * it (records in etcd do not carry it: it changes every second). */
+static void add_progress(struct api_req *req, json_t *task)
+{
+    const char *id = json_string_value(json_object_get(task, "id"));
+    const char *node = json_string_value(json_object_get(task, "node"));
+    if (!id || !node ||
+        strcmp(json_string_value(json_object_get(task, "status")) ?: "", "running") != 0)
+        return;
+    json_t *live = NULL;
+    if (strcmp(node, req->ctx->cfg->name) == 0) {
+        live = task_json(req->ctx->tasks, id);
+    } else {
+        struct peer p;
+        struct err e;
+        char path[TASK_ID_MAX + 32];
+        long status = 0;
+        snprintf(path, sizeof(path), "/api/v1/tasks/%s", id);
+        if (!peer_init(&p, req->ctx, req->etcd, node, &e)) {
+            if (peer_call(&p, "GET", path, NULL, &status, &live, &e) || status != 200) {
+                json_decref(live);
+                live = NULL;
+            }
+            peer_release(&p);
+        }
+    }
+    json_t *progress = json_object_get(live, "progress");
+    if (json_is_object(progress)) {
+        json_object_set(task, "progress", progress);
+        json_object_set(task, "eta_s", json_object_get(progress, "eta_s") ?: json_null());
+    }
+    json_decref(live);
+}
+
 static void list_tasks(struct api_req *req, struct reply *r)
 {
     const char *vmid = api_query(req, "vmid"), *node = api_query(req, "node");
@@ -73,9 +108,10 @@ static void list_tasks(struct api_req *req, struct reply *r)
     qsort(all, n, sizeof(*all), by_start_desc);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
-        if ((long)i < limit)
+        if ((long)i < limit) {
+            add_progress(req, all[i]);
             json_array_append_new(list, all[i]);
-        else
+        } else
             json_decref(all[i]);
     free(all);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", stale, "tasks", list));

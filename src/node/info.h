@@ -4,9 +4,9 @@
 #ifndef TERN_NODE_INFO_H
 #define TERN_NODE_INFO_H
 
+#include "common/version.h"
 #include "node/config.h"
 
-#define TERN_VERSION "0.1.0"
 #define TERN_API_VERSION "v1"
 
 /* malloc'd JSON object text, NULL when out of memory. */

@@ -158,34 +158,60 @@ static int check_vm(struct migtask_plan *p, struct node_ctx *x, struct etcd_clie
                 info.present ? info.status : "stopped", p->source);
 }
 
-/* The online node with the most free memory. */
+static int check_fit(struct migtask_plan *p, const struct node_entries *l, struct err *e);
+
+/* Whether node i could take the VM: 0, or -errno with why in e. */
+static int try_node(const struct migtask_plan *p, const struct node_entries *l, size_t i,
+                    struct err *e)
+{
+    if (!l->items[i].online)
+        return err_set(e, EHOSTUNREACH, "offline");
+    struct migtask_plan tmp = *p;
+    tmp.checks = json_array();
+    tmp.auto_target = false;
+    snprintf(tmp.target, sizeof(tmp.target), "%s", l->items[i].name);
+    int rc = check_fit(&tmp, l, e);
+    json_decref(tmp.checks);
+    return rc;
+}
+
+/* auto: the node other than the source with the most free memory among
+ * those that pass every check; when none does, why not, node by node. */
 static int pick_auto(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
     json_int_t best = -1;
+    char why[sizeof(e->msg)] = "";
     for (size_t i = 0; i < l->count; i++) {
+        const char *name = l->items[i].name;
+        if (strcmp(name, p->source) == 0)
+            continue;
         bool online;
-        json_t *info = node_info(l, l->items[i].name, &online);
+        struct err no;
+        json_t *info = node_info(l, name, &online);
         json_int_t free_b = info ? info_int(info, "memory_free") : 0;
-        if (online && free_b > best) {
-            best = free_b;
-            snprintf(p->target, sizeof(p->target), "%s", l->items[i].name);
-        }
         json_decref(info);
+        if (try_node(p, l, i, &no)) {
+            size_t n = strlen(why);
+            if (n + 8 < sizeof(why)) /* a long list is cut, never overrun */
+                snprintf(why + n, sizeof(why) - n, "%s%s: %.*s", n ? "; " : "", name,
+                         (int)(sizeof(why) - n - 8), no.msg);
+        } else if (free_b > best) {
+            best = free_b;
+            snprintf(p->target, sizeof(p->target), "%s", name);
+        }
     }
     if (best < 0)
-        return note(p, "target", -EHOSTUNREACH, e, "auto: no node is online");
-    if (strcmp(p->target, p->source) == 0)
-        return note(p, "target", -EALREADY, e,
-                    "auto: node '%s' (the source) has the most "
-                    "free memory (%lld MiB); nothing to do",
-                    p->source, (long long)(best >> 20));
+        return note(p, "target", -EHOSTUNREACH, e,
+                    "auto: no node but '%.63s' passes "
+                    "every check%s%.400s",
+                    p->source, why[0] ? ": " : "", why);
     return 0;
 }
 
 static int check_target(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
     if (p->auto_target && pick_auto(p, l, e))
-        return -EALREADY;
+        return -EHOSTUNREACH;
     bool online = false;
     json_t *info = node_info(l, p->target, &online);
     json_decref(info);
@@ -197,21 +223,27 @@ static int check_target(struct migtask_plan *p, const struct node_entries *l, st
     if (!online)
         return note(p, "target", -EHOSTUNREACH, e, "node '%s' is offline", p->target);
     return note(p, "target", 0, e, "node '%s'%s is online", p->target,
-                p->auto_target ? " (auto: most free memory)" : "");
+                p->auto_target ? " (auto: the most free memory of the nodes that pass "
+                                 "every check)"
+                               : "");
 }
 
+/* The reserve is for the target's tern-vmm itself and the host beside the
+ * guest's RAM: the line says so, so that a refusal is not a puzzle. */
 static int check_memory(struct migtask_plan *p, json_t *dst, struct err *e)
 {
     long long free_mib = (long long)(info_int(dst, "memory_free") >> 20);
-    long long need = (long long)p->spec.conf.memory_mib + MIGTASK_RESERVE_MIB;
+    unsigned long long vm = (unsigned long long)p->spec.conf.memory_mib;
+    long long need = (long long)vm + MIGTASK_RESERVE_MIB;
     if (free_mib < need)
         return note(p, "memory", -ENOMEM, e,
-                    "node '%s' has %lld MiB free; vm %u needs %llu "
-                    "MiB + %d MiB reserve",
-                    p->target, free_mib, p->vmid,
-                    (unsigned long long)p->spec.conf.memory_mib, MIGTASK_RESERVE_MIB);
-    return note(p, "memory", 0, e, "node '%s' has %lld MiB free, vm %u needs %lld",
-                p->target, free_mib, p->vmid, need);
+                    "node '%s' has %lld MiB free; vm %u needs %lld MiB: %llu for the "
+                    "vm + %d reserve (tern-vmm and the host)",
+                    p->target, free_mib, p->vmid, need, vm, MIGTASK_RESERVE_MIB);
+    return note(p, "memory", 0, e,
+                "node '%s' has %lld MiB free; vm %u needs %lld MiB: %llu for the vm + %d "
+                "reserve",
+                p->target, free_mib, p->vmid, need, vm, MIGTASK_RESERVE_MIB);
 }
 
 /* tern-vmm runs VMs with the "host" CPU model: the target's CPU must be
@@ -364,13 +396,14 @@ static int check_quorum_options(struct migtask_plan *p, struct etcd_client *c,
     return note(p, "quorum", 0, e, "cluster quorate");
 }
 
-static int check_nodes(struct migtask_plan *p, const struct node_entries *l, struct err *e)
+/* The checks of the target node (p->target) beyond its being online. */
+static int check_fit(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
-    int rc = check_target(p, l, e);
     bool online;
-    json_t *src = rc ? NULL : node_info(l, p->source, &online);
-    json_t *dst = rc ? NULL : node_info(l, p->target, &online);
-    if (!rc && (!src || !dst))
+    json_t *src = node_info(l, p->source, &online);
+    json_t *dst = node_info(l, p->target, &online);
+    int rc = 0;
+    if (!src || !dst)
         rc = note(p, "target", -ENOENT, e, "node records missing");
     if (!rc)
         rc = check_memory(p, dst, e);
@@ -387,6 +420,12 @@ static int check_nodes(struct migtask_plan *p, const struct node_entries *l, str
     json_decref(src);
     json_decref(dst);
     return rc;
+}
+
+static int check_nodes(struct migtask_plan *p, const struct node_entries *l, struct err *e)
+{
+    int rc = check_target(p, l, e);
+    return rc ? rc : check_fit(p, l, e);
 }
 
 int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,

@@ -17,6 +17,7 @@
 #include "node/migtask.h"
 #include "node/migtask_files.h"
 #include "node/peer.h"
+#include "node/progress.h"
 #include "node/task.h"
 #include "node/vmm.h"
 #include "node/vmops.h"
@@ -35,6 +36,7 @@ struct migtask_run {
     unsigned nevents;
     unsigned last_pass;
     uint64_t last_line_ns;
+    struct progress_meter meter;
     bool committed;
     bool cancel_sent;
     uint64_t checked_ns; /* last look at the target's ternd */
@@ -77,30 +79,23 @@ static double num(json_t *o, const char *key)
     return json_number_value(json_object_get(o, key));
 }
 
-/* One line per pass, or per second while a long pass runs. "transferred"
- * counts every pass, so after the first it exceeds the RAM: what is left
- * is the dirty memory still to send. */
+/* The progress (node/progress.h) for every event; a log line per pass, or
+ * per second while a long pass runs. */
 static void log_progress(struct task *k, struct migtask_run *m, json_t *ev)
 {
-    double total = num(ev, "ram_total"), sent = num(ev, "transferred");
-    double left = num(ev, "remaining");
     unsigned pass = (unsigned)num(ev, "pass");
     uint64_t now = clock_mono_ns();
-    if (pass == m->last_pass && now - m->last_line_ns < 1000000000ULL)
+    json_t *p = progress_meter_update(&m->meter, ev, now);
+    if (!p)
         return;
-    m->last_pass = pass;
-    m->last_line_ns = now;
-    task_log(k,
-             "pass %u: transferred %.1f MiB of %.1f MiB, %.1f MiB left, %.1f MiB/s, "
-             "dirty %.1f MiB/s, throttle %d%%",
-             pass, sent / MiB, total / MiB, left / MiB, num(ev, "bandwidth") / MiB,
-             num(ev, "dirty_rate") / MiB, (int)num(ev, "throttle_pct"));
-    task_set_progress(k,
-                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "transferred",
-                                (json_int_t)sent, "total", (json_int_t)total, "remaining",
-                                (json_int_t)left, "rate", (json_int_t)num(ev, "bandwidth"),
-                                "dirty_rate", (json_int_t)num(ev, "dirty_rate"), "pass",
-                                (int)pass, "throttle_pct", (int)num(ev, "throttle_pct")));
+    if (pass != m->last_pass || now - m->last_line_ns >= 1000000000ULL) {
+        char line[400];
+        progress_line(p, line, sizeof(line));
+        task_log(k, "%s", line);
+        m->last_pass = pass;
+        m->last_line_ns = now;
+    }
+    task_set_progress(k, p);
 }
 
 static void log_figures(struct task *k, json_t *ev)
@@ -120,6 +115,14 @@ static void log_figures(struct task *k, json_t *ev)
             num(d, "commit_ms"), num(d, "resume_ms"));
     task_log(k, "average migration speed: %.1f MiB/s - downtime %.0f ms",
              ms > 0 ? sent / MiB / (ms / 1000.0) : 0.0, num(ev, "downtime_ms"));
+    json_t *f = json_pack("{s:i, s:I, s:I, s:f, s:f, s:f}", "passes", (int)num(ev, "pass"),
+                          "ram_total", (json_int_t)num(ev, "ram_total"), "transferred",
+                          (json_int_t)sent, "total_ms", ms, "downtime_ms",
+                          num(ev, "downtime_ms"), "average_rate",
+                          ms > 0 ? sent / (ms / 1000.0) : 0.0);
+    if (f && json_object_get(ev, "downtime"))
+        json_object_set(f, "downtime", json_object_get(ev, "downtime"));
+    task_set_figures(k, f);
 }
 
 /* The etcd side of the handover; loops while the answer is unknown. */
@@ -372,8 +375,14 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
         if (rc)
             abandon_target(k, m, c);
     }
-    if (!rc)
+    if (!rc) {
         rc = follow(k, m, c, e);
+        /* a destination that never got its VM (connect refused, cancelled,
+         * failed before the commit) must not wait there for ever, holding
+         * the VM's place on that node */
+        if (rc && !m->committed)
+            abandon_target(k, m, c);
+    }
     vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
     if (rc && !m->committed)
         vmm_set_status(k->ctx->vmms, k->vmid, "running");

@@ -39,6 +39,7 @@ static void task_free(struct task *k)
     if (k->log)
         fclose(k->log);
     json_decref(k->progress);
+    json_decref(k->figures);
     free(k->arg);
     free(k);
 }
@@ -66,16 +67,17 @@ int task_id_node(const char *id, char node[TERN_NAME_MAX + 1], struct err *e)
     return 0;
 }
 
-void task_log(struct task *k, const char *fmt, ...)
+/* Every line but the last carries its time, as Proxmox's task logs do; the
+ * last is the bare "TASK OK" or "TASK ERROR: ..." that scripts look for. */
+static void log_line(struct task *k, const char *line, bool stamp)
 {
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    line[strcspn(line, "\n")] = '\0';
     if (k->log) {
-        fprintf(k->log, "%s\n", line);
+        char when[32] = "";
+        time_t now = time(NULL);
+        struct tm tm;
+        if (stamp && localtime_r(&now, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S ", &tm);
+        fprintf(k->log, "%s%s\n", when, line);
         fflush(k->log);
     }
     struct task_table *tt = k->table;
@@ -86,12 +88,32 @@ void task_log(struct task *k, const char *fmt, ...)
     log_info("task", "vm %u %s: %s", k->vmid, k->type, line);
 }
 
+void task_log(struct task *k, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_line(k, line, true);
+}
+
 void task_set_progress(struct task *k, json_t *progress)
 {
     struct task_table *tt = k->table;
     pthread_mutex_lock(&tt->lock);
     json_decref(k->progress);
     k->progress = progress;
+    pthread_mutex_unlock(&tt->lock);
+}
+
+void task_set_figures(struct task *k, json_t *figures)
+{
+    struct task_table *tt = k->table;
+    pthread_mutex_lock(&tt->lock);
+    json_decref(k->figures);
+    k->figures = figures;
     pthread_mutex_unlock(&tt->lock);
 }
 
@@ -108,6 +130,8 @@ static json_t *record_json(struct task_table *tt, const struct task *k)
                           "start", (json_int_t)k->start);
     if (o)
         json_object_set_new(o, "end", k->end ? json_integer(k->end) : json_null());
+    if (o && k->figures)
+        json_object_set(o, "figures", k->figures);
     return o;
 }
 
@@ -149,7 +173,9 @@ static void finish(struct task *k, int rc, const struct err *e)
         snprintf(status, sizeof(status), "OK");
     else
         snprintf(status, sizeof(status), "ERROR: %.380s", e->msg);
-    task_log(k, "TASK %s", status);
+    char line[sizeof(status) + 8];
+    snprintf(line, sizeof(line), "TASK %s", status);
+    log_line(k, line, false);
     pthread_mutex_lock(&tt->lock);
     snprintf(k->status, sizeof(k->status), "%s", status);
     k->end = time(NULL);
@@ -169,7 +195,7 @@ static void *task_main(void *arg)
     bool have_client = etcd_client_init(&c, k->table->etcd_url, &e) == 0;
     if (have_client)
         put_record(k->table, k, &c);
-    task_log(k, "task %s started", k->id);
+    task_log(k, "%s of vm %u started on node '%s'", k->type, k->vmid, k->table->node);
     int rc = k->run(k, &e);
     finish(k, rc, &e);
     if (have_client) {
@@ -258,8 +284,10 @@ json_t *task_json(struct task_table *tt, const char *id)
     pthread_mutex_lock(&tt->lock);
     struct task *k = find(tt, id);
     json_t *o = k ? record_json(tt, k) : NULL;
-    if (o && k->progress)
+    if (o && k->progress) {
         json_object_set(o, "progress", k->progress);
+        json_object_set(o, "eta_s", json_object_get(k->progress, "eta_s") ?: json_null());
+    }
     pthread_mutex_unlock(&tt->lock);
     return o;
 }

@@ -41,7 +41,8 @@ struct task {
     unsigned lines;
     _Atomic bool cancel;
     bool done, synced; /* record written to etcd as it is now */
-    json_t *progress;  /* a migration's figures; under the table lock */
+    json_t *progress;  /* a running migration's progress; under the table lock */
+    json_t *figures;   /* a finished migration's figures, kept in the record */
     /* what the task does; returns 0 or -errno with e set */
     int (*run)(struct task *k, struct err *e);
     void *arg;            /* run's, freed with free() at the end */
@@ -78,6 +79,7 @@ int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, ui
 /* One line to the task's log (and ternd's stderr). */
 void task_log(struct task *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void task_set_progress(struct task *k, json_t *progress); /* takes it */
+void task_set_figures(struct task *k, json_t *figures);   /* takes it */
 bool task_cancelled(struct task *k);
 
 /* The task as JSON (id, node, type, vmid, status, start, end, progress);

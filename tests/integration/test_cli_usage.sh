@@ -31,7 +31,7 @@ run --help
 check "tern --help exits 0" [ "$RC" -eq 0 ]
 mapfile -t COMMANDS < <(sed -n '/^commands:/,/^common options:/p' "$TMP/out" |
                         grep -E '^  [a-z]+ [a-z]+ ' | awk '{print $1, $2}')
-check "tern --help lists 20 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 20 ]
+check "tern --help lists 21 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 21 ]
 bad_help=()
 for c in "${COMMANDS[@]}"; do
     # shellcheck disable=SC2086
@@ -43,6 +43,16 @@ for c in "${COMMANDS[@]}"; do
 done
 check "every command's --help exits 0 with usage and examples${bad_help:+ (not: ${bad_help[*]})}" \
     [ "${#bad_help[@]}" -eq 0 ]
+long_help=$(for c in "${COMMANDS[@]}"; do "$TERN" $c --help; done; "$TERN" --help)
+check "no help or usage line is longer than 79 characters (none is cut)" \
+    bash -c "! awk 'length > 79' <<<\"\$0\" | grep -q ." "$long_help"
+check "vm migrate's usage names every option, none cut" \
+    bash -c "$TERN vm migrate --help | sed -n '1,/^[a-z]/p' | tr -s ' \n' ' ' |
+             grep -q -- '--online.*--bwlimit.*--migration-type.*--migration-network.*--downtime.*--dry-run.*--no-follow'"
+run --version
+check "tern --version: 'tern X.Y.Z', the same as ternd's and tern-vmm's" \
+    bash -c "[ $RC -eq 0 ] && v=\$(cut -d' ' -f2 '$TMP/out') && [ \"\$(cat '$TMP/out')\" = \"tern \$v\" ] &&
+             [ \"\$($BUILD/ternd --version)\" = \"ternd \$v\" ] && [ \"\$($BUILD/tern-vmm --version)\" = \"tern-vmm \$v\" ]"
 run vm --help
 check "tern vm --help lists the vm commands" \
     bash -c "[ $RC -eq 0 ] && grep -q '^  vm migrate ' '$TMP/out' && ! grep -q '^  task ' '$TMP/out'"
@@ -113,6 +123,10 @@ usage_case "missing option --path" storage add s1
 usage_case "bad task id '42'" task log 42
 usage_case "bad vm id 'x'" task list --vmid x
 usage_case "--limit '0'" task list --limit 0
+usage_case "'10.0.1.5/24' has host bits set" vm migrate 100 n2 --migration-network 10.0.1.5/24
+usage_case "'--cpus' '33' out of range 1..32|--cpus '33' out of range 1..32" vm create 100 --memory 64 --cpus 33 --kernel /boot/x
+usage_case "--limit '1001' out of range 1..1000" task list --limit 1001
+usage_case "bad task id 'x'" task show x
 
 # --- no server: exit 1 and one line
 echo 0000 >"$TMP/token"
@@ -122,6 +136,9 @@ check "unreachable --api: exit 1 with one line ($(cat "$TMP/err"))" \
 run --api 127.0.0.1:1 --token-file "$TMP/token" vm migrate 100 n2 --online
 check "unreachable --api for a change: exit 1 with one line" \
     bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$TMP/err') -eq 1 ]"
+run --api 127.0.0.1:1 --token-file "$TMP/token" --output json node list
+check "--output json: an error is JSON on stdout too (status null without an answer), exit 1" \
+    bash -c "[ $RC -eq 1 ] && jq -e '(.error | test(\"cannot reach ternd\")) and .status == null' '$TMP/out' >/dev/null"
 run --config "$TMP/none.conf" vm list
 check "missing config: exit 1 naming it" \
     bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q '$TMP/none.conf' '$TMP/err'"
@@ -193,6 +210,14 @@ grep -Eq '^t1 +online +- ' "$TMP/out" && note "ternd's node list has no 'vms' ye
 t node list --output json
 check "node list --output json is the API's JSON" \
     bash -c "[ $RC -eq 0 ] && jq -e '.nodes[0].name == \"t1\"' '$TMP/out' >/dev/null"
+run --config "$TMP/t1.conf" --output json vm show 555
+check "--output json: a 404 is {\"error\", \"status\": 404} on stdout, exit 1" \
+    bash -c "[ $RC -eq 1 ] && jq -e '.error == \"vm 555 does not exist\" and .status == 404' '$TMP/out' >/dev/null"
+run --api 127.0.0.21:18206 --token-file "$D/data/admin.token" node list
+check "--api without --ca-file on ternd's self-signed certificate: the hint, one line" \
+    bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q -- '--ca-file FILE or TERN_CA_FILE' '$TMP/err'"
+run --api 127.0.0.21:18206 --token-file "$D/data/admin.token" --ca-file "$D/data/tls/cert.pem" node list
+check "  and with --ca-file it works" [ "$RC" -eq 0 ]
 run --config "$TMP/t1.conf" --token-file "$TMP/token" node list
 check "wrong token: exit 1, one line 'unauthorized'" \
     bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q unauthorized '$TMP/err'"

@@ -16,7 +16,7 @@ check "vm 100 runs on n1 and verifies" runs_and_verifies 100 n1
 # slow_migration TO: a live migration at 2 MiB/s (several seconds); $TASK
 slow_migration() {
     TASK=$(tern_on n1 vm migrate 100 "$1" --online --bwlimit 2 --no-follow 2>&1 | grep -o 'UPID:[^ ]*')
-    wait_for "$(task_log_file n1)" '^pass 1' 10
+    wait_for "$(task_log_file n1)" ' pass 1: ' 10
 }
 task_ends() { wait_rc 60 1 tern_on n1 task log "$TASK" --follow; }
 still_on_n1() {

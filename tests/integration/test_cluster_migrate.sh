@@ -30,11 +30,13 @@ refused() {   # NAME REGEX ARGS...
         bash -c "[ $RC = 1 ] && [ \$(wc -l <<<\"\$0\") = 1 ] && grep -Eq -- \"\$1\" <<<\"\$0\"" "$OUT" "$re"
 }
 refused "running without --online" "use --online" 100 n2
-refused "target is the source" "is the source" 100 n1 --online
-refused "unknown node" "not in the cluster" 100 n7 --online
+refused "target is the source (409, a pre-check)" "is the source.*http 409" 100 n1 --online
+refused "unknown node (409, a pre-check)" "not in the cluster.*http 409" 100 n7 --online
 refused "no address in the migration network" "no address in migration network" \
     100 n2 --online --migration-network 10.9.0.0/16
-refused "target memory" "needs 40000 MiB" 101 n2
+refused "target memory, its reserve explained" "needs 40256 MiB: 40000 for the vm \\+ 256 reserve" 101 n2
+refused "auto: no node fits, the reason of each" \
+    "auto: no node but 'n1' passes every check: n2: node 'n2' has [0-9]+ MiB free; vm 101 needs 40256 MiB.*; n3: node 'n3' has" 101 auto
 refused "disk on local storage" "not shared" 102 n3
 
 # made-up nodes, online, that differ from the real ones in their addresses,
@@ -73,6 +75,22 @@ check "dry run: nothing moved" vm_on 100 n1
 TASK=$(tern_on n1 vm migrate 100 n2 --online --bwlimit 2 --no-follow 2>&1 | grep -o 'UPID:[^ ]*')
 sleep 0.5
 refused "locked by a running task" "locked by task UPID" 100 n3 --online
+# progress of the running migration, from another node: pass 1 has a rate
+wait_for "$(task_log_file n1)" ' pass 1: ' 10
+sleep 2.5
+RUN=$(tern_on n3 task list --vmid 100 --output json | jq -c "first(.tasks[] | select(.id == \"$TASK\"))")
+note "running: $RUN"
+check "task list --output json: a running migration has progress and eta_s" \
+    jq -e '.status == "running" and (.progress.percent | type == "number") and
+           .progress.percent >= 0 and .progress.percent < 100 and (.eta_s | type == "number")' <<<"$RUN"
+check "  its rate is measured during pass 1 (about 2 MiB/s, not 0)" \
+    jq -e '.progress.pass == 1 and .progress.rate > 1000000 and .progress.rate < 4000000' <<<"$RUN"
+OUT=$(tern_on n2 task show "$TASK" 2>&1)
+check "task show UPID: status running and a progress line with eta" \
+    bash -c "grep -q '^status:   running' <<<\"\$0\" && grep -Eq '^progress: \\[#*-*\\] +[0-9]+%.* sent .*/s  eta [0-9]{2}:[0-9]{2}  pass 1' <<<\"\$0\"" "$OUT"
+check "task log: pass 1 lines with a rate, a share done and an eta" \
+    grep -Eq '^[0-9-]{10} [0-9:]{8} pass 1: [0-9]+% done, .* MiB sent, .* [1-9][0-9.]* MiB/s, .* eta [0-9]+ s$' \
+    "$(task_log_file n1)"
 check "cancel the running migration" tern_on n2 task cancel "$TASK"
 wait_rc 30 1 tern_on n1 task log "$TASK" --follow
 check "cancelled: the task ends in TASK ERROR" grep -q "^TASK ERROR: migration cancelled" <<<"$OUT"
@@ -93,8 +111,20 @@ migrate_ok() {   # FROM TO EXTRA...
 migrate_ok n1 n2
 check "task log: start line, progress, speed and downtime" \
     bash -c "grep -q \"starting migration of vm 100 from node 'n1' to node 'n2'\" \"\$0\" &&
-             grep -q '^pass 1: ' \"\$0\" && grep -q '^average migration speed: .* - downtime' \"\$0\"" \
+             grep -q ' pass 1: ' \"\$0\" && grep -q ' average migration speed: .* - downtime' \"\$0\"" \
     "$TMP/migrate-n1-n2.log"
+check "migrate prints the task id once" [ "$(grep -c 'UPID:' "$TMP/migrate-n1-n2.log")" = 1 ]
+check "task log lines carry a timestamp, but the last (TASK OK)" \
+    bash -c "sed '1d;\$d' \"\$0\" | grep -Evq '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} ' && exit 1;
+             [ \"\$(tail -1 \"\$0\")\" = 'TASK OK' ]" "$TMP/migrate-n1-n2.log"
+check "no 'transferred X of Y' past the RAM in the log" bash -c "! grep -q 'transferred .* of ' \"\$0\"" \
+    "$TMP/migrate-n1-n2.log"
+UPID=$(head -1 "$TMP/migrate-n1-n2.log" | grep -o 'UPID:[^ ]*')
+check "task log --output json: lines with time and text, and the figures" \
+    bash -c "$TERN --config $TMP/n3.conf task log '$UPID' --output json |
+             jq -e '(.lines[0].time | test(\"^[0-9-]{10} [0-9:]{8}\$\")) and .lines[-1].text == \"TASK OK\" and
+                    .lines[-1].time == null and .status == \"OK\" and .figures.passes >= 1 and
+                    .figures.transferred > 0 and (.figures.downtime_ms | type == \"number\")' >/dev/null"
 check "heartbeat continues from n1 to n2" \
     bash -c "cat '$(console_of n1 100)' '$(console_of n2 100)' | grep -Eo '^HB [0-9]+' | cut -d' ' -f2 |
              awk 'NR > 1 && \$1 != prev + 1 { bad = 1 } { prev = \$1 } END { exit bad }'"
@@ -112,9 +142,10 @@ check "the cluster defaults apply: insecure, over 127.0.1.52" \
 tern_on n2 cluster set migration type=secure,network=none >/dev/null
 check "vm console from another node (forwarded to the owner)" \
     wait_rc 10 0 bash -c "$TERN --config $TMP/n3.conf vm console 100 --no-follow | grep -q '^VERIFY ok'"
+FROM=$(vm_field 100 node)
 OUT=$(tern_on n2 vm migrate 100 auto --online 2>&1); RC=$?
-check "auto: moved to the node with the most free memory, or nothing to do" \
-    bash -c "([ $RC = 0 ] && grep -q 'TASK OK' <<<\"\$0\") || grep -q 'nothing to do' <<<\"\$0\"" "$OUT"
+check "auto: moved to another node, the one with the most free memory that passes" \
+    bash -c "[ $RC = 0 ] && grep -q 'TASK OK' <<<\"\$0\" && ! grep -q \"to node '$FROM'\" <<<\"\$0\"" "$OUT"
 NODE=$(vm_field 100 node)
 check "after auto: vm 100 runs on $NODE and verifies" verify_on "$NODE" 100
 

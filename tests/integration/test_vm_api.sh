@@ -126,7 +126,8 @@ bad() {   # FIELD-REGEX JSON
 }
 base='"memory_mib": 64, "cpus": 1, "kernel": "/k"'
 bad "'memory_mib' must be 16..1048576, not 5" '{"id": 102, "memory_mib": 5, "cpus": 1, "kernel": "/k"}'
-bad "'cpus' must be 1..64" '{"id": 102, "memory_mib": 64, "cpus": 0, "kernel": "/k"}'
+bad "'cpus' must be 1..32" '{"id": 102, "memory_mib": 64, "cpus": 0, "kernel": "/k"}'
+bad "'cpus' must be 1..32, not 64" '{"id": 102, "memory_mib": 64, "cpus": 64, "kernel": "/k"}'
 bad "'id' must be 100..999999999" '{"id": 5, "memory_mib": 64, "cpus": 1, "kernel": "/k"}'
 bad "'kernel' must be an absolute path" '{"id": 102, "memory_mib": 64, "cpus": 1, "kernel": "k"}'
 bad "'kernel' must not contain '..'" '{"id": 102, "memory_mib": 64, "cpus": 1, "kernel": "/a/../k"}'
