@@ -43,6 +43,7 @@ struct cmd {
 extern const struct cmd cmds_cluster[];
 extern const struct cmd cmds_storage[];
 extern const struct cmd cmds_vm[];
+extern const struct cmd cmds_vmlife[];
 extern const struct cmd cmds_task[];
 
 struct call {

@@ -186,6 +186,57 @@ static int run_node_list(struct call *k)
     return show_listing(k, "/nodes", print_node_list);
 }
 
+static void print_node(FILE *f, const json_t *n)
+{
+    const json_t *info = json_object_get(n, "info");
+    char free_s[32] = "-", total_s[32] = "-";
+    if (json_is_integer(json_object_get(info, "memory_free")))
+        human_bytes((double)json_integer_value(json_object_get(info, "memory_free")),
+                    free_s, sizeof(free_s));
+    if (json_is_integer(json_object_get(info, "memory_total")))
+        human_bytes((double)json_integer_value(json_object_get(info, "memory_total")),
+                    total_s, sizeof(total_s));
+    fprintf(f, "name:      %s\nstatus:    %s\n", jstr(n, "name", "?"),
+            json_is_true(json_object_get(n, "online")) ? "online" : "offline");
+    if (json_is_integer(json_object_get(n, "vms")))
+        fprintf(f, "vms:       %lld\n",
+                (long long)json_integer_value(json_object_get(n, "vms")));
+    fprintf(f, "memory:    %s free of %s\nversion:   %s\ncpu:       %s\n", free_s, total_s,
+            jstr(info, "version", "-"), jstr(info, "cpu_model", "-"));
+    fprintf(f, "api:       %s\nmigration: %s\ncluster:   %s\n",
+            jstr(info, "api_address", "-"), jstr(info, "migration_address", "-"),
+            jstr(info, "cluster_address", "-"));
+}
+
+/* One node of GET /nodes (there is no GET /nodes/NAME): exit 1 when the
+ * cluster has no such node, 3 when the view is stale. */
+static int run_node_show(struct call *k)
+{
+    json_t *ans, *found = NULL;
+    int rc = check_name("node name", k->arg[0]);
+    if (rc == EXIT_OK)
+        rc = api_get(k, "/nodes", &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(ans, "nodes"), i, n)
+        if (strcmp(jstr(n, "name", ""), k->arg[0]) == 0)
+            found = json_incref(n);
+    bool stale = json_is_true(json_object_get(ans, "stale"));
+    json_decref(ans);
+    if (!found) {
+        if (k->json)
+            printf("{\"error\": \"no node '%s' in the cluster\", \"status\": 404}\n",
+                   k->arg[0]);
+        return fail("no node '%s' in the cluster", k->arg[0]);
+    }
+    rc = show_answer(k, found, print_node);
+    if (stale)
+        return fail("cluster not quorate: this node's view may be stale"), EXIT_NOT_QUORATE;
+    return rc;
+}
+
 static const struct cmd_opt join_opts[] = {
     {"--fingerprint", "FP",
      "that node's key pin, sha256//... ('tern cluster status' "
@@ -231,6 +282,10 @@ const struct cmd cmds_cluster[] = {
      "Prints the options in the syntax 'tern cluster set' takes. Without quorum\n"
      "prints this node's possibly stale copy and exits 3.\n",
      "  tern cluster options\n", NULL, run_options},
+    {"node", "show", "NAME", 1, 1, "one node: status, VMs, memory, version, addresses",
+     "The node as 'tern node list' shows it, with its addresses. Exit 1 when\n"
+     "the cluster has no such node.\n",
+     "  tern node show n2\n", NULL, run_node_show},
     {"node", "list", "", 0, 0, "the nodes: online or offline, VMs, memory, version, cpu",
      "Every member node; a node is online while its heartbeat lease lives.\n"
      "Without quorum prints this node's possibly stale view and exits 3.\n",

@@ -1,5 +1,6 @@
-/* tern vm ...: create, start, stop, list, show, destroy; console and
- * migrate, which keep watching a running VM by polling. */
+/* tern vm ...: create, start, stop, list, status, show, destroy; migrate,
+ * which keeps watching a running VM by polling. The rest of a VM's life
+ * (shutdown, reboot, pause, resume, console): cmd_vmlife.c. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,7 @@
 #define DISKS_MAX 8
 #define MEMORY_MIB_MIN 16
 #define MEMORY_MIB_MAX 1048576
-#define CPUS_MAX 32 /* tern-vmm's limit, as ternd takes it */
-#define CONSOLE_POLL_MS 200
+#define CPUS_MAX 32            /* tern-vmm's limit, as ternd takes it */
 #define BWLIMIT_MAX (1u << 20) /* MiB/s */
 #define DOWNTIME_MAX 60000     /* ms, as ternd takes it */
 
@@ -185,6 +185,33 @@ static int run_show(struct call *k)
     return rc == EXIT_OK ? show_answer(k, ans, print_vm) : rc;
 }
 
+/* One line, like qm status: "status: running (node n1, pid 4242, uptime
+ * 00:01:02)". */
+static void print_status(FILE *f, const json_t *vm)
+{
+    fprintf(f, "status: %s (node %s", jstr(vm, "status", "?"), jstr(vm, "node", "-"));
+    long long pid = (long long)json_integer_value(json_object_get(vm, "pid"));
+    if (pid > 0)
+        fprintf(f, ", pid %lld", pid);
+    const json_t *up = json_object_get(vm, "uptime_s");
+    if (json_is_integer(up)) {
+        char d[32];
+        human_duration(json_integer_value(up), d, sizeof(d));
+        fprintf(f, ", uptime %s", d);
+    }
+    if (json_is_string(json_object_get(vm, "lock")))
+        fprintf(f, ", locked by %s", jstr(vm, "lock", ""));
+    fputs(")\n", f);
+}
+
+static int run_status(struct call *k)
+{
+    uint32_t id;
+    json_t *ans;
+    int rc = vm_request(k, "GET", &id, &ans);
+    return rc == EXIT_OK ? show_answer(k, ans, print_status) : rc;
+}
+
 static int run_destroy(struct call *k)
 {
     uint32_t id;
@@ -193,49 +220,6 @@ static int run_destroy(struct call *k)
     if (rc != EXIT_OK)
         return rc;
     return print_answer(k, ans, "destroyed vm %u and its disks", id);
-}
-
-/* One poll: the new output to stdout. *done when there was none and the
- * VM no longer runs (or we are not to wait for more); sleeps when idle. */
-static int console_step(struct call *k, uint32_t id, long long *offset, bool follow,
-                        bool *done)
-{
-    char path[96];
-    json_t *ans;
-    snprintf(path, sizeof(path), "/vms/%u/console?offset=%lld", id, *offset);
-    int rc = api_get(k, path, &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    const json_t *data = json_object_get(ans, "data");
-    size_t n = json_string_length(data);
-    if (n > 0) {
-        fwrite(json_string_value(data), 1, n, stdout);
-        fflush(stdout);
-    }
-    const json_t *next = json_object_get(ans, "offset");
-    *offset = json_is_integer(next) ? json_integer_value(next) : *offset + (long long)n;
-    /* a non-empty answer may have been cut at 64 KiB: ask again first */
-    *done = n == 0 && (!follow || !json_is_true(json_object_get(ans, "running")));
-    bool idle = n == 0;
-    json_decref(ans);
-    if (idle && !*done)
-        cli_sleep_ms(CONSOLE_POLL_MS);
-    return EXIT_OK;
-}
-
-static int run_console(struct call *k)
-{
-    uint32_t id;
-    int rc = check_vmid(k->arg[0], &id);
-    if (rc != EXIT_OK)
-        return rc;
-    bool follow = !call_flag(k, "--no-follow"), done = false;
-    long long offset = 0;
-    if (follow)
-        cli_catch_sigint(); /* Ctrl-C is the way out: exit 0 */
-    while (!done && !cli_interrupted && rc == EXIT_OK)
-        rc = console_step(k, id, &offset, follow, &done);
-    return rc;
 }
 
 /* The optional values of vm migrate, checked; 0 for those not given. */
@@ -350,11 +334,6 @@ static const struct cmd_opt create_opts[] = {
     {NULL, NULL, NULL, false, false},
 };
 
-static const struct cmd_opt console_opts[] = {
-    {"--no-follow", NULL, "print what is there and exit", false, false},
-    {NULL, NULL, NULL, false, false},
-};
-
 static const struct cmd_opt migrate_opts[] = {
     {"--online", NULL, "live migration of a running VM", false, false},
     {"--bwlimit", "MIB/S", "bandwidth limit in MiB/s, 0 unlimited", false, false},
@@ -398,17 +377,16 @@ const struct cmd cmds_vm[] = {
      "Every VM of the cluster, sorted by id. Without quorum prints this node's\n"
      "possibly stale view and exits 3.\n",
      "  tern vm list\n  tern vm list --output json\n", NULL, run_list},
+    {"vm", "status", "ID", 1, 1, "one line: the VM's status, node, pid, uptime",
+     "As 'qm status': the status (stopped, running, paused, migrating,\n"
+     "incoming, unknown) and where. --output json prints the VM object.\n",
+     "  tern vm status 100\n", NULL, run_status},
     {"vm", "show", "ID", 1, 1, "one VM with its config and disks",
      "Status, owner node, process, and the config: kernel, command line, disks.\n",
      "  tern vm show 100\n", NULL, run_show},
     {"vm", "destroy", "ID", 1, 1, "remove a stopped VM and its disks",
      "Refused while the VM runs. Its disk files are deleted.\n", "  tern vm destroy 100\n",
      NULL, run_destroy},
-    {"vm", "console", "ID [--no-follow]", 1, 1, "print a VM's console output as it comes",
-     "Prints the console from its start, then what follows, until the VM no\n"
-     "longer runs or Ctrl-C (both exit 0). Read-only: input is not sent.\n",
-     "  tern vm console 100\n  tern vm console 100 --no-follow | tail\n", console_opts,
-     run_console},
     {"vm", "migrate",
      "ID TARGET|auto [--online] [--bwlimit MIB/S] [--migration-type "
      "secure|insecure] [--migration-network CIDR] [--downtime MS] [--dry-run] "

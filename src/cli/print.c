@@ -146,6 +146,19 @@ static void uptime_of(const json_t *vm, char *out, size_t size)
         snprintf(out, size, "-");
 }
 
+/* "UPID:n1:000070E5:00000003:6B0FAD03:migrate:100:" -> "migrate n1:3": the
+ * task type and enough of its id to tell it apart (tern task list has it
+ * whole); any other holder is cut to the column. */
+static void short_lock(const char *lock, char *out, size_t size)
+{
+    char node[64], type[32];
+    unsigned pid, seq;
+    if (sscanf(lock, "UPID:%63[^:]:%x:%x:%*x:%31[^:]:", node, &pid, &seq, type) == 4)
+        snprintf(out, size, "%.20s %.40s:%x", type, node, seq);
+    else
+        snprintf(out, size, "%.20s", lock);
+}
+
 void print_vm_list(FILE *f, const json_t *body)
 {
     fprintf(f, "%-9s %-16s %-16s %-9s %-9s %-4s %-11s %s\n", "ID", "NAME", "NODE", "STATUS",
@@ -153,13 +166,14 @@ void print_vm_list(FILE *f, const json_t *body)
     size_t i;
     const json_t *vm;
     json_array_foreach(json_object_get(body, "vms"), i, vm) {
-        char mem[24], up[32];
+        char mem[24], up[32], lock[128];
         snprintf(mem, sizeof(mem), "%lld MiB", jint(vm, "memory_mib"));
+        short_lock(jstr(vm, "lock", "-"), lock, sizeof(lock));
         uptime_of(vm, up, sizeof(up));
         fprintf(f, "%-9lld %-16s %-16s %-9s %-9s %-4lld %-11s %s\n", jint(vm, "id"),
                 jstr(vm, "name", "-")[0] ? jstr(vm, "name", "-") : "-",
                 jstr(vm, "node", "-"), jstr(vm, "status", "?"), mem, jint(vm, "cpus"), up,
-                jstr(vm, "lock", "-"));
+                lock);
     }
 }
 

@@ -131,6 +131,8 @@ void api_forward(struct api_req *req, struct reply *r, const char *node)
     json_t *body = NULL;
     rc = peer_call(&p, req->method, path, req->body, &status, &body, &e);
     peer_release(&p);
+    if (rc == -EHOSTUNREACH) /* the message names the node already */
+        return reply_error(r, MHD_HTTP_BAD_GATEWAY, "%s", e.msg);
     if (rc < 0)
         return reply_error(r, MHD_HTTP_BAD_GATEWAY, "node '%s': %s", node, e.msg);
     reply_json(r, (unsigned)status, body);
@@ -157,8 +159,8 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 }
 
 static const struct api_route *const tables[] = {
-    api_routes_cluster, api_routes_members, api_routes_vm,
-    api_routes_task,    api_routes_vmops,   api_routes_migrate,
+    api_routes_cluster, api_routes_members, api_routes_vm,     api_routes_task,
+    api_routes_vmops,   api_routes_migrate, api_routes_vmlife,
 };
 
 static void route(struct api_req *req, struct reply *r)

@@ -94,7 +94,11 @@ static void abandon(struct api_req *req, struct reply *r)
     if (!node_only(req, r, &id))
         return;
     struct err e;
-    int rc = migtask_target_abandon(req->ctx, id, &e);
+    char last_exit[256];
+    int rc = migtask_target_abandon(req->ctx, id, last_exit, &e);
+    if (rc == -ENOENT && last_exit[0]) /* the source names how it ended */
+        return reply_json(r, MHD_HTTP_NOT_FOUND,
+                          json_pack("{s:s, s:s}", "error", e.msg, "last_exit", last_exit));
     if (rc < 0)
         return reply_errno(r, rc, &e);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:i, s:b}", "id", (int)id, "abandoned", 1));

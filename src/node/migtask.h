@@ -62,7 +62,10 @@ int migtask_start(struct node_ctx *x, struct migtask_plan *p, char id[TASK_ID_MA
 int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
                            json_t *req, json_t **answer, struct err *e);
 /* Target side: the source gave up before its tern-vmm connected. */
-int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, struct err *e);
+/* last_exit (may be NULL) gets how the VM's last tern-vmm here ended when
+ * none runs any more (-ENOENT), "" when not known. */
+int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256],
+                           struct err *e);
 
 /* A handover whose answer did not arrive: settles it from etcd in its own
  * thread, if the VM's tern-vmm waits for a decision (the destination asked

@@ -314,7 +314,10 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
     return rc;
 }
 
-static void abandon_target(struct task *k, struct migtask_run *m, struct etcd_client *c)
+/* Stops the destination; when it had ended already, *why (may be NULL)
+ * says how: "target tern-vmm on 'n3' exited (killed by signal 9 (Killed))". */
+static void abandon_target(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                           struct err *why)
 {
     struct peer peer;
     struct err e;
@@ -323,8 +326,13 @@ static void abandon_target(struct task *k, struct migtask_run *m, struct etcd_cl
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
     json_t *ans = NULL;
-    long status;
-    peer_call(&peer, "DELETE", path, NULL, &status, &ans, &e);
+    long status = 0;
+    int rc = peer_call(&peer, "DELETE", path, NULL, &status, &ans, &e);
+    const char *last = json_string_value(json_object_get(ans, "last_exit"));
+    if (!rc && status == 404 && last && why)
+        err_set(why, EIO,
+                "target tern-vmm on '%s' exited (%s); vm %u keeps running on '%s'",
+                m->plan.target, last, k->vmid, m->plan.source);
     json_decref(ans);
     peer_release(&peer);
 }
@@ -373,7 +381,7 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
     if (!rc) {
         rc = start_source(k, m, tls_dir, e);
         if (rc)
-            abandon_target(k, m, c);
+            abandon_target(k, m, c, NULL);
     }
     if (!rc) {
         rc = follow(k, m, c, e);
@@ -381,7 +389,7 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
          * failed before the commit) must not wait there for ever, holding
          * the VM's place on that node */
         if (rc && !m->committed)
-            abandon_target(k, m, c);
+            abandon_target(k, m, c, e);
     }
     vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
     if (rc && !m->committed)

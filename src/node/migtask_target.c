@@ -150,10 +150,13 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     return rc;
 }
 
-int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, struct err *e)
+int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256],
+                           struct err *e)
 {
     struct vmm_info info;
     vmm_info(x->vmms, vmid, &info);
+    if (last_exit)
+        snprintf(last_exit, 256, "%s", info.present ? "" : info.last_exit);
     if (!info.present || info.role != VMM_INCOMING)
         return err_set(e, ENOENT, "vm %u has no incoming migration on node '%s'", vmid,
                        x->cfg->name);

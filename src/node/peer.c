@@ -1,5 +1,6 @@
 #include "node/peer.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +102,28 @@ static void setup(struct peer *p, const char *method, const char *url, const cha
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
 }
 
+/* Names the node and its address, not curl's URL: "node 'n3'
+ * (127.0.0.73:18506) did not answer in 30 s". */
+static int unreachable(const struct peer *p, CURLcode cc, struct err *e)
+{
+    const char *addr = strncmp(p->base, "https://", 8) == 0 ? p->base + 8 : p->base;
+    char who[160];
+    if (strcmp(p->node, addr) == 0)
+        snprintf(who, sizeof(who), "the node at %.100s", addr);
+    else
+        snprintf(who, sizeof(who), "node '%.63s' (%.80s)", p->node, addr);
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        return err_set(e, EHOSTUNREACH, "%.100s did not answer in %d s", who,
+                       PEER_TIMEOUT_MS / 1000);
+    if (cc == CURLE_COULDNT_CONNECT)
+        return err_set(e, EHOSTUNREACH,
+                       "%.100s refused the connection (is its ternd running?)", who);
+    char why[128];
+    snprintf(why, sizeof(why), "%s", curl_easy_strerror(cc));
+    why[0] = (char)tolower((unsigned char)why[0]);
+    return err_set(e, EHOSTUNREACH, "%.100s: %s", who, why);
+}
+
 int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
               long *status, json_t **body, struct err *e)
 {
@@ -119,7 +142,7 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
         rc = err_set(e, EACCES, "%s: its key does not match the fingerprint %s", p->base,
                      p->pin);
     else if (cc != CURLE_OK)
-        rc = err_set(e, EHOSTUNREACH, "%s: %s", p->base, curl_easy_strerror(cc));
+        rc = unreachable(p, cc, e);
     else if (!(*body = json_loads(textbuf_text(&b), 0, NULL)))
         rc = err_set(e, EPROTO, "%s: answer is not json", p->base);
     if (!rc)

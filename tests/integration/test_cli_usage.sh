@@ -31,7 +31,7 @@ run --help
 check "tern --help exits 0" [ "$RC" -eq 0 ]
 mapfile -t COMMANDS < <(sed -n '/^commands:/,/^common options:/p' "$TMP/out" |
                         grep -E '^  [a-z]+ [a-z]+ ' | awk '{print $1, $2}')
-check "tern --help lists 21 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 21 ]
+check "tern --help lists 27 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 27 ]
 bad_help=()
 for c in "${COMMANDS[@]}"; do
     # shellcheck disable=SC2086
@@ -235,6 +235,13 @@ served storage list && check "storage list shows it" grep -q "^local  *no  *$D/i
 expect 0 vm create 100 --memory 64 --cpus 1 --kernel "$GUEST" --disk local:16 --name web
 t vm list
 served vm list && check "vm list shows vm 100 stopped" grep -Eq '^100 +web +t1 +stopped +64 MiB' "$TMP/out"
+t vm status 100
+check "vm status 100: one line, stopped on t1" \
+    bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$TMP/out') -eq 1 ] && grep -q '^status: stopped (node t1)' '$TMP/out'"
+t node show t1
+check "node show t1: online, version, addresses" \
+    bash -c "[ $RC -eq 0 ] && grep -q '^status:    online' '$TMP/out' && grep -q '^api:       127.0.0.21:18206' '$TMP/out'"
+expect 1 node show t9
 t vm show 100 --output json
 served vm show && check "vm show --output json has the disk" grep -q '"size_mib": 16' "$TMP/out"
 expect 1 storage remove local
@@ -254,6 +261,44 @@ if [ -x "$GUEST" ] && [ -w /dev/kvm ]; then
     [ -n "$UPID" ] && expect 0 task log "$UPID"
     [ -n "$UPID" ] && check "task log ends in TASK OK" bash -c "tail -1 '$TMP/out' | grep -q '^TASK OK'"
     expect 1 task cancel "${UPID:-UPID:t1:0:0:start:100:}"
+    # the lifecycle: pause, resume, the interactive console, reboot, shutdown
+    expect 0 vm pause 100
+    check "vm pause: status paused (once in etcd)" \
+        wait_rc 5 0 bash -c "$TERN --config $TMP/t1.conf vm status 100 | grep -q '^status: paused '"
+    expect 0 vm resume 100
+    check "vm resume: status running" \
+        wait_rc 5 0 bash -c "$TERN --config $TMP/t1.conf vm status 100 | grep -q '^status: running '"
+    (sleep 1; printf 'hello tern\r'; sleep 2; printf '\035') | "$TERN" --config "$TMP/t1.conf" vm console 100 \
+        >"$TMP/con.out" 2>"$TMP/con.err"; RC=$?
+    check "vm console: keys reach the guest, it echoes the line; Ctrl-] leaves (exit $RC)" \
+        bash -c "[ $RC -eq 0 ] && grep -q '^ECHO hello tern' '$TMP/con.out'"
+    (sleep 1; printf 'not sent\r'; sleep 1.5) | timeout 5 "$TERN" --config "$TMP/t1.conf" vm console 100 \
+        --read-only >"$TMP/con2.out" 2>&1
+    check "vm console --read-only: keys are not sent" bash -c "! grep -q 'ECHO not sent' '$TMP/con2.out'"
+    pid1=$("$TERN" --config "$TMP/t1.conf" vm show 100 --output json | jq .pid)
+    t vm reboot 100 --timeout 20
+    check "vm reboot: powered off by the guest, started again ($(cat "$TMP/out"))" \
+        bash -c "[ $RC -eq 0 ] && grep -q '^vm 100 rebooted (task UPID:' '$TMP/out'"
+    new_pid() {
+        local p
+        p=$("$TERN" --config "$TMP/t1.conf" vm show 100 --output json | jq .pid)
+        [ "$p" != "$pid1" ] && [ "$p" != null ] && [ "$p" -gt 0 ] &&
+            "$TERN" --config "$TMP/t1.conf" vm status 100 | grep -q '^status: running'
+    }
+    check "  a new tern-vmm (not $pid1), running" wait_rc 5 0 new_pid
+    t vm shutdown 100 --timeout 20
+    check "vm shutdown: the guest powers off ($(cat "$TMP/out"))" \
+        bash -c "[ $RC -eq 0 ] && grep -q '^vm 100 shut down (task' '$TMP/out'"
+    wait_rc 10 0 bash -c "$TERN --config $TMP/t1.conf vm status 100 | grep -q '^status: stopped'"
+    check "  stopped, last exit: powered off" \
+        bash -c "$TERN --config $TMP/t1.conf vm show 100 | grep -q '^last exit: .*powered off'"
+    expect 0 vm start 100
+    expect 0 vm pause 100
+    t vm shutdown 100 --timeout 1
+    check "vm shutdown of a guest that does not answer (paused): hard after 1 s, and says so" \
+        bash -c "[ $RC -eq 0 ] && grep -q '^vm 100 did not power off in 1 s: stopped hard' '$TMP/out'"
+    expect 1 vm pause 100
+    expect 0 vm start 100
     expect 0 vm stop 100
     # the stopped state reaches etcd from ternd's main loop a moment later
     until_rc 10 0 vm destroy 100

@@ -30,6 +30,8 @@ slow_migration n2
 kill -9 "$(cut -d' ' -f1 "$TMP/n2/data/run/100/pid")"
 task_ends
 check "target tern-vmm killed: TASK ERROR ($(tail -1 <<<"$OUT"))" grep -q '^TASK ERROR' <<<"$OUT"
+check "  it names what failed: the target tern-vmm on 'n2', killed by signal 9" \
+    grep -q "^TASK ERROR: target tern-vmm on 'n2' exited (killed by signal 9" <<<"$OUT"
 still_on_n1 "target tern-vmm killed"
 
 # 2. the target's ternd dies mid-migration (its tern-vmm lives on, but
@@ -38,6 +40,8 @@ slow_migration n2
 kill_node n2
 task_ends
 check "target ternd killed: TASK ERROR, it stopped answering" grep -q "stopped answering" <<<"$OUT"
+check "  it names the node and its address, not a URL" \
+    grep -Eq "node 'n2' \(127\.0\.0\.[0-9]+:[0-9]+\) (refused the connection|did not answer in [0-9]+ s)" <<<"$OUT"
 still_on_n1 "target ternd killed"
 check "target ternd killed: its destination tern-vmm ended" \
     wait_rc 10 0 bash -c "! pgrep -f -- 'tern-vm[m] .*--control $TMP/n2/' >/dev/null"
@@ -64,7 +68,7 @@ kill -TERM "${TD_PID[n1]}"; wait "${TD_PID[n1]}" 2>/dev/null; unset "TD_PID[n1]"
 TERN_TEST_HOLD=handover-committed TERN_TEST_HOLD_MS=4000 start_node n1
 check "n1 back with a hold after the commit" wait_rc 30 0 node_count_online 3
 wait_rc 30 0 tern_on n1 vm migrate 100 n2 --online --no-follow
-check "committed in etcd" wait_for "$(task_log_file n1)" '^handover committed' 20
+check "committed in etcd" wait_for "$(task_log_file n1)" ' handover committed' 20
 kill_node n1
 check "source ternd killed after the commit: vm 100 is not running anywhere meanwhile" \
     bash -c "! grep -q '\"state\":\"running\"' <<<\"\$($CTL $TMP/n1/data/run/100/control.sock '{\"cmd\":\"status\"}')\""
@@ -84,7 +88,7 @@ TERN_TEST_HOLD=handover-committed TERN_TEST_HOLD_MS=4000 start_node n2
 check "n2 back with a hold after the commit" wait_rc 30 0 node_count_online 3
 check "n2 adopted vm 100" runs_and_verifies 100 n2
 wait_rc 30 0 tern_on n2 vm migrate 100 n3 --online --no-follow
-check "committed in etcd (n2 -> n3)" wait_for "$(task_log_file n2)" '^handover committed' 20
+check "committed in etcd (n2 -> n3)" wait_for "$(task_log_file n2)" ' handover committed' 20
 kill_node n2
 kill -9 "$(cut -d' ' -f1 "$TMP/n2/data/run/100/pid")"
 check_out "source host gone: the destination resumes because etcd names n3" \

@@ -75,6 +75,8 @@ check "dry run: nothing moved" vm_on 100 n1
 TASK=$(tern_on n1 vm migrate 100 n2 --online --bwlimit 2 --no-follow 2>&1 | grep -o 'UPID:[^ ]*')
 sleep 0.5
 refused "locked by a running task" "locked by task UPID" 100 n3 --online
+check "vm list: the LOCK column is the task type and a short id" \
+    bash -c "$TERN --config $TMP/n2.conf vm list | grep -Eq '^100 .* migrate n1:[0-9a-f]+\$'"
 # progress of the running migration, from another node: pass 1 has a rate
 wait_for "$(task_log_file n1)" ' pass 1: ' 10
 sleep 2.5
