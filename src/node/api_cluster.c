@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cluster/members.h"
 #include "cluster/node.h"
@@ -151,6 +153,39 @@ static void get_storage(struct api_req *req, struct reply *r)
     reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", stale, "storage", items));
 }
 
+/* The path as the storage will use it, checked on this node: a shared one
+ * must be a directory here already (the same files on every node); a
+ * local one is made on a node when its first disk is, so the nearest
+ * existing parent must be a directory ternd can write. Other nodes check
+ * theirs when a disk is made there. */
+static int check_storage_path(const struct storage_conf *s, const char *node, struct err *e)
+{
+    struct stat st;
+    if (s->shared) {
+        if (stat(s->path, &st) < 0)
+            return err_set(e, EINVAL,
+                           "storage '%s': shared path '%s' does not exist on node "
+                           "'%s': %s",
+                           s->name, s->path, node, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return err_set(e, EINVAL,
+                           "storage '%s': shared path '%s' on node '%s' is not a "
+                           "directory",
+                           s->name, s->path, node);
+        return 0;
+    }
+    char dir[sizeof(s->path)];
+    snprintf(dir, sizeof(dir), "%s", s->path);
+    while (stat(dir, &st) < 0 && strrchr(dir, '/') && dir[1])
+        *(strrchr(dir, '/') == dir ? dir + 1 : strrchr(dir, '/')) = '\0';
+    if (!S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) < 0)
+        return err_set(e, EINVAL,
+                       "storage '%s': local path '%s' cannot be made on node '%s' "
+                       "('%s' is not a writable directory)",
+                       s->name, s->path, node, dir);
+    return 0;
+}
+
 static void post_storage(struct api_req *req, struct reply *r)
 {
     struct storage_conf s;
@@ -160,6 +195,8 @@ static void post_storage(struct api_req *req, struct reply *r)
                     "is missing"))
         return;
     int rc = storage_conf_from_json(req->body, &s, &e);
+    if (!rc)
+        rc = check_storage_path(&s, req->ctx->cfg->name, &e);
     if (!rc)
         rc = storage_put_new(req->etcd, &s, &e);
     if (rc < 0)

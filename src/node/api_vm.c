@@ -196,7 +196,22 @@ static int disk_storages(struct api_req *req, const struct vmconf *c,
 }
 
 /* The volume names are ternd's (vm-<id>-disk-<n>.raw), not the client's. */
-static int check_body(json_t *body, struct vmconf *c, struct err *e)
+/* The kernel is read where the VM starts: on its owner, this node. */
+static int check_kernel(const struct vmconf *c, const char *node, struct err *e)
+{
+    struct stat st;
+    if (stat(c->kernel, &st) < 0)
+        return err_set(e, EINVAL,
+                       "vm %" PRIu32 ": kernel '%s' is not on node '%s' (its owner): %s",
+                       c->id, c->kernel, node, strerror(errno));
+    if (!S_ISREG(st.st_mode) || access(c->kernel, R_OK) < 0)
+        return err_set(e, EINVAL,
+                       "vm %" PRIu32 ": kernel '%s' on node '%s' is not a readable file",
+                       c->id, c->kernel, node);
+    return 0;
+}
+
+static int check_body(json_t *body, struct vmconf *c, const char *node, struct err *e)
 {
     int rc = vmconf_from_json(body, c, e);
     json_t *disks = json_object_get(body, "disks");
@@ -206,6 +221,8 @@ static int check_body(json_t *body, struct vmconf *c, struct err *e)
                          "vm %" PRIu32 ": disks[%zu]: 'volume' is chosen by "
                          "ternd, do not give it",
                          c->id, i);
+    if (!rc)
+        rc = check_kernel(c, node, e);
     return rc;
 }
 
@@ -247,7 +264,7 @@ static void post_vms(struct api_req *req, struct reply *r)
     memset(&v, 0, sizeof(v));
     if (api_no_body(req, r, "a vm config is missing"))
         return;
-    int rc = check_body(req->body, &v.conf, &e);
+    int rc = check_body(req->body, &v.conf, req->ctx->cfg->name, &e);
     if (!rc)
         rc = create_vm(req, &v.conf, &e);
     if (rc < 0)

@@ -58,6 +58,10 @@ static int start_body(struct task *k, struct etcd_client *c, struct err *e)
     vmm_info(x->vmms, k->vmid, &info);
     if (!rc)
         task_log(k, "vm %u running (tern-vmm pid %d)", k->vmid, (int)info.pid);
+    /* a start that failed ends once the cluster no longer shows the VM
+     * starting: a destroy right after it must not find it so */
+    if (rc && vmm_wait_settled(x->vmms, k->vmid, 5000) < 0)
+        task_log(k, "the stopped state is not in etcd yet (no quorum?)");
     return rc;
 }
 

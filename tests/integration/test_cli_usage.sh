@@ -299,6 +299,12 @@ if [ -x "$GUEST" ] && [ -w /dev/kvm ]; then
         bash -c "[ $RC -eq 0 ] && grep -q '^vm 100 did not power off in 1 s: stopped hard' '$TMP/out'"
     expect 1 vm pause 100
     expect 0 vm start 100
+    # a VM whose start fails (its kernel is no ELF) can be destroyed
+    echo "not a kernel" >"$D/bad.elf"
+    expect 0 vm create 101 --memory 64 --cpus 1 --kernel "$D/bad.elf"
+    expect 1 vm start 101
+    t vm destroy 101
+    check "vm destroy of a vm whose start failed: exit 0 ($(cat "$TMP/err"))" [ "$RC" -eq 0 ]
     expect 0 vm stop 100
     # the stopped state reaches etcd from ternd's main loop a moment later
     until_rc 10 0 vm destroy 100

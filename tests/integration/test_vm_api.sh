@@ -82,6 +82,13 @@ api POST /storage "{\"name\": \"shared\", \"path\": \"$SHARED\", \"shared\": tru
 check "storage 'shared' added" is 201 '.shared == true'
 api POST /storage "{\"name\": \"local\", \"path\": \"/elsewhere\"}"
 check "the same name again: 409" is 409 '.error == "storage '"'local'"' exists"'
+api POST /storage '{"name": "nfs", "path": "/no/such/dir", "shared": true}'
+check "a shared path that does not exist here: 400 saying so" \
+    refused "storage 'nfs': shared path '/no/such/dir' does not exist on node 'n1'"
+echo x >"$TMP/afile"
+api POST /storage "{\"name\": \"loc2\", \"path\": \"$TMP/afile/disks\"}"
+check "a local path that cannot be made here: 400 naming the parent" \
+    refused "storage 'loc2': local path '$TMP/afile/disks' cannot be made on node 'n1' \\('$TMP/afile' is not a writable directory\\)"
 api POST /storage '{"name": "rel", "path": "srv/tern"}'
 check "a relative path: 400 naming 'path'" refused "'path' must be an absolute path"
 api POST /storage '{"name": "x", "path": "/srv", "kind": "nfs"}'
@@ -91,7 +98,7 @@ check "storage list: both, sorted, not stale" \
     is 200 '.stale == false and ([.storage[].name] == ["local", "shared"])'
 
 # --- VMs
-VM100='{"id": 100, "name": "web", "memory_mib": 256, "cpus": 1, "kernel": "/usr/lib/tern/tern-guest",
+VM100='{"id": 100, "name": "web", "memory_mib": 256, "cpus": 1, "kernel": "/bin/sh",
         "cmdline": "tern.hb=1", "disks": [{"storage": "local", "size_mib": 64},
                                           {"storage": "shared", "size_mib": 8}]}'
 api POST /vms "$VM100"
@@ -104,7 +111,7 @@ D0=$LOCAL/vm-100-disk-0.raw D1=$SHARED/vm-100-disk-1.raw
 check "disk files: sized, sparse, mode 600" \
     bash -c "[ \$(stat -c %s '$D0') -eq $((64 << 20)) ] && [ \$(stat -c %s '$D1') -eq $((8 << 20)) ] &&
              [ \$(stat -c %b '$D0') -eq 0 ] && [ \$(stat -c %a '$D0') = 600 ]"
-api POST /vms '{"id": 101, "memory_mib": 64, "cpus": 2, "kernel": "/k"}'
+api POST /vms '{"id": 101, "memory_mib": 64, "cpus": 2, "kernel": "/bin/sh"}'
 check "vm 101 without disks created" is 201 '.id == 101 and .name == null and .config.disks == []'
 api GET /vms
 check "vm list: 100 and 101 in order, no config in entries" \
@@ -124,13 +131,15 @@ bad() {   # FIELD-REGEX JSON
     api POST /vms "$2"
     check "refused: $1 ($(jq -r .error <<<"$OUT" 2>/dev/null))" refused "$1"
 }
-base='"memory_mib": 64, "cpus": 1, "kernel": "/k"'
-bad "'memory_mib' must be 16..1048576, not 5" '{"id": 102, "memory_mib": 5, "cpus": 1, "kernel": "/k"}'
-bad "'cpus' must be 1..32" '{"id": 102, "memory_mib": 64, "cpus": 0, "kernel": "/k"}'
-bad "'cpus' must be 1..32, not 64" '{"id": 102, "memory_mib": 64, "cpus": 64, "kernel": "/k"}'
-bad "'id' must be 100..999999999" '{"id": 5, "memory_mib": 64, "cpus": 1, "kernel": "/k"}'
+base='"memory_mib": 64, "cpus": 1, "kernel": "/bin/sh"'
+bad "'memory_mib' must be 16..1048576, not 5" '{"id": 102, "memory_mib": 5, "cpus": 1, "kernel": "/bin/sh"}'
+bad "'cpus' must be 1..32" '{"id": 102, "memory_mib": 64, "cpus": 0, "kernel": "/bin/sh"}'
+bad "'cpus' must be 1..32, not 64" '{"id": 102, "memory_mib": 64, "cpus": 64, "kernel": "/bin/sh"}'
+bad "'id' must be 100..999999999" '{"id": 5, "memory_mib": 64, "cpus": 1, "kernel": "/bin/sh"}'
 bad "'kernel' must be an absolute path" '{"id": 102, "memory_mib": 64, "cpus": 1, "kernel": "k"}'
 bad "'kernel' must not contain '..'" '{"id": 102, "memory_mib": 64, "cpus": 1, "kernel": "/a/../k"}'
+bad "vm 102: kernel '/no/such/kernel' is not on node 'n1' \\(its owner\\): No such file" '{"id": 102, "memory_mib": 64, "cpus": 1, "kernel": "/no/such/kernel"}'
+bad "vm 102: kernel '/tmp' on node 'n1' is not a readable file" '{"id": 102, "memory_mib": 64, "cpus": 1, "kernel": "/tmp"}'
 bad "'kernel' is missing" '{"id": 102, "memory_mib": 64, "cpus": 1}'
 bad "'cmdline' must not contain a newline" "{\"id\": 102, $base, \"cmdline\": \"a\\nb\"}"
 bad "'cmdline' is longer than 1023" "{\"id\": 102, $base, \"cmdline\": \"$(printf 'x%.0s' $(seq 1100))\"}"
