@@ -200,6 +200,66 @@ static int run_console(struct call *k)
     return rc;
 }
 
+/* The body of PUT /vms/ID/config from the options given, checked with the
+ * rules of vm create; NULL after a usage error in *rc. */
+static json_t *set_body(const struct call *k, int *rc)
+{
+    const char *mem = call_opt(k, "--memory"), *cpus = call_opt(k, "--cpus");
+    const char *name = call_opt(k, "--name"), *cmdline = call_opt(k, "--cmdline");
+    uint64_t mib = 0, n = 0;
+    *rc = EXIT_OK;
+    if (!mem && !cpus && !name && !cmdline)
+        *rc = usage_error("nothing to set: give --memory, --cpus, --name or --cmdline "
+                          "(tern vm set --help)");
+    if (*rc == EXIT_OK && mem && (*rc = check_size_mib("--memory", mem, &mib)) == EXIT_OK &&
+        (mib < 16 || mib > 1048576))
+        *rc = usage_error("--memory '%s' out of range 16..1048576 MiB", mem);
+    if (*rc == EXIT_OK && cpus)
+        *rc = check_uint("--cpus", cpus, 1, 32, &n);
+    if (*rc == EXIT_OK && name)
+        *rc = check_name("vm name", name);
+    if (*rc != EXIT_OK)
+        return NULL;
+    json_t *b = json_object();
+    if (mem)
+        json_object_set_new(b, "memory_mib", json_integer((json_int_t)mib));
+    if (cpus)
+        json_object_set_new(b, "cpus", json_integer((json_int_t)n));
+    if (name)
+        json_object_set_new(b, "name", json_string(name));
+    if (cmdline)
+        json_object_set_new(b, "cmdline", json_string(cmdline));
+    return b;
+}
+
+static int run_set(struct call *k)
+{
+    uint32_t id;
+    int rc = check_vmid(k->arg[0], &id);
+    json_t *body = rc == EXIT_OK ? set_body(k, &rc) : NULL, *ans;
+    if (rc != EXIT_OK)
+        return rc;
+    char path[64];
+    snprintf(path, sizeof(path), "/vms/%u/config", id);
+    if ((rc = api(k, "PUT", path, body, &ans)) != EXIT_OK)
+        return rc;
+    const json_t *c = json_object_get(ans, "config");
+    return print_answer(k, ans,
+                        "vm %u: memory %lld MiB, %lld vcpu(s), name %s, cmdline '%s'", id,
+                        (long long)json_integer_value(json_object_get(c, "memory_mib")),
+                        (long long)json_integer_value(json_object_get(c, "cpus")),
+                        jstr(c, "name", "-"), jstr(c, "cmdline", ""));
+}
+
+static const struct cmd_opt set_opts[] = {
+    {"--memory", "MIB", "guest memory in MiB (or with suffix G), 16..1048576", false,
+     false},
+    {"--cpus", "N", "vCPUs, 1..32", false, false},
+    {"--name", "NAME", "a name besides the id", false, false},
+    {"--cmdline", "STR", "kernel command line", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
 static const struct cmd_opt life_opts[] = {
     {"--timeout", "S", "seconds the guest has to power off, then a hard stop (default 60)",
      false, false},
@@ -224,6 +284,13 @@ const struct cmd cmds_vmlife[] = {
      "One task: the graceful shutdown (hard after --timeout), then a start\n"
      "on the same node.\n",
      "  tern vm reboot 100\n", life_opts, run_reboot},
+    {"vm", "set", "ID [--memory MIB] [--cpus N] [--name NAME] [--cmdline STR]", 1, 1,
+     "change a stopped VM's config",
+     "As 'qm set': the values are checked as vm create checks them, and the\n"
+     "VM must be stopped (exit 1 otherwise). Disks are added with vm create\n"
+     "only for now; tern VMs have no network device yet.\n",
+     "  tern vm set 100 --memory 1G --cpus 2\n  tern vm set 100 --cmdline 'tern.hb=100'\n",
+     set_opts, run_set},
     {"vm", "pause", "ID", 1, 1, "stop a VM's vCPUs where they are",
      "The VM keeps its memory and devices; vm resume goes on. A paused VM\n"
      "migrates as a running one does and stays paused.\n",

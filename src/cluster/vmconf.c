@@ -76,6 +76,37 @@ static int create_why(struct etcd_client *c, const struct vmconf *conf, struct e
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
 }
 
+int vmconf_update(struct etcd_client *c, const struct vmconf *conf, const char *node,
+                  struct err *e)
+{
+    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX];
+    int rc = keys_build_vm(ckey, TERN_PREFIX_VMS, conf->id, "/config", e);
+    if (!rc)
+        rc = keys_vm_owner(okey, conf->id, e);
+    if (rc)
+        return rc;
+    struct etcd_txn_cmp cmps[2] = {
+        {.key = ckey, .cmp = ETCD_CMP_PRESENT},
+        {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node},
+    };
+    json_t *j = vmconf_to_json(conf);
+    struct vmconf check;
+    rc = j ? vmconf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
+    char *text = !rc ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (rc)
+        return rc;
+    struct etcd_txn_op op = {.key = ckey, .value = text};
+    bool done;
+    rc = text ? etcd_txn(c, cmps, 2, &op, 1, &done, e)
+              : err_set(e, ENOMEM, "out of memory");
+    free(text);
+    if (!rc && !done)
+        rc = err_set(e, ESTALE, "vm %" PRIu32 " changed owner or was removed meanwhile",
+                     conf->id);
+    return rc;
+}
+
 int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *node,
                   struct err *e)
 {

@@ -103,6 +103,10 @@ void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1]);
  * "vm 100 exists", -ENOENT naming a missing storage. */
 int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *node,
                   struct err *e);
+/* Replaces /tern/vms/<id>/config with conf (checked as a create checks it)
+ * if the VM exists and node owns it: -ENOENT, -ESTALE otherwise. */
+int vmconf_update(struct etcd_client *c, const struct vmconf *conf, const char *node,
+                  struct err *e);
 /* One transaction: removes config, owner and /tern/vmstate/<id> if node owns
  * the VM. -ENOENT when it does not exist, -ESTALE naming the owner. */
 int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e);

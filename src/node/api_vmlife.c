@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/owner.h"
+#include "cluster/vmconf.h"
 #include "node/api_vmops.h"
 #include "node/ctx.h"
 #include "node/http.h"
@@ -205,8 +207,77 @@ static void console_input(struct api_req *req, struct reply *r)
     json_decref(reply);
 }
 
+/* The body of PUT /vms/ID/config on the config now: only the keys a
+ * stopped VM may change; the result is checked as a create is. */
+static int merge_config(const struct vmconf *old, json_t *body, struct vmconf *out,
+                        struct err *e)
+{
+    static const char *const keys[] = {"memory_mib", "cpus", "name", "cmdline", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        bool ok = false;
+        for (unsigned i = 0; keys[i] && !ok; i++)
+            ok = strcmp(keys[i], key) == 0;
+        if (!ok)
+            return err_set(e, EINVAL,
+                           "vm %u: '%s' cannot be set (only memory_mib, cpus, "
+                           "name, cmdline)",
+                           old->id, key);
+    }
+    json_t *j = vmconf_to_json(old);
+    if (!j)
+        return err_set(e, ENOMEM, "out of memory");
+    json_object_update(j, body);
+    if (json_is_null(json_object_get(j, "name")))
+        json_object_del(j, "name");
+    int rc = vmconf_from_json(j, out, e);
+    json_decref(j);
+    return rc;
+}
+
+/* PUT /vms/ID/config: a stopped VM's memory, cpus, name or command line,
+ * under the VM's lock so that no start comes between. */
+static void set_config(struct api_req *req, struct reply *r)
+{
+    uint32_t id;
+    if (api_route_to_owner(req, r, &id))
+        return;
+    if (!json_is_object(req->body) || json_object_size(req->body) == 0)
+        return reply_error(r, MHD_HTTP_BAD_REQUEST,
+                           "a body with what to change is missing");
+    char holder[VMLOCK_HOLDER_MAX + 1];
+    snprintf(holder, sizeof(holder), "%s set", req->ctx->cfg->name);
+    struct err e;
+    int rc = vmops_lock(req->ctx, req->etcd, id, holder, &e);
+    if (rc < 0)
+        return reply_errno(r, rc, &e);
+    struct vmconf old, conf;
+    struct vmm_info info;
+    vmm_info(req->ctx->vmms, id, &info);
+    if (info.present)
+        rc = err_set(&e, EBUSY, "vm %u is %s on node '%s'; stop it first", id, info.status,
+                     req->ctx->cfg->name);
+    if (!rc)
+        rc = vmconf_get(req->etcd, id, 0, &old, &e);
+    if (!rc)
+        rc = merge_config(&old, req->body, &conf, &e);
+    if (!rc)
+        rc = vmconf_update(req->etcd, &conf, req->ctx->cfg->name, &e);
+    struct err le;
+    vmops_unlock(req->etcd, id, holder, &le);
+    if (rc < 0)
+        return reply_errno(r, rc, &e);
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:i, s:o}", "id", (int)id, "config", vmconf_to_json(&conf)));
+}
+
 const struct api_route api_routes_vmlife[] = {
-    {"POST", "/vms/{}/shutdown", shutdown_vm},  {"POST", "/vms/{}/reboot", reboot_vm},
-    {"POST", "/vms/{}/pause", pause_vm},        {"POST", "/vms/{}/resume", resume_vm},
-    {"POST", "/vms/{}/console", console_input}, {NULL, NULL, NULL},
+    {"PUT", "/vms/{}/config", set_config},
+    {"POST", "/vms/{}/shutdown", shutdown_vm},
+    {"POST", "/vms/{}/reboot", reboot_vm},
+    {"POST", "/vms/{}/pause", pause_vm},
+    {"POST", "/vms/{}/resume", resume_vm},
+    {"POST", "/vms/{}/console", console_input},
+    {NULL, NULL, NULL},
 };

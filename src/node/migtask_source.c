@@ -389,7 +389,7 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
          * failed before the commit) must not wait there for ever, holding
          * the VM's place on that node */
         if (rc && !m->committed)
-            abandon_target(k, m, c, e);
+            abandon_target(k, m, c, rc == -ECANCELED ? NULL : e);
     }
     vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
     if (rc && !m->committed)

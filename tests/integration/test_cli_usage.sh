@@ -31,7 +31,7 @@ run --help
 check "tern --help exits 0" [ "$RC" -eq 0 ]
 mapfile -t COMMANDS < <(sed -n '/^commands:/,/^common options:/p' "$TMP/out" |
                         grep -E '^  [a-z]+ [a-z]+ ' | awk '{print $1, $2}')
-check "tern --help lists 27 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 27 ]
+check "tern --help lists 28 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 28 ]
 bad_help=()
 for c in "${COMMANDS[@]}"; do
     # shellcheck disable=SC2086
@@ -127,6 +127,9 @@ usage_case "'10.0.1.5/24' has host bits set" vm migrate 100 n2 --migration-netwo
 usage_case "'--cpus' '33' out of range 1..32|--cpus '33' out of range 1..32" vm create 100 --memory 64 --cpus 33 --kernel /boot/x
 usage_case "--limit '1001' out of range 1..1000" task list --limit 1001
 usage_case "bad task id 'x'" task show x
+usage_case "nothing to set" vm set 100
+usage_case "--cpus '33' out of range 1..32" vm set 100 --cpus 33
+usage_case "--timeout '0'" vm shutdown 100 --timeout 0
 
 # --- no server: exit 1 and one line
 echo 0000 >"$TMP/token"
@@ -235,6 +238,10 @@ served storage list && check "storage list shows it" grep -q "^local  *no  *$D/i
 expect 0 vm create 100 --memory 64 --cpus 1 --kernel "$GUEST" --disk local:16 --name web
 t vm list
 served vm list && check "vm list shows vm 100 stopped" grep -Eq '^100 +web +t1 +stopped +64 MiB' "$TMP/out"
+t vm set 100 --memory 96 --name web2 --cmdline "tern.hb=100"
+check "vm set on a stopped vm: memory, name, cmdline ($(cat "$TMP/out"))" \
+    bash -c "[ $RC -eq 0 ] && $TERN --config $TMP/t1.conf vm show 100 --output json |
+             jq -e '.memory_mib == 96 and .name == \"web2\" and .config.cmdline == \"tern.hb=100\"' >/dev/null"
 t vm status 100
 check "vm status 100: one line, stopped on t1" \
     bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$TMP/out') -eq 1 ] && grep -q '^status: stopped (node t1)' '$TMP/out'"
@@ -262,6 +269,9 @@ if [ -x "$GUEST" ] && [ -w /dev/kvm ]; then
     [ -n "$UPID" ] && check "task log ends in TASK OK" bash -c "tail -1 '$TMP/out' | grep -q '^TASK OK'"
     expect 1 task cancel "${UPID:-UPID:t1:0:0:start:100:}"
     # the lifecycle: pause, resume, the interactive console, reboot, shutdown
+    t vm set 100 --memory 128
+    check "vm set on a running vm: refused, exit 1 ($(cat "$TMP/err"))" \
+        bash -c "[ $RC -eq 1 ] && grep -q 'stop it first' '$TMP/err'"
     expect 0 vm pause 100
     check "vm pause: status paused (once in etcd)" \
         wait_rc 5 0 bash -c "$TERN --config $TMP/t1.conf vm status 100 | grep -q '^status: paused '"

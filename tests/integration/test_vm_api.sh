@@ -113,6 +113,14 @@ check "disk files: sized, sparse, mode 600" \
              [ \$(stat -c %b '$D0') -eq 0 ] && [ \$(stat -c %a '$D0') = 600 ]"
 api POST /vms '{"id": 101, "memory_mib": 64, "cpus": 2, "kernel": "/bin/sh"}'
 check "vm 101 without disks created" is 201 '.id == 101 and .name == null and .config.disks == []'
+api PUT /vms/101/config '{"cpus": 64}'
+check "set config: the create's checks ('cpus' 1..32)" refused "'cpus' must be 1..32"
+api PUT /vms/101/config '{"disks": []}'
+check "set config: only memory_mib, cpus, name, cmdline" refused "'disks' cannot be set"
+api PUT /vms/101/config '{"memory_mib": 128, "name": "db"}'
+check "set config of a stopped vm: 200, changed" is 200 '.config.memory_mib == 128 and .config.name == "db" and .config.cpus == 2'
+api PUT /vms/101/config '{"memory_mib": 64, "name": null}'
+check "set config: back, name removed with null" is 200 '.config.memory_mib == 64 and (.config | has("name") | not)'
 api GET /vms
 check "vm list: 100 and 101 in order, no config in entries" \
     is 200 '.stale == false and ([.vms[].id] == [100, 101]) and
