@@ -1,4 +1,4 @@
-/* The handover of a live migration across the cluster (DESIGN invariant 2).
+/* The handover of a live migration across the cluster (docs/design.md, invariant 2).
  *
  * At the start the source reads the VM's owner key and its mod_revision R.
  * The commit puts owner = target only if the key's mod_revision is still R.

@@ -4,7 +4,7 @@
  * It is written when the VM is created (vmconf_create, in the same
  * transaction as its config) and by a live migration's handover
  * (cluster/handover.h: handover_commit, a compare-and-swap from the source
- * to the destination, DESIGN invariant 2).
+ * to the destination, docs/design.md, invariant 2).
  *
  * The owner key has no lease: a VM belongs to its node even while that node
  * is offline. A task lock does have one (the node's heartbeat lease), so the

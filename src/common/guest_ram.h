@@ -4,7 +4,7 @@
  * Every write the VMM makes into guest RAM goes through guest_ram_write() or is
  * followed by guest_ram_mark_dirty(): KVM's dirty log only sees guest writes,
  * and a migration must also resend pages the VMM wrote (virtio rings, block
- * reads): docs/design.md, Invariants 1. Lives in common/ because devices/
+ * reads): docs/design.md, invariant 1. Lives in common/ because devices/
  * and vmm/ both need it. */
 #ifndef TERN_COMMON_GUEST_RAM_H
 #define TERN_COMMON_GUEST_RAM_H

@@ -267,7 +267,7 @@ static int src_pause(struct source_run *r, struct err *e)
     vm_throttle_set(vm, 0);
     /* vCPUs are parked and block requests run in vCPU threads, so nothing is
      * in flight; make what was written durable for the destination
-     * (docs/design.md, Invariants 4) */
+     * (docs/design.md, invariant 4) */
     for (unsigned i = 0; i < vm->ndisks; i++) {
         int rc = virtio_blk_flush(&vm->disk[i], e);
         if (rc)
@@ -364,7 +364,7 @@ static void disks_lock(struct vm *vm, bool give_up)
     }
 }
 
-/* Gives up the VM (docs/design.md, Invariants 2). Under a cluster the commit
+/* Gives up the VM (docs/design.md, invariant 2). Under a cluster the commit
  * hook decides (and from then on the destination owns the VM even if it
  * never hears COMMIT); standalone the decision is the delivery of COMMIT: a
  * destination that never got it can never run the VM, so a failed send
