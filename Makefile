@@ -5,7 +5,17 @@ PKGS     := jansson openssl libcurl
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
             -Isrc $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
+# Each program links only what its libraries use: every fragment names its
+# library's system libraries (COMMON_LDLIBS, MIGRATE_LDLIBS, ...), so that
+# tern-vmm links neither libcurl nor libmicrohttpd. LDLIBS stays for extras
+# given on the command line. Expanded when used (=): a fresh machine gets
+# its packages from `make check` before anything asks pkg-config.
+JANSSON_LIBS  = $(shell pkg-config --libs jansson)
+SSL_LIBS      = $(shell pkg-config --libs openssl)
+CRYPTO_LIBS   = $(shell pkg-config --libs libcrypto)
+CURL_LIBS     = $(shell pkg-config --libs libcurl)
+CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
+CMOCKA_LIBS   = $(shell pkg-config --libs cmocka)
 
 .PHONY: all check demo bench clean deps
 all:
@@ -17,6 +27,7 @@ include src/migrate/module.mk
 include src/cluster/module.mk
 include src/node/module.mk
 include src/cli/module.mk
+include src/bin/module.mk
 -include guest/module.mk
 include tests/module.mk
 include tests/fuzz/module.mk

@@ -3,17 +3,17 @@
 #include "guest.h"
 
 #define BP_EXT_CMD_LINE_PTR 0x0c8
-#define BP_E820_ENTRIES     0x1e8
-#define BP_CMD_LINE_PTR     0x228
-#define BP_E820_TABLE       0x2d0
-#define BP_E820_MAX         128
-#define E820_ENTRY_SIZE     20
+#define BP_E820_ENTRIES 0x1e8
+#define BP_CMD_LINE_PTR 0x228
+#define BP_E820_TABLE 0x2d0
+#define BP_E820_MAX 128
+#define E820_ENTRY_SIZE 20
 
 #define PVH_MAGIC 0x336ec578
-#define PVH_VERSION      4
-#define PVH_CMDLINE      24
-#define PVH_RSDP         32
-#define PVH_MEMMAP       40
+#define PVH_VERSION 4
+#define PVH_CMDLINE 24
+#define PVH_RSDP 32
+#define PVH_MEMMAP 40
 #define PVH_MEMMAP_COUNT 48
 #define PVH_MEMMAP_ENTRY_SIZE 24
 
@@ -23,8 +23,14 @@ _Alignas(16) uint8_t user_stacks[MAX_CPUS][USTACK_SIZE];
 void load_own_gdt_and_paging(void);
 void user_main(uint32_t cpu) __attribute__((noreturn));
 
-static uint32_t read_u32(uint64_t addr) { return *(const volatile uint32_t *)addr; }
-static uint64_t read_u64(uint64_t addr) { return *(const volatile uint64_t *)addr; }
+static uint32_t read_u32(uint64_t addr)
+{
+    return *(const volatile uint32_t *)addr;
+}
+static uint64_t read_u64(uint64_t addr)
+{
+    return *(const volatile uint64_t *)addr;
+}
 
 static void copy_cmdline(uint64_t addr)
 {

@@ -4,7 +4,7 @@
 #include "guest.h"
 
 #define MAX_PROBLEMS 8
-#define PROBLEM_LEN  120
+#define PROBLEM_LEN 120
 
 struct options opts;
 static char problems[MAX_PROBLEMS][PROBLEM_LEN];

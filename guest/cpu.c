@@ -5,12 +5,12 @@
 
 #define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 #define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
-#define CR4_TSD  (1ull << 2)
-#define CR4_PAE  (1ull << 5)
+#define CR4_TSD (1ull << 2)
+#define CR4_PAE (1ull << 5)
 #define CR4_PCIDE (1ull << 17)
 #define CR4_SMEP (1ull << 20)
 #define CR4_SMAP (1ull << 21)
-#define CR4_PKE  (1ull << 22)
+#define CR4_PKE (1ull << 22)
 #define LAPIC_BASE 0xfee00000ull
 #define LAPIC_SVR 0xf0
 #define LAPIC_ICR_LOW 0x300
@@ -70,7 +70,8 @@ static inline void wrmsr(uint32_t msr, uint64_t v)
 
 static void cpuid(uint32_t leaf, uint32_t r[4])
 {
-    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+    __asm__ volatile("cpuid"
+                     : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
                      : "a"(leaf), "c"(0));
 }
 
@@ -160,7 +161,7 @@ static void fix_cr4(void)
 /* Per-CPU part of the setup, for the BSP and each AP. */
 void cpu_init_local(uint32_t index)
 {
-    struct table_pointer idtr = { sizeof(idt) - 1, (uint64_t)idt };
+    struct table_pointer idtr = {sizeof(idt) - 1, (uint64_t)idt};
 
     fix_cr4();
     if (index == 0) {
@@ -222,11 +223,8 @@ static void gate_service(struct trap_frame *f)
 {
     uint64_t ret = 0;
     switch (f->rax) {
-    case GATE_CONSOLE_WRITE:
-        console_out((const void *)f->rdi, f->rsi);
-        break;
-    case GATE_POWEROFF:
-        power_off0();
+    case GATE_CONSOLE_WRITE: console_out((const void *)f->rdi, f->rsi); break;
+    case GATE_POWEROFF: power_off0();
     case GATE_SEND_INIT:
         lapic_write(LAPIC_ICR_HIGH, 0);
         lapic_write(LAPIC_ICR_LOW, ICR_ALL_BUT_SELF | ICR_ASSERT | ICR_INIT);
@@ -236,14 +234,9 @@ static void gate_service(struct trap_frame *f)
         lapic_write(LAPIC_ICR_LOW,
                     ICR_ALL_BUT_SELF | ICR_ASSERT | ICR_STARTUP | (f->rdi & 0xff));
         break;
-    case GATE_MMIO_READ32:
-        ret = *(volatile uint32_t *)f->rdi;
-        break;
-    case GATE_MMIO_WRITE32:
-        *(volatile uint32_t *)f->rdi = (uint32_t)f->rsi;
-        break;
-    default:
-        ret = (uint64_t)-1;
+    case GATE_MMIO_READ32: ret = *(volatile uint32_t *)f->rdi; break;
+    case GATE_MMIO_WRITE32: *(volatile uint32_t *)f->rdi = (uint32_t)f->rsi; break;
+    default: ret = (uint64_t)-1;
     }
     f->rax = ret;
 }
@@ -254,8 +247,8 @@ static void fatal_exception(const struct trap_frame *f)
     uint64_t cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     snformat(line, sizeof(line), "EXCEPTION %lu rip=0x%lx err=0x%lx cr2=0x%lx\n",
-             (unsigned long)f->vector, (unsigned long)f->rip,
-             (unsigned long)f->error, (unsigned long)cr2);
+             (unsigned long)f->vector, (unsigned long)f->rip, (unsigned long)f->error,
+             (unsigned long)cr2);
     kputs0(line);
     power_off0();
 }

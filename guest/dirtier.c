@@ -15,17 +15,17 @@
 #include "guest.h"
 
 #define WORDS_PER_PAGE (PAGE_SIZE / 8)
-#define STAMP_MIX      0x9E3779B97F4A7C15ull
-#define ONCE_BURST     256   /* pages per step when writing each page once */
-#define VERIFY_CHUNK   1024  /* pages per step, keeps the heartbeat on time */
-#define STEP_NS        (2 * NSEC_PER_MSEC)
+#define STAMP_MIX 0x9E3779B97F4A7C15ull
+#define ONCE_BURST 256    /* pages per step when writing each page once */
+#define VERIFY_CHUNK 1024 /* pages per step, keeps the heartbeat on time */
+#define STEP_NS (2 * NSEC_PER_MSEC)
 
 struct slice {
     _Alignas(64) uint64_t first, count;
     uint64_t cursor;
-    uint64_t rate_pps;        /* pages per second; 0 = each page once */
+    uint64_t rate_pps; /* pages per second; 0 = each page once */
     uint64_t pace_last_ns;
-    uint64_t pace_credit;     /* page-nanoseconds not yet spent */
+    uint64_t pace_credit; /* page-nanoseconds not yet spent */
     bool once_done;
     bool verifying;
     uint64_t verify_pos;
@@ -37,11 +37,17 @@ static uint32_t nslices;
 static uint8_t *ws_base;
 static uint32_t *shadow;
 static bool per_cpu_lines;
-static uint64_t touch_n = WORDS_PER_PAGE;  /* words stamped per page write */
+static uint64_t touch_n = WORDS_PER_PAGE; /* words stamped per page write */
 
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
 
-static uint64_t *page_words(uint64_t i) { return (uint64_t *)(ws_base + i * PAGE_SIZE); }
+static uint64_t *page_words(uint64_t i)
+{
+    return (uint64_t *)(ws_base + i * PAGE_SIZE);
+}
 
 static uint64_t stamp_word(uint32_t gen, uint64_t i, uint64_t w)
 {
@@ -101,7 +107,7 @@ bool dirtier_setup(uint32_t nworkers)
 static uint64_t touched_word(uint64_t j)
 {
     if (touch_n == WORDS_PER_PAGE)
-        return j;   /* no division per word on the default path */
+        return j; /* no division per word on the default path */
     return touch_n == 1 ? 0 : j * (WORDS_PER_PAGE - 1) / (touch_n - 1);
 }
 
@@ -192,8 +198,8 @@ static bool page_ok(uint64_t i, uint32_t *got)
     return true;
 }
 
-static void verify_done(uint32_t cpu, struct slice *s, uint64_t now, bool ok,
-                        uint64_t bad, uint32_t got)
+static void verify_done(uint32_t cpu, struct slice *s, uint64_t now, bool ok, uint64_t bad,
+                        uint32_t got)
 {
     uint64_t period = opts.verify_ms * NSEC_PER_MSEC;
     char where[16] = "";
@@ -203,8 +209,8 @@ static void verify_done(uint32_t cpu, struct slice *s, uint64_t now, bool ok,
     if (ok)
         print("VERIFY ok %lu%s", (unsigned long)s->count, where);
     else
-        print("VERIFY FAIL page=%lu want=%u got=%u%s", (unsigned long)bad,
-              shadow[bad], got, where);
+        print("VERIFY FAIL page=%lu want=%u got=%u%s", (unsigned long)bad, shadow[bad], got,
+              where);
     s->verifying = false;
     s->verify_next_ns += period;
     if (s->verify_next_ns <= now)

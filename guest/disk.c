@@ -11,20 +11,20 @@
  * a slow device never delays the heartbeat. */
 #include "guest.h"
 
-#define BLOCK_WORDS     (PAGE_SIZE / 8)
-#define BLOCKS_PER_SEC  1000
-#define MAX_BURST       10
-#define CHECKSUM_WORD   (BLOCK_WORDS - 1)
+#define BLOCK_WORDS (PAGE_SIZE / 8)
+#define BLOCKS_PER_SEC 1000
+#define MAX_BURST 10
+#define CHECKSUM_WORD (BLOCK_WORDS - 1)
 
 enum disk_phase {
     PHASE_OFF,
-    PHASE_READ_SUPER,    /* read block 0 */
-    PHASE_CHECK_OLD,     /* boot check of the previous boot's blocks */
-    PHASE_WRITE_SUPER,   /* reserve the next pass's seqs */
+    PHASE_READ_SUPER,  /* read block 0 */
+    PHASE_CHECK_OLD,   /* boot check of the previous boot's blocks */
+    PHASE_WRITE_SUPER, /* reserve the next pass's seqs */
     PHASE_FLUSH_SUPER,
-    PHASE_WRITE,         /* paced writes of every data block */
+    PHASE_WRITE, /* paced writes of every data block */
     PHASE_FLUSH_PASS,
-    PHASE_READBACK,      /* every block must hold what this pass wrote */
+    PHASE_READBACK, /* every block must hold what this pass wrote */
 };
 
 struct superblock {
@@ -38,18 +38,18 @@ static struct {
     struct vblk *dev;
     enum disk_phase phase;
     bool in_flight;
-    bool pass_ok;             /* print "DISK ok" once the superblock is down */
-    uint64_t nblocks;         /* including the superblock */
+    bool pass_ok;     /* print "DISK ok" once the superblock is down */
+    uint64_t nblocks; /* including the superblock */
     uint64_t boot;
     uint64_t old_last_seq;
     uint64_t old_nblocks;
     uint64_t old_valid;
-    uint64_t cursor;          /* data block of the current/next request */
+    uint64_t cursor; /* data block of the current/next request */
     uint64_t next_seq;
     uint64_t pass_first_seq;
     uint64_t written;
     uint64_t pace_last_ns;
-    uint64_t pace_credit;     /* block-nanoseconds */
+    uint64_t pace_credit; /* block-nanoseconds */
 } disk;
 
 static _Alignas(4096) uint64_t block[BLOCK_WORDS];
@@ -200,7 +200,10 @@ static void completed(bool ok)
         if (++disk.cursor == disk.nblocks)
             disk.phase = PHASE_FLUSH_PASS;
         break;
-    case PHASE_FLUSH_PASS: disk.cursor = 1; disk.phase = PHASE_READBACK; break;
+    case PHASE_FLUSH_PASS:
+        disk.cursor = 1;
+        disk.phase = PHASE_READBACK;
+        break;
     case PHASE_READBACK: got_readback(); break;
     case PHASE_OFF: break;
     }
@@ -226,8 +229,8 @@ static void issue_next(uint64_t now)
     case PHASE_CHECK_OLD:
     case PHASE_READBACK: submit(VBLK_READ, disk.cursor); break;
     case PHASE_WRITE_SUPER: {
-        struct superblock sb = { "TERNSUPR", disk.boot, disk.nblocks,
-                                 disk.pass_first_seq + disk.nblocks - 2 };
+        struct superblock sb = {"TERNSUPR", disk.boot, disk.nblocks,
+                                disk.pass_first_seq + disk.nblocks - 2};
         memset(block, 0, sizeof(block));
         memcpy(block, &sb, sizeof(sb));
         submit(VBLK_WRITE, 0);

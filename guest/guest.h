@@ -8,32 +8,32 @@
 #ifndef TERN_GUEST_H
 #define TERN_GUEST_H
 
-#define MAX_CPUS        32
-#define KSTACK_SIZE     8192
-#define USTACK_SIZE     16384
-#define PAGE_SIZE       4096u
+#define MAX_CPUS 32
+#define KSTACK_SIZE 8192
+#define USTACK_SIZE 16384
+#define PAGE_SIZE 4096u
 #define MAX_MEM_REGIONS 128
-#define CMDLINE_MAX     4096
+#define CMDLINE_MAX 4096
 #define MAX_VIRTIO_MMIO 32
 
-#define NSEC_PER_SEC  1000000000ull
+#define NSEC_PER_SEC 1000000000ull
 #define NSEC_PER_MSEC 1000000ull
 
 /* GDT layout (boot.S relies on the first three). */
-#define SEL_KCODE   0x08
-#define SEL_KDATA   0x10
+#define SEL_KCODE 0x08
+#define SEL_KDATA 0x10
 #define SEL_KCODE32 0x18
-#define SEL_UDATA   0x23
-#define SEL_UCODE   0x2b
+#define SEL_UDATA 0x23
+#define SEL_UCODE 0x2b
 #define GDT_TSS_FIRST 6 /* two slots per TSS */
 
 /* Gate (int $0x80) function numbers: rax = function, rdi/rsi = args. */
 #define GATE_CONSOLE_WRITE 1 /* rdi = buffer, rsi = length */
-#define GATE_POWEROFF      2
-#define GATE_SEND_INIT     3 /* INIT IPI to all but self */
-#define GATE_SEND_SIPI     4 /* rdi = vector (page number) */
-#define GATE_MMIO_READ32   5 /* rdi = address -> rax */
-#define GATE_MMIO_WRITE32  6 /* rdi = address, rsi = value */
+#define GATE_POWEROFF 2
+#define GATE_SEND_INIT 3    /* INIT IPI to all but self */
+#define GATE_SEND_SIPI 4    /* rdi = vector (page number) */
+#define GATE_MMIO_READ32 5  /* rdi = address -> rax */
+#define GATE_MMIO_WRITE32 6 /* rdi = address, rsi = value */
 
 #define E820_RAM 1
 
@@ -127,7 +127,10 @@ static inline void *phys(uint64_t addr)
     __asm__("" : "+r"(addr));
     return (void *)addr;
 }
-static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+static inline void cpu_relax(void)
+{
+    __asm__ volatile("pause" ::: "memory");
+}
 static inline uint64_t rdtsc(void)
 {
     uint32_t lo, hi;
@@ -149,9 +152,9 @@ struct options {
     bool smp;
     uint64_t disk_mib;
     uint64_t exit_ms;
-    uint64_t mmio_reads;   /* tern.mmio=N: time N MMIO exits at boot */
-    uint64_t touch_words;  /* tern.touch=N: words written per page, 0 = all */
-    bool hb_clock;         /* tern.hbclock=1: HB lines carry the guest clock */
+    uint64_t mmio_reads;  /* tern.mmio=N: time N MMIO exits at boot */
+    uint64_t touch_words; /* tern.touch=N: words written per page, 0 = all */
+    bool hb_clock;        /* tern.hbclock=1: HB lines carry the guest clock */
     uint32_t nvirtio;
     uint64_t virtio_base[MAX_VIRTIO_MMIO];
 };

@@ -85,12 +85,8 @@ static int64_t take_signed(va_list *ap, int longs)
 static void put_conversion(struct out *o, char conv, int longs, va_list *ap)
 {
     switch (conv) {
-    case 'u':
-        put_unsigned(o, take_unsigned(ap, longs), 10);
-        break;
-    case 'x':
-        put_unsigned(o, take_unsigned(ap, longs), 16);
-        break;
+    case 'u': put_unsigned(o, take_unsigned(ap, longs), 10); break;
+    case 'x': put_unsigned(o, take_unsigned(ap, longs), 16); break;
     case 'd': {
         int64_t v = take_signed(ap, longs);
         if (v < 0)
@@ -102,19 +98,15 @@ static void put_conversion(struct out *o, char conv, int longs, va_list *ap)
         for (const char *s = va_arg(*ap, const char *); *s; s++)
             put(o, *s);
         break;
-    case 'c':
-        put(o, (char)va_arg(*ap, int));
-        break;
-    default:
-        put(o, '%');
-        put(o, conv);
+    case 'c': put(o, (char)va_arg(*ap, int)); break;
+    default: put(o, '%'); put(o, conv);
     }
 }
 
 /* Supports %s %c %d %u %x with l/ll/z modifiers and %%. */
 int format(char *buf, size_t cap, const char *fmt, va_list ap)
 {
-    struct out o = { buf, cap, 0 };
+    struct out o = {buf, cap, 0};
     va_list args;
     va_copy(args, ap);
     for (const char *p = fmt; *p; p++) {

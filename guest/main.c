@@ -30,8 +30,8 @@ static void heartbeat(uint64_t now)
     if (!period || now < hb_next_ns)
         return;
     if (opts.hb_clock)
-        print("HB %lu %lu %lu", (unsigned long)++hb_seq, (unsigned long)dirtier_total_pages(),
-              (unsigned long)(now / 1000));
+        print("HB %lu %lu %lu", (unsigned long)++hb_seq,
+              (unsigned long)dirtier_total_pages(), (unsigned long)(now / 1000));
     else
         print("HB %lu %lu", (unsigned long)++hb_seq, (unsigned long)dirtier_total_pages());
     hb_next_ns += period;

@@ -3,11 +3,11 @@
 #include "guest.h"
 
 #define EBDA_SEGMENT_PTR 0x40e
-#define TERN_EBDA        0x9fc00
-#define INIT_TO_SIPI_NS  (10 * NSEC_PER_MSEC)
-#define SIPI_GAP_NS      (1 * NSEC_PER_MSEC)
-#define WAIT_KNOWN_NS    (1000 * NSEC_PER_MSEC)
-#define WAIT_UNKNOWN_NS  (200 * NSEC_PER_MSEC)
+#define TERN_EBDA 0x9fc00
+#define INIT_TO_SIPI_NS (10 * NSEC_PER_MSEC)
+#define SIPI_GAP_NS (1 * NSEC_PER_MSEC)
+#define WAIT_KNOWN_NS (1000 * NSEC_PER_MSEC)
+#define WAIT_UNKNOWN_NS (200 * NSEC_PER_MSEC)
 
 uint32_t ncpus = 1;
 volatile uint32_t workload_ready;
@@ -53,7 +53,7 @@ static uint32_t count_processors(const uint8_t *cfg)
 /* Number of enabled CPUs in the MP table, 0 if there is no table. */
 static uint32_t mp_table_cpu_count(void)
 {
-    uint64_t ebda = (uint64_t)*(const volatile uint16_t *)phys(EBDA_SEGMENT_PTR) << 4;
+    uint64_t ebda = (uint64_t) * (const volatile uint16_t *)phys(EBDA_SEGMENT_PTR) << 4;
     const uint8_t *fp = NULL;
 
     if (ebda >= 0x80000 && ebda < 0xa0000)
@@ -64,7 +64,8 @@ static uint32_t mp_table_cpu_count(void)
         fp = find_mp_floating(0xf0000, 0x10000);
     if (!fp)
         return 0;
-    uint64_t cfg_addr = (uint64_t)(fp[4] | fp[5] << 8 | fp[6] << 16) | (uint64_t)fp[7] << 24;
+    uint64_t cfg_addr = (uint64_t)(fp[4] | fp[5] << 8 | fp[6] << 16) | (uint64_t)fp[7]
+                                                                           << 24;
     const uint8_t *cfg = phys(cfg_addr);
     if (!cfg_addr || memcmp(cfg, "PCMP", 4) != 0)
         return 0;
@@ -83,7 +84,8 @@ static const uint8_t *find_rsdp(void)
 
 static uint32_t read_le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
 }
 
 static uint32_t count_madt_cpus(const uint8_t *madt)

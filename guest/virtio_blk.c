@@ -6,37 +6,37 @@
 #define VIRTIO_MAGIC 0x74726976
 #define VIRTIO_ID_BLOCK 2
 
-#define REG_MAGIC         0x000
-#define REG_VERSION       0x004
-#define REG_DEVICE_ID     0x008
-#define REG_DEV_FEATURES  0x010
-#define REG_DEV_FEAT_SEL  0x014
-#define REG_DRV_FEATURES  0x020
-#define REG_DRV_FEAT_SEL  0x024
-#define REG_QUEUE_SEL     0x030
+#define REG_MAGIC 0x000
+#define REG_VERSION 0x004
+#define REG_DEVICE_ID 0x008
+#define REG_DEV_FEATURES 0x010
+#define REG_DEV_FEAT_SEL 0x014
+#define REG_DRV_FEATURES 0x020
+#define REG_DRV_FEAT_SEL 0x024
+#define REG_QUEUE_SEL 0x030
 #define REG_QUEUE_NUM_MAX 0x034
-#define REG_QUEUE_NUM     0x038
-#define REG_QUEUE_READY   0x044
-#define REG_QUEUE_NOTIFY  0x050
-#define REG_STATUS        0x070
-#define REG_QUEUE_DESC    0x080
-#define REG_QUEUE_DRIVER  0x090
-#define REG_QUEUE_DEVICE  0x0a0
-#define REG_CONFIG        0x100
+#define REG_QUEUE_NUM 0x038
+#define REG_QUEUE_READY 0x044
+#define REG_QUEUE_NOTIFY 0x050
+#define REG_STATUS 0x070
+#define REG_QUEUE_DESC 0x080
+#define REG_QUEUE_DRIVER 0x090
+#define REG_QUEUE_DEVICE 0x0a0
+#define REG_CONFIG 0x100
 
 #define STATUS_ACKNOWLEDGE 1
-#define STATUS_DRIVER      2
-#define STATUS_DRIVER_OK   4
+#define STATUS_DRIVER 2
+#define STATUS_DRIVER_OK 4
 #define STATUS_FEATURES_OK 8
 
 #define F_BLK_FLUSH (1u << 9)
 #define F_VERSION_1_HI (1u << 0) /* feature bit 32 */
 
-#define VIRTIO_BLK_T_IN    0
-#define VIRTIO_BLK_T_OUT   1
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
 #define VIRTIO_BLK_T_FLUSH 4
 
-#define DESC_F_NEXT  1
+#define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
 #define AVAIL_F_NO_INTERRUPT 1
 
@@ -147,9 +147,10 @@ static bool init_device(struct vblk *d)
     reg_write(d, REG_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
     if (!negotiate_features(d) || !setup_queue(d))
         return false;
-    reg_write(d, REG_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK |
-                                 STATUS_DRIVER_OK);
-    uint64_t sectors = reg_read(d, REG_CONFIG) | (uint64_t)reg_read(d, REG_CONFIG + 4) << 32;
+    reg_write(d, REG_STATUS,
+              STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+    uint64_t sectors = reg_read(d, REG_CONFIG) | (uint64_t)reg_read(d, REG_CONFIG + 4)
+                                                     << 32;
     d->capacity_bytes = sectors * 512;
     return true;
 }
@@ -170,7 +171,10 @@ struct vblk *vblk_find(void)
     return NULL;
 }
 
-uint64_t vblk_capacity_bytes(struct vblk *d) { return d->capacity_bytes; }
+uint64_t vblk_capacity_bytes(struct vblk *d)
+{
+    return d->capacity_bytes;
+}
 
 static void set_desc(struct vblk *d, int i, const volatile void *addr, uint32_t len,
                      uint16_t flags)
@@ -185,7 +189,7 @@ static void set_desc(struct vblk *d, int i, const volatile void *addr, uint32_t 
  * Only one request is in flight at a time; vblk_poll reports its end. */
 bool vblk_submit(struct vblk *d, enum vblk_op op, uint64_t block, void *buf)
 {
-    static const uint32_t types[] = { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH };
+    static const uint32_t types[] = {VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH};
     uint32_t type = types[op];
     if (d->in_flight)
         return false;
@@ -202,7 +206,8 @@ bool vblk_submit(struct vblk *d, enum vblk_op op, uint64_t block, void *buf)
     int n = 0;
     set_desc(d, n++, &d->header, sizeof(d->header), DESC_F_NEXT);
     if (op != VBLK_FLUSH)
-        set_desc(d, n++, buf, PAGE_SIZE, DESC_F_NEXT | (op == VBLK_READ ? DESC_F_WRITE : 0));
+        set_desc(d, n++, buf, PAGE_SIZE,
+                 DESC_F_NEXT | (op == VBLK_READ ? DESC_F_WRITE : 0));
     set_desc(d, n++, &d->status, 1, DESC_F_WRITE);
 
     d->avail.ring[d->next_avail % d->queue_size] = 0;

@@ -2,18 +2,18 @@
 # integration scripts, and tiny kernels for crash tests.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
-TEST_LIBS := $(BUILD)/libmigrate.a $(BUILD)/libvmm.a $(BUILD)/libdevices.a $(BUILD)/libcommon.a
+TEST_LIBS := $(VMM_PROGRAM_LIBS)
 TEST_KERNELS := $(BUILD)/tests/kernels/triple.elf
 TEST_BINS := $(UNIT_BINS) $(BUILD)/tests/ctl $(TEST_KERNELS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(TEST_LIBS) \
-		$(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(TEST_LIBS) \
+		$(MIGRATE_LDLIBS) $(LDLIBS) $(CMOCKA_LIBS)
 
 $(BUILD)/tests/ctl: tests/tools/ctl.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(COMMON_LDLIBS) $(LDLIBS)
 
 $(BUILD)/tests/kernels/%.elf: tests/kernels/%.S
 	@mkdir -p $(dir $@)
@@ -29,8 +29,9 @@ check-build: all test-bins
 # Installs what is missing, builds, runs every test; last line "N passed, N failed".
 check:
 	@scripts/install-deps
-	@$(MAKE) --no-print-directory check-build >$(BUILD).make.log 2>&1 || \
-		{ cat $(BUILD).make.log; echo "0 passed, 1 failed"; exit 1; }
+	@mkdir -p $(BUILD)
+	@$(MAKE) --no-print-directory check-build >$(BUILD)/make.log 2>&1 || \
+		{ cat $(BUILD)/make.log; echo "0 passed, 1 failed"; exit 1; }
 	@tests/run
 
 check-linux:
@@ -47,26 +48,31 @@ test-bins: $(STREAM_TOOLS)
 $(BUILD)/tests/tee-proxy $(BUILD)/tests/replay $(BUILD)/tests/streamedit: \
 		$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(COMMON_LDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/streamcheck: tests/tools/streamcheck.c $(BUILD)/libmigrate.a \
-		$(BUILD)/libvmm.a $(BUILD)/libdevices.a $(BUILD)/libcommon.a
+$(BUILD)/tests/streamcheck: tests/tools/streamcheck.c $(VMM_PROGRAM_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(MIGRATE_LDLIBS) $(LDLIBS)
 
 # tern-vmm with AddressSanitizer and UBSan for the bad-stream test: every
-# source compiled again into $(BUILD)/asan/obj.
+# source compiled again into $(BUILD)/asan/obj, the libraries' objects in
+# one archive so that it links what tern-vmm links.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
-ASAN_SRCS := src/vmm/main.c $(MIGRATE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
-ASAN_OBJS := $(ASAN_SRCS:%.c=$(BUILD)/asan/obj/%.o)
+ASAN_LIB_SRCS := $(MIGRATE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
+ASAN_LIB_OBJS := $(ASAN_LIB_SRCS:%.c=$(BUILD)/asan/obj/%.o)
+ASAN_OBJS := $(BUILD)/asan/obj/src/bin/tern-vmm.o $(ASAN_LIB_OBJS)
 
 $(BUILD)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -O%,$(CFLAGS)) $(ASAN_FLAGS) -c -o $@ $<
 
-$(BUILD)/asan/tern-vmm: $(ASAN_OBJS)
-	$(CC) $(filter-out -O%,$(CFLAGS)) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/asan/libtern.a: $(ASAN_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/asan/tern-vmm: $(BUILD)/asan/obj/src/bin/tern-vmm.o $(BUILD)/asan/libtern.a
+	$(CC) $(filter-out -O%,$(CFLAGS)) $(ASAN_FLAGS) -o $@ $^ $(MIGRATE_LDLIBS) $(LDLIBS)
 
 test-bins: $(BUILD)/asan/tern-vmm
 -include $(ASAN_OBJS:.o=.d)

@@ -56,7 +56,7 @@ static double tcp_gbps(void)
     const size_t chunk = 4u << 20;
     const size_t total = 2048ull << 20;
     int ls = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
+    struct sockaddr_in sa = {.sin_family = AF_INET};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t sl = sizeof(sa);
     if (ls < 0 || bind(ls, (void *)&sa, sizeof(sa)) || listen(ls, 1) ||
@@ -98,7 +98,7 @@ static double tcp_gbps(void)
 enum fresh_kind { FRESH_4K, FRESH_THP, FRESH_MEMFD };
 
 #define FRESH_BYTES (512ul << 20)
-#define HUGE_2M     (2ul << 20)
+#define HUGE_2M (2ul << 20)
 
 /* kB of the named field (AnonHugePages, ShmemPmdMapped) summed over the
  * process: tells whether the huge pages asked for were given. */
@@ -191,7 +191,8 @@ int main(void)
     thp_setting("enabled", thp, sizeof(thp));
     thp_setting("shmem_enabled", shmem, sizeof(shmem));
     printf("{\"memcpy_GBps\": %.2f, \"tcp_loopback_GBps\": %.2f, "
-           "\"fresh_4k_GBps\": %.2f, \"fresh_thp_GBps\": %.2f, \"fresh_thp_huge_share\": %.2f, "
+           "\"fresh_4k_GBps\": %.2f, \"fresh_thp_GBps\": %.2f, \"fresh_thp_huge_share\": "
+           "%.2f, "
            "\"fresh_memfd_GBps\": %.2f, \"fresh_memfd_huge_share\": %.2f, "
            "\"thp_enabled\": \"%s\", \"thp_shmem_enabled\": \"%s\"}\n",
            m, t, f4k, fthp, sthp, fmfd, smfd, thp, shmem);

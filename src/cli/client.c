@@ -8,14 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BODY_MAX (16u << 20)
-#define REQUEST_TIMEOUT_MS 30000L   /* a status without quorum takes ~6 s */
-#define CHANGE_TIMEOUT_MS 120000L
+#include "common/textbuf.h"
 
-struct body {
-    char *data;
-    size_t len;
-};
+#define BODY_MAX (16u << 20)
+#define REQUEST_TIMEOUT_MS 30000L /* a status without quorum takes ~6 s */
+#define CHANGE_TIMEOUT_MS 120000L
 
 void client_init(struct client *c)
 {
@@ -37,8 +34,7 @@ static const char *pick(const char *option, const char *env)
 
 /* The two keys of ternd's config that tell where its API is; other keys
  * are ternd's business and skipped. */
-static int read_ternd_config(const char *path, char api[256], char dir[256],
-                             struct err *e)
+static int read_ternd_config(const char *path, char api[256], char dir[256], struct err *e)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -84,9 +80,9 @@ static int resolve(struct client *c, const struct cli_options *o, struct err *e)
     if (!api || !token) {
         const char *path = pick(o->config, "TERN_CONFIG");
         int rc = read_ternd_config(path ? path : CLI_CONFIG_DEFAULT, cfg_api, cfg_dir, e);
-        if (rc < 0)
+        if (rc)
             return rc;
-        if (!ca && !api)   /* ternd's own self-signed certificate */
+        if (!ca && !api) /* ternd's own self-signed certificate */
             snprintf(c->ca_file, sizeof(c->ca_file), "%s/tls/cert.pem", cfg_dir);
     }
     if (!api)
@@ -108,29 +104,13 @@ static int resolve(struct client *c, const struct cli_options *o, struct err *e)
 int client_setup(struct client *c, const struct cli_options *o, struct err *e)
 {
     int rc = resolve(c, o, e);
-    if (rc == 0)
+    if (!rc)
         rc = read_token(c, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c->curl = curl_easy_init()))
         return err_set(e, ENOMEM, "libcurl setup failed");
     return 0;
-}
-
-static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct body *b = arg;
-    size_t n = size * nmemb;
-    if (b->len + n > BODY_MAX)
-        return 0;
-    char *p = realloc(b->data, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, data, n);
-    b->data = p;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
 }
 
 static void lower_first(char *s)
@@ -147,8 +127,8 @@ static long timeout_ms(const char *method)
 }
 
 static CURLcode perform(struct client *c, const char *method, const char *url,
-                        const char *payload, struct body *b,
-                        struct curl_slist *headers, char errbuf[CURL_ERROR_SIZE])
+                        const char *payload, struct textbuf *b, struct curl_slist *headers,
+                        char errbuf[CURL_ERROR_SIZE])
 {
     CURL *h = c->curl;
     curl_easy_reset(h);
@@ -161,11 +141,11 @@ static CURLcode perform(struct client *c, const char *method, const char *url,
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload ? payload : "");
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, textbuf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms(method));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");   /* ternd is local: never a proxy */
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* ternd is local: never a proxy */
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     if (c->ca_file[0])
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
@@ -205,21 +185,21 @@ int client_request(struct client *c, const char *method, const char *path,
     if (req && !payload)
         return err_set(e, ENOMEM, "cannot encode the request to %s", path);
     struct curl_slist *headers = make_headers(c, payload != NULL);
-    struct body b = {NULL, 0};
+    struct textbuf b;
+    textbuf_init(&b, BODY_MAX);
     CURLcode rc = perform(c, method, url, payload, &b, headers, errbuf);
     curl_slist_free_all(headers);
     free(payload);
     *body = NULL;
     if (rc != CURLE_OK) {
-        free(b.data);
+        textbuf_release(&b);
         return unreachable(c, rc, errbuf, e);
     }
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
-    *body = b.data ? json_loads(b.data, 0, NULL) : NULL;
-    free(b.data);
+    *body = json_loads(textbuf_text(&b), 0, NULL);
+    textbuf_release(&b);
     if (!*body)
         return err_set(e, EPROTO, "ternd at %s answered %ld without json", c->base,
                        *status);
     return 0;
 }
-

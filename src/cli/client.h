@@ -18,19 +18,19 @@ enum cli_exit {
     EXIT_NOT_QUORATE = 3,
 };
 
-struct cli_options {            /* from the command line; NULL = not given */
-    const char *api;            /* https://host:port or host:port */
+struct cli_options { /* from the command line; NULL = not given */
+    const char *api; /* https://host:port or host:port */
     const char *token_file;
     const char *ca_file;
-    const char *config;         /* ternd's config: api_address, data_dir */
+    const char *config; /* ternd's config: api_address, data_dir */
 };
 
 struct client {
-    char base[256];             /* https://host:port */
+    char base[256]; /* https://host:port */
     char token_file[512];
-    char ca_file[512];          /* "" = the system's CA store */
+    char ca_file[512]; /* "" = the system's CA store */
     char token[256];
-    void *curl;                 /* CURL * */
+    void *curl; /* CURL * */
 };
 
 void client_init(struct client *c);

@@ -18,12 +18,8 @@ static int run_create(struct call *k)
         rc = api(k, "POST", "/cluster", json_pack("{ss}", "name", k->arg[0]), &ans);
     if (rc != EXIT_OK)
         return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("created cluster '%s' on node %s\n", jstr(ans, "cluster_name", k->arg[0]),
-           jstr(ans, "node", "?"));
-    json_decref(ans);
-    return EXIT_OK;
+    return print_answer(k, ans, "created cluster '%s' on node %s",
+                        jstr(ans, "cluster_name", k->arg[0]), jstr(ans, "node", "?"));
 }
 
 /* host:port or [v6]:port, port 1..65535. */
@@ -93,24 +89,22 @@ static int run_join(struct call *k)
     int rc = check_address(k->arg[0]);
     if (rc == EXIT_OK && !is_fingerprint(fp))
         rc = usage_error("bad --fingerprint '%s' (sha256//..., from 'tern cluster "
-                         "status' on that node)", fp);
+                         "status' on that node)",
+                         fp);
     if (rc == EXIT_OK)
         rc = join_token(k, token);
     if (rc != EXIT_OK)
         return rc;
     json_t *ans;
-    rc = api(k, "POST", "/cluster/join", json_pack("{ssssss}", "address", k->arg[0],
-             "token", token, "fingerprint", fp), &ans);
+    rc = api(k, "POST", "/cluster/join",
+             json_pack("{ssssss}", "address", k->arg[0], "token", token, "fingerprint", fp),
+             &ans);
     explicit_bzero(token, sizeof(token));
     if (rc != EXIT_OK)
         return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("node %s joined cluster '%s' (%lld members)\n", jstr(ans, "node", "?"),
-           jstr(ans, "cluster_name", "?"),
-           (long long)json_integer_value(json_object_get(ans, "members")));
-    json_decref(ans);
-    return EXIT_OK;
+    return print_answer(k, ans, "node %s joined cluster '%s' (%lld members)",
+                        jstr(ans, "node", "?"), jstr(ans, "cluster_name", "?"),
+                        (long long)json_integer_value(json_object_get(ans, "members")));
 }
 
 static int run_status(struct call *k)
@@ -152,7 +146,8 @@ static int parse_migration(const char *text, json_t *m)
     if (snprintf(buf, sizeof(buf), "%s", text) >= (int)sizeof(buf) || !buf[0] ||
         buf[0] == ',' || strstr(buf, ",,") || buf[strlen(buf) - 1] == ',')
         return usage_error("bad migration options '%.60s' (type=secure|insecure"
-                           "[,network=CIDR|none])", text);
+                           "[,network=CIDR|none])",
+                           text);
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
          kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
@@ -178,11 +173,7 @@ static int run_set(struct call *k)
     }
     json_t *ans;
     rc = api(k, "PUT", "/cluster/options", json_pack("{so}", "migration", m), &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_cluster_options(stdout, ans);
-    json_decref(ans);
-    return EXIT_OK;
+    return rc == EXIT_OK ? show_answer(k, ans, print_cluster_options) : rc;
 }
 
 static int run_options(struct call *k)
@@ -196,11 +187,15 @@ static int run_node_list(struct call *k)
 }
 
 static const struct cmd_opt join_opts[] = {
-    {"--fingerprint", "FP", "that node's key pin, sha256//... ('tern cluster status' "
-                            "there prints it)", true, false},
-    {"--token-file", "FILE", "that node's admin token file (DATA_DIR/admin.token "
-                             "there); this node's token then comes from "
-                             "TERN_TOKEN_FILE or the config", false, false},
+    {"--fingerprint", "FP",
+     "that node's key pin, sha256//... ('tern cluster status' "
+     "there prints it)",
+     true, false},
+    {"--token-file", "FILE",
+     "that node's admin token file (DATA_DIR/admin.token "
+     "there); this node's token then comes from "
+     "TERN_TOKEN_FILE or the config",
+     false, false},
     {"--token", "TOKEN", "that node's admin token (64 hex characters)", false, false},
     {NULL, NULL, NULL, false, false},
 };
@@ -210,12 +205,13 @@ const struct cmd cmds_cluster[] = {
      "Only on a node in no cluster yet. Starts this node's etcd member as a new\n"
      "one-member cluster; other nodes then join it with 'tern cluster join'.\n",
      "  tern cluster create prod\n", NULL, run_create},
-    {"cluster", "join", "ADDRESS --fingerprint FP (--token-file FILE | --token TOKEN)",
-     1, 1, "join this node to the cluster of the node at ADDRESS",
+    {"cluster", "join", "ADDRESS --fingerprint FP (--token-file FILE | --token TOKEN)", 1,
+     1, "join this node to the cluster of the node at ADDRESS",
      "ADDRESS is host:port of the API of any member (its api_address). The\n"
      "fingerprint pins that node's key; its admin token proves the right to join.\n",
      "  tern cluster join 10.0.0.1:8006 --fingerprint sha256//3q2+7w... \\\n"
-     "      --token-file /root/n1.token\n", join_opts, run_join},
+     "      --token-file /root/n1.token\n",
+     join_opts, run_join},
     {"cluster", "status", "", 0, 0, "quorum, etcd members and the leader",
      "Asks every etcd member its status and proves quorum with a linearizable\n"
      "read. Also prints the cluster's name and this node's fingerprint (for\n"
@@ -229,7 +225,8 @@ const struct cmd cmds_cluster[] = {
      "network: the CIDR whose addresses carry migrations; none clears it.\n"
      "Keys not given stay as they are. Prints the options after the change.\n",
      "  tern cluster set migration type=insecure,network=10.0.1.0/24\n"
-     "  tern cluster set migration network=none\n", NULL, run_set},
+     "  tern cluster set migration network=none\n",
+     NULL, run_set},
     {"cluster", "options", "", 0, 0, "show the cluster options",
      "Prints the options in the syntax 'tern cluster set' takes. Without quorum\n"
      "prints this node's possibly stale copy and exits 3.\n",
@@ -238,73 +235,5 @@ const struct cmd cmds_cluster[] = {
      "Every member node; a node is online while its heartbeat lease lives.\n"
      "Without quorum prints this node's possibly stale view and exits 3.\n",
      "  tern node list\n  tern node list --output json\n", NULL, run_node_list},
-    {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
-};
-
-/* tern storage ...: the directories VM disks live in. */
-static int run_storage_add(struct call *k)
-{
-    const char *path = call_opt(k, "--path");
-    bool shared = call_flag(k, "--shared");
-    int rc = check_name("storage name", k->arg[0]);
-    if (rc == EXIT_OK && path[0] != '/')
-        rc = usage_error("--path '%s' is not absolute", path);
-    json_t *ans;
-    if (rc == EXIT_OK)
-        rc = api(k, "POST", "/storage", json_pack("{sssssb}", "name", k->arg[0],
-                 "path", path, "shared", shared), &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("added storage '%s' at %s (%s)\n", jstr(ans, "name", k->arg[0]),
-           jstr(ans, "path", path),
-           json_is_true(json_object_get(ans, "shared")) ? "shared" : "local to each node");
-    json_decref(ans);
-    return EXIT_OK;
-}
-
-static int run_storage_list(struct call *k)
-{
-    return show_listing(k, "/storage", print_storage_list);
-}
-
-static int run_storage_remove(struct call *k)
-{
-    char path[128];
-    int rc = check_name("storage name", k->arg[0]);
-    json_t *ans;
-    snprintf(path, sizeof(path), "/storage/%s", k->arg[0]);
-    if (rc == EXIT_OK)
-        rc = api(k, "DELETE", path, NULL, &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("removed storage '%s'\n", k->arg[0]);
-    json_decref(ans);
-    return EXIT_OK;
-}
-
-static const struct cmd_opt storage_add_opts[] = {
-    {"--path", "DIR", "absolute directory of the disk files", true, false},
-    {"--shared", NULL, "the same directory holds the same files on every node "
-                       "(NFS, a cluster filesystem)", false, false},
-    {NULL, NULL, NULL, false, false},
-};
-
-const struct cmd cmds_storage[] = {
-    {"storage", "add", "NAME --path DIR [--shared]", 1, 1, "define a storage for VM disks",
-     "A storage is a directory on the nodes where VM disks are files. Without\n"
-     "--shared each node has its own directory (a VM with a disk there cannot\n"
-     "migrate yet); with --shared all nodes see the same files.\n",
-     "  tern storage add local --path /var/lib/tern/images\n"
-     "  tern storage add nfs --path /mnt/pve/nfs --shared\n", storage_add_opts, run_storage_add},
-    {"storage", "list", "", 0, 0, "the storages: name, shared, path",
-     "Without quorum prints this node's possibly stale view and exits 3.\n",
-     "  tern storage list\n", NULL, run_storage_list},
-    {"storage", "remove", "NAME", 1, 1, "remove a storage definition",
-     "Refused while a VM's disk is on it.\n",
-     "  tern storage remove nfs\n", NULL, run_storage_remove},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };

@@ -9,19 +9,20 @@
 #include "cli/cli.h"
 #include "cli/follow.h"
 #include "cli/print.h"
+#include "common/name.h"
 
 #define DISKS_MAX 8
 #define MEMORY_MIB_MIN 16
 #define MEMORY_MIB_MAX 1048576
 #define CPUS_MAX 64
 #define CONSOLE_POLL_MS 200
-#define BWLIMIT_MAX (1u << 20)       /* MiB/s */
-#define DOWNTIME_MAX 60000           /* ms, as ternd takes it */
+#define BWLIMIT_MAX (1u << 20) /* MiB/s */
+#define DOWNTIME_MAX 60000     /* ms, as ternd takes it */
 
 /* "shared:64" or "local:2G" -> {"storage": "shared", "size_mib": 64}. */
 static int parse_disk(const char *text, json_t *disks)
 {
-    char storage[CLI_NAME_MAX + 2];
+    char storage[TERN_NAME_MAX + 2];
     const char *colon = strrchr(text, ':');
     size_t n = colon ? (size_t)(colon - text) : 0;
     uint64_t mib;
@@ -35,8 +36,8 @@ static int parse_disk(const char *text, json_t *disks)
         rc = check_size_mib("--disk size", colon + 1, &mib);
     if (rc != EXIT_OK)
         return rc;
-    json_array_append_new(disks, json_pack("{sssI}", "storage", storage, "size_mib",
-                                           (json_int_t)mib));
+    json_array_append_new(
+        disks, json_pack("{sssI}", "storage", storage, "size_mib", (json_int_t)mib));
     return EXIT_OK;
 }
 
@@ -141,11 +142,7 @@ static int run_create(struct call *k)
     json_t *ans;
     if ((rc = api(k, "POST", "/vms", body, &ans)) != EXIT_OK)
         return rc;
-    if (k->json)
-        print_json(stdout, ans);
-    else
-        printf("created vm %u on node %s\n", id, jstr(ans, "node", "?"));
-    json_decref(ans);
+    print_answer(k, ans, "created vm %u on node %s", id, jstr(ans, "node", "?"));
     bool start = call_flag(k, "--start");
     return start ? start_stop(k, id, "start") : EXIT_OK;
 }
@@ -185,11 +182,7 @@ static int run_show(struct call *k)
     uint32_t id;
     json_t *ans;
     int rc = vm_request(k, "GET", &id, &ans);
-    if (rc != EXIT_OK)
-        return rc;
-    k->json ? print_json(stdout, ans) : print_vm(stdout, ans);
-    json_decref(ans);
-    return EXIT_OK;
+    return rc == EXIT_OK ? show_answer(k, ans, print_vm) : rc;
 }
 
 static int run_destroy(struct call *k)
@@ -199,11 +192,7 @@ static int run_destroy(struct call *k)
     int rc = vm_request(k, "DELETE", &id, &ans);
     if (rc != EXIT_OK)
         return rc;
-    if (k->json)
-        return print_answer(ans);
-    printf("destroyed vm %u and its disks\n", id);
-    json_decref(ans);
-    return EXIT_OK;
+    return print_answer(k, ans, "destroyed vm %u and its disks", id);
 }
 
 /* One poll: the new output to stdout. *done when there was none and the
@@ -243,7 +232,7 @@ static int run_console(struct call *k)
     bool follow = !call_flag(k, "--no-follow"), done = false;
     long long offset = 0;
     if (follow)
-        cli_catch_sigint();   /* Ctrl-C is the way out: exit 0 */
+        cli_catch_sigint(); /* Ctrl-C is the way out: exit 0 */
     while (!done && !cli_interrupted && rc == EXIT_OK)
         rc = console_step(k, id, &offset, follow, &done);
     return rc;
@@ -352,8 +341,10 @@ static const struct cmd_opt create_opts[] = {
     {"--cpus", "N", "vCPUs, 1..64", true, false},
     {"--kernel", "PATH", "guest kernel, the same path on every node", true, false},
     {"--cmdline", "STR", "kernel command line", false, false},
-    {"--disk", "STORAGE:SIZE", "a new disk on that storage, SIZE in MiB or with "
-                               "suffix M or G", false, true},
+    {"--disk", "STORAGE:SIZE",
+     "a new disk on that storage, SIZE in MiB or with "
+     "suffix M or G",
+     false, true},
     {"--name", "NAME", "a name besides the id", false, false},
     {"--start", NULL, "start it once created, as 'tern vm start'", false, false},
     {NULL, NULL, NULL, false, false},
@@ -367,21 +358,28 @@ static const struct cmd_opt console_opts[] = {
 static const struct cmd_opt migrate_opts[] = {
     {"--online", NULL, "live migration of a running VM", false, false},
     {"--bwlimit", "MIB/S", "bandwidth limit in MiB/s, 0 unlimited", false, false},
-    {"--migration-type", "TYPE", "secure (TLS) or insecure (plain TCP); default "
-                                 "from 'tern cluster options'", false, false},
-    {"--migration-network", "CIDR", "the network to migrate over; default from "
-                                    "'tern cluster options'", false, false},
+    {"--migration-type", "TYPE",
+     "secure (TLS) or insecure (plain TCP); default "
+     "from 'tern cluster options'",
+     false, false},
+    {"--migration-network", "CIDR",
+     "the network to migrate over; default from "
+     "'tern cluster options'",
+     false, false},
     {"--downtime", "MS", "longest pause of the guest at the handover", false, false},
-    {"--dry-run", NULL, "run the checks and print them with the plan; move "
-                        "nothing", false, false},
+    {"--dry-run", NULL,
+     "run the checks and print them with the plan; move "
+     "nothing",
+     false, false},
     {"--no-follow", NULL, "print the task id and exit; the task goes on", false, false},
     {NULL, NULL, NULL, false, false},
 };
 
 const struct cmd cmds_vm[] = {
-    {"vm", "create", "ID --memory MIB --cpus N --kernel PATH [--cmdline STR] "
-     "[--disk STORAGE:SIZE]... [--name NAME] [--start]", 1, 1,
-     "define a VM owned by this node, with new disks",
+    {"vm", "create",
+     "ID --memory MIB --cpus N --kernel PATH [--cmdline STR] "
+     "[--disk STORAGE:SIZE]... [--name NAME] [--start]",
+     1, 1, "define a VM owned by this node, with new disks",
      "ID is 100..999999999. The VM belongs to the node whose ternd got the\n"
      "request; its disks are created as sparse files on their storage.\n",
      "  tern vm create 100 --memory 256 --cpus 1 --kernel /usr/lib/tern/tern-guest\n"
@@ -390,10 +388,12 @@ const struct cmd cmds_vm[] = {
      create_opts, run_create},
     {"vm", "start", "ID", 1, 1, "start a VM on its node and wait until it runs",
      "Waits for the start task; when it fails, prints its log on stderr and\n"
-     "exits 1.\n", "  tern vm start 100\n", NULL, run_start},
+     "exits 1.\n",
+     "  tern vm start 100\n", NULL, run_start},
     {"vm", "stop", "ID", 1, 1, "stop a VM hard (its monitor quits) and wait",
      "Waits for the stop task; when it fails, prints its log on stderr and\n"
-     "exits 1.\n", "  tern vm stop 100\n", NULL, run_stop},
+     "exits 1.\n",
+     "  tern vm stop 100\n", NULL, run_stop},
     {"vm", "list", "", 0, 0, "the VMs: node, status, memory, cpus, uptime, lock",
      "Every VM of the cluster, sorted by id. Without quorum prints this node's\n"
      "possibly stale view and exits 3.\n",
@@ -402,16 +402,18 @@ const struct cmd cmds_vm[] = {
      "Status, owner node, process, and the config: kernel, command line, disks.\n",
      "  tern vm show 100\n", NULL, run_show},
     {"vm", "destroy", "ID", 1, 1, "remove a stopped VM and its disks",
-     "Refused while the VM runs. Its disk files are deleted.\n",
-     "  tern vm destroy 100\n", NULL, run_destroy},
+     "Refused while the VM runs. Its disk files are deleted.\n", "  tern vm destroy 100\n",
+     NULL, run_destroy},
     {"vm", "console", "ID [--no-follow]", 1, 1, "print a VM's console output as it comes",
      "Prints the console from its start, then what follows, until the VM no\n"
      "longer runs or Ctrl-C (both exit 0). Read-only: input is not sent.\n",
      "  tern vm console 100\n  tern vm console 100 --no-follow | tail\n", console_opts,
      run_console},
-    {"vm", "migrate", "ID TARGET|auto [--online] [--bwlimit MIB/S] [--migration-type "
+    {"vm", "migrate",
+     "ID TARGET|auto [--online] [--bwlimit MIB/S] [--migration-type "
      "secure|insecure] [--migration-network CIDR] [--downtime MS] [--dry-run] "
-     "[--no-follow]", 2, 2, "move a VM to another node, live with --online",
+     "[--no-follow]",
+     2, 2, "move a VM to another node, live with --online",
      "TARGET is a node name or auto (the online node with the most free memory).\n"
      "The checks run first; a failing one is printed and exits 1 (3 without\n"
      "quorum). Then prints 'task UPID' and the task's log as it grows, with a\n"

@@ -1,6 +1,5 @@
 /* Waiting for tasks (vm start, stop) and following their logs as they grow
- * (vm migrate, task log --follow), with a progress line on a terminal;
- * in cmd_task.c. */
+ * (vm migrate, task log --follow), with a progress line on a terminal. */
 #ifndef TERN_CLI_FOLLOW_H
 #define TERN_CLI_FOLLOW_H
 
@@ -21,10 +20,10 @@ int task_wait(struct call *k, const char *upid, json_t **task);
 int task_print_log(struct call *k, const char *upid, FILE *f);
 
 struct follow {
-    bool progress;       /* a progress line on stderr from the task's progress */
-    bool catch_sigint;   /* Ctrl-C stops following and says the task goes on */
-    const char *cancel;  /* with catch_sigint: Ctrl-C first asks "cancel
-                          * <this>? [y/N]" on /dev/tty */
+    bool progress;      /* a progress line on stderr from the task's progress */
+    bool catch_sigint;  /* Ctrl-C stops following and says the task goes on */
+    const char *cancel; /* with catch_sigint: Ctrl-C first asks "cancel
+                         * <this>? [y/N]" on /dev/tty */
 };
 
 /* Prints the log to stdout as it grows until the task ends: EXIT_OK when

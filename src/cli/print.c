@@ -96,8 +96,8 @@ static void int_or_dash(const json_t *v, char *out, size_t size)
 
 void print_node_list(FILE *f, const json_t *body)
 {
-    fprintf(f, "%-16s %-8s %-4s %-10s %-10s %-8s %s\n", "NAME", "STATUS", "VMS",
-            "MEM FREE", "MEM TOTAL", "VERSION", "CPU");
+    fprintf(f, "%-16s %-8s %-4s %-10s %-10s %-8s %s\n", "NAME", "STATUS", "VMS", "MEM FREE",
+            "MEM TOTAL", "VERSION", "CPU");
     size_t i;
     const json_t *n;
     json_array_foreach(json_object_get(body, "nodes"), i, n) {
@@ -148,8 +148,8 @@ static void uptime_of(const json_t *vm, char *out, size_t size)
 
 void print_vm_list(FILE *f, const json_t *body)
 {
-    fprintf(f, "%-9s %-16s %-16s %-9s %-9s %-4s %-11s %s\n", "ID", "NAME", "NODE",
-            "STATUS", "MEMORY", "CPUS", "UPTIME", "LOCK");
+    fprintf(f, "%-9s %-16s %-16s %-9s %-9s %-4s %-11s %s\n", "ID", "NAME", "NODE", "STATUS",
+            "MEMORY", "CPUS", "UPTIME", "LOCK");
     size_t i;
     const json_t *vm;
     json_array_foreach(json_object_get(body, "vms"), i, vm) {

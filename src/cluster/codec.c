@@ -1,5 +1,5 @@
-/* The etcd gateway's encodings (base64 keys and values, JSON numbers as
- * strings) and the key layout helpers of cluster/keys.h. */
+/* The etcd gateway's encodings: base64 keys and values, JSON numbers as
+ * strings. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cluster/codec.h"
-#include "cluster/keys.h"
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -46,7 +45,7 @@ int codec_b64_decode(const char *text, void **out, size_t *len)
     while (n > 0 && text[n - 1] == '=')
         n--;
     if (n % 4 == 1)
-        return -EINVAL;   /* one leftover character cannot carry a byte */
+        return -EINVAL; /* one leftover character cannot carry a byte */
     unsigned char *buf = malloc(n / 4 * 3 + 3);
     if (!buf)
         return -ENOMEM;
@@ -148,8 +147,7 @@ int codec_kv_parse(const json_t *obj, struct etcd_kv *kv, struct err *e)
         return err_set(e, EPROTO, "etcd: answer holds a key that is not base64");
     /* an empty value is left out of the JSON (proto3 default) */
     if (codec_b64_decode(v ? v : "", &value, &value_len) < 0) {
-        int rc = err_set(e, EPROTO, "etcd: value of key %s is not base64",
-                         (char *)key);
+        int rc = err_set(e, EPROTO, "etcd: value of key %s is not base64", (char *)key);
         free(key);
         return rc;
     }
@@ -175,8 +173,8 @@ int codec_kvs_parse(const json_t *range, struct etcd_kvs *out, struct err *e)
         return err_set(e, ENOMEM, "etcd: out of memory for %zu keys", n);
     for (size_t i = 0; i < n; i++) {
         int rc = codec_kv_parse(json_array_get(arr, i), &out->items[i], e);
-        if (rc < 0)
-            return rc;   /* caller's etcd_kvs_release frees what was parsed */
+        if (rc)
+            return rc; /* caller's etcd_kvs_release frees what was parsed */
         out->count++;
     }
     return 0;
@@ -186,76 +184,23 @@ int codec_grpc_errno(int code, const char *message, int *quorum)
 {
     *quorum = 0;
     switch (code) {
-    case 14:   /* unavailable: "request timed out", "no leader", "leader changed" */
-    case 4:    /* deadline exceeded */
-        *quorum = 1;
-        return -ETCD_NOT_QUORATE;
-    case 2:    /* unknown: the gateway's own "context deadline exceeded" */
+    case 14: /* unavailable: "request timed out", "no leader", "leader changed" */
+    case 4: /* deadline exceeded */ *quorum = 1; return -ETCD_NOT_QUORATE;
+    case 2: /* unknown: the gateway's own "context deadline exceeded" */
         if (message && strstr(message, "deadline")) {
             *quorum = 1;
             return -ETCD_NOT_QUORATE;
         }
         return -EIO;
-    case 3:  return -EINVAL;
-    case 5:  return -ENOENT;
-    case 6:  return -EEXIST;
-    case 7: case 16: return -EACCES;
-    case 8:  return -ENOSPC;    /* e.g. "database space exceeded" */
-    case 9:  return -EPERM;
+    case 3: return -EINVAL;
+    case 5: return -ENOENT;
+    case 6: return -EEXIST;
+    case 7:
+    case 16: return -EACCES;
+    case 8: return -ENOSPC; /* e.g. "database space exceeded" */
+    case 9: return -EPERM;
     case 10: return -EAGAIN;
-    case 11: return -ERANGE;    /* e.g. a compacted revision */
+    case 11: return -ERANGE; /* e.g. a compacted revision */
     default: return -EIO;
     }
-}
-
-int keys_check_name(const char *name, const char *what, struct err *e)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0)
-        return err_set(e, EINVAL, "%s is empty", what);
-    if (n > TERN_NAME_MAX)
-        return err_set(e, EINVAL, "%s %.20s...: longer than %d characters", what,
-                       name, TERN_NAME_MAX);
-    if (name[0] == '.' || name[0] == '-')
-        return err_set(e, EINVAL, "%s %s: must not start with '%c'", what, name, name[0]);
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                 (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-        if (!ok)
-            return err_set(e, EINVAL, "%s %s: character '%c' not allowed "
-                           "(letters, digits, '.', '_', '-')", what, name, ch);
-    }
-    return 0;
-}
-
-int keys_build(char key[TERN_KEY_MAX], const char *prefix, const char *name,
-               const char *suffix, const char *what, struct err *e)
-{
-    int rc = keys_check_name(name, what, e);
-    if (rc < 0)
-        return rc;
-    int n = snprintf(key, TERN_KEY_MAX, "%s%s%s", prefix, name, suffix ? suffix : "");
-    if (n < 0 || n >= TERN_KEY_MAX)
-        return err_set(e, ENAMETOOLONG, "%s %s: key too long", what, name);
-    return 0;
-}
-
-int cluster_layout_init(struct etcd_client *c, struct err *e)
-{
-    struct etcd_cas op = {
-        .key = TERN_KEY_VERSION, .cmp = ETCD_CMP_ABSENT,
-        .new_value = TERN_LAYOUT_VERSION,
-    };
-    bool created;
-    struct etcd_kv now;
-    int rc = etcd_cas(c, &op, &created, &now, e);
-    if (rc < 0 || created)
-        return rc;
-    if (!now.value || strcmp(now.value, TERN_LAYOUT_VERSION) != 0)
-        rc = err_set(e, EPROTO, "%s is %s: this build knows layout %s only",
-                     TERN_KEY_VERSION, now.value ? now.value : "(gone)",
-                     TERN_LAYOUT_VERSION);
-    etcd_kv_release(&now);
-    return rc;
 }

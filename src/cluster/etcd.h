@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/textbuf.h"
 
 #define ETCD_ENDPOINTS_MAX 8
 #define ETCD_TIMEOUT_MS_DEFAULT 4000
@@ -26,17 +27,16 @@
 struct json_t;
 
 struct etcd_client {
-    char *endpoints[ETCD_ENDPOINTS_MAX];   /* "http://127.0.0.11:2379" */
+    char *endpoints[ETCD_ENDPOINTS_MAX]; /* "http://127.0.0.11:2379" */
     size_t n_endpoints;
-    size_t current;          /* the endpoint that answered last: tried first */
-    int timeout_ms;          /* whole call, all endpoints together */
-    void *curl;              /* CURL *, kept to reuse connections */
-    char *body;              /* response being received */
-    size_t body_len, body_cap;
+    size_t current;      /* the endpoint that answered last: tried first */
+    int timeout_ms;      /* whole call, all endpoints together */
+    void *curl;          /* CURL *, kept to reuse connections */
+    struct textbuf body; /* response being received */
     /* after a failed call: could the request have been applied anyway?
      * (it reached a member that then did not answer) */
     bool maybe_applied;
-    char detail[512];        /* per-endpoint account of the last failure */
+    char detail[512]; /* per-endpoint account of the last failure */
 };
 
 /* libcurl's global setup, once per process (thread-safe here, unlike
@@ -54,12 +54,12 @@ const char *etcd_client_detail(const struct etcd_client *c);
 
 /* One gateway call: POST path with the JSON request; *resp is the parsed
  * answer (caller json_decref's it). Fails over between endpoints. */
-int etcd_client_call(struct etcd_client *c, const char *path,
-                     struct json_t *req, struct json_t **resp, struct err *e);
+int etcd_client_call(struct etcd_client *c, const char *path, struct json_t *req,
+                     struct json_t **resp, struct err *e);
 
 struct etcd_kv {
     char *key;
-    char *value;             /* NUL-terminated copy; NULL when absent */
+    char *value; /* NUL-terminated copy; NULL when absent */
     size_t value_len;
     int64_t create_revision, mod_revision, version, lease;
 };
@@ -70,7 +70,7 @@ void etcd_kv_release(struct etcd_kv *kv);
 struct etcd_kvs {
     struct etcd_kv *items;
     size_t count;
-    int64_t revision;        /* store revision the answer was read at */
+    int64_t revision; /* store revision the answer was read at */
 };
 
 void etcd_kvs_init(struct etcd_kvs *kvs);
@@ -81,23 +81,22 @@ void etcd_kvs_release(struct etcd_kvs *kvs);
 #define ETCD_SERIALIZABLE 1u
 
 /* 0 and *out filled, -ENOENT when the key does not exist. */
-int etcd_get(struct etcd_client *c, const char *key, unsigned flags,
-             struct etcd_kv *out, struct err *e);
+int etcd_get(struct etcd_client *c, const char *key, unsigned flags, struct etcd_kv *out,
+             struct err *e);
 /* Every key starting with prefix, sorted by key. */
 int etcd_get_prefix(struct etcd_client *c, const char *prefix, unsigned flags,
                     struct etcd_kvs *out, struct err *e);
 /* lease 0: no lease. */
-int etcd_put(struct etcd_client *c, const char *key, const char *value,
-             int64_t lease, struct err *e);
+int etcd_put(struct etcd_client *c, const char *key, const char *value, int64_t lease,
+             struct err *e);
 /* *deleted (may be NULL): how many keys went (0 or 1). */
-int etcd_delete(struct etcd_client *c, const char *key, int64_t *deleted,
-                struct err *e);
+int etcd_delete(struct etcd_client *c, const char *key, int64_t *deleted, struct err *e);
 
 enum etcd_cmp {
-    ETCD_CMP_ABSENT,         /* the key must not exist */
-    ETCD_CMP_VALUE,          /* its value must equal expect_value */
-    ETCD_CMP_MOD_REVISION,   /* its mod_revision must equal expect_revision */
-    ETCD_CMP_PRESENT,        /* the key must exist */
+    ETCD_CMP_ABSENT,       /* the key must not exist */
+    ETCD_CMP_VALUE,        /* its value must equal expect_value */
+    ETCD_CMP_MOD_REVISION, /* its mod_revision must equal expect_revision */
+    ETCD_CMP_PRESENT,      /* the key must exist */
     /* key is a prefix: no key under it was created or changed after
      * expect_revision (a listing read at that revision is still current) */
     ETCD_CMP_PREFIX_UNCHANGED,
@@ -108,7 +107,7 @@ struct etcd_cas {
     enum etcd_cmp cmp;
     const char *expect_value;
     int64_t expect_revision;
-    const char *new_value;   /* NULL: delete the key instead of putting */
+    const char *new_value; /* NULL: delete the key instead of putting */
     int64_t lease;
 };
 
@@ -135,22 +134,20 @@ struct etcd_txn_cmp {
 
 struct etcd_txn_op {
     const char *key;
-    const char *value;       /* NULL: delete the key */
+    const char *value; /* NULL: delete the key */
     int64_t lease;
 };
 
 int etcd_txn(struct etcd_client *c, const struct etcd_txn_cmp *cmps, size_t ncmps,
-             const struct etcd_txn_op *ops, size_t nops, bool *succeeded,
-             struct err *e);
+             const struct etcd_txn_op *ops, size_t nops, bool *succeeded, struct err *e);
 
 int etcd_lease_grant(struct etcd_client *c, int ttl_s, int64_t *id, struct err *e);
 /* *ttl_left (may be NULL) the seconds left; -ENOENT when the lease expired. */
-int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int *ttl_left,
-                         struct err *e);
+int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int *ttl_left, struct err *e);
 int etcd_lease_revoke(struct etcd_client *c, int64_t id, struct err *e);
 
 struct etcd_status {
-    uint64_t member_id, leader_id;   /* leader_id 0: this member has no leader */
+    uint64_t member_id, leader_id; /* leader_id 0: this member has no leader */
     uint64_t raft_term, raft_index;
     int64_t revision;
     char version[32];
@@ -162,11 +159,11 @@ int etcd_status(struct etcd_client *c, struct etcd_status *st, struct err *e);
 struct etcd_member_info {
     uint64_t id;
     char name[64];
-    char client_url[128];    /* first advertised client URL, "" if none */
+    char client_url[128]; /* first advertised client URL, "" if none */
     char peer_url[128];
 };
 
-int etcd_member_list(struct etcd_client *c, struct etcd_member_info *out,
-                     size_t max, size_t *count, struct err *e);
+int etcd_member_list(struct etcd_client *c, struct etcd_member_info *out, size_t max,
+                     size_t *count, struct err *e);
 
 #endif

@@ -36,28 +36,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static size_t body_write(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct etcd_client *c = arg;
-    size_t n = size * nmemb;
-    if (c->body_len + n + 1 > ETCD_BODY_MAX)
-        return 0;   /* curl then fails the transfer with a write error */
-    if (c->body_len + n + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
-        while (cap < c->body_len + n + 1)
-            cap *= 2;
-        char *p = realloc(c->body, cap);
-        if (!p)
-            return 0;
-        c->body = p;
-        c->body_cap = cap;
-    }
-    memcpy(c->body + c->body_len, data, n);
-    c->body_len += n;
-    c->body[c->body_len] = '\0';
-    return n;
-}
-
 static int client_add_endpoint(struct etcd_client *c, const char *url, size_t len,
                                struct err *e)
 {
@@ -72,7 +50,7 @@ static int client_add_endpoint(struct etcd_client *c, const char *url, size_t le
     if (!copy)
         return err_set(e, ENOMEM, "etcd: out of memory");
     while (len > 0 && copy[len - 1] == '/')
-        copy[--len] = '\0';   /* paths are appended with their own '/' */
+        copy[--len] = '\0'; /* paths are appended with their own '/' */
     c->endpoints[c->n_endpoints++] = copy;
     return 0;
 }
@@ -89,12 +67,13 @@ int etcd_global_init(struct err *e)
 static int client_setup(struct etcd_client *c, struct err *e)
 {
     int rc = etcd_global_init(e);
-    if (rc < 0)
+    if (rc)
         return rc;
     c->curl = curl_easy_init();
     if (!c->curl)
         return err_set(e, ENOMEM, "etcd: curl_easy_init failed");
     c->timeout_ms = ETCD_TIMEOUT_MS_DEFAULT;
+    textbuf_init(&c->body, ETCD_BODY_MAX);
     return 0;
 }
 
@@ -104,7 +83,7 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints, struct err *e
     for (const char *p = endpoints; p && *p;) {
         size_t len = strcspn(p, ",");
         int rc = client_add_endpoint(c, p, len, e);
-        if (rc < 0) {
+        if (rc) {
             etcd_client_release(c);
             return rc;
         }
@@ -113,7 +92,7 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints, struct err *e
     if (c->n_endpoints == 0)
         return err_set(e, EINVAL, "etcd: no endpoint given");
     int rc = client_setup(c, e);
-    if (rc < 0)
+    if (rc)
         etcd_client_release(c);
     return rc;
 }
@@ -125,13 +104,13 @@ int etcd_client_init_copy(struct etcd_client *c, const struct etcd_client *from,
     for (size_t i = 0; i < from->n_endpoints; i++) {
         const char *url = from->endpoints[i];
         int rc = client_add_endpoint(c, url, strlen(url), e);
-        if (rc < 0) {
+        if (rc) {
             etcd_client_release(c);
             return rc;
         }
     }
     int rc = client_setup(c, e);
-    if (rc < 0)
+    if (rc)
         etcd_client_release(c);
     else
         c->timeout_ms = from->timeout_ms;
@@ -144,7 +123,7 @@ void etcd_client_release(struct etcd_client *c)
         free(c->endpoints[i]);
     if (c->curl)
         curl_easy_cleanup(c->curl);
-    free(c->body);
+    textbuf_release(&c->body);
     memset(c, 0, sizeof(*c));
 }
 
@@ -161,8 +140,8 @@ const char *etcd_client_detail(const struct etcd_client *c)
 static void detail_add(struct etcd_client *c, const char *url, const char *what)
 {
     size_t used = strlen(c->detail);
-    snprintf(c->detail + used, sizeof(c->detail) - used, "%s%s: %s",
-             used ? "; " : "", url, what);
+    snprintf(c->detail + used, sizeof(c->detail) - used, "%s%s: %s", used ? "; " : "", url,
+             what);
 }
 
 enum attempt_result { ATTEMPT_OK, ATTEMPT_NEXT, ATTEMPT_FAIL };
@@ -172,7 +151,7 @@ enum attempt_result { ATTEMPT_OK, ATTEMPT_NEXT, ATTEMPT_FAIL };
 static enum attempt_result attempt_http_error(struct etcd_client *c, const char *url,
                                               long status, int *rc, struct err *e)
 {
-    json_t *j = json_loads(c->body ? c->body : "", 0, NULL);
+    json_t *j = json_loads(textbuf_text(&c->body), 0, NULL);
     const char *msg = json_string_value(json_object_get(j, "message"));
     int code = (int)json_integer_value(json_object_get(j, "code"));
     char what[256];
@@ -196,13 +175,13 @@ static enum attempt_result attempt_http_error(struct etcd_client *c, const char 
 }
 
 static enum attempt_result attempt(struct etcd_client *c, size_t ep, const char *path,
-                                   const char *req, long timeout_ms, json_t **resp,
-                                   int *rc, struct err *e)
+                                   const char *req, long timeout_ms, json_t **resp, int *rc,
+                                   struct err *e)
 {
     const char *url = c->endpoints[ep];
     char full[256];
     snprintf(full, sizeof(full), "%s%s", url, path);
-    c->body_len = 0;
+    textbuf_reset(&c->body);
     CURL *curl = c->curl;
     curl_easy_setopt(curl, CURLOPT_URL, full);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req);
@@ -223,7 +202,7 @@ static enum attempt_result attempt(struct etcd_client *c, size_t ep, const char 
     if (status != 200)
         return attempt_http_error(c, url, status, rc, e);
     json_error_t jerr;
-    *resp = json_loads(c->body ? c->body : "", 0, &jerr);
+    *resp = json_loads(textbuf_text(&c->body), 0, &jerr);
     if (!*resp) {
         *rc = err_set(e, EPROTO, "etcd %s%s: answer is not json: %s", url, path, jerr.text);
         return ATTEMPT_FAIL;
@@ -234,15 +213,15 @@ static enum attempt_result attempt(struct etcd_client *c, size_t ep, const char 
 static void curl_prepare(struct etcd_client *c, struct curl_slist *headers)
 {
     CURL *curl = c->curl;
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);   /* threads: no SIGALRM */
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(curl, CURLOPT_PROXY, "");      /* never via http_proxy */
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, textbuf_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c->body);
+    curl_easy_setopt(curl, CURLOPT_PROXY, ""); /* never via http_proxy */
 }
 
-int etcd_client_call(struct etcd_client *c, const char *path, json_t *req,
-                     json_t **resp, struct err *e)
+int etcd_client_call(struct etcd_client *c, const char *path, json_t *req, json_t **resp,
+                     struct err *e)
 {
     *resp = NULL;
     c->maybe_applied = false;

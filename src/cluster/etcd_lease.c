@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int call_json(struct etcd_client *c, const char *path, json_t *req,
-                     json_t **resp, struct err *e)
+static int call_json(struct etcd_client *c, const char *path, json_t *req, json_t **resp,
+                     struct err *e)
 {
     if (!req)
         return err_set(e, ENOMEM, "etcd %s: out of memory", path);
@@ -22,7 +22,7 @@ int etcd_lease_grant(struct etcd_client *c, int ttl_s, int64_t *id, struct err *
         return err_set(e, EINVAL, "etcd: lease ttl %d s is below 1 s", ttl_s);
     json_t *resp;
     int rc = call_json(c, "/v3/lease/grant", json_pack("{s:i}", "TTL", ttl_s), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     *id = codec_int64(resp, "ID", 0);
     const char *why = json_string_value(json_object_get(resp, "error"));
@@ -32,13 +32,12 @@ int etcd_lease_grant(struct etcd_client *c, int ttl_s, int64_t *id, struct err *
     return 0;
 }
 
-int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int *ttl_left,
-                         struct err *e)
+int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int *ttl_left, struct err *e)
 {
     json_t *resp;
     int rc = call_json(c, "/v3/lease/keepalive",
                        json_pack("{s:o}", "ID", codec_int64_json(id)), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     /* a stream with one message: {"result": {..., "TTL": "n"}}; an expired
      * lease answers with no TTL (proto3 leaves out the 0) */
@@ -65,7 +64,7 @@ int etcd_status(struct etcd_client *c, struct etcd_status *st, struct err *e)
     memset(st, 0, sizeof(*st));
     json_t *resp;
     int rc = call_json(c, "/v3/maintenance/status", json_object(), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     json_t *hdr = json_object_get(resp, "header");
     st->member_id = codec_uint64(hdr, "member_id", 0);
@@ -86,13 +85,13 @@ static void first_url(json_t *m, const char *field, char *out, size_t size)
     snprintf(out, size, "%s", u ? u : "");
 }
 
-int etcd_member_list(struct etcd_client *c, struct etcd_member_info *out,
-                     size_t max, size_t *count, struct err *e)
+int etcd_member_list(struct etcd_client *c, struct etcd_member_info *out, size_t max,
+                     size_t *count, struct err *e)
 {
     *count = 0;
     json_t *resp;
     int rc = call_json(c, "/v3/cluster/member/list", json_object(), &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     json_t *members = json_object_get(resp, "members");
     size_t n = json_array_size(members);

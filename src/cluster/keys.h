@@ -1,34 +1,45 @@
 /* The etcd key layout of tern, version 1 (docs/cluster.md describes every
- * key and its value). Names and ids that go into keys are checked first so
- * that "a/b" or ".." can never address another key. */
+ * key and its value). Names and ids that go into keys are checked first
+ * (common/name.h) so that "a/b" or ".." can never address another key. */
 #ifndef TERN_CLUSTER_KEYS_H
 #define TERN_CLUSTER_KEYS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cluster/etcd.h"
 #include "common/err.h"
+#include "common/name.h"
 
 #define TERN_LAYOUT_VERSION "1"
-#define TERN_KEY_VERSION    "/tern/version"
-#define TERN_KEY_OPTIONS    "/tern/options"
-#define TERN_PREFIX_NODES   "/tern/nodes/"
-#define TERN_PREFIX_ALIVE   "/tern/alive/"
-#define TERN_PREFIX_VMS     "/tern/vms/"
-#define TERN_PREFIX_LOCKS   "/tern/locks/vm/"
+#define TERN_KEY_VERSION "/tern/version"
+#define TERN_KEY_OPTIONS "/tern/options"
+#define TERN_PREFIX_NODES "/tern/nodes/"
+#define TERN_PREFIX_ALIVE "/tern/alive/"
+#define TERN_PREFIX_VMS "/tern/vms/"
+#define TERN_PREFIX_VMSTATE "/tern/vmstate/"
+#define TERN_PREFIX_LOCKS "/tern/locks/vm/"
 #define TERN_PREFIX_STORAGE "/tern/storage/"
-#define TERN_PREFIX_TASKS   "/tern/tasks/"
+#define TERN_PREFIX_TASKS "/tern/tasks/"
 
-#define TERN_NAME_MAX 63
 #define TERN_KEY_MAX 128
+/* VM ids are decimal, as in Proxmox; in keys as text. */
+#define TERN_VMID_MIN 100
+#define TERN_VMID_MAX 999999999u
 
-/* 1..63 characters of [A-Za-z0-9._-], not starting with '.' or '-'.
- * what names the kind in the message ("node name", "vm id"). */
-int keys_check_name(const char *name, const char *what, struct err *e);
-
-/* key = prefix + name (+ suffix), after keys_check_name. */
+/* key = prefix + name (+ suffix), after name_check. */
 int keys_build(char key[TERN_KEY_MAX], const char *prefix, const char *name,
                const char *suffix, const char *what, struct err *e);
+
+/* "100" -> 100: decimal digits without a leading zero, in range ("vm id
+ * '1x' must be a number 100..999999999"). */
+int keys_vmid_parse(const char *text, uint32_t *id, struct err *e);
+/* key = prefix + id (+ suffix), for an id in range (refused as
+ * keys_vmid_parse does). */
+int keys_build_vm(char key[TERN_KEY_MAX], const char *prefix, uint32_t id,
+                  const char *suffix, struct err *e);
+/* /tern/vms/<id>/owner: the node that may run the VM (cluster/owner.h). */
+int keys_vm_owner(char key[TERN_KEY_MAX], uint32_t id, struct err *e);
 
 /* Writes /tern/version = 1 in a fresh cluster; in one that has it, checks
  * that this build understands it (-EPROTO naming the version if not). */

@@ -44,36 +44,53 @@ static int token_take(const char *value, char out[CLUSTER_TOKEN_LEN + 1], struct
     return 0;
 }
 
-int cluster_token_get(struct etcd_client *c, unsigned flags,
-                      char out[CLUSTER_TOKEN_LEN + 1], struct err *e)
+/* The value at key checked and copied into out by take (token_take,
+ * name_take). */
+static int get_take(struct etcd_client *c, const char *key, unsigned flags,
+                    int (*take)(const char *, char *, struct err *), char *out,
+                    struct err *e)
 {
     struct etcd_kv kv;
     etcd_kv_init(&kv);
-    int rc = etcd_get(c, TERN_KEY_CLUSTER_TOKEN, flags, &kv, e);
-    if (rc == 0)
-        rc = token_take(kv.value, out, e);
+    int rc = etcd_get(c, key, flags, &kv, e);
+    if (!rc)
+        rc = take(kv.value, out, e);
     etcd_kv_release(&kv);
     return rc;
+}
+
+/* Puts value at key unless it exists (*created); then out gets what the
+ * key holds through take, unless created (out is the caller's then). */
+static int ensure_take(struct etcd_client *c, const char *key, const char *value,
+                       int (*take)(const char *, char *, struct err *), char *out,
+                       bool *created, struct err *e)
+{
+    struct etcd_cas op = {.key = key, .cmp = ETCD_CMP_ABSENT, .new_value = value};
+    struct etcd_kv now;
+    int rc = etcd_cas(c, &op, created, &now, e);
+    if (!rc && !*created)
+        rc = take(now.value, out, e);
+    etcd_kv_release(&now);
+    return rc;
+}
+
+int cluster_token_get(struct etcd_client *c, unsigned flags,
+                      char out[CLUSTER_TOKEN_LEN + 1], struct err *e)
+{
+    return get_take(c, TERN_KEY_CLUSTER_TOKEN, flags, token_take, out, e);
 }
 
 int cluster_token_ensure(struct etcd_client *c, char out[CLUSTER_TOKEN_LEN + 1],
                          struct err *e)
 {
     char fresh[CLUSTER_TOKEN_LEN + 1];
-    int rc = cluster_token_make(fresh, e);
-    if (rc < 0)
-        return rc;
-    struct etcd_cas op = {.key = TERN_KEY_CLUSTER_TOKEN, .cmp = ETCD_CMP_ABSENT,
-                          .new_value = fresh};
     bool created;
-    struct etcd_kv now;
-    rc = etcd_cas(c, &op, &created, &now, e);
-    if (rc == 0 && created) {
+    int rc = cluster_token_make(fresh, e);
+    if (!rc)
+        rc = ensure_take(c, TERN_KEY_CLUSTER_TOKEN, fresh, token_take, out, &created, e);
+    if (!rc && created) {
         log_info("cluster", "new cluster token in %s", TERN_KEY_CLUSTER_TOKEN);
         memcpy(out, fresh, sizeof(fresh));
-    } else if (rc == 0) {
-        rc = token_take(now.value, out, e);
-        etcd_kv_release(&now);
     }
     explicit_bzero(fresh, sizeof(fresh));
     return rc;
@@ -92,42 +109,30 @@ static int name_take(const char *value, char out[TERN_NAME_MAX + 1], struct err 
     return rc;
 }
 
-int cluster_name_get(struct etcd_client *c, unsigned flags,
-                     char out[TERN_NAME_MAX + 1], struct err *e)
+int cluster_name_get(struct etcd_client *c, unsigned flags, char out[TERN_NAME_MAX + 1],
+                     struct err *e)
 {
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    int rc = etcd_get(c, TERN_KEY_CLUSTER, flags, &kv, e);
-    if (rc == 0)
-        rc = name_take(kv.value, out, e);
-    etcd_kv_release(&kv);
-    return rc;
+    return get_take(c, TERN_KEY_CLUSTER, flags, name_take, out, e);
 }
 
 int cluster_record_ensure(struct etcd_client *c, const char *name, const char *creator,
                           char out[TERN_NAME_MAX + 1], struct err *e)
 {
-    int rc = keys_check_name(name, "cluster name", e);
-    if (rc < 0)
+    int rc = name_check(name, "cluster name", e);
+    if (rc)
         return rc;
-    json_t *j = json_pack("{s:s, s:I, s:s}", "name", name,
-                          "created", (json_int_t)time(NULL), "creator", creator);
+    json_t *j = json_pack("{s:s, s:I, s:s}", "name", name, "created",
+                          (json_int_t)time(NULL), "creator", creator);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)
         return err_set(e, ENOMEM, "cluster record: out of memory");
-    struct etcd_cas op = {.key = TERN_KEY_CLUSTER, .cmp = ETCD_CMP_ABSENT,
-                          .new_value = text};
     bool created;
-    struct etcd_kv now;
-    rc = etcd_cas(c, &op, &created, &now, e);
+    rc = ensure_take(c, TERN_KEY_CLUSTER, text, name_take, out, &created, e);
     free(text);
-    if (rc == 0 && created) {
+    if (!rc && created) {
         log_info("cluster", "cluster '%s' created by node %s", name, creator);
         snprintf(out, TERN_NAME_MAX + 1, "%s", name);
-    } else if (rc == 0) {
-        rc = name_take(now.value, out, e);
-        etcd_kv_release(&now);
     }
     return rc;
 }
@@ -143,7 +148,8 @@ static size_t members_parse(json_t *arr, struct etcd_member_info *out, size_t ma
         memset(mi, 0, sizeof(*mi));
         mi->id = codec_uint64(m, "ID", 0);
         const char *name = json_string_value(json_object_get(m, "name"));
-        const char *peer = json_string_value(json_array_get(json_object_get(m, "peerURLs"), 0));
+        const char *peer = json_string_value(
+            json_array_get(json_object_get(m, "peerURLs"), 0));
         snprintf(mi->name, sizeof(mi->name), "%s", name ? name : "");
         snprintf(mi->peer_url, sizeof(mi->peer_url), "%s", peer ? peer : "");
     }
@@ -159,13 +165,15 @@ static int initial_build(const struct etcd_member_info *list, size_t n, uint64_t
     for (size_t i = 0; i < n; i++) {
         const char *nm = list[i].id == id ? name : list[i].name;
         if (!nm[0])
-            return err_set(e, EBUSY, "etcd member %016llx (%s) was added but never "
-                           "started: remove it first", (unsigned long long)list[i].id,
-                           list[i].peer_url);
+            return err_set(e, EBUSY,
+                           "etcd member %016llx (%s) was added but never "
+                           "started: remove it first",
+                           (unsigned long long)list[i].id, list[i].peer_url);
         int len = snprintf(out->initial_cluster + used, sizeof(out->initial_cluster) - used,
                            "%s%s=%s", used ? "," : "", nm, list[i].peer_url);
         if (len < 0 || (size_t)len >= sizeof(out->initial_cluster) - used)
-            return err_set(e, ENAMETOOLONG, "initial cluster of %zu members is too long", n);
+            return err_set(e, ENAMETOOLONG, "initial cluster of %zu members is too long",
+                           n);
         used += (size_t)len;
     }
     out->id = id;
@@ -185,10 +193,10 @@ static int name_free(struct etcd_client *c, const char *name, unsigned flags,
     int rc = keys_build(key, TERN_PREFIX_NODES, name, NULL, "node name", e);
     struct etcd_kv kv;
     etcd_kv_init(&kv);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, key, flags, &kv, e);
     etcd_kv_release(&kv);
-    if (rc == 0)
+    if (!rc)
         return err_set(e, EEXIST, "a node '%s' is already registered in the cluster", name);
     return rc == -ENOENT ? 0 : rc;
 }
@@ -217,7 +225,8 @@ static int member_add_call(struct etcd_client *c, const char *peer_url, json_t *
         if (!same_second && !unhealthy)
             break;
         if (waited >= MEMBER_ADD_RETRY_MS) {
-            rc = err_set(e, EBUSY, "etcd refused to add the member: etcdserver: "
+            rc = err_set(e, EBUSY,
+                         "etcd refused to add the member: etcdserver: "
                          "unhealthy cluster (a member is not connected to all others)");
             break;
         }
@@ -235,7 +244,7 @@ static int member_add_new(struct etcd_client *c, const char *name, const char *p
 {
     json_t *resp;
     int rc = member_add_call(c, peer_url, &resp, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     struct etcd_member_info list[MEMBERS_MAX];
     uint64_t id = codec_uint64(json_object_get(resp, "member"), "ID", 0);
@@ -248,25 +257,37 @@ static int member_add_new(struct etcd_client *c, const char *name, const char *p
     return initial_build(list, n, id, name, out, e);
 }
 
+/* The members into list (*n of them), and *m the one with peer_url, NULL
+ * for none. */
+static int members_find(struct etcd_client *c, struct etcd_member_info list[MEMBERS_MAX],
+                        size_t *n, const char *peer_url, const struct etcd_member_info **m,
+                        struct err *e)
+{
+    *m = NULL;
+    int rc = etcd_member_list(c, list, MEMBERS_MAX, n, e);
+    for (size_t i = 0; !rc && i < *n; i++)
+        if (strcmp(list[i].peer_url, peer_url) == 0)
+            *m = &list[i];
+    return rc;
+}
+
 int cluster_member_add(struct etcd_client *c, const char *name, const char *peer_url,
                        struct cluster_join *out, struct err *e)
 {
     memset(out, 0, sizeof(*out));
     struct etcd_member_info list[MEMBERS_MAX];
     size_t n;
-    int rc = etcd_member_list(c, list, MEMBERS_MAX, &n, e);
-    if (rc < 0)
+    const struct etcd_member_info *same;
+    int rc = members_find(c, list, &n, peer_url, &same, e);
+    if (rc)
         return rc;
-    const struct etcd_member_info *same = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i].peer_url, peer_url) == 0)
-            same = &list[i];
     if (same && same->name[0])
-        return err_set(e, EEXIST, "peer url %s is already member '%s'", peer_url, same->name);
+        return err_set(e, EEXIST, "peer url %s is already member '%s'", peer_url,
+                       same->name);
     /* a retried join: its member keeps the cluster without quorum until it
      * starts, so it must be answerable from the local copy */
     rc = name_free(c, name, same ? ETCD_SERIALIZABLE : 0, list, n, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (!same)
         return member_add_new(c, name, peer_url, out, e);
@@ -279,18 +300,17 @@ int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
 {
     struct etcd_member_info list[MEMBERS_MAX];
     size_t n;
-    int rc = etcd_member_list(c, list, MEMBERS_MAX, &n, e);
-    if (rc < 0)
+    const struct etcd_member_info *m;
+    int rc = members_find(c, list, &n, peer_url, &m, e);
+    if (rc)
         return rc;
-    const struct etcd_member_info *m = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i].peer_url, peer_url) == 0)
-            m = &list[i];
     if (!m)
         return err_set(e, ENOENT, "no etcd member with peer url %s", peer_url);
     if (m->name[0])
-        return err_set(e, EBUSY, "etcd member '%s' (%s) has started: only a member "
-                       "that never started is removed here", m->name, peer_url);
+        return err_set(e, EBUSY,
+                       "etcd member '%s' (%s) has started: only a member "
+                       "that never started is removed here",
+                       m->name, peer_url);
     char id[24];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)m->id);
     json_t *resp = NULL, *req = json_pack("{s:s}", "ID", id);
@@ -298,7 +318,7 @@ int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
              : err_set(e, ENOMEM, "etcd member remove: out of memory");
     json_decref(req);
     json_decref(resp);
-    if (rc == 0)
+    if (!rc)
         log_info("cluster", "etcd member %016llx (%s) removed: it never started",
                  (unsigned long long)m->id, peer_url);
     return rc;

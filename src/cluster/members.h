@@ -12,11 +12,11 @@
 #include "cluster/etcd.h"
 #include "cluster/keys.h"
 
-#define TERN_KEY_CLUSTER       "/tern/cluster"
+#define TERN_KEY_CLUSTER "/tern/cluster"
 #define TERN_KEY_CLUSTER_TOKEN "/tern/secret/cluster-token"
-#define CLUSTER_TOKEN_LEN 64          /* hex characters */
-#define CLUSTER_NAME_DEFAULT "tern"   /* a cluster bootstrapped from initial_cluster */
-#define CLUSTER_INITIAL_MAX 1024      /* name=peer_url,... */
+#define CLUSTER_TOKEN_LEN 64        /* hex characters */
+#define CLUSTER_NAME_DEFAULT "tern" /* a cluster bootstrapped from initial_cluster */
+#define CLUSTER_INITIAL_MAX 1024    /* name=peer_url,... */
 
 /* CLUSTER_TOKEN_LEN random hex characters. */
 int cluster_token_make(char out[CLUSTER_TOKEN_LEN + 1], struct err *e);
@@ -36,14 +36,14 @@ int cluster_token_get(struct etcd_client *c, unsigned flags,
 int cluster_record_ensure(struct etcd_client *c, const char *name, const char *creator,
                           char out[TERN_NAME_MAX + 1], struct err *e);
 /* -ENOENT when there is no record (a cluster from before the record). */
-int cluster_name_get(struct etcd_client *c, unsigned flags,
-                     char out[TERN_NAME_MAX + 1], struct err *e);
+int cluster_name_get(struct etcd_client *c, unsigned flags, char out[TERN_NAME_MAX + 1],
+                     struct err *e);
 
 struct cluster_join {
-    uint64_t id;                              /* the new member's etcd id */
+    uint64_t id;                               /* the new member's etcd id */
     char initial_cluster[CLUSTER_INITIAL_MAX]; /* every member, name=peer_url */
-    size_t members;                           /* how many, the new one too */
-    bool again;                               /* it was added before and never started */
+    size_t members;                            /* how many, the new one too */
+    bool again;                                /* it was added before and never started */
 };
 
 /* etcd member add of peer_url for the node called name (needs quorum).

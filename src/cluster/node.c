@@ -22,27 +22,28 @@ void node_init(struct node *n)
 }
 
 /* One attempt to take the name under a fresh lease with client c. */
-static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease,
-                      struct err *e)
+static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease, struct err *e)
 {
     char alive[TERN_KEY_MAX], record[TERN_KEY_MAX];
     int rc = keys_build(alive, TERN_PREFIX_ALIVE, n->name, NULL, "node name", e);
-    if (rc == 0)
+    if (!rc)
         rc = keys_build(record, TERN_PREFIX_NODES, n->name, NULL, "node name", e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_lease_grant(c, n->ttl_s, lease, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     char since[48];
     snprintf(since, sizeof(since), "{\"since\":%lld}", (long long)time(NULL));
-    struct etcd_cas op = {.key = alive, .cmp = ETCD_CMP_ABSENT,
-                          .new_value = since, .lease = *lease};
+    struct etcd_cas op = {
+        .key = alive, .cmp = ETCD_CMP_ABSENT, .new_value = since, .lease = *lease};
     bool claimed;
     rc = etcd_cas(c, &op, &claimed, NULL, e);
-    if (rc == 0 && !claimed)
-        rc = err_set(e, EEXIST, "node %s is already online (a lost node's "
-                     "heartbeat ends within its ttl)", n->name);
-    if (rc == 0) {
+    if (!rc && !claimed)
+        rc = err_set(e, EEXIST,
+                     "node %s is already online (a lost node's "
+                     "heartbeat ends within its ttl)",
+                     n->name);
+    if (!rc) {
         /* a copy: the main thread may replace the info meanwhile */
         pthread_mutex_lock(&n->lock);
         char *info = strdup(n->info);
@@ -51,9 +52,9 @@ static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease,
                   : err_set(e, ENOMEM, "node %s: out of memory", n->name);
         free(info);
     }
-    if (rc < 0) {
+    if (rc) {
         struct err ignored;
-        etcd_lease_revoke(c, *lease, &ignored);   /* also drops the heartbeat */
+        etcd_lease_revoke(c, *lease, &ignored); /* also drops the heartbeat */
         *lease = 0;
     }
     return rc;
@@ -74,7 +75,7 @@ static void node_beat(struct node *n, int64_t lease)
     int rc;
     if (lease) {
         rc = etcd_lease_keepalive(&n->client, lease, NULL, &e);
-        if (rc == 0) {
+        if (!rc) {
             node_set(n, true, lease);
             return;
         }
@@ -91,7 +92,7 @@ static void node_beat(struct node *n, int64_t lease)
     }
     int64_t fresh;
     rc = node_claim(n, &n->client, &fresh, &e);
-    if (rc == 0) {
+    if (!rc) {
         pthread_mutex_lock(&n->lock);
         n->registrations++;
         pthread_mutex_unlock(&n->lock);
@@ -140,8 +141,8 @@ static bool info_is_object(const char *text)
 static int node_setup(struct node *n, struct etcd_client *c, const char *name,
                       const char *info_json, int ttl_s, struct err *e)
 {
-    int rc = keys_check_name(name, "node name", e);
-    if (rc < 0)
+    int rc = name_check(name, "node name", e);
+    if (rc)
         return rc;
     if (ttl_s < 2)
         return err_set(e, EINVAL, "node %s: ttl %d s is below 2 s", name, ttl_s);
@@ -153,7 +154,7 @@ static int node_setup(struct node *n, struct etcd_client *c, const char *name,
     if (!n->info)
         return err_set(e, ENOMEM, "node %s: out of memory", name);
     rc = etcd_client_init_copy(&n->client, c, e);
-    if (rc == 0) {
+    if (!rc) {
         /* a keepalive that outlives a third of the TTL is as good as lost */
         int t = ttl_s * 1000 / 2;
         etcd_client_set_timeout(&n->client, t < c->timeout_ms ? t : c->timeout_ms);
@@ -168,39 +169,53 @@ int node_register(struct node *n, struct etcd_client *c, const char *name,
         return err_set(e, EBUSY, "node %s: already registered", n->name);
     int rc = node_setup(n, c, name, info_json, ttl_s, e);
     int64_t lease = 0;
-    if (rc == 0)
+    if (!rc)
         rc = node_claim(n, c, &lease, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     node_set(n, true, lease);
     n->registrations = 1;
     rc = pthread_create(&n->thread, NULL, node_thread, n);
-    if (rc != 0) {
+    if (rc) {
         struct err ignored;
         etcd_lease_revoke(c, lease, &ignored);
         node_set(n, false, 0);
         return err_set(e, rc, "node %s: heartbeat thread: %s", name, strerror(rc));
     }
     n->thread_started = true;
-    log_info("cluster", "node %s: online (lease %lld, ttl %d s)", name,
-             (long long)lease, ttl_s);
+    log_info("cluster", "node %s: online (lease %lld, ttl %d s)", name, (long long)lease,
+             ttl_s);
     return 0;
+}
+
+/* What the heartbeat thread changes, read under its lock. */
+struct node_view {
+    bool online;
+    int64_t lease;
+    unsigned registrations;
+};
+
+static struct node_view node_view(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    struct node_view v = {n->online, n->lease, n->registrations};
+    pthread_mutex_unlock(&n->lock);
+    return v;
 }
 
 bool node_online(struct node *n)
 {
-    pthread_mutex_lock(&n->lock);
-    bool online = n->online;
-    pthread_mutex_unlock(&n->lock);
-    return online;
+    return node_view(n).online;
 }
 
 int64_t node_lease(struct node *n)
 {
-    pthread_mutex_lock(&n->lock);
-    int64_t lease = n->lease;
-    pthread_mutex_unlock(&n->lock);
-    return lease;
+    return node_view(n).lease;
+}
+
+unsigned node_registrations(struct node *n)
+{
+    return node_view(n).registrations;
 }
 
 int node_update_info(struct node *n, struct etcd_client *c, const char *info_json,
@@ -213,11 +228,11 @@ int node_update_info(struct node *n, struct etcd_client *c, const char *info_jso
     char record[TERN_KEY_MAX];
     int rc = keys_build(record, TERN_PREFIX_NODES, n->name, NULL, "node name", e);
     char *copy = strdup(info_json);
-    if (rc == 0 && !copy)
+    if (!rc && !copy)
         rc = err_set(e, ENOMEM, "node %s: out of memory", n->name);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_put(c, record, info_json, 0, e);
-    if (rc < 0) {
+    if (rc) {
         free(copy);
         return rc;
     }
@@ -227,14 +242,6 @@ int node_update_info(struct node *n, struct etcd_client *c, const char *info_jso
     pthread_mutex_unlock(&n->lock);
     free(old);
     return 0;
-}
-
-unsigned node_registrations(struct node *n)
-{
-    pthread_mutex_lock(&n->lock);
-    unsigned count = n->registrations;
-    pthread_mutex_unlock(&n->lock);
-    return count;
 }
 
 void node_release(struct node *n)
@@ -249,8 +256,8 @@ void node_release(struct node *n)
     if (n->lease && n->client.curl) {
         struct err e;
         if (etcd_lease_revoke(&n->client, n->lease, &e) < 0)
-            log_warn("cluster", "node %s: revoking lease: %s (it ends by its ttl)",
-                     n->name, e.msg);
+            log_warn("cluster", "node %s: revoking lease: %s (it ends by its ttl)", n->name,
+                     e.msg);
     }
     if (n->client.curl)
         etcd_client_release(&n->client);

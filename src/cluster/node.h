@@ -19,16 +19,16 @@
 struct node {
     char name[TERN_NAME_MAX + 1];
     int ttl_s;
-    struct etcd_client client;   /* the heartbeat thread's own */
+    struct etcd_client client; /* the heartbeat thread's own */
     pthread_t thread;
     bool thread_started;
-    pthread_mutex_t lock;        /* guards the fields below */
+    pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t wake;
-    char *info;                  /* JSON object text; replaced by node_update_info */
+    char *info; /* JSON object text; replaced by node_update_info */
     bool stop;
-    bool online;                 /* the last keepalive found the lease alive */
-    int64_t lease;               /* 0 while none is held */
-    unsigned registrations;      /* 1 + times the lease was lost and renewed */
+    bool online;            /* the last keepalive found the lease alive */
+    int64_t lease;          /* 0 while none is held */
+    unsigned registrations; /* 1 + times the lease was lost and renewed */
 };
 
 void node_init(struct node *n);
@@ -55,9 +55,9 @@ int node_forget(struct etcd_client *c, const char *name, struct err *e);
 
 struct node_entry {
     char name[TERN_NAME_MAX + 1];
-    char *info;                  /* JSON text as registered */
+    char *info; /* JSON text as registered */
     bool online;
-    int64_t lease;               /* of the heartbeat, 0 when offline */
+    int64_t lease; /* of the heartbeat, 0 when offline */
 };
 
 struct node_entries {

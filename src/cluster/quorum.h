@@ -18,25 +18,25 @@ struct cluster_member {
     uint64_t id;
     char name[64];
     char client_url[128];
-    bool reachable;          /* answered its status in time */
-    uint64_t leader_id;      /* whom it follows, 0 for nobody */
+    bool reachable;     /* answered its status in time */
+    uint64_t leader_id; /* whom it follows, 0 for nobody */
     uint64_t raft_term;
 };
 
 struct cluster_info {
-    bool quorate;            /* a linearizable read succeeded just now */
-    size_t member_count;     /* members etcd knows of (0: none answered) */
+    bool quorate;        /* a linearizable read succeeded just now */
+    size_t member_count; /* members etcd knows of (0: none answered) */
     size_t members_reachable;
-    uint64_t leader_id;      /* leader named by the reachable members, 0 none */
+    uint64_t leader_id; /* leader named by the reachable members, 0 none */
     char leader_name[64];
-    uint64_t raft_term;      /* highest term seen */
-    char version[32];        /* etcd version */
+    uint64_t raft_term; /* highest term seen */
+    char version[32];   /* etcd version */
     struct cluster_member members[CLUSTER_MEMBERS_MAX];
 };
 
-/* 1 quorate, 0 not (e then says "cluster not quorate"); info filled as far
- * as the members answered. Bounded: about CLUSTER_STATUS_TIMEOUT_MS per
- * silent member plus the client's timeout. */
+/* 0 quorate, -ENOLINK "cluster not quorate" not (info->quorate says the
+ * same); info filled as far as the members answered. Bounded: about
+ * CLUSTER_STATUS_TIMEOUT_MS per silent member plus the client's timeout. */
 int cluster_quorate(struct etcd_client *c, struct cluster_info *info, struct err *e);
 
 #endif

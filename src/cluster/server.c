@@ -65,22 +65,42 @@ static void child_exec(const struct etcd_server *s, char *const argv[])
 int etcd_server_start(struct etcd_server *s, struct err *e)
 {
     if (s->pid)
-        return err_set(e, EBUSY, "etcd member %s: already running (pid %d)",
-                       s->name, (int)s->pid);
+        return err_set(e, EBUSY, "etcd member %s: already running (pid %d)", s->name,
+                       (int)s->pid);
     if (access(s->binary, X_OK) < 0)
-        return err_set(e, errno, "etcd member %s: %s: %s (install etcd-server)",
-                       s->name, s->binary, strerror(errno));
+        return err_set(e, errno, "etcd member %s: %s: %s (install etcd-server)", s->name,
+                       s->binary, strerror(errno));
     char election[16], heartbeat[16];
     int el = s->election_ms > 0 ? s->election_ms : 1000;
     snprintf(election, sizeof(election), "%d", el);
     snprintf(heartbeat, sizeof(heartbeat), "%d", el / 10 > 0 ? el / 10 : 1);
     char *argv[] = {
-        s->binary, "--name", s->name, "--data-dir", s->data_dir,
-        "--listen-client-urls", s->client_url, "--advertise-client-urls", s->client_url,
-        "--listen-peer-urls", s->peer_url, "--initial-advertise-peer-urls", s->peer_url,
-        "--initial-cluster", s->initial_cluster, "--initial-cluster-state", s->initial_state,
-        "--initial-cluster-token", s->cluster_token, "--election-timeout", election,
-        "--heartbeat-interval", heartbeat, "--logger", "zap", NULL,
+        s->binary,
+        "--name",
+        s->name,
+        "--data-dir",
+        s->data_dir,
+        "--listen-client-urls",
+        s->client_url,
+        "--advertise-client-urls",
+        s->client_url,
+        "--listen-peer-urls",
+        s->peer_url,
+        "--initial-advertise-peer-urls",
+        s->peer_url,
+        "--initial-cluster",
+        s->initial_cluster,
+        "--initial-cluster-state",
+        s->initial_state,
+        "--initial-cluster-token",
+        s->cluster_token,
+        "--election-timeout",
+        election,
+        "--heartbeat-interval",
+        heartbeat,
+        "--logger",
+        "zap",
+        NULL,
     };
     pid_t pid = fork();
     if (pid < 0)
@@ -117,7 +137,7 @@ static bool answers_version(CURL *curl, const char *client_url)
 int etcd_server_wait_serving(struct etcd_server *s, int timeout_ms, struct err *e)
 {
     int rc = etcd_global_init(e);
-    if (rc < 0)
+    if (rc)
         return rc;
     CURL *curl = curl_easy_init();
     if (!curl)
@@ -137,8 +157,8 @@ int etcd_server_wait_serving(struct etcd_server *s, int timeout_ms, struct err *
     }
     curl_easy_cleanup(curl);
     if (rc == -ETIMEDOUT)
-        err_set(e, ETIMEDOUT, "etcd member %s: not serving on %s after %d ms",
-                s->name, s->client_url, timeout_ms);
+        err_set(e, ETIMEDOUT, "etcd member %s: not serving on %s after %d ms", s->name,
+                s->client_url, timeout_ms);
     return rc;
 }
 
@@ -148,8 +168,8 @@ bool etcd_server_running(struct etcd_server *s)
         return false;
     int status;
     if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-        log_warn("etcd", "member %s (pid %d) exited with status %d", s->name,
-                 (int)s->pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        log_warn("etcd", "member %s (pid %d) exited with status %d", s->name, (int)s->pid,
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         s->pid = 0;
         return false;
     }
@@ -167,7 +187,7 @@ int etcd_server_stop(struct etcd_server *s, int grace_ms)
 {
     if (!s->pid)
         return 0;
-    kill(s->pid, SIGCONT);   /* a frozen member cannot act on SIGTERM */
+    kill(s->pid, SIGCONT); /* a frozen member cannot act on SIGTERM */
     kill(s->pid, SIGTERM);
     for (int waited = 0; waited < grace_ms; waited += 20) {
         if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
@@ -200,8 +220,8 @@ int etcd_server_wipe(struct etcd_server *s, struct err *e)
         return 0;
     /* depth first and without following links: only what is inside */
     if (nftw(s->data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
-        return err_set(e, errno, "etcd member %s: removing '%s': %s", s->name,
-                       s->data_dir, strerror(errno));
+        return err_set(e, errno, "etcd member %s: removing '%s': %s", s->name, s->data_dir,
+                       strerror(errno));
     return 0;
 }
 

@@ -9,22 +9,22 @@
 #include "common/err.h"
 
 struct etcd_server {
-    char binary[256];         /* default /usr/bin/etcd, $TERN_ETCD overrides */
+    char binary[256]; /* default /usr/bin/etcd, $TERN_ETCD overrides */
     char name[64];
     char data_dir[256];
-    char client_url[128];     /* http://127.0.0.11:2379 */
-    char peer_url[128];       /* http://127.0.0.11:2380 */
-    char initial_cluster[1024];   /* name=peer_url,... of every member */
+    char client_url[128];       /* http://127.0.0.11:2379 */
+    char peer_url[128];         /* http://127.0.0.11:2380 */
+    char initial_cluster[1024]; /* name=peer_url,... of every member */
     /* "new" (a member of a cluster bootstrapped together) or "existing"
      * (joining a running cluster, after etcd member add); both are
      * ignored by etcd once the data dir exists */
     char initial_state[16];
-    char cluster_token[64];   /* --initial-cluster-token; default "tern" */
-    char log_path[256];       /* etcd's stderr; "" = /dev/null */
-    int election_ms;          /* 0: etcd's default (1000) */
-    bool die_with_parent;     /* SIGKILL etcd when the starting thread ends
-                               * (tests: no member outlives a killed run) */
-    pid_t pid;                /* 0 when not running */
+    char cluster_token[64]; /* --initial-cluster-token; default "tern" */
+    char log_path[256];     /* etcd's stderr; "" = /dev/null */
+    int election_ms;        /* 0: etcd's default (1000) */
+    bool die_with_parent;   /* SIGKILL etcd when the starting thread ends
+                             * (tests: no member outlives a killed run) */
+    pid_t pid;              /* 0 when not running */
 };
 
 void etcd_server_init(struct etcd_server *s);

@@ -11,168 +11,151 @@
 
 #include "common/log.h"
 
-static int vm_key(char key[TERN_KEY_MAX], uint32_t id, const char *prefix,
-                  const char *suffix, struct err *e)
-{
-    char text[16];
-    snprintf(text, sizeof(text), "%" PRIu32, id);
-    if (id < VM_ID_MIN || id > VM_ID_MAX)
-        return err_set(e, EINVAL, "vm id '%s' must be a number %d..%u", text,
-                       VM_ID_MIN, VM_ID_MAX);
-    return keys_build(key, prefix, text, suffix, "vm id", e);
-}
-
 static int conf_from(json_t *j, void *out, struct err *e)
 {
-    return vm_conf_from_json(j, out, e);
+    return vmconf_from_json(j, out, e);
 }
 
 static int state_from(json_t *j, void *out, struct err *e)
 {
-    return vm_state_from_json(j, out, e);
+    return vmrec_state_from_json(j, out, e);
 }
 
-int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                struct vm_conf *out, struct err *e)
+int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmconf *out,
+               struct err *e)
 {
     char key[TERN_KEY_MAX];
-    int rc = vm_key(key, id, TERN_PREFIX_VMS, "/config", e);
-    if (rc < 0)
-        return rc;
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    rc = etcd_get(c, key, flags, &kv, e);
+    int rc = keys_build_vm(key, TERN_PREFIX_VMS, id, "/config", e);
+    if (!rc)
+        rc = vmconf_read(c, key, flags, out, conf_from, e);
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
-    if (rc == 0)
-        rc = vmconf_parse_kv(&kv, out, conf_from, e);
-    if (rc == 0 && out->id != id)
+    if (!rc && out->id != id)
         rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32, key, out->id);
-    etcd_kv_release(&kv);
     return rc;
 }
 
 /* --- run state */
 
-int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                 struct vm_state *out, struct err *e)
+int vmrec_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
+                    struct vmrec_state *out, struct err *e)
 {
     char key[TERN_KEY_MAX];
-    int rc = vm_key(key, id, TERN_PREFIX_VMSTATE, NULL, e);
-    if (rc < 0)
-        return rc;
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    rc = etcd_get(c, key, flags, &kv, e);
+    int rc = keys_build_vm(key, TERN_PREFIX_VMSTATE, id, NULL, e);
+    if (!rc)
+        rc = vmconf_read(c, key, flags, out, state_from, e);
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " has no run state", id);
-    if (rc == 0)
-        rc = vmconf_parse_kv(&kv, out, state_from, e);
-    etcd_kv_release(&kv);
     return rc;
 }
 
 /* --- create and delete */
 
 /* The transaction failed: say which of its conditions did not hold. */
-static int create_why(struct etcd_client *c, const struct vm_conf *conf, struct err *e)
+static int create_why(struct etcd_client *c, const struct vmconf *conf, struct err *e)
 {
     char id[16], owner[TERN_NAME_MAX + 1];
     snprintf(id, sizeof(id), "%" PRIu32, conf->id);
-    struct vm_conf old;
-    int rc = vm_conf_get(c, conf->id, 0, &old, e);
+    struct vmconf old;
+    int rc = vmconf_get(c, conf->id, 0, &old, e);
     if (rc != -ENOENT)
-        return rc < 0 && rc != -EPROTO ? rc : err_set(e, EEXIST, "vm %s exists", id);
-    rc = vm_owner_get(c, id, 0, owner, e);
+        return rc && rc != -EPROTO ? rc : err_set(e, EEXIST, "vm %s exists", id);
+    rc = vmowner_get(c, conf->id, 0, owner, NULL, e);
     if (rc != -ENOENT)
-        return rc < 0 ? rc : err_set(e, EEXIST, "vm %s exists (owner '%s' without "
-                                     "config)", id, owner);
+        return rc ? rc
+                  : err_set(e, EEXIST,
+                            "vm %s exists (owner '%s' without "
+                            "config)",
+                            id, owner);
     for (unsigned i = 0; i < conf->ndisks; i++) {
         struct storage_conf s;
         rc = storage_get(c, conf->disks[i].storage, 0, &s, e);
-        if (rc < 0)
+        if (rc)
             return rc;
     }
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
 }
 
-int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
-                   const char *node, struct err *e)
+int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *node,
+                  struct err *e)
 {
-    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VM_DISKS_MAX][TERN_KEY_MAX];
-    int rc = keys_check_name(node, "node name", e);
-    if (rc == 0)
-        rc = vm_key(ckey, conf->id, TERN_PREFIX_VMS, "/config", e);
-    if (rc == 0)
-        rc = vm_key(okey, conf->id, TERN_PREFIX_VMS, "/owner", e);
-    if (rc < 0)
+    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skeys[VMCONF_DISKS_MAX][TERN_KEY_MAX];
+    int rc = name_check(node, "node name", e);
+    if (!rc)
+        rc = keys_build_vm(ckey, TERN_PREFIX_VMS, conf->id, "/config", e);
+    if (!rc)
+        rc = keys_vm_owner(okey, conf->id, e);
+    if (rc)
         return rc;
-    struct etcd_txn_cmp cmps[2 + VM_DISKS_MAX] = {
-        {.key = ckey, .cmp = ETCD_CMP_ABSENT}, {.key = okey, .cmp = ETCD_CMP_ABSENT},
+    struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX] = {
+        {.key = ckey, .cmp = ETCD_CMP_ABSENT},
+        {.key = okey, .cmp = ETCD_CMP_ABSENT},
     };
     size_t n = 2;
-    for (unsigned i = 0; i < conf->ndisks && i < VM_DISKS_MAX; i++) {
+    for (unsigned i = 0; i < conf->ndisks && i < VMCONF_DISKS_MAX; i++) {
         rc = keys_build(skeys[i], TERN_PREFIX_STORAGE, conf->disks[i].storage, NULL,
                         "storage name", e);
-        if (rc < 0)
+        if (rc)
             return rc;
         cmps[n++] = (struct etcd_txn_cmp){.key = skeys[i], .cmp = ETCD_CMP_PRESENT};
     }
-    json_t *j = vm_conf_to_json(conf);
-    struct vm_conf check;
-    rc = j ? vm_conf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
-    char *text = rc == 0 ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_t *j = vmconf_to_json(conf);
+    struct vmconf check;
+    rc = j ? vmconf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
+    char *text = !rc ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (rc < 0)
+    if (rc)
         return rc;
-    struct etcd_txn_op ops[2] = {{.key = ckey, .value = text}, {.key = okey, .value = node}};
+    struct etcd_txn_op ops[2] = {{.key = ckey, .value = text},
+                                 {.key = okey, .value = node}};
     bool done;
-    rc = text ? etcd_txn(c, cmps, n, ops, 2, &done, e) : err_set(e, ENOMEM, "out of memory");
+    rc = text ? etcd_txn(c, cmps, n, ops, 2, &done, e)
+              : err_set(e, ENOMEM, "out of memory");
     free(text);
-    if (rc == 0 && !done)
+    if (!rc && !done)
         rc = create_why(c, conf, e);
     return rc;
 }
 
-int vm_conf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e)
+int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e)
 {
-    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skey[TERN_KEY_MAX], idtext[16];
-    int rc = keys_check_name(node, "node name", e);
-    if (rc == 0)
-        rc = vm_key(ckey, id, TERN_PREFIX_VMS, "/config", e);
-    if (rc == 0)
-        rc = vm_key(okey, id, TERN_PREFIX_VMS, "/owner", e);
-    if (rc == 0)
-        rc = vm_key(skey, id, TERN_PREFIX_VMSTATE, NULL, e);
-    if (rc < 0)
+    char ckey[TERN_KEY_MAX], okey[TERN_KEY_MAX], skey[TERN_KEY_MAX];
+    int rc = name_check(node, "node name", e);
+    if (!rc)
+        rc = keys_build_vm(ckey, TERN_PREFIX_VMS, id, "/config", e);
+    if (!rc)
+        rc = keys_vm_owner(okey, id, e);
+    if (!rc)
+        rc = keys_build_vm(skey, TERN_PREFIX_VMSTATE, id, NULL, e);
+    if (rc)
         return rc;
     struct etcd_txn_cmp cmp = {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node};
     struct etcd_txn_op ops[3] = {{.key = ckey}, {.key = okey}, {.key = skey}};
     bool done;
     rc = etcd_txn(c, &cmp, 1, ops, 3, &done, e);
-    if (rc < 0 || done)
+    if (rc || done)
         return rc;
     char owner[TERN_NAME_MAX + 1];
-    snprintf(idtext, sizeof(idtext), "%" PRIu32, id);
-    rc = vm_owner_get(c, idtext, 0, owner, e);
+    rc = vmowner_get(c, id, 0, owner, NULL, e);
     if (rc == -ENOENT)
-        return err_set(e, ENOENT, "vm %s does not exist", idtext);
-    if (rc < 0)
+        return err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
+    if (rc)
         return rc;
-    return err_set(e, ESTALE, "vm %s is owned by node '%s', not '%s'", idtext, owner, node);
+    return err_set(e, ESTALE, "vm %" PRIu32 " is owned by node '%s', not '%s'", id, owner,
+                   node);
 }
 
 /* --- listing */
 
-void vm_entries_init(struct vm_entries *l)
+void vmrecs_init(struct vmrecs *l)
 {
     memset(l, 0, sizeof(*l));
 }
 
-void vm_entries_release(struct vm_entries *l)
+void vmrecs_release(struct vmrecs *l)
 {
     free(l->items);
-    vm_entries_init(l);
+    vmrecs_init(l);
 }
 
 /* The id right after prefix and what follows it ("/config", ""); false for
@@ -189,10 +172,10 @@ static bool key_id(const char *key, const char *prefix, uint32_t *id, const char
     memcpy(text, key + n, len);
     text[len] = '\0';
     *rest = key + n + len;
-    return vm_id_parse(text, id, NULL) == 0;
+    return keys_vmid_parse(text, id, NULL) == 0;
 }
 
-static struct vm_entry *find_entry(struct vm_entries *l, uint32_t id)
+static struct vmrec *find_entry(struct vmrecs *l, uint32_t id)
 {
     for (size_t i = 0; i < l->count; i++)
         if (l->items[i].conf.id == id)
@@ -200,7 +183,7 @@ static struct vm_entry *find_entry(struct vm_entries *l, uint32_t id)
     return NULL;
 }
 
-static int add_configs(const struct etcd_kvs *kvs, struct vm_entries *out, struct err *e)
+static int add_configs(const struct etcd_kvs *kvs, struct vmrecs *out, struct err *e)
 {
     out->items = calloc(kvs->count ? kvs->count : 1, sizeof(*out->items));
     if (!out->items)
@@ -211,24 +194,24 @@ static int add_configs(const struct etcd_kvs *kvs, struct vm_entries *out, struc
         if (!key_id(kvs->items[i].key, TERN_PREFIX_VMS, &id, &rest) ||
             strcmp(rest, "/config") != 0)
             continue;
-        struct vm_entry *v = &out->items[out->count];
+        struct vmrec *v = &out->items[out->count];
         int rc = vmconf_parse_kv(&kvs->items[i], &v->conf, conf_from, e);
-        if (rc == 0 && v->conf.id != id)
-            rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32,
-                         kvs->items[i].key, v->conf.id);
-        if (rc < 0)
+        if (!rc && v->conf.id != id)
+            rc = err_set(e, EPROTO, "%s: stored config has id %" PRIu32, kvs->items[i].key,
+                         v->conf.id);
+        if (rc)
             return rc;
         out->count++;
     }
     return 0;
 }
 
-static void add_owners(const struct etcd_kvs *kvs, struct vm_entries *out)
+static void add_owners(const struct etcd_kvs *kvs, struct vmrecs *out)
 {
     for (size_t i = 0; i < kvs->count; i++) {
         uint32_t id;
         const char *rest;
-        struct vm_entry *v;
+        struct vmrec *v;
         if (key_id(kvs->items[i].key, TERN_PREFIX_VMS, &id, &rest) &&
             strcmp(rest, "/owner") == 0 && (v = find_entry(out, id)))
             snprintf(v->owner, sizeof(v->owner), "%s",
@@ -238,12 +221,12 @@ static void add_owners(const struct etcd_kvs *kvs, struct vm_entries *out)
 
 /* A state that does not parse is shown as none (and logged): it is the
  * owner's to fix, and one bad record must not hide every VM. */
-static void add_states(const struct etcd_kvs *kvs, struct vm_entries *out)
+static void add_states(const struct etcd_kvs *kvs, struct vmrecs *out)
 {
     for (size_t i = 0; i < kvs->count; i++) {
         uint32_t id;
         const char *rest;
-        struct vm_entry *v;
+        struct vmrec *v;
         struct err e;
         if (!key_id(kvs->items[i].key, TERN_PREFIX_VMSTATE, &id, &rest) || *rest ||
             !(v = find_entry(out, id)))
@@ -254,12 +237,12 @@ static void add_states(const struct etcd_kvs *kvs, struct vm_entries *out)
     }
 }
 
-static void add_locks(const struct etcd_kvs *kvs, struct vm_entries *out)
+static void add_locks(const struct etcd_kvs *kvs, struct vmrecs *out)
 {
     for (size_t i = 0; i < kvs->count; i++) {
         uint32_t id;
         const char *rest;
-        struct vm_entry *v;
+        struct vmrec *v;
         if (key_id(kvs->items[i].key, TERN_PREFIX_LOCKS, &id, &rest) && !*rest &&
             (v = find_entry(out, id)))
             snprintf(v->lock, sizeof(v->lock), "%s",
@@ -269,67 +252,65 @@ static void add_locks(const struct etcd_kvs *kvs, struct vm_entries *out)
 
 static int by_id(const void *a, const void *b)
 {
-    uint32_t x = ((const struct vm_entry *)a)->conf.id;
-    uint32_t y = ((const struct vm_entry *)b)->conf.id;
+    uint32_t x = ((const struct vmrec *)a)->conf.id;
+    uint32_t y = ((const struct vmrec *)b)->conf.id;
     return x < y ? -1 : x > y;
 }
 
 /* The prefixes select every VM, or one (then they end in "<id>/" and
  * "<id>"; a state or lock of VM 1000 read along with 100's finds no entry). */
 static int collect(struct etcd_client *c, unsigned flags, const char *vms,
-                   const char *states, const char *locks, struct vm_entries *out,
-                   struct err *e)
+                   const char *states, const char *locks, struct vmrecs *out, struct err *e)
 {
     struct etcd_kvs kvs;
-    vm_entries_init(out);
+    vmrecs_init(out);
     int rc = etcd_get_prefix(c, vms, flags, &kvs, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     rc = add_configs(&kvs, out, e);
-    if (rc == 0)
+    if (!rc)
         add_owners(&kvs, out);
     etcd_kvs_release(&kvs);
-    if (rc == 0 && (rc = etcd_get_prefix(c, states, flags, &kvs, e)) == 0) {
+    if (!rc && (rc = etcd_get_prefix(c, states, flags, &kvs, e)) == 0) {
         add_states(&kvs, out);
         etcd_kvs_release(&kvs);
     }
-    if (rc == 0 && (rc = etcd_get_prefix(c, locks, flags, &kvs, e)) == 0) {
+    if (!rc && (rc = etcd_get_prefix(c, locks, flags, &kvs, e)) == 0) {
         add_locks(&kvs, out);
         etcd_kvs_release(&kvs);
     }
-    if (rc < 0)
-        vm_entries_release(out);
+    if (rc)
+        vmrecs_release(out);
     else
         qsort(out->items, out->count, sizeof(*out->items), by_id);
     return rc;
 }
 
-int vm_conf_list(struct etcd_client *c, unsigned flags, struct vm_entries *out,
-                 struct err *e)
+int vmrec_list(struct etcd_client *c, unsigned flags, struct vmrecs *out, struct err *e)
 {
-    return collect(c, flags, TERN_PREFIX_VMS, TERN_PREFIX_VMSTATE, TERN_PREFIX_LOCKS,
-                   out, e);
+    return collect(c, flags, TERN_PREFIX_VMS, TERN_PREFIX_VMSTATE, TERN_PREFIX_LOCKS, out,
+                   e);
 }
 
-int vm_entry_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                 struct vm_entry *out, struct err *e)
+int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmrec *out,
+              struct err *e)
 {
     char vms[TERN_KEY_MAX], states[TERN_KEY_MAX], locks[TERN_KEY_MAX];
-    int rc = vm_key(vms, id, TERN_PREFIX_VMS, "/", e);
-    if (rc == 0)
-        rc = vm_key(states, id, TERN_PREFIX_VMSTATE, NULL, e);
-    if (rc == 0)
-        rc = vm_key(locks, id, TERN_PREFIX_LOCKS, NULL, e);
-    if (rc < 0)
+    int rc = keys_build_vm(vms, TERN_PREFIX_VMS, id, "/", e);
+    if (!rc)
+        rc = keys_build_vm(states, TERN_PREFIX_VMSTATE, id, NULL, e);
+    if (!rc)
+        rc = keys_build_vm(locks, TERN_PREFIX_LOCKS, id, NULL, e);
+    if (rc)
         return rc;
-    struct vm_entries l;
+    struct vmrecs l;
     rc = collect(c, flags, vms, states, locks, &l, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     if (l.count == 0)
         rc = err_set(e, ENOENT, "vm %" PRIu32 " does not exist", id);
     else
         *out = l.items[0];
-    vm_entries_release(&l);
+    vmrecs_release(&l);
     return rc;
 }

@@ -2,14 +2,14 @@
  * layout in docs/cluster.md): typed structs, their JSON (the same JSON the
  * REST API shows under "config"), checks, and reads/writes.
  *
- *   /tern/vms/<id>/config    VM config (JSON of struct vm_conf)
+ *   /tern/vms/<id>/config    VM config (JSON of struct vmconf)
  *   /tern/vms/<id>/owner     owning node (cluster/owner.h)
  *   /tern/vmstate/<id>       run state, published by the owner under its
  *                            node lease (gone when that node is offline)
  *   /tern/storage/<name>     storage definition
  *   /tern/options            cluster options
  *
- * VM ids are decimal 100..999999999 as in Proxmox; in keys as text. */
+ * VM ids and the key layout: cluster/keys.h. */
 #ifndef TERN_CLUSTER_VMCONF_H
 #define TERN_CLUSTER_VMCONF_H
 
@@ -20,51 +20,46 @@
 #include "cluster/etcd.h"
 #include "cluster/keys.h"
 #include "cluster/owner.h"
+#include "common/cidr.h"
 #include "common/err.h"
 
-#define TERN_PREFIX_VMSTATE "/tern/vmstate/"
-#define VM_ID_MIN 100
-#define VM_ID_MAX 999999999u
-#define VM_DISKS_MAX 8
-#define VM_PATH_MAX 256
-#define VM_CMDLINE_MAX 1024
-#define VM_DISK_MIB_MAX (16u * 1024 * 1024)   /* 16 TiB */
+#define VMCONF_DISKS_MAX 8
+#define VMCONF_PATH_MAX 256
+#define VMCONF_CMDLINE_MAX 1024
+#define VMCONF_DISK_MIB_MAX (16u * 1024 * 1024) /* 16 TiB */
 
 struct storage_conf {
     char name[TERN_NAME_MAX + 1];
-    char path[VM_PATH_MAX];      /* absolute directory */
-    bool shared;                 /* the same files on every node */
+    char path[VMCONF_PATH_MAX]; /* absolute directory */
+    bool shared;                /* the same files on every node */
 };
 
-struct vm_disk_conf {
+struct vmconf_disk {
     char storage[TERN_NAME_MAX + 1];
-    char volume[TERN_NAME_MAX + 1];   /* file name inside the storage: vm-100-disk-0.raw */
+    char volume[TERN_NAME_MAX + 1]; /* file name inside the storage: vm-100-disk-0.raw */
     uint64_t size_mib;
 };
 
-struct vm_conf {
+struct vmconf {
     uint32_t id;
-    char name[TERN_NAME_MAX + 1];     /* "" = none */
-    uint64_t memory_mib;              /* 16 .. 1048576 */
-    unsigned cpus;                    /* 1 .. 64 */
-    char kernel[VM_PATH_MAX];         /* absolute path, the same on every node */
-    char cmdline[VM_CMDLINE_MAX];
+    char name[TERN_NAME_MAX + 1]; /* "" = none */
+    uint64_t memory_mib;          /* 16 .. 1048576 */
+    unsigned cpus;                /* 1 .. 64 */
+    char kernel[VMCONF_PATH_MAX]; /* absolute path, the same on every node */
+    char cmdline[VMCONF_CMDLINE_MAX];
     unsigned ndisks;
-    struct vm_disk_conf disks[VM_DISKS_MAX];
+    struct vmconf_disk disks[VMCONF_DISKS_MAX];
 };
 
 struct cluster_options {
-    char migration_type[16];          /* "secure" (default) or "insecure" */
-    char migration_network[64];       /* CIDR, "" = none */
+    char migration_type[16];    /* "secure" (default) or "insecure" */
+    char migration_network[64]; /* CIDR, "" = none */
 };
-
-/* "100" -> 100 with range and syntax checked ("vm id '1x' ..."). */
-int vm_id_parse(const char *text, uint32_t *id, struct err *e);
 
 /* JSON <-> struct. _from_json checks every field (unknown keys refused,
  * one line naming the field). */
-json_t *vm_conf_to_json(const struct vm_conf *c);
-int vm_conf_from_json(json_t *j, struct vm_conf *c, struct err *e);
+json_t *vmconf_to_json(const struct vmconf *c);
+int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e);
 json_t *storage_conf_to_json(const struct storage_conf *s);
 int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e);
 json_t *cluster_options_to_json(const struct cluster_options *o);
@@ -72,76 +67,67 @@ json_t *cluster_options_to_json(const struct cluster_options *o);
 int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e);
 
 /* Reads: flags as etcd_get. -ENOENT names what is missing. */
-int vm_conf_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                struct vm_conf *out, struct err *e);
+int vmconf_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmconf *out,
+               struct err *e);
 int storage_get(struct etcd_client *c, const char *name, unsigned flags,
                 struct storage_conf *out, struct err *e);
 /* Defaults when the key is absent. */
-int cluster_options_get(struct etcd_client *c, unsigned flags,
-                        struct cluster_options *out, struct err *e);
+int cluster_options_get(struct etcd_client *c, unsigned flags, struct cluster_options *out,
+                        struct err *e);
 
 /* The volume's file: storage path + "/" + volume. */
 int storage_volume_path(const struct storage_conf *s, const char *volume,
-                        char out[VM_PATH_MAX], struct err *e);
+                        char out[VMCONF_PATH_MAX], struct err *e);
 
 /* Run state of a VM as published by the node that runs it. */
-struct vm_state {
+struct vmrec_state {
     char node[TERN_NAME_MAX + 1];
-    char status[16];       /* running, paused, stopped, migrating, incoming, starting */
-    int pid;               /* 0 when none */
-    int64_t since;         /* epoch seconds of the last change */
-    int64_t started;       /* when the guest booted (kept across migrations), 0 unknown */
+    char status[16]; /* running, paused, stopped, migrating, incoming, starting */
+    int pid;         /* 0 when none */
+    int64_t since;   /* epoch seconds of the last change */
+    int64_t started; /* when the guest booted (kept across migrations), 0 unknown */
 };
 
 /* -ENOENT: nobody publishes a state (stopped, or its node is offline). */
-int vm_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                 struct vm_state *out, struct err *e);
+int vmrec_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
+                    struct vmrec_state *out, struct err *e);
 
 /* --- additions ---------------------------------------------------------- */
 
 /* "vm-<id>-disk-<n>.raw": the volume of disk n when none is given. */
-void vm_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1]);
-
-/* A CIDR "10.0.1.0/24" or "fd00::/64": the prefix length in range for its
- * family and no host bits set. */
-int cidr_check(const char *cidr, struct err *e);
-/* *inside: addr (IPv4 or IPv6, "[v6]" too) lies in cidr. An address of the
- * other family is simply outside; a bad cidr or addr is -EINVAL. */
-int cidr_contains(const char *cidr, const char *addr, bool *inside, struct err *e);
+void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1]);
 
 /* One transaction: puts /tern/vms/<id>/config and /tern/vms/<id>/owner =
  * node if the VM does not exist and every disk's storage does. -EEXIST
  * "vm 100 exists", -ENOENT naming a missing storage. */
-int vm_conf_create(struct etcd_client *c, const struct vm_conf *conf,
-                   const char *node, struct err *e);
+int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *node,
+                  struct err *e);
 /* One transaction: removes config, owner and /tern/vmstate/<id> if node owns
  * the VM. -ENOENT when it does not exist, -ESTALE naming the owner. */
-int vm_conf_delete(struct etcd_client *c, uint32_t id, const char *node,
-                   struct err *e);
+int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct err *e);
 
 /* A VM as the cluster knows it. */
-struct vm_entry {
-    struct vm_conf conf;
-    char owner[TERN_NAME_MAX + 1];    /* "" when none */
-    bool has_state;                   /* someone publishes a vm_state */
-    struct vm_state state;
-    char lock[VM_HOLDER_MAX + 1];     /* holder of /tern/locks/vm/<id>, "" when free */
+struct vmrec {
+    struct vmconf conf;
+    char owner[TERN_NAME_MAX + 1]; /* "" when none */
+    bool has_state;                /* someone publishes a vmrec_state */
+    struct vmrec_state state;
+    char lock[VMLOCK_HOLDER_MAX + 1]; /* holder of /tern/locks/vm/<id>, "" when free */
 };
 
-struct vm_entries {
-    struct vm_entry *items;
+struct vmrecs {
+    struct vmrec *items;
     size_t count;
 };
 
-void vm_entries_init(struct vm_entries *l);
-void vm_entries_release(struct vm_entries *l);
+void vmrecs_init(struct vmrecs *l);
+void vmrecs_release(struct vmrecs *l);
 /* Every VM that has a config, sorted by id: reads /tern/vms/, /tern/vmstate/
  * and /tern/locks/vm/ (three reads, not one snapshot). */
-int vm_conf_list(struct etcd_client *c, unsigned flags, struct vm_entries *out,
-                 struct err *e);
+int vmrec_list(struct etcd_client *c, unsigned flags, struct vmrecs *out, struct err *e);
 /* One VM the same way; -ENOENT "vm 100 does not exist". */
-int vm_entry_get(struct etcd_client *c, uint32_t id, unsigned flags,
-                 struct vm_entry *out, struct err *e);
+int vmrec_get(struct etcd_client *c, uint32_t id, unsigned flags, struct vmrec *out,
+              struct err *e);
 
 struct storage_confs {
     struct storage_conf *items;
@@ -151,8 +137,7 @@ struct storage_confs {
 void storage_confs_init(struct storage_confs *l);
 void storage_confs_release(struct storage_confs *l);
 /* Creates /tern/storage/<name>; -EEXIST "storage 'x' exists". */
-int storage_put_new(struct etcd_client *c, const struct storage_conf *s,
-                    struct err *e);
+int storage_put_new(struct etcd_client *c, const struct storage_conf *s, struct err *e);
 /* Sorted by name. */
 int storage_list(struct etcd_client *c, unsigned flags, struct storage_confs *out,
                  struct err *e);
@@ -162,18 +147,22 @@ int storage_delete(struct etcd_client *c, const char *name, struct err *e);
 
 /* Read, cluster_options_update with j, write back unless changed meanwhile
  * (compare-and-swap, retried); *out is the result. */
-int cluster_options_change(struct etcd_client *c, json_t *j,
-                           struct cluster_options *out, struct err *e);
+int cluster_options_change(struct etcd_client *c, json_t *j, struct cluster_options *out,
+                           struct err *e);
 void cluster_options_default(struct cluster_options *o);
 
-/* vm_state JSON: {"node","status","pid","since","started"}; _from_json ignores keys
+/* vmrec_state JSON: {"node","status","pid","since","started"}; _from_json ignores keys
  * it does not know (a later writer may add some). */
-json_t *vm_state_to_json(const struct vm_state *s);
-int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e);
+json_t *vmrec_state_to_json(const struct vmrec_state *s);
+int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e);
 
 /* For the vmconf*.c files: a stored value parsed by from_json; errors name
  * the key ("-EPROTO /tern/vms/100/config: ..."). */
 int vmconf_parse_kv(const struct etcd_kv *kv, void *out,
                     int (*from_json)(json_t *, void *, struct err *), struct err *e);
+/* The value at key the same way; -ENOENT when there is none (the caller
+ * says what is missing). */
+int vmconf_read(struct etcd_client *c, const char *key, unsigned flags, void *out,
+                int (*from_json)(json_t *, void *, struct err *), struct err *e);
 
 #endif

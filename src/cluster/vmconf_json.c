@@ -1,114 +1,45 @@
 /* VM configs, storage definitions and cluster options as JSON, checked
- * field by field, and the CIDR checks of the options. What comes in here is
- * what a REST client sent, so every refusal is one line naming the field
- * and quoting the culprit. */
+ * field by field. What comes in here is what a REST client sent, so every
+ * refusal is one line naming the field and quoting the culprit. */
 #include "cluster/vmconf.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The culprit made printable: cut at 60 characters, control characters
- * shown as '?', so a message stays one line whatever was sent. */
-static const char *clean(const char *s, char buf[80])
-{
-    size_t n = 0;
-    for (; s[n] && n < 60; n++)
-        buf[n] = ((unsigned char)s[n] < 0x20 || s[n] == 0x7f) ? '?' : s[n];
-    buf[n] = '\0';
-    if (s[n])
-        strcpy(buf + n, "...");
-    return buf;
-}
+#include "common/jsonf.h"
 
-int vm_id_parse(const char *text, uint32_t *id, struct err *e)
-{
-    char buf[80];
-    size_t n = strspn(text, "0123456789");
-    if (n == 0 || text[n] || n > 9 || text[0] == '0')
-        return err_set(e, EINVAL, "vm id '%s' must be a number %d..%u",
-                       clean(text, buf), VM_ID_MIN, VM_ID_MAX);
-    unsigned long v = strtoul(text, NULL, 10);
-    if (v < VM_ID_MIN)
-        return err_set(e, EINVAL, "vm id '%s' must be a number %d..%u", text,
-                       VM_ID_MIN, VM_ID_MAX);
-    *id = (uint32_t)v;
-    return 0;
-}
-
-void vm_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
+void vmconf_volume_name(uint32_t id, unsigned n, char out[TERN_NAME_MAX + 1])
 {
     snprintf(out, TERN_NAME_MAX + 1, "vm-%" PRIu32 "-disk-%u.raw", id, n);
 }
 
 /* --- field readers: what prefixes the message ("vm 100", "storage 'x'") */
 
-static int only_keys(json_t *j, const char *const *allowed, const char *what,
-                     struct err *e)
+static int only_keys(json_t *j, const char *const *allowed, const char *what, struct err *e)
 {
-    char buf[80];
-    const char *key;
-    json_t *v;
-    json_object_foreach(j, key, v) {
-        size_t i = 0;
-        while (allowed[i] && strcmp(allowed[i], key) != 0)
-            i++;
-        if (!allowed[i])
-            return err_set(e, EINVAL, "%s: unknown key '%s'", what, clean(key, buf));
-    }
-    return 0;
-}
-
-/* *present (may be NULL) false and 0 when the key is absent and optional. */
-static int get_uint(json_t *j, const char *key, bool required, uint64_t min,
-                    uint64_t max, uint64_t *out, const char *what, struct err *e)
-{
-    json_t *v = json_object_get(j, key);
-    if (!v && !required)
-        return 0;
-    if (!v)
-        return err_set(e, EINVAL, "%s: '%s' is missing", what, key);
-    if (!json_is_integer(v))
-        return err_set(e, EINVAL, "%s: '%s' must be an integer %" PRIu64 "..%" PRIu64,
-                       what, key, min, max);
-    json_int_t n = json_integer_value(v);
-    if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
-        return err_set(e, EINVAL, "%s: '%s' must be %" PRIu64 "..%" PRIu64 ", not %lld",
-                       what, key, min, max, (long long)n);
-    *out = (uint64_t)n;
-    return 0;
-}
-
-/* *out stays as it is when the key is absent and optional. */
-static int get_string(json_t *j, const char *key, bool required, const char **out,
-                      const char *what, struct err *e)
-{
-    json_t *v = json_object_get(j, key);
-    if (!v && !required)
-        return 0;
-    if (!v)
-        return err_set(e, EINVAL, "%s: '%s' is missing", what, key);
-    if (!json_is_string(v))
-        return err_set(e, EINVAL, "%s: '%s' must be a string", what, key);
-    *out = json_string_value(v);
+    char buf[JSONF_PRINTABLE_MAX];
+    const char *key = jsonf_unknown_key(j, allowed);
+    if (key)
+        return err_set(e, EINVAL, "%s: unknown key '%s'", what, jsonf_printable(key, buf));
     return 0;
 }
 
 static int get_name(json_t *j, const char *key, bool required, char out[TERN_NAME_MAX + 1],
                     const char *what, struct err *e)
 {
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     const char *s = NULL;
-    int rc = get_string(j, key, required, &s, what, e);
-    if (rc < 0 || !s)
+    int rc = jsonf_string(j, key, required, &s, what, e);
+    if (rc || !s)
         return rc;
-    if (keys_check_name(s, key, NULL) < 0)
-        return err_set(e, EINVAL, "%s: '%s' must be 1..%d of letters, digits, '.', "
-                       "'_', '-' not starting with '.' or '-', not '%s'", what, key,
-                       TERN_NAME_MAX, clean(s, buf));
+    if (name_check(s, key, NULL) < 0)
+        return err_set(e, EINVAL,
+                       "%s: '%s' must be 1..%d of letters, digits, '.', "
+                       "'_', '-' not starting with '.' or '-', not '%s'",
+                       what, key, TERN_NAME_MAX, jsonf_printable(s, buf));
     snprintf(out, TERN_NAME_MAX + 1, "%s", s);
     return 0;
 }
@@ -125,131 +56,132 @@ static bool has_control(const char *s)
 static int check_path(const char *p, size_t max, const char *key, const char *what,
                       struct err *e)
 {
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     if (p[0] != '/')
-        return err_set(e, EINVAL, "%s: '%s' must be an absolute path, not '%s'",
-                       what, key, clean(p, buf));
+        return err_set(e, EINVAL, "%s: '%s' must be an absolute path, not '%s'", what, key,
+                       jsonf_printable(p, buf));
     if (strlen(p) >= max)
-        return err_set(e, EINVAL, "%s: '%s' is longer than %zu characters", what,
-                       key, max - 1);
+        return err_set(e, EINVAL, "%s: '%s' is longer than %zu characters", what, key,
+                       max - 1);
     if (has_control(p))
-        return err_set(e, EINVAL, "%s: '%s' must not contain control characters",
-                       what, key);
+        return err_set(e, EINVAL, "%s: '%s' must not contain control characters", what,
+                       key);
     for (const char *c = p; (c = strstr(c, "..")); c += 2)
         if (c[-1] == '/' && (c[2] == '/' || c[2] == '\0'))
-            return err_set(e, EINVAL, "%s: '%s' must not contain '..', not '%s'",
-                           what, key, clean(p, buf));
+            return err_set(e, EINVAL, "%s: '%s' must not contain '..', not '%s'", what, key,
+                           jsonf_printable(p, buf));
     return 0;
 }
 
 /* --- VM config */
 
-json_t *vm_conf_to_json(const struct vm_conf *c)
+json_t *vmconf_to_json(const struct vmconf *c)
 {
     json_t *disks = json_array();
     for (unsigned i = 0; i < c->ndisks && disks; i++)
-        json_array_append_new(disks, json_pack("{s:s, s:s, s:I}", "storage",
-                                               c->disks[i].storage, "volume",
-                                               c->disks[i].volume, "size_mib",
-                                               (json_int_t)c->disks[i].size_mib));
+        json_array_append_new(disks,
+                              json_pack("{s:s, s:s, s:I}", "storage", c->disks[i].storage,
+                                        "volume", c->disks[i].volume, "size_mib",
+                                        (json_int_t)c->disks[i].size_mib));
     /* "s*": no "name" at all when there is none */
     return json_pack("{s:I, s:s*, s:I, s:I, s:s, s:s, s:o}", "id", (json_int_t)c->id,
-                     "name", c->name[0] ? c->name : NULL,
-                     "memory_mib", (json_int_t)c->memory_mib,
-                     "cpus", (json_int_t)c->cpus, "kernel", c->kernel,
-                     "cmdline", c->cmdline, "disks", disks);
+                     "name", c->name[0] ? c->name : NULL, "memory_mib",
+                     (json_int_t)c->memory_mib, "cpus", (json_int_t)c->cpus, "kernel",
+                     c->kernel, "cmdline", c->cmdline, "disks", disks);
 }
 
-static int disk_from_json(json_t *j, struct vm_conf *c, unsigned n, struct err *e)
+static int disk_from_json(json_t *j, struct vmconf *c, unsigned n, struct err *e)
 {
     static const char *const keys[] = {"storage", "volume", "size_mib", NULL};
     char what[48];
     snprintf(what, sizeof(what), "vm %" PRIu32 ": disks[%u]", c->id, n);
     if (!json_is_object(j))
         return err_set(e, EINVAL, "%s must be an object", what);
-    struct vm_disk_conf *d = &c->disks[n];
+    struct vmconf_disk *d = &c->disks[n];
     int rc = only_keys(j, keys, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = get_name(j, "storage", true, d->storage, what, e);
-    if (rc == 0)
-        rc = get_uint(j, "size_mib", true, 1, VM_DISK_MIB_MAX, &d->size_mib, what, e);
-    if (rc < 0)
+    if (!rc)
+        rc = jsonf_uint(j, "size_mib", true, 1, VMCONF_DISK_MIB_MAX, &d->size_mib, what, e);
+    if (rc)
         return rc;
-    vm_volume_name(c->id, n, d->volume);
+    vmconf_volume_name(c->id, n, d->volume);
     rc = get_name(j, "volume", false, d->volume, what, e);
-    for (unsigned i = 0; rc == 0 && i < n; i++)
+    for (unsigned i = 0; !rc && i < n; i++)
         if (strcmp(c->disks[i].storage, d->storage) == 0 &&
             strcmp(c->disks[i].volume, d->volume) == 0)
-            rc = err_set(e, EINVAL, "%s: volume '%s' on storage '%s' is used twice",
-                         what, d->volume, d->storage);
+            rc = err_set(e, EINVAL, "%s: volume '%s' on storage '%s' is used twice", what,
+                         d->volume, d->storage);
     return rc;
 }
 
-static int disks_from_json(json_t *j, struct vm_conf *c, const char *what,
-                           struct err *e)
+static int disks_from_json(json_t *j, struct vmconf *c, const char *what, struct err *e)
 {
     json_t *disks = json_object_get(j, "disks");
     if (!disks)
         return 0;
-    if (!json_is_array(disks) || json_array_size(disks) > VM_DISKS_MAX)
-        return err_set(e, EINVAL, "%s: 'disks' must be an array of at most %d disks",
-                       what, VM_DISKS_MAX);
+    if (!json_is_array(disks) || json_array_size(disks) > VMCONF_DISKS_MAX)
+        return err_set(e, EINVAL, "%s: 'disks' must be an array of at most %d disks", what,
+                       VMCONF_DISKS_MAX);
     for (size_t i = 0; i < json_array_size(disks); i++) {
         int rc = disk_from_json(json_array_get(disks, i), c, (unsigned)i, e);
-        if (rc < 0)
+        if (rc)
             return rc;
         c->ndisks++;
     }
     return 0;
 }
 
-static int text_fields(json_t *j, struct vm_conf *c, const char *what, struct err *e)
+static int text_fields(json_t *j, struct vmconf *c, const char *what, struct err *e)
 {
     const char *kernel = NULL, *cmdline = "";
-    int rc = get_string(j, "kernel", true, &kernel, what, e);
-    if (rc == 0)
+    int rc = jsonf_string(j, "kernel", true, &kernel, what, e);
+    if (!rc)
         rc = check_path(kernel, sizeof(c->kernel), "kernel", what, e);
-    if (rc == 0)
-        rc = get_string(j, "cmdline", false, &cmdline, what, e);
-    if (rc < 0)
+    if (!rc)
+        rc = jsonf_string(j, "cmdline", false, &cmdline, what, e);
+    if (rc)
         return rc;
-    if (strlen(cmdline) >= VM_CMDLINE_MAX)
+    if (strlen(cmdline) >= VMCONF_CMDLINE_MAX)
         return err_set(e, EINVAL, "%s: 'cmdline' is longer than %d characters", what,
-                       VM_CMDLINE_MAX - 1);
+                       VMCONF_CMDLINE_MAX - 1);
     if (has_control(cmdline))
-        return err_set(e, EINVAL, "%s: 'cmdline' must not contain a newline or "
-                       "other control characters", what);
+        return err_set(e, EINVAL,
+                       "%s: 'cmdline' must not contain a newline or "
+                       "other control characters",
+                       what);
     snprintf(c->kernel, sizeof(c->kernel), "%s", kernel);
     snprintf(c->cmdline, sizeof(c->cmdline), "%s", cmdline);
     return 0;
 }
 
-int vm_conf_from_json(json_t *j, struct vm_conf *c, struct err *e)
+int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
 {
-    static const char *const keys[] = {"id", "name", "memory_mib", "cpus", "kernel",
-                                       "cmdline", "disks", NULL};
+    static const char *const keys[] = {"id",     "name",    "memory_mib", "cpus",
+                                       "kernel", "cmdline", "disks",      NULL};
     memset(c, 0, sizeof(*c));
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm: config must be a json object");
     uint64_t id = 0, mem = 0, cpus = 0;
-    int rc = get_uint(j, "id", true, VM_ID_MIN, VM_ID_MAX, &id, "vm", e);
-    if (rc < 0)
+    int rc = jsonf_uint(j, "id", true, TERN_VMID_MIN, TERN_VMID_MAX, &id, "vm", e);
+    if (rc)
         return rc;
     c->id = (uint32_t)id;
     char what[24];
     snprintf(what, sizeof(what), "vm %" PRIu32, c->id);
     rc = only_keys(j, keys, what, e);
     json_t *name = json_object_get(j, "name");
-    bool no_name = json_is_null(name) || (json_is_string(name) && !*json_string_value(name));
-    if (rc == 0 && !no_name)   /* "" or null: no name */
+    bool no_name = json_is_null(name) ||
+                   (json_is_string(name) && !*json_string_value(name));
+    if (!rc && !no_name) /* "" or null: no name */
         rc = get_name(j, "name", false, c->name, what, e);
-    if (rc == 0)
-        rc = get_uint(j, "memory_mib", true, 16, 1048576, &mem, what, e);
-    if (rc == 0)
-        rc = get_uint(j, "cpus", true, 1, 64, &cpus, what, e);
-    if (rc == 0)
+    if (!rc)
+        rc = jsonf_uint(j, "memory_mib", true, 16, 1048576, &mem, what, e);
+    if (!rc)
+        rc = jsonf_uint(j, "cpus", true, 1, 64, &cpus, what, e);
+    if (!rc)
         rc = text_fields(j, c, what, e);
-    if (rc == 0)
+    if (!rc)
         rc = disks_from_json(j, c, what, e);
     c->memory_mib = mem;
     c->cpus = (unsigned)cpus;
@@ -260,12 +192,12 @@ int vm_conf_from_json(json_t *j, struct vm_conf *c, struct err *e)
 
 json_t *storage_conf_to_json(const struct storage_conf *s)
 {
-    return json_pack("{s:s, s:s, s:b}", "name", s->name, "path", s->path,
-                     "shared", s->shared);
+    return json_pack("{s:s, s:s, s:b}", "name", s->name, "path", s->path, "shared",
+                     s->shared);
 }
 
 /* Room for "/" + a volume name behind the path. */
-#define STORAGE_PATH_MAX (VM_PATH_MAX - TERN_NAME_MAX - 1)
+#define STORAGE_PATH_MAX (VMCONF_PATH_MAX - TERN_NAME_MAX - 1)
 
 int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e)
 {
@@ -274,24 +206,23 @@ int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e)
     if (!json_is_object(j))
         return err_set(e, EINVAL, "storage: definition must be a json object");
     int rc = get_name(j, "name", true, s->name, "storage", e);
-    if (rc < 0)
+    if (rc)
         return rc;
     char what[TERN_NAME_MAX + 16];
     snprintf(what, sizeof(what), "storage '%s'", s->name);
     const char *path = NULL;
     rc = only_keys(j, keys, what, e);
-    if (rc == 0)
-        rc = get_string(j, "path", true, &path, what, e);
-    if (rc == 0)
+    if (!rc)
+        rc = jsonf_string(j, "path", true, &path, what, e);
+    if (!rc)
         rc = check_path(path, STORAGE_PATH_MAX, "path", what, e);
-    if (rc < 0)
+    if (rc)
         return rc;
-    json_t *shared = json_object_get(j, "shared");
-    if (shared && !json_is_boolean(shared))
-        return err_set(e, EINVAL, "%s: 'shared' must be true or false", what);
-    s->shared = json_is_true(shared);
+    rc = jsonf_bool(j, "shared", false, &s->shared, what, e);
+    if (rc)
+        return rc;
     size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/')   /* "/srv/tern/" is "/srv/tern" */
+    while (n > 1 && path[n - 1] == '/') /* "/srv/tern/" is "/srv/tern" */
         n--;
     if (n == 1)
         return err_set(e, EINVAL, "%s: 'path' must not be '/'", what);
@@ -309,26 +240,26 @@ void cluster_options_default(struct cluster_options *o)
 
 json_t *cluster_options_to_json(const struct cluster_options *o)
 {
-    return json_pack("{s:{s:s, s:s?}}", "migration", "type", o->migration_type,
-                     "network", o->migration_network[0] ? o->migration_network : NULL);
+    return json_pack("{s:{s:s, s:s?}}", "migration", "type", o->migration_type, "network",
+                     o->migration_network[0] ? o->migration_network : NULL);
 }
 
 static int migration_update(json_t *m, struct cluster_options *o, struct err *e)
 {
     static const char *const keys[] = {"type", "network", NULL};
     const char *what = "cluster options: migration";
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     if (!json_is_object(m))
         return err_set(e, EINVAL, "cluster options: 'migration' must be an object");
     int rc = only_keys(m, keys, what, e);
     const char *type = NULL;
-    if (rc == 0)
-        rc = get_string(m, "type", false, &type, what, e);
-    if (rc < 0)
+    if (!rc)
+        rc = jsonf_string(m, "type", false, &type, what, e);
+    if (rc)
         return rc;
     if (type && strcmp(type, "secure") != 0 && strcmp(type, "insecure") != 0)
         return err_set(e, EINVAL, "%s: 'type' must be 'secure' or 'insecure', not '%s'",
-                       what, clean(type, buf));
+                       what, jsonf_printable(type, buf));
     if (type)
         snprintf(o->migration_type, sizeof(o->migration_type), "%s", type);
     json_t *net = json_object_get(m, "network");
@@ -354,9 +285,9 @@ int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e)
     if (!json_is_object(j))
         return err_set(e, EINVAL, "cluster options must be a json object");
     int rc = only_keys(j, keys, "cluster options", e);
-    if (rc < 0)
+    if (rc)
         return rc;
-    struct cluster_options next = *o;   /* o changes only when all is well */
+    struct cluster_options next = *o; /* o changes only when all is well */
     json_t *m = json_object_get(j, "migration");
     if (m && (rc = migration_update(m, &next, e)) < 0)
         return rc;
@@ -366,161 +297,44 @@ int cluster_options_update(json_t *j, struct cluster_options *o, struct err *e)
 
 /* --- run state */
 
-static const char *const vm_statuses[] = {"running", "paused", "stopped", "migrating",
+static const char *const vm_statuses[] = {"running",  "paused",   "stopped", "migrating",
                                           "incoming", "starting", NULL};
 
-json_t *vm_state_to_json(const struct vm_state *s)
+json_t *vmrec_state_to_json(const struct vmrec_state *s)
 {
     return json_pack("{s:s, s:s, s:i, s:I, s:I}", "node", s->node, "status", s->status,
-                     "pid", s->pid, "since", (json_int_t)s->since,
-                     "started", (json_int_t)s->started);
+                     "pid", s->pid, "since", (json_int_t)s->since, "started",
+                     (json_int_t)s->started);
 }
 
-int vm_state_from_json(json_t *j, struct vm_state *s, struct err *e)
+int vmrec_state_from_json(json_t *j, struct vmrec_state *s, struct err *e)
 {
     memset(s, 0, sizeof(*s));
-    char buf[80];
+    char buf[JSONF_PRINTABLE_MAX];
     const char *status = NULL;
     uint64_t pid = 0, since = 0, started = 0;
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm state must be a json object");
     int rc = get_name(j, "node", true, s->node, "vm state", e);
-    if (rc == 0)
-        rc = get_string(j, "status", true, &status, "vm state", e);
-    if (rc == 0)
-        rc = get_uint(j, "pid", false, 0, INT32_MAX, &pid, "vm state", e);
-    if (rc == 0)
-        rc = get_uint(j, "since", false, 0, INT64_MAX, &since, "vm state", e);
-    if (rc == 0)
-        rc = get_uint(j, "started", false, 0, INT64_MAX, &started, "vm state", e);
-    if (rc < 0)
+    if (!rc)
+        rc = jsonf_string(j, "status", true, &status, "vm state", e);
+    if (!rc)
+        rc = jsonf_uint(j, "pid", false, 0, INT32_MAX, &pid, "vm state", e);
+    if (!rc)
+        rc = jsonf_uint(j, "since", false, 0, INT64_MAX, &since, "vm state", e);
+    if (!rc)
+        rc = jsonf_uint(j, "started", false, 0, INT64_MAX, &started, "vm state", e);
+    if (rc)
         return rc;
     size_t i = 0;
     while (vm_statuses[i] && strcmp(vm_statuses[i], status) != 0)
         i++;
     if (!vm_statuses[i])
-        return err_set(e, EINVAL, "vm state: unknown 'status' '%s'", clean(status, buf));
+        return err_set(e, EINVAL, "vm state: unknown 'status' '%s'",
+                       jsonf_printable(status, buf));
     snprintf(s->status, sizeof(s->status), "%s", status);
     s->pid = (int)pid;
     s->since = (int64_t)since;
     s->started = (int64_t)started;
-    return 0;
-}
-
-/* --- CIDR networks (the migration network option): which of a node's
- * addresses a migration uses. inet_pton accepts only the canonical textual
- * forms of IPv4 and IPv6. */
-
-struct cidr {
-    int family;
-    unsigned char addr[16];
-    unsigned len;           /* bytes in addr: 4 or 16 */
-    unsigned prefix;
-};
-
-static int parse_addr(const char *text, unsigned char out[16], int *family)
-{
-    if (inet_pton(AF_INET, text, out) == 1) {
-        *family = AF_INET;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, text, out) == 1) {
-        *family = AF_INET6;
-        return 0;
-    }
-    return -EINVAL;
-}
-
-static int cidr_parse(const char *text, struct cidr *c, struct err *e)
-{
-    char buf[64];
-    size_t n = strlen(text);
-    const char *slash = strchr(text, '/');
-    if (n >= sizeof(buf) || !slash)
-        return err_set(e, EINVAL, "'%.63s' is not a cidr like 10.0.1.0/24 or fd00::/64",
-                       text);
-    memcpy(buf, text, (size_t)(slash - text));
-    buf[slash - text] = '\0';
-    if (parse_addr(buf, c->addr, &c->family) < 0)
-        return err_set(e, EINVAL, "cidr '%s': '%s' is not an ipv4 or ipv6 address",
-                       text, buf);
-    c->len = c->family == AF_INET ? 4 : 16;
-    const char *p = slash + 1;
-    size_t digits = strspn(p, "0123456789");
-    unsigned max = c->len * 8;
-    if (digits == 0 || digits > 3 || p[digits] || (digits > 1 && p[0] == '0') ||
-        (unsigned)atoi(p) > max)
-        return err_set(e, EINVAL, "cidr '%s': prefix length must be 0..%u", text, max);
-    c->prefix = (unsigned)atoi(p);
-    return 0;
-}
-
-/* The first prefix bits of a and b are equal. */
-static bool prefix_equal(const unsigned char *a, const unsigned char *b, unsigned prefix)
-{
-    unsigned whole = prefix / 8, rest = prefix % 8;
-    if (memcmp(a, b, whole) != 0)
-        return false;
-    if (!rest)
-        return true;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (a[whole] & mask) == (b[whole] & mask);
-}
-
-int cidr_check(const char *cidr, struct err *e)
-{
-    struct cidr c;
-    int rc = cidr_parse(cidr, &c, e);
-    if (rc < 0)
-        return rc;
-    unsigned char net[16] = {0};
-    memcpy(net, c.addr, c.prefix / 8 + (c.prefix % 8 != 0));
-    if (c.prefix % 8)
-        net[c.prefix / 8] &= (unsigned char)(0xff << (8 - c.prefix % 8));
-    if (memcmp(net, c.addr, c.len) != 0) {
-        char text[INET6_ADDRSTRLEN];
-        inet_ntop(c.family, net, text, sizeof(text));
-        return err_set(e, EINVAL, "cidr '%s' has host bits set (the network is %s/%u)",
-                       cidr, text, c.prefix);
-    }
-    return 0;
-}
-
-/* "[fd00::1]" as written in URLs and host:port: the brackets go. */
-static int addr_parse(const char *addr, unsigned char out[16], int *family,
-                      struct err *e)
-{
-    char buf[64];
-    size_t n = strlen(addr);
-    if (n >= sizeof(buf))
-        return err_set(e, EINVAL, "'%.63s...' is not an ip address", addr);
-    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
-        snprintf(buf, sizeof(buf), "%.*s", (int)(n - 2), addr + 1);
-    else
-        snprintf(buf, sizeof(buf), "%s", addr);
-    if (parse_addr(buf, out, family) < 0)
-        return err_set(e, EINVAL, "'%s' is not an ip address", buf);
-    return 0;
-}
-
-int cidr_contains(const char *cidr, const char *addr, bool *inside, struct err *e)
-{
-    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    struct cidr c;
-    unsigned char a[16];
-    int family;
-    *inside = false;
-    int rc = cidr_parse(cidr, &c, e);
-    if (rc == 0)
-        rc = addr_parse(addr, a, &family, e);
-    if (rc < 0)
-        return rc;
-    const unsigned char *bytes = a;
-    /* ::ffff:10.0.1.5 is the IPv4 address 10.0.1.5 */
-    if (family == AF_INET6 && c.family == AF_INET && memcmp(a, v4mapped, 12) == 0) {
-        family = AF_INET;
-        bytes = a + 12;
-    }
-    *inside = family == c.family && prefix_equal(bytes, c.addr, c.prefix);
     return 0;
 }

@@ -27,9 +27,21 @@ int vmconf_parse_kv(const struct etcd_kv *kv, void *out,
     struct err pe;
     int rc = from_json(j, out, &pe);
     json_decref(j);
-    if (rc < 0)
+    if (rc)
         return err_set(e, EPROTO, "%s: %s", kv->key, pe.msg);
     return 0;
+}
+
+int vmconf_read(struct etcd_client *c, const char *key, unsigned flags, void *out,
+                int (*from_json)(json_t *, void *, struct err *), struct err *e)
+{
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    int rc = etcd_get(c, key, flags, &kv, e);
+    if (!rc)
+        rc = vmconf_parse_kv(&kv, out, from_json, e);
+    etcd_kv_release(&kv);
+    return rc;
 }
 
 static int storage_from(json_t *j, void *out, struct err *e)
@@ -44,7 +56,7 @@ static int options_from(json_t *j, void *out, struct err *e)
 
 static int vm_from(json_t *j, void *out, struct err *e)
 {
-    return vm_conf_from_json(j, out, e);
+    return vmconf_from_json(j, out, e);
 }
 
 /* JSON text of j (consumed), NULL when out of memory. */
@@ -60,29 +72,25 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
 {
     char key[TERN_KEY_MAX];
     int rc = storage_key(key, name, e);
-    if (rc < 0)
-        return rc;
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    rc = etcd_get(c, key, flags, &kv, e);
+    if (!rc)
+        rc = vmconf_read(c, key, flags, out, storage_from, e);
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "storage '%s' does not exist", name);
-    if (rc == 0)
-        rc = vmconf_parse_kv(&kv, out, storage_from, e);
-    etcd_kv_release(&kv);
     return rc;
 }
 
 int storage_volume_path(const struct storage_conf *s, const char *volume,
-                        char out[VM_PATH_MAX], struct err *e)
+                        char out[VMCONF_PATH_MAX], struct err *e)
 {
-    int rc = keys_check_name(volume, "volume", e);
-    if (rc < 0)
+    int rc = name_check(volume, "volume", e);
+    if (rc)
         return rc;
-    int n = snprintf(out, VM_PATH_MAX, "%s/%s", s->path, volume);
-    if (n < 0 || n >= VM_PATH_MAX)
-        return err_set(e, ENAMETOOLONG, "storage '%s': path of volume '%s' is longer "
-                       "than %d characters", s->name, volume, VM_PATH_MAX - 1);
+    int n = snprintf(out, VMCONF_PATH_MAX, "%s/%s", s->path, volume);
+    if (n < 0 || n >= VMCONF_PATH_MAX)
+        return err_set(e, ENAMETOOLONG,
+                       "storage '%s': path of volume '%s' is longer "
+                       "than %d characters",
+                       s->name, volume, VMCONF_PATH_MAX - 1);
     return 0;
 }
 
@@ -92,16 +100,16 @@ int storage_put_new(struct etcd_client *c, const struct storage_conf *s, struct 
     struct storage_conf check;
     json_t *j = storage_conf_to_json(s);
     int rc = j ? storage_conf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
-    char *text = rc == 0 ? dump(j) : (json_decref(j), NULL);
-    if (rc == 0 && !text)
+    char *text = !rc ? dump(j) : (json_decref(j), NULL);
+    if (!rc && !text)
         rc = err_set(e, ENOMEM, "out of memory");
-    if (rc == 0)
+    if (!rc)
         rc = storage_key(key, s->name, e);
-    if (rc == 0) {
+    if (!rc) {
         struct etcd_cas op = {.key = key, .cmp = ETCD_CMP_ABSENT, .new_value = text};
         bool created;
         rc = etcd_cas(c, &op, &created, NULL, e);
-        if (rc == 0 && !created)
+        if (!rc && !created)
             rc = err_set(e, EEXIST, "storage '%s' exists", s->name);
     }
     free(text);
@@ -125,20 +133,20 @@ int storage_list(struct etcd_client *c, unsigned flags, struct storage_confs *ou
     struct etcd_kvs kvs;
     storage_confs_init(out);
     int rc = etcd_get_prefix(c, TERN_PREFIX_STORAGE, flags, &kvs, e);
-    if (rc < 0)
+    if (rc)
         return rc;
     out->items = calloc(kvs.count ? kvs.count : 1, sizeof(*out->items));
     if (!out->items)
         rc = err_set(e, ENOMEM, "storage list: out of memory");
-    for (size_t i = 0; rc == 0 && i < kvs.count; i++) {
+    for (size_t i = 0; !rc && i < kvs.count; i++) {
         if (strchr(kvs.items[i].key + strlen(TERN_PREFIX_STORAGE), '/'))
-            continue;   /* not of this layout */
+            continue; /* not of this layout */
         rc = vmconf_parse_kv(&kvs.items[i], &out->items[out->count], storage_from, e);
-        if (rc == 0)
+        if (!rc)
             out->count++;
     }
     etcd_kvs_release(&kvs);
-    if (rc < 0)
+    if (rc)
         storage_confs_release(out);
     return rc;
 }
@@ -151,37 +159,39 @@ static int storage_users(const struct etcd_kvs *vms, const char *name, struct er
         size_t n = strlen(key);
         if (n < 7 || strcmp(key + n - 7, "/config") != 0)
             continue;
-        struct vm_conf conf;
+        struct vmconf conf;
         int rc = vmconf_parse_kv(&vms->items[i], &conf, vm_from, e);
-        if (rc < 0)
+        if (rc)
             return rc;
         for (unsigned d = 0; d < conf.ndisks; d++)
             if (strcmp(conf.disks[d].storage, name) == 0)
-                return err_set(e, EBUSY, "storage '%s' is in use by vm %" PRIu32
-                               " (disk '%s')", name, conf.id, conf.disks[d].volume);
+                return err_set(e, EBUSY,
+                               "storage '%s' is in use by vm %" PRIu32 " (disk '%s')", name,
+                               conf.id, conf.disks[d].volume);
     }
     return 0;
 }
 
 /* One try: list the VMs, then delete only if no VM changed since. */
-static int delete_once(struct etcd_client *c, const char *key, const char *name,
-                       bool *done, struct err *e)
+static int delete_once(struct etcd_client *c, const char *key, const char *name, bool *done,
+                       struct err *e)
 {
     struct etcd_kv kv;
     etcd_kv_init(&kv);
     int rc = etcd_get(c, key, 0, &kv, e);
     if (rc == -ENOENT)
         return err_set(e, ENOENT, "storage '%s' does not exist", name);
-    if (rc < 0)
+    if (rc)
         return rc;
-    struct etcd_kvs vms;   /* etcd_get_prefix inits it first */
+    struct etcd_kvs vms; /* etcd_get_prefix inits it first */
     rc = etcd_get_prefix(c, TERN_PREFIX_VMS, 0, &vms, e);
-    if (rc == 0)
+    if (!rc)
         rc = storage_users(&vms, name, e);
-    if (rc == 0) {
+    if (!rc) {
         struct etcd_txn_cmp cmps[2] = {
             {.key = key, .cmp = ETCD_CMP_MOD_REVISION, .expect_revision = kv.mod_revision},
-            {.key = TERN_PREFIX_VMS, .cmp = ETCD_CMP_PREFIX_UNCHANGED,
+            {.key = TERN_PREFIX_VMS,
+             .cmp = ETCD_CMP_PREFIX_UNCHANGED,
              .expect_revision = vms.revision},
         };
         struct etcd_txn_op op = {.key = key};
@@ -197,9 +207,9 @@ int storage_delete(struct etcd_client *c, const char *name, struct err *e)
     char key[TERN_KEY_MAX];
     int rc = storage_key(key, name, e);
     bool done = false;
-    for (int i = 0; rc == 0 && !done && i < CHANGE_TRIES; i++)
+    for (int i = 0; !rc && !done && i < CHANGE_TRIES; i++)
         rc = delete_once(c, key, name, &done, e);
-    if (rc == 0 && !done)
+    if (!rc && !done)
         rc = err_set(e, EAGAIN, "storage '%s': vms kept changing, try again", name);
     return rc;
 }
@@ -215,13 +225,13 @@ static int options_read(struct etcd_client *c, unsigned flags, struct cluster_op
     int rc = etcd_get(c, TERN_KEY_OPTIONS, flags, kv, e);
     if (rc == -ENOENT)
         return 0;
-    if (rc == 0)
+    if (!rc)
         rc = vmconf_parse_kv(kv, out, options_from, e);
     return rc;
 }
 
-int cluster_options_get(struct etcd_client *c, unsigned flags,
-                        struct cluster_options *out, struct err *e)
+int cluster_options_get(struct etcd_client *c, unsigned flags, struct cluster_options *out,
+                        struct err *e)
 {
     struct etcd_kv kv;
     int rc = options_read(c, flags, out, &kv, e);
@@ -234,16 +244,17 @@ int cluster_options_change(struct etcd_client *c, json_t *j, struct cluster_opti
 {
     bool swapped = false;
     int rc = 0;
-    for (int i = 0; rc == 0 && !swapped && i < CHANGE_TRIES; i++) {
+    for (int i = 0; !rc && !swapped && i < CHANGE_TRIES; i++) {
         struct etcd_kv kv;
         rc = options_read(c, 0, out, &kv, e);
-        if (rc == 0)
+        if (!rc)
             rc = cluster_options_update(j, out, e);
-        char *text = rc == 0 ? dump(cluster_options_to_json(out)) : NULL;
-        if (rc == 0 && !text)
+        char *text = !rc ? dump(cluster_options_to_json(out)) : NULL;
+        if (!rc && !text)
             rc = err_set(e, ENOMEM, "cluster options: out of memory");
-        if (rc == 0) {
-            struct etcd_cas op = {.key = TERN_KEY_OPTIONS, .new_value = text,
+        if (!rc) {
+            struct etcd_cas op = {.key = TERN_KEY_OPTIONS,
+                                  .new_value = text,
                                   .cmp = kv.value ? ETCD_CMP_MOD_REVISION : ETCD_CMP_ABSENT,
                                   .expect_revision = kv.mod_revision};
             rc = etcd_cas(c, &op, &swapped, NULL, e);
@@ -251,7 +262,7 @@ int cluster_options_change(struct etcd_client *c, json_t *j, struct cluster_opti
         free(text);
         etcd_kv_release(&kv);
     }
-    if (rc == 0 && !swapped)
+    if (!rc && !swapped)
         rc = err_set(e, EAGAIN, "cluster options kept changing, try again");
     return rc;
 }

@@ -54,10 +54,28 @@ void buf_put(struct buf *b, const void *src, size_t len)
 }
 
 /* x86 is little-endian: the wire order is the memory order */
-void buf_put_u8(struct buf *b, uint8_t v) { buf_put(b, &v, 1); }
-void buf_put_u16(struct buf *b, uint16_t v) { buf_put(b, &v, 2); }
-void buf_put_u32(struct buf *b, uint32_t v) { buf_put(b, &v, 4); }
-void buf_put_u64(struct buf *b, uint64_t v) { buf_put(b, &v, 8); }
+void buf_put_fields(struct buf *b, const void *obj, const struct buf_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf_put(b, (const uint8_t *)obj + f[i].offset, f[i].size);
+}
+
+void buf_put_u8(struct buf *b, uint8_t v)
+{
+    buf_put(b, &v, 1);
+}
+void buf_put_u16(struct buf *b, uint16_t v)
+{
+    buf_put(b, &v, 2);
+}
+void buf_put_u32(struct buf *b, uint32_t v)
+{
+    buf_put(b, &v, 4);
+}
+void buf_put_u64(struct buf *b, uint64_t v)
+{
+    buf_put(b, &v, 8);
+}
 
 void buf_put_blob(struct buf *b, const void *src, uint32_t len)
 {
@@ -98,10 +116,30 @@ void reader_copy(struct reader *r, void *dst, size_t len)
         memset(dst, 0, len);
 }
 
-uint8_t reader_u8(struct reader *r) { uint8_t v; reader_copy(r, &v, 1); return v; }
-uint16_t reader_u16(struct reader *r) { uint16_t v; reader_copy(r, &v, 2); return v; }
-uint32_t reader_u32(struct reader *r) { uint32_t v; reader_copy(r, &v, 4); return v; }
-uint64_t reader_u64(struct reader *r) { uint64_t v; reader_copy(r, &v, 8); return v; }
+uint8_t reader_u8(struct reader *r)
+{
+    uint8_t v;
+    reader_copy(r, &v, 1);
+    return v;
+}
+uint16_t reader_u16(struct reader *r)
+{
+    uint16_t v;
+    reader_copy(r, &v, 2);
+    return v;
+}
+uint32_t reader_u32(struct reader *r)
+{
+    uint32_t v;
+    reader_copy(r, &v, 4);
+    return v;
+}
+uint64_t reader_u64(struct reader *r)
+{
+    uint64_t v;
+    reader_copy(r, &v, 8);
+    return v;
+}
 
 const uint8_t *reader_blob(struct reader *r, uint32_t max, uint32_t *len)
 {
@@ -125,6 +163,12 @@ void reader_str(struct reader *r, char *dst, size_t cap)
     if (p)
         memcpy(dst, p, len);
     dst[p ? len : 0] = '\0';
+}
+
+void reader_fields(struct reader *r, void *obj, const struct buf_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        reader_copy(r, (uint8_t *)obj + f[i].offset, f[i].size);
 }
 
 size_t reader_left(const struct reader *r)

@@ -13,7 +13,7 @@ struct buf {
     uint8_t *data;
     size_t len;
     size_t cap;
-    bool oom;          /* an allocation failed; the contents are incomplete */
+    bool oom; /* an allocation failed; the contents are incomplete */
 };
 
 void buf_init(struct buf *b);
@@ -29,11 +29,26 @@ void buf_put_u64(struct buf *b, uint64_t v);
 void buf_put_blob(struct buf *b, const void *src, uint32_t len);
 void buf_put_str(struct buf *b, const char *s);
 
+/* A struct member saved as its bytes in the host's (little-endian) order.
+ * A table of them in wire order serves both the save and the load of a
+ * fixed layout, so the two cannot disagree on it. */
+struct buf_field {
+    size_t offset;
+    size_t size;
+};
+#define BUF_FIELD(type, member)                             \
+    {                                                       \
+        offsetof(type, member), sizeof(((type *)0)->member) \
+    }
+#define BUF_FIELDS(table) (table), (sizeof(table) / sizeof((table)[0]))
+
+void buf_put_fields(struct buf *b, const void *obj, const struct buf_field *f, size_t n);
+
 struct reader {
     const uint8_t *data;
     size_t len;
     size_t pos;
-    bool bad;          /* read past the end, or a check failed */
+    bool bad; /* read past the end, or a check failed */
 };
 
 void reader_init(struct reader *r, const void *data, size_t len);
@@ -49,6 +64,8 @@ const uint8_t *reader_take(struct reader *r, size_t len);
 const uint8_t *reader_blob(struct reader *r, uint32_t max, uint32_t *len);
 /* Length-prefixed string copied into dst (NUL-terminated, at most cap-1). */
 void reader_str(struct reader *r, char *dst, size_t cap);
+/* The members of buf_put_fields back into obj (zeroed when data runs out). */
+void reader_fields(struct reader *r, void *obj, const struct buf_field *f, size_t n);
 size_t reader_left(const struct reader *r);
 /* 0 when everything read was there and nothing is left over. */
 int reader_finish(const struct reader *r);

@@ -13,8 +13,17 @@ static inline uint64_t clock_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static inline uint64_t clock_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
-static inline double clock_mono_ms(void) { return (double)clock_mono_ns() / 1e6; }
-static inline uint64_t clock_real_ns(void) { return clock_ns(CLOCK_REALTIME); }
+static inline uint64_t clock_mono_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+static inline double clock_mono_ms(void)
+{
+    return (double)clock_mono_ns() / 1e6;
+}
+static inline uint64_t clock_real_ns(void)
+{
+    return clock_ns(CLOCK_REALTIME);
+}
 
 #endif

@@ -16,7 +16,6 @@ void crc32c_pages(const void *const *pages, size_t n, uint32_t *out);
 /* Copies n pages from src[i] to dst[i] and returns their crc32c in out[i],
  * reading each page once: the CRC then covers exactly the bytes copied, even
  * if the source pages change meanwhile (a running guest). */
-void crc32c_copy_pages(void *const *dst, const void *const *src, size_t n,
-                       uint32_t *out);
+void crc32c_copy_pages(void *const *dst, const void *const *src, size_t n, uint32_t *out);
 
 #endif

@@ -15,7 +15,7 @@ int devstate_register(struct devstate_registry *reg, const struct devstate_ops *
         return -EEXIST;
     if (reg->count == DEVSTATE_MAX || strlen(ops->name) >= DEVSTATE_NAME_MAX)
         return -ENOSPC;
-    reg->entry[reg->count++] = (struct devstate_entry){ ops, instance, opaque };
+    reg->entry[reg->count++] = (struct devstate_entry){ops, instance, opaque};
     return 0;
 }
 
@@ -24,7 +24,7 @@ const struct devstate_entry *devstate_find(const struct devstate_registry *reg,
 {
     for (unsigned i = 0; i < reg->count; i++)
         if (reg->entry[i].instance == instance &&
-            !strcmp(reg->entry[i].ops->name, name))
+            strcmp(reg->entry[i].ops->name, name) == 0)
             return &reg->entry[i];
     return NULL;
 }

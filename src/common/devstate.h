@@ -15,10 +15,10 @@
 
 struct devstate_ops {
     const char *name;
-    uint32_t version;       /* the version save() writes; load() takes <= it */
+    uint32_t version; /* the version save() writes; load() takes <= it */
     int (*save)(void *opaque, struct buf *out, struct err *e);
     /* Must check every length, index and count before use and leave the
-     * device untouched on failure. */
+     * device untouched on failure (docs/design.md, invariant 3). */
     int (*load)(void *opaque, struct reader *in, uint32_t version, struct err *e);
     /* Optional: after every section is loaded, right before the VM resumes
      * (re-assert interrupt lines, take over locks). */

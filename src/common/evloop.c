@@ -21,17 +21,16 @@ void evloop_release(struct evloop *loop)
     loop->epfd = -1;
 }
 
-int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn *fn,
-               void *ctx)
+int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn *fn, void *ctx)
 {
     for (unsigned i = 0; i < EVLOOP_MAX_WATCHES; i++) {
         struct evloop_watch *w = &loop->watch[i];
         if (w->fd >= 0)
             continue;
-        struct epoll_event ev = { .events = events, .data.u32 = i };
+        struct epoll_event ev = {.events = events, .data.u32 = i};
         if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
             return -errno;
-        *w = (struct evloop_watch){ fd, fn, ctx };
+        *w = (struct evloop_watch){fd, fn, ctx};
         return 0;
     }
     return -ENOSPC;
@@ -47,8 +46,8 @@ void evloop_remove(struct evloop *loop, int fd)
     }
 }
 
-int evloop_run(struct evloop *loop, int timeout_ms,
-               void (*tick)(struct evloop *, void *), void *tick_ctx)
+int evloop_run(struct evloop *loop, int timeout_ms, void (*tick)(struct evloop *, void *),
+               void *tick_ctx)
 {
     struct epoll_event ev[16];
     while (!loop->stop) {

@@ -25,13 +25,12 @@ struct evloop {
 int evloop_init(struct evloop *loop);
 void evloop_release(struct evloop *loop);
 /* events: EPOLLIN etc. 0, -ENOSPC or -errno. */
-int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn *fn,
-               void *ctx);
+int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn *fn, void *ctx);
 void evloop_remove(struct evloop *loop, int fd);
 /* Runs callbacks until evloop_stop(); timeout_ms < 0 waits forever per turn,
  * tick (may be NULL) runs after every turn. */
-int evloop_run(struct evloop *loop, int timeout_ms,
-               void (*tick)(struct evloop *, void *), void *tick_ctx);
+int evloop_run(struct evloop *loop, int timeout_ms, void (*tick)(struct evloop *, void *),
+               void *tick_ctx);
 void evloop_stop(struct evloop *loop);
 
 #endif

@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void add_region(struct guest_ram *ram, uint64_t gpa, uint64_t size,
-                       uint64_t offset)
+static void add_region(struct guest_ram *ram, uint64_t gpa, uint64_t size, uint64_t offset)
 {
     struct guest_ram_region *r = &ram->region[ram->nregions++];
     r->gpa = gpa;
@@ -35,14 +34,13 @@ void guest_ram_release(struct guest_ram *ram)
     memset(ram, 0, sizeof(*ram));
 }
 
-static const struct guest_ram_region *find_region(const struct guest_ram *ram,
-                                                  uint64_t gpa, uint64_t len)
+static const struct guest_ram_region *find_region(const struct guest_ram *ram, uint64_t gpa,
+                                                  uint64_t len)
 {
     for (unsigned i = 0; i < ram->nregions; i++) {
         const struct guest_ram_region *r = &ram->region[i];
         /* written so that gpa + len cannot overflow */
-        if (gpa >= r->gpa && gpa - r->gpa <= r->size &&
-            len <= r->size - (gpa - r->gpa))
+        if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
             return r;
     }
     return NULL;
@@ -80,8 +78,7 @@ void guest_ram_mark_dirty(struct guest_ram *ram, uint64_t gpa, uint64_t len)
                                  memory_order_relaxed);
 }
 
-int guest_ram_write(struct guest_ram *ram, uint64_t gpa, const void *src,
-                    uint64_t len)
+int guest_ram_write(struct guest_ram *ram, uint64_t gpa, const void *src, uint64_t len)
 {
     void *dst = guest_ram_ptr(ram, gpa, len);
     if (!dst)
@@ -91,8 +88,7 @@ int guest_ram_write(struct guest_ram *ram, uint64_t gpa, const void *src,
     return 0;
 }
 
-int guest_ram_read(const struct guest_ram *ram, uint64_t gpa, void *dst,
-                   uint64_t len)
+int guest_ram_read(const struct guest_ram *ram, uint64_t gpa, void *dst, uint64_t len)
 {
     const void *src = guest_ram_ptr(ram, gpa, len);
     if (!src)
@@ -101,8 +97,8 @@ int guest_ram_read(const struct guest_ram *ram, uint64_t gpa, void *dst,
     return 0;
 }
 
-void guest_ram_collect_dirty(struct guest_ram *ram, uint64_t first_word,
-                             uint64_t nwords, uint64_t *out)
+void guest_ram_collect_dirty(struct guest_ram *ram, uint64_t first_word, uint64_t nwords,
+                             uint64_t *out)
 {
     uint64_t total = (ram->npages + 63) / 64;
     for (uint64_t i = 0; i < nwords && first_word + i < total; i++)

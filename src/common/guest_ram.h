@@ -4,7 +4,8 @@
  * Every write the VMM makes into guest RAM goes through guest_ram_write() or is
  * followed by guest_ram_mark_dirty(): KVM's dirty log only sees guest writes,
  * and a migration must also resend pages the VMM wrote (virtio rings, block
- * reads). Lives in common/ because devices/ and vmm/ both need it. */
+ * reads): docs/design.md, invariant 1. Lives in common/ because devices/
+ * and vmm/ both need it. */
 #ifndef TERN_COMMON_GUEST_RAM_H
 #define TERN_COMMON_GUEST_RAM_H
 
@@ -18,19 +19,19 @@
 #define GUEST_RAM_MAX_REGIONS 2
 
 struct guest_ram_region {
-    uint64_t gpa;          /* guest physical start */
+    uint64_t gpa; /* guest physical start */
     uint64_t size;
-    uint8_t *host;         /* host mapping of the region */
-    uint64_t page_offset;  /* index of the region's first page in the bitmap */
+    uint8_t *host;        /* host mapping of the region */
+    uint64_t page_offset; /* index of the region's first page in the bitmap */
 };
 
 struct guest_ram {
-    uint8_t *base;         /* whole RAM, contiguous in the host */
+    uint8_t *base; /* whole RAM, contiguous in the host */
     uint64_t size;
     unsigned nregions;
     struct guest_ram_region region[GUEST_RAM_MAX_REGIONS];
     uint64_t npages;
-    _Atomic uint64_t *vmm_dirty;   /* one bit per page, RAM offset order */
+    _Atomic uint64_t *vmm_dirty; /* one bit per page, RAM offset order */
 };
 
 /* Low RAM ends here; the rest of the 4 GiB is the MMIO hole. */
@@ -48,14 +49,12 @@ void *guest_ram_ptr(const struct guest_ram *ram, uint64_t gpa, uint64_t len);
 /* RAM offset (index into base) of gpa, or -1 if not RAM. */
 int64_t guest_ram_offset(const struct guest_ram *ram, uint64_t gpa);
 
-int guest_ram_write(struct guest_ram *ram, uint64_t gpa, const void *src,
-                    uint64_t len);
-int guest_ram_read(const struct guest_ram *ram, uint64_t gpa, void *dst,
-                   uint64_t len);
+int guest_ram_write(struct guest_ram *ram, uint64_t gpa, const void *src, uint64_t len);
+int guest_ram_read(const struct guest_ram *ram, uint64_t gpa, void *dst, uint64_t len);
 void guest_ram_mark_dirty(struct guest_ram *ram, uint64_t gpa, uint64_t len);
 /* Moves the VMM-side dirty bits for pages [first, first+64*nwords) into
  * out (OR-ed) and clears them. */
-void guest_ram_collect_dirty(struct guest_ram *ram, uint64_t first_word,
-                             uint64_t nwords, uint64_t *out);
+void guest_ram_collect_dirty(struct guest_ram *ram, uint64_t first_word, uint64_t nwords,
+                             uint64_t *out);
 
 #endif

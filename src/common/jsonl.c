@@ -23,7 +23,7 @@ void jsonl_buf_release(struct jsonl_buf *b)
 
 int jsonl_buf_fill(struct jsonl_buf *b, int fd)
 {
-    if (b->start) {   /* lines taken since the last fill: keep only the rest */
+    if (b->start) { /* lines taken since the last fill: keep only the rest */
         memmove(b->data, b->data + b->start, b->len - b->start);
         b->len -= b->start;
         b->start = 0;
@@ -50,13 +50,19 @@ char *jsonl_buf_next(struct jsonl_buf *b)
     return line;
 }
 
+bool jsonl_buf_full(const struct jsonl_buf *b)
+{
+    return b->len - b->start == JSONL_LINE_MAX &&
+           !memchr(b->data + b->start, '\n', JSONL_LINE_MAX);
+}
+
 int jsonl_send(int fd, json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
     if (!text)
         return -ENOMEM;
     size_t len = strlen(text);
-    text[len] = '\n';   /* json_dumps leaves room: the NUL becomes the line end */
+    text[len] = '\n'; /* json_dumps leaves room: the NUL becomes the line end */
     int rc = sock_write_all(fd, text, len + 1);
     free(text);
     return rc;

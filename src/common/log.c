@@ -7,7 +7,7 @@
 
 static char log_vm[64] = "-";
 static enum log_level log_threshold = LOG_INFO;
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_vm(const char *vm)
 {
@@ -28,11 +28,11 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     char line[1024];
-    int n = snprintf(line, sizeof(line),
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s vm=%s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                     level_names[level], component, log_vm);
+    int n = snprintf(
+        line, sizeof(line),
+        "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s vm=%s: ", tm.tm_year + 1900,
+        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+        level_names[level], component, log_vm);
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof(line))

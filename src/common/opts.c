@@ -45,7 +45,8 @@ int opts_parse_size(const char *text, uint64_t *out)
     if (*end) {
         end++;
         /* accept "1G", "1GB", "1GiB" */
-        if (strcasecmp(end, "") && strcasecmp(end, "b") && strcasecmp(end, "ib"))
+        if (strcasecmp(end, "") != 0 && strcasecmp(end, "b") != 0 &&
+            strcasecmp(end, "ib") != 0)
             return -EINVAL;
     }
     if (shift && v > (UINT64_MAX >> shift))
@@ -56,16 +57,16 @@ int opts_parse_size(const char *text, uint64_t *out)
 
 int opts_parse_bool(const char *text, bool *out)
 {
-    static const char *const yes[] = { "on", "yes", "true", "1" };
-    static const char *const no[] = { "off", "no", "false", "0" };
+    static const char *const yes[] = {"on", "yes", "true", "1"};
+    static const char *const no[] = {"off", "no", "false", "0"};
     if (!text)
         return -EINVAL;
     for (size_t i = 0; i < 4; i++) {
-        if (!strcasecmp(text, yes[i])) {
+        if (strcasecmp(text, yes[i]) == 0) {
             *out = true;
             return 0;
         }
-        if (!strcasecmp(text, no[i])) {
+        if (strcasecmp(text, no[i]) == 0) {
             *out = false;
             return 0;
         }
@@ -99,7 +100,7 @@ int opts_kv_parse(struct opts_kv *kv, const char *text)
 const char *opts_kv_get(const struct opts_kv *kv, const char *key)
 {
     for (size_t i = 0; i < kv->count; i++)
-        if (!strcmp(kv->key[i], key))
+        if (strcmp(kv->key[i], key) == 0)
             return kv->value[i] ? kv->value[i] : "";
     return NULL;
 }
@@ -113,11 +114,11 @@ void opts_kv_release(struct opts_kv *kv)
 void test_hold(const char *point)
 {
     const char *at = getenv("TERN_TEST_HOLD");
-    if (!at || strcmp(at, point))
+    if (!at || strcmp(at, point) != 0)
         return;
     const char *ms = getenv("TERN_TEST_HOLD_MS");
     long v = ms ? atol(ms) : 1000;
     log_warn("test", "test hold at '%s' for %ld ms", point, v);
-    struct timespec ts = { v / 1000, (v % 1000) * 1000000L };
+    struct timespec ts = {v / 1000, (v % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }

@@ -70,7 +70,7 @@ int sock_write_all(int fd, const void *buf, size_t len)
                 continue;
             if (errno != EAGAIN)
                 return -errno;
-            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             if (poll(&pfd, 1, 1000) <= 0)
                 return -ETIMEDOUT;
             continue;

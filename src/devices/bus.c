@@ -21,17 +21,15 @@ int bus_add(struct bus *bus, const char *name, uint64_t base, uint64_t len,
     }
     if (bus->count == BUS_MAX_RANGES)
         return -ENOSPC;
-    bus->range[bus->count++] = (struct bus_range){ name, base, len, ops, opaque };
+    bus->range[bus->count++] = (struct bus_range){name, base, len, ops, opaque};
     return 0;
 }
 
-static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr,
-                                        unsigned size)
+static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, unsigned size)
 {
     for (unsigned i = 0; i < bus->count; i++) {
         const struct bus_range *r = &bus->range[i];
-        if (addr >= r->base && addr - r->base < r->len &&
-            size <= r->len - (addr - r->base))
+        if (addr >= r->base && addr - r->base < r->len && size <= r->len - (addr - r->base))
             return r;
     }
     return NULL;
@@ -48,8 +46,7 @@ bool bus_read(const struct bus *bus, uint64_t addr, void *data, unsigned size)
     return true;
 }
 
-bool bus_write(const struct bus *bus, uint64_t addr, const void *data,
-               unsigned size)
+bool bus_write(const struct bus *bus, uint64_t addr, const void *data, unsigned size)
 {
     const struct bus_range *r = bus_find(bus, addr, size);
     if (!r)

@@ -21,7 +21,7 @@ struct bus_range {
 #define BUS_MAX_RANGES 32
 
 struct bus {
-    const char *name;   /* "pio" or "mmio", for messages */
+    const char *name; /* "pio" or "mmio", for messages */
     unsigned count;
     struct bus_range range[BUS_MAX_RANGES];
 };
@@ -32,15 +32,14 @@ int bus_add(struct bus *bus, const char *name, uint64_t base, uint64_t len,
             const struct bus_ops *ops, void *opaque);
 /* false when no device claims addr; reads then return all ones. */
 bool bus_read(const struct bus *bus, uint64_t addr, void *data, unsigned size);
-bool bus_write(const struct bus *bus, uint64_t addr, const void *data,
-               unsigned size);
+bool bus_write(const struct bus *bus, uint64_t addr, const void *data, unsigned size);
 
 /* Level of one interrupt line of the irqchip, provided by the VMM. */
 struct irq_line {
     void (*set)(void *ctx, unsigned gsi, int level);
     void *ctx;
     unsigned gsi;
-    int level;          /* last level set; KVM starts every line at 0 */
+    int level; /* last level set; KVM starts every line at 0 */
 };
 
 /* Only changes reach KVM: an irqchip ioctl costs far more than a compare,

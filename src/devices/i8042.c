@@ -18,8 +18,7 @@ static void i8042_read(void *opaque, uint64_t offset, void *data, unsigned size)
     memset(data, 0, size);
 }
 
-static void i8042_write(void *opaque, uint64_t offset, const void *data,
-                        unsigned size)
+static void i8042_write(void *opaque, uint64_t offset, const void *data, unsigned size)
 {
     struct i8042 *kbd = opaque;
     if (offset == I8042_CMD_PORT - I8042_DATA_PORT && size == 1 &&
@@ -27,4 +26,4 @@ static void i8042_write(void *opaque, uint64_t offset, const void *data,
         kbd->power_off(kbd->ctx);
 }
 
-const struct bus_ops i8042_ops = { i8042_read, i8042_write };
+const struct bus_ops i8042_ops = {i8042_read, i8042_write};

@@ -4,8 +4,14 @@
 #include <string.h>
 
 enum {
-    REG_DATA = 0, REG_IER = 1, REG_IIR_FCR = 2, REG_LCR = 3,
-    REG_MCR = 4, REG_LSR = 5, REG_MSR = 6, REG_SCR = 7,
+    REG_DATA = 0,
+    REG_IER = 1,
+    REG_IIR_FCR = 2,
+    REG_LCR = 3,
+    REG_MCR = 4,
+    REG_LSR = 5,
+    REG_MSR = 6,
+    REG_SCR = 7,
 };
 #define LCR_DLAB 0x80
 #define LSR_DR 0x01
@@ -28,8 +34,8 @@ void serial_init(struct serial *uart, struct irq_line irq,
     uart->output = output;
     uart->output_ctx = ctx;
     uart->regs.lsr = LSR_THRE | LSR_TEMT;
-    uart->regs.msr = 0xb0;   /* DCD, DSR, CTS: a cable is attached */
-    uart->regs.dll = 12;     /* 9600 baud, what the BIOS would leave */
+    uart->regs.msr = 0xb0; /* DCD, DSR, CTS: a cable is attached */
+    uart->regs.dll = 12;   /* 9600 baud, what the BIOS would leave */
 }
 
 void serial_release(struct serial *uart)
@@ -105,7 +111,7 @@ static void serial_write_reg(struct serial *uart, uint64_t reg, uint8_t v)
         } else {
             if (!(r->mcr & MCR_LOOP) && uart->output)
                 uart->output(uart->output_ctx, &v, 1);
-            r->thr_irq = 1;   /* the byte left at once: THR is empty again */
+            r->thr_irq = 1; /* the byte left at once: THR is empty again */
         }
         break;
     case REG_IER:
@@ -127,8 +133,7 @@ static void serial_write_reg(struct serial *uart, uint64_t reg, uint8_t v)
     }
 }
 
-static void serial_write(void *opaque, uint64_t offset, const void *data,
-                         unsigned size)
+static void serial_write(void *opaque, uint64_t offset, const void *data, unsigned size)
 {
     struct serial *uart = opaque;
     (void)size;
@@ -154,33 +159,36 @@ size_t serial_input(struct serial *uart, const uint8_t *buf, size_t len)
     return n;
 }
 
-const struct bus_ops serial_ops = { serial_read, serial_write };
+const struct bus_ops serial_ops = {serial_read, serial_write};
+
+/* Section "serial" version 1 (docs/protocol.md): the registers, then the
+ * receive FIFO. */
+static const struct buf_field regs_fields[] = {
+    BUF_FIELD(struct serial_regs, ier),    BUF_FIELD(struct serial_regs, lcr),
+    BUF_FIELD(struct serial_regs, mcr),    BUF_FIELD(struct serial_regs, lsr),
+    BUF_FIELD(struct serial_regs, msr),    BUF_FIELD(struct serial_regs, scr),
+    BUF_FIELD(struct serial_regs, fcr),    BUF_FIELD(struct serial_regs, dll),
+    BUF_FIELD(struct serial_regs, dlm),    BUF_FIELD(struct serial_regs, thr_irq),
+    BUF_FIELD(struct serial_regs, rx_len), BUF_FIELD(struct serial_regs, rx_head),
+    BUF_FIELD(struct serial_regs, rx),
+};
 
 static int serial_save(void *opaque, struct buf *out, struct err *e)
 {
     struct serial *uart = opaque;
     (void)e;
     pthread_mutex_lock(&uart->lock);
-    const struct serial_regs *r = &uart->regs;
-    uint8_t regs[] = { r->ier, r->lcr, r->mcr, r->lsr, r->msr, r->scr, r->fcr,
-                       r->dll, r->dlm, r->thr_irq, r->rx_len, r->rx_head };
-    buf_put(out, regs, sizeof(regs));
-    buf_put(out, r->rx, sizeof(r->rx));
+    buf_put_fields(out, &uart->regs, BUF_FIELDS(regs_fields));
     pthread_mutex_unlock(&uart->lock);
     return 0;
 }
 
-static int serial_load(void *opaque, struct reader *in, uint32_t version,
-                       struct err *e)
+static int serial_load(void *opaque, struct reader *in, uint32_t version, struct err *e)
 {
     struct serial *uart = opaque;
-    struct serial_regs r = { 0 };
+    struct serial_regs r = {0};
     (void)version;
-    uint8_t *fields[] = { &r.ier, &r.lcr, &r.mcr, &r.lsr, &r.msr, &r.scr, &r.fcr,
-                          &r.dll, &r.dlm, &r.thr_irq, &r.rx_len, &r.rx_head };
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        *fields[i] = reader_u8(in);
-    reader_copy(in, r.rx, sizeof(r.rx));
+    reader_fields(in, &r, BUF_FIELDS(regs_fields));
     if (reader_finish(in))
         return err_set(e, EINVAL, "serial: state has the wrong size");
     if (r.rx_len > SERIAL_RX_FIFO || r.rx_head >= SERIAL_RX_FIFO || r.ier > 0x0f)

@@ -17,7 +17,7 @@
 struct serial_regs {
     uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
     uint8_t dll, dlm;
-    uint8_t thr_irq;          /* THR-empty interrupt latched, cleared by IIR read */
+    uint8_t thr_irq; /* THR-empty interrupt latched, cleared by IIR read */
     uint8_t rx_len, rx_head;
     uint8_t rx[SERIAL_RX_FIFO];
 };

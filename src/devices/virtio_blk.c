@@ -26,8 +26,7 @@ struct blk_req_hdr {
 
 static int lock_image(int fd, bool readonly)
 {
-    struct flock fl = { .l_type = readonly ? F_RDLCK : F_WRLCK,
-                        .l_whence = SEEK_SET };
+    struct flock fl = {.l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
     /* OFD locks belong to the open file, not the process, so they pass
      * cleanly between threads and are dropped when the fd closes */
     return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
@@ -58,8 +57,8 @@ static int blk_open_fd(struct virtio_blk *blk, bool lock, struct err *e)
     return 0;
 }
 
-static int blk_open(struct virtio_blk *blk, const char *path, bool readonly,
-                    bool shared, bool lock, struct err *e)
+static int blk_open(struct virtio_blk *blk, const char *path, bool readonly, bool shared,
+                    bool lock, struct err *e)
 {
     memset(blk, 0, sizeof(*blk));
     snprintf(blk->path, sizeof(blk->path), "%s", path);
@@ -69,21 +68,21 @@ static int blk_open(struct virtio_blk *blk, const char *path, bool readonly,
     return blk_open_fd(blk, lock, e);
 }
 
-int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly,
-                    bool shared, struct err *e)
+int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly, bool shared,
+                    struct err *e)
 {
     return blk_open(blk, path, readonly, shared, true, e);
 }
 
-int virtio_blk_open_incoming(struct virtio_blk *blk, const char *path,
-                             bool readonly, bool shared, struct err *e)
+int virtio_blk_open_incoming(struct virtio_blk *blk, const char *path, bool readonly,
+                             bool shared, struct err *e)
 {
     return blk_open(blk, path, readonly, shared, !shared, e);
 }
 
 int virtio_blk_unlock(struct virtio_blk *blk)
 {
-    struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
     if (!blk->locked)
         return 0;
     blk->locked = false;
@@ -95,15 +94,15 @@ int virtio_blk_relock(struct virtio_blk *blk)
     if (blk->locked || !blk->shared)
         return 0;
     int rc = lock_image(blk->fd, blk->readonly);
-    blk->locked = rc == 0;
+    blk->locked = !rc;
     return rc;
 }
 
 int virtio_blk_flush(struct virtio_blk *blk, struct err *e)
 {
     if (blk->inflight)
-        return err_set(e, EBUSY, "disk '%s': %llu requests still in flight",
-                       blk->path, (unsigned long long)blk->inflight);
+        return err_set(e, EBUSY, "disk '%s': %llu requests still in flight", blk->path,
+                       (unsigned long long)blk->inflight);
     if (!blk->readonly && fdatasync(blk->fd))
         return err_set(e, errno, "disk '%s': flush: %s", blk->path, strerror(errno));
     return 0;
@@ -128,8 +127,8 @@ static int chain_copy_in(const struct virtq_chain *c, const struct guest_ram *ra
 /* Builds the iovec for the data part: bytes [skip, skip+len) of the readable
  * (or writable) part of the chain. */
 static int chain_iov(const struct virtq_chain *c, const struct guest_ram *ram,
-                     bool writable, uint32_t skip, uint32_t len,
-                     struct iovec *iov, int *niov)
+                     bool writable, uint32_t skip, uint32_t len, struct iovec *iov,
+                     int *niov)
 {
     *niov = 0;
     for (unsigned i = 0; i < c->nseg && len; i++) {
@@ -150,8 +149,7 @@ static int chain_iov(const struct virtq_chain *c, const struct guest_ram *ram,
     return len ? -EINVAL : 0;
 }
 
-static void mark_iov_dirty(struct guest_ram *ram, const struct virtq_chain *c,
-                           uint32_t len)
+static void mark_iov_dirty(struct guest_ram *ram, const struct virtq_chain *c, uint32_t len)
 {
     for (unsigned i = 0; i < c->nseg && len; i++) {
         if (!c->seg[i].writable)
@@ -177,8 +175,7 @@ static uint8_t blk_rw(struct virtio_blk *blk, const struct virtq_chain *c,
     if (chain_iov(c, blk->mmio.ram, in, in ? 0 : sizeof(*h), len, iov, &niov))
         return BLK_S_IOERR;
     off_t off = (off_t)(h->sector * SECTOR);
-    ssize_t n = in ? preadv(blk->fd, iov, niov, off)
-                   : pwritev(blk->fd, iov, niov, off);
+    ssize_t n = in ? preadv(blk->fd, iov, niov, off) : pwritev(blk->fd, iov, niov, off);
     if (n != (ssize_t)len)
         return BLK_S_IOERR;
     if (in) {
@@ -194,13 +191,12 @@ static uint8_t blk_rw(struct virtio_blk *blk, const struct virtq_chain *c,
 static uint8_t blk_get_id(struct virtio_blk *blk, const struct virtq_chain *c,
                           uint32_t *written)
 {
-    char id[BLK_ID_BYTES] = { 0 };
+    char id[BLK_ID_BYTES] = {0};
     const char *slash = strrchr(blk->path, '/');
     const char *base = slash ? slash + 1 : blk->path;
     /* the id is 20 bytes, NUL-padded, not necessarily terminated */
     memcpy(id, base, strnlen(base, sizeof(id)));
-    uint32_t len = c->writable_len - 1 < BLK_ID_BYTES ? c->writable_len - 1
-                                                      : BLK_ID_BYTES;
+    uint32_t len = c->writable_len - 1 < BLK_ID_BYTES ? c->writable_len - 1 : BLK_ID_BYTES;
     struct iovec iov[VIRTQ_MAX_SIZE];
     int niov;
     if (chain_iov(c, blk->mmio.ram, true, 0, len, iov, &niov))
@@ -220,15 +216,10 @@ static uint8_t blk_execute(struct virtio_blk *blk, const struct virtq_chain *c,
 {
     switch (h->type) {
     case BLK_T_IN:
-    case BLK_T_OUT:
-        return blk_rw(blk, c, h, written);
-    case BLK_T_FLUSH:
-        blk->flushes++;
-        return fdatasync(blk->fd) ? BLK_S_IOERR : BLK_S_OK;
-    case BLK_T_GET_ID:
-        return blk_get_id(blk, c, written);
-    default:
-        return BLK_S_UNSUPP;
+    case BLK_T_OUT: return blk_rw(blk, c, h, written);
+    case BLK_T_FLUSH: blk->flushes++; return fdatasync(blk->fd) ? BLK_S_IOERR : BLK_S_OK;
+    case BLK_T_GET_ID: return blk_get_id(blk, c, written);
+    default: return BLK_S_UNSUPP;
     }
 }
 
@@ -242,13 +233,11 @@ static int blk_status_gpa(const struct virtq_chain *c, uint64_t *gpa)
     return 0;
 }
 
-static int blk_serve(struct virtio_blk *blk, struct virtq *vq,
-                     const struct virtq_chain *c)
+static int blk_serve(struct virtio_blk *blk, struct virtq *vq, const struct virtq_chain *c)
 {
     struct blk_req_hdr h;
     uint64_t status_gpa;
-    if (chain_copy_in(c, blk->mmio.ram, &h, sizeof(h)) ||
-        blk_status_gpa(c, &status_gpa))
+    if (chain_copy_in(c, blk->mmio.ram, &h, sizeof(h)) || blk_status_gpa(c, &status_gpa))
         return -EINVAL;
     uint32_t written = 0;
     uint8_t status = blk_execute(blk, c, &h, &written);
@@ -264,8 +253,9 @@ static void blk_notify(struct virtio_mmio *dev, unsigned queue)
     struct virtq *vq = &dev->regs.queue[queue];
     static __thread struct virtq_chain chain;
     char why[128];
+    bool popped;
     int rc;
-    while ((rc = virtq_pop(vq, dev->ram, &chain, why, sizeof(why))) == 1) {
+    while (!(rc = virtq_pop(vq, dev->ram, &chain, &popped, why, sizeof(why))) && popped) {
         blk->inflight++;
         int served = blk_serve(blk, vq, &chain);
         blk->inflight--;
@@ -283,7 +273,7 @@ static void blk_config_read(struct virtio_mmio *dev, uint64_t off, void *data,
                             unsigned size)
 {
     struct virtio_blk *blk = dev->backend;
-    uint8_t config[24] = { 0 };
+    uint8_t config[24] = {0};
     uint32_t blk_size = SECTOR;
     memcpy(config, &blk->capacity, 8);
     memcpy(config + 20, &blk_size, 4);
@@ -300,8 +290,8 @@ static const struct virtio_device_ops virtio_blk_ops = {
     .config_read = blk_config_read,
 };
 
-void virtio_blk_attach(struct virtio_blk *blk, uint64_t base,
-                       struct guest_ram *ram, struct irq_line irq)
+void virtio_blk_attach(struct virtio_blk *blk, uint64_t base, struct guest_ram *ram,
+                       struct irq_line irq)
 {
     uint64_t features = VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_BLK_SIZE |
                         (blk->readonly ? VIRTIO_BLK_F_RO : 0);
@@ -336,8 +326,10 @@ static int blk_load(void *opaque, struct reader *in, uint32_t version, struct er
     if (in->bad)
         return err_set(e, EINVAL, "virtio-blk: truncated state");
     if (capacity != blk->capacity || readonly != blk->readonly)
-        return err_set(e, EINVAL, "virtio-blk '%s': source disk has %llu sectors%s, "
-                       "this one %llu%s", blk->path, (unsigned long long)capacity,
+        return err_set(e, EINVAL,
+                       "virtio-blk '%s': source disk has %llu sectors%s, "
+                       "this one %llu%s",
+                       blk->path, (unsigned long long)capacity,
                        readonly ? " (readonly)" : "", (unsigned long long)blk->capacity,
                        blk->readonly ? " (readonly)" : "");
     int rc = virtio_mmio_load(&blk->mmio, in, e);

@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/err.h"
 #include "common/devstate.h"
+#include "common/err.h"
 #include "devices/virtio_mmio.h"
 
 #define VIRTIO_ID_BLOCK 2
@@ -16,23 +16,23 @@ struct virtio_blk {
     struct virtio_mmio mmio;
     int fd;
     char path[512];
-    uint64_t capacity;      /* in 512-byte sectors */
+    uint64_t capacity; /* in 512-byte sectors */
     bool readonly;
     bool shared;
     bool locked;
-    uint64_t inflight;      /* requests taken from the ring and not yet used */
+    uint64_t inflight; /* requests taken from the ring and not yet used */
     uint64_t reads, writes, flushes, errors;
 };
 
 /* Opens and locks the image (exclusive unless readonly). */
-int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly,
-                    bool shared, struct err *e);
+int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly, bool shared,
+                    struct err *e);
 /* As virtio_blk_open but for an incoming migration of a shared image: the
  * lock stays with the source until the commit. */
-int virtio_blk_open_incoming(struct virtio_blk *blk, const char *path,
-                             bool readonly, bool shared, struct err *e);
-void virtio_blk_attach(struct virtio_blk *blk, uint64_t base,
-                       struct guest_ram *ram, struct irq_line irq);
+int virtio_blk_open_incoming(struct virtio_blk *blk, const char *path, bool readonly,
+                             bool shared, struct err *e);
+void virtio_blk_attach(struct virtio_blk *blk, uint64_t base, struct guest_ram *ram,
+                       struct irq_line irq);
 void virtio_blk_release(struct virtio_blk *blk);
 /* Shared images: the source gives up its lock right before the commit, the
  * destination opens without one and takes it when it resumes. */

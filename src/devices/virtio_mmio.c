@@ -7,20 +7,33 @@
 #include "common/log.h"
 
 enum {
-    REG_MAGIC = 0x000, REG_VERSION = 0x004, REG_DEVICE_ID = 0x008,
-    REG_VENDOR_ID = 0x00c, REG_DEVICE_FEATURES = 0x010,
-    REG_DEVICE_FEATURES_SEL = 0x014, REG_DRIVER_FEATURES = 0x020,
-    REG_DRIVER_FEATURES_SEL = 0x024, REG_QUEUE_SEL = 0x030,
-    REG_QUEUE_NUM_MAX = 0x034, REG_QUEUE_NUM = 0x038, REG_QUEUE_READY = 0x044,
-    REG_QUEUE_NOTIFY = 0x050, REG_INTERRUPT_STATUS = 0x060,
-    REG_INTERRUPT_ACK = 0x064, REG_STATUS = 0x070,
-    REG_QUEUE_DESC_LOW = 0x080, REG_QUEUE_DESC_HIGH = 0x084,
-    REG_QUEUE_DRIVER_LOW = 0x090, REG_QUEUE_DRIVER_HIGH = 0x094,
-    REG_QUEUE_DEVICE_LOW = 0x0a0, REG_QUEUE_DEVICE_HIGH = 0x0a4,
-    REG_CONFIG_GENERATION = 0x0fc, REG_CONFIG = 0x100,
+    REG_MAGIC = 0x000,
+    REG_VERSION = 0x004,
+    REG_DEVICE_ID = 0x008,
+    REG_VENDOR_ID = 0x00c,
+    REG_DEVICE_FEATURES = 0x010,
+    REG_DEVICE_FEATURES_SEL = 0x014,
+    REG_DRIVER_FEATURES = 0x020,
+    REG_DRIVER_FEATURES_SEL = 0x024,
+    REG_QUEUE_SEL = 0x030,
+    REG_QUEUE_NUM_MAX = 0x034,
+    REG_QUEUE_NUM = 0x038,
+    REG_QUEUE_READY = 0x044,
+    REG_QUEUE_NOTIFY = 0x050,
+    REG_INTERRUPT_STATUS = 0x060,
+    REG_INTERRUPT_ACK = 0x064,
+    REG_STATUS = 0x070,
+    REG_QUEUE_DESC_LOW = 0x080,
+    REG_QUEUE_DESC_HIGH = 0x084,
+    REG_QUEUE_DRIVER_LOW = 0x090,
+    REG_QUEUE_DRIVER_HIGH = 0x094,
+    REG_QUEUE_DEVICE_LOW = 0x0a0,
+    REG_QUEUE_DEVICE_HIGH = 0x0a4,
+    REG_CONFIG_GENERATION = 0x0fc,
+    REG_CONFIG = 0x100,
 };
 #define VIRTIO_MMIO_MAGIC 0x74726976
-#define VIRTIO_VENDOR_TERN 0x4e524554   /* "TERN" */
+#define VIRTIO_VENDOR_TERN 0x4e524554 /* "TERN" */
 #define INT_USED 1
 #define INT_CONFIG 2
 
@@ -59,8 +72,8 @@ void virtio_mmio_signal_used(struct virtio_mmio *dev, unsigned queue)
 void virtio_mmio_fail(struct virtio_mmio *dev, const char *why)
 {
     if (!(dev->regs.status & VIRTIO_STATUS_NEEDS_RESET))
-        log_warn("virtio", "%s at 0x%llx: %s; device stopped until reset",
-                 dev->ops->name, (unsigned long long)dev->base, why);
+        log_warn("virtio", "%s at 0x%llx: %s; device stopped until reset", dev->ops->name,
+                 (unsigned long long)dev->base, why);
     dev->regs.status |= VIRTIO_STATUS_NEEDS_RESET;
     dev->regs.interrupt_status |= INT_CONFIG;
     virtio_mmio_update_irq(dev);
@@ -109,8 +122,9 @@ static uint32_t read_reg(struct virtio_mmio *dev, uint64_t off)
     case REG_DEVICE_ID: return dev->ops->device_id;
     case REG_VENDOR_ID: return VIRTIO_VENDOR_TERN;
     case REG_DEVICE_FEATURES:
-        return r->device_features_sel > 1 ? 0 :
-               (uint32_t)(dev->device_features >> (32 * r->device_features_sel));
+        return r->device_features_sel > 1
+                   ? 0
+                   : (uint32_t)(dev->device_features >> (32 * r->device_features_sel));
     case REG_INTERRUPT_STATUS: return r->interrupt_status;
     case REG_STATUS: return r->status;
     case REG_CONFIG_GENERATION: return r->config_generation;
@@ -190,8 +204,7 @@ static void write_reg(struct virtio_mmio *dev, uint64_t off, uint32_t v)
     case REG_DEVICE_FEATURES_SEL: r->device_features_sel = v; break;
     case REG_DRIVER_FEATURES_SEL: r->driver_features_sel = v; break;
     case REG_DRIVER_FEATURES:
-        if (r->driver_features_sel <= 1 &&
-            !(r->status & VIRTIO_STATUS_FEATURES_OK))
+        if (r->driver_features_sel <= 1 && !(r->status & VIRTIO_STATUS_FEATURES_OK))
             set_half(&r->driver_features, v, r->driver_features_sel == 1);
         break;
     case REG_QUEUE_SEL: r->queue_sel = v; break;
@@ -209,12 +222,11 @@ static void write_reg(struct virtio_mmio *dev, uint64_t off, uint32_t v)
     }
 }
 
-static void virtio_mmio_write(void *opaque, uint64_t off, const void *data,
-                              unsigned size)
+static void virtio_mmio_write(void *opaque, uint64_t off, const void *data, unsigned size)
 {
     struct virtio_mmio *dev = opaque;
     if (off >= REG_CONFIG || size != 4 || (off & 3))
-        return;   /* config space of our devices is read-only */
+        return; /* config space of our devices is read-only */
     uint32_t v;
     memcpy(&v, data, 4);
     pthread_mutex_lock(&dev->lock);
@@ -228,43 +240,40 @@ int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf, unsigned len)
                     (unsigned long long)dev->base, dev->irq.gsi);
 }
 
-const struct bus_ops virtio_mmio_ops = { virtio_mmio_read, virtio_mmio_write };
+const struct bus_ops virtio_mmio_ops = {virtio_mmio_read, virtio_mmio_write};
+
+/* The transport's part of a section (docs/protocol.md, virtio-blk): the
+ * registers, the queue count, then each queue. */
+static const struct buf_field regs_fields[] = {
+    BUF_FIELD(struct virtio_mmio_regs, status),
+    BUF_FIELD(struct virtio_mmio_regs, device_features_sel),
+    BUF_FIELD(struct virtio_mmio_regs, driver_features_sel),
+    BUF_FIELD(struct virtio_mmio_regs, driver_features),
+    BUF_FIELD(struct virtio_mmio_regs, queue_sel),
+    BUF_FIELD(struct virtio_mmio_regs, interrupt_status),
+    BUF_FIELD(struct virtio_mmio_regs, config_generation),
+};
+static const struct buf_field queue_fields[] = {
+    BUF_FIELD(struct virtq, num),      BUF_FIELD(struct virtq, ready),
+    BUF_FIELD(struct virtq, desc_gpa), BUF_FIELD(struct virtq, avail_gpa),
+    BUF_FIELD(struct virtq, used_gpa), BUF_FIELD(struct virtq, last_avail),
+    BUF_FIELD(struct virtq, used_idx),
+};
 
 void virtio_mmio_save(struct virtio_mmio *dev, struct buf *out)
 {
     pthread_mutex_lock(&dev->lock);
-    const struct virtio_mmio_regs *r = &dev->regs;
-    buf_put_u32(out, r->status);
-    buf_put_u32(out, r->device_features_sel);
-    buf_put_u32(out, r->driver_features_sel);
-    buf_put_u64(out, r->driver_features);
-    buf_put_u32(out, r->queue_sel);
-    buf_put_u32(out, r->interrupt_status);
-    buf_put_u32(out, r->config_generation);
+    buf_put_fields(out, &dev->regs, BUF_FIELDS(regs_fields));
     buf_put_u32(out, dev->ops->nqueues);
-    for (unsigned i = 0; i < dev->ops->nqueues; i++) {
-        const struct virtq *q = &r->queue[i];
-        buf_put_u16(out, q->num);
-        buf_put_u8(out, q->ready);
-        buf_put_u64(out, q->desc_gpa);
-        buf_put_u64(out, q->avail_gpa);
-        buf_put_u64(out, q->used_gpa);
-        buf_put_u16(out, q->last_avail);
-        buf_put_u16(out, q->used_idx);
-    }
+    for (unsigned i = 0; i < dev->ops->nqueues; i++)
+        buf_put_fields(out, &dev->regs.queue[i], BUF_FIELDS(queue_fields));
     pthread_mutex_unlock(&dev->lock);
 }
 
 static int load_queue(struct virtio_mmio *dev, struct reader *in, struct virtq *q,
                       unsigned i, struct err *e)
 {
-    q->num = reader_u16(in);
-    q->ready = reader_u8(in);
-    q->desc_gpa = reader_u64(in);
-    q->avail_gpa = reader_u64(in);
-    q->used_gpa = reader_u64(in);
-    q->last_avail = reader_u16(in);
-    q->used_idx = reader_u16(in);
+    reader_fields(in, q, BUF_FIELDS(queue_fields));
     if (in->bad)
         return err_set(e, EINVAL, "%s: truncated queue %u", dev->ops->name, i);
     if (q->ready > 1 || q->num > dev->ops->queue_max ||
@@ -276,14 +285,8 @@ static int load_queue(struct virtio_mmio *dev, struct reader *in, struct virtq *
 
 int virtio_mmio_load(struct virtio_mmio *dev, struct reader *in, struct err *e)
 {
-    struct virtio_mmio_regs r = { 0 };
-    r.status = reader_u32(in);
-    r.device_features_sel = reader_u32(in);
-    r.driver_features_sel = reader_u32(in);
-    r.driver_features = reader_u64(in);
-    r.queue_sel = reader_u32(in);
-    r.interrupt_status = reader_u32(in);
-    r.config_generation = reader_u32(in);
+    struct virtio_mmio_regs r = {0};
+    reader_fields(in, &r, BUF_FIELDS(regs_fields));
     uint32_t nqueues = reader_u32(in);
     if (in->bad || nqueues != dev->ops->nqueues)
         return err_set(e, EINVAL, "%s: %u queues, this device has %u", dev->ops->name,

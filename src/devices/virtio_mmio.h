@@ -31,8 +31,7 @@ struct virtio_device_ops {
     unsigned nqueues;
     uint16_t queue_max;
     void (*notify)(struct virtio_mmio *dev, unsigned queue);
-    void (*config_read)(struct virtio_mmio *dev, uint64_t off, void *data,
-                        unsigned size);
+    void (*config_read)(struct virtio_mmio *dev, uint64_t off, void *data, unsigned size);
     void (*reset)(struct virtio_mmio *dev);
 };
 
@@ -55,7 +54,7 @@ struct virtio_mmio {
     struct guest_ram *ram;
     struct irq_line irq;
     struct virtio_mmio_regs regs;
-    void *backend;          /* the device type's own state */
+    void *backend; /* the device type's own state */
 };
 
 void virtio_mmio_init(struct virtio_mmio *dev, const struct virtio_device_ops *ops,

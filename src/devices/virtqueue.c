@@ -13,9 +13,18 @@ struct virtq_desc {
     uint16_t next;
 };
 
-static uint64_t desc_bytes(uint16_t num) { return 16ULL * num; }
-static uint64_t avail_bytes(uint16_t num) { return 6ULL + 2ULL * num; }
-static uint64_t used_bytes(uint16_t num) { return 6ULL + 8ULL * num; }
+static uint64_t desc_bytes(uint16_t num)
+{
+    return 16ULL * num;
+}
+static uint64_t avail_bytes(uint16_t num)
+{
+    return 6ULL + 2ULL * num;
+}
+static uint64_t used_bytes(uint16_t num)
+{
+    return 6ULL + 8ULL * num;
+}
 
 int virtq_validate(const struct virtq *vq, const struct guest_ram *ram)
 {
@@ -55,8 +64,7 @@ static int chain_add(struct virtq_chain *chain, const struct guest_ram *ram,
     if (d->flags & VIRTQ_DESC_F_INDIRECT)
         return chain_fail(why, why_len, "indirect descriptor not negotiated");
     if (d->len && !guest_ram_ptr(ram, d->addr, d->len))
-        return chain_fail(why, why_len,
-                          "descriptor 0x%llx+%u outside guest ram",
+        return chain_fail(why, why_len, "descriptor 0x%llx+%u outside guest ram",
                           (unsigned long long)d->addr, d->len);
     /* by segment, not by writable_len: a zero-length writable descriptor
      * would otherwise let readable ones follow it */
@@ -66,39 +74,39 @@ static int chain_add(struct virtq_chain *chain, const struct guest_ram *ram,
     if (*total + d->len < *total)
         return chain_fail(why, why_len, "chain length overflows");
     *total += d->len;
-    chain->seg[chain->nseg++] = (struct virtq_seg){ d->addr, d->len, writable };
+    chain->seg[chain->nseg++] = (struct virtq_seg){d->addr, d->len, writable};
     return 0;
 }
 
+/* Follows the chain from chain->head: 0 at its last descriptor, or -EINVAL. */
 static int chain_walk(struct virtq *vq, const struct guest_ram *ram,
                       struct virtq_chain *chain, char *why, unsigned why_len)
 {
-    const struct virtq_desc *table = guest_ram_ptr(ram, vq->desc_gpa,
-                                                   desc_bytes(vq->num));
+    const struct virtq_desc *table = guest_ram_ptr(ram, vq->desc_gpa, desc_bytes(vq->num));
     uint16_t i = chain->head;
     for (;;) {
         if (i >= vq->num)
-            return chain_fail(why, why_len, "descriptor index %u >= queue size %u",
-                              i, vq->num);
+            return chain_fail(why, why_len, "descriptor index %u >= queue size %u", i,
+                              vq->num);
         if (chain->nseg == vq->num)
             return chain_fail(why, why_len, "descriptor chain loops");
         struct virtq_desc d;
-        memcpy(&d, &table[i], sizeof(d));   /* one snapshot: the guest may race */
+        memcpy(&d, &table[i], sizeof(d)); /* one snapshot: the guest may race */
         int rc = chain_add(chain, ram, &d, why, why_len);
         if (rc)
             return rc;
         if (!(d.flags & VIRTQ_DESC_F_NEXT))
-            return 1;
+            return 0;
         i = d.next;
     }
 }
 
-int virtq_pop(struct virtq *vq, const struct guest_ram *ram,
-              struct virtq_chain *chain, char *why, unsigned why_len)
+int virtq_pop(struct virtq *vq, const struct guest_ram *ram, struct virtq_chain *chain,
+              bool *popped, char *why, unsigned why_len)
 {
+    *popped = false;
     const uint8_t *avail = guest_ram_ptr(ram, vq->avail_gpa, avail_bytes(vq->num));
-    if (!vq->ready || !avail || !guest_ram_ptr(ram, vq->desc_gpa,
-                                               desc_bytes(vq->num)))
+    if (!vq->ready || !avail || !guest_ram_ptr(ram, vq->desc_gpa, desc_bytes(vq->num)))
         return chain_fail(why, why_len, "queue not set up");
     uint16_t avail_idx = load_u16(avail + 2);
     atomic_thread_fence(memory_order_acquire);
@@ -106,21 +114,22 @@ int virtq_pop(struct virtq *vq, const struct guest_ram *ram,
     if (pending == 0)
         return 0;
     if (pending > vq->num)
-        return chain_fail(why, why_len, "avail index %u runs %u ahead of %u",
-                          avail_idx, pending, vq->last_avail);
+        return chain_fail(why, why_len, "avail index %u runs %u ahead of %u", avail_idx,
+                          pending, vq->last_avail);
     chain->head = load_u16(avail + 4 + 2 * (vq->last_avail % vq->num));
     chain->nseg = 0;
     chain->readable_len = chain->writable_len = 0;
     int rc = chain_walk(vq, ram, chain, why, why_len);
-    if (rc == 1)
-        vq->last_avail++;
-    return rc;
+    if (rc)
+        return rc;
+    vq->last_avail++;
+    *popped = true;
+    return 0;
 }
 
-int virtq_push(struct virtq *vq, struct guest_ram *ram, uint16_t head,
-               uint32_t written)
+int virtq_push(struct virtq *vq, struct guest_ram *ram, uint16_t head, uint32_t written)
 {
-    uint32_t elem[2] = { head, written };
+    uint32_t elem[2] = {head, written};
     uint64_t slot = vq->used_gpa + 4 + 8ULL * (vq->used_idx % vq->num);
     int rc = guest_ram_write(ram, slot, elem, sizeof(elem));
     if (rc)
@@ -128,8 +137,7 @@ int virtq_push(struct virtq *vq, struct guest_ram *ram, uint16_t head,
     vq->used_idx++;
     /* the element must be visible before the index that publishes it */
     atomic_thread_fence(memory_order_release);
-    return guest_ram_write(ram, vq->used_gpa + 2, &vq->used_idx,
-                           sizeof(vq->used_idx));
+    return guest_ram_write(ram, vq->used_gpa + 2, &vq->used_idx, sizeof(vq->used_idx));
 }
 
 bool virtq_no_interrupt(const struct virtq *vq, const struct guest_ram *ram)

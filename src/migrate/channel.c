@@ -22,15 +22,6 @@
 #define SOCK_BUF_BYTES (4 << 20)
 #define TLS_BUF_BYTES (4 << 20)
 
-const char *mig_type_name(uint16_t type)
-{
-    static const char *const names[] = {
-        "?", "HELLO", "HELLO_ACK", "RAM", "SECTION", "END", "LOADED",
-        "COMMIT", "RUNNING", "ERROR",
-    };
-    return type <= MIG_TYPE_MAX ? names[type] : "?";
-}
-
 void mig_channel_init(struct mig_channel *ch, int fd)
 {
     memset(ch, 0, sizeof(*ch));
@@ -94,8 +85,8 @@ static int tcp_socket(const char *spec, bool listening, int *out, struct err *e)
     char host[256], port[16];
     if (parse_host_port(spec, host, sizeof(host), port, sizeof(port)))
         return err_set(e, EINVAL, "uri 'tcp:%s': expected tcp:HOST:PORT", spec);
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-                              .ai_flags = listening ? AI_PASSIVE : 0 };
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = listening ? AI_PASSIVE : 0};
     struct addrinfo *res;
     int gai = getaddrinfo(host, port, &hints, &res);
     if (gai)
@@ -126,41 +117,43 @@ static int parse_fd(const char *spec, int *out, struct err *e)
 {
     char *end;
     long v = strtol(spec, &end, 10);
-    if (!*spec || *spec < '0' || *spec > '9' || *end || v < 0 || v > 65535 || fcntl((int)v, F_GETFD) < 0)
+    if (!*spec || *spec < '0' || *spec > '9' || *end || v < 0 || v > 65535 ||
+        fcntl((int)v, F_GETFD) < 0)
         return err_set(e, EBADF, "uri 'fd:%s': not an open file descriptor", spec);
     *out = (int)v;
     return 0;
 }
 
+/* tcp:, unix: and fd: for both directions; a listening fd: URI is marked
+ * "already connected" for mig_accept. */
+static int uri_open(const char *uri, bool listening, int *fd, struct err *e)
+{
+    if (strncmp(uri, "tcp:", 4) == 0)
+        return tcp_socket(uri + 4, listening, fd, e);
+    if (strncmp(uri, "unix:", 5) == 0) {
+        *fd = listening ? sock_listen_unix(uri + 5) : sock_connect_unix(uri + 5);
+        return *fd < 0 ? err_set(e, -*fd, "%s unix:%s: %s",
+                                 listening ? "listen on" : "connect to", uri + 5,
+                                 strerror(-*fd))
+                       : 0;
+    }
+    if (strncmp(uri, "fd:", 3) == 0) {
+        int rc = parse_fd(uri + 3, fd, e);
+        if (listening)
+            *fd = rc ? -1 : -2 - *fd;
+        return rc;
+    }
+    return err_set(e, EINVAL, "uri '%s': expected tcp:HOST:PORT, unix:PATH or fd:N", uri);
+}
+
 int mig_uri_connect(const char *uri, int *fd, struct err *e)
 {
-    if (!strncmp(uri, "tcp:", 4))
-        return tcp_socket(uri + 4, false, fd, e);
-    if (!strncmp(uri, "unix:", 5)) {
-        *fd = sock_connect_unix(uri + 5);
-        return *fd < 0 ? err_set(e, -*fd, "connect to unix:%s: %s", uri + 5,
-                                 strerror(-*fd)) : 0;
-    }
-    if (!strncmp(uri, "fd:", 3))
-        return parse_fd(uri + 3, fd, e);
-    return err_set(e, EINVAL, "uri '%s': expected tcp:HOST:PORT, unix:PATH or fd:N", uri);
+    return uri_open(uri, false, fd, e);
 }
 
 int mig_uri_listen(const char *uri, int *fd, struct err *e)
 {
-    if (!strncmp(uri, "tcp:", 4))
-        return tcp_socket(uri + 4, true, fd, e);
-    if (!strncmp(uri, "unix:", 5)) {
-        *fd = sock_listen_unix(uri + 5);
-        return *fd < 0 ? err_set(e, -*fd, "listen on unix:%s: %s", uri + 5,
-                                 strerror(-*fd)) : 0;
-    }
-    if (!strncmp(uri, "fd:", 3)) {
-        int rc = parse_fd(uri + 3, fd, e);
-        *fd = rc ? -1 : -2 - *fd;   /* marks "already connected" for mig_accept */
-        return rc;
-    }
-    return err_set(e, EINVAL, "uri '%s': expected tcp:HOST:PORT, unix:PATH or fd:N", uri);
+    return uri_open(uri, true, fd, e);
 }
 
 int mig_accept(int listen_fd, int timeout_ms, int *fd, struct err *e)
@@ -169,7 +162,7 @@ int mig_accept(int listen_fd, int timeout_ms, int *fd, struct err *e)
         *fd = -2 - listen_fd;
         return 0;
     }
-    struct pollfd p = { .fd = listen_fd, .events = POLLIN };
+    struct pollfd p = {.fd = listen_fd, .events = POLLIN};
     int n = poll(&p, 1, timeout_ms);
     if (n == 0)
         return err_set(e, ETIMEDOUT, "no source connected within %d s", timeout_ms / 1000);
@@ -193,7 +186,7 @@ static void bandwidth_wait(struct mig_channel *ch, size_t sent)
     double due = (double)ch->limit_bytes / (double)ch->max_bandwidth;
     if (due > elapsed) {
         double wait = due - elapsed;
-        struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
         nanosleep(&ts, NULL);
     }
 }
@@ -209,8 +202,7 @@ static int ssl_error(struct mig_channel *ch, const char *what, struct err *e)
     return err_set(e, EPIPE, "tls %s: %s", what, msg);
 }
 
-static int tls_send_all(struct mig_channel *ch, const uint8_t *p, size_t len,
-                        struct err *e)
+static int tls_send_all(struct mig_channel *ch, const uint8_t *p, size_t len, struct err *e)
 {
     while (len) {
         int chunk = len > (1U << 30) ? 1 << 30 : (int)len;
@@ -276,11 +268,11 @@ static void iov_advance(struct iovec **iov, int *iovcnt, size_t n)
     }
 }
 
-static int plain_sendv(struct mig_channel *ch, struct iovec *iov, int iovcnt,
-                       struct err *e)
+static int plain_sendv(struct mig_channel *ch, struct iovec *iov, int iovcnt, struct err *e)
 {
     while (iovcnt > 0) {
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > 1024 ? 1024 : iovcnt) };
+        struct msghdr msg = {.msg_iov = iov,
+                             .msg_iovlen = (size_t)(iovcnt > 1024 ? 1024 : iovcnt)};
         ssize_t n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR && !atomic_load(&ch->cancelled))
             continue;
@@ -289,15 +281,16 @@ static int plain_sendv(struct mig_channel *ch, struct iovec *iov, int iovcnt,
         if (n <= 0) {
             if (atomic_load(&ch->cancelled))
                 return err_set(e, ECANCELED, "migration cancelled");
-            return err_set(e, errno ? errno : EPIPE, "send: %s", strerror(errno ? errno : EPIPE));
+            return err_set(e, errno ? errno : EPIPE, "send: %s",
+                           strerror(errno ? errno : EPIPE));
         }
         iov_advance(&iov, &iovcnt, (size_t)n);
     }
     return 0;
 }
 
-int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov,
-             int iovcnt, struct err *e)
+int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov, int iovcnt,
+             struct err *e)
 {
     if (atomic_load(&ch->cancelled))
         return err_set(e, ECANCELED, "migration cancelled");
@@ -307,13 +300,13 @@ int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov,
     if (total > mig_max_length(type))
         return err_set(e, EMSGSIZE, "%s message of %zu bytes is too long",
                        mig_type_name(type), total);
-    struct mig_hdr h = { MIG_MAGIC, type, 0, (uint32_t)total, 0 };
+    struct mig_hdr h = {MIG_MAGIC, type, 0, (uint32_t)total, 0};
     h.crc = crc32c(0, &h, 12);
     struct iovec stack[1100];
     struct iovec *all = iovcnt < 1099 ? stack : malloc(sizeof(*all) * (size_t)(iovcnt + 1));
     if (!all)
         return err_set(e, ENOMEM, "out of memory");
-    all[0] = (struct iovec){ &h, sizeof(h) };
+    all[0] = (struct iovec){&h, sizeof(h)};
     memcpy(all + 1, iov, sizeof(*iov) * (size_t)iovcnt);
     int rc = ch->ssl ? tls_sendv(ch, all, iovcnt + 1, e)
                      : plain_sendv(ch, all, iovcnt + 1, e);
@@ -326,10 +319,10 @@ int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov,
     return rc;
 }
 
-int mig_send_buf(struct mig_channel *ch, uint16_t type, const void *data,
-                 uint32_t len, struct err *e)
+int mig_send_buf(struct mig_channel *ch, uint16_t type, const void *data, uint32_t len,
+                 struct err *e)
 {
-    struct iovec iov = { (void *)data, len };
+    struct iovec iov = {(void *)data, len};
     return mig_send(ch, type, &iov, len ? 1 : 0, e);
 }
 
@@ -346,7 +339,7 @@ int mig_wait_readable(struct mig_channel *ch, int timeout_ms)
 {
     if (ch->ssl && SSL_pending(ch->ssl))
         return 0;
-    struct pollfd p = { .fd = ch->fd, .events = POLLIN };
+    struct pollfd p = {.fd = ch->fd, .events = POLLIN};
     int n;
     do {
         n = poll(&p, 1, timeout_ms);
@@ -418,22 +411,6 @@ int mig_recv_hdr(struct mig_channel *ch, struct mig_hdr *h, struct err *e)
     return rc ? rc : mig_hdr_check(h, e);
 }
 
-int mig_hdr_check(const struct mig_hdr *h, struct err *e)
-{
-    if (h->magic != MIG_MAGIC)
-        return err_set(e, EPROTO, "bad message magic 0x%08x (not a tern migration stream)",
-                       h->magic);
-    if (h->crc != crc32c(0, h, 12))
-        return err_set(e, EPROTO, "message header crc mismatch (type %u, length %u)",
-                       h->type, h->length);
-    if (h->type == 0 || h->type > MIG_TYPE_MAX)
-        return err_set(e, EPROTO, "unknown message type %u", h->type);
-    if (h->length > mig_max_length(h->type))
-        return err_set(e, EPROTO, "%s message of %u bytes exceeds the limit of %u",
-                       mig_type_name(h->type), h->length, mig_max_length(h->type));
-    return 0;
-}
-
 static int recv_payload(struct mig_channel *ch, const struct mig_hdr *h, uint8_t **buf,
                         struct err *e)
 {
@@ -450,8 +427,8 @@ static int recv_payload(struct mig_channel *ch, const struct mig_hdr *h, uint8_t
     return 0;
 }
 
-int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf,
-                 uint32_t *len, int timeout_ms, struct err *e)
+int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf, uint32_t *len,
+                 int timeout_ms, struct err *e)
 {
     *buf = NULL;
     if (timeout_ms >= 0 && mig_wait_readable(ch, timeout_ms))

@@ -18,11 +18,11 @@ struct mig_channel {
     int fd;
     struct ssl_st *ssl;
     _Atomic uint64_t bytes_out, bytes_in;
-    uint64_t max_bandwidth;          /* bytes/s; 0 = unlimited */
-    uint64_t limit_bytes;            /* sent since limit_start */
+    uint64_t max_bandwidth; /* bytes/s; 0 = unlimited */
+    uint64_t limit_bytes;   /* sent since limit_start */
     struct timespec limit_start;
     _Atomic bool cancelled;
-    uint8_t *tls_buf;                /* gather buffer: OpenSSL has no writev */
+    uint8_t *tls_buf; /* gather buffer: OpenSSL has no writev */
     size_t tls_buf_size;
 };
 
@@ -39,23 +39,20 @@ int mig_uri_listen(const char *uri, int *fd, struct err *e);
 int mig_accept(int listen_fd, int timeout_ms, int *fd, struct err *e);
 
 /* Sends header + payload gathered from iov. */
-int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov,
-             int iovcnt, struct err *e);
-int mig_send_buf(struct mig_channel *ch, uint16_t type, const void *data,
-                 uint32_t len, struct err *e);
+int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov, int iovcnt,
+             struct err *e);
+int mig_send_buf(struct mig_channel *ch, uint16_t type, const void *data, uint32_t len,
+                 struct err *e);
 /* Sends an ERROR message with text; failures are ignored (best effort). */
 void mig_send_error(struct mig_channel *ch, const char *text);
-/* Reads and checks a header: magic, header crc, known type, length limit. */
+/* Reads a header and checks it (mig_hdr_check). */
 int mig_recv_hdr(struct mig_channel *ch, struct mig_hdr *h, struct err *e);
-/* The checks of mig_recv_hdr on a header already in memory. */
-int mig_hdr_check(const struct mig_hdr *h, struct err *e);
 int mig_recv(struct mig_channel *ch, void *buf, size_t len, struct err *e);
-int mig_recv_iov(struct mig_channel *ch, struct iovec *iov, int iovcnt,
-                 struct err *e);
+int mig_recv_iov(struct mig_channel *ch, struct iovec *iov, int iovcnt, struct err *e);
 /* Reads a whole message of the expected type into buf (malloc'ed); an ERROR
  * from the peer becomes e with the peer's text. */
-int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf,
-                 uint32_t *len, int timeout_ms, struct err *e);
+int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf, uint32_t *len,
+                 int timeout_ms, struct err *e);
 /* Waits until the fd is readable or timeout_ms passes: 0, -ETIMEDOUT. */
 int mig_wait_readable(struct mig_channel *ch, int timeout_ms);
 #endif

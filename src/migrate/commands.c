@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
 #include "migrate/tls.h"
@@ -23,13 +24,15 @@ static void hook_event(void *ctx, json_t *fields)
 
 /* Under ternd: ask it (event "commit-pending") and wait for migrate_commit.
  * A cancel meanwhile changes nothing: only the authority may still abort. */
-static int hook_commit(void *ctx, struct err *e)
+static int hook_commit(void *ctx, bool *decided, struct err *e)
 {
-    if (!outgoing.params.external_commit)
-        return 1;
+    *decided = outgoing.params.external_commit;
+    if (!*decided)
+        return 0;
     mig_decision_expect(&mig_commit_decision);
-    monitor_post_event(ctx, "migration", json_pack("{s:s, s:s}", "role", "source",
-                                                   "status", "commit-pending"));
+    monitor_post_event(
+        ctx, "migration",
+        json_pack("{s:s, s:s}", "role", "source", "status", "commit-pending"));
     log_info("migrate", "destination loaded; waiting for the commit decision");
     if (!mig_decision_wait(&mig_commit_decision))
         return err_set(e, ECANCELED, "handover refused by the cluster");
@@ -47,7 +50,7 @@ int migrate_commands_start(struct monitor *m, void *arg, struct err *e)
 {
     (void)arg;
     (void)e;
-    struct mig_hooks hooks = { hook_event, hook_commit, hook_completed, m };
+    struct mig_hooks hooks = {hook_event, hook_commit, hook_completed, m};
     migration_init(&outgoing, &m->vm, hooks);
     return 0;
 }
@@ -59,46 +62,14 @@ void migrate_commands_stop(struct monitor *m, void *arg)
     migration_release(&outgoing);
 }
 
-static int get_uint(json_t *req, const char *key, uint64_t max, uint64_t *out,
-                    struct err *e)
-{
-    json_t *v = json_object_get(req, key);
-    if (!v)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max)
-        return err_set(e, EINVAL, "'%s' must be an integer from 0 to %llu", key,
-                       (unsigned long long)max);
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
-static int get_bool(json_t *req, const char *key, bool *out, struct err *e)
-{
-    json_t *v = json_object_get(req, key);
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return err_set(e, EINVAL, "'%s' must be true or false", key);
-    *out = json_is_true(v);
-    return 0;
-}
-
 static int check_keys(json_t *req, struct err *e)
 {
-    static const char *const known[] = { "cmd", "id", "uri", "max_bandwidth",
-        "downtime_limit_ms", "auto_converge", "max_time_s", "tls", "tls_dir",
-        "page_crc", "commit", NULL };
-    const char *key;
-    json_t *v;
-    json_object_foreach(req, key, v) {
-        bool ok = false;
-        for (unsigned i = 0; known[i] && !ok; i++)
-            ok = !strcmp(known[i], key);
-        if (!ok)
-            return err_set(e, EINVAL, "unknown parameter '%s'", key);
-    }
-    return 0;
+    static const char *const known[] = {
+        "cmd",           "id",         "uri", "max_bandwidth", "downtime_limit_ms",
+        "auto_converge", "max_time_s", "tls", "tls_dir",       "page_crc",
+        "commit",        NULL};
+    const char *key = jsonf_unknown_key(req, known);
+    return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
 
 static int parse_params(json_t *req, struct mig_params *p, struct err *e)
@@ -110,29 +81,35 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
     snprintf(p->uri, sizeof(p->uri), "%s", uri);
     uint64_t downtime = p->downtime_limit_ms, max_time = p->max_time_s;
     int rc = check_keys(req, e);
-    if (!rc) rc = get_uint(req, "max_bandwidth", 1ULL << 40, &p->max_bandwidth, e);
-    if (!rc) rc = get_uint(req, "downtime_limit_ms", 60000, &downtime, e);
-    if (!rc) rc = get_uint(req, "max_time_s", 86400, &max_time, e);
-    if (!rc) rc = get_bool(req, "auto_converge", &p->auto_converge, e);
-    if (!rc) rc = get_bool(req, "tls", &p->tls, e);
+    if (!rc)
+        rc = jsonf_uint(req, "max_bandwidth", false, 0, 1ULL << 40, &p->max_bandwidth, NULL,
+                        e);
+    if (!rc)
+        rc = jsonf_uint(req, "downtime_limit_ms", false, 1, 60000, &downtime, NULL, e);
+    if (!rc)
+        rc = jsonf_uint(req, "max_time_s", false, 1, 86400, &max_time, NULL, e);
+    if (!rc)
+        rc = jsonf_bool(req, "auto_converge", false, &p->auto_converge, NULL, e);
+    if (!rc)
+        rc = jsonf_bool(req, "tls", false, &p->tls, NULL, e);
     /* TLS records are authenticated already: page CRCs only cost a copy */
     p->page_crc = !p->tls;
-    if (!rc) rc = get_bool(req, "page_crc", &p->page_crc, e);
+    if (!rc)
+        rc = jsonf_bool(req, "page_crc", false, &p->page_crc, NULL, e);
     if (rc)
         return rc;
     const char *commit = json_string_value(json_object_get(req, "commit"));
-    if (json_object_get(req, "commit") && (!commit || (strcmp(commit, "external") &&
-                                                      strcmp(commit, "local"))))
+    if (json_object_get(req, "commit") &&
+        (!commit || (strcmp(commit, "external") != 0 && strcmp(commit, "local") != 0)))
         return err_set(e, EINVAL, "'commit' must be \"local\" or \"external\"");
-    p->external_commit = commit && !strcmp(commit, "external");
-    if (downtime == 0 || max_time == 0)
-        return err_set(e, EINVAL, "'downtime_limit_ms' and 'max_time_s' must be above 0");
+    p->external_commit = commit && strcmp(commit, "external") == 0;
     p->downtime_limit_ms = (uint32_t)downtime;
     p->max_time_s = (uint32_t)max_time;
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
     if (p->tls && !dir)
-        return err_set(e, EINVAL, "'tls' needs certificates: start tern-vmm with "
+        return err_set(e, EINVAL,
+                       "'tls' needs certificates: start tern-vmm with "
                        "--tls-dir or pass 'tls_dir'");
     if (dir)
         snprintf(p->tls_dir, sizeof(p->tls_dir), "%s", dir);
@@ -159,8 +136,7 @@ static int cmd_migrate_cancel(struct control *ctl, json_t *req, json_t *reply,
     return migration_cancel(&outgoing, e);
 }
 
-static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply,
-                             struct err *e)
+static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply, struct err *e)
 {
     (void)ctl;
     (void)req;
@@ -169,49 +145,48 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply,
     json_object_update(reply, q);
     json_decref(q);
     /* what a restarted ternd must answer, if anything */
-    const char *decision = mig_decision_pending(&mig_commit_decision) ? "commit"
-                         : mig_decision_pending(&mig_resume_decision) ? "resume" : NULL;
+    const char *decision = mig_decision_pending(&mig_commit_decision)   ? "commit"
+                           : mig_decision_pending(&mig_resume_decision) ? "resume"
+                                                                        : NULL;
     json_object_set_new(reply, "decision", decision ? json_string(decision) : json_null());
     return 0;
 }
 
-static int get_decision(json_t *req, const char *key, bool *yes, struct err *e)
+/* {"<key>": true|false}: ternd's answer to a decision this process waits
+ * for. */
+static int give_decision(json_t *req, const char *key, struct mig_decision *d,
+                         struct err *e)
 {
     json_t *v = json_object_get(req, key);
     if (!json_is_boolean(v))
         return err_set(e, EINVAL, "'%s' (true or false) is required", key);
-    *yes = json_is_true(v);
-    return 0;
+    return mig_decision_give(d, json_is_true(v), key, e);
 }
 
-/* {"commit": true|false}: ternd's answer to "commit-pending". */
+/* {"commit": true|false}: the answer to "commit-pending". */
 static int cmd_migrate_commit(struct control *ctl, json_t *req, json_t *reply,
                               struct err *e)
 {
     (void)ctl;
     (void)reply;
-    bool yes = false;
-    int rc = get_decision(req, "commit", &yes, e);
-    return rc ? rc : mig_decision_give(&mig_commit_decision, yes, "commit", e);
+    return give_decision(req, "commit", &mig_commit_decision, e);
 }
 
-/* {"resume": true|false}: ternd's answer to a destination's
- * "commit-unknown" (it lost its source after loading everything). */
+/* {"resume": true|false}: the answer to a destination's "commit-unknown"
+ * (it lost its source after loading everything). */
 static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
                                 struct err *e)
 {
     (void)ctl;
     (void)reply;
-    bool yes = false;
-    int rc = get_decision(req, "resume", &yes, e);
-    return rc ? rc : mig_decision_give(&mig_resume_decision, yes, "resume", e);
+    return give_decision(req, "resume", &mig_resume_decision, e);
 }
 
 const struct control_command migrate_commands[] = {
-    { "migrate_commit", cmd_migrate_commit },
-    { "incoming_resolve", cmd_incoming_resolve },
-    { "migrate", cmd_migrate },
-    { "migrate_cancel", cmd_migrate_cancel },
-    { "query_migrate", cmd_query_migrate },
-    { NULL, NULL },
+    {"migrate_commit", cmd_migrate_commit},
+    {"incoming_resolve", cmd_incoming_resolve},
+    {"migrate", cmd_migrate},
+    {"migrate_cancel", cmd_migrate_cancel},
+    {"query_migrate", cmd_query_migrate},
+    {NULL, NULL},
 };

@@ -2,10 +2,10 @@
 
 #include <errno.h>
 
-struct mig_decision mig_commit_decision = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false };
-struct mig_decision mig_resume_decision = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false };
+struct mig_decision mig_commit_decision = {PTHREAD_MUTEX_INITIALIZER,
+                                           PTHREAD_COND_INITIALIZER, false, false, false};
+struct mig_decision mig_resume_decision = {PTHREAD_MUTEX_INITIALIZER,
+                                           PTHREAD_COND_INITIALIZER, false, false, false};
 
 void mig_decision_expect(struct mig_decision *d)
 {

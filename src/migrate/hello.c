@@ -12,14 +12,14 @@ static json_t *config_json(struct vm *vm, bool paused)
 {
     json_t *disks = json_array();
     for (unsigned i = 0; i < vm->ndisks; i++)
-        json_array_append_new(disks, json_pack("{s:I, s:b, s:b}",
-            "size", (json_int_t)(vm->disk[i].capacity * 512),
-            "readonly", vm->disk[i].readonly, "shared", vm->disk[i].shared));
-    return json_pack("{s:s, s:I, s:i, s:s, s:b, s:o}",
-                     "name", vm->config.name ? vm->config.name : "",
-                     "memory", (json_int_t)vm->config.memory, "cpus", (int)vm->ncpus,
-                     "cpu_model", vm->config.cpu_model, "paused", paused,
-                     "disks", disks);
+        json_array_append_new(disks, json_pack("{s:I, s:b, s:b}", "size",
+                                               (json_int_t)(vm->disk[i].capacity * 512),
+                                               "readonly", vm->disk[i].readonly, "shared",
+                                               vm->disk[i].shared));
+    return json_pack("{s:s, s:I, s:i, s:s, s:b, s:o}", "name",
+                     vm->config.name ? vm->config.name : "", "memory",
+                     (json_int_t)vm->config.memory, "cpus", (int)vm->ncpus, "cpu_model",
+                     vm->config.cpu_model, "paused", paused, "disks", disks);
 }
 
 int hello_encode(struct vm *vm, bool paused, uint64_t features, struct buf *out,
@@ -65,7 +65,8 @@ static int decode_disks(json_t *cfg, struct mig_hello *h, struct err *e)
 {
     json_t *disks = json_object_get(cfg, "disks");
     if (!json_is_array(disks) || json_array_size(disks) > HELLO_MAX_DISKS)
-        return err_set(e, EPROTO, "hello: 'disks' missing or more than %d", HELLO_MAX_DISKS);
+        return err_set(e, EPROTO, "hello: 'disks' missing or more than %d",
+                       HELLO_MAX_DISKS);
     h->ndisks = (unsigned)json_array_size(disks);
     for (unsigned i = 0; i < h->ndisks; i++) {
         json_t *d = json_array_get(disks, i);
@@ -81,8 +82,7 @@ static int decode_disks(json_t *cfg, struct mig_hello *h, struct err *e)
     return 0;
 }
 
-static int decode_config(const char *text, uint32_t len, struct mig_hello *h,
-                         struct err *e)
+static int decode_config(const char *text, uint32_t len, struct mig_hello *h, struct err *e)
 {
     json_error_t jerr;
     json_t *cfg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -23,7 +23,10 @@ struct mig_hello {
     char cpu_model[32];
     bool paused;
     unsigned ndisks;
-    struct { uint64_t size; bool readonly, shared; } disk[HELLO_MAX_DISKS];
+    struct {
+        uint64_t size;
+        bool readonly, shared;
+    } disk[HELLO_MAX_DISKS];
     struct kvm_cpuid2 *cpuid;
 };
 

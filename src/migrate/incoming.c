@@ -27,11 +27,12 @@ int mig_incoming_accept(struct mig_incoming *in, struct err *e)
     int rc = mig_uri_listen(in->uri, &lfd, e);
     if (rc)
         return rc;
-    log_info("migrate", "waiting for a source on %s%s", in->uri, in->tls_dir ? " (tls)" : "");
+    log_info("migrate", "waiting for a source on %s%s", in->uri,
+             in->tls_dir ? " (tls)" : "");
     rc = mig_accept(lfd, in->accept_timeout_ms, &fd, e);
     if (lfd >= 0)
         close(lfd);
-    if (!strncmp(in->uri, "unix:", 5))
+    if (strncmp(in->uri, "unix:", 5) == 0)
         unlink(in->uri + 5);
     if (rc)
         return rc;
@@ -53,12 +54,14 @@ static int check_disks(const struct mig_hello *h, const struct vm_config *cfg,
                        struct err *e)
 {
     if (h->ndisks != cfg->ndisks)
-        return err_set(e, EINVAL, "source has %u disks, %u given here (--disk)",
-                       h->ndisks, cfg->ndisks);
+        return err_set(e, EINVAL, "source has %u disks, %u given here (--disk)", h->ndisks,
+                       cfg->ndisks);
     for (unsigned i = 0; i < h->ndisks; i++) {
         if (!h->disk[i].shared)
-            return err_set(e, ENOTSUP, "disk %u is local to the source (not shared=on); "
-                           "local disk migration is not supported", i);
+            return err_set(e, ENOTSUP,
+                           "disk %u is local to the source (not shared=on); "
+                           "local disk migration is not supported",
+                           i);
         if (!cfg->disk[i].shared || h->disk[i].readonly != cfg->disk[i].readonly)
             return err_set(e, EINVAL, "disk %u: give it as shared=on%s here too", i,
                            h->disk[i].readonly ? ",readonly=on" : "");
@@ -66,8 +69,8 @@ static int check_disks(const struct mig_hello *h, const struct vm_config *cfg,
     return 0;
 }
 
-int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg,
-                        bool memory_given, bool cpus_given, struct err *e)
+int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg, bool memory_given,
+                        bool cpus_given, struct err *e)
 {
     const struct mig_hello *h = &in->hello;
     if (memory_given && cfg->memory != h->memory)
@@ -115,7 +118,7 @@ struct dest_run {
     struct vm *vm;
     struct ram_stats ram;
     uint64_t load_ns;
-    bool loaded[DEVSTATE_MAX];
+    struct state_intake intake; /* against vm->devstate */
 };
 
 static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err *e)
@@ -123,33 +126,20 @@ static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err 
     uint8_t *msg = malloc(h->length ? h->length : 1);
     if (!msg)
         return err_set(e, ENOMEM, "out of memory");
-    int rc = mig_recv(&r->in->ch, msg, h->length, e);
     struct state_section s;
+    const struct devstate_entry *d;
+    int rc = mig_recv(&r->in->ch, msg, h->length, e);
     if (!rc)
         rc = state_parse(msg, h->length, &s, e);
-    const struct devstate_entry *d = rc ? NULL
-        : devstate_find(&r->vm->devstate, s.name, s.instance);
-    if (d && r->loaded[d - r->vm->devstate.entry])
-        rc = err_set(e, EPROTO, "section '%s' instance %u sent twice", s.name, s.instance);
+    if (!rc)
+        rc = state_admit(&r->intake, &s, &d, e);
     if (!rc) {
         uint64_t t = clock_mono_ns();
-        rc = state_load(&r->vm->devstate, &s, e);
+        rc = state_load(d, &s, e);
         r->load_ns += clock_mono_ns() - t;
-        if (!rc)
-            r->loaded[d - r->vm->devstate.entry] = true;
     }
     free(msg);
     return rc;
-}
-
-static int dest_check_complete(struct dest_run *r, struct err *e)
-{
-    for (unsigned i = 0; i < r->vm->devstate.count; i++)
-        if (!r->loaded[i])
-            return err_set(e, EPROTO, "stream ended without section '%s' instance %u",
-                           r->vm->devstate.entry[i].ops->name,
-                           r->vm->devstate.entry[i].instance);
-    return 0;
 }
 
 static int dest_receive(struct dest_run *r, struct err *e)
@@ -166,7 +156,7 @@ static int dest_receive(struct dest_run *r, struct err *e)
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
         else if (h.type == MIG_END)
-            return dest_check_complete(r, e);
+            return state_intake_complete(&r->intake, e);
         else if (h.type == MIG_ERROR) {
             char text[4097] = "";
             mig_recv(ch, text, h.length, e);
@@ -187,8 +177,8 @@ static int dest_ask_authority(struct dest_run *r, struct err *e)
 {
     mig_decision_expect(&mig_resume_decision);
     monitor_post_event(r->in->mon, "migration",
-                       json_pack("{s:s, s:s, s:s}", "role", "destination",
-                                 "status", "commit-unknown", "error", e->msg));
+                       json_pack("{s:s, s:s, s:s}", "role", "destination", "status",
+                                 "commit-unknown", "error", e->msg));
     log_warn("migrate", "no commit from the source (%s); asking the cluster", e->msg);
     if (!mig_decision_wait(&mig_resume_decision))
         return err_set(e, ECANCELED, "the cluster kept the vm on the source");
@@ -215,13 +205,13 @@ static int dest_handover(struct dest_run *r, struct err *e)
     }
     test_hold("commit-received");
     uint64_t t = clock_mono_ns();
-    vm_take_back(r->vm);   /* committed: the VM is this process's now */
+    vm_take_back(r->vm); /* committed: the VM is this process's now */
     rc = vm_post_load(r->vm, e);
     if (!rc && !r->in->hello.paused)
         rc = vm_resume(r->vm) ? err_set(e, EIO, "resume failed") : 0;
     if (rc)
         return rc;
-    uint64_t running[2] = { clock_mono_ns() - t, r->in->hello.paused };
+    uint64_t running[2] = {clock_mono_ns() - t, r->in->hello.paused};
     struct err ignored;
     /* the VM runs here now whatever happens to this last message */
     mig_send_buf(ch, MIG_RUNNING, running, sizeof(running), &ignored);
@@ -231,8 +221,9 @@ static int dest_handover(struct dest_run *r, struct err *e)
 static void *incoming_thread(void *arg)
 {
     struct mig_incoming *in = arg;
-    struct dest_run r = { .in = in, .vm = &in->mon->vm };
-    struct err e = { "" };
+    struct dest_run r = {.in = in, .vm = &in->mon->vm};
+    state_intake_init(&r.intake, &r.vm->devstate);
+    struct err e = {""};
     uint64_t t0 = clock_mono_ns();
     int rc = dest_receive(&r, &e);
     if (!rc)
@@ -240,15 +231,17 @@ static void *incoming_thread(void *arg)
     if (rc) {
         mig_send_error(&in->ch, e.msg);
         monitor_post_event(in->mon, "migration",
-                           json_pack("{s:s, s:s, s:s}", "role", "destination",
-                                     "status", "failed", "error", e.msg));
+                           json_pack("{s:s, s:s, s:s}", "role", "destination", "status",
+                                     "failed", "error", e.msg));
         vm_request_exit(r.vm, VM_EXIT_FAILED, "incoming migration failed: %s", e.msg);
         return NULL;
     }
-    log_info("migrate", "incoming complete in %.1f ms: %llu pages, %llu zero, state "
-             "loaded in %.2f ms; vm %s", (double)(clock_mono_ns() - t0) / 1e6,
-             (unsigned long long)r.ram.pages, (unsigned long long)r.ram.zero_pages,
-             (double)r.load_ns / 1e6, in->hello.paused ? "stays paused" : "running");
+    log_info("migrate",
+             "incoming complete in %.1f ms: %llu pages, %llu zero, state "
+             "loaded in %.2f ms; vm %s",
+             (double)(clock_mono_ns() - t0) / 1e6, (unsigned long long)r.ram.pages,
+             (unsigned long long)r.ram.zero_pages, (double)r.load_ns / 1e6,
+             in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",
                        json_pack("{s:s, s:s, s:I}", "role", "destination", "status",
                                  "completed", "pages", (json_int_t)r.ram.pages));
@@ -269,9 +262,9 @@ int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
                            m->vm.disk[i].path,
                            (unsigned long long)(m->vm.disk[i].capacity * 512),
                            (unsigned long long)in->hello.disk[i].size);
-    uint8_t ack[16] = { 0 };
+    uint8_t ack[16] = {0};
     uint16_t version = MIG_VERSION_MAX < in->hello.version_max ? MIG_VERSION_MAX
-                                                              : in->hello.version_max;
+                                                               : in->hello.version_max;
     memcpy(ack, &version, 2);
     memcpy(ack + 8, &in->features, 8);
     int rc = mig_send_buf(&in->ch, MIG_HELLO_ACK, ack, sizeof(ack), e);

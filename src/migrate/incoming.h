@@ -15,9 +15,9 @@
 
 struct mig_incoming {
     const char *uri;
-    const char *tls_dir;          /* NULL: plain; else TLS with mutual auth */
+    const char *tls_dir; /* NULL: plain; else TLS with mutual auth */
     int accept_timeout_ms;
-    bool external_commit;         /* ternd decides when the source goes silent */
+    bool external_commit; /* ternd decides when the source goes silent */
     struct mig_channel ch;
     struct mig_hello hello;
     uint64_t features;
@@ -28,13 +28,10 @@ struct mig_incoming {
 
 /* Listens on uri, accepts one source, reads and checks its HELLO. */
 int mig_incoming_accept(struct mig_incoming *in, struct err *e);
-/* mig_incoming_accept with a control socket at control_path (if not NULL)
- * answering status and quit meanwhile. 0 connected, 1 quit, or -errno. */
-int mig_incoming_wait(struct mig_incoming *in, const char *control_path, struct err *e);
 /* Fills the VM config from HELLO, checking it against the local options
  * (disks, and memory/cpus when given) and this host's CPU. */
-int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg,
-                        bool memory_given, bool cpus_given, struct err *e);
+int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg, bool memory_given,
+                        bool cpus_given, struct err *e);
 /* monitor start/stop hooks (arg = struct mig_incoming *). */
 int mig_incoming_start(struct monitor *m, void *arg, struct err *e);
 void mig_incoming_stop(struct monitor *m, void *arg);

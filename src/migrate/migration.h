@@ -15,20 +15,26 @@ struct vm;
 
 struct mig_params {
     char uri[256];
-    uint64_t max_bandwidth;       /* bytes/s, 0 = unlimited */
-    uint32_t downtime_limit_ms;   /* default 100 */
-    bool auto_converge;           /* default on */
-    uint32_t max_time_s;          /* give up after this long; default 600 */
+    uint64_t max_bandwidth;     /* bytes/s, 0 = unlimited */
+    uint32_t downtime_limit_ms; /* default 100 */
+    bool auto_converge;         /* default on */
+    uint32_t max_time_s;        /* give up after this long; default 600 */
     bool tls;
-    char tls_dir[256];            /* ca.pem, cert.pem, key.pem */
-    bool page_crc;                /* default on */
-    bool external_commit;         /* ternd decides the handover (migrate_commit) */
+    char tls_dir[256];    /* ca.pem, cert.pem, key.pem */
+    bool page_crc;        /* default on */
+    bool external_commit; /* ternd decides the handover (migrate_commit) */
 };
 
 enum mig_status {
-    MIG_STATUS_NONE, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE, MIG_STATUS_DEVICE,
-    MIG_STATUS_HANDOVER, MIG_STATUS_COMPLETED, MIG_STATUS_FAILED,
-    MIG_STATUS_CANCELLED, MIG_STATUS_POSTCOMMIT_FAILED,
+    MIG_STATUS_NONE,
+    MIG_STATUS_SETUP,
+    MIG_STATUS_ACTIVE,
+    MIG_STATUS_DEVICE,
+    MIG_STATUS_HANDOVER,
+    MIG_STATUS_COMPLETED,
+    MIG_STATUS_FAILED,
+    MIG_STATUS_CANCELLED,
+    MIG_STATUS_POSTCOMMIT_FAILED,
 };
 
 /* Everything query_migrate reports; times in milliseconds. */
@@ -40,9 +46,9 @@ struct mig_figures {
     unsigned throttle_pct;
     double total_ms, setup_ms, downtime_ms;
     double pause_ms, last_pages_ms, state_save_ms, transfer_ms, load_ms, commit_ms,
-           resume_ms;
+        resume_ms;
     uint64_t state_bytes;
-    double sync_ms;               /* last dirty-log sync (KVM + VMM bitmap) */
+    double sync_ms; /* last dirty-log sync (KVM + VMM bitmap) */
     char error[512];
 };
 
@@ -53,11 +59,12 @@ struct mig_hooks {
     /* Called with a "migration" event's fields; any thread. */
     void (*event)(void *ctx, json_t *fields);
     /* The commit decision once the destination has loaded everything:
-     * 0 committed by an authority (ternd's etcd CAS: from now on the
-     * destination owns the VM even if it never hears COMMIT), 1 no
-     * authority (standalone: the delivery of COMMIT decides), -errno
-     * refused (the source resumes). */
-    int (*commit)(void *ctx, struct err *e);
+     * 0 with *decided true when an authority committed (ternd's etcd CAS:
+     * from now on the destination owns the VM even if it never hears
+     * COMMIT), 0 with *decided false when there is no authority
+     * (standalone: the delivery of COMMIT decides), -errno refused (the
+     * source resumes). */
+    int (*commit)(void *ctx, bool *decided, struct err *e);
     /* The VM now runs on the destination: end this process. */
     void (*completed)(void *ctx);
     void *ctx;
@@ -70,7 +77,7 @@ struct migration {
     pthread_t thread;
     bool thread_running;
     struct mig_channel ch;
-    pthread_mutex_t lock;         /* guards figures */
+    pthread_mutex_t lock; /* guards figures */
     struct mig_figures fig;
     _Atomic bool cancel;
 };

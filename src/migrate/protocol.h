@@ -8,30 +8,32 @@
 
 #include <stdint.h>
 
-#define MIG_MAGIC 0x4d4e5254U            /* "TRNM" */
+#include "common/err.h"
+
+#define MIG_MAGIC 0x4d4e5254U /* "TRNM" */
 #define MIG_VERSION_MIN 1
 #define MIG_VERSION_MAX 1
 #define MIG_HDR_SIZE 16
 
 enum mig_type {
-    MIG_HELLO = 1,       /* source -> dest: versions, features, VM config */
-    MIG_HELLO_ACK = 2,   /* dest -> source: chosen version and features */
-    MIG_RAM = 3,         /* source -> dest: a batch of pages */
-    MIG_SECTION = 4,     /* source -> dest: one piece of device/VM state */
-    MIG_END = 5,         /* source -> dest: all state sent */
-    MIG_LOADED = 6,      /* dest -> source: everything loaded, waiting */
-    MIG_COMMIT = 7,      /* source -> dest: the handover is decided */
-    MIG_RUNNING = 8,     /* dest -> source: resumed (or kept paused) */
-    MIG_ERROR = 9,       /* either way: text of what went wrong */
+    MIG_HELLO = 1,     /* source -> dest: versions, features, VM config */
+    MIG_HELLO_ACK = 2, /* dest -> source: chosen version and features */
+    MIG_RAM = 3,       /* source -> dest: a batch of pages */
+    MIG_SECTION = 4,   /* source -> dest: one piece of device/VM state */
+    MIG_END = 5,       /* source -> dest: all state sent */
+    MIG_LOADED = 6,    /* dest -> source: everything loaded, waiting */
+    MIG_COMMIT = 7,    /* source -> dest: the handover is decided */
+    MIG_RUNNING = 8,   /* dest -> source: resumed (or kept paused) */
+    MIG_ERROR = 9,     /* either way: text of what went wrong */
     MIG_TYPE_MAX = 9,
 };
 
 /* Feature bits offered in HELLO and accepted in HELLO_ACK. */
-#define MIG_F_PAGE_CRC (1ULL << 0)   /* RAM batches carry a crc32c per page */
+#define MIG_F_PAGE_CRC (1ULL << 0) /* RAM batches carry a crc32c per page */
 #define MIG_F_KNOWN (MIG_F_PAGE_CRC)
 
 #define MIG_RAM_MAX_PAGES 1024
-#define MIG_RAM_ZERO (1ULL << 63)    /* page entry flag: the page is all zero */
+#define MIG_RAM_ZERO (1ULL << 63) /* page entry flag: the page is all zero */
 #define MIG_RAM_PFN_MASK ((1ULL << 40) - 1)
 
 #define MIG_SECTION_NAME_MAX 31
@@ -62,5 +64,7 @@ static inline uint32_t mig_max_length(uint16_t type)
 }
 
 const char *mig_type_name(uint16_t type);
+/* Checks a header: magic, header crc, known type, length limit. */
+int mig_hdr_check(const struct mig_hdr *h, struct err *e);
 
 #endif

@@ -1,9 +1,9 @@
 #include "migrate/ram.h"
 
 #include <errno.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -12,7 +12,7 @@
 #include "vmm/vm.h"
 
 #define PAGE GUEST_PAGE_SIZE
-#define CHUNK_WORDS 64        /* re-arm and send 4096 pages (16 MiB) at a time */
+#define CHUNK_WORDS 64 /* re-arm and send 4096 pages (16 MiB) at a time */
 
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,
                     bool page_crc, struct err *e)
@@ -53,8 +53,8 @@ static bool page_is_zero(const void *page)
 {
     const uint64_t *w = page;
     for (size_t i = 0; i < PAGE / 8; i += 8) {
-        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] |
-            w[i + 6] | w[i + 7])
+        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
+            w[i + 7])
             return false;
     }
     return true;
@@ -83,17 +83,17 @@ static int flush_batch(struct ram_sender *rs, struct err *e)
         crc32c_copy_pages(rs->copy, rs->data, rs->nonzero, rs->crc);
         memcpy(rs->data, rs->copy, rs->nonzero * sizeof(rs->data[0]));
     }
-    uint32_t head[2] = { rs->count, 0 };
+    uint32_t head[2] = {rs->count, 0};
     int n = 0;
-    rs->iov[n++] = (struct iovec){ head, sizeof(head) };
-    rs->iov[n++] = (struct iovec){ rs->entry, rs->count * sizeof(uint64_t) };
-    rs->iov[n++] = (struct iovec){ rs->crc, rs->count * sizeof(uint32_t) };
+    rs->iov[n++] = (struct iovec){head, sizeof(head)};
+    rs->iov[n++] = (struct iovec){rs->entry, rs->count * sizeof(uint64_t)};
+    rs->iov[n++] = (struct iovec){rs->crc, rs->count * sizeof(uint32_t)};
     for (uint32_t i = 0; i < rs->nonzero; i++) {
         struct iovec *last = &rs->iov[n - 1];
         if (i && (const uint8_t *)last->iov_base + last->iov_len == rs->data[i])
             last->iov_len += PAGE;
         else
-            rs->iov[n++] = (struct iovec){ (void *)rs->data[i], PAGE };
+            rs->iov[n++] = (struct iovec){(void *)rs->data[i], PAGE};
     }
     /* crcs of zero markers are 0; they follow the data pages' crcs */
     memset(rs->crc + rs->nonzero, 0, (rs->count - rs->nonzero) * sizeof(uint32_t));
@@ -120,15 +120,13 @@ static int add_page(struct ram_sender *rs, uint64_t page, bool zero, struct err 
     rs->count++;
     if (rs->count < MIG_RAM_MAX_PAGES)
         return 0;
-    memcpy(rs->entry + rs->nonzero, rs->zero,
-           (rs->count - rs->nonzero) * sizeof(uint64_t));
+    memcpy(rs->entry + rs->nonzero, rs->zero, (rs->count - rs->nonzero) * sizeof(uint64_t));
     return flush_batch(rs, e);
 }
 
 static int finish_batch(struct ram_sender *rs, struct err *e)
 {
-    memcpy(rs->entry + rs->nonzero, rs->zero,
-           (rs->count - rs->nonzero) * sizeof(uint64_t));
+    memcpy(rs->entry + rs->nonzero, rs->zero, (rs->count - rs->nonzero) * sizeof(uint64_t));
     return flush_batch(rs, e);
 }
 
@@ -140,7 +138,7 @@ static bool page_in_hole(struct ram_sender *rs, uint64_t page)
     if (off >= rs->data_end) {
         off_t data = lseek(rs->vm->mem_fd, (off_t)off, SEEK_DATA);
         if (data < 0) {
-            rs->data_start = rs->data_end = UINT64_MAX;   /* no more data */
+            rs->data_start = rs->data_end = UINT64_MAX; /* no more data */
             return true;
         }
         off_t hole = lseek(rs->vm->mem_fd, data, SEEK_HOLE);
@@ -150,8 +148,8 @@ static bool page_in_hole(struct ram_sender *rs, uint64_t page)
     return off < rs->data_start;
 }
 
-static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits,
-                     bool first_pass, struct err *e)
+static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits, bool first_pass,
+                     struct err *e)
 {
     rs->pass_done += (uint64_t)__builtin_popcountll(bits);
     while (bits) {
@@ -198,32 +196,26 @@ int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
 
 /* ---- destination ---- */
 
-struct ram_batch {
-    uint32_t head[2];
-    uint64_t entry[MIG_RAM_MAX_PAGES];
-    uint32_t crc[MIG_RAM_MAX_PAGES];
-    struct iovec iov[MIG_RAM_MAX_PAGES];
-};
-
-int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages,
-                    uint32_t length, uint32_t *nonzero, struct err *e)
+int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages, uint32_t length,
+                    uint32_t *nonzero, struct err *e)
 {
     *nonzero = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint64_t flags = entry[i] & ~(MIG_RAM_PFN_MASK | MIG_RAM_ZERO);
         uint64_t page = entry[i] & MIG_RAM_PFN_MASK;
         if (flags || page >= npages)
-            return err_set(e, EPROTO, "ram: page entry 0x%llx out of range "
-                           "(guest has %llu pages)", (unsigned long long)entry[i],
-                           (unsigned long long)npages);
+            return err_set(e, EPROTO,
+                           "ram: page entry 0x%llx out of range "
+                           "(guest has %llu pages)",
+                           (unsigned long long)entry[i], (unsigned long long)npages);
         bool zero = entry[i] & MIG_RAM_ZERO;
         if (!zero && *nonzero != i)
             return err_set(e, EPROTO, "ram: data page after a zero marker");
         *nonzero += !zero;
     }
     if (length != 8 + (uint64_t)count * 12 + (uint64_t)*nonzero * PAGE)
-        return err_set(e, EPROTO, "ram: length %u does not match %u data pages",
-                       length, *nonzero);
+        return err_set(e, EPROTO, "ram: length %u does not match %u data pages", length,
+                       *nonzero);
     return 0;
 }
 
@@ -241,52 +233,73 @@ static void ram_preallocate(struct vm *vm, const uint64_t *entry, uint32_t n)
     }
 }
 
+int ram_batch_read(struct ram_batch *b, uint32_t length, uint64_t npages, ram_read_fn *take,
+                   void *ctx, struct err *e)
+{
+    if (length < sizeof(b->head))
+        return err_set(e, EPROTO, "ram: message of %u bytes is truncated", length);
+    int rc = take(ctx, b->head, sizeof(b->head), e);
+    if (rc)
+        return rc;
+    b->count = b->head[0];
+    if (b->count == 0 || b->count > MIG_RAM_MAX_PAGES || b->head[1])
+        return err_set(e, EPROTO, "ram: batch of %u pages (flags 0x%x) out of range",
+                       b->count, b->head[1]);
+    if (length < sizeof(b->head) + (uint64_t)b->count * 12)
+        return err_set(e, EPROTO, "ram: %u entries do not fit %u bytes", b->count, length);
+    rc = take(ctx, b->entry, b->count * sizeof(b->entry[0]), e);
+    if (!rc)
+        rc = take(ctx, b->crc, b->count * sizeof(b->crc[0]), e);
+    if (!rc)
+        rc = ram_batch_check(b->entry, b->count, npages, length, &b->nonzero, e);
+    return rc;
+}
+
+int ram_batch_check_crc(const struct ram_batch *b, const void *const *page, struct err *e)
+{
+    static __thread uint32_t crc[MIG_RAM_MAX_PAGES];
+    crc32c_pages(page, b->nonzero, crc);
+    for (uint32_t i = 0; i < b->nonzero; i++)
+        if (crc[i] != b->crc[i])
+            return err_set(e, EPROTO, "ram: crc mismatch on page 0x%llx",
+                           (unsigned long long)(b->entry[i] & MIG_RAM_PFN_MASK));
+    return 0;
+}
+
+static int channel_read(void *ctx, void *dst, size_t n, struct err *e)
+{
+    return mig_recv(ctx, dst, n, e);
+}
+
 int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
                    bool page_crc, struct ram_stats *stats, struct err *e)
 {
     static __thread struct ram_batch b;
-    if (h->length < sizeof(b.head))
-        return err_set(e, EPROTO, "ram: message of %u bytes is truncated", h->length);
-    int rc = mig_recv(ch, b.head, sizeof(b.head), e);
-    uint32_t count = b.head[0];
-    if (!rc && (count == 0 || count > MIG_RAM_MAX_PAGES || b.head[1]))
-        return err_set(e, EPROTO, "ram: batch of %u pages (flags 0x%x) out of range",
-                       count, b.head[1]);
-    uint64_t table = (uint64_t)count * 12;
-    if (!rc && h->length < sizeof(b.head) + table)
-        return err_set(e, EPROTO, "ram: %u entries do not fit %u bytes", count, h->length);
-    if (!rc)
-        rc = mig_recv(ch, b.entry, count * 8, e);
-    if (!rc)
-        rc = mig_recv(ch, b.crc, count * 4, e);
-    uint32_t nonzero = 0;
-    if (!rc)
-        rc = ram_batch_check(b.entry, count, vm->ram.npages, h->length, &nonzero, e);
+    static __thread struct iovec iov[MIG_RAM_MAX_PAGES];
+    int rc = ram_batch_read(&b, h->length, vm->ram.npages, channel_read, ch, e);
     if (rc)
         return rc;
-    for (uint32_t i = 0; i < nonzero; i++)
-        b.iov[i] = (struct iovec){ vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE, PAGE };
-    ram_preallocate(vm, b.entry, nonzero);
+    for (uint32_t i = 0; i < b.nonzero; i++)
+        iov[i] = (struct iovec){vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE,
+                                PAGE};
+    ram_preallocate(vm, b.entry, b.nonzero);
     static __thread struct iovec work[MIG_RAM_MAX_PAGES];
-    memcpy(work, b.iov, nonzero * sizeof(work[0]));   /* readv consumes it */
-    rc = mig_recv_iov(ch, work, (int)nonzero, e);
+    memcpy(work, iov, b.nonzero * sizeof(work[0])); /* readv consumes it */
+    rc = mig_recv_iov(ch, work, (int)b.nonzero, e);
     if (rc)
         return rc;
-    for (uint32_t i = nonzero; i < count; i++)
+    for (uint32_t i = b.nonzero; i < b.count; i++)
         memset(vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE, 0, PAGE);
     if (page_crc) {
         static __thread const void *data[MIG_RAM_MAX_PAGES];
-        static __thread uint32_t crc[MIG_RAM_MAX_PAGES];
-        for (uint32_t i = 0; i < nonzero; i++)
-            data[i] = b.iov[i].iov_base;
-        crc32c_pages(data, nonzero, crc);
-        for (uint32_t i = 0; i < nonzero; i++)
-            if (crc[i] != b.crc[i])
-                return err_set(e, EPROTO, "ram: crc mismatch on page 0x%llx",
-                               (unsigned long long)(b.entry[i] & MIG_RAM_PFN_MASK));
+        for (uint32_t i = 0; i < b.nonzero; i++)
+            data[i] = iov[i].iov_base;
+        rc = ram_batch_check_crc(&b, data, e);
+        if (rc)
+            return rc;
     }
-    stats->pages += nonzero;
-    stats->zero_pages += count - nonzero;
+    stats->pages += b.nonzero;
+    stats->zero_pages += b.count - b.nonzero;
     stats->bytes += MIG_HDR_SIZE + h->length;
     return 0;
 }

@@ -5,6 +5,7 @@
 #define TERN_MIGRATE_RAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -14,32 +15,32 @@
 struct vm;
 
 struct ram_stats {
-    uint64_t pages;        /* pages whose data was sent */
-    uint64_t zero_pages;   /* zero markers sent */
-    uint64_t skipped;      /* first pass: holes and zero pages never sent */
-    uint64_t bytes;        /* message bytes */
+    uint64_t pages;      /* pages whose data was sent */
+    uint64_t zero_pages; /* zero markers sent */
+    uint64_t skipped;    /* first pass: holes and zero pages never sent */
+    uint64_t bytes;      /* message bytes */
 };
 
 struct ram_sender {
     struct vm *vm;
     struct mig_channel *ch;
     bool page_crc;
-    uint64_t *dirty;       /* pages to send this pass, one bit each */
+    uint64_t *dirty; /* pages to send this pass, one bit each */
     uint64_t nwords;
     struct ram_stats stats;
     /* the batch being built */
     uint32_t count, nonzero;
     uint64_t entry[MIG_RAM_MAX_PAGES];
-    uint64_t zero[MIG_RAM_MAX_PAGES];     /* zero markers, appended at flush */
+    uint64_t zero[MIG_RAM_MAX_PAGES]; /* zero markers, appended at flush */
     uint32_t crc[MIG_RAM_MAX_PAGES];
     const void *data[MIG_RAM_MAX_PAGES];
     void *copy[MIG_RAM_MAX_PAGES];
-    uint8_t *bounce;       /* with page crcs: the batch's pages, copied */
+    uint8_t *bounce; /* with page crcs: the batch's pages, copied */
     struct iovec iov[MIG_RAM_MAX_PAGES + 4];
     /* called between batches, at most once a second (figures, events) */
     void (*progress)(void *ctx, uint64_t pages_done);
     void *progress_ctx;
-    uint64_t pass_done;    /* pages handled in the current pass */
+    uint64_t pass_done; /* pages handled in the current pass */
     double progress_at;
     /* first pass: the memfd extent known to hold data */
     uint64_t data_start, data_end;
@@ -58,8 +59,30 @@ uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords);
 /* Checks a batch's page table: every page inside the guest, no unknown
  * flags, data pages before zero markers, and the message length matching
  * (8 + 12 * count + 4096 * data pages). Sets *nonzero. */
-int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages,
-                    uint32_t length, uint32_t *nonzero, struct err *e);
+int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages, uint32_t length,
+                    uint32_t *nonzero, struct err *e);
+
+/* A RAM message as a receiver takes it, up to its page data. */
+struct ram_batch {
+    uint32_t head[2];                  /* count, flags */
+    uint64_t entry[MIG_RAM_MAX_PAGES]; /* data pages first, then zero markers */
+    uint32_t crc[MIG_RAM_MAX_PAGES];
+    uint32_t count, nonzero;
+};
+
+/* Reads the next n bytes of the message into dst. */
+typedef int ram_read_fn(void *ctx, void *dst, size_t n, struct err *e);
+
+/* The receiver's checks of a RAM message of length bytes, in the order its
+ * bytes come (the destination and the offline check of a stream alike):
+ * the head (1..1024 pages, no flags), the page table fitting the message,
+ * then ram_batch_check against a guest of npages. Everything but the page
+ * data is read through take. */
+int ram_batch_read(struct ram_batch *b, uint32_t length, uint64_t npages, ram_read_fn *take,
+                   void *ctx, struct err *e);
+/* With MIG_F_PAGE_CRC: the crc32c of each data page (page[i] holds the
+ * i-th) against the batch's table. */
+int ram_batch_check_crc(const struct ram_batch *b, const void *const *page, struct err *e);
 /* Destination: reads the payload of one RAM message whose header is h. */
 int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
                    bool page_crc, struct ram_stats *stats, struct err *e);

@@ -7,8 +7,8 @@
 #include "common/buf.h"
 #include "common/crc32c.h"
 
-static int save_section(const struct devstate_entry *d, struct buf *data,
-                        struct buf *out, struct err *e)
+static int save_section(const struct devstate_entry *d, struct buf *data, struct buf *out,
+                        struct err *e)
 {
     buf_reset(data);
     int rc = d->ops->save(d->opaque, data, e);
@@ -28,8 +28,7 @@ static int save_section(const struct devstate_entry *d, struct buf *data,
     return 0;
 }
 
-int state_save_all(const struct devstate_registry *reg, struct buf *out,
-                   struct err *e)
+int state_save_all(const struct devstate_registry *reg, struct buf *out, struct err *e)
 {
     struct buf data;
     buf_init(&data);
@@ -67,8 +66,7 @@ static bool name_ok(const char *name)
     return true;
 }
 
-int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s,
-                struct err *e)
+int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s, struct err *e)
 {
     struct reader r;
     reader_init(&r, msg, len);
@@ -87,8 +85,10 @@ int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s,
     if (strlen(s->name) != nlen || !name_ok(s->name))
         return err_set(e, EPROTO, "section name is not [a-z0-9_-]+");
     if (s->length != reader_left(&r))
-        return err_set(e, EPROTO, "section '%s' length %u does not match its "
-                       "message (%zu bytes left)", s->name, s->length, reader_left(&r));
+        return err_set(e, EPROTO,
+                       "section '%s' length %u does not match its "
+                       "message (%zu bytes left)",
+                       s->name, s->length, reader_left(&r));
     s->data = reader_take(&r, s->length);
     if (crc32c(0, s->data, s->length) != crc)
         return err_set(e, EPROTO, "section '%s' instance %u: crc mismatch", s->name,
@@ -96,24 +96,49 @@ int state_parse(const uint8_t *msg, uint32_t len, struct state_section *s,
     return 0;
 }
 
-int state_load(const struct devstate_registry *reg, const struct state_section *s,
-               struct err *e)
+void state_intake_init(struct state_intake *in, const struct devstate_registry *reg)
 {
-    const struct devstate_entry *d = devstate_find(reg, s->name, s->instance);
-    if (!d)
-        return err_set(e, EPROTO, "section '%s' instance %u: no such device here",
-                       s->name, s->instance);
+    memset(in, 0, sizeof(*in));
+    in->reg = reg;
+}
+
+int state_admit(struct state_intake *in, const struct state_section *s,
+                const struct devstate_entry **d, struct err *e)
+{
+    *d = devstate_find(in->reg, s->name, s->instance);
+    if (!*d)
+        return err_set(e, EPROTO, "section '%s' instance %u: no such device here", s->name,
+                       s->instance);
+    bool *seen = &in->seen[*d - in->reg->entry];
+    if (*seen)
+        return err_set(e, EPROTO, "section '%s' instance %u sent twice", s->name,
+                       s->instance);
     if (s->version == 0)
         return err_set(e, EPROTO, "section '%s' version 0 is invalid", s->name);
-    if (s->version > d->ops->version)
+    if (s->version > (*d)->ops->version)
         return err_set(e, EPROTO, "section '%s' version %u > supported %u", s->name,
-                       s->version, d->ops->version);
+                       s->version, (*d)->ops->version);
+    *seen = true;
+    return 0;
+}
+
+int state_load(const struct devstate_entry *d, const struct state_section *s, struct err *e)
+{
     struct reader r;
     reader_init(&r, s->data, s->length);
-    struct err inner = { "" };
+    struct err inner = {""};
     int rc = d->ops->load(d->opaque, &r, s->version, &inner);
     if (rc)
         return err_set(e, -rc, "section '%s' instance %u: %s", s->name, s->instance,
                        inner.msg[0] ? inner.msg : "refused");
+    return 0;
+}
+
+int state_intake_complete(const struct state_intake *in, struct err *e)
+{
+    for (unsigned i = 0; i < in->reg->count; i++)
+        if (!in->seen[i])
+            return err_set(e, EPROTO, "stream ended without section '%s' instance %u",
+                           in->reg->entry[i].ops->name, in->reg->entry[i].instance);
     return 0;
 }

@@ -54,7 +54,7 @@ static int tls_handshake(struct mig_channel *ch, const char *dir, bool server,
     if (!ctx)
         return -EACCES;
     SSL *ssl = SSL_new(ctx);
-    SSL_CTX_free(ctx);   /* the SSL keeps its own reference */
+    SSL_CTX_free(ctx); /* the SSL keeps its own reference */
     if (!ssl || SSL_set_fd(ssl, ch->fd) != 1) {
         SSL_free(ssl);
         return tls_fail("session", e);
@@ -63,9 +63,9 @@ static int tls_handshake(struct mig_channel *ch, const char *dir, bool server,
     if (rc != 1) {
         long verify = SSL_get_verify_result(ssl);
         int r = verify != X509_V_OK
-            ? err_set(e, EACCES, "tls: peer certificate refused: %s",
-                      X509_verify_cert_error_string(verify))
-            : tls_fail("handshake", e);
+                    ? err_set(e, EACCES, "tls: peer certificate refused: %s",
+                              X509_verify_cert_error_string(verify))
+                    : tls_fail("handshake", e);
         SSL_free(ssl);
         return r;
     }

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/crc32c.h"
 #include "devices/serial.h"
 #include "migrate/channel.h"
 #include "migrate/hello.h"
@@ -12,112 +11,82 @@
 #include "migrate/state.h"
 #include "vmm/vm.h"
 
-/* What vm.c and vmstate.c register: cpu per vCPU, virtio-blk per disk, the
- * rest once. */
-const struct mig_known_section mig_known_sections[] = {
-    { "cpu", 1 }, { "irqchip", 1 }, { "pit", 1 }, { "kvmclock", 1 },
-    { "serial", 1 }, { "virtio-blk", 1 }, { NULL, 0 },
-};
-
-enum { SEC_CPU, SEC_IRQCHIP, SEC_PIT, SEC_KVMCLOCK, SEC_SERIAL, SEC_BLK, SEC_KINDS };
-
 struct verify_run {
     struct mig_hello hello;
     bool have_hello, ended;
     uint64_t npages;
-    /* seen[kind][instance] */
-    bool seen[SEC_KINDS][VM_MAX_CPUS > HELLO_MAX_DISKS ? VM_MAX_CPUS : HELLO_MAX_DISKS];
+    struct devstate_registry reg; /* what a VM of this HELLO registers */
+    struct state_intake intake;
+    struct ram_batch batch;
 };
 
-static unsigned instances(const struct verify_run *r, unsigned kind)
+/* Bytes of a message in memory, taken in order (ram_read_fn). */
+struct msg_reader {
+    const uint8_t *p;
+};
+
+static int msg_take(void *ctx, void *dst, size_t n, struct err *e)
 {
-    return kind == SEC_CPU ? r->hello.cpus : kind == SEC_BLK ? r->hello.ndisks : 1;
+    struct msg_reader *m = ctx;
+    (void)e; /* the length checks come first: the bytes are there */
+    memcpy(dst, m->p, n);
+    m->p += n;
+    return 0;
 }
 
 static int verify_ram(struct verify_run *r, const uint8_t *p, uint32_t len,
                       struct mig_stream_summary *sum, struct err *e)
 {
-    static __thread uint64_t entry[MIG_RAM_MAX_PAGES];
-    static __thread uint32_t crc[MIG_RAM_MAX_PAGES];
-    if (len < 8)
-        return err_set(e, EPROTO, "ram: message of %u bytes is truncated", len);
-    uint32_t count, flags;
-    memcpy(&count, p, 4);
-    memcpy(&flags, p + 4, 4);
-    if (count == 0 || count > MIG_RAM_MAX_PAGES || flags)
-        return err_set(e, EPROTO, "ram: batch of %u pages (flags 0x%x) out of range",
-                       count, flags);
-    if (len < 8 + (uint64_t)count * 12)
-        return err_set(e, EPROTO, "ram: %u entries do not fit %u bytes", count, len);
-    memcpy(entry, p + 8, count * 8);
-    memcpy(crc, p + 8 + count * 8, count * 4);
-    uint32_t nonzero;
-    int rc = ram_batch_check(entry, count, r->npages, len, &nonzero, e);
+    static __thread const void *page[MIG_RAM_MAX_PAGES];
+    struct ram_batch *b = &r->batch;
+    struct msg_reader m = {p};
+    int rc = ram_batch_read(b, len, r->npages, msg_take, &m, e);
     if (rc)
         return rc;
-    const uint8_t *page = p + 8 + count * 12;
-    if (r->hello.features & MIG_F_PAGE_CRC)
-        for (uint32_t i = 0; i < nonzero; i++)
-            if (crc32c(0, page + (size_t)i * GUEST_PAGE_SIZE, GUEST_PAGE_SIZE) != crc[i])
-                return err_set(e, EPROTO, "ram: crc mismatch on page 0x%llx",
-                               (unsigned long long)(entry[i] & MIG_RAM_PFN_MASK));
-    sum->pages += nonzero;
-    sum->zero_pages += count - nonzero;
+    for (uint32_t i = 0; i < b->nonzero; i++)
+        page[i] = m.p + (size_t)i * GUEST_PAGE_SIZE;
+    if ((r->hello.features & MIG_F_PAGE_CRC) && (rc = ram_batch_check_crc(b, page, e)))
+        return rc;
+    sum->pages += b->nonzero;
+    sum->zero_pages += b->count - b->nonzero;
     return 0;
+}
+
+/* The serial port's load needs neither KVM nor guest RAM: its own checks
+ * run on a scratch device. The other sections' loads need the host. */
+static int verify_serial(const struct state_section *s, struct err *e)
+{
+    struct serial *uart = calloc(1, sizeof(*uart));
+    if (!uart)
+        return err_set(e, ENOMEM, "out of memory");
+    pthread_mutex_init(&uart->lock, NULL);
+    struct devstate_entry scratch = {&serial_state_ops, s->instance, uart};
+    int rc = state_load(&scratch, s, e);
+    pthread_mutex_destroy(&uart->lock);
+    free(uart);
+    return rc;
 }
 
 static int verify_section(struct verify_run *r, const uint8_t *p, uint32_t len,
                           struct mig_stream_summary *sum, struct err *e)
 {
     struct state_section s;
+    const struct devstate_entry *d;
     int rc = state_parse(p, len, &s, e);
-    if (rc)
-        return rc;
-    unsigned kind = 0;
-    while (mig_known_sections[kind].name && strcmp(mig_known_sections[kind].name, s.name))
-        kind++;
-    if (!mig_known_sections[kind].name || s.instance >= instances(r, kind))
-        return err_set(e, EPROTO, "section '%s' instance %u: no such device here",
-                       s.name, s.instance);
-    if (s.version == 0)
-        return err_set(e, EPROTO, "section '%s' version 0 is invalid", s.name);
-    if (s.version > mig_known_sections[kind].version)
-        return err_set(e, EPROTO, "section '%s' version %u > supported %u", s.name,
-                       s.version, mig_known_sections[kind].version);
-    if (r->seen[kind][s.instance])
-        return err_set(e, EPROTO, "section '%s' instance %u sent twice", s.name,
-                       s.instance);
-    if (kind == SEC_SERIAL) {
-        /* the serial port's load needs no KVM: run its own checks on a
-         * scratch device */
-        struct serial *uart = calloc(1, sizeof(*uart));
-        if (!uart)
-            return err_set(e, ENOMEM, "out of memory");
-        pthread_mutex_init(&uart->lock, NULL);
-        struct reader rd;
-        reader_init(&rd, s.data, s.length);
-        struct err inner = { "" };
-        rc = serial_state_ops.load(uart, &rd, s.version, &inner);
-        pthread_mutex_destroy(&uart->lock);
-        free(uart);
-        if (rc)
-            return err_set(e, -rc, "section '%s' instance %u: %s", s.name, s.instance,
-                           inner.msg[0] ? inner.msg : "refused");
-    }
-    r->seen[kind][s.instance] = true;
-    sum->sections++;
-    return 0;
+    if (!rc)
+        rc = state_admit(&r->intake, &s, &d, e);
+    if (!rc && d->ops == &serial_state_ops)
+        rc = verify_serial(&s, e);
+    if (!rc)
+        sum->sections++;
+    return rc;
 }
 
 static int verify_end(struct verify_run *r, struct err *e)
 {
-    for (unsigned k = 0; k < SEC_KINDS; k++)
-        for (unsigned i = 0; i < instances(r, k); i++)
-            if (!r->seen[k][i])
-                return err_set(e, EPROTO, "stream ended without section '%s' instance %u",
-                               mig_known_sections[k].name, i);
-    r->ended = true;
-    return 0;
+    int rc = state_intake_complete(&r->intake, e);
+    r->ended = !rc;
+    return rc;
 }
 
 static int verify_msg(struct verify_run *r, const struct mig_hdr *h, const uint8_t *p,
@@ -127,8 +96,11 @@ static int verify_msg(struct verify_run *r, const struct mig_hdr *h, const uint8
         if (h->type != MIG_HELLO)
             return err_set(e, EPROTO, "expected HELLO, got %s", mig_type_name(h->type));
         int rc = hello_decode(p, h->length, &r->hello, e);
+        if (!rc)
+            rc = vm_register_sections(&r->reg, NULL, r->hello.cpus, r->hello.ndisks, e);
         if (rc)
             return rc;
+        state_intake_init(&r->intake, &r->reg);
         r->have_hello = true;
         r->hello.features &= MIG_F_KNOWN;
         r->npages = r->hello.memory / GUEST_PAGE_SIZE;
@@ -167,7 +139,7 @@ int mig_stream_verify(const uint8_t *data, size_t len, struct mig_stream_summary
     int rc = 0;
     while (!rc && off < len && !sum->committed) {
         struct mig_hdr h;
-        struct err inner = { "" };
+        struct err inner = {""};
         if (len - off < MIG_HDR_SIZE) {
             rc = err_set(&inner, EPROTO, "header truncated (%zu of %d bytes)", len - off,
                          MIG_HDR_SIZE);

@@ -1,7 +1,6 @@
 #include "node/api.h"
 
-#include "node/api_vmops.h"
-
+#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -13,9 +12,10 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "node/ctx.h"
 #include "node/http.h"
 #include "node/info.h"
-#include "node/ternd.h"
+#include "node/peer.h"
 
 #define API_PREFIX "/api/" TERN_API_VERSION
 
@@ -52,15 +52,89 @@ void reply_errno(struct reply *r, int rc, const struct err *e)
 {
     unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     switch (-rc) {
-    case ETCD_NOT_QUORATE: case EAGAIN: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
+    case ETCD_NOT_QUORATE:
+    case EAGAIN: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
     case ENOENT: status = MHD_HTTP_NOT_FOUND; break;
-    case EEXIST: case EBUSY: case ESTALE: status = MHD_HTTP_CONFLICT; break;
-    case EINVAL: case ERANGE: status = MHD_HTTP_BAD_REQUEST; break;
-    case EPERM: case EACCES: status = MHD_HTTP_FORBIDDEN; break;
+    case EEXIST:
+    case EBUSY:
+    case ESTALE: status = MHD_HTTP_CONFLICT; break;
+    case EINVAL:
+    case ERANGE: status = MHD_HTTP_BAD_REQUEST; break;
+    case EPERM:
+    case EACCES: status = MHD_HTTP_FORBIDDEN; break;
     }
     reply_error(r, status, "%s", e->msg);
 }
 
+bool api_no_body(struct api_req *req, struct reply *r, const char *missing)
+{
+    if (req->body)
+        return false;
+    reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: %s", missing);
+    return true;
+}
+
+bool api_adopting(struct api_req *req, struct reply *r)
+{
+    if (atomic_load(&req->ctx->adopted))
+        return false;
+    reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                "node '%s' is starting: its running VMs "
+                "are not adopted yet; try again",
+                req->ctx->cfg->name);
+    return true;
+}
+
+/* api_forward: a request for a VM or task of another node goes to that
+ * node's ternd, authenticated with the cluster token; the other node's
+ * certificate is pinned to the public key it published in its node info,
+ * so no CA is needed between nodes. */
+struct query_buf {
+    char text[1024];
+    size_t len;
+    CURL *curl;
+};
+
+static enum MHD_Result add_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    struct query_buf *q = cls;
+    char *k = curl_easy_escape(q->curl, key, 0);
+    char *v = value ? curl_easy_escape(q->curl, value, 0) : NULL;
+    if (k && q->len < sizeof(q->text))
+        q->len += (size_t)snprintf(q->text + q->len, sizeof(q->text) - q->len, "%c%s%s%s",
+                                   q->len ? '&' : '?', k, v ? "=" : "", v ? v : "");
+    curl_free(k);
+    curl_free(v);
+    return MHD_YES;
+}
+
+void api_forward(struct api_req *req, struct reply *r, const char *node)
+{
+    if (req->from_node) /* never twice: the views of two nodes disagree */
+        return reply_error(r, MHD_HTTP_CONFLICT,
+                           "node '%s' sent this request here, "
+                           "but it belongs to node '%s'",
+                           req->ctx->cfg->name, node);
+    struct peer p;
+    struct err e;
+    int rc = peer_init(&p, req->ctx, req->etcd, node, &e);
+    if (rc < 0)
+        return reply_errno(r, rc, &e);
+    struct query_buf q = {.len = 0, .curl = p.curl};
+    q.text[0] = '\0';
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_query, &q);
+    char path[1400];
+    snprintf(path, sizeof(path), "%s%s", req->url, q.text);
+    long status = 0;
+    json_t *body = NULL;
+    rc = peer_call(&p, req->method, path, req->body, &status, &body, &e);
+    peer_release(&p);
+    if (rc < 0)
+        return reply_error(r, MHD_HTTP_BAD_GATEWAY, "node '%s': %s", node, e.msg);
+    reply_json(r, (unsigned)status, body);
+}
 /* "/vms/{}/start" against "/vms/100/start"; {} takes one non-empty
  * segment into args. */
 static bool match(const char *pattern, const char *path, struct api_req *req)
@@ -83,8 +157,8 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 }
 
 static const struct api_route *const tables[] = {
-    api_routes_cluster, api_routes_storage, api_routes_vm, api_routes_task,
-    api_routes_vmops, api_routes_migrate,
+    api_routes_cluster, api_routes_members, api_routes_vm,
+    api_routes_task,    api_routes_vmops,   api_routes_migrate,
 };
 
 static void route(struct api_req *req, struct reply *r)
@@ -99,8 +173,8 @@ static void route(struct api_req *req, struct reply *r)
                 return rt->handle(req, r);
         }
     if (path_known)
-        reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method '%.20s' not allowed on '%.200s'",
-                    req->method, req->url);
+        reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+                    "method '%.20s' not allowed on '%.200s'", req->method, req->url);
     else
         reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", req->url);
 }
@@ -118,16 +192,16 @@ static bool same_token(const char *given, const char *token)
 /* Constant time, so a token cannot be guessed byte by byte from timing.
  * The admin token is this node's; the cluster token is what nodes use with
  * each other (docs/api.md). */
-static bool authorized(struct ternd *t, struct MHD_Connection *conn, bool *from_node)
+static bool authorized(struct node_ctx *x, struct MHD_Connection *conn, bool *from_node)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncmp(h, "Bearer ", 7) != 0)
         return false;
     char cluster[TERND_TOKEN_LEN + 1];
-    ternd_cluster_token(t, cluster);
+    node_ctx_cluster_token(x, cluster);
     *from_node = same_token(h + 7, cluster);
-    return *from_node || same_token(h + 7, t->secrets.token);
+    return *from_node || same_token(h + 7, x->secrets->token);
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
@@ -139,8 +213,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
     if (!text)
         return MHD_NO;
     size_t len = strlen(text);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text,
+                                                                MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -156,8 +230,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
 static int parse_body(struct upload *up, struct api_req *req, struct reply *r)
 {
     if (up->too_big) {
-        reply_error(r, 413, "request body over %d bytes",
-                    API_BODY_MAX);
+        reply_error(r, 413, "request body over %d bytes", API_BODY_MAX);
         return -1;
     }
     if (!up->len)
@@ -175,8 +248,8 @@ static int parse_body(struct upload *up, struct api_req *req, struct reply *r)
 static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
                   const char *method, struct upload *up, struct reply *r)
 {
-    struct api_req req = { .method = method, .url = url, .conn = conn, .t = a->t };
-    if (!authorized(a->t, conn, &req.from_node))
+    struct api_req req = {.method = method, .url = url, .conn = conn, .ctx = a->ctx};
+    if (!authorized(a->ctx, conn, &req.from_node))
         return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
     if (strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0)
         return reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", url);
@@ -264,7 +337,7 @@ static int resolve(const struct ternd_config *cfg, struct sockaddr_storage *ss,
     char port[8];
     snprintf(port, sizeof(port), "%u", cfg->api_port);
     int rc = getaddrinfo(cfg->api_host, port, &hints, &res);
-    if (rc != 0)
+    if (rc)
         return err_set(e, EINVAL, "api address '%s': %s", cfg->api_address,
                        gai_strerror(rc));
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -272,13 +345,13 @@ static int resolve(const struct ternd_config *cfg, struct sockaddr_storage *ss,
     return 0;
 }
 
-int api_start(struct api *a, struct ternd *t, struct err *e)
+int api_start(struct api *a, struct node_ctx *x, struct err *e)
 {
-    const struct ternd_config *cfg = &t->cfg;
-    a->t = t;
+    const struct ternd_config *cfg = x->cfg;
+    a->ctx = x;
     struct sockaddr_storage ss;
     int rc = resolve(cfg, &ss, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_client_init(&a->proto, cfg->cluster_address, e);
     if (rc < 0)
         return rc;
@@ -289,13 +362,11 @@ int api_start(struct api *a, struct ternd *t, struct err *e)
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     a->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->api_port, NULL, NULL, handle, a,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,   /* first, or MHD warns */
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_HTTPS_MEM_KEY, t->secrets.key_pem,
-        MHD_OPTION_HTTPS_MEM_CERT, t->secrets.cert_pem,
-        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        flags, (uint16_t)cfg->api_port, NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, /* first, or MHD warns */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_HTTPS_MEM_KEY,
+        x->secrets->key_pem, MHD_OPTION_HTTPS_MEM_CERT, x->secrets->cert_pem,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
         MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     if (!a->daemon)
         return err_set(e, EADDRNOTAVAIL, "api: cannot serve https on %s (see log)",

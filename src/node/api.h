@@ -10,17 +10,17 @@
 #include "cluster/etcd.h"
 #include "common/err.h"
 
-struct ternd;
+struct node_ctx;
 
 struct api {
-    struct ternd *t;
-    struct etcd_client proto;   /* endpoints to copy; never used for calls */
-    void *daemon;               /* struct MHD_Daemon * */
+    struct node_ctx *ctx;
+    struct etcd_client proto; /* endpoints to copy; never used for calls */
+    void *daemon;             /* struct MHD_Daemon * */
 };
 
 void api_init(struct api *a);
-/* Listens on t->cfg.api_address at once; answers from its own threads. */
-int api_start(struct api *a, struct ternd *t, struct err *e);
+/* Listens on x->cfg->api_address at once; answers from its own threads. */
+int api_start(struct api *a, struct node_ctx *x, struct err *e);
 void api_release(struct api *a);
 
 #endif

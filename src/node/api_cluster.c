@@ -1,5 +1,5 @@
-/* Cluster-wide endpoints (docs/api.md): status, nodes, version, the routes
- * of the membership endpoints (node/api_members.c), storage and options. */
+/* Cluster-wide endpoints (docs/api.md): status, nodes, version, storage
+ * and options. The membership endpoints are in node/api_members.c. */
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -11,32 +11,31 @@
 #include "cluster/node.h"
 #include "cluster/quorum.h"
 #include "cluster/vmconf.h"
-#include "node/cluster_setup.h"
+#include "node/ctx.h"
 #include "node/http.h"
 #include "node/info.h"
-#include "node/ternd.h"
 
 static json_t *member_json(const struct cluster_member *m, uint64_t leader)
 {
     char id[20];
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->id);
     return json_pack("{s:s, s:s, s:s, s:b, s:b, s:I}", "name", m->name, "id", id,
-                     "client_url", m->client_url, "reachable", m->reachable,
-                     "leader", leader && m->id == leader,
-                     "raft_term", (json_int_t)m->raft_term);
+                     "client_url", m->client_url, "reachable", m->reachable, "leader",
+                     leader && m->id == leader, "raft_term", (json_int_t)m->raft_term);
 }
 
-#define NO_CLUSTER "this node is in no cluster: 'tern cluster create NAME' or " \
+#define NO_CLUSTER                                               \
+    "this node is in no cluster: 'tern cluster create NAME' or " \
     "'tern cluster join ADDRESS'"
 
 /* The same fields as in a cluster, so that clients need no second shape. */
-static json_t *status_no_cluster(struct ternd *t)
+static json_t *status_no_cluster(const struct node_ctx *x)
 {
     return json_pack("{s:s, s:b, s:b, s:n, s:s, s:[], s:i, s:i, s:n, s:i, s:s, s:s}",
-                     "node", t->cfg.name, "in_cluster", 0, "quorate", 0,
-                     "cluster_name", "fingerprint", t->secrets.pin, "members",
-                     "member_count", 0, "members_reachable", 0, "leader",
-                     "raft_term", 0, "etcd_version", "", "reason", NO_CLUSTER);
+                     "node", x->cfg->name, "in_cluster", 0, "quorate", 0, "cluster_name",
+                     "fingerprint", x->secrets->pin, "members", "member_count", 0,
+                     "members_reachable", 0, "leader", "raft_term", 0, "etcd_version", "",
+                     "reason", NO_CLUSTER);
 }
 
 /* Cached once registered; before that this member's copy (it never
@@ -45,7 +44,7 @@ static json_t *cluster_name_json(struct api_req *req)
 {
     char name[TERN_NAME_MAX + 1];
     struct err e;
-    ternd_in_cluster(req->t, name);
+    node_ctx_in_cluster(req->ctx, name);
     if (!name[0] && cluster_name_get(req->etcd, ETCD_SERIALIZABLE, name, &e) < 0)
         return json_null();
     return json_string(name);
@@ -53,8 +52,8 @@ static json_t *cluster_name_json(struct api_req *req)
 
 static void get_status(struct api_req *req, struct reply *r)
 {
-    if (!ternd_in_cluster(req->t, NULL))
-        return reply_json(r, MHD_HTTP_OK, status_no_cluster(req->t));
+    if (!node_ctx_in_cluster(req->ctx, NULL))
+        return reply_json(r, MHD_HTTP_OK, status_no_cluster(req->ctx));
     struct cluster_info info;
     struct err e;
     memset(&info, 0, sizeof(info));
@@ -63,24 +62,23 @@ static void get_status(struct api_req *req, struct reply *r)
     for (size_t i = 0; i < info.member_count && i < CLUSTER_MEMBERS_MAX; i++)
         json_array_append_new(members, member_json(&info.members[i], info.leader_id));
     r->status = MHD_HTTP_OK;
-    r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}",
-                        "node", req->t->cfg.name, "in_cluster", 1, "quorate", rc == 1,
-                        "cluster_name", cluster_name_json(req),
-                        "fingerprint", req->t->secrets.pin, "members", members,
-                        "member_count", (json_int_t)info.member_count,
-                        "members_reachable", (json_int_t)info.members_reachable,
-                        "leader", info.leader_id ? info.leader_name : NULL,
-                        "raft_term", (json_int_t)info.raft_term,
-                        "etcd_version", info.version);
-    if (rc != 1 && r->body)
+    r->body = json_pack("{s:s, s:b, s:b, s:o, s:s, s:o, s:I, s:I, s:s?, s:I, s:s}", "node",
+                        req->ctx->cfg->name, "in_cluster", 1, "quorate", !rc,
+                        "cluster_name", cluster_name_json(req), "fingerprint",
+                        req->ctx->secrets->pin, "members", members, "member_count",
+                        (json_int_t)info.member_count, "members_reachable",
+                        (json_int_t)info.members_reachable, "leader",
+                        info.leader_id ? info.leader_name : NULL, "raft_term",
+                        (json_int_t)info.raft_term, "etcd_version", info.version);
+    if (rc && r->body)
         json_object_set_new(r->body, "reason", json_string(e.msg));
 }
 
 static json_t *node_json(const struct node_entry *n)
 {
     json_t *info = json_loads(n->info ? n->info : "{}", 0, NULL);
-    return json_pack("{s:s, s:b, s:o}", "name", n->name, "online", n->online,
-                     "info", info ? info : json_null());
+    return json_pack("{s:s, s:b, s:o}", "name", n->name, "online", n->online, "info",
+                     info ? info : json_null());
 }
 
 /* Linearizable first; without quorum the local member's copy, marked stale
@@ -90,7 +88,7 @@ static void get_nodes(struct api_req *req, struct reply *r)
     struct node_entries l;
     struct err e;
     bool stale = false;
-    if (!ternd_in_cluster(req->t, NULL))
+    if (!node_ctx_in_cluster(req->ctx, NULL))
         return reply_error(r, MHD_HTTP_CONFLICT, NO_CLUSTER);
     node_entries_init(&l);
     int rc = node_list(req->etcd, 0, &l, &e);
@@ -104,10 +102,10 @@ static void get_nodes(struct api_req *req, struct reply *r)
         reply_errno(r, rc, &e);
     } else {
         json_t *nodes = json_array();
-        struct vm_entries vms;
+        struct vmrecs vms;
         struct err ignored;
-        bool counted = vm_conf_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
-                                    &ignored) == 0;
+        bool counted = vmrec_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &vms,
+                                  &ignored) == 0;
         for (size_t i = 0; i < l.count; i++) {
             json_t *n = node_json(&l.items[i]);
             json_int_t owned = 0;
@@ -117,7 +115,7 @@ static void get_nodes(struct api_req *req, struct reply *r)
             json_array_append_new(nodes, n);
         }
         if (counted)
-            vm_entries_release(&vms);
+            vmrecs_release(&vms);
         r->status = MHD_HTTP_OK;
         r->body = json_pack("{s:b, s:o}", "stale", stale, "nodes", nodes);
     }
@@ -127,20 +125,9 @@ static void get_nodes(struct api_req *req, struct reply *r)
 static void get_version(struct api_req *req, struct reply *r)
 {
     r->status = MHD_HTTP_OK;
-    r->body = json_pack("{s:s, s:s, s:s}", "version", TERN_VERSION,
-                        "api", TERN_API_VERSION, "node", req->t->cfg.name);
+    r->body = json_pack("{s:s, s:s, s:s}", "version", TERN_VERSION, "api", TERN_API_VERSION,
+                        "node", req->ctx->cfg->name);
 }
-
-const struct api_route api_routes_cluster[] = {
-    {"GET", "/cluster/status", get_status},
-    {"POST", "/cluster", api_cluster_create},
-    {"POST", "/cluster/join", api_cluster_join},
-    {"POST", "/cluster/members", api_cluster_members_add},
-    {"POST", "/cluster/members/remove", api_cluster_members_remove},
-    {"GET", "/nodes", get_nodes},
-    {"GET", "/version", get_version},
-    {NULL, NULL, NULL},
-};
 
 /* Storage and cluster option endpoints (docs/api.md "Storage" and "GET
  * /cluster/options"). Definitions live in etcd (cluster/vmconf.h); nothing
@@ -151,7 +138,7 @@ static void get_storage(struct api_req *req, struct reply *r)
     struct err e;
     bool stale = false;
     int rc = storage_list(req->etcd, 0, &l, &e);
-    if (rc == -ETCD_NOT_QUORATE) {   /* the local member's copy, marked so */
+    if (rc == -ETCD_NOT_QUORATE) { /* the local member's copy, marked so */
         stale = true;
         rc = storage_list(req->etcd, ETCD_SERIALIZABLE, &l, &e);
     }
@@ -168,11 +155,12 @@ static void post_storage(struct api_req *req, struct reply *r)
 {
     struct storage_conf s;
     struct err e;
-    if (!req->body)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: a storage definition "
-                           "{\"name\", \"path\", \"shared\"} is missing");
+    if (api_no_body(req, r,
+                    "a storage definition {\"name\", \"path\", \"shared\"} "
+                    "is missing"))
+        return;
     int rc = storage_conf_from_json(req->body, &s, &e);
-    if (rc == 0)
+    if (!rc)
         rc = storage_put_new(req->etcd, &s, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
@@ -183,8 +171,8 @@ static void delete_storage(struct api_req *req, struct reply *r)
 {
     struct err e;
     const char *name = req->args[0];
-    int rc = keys_check_name(name, "storage name", &e);
-    if (rc == 0)
+    int rc = name_check(name, "storage name", &e);
+    if (!rc)
         rc = storage_delete(req->etcd, name, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
@@ -219,9 +207,8 @@ static void put_options(struct api_req *req, struct reply *r)
 {
     struct cluster_options o;
     struct err e;
-    if (!req->body)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: options "
-                           "{\"migration\": {...}} are missing");
+    if (api_no_body(req, r, "options {\"migration\": {...}} are missing"))
+        return;
     /* "stale" as GET shows it may come back: it is not an option */
     json_t *body = json_deep_copy(req->body);
     if (body)
@@ -234,7 +221,10 @@ static void put_options(struct api_req *req, struct reply *r)
     reply_json(r, MHD_HTTP_OK, options_json(&o, false));
 }
 
-const struct api_route api_routes_storage[] = {
+const struct api_route api_routes_cluster[] = {
+    {"GET", "/cluster/status", get_status},
+    {"GET", "/nodes", get_nodes},
+    {"GET", "/version", get_version},
     {"GET", "/storage", get_storage},
     {"POST", "/storage", post_storage},
     {"DELETE", "/storage/{}", delete_storage},

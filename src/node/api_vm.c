@@ -18,8 +18,10 @@
 #include "cluster/owner.h"
 #include "cluster/vmconf.h"
 #include "common/log.h"
+#include "node/ctx.h"
 #include "node/http.h"
-#include "node/ternd.h"
+#include "node/vmm.h"
+#include "node/vmops.h"
 
 /* --- the VM object */
 
@@ -33,10 +35,11 @@ static bool node_is_online(const struct node_entries *nodes, const char *name)
 
 /* Without a published state the VM is stopped, if its owner is online to
  * say so; otherwise nobody knows. */
-static json_t *vm_json(const struct vm_entry *v, bool owner_online, bool with_config)
+static json_t *entry_json(const struct vmrec *v, bool owner_online, bool with_config)
 {
-    const char *status = v->has_state ? v->state.status
-                         : owner_online ? "stopped" : "unknown";
+    const char *status = v->has_state   ? v->state.status
+                         : owner_online ? "stopped"
+                                        : "unknown";
     bool running = v->has_state && strcmp(status, "running") == 0;
     json_t *uptime = json_null();
     if (running) {
@@ -44,17 +47,15 @@ static json_t *vm_json(const struct vm_entry *v, bool owner_online, bool with_co
                      (v->state.started ? v->state.started : v->state.since);
         uptime = json_integer(up > 0 ? up : 0);
     }
-    json_t *j = json_pack("{s:I, s:s?, s:s?, s:s, s:o, s:o, s:I, s:I, s:s?, s:n}",
-                          "id", (json_int_t)v->conf.id,
-                          "name", v->conf.name[0] ? v->conf.name : NULL,
-                          "node", v->owner[0] ? v->owner : NULL, "status", status,
-                          "pid", v->has_state && v->state.pid > 0
-                                     ? json_integer(v->state.pid) : json_null(),
-                          "uptime_s", uptime, "memory_mib", (json_int_t)v->conf.memory_mib,
-                          "cpus", (json_int_t)v->conf.cpus,
-                          "lock", v->lock[0] ? v->lock : NULL, "last_exit");
+    json_t *j = json_pack(
+        "{s:I, s:s?, s:s?, s:s, s:o, s:o, s:I, s:I, s:s?, s:n}", "id",
+        (json_int_t)v->conf.id, "name", v->conf.name[0] ? v->conf.name : NULL, "node",
+        v->owner[0] ? v->owner : NULL, "status", status, "pid",
+        v->has_state && v->state.pid > 0 ? json_integer(v->state.pid) : json_null(),
+        "uptime_s", uptime, "memory_mib", (json_int_t)v->conf.memory_mib, "cpus",
+        (json_int_t)v->conf.cpus, "lock", v->lock[0] ? v->lock : NULL, "last_exit");
     if (j && with_config)
-        json_object_set_new(j, "config", vm_conf_to_json(&v->conf));
+        json_object_set_new(j, "config", vmconf_to_json(&v->conf));
     return j;
 }
 
@@ -62,56 +63,56 @@ static json_t *vm_json(const struct vm_entry *v, bool owner_online, bool with_co
 
 static void get_vms(struct api_req *req, struct reply *r)
 {
-    struct vm_entries l;
+    struct vmrecs l;
     struct node_entries nodes;
     struct err e;
     unsigned flags = 0;
     node_entries_init(&nodes);
-    int rc = vm_conf_list(req->etcd, flags, &l, &e);
+    int rc = vmrec_list(req->etcd, flags, &l, &e);
     if (rc == -ETCD_NOT_QUORATE) {
         flags = ETCD_SERIALIZABLE;
-        rc = vm_conf_list(req->etcd, flags, &l, &e);
+        rc = vmrec_list(req->etcd, flags, &l, &e);
     }
-    if (rc == 0 && (rc = node_list(req->etcd, flags, &nodes, &e)) < 0)
-        vm_entries_release(&l);
+    if (!rc && (rc = node_list(req->etcd, flags, &nodes, &e)) < 0)
+        vmrecs_release(&l);
     if (rc < 0)
         return reply_errno(r, rc, &e);
     json_t *items = json_array();
     for (size_t i = 0; i < l.count; i++)
-        json_array_append_new(items, vm_json(&l.items[i],
-                                             node_is_online(&nodes, l.items[i].owner),
-                                             false));
-    vm_entries_release(&l);
+        json_array_append_new(
+            items,
+            entry_json(&l.items[i], node_is_online(&nodes, l.items[i].owner), false));
+    vmrecs_release(&l);
     node_entries_release(&nodes);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", flags != 0, "vms", items));
 }
 
 static void get_vm(struct api_req *req, struct reply *r)
 {
-    struct vm_entry v;
+    struct vmrec v;
     struct node_entries nodes;
     struct err e;
     uint32_t id;
     unsigned flags = 0;
     node_entries_init(&nodes);
-    int rc = vm_id_parse(req->args[0], &id, &e);
-    if (rc == 0 && (rc = vm_entry_get(req->etcd, id, flags, &v, &e)) == -ETCD_NOT_QUORATE) {
+    int rc = keys_vmid_parse(req->args[0], &id, &e);
+    if (!rc && (rc = vmrec_get(req->etcd, id, flags, &v, &e)) == -ETCD_NOT_QUORATE) {
         flags = ETCD_SERIALIZABLE;
-        rc = vm_entry_get(req->etcd, id, flags, &v, &e);
+        rc = vmrec_get(req->etcd, id, flags, &v, &e);
     }
-    if (rc == 0)
+    if (!rc)
         rc = node_list(req->etcd, flags, &nodes, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
     bool online = node_is_online(&nodes, v.owner);
     node_entries_release(&nodes);
     /* the owner knows how the VM's last process ended: ask it */
-    bool mine = strcmp(v.owner, req->t->cfg.name) == 0;
+    bool mine = strcmp(v.owner, req->ctx->cfg->name) == 0;
     if (!mine && online && !req->from_node && flags == 0)
         return api_forward(req, r, v.owner);
-    json_t *j = vm_json(&v, online, true);
+    json_t *j = entry_json(&v, online, true);
     struct vmm_info info;
-    vmm_info(&req->t->vmms, id, &info);
+    vmm_info(req->ctx->vmms, id, &info);
     if (j && mine && info.last_exit[0])
         json_object_set_new(j, "last_exit", json_string(info.last_exit));
     if (j)
@@ -124,7 +125,7 @@ static void get_vm(struct api_req *req, struct reply *r)
 /* mkdir -p: a local storage's directory appears on first use on each node. */
 static int make_dirs(const char *path, struct err *e)
 {
-    char buf[VM_PATH_MAX];
+    char buf[VMCONF_PATH_MAX];
     snprintf(buf, sizeof(buf), "%s", path);
     for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
@@ -141,18 +142,20 @@ static int make_dirs(const char *path, struct err *e)
 }
 
 /* A sparse raw file of the disk's size; never one that exists already. */
-static int create_disk(const struct storage_conf *s, const struct vm_disk_conf *d,
-                       char path[VM_PATH_MAX], struct err *e)
+static int create_disk(const struct storage_conf *s, const struct vmconf_disk *d,
+                       char path[VMCONF_PATH_MAX], struct err *e)
 {
     struct stat st;
     int rc = storage_volume_path(s, d->volume, path, e);
-    if (rc == 0 && !s->shared)
+    if (!rc && !s->shared)
         rc = make_dirs(s->path, e);
     if (rc < 0)
         return rc;
     if (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode))
-        return err_set(e, ENOTDIR, "storage '%s': '%s' is not a directory on this "
-                       "node", s->name, s->path);
+        return err_set(e, ENOTDIR,
+                       "storage '%s': '%s' is not a directory on this "
+                       "node",
+                       s->name, s->path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST)
         return err_set(e, EEXIST, "disk file '%s' exists already", path);
@@ -166,7 +169,7 @@ static int create_disk(const struct storage_conf *s, const struct vm_disk_conf *
     return rc;
 }
 
-static void remove_files(char (*paths)[VM_PATH_MAX], unsigned n)
+static void remove_files(char (*paths)[VMCONF_PATH_MAX], unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         if (unlink(paths[i]) < 0)
@@ -176,14 +179,16 @@ static void remove_files(char (*paths)[VM_PATH_MAX], unsigned n)
 /* --- create */
 
 /* Each disk's storage, read now (must exist: 400 naming the disk). */
-static int disk_storages(struct api_req *req, const struct vm_conf *c,
+static int disk_storages(struct api_req *req, const struct vmconf *c,
                          struct storage_conf *st, struct err *e)
 {
     for (unsigned i = 0; i < c->ndisks; i++) {
         int rc = storage_get(req->etcd, c->disks[i].storage, 0, &st[i], e);
         if (rc == -ENOENT)
-            return err_set(e, EINVAL, "vm %" PRIu32 ": disks[%u]: storage '%s' does "
-                           "not exist", c->id, i, c->disks[i].storage);
+            return err_set(e, EINVAL,
+                           "vm %" PRIu32 ": disks[%u]: storage '%s' does "
+                           "not exist",
+                           c->id, i, c->disks[i].storage);
         if (rc < 0)
             return rc;
     }
@@ -191,41 +196,45 @@ static int disk_storages(struct api_req *req, const struct vm_conf *c,
 }
 
 /* The volume names are ternd's (vm-<id>-disk-<n>.raw), not the client's. */
-static int check_body(json_t *body, struct vm_conf *c, struct err *e)
+static int check_body(json_t *body, struct vmconf *c, struct err *e)
 {
-    int rc = vm_conf_from_json(body, c, e);
+    int rc = vmconf_from_json(body, c, e);
     json_t *disks = json_object_get(body, "disks");
-    for (size_t i = 0; rc == 0 && i < json_array_size(disks); i++)
+    for (size_t i = 0; !rc && i < json_array_size(disks); i++)
         if (json_object_get(json_array_get(disks, i), "volume"))
-            rc = err_set(e, EINVAL, "vm %" PRIu32 ": disks[%zu]: 'volume' is chosen by "
-                         "ternd, do not give it", c->id, i);
+            rc = err_set(e, EINVAL,
+                         "vm %" PRIu32 ": disks[%zu]: 'volume' is chosen by "
+                         "ternd, do not give it",
+                         c->id, i);
     return rc;
 }
 
-static int create_vm(struct api_req *req, const struct vm_conf *c, struct err *e)
+static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
 {
-    struct storage_conf st[VM_DISKS_MAX];
-    char paths[VM_DISKS_MAX][VM_PATH_MAX];
-    struct vm_conf old;
+    struct storage_conf st[VMCONF_DISKS_MAX];
+    char paths[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
+    struct vmconf old;
     unsigned made = 0;
-    int rc = vm_conf_get(req->etcd, c->id, 0, &old, e);
-    if (rc != -ENOENT)   /* a clear answer before any file is made */
+    int rc = vmconf_get(req->etcd, c->id, 0, &old, e);
+    if (rc != -ENOENT) /* a clear answer before any file is made */
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);
-    for (; rc == 0 && made < c->ndisks; made++) {
+    for (; !rc && made < c->ndisks; made++) {
         rc = create_disk(&st[made], &c->disks[made], paths[made], e);
         if (rc < 0)
             break;
     }
-    if (rc == 0)
-        rc = vm_conf_create(req->etcd, c, req->t->cfg.name, e);
-    if (rc == -ENOENT)   /* a storage went meanwhile: still the body's fault */
+    if (!rc)
+        rc = vmconf_create(req->etcd, c, req->ctx->cfg->name, e);
+    if (rc == -ENOENT) /* a storage went meanwhile: still the body's fault */
         rc = -EINVAL;
     /* quorum lost with the create in flight: it may yet be applied, and a
      * VM without its disk files is worse than files without a VM */
     if (rc == -ETCD_NOT_QUORATE && req->etcd->maybe_applied)
-        log_warn("api", "vm %" PRIu32 ": create may or may not be applied; its disk "
-                 "files are kept", c->id);
+        log_warn("api",
+                 "vm %" PRIu32 ": create may or may not be applied; its disk "
+                 "files are kept",
+                 c->id);
     else if (rc < 0)
         remove_files(paths, made);
     return rc;
@@ -233,18 +242,18 @@ static int create_vm(struct api_req *req, const struct vm_conf *c, struct err *e
 
 static void post_vms(struct api_req *req, struct reply *r)
 {
-    struct vm_entry v;
+    struct vmrec v;
     struct err e;
     memset(&v, 0, sizeof(v));
-    if (!req->body)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: a vm config is missing");
+    if (api_no_body(req, r, "a vm config is missing"))
+        return;
     int rc = check_body(req->body, &v.conf, &e);
-    if (rc == 0)
+    if (!rc)
         rc = create_vm(req, &v.conf, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    snprintf(v.owner, sizeof(v.owner), "%s", req->t->cfg.name);
-    reply_json(r, MHD_HTTP_CREATED, vm_json(&v, true, true));
+    snprintf(v.owner, sizeof(v.owner), "%s", req->ctx->cfg->name);
+    reply_json(r, MHD_HTTP_CREATED, entry_json(&v, true, true));
 }
 
 /* --- destroy */
@@ -252,9 +261,9 @@ static void post_vms(struct api_req *req, struct reply *r)
 /* 409 unless stopped: a VM that runs (or migrates) keeps its disks. */
 static int check_stopped(struct api_req *req, uint32_t id, struct err *e)
 {
-    struct vm_state s;
-    int rc = vm_state_get(req->etcd, id, 0, &s, e);
-    if (rc == -ENOENT || (rc == 0 && strcmp(s.status, "stopped") == 0))
+    struct vmrec_state s;
+    int rc = vmrec_state_get(req->etcd, id, 0, &s, e);
+    if (rc == -ENOENT || (!rc && strcmp(s.status, "stopped") == 0))
         return 0;
     if (rc < 0)
         return rc;
@@ -262,13 +271,13 @@ static int check_stopped(struct api_req *req, uint32_t id, struct err *e)
                    s.status, s.node);
 }
 
-static int remove_disks(struct api_req *req, const struct vm_conf *c, struct err *e)
+static int remove_disks(struct api_req *req, const struct vmconf *c, struct err *e)
 {
     for (unsigned i = 0; i < c->ndisks; i++) {
         struct storage_conf s;
-        char path[VM_PATH_MAX];
+        char path[VMCONF_PATH_MAX];
         int rc = storage_get(req->etcd, c->disks[i].storage, 0, &s, e);
-        if (rc == 0)
+        if (!rc)
             rc = storage_volume_path(&s, c->disks[i].volume, path, e);
         if (rc < 0)
             return rc;
@@ -280,69 +289,66 @@ static int remove_disks(struct api_req *req, const struct vm_conf *c, struct err
 }
 
 /* Under the VM's lock, so that no start or migration begins meanwhile. */
-static int destroy_locked(struct api_req *req, const struct vm_entry *v, struct err *e)
+static int destroy_locked(struct api_req *req, const struct vmrec *v, struct err *e)
 {
-    char vmid[16], holder[VM_HOLDER_MAX + 1], now[VM_HOLDER_MAX + 1];
-    const char *me = req->t->cfg.name;
-    int64_t lease = node_lease(&req->t->node);
-    snprintf(vmid, sizeof(vmid), "%" PRIu32, v->conf.id);
+    char holder[VMLOCK_HOLDER_MAX + 1];
+    const char *me = req->ctx->cfg->name;
     snprintf(holder, sizeof(holder), "%s destroy", me);
-    if (!lease)
-        return err_set(e, ETCD_NOT_QUORATE, "node '%s' is not online in the cluster", me);
-    int rc = vm_lock_acquire(req->etcd, vmid, holder, lease, now, e);
-    if (rc == -EBUSY)
-        return err_set(e, EBUSY, "vm %s is locked by '%s'", vmid, now);
+    int rc = vmops_lock(req->ctx, req->etcd, v->conf.id, holder, e);
     if (rc < 0)
         return rc;
     rc = check_stopped(req, v->conf.id, e);
-    if (rc == 0)
+    if (!rc)
         rc = remove_disks(req, &v->conf, e);
-    if (rc == 0)
-        rc = vm_conf_delete(req->etcd, v->conf.id, me, e);
+    if (!rc)
+        rc = vmconf_delete(req->etcd, v->conf.id, me, e);
     struct err le;
-    if (vm_lock_release(req->etcd, vmid, holder, &le) < 0)
-        log_warn("api", "vm %s: %s", vmid, le.msg);
+    if (vmops_unlock(req->etcd, v->conf.id, holder, &le) < 0)
+        log_warn("api", "vm %" PRIu32 ": %s", v->conf.id, le.msg);
     return rc;
 }
 
 static void delete_vm(struct api_req *req, struct reply *r)
 {
-    struct vm_entry v;
+    struct vmrec v;
     struct err e;
     uint32_t id;
-    int rc = vm_id_parse(req->args[0], &id, &e);
-    if (rc == 0)
-        rc = vm_entry_get(req->etcd, id, 0, &v, &e);
+    int rc = keys_vmid_parse(req->args[0], &id, &e);
+    if (!rc)
+        rc = vmrec_get(req->etcd, id, 0, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    if (v.owner[0] && strcmp(v.owner, req->t->cfg.name) != 0)
+    if (v.owner[0] && strcmp(v.owner, req->ctx->cfg->name) != 0)
         return api_forward(req, r, v.owner);
+    if (api_adopting(req, r))
+        return;
     struct vmm_info info;
-    vmm_info(&req->t->vmms, id, &info);
-    if (!atomic_load(&req->t->adopted))
-        return reply_error(r, 503, "node '%s' is starting: its running VMs are not "
-                           "adopted yet; try again", req->t->cfg.name);
+    vmm_info(req->ctx->vmms, id, &info);
     if (info.present)
-        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
-                           "stop it first", id, info.status, req->t->cfg.name);
+        return reply_error(r, MHD_HTTP_CONFLICT,
+                           "vm %" PRIu32 " is %s on node '%s'; "
+                           "stop it first",
+                           id, info.status, req->ctx->cfg->name);
     if (v.has_state && strcmp(v.state.status, "stopped") != 0)
-        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is %s on node '%s'; "
-                           "stop it first", id, v.state.status, v.state.node);
+        return reply_error(r, MHD_HTTP_CONFLICT,
+                           "vm %" PRIu32 " is %s on node '%s'; "
+                           "stop it first",
+                           id, v.state.status, v.state.node);
+    char holder[VMLOCK_HOLDER_MAX + 8];
+    vmops_holder_text(v.lock, holder, sizeof(holder));
     if (v.lock[0])
-        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is locked by '%s'",
-                           id, v.lock);
+        return reply_error(r, MHD_HTTP_CONFLICT, "vm %" PRIu32 " is locked by %s", id,
+                           holder);
     rc = destroy_locked(req, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:I, s:b}", "id", (json_int_t)id,
-                                         "destroyed", 1));
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:I, s:b}", "id", (json_int_t)id, "destroyed", 1));
 }
 
 /* Kept last: the start, stop, console and migrate routes join this table. */
 const struct api_route api_routes_vm[] = {
-    {"GET", "/vms", get_vms},
-    {"POST", "/vms", post_vms},
-    {"GET", "/vms/{}", get_vm},
-    {"DELETE", "/vms/{}", delete_vm},
+    {"GET", "/vms", get_vms},   {"POST", "/vms", post_vms},
+    {"GET", "/vms/{}", get_vm}, {"DELETE", "/vms/{}", delete_vm},
     {NULL, NULL, NULL},
 };

@@ -12,8 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "cluster/keys.h"
-#include "cluster/members.h"
 #include "common/log.h"
 #include "node/ternd.h"
 
@@ -23,59 +21,64 @@
 #define SETUP_QUORUM_WAIT_MS 15000
 #define SETUP_STOP_GRACE_MS 5000
 
-int setup_claim(struct ternd *t, struct err *e)
+int setup_claim(struct node_ctx *x, struct err *e)
 {
     int rc = 0;
-    pthread_mutex_lock(&t->lock);
-    if (t->stopping)
+    pthread_mutex_lock(&x->lock);
+    if (x->stopping)
         rc = err_set(e, ESHUTDOWN, "ternd is shutting down");
-    else if (t->in_cluster && t->cluster_name[0])
-        rc = err_set(e, EEXIST, "node '%s' is already in cluster '%s'", t->cfg.name,
-                     t->cluster_name);
-    else if (t->in_cluster)
-        rc = err_set(e, EEXIST, "node '%s' is already in a cluster", t->cfg.name);
-    else if (t->cmd_claimed)
+    else if (x->in_cluster && x->cluster_name[0])
+        rc = err_set(e, EEXIST, "node '%s' is already in cluster '%s'", x->cfg->name,
+                     x->cluster_name);
+    else if (x->in_cluster)
+        rc = err_set(e, EEXIST, "node '%s' is already in a cluster", x->cfg->name);
+    else if (x->cmd_claimed)
         rc = err_set(e, EBUSY, "node '%s': a cluster create or join is already running",
-                     t->cfg.name);
+                     x->cfg->name);
     else
-        t->cmd_claimed = true;
-    pthread_mutex_unlock(&t->lock);
+        x->cmd_claimed = true;
+    pthread_mutex_unlock(&x->lock);
     return rc;
 }
 
-void setup_unclaim(struct ternd *t)
+void setup_unclaim(struct node_ctx *x)
 {
-    pthread_mutex_lock(&t->lock);
-    t->cmd_claimed = false;
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&x->lock);
+    x->cmd_claimed = false;
+    pthread_mutex_unlock(&x->lock);
 }
 
-int setup_run(struct ternd *t, struct ternd_cmd *cmd)
+int setup_run(struct node_ctx *x, struct setup_cmd *cmd)
 {
-    pthread_mutex_lock(&t->lock);
-    if (t->stopping) {
+    pthread_mutex_lock(&x->lock);
+    if (x->stopping) {
         cmd->rc = err_set(&cmd->e, ESHUTDOWN, "ternd is shutting down");
     } else {
-        t->cmd = cmd;
-        t->cmd_done = false;
-        while (!t->cmd_done)
-            pthread_cond_wait(&t->cmd_cond, &t->lock);
-        t->cmd = NULL;
+        x->cmd = cmd;
+        x->cmd_done = false;
+        while (!x->cmd_done)
+            pthread_cond_wait(&x->cmd_cond, &x->lock);
+        x->cmd = NULL;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&x->lock);
     return cmd->rc;
 }
 
-void setup_shutdown(struct ternd *t)
+/* With x->lock held: the API thread waiting for cmd gets rc. */
+static void cmd_finish(struct node_ctx *x, struct setup_cmd *cmd, int rc)
 {
-    pthread_mutex_lock(&t->lock);
-    t->stopping = true;
-    if (t->cmd && !t->cmd_done) {
-        t->cmd->rc = err_set(&t->cmd->e, ESHUTDOWN, "ternd is shutting down");
-        t->cmd_done = true;
-        pthread_cond_broadcast(&t->cmd_cond);
-    }
-    pthread_mutex_unlock(&t->lock);
+    cmd->rc = rc;
+    x->cmd_done = true;
+    pthread_cond_broadcast(&x->cmd_cond);
+}
+
+void setup_shutdown(struct node_ctx *x)
+{
+    pthread_mutex_lock(&x->lock);
+    x->stopping = true;
+    if (x->cmd && !x->cmd_done)
+        cmd_finish(x, x->cmd, err_set(&x->cmd->e, ESHUTDOWN, "ternd is shutting down"));
+    pthread_mutex_unlock(&x->lock);
 }
 
 /* Back to "in no cluster": no member, no data. */
@@ -93,17 +96,21 @@ static int member_start(struct ternd *t, const char *initial, const char *state,
     struct etcd_server *s = &t->etcd;
     if (strlen(initial) >= sizeof(s->initial_cluster) ||
         strlen(token) >= sizeof(s->cluster_token))
-        return err_set(e, ENAMETOOLONG, "initial cluster '%.60s' or cluster name "
-                       "'%.60s' too long", initial, token);
+        return err_set(e, ENAMETOOLONG,
+                       "initial cluster '%.60s' or cluster name "
+                       "'%.60s' too long",
+                       initial, token);
     snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s", initial);
     snprintf(s->initial_state, sizeof(s->initial_state), "%s", state);
     /* the cluster's name: etcd derives the member ids of a new cluster
      * from it, so two clusters made from the same URLs still differ */
     snprintf(s->cluster_token, sizeof(s->cluster_token), "%s", token);
-    log_info("ternd", "starting etcd member %s: --initial-cluster %s "
-             "--initial-cluster-state %s", s->name, initial, state);
+    log_info("ternd",
+             "starting etcd member %s: --initial-cluster %s "
+             "--initial-cluster-state %s",
+             s->name, initial, state);
     int rc = ternd_etcd_launch(t, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_server_wait_serving(s, SETUP_SERVE_WAIT_MS, e);
     if (rc < 0)
         member_undo(t);
@@ -121,9 +128,9 @@ static int create_records(struct ternd *t, const char *name,
     char got[TERN_NAME_MAX + 1];
     for (long waited = 0;; waited += 500) {
         int rc = cluster_layout_init(&t->client, e);
-        if (rc == 0)
+        if (!rc)
             rc = cluster_record_ensure(&t->client, name, t->cfg.name, got, e);
-        if (rc == 0)
+        if (!rc)
             rc = cluster_token_ensure(&t->client, token, e);
         if (rc != -ETCD_NOT_QUORATE || waited >= SETUP_QUORUM_WAIT_MS)
             return rc;
@@ -131,13 +138,13 @@ static int create_records(struct ternd *t, const char *name,
     }
 }
 
-static int do_create(struct ternd *t, struct ternd_cmd *cmd)
+static int do_create(struct ternd *t, struct setup_cmd *cmd)
 {
     char initial[CLUSTER_INITIAL_MAX], token[CLUSTER_TOKEN_LEN + 1];
     snprintf(initial, sizeof(initial), "%s=%s", t->cfg.name, t->cfg.peer_address);
     log_info("ternd", "creating cluster '%s' with node %s", cmd->cluster_name, t->cfg.name);
     int rc = member_start(t, initial, "new", cmd->cluster_name, &cmd->e);
-    if (rc == 0) {
+    if (!rc) {
         rc = create_records(t, cmd->cluster_name, token, &cmd->e);
         if (rc < 0)
             member_undo(t);
@@ -151,7 +158,7 @@ static int do_create(struct ternd *t, struct ternd_cmd *cmd)
     return 0;
 }
 
-static int do_join(struct ternd *t, struct ternd_cmd *cmd)
+static int do_join(struct ternd *t, struct setup_cmd *cmd)
 {
     log_info("ternd", "joining cluster '%s' as node %s", cmd->cluster_name, t->cfg.name);
     int rc = member_start(t, cmd->initial_cluster, "existing", cmd->cluster_name, &cmd->e);
@@ -165,16 +172,15 @@ static int do_join(struct ternd *t, struct ternd_cmd *cmd)
 
 void setup_poll(struct ternd *t)
 {
-    pthread_mutex_lock(&t->lock);
-    struct ternd_cmd *cmd = t->cmd && !t->cmd_done ? t->cmd : NULL;
-    pthread_mutex_unlock(&t->lock);
+    struct node_ctx *x = &t->ctx;
+    pthread_mutex_lock(&x->lock);
+    struct setup_cmd *cmd = x->cmd && !x->cmd_done ? x->cmd : NULL;
+    pthread_mutex_unlock(&x->lock);
     if (!cmd)
         return;
     /* the poster waits until cmd_done, so cmd stays valid meanwhile */
-    int rc = cmd->kind == TERND_CMD_CREATE ? do_create(t, cmd) : do_join(t, cmd);
-    pthread_mutex_lock(&t->lock);
-    cmd->rc = rc;
-    t->cmd_done = true;
-    pthread_cond_broadcast(&t->cmd_cond);
-    pthread_mutex_unlock(&t->lock);
+    int rc = cmd->kind == SETUP_CREATE ? do_create(t, cmd) : do_join(t, cmd);
+    pthread_mutex_lock(&x->lock);
+    cmd_finish(x, cmd, rc);
+    pthread_mutex_unlock(&x->lock);
 }

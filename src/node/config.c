@@ -2,41 +2,40 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <ifaddrs.h>
-#include <jansson.h>
-#include <net/if.h>
-#include <netdb.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "common/log.h"
 #include "common/opts.h"
-#include "node/info.h"
 
 enum key_kind { KEY_TEXT, KEY_INT };
 
 struct key_def {
     const char *name;
     size_t offset;
-    size_t size;          /* of the char array (KEY_TEXT) */
+    size_t size; /* of the char array (KEY_TEXT) */
     enum key_kind kind;
     bool required;
-    int min, max;         /* KEY_INT range */
+    int min, max; /* KEY_INT range */
 };
 
-#define TEXT(f, req) {#f, offsetof(struct ternd_config, f), \
-    sizeof(((struct ternd_config *)0)->f), KEY_TEXT, req, 0, 0}
-#define INT(f, lo, hi) {#f, offsetof(struct ternd_config, f), 0, KEY_INT, false, lo, hi}
+#define TEXT(f, req)                                                                 \
+    {                                                                                \
+#f, offsetof(struct ternd_config, f), sizeof(((struct ternd_config *)0)->f), \
+            KEY_TEXT, req, 0, 0                                                      \
+    }
+#define INT(f, lo, hi)                                                  \
+    {                                                                   \
+#f, offsetof(struct ternd_config, f), 0, KEY_INT, false, lo, hi \
+    }
 
 static const struct key_def keys[] = {
     TEXT(name, true),
     TEXT(cluster_address, true),
     TEXT(peer_address, true),
-    TEXT(initial_cluster, false),   /* none: in no cluster until create or join */
+    TEXT(initial_cluster, false), /* none: in no cluster until create or join */
     TEXT(migration_address, true),
     TEXT(data_dir, true),
     TEXT(api_address, true),
@@ -68,23 +67,23 @@ static char *trim(char *s)
     return s;
 }
 
-static int set_key(struct ternd_config *c, const struct key_def *k,
-                   const char *value, const char *where, struct err *e)
+static int set_key(struct ternd_config *c, const struct key_def *k, const char *value,
+                   const char *where, struct err *e)
 {
     char *field = (char *)c + k->offset;
     if (k->kind == KEY_INT) {
         uint64_t v;
         if (opts_parse_uint(value, (uint64_t)k->min, (uint64_t)k->max, &v) < 0)
-            return err_set(e, EINVAL, "%s: '%s' wants a number in %d..%d, not '%s'",
-                           where, k->name, k->min, k->max, value);
+            return err_set(e, EINVAL, "%s: '%s' wants a number in %d..%d, not '%s'", where,
+                           k->name, k->min, k->max, value);
         *(int *)(void *)field = (int)v;
         return 0;
     }
     if (!*value)
         return err_set(e, EINVAL, "%s: '%s' is empty", where, k->name);
     if (strlen(value) >= k->size)
-        return err_set(e, ENAMETOOLONG, "%s: '%s' is longer than %zu characters",
-                       where, k->name, k->size - 1);
+        return err_set(e, ENAMETOOLONG, "%s: '%s' is longer than %zu characters", where,
+                       k->name, k->size - 1);
     memcpy(field, value, strlen(value) + 1);
     return 0;
 }
@@ -118,8 +117,8 @@ static int split_api(struct ternd_config *c, const char *path, struct err *e)
     uint64_t port;
     if (!colon || colon == c->api_address ||
         opts_parse_uint(colon + 1, 1, 65535, &port) < 0)
-        return err_set(e, EINVAL, "%s: 'api_address' wants host:port, not '%s'",
-                       path, c->api_address);
+        return err_set(e, EINVAL, "%s: 'api_address' wants host:port, not '%s'", path,
+                       c->api_address);
     const char *h = c->api_address;
     size_t len = (size_t)(colon - h);
     if (h[0] == '[' && len >= 2 && h[len - 1] == ']') {
@@ -132,21 +131,23 @@ static int split_api(struct ternd_config *c, const char *path, struct err *e)
     return 0;
 }
 
-static int check_complete(struct ternd_config *c, const char *path,
-                          const bool seen[N_KEYS], struct err *e)
+static int check_complete(struct ternd_config *c, const char *path, const bool seen[N_KEYS],
+                          struct err *e)
 {
     for (size_t i = 0; i < N_KEYS; i++)
         if (keys[i].required && !seen[i])
             return err_set(e, EINVAL, "%s: missing key '%s'", path, keys[i].name);
     struct err why;
-    if (keys_check_name(c->name, "node name", &why) < 0)
+    if (name_check(c->name, "node name", &why) < 0)
         return err_set(e, EINVAL, "%s: 'name': %s", path, why.msg);
     if (!c->tls_cert[0] != !c->tls_key[0])
         return err_set(e, EINVAL, "%s: 'tls_cert' and 'tls_key' go together", path);
     if (strncmp(c->cluster_address, "http://", 7) != 0 ||
         strncmp(c->peer_address, "http://", 7) != 0)
-        return err_set(e, EINVAL, "%s: 'cluster_address' and 'peer_address' must be "
-                       "http:// URLs", path);
+        return err_set(e, EINVAL,
+                       "%s: 'cluster_address' and 'peer_address' must be "
+                       "http:// URLs",
+                       path);
     return split_api(c, path, e);
 }
 
@@ -158,7 +159,7 @@ int ternd_config_load(struct ternd_config *c, const char *path, struct err *e)
     bool seen[N_KEYS] = {false};
     char line[2048], where[TERND_PATH_MAX + 32];
     int rc = 0;
-    for (unsigned no = 1; rc == 0 && fgets(line, sizeof(line), f); no++) {
+    for (unsigned no = 1; !rc && fgets(line, sizeof(line), f); no++) {
         snprintf(where, sizeof(where), "config %s line %u", path, no);
         if (!strchr(line, '\n') && !feof(f))
             rc = err_set(e, EINVAL, "%s: line too long", where);
@@ -166,105 +167,9 @@ int ternd_config_load(struct ternd_config *c, const char *path, struct err *e)
             rc = parse_line(c, line, where, seen, e);
     }
     fclose(f);
-    if (rc == 0) {
+    if (!rc) {
         snprintf(where, sizeof(where), "config %s", path);
         rc = check_complete(c, where, seen, e);
     }
     return rc;
-}
-
-/* First "model name" of /proc/cpuinfo: all CPUs of a host are the same
- * model, and migration checks compare exactly this string first. */
-static void cpu_model(char *out, size_t size)
-{
-    snprintf(out, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof(line), f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) != 0 || !colon)
-            continue;
-        colon++;
-        colon += strspn(colon, " \t");
-        colon[strcspn(colon, "\n")] = '\0';
-        snprintf(out, size, "%s", colon);
-        break;
-    }
-    fclose(f);
-}
-
-/* MemTotal and MemAvailable of /proc/meminfo, in bytes (0 when unknown). */
-static void memory(json_int_t *total, json_int_t *avail)
-{
-    *total = *avail = 0;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return;
-    char line[256];
-    long long kib;
-    while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "MemTotal: %lld kB", &kib) == 1)
-            *total = (json_int_t)kib * 1024;
-        else if (sscanf(line, "MemAvailable: %lld kB", &kib) == 1)
-            *avail = (json_int_t)kib * 1024;
-    }
-    fclose(f);
-}
-
-/* The config's list, else every address of the interfaces that are up. */
-static json_t *addresses(const struct ternd_config *cfg)
-{
-    json_t *list = json_array();
-    if (cfg->addresses[0]) {
-        char copy[sizeof(cfg->addresses)], *save = NULL;
-        snprintf(copy, sizeof(copy), "%s", cfg->addresses);
-        for (char *a = strtok_r(copy, ", ", &save); a; a = strtok_r(NULL, ", ", &save))
-            json_array_append_new(list, json_string(a));
-        return list;
-    }
-    struct ifaddrs *ifs;
-    if (getifaddrs(&ifs) < 0)
-        return list;
-    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-        char host[NI_MAXHOST];
-        if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) ||
-            (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
-            continue;
-        socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                          : sizeof(struct sockaddr_in6);
-        if (getnameinfo(i->ifa_addr, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST) == 0)
-            json_array_append_new(list, json_string(host));
-    }
-    freeifaddrs(ifs);
-    return list;
-}
-
-char *node_info_json(const struct ternd_config *cfg, const char *pin)
-{
-    char cpu[256];
-    json_int_t total, avail;
-    cpu_model(cpu, sizeof(cpu));
-    memory(&total, &avail);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
-                          "version", TERN_VERSION,
-                          "cpu_model", cpu,
-                          "api_address", cfg->api_address,
-                          "migration_address", cfg->migration_address,
-                          "cluster_address", cfg->cluster_address,
-                          "memory_total", total,
-                          "memory_free", avail,
-                          "registered", (json_int_t)time(NULL));
-    if (o) {
-        json_object_set_new(o, "api_pin", json_string(pin));
-        json_object_set_new(o, "addresses", addresses(cfg));
-    }
-    if (!o) {
-        log_error("node", "building the node info failed");
-        return NULL;
-    }
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return text;
 }

@@ -14,24 +14,24 @@
 
 struct ternd_config {
     char name[TERN_NAME_MAX + 1];
-    char cluster_address[TERND_URL_MAX];    /* own etcd client URL */
-    char peer_address[TERND_URL_MAX];       /* own etcd peer URL */
-    char initial_cluster[1024];             /* name=peerurl,...; "" = create or join */
-    char migration_address[TERND_URL_MAX];  /* host:port */
+    char cluster_address[TERND_URL_MAX];   /* own etcd client URL */
+    char peer_address[TERND_URL_MAX];      /* own etcd peer URL */
+    char initial_cluster[1024];            /* name=peerurl,...; "" = create or join */
+    char migration_address[TERND_URL_MAX]; /* host:port */
     char data_dir[TERND_PATH_MAX];
-    char api_address[TERND_URL_MAX];        /* host:port */
-    char api_host[TERND_URL_MAX];           /* split from api_address */
+    char api_address[TERND_URL_MAX]; /* host:port */
+    char api_host[TERND_URL_MAX];    /* split from api_address */
     unsigned api_port;
     /* optional */
-    char tls_cert[TERND_PATH_MAX];          /* "" = self-signed in data_dir */
+    char tls_cert[TERND_PATH_MAX]; /* "" = self-signed in data_dir */
     char tls_key[TERND_PATH_MAX];
     /* this host's addresses, comma-separated, for picking the one inside a
      * migration network; "" = the interfaces' addresses (getifaddrs) */
     char addresses[512];
-    char vmm_binary[TERND_PATH_MAX];        /* "" = tern-vmm beside ternd */
-    int heartbeat_ttl_s;                    /* default 10 */
-    int etcd_election_ms;                   /* default 1000 */
-    int task_records;                       /* default 500 */
+    char vmm_binary[TERND_PATH_MAX]; /* "" = tern-vmm beside ternd */
+    int heartbeat_ttl_s;             /* default 10 */
+    int etcd_election_ms;            /* default 1000 */
+    int task_records;                /* default 500 */
 };
 
 void ternd_config_init(struct ternd_config *c);

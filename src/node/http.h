@@ -1,8 +1,9 @@
 /* The request/reply shape every REST handler of ternd sees (docs/api.md),
  * and the route tables the handler files export. api.c owns the HTTP side
  * (libmicrohttpd, TLS, the token, bodies); a handler file only turns one
- * parsed request into one JSON reply, so endpoints live next to what they
- * serve (api_cluster.c, api_vm.c, api_vmops.c, task.c, migrate_target.c). */
+ * parsed request into one JSON reply. A handler file per part of the API
+ * (docs/api.md): api_cluster.c, api_members.c, api_vm.c, api_vmops.c,
+ * api_migrate.c, api_task.c; each exports its route table. */
 #ifndef TERN_NODE_HTTP_H
 #define TERN_NODE_HTTP_H
 
@@ -13,21 +14,21 @@
 #include "cluster/keys.h"
 #include "common/err.h"
 
-struct ternd;
+struct node_ctx;
 
 #define API_ARGS_MAX 2
 #define API_BODY_MAX (256 * 1024)
 
 struct api_req {
-    const char *method;             /* "GET", "POST", "PUT", "DELETE" */
-    const char *url;                /* whole path, "/api/v1/vms/100/start" */
-    const char *path;               /* after "/api/v1", "/vms/100/start" */
-    char args[API_ARGS_MAX][TERN_KEY_MAX];   /* what the pattern's {} matched */
-    json_t *body;                   /* parsed JSON body; NULL when none */
-    void *conn;                     /* struct MHD_Connection *, for queries */
-    struct ternd *t;
-    struct etcd_client *etcd;       /* this request's own client */
-    bool from_node;                 /* authenticated with the cluster token */
+    const char *method;                    /* "GET", "POST", "PUT", "DELETE" */
+    const char *url;                       /* whole path, "/api/v1/vms/100/start" */
+    const char *path;                      /* after "/api/v1", "/vms/100/start" */
+    char args[API_ARGS_MAX][TERN_KEY_MAX]; /* what the pattern's {} matched */
+    json_t *body;                          /* parsed JSON body; NULL when none */
+    void *conn;                            /* struct MHD_Connection *, for queries */
+    struct node_ctx *ctx;                  /* this node (node/ctx.h) */
+    struct etcd_client *etcd;              /* this request's own client */
+    bool from_node;                        /* authenticated with the cluster token */
 };
 
 struct reply {
@@ -50,17 +51,26 @@ void reply_errno(struct reply *r, int rc, const struct err *e);
  * and its answer as this request's reply. Used when another node owns the
  * VM or ran the task. */
 void api_forward(struct api_req *req, struct reply *r, const char *node);
+/* true, with a 400 "request body: <missing>", when the request came
+ * without a body. */
+bool api_no_body(struct api_req *req, struct reply *r, const char *missing);
+/* true, with a 503, while this node has not yet looked for the tern-vmm
+ * processes an earlier ternd left running: a VM of this node may run
+ * without ternd knowing it yet, so no VM operation may start. */
+bool api_adopting(struct api_req *req, struct reply *r);
 
 struct api_route {
     const char *method;
-    const char *pattern;            /* after "/api/v1"; "{}" matches one segment */
+    const char *pattern; /* after "/api/v1"; "{}" matches one segment */
     void (*handle)(struct api_req *req, struct reply *r);
 };
 
 /* Each ends with an entry whose method is NULL. */
-extern const struct api_route api_routes_cluster[];
-extern const struct api_route api_routes_storage[];
-extern const struct api_route api_routes_vm[];
-extern const struct api_route api_routes_task[];
+extern const struct api_route api_routes_cluster[]; /* api_cluster.c */
+extern const struct api_route api_routes_members[]; /* api_members.c */
+extern const struct api_route api_routes_vm[];      /* api_vm.c */
+extern const struct api_route api_routes_vmops[];   /* api_vmops.c */
+extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
+extern const struct api_route api_routes_task[];    /* api_task.c */
 
 #endif

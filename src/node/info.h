@@ -1,5 +1,6 @@
 /* What a node tells the cluster about itself (the JSON of its record
- * /tern/nodes/<name>): version, addresses, CPU model and memory. */
+ * /tern/nodes/<name>): version, addresses, CPU model, memory and the
+ * devices a VM may have here. */
 #ifndef TERN_NODE_INFO_H
 #define TERN_NODE_INFO_H
 

@@ -1,12 +1,13 @@
-# ternd, the node daemon: config, secrets (token, TLS), REST API
-# (libmicrohttpd), etcd member supervision and node membership.
+# ternd's library: config, secrets (token, TLS), REST API (libmicrohttpd),
+# etcd member supervision and node membership; its main is src/bin/ternd.c.
 # libmicrohttpd only here (target-specific), so the other programs do not
-# link it.
-MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd)
-MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd)
+# build against it nor link it.
+MHD_CFLAGS = $(shell pkg-config --cflags libmicrohttpd)
+MHD_LIBS   = $(shell pkg-config --libs libmicrohttpd)
 NODE_SRCS := $(wildcard src/node/*.c)
 NODE_OBJS := $(NODE_SRCS:%.c=$(BUILD)/obj/%.o)
+NODE_LDLIBS = $(MHD_LIBS) $(CRYPTO_LIBS) $(CLUSTER_LDLIBS)
 $(NODE_OBJS): CFLAGS += $(MHD_CFLAGS)
-$(BUILD)/ternd: $(NODE_OBJS) $(BUILD)/libcluster.a $(BUILD)/libcommon.a
-	$(CC) $(CFLAGS) -o $@ $^ $(MHD_LIBS) $(LDLIBS)
-all: $(BUILD)/ternd
+$(BUILD)/libnode.a: $(NODE_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^

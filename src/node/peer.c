@@ -2,41 +2,16 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
-#include "node/http.h"
-#include "node/ternd.h"
+#include "common/textbuf.h"
+#include "node/ctx.h"
 
 #define PEER_TIMEOUT_MS 30000
 #define PEER_BODY_MAX (4u << 20)
-
-struct body_buf {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t n, void *cls)
-{
-    struct body_buf *b = cls;
-    size_t len = size * n;
-    if (b->len + len > PEER_BODY_MAX) {
-        b->too_big = true;
-        return 0;
-    }
-    char *grown = realloc(b->data, b->len + len + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, ptr, len);
-    b->data = grown;
-    b->len += len;
-    b->data[b->len] = '\0';
-    return len;
-}
 
 int peer_init_address(struct peer *p, const char *address, const char *pin,
                       const char *token, struct err *e)
@@ -60,7 +35,7 @@ static int node_record(struct etcd_client *c, const char *node, json_t **info,
     int rc = keys_build(key, TERN_PREFIX_NODES, node, NULL, "node name", e);
     struct etcd_kv kv;
     etcd_kv_init(&kv);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, key, 0, &kv, e);
     if (rc == -ETCD_NOT_QUORATE) {
         etcd_kv_release(&kv);
@@ -69,14 +44,14 @@ static int node_record(struct etcd_client *c, const char *node, json_t **info,
     }
     if (rc == -ENOENT)
         rc = err_set(e, ENOENT, "no node '%s' in the cluster", node);
-    if (rc == 0 && !(*info = json_loads(kv.value, 0, NULL)))
+    if (!rc && !(*info = json_loads(kv.value, 0, NULL)))
         rc = err_set(e, EPROTO, "node '%s': record is not json", node);
     etcd_kv_release(&kv);
     return rc;
 }
 
-int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
-              const char *node, struct err *e)
+int peer_init(struct peer *p, struct node_ctx *x, struct etcd_client *c, const char *node,
+              struct err *e)
 {
     json_t *info = NULL;
     int rc = node_record(c, node, &info, e);
@@ -85,14 +60,14 @@ int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
     const char *addr = json_string_value(json_object_get(info, "api_address"));
     const char *pin = json_string_value(json_object_get(info, "api_pin"));
     char token[TERND_TOKEN_LEN + 1];
-    ternd_cluster_token(t, token);
+    node_ctx_cluster_token(x, token);
     if (!addr || !pin)
         rc = err_set(e, EHOSTUNREACH, "node '%s' published no api address or key", node);
     else if (!token[0])
-        rc = err_set(e, EAGAIN, "node %s is starting: no cluster token yet", t->cfg.name);
+        rc = err_set(e, EAGAIN, "node %s is starting: no cluster token yet", x->cfg->name);
     else
         rc = peer_init_address(p, addr, pin, token, e);
-    if (rc == 0)
+    if (!rc)
         snprintf(p->node, sizeof(p->node), "%s", node);
     json_decref(info);
     return rc;
@@ -106,8 +81,8 @@ static struct curl_slist *headers(const struct peer *p)
     return curl_slist_append(h, "Content-Type: application/json");
 }
 
-static void setup(struct peer *p, const char *method, const char *url,
-                  const char *text, struct body_buf *b, struct curl_slist *h)
+static void setup(struct peer *p, const char *method, const char *url, const char *text,
+                  struct textbuf *b, struct curl_slist *h)
 {
     CURL *curl = p->curl;
     curl_easy_reset(curl);
@@ -122,7 +97,7 @@ static void setup(struct peer *p, const char *method, const char *url,
     curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, p->pin);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)PEER_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, textbuf_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
 }
 
@@ -132,7 +107,8 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
     char url[2048];
     snprintf(url, sizeof(url), "%s%s", p->base, path);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    struct body_buf b = { NULL, 0, false };
+    struct textbuf b;
+    textbuf_init(&b, PEER_BODY_MAX);
     struct curl_slist *h = headers(p);
     setup(p, method, url, text, &b, h);
     CURLcode cc = curl_easy_perform(p->curl);
@@ -140,15 +116,15 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
     free(text);
     int rc = 0;
     if (cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
-        rc = err_set(e, EACCES, "%s: its key does not match the fingerprint %s",
-                     p->base, p->pin);
+        rc = err_set(e, EACCES, "%s: its key does not match the fingerprint %s", p->base,
+                     p->pin);
     else if (cc != CURLE_OK)
         rc = err_set(e, EHOSTUNREACH, "%s: %s", p->base, curl_easy_strerror(cc));
-    else if (!b.data || !(*body = json_loads(b.data, 0, NULL)))
+    else if (!(*body = json_loads(textbuf_text(&b), 0, NULL)))
         rc = err_set(e, EPROTO, "%s: answer is not json", p->base);
-    if (rc == 0)
+    if (!rc)
         curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, status);
-    free(b.data);
+    textbuf_release(&b);
     return rc;
 }
 
@@ -157,53 +133,4 @@ void peer_release(struct peer *p)
     if (p->curl)
         curl_easy_cleanup(p->curl);
     p->curl = NULL;
-}
-
-/* api_forward: a request for a VM or task of another node goes to that
- * node's ternd, authenticated with the cluster token; the other node's
- * certificate is pinned to the public key it published in its node info,
- * so no CA is needed between nodes. */
-struct query_buf {
-    char text[1024];
-    size_t len;
-    CURL *curl;
-};
-
-static enum MHD_Result add_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-    (void)kind;
-    struct query_buf *q = cls;
-    char *k = curl_easy_escape(q->curl, key, 0);
-    char *v = value ? curl_easy_escape(q->curl, value, 0) : NULL;
-    if (k && q->len < sizeof(q->text))
-        q->len += (size_t)snprintf(q->text + q->len, sizeof(q->text) - q->len, "%c%s%s%s",
-                                   q->len ? '&' : '?', k, v ? "=" : "", v ? v : "");
-    curl_free(k);
-    curl_free(v);
-    return MHD_YES;
-}
-
-void api_forward(struct api_req *req, struct reply *r, const char *node)
-{
-    if (req->from_node)   /* never twice: the views of two nodes disagree */
-        return reply_error(r, MHD_HTTP_CONFLICT, "node '%s' sent this request here, "
-                           "but it belongs to node '%s'", req->t->cfg.name, node);
-    struct peer p;
-    struct err e;
-    int rc = peer_init(&p, req->t, req->etcd, node, &e);
-    if (rc < 0)
-        return reply_errno(r, rc, &e);
-    struct query_buf q = { .len = 0, .curl = p.curl };
-    q.text[0] = '\0';
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_query, &q);
-    char path[1400];
-    snprintf(path, sizeof(path), "%s%s", req->url, q.text);
-    long status = 0;
-    json_t *body = NULL;
-    rc = peer_call(&p, req->method, path, req->body, &status, &body, &e);
-    peer_release(&p);
-    if (rc < 0)
-        return reply_error(r, MHD_HTTP_BAD_GATEWAY, "node '%s': %s", node, e.msg);
-    reply_json(r, (unsigned)status, body);
 }

@@ -12,20 +12,20 @@
 #include "common/err.h"
 #include "node/secrets.h"
 
-struct ternd;
+struct node_ctx;
 
 struct peer {
     char node[TERN_NAME_MAX + 1];
-    char base[160];                 /* https://host:port */
+    char base[160]; /* https://host:port */
     char pin[TERND_PIN_LEN + 1];
     char token[TERND_TOKEN_LEN + 1];
-    void *curl;                     /* CURL * */
+    void *curl; /* CURL * */
 };
 
 /* -ENOENT: no such node; -EHOSTUNREACH: it registered no API address or
  * pin; -ENOLINK: not quorate and no local copy. */
-int peer_init(struct peer *p, struct ternd *t, struct etcd_client *c,
-              const char *node, struct err *e);
+int peer_init(struct peer *p, struct node_ctx *x, struct etcd_client *c, const char *node,
+              struct err *e);
 /* Reaches ADDRESS (host:port) directly, pinning pin, with token: for
  * joining a cluster, before the node records exist. */
 int peer_init_address(struct peer *p, const char *address, const char *pin,

@@ -86,7 +86,7 @@ static int make_token(struct secrets *s, struct err *e)
     char line[TERND_TOKEN_LEN + 2];
     snprintf(line, sizeof(line), "%s\n", s->token);
     int rc = write_private(s->token_path, line, e);
-    if (rc == 0)
+    if (!rc)
         log_info("api", "new admin token in %s", s->token_path);
     return rc;
 }
@@ -101,8 +101,10 @@ static int load_token(struct secrets *s, struct err *e)
         return rc;
     size_t len = strcspn(text, "\r\n");
     if (len != TERND_TOKEN_LEN)
-        rc = err_set(e, EINVAL, "%s: not a token (want %d hex characters); "
-                     "remove the file to get a new one", s->token_path, TERND_TOKEN_LEN);
+        rc = err_set(e, EINVAL,
+                     "%s: not a token (want %d hex characters); "
+                     "remove the file to get a new one",
+                     s->token_path, TERND_TOKEN_LEN);
     else {
         memcpy(s->token, text, len);
         s->token[len] = '\0';
@@ -120,8 +122,8 @@ static X509_EXTENSION *make_san(X509 *x, const struct ternd_config *cfg)
     unsigned char addr[16];
     bool ip = inet_pton(AF_INET, cfg->api_host, addr) == 1 ||
               inet_pton(AF_INET6, cfg->api_host, addr) == 1;
-    snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1,%s:%s",
-             cfg->name, ip ? "IP" : "DNS", cfg->api_host);
+    snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1,%s:%s", cfg->name,
+             ip ? "IP" : "DNS", cfg->api_host);
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
@@ -136,15 +138,13 @@ static X509 *make_cert(EVP_PKEY *key, const struct ternd_config *cfg)
         X509_free(x);
         return NULL;
     }
-    serial[0] &= 0x7f;   /* positive */
+    serial[0] &= 0x7f; /* positive */
     BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
     bool ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
     BN_free(bn);
     X509_NAME *name = X509_get_subject_name(x);
-    ok = ok && X509_set_version(x, 2) &&
-         X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
-         X509_gmtime_adj(X509_getm_notAfter(x), 3650L * 86400) &&
-         X509_set_pubkey(x, key) &&
+    ok = ok && X509_set_version(x, 2) && X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
+         X509_gmtime_adj(X509_getm_notAfter(x), 3650L * 86400) && X509_set_pubkey(x, key) &&
          X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                     (const unsigned char *)cfg->name, -1, -1, 0) &&
          X509_set_issuer_name(x, name);
@@ -176,20 +176,19 @@ static int pem_to_file(const char *path, EVP_PKEY *key, X509 *cert, struct err *
     return 0;
 }
 
-static int make_cert_files(struct secrets *s, const struct ternd_config *cfg,
-                           struct err *e)
+static int make_cert_files(struct secrets *s, const struct ternd_config *cfg, struct err *e)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *cert = key ? make_cert(key, cfg) : NULL;
     int rc = cert ? 0 : err_set(e, EIO, "making a self-signed certificate failed");
-    if (rc == 0)
+    if (!rc)
         rc = pem_to_file(s->key_path, key, NULL, e);
-    if (rc == 0) {
+    if (!rc) {
         rc = pem_to_file(s->cert_path, NULL, cert, e);
         if (rc < 0)
             unlink(s->key_path);
     }
-    if (rc == 0)
+    if (!rc)
         log_info("api", "new self-signed certificate %s", s->cert_path);
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -216,7 +215,7 @@ static int load_tls(struct secrets *s, const struct ternd_config *cfg, struct er
         }
     }
     int rc = secrets_read_file(s->cert_path, &s->cert_pem, e);
-    if (rc == 0)
+    if (!rc)
         rc = secrets_read_file(s->key_path, &s->key_pem, e);
     return rc < 0 ? rc : secrets_pin_of(s->cert_pem, s->pin, e);
 }

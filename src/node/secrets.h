@@ -11,15 +11,15 @@
 #include "common/err.h"
 #include "node/config.h"
 
-#define TERND_TOKEN_LEN 64      /* hex characters */
-#define TERND_PIN_LEN 52        /* "sha256//" + 44 base64 characters */
+#define TERND_TOKEN_LEN 64 /* hex characters */
+#define TERND_PIN_LEN 52   /* "sha256//" + 44 base64 characters */
 
 struct secrets {
     char token[TERND_TOKEN_LEN + 1];
     char token_path[TERND_PATH_MAX + 32];
     char cert_path[TERND_PATH_MAX + 32];
     char key_path[TERND_PATH_MAX + 32];
-    char *cert_pem;             /* file contents, for libmicrohttpd */
+    char *cert_pem; /* file contents, for libmicrohttpd */
     char *key_pem;
     /* sha256//BASE64 of the certificate's public key: what other nodes pin
      * when they call this node (published in the node info) and what

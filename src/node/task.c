@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +11,6 @@
 
 #include "cluster/keys.h"
 #include "common/log.h"
-#include "node/http.h"
-#include "node/ternd.h"
 
 #define LOG_LINES_MAX 500
 
@@ -25,10 +22,11 @@ void task_table_init(struct task_table *tt)
 }
 
 int task_table_setup(struct task_table *tt, const char *data_dir, const char *node,
-                     unsigned keep, struct err *e)
+                     const char *etcd_url, unsigned keep, struct err *e)
 {
     tt->keep = keep;
     snprintf(tt->node, sizeof(tt->node), "%s", node);
+    snprintf(tt->etcd_url, sizeof(tt->etcd_url), "%s", etcd_url);
     if (snprintf(tt->dir, sizeof(tt->dir), "%s/tasks", data_dir) >= (int)sizeof(tt->dir))
         return err_set(e, ENAMETOOLONG, "data dir '%s' is too long", data_dir);
     if (mkdir(tt->dir, 0700) < 0 && errno != EEXIST)
@@ -80,7 +78,7 @@ void task_log(struct task *k, const char *fmt, ...)
         fprintf(k->log, "%s\n", line);
         fflush(k->log);
     }
-    struct task_table *tt = &k->t->tasks;
+    struct task_table *tt = k->table;
     pthread_mutex_lock(&tt->lock);
     k->lines++;
     pthread_cond_broadcast(&tt->changed);
@@ -90,7 +88,7 @@ void task_log(struct task *k, const char *fmt, ...)
 
 void task_set_progress(struct task *k, json_t *progress)
 {
-    struct task_table *tt = &k->t->tasks;
+    struct task_table *tt = k->table;
     pthread_mutex_lock(&tt->lock);
     json_decref(k->progress);
     k->progress = progress;
@@ -106,8 +104,8 @@ bool task_cancelled(struct task *k)
 static json_t *record_json(struct task_table *tt, const struct task *k)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "id", k->id, "node", tt->node,
-                          "type", k->type, "vmid", (json_int_t)k->vmid,
-                          "status", k->status, "start", (json_int_t)k->start);
+                          "type", k->type, "vmid", (json_int_t)k->vmid, "status", k->status,
+                          "start", (json_int_t)k->start);
     if (o)
         json_object_set_new(o, "end", k->end ? json_integer(k->end) : json_null());
     return o;
@@ -135,7 +133,7 @@ static int put_record(struct task_table *tt, struct task *k, struct etcd_client 
     struct err e;
     int rc = text ? etcd_put(c, key, text, 0, &e) : -ENOMEM;
     free(text);
-    if (rc == 0 && done) {
+    if (!rc && done) {
         pthread_mutex_lock(&tt->lock);
         k->synced = true;
         pthread_mutex_unlock(&tt->lock);
@@ -145,9 +143,9 @@ static int put_record(struct task_table *tt, struct task *k, struct etcd_client 
 
 static void finish(struct task *k, int rc, const struct err *e)
 {
-    struct task_table *tt = &k->t->tasks;
+    struct task_table *tt = k->table;
     char status[sizeof(k->status)];
-    if (rc == 0)
+    if (!rc)
         snprintf(status, sizeof(status), "OK");
     else
         snprintf(status, sizeof(status), "ERROR: %.380s", e->msg);
@@ -167,15 +165,15 @@ static void *task_main(void *arg)
 {
     struct task *k = arg;
     struct etcd_client c;
-    struct err e = { "" };
-    bool have_client = etcd_client_init(&c, k->t->cfg.cluster_address, &e) == 0;
+    struct err e = {""};
+    bool have_client = etcd_client_init(&c, k->table->etcd_url, &e) == 0;
     if (have_client)
-        put_record(&k->t->tasks, k, &c);
+        put_record(k->table, k, &c);
     task_log(k, "task %s started", k->id);
     int rc = k->run(k, &e);
     finish(k, rc, &e);
     if (have_client) {
-        put_record(&k->t->tasks, k, &c);   /* else (or on failure) task_tick does */
+        put_record(k->table, k, &c); /* else (or on failure) task_tick does */
         etcd_client_release(&c);
     }
     return NULL;
@@ -202,13 +200,14 @@ static int free_slot(struct task_table *tt)
     return slot;
 }
 
-static struct task *task_new(struct task_table *tt, struct ternd *t, const char *type,
+static struct task *task_new(struct task_table *tt, struct node_ctx *ctx, const char *type,
                              uint32_t vmid, unsigned seq)
 {
     struct task *k = calloc(1, sizeof(*k));
     if (!k)
         return NULL;
-    k->t = t;
+    k->table = tt;
+    k->ctx = ctx;
     k->vmid = vmid;
     k->start = time(NULL);
     snprintf(k->type, sizeof(k->type), "%s", type);
@@ -224,13 +223,13 @@ static struct task *task_new(struct task_table *tt, struct ternd *t, const char 
     return k;
 }
 
-int task_start(struct task_table *tt, struct ternd *t, const char *type, uint32_t vmid,
-               int (*run)(struct task *k, struct err *e), void *arg,
-               char id[TASK_ID_MAX], struct err *e)
+int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, uint32_t vmid,
+               int (*run)(struct task *k, struct err *e), void *arg, char id[TASK_ID_MAX],
+               struct err *e)
 {
     pthread_mutex_lock(&tt->lock);
     int slot = free_slot(tt);
-    struct task *k = slot >= 0 ? task_new(tt, t, type, vmid, ++tt->seq) : NULL;
+    struct task *k = slot >= 0 ? task_new(tt, ctx, type, vmid, ++tt->seq) : NULL;
     int rc = 0;
     if (slot < 0)
         rc = err_set(e, EBUSY, "%d tasks are kept already; try again later", TASK_MAX);
@@ -274,7 +273,7 @@ static json_t *read_lines(const char *path, unsigned start, unsigned *next)
     while (f && fgets(line, sizeof(line), f)) {
         size_t len = strlen(line);
         if (len == 0 || line[len - 1] != '\n')
-            break;   /* a line still being written */
+            break; /* a line still being written */
         line[len - 1] = '\0';
         if (n >= start && n < start + LOG_LINES_MAX)
             json_array_append_new(lines, json_string(line));
@@ -302,11 +301,12 @@ int task_read_log(struct task_table *tt, const char *id, unsigned start, json_t 
         return err_set(e, ENOENT, "no task '%.100s' on this node", id);
     unsigned next;
     json_t *lines = read_lines(path, start, &next);
-    if (!k) {   /* from before a restart of ternd: the last line says how it ended */
+    if (!k) { /* from before a restart of ternd: the last line says how it ended */
         size_t n = json_array_size(lines);
         const char *last = n ? json_string_value(json_array_get(lines, n - 1)) : "";
-        snprintf(status, sizeof(status), "%s", strncmp(last, "TASK ", 5) == 0 ? last + 5
-                 : "ERROR: ternd ended while the task ran");
+        snprintf(status, sizeof(status), "%s",
+                 strncmp(last, "TASK ", 5) == 0 ? last + 5
+                                                : "ERROR: ternd ended while the task ran");
     }
     *out = json_pack("{s:o, s:I, s:b, s:s}", "lines", lines, "next", (json_int_t)next,
                      "running", running, "status", status);
@@ -359,6 +359,17 @@ static int by_age(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A record whose status says the task still runs (a record that is not
+ * JSON does not). */
+static bool record_running(const struct etcd_kv *kv)
+{
+    json_t *o = json_loads(kv->value ? kv->value : "", 0, NULL);
+    const char *status = json_string_value(json_object_get(o, "status"));
+    bool running = status && strcmp(status, "running") == 0;
+    json_decref(o);
+    return running;
+}
+
 /* The records of this node's ended tasks beyond the newest tt->keep go
  * (their logs stay in DATA_DIR/tasks/). */
 static void prune_records(struct task_table *tt, struct etcd_client *c)
@@ -371,7 +382,7 @@ static void prune_records(struct task_table *tt, struct etcd_client *c)
     if (etcd_get_prefix(c, prefix, 0, &kvs, &e) == 0 && kvs.count > tt->keep) {
         qsort(kvs.items, kvs.count, sizeof(*kvs.items), by_age);
         for (size_t i = 0; i + tt->keep < kvs.count; i++)
-            if (!strstr(kvs.items[i].value ? kvs.items[i].value : "", "\"status\":\"running\"") &&
+            if (!record_running(&kvs.items[i]) &&
                 etcd_delete(c, kvs.items[i].key, NULL, &e) < 0)
                 break;
     }
@@ -386,7 +397,7 @@ void task_tick(struct task_table *tt, struct etcd_client *c)
         bool due = k && k->done && !k->synced;
         pthread_mutex_unlock(&tt->lock);
         if (due && put_record(tt, k, c) < 0)
-            return;   /* no quorum: the next tick tries again */
+            return; /* no quorum: the next tick tries again */
     }
     pthread_mutex_lock(&tt->lock);
     bool prune = tt->ended;
@@ -395,147 +406,3 @@ void task_tick(struct task_table *tt, struct etcd_client *c)
     if (prune)
         prune_records(tt, c);
 }
-
-/* Task endpoints (docs/api.md "Tasks"): the list from etcd, one task's
- * record, log and cancel from the node that runs it (forwarded there). */
-#define LIST_DEFAULT 50
-#define LIST_MAX 1000
-
-static int by_start_desc(const void *a, const void *b)
-{
-    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "start"));
-    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "start"));
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static bool wanted(json_t *task, const char *vmid, const char *node)
-{
-    if (vmid && json_integer_value(json_object_get(task, "vmid")) != strtoll(vmid, NULL, 10))
-        return false;
-    return !node || strcmp(json_string_value(json_object_get(task, "node")) ?: "", node) == 0;
-}
-
-static int read_tasks(struct api_req *req, bool *stale, struct etcd_kvs *kvs, struct err *e)
-{
-    *stale = false;
-    int rc = etcd_get_prefix(req->etcd, TERN_PREFIX_TASKS, 0, kvs, e);
-    if (rc == -ETCD_NOT_QUORATE) {
-        *stale = true;
-        etcd_kvs_release(kvs);
-        etcd_kvs_init(kvs);
-        rc = etcd_get_prefix(req->etcd, TERN_PREFIX_TASKS, ETCD_SERIALIZABLE, kvs, e);
-    }
-    return rc;
-}
-
-static void list_tasks(struct api_req *req, struct reply *r)
-{
-    const char *vmid = api_query(req, "vmid"), *node = api_query(req, "node");
-    const char *limit_s = api_query(req, "limit");
-    long limit = limit_s ? strtol(limit_s, NULL, 10) : LIST_DEFAULT;
-    if (limit <= 0 || limit > LIST_MAX)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "'limit' must be 1..%d", LIST_MAX);
-    struct etcd_kvs kvs;
-    struct err e;
-    bool stale;
-    etcd_kvs_init(&kvs);
-    int rc = read_tasks(req, &stale, &kvs, &e);
-    if (rc < 0) {
-        etcd_kvs_release(&kvs);
-        return reply_errno(r, rc, &e);
-    }
-    json_t **all = calloc(kvs.count + 1, sizeof(*all));
-    size_t n = 0;
-    for (size_t i = 0; all && i < kvs.count; i++) {
-        json_t *o = json_loads(kvs.items[i].value ? kvs.items[i].value : "", 0, NULL);
-        if (o && wanted(o, vmid, node))
-            all[n++] = o;
-        else
-            json_decref(o);
-    }
-    etcd_kvs_release(&kvs);
-    qsort(all, n, sizeof(*all), by_start_desc);
-    json_t *list = json_array();
-    for (size_t i = 0; i < n; i++)
-        if ((long)i < limit)
-            json_array_append_new(list, all[i]);
-        else
-            json_decref(all[i]);
-    free(all);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", stale, "tasks", list));
-}
-
-/* true when the request was forwarded (or refused): the task is elsewhere. */
-static bool elsewhere(struct api_req *req, struct reply *r)
-{
-    char node[TERN_NAME_MAX + 1];
-    struct err e;
-    int rc = task_id_node(req->args[0], node, &e);
-    if (rc < 0) {
-        reply_errno(r, rc, &e);
-        return true;
-    }
-    if (strcmp(node, req->t->cfg.name) == 0)
-        return false;
-    api_forward(req, r, node);
-    return true;
-}
-
-static void get_task(struct api_req *req, struct reply *r)
-{
-    if (elsewhere(req, r))
-        return;
-    json_t *o = task_json(&req->t->tasks, req->args[0]);
-    if (o)
-        return reply_json(r, MHD_HTTP_OK, o);
-    /* ended before a restart of ternd: its record */
-    char key[TERN_KEY_MAX + TASK_ID_MAX];
-    snprintf(key, sizeof(key), TERN_PREFIX_TASKS "%s", req->args[0]);
-    struct etcd_kv kv;
-    struct err e;
-    etcd_kv_init(&kv);
-    int rc = etcd_get(req->etcd, key, ETCD_SERIALIZABLE, &kv, &e);
-    o = rc == 0 ? json_loads(kv.value, 0, NULL) : NULL;
-    etcd_kv_release(&kv);
-    if (o)
-        return reply_json(r, MHD_HTTP_OK, o);
-    reply_error(r, MHD_HTTP_NOT_FOUND, "no task '%.100s'", req->args[0]);
-}
-
-static void get_log(struct api_req *req, struct reply *r)
-{
-    if (elsewhere(req, r))
-        return;
-    const char *start_s = api_query(req, "start");
-    char *end = NULL;
-    long start = start_s ? strtol(start_s, &end, 10) : 0;
-    if (start < 0 || (end && *end))
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "'start' must be a line number >= 0");
-    json_t *out = NULL;
-    struct err e;
-    int rc = task_read_log(&req->t->tasks, req->args[0], (unsigned)start, &out, &e);
-    if (rc < 0)
-        return reply_errno(r, rc, &e);
-    reply_json(r, MHD_HTTP_OK, out);
-}
-
-static void cancel(struct api_req *req, struct reply *r)
-{
-    if (elsewhere(req, r))
-        return;
-    struct err e;
-    int rc = task_cancel(&req->t->tasks, req->args[0], &e);
-    if (rc == -EALREADY)
-        return reply_error(r, MHD_HTTP_CONFLICT, "%s", e.msg);
-    if (rc < 0)
-        return reply_errno(r, rc, &e);
-    reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "id", req->args[0], "cancelling", 1));
-}
-
-const struct api_route api_routes_task[] = {
-    {"GET", "/tasks", list_tasks},
-    {"GET", "/tasks/{}", get_task},
-    {"GET", "/tasks/{}/log", get_log},
-    {"POST", "/tasks/{}/cancel", cancel},
-    {NULL, NULL, NULL},
-};

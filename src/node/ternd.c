@@ -1,19 +1,19 @@
 #include "node/ternd.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <jansson.h>
 
 #include "cluster/keys.h"
 #include "common/log.h"
 #include "node/cluster_setup.h"
 #include "node/info.h"
-#include "node/migrate.h"
+#include "node/migtask.h"
 
 #define ETCD_SERVE_WAIT_MS 20000
 #define ETCD_STOP_GRACE_MS 5000
@@ -32,37 +32,24 @@ void ternd_init(struct ternd *t)
     etcd_server_init(&t->etcd);
     node_init(&t->node);
     api_init(&t->api);
-    pthread_mutex_init(&t->lock, NULL);
     vmm_table_init(&t->vmms);
     task_table_init(&t->tasks);
-    pthread_cond_init(&t->cmd_cond, NULL);
+    node_ctx_init(&t->ctx);
+    t->ctx.cfg = &t->cfg;
+    t->ctx.secrets = &t->secrets;
+    t->ctx.node = &t->node;
+    t->ctx.vmms = &t->vmms;
+    t->ctx.tasks = &t->tasks;
 }
 
-void ternd_cluster_token(struct ternd *t, char out[TERND_TOKEN_LEN + 1])
+/* The signals that end ternd: blocked before any thread exists, so every
+ * thread inherits the mask and only ternd_run's sigtimedwait takes them. */
+static void stop_signals(sigset_t *set)
 {
-    pthread_mutex_lock(&t->lock);
-    memcpy(out, t->cluster_token, TERND_TOKEN_LEN + 1);
-    pthread_mutex_unlock(&t->lock);
-}
-
-bool ternd_in_cluster(struct ternd *t, char name[TERN_NAME_MAX + 1])
-{
-    pthread_mutex_lock(&t->lock);
-    bool in = t->in_cluster;
-    if (name)
-        memcpy(name, t->cluster_name, TERN_NAME_MAX + 1);
-    pthread_mutex_unlock(&t->lock);
-    return in;
-}
-
-static void cluster_known(struct ternd *t, const char *name, const char *token)
-{
-    pthread_mutex_lock(&t->lock);
-    if (name)
-        snprintf(t->cluster_name, sizeof(t->cluster_name), "%s", name);
-    if (token)
-        snprintf(t->cluster_token, sizeof(t->cluster_token), "%s", token);
-    pthread_mutex_unlock(&t->lock);
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
 }
 
 static int etcd_configure(struct ternd *t, struct err *e)
@@ -78,10 +65,10 @@ static int etcd_configure(struct ternd *t, struct err *e)
     };
     /* etcd reads it only for a new data dir; a member with data (or one
      * created or joined at run time) still needs a well-formed value */
-    int m = c->initial_cluster[0]
-        ? snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s", c->initial_cluster)
-        : snprintf(s->initial_cluster, sizeof(s->initial_cluster), "%s=%s", c->name,
-                   c->peer_address);
+    int m = c->initial_cluster[0] ? snprintf(s->initial_cluster, sizeof(s->initial_cluster),
+                                             "%s", c->initial_cluster)
+                                  : snprintf(s->initial_cluster, sizeof(s->initial_cluster),
+                                             "%s=%s", c->name, c->peer_address);
     for (int i = 0; i < 5; i++)
         if (n[i] >= 128 || m >= (int)sizeof(s->initial_cluster))
             return err_set(e, ENAMETOOLONG, "etcd member %s: a path or url is too long",
@@ -96,7 +83,7 @@ static int etcd_configure(struct ternd *t, struct err *e)
 int ternd_etcd_launch(struct ternd *t, struct err *e)
 {
     int rc = etcd_server_start(&t->etcd, e);
-    if (rc == 0)
+    if (!rc)
         t->etcd_started = time(NULL);
     return rc;
 }
@@ -117,31 +104,37 @@ static bool choose_mode(struct ternd *t)
         log_info("ternd", "no etcd data yet: bootstrapping from initial_cluster");
         return true;
     }
-    log_info("ternd", "node %s is in no cluster: waiting for 'tern cluster create' "
-             "or 'tern cluster join'", t->cfg.name);
+    log_info("ternd",
+             "node %s is in no cluster: waiting for 'tern cluster create' "
+             "or 'tern cluster join'",
+             t->cfg.name);
     return false;
 }
 
 int ternd_start(struct ternd *t, struct err *e)
 {
+    sigset_t set;
+    stop_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     int rc = secrets_load(&t->secrets, &t->cfg, e);
-    if (rc == 0)
+    if (!rc)
         rc = vmm_table_setup(&t->vmms, t->cfg.data_dir, t->cfg.vmm_binary, t->cfg.name, e);
-    if (rc == 0)
+    if (!rc)
         rc = task_table_setup(&t->tasks, t->cfg.data_dir, t->cfg.name,
-                              (unsigned)t->cfg.task_records, e);
-    if (rc == 0)
+                              t->cfg.cluster_address, (unsigned)t->cfg.task_records, e);
+    if (!rc)
         rc = etcd_configure(t, e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_client_init(&t->client, t->cfg.cluster_address, e);
-    if (rc == 0)
-        t->in_cluster = choose_mode(t);
-    if (rc == 0 && t->in_cluster)
+    if (!rc)
+        t->ctx.in_cluster = choose_mode(t); /* no API thread runs yet */
+    if (!rc && t->ctx.in_cluster)
         rc = ternd_etcd_launch(t, e);
-    if (rc == 0 && t->in_cluster)
+    if (!rc && t->ctx.in_cluster)
         rc = etcd_server_wait_serving(&t->etcd, ETCD_SERVE_WAIT_MS, e);
-    if (rc == 0)
-        rc = api_start(&t->api, t, e);
+    if (!rc)
+        rc = api_start(&t->api, &t->ctx, e);
     return rc;
 }
 
@@ -166,11 +159,12 @@ static void supervise_etcd(struct ternd *t)
         char why[96];
         describe_exit(status, why, sizeof(why));
         t->etcd_deaths = now - t->etcd_started < 60 ? t->etcd_deaths + 1 : 1;
-        unsigned delay = t->etcd_deaths < 6 ? 1u << (t->etcd_deaths - 1) : ETCD_BACKOFF_MAX_S;
+        unsigned delay = t->etcd_deaths < 6 ? 1u << (t->etcd_deaths - 1)
+                                            : ETCD_BACKOFF_MAX_S;
         if (delay > ETCD_BACKOFF_MAX_S)
             delay = ETCD_BACKOFF_MAX_S;
-        log_warn("etcd", "member %s (pid %d) %s; restarting in %u s (see %s)",
-                 t->etcd.name, (int)t->etcd.pid, why, delay, t->etcd.log_path);
+        log_warn("etcd", "member %s (pid %d) %s; restarting in %u s (see %s)", t->etcd.name,
+                 (int)t->etcd.pid, why, delay, t->etcd.log_path);
         t->etcd.pid = 0;
         t->etcd_restart_at = now + delay;
         return;
@@ -216,12 +210,12 @@ static int cluster_identity(struct ternd *t, struct err *e)
 {
     char token[CLUSTER_TOKEN_LEN + 1], name[TERN_NAME_MAX + 1];
     int rc = cluster_layout_init(&t->client, e);
-    if (rc == 0)
+    if (!rc)
         rc = cluster_token_ensure(&t->client, token, e);
-    if (rc == 0)
+    if (!rc)
         rc = cluster_record_ensure(&t->client, CLUSTER_NAME_DEFAULT, t->cfg.name, name, e);
-    if (rc == 0)
-        cluster_known(t, name, token);
+    if (!rc)
+        node_ctx_cluster_known(&t->ctx, name, token);
     explicit_bzero(token, sizeof(token));
     return rc;
 }
@@ -239,27 +233,25 @@ static void try_register(struct ternd *t)
     char *info = info_now(t);
     int rc = info ? cluster_identity(t, &e)
                   : err_set(&e, ENOMEM, "node info: out of memory");
-    if (rc == 0)
-        rc = node_register(&t->node, &t->client, t->cfg.name, info,
-                           t->cfg.heartbeat_ttl_s, &e);
+    if (!rc)
+        rc = node_register(&t->node, &t->client, t->cfg.name, info, t->cfg.heartbeat_ttl_s,
+                           &e);
     free(info);
-    if (rc == 0) {
+    if (!rc) {
         t->registered = true;
         t->registered_at = t->registered_at ? t->registered_at : now;
         t->info_at = now;
         return;
     }
     register_failed(t, &e);
-    node_release(&t->node);   /* undoes a partial setup */
+    node_release(&t->node); /* undoes a partial setup */
     node_init(&t->node);
 }
 
 void ternd_joined(struct ternd *t, const char *cluster_name, const char *token)
 {
-    pthread_mutex_lock(&t->lock);
-    t->in_cluster = true;
-    pthread_mutex_unlock(&t->lock);
-    cluster_known(t, cluster_name, token);
+    node_ctx_joined(&t->ctx);
+    node_ctx_cluster_known(&t->ctx, cluster_name, token);
     t->etcd_deaths = 0;
     t->register_at = 0;
     try_register(t);
@@ -287,25 +279,20 @@ static void refresh_info(struct ternd *t)
 static void settle_waiting(struct ternd *t)
 {
     uint32_t ids[VMM_MAX];
-    unsigned n = 0;
-    pthread_mutex_lock(&t->vmms.lock);
-    for (unsigned i = 0; i < VMM_MAX; i++)
-        if (t->vmms.procs[i])
-            ids[n++] = t->vmms.procs[i]->spec.conf.id;
-    pthread_mutex_unlock(&t->vmms.lock);
+    unsigned n = vmm_list(&t->vmms, ids);
     /* a migration task of this node decides its own handover */
     for (unsigned i = 0; i < n; i++)
         if (!task_running_for(&t->tasks, ids[i]))
-            mig_resolve_start(t, ids[i]);
+            migtask_resolve_start(&t->ctx, ids[i]);
 }
 
 /* The VMs of this node: states into etcd, crashed ones back; once, the
  * tern-vmm processes an earlier ternd left running. */
 static void supervise_vms(struct ternd *t)
 {
-    if (!t->adopted) {
+    if (!t->ctx.adopted) {
         vmm_adopt(&t->vmms, &t->client);
-        t->adopted = true;
+        t->ctx.adopted = true;
     }
     /* a decision event can be missed (ternd restarted, a reconnect): look
      * at every process now and then */
@@ -321,20 +308,17 @@ static void supervise_vms(struct ternd *t)
 int ternd_run(struct ternd *t)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    stop_signals(&set);
     struct timespec tick = {0, TICK_MS * 1000000L};
     for (;;) {
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig > 0) {
             log_info("ternd", "signal %d: shutting down", sig);
-            setup_shutdown(t);
+            setup_shutdown(&t->ctx);
             return sig;
         }
         setup_poll(t);
-        if (!t->in_cluster)
+        if (!t->ctx.in_cluster) /* only this thread changes it */
             continue;
         supervise_etcd(t);
         if (!t->registered)
@@ -348,10 +332,10 @@ int ternd_run(struct ternd *t)
 
 void ternd_release(struct ternd *t)
 {
-    task_table_release(&t->tasks);   /* tasks end first: they use the rest */
-    vmm_table_release(&t->vmms);     /* the VMs keep running */
-    setup_shutdown(t);        /* no API thread may wait for this loop now */
-    node_release(&t->node);   /* revokes the lease: offline at once */
+    task_table_release(&t->tasks); /* tasks end first: they use the rest */
+    vmm_table_release(&t->vmms);   /* the VMs keep running */
+    setup_shutdown(&t->ctx);       /* no API thread may wait for this loop now */
+    node_release(&t->node);        /* revokes the lease: offline at once */
     api_release(&t->api);
     if (t->client.curl)
         etcd_client_release(&t->client);

@@ -15,7 +15,7 @@
 #include "node/vmmctl.h"
 
 #define START_WAIT_MS 10000
-#define ARGS_MAX (24 + 2 * VM_DISKS_MAX)
+#define ARGS_MAX (24 + 2 * VMCONF_DISKS_MAX)
 
 void vmm_table_init(struct vmm_table *v)
 {
@@ -28,7 +28,8 @@ int vmm_table_setup(struct vmm_table *v, const char *data_dir, const char *binar
                     const char *node, struct err *e)
 {
     snprintf(v->node, sizeof(v->node), "%s", node);
-    if (snprintf(v->run_dir, sizeof(v->run_dir), "%s/run", data_dir) >= (int)sizeof(v->run_dir))
+    if (snprintf(v->run_dir, sizeof(v->run_dir), "%s/run", data_dir) >=
+        (int)sizeof(v->run_dir))
         return err_set(e, ENAMETOOLONG, "data dir '%s' is too long", data_dir);
     if (mkdir(v->run_dir, 0700) < 0 && errno != EEXIST)
         return err_set(e, errno, "%s: %s", v->run_dir, strerror(errno));
@@ -65,7 +66,7 @@ void vmm_table_release(struct vmm_table *v)
 }
 
 /* With v->lock held. */
-struct vmm_proc *vmm_find(struct vmm_table *v, uint32_t id)
+static struct vmm_proc *vmm_find(struct vmm_table *v, uint32_t id)
 {
     for (unsigned i = 0; i < VMM_MAX; i++)
         if (v->procs[i] && v->procs[i]->spec.conf.id == id)
@@ -89,32 +90,56 @@ static int proc_paths(struct vmm_table *v, struct vmm_proc *p, struct err *e)
 static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                        const char *tls_dir, char bufs[][VMM_PATH_MAX + 64], char **argv)
 {
-    const struct vm_conf *c = &p->spec.conf;
+    const struct vmconf *c = &p->spec.conf;
     int n = 0, b = 0;
 #define ARG(...) (snprintf(bufs[b], sizeof(bufs[b]), __VA_ARGS__), argv[n++] = bufs[b++])
     ARG("%s", v->binary);
-    ARG("--name"); ARG("%u", c->id);
-    ARG("--memory"); ARG("%lluM", (unsigned long long)c->memory_mib);
-    ARG("--cpus"); ARG("%u", c->cpus);
-    ARG("--control"); ARG("%s", p->sock);
-    ARG("--console"); ARG("file:%s", p->console);
+    ARG("--name");
+    ARG("%u", c->id);
+    ARG("--memory");
+    ARG("%lluM", (unsigned long long)c->memory_mib);
+    ARG("--cpus");
+    ARG("%u", c->cpus);
+    ARG("--control");
+    ARG("%s", p->sock);
+    ARG("--console");
+    ARG("file:%s", p->console);
     for (unsigned i = 0; i < c->ndisks; i++) {
         ARG("--disk");
         ARG("path=%s%s", p->spec.disk[i], p->spec.shared[i] ? ",shared=on" : "");
     }
     if (uri) {
-        ARG("--incoming"); ARG("%s", uri);
-        ARG("--commit"); ARG("external");
+        ARG("--incoming");
+        ARG("%s", uri);
+        ARG("--commit");
+        ARG("external");
         if (tls_dir) {
-            ARG("--tls-dir"); ARG("%s", tls_dir);
+            ARG("--tls-dir");
+            ARG("%s", tls_dir);
         }
     } else {
-        ARG("--kernel"); ARG("%s", c->kernel);
+        ARG("--kernel");
+        ARG("%s", c->kernel);
         argv[n++] = "--cmdline";
         argv[n++] = (char *)c->cmdline;
     }
 #undef ARG
     argv[n] = NULL;
+}
+
+/* What build_args gives a VM: COM1 for its console, a virtio-blk for
+ * each disk. */
+#define DEV_SERIAL "serial"
+#define DEV_DISK "virtio-blk"
+
+json_t *vmm_devices_supported(void)
+{
+    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VMCONF_DISKS_MAX);
+}
+
+json_t *vmm_devices_used(const struct vmm_spec *spec)
+{
+    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, (int)spec->conf.ndisks);
 }
 
 /* The child: own session (a ternd killed or restarted does not take the VM
@@ -141,7 +166,7 @@ static void exec_child(const struct vmm_proc *p, char **argv)
 static int spawn(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                  const char *tls_dir, struct err *e)
 {
-    static char bufs[ARGS_MAX][VMM_PATH_MAX + 64];   /* under v->lock */
+    static char bufs[ARGS_MAX][VMM_PATH_MAX + 64]; /* under v->lock */
     char *argv[ARGS_MAX + 4];
     build_args(v, p, uri, tls_dir, bufs, argv);
     unlink(p->sock);
@@ -206,20 +231,20 @@ static int wait_answering(struct vmm_table *v, struct vmm_proc *p, struct err *e
     int rc = -ETIMEDOUT;
     while (clock_mono_ns() < deadline) {
         rc = vmmctl_request(p->sock, req, &reply, 1000, e);
-        if (rc == 0 || vmm_wait_exit(v, p->spec.conf.id, 50) == 0)
+        if (!rc || vmm_wait_exit(v, p->spec.conf.id, 50) == 0)
             break;
     }
     json_decref(req);
     json_decref(reply);
-    if (rc == 0)
+    if (!rc)
         return 0;
     pthread_mutex_lock(&v->lock);
     bool gone = p->exited;
     char why[256];
     snprintf(why, sizeof(why), "%s", p->last_exit);
     pthread_mutex_unlock(&v->lock);
-    return gone ? err_set(e, EIO, "tern-vmm of vm %u %s (see %s)", p->spec.conf.id,
-                          why, p->log)
+    return gone ? err_set(e, EIO, "tern-vmm of vm %u %s (see %s)", p->spec.conf.id, why,
+                          p->log)
                 : err_set(e, ETIMEDOUT, "tern-vmm of vm %u did not answer in %d ms",
                           p->spec.conf.id, START_WAIT_MS);
 }
@@ -230,29 +255,18 @@ static struct vmm_proc *proc_new(const struct vmm_spec *spec, enum vmm_role role
     if (p) {
         p->spec = *spec;
         p->role = role;
-        snprintf(p->status, sizeof(p->status), "%s", role == VMM_RUN ? "starting" : "incoming");
+        snprintf(p->status, sizeof(p->status), "%s",
+                 role == VMM_RUN ? "starting" : "incoming");
     }
     return p;
 }
 
-int vmm_start(struct vmm_table *v, const struct vmm_spec *spec, struct err *e)
+/* A process for spec in role: booted (uri NULL) or a destination waiting
+ * on uri; returns once its control socket answers. */
+static int start_proc(struct vmm_table *v, const struct vmm_spec *spec, enum vmm_role role,
+                      const char *uri, const char *tls_dir, struct err *e)
 {
-    struct vmm_proc *p = proc_new(spec, VMM_RUN);
-    if (!p)
-        return err_set(e, ENOMEM, "out of memory");
-    int rc = launch(v, p, NULL, NULL, e);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    log_info("vmm", "vm %u: tern-vmm started (pid %d)", spec->conf.id, (int)p->pid);
-    return wait_answering(v, p, e);
-}
-
-int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
-                       const char *uri, const char *tls_dir, struct err *e)
-{
-    struct vmm_proc *p = proc_new(spec, VMM_INCOMING);
+    struct vmm_proc *p = proc_new(spec, role);
     if (!p)
         return err_set(e, ENOMEM, "out of memory");
     int rc = launch(v, p, uri, tls_dir, e);
@@ -260,9 +274,23 @@ int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
         free(p);
         return rc;
     }
-    log_info("vmm", "vm %u: tern-vmm waits for a migration on %s (pid %d)", spec->conf.id,
-             uri, (int)p->pid);
+    if (uri)
+        log_info("vmm", "vm %u: tern-vmm waits for a migration on %s (pid %d)",
+                 spec->conf.id, uri, (int)p->pid);
+    else
+        log_info("vmm", "vm %u: tern-vmm started (pid %d)", spec->conf.id, (int)p->pid);
     return wait_answering(v, p, e);
+}
+
+int vmm_start(struct vmm_table *v, const struct vmm_spec *spec, struct err *e)
+{
+    return start_proc(v, spec, VMM_RUN, NULL, NULL, e);
+}
+
+int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec, const char *uri,
+                       const char *tls_dir, struct err *e)
+{
+    return start_proc(v, spec, VMM_INCOMING, uri, tls_dir, e);
 }
 
 static void deadline(struct timespec *until, int timeout_ms)
@@ -282,7 +310,7 @@ int vmm_wait_settled(struct vmm_table *v, uint32_t id, int timeout_ms)
     deadline(&until, timeout_ms);
     pthread_mutex_lock(&v->lock);
     int rc = 0;
-    while (vmm_find(v, id) && rc == 0)
+    while (vmm_find(v, id) && !rc)
         rc = pthread_cond_timedwait(&v->changed, &v->lock, &until);
     pthread_mutex_unlock(&v->lock);
     return rc ? -ETIMEDOUT : 0;
@@ -295,7 +323,7 @@ int vmm_wait_exit(struct vmm_table *v, uint32_t id, int timeout_ms)
     pthread_mutex_lock(&v->lock);
     int rc = 0;
     struct vmm_proc *p;
-    while ((p = vmm_find(v, id)) && !p->exited && rc == 0)
+    while ((p = vmm_find(v, id)) && !p->exited && !rc)
         rc = timeout_ms < 0 ? pthread_cond_wait(&v->changed, &v->lock)
                             : pthread_cond_timedwait(&v->changed, &v->lock, &until);
     pthread_mutex_unlock(&v->lock);
@@ -344,8 +372,20 @@ int vmm_stop(struct vmm_table *v, uint32_t id, int timeout_ms, struct err *e)
     log_warn("vmm", "vm %u: no exit %d ms after quit; killing pid %d", id, timeout_ms,
              (int)pid);
     kill(pid, SIGKILL);
-    return vmm_wait_exit(v, id, 5000) == 0 ? 0
-        : err_set(e, ETIMEDOUT, "vm %u: pid %d does not end", id, (int)pid);
+    return vmm_wait_exit(v, id, 5000) == 0
+               ? 0
+               : err_set(e, ETIMEDOUT, "vm %u: pid %d does not end", id, (int)pid);
+}
+
+unsigned vmm_list(struct vmm_table *v, uint32_t ids[VMM_MAX])
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&v->lock);
+    for (unsigned i = 0; i < VMM_MAX; i++)
+        if (v->procs[i])
+            ids[n++] = v->procs[i]->spec.conf.id;
+    pthread_mutex_unlock(&v->lock);
+    return n;
 }
 
 void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out)
@@ -370,8 +410,8 @@ void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out)
     pthread_mutex_unlock(&v->lock);
 }
 
-void vmm_set_listener(struct vmm_table *v, uint32_t id,
-                      void (*fn)(void *ctx, json_t *ev), void *ctx)
+void vmm_set_listener(struct vmm_table *v, uint32_t id, void (*fn)(void *ctx, json_t *ev),
+                      void *ctx)
 {
     pthread_mutex_lock(&v->lock);
     struct vmm_proc *p = vmm_find(v, id);

@@ -29,27 +29,27 @@ enum vmm_role { VMM_RUN, VMM_INCOMING };
 
 /* What a process is started with: the config and its disks' files. */
 struct vmm_spec {
-    struct vm_conf conf;
-    char disk[VM_DISKS_MAX][VM_PATH_MAX];
-    bool shared[VM_DISKS_MAX];
+    struct vmconf conf;
+    char disk[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
+    bool shared[VMCONF_DISKS_MAX];
 };
 
 struct vmm_proc {
     struct vmm_spec spec;
     enum vmm_role role;
     pid_t pid;
-    bool child;                      /* ours to waitpid; else adopted */
+    bool child; /* ours to waitpid; else adopted */
     char dir[VMM_PATH_MAX + 16], sock[VMM_PATH_MAX + 32], console[VMM_PATH_MAX + 32],
-         log[VMM_PATH_MAX + 32];
-    char status[16];                 /* starting running paused migrating incoming stopped */
-    time_t since;                    /* of the status */
-    time_t started;                  /* of the process (uptime) */
+        log[VMM_PATH_MAX + 32];
+    char status[16]; /* starting running paused migrating incoming stopped */
+    time_t since;    /* of the status */
+    time_t started;  /* of the process (uptime) */
     bool exited;
-    int wait_status;                 /* once reaped (children) */
+    int wait_status; /* once reaped (children) */
     bool reaped;
-    bool stop_requested;             /* ternd quit it: no restart */
-    bool restart_due;                /* the restart policy wants it back */
-    char shutdown_reason[24];        /* of the last shutdown event */
+    bool stop_requested;      /* ternd quit it: no restart */
+    bool restart_due;         /* the restart policy wants it back */
+    char shutdown_reason[24]; /* of the last shutdown event */
     char last_exit[256];
     /* told about every event of the process (a migration task follows its
      * VM this way), and {"event":"exit","reason":...} when it ended; called
@@ -60,21 +60,28 @@ struct vmm_proc {
     bool watch_started;
     /* publishing (main loop only) */
     bool dirty;
-    bool pub_lost;                   /* another node publishes this VM's state now */
-    char published[512];             /* the value we wrote last, "" none */
+    bool pub_lost;       /* another node publishes this VM's state now */
+    char published[512]; /* the value we wrote last, "" none */
 };
 
 struct vmm_table {
-    pthread_mutex_t lock;            /* guards procs and their fields */
+    pthread_mutex_t lock; /* guards procs and their fields */
     pthread_cond_t changed;
     struct vmm_proc *procs[VMM_MAX];
     char run_dir[VMM_PATH_MAX];
     char binary[VMM_PATH_MAX];
     char node[TERN_NAME_MAX + 1];
     /* restart policy memory, by VM id: crashes in the last 10 minutes */
-    struct { uint32_t id; unsigned count; time_t first; } crashes[VMM_MAX];
-    struct { uint32_t id; char why[256]; } exits[VMM_MAX];   /* last exit per VM */
-    int64_t lease;                   /* states were written under this one */
+    struct {
+        uint32_t id;
+        unsigned count;
+        time_t first;
+    } crashes[VMM_MAX];
+    struct {
+        uint32_t id;
+        char why[256];
+    } exits[VMM_MAX]; /* last exit per VM */
+    int64_t lease;    /* states were written under this one */
 };
 
 void vmm_table_init(struct vmm_table *v);
@@ -86,8 +93,8 @@ void vmm_table_release(struct vmm_table *v);
 int vmm_start(struct vmm_table *v, const struct vmm_spec *spec, struct err *e);
 /* A destination for a live migration, listening on uri; tls_dir NULL for
  * plain TCP. */
-int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec,
-                       const char *uri, const char *tls_dir, struct err *e);
+int vmm_start_incoming(struct vmm_table *v, const struct vmm_spec *spec, const char *uri,
+                       const char *tls_dir, struct err *e);
 /* quit, then SIGKILL after timeout_ms; waits for the end. */
 int vmm_stop(struct vmm_table *v, uint32_t id, int timeout_ms, struct err *e);
 /* One control request to the VM's tern-vmm. */
@@ -108,15 +115,27 @@ struct vmm_info {
     char console[VMM_PATH_MAX + 32];
     char last_exit[256];
 };
+/* The VMs with a process in the table now (ended ones too, until their
+ * end is published): their number. */
+unsigned vmm_list(struct vmm_table *v, uint32_t ids[VMM_MAX]);
 /* What this node knows of VM id (present false: no process; last_exit
  * may still tell how the last one ended). */
 void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out);
-void vmm_set_listener(struct vmm_table *v, uint32_t id,
-                      void (*fn)(void *ctx, json_t *ev), void *ctx);
+void vmm_set_listener(struct vmm_table *v, uint32_t id, void (*fn)(void *ctx, json_t *ev),
+                      void *ctx);
 /* When the guest booted, for a destination: the source's. */
 void vmm_set_started(struct vmm_table *v, uint32_t id, time_t started);
 /* The status shown while a migration runs ("migrating"), or back. */
 void vmm_set_status(struct vmm_table *v, uint32_t id, const char *status);
+
+/* The device models ternd gives a VM's tern-vmm and how many of each one
+ * VM may have, by the name of their state in a migration stream
+ * (src/devices): {"serial": 1, "virtio-blk": 8}. Published in the node
+ * info, so that a migration's source can tell whether the target can take
+ * what its VM has. */
+json_t *vmm_devices_supported(void);
+/* The devices of spec's VM, in the same form: {"serial": 1, "virtio-blk": 2}. */
+json_t *vmm_devices_used(const struct vmm_spec *spec);
 
 /* Main loop, every tick: publishes changed states, forgets ended
  * processes, restarts crashed ones whose VM this node still owns. */

@@ -33,10 +33,10 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
     s->pub_lost = p->pub_lost;
     s->incoming = p->role == VMM_INCOMING;
     snprintf(s->published, sizeof(s->published), "%s", p->published);
-    struct vm_state st = { .pid = (int)p->pid, .since = p->since, .started = p->started };
+    struct vmrec_state st = {.pid = (int)p->pid, .since = p->since, .started = p->started};
     snprintf(st.node, sizeof(st.node), "%s", v->node);
     snprintf(st.status, sizeof(st.status), "%s", p->status);
-    json_t *j = vm_state_to_json(&st);
+    json_t *j = vmrec_state_to_json(&st);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     snprintf(s->value, sizeof(s->value), "%s", text ? text : "");
     free(text);
@@ -47,36 +47,34 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
  * the owner (a destination taking over after the commit). */
 static bool may_take_over(struct vmm_table *v, struct etcd_client *c, uint32_t id)
 {
-    char vmid[16], owner[TERN_NAME_MAX + 1];
+    char owner[TERN_NAME_MAX + 1];
     struct err e;
-    snprintf(vmid, sizeof(vmid), "%u", id);
-    return vm_owner_get(c, vmid, 0, owner, &e) == 0 && strcmp(owner, v->node) == 0;
+    return vmowner_get(c, id, 0, owner, NULL, &e) == 0 && strcmp(owner, v->node) == 0;
 }
 
-/* 1 written (or deleted), 0 lost to another node, -errno try again later.
- * A delete only removes our own value: after a migration the destination's
- * is there. */
+/* 0 when written (or deleted) or, with *lost, when another node publishes
+ * the state now; -errno: try again later. A delete only removes our own
+ * value: after a migration the destination's is there. */
 static int write_state(struct vmm_table *v, struct etcd_client *c, struct snapshot *s,
-                       int64_t lease)
+                       int64_t lease, bool *lost)
 {
     char key[TERN_KEY_MAX];
     snprintf(key, sizeof(key), TERN_PREFIX_VMSTATE "%u", s->id);
+    *lost = false;
     if (s->exited && !s->published[0])
-        return 1;
-    struct etcd_cas op = { .key = key, .cmp = s->published[0] ? ETCD_CMP_VALUE : ETCD_CMP_ABSENT,
-                           .expect_value = s->published,
-                           .new_value = s->exited ? NULL : s->value, .lease = lease };
+        return 0;
+    struct etcd_cas op = {.key = key,
+                          .cmp = s->published[0] ? ETCD_CMP_VALUE : ETCD_CMP_ABSENT,
+                          .expect_value = s->published,
+                          .new_value = s->exited ? NULL : s->value,
+                          .lease = lease};
     bool swapped;
     struct err e;
     int rc = etcd_cas(c, &op, &swapped, NULL, &e);
-    if (rc < 0)
+    if (rc || swapped || s->exited)
         return rc;
-    if (swapped || s->exited)
-        return 1;
-    if (!may_take_over(v, c, s->id))
-        return 0;
-    rc = etcd_put(c, key, s->value, lease, &e);
-    return rc < 0 ? rc : 1;
+    *lost = !may_take_over(v, c, s->id);
+    return *lost ? 0 : etcd_put(c, key, s->value, lease, &e);
 }
 
 static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc *p,
@@ -95,17 +93,17 @@ static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc 
     }
     if (!s.dirty || s.pub_lost || (s.incoming && !s.exited) || !lease)
         return;
-    int rc = write_state(v, c, &s, lease);
-    if (rc < 0)
+    bool lost;
+    if (write_state(v, c, &s, lease, &lost) < 0)
         return;
     pthread_mutex_lock(&v->lock);
-    if (rc == 0) {
+    if (lost) {
         p->pub_lost = true;
         log_info("vmm", "vm %u: another node publishes its state now", s.id);
     } else {
         snprintf(p->published, sizeof(p->published), "%s", s.exited ? "" : s.value);
     }
-    if (strcmp(s.value, p->published) == 0 || rc == 0 || s.exited)
+    if (strcmp(s.value, p->published) == 0 || lost || s.exited)
         p->dirty = false;
     pthread_mutex_unlock(&v->lock);
 }
@@ -136,7 +134,8 @@ static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec 
 {
     uint32_t id = spec->conf.id;
     if (!may_take_over(v, c, id)) {
-        log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)", id);
+        log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)",
+                 id);
         return;
     }
     unsigned count = 0;
@@ -155,9 +154,10 @@ static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec 
         log_error("vmm", "vm %u: restart failed: %s", id, e.msg);
 }
 
-/* Ended processes whose state is settled leave the table: 0 none, 1 one
- * left, 2 one left that the restart policy wants back (in *again). */
-static int reap_one(struct vmm_table *v, struct vmm_spec *again)
+/* An ended process whose state is settled leaves the table: false when
+ * there is none; *restart when the restart policy wants it back (its
+ * spec in *again). */
+static bool reap_one(struct vmm_table *v, struct vmm_spec *again, bool *restart)
 {
     pthread_mutex_lock(&v->lock);
     struct vmm_proc *done = NULL;
@@ -171,13 +171,13 @@ static int reap_one(struct vmm_table *v, struct vmm_spec *again)
     }
     pthread_mutex_unlock(&v->lock);
     if (!done)
-        return 0;
+        return false;
     pthread_join(done->watch, NULL);
-    int rc = done->restart_due ? 2 : 1;
-    if (rc == 2)
+    *restart = done->restart_due;
+    if (*restart)
         *again = done->spec;
     free(done);
-    return rc;
+    return true;
 }
 
 /* A new lease (the node registered again after losing its old one): the
@@ -203,13 +203,13 @@ void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease)
         pthread_mutex_lock(&v->lock);
         struct vmm_proc *p = v->procs[i];
         pthread_mutex_unlock(&v->lock);
-        if (p)   /* only this thread frees procs: p stays valid */
+        if (p) /* only this thread frees procs: p stays valid */
             publish(v, c, p, lease);
     }
     struct vmm_spec again;
-    int rc;
-    while ((rc = reap_one(v, &again)) > 0)
-        if (rc == 2)
+    bool due;
+    while (reap_one(v, &again, &due))
+        if (due)
             restart(v, c, &again);
 }
 
@@ -250,13 +250,14 @@ static struct vmm_proc *adopted_proc(struct vmm_table *v, struct etcd_client *c,
     struct err e;
     if (!p)
         return NULL;
-    vm_conf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
+    vmconf_get(c, id, ETCD_SERIALIZABLE, &p->spec.conf, &e);
     p->spec.conf.id = id;
     p->pid = pid;
     p->role = role == VMM_INCOMING ? VMM_INCOMING : VMM_RUN;
     p->since = time(NULL);
-    p->started = process_start(pid);   /* after a migration: its own start */
-    snprintf(p->status, sizeof(p->status), "%s", p->role == VMM_RUN ? "running" : "incoming");
+    p->started = process_start(pid); /* after a migration: its own start */
+    snprintf(p->status, sizeof(p->status), "%s",
+             p->role == VMM_RUN ? "running" : "incoming");
     snprintf(p->dir, sizeof(p->dir), "%s/%u", v->run_dir, id);
     snprintf(p->sock, sizeof(p->sock), "%s/control.sock", p->dir);
     snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
@@ -278,7 +279,7 @@ static void adopt_one(struct vmm_table *v, struct etcd_client *c, uint32_t id)
     snprintf(path, sizeof(path), "/proc/%d/exe", pid);
     ssize_t n = ok ? readlink(path, exe, sizeof(exe) - 1) : -1;
     if (n <= 0)
-        return;   /* gone, or the pid is someone else's now */
+        return; /* gone, or the pid is someone else's now */
     exe[n] = '\0';
     if (!strstr(exe, "tern-vmm"))
         return;
@@ -308,7 +309,7 @@ void vmm_adopt(struct vmm_table *v, struct etcd_client *c)
     while (d && (ent = readdir(d))) {
         char *end;
         unsigned long id = strtoul(ent->d_name, &end, 10);
-        if (*end || id < VM_ID_MIN || id > VM_ID_MAX)
+        if (*end || id < TERN_VMID_MIN || id > TERN_VMID_MAX)
             continue;
         adopt_one(v, c, (uint32_t)id);
     }

@@ -1,19 +1,16 @@
-/* ternd's side of a tern-vmm control socket (docs/control.md): JSON lines,
- * replies {"ok":...} interleaved with events {"event":...}. */
+/* ternd's side of a tern-vmm control socket (docs/control.md): JSON lines
+ * (common/jsonl.h), replies {"ok":...} interleaved with events {"event":...}. */
 #ifndef TERN_NODE_VMMCTL_H
 #define TERN_NODE_VMMCTL_H
 
 #include <jansson.h>
-#include <stddef.h>
 
 #include "common/err.h"
-
-#define VMMCTL_LINE_MAX (64 * 1024)
+#include "common/jsonl.h"
 
 struct vmmctl_conn {
     int fd;
-    char *buf;
-    size_t len;
+    struct jsonl_buf buf;
 };
 
 int vmmctl_open(struct vmmctl_conn *c, const char *path, struct err *e);

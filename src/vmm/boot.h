@@ -18,10 +18,10 @@
 #define BOOT_STACK_TOP 0x8ff0
 #define BOOT_PML4_ADDR 0x9000
 #define BOOT_PDPT_ADDR 0xa000
-#define BOOT_PD_ADDR 0xb000        /* four pages: 4 GiB of 2 MiB mappings */
+#define BOOT_PD_ADDR 0xb000 /* four pages: 4 GiB of 2 MiB mappings */
 #define BOOT_CMDLINE_ADDR 0x20000
 #define BOOT_CMDLINE_MAX 0x10000
-#define BOOT_EBDA_ADDR 0x9fc00     /* MP table lives here */
+#define BOOT_EBDA_ADDR 0x9fc00 /* MP table lives here */
 #define BOOT_BIOS_ADDR 0xf0000
 #define BOOT_HIMEM_ADDR 0x100000
 #define BOOT_KERNEL_MIN_ADDR 0x100000
@@ -41,8 +41,8 @@ struct e820_entry {
 } __attribute__((packed));
 
 struct boot_image {
-    uint64_t entry;          /* physical entry point */
-    uint64_t low, high;      /* physical range the segments occupy */
+    uint64_t entry;     /* physical entry point */
+    uint64_t low, high; /* physical range the segments occupy */
     uint64_t initrd_addr, initrd_size;
 };
 

@@ -18,12 +18,12 @@ int console_open(struct console *con, const char *spec, struct err *e)
     for (unsigned i = 0; i < CONSOLE_MAX_CLIENTS; i++)
         con->client[i] = -1;
     pthread_mutex_init(&con->lock, NULL);
-    if (!strcmp(spec, "stdio")) {
+    if (strcmp(spec, "stdio") == 0) {
         con->kind = CONSOLE_STDIO;
         con->out_fd = STDOUT_FILENO;
         return 0;
     }
-    if (!strncmp(spec, "file:", 5) && spec[5]) {
+    if (strncmp(spec, "file:", 5) == 0 && spec[5]) {
         con->kind = CONSOLE_FILE;
         snprintf(con->path, sizeof(con->path), "%s", spec + 5);
         con->out_fd = open(con->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -31,7 +31,7 @@ int console_open(struct console *con, const char *spec, struct err *e)
             return err_set(e, errno, "console file '%s': %s", con->path, strerror(errno));
         return 0;
     }
-    if (!strncmp(spec, "unix:", 5) && spec[5]) {
+    if (strncmp(spec, "unix:", 5) == 0 && spec[5]) {
         con->kind = CONSOLE_UNIX;
         snprintf(con->path, sizeof(con->path), "%s", spec + 5);
         con->listen_fd = sock_listen_unix(con->path);
@@ -40,8 +40,7 @@ int console_open(struct console *con, const char *spec, struct err *e)
                            strerror(-con->listen_fd));
         return 0;
     }
-    return err_set(e, EINVAL, "console '%s': expected stdio, file:PATH or unix:PATH",
-                   spec);
+    return err_set(e, EINVAL, "console '%s': expected stdio, file:PATH or unix:PATH", spec);
 }
 
 void console_release(struct console *con)

@@ -12,27 +12,12 @@
 #include "common/log.h"
 #include "common/sock.h"
 
-
 static void client_close(struct control *ctl, struct control_client *c)
 {
     evloop_remove(ctl->loop, c->fd);
     close(c->fd);
-    free(c->buf);
+    jsonl_buf_release(&c->in);
     c->fd = -1;
-    c->buf = NULL;
-    c->len = 0;
-}
-
-static int send_json(int fd, json_t *obj)
-{
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
-    if (!text)
-        return -ENOMEM;
-    size_t len = strlen(text);
-    text[len] = '\n';   /* json_dumps leaves room: replace NUL, send len+1 */
-    int rc = sock_write_all(fd, text, len + 1);
-    free(text);
-    return rc;
 }
 
 static void reply_error(int fd, json_t *id, const char *msg)
@@ -40,15 +25,14 @@ static void reply_error(int fd, json_t *id, const char *msg)
     json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
     if (id)
         json_object_set(r, "id", id);
-    send_json(fd, r);
+    jsonl_send(fd, r);
     json_decref(r);
 }
 
-static const struct control_command *find_command(struct control *ctl,
-                                                  const char *name)
+static const struct control_command *find_command(struct control *ctl, const char *name)
 {
     for (const struct control_command *c = ctl->commands; c->name; c++)
-        if (!strcmp(c->name, name))
+        if (strcmp(c->name, name) == 0)
             return c;
     return NULL;
 }
@@ -70,14 +54,14 @@ static void handle_line(struct control *ctl, int fd, const char *line)
     const struct control_command *cmd = name ? find_command(ctl, name) : NULL;
     char msg[600];
     if (!cmd) {
-        snprintf(msg, sizeof(msg), name ? "unknown command '%s'"
-                 : "request has no string 'cmd'", name);
+        snprintf(msg, sizeof(msg),
+                 name ? "unknown command '%s'" : "request has no string 'cmd'", name);
         reply_error(fd, id, msg);
         json_decref(req);
         return;
     }
     json_t *reply = json_object();
-    struct err e = { "" };
+    struct err e = {""};
     if (cmd->run(ctl, req, reply, &e)) {
         snprintf(msg, sizeof(msg), "%s: %s", name, e.msg[0] ? e.msg : "failed");
         reply_error(fd, id, msg);
@@ -85,27 +69,23 @@ static void handle_line(struct control *ctl, int fd, const char *line)
         json_object_set_new(reply, "ok", json_true());
         if (id)
             json_object_set(reply, "id", id);
-        send_json(fd, reply);
+        jsonl_send(fd, reply);
     }
     json_decref(reply);
     json_decref(req);
 }
 
-/* Splits the client's buffer into lines; keeps a partial line for later. */
+/* Handles every whole line held; a partial line waits for more. -1 when
+ * the client went away meanwhile (an event it could not take). */
 static int client_consume(struct control *ctl, struct control_client *c)
 {
-    char *start = c->buf;
-    char *nl;
-    while ((nl = memchr(start, '\n', c->len - (size_t)(start - c->buf)))) {
-        *nl = '\0';
-        if (nl > start)
-            handle_line(ctl, c->fd, start);
+    char *line;
+    while ((line = jsonl_buf_next(&c->in))) {
+        if (*line)
+            handle_line(ctl, c->fd, line);
         if (c->fd < 0)
             return -1;
-        start = nl + 1;
     }
-    c->len -= (size_t)(start - c->buf);
-    memmove(c->buf, start, c->len);
     return 0;
 }
 
@@ -119,16 +99,14 @@ static void on_client(struct evloop *loop, int fd, uint32_t events, void *ctx)
             c = &ctl->client[i];
     if (!c)
         return;
-    ssize_t n = (events & (EPOLLIN | EPOLLHUP)) ?
-        read(fd, c->buf + c->len, CONTROL_MAX_LINE - c->len) : 0;
-    if (n <= 0) {
+    /* the end of the stream and every read error alike end the client */
+    if (!(events & (EPOLLIN | EPOLLHUP)) || jsonl_buf_fill(&c->in, fd)) {
         client_close(ctl, c);
         return;
     }
-    c->len += (size_t)n;
     if (client_consume(ctl, c))
         return;
-    if (c->len == CONTROL_MAX_LINE) {
+    if (jsonl_buf_full(&c->in)) {
         reply_error(fd, NULL, "request line longer than 65536 bytes");
         client_close(ctl, c);
     }
@@ -145,14 +123,13 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *ctx)
         struct control_client *c = &ctl->client[i];
         if (c->fd >= 0)
             continue;
-        c->buf = malloc(CONTROL_MAX_LINE + 1);
-        if (c->buf && !evloop_add(loop, cfd, EPOLLIN, on_client, ctl)) {
+        if (jsonl_buf_init(&c->in))
+            break;
+        if (!evloop_add(loop, cfd, EPOLLIN, on_client, ctl)) {
             c->fd = cfd;
-            c->len = 0;
             return;
         }
-        free(c->buf);
-        c->buf = NULL;
+        jsonl_buf_release(&c->in);
         break;
     }
     reply_error(cfd, NULL, "too many control clients");
@@ -183,7 +160,7 @@ int control_init(struct control *ctl, const char *path, struct evloop *loop,
 void control_release(struct control *ctl)
 {
     if (!ctl->loop)
-        return;   /* never initialised */
+        return; /* never initialised */
     for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
         if (ctl->client[i].fd >= 0)
             client_close(ctl, &ctl->client[i]);
@@ -201,10 +178,10 @@ void control_event(struct control *ctl, const char *name, json_t *fields)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_object_set_new(ev, "event", json_string(name));
-    json_object_set_new(ev, "timestamp", json_real((double)ts.tv_sec +
-                                                   (double)ts.tv_nsec / 1e9));
+    json_object_set_new(ev, "timestamp",
+                        json_real((double)ts.tv_sec + (double)ts.tv_nsec / 1e9));
     for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++)
-        if (ctl->client[i].fd >= 0 && send_json(ctl->client[i].fd, ev))
+        if (ctl->client[i].fd >= 0 && jsonl_send(ctl->client[i].fd, ev))
             client_close(ctl, &ctl->client[i]);
     json_decref(ev);
 }

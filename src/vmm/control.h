@@ -9,9 +9,9 @@
 
 #include "common/err.h"
 #include "common/evloop.h"
+#include "common/jsonl.h"
 
 #define CONTROL_MAX_CLIENTS 16
-#define CONTROL_MAX_LINE (64 * 1024)
 
 struct control;
 
@@ -23,8 +23,7 @@ struct control_command {
 
 struct control_client {
     int fd;
-    size_t len;
-    char *buf;
+    struct jsonl_buf in; /* requests, at most JSONL_LINE_MAX a line */
 };
 
 struct control {

@@ -29,7 +29,7 @@ static void filter_host(struct kvm_cpuid2 *cpuid)
 }
 
 static const struct cpu_model cpu_models[] = {
-    { "host", filter_host },
+    {"host", filter_host},
 };
 
 const char *cpuid_models(void)
@@ -37,18 +37,17 @@ const char *cpuid_models(void)
     return "host";
 }
 
-int cpuid_for_model(int kvm_fd, const char *model, struct kvm_cpuid2 **out,
-                    struct err *e)
+int cpuid_for_model(int kvm_fd, const char *model, struct kvm_cpuid2 **out, struct err *e)
 {
     const struct cpu_model *m = NULL;
     for (size_t i = 0; i < sizeof(cpu_models) / sizeof(cpu_models[0]); i++)
-        if (!strcmp(cpu_models[i].name, model))
+        if (strcmp(cpu_models[i].name, model) == 0)
             m = &cpu_models[i];
     if (!m)
         return err_set(e, EINVAL, "unknown cpu model '%s' (known: %s)", model,
                        cpuid_models());
     struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) +
-                                      CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
+                                             CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
     if (!cpuid)
         return -ENOMEM;
     cpuid->nent = CPUID_MAX_ENTRIES;
@@ -74,11 +73,10 @@ int cpuid_set_vcpu(int vcpu_fd, const struct kvm_cpuid2 *base, unsigned index,
         struct kvm_cpuid_entry2 *ent = &cpuid->entries[i];
         if (ent->function == 1) {
             /* initial APIC id and logical processor count */
-            ent->ebx = (ent->ebx & 0x0000ffff) | (index << 24) |
-                       ((ncpus & 0xff) << 16);
+            ent->ebx = (ent->ebx & 0x0000ffff) | (index << 24) | ((ncpus & 0xff) << 16);
         }
         if (ent->function == 0xb || ent->function == 0x1f)
-            ent->edx = index;   /* x2APIC id */
+            ent->edx = index; /* x2APIC id */
     }
     int rc = ioctl(vcpu_fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
     free(cpuid);
@@ -95,8 +93,8 @@ int cpuid_copy(const struct kvm_cpuid2 *src, struct kvm_cpuid2 **out, struct err
     return 0;
 }
 
-static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c,
-                                                 uint32_t fn, uint32_t index)
+static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uint32_t fn,
+                                                 uint32_t index)
 {
     for (unsigned i = 0; i < c->nent; i++)
         if (c->entries[i].function == fn && c->entries[i].index == index)
@@ -105,16 +103,24 @@ static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c,
 }
 
 /* Feature leaves: a bit the source shows must be one KVM here can offer. */
-static const struct { uint32_t fn, index; int reg; const char *name; } feature_regs[] = {
-    { 1, 0, 2, "1.ecx" }, { 1, 0, 3, "1.edx" },
-    { 7, 0, 1, "7.0.ebx" }, { 7, 0, 2, "7.0.ecx" }, { 7, 0, 3, "7.0.edx" },
-    { 0xd, 1, 0, "0xd.1.eax" },
-    { 0x80000001, 0, 2, "0x80000001.ecx" }, { 0x80000001, 0, 3, "0x80000001.edx" },
+static const struct {
+    uint32_t fn, index;
+    int reg;
+    const char *name;
+} feature_regs[] = {
+    {1, 0, 2, "1.ecx"},
+    {1, 0, 3, "1.edx"},
+    {7, 0, 1, "7.0.ebx"},
+    {7, 0, 2, "7.0.ecx"},
+    {7, 0, 3, "7.0.edx"},
+    {0xd, 1, 0, "0xd.1.eax"},
+    {0x80000001, 0, 2, "0x80000001.ecx"},
+    {0x80000001, 0, 3, "0x80000001.edx"},
 };
 
 static uint32_t reg_of(const struct kvm_cpuid_entry2 *e, int reg)
 {
-    const uint32_t regs[4] = { e->eax, e->ebx, e->ecx, e->edx };
+    const uint32_t regs[4] = {e->eax, e->ebx, e->ecx, e->edx};
     return regs[reg];
 }
 
@@ -135,8 +141,10 @@ int cpuid_check_compatible(int kvm_fd, const struct kvm_cpuid2 *src, struct err 
         if (feature_regs[i].fn == 1 && feature_regs[i].reg == 2)
             have |= 1U << 31;
         if (want & ~have)
-            rc = err_set(e, ENOTSUP, "cpu features missing on this host: cpuid %s "
-                         "bits 0x%08x", feature_regs[i].name, want & ~have);
+            rc = err_set(e, ENOTSUP,
+                         "cpu features missing on this host: cpuid %s "
+                         "bits 0x%08x",
+                         feature_regs[i].name, want & ~have);
     }
     free(host);
     return rc;

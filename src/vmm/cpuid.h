@@ -8,8 +8,7 @@
 #include "common/err.h"
 
 /* Supported CPUID of this host filtered by `model`. Caller frees. */
-int cpuid_for_model(int kvm_fd, const char *model, struct kvm_cpuid2 **out,
-                    struct err *e);
+int cpuid_for_model(int kvm_fd, const char *model, struct kvm_cpuid2 **out, struct err *e);
 /* Copy of a CPUID table (an incoming VM keeps its source's). */
 int cpuid_copy(const struct kvm_cpuid2 *src, struct kvm_cpuid2 **out, struct err *e);
 /* Refuses a source CPUID that asks for features this host's KVM does not

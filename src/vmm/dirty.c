@@ -16,8 +16,8 @@ bool dirty_log_enable_manual(int vm_fd)
         return false;
     struct kvm_enable_cap cap = {
         .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-        .args[0] = (uint64_t)caps & (KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
-                                     KVM_DIRTY_LOG_INITIALLY_SET),
+        .args[0] = (uint64_t)caps &
+                   (KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET),
     };
     return ioctl(vm_fd, KVM_ENABLE_CAP, &cap) == 0;
 }
@@ -69,7 +69,7 @@ int dirty_log_sync(struct vm *vm, uint64_t *bitmap, struct err *e)
         uint64_t first_word = r->page_offset / 64;
         uint64_t words = (r->size / GUEST_PAGE_SIZE + 63) / 64;
         memset(dl->scratch, 0, words * sizeof(uint64_t));
-        struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = dl->scratch };
+        struct kvm_dirty_log log = {.slot = i, .dirty_bitmap = dl->scratch};
         if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
             return err_set(e, errno, "KVM_GET_DIRTY_LOG slot %u: %s", i, strerror(errno));
         for (uint64_t w = 0; w < words; w++)
@@ -115,8 +115,10 @@ int dirty_log_clear(struct vm *vm, uint64_t first_word, uint64_t nwords,
         if (page - slot_first + num > slot_pages)
             num = slot_pages - (page - slot_first);
         struct kvm_clear_dirty_log clr = {
-            .slot = (uint32_t)slot, .num_pages = (uint32_t)num,
-            .first_page = page - slot_first, .dirty_bitmap = (void *)&bits[w],
+            .slot = (uint32_t)slot,
+            .num_pages = (uint32_t)num,
+            .first_page = page - slot_first,
+            .dirty_bitmap = (void *)&bits[w],
         };
         if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
             return err_set(e, errno, "KVM_CLEAR_DIRTY_LOG: %s", strerror(errno));

@@ -13,10 +13,10 @@ struct vm;
 
 struct dirty_log {
     bool active;
-    bool manual;           /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 in use */
+    bool manual; /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 in use */
     uint64_t npages;
-    uint64_t nwords;       /* u64 words in a bitmap of npages bits */
-    uint64_t *scratch;     /* per-slot KVM bitmaps land here */
+    uint64_t nwords;   /* u64 words in a bitmap of npages bits */
+    uint64_t *scratch; /* per-slot KVM bitmaps land here */
 };
 
 /* Turns on dirty logging for every RAM slot. With manual protect, every page

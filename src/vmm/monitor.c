@@ -21,18 +21,17 @@
 static json_t *status_devices(struct vm *vm)
 {
     json_t *devs = json_array();
-    json_array_append_new(devs, json_pack("{s:s, s:s, s:i}", "type", "serial",
-                                          "name", "com1", "port", SERIAL_COM1_PORT));
+    json_array_append_new(devs, json_pack("{s:s, s:s, s:i}", "type", "serial", "name",
+                                          "com1", "port", SERIAL_COM1_PORT));
     for (unsigned i = 0; i < vm->ndisks; i++) {
         struct virtio_blk *b = &vm->disk[i];
-        json_array_append_new(devs, json_pack(
-            "{s:s, s:s, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:I}",
-            "type", "virtio-blk", "path", b->path,
-            "mmio", (json_int_t)b->mmio.base,
-            "size", (json_int_t)(b->capacity * 512), "readonly", b->readonly,
-            "shared", b->shared, "reads", (json_int_t)b->reads,
-            "writes", (json_int_t)b->writes, "flushes", (json_int_t)b->flushes,
-            "inflight", (json_int_t)b->inflight));
+        json_array_append_new(
+            devs, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:I}", "type",
+                            "virtio-blk", "path", b->path, "mmio", (json_int_t)b->mmio.base,
+                            "size", (json_int_t)(b->capacity * 512), "readonly",
+                            b->readonly, "shared", b->shared, "reads", (json_int_t)b->reads,
+                            "writes", (json_int_t)b->writes, "flushes",
+                            (json_int_t)b->flushes, "inflight", (json_int_t)b->inflight));
     }
     return devs;
 }
@@ -45,7 +44,8 @@ static int cmd_status(struct control *ctl, json_t *req, json_t *reply, struct er
     struct vm *vm = &m->vm;
     json_object_set_new(reply, "state", json_string(vm_state_name(vm_get_state(vm))));
     json_object_set_new(reply, "name", json_string(vm->config.name ? vm->config.name : ""));
-    json_object_set_new(reply, "uptime", json_real((double)(int64_t)(vm_uptime(vm) * 1000) / 1000));
+    json_object_set_new(reply, "uptime",
+                        json_real((double)(int64_t)(vm_uptime(vm) * 1000) / 1000));
     json_object_set_new(reply, "memory", json_integer((json_int_t)vm->config.memory));
     json_object_set_new(reply, "cpus", json_integer(vm->ncpus));
     json_object_set_new(reply, "cpu_model", json_string(vm->config.cpu_model));
@@ -54,32 +54,35 @@ static int cmd_status(struct control *ctl, json_t *req, json_t *reply, struct er
     return 0;
 }
 
-static int cmd_pause(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+/* pause and resume: idempotent, logged, and an event for every client */
+static int set_running(struct control *ctl, bool run, struct err *e)
 {
     struct monitor *m = ctl->ctx;
+    if (vm_get_state(&m->vm) == (run ? VM_RUNNING : VM_PAUSED))
+        return 0;
+    int rc = run ? vm_resume(&m->vm) : vm_pause(&m->vm);
+    if (rc == -EPERM)
+        return err_set(e, EPERM, "a migration holds the vm");
+    if (rc)
+        return err_set(e, ESRCH, run ? "vm has shut down" : "vm is not running");
+    const char *done = run ? "resumed" : "paused";
+    log_info("vmm", "%s", done);
+    control_event(ctl, done, NULL);
+    return 0;
+}
+
+static int cmd_pause(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
     (void)req;
     (void)reply;
-    if (vm_get_state(&m->vm) == VM_PAUSED)
-        return 0;
-    if (vm_pause(&m->vm))
-        return err_set(e, ESRCH, "vm is not running");
-    log_info("vmm", "paused");
-    control_event(ctl, "paused", NULL);
-    return 0;
+    return set_running(ctl, false, e);
 }
 
 static int cmd_resume(struct control *ctl, json_t *req, json_t *reply, struct err *e)
 {
-    struct monitor *m = ctl->ctx;
     (void)req;
     (void)reply;
-    if (vm_get_state(&m->vm) == VM_RUNNING)
-        return 0;
-    if (vm_resume(&m->vm))
-        return err_set(e, ESRCH, "vm has shut down");
-    log_info("vmm", "resumed");
-    control_event(ctl, "resumed", NULL);
-    return 0;
+    return set_running(ctl, true, e);
 }
 
 static int cmd_quit(struct control *ctl, json_t *req, json_t *reply, struct err *e)
@@ -93,11 +96,8 @@ static int cmd_quit(struct control *ctl, json_t *req, json_t *reply, struct err 
 }
 
 static const struct control_command monitor_commands[] = {
-    { "status", cmd_status },
-    { "pause", cmd_pause },
-    { "resume", cmd_resume },
-    { "quit", cmd_quit },
-    { NULL, NULL },
+    {"status", cmd_status}, {"pause", cmd_pause}, {"resume", cmd_resume},
+    {"quit", cmd_quit},     {NULL, NULL},
 };
 
 static void monitor_build_commands(struct monitor *m, const struct control_command *extra)
@@ -105,10 +105,10 @@ static void monitor_build_commands(struct monitor *m, const struct control_comma
     unsigned n = 0;
     for (const struct control_command *c = monitor_commands; c->name; c++)
         m->commands[n++] = *c;
-    for (const struct control_command *c = extra; c && c->name &&
-         n < MONITOR_MAX_COMMANDS - 1; c++)
+    for (const struct control_command *c = extra;
+         c && c->name && n < MONITOR_MAX_COMMANDS - 1; c++)
         m->commands[n++] = *c;
-    m->commands[n] = (struct control_command){ NULL, NULL };
+    m->commands[n] = (struct control_command){NULL, NULL};
 }
 
 void monitor_post_event(struct monitor *m, const char *name, json_t *fields)
@@ -156,15 +156,15 @@ static void on_vm_exit(struct evloop *loop, int fd, uint32_t events, void *ctx)
         m->options->stop(m, m->options->arg);
     on_event_queue(loop, m->event_fd, 0, m);
     vm_stop(vm);
-    static const char *const reasons[] = { "none", "poweroff", "quit", "crash",
-                                           "migrated", "failed" };
+    static const char *const reasons[] = {"none",  "poweroff", "quit",
+                                          "crash", "migrated", "failed"};
     if (vm->exit_reason == VM_EXIT_CRASH || vm->exit_reason == VM_EXIT_FAILED)
         log_error("vmm", "%s", vm->exit_message);
     else
         log_info("vmm", "%s", vm->exit_message);
     control_event(&m->control, "shutdown",
-                  json_pack("{s:s, s:s}", "reason", reasons[vm->exit_reason],
-                            "message", vm->exit_message));
+                  json_pack("{s:s, s:s}", "reason", reasons[vm->exit_reason], "message",
+                            vm->exit_message));
     evloop_stop(loop);
 }
 
@@ -222,7 +222,7 @@ static int monitor_setup(struct monitor *m, const struct vm_config *cfg,
     return rc;
 }
 
-int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
+int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo, int *status,
                 struct err *e)
 {
     static struct monitor m;
@@ -257,9 +257,8 @@ int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
         close(m.event_fd);
     json_decref(m.event_queue);
     evloop_release(&m.loop);
-    if (rc)
-        return rc;
-    if (m.vm.exit_reason == VM_EXIT_CRASH)
-        return EXIT_STATUS_CRASH;
-    return m.vm.exit_reason == VM_EXIT_FAILED ? EXIT_STATUS_FAILED : 0;
+    *status = m.vm.exit_reason == VM_EXIT_CRASH    ? EXIT_STATUS_CRASH
+              : m.vm.exit_reason == VM_EXIT_FAILED ? EXIT_STATUS_FAILED
+                                                   : 0;
+    return rc;
 }

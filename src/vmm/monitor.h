@@ -36,17 +36,17 @@ struct monitor {
     struct evloop loop;
     struct control control;
     int signal_fd;
-    int event_fd;               /* wakes the loop for queued events */
+    int event_fd; /* wakes the loop for queued events */
     pthread_mutex_t event_lock;
-    json_t *event_queue;        /* [[name, fields], ...] from other threads */
+    json_t *event_queue; /* [[name, fields], ...] from other threads */
     struct control_command commands[MONITOR_MAX_COMMANDS];
     const struct monitor_options *options;
 };
 
-/* Runs the VM to its end. Returns the process exit status (0 powered off,
- * quit or migrated away, 1 incoming migration failed, 3 crashed) or -errno
- * with e set when setup failed. */
-int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo,
+/* Runs the VM to its end and sets *status to the process exit status (0
+ * powered off, quit or migrated away, 1 incoming migration failed, 3
+ * crashed). -errno with e set when setup failed. */
+int monitor_run(const struct vm_config *cfg, const struct monitor_options *mo, int *status,
                 struct err *e);
 /* From any thread: sends {"event":name, ...fields} to control clients. */
 void monitor_post_event(struct monitor *m, const char *name, json_t *fields);

@@ -29,14 +29,20 @@ static uint8_t checksum(const uint8_t *p, size_t len)
     return (uint8_t)-sum;
 }
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put16(uint8_t *p, uint16_t v)
+{
+    memcpy(p, &v, 2);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
 
 static uint8_t *put_cpus(uint8_t *p, unsigned ncpus)
 {
     for (unsigned i = 0; i < ncpus; i++, p += MP_CPU_SIZE) {
         p[0] = MP_CPU;
-        p[1] = (uint8_t)i;                 /* local APIC id = vCPU index */
+        p[1] = (uint8_t)i; /* local APIC id = vCPU index */
         p[2] = APIC_VERSION;
         p[3] = 0x01 | (i == 0 ? 0x02 : 0); /* enabled, boot processor */
         put32(p + 4, 0x600);               /* family 6 signature */
@@ -45,12 +51,17 @@ static uint8_t *put_cpus(uint8_t *p, unsigned ncpus)
     return p;
 }
 
-static uint8_t *put_entry(uint8_t *p, uint8_t type, uint8_t a, uint8_t b,
-                          uint8_t c, uint8_t d, uint8_t e, uint8_t f,
-                          uint8_t g)
+static uint8_t *put_entry(uint8_t *p, uint8_t type, uint8_t a, uint8_t b, uint8_t c,
+                          uint8_t d, uint8_t e, uint8_t f, uint8_t g)
 {
-    p[0] = type; p[1] = a; p[2] = b; p[3] = c;
-    p[4] = d; p[5] = e; p[6] = f; p[7] = g;
+    p[0] = type;
+    p[1] = a;
+    p[2] = b;
+    p[3] = c;
+    p[4] = d;
+    p[5] = e;
+    p[6] = f;
+    p[7] = g;
     return p + MP_ENTRY_SIZE;
 }
 
@@ -91,7 +102,7 @@ int mptable_build(uint8_t *buf, size_t len, uint32_t gpa, unsigned ncpus)
     hdr[7] = checksum(hdr, table_len);
     memcpy(fp, "_MP_", 4);
     put32(fp + 4, gpa + MP_FLOAT_SIZE);
-    fp[8] = 1;                              /* length in 16-byte units */
+    fp[8] = 1; /* length in 16-byte units */
     fp[9] = MP_SPEC_REV;
     fp[10] = checksum(fp, MP_FLOAT_SIZE);
     return (int)size;

@@ -1,4 +1,5 @@
-/* vCPU threads: the KVM_RUN loop, exit dispatch, parking for pause. */
+#include "vmm/vcpu.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,12 +24,12 @@
 
 static void vcpu_kick_handler(int sig)
 {
-    (void)sig;   /* only there to make KVM_RUN return with EINTR */
+    (void)sig; /* only there to make KVM_RUN return with EINTR */
 }
 
 void vcpu_signals_init(void)
 {
-    struct sigaction sa = { .sa_handler = vcpu_kick_handler };
+    struct sigaction sa = {.sa_handler = vcpu_kick_handler};
     sigemptyset(&sa.sa_mask);
     sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 }
@@ -61,8 +62,7 @@ int vcpu_init(struct vcpu *vcpu, struct vm *vm, unsigned index, struct err *e)
     vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, index);
     if (vcpu->fd < 0)
         return err_set(e, errno, "KVM_CREATE_VCPU %u: %s", index, strerror(errno));
-    vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     vcpu->fd, 0);
+    vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
     if (vcpu->run == MAP_FAILED) {
         vcpu->run = NULL;
         return err_set(e, errno, "vcpu %u mmap: %s", index, strerror(errno));
@@ -76,12 +76,18 @@ int vcpu_init(struct vcpu *vcpu, struct vm *vm, unsigned index, struct err *e)
     return 0;
 }
 
-static void set_segment(struct kvm_segment *s, uint16_t sel, uint8_t type,
-                        bool code)
+static void set_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 {
     *s = (struct kvm_segment){
-        .base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
-        .present = 1, .dpl = 0, .db = code ? 0 : 1, .s = 1, .l = code ? 1 : 0,
+        .base = 0,
+        .limit = 0xffffffff,
+        .selector = sel,
+        .type = type,
+        .present = 1,
+        .dpl = 0,
+        .db = code ? 0 : 1,
+        .s = 1,
+        .l = code ? 1 : 0,
         .g = 1,
     };
 }
@@ -94,16 +100,16 @@ static int vcpu_setup_sregs(struct vcpu *vcpu)
     set_segment(&sregs.cs, BOOT_SEL_CODE, 0xb, true);
     set_segment(&sregs.ds, BOOT_SEL_DATA, 0x3, false);
     sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-    sregs.tr = (struct kvm_segment){ .selector = BOOT_SEL_TSS, .limit = 0x67,
-                                     .type = 0xb, .present = 1 };
+    sregs.tr = (struct kvm_segment){
+        .selector = BOOT_SEL_TSS, .limit = 0x67, .type = 0xb, .present = 1};
     sregs.gdt.base = BOOT_GDT_ADDR;
     sregs.gdt.limit = 6 * 8 - 1;
     sregs.idt.base = 0;
     sregs.idt.limit = 0;
-    sregs.cr0 = 0x80000001 | 0x10 | 0x20;   /* PG, PE, ET, NE */
+    sregs.cr0 = 0x80000001 | 0x10 | 0x20; /* PG, PE, ET, NE */
     sregs.cr3 = BOOT_PML4_ADDR;
-    sregs.cr4 = 0x20;                       /* PAE */
-    sregs.efer = 0x500;                     /* LME, LMA */
+    sregs.cr4 = 0x20;   /* PAE */
+    sregs.efer = 0x500; /* LME, LMA */
     return ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 ? -errno : 0;
 }
 
@@ -112,15 +118,14 @@ static int vcpu_setup_msrs_fpu(struct vcpu *vcpu)
     union {
         struct kvm_msrs hdr;
         uint8_t bytes[sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)];
-    } msrs = { .hdr.nmsrs = 2 };
-    msrs.hdr.entries[0] = (struct kvm_msr_entry){ .index = MSR_IA32_MISC_ENABLE,
-                                                  .data = 1 };
+    } msrs = {.hdr.nmsrs = 2};
+    msrs.hdr.entries[0] = (struct kvm_msr_entry){.index = MSR_IA32_MISC_ENABLE, .data = 1};
     /* MTRRs enabled, default type write-back: without it Linux runs uncached */
-    msrs.hdr.entries[1] = (struct kvm_msr_entry){ .index = MSR_MTRR_DEF_TYPE,
-                                                  .data = (1 << 11) | 6 };
+    msrs.hdr.entries[1] = (struct kvm_msr_entry){.index = MSR_MTRR_DEF_TYPE,
+                                                 .data = (1 << 11) | 6};
     if (ioctl(vcpu->fd, KVM_SET_MSRS, &msrs) != 2)
         log_warn("vmm", "vcpu %u: not all boot msrs accepted", vcpu->index);
-    struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+    struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
     return ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
 }
 
@@ -139,8 +144,7 @@ int vcpu_setup_boot(struct vcpu *vcpu, uint64_t entry, struct err *e)
         .rflags = 0x2,
     };
     if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-        return err_set(e, errno, "vcpu %u KVM_SET_REGS: %s", vcpu->index,
-                       strerror(errno));
+        return err_set(e, errno, "vcpu %u KVM_SET_REGS: %s", vcpu->index, strerror(errno));
     return 0;
 }
 
@@ -169,9 +173,10 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 {
     struct kvm_run *run = vcpu->run;
     unsigned len = run->mmio.len <= 8 ? run->mmio.len : 8;
-    bool claimed = run->mmio.is_write
-        ? bus_write(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len)
-        : bus_read(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
+    bool claimed = run->mmio.is_write ? bus_write(&vcpu->vm->mmio, run->mmio.phys_addr,
+                                                  run->mmio.data, len)
+                                      : bus_read(&vcpu->vm->mmio, run->mmio.phys_addr,
+                                                 run->mmio.data, len);
     if (!claimed)
         log_debug("vmm", "vcpu %u: mmio %s at unassigned 0x%llx", vcpu->index,
                   run->mmio.is_write ? "write" : "read",
@@ -192,7 +197,8 @@ static void vcpu_crash(struct vcpu *vcpu, const char *what, unsigned long long d
                     (unsigned long long)vcpu_rip(vcpu));
 }
 
-/* Returns false when the VM must stop running this vCPU. */
+/* Handles one exit of KVM_RUN; an exit that ends the VM goes through
+ * vm_request_exit, which parks this vCPU at its next wait. */
 static void vcpu_dispatch(struct vcpu *vcpu)
 {
     struct kvm_run *run = vcpu->run;
@@ -203,12 +209,13 @@ static void vcpu_dispatch(struct vcpu *vcpu)
     case KVM_EXIT_SHUTDOWN: vcpu_crash(vcpu, "triple fault", 0); break;
     case KVM_EXIT_HLT: vcpu_crash(vcpu, "halted with no irqchip", 0); break;
     case KVM_EXIT_FAIL_ENTRY:
-        vcpu_crash(vcpu, "entry failed",
-                   run->fail_entry.hardware_entry_failure_reason);
+        vcpu_crash(vcpu, "entry failed", run->fail_entry.hardware_entry_failure_reason);
         break;
     case KVM_EXIT_INTERNAL_ERROR:
-        vcpu_crash(vcpu, run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-                   ? "emulation failure" : "kvm internal error",
+        vcpu_crash(vcpu,
+                   run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                       ? "emulation failure"
+                       : "kvm internal error",
                    run->internal.suberror);
         break;
     case KVM_EXIT_SYSTEM_EVENT:
@@ -245,7 +252,7 @@ void vcpu_throttle_point(struct vcpu *vcpu)
     if (!pct)
         return;
     /* run (100 - pct)% of a 10 ms slice, sleep the rest */
-    struct timespec ts = { 0, (long)pct * 100000L };
+    struct timespec ts = {0, (long)pct * 100000L};
     nanosleep(&ts, NULL);
 }
 
@@ -260,8 +267,8 @@ static void *vcpu_thread(void *arg)
             continue;
         }
         if (rc < 0) {
-            vm_request_exit(vcpu->vm, VM_EXIT_CRASH, "vcpu %u: KVM_RUN: %s",
-                            vcpu->index, strerror(errno));
+            vm_request_exit(vcpu->vm, VM_EXIT_CRASH, "vcpu %u: KVM_RUN: %s", vcpu->index,
+                            strerror(errno));
             continue;
         }
         vcpu_dispatch(vcpu);

@@ -19,7 +19,7 @@
 
 #define KVM_TSS_ADDR 0xfffbd000ULL
 /* ISA lines free for virtio-mmio devices (not PIT, keyboard, COM, RTC...). */
-static const unsigned virtio_irqs[VM_MAX_DISKS] = { 5, 6, 7, 9, 10, 11, 14, 15 };
+static const unsigned virtio_irqs[VM_MAX_DISKS] = {5, 6, 7, 9, 10, 11, 14, 15};
 
 static int vm_open_kvm(struct vm *vm, struct err *e)
 {
@@ -40,7 +40,7 @@ static int vm_open_kvm(struct vm *vm, struct err *e)
         log_warn("vmm", "KVM_SET_TSS_ADDR: %s", strerror(errno));
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return err_set(e, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-    struct kvm_pit_config pit = { .flags = 0 };
+    struct kvm_pit_config pit = {.flags = 0};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return err_set(e, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
     return 0;
@@ -52,8 +52,8 @@ static uint64_t host_memory_bytes(void)
     return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
 }
 
-static int vm_set_slot(struct vm *vm, unsigned slot,
-                       const struct guest_ram_region *r, struct err *e)
+static int vm_set_slot(struct vm *vm, unsigned slot, const struct guest_ram_region *r,
+                       struct err *e)
 {
     struct kvm_userspace_memory_region mr = {
         .slot = slot,
@@ -62,8 +62,7 @@ static int vm_set_slot(struct vm *vm, unsigned slot,
         .userspace_addr = (uint64_t)(uintptr_t)r->host,
     };
     if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
-        return err_set(e, errno, "KVM_SET_USER_MEMORY_REGION: %s",
-                       strerror(errno));
+        return err_set(e, errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
     return 0;
 }
 
@@ -84,7 +83,8 @@ int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e)
     if (p != MAP_FAILED)
         munmap(p, size);
     return rc ? err_set(e, -rc, "preallocate %lluM of guest ram: %s",
-                        (unsigned long long)(size >> 20), strerror(-rc)) : 0;
+                        (unsigned long long)(size >> 20), strerror(-rc))
+              : 0;
 }
 
 /* RAM lives in a memfd mapped shared, so another process (a migration
@@ -93,14 +93,16 @@ static int vm_setup_memory(struct vm *vm, struct err *e)
 {
     uint64_t size = vm->config.memory;
     if (size < VM_MIN_MEMORY || size % (2ULL << 20))
-        return err_set(e, EINVAL, "memory %llu bytes: must be a multiple of 2M "
-                       "and at least 16M", (unsigned long long)size);
+        return err_set(e, EINVAL,
+                       "memory %llu bytes: must be a multiple of 2M "
+                       "and at least 16M",
+                       (unsigned long long)size);
     if (size > host_memory_bytes())
         return err_set(e, ENOMEM, "memory %lluM is more than the host has (%lluM)",
                        (unsigned long long)(size >> 20),
                        (unsigned long long)(host_memory_bytes() >> 20));
     if (vm->config.ram_fd >= 0) {
-        vm->mem_fd = vm->config.ram_fd;   /* preallocated while waiting */
+        vm->mem_fd = vm->config.ram_fd; /* preallocated while waiting */
     } else {
         int rc = vm_ram_create(size, vm->config.prealloc, &vm->mem_fd, e);
         if (rc)
@@ -128,7 +130,7 @@ static int vm_setup_memory(struct vm *vm, struct err *e)
 static void vm_irq_set(void *ctx, unsigned gsi, int level)
 {
     struct vm *vm = ctx;
-    struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+    struct kvm_irq_level irq = {.irq = gsi, .level = (uint32_t)level};
     if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
         log_warn("vmm", "KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
 }
@@ -143,8 +145,9 @@ static int vm_open_disks(struct vm *vm, struct err *e)
     for (unsigned i = 0; i < vm->config.ndisks; i++) {
         const struct vm_disk_config *d = &vm->config.disk[i];
         int rc = vm->config.incoming
-            ? virtio_blk_open_incoming(&vm->disk[i], d->path, d->readonly, d->shared, e)
-            : virtio_blk_open(&vm->disk[i], d->path, d->readonly, d->shared, e);
+                     ? virtio_blk_open_incoming(&vm->disk[i], d->path, d->readonly,
+                                                d->shared, e)
+                     : virtio_blk_open(&vm->disk[i], d->path, d->readonly, d->shared, e);
         if (rc)
             return rc;
         vm->ndisks++;
@@ -156,7 +159,7 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
 {
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
-    struct irq_line com1 = { vm_irq_set, vm, SERIAL_COM1_IRQ, 0 };
+    struct irq_line com1 = {vm_irq_set, vm, SERIAL_COM1_IRQ, 0};
     serial_init(&vm->uart, com1, vm->console_output, vm->console_ctx);
     i8042_init(&vm->kbd, vm_power_off, vm);
     int rc = bus_add(&vm->pio, "serial", SERIAL_COM1_PORT, 8, &serial_ops, &vm->uart);
@@ -164,30 +167,36 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
         rc = bus_add(&vm->pio, "i8042", I8042_DATA_PORT, 5, &i8042_ops, &vm->kbd);
     for (unsigned i = 0; !rc && i < vm->ndisks; i++) {
         uint64_t base = VM_VIRTIO_BASE + i * VIRTIO_MMIO_SIZE;
-        struct irq_line irq = { vm_irq_set, vm, virtio_irqs[i], 0 };
+        struct irq_line irq = {vm_irq_set, vm, virtio_irqs[i], 0};
         virtio_blk_attach(&vm->disk[i], base, &vm->ram, irq);
-        rc = bus_add(&vm->mmio, "virtio-blk", base, VIRTIO_MMIO_SIZE,
-                     &virtio_mmio_ops, &vm->disk[i].mmio);
+        rc = bus_add(&vm->mmio, "virtio-blk", base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
+                     &vm->disk[i].mmio);
     }
     return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
 }
 
 /* Section order in the stream follows registration: vCPUs, irqchip, PIT,
  * clock, then the devices. */
-static int vm_register_state(struct vm *vm, struct err *e)
+int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
+                         unsigned ndisks, struct err *e)
 {
-    devstate_registry_init(&vm->devstate);
-    int rc = vmstate_register(vm, e);
-    if (rc)
-        return rc;
-    rc = devstate_register(&vm->devstate, &serial_state_ops, 0, &vm->uart);
-    for (unsigned i = 0; !rc && i < vm->ndisks; i++)
-        rc = devstate_register(&vm->devstate, &virtio_blk_state_ops, i, &vm->disk[i]);
-    return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
+    devstate_registry_init(reg);
+    int rc = vmstate_register(reg, vm, ncpus);
+    if (!rc)
+        rc = devstate_register(reg, &serial_state_ops, 0, vm ? &vm->uart : NULL);
+    for (unsigned i = 0; !rc && i < ndisks; i++)
+        rc = devstate_register(reg, &virtio_blk_state_ops, i, vm ? &vm->disk[i] : NULL);
+    return rc ? err_set(e, -rc, "state registry: %s", strerror(-rc)) : 0;
 }
 
-static int read_file(const char *what, const char *path, uint8_t **buf,
-                     size_t *size, struct err *e)
+static int vm_register_state(struct vm *vm, struct err *e)
+{
+    int rc = vmstate_probe(vm, e);
+    return rc ? rc : vm_register_sections(&vm->devstate, vm, vm->ncpus, vm->ndisks, e);
+}
+
+static int read_file(const char *what, const char *path, uint8_t **buf, size_t *size,
+                     struct err *e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -212,11 +221,13 @@ static int read_file(const char *what, const char *path, uint8_t **buf,
  * the way Linux's virtio-mmio driver discovers devices without ACPI. */
 static char *vm_kernel_cmdline(struct vm *vm)
 {
-    size_t cap = strlen(vm->config.cmdline ? vm->config.cmdline : "") + 64 * VM_MAX_DISKS + 1;
+    size_t cap = strlen(vm->config.cmdline ? vm->config.cmdline : "") + 64 * VM_MAX_DISKS +
+                 1;
     char *line = malloc(cap);
     if (!line)
         return NULL;
-    size_t n = (size_t)snprintf(line, cap, "%s", vm->config.cmdline ? vm->config.cmdline : "");
+    size_t n = (size_t)snprintf(line, cap, "%s",
+                                vm->config.cmdline ? vm->config.cmdline : "");
     for (unsigned i = 0; i < vm->ndisks; i++) {
         if (n)
             line[n++] = ' ';
@@ -263,7 +274,7 @@ static int vm_create_vcpus(struct vm *vm, struct err *e)
 static int vm_load(struct vm *vm, struct err *e)
 {
     if (vm->config.incoming)
-        return 0;   /* RAM and state arrive from the source */
+        return 0; /* RAM and state arrive from the source */
     struct boot_image img;
     int rc = vm_load_kernel(vm, &img, e);
     if (rc)
@@ -281,9 +292,29 @@ static int vm_load(struct vm *vm, struct err *e)
     return vcpu_setup_boot(&vm->vcpu[0], img.entry, e);
 }
 
+static int vm_open_exit_eventfd(struct vm *vm, struct err *e)
+{
+    vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return vm->exit_eventfd < 0 ? err_set(e, errno, "eventfd: %s", strerror(errno)) : 0;
+}
+
+/* An incoming VM runs on the source's CPUID, a new one on its model's. */
+static int vm_setup_cpuid(struct vm *vm, struct err *e)
+{
+    return vm->config.cpuid
+               ? cpuid_copy(vm->config.cpuid, &vm->cpuid, e)
+               : cpuid_for_model(vm->kvm_fd, vm->config.cpu_model, &vm->cpuid, e);
+}
+
+/* vm_init in order; vm_release undoes whatever of it was done. */
+static int (*const vm_init_steps[])(struct vm *vm, struct err *e) = {
+    vm_open_exit_eventfd, vm_open_disks,    vm_open_kvm,     vm_setup_memory,
+    vm_setup_cpuid,       vm_setup_devices, vm_create_vcpus, vm_load,
+};
+
 int vm_init(struct vm *vm, const struct vm_config *config,
-            void (*console_output)(void *, const uint8_t *, size_t),
-            void *console_ctx, struct err *e)
+            void (*console_output)(void *, const uint8_t *, size_t), void *console_ctx,
+            struct err *e)
 {
     memset(vm, 0, sizeof(*vm));
     vm->config = *config;
@@ -295,23 +326,9 @@ int vm_init(struct vm *vm, const struct vm_config *config,
     pthread_cond_init(&vm->cond, NULL);
     if (vm->ncpus == 0 || vm->ncpus > VM_MAX_CPUS)
         return err_set(e, EINVAL, "cpus %u: must be 1 to %d", vm->ncpus, VM_MAX_CPUS);
-    vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int rc = vm->exit_eventfd < 0 ? err_set(e, errno, "eventfd: %s", strerror(errno)) : 0;
-    if (!rc)
-        rc = vm_open_disks(vm, e);
-    if (!rc)
-        rc = vm_open_kvm(vm, e);
-    if (!rc)
-        rc = vm_setup_memory(vm, e);
-    if (!rc)
-        rc = config->cpuid ? cpuid_copy(config->cpuid, &vm->cpuid, e)
-                           : cpuid_for_model(vm->kvm_fd, config->cpu_model, &vm->cpuid, e);
-    if (!rc)
-        rc = vm_setup_devices(vm, e);
-    if (!rc)
-        rc = vm_create_vcpus(vm, e);
-    if (!rc)
-        rc = vm_load(vm, e);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(vm_init_steps) / sizeof(vm_init_steps[0]); i++)
+        rc = vm_init_steps[i](vm, e);
     return rc;
 }
 
@@ -332,7 +349,7 @@ void vm_release(struct vm *vm)
     guest_ram_release(&vm->ram);
     if (vm->mem)
         munmap(vm->mem, vm->config.memory);
-    int fds[] = { vm->mem_fd, vm->vm_fd, vm->kvm_fd, vm->exit_eventfd };
+    int fds[] = {vm->mem_fd, vm->vm_fd, vm->kvm_fd, vm->exit_eventfd};
     for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -413,8 +430,7 @@ void vm_stop(struct vm *vm)
     }
 }
 
-void vm_request_exit(struct vm *vm, enum vm_exit_reason reason,
-                     const char *fmt, ...)
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, const char *fmt, ...)
 {
     pthread_mutex_lock(&vm->lock);
     if (vm->exit_reason == VM_EXIT_NONE) {
@@ -444,15 +460,25 @@ enum vm_state vm_get_state(struct vm *vm)
 
 const char *vm_state_name(enum vm_state state)
 {
-    static const char *const names[] = { "created", "running", "paused", "shutdown" };
+    static const char *const names[] = {"created", "running", "paused", "shutdown"};
     return names[state];
+}
+
+static void vm_set_handed_over(struct vm *vm, bool handed_over)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->handed_over = handed_over;
+    pthread_mutex_unlock(&vm->lock);
 }
 
 void vm_hand_over(struct vm *vm)
 {
-    pthread_mutex_lock(&vm->lock);
-    vm->handed_over = true;
-    pthread_mutex_unlock(&vm->lock);
+    vm_set_handed_over(vm, true);
+}
+
+void vm_take_back(struct vm *vm)
+{
+    vm_set_handed_over(vm, false);
 }
 
 bool vm_handed_over(struct vm *vm)
@@ -461,13 +487,6 @@ bool vm_handed_over(struct vm *vm)
     bool h = vm->handed_over;
     pthread_mutex_unlock(&vm->lock);
     return h;
-}
-
-void vm_take_back(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    vm->handed_over = false;
-    pthread_mutex_unlock(&vm->lock);
 }
 
 int vm_post_load(struct vm *vm, struct err *e)

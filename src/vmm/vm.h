@@ -8,15 +8,16 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/devstate.h"
 #include "common/err.h"
 #include "common/guest_ram.h"
 #include "devices/bus.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
-#include "common/devstate.h"
 #include "vmm/dirty.h"
 #include "vmm/mptable.h"
+#include "vmm/vcpu.h"
 
 #define VM_MAX_CPUS MPTABLE_MAX_CPUS
 #define VM_MAX_DISKS 8
@@ -43,8 +44,8 @@ struct vm_config {
      * without their lock, and the vCPUs get the source's CPUID. */
     bool incoming;
     const struct kvm_cpuid2 *cpuid;
-    bool prealloc;            /* allocate all guest RAM at start */
-    int ram_fd;               /* RAM memfd made beforehand, or -1 */
+    bool prealloc; /* allocate all guest RAM at start */
+    int ram_fd;    /* RAM memfd made beforehand, or -1 */
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
@@ -52,20 +53,11 @@ enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
 /* Why the VM stopped; decides tern-vmm's exit status. */
 enum vm_exit_reason {
     VM_EXIT_NONE,
-    VM_EXIT_POWEROFF,     /* guest powered off: status 0 */
-    VM_EXIT_QUIT,         /* control command quit: status 0 */
-    VM_EXIT_CRASH,        /* triple fault, emulation failure: status 3 */
-    VM_EXIT_MIGRATED,     /* handed over to a destination: status 0 */
-    VM_EXIT_FAILED,       /* incoming migration failed: status 1 */
-};
-
-struct vcpu {
-    struct vm *vm;
-    unsigned index;
-    int fd;
-    struct kvm_run *run;
-    pthread_t thread;
-    bool started;
+    VM_EXIT_POWEROFF, /* guest powered off: status 0 */
+    VM_EXIT_QUIT,     /* control command quit: status 0 */
+    VM_EXIT_CRASH,    /* triple fault, emulation failure: status 3 */
+    VM_EXIT_MIGRATED, /* handed over to a destination: status 0 */
+    VM_EXIT_FAILED,   /* incoming migration failed: status 1 */
 };
 
 struct vm {
@@ -80,9 +72,9 @@ struct vm {
     struct dirty_log dirty;
     struct devstate_registry devstate;
     unsigned nmsrs;
-    uint32_t *msr_index;     /* MSRs a migration carries, probed at init */
+    uint32_t *msr_index; /* MSRs a migration carries, probed at init */
     size_t xsave_size;
-    struct vm_clock_state *clock_pending;   /* loaded, applied at resume */
+    struct vm_clock_state *clock_pending; /* loaded, applied at resume */
     unsigned ncpus;
     struct vcpu vcpu[VM_MAX_CPUS];
     struct bus pio, mmio;
@@ -98,24 +90,24 @@ struct vm {
     enum vm_state state;
     bool pause_requested;
     bool stopping;
-    bool handed_over;        /* committed to a destination: never resumes */
+    bool handed_over; /* committed to a destination: never resumes */
     unsigned parked;
-    unsigned throttle_pct;   /* auto-converge: share of time vCPUs sleep */
+    unsigned throttle_pct; /* auto-converge: share of time vCPUs sleep */
     pthread_t throttle_thread;
     bool throttle_running;
-    int exit_eventfd;        /* becomes readable once exit_reason is set */
+    int exit_eventfd; /* becomes readable once exit_reason is set */
     enum vm_exit_reason exit_reason;
     char exit_message[256];
     struct timespec started_at;
 };
 
-/* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,
- * loaded kernel. Nothing runs until vm_start(). */
 /* The memfd that holds guest RAM; with prealloc every page is allocated. */
 int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e);
+/* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,
+ * loaded kernel. Nothing runs until vm_start(). */
 int vm_init(struct vm *vm, const struct vm_config *config,
-            void (*console_output)(void *, const uint8_t *, size_t),
-            void *console_ctx, struct err *e);
+            void (*console_output)(void *, const uint8_t *, size_t), void *console_ctx,
+            struct err *e);
 void vm_release(struct vm *vm);
 int vm_start(struct vm *vm, struct err *e);
 /* Stops every vCPU at an instruction boundary; returns when all are parked. */
@@ -124,29 +116,26 @@ int vm_resume(struct vm *vm);
 /* Stops and joins all vCPU threads for good. */
 void vm_stop(struct vm *vm);
 /* Records why the VM ends (first reason wins) and wakes the main loop. */
-void vm_request_exit(struct vm *vm, enum vm_exit_reason reason,
-                     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 enum vm_state vm_get_state(struct vm *vm);
 /* Marks the VM as given away: from now on vm_resume() refuses. */
 void vm_hand_over(struct vm *vm);
 bool vm_handed_over(struct vm *vm);
 /* Undoes vm_hand_over when the handover provably did not happen. */
 void vm_take_back(struct vm *vm);
+/* Every section a VM of ncpus vCPUs and ndisks disks sends and takes, in
+ * stream order: its own (vmstate.c), then the serial port and the disks.
+ * vm_init registers them in vm->devstate; with vm NULL the entries have no
+ * owner, the list a recorded stream is checked against without KVM
+ * (migrate/verify.c). */
+int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
+                         unsigned ndisks, struct err *e);
 /* Runs every section's post_load hook and restores kvmclock. */
 int vm_post_load(struct vm *vm, struct err *e);
 /* Auto-converge: vCPUs sleep pct% of each 10 ms slice (0 turns it off). */
 void vm_throttle_set(struct vm *vm, unsigned pct);
 const char *vm_state_name(enum vm_state state);
 double vm_uptime(struct vm *vm);
-
-/* vcpu.c */
-int vcpu_init(struct vcpu *vcpu, struct vm *vm, unsigned index, struct err *e);
-int vcpu_setup_boot(struct vcpu *vcpu, uint64_t entry, struct err *e);
-int vcpu_start(struct vcpu *vcpu);
-void vcpu_kick(struct vcpu *vcpu);
-void vcpu_release(struct vcpu *vcpu);
-void vcpu_signals_init(void);
-/* In the vCPU thread after a kick: sleeps its share when throttled. */
-void vcpu_throttle_point(struct vcpu *vcpu);
 
 #endif

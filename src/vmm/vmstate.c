@@ -41,7 +41,7 @@ static int probe_msrs(struct vm *vm, struct err *e)
         union {
             struct kvm_msrs hdr;
             uint8_t room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
-        } one = { .hdr.nmsrs = 1 };
+        } one = {.hdr.nmsrs = 1};
         one.hdr.entries[0].index = list.hdr.indices[i];
         if (ioctl(vm->vcpu[0].fd, KVM_GET_MSRS, &one) == 1)
             vm->msr_index[vm->nmsrs++] = list.hdr.indices[i];
@@ -69,21 +69,20 @@ struct cpu_state {
     struct kvm_debugregs debug;
     uint32_t xsave_len;
     uint8_t *xsave;
-    union msr_list msrs;   /* last: clang counts it as variable-sized */
+    union msr_list msrs; /* last: clang counts it as variable-sized */
 };
 
 static int cpu_get(struct vcpu *v, struct cpu_state *s)
 {
     struct vm *vm = v->vm;
-    unsigned long xsave_req = vm->xsave_size > sizeof(struct kvm_xsave)
-                              ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+    unsigned long xsave_req = vm->xsave_size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2
+                                                                        : KVM_GET_XSAVE;
     s->msrs.hdr.nmsrs = vm->nmsrs;
     for (unsigned i = 0; i < vm->nmsrs; i++)
-        s->msrs.hdr.entries[i] = (struct kvm_msr_entry){ .index = vm->msr_index[i] };
+        s->msrs.hdr.entries[i] = (struct kvm_msr_entry){.index = vm->msr_index[i]};
     if (ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 ||
         ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
-        ioctl(v->fd, xsave_req, s->xsave) < 0 ||
-        ioctl(v->fd, KVM_GET_XCRS, &s->xcrs) < 0 ||
+        ioctl(v->fd, xsave_req, s->xsave) < 0 || ioctl(v->fd, KVM_GET_XCRS, &s->xcrs) < 0 ||
         ioctl(v->fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
         ioctl(v->fd, KVM_GET_VCPU_EVENTS, &s->events) < 0 ||
         ioctl(v->fd, KVM_GET_MP_STATE, &s->mp) < 0 ||
@@ -136,8 +135,7 @@ static bool msr_known(const struct vm *vm, uint32_t index)
     return false;
 }
 
-static int cpu_parse(struct vcpu *v, struct reader *in, struct cpu_state *s,
-                     struct err *e)
+static int cpu_parse(struct vcpu *v, struct reader *in, struct cpu_state *s, struct err *e)
 {
     reader_copy(in, &s->regs, sizeof(s->regs));
     reader_copy(in, &s->sregs, sizeof(s->sregs));
@@ -156,7 +154,7 @@ static int cpu_parse(struct vcpu *v, struct reader *in, struct cpu_state *s,
         return err_set(e, EINVAL, "%u msrs, at most %d", n, MAX_MSRS);
     s->msrs.hdr.nmsrs = n;
     for (uint32_t i = 0; i < n && !in->bad; i++) {
-        s->msrs.hdr.entries[i] = (struct kvm_msr_entry){ .index = reader_u32(in) };
+        s->msrs.hdr.entries[i] = (struct kvm_msr_entry){.index = reader_u32(in)};
         s->msrs.hdr.entries[i].data = reader_u64(in);
         if (!in->bad && !msr_known(v->vm, s->msrs.hdr.entries[i].index))
             return err_set(e, EINVAL, "msr 0x%x cannot be restored on this host",
@@ -173,25 +171,34 @@ static int cpu_parse(struct vcpu *v, struct reader *in, struct cpu_state *s,
 static int cpu_apply(struct vcpu *v, struct cpu_state *s, struct err *e)
 {
     const char *step = "regs";
-    if (ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0)
+        goto fail;
     step = "xsave";
-    if (ioctl(v->fd, KVM_SET_XSAVE, s->xsave) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_XSAVE, s->xsave) < 0)
+        goto fail;
     step = "xcrs";
-    if (ioctl(v->fd, KVM_SET_XCRS, &s->xcrs) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_XCRS, &s->xcrs) < 0)
+        goto fail;
     step = "sregs";
-    if (ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0)
+        goto fail;
     int n = ioctl(v->fd, KVM_SET_MSRS, &s->msrs);
     if (n != (int)s->msrs.hdr.nmsrs)
         return err_set(e, EINVAL, "vcpu %u: msr 0x%x refused", v->index,
-                       n >= 0 && n < (int)s->msrs.hdr.nmsrs ? s->msrs.hdr.entries[n].index : 0);
+                       n >= 0 && n < (int)s->msrs.hdr.nmsrs ? s->msrs.hdr.entries[n].index
+                                                            : 0);
     step = "mp state";
-    if (ioctl(v->fd, KVM_SET_MP_STATE, &s->mp) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &s->mp) < 0)
+        goto fail;
     step = "lapic";
-    if (ioctl(v->fd, KVM_SET_LAPIC, &s->lapic) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_LAPIC, &s->lapic) < 0)
+        goto fail;
     step = "events";
-    if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &s->events) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &s->events) < 0)
+        goto fail;
     step = "debug registers";
-    if (ioctl(v->fd, KVM_SET_DEBUGREGS, &s->debug) < 0) goto fail;
+    if (ioctl(v->fd, KVM_SET_DEBUGREGS, &s->debug) < 0)
+        goto fail;
     return 0;
 fail:
     return err_set(e, errno, "vcpu %u: kvm refused %s: %s", v->index, step,
@@ -212,7 +219,7 @@ static int cpu_load(void *opaque, struct reader *in, uint32_t version, struct er
     return rc;
 }
 
-static const struct devstate_ops cpu_ops = { "cpu", 1, cpu_save, cpu_load, NULL };
+static const struct devstate_ops cpu_ops = {"cpu", 1, cpu_save, cpu_load, NULL};
 
 /* ---- irqchip: PIC master, PIC slave, IOAPIC ---- */
 
@@ -220,7 +227,7 @@ static int irqchip_save(void *opaque, struct buf *out, struct err *e)
 {
     struct vm *vm = opaque;
     for (uint32_t id = 0; id < 3; id++) {
-        struct kvm_irqchip chip = { .chip_id = id };
+        struct kvm_irqchip chip = {.chip_id = id};
         if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
             return err_set(e, errno, "KVM_GET_IRQCHIP %u: %s", id, strerror(errno));
         buf_put(out, &chip, sizeof(chip));
@@ -239,14 +246,16 @@ static int irqchip_load(void *opaque, struct reader *in, uint32_t version, struc
         return err_set(e, EINVAL, "irqchip state has the wrong size");
     for (uint32_t id = 0; id < 3; id++) {
         if (chip[id].chip_id != id)
-            return err_set(e, EINVAL, "irqchip %u carries chip id %u", id, chip[id].chip_id);
+            return err_set(e, EINVAL, "irqchip %u carries chip id %u", id,
+                           chip[id].chip_id);
         if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip[id]) < 0)
             return err_set(e, errno, "KVM_SET_IRQCHIP %u: %s", id, strerror(errno));
     }
     return 0;
 }
 
-static const struct devstate_ops irqchip_ops = { "irqchip", 1, irqchip_save, irqchip_load, NULL };
+static const struct devstate_ops irqchip_ops = {"irqchip", 1, irqchip_save, irqchip_load,
+                                                NULL};
 
 /* ---- PIT ---- */
 
@@ -273,14 +282,14 @@ static int pit_load(void *opaque, struct reader *in, uint32_t version, struct er
     return 0;
 }
 
-static const struct devstate_ops pit_ops = { "pit", 1, pit_save, pit_load, NULL };
+static const struct devstate_ops pit_ops = {"pit", 1, pit_save, pit_load, NULL};
 
 /* ---- kvmclock ---- */
 
 static int clock_save(void *opaque, struct buf *out, struct err *e)
 {
     struct vm *vm = opaque;
-    struct kvm_clock_data data = { 0 };
+    struct kvm_clock_data data = {0};
     if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &data) < 0)
         return err_set(e, errno, "KVM_GET_CLOCK: %s", strerror(errno));
     buf_put_u64(out, data.clock);
@@ -305,7 +314,7 @@ static int clock_load(void *opaque, struct reader *in, uint32_t version, struct 
     return 0;
 }
 
-static const struct devstate_ops clock_ops = { "kvmclock", 1, clock_save, clock_load, NULL };
+static const struct devstate_ops clock_ops = {"kvmclock", 1, clock_save, clock_load, NULL};
 
 int vmstate_apply_clock(struct vm *vm, struct err *e)
 {
@@ -316,8 +325,9 @@ int vmstate_apply_clock(struct vm *vm, struct err *e)
     /* the guest clock moves on by the real time the VM spent in transit; a
      * source clock ahead of ours (or far behind) adds nothing */
     uint64_t advance = now > c->realtime_ns && now - c->realtime_ns < CLOCK_MAX_ADVANCE_NS
-                       ? now - c->realtime_ns : 0;
-    struct kvm_clock_data data = { .clock = c->clock + advance };
+                           ? now - c->realtime_ns
+                           : 0;
+    struct kvm_clock_data data = {.clock = c->clock + advance};
     if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &data) < 0)
         return err_set(e, errno, "KVM_SET_CLOCK: %s", strerror(errno));
     log_debug("vmm", "kvmclock restored, advanced by %llu us",
@@ -327,19 +337,24 @@ int vmstate_apply_clock(struct vm *vm, struct err *e)
     return 0;
 }
 
-int vmstate_register(struct vm *vm, struct err *e)
+int vmstate_probe(struct vm *vm, struct err *e)
 {
     int rc = probe_msrs(vm, e);
-    if (rc)
-        return rc;
-    probe_xsave(vm);
-    for (unsigned i = 0; i < vm->ncpus && !rc; i++)
-        rc = devstate_register(&vm->devstate, &cpu_ops, i, &vm->vcpu[i]);
     if (!rc)
-        rc = devstate_register(&vm->devstate, &irqchip_ops, 0, vm);
+        probe_xsave(vm);
+    return rc;
+}
+
+int vmstate_register(struct devstate_registry *reg, struct vm *vm, unsigned ncpus)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < ncpus && !rc; i++)
+        rc = devstate_register(reg, &cpu_ops, i, vm ? &vm->vcpu[i] : NULL);
     if (!rc)
-        rc = devstate_register(&vm->devstate, &pit_ops, 0, vm);
+        rc = devstate_register(reg, &irqchip_ops, 0, vm);
     if (!rc)
-        rc = devstate_register(&vm->devstate, &clock_ops, 0, vm);
-    return rc ? err_set(e, -rc, "state registry: %s", strerror(-rc)) : 0;
+        rc = devstate_register(reg, &pit_ops, 0, vm);
+    if (!rc)
+        rc = devstate_register(reg, &clock_ops, 0, vm);
+    return rc;
 }

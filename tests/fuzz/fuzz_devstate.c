@@ -30,16 +30,20 @@ static char path[64];
 
 static void irq_set(void *ctx, unsigned gsi, int level)
 {
-    (void)ctx; (void)gsi; (void)level;
+    (void)ctx;
+    (void)gsi;
+    (void)level;
 }
 
 static void output(void *ctx, const uint8_t *buf, size_t len)
 {
-    (void)ctx; (void)buf; (void)len;
+    (void)ctx;
+    (void)buf;
+    (void)len;
 }
 
-static void write_seed(const char *dir, const char *name, uint8_t sel,
-                       const struct buf *b, size_t skip)
+static void write_seed(const char *dir, const char *name, uint8_t sel, const struct buf *b,
+                       size_t skip)
 {
     char p[512];
     snprintf(p, sizeof(p), "%s/%s", dir, name);
@@ -58,7 +62,8 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    (void)argc; (void)argv;
+    (void)argc;
+    (void)argv;
     snprintf(path, sizeof(path), "/tmp/tern-fuzz-blk-XXXXXX");
     int fd = mkstemp(path);
     if (fd < 0 || ftruncate(fd, 1 << 20)) {
@@ -73,17 +78,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
     memset(mem, 0, RAM_SIZE);
-    struct err e = { "" };
+    struct err e = {""};
     if (virtio_blk_open(&blk, path, false, false, &e)) {
         fprintf(stderr, "fuzz_devstate: %s\n", e.msg);
         exit(1);
     }
-    struct irq_line line = { .set = irq_set, .ctx = NULL, .gsi = 5 };
+    struct irq_line line = {.set = irq_set, .ctx = NULL, .gsi = 5};
     virtio_blk_attach(&blk, 0xd0000000ULL, &ram, line);
     const char *dir = getenv("FUZZ_SEED_DIR");
     if (dir) {
         struct serial uart;
-        struct irq_line sline = { .set = irq_set, .ctx = NULL, .gsi = 4 };
+        struct irq_line sline = {.set = irq_set, .ctx = NULL, .gsi = 4};
         serial_init(&uart, sline, output, NULL);
         struct buf b;
         buf_init(&b);
@@ -106,10 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t sel = data[0] % 3;
     struct reader r;
-    struct err e = { "" };
+    struct err e = {""};
     if (sel == 0) {
         struct serial uart;
-        struct irq_line sline = { .set = irq_set, .ctx = NULL, .gsi = 4 };
+        struct irq_line sline = {.set = irq_set, .ctx = NULL, .gsi = 4};
         serial_init(&uart, sline, output, NULL);
         reader_init(&r, data + 1, size - 1);
         if (!serial_state_ops.load(&uart, &r, 1, &e)) {
@@ -132,11 +137,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     buf_put(&b, data + 1, size - 1);
     reader_init(&r, b.data, b.len);
-    memset(mem, 0, 64 * 1024);   /* the rings the fuzzer may point at */
+    memset(mem, 0, 64 * 1024); /* the rings the fuzzer may point at */
     if (!virtio_blk_state_ops.load(&blk, &r, 1, &e)) {
         virtio_blk_state_ops.post_load(&blk, &e);
         uint32_t v = 0;
-        virtio_mmio_ops.write(&blk.mmio, 0x050, &v, 4);   /* QUEUE_NOTIFY 0 */
+        virtio_mmio_ops.write(&blk.mmio, 0x050, &v, 4); /* QUEUE_NOTIFY 0 */
         for (uint64_t off = 0; off < 0x100; off += 4)
             virtio_mmio_ops.read(&blk.mmio, off, &v, 4);
     }

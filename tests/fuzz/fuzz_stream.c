@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct mig_stream_summary sum;
-    struct err e = { "" };
+    struct err e = {""};
     mig_stream_verify(data, size, &sum, &e);
     return 0;
 }

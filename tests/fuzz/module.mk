@@ -30,7 +30,7 @@ $(BUILD)/fuzz/libtern.a: $(FUZZ_LIB_OBJS)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libtern.a
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(MIGRATE_LDLIBS) $(LDLIBS)
 
 fuzz:
 	@scripts/install-deps libclang-rt-14-dev

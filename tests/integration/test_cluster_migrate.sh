@@ -37,8 +37,8 @@ refused "no address in the migration network" "no address in migration network" 
 refused "target memory" "needs 40000 MiB" 101 n2
 refused "disk on local storage" "not shared" 102 n3
 
-# two made-up nodes, online, that differ from the real ones in cpu model
-# and version (their records written straight into etcd)
+# made-up nodes, online, that differ from the real ones in their addresses,
+# cpu model, version and devices (their records written straight into etcd)
 ETCD="http://$(node_ip n1):27791"
 b64() { printf %s "$1" | base64 -w0; }
 LEASE=$(curl -s "$ETCD/v3/lease/grant" -d '{"TTL":120}' | jq -r .ID)
@@ -52,12 +52,15 @@ fake_node() {   # NAME JQ-EDIT
 fake_node n7 '.addresses = ["127.0.2.1", "127.0.2.2"]'
 fake_node n8 '.cpu_model = "Imaginary CPU 9000"'
 fake_node n9 '.version = "0.0.9"'
+fake_node n10 '.devices = {"serial": 1}'
 refused "two addresses in the migration network" "has 2 addresses in migration network" \
     100 n7 --online --migration-network 127.0.2.0/24
 refused "cpu model" "not supported by node 'n8'" 100 n8 --online
 refused "older version" "runs tern 0.0.9, older" 100 n9 --online
+refused "a device model the target lacks" "vm 100 has 1 virtio-blk device\(s\); node 'n10' supports none" \
+    100 n10 --online
 curl -s "$ETCD/v3/lease/revoke" -d "{\"ID\":\"$LEASE\"}" >/dev/null
-for n in n7 n8 n9; do
+for n in n7 n8 n9 n10; do
     curl -s "$ETCD/v3/kv/deleterange" -d "{\"key\":\"$(b64 /tern/nodes/$n)\"}" >/dev/null
 done
 

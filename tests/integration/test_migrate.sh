@@ -95,6 +95,8 @@ check "auto-converge: completed after $(fig ac-src pass) passes with the vcpus t
     eval '[ "$MIG" = completed ] && [ "$(fig ac-src throttle_pct)" -gt 0 ]'
 check "auto-converge: logged" grep -q "auto-converge: vcpus throttled" "$TMP/ac-src.log"
 check "auto-converge: VERIFY ok on the destination" verify_ok_after ac-dst
+# a failed migration leaves the source running: end it rather than wait forever
+[ "$MIG" = completed ] || kill -9 "${VM_PID[ac-src]}" 2>/dev/null
 wait_vm ac-src
 
 # without it the same guest never converges: give up after max_time_s and

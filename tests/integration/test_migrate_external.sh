@@ -23,10 +23,10 @@ start_external() {
 # 1. the cluster refuses: the source resumes, the destination quits
 check "refused: source reaches commit-pending" start_external d1
 check "refused: source is paused while it waits" grep -q '"state":"paused"' <<<"$(ctl src '{"cmd":"status"}')"
-check "a resume at the source during the handover is refused" \
-    grep -q '"ok":false' <<<"$(ctl src '{"cmd":"resume"}')"
-check "a resume at the destination before the commit is refused" \
-    grep -q '"ok":false' <<<"$(ctl d1 '{"cmd":"resume"}')"
+check "a resume at the source during the handover is refused, naming the migration" \
+    grep -q '"error":"resume: a migration holds the vm"' <<<"$(ctl src '{"cmd":"resume"}')"
+check "a resume at the destination before the commit is refused, naming the migration" \
+    grep -q '"error":"resume: a migration holds the vm"' <<<"$(ctl d1 '{"cmd":"resume"}')"
 check "a migrate out of the destination before the commit is refused" \
     grep -q 'still arriving' <<<"$(ctl d1 '{"cmd":"migrate","uri":"unix:/nowhere"}')"
 check "both stay paused" bash -c "grep -q '\"state\":\"paused\"' <<<\"\$($CTL $TMP/src.sock '{\"cmd\":\"status\"}')\" &&

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonl.h"
 #include "common/sock.h"
 
 static double now_s(void)
@@ -21,38 +22,33 @@ static double now_s(void)
 
 /* Reads lines until one matches `want` (substring) or the deadline passes.
  * Prints every line read. Returns 0 when found. */
-static const char *event_want;   /* "event":"NAME" to remember */
-static regex_t match_want;        /* or any line matching this */
+static const char *event_want; /* "event":"NAME" to remember */
+static regex_t match_want;     /* or any line matching this */
 static int match_set;
 static int event_seen;
 
+static struct jsonl_buf in;
+
 static int read_until(int fd, const char *want, double deadline)
 {
-    static char buf[1 << 16];
-    static size_t len;
     for (;;) {
-        char *nl;
-        while ((nl = memchr(buf, '\n', len))) {
-            *nl = '\0';
-            puts(buf);
+        char *line;
+        while ((line = jsonl_buf_next(&in))) {
+            puts(line);
             fflush(stdout);
-            if ((event_want && strstr(buf, event_want)) ||
-                (match_set && !regexec(&match_want, buf, 0, NULL, 0)))
+            if ((event_want && strstr(line, event_want)) ||
+                (match_set && !regexec(&match_want, line, 0, NULL, 0)))
                 event_seen = 1;
-            int found = want ? strstr(buf, want) != NULL : event_seen;
-            len -= (size_t)(nl + 1 - buf);
-            memmove(buf, nl + 1, len);
-            if (found)
+            if (want ? strstr(line, want) != NULL : event_seen)
                 return 0;
         }
         int ms = (int)((deadline - now_s()) * 1000);
-        struct pollfd p = { .fd = fd, .events = POLLIN };
+        struct pollfd p = {.fd = fd, .events = POLLIN};
         if (ms <= 0 || poll(&p, 1, ms) <= 0)
             return -ETIMEDOUT;
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n <= 0)
-            return -EPIPE;
-        len += (size_t)n;
+        int rc = jsonl_buf_fill(&in, fd);
+        if (rc)
+            return rc == -EMSGSIZE ? rc : -EPIPE;
     }
 }
 
@@ -64,22 +60,27 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i += 2) {
         if (i + 1 >= argc)
             break;
-        if (!strcmp(argv[i], "--wait-event"))
+        if (strcmp(argv[i], "--wait-event") == 0)
             wait_event = argv[i + 1];
-        else if (!strcmp(argv[i], "--wait-match")) {
+        else if (strcmp(argv[i], "--wait-match") == 0) {
             if (regcomp(&match_want, argv[i + 1], REG_EXTENDED | REG_NOSUB)) {
                 fprintf(stderr, "ctl: bad regex '%s'\n", argv[i + 1]);
                 return 2;
             }
             match_set = 1;
-        } else if (!strcmp(argv[i], "--timeout"))
+        } else if (strcmp(argv[i], "--timeout") == 0)
             timeout = atof(argv[i + 1]);
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: ctl [--wait-event NAME | --wait-match REGEX] [--timeout S] SOCKET [REQUEST...]\n");
+        fprintf(stderr, "usage: ctl [--wait-event NAME | --wait-match REGEX] [--timeout S] "
+                        "SOCKET [REQUEST...]\n");
         return 2;
     }
     int fd = sock_connect_unix(argv[i]);
+    if (fd >= 0 && jsonl_buf_init(&in)) {
+        fprintf(stderr, "ctl: out of memory\n");
+        return 1;
+    }
     if (fd < 0) {
         fprintf(stderr, "ctl: connect '%s': %s\n", argv[i], strerror(-fd));
         return 1;
@@ -101,6 +102,7 @@ int main(int argc, char **argv)
     if (!rc && match_set && !event_seen)
         rc = read_until(fd, NULL, deadline);
     close(fd);
+    jsonl_buf_release(&in);
     if (rc)
         fprintf(stderr, "ctl: %s\n", strerror(-rc));
     return rc ? 1 : 0;

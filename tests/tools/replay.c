@@ -24,8 +24,8 @@
 static const char *type_name(uint16_t t)
 {
     static const char *const names[] = {
-        "?", "HELLO", "HELLO_ACK", "RAM", "SECTION", "END", "LOADED",
-        "COMMIT", "RUNNING", "ERROR",
+        "?",   "HELLO",  "HELLO_ACK", "RAM",     "SECTION",
+        "END", "LOADED", "COMMIT",    "RUNNING", "ERROR",
     };
     return t <= MIG_TYPE_MAX ? names[t] : "?";
 }
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 {
     double timeout = 60;
     int i = 1;
-    if (argc > 2 && !strcmp(argv[1], "-t")) {
+    if (argc > 2 && strcmp(argv[1], "-t") == 0) {
         timeout = atof(argv[2]);
         i = 3;
     }
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
             puts("timeout");
             break;
         }
-        struct pollfd p = { .fd = fd, .events = POLLIN | (writing ? POLLOUT : 0) };
+        struct pollfd p = {.fd = fd, .events = POLLIN | (writing ? POLLOUT : 0)};
         if (poll(&p, 1, ms) < 0 && errno != EINTR)
             break;
         if (writing && (p.revents & (POLLOUT | POLLERR | POLLHUP))) {
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
             if (n > 0)
                 sent += (size_t)n;
             else if (n < 0 && errno != EAGAIN && errno != EINTR)
-                writing = false;   /* the peer stopped reading */
+                writing = false; /* the peer stopped reading */
             if (sent == len) {
                 writing = false;
                 shutdown(fd, SHUT_WR);

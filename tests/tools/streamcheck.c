@@ -28,7 +28,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct mig_stream_summary s;
-    struct err e = { "" };
+    struct err e = {""};
     int rc = mig_stream_verify(data, len, &s, &e);
     free(data);
     if (rc) {
@@ -40,7 +40,8 @@ int main(int argc, char **argv)
     printf("messages");
     for (unsigned t = 1; t <= MIG_TYPE_MAX; t++)
         if (s.messages[t])
-            printf(" %s=%llu", mig_type_name((uint16_t)t), (unsigned long long)s.messages[t]);
+            printf(" %s=%llu", mig_type_name((uint16_t)t),
+                   (unsigned long long)s.messages[t]);
     printf("\npages %llu zero %llu sections %llu bytes %llu\n", (unsigned long long)s.pages,
            (unsigned long long)s.zero_pages, (unsigned long long)s.sections,
            (unsigned long long)s.bytes);

@@ -33,9 +33,9 @@
  */
 #include <errno.h>
 #include <stdint.h>
-#include <stdnoreturn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdnoreturn.h>
 #include <string.h>
 
 #include "common/crc32c.h"
@@ -43,11 +43,11 @@
 
 struct msg {
     uint16_t type, flags;
-    uint32_t length;          /* header's length field */
-    uint8_t *payload;         /* payload_len bytes */
+    uint32_t length;  /* header's length field */
+    uint8_t *payload; /* payload_len bytes */
     size_t payload_len;
-    size_t offset;            /* of the header in the input */
-    int keep_len;             /* write length as is (setlen) */
+    size_t offset; /* of the header in the input */
+    int keep_len;  /* write length as is (setlen) */
 };
 
 static struct msg *msgs;
@@ -81,7 +81,8 @@ static void load(const char *path)
     while (off + MIG_HDR_SIZE <= data_len) {
         struct mig_hdr h;
         memcpy(&h, data + off, sizeof(h));
-        if (nmsgs == mcap && !(msgs = realloc(msgs, sizeof(*msgs) * (mcap = mcap * 2 + 64))))
+        if (nmsgs == mcap &&
+            !(msgs = realloc(msgs, sizeof(*msgs) * (mcap = mcap * 2 + 64))))
             fail("%s: out of memory", path);
         struct msg *m = &msgs[nmsgs++];
         memset(m, 0, sizeof(*m));
@@ -103,8 +104,8 @@ static void save(const char *path)
         fail("%s: cannot create", path);
     for (size_t i = 0; i < nmsgs; i++) {
         struct msg *m = &msgs[i];
-        struct mig_hdr h = { MIG_MAGIC, m->type, m->flags,
-                             m->keep_len ? m->length : (uint32_t)m->payload_len, 0 };
+        struct mig_hdr h = {MIG_MAGIC, m->type, m->flags,
+                            m->keep_len ? m->length : (uint32_t)m->payload_len, 0};
         h.crc = crc32c(0, &h, 12);
         fwrite(&h, sizeof(h), 1, f);
         fwrite(m->payload, 1, m->payload_len, f);
@@ -116,14 +117,24 @@ static void save(const char *path)
 static const char *type_name(uint16_t t)
 {
     static const char *const names[] = {
-        "?", "HELLO", "HELLO_ACK", "RAM", "SECTION", "END", "LOADED",
-        "COMMIT", "RUNNING", "ERROR",
+        "?",   "HELLO",  "HELLO_ACK", "RAM",     "SECTION",
+        "END", "LOADED", "COMMIT",    "RUNNING", "ERROR",
     };
     return t <= MIG_TYPE_MAX ? names[t] : "?";
 }
 
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 /* name of a SECTION payload into buf */
 static const char *sec_name(const struct msg *m, char *buf)
@@ -141,7 +152,7 @@ static size_t find_section(const char *name)
 {
     char buf[32];
     for (size_t i = 0; i < nmsgs; i++)
-        if (msgs[i].type == MIG_SECTION && !strcmp(sec_name(&msgs[i], buf), name))
+        if (msgs[i].type == MIG_SECTION && strcmp(sec_name(&msgs[i], buf), name) == 0)
             return i;
     fail("no section '%s' in the stream", name);
 }
@@ -165,7 +176,10 @@ static uint8_t *dup_payload(struct msg *m, size_t new_len)
 
 /* ---- pick ---- */
 
-struct range { size_t off, len; unsigned bit_lo, bit_hi; };
+struct range {
+    size_t off, len;
+    unsigned bit_lo, bit_hi;
+};
 static struct range *ranges;
 static size_t nranges, rcap;
 
@@ -175,7 +189,7 @@ static void add(size_t off, size_t len, unsigned lo, unsigned hi)
         return;
     if (nranges == rcap)
         ranges = realloc(ranges, sizeof(*ranges) * (rcap = rcap * 2 + 256));
-    ranges[nranges++] = (struct range){ off, len, lo, hi };
+    ranges[nranges++] = (struct range){off, len, lo, hi};
 }
 
 static void collect(const char *cat)
@@ -183,11 +197,11 @@ static void collect(const char *cat)
     for (size_t i = 0; i < nmsgs; i++) {
         struct msg *m = &msgs[i];
         size_t p = m->offset + MIG_HDR_SIZE;
-        if (!strcmp(cat, "hdr"))
+        if (strcmp(cat, "hdr") == 0)
             add(m->offset, MIG_HDR_SIZE, 0, 7);
-        else if (!strcmp(cat, "any"))
+        else if (strcmp(cat, "any") == 0)
             add(m->offset, MIG_HDR_SIZE + m->payload_len, 0, 7);
-        else if (!strcmp(cat, "hello") && m->type == MIG_HELLO)
+        else if (strcmp(cat, "hello") == 0 && m->type == MIG_HELLO)
             add(p, m->payload_len, 0, 7);
         else if (m->type == MIG_RAM && m->payload_len >= 8) {
             uint32_t count = rd32(m->payload);
@@ -196,22 +210,22 @@ static void collect(const char *cat)
             uint32_t nonzero = 0;
             for (uint32_t k = 0; k < count; k++)
                 nonzero += !(rd64(m->payload + 8 + 8 * k) & MIG_RAM_ZERO);
-            if (!strcmp(cat, "ramhead"))
+            if (strcmp(cat, "ramhead") == 0)
                 add(p, 4, 0, 7);
-            else if (!strcmp(cat, "ramentry"))
+            else if (strcmp(cat, "ramentry") == 0)
                 for (uint32_t k = 0; k < count; k++)
                     add(p + 8 + 8 * k + 5, 3, 0, 7);
-            else if (!strcmp(cat, "ramcrc"))
+            else if (strcmp(cat, "ramcrc") == 0)
                 add(p + 8 + 8 * count, 4 * nonzero, 0, 7);
-            else if (!strcmp(cat, "pagedata"))
+            else if (strcmp(cat, "pagedata") == 0)
                 add(p + 8 + 12 * count, m->payload_len - 8 - 12 * count, 0, 7);
         } else if (m->type == MIG_SECTION && m->payload_len >= 1) {
             size_t hdr = 1 + m->payload[0] + 16;
             if (hdr > m->payload_len)
                 continue;
-            if (!strcmp(cat, "sechdr"))
+            if (strcmp(cat, "sechdr") == 0)
                 add(p, hdr, 0, 7);
-            else if (!strcmp(cat, "secdata"))
+            else if (strcmp(cat, "secdata") == 0)
                 add(p + hdr, m->payload_len - hdr, 0, 7);
         }
     }
@@ -243,7 +257,7 @@ int main(int argc, char **argv)
     if (argc < 3)
         fail("%s", "usage: see tests/tools/streamedit.c");
     const char *op = argv[1];
-    if (!strcmp(op, "list")) {
+    if (strcmp(op, "list") == 0) {
         load(argv[2]);
         char buf[32];
         for (size_t i = 0; i < nmsgs; i++)
@@ -251,7 +265,7 @@ int main(int argc, char **argv)
                    msgs[i].length, sec_name(&msgs[i], buf));
         return 0;
     }
-    if (!strcmp(op, "pick") && argc == 6) {
+    if (strcmp(op, "pick") == 0 && argc == 6) {
         load(argv[2]);
         return pick(argv[3], (unsigned)atoi(argv[4]), (unsigned)atoi(argv[5]));
     }
@@ -261,7 +275,7 @@ int main(int argc, char **argv)
     const char *out = argv[3];
     char **a = argv + 4;
     int na = argc - 4;
-    if (!strcmp(op, "flip") && na == 2) {
+    if (strcmp(op, "flip") == 0 && na == 2) {
         size_t off = strtoul(a[0], NULL, 0);
         if (off >= data_len)
             fail("offset %s beyond the end", a[0]);
@@ -271,19 +285,19 @@ int main(int argc, char **argv)
             fail("%s: write failed", out);
         return 0;
     }
-    if (!strcmp(op, "settype") && na == 2) {
+    if (strcmp(op, "settype") == 0 && na == 2) {
         msgs[parse_idx(a[0])].type = (uint16_t)strtoul(a[1], NULL, 0);
-    } else if (!strcmp(op, "setlen") && na == 2) {
+    } else if (strcmp(op, "setlen") == 0 && na == 2) {
         struct msg *m = &msgs[parse_idx(a[0])];
         m->length = (uint32_t)strtoul(a[1], NULL, 0);
         m->keep_len = 1;
-    } else if (!strcmp(op, "ramcount") && na == 2) {
+    } else if (strcmp(op, "ramcount") == 0 && na == 2) {
         struct msg *m = &msgs[parse_idx(a[0])];
         if (m->type != MIG_RAM)
             fail("message %s is not RAM", a[0]);
         uint32_t c = (uint32_t)strtoul(a[1], NULL, 0);
         memcpy(dup_payload(m, m->payload_len), &c, 4);
-    } else if (!strcmp(op, "secname") && na == 2) {
+    } else if (strcmp(op, "secname") == 0 && na == 2) {
         struct msg *m = &msgs[find_section(a[0])];
         size_t ol = m->payload[0], nl = strlen(a[1]);
         if (nl > 255)
@@ -294,12 +308,12 @@ int main(int argc, char **argv)
         memcpy(p + 1 + nl, m->payload + 1 + ol, m->payload_len - 1 - ol);
         m->payload = p;
         m->payload_len = m->payload_len - ol + nl;
-    } else if ((!strcmp(op, "secver") || !strcmp(op, "seclen")) && na == 2) {
+    } else if ((strcmp(op, "secver") == 0 || strcmp(op, "seclen") == 0) && na == 2) {
         struct msg *m = &msgs[find_section(a[0])];
         uint32_t v = (uint32_t)strtoul(a[1], NULL, 0);
         size_t at = 1 + m->payload[0] + (op[3] == 'v' ? 4 : 8);
         memcpy(dup_payload(m, m->payload_len) + at, &v, 4);
-    } else if (!strcmp(op, "secbyte") && na == 3) {
+    } else if (strcmp(op, "secbyte") == 0 && na == 3) {
         struct msg *m = &msgs[find_section(a[0])];
         size_t hdr = 1 + m->payload[0] + 16, off = strtoul(a[1], NULL, 0);
         if (hdr + off >= m->payload_len)
@@ -308,16 +322,16 @@ int main(int argc, char **argv)
         p[hdr + off] = (uint8_t)strtoul(a[2], NULL, 0);
         uint32_t crc = crc32c(0, p + hdr, m->payload_len - hdr);
         memcpy(p + hdr - 4, &crc, 4);
-    } else if (!strcmp(op, "dup") && na == 1) {
+    } else if (strcmp(op, "dup") == 0 && na == 1) {
         size_t i = find_section(a[0]);
         msgs = realloc(msgs, sizeof(*msgs) * (nmsgs + 1));
         memmove(msgs + i + 1, msgs + i, sizeof(*msgs) * (nmsgs - i));
         nmsgs++;
-    } else if (!strcmp(op, "drop") && na == 1) {
+    } else if (strcmp(op, "drop") == 0 && na == 1) {
         size_t i = find_section(a[0]);
         memmove(msgs + i, msgs + i + 1, sizeof(*msgs) * (nmsgs - i - 1));
         nmsgs--;
-    } else if (!strcmp(op, "insert") && na == 2) {
+    } else if (strcmp(op, "insert") == 0 && na == 2) {
         size_t i = parse_idx(a[0]);
         msgs = realloc(msgs, sizeof(*msgs) * (nmsgs + 1));
         memmove(msgs + i + 1, msgs + i, sizeof(*msgs) * (nmsgs - i));
@@ -325,13 +339,13 @@ int main(int argc, char **argv)
         memset(&msgs[i], 0, sizeof(msgs[i]));
         msgs[i].type = (uint16_t)strtoul(a[1], NULL, 0);
         msgs[i].payload = (uint8_t *)"";
-    } else if (!strcmp(op, "hello-version") && na == 2) {
+    } else if (strcmp(op, "hello-version") == 0 && na == 2) {
         struct msg *m = &msgs[0];
         if (m->type != MIG_HELLO)
             fail("%s", "the stream does not start with HELLO");
-        uint16_t v[2] = { (uint16_t)atoi(a[0]), (uint16_t)atoi(a[1]) };
+        uint16_t v[2] = {(uint16_t)atoi(a[0]), (uint16_t)atoi(a[1])};
         memcpy(dup_payload(m, m->payload_len), v, 4);
-    } else if (!strcmp(op, "hello-replace") && na == 2) {
+    } else if (strcmp(op, "hello-replace") == 0 && na == 2) {
         struct msg *m = &msgs[0];
         if (m->type != MIG_HELLO || m->payload_len < 20)
             fail("%s", "the stream does not start with HELLO");

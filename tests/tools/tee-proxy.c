@@ -17,9 +17,9 @@
 
 static int connect_uri(const char *uri)
 {
-    if (!strncmp(uri, "unix:", 5))
+    if (strncmp(uri, "unix:", 5) == 0)
         return sock_connect_unix(uri + 5);
-    if (strncmp(uri, "tcp:", 4))
+    if (strncmp(uri, "tcp:", 4) != 0)
         return -EINVAL;
     char host[256];
     const char *spec = uri + 4, *colon = strrchr(spec, ':');
@@ -27,7 +27,7 @@ static int connect_uri(const char *uri)
         return -EINVAL;
     memcpy(host, spec, (size_t)(colon - spec));
     host[colon - spec] = '\0';
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
     if (getaddrinfo(host, colon + 1, &hints, &res))
         return -EINVAL;
     int fd = -ECONNREFUSED;
@@ -72,8 +72,8 @@ int main(int argc, char **argv)
         return 1;
     }
     /* fds[0]: a -> b (recorded), fds[1]: b -> a */
-    int src[2] = { a, b }, dst[2] = { b, a };
-    int open_dir[2] = { 1, 1 };
+    int src[2] = {a, b}, dst[2] = {b, a};
+    int open_dir[2] = {1, 1};
     unsigned long long recorded = 0;
     static char buf[1 << 16];
     while (open_dir[0] || open_dir[1]) {
@@ -81,7 +81,7 @@ int main(int argc, char **argv)
         int n = 0, which[2];
         for (int d = 0; d < 2; d++)
             if (open_dir[d]) {
-                p[n] = (struct pollfd){ .fd = src[d], .events = POLLIN };
+                p[n] = (struct pollfd){.fd = src[d], .events = POLLIN};
                 which[n++] = d;
             }
         if (poll(p, (nfds_t)n, -1) < 0) {

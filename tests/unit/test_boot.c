@@ -74,11 +74,14 @@ static int teardown(void **state)
 struct elf_image {
     union {
         uint8_t bytes[ELF_SIZE];
-        Elf64_Ehdr eh;          /* keeps the buffer aligned for the header */
+        Elf64_Ehdr eh; /* keeps the buffer aligned for the header */
     } u;
 };
 
-static Elf64_Ehdr *ehdr(struct elf_image *im) { return &im->u.eh; }
+static Elf64_Ehdr *ehdr(struct elf_image *im)
+{
+    return &im->u.eh;
+}
 static Elf64_Phdr *phdr(struct elf_image *im, unsigned i)
 {
     return (Elf64_Phdr *)(im->u.bytes + sizeof(Elf64_Ehdr)) + i;
@@ -113,7 +116,7 @@ static void build_elf(struct elf_image *im)
     p->p_align = 0x1000;
 
     p = phdr(im, 1);
-    p->p_type = PT_NOTE;           /* ignored: paddr would be refused */
+    p->p_type = PT_NOTE; /* ignored: paddr would be refused */
     p->p_offset = 0x40;
     p->p_paddr = 0x1000;
     p->p_filesz = 8;
@@ -144,7 +147,7 @@ static void load_valid_elf(void **state)
     memset(f->mem + SEG2_PADDR - 0x1000, FILL, SEG2_MEMSZ + 0x2000);
     struct boot_image img;
     memset(&img, 0xee, sizeof(img));
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(boot_load_elf(&f->ram, im.u.bytes, ELF_SIZE, &img, &e), 0);
     assert_int_equal(img.entry, ENTRY);
     assert_int_equal(img.low, SEG1_PADDR);
@@ -168,7 +171,7 @@ static void load_valid_elf(void **state)
     assert_int_equal(f->mem[0x1000], 0);
 
     /* loaded pages are dirty for migration: 0x100000 (1 page) + 0x200000 (3) */
-    uint64_t w[2] = { 0, 0 };
+    uint64_t w[2] = {0, 0};
     guest_ram_collect_dirty(&f->ram, SEG1_PADDR / 4096 / 64, 1, &w[0]);
     guest_ram_collect_dirty(&f->ram, SEG2_PADDR / 4096 / 64, 1, &w[1]);
     assert_int_equal(w[0], 1ULL);
@@ -184,7 +187,7 @@ static void load_minimal_one_segment(void **state)
     /* entry on the last byte of the segment is inside it */
     ehdr(&im)->e_entry = SEG1_PADDR + SEG1_FILESZ - 1;
     struct boot_image img;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(boot_load_elf(&f->ram, im.u.bytes, ELF_SIZE, &img, &e), 0);
     assert_int_equal(img.entry, SEG1_PADDR + SEG1_FILESZ - 1);
     assert_int_equal(img.high, SEG1_PADDR + SEG1_FILESZ);
@@ -207,7 +210,7 @@ static void expect_refused(struct fixture *f, elf_mutator mutate, int want_rc,
     size_t size = ELF_SIZE;
     mutate(&im, &size);
     struct boot_image img;
-    struct err e = { "" };
+    struct err e = {""};
     int rc = boot_load_elf(&f->ram, im.u.bytes, size, &img, &e);
     if (rc != want_rc)
         fail_msg("%s: rc %d, want %d (msg '%s')", what, rc, want_rc, e.msg);
@@ -215,24 +218,75 @@ static void expect_refused(struct fixture *f, elf_mutator mutate, int want_rc,
         fail_msg("%s: message '%s' lacks '%s'", what, e.msg, fragment);
 }
 
-static void m_magic(struct elf_image *im, size_t *s) { (void)s; im->u.bytes[1] = 'F'; }
-static void m_short(struct elf_image *im, size_t *s) { (void)im; *s = sizeof(Elf64_Ehdr) - 1; }
-static void m_empty(struct elf_image *im, size_t *s) { (void)im; *s = 0; }
-static void m_class32(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_ident[EI_CLASS] = ELFCLASS32; }
-static void m_machine(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_machine = EM_386; }
-static void m_aarch64(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_machine = EM_AARCH64; }
-static void m_dyn(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_type = ET_DYN; }
-static void m_rel(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_type = ET_REL; }
-static void m_phoff_past(struct elf_image *im, size_t *s) { ehdr(im)->e_phoff = *s + 1; }
-static void m_phoff_huge(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_phoff = UINT64_MAX - 8; }
+static void m_magic(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    im->u.bytes[1] = 'F';
+}
+static void m_short(struct elf_image *im, size_t *s)
+{
+    (void)im;
+    *s = sizeof(Elf64_Ehdr) - 1;
+}
+static void m_empty(struct elf_image *im, size_t *s)
+{
+    (void)im;
+    *s = 0;
+}
+static void m_class32(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_ident[EI_CLASS] = ELFCLASS32;
+}
+static void m_machine(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_machine = EM_386;
+}
+static void m_aarch64(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_machine = EM_AARCH64;
+}
+static void m_dyn(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_type = ET_DYN;
+}
+static void m_rel(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_type = ET_REL;
+}
+static void m_phoff_past(struct elf_image *im, size_t *s)
+{
+    ehdr(im)->e_phoff = *s + 1;
+}
+static void m_phoff_huge(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_phoff = UINT64_MAX - 8;
+}
 static void m_phoff_tail(struct elf_image *im, size_t *s)
 {
     /* first header fits, the other two run past the end */
     ehdr(im)->e_phoff = *s - sizeof(Elf64_Phdr);
 }
-static void m_phnum_overflow(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_phnum = 0xffff; }
-static void m_phnum_zero(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_phnum = 0; }
-static void m_phentsize(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_phentsize = 32; }
+static void m_phnum_overflow(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_phnum = 0xffff;
+}
+static void m_phnum_zero(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_phnum = 0;
+}
+static void m_phentsize(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_phentsize = 32;
+}
 static void m_filesz_gt_memsz(struct elf_image *im, size_t *s)
 {
     (void)s;
@@ -241,7 +295,7 @@ static void m_filesz_gt_memsz(struct elf_image *im, size_t *s)
 static void m_seg_past_end(struct elf_image *im, size_t *s)
 {
     (void)s;
-    phdr(im, 2)->p_filesz = SEG2_FILESZ + 1;   /* one byte past the file */
+    phdr(im, 2)->p_filesz = SEG2_FILESZ + 1; /* one byte past the file */
     phdr(im, 2)->p_memsz = SEG2_MEMSZ;
 }
 static void m_seg_offset_past(struct elf_image *im, size_t *s)
@@ -251,7 +305,7 @@ static void m_seg_offset_past(struct elf_image *im, size_t *s)
 static void m_seg_offset_wrap(struct elf_image *im, size_t *s)
 {
     (void)s;
-    phdr(im, 2)->p_offset = UINT64_MAX - 0x10;  /* offset + filesz wraps */
+    phdr(im, 2)->p_offset = UINT64_MAX - 0x10; /* offset + filesz wraps */
 }
 static void m_below_1m(struct elf_image *im, size_t *s)
 {
@@ -262,7 +316,7 @@ static void m_below_1m(struct elf_image *im, size_t *s)
 static void m_below_1m_zero(struct elf_image *im, size_t *s)
 {
     (void)s;
-    phdr(im, 0)->p_paddr = 0;   /* would overwrite the zero page etc. */
+    phdr(im, 0)->p_paddr = 0; /* would overwrite the zero page etc. */
 }
 static void m_beyond_ram(struct elf_image *im, size_t *s)
 {
@@ -272,7 +326,7 @@ static void m_beyond_ram(struct elf_image *im, size_t *s)
 static void m_straddle_ram(struct elf_image *im, size_t *s)
 {
     (void)s;
-    phdr(im, 2)->p_paddr = RAM_SIZE - 0x1000;   /* memsz 0x3000 */
+    phdr(im, 2)->p_paddr = RAM_SIZE - 0x1000; /* memsz 0x3000 */
 }
 static void m_in_hole(struct elf_image *im, size_t *s)
 {
@@ -282,24 +336,32 @@ static void m_in_hole(struct elf_image *im, size_t *s)
 static void m_paddr_overflow(struct elf_image *im, size_t *s)
 {
     (void)s;
-    phdr(im, 2)->p_paddr = UINT64_MAX - 0x1000;  /* + memsz 0x3000 wraps */
+    phdr(im, 2)->p_paddr = UINT64_MAX - 0x1000; /* + memsz 0x3000 wraps */
 }
 static void m_memsz_huge(struct elf_image *im, size_t *s)
 {
     (void)s;
-    phdr(im, 2)->p_memsz = UINT64_MAX;           /* zeroing would wrap */
+    phdr(im, 2)->p_memsz = UINT64_MAX; /* zeroing would wrap */
 }
-static void m_entry_below(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_entry = SEG1_PADDR - 1; }
+static void m_entry_below(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_entry = SEG1_PADDR - 1;
+}
 static void m_entry_above(struct elf_image *im, size_t *s)
 {
     (void)s;
-    ehdr(im)->e_entry = SEG2_PADDR + SEG2_MEMSZ;   /* one past the end */
+    ehdr(im)->e_entry = SEG2_PADDR + SEG2_MEMSZ; /* one past the end */
 }
-static void m_entry_zero(struct elf_image *im, size_t *s) { (void)s; ehdr(im)->e_entry = 0; }
+static void m_entry_zero(struct elf_image *im, size_t *s)
+{
+    (void)s;
+    ehdr(im)->e_entry = 0;
+}
 static void m_entry_virtual(struct elf_image *im, size_t *s)
 {
     (void)s;
-    ehdr(im)->e_entry = phdr(im, 0)->p_vaddr;    /* virtual, not physical */
+    ehdr(im)->e_entry = phdr(im, 0)->p_vaddr; /* virtual, not physical */
 }
 static void m_entry_in_gap(struct elf_image *im, size_t *s)
 {
@@ -452,14 +514,14 @@ static void e820_5g(void **state)
 static void initrd_placement(void **state)
 {
     struct fixture *f = *state;
-    struct boot_image img = { .entry = ENTRY, .low = SEG1_PADDR,
-                              .high = SEG2_PADDR + SEG2_MEMSZ };
-    size_t size = 100000;   /* not a page multiple */
+    struct boot_image img = {
+        .entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR + SEG2_MEMSZ};
+    size_t size = 100000; /* not a page multiple */
     uint8_t *data = malloc(size);
     assert_non_null(data);
     for (size_t i = 0; i < size; i++)
         data[i] = (uint8_t)(i * 7);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(boot_load_initrd(&f->ram, data, size, &img, &e), 0);
     assert_int_equal(img.initrd_size, size);
     assert_int_equal(img.initrd_addr % GUEST_PAGE_SIZE, 0);
@@ -480,14 +542,14 @@ static void initrd_placement(void **state)
 static void initrd_capped_below_896m(void **state)
 {
     (void)state;
-    struct fixture *f = fixture_new(2ULL << 30);   /* 2 GiB, mostly untouched */
+    struct fixture *f = fixture_new(2ULL << 30); /* 2 GiB, mostly untouched */
     if (!f)
         skip();
-    struct boot_image img = { .entry = ENTRY, .low = SEG1_PADDR,
-                              .high = SEG2_PADDR + SEG2_MEMSZ };
+    struct boot_image img = {
+        .entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR + SEG2_MEMSZ};
     uint8_t data[5000];
     memset(data, 0x42, sizeof(data));
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(boot_load_initrd(&f->ram, data, sizeof(data), &img, &e), 0);
     assert_int_equal(img.initrd_addr % GUEST_PAGE_SIZE, 0);
     assert_true(img.initrd_addr + sizeof(data) - 1 <= 0x37ffffffULL);
@@ -499,19 +561,17 @@ static void initrd_capped_below_896m(void **state)
 static void initrd_refused(void **state)
 {
     struct fixture *f = *state;
-    uint8_t small[16] = { 0 };
-    struct err e = { "" };
+    uint8_t small[16] = {0};
+    struct err e = {""};
     /* kernel reaches almost to the top of RAM */
-    struct boot_image img = { .entry = ENTRY, .low = SEG1_PADDR,
-                              .high = RAM_SIZE - 0x1000 };
+    struct boot_image img = {.entry = ENTRY, .low = SEG1_PADDR, .high = RAM_SIZE - 0x1000};
     assert_int_equal(boot_load_initrd(&f->ram, small, sizeof(small), &img, &e), 0);
     assert_int_equal(img.initrd_addr, RAM_SIZE - 0x1000);
 
-    img.high = RAM_SIZE - 0x1000 + 1;   /* the last page overlaps the kernel */
+    img.high = RAM_SIZE - 0x1000 + 1; /* the last page overlaps the kernel */
     img.initrd_addr = img.initrd_size = 0;
     e.msg[0] = '\0';
-    assert_int_equal(boot_load_initrd(&f->ram, small, sizeof(small), &img, &e),
-                     -ENOMEM);
+    assert_int_equal(boot_load_initrd(&f->ram, small, sizeof(small), &img, &e), -ENOMEM);
     assert_non_null(strstr(e.msg, "does not fit"));
     assert_int_equal(img.initrd_addr, 0);
     assert_int_equal(img.initrd_size, 0);
@@ -519,13 +579,12 @@ static void initrd_refused(void **state)
     /* bigger than all of RAM (never read past 16 bytes: refused first) */
     img.high = SEG2_PADDR + SEG2_MEMSZ;
     e.msg[0] = '\0';
-    assert_int_equal(boot_load_initrd(&f->ram, small, RAM_SIZE + 1, &img, &e),
-                     -ENOMEM);
+    assert_int_equal(boot_load_initrd(&f->ram, small, RAM_SIZE + 1, &img, &e), -ENOMEM);
     assert_non_null(strstr(e.msg, "does not fit"));
     /* fits RAM but would have to go below the kernel's end */
     e.msg[0] = '\0';
-    assert_int_equal(boot_load_initrd(&f->ram, small,
-                                      RAM_SIZE - SEG2_PADDR, &img, &e), -ENOMEM);
+    assert_int_equal(boot_load_initrd(&f->ram, small, RAM_SIZE - SEG2_PADDR, &img, &e),
+                     -ENOMEM);
     assert_non_null(strstr(e.msg, "does not fit"));
     /* empty initrd */
     e.msg[0] = '\0';
@@ -534,9 +593,24 @@ static void initrd_refused(void **state)
 
 /* ---- zero page, page tables, GDT ---- */
 
-static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 /* Walks the boot page tables in guest RAM; returns the physical address or
  * UINT64_MAX when not mapped. Checks the intermediate entries are present. */
@@ -549,12 +623,12 @@ static uint64_t walk(const uint8_t *mem, uint64_t va)
     uint64_t pdpte = rd64(mem + (pml4e & 0xffffffffff000ULL) + 8 * ((va >> 30) & 511));
     if (!(pdpte & 1))
         return UINT64_MAX;
-    assert_false(pdpte & 0x80);    /* no 1 GiB pages */
+    assert_false(pdpte & 0x80); /* no 1 GiB pages */
     uint64_t pde = rd64(mem + (pdpte & 0xffffffffff000ULL) + 8 * ((va >> 21) & 511));
     if (!(pde & 1))
         return UINT64_MAX;
-    assert_true(pde & 0x80);       /* 2 MiB page */
-    assert_true(pde & 0x2);        /* writable */
+    assert_true(pde & 0x80); /* 2 MiB page */
+    assert_true(pde & 0x2);  /* writable */
     return (pde & 0xfffffffe00000ULL) | (va & 0x1fffff);
 }
 
@@ -563,10 +637,12 @@ static void setup_memory_zero_page(void **state)
     struct fixture *f = *state;
     memset(f->mem, FILL, 0x40000);
     const char *cmdline = "console=ttyS0 root=/dev/vda rw";
-    struct boot_image img = { .entry = ENTRY, .low = SEG1_PADDR,
-                              .high = SEG2_PADDR + SEG2_MEMSZ,
-                              .initrd_addr = 0x0f000000, .initrd_size = 0x12345 };
-    struct err e = { "" };
+    struct boot_image img = {.entry = ENTRY,
+                             .low = SEG1_PADDR,
+                             .high = SEG2_PADDR + SEG2_MEMSZ,
+                             .initrd_addr = 0x0f000000,
+                             .initrd_size = 0x12345};
+    struct err e = {""};
     assert_int_equal(boot_setup_memory(&f->ram, &img, cmdline, &e), 0);
     const uint8_t *zp = f->mem + BOOT_ZERO_PAGE_ADDR;
     assert_int_equal(rd16(zp + ZP_BOOT_FLAG), 0xaa55);
@@ -599,19 +675,19 @@ static void setup_memory_zero_page(void **state)
     assert_true(w >> (BOOT_ZERO_PAGE_ADDR / 4096) & 1);
     assert_true(w >> (BOOT_PML4_ADDR / 4096) & 1);
     assert_true(w >> (BOOT_CMDLINE_ADDR / 4096) & 1);
-    assert_true(w & 1);   /* GDT page */
+    assert_true(w & 1); /* GDT page */
 }
 
 static void setup_memory_page_tables(void **state)
 {
     struct fixture *f = *state;
     memset(f->mem, FILL, 0x40000);
-    struct boot_image img = { .entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR };
-    struct err e = { "" };
+    struct boot_image img = {.entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR};
+    struct err e = {""};
     assert_int_equal(boot_setup_memory(&f->ram, &img, "", &e), 0);
     static const uint64_t addrs[] = {
-        0, 0x1234, 0x100000, 0x200000, 0x3fffff, ENTRY, 0x40000000, 0x7fe12345,
-        0xbfffffff, 0xc0000000, 0xfec00000, 0xfee00000, 0xffffffff,
+        0,          0x1234,     0x100000,   0x200000,   0x3fffff,   ENTRY,      0x40000000,
+        0x7fe12345, 0xbfffffff, 0xc0000000, 0xfec00000, 0xfee00000, 0xffffffff,
     };
     for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
         uint64_t pa = walk(f->mem, addrs[i]);
@@ -632,42 +708,42 @@ static void setup_memory_gdt(void **state)
 {
     struct fixture *f = *state;
     memset(f->mem, FILL, 0x40000);
-    struct boot_image img = { .entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR };
-    struct err e = { "" };
+    struct boot_image img = {.entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR};
+    struct err e = {""};
     assert_int_equal(boot_setup_memory(&f->ram, &img, "quiet", &e), 0);
     const uint8_t *gdt = f->mem + BOOT_GDT_ADDR;
-    assert_int_equal(rd64(gdt), 0);                 /* null descriptor */
+    assert_int_equal(rd64(gdt), 0); /* null descriptor */
     uint64_t cs = rd64(gdt + BOOT_SEL_CODE);
-    assert_true(cs >> 47 & 1);                      /* present */
-    assert_true(cs >> 44 & 1);                      /* code/data, not system */
-    assert_true(cs >> 43 & 1);                      /* executable */
-    assert_true(cs >> 53 & 1);                      /* L: 64-bit */
-    assert_false(cs >> 54 & 1);                     /* D must be 0 with L */
-    assert_int_equal(cs >> 45 & 3, 0);              /* DPL 0 */
+    assert_true(cs >> 47 & 1);         /* present */
+    assert_true(cs >> 44 & 1);         /* code/data, not system */
+    assert_true(cs >> 43 & 1);         /* executable */
+    assert_true(cs >> 53 & 1);         /* L: 64-bit */
+    assert_false(cs >> 54 & 1);        /* D must be 0 with L */
+    assert_int_equal(cs >> 45 & 3, 0); /* DPL 0 */
     uint64_t ds = rd64(gdt + BOOT_SEL_DATA);
     assert_true(ds >> 47 & 1);
     assert_true(ds >> 44 & 1);
-    assert_false(ds >> 43 & 1);                     /* data */
-    assert_true(ds >> 41 & 1);                      /* writable */
+    assert_false(ds >> 43 & 1); /* data */
+    assert_true(ds >> 41 & 1);  /* writable */
     uint64_t tss = rd64(gdt + BOOT_SEL_TSS);
     assert_true(tss >> 47 & 1);
-    assert_false(tss >> 44 & 1);                    /* system descriptor */
-    assert_int_equal(tss >> 40 & 0xf, 0xb);         /* busy 64-bit TSS */
+    assert_false(tss >> 44 & 1);            /* system descriptor */
+    assert_int_equal(tss >> 40 & 0xf, 0xb); /* busy 64-bit TSS */
 }
 
 static void setup_memory_cmdline_limits(void **state)
 {
     struct fixture *f = *state;
-    struct boot_image img = { .entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR };
+    struct boot_image img = {.entry = ENTRY, .low = SEG1_PADDR, .high = SEG2_PADDR};
     char *line = malloc(BOOT_CMDLINE_MAX + 1);
     assert_non_null(line);
     memset(line, 'a', BOOT_CMDLINE_MAX);
     line[BOOT_CMDLINE_MAX] = '\0';
-    struct err e = { "" };
+    struct err e = {""};
     memset(f->mem + BOOT_CMDLINE_ADDR, FILL, BOOT_CMDLINE_MAX);
     assert_int_equal(boot_setup_memory(&f->ram, &img, line, &e), -E2BIG);
     assert_non_null(strstr(e.msg, "command line"));
-    assert_int_equal(f->mem[BOOT_CMDLINE_ADDR], FILL);   /* nothing written */
+    assert_int_equal(f->mem[BOOT_CMDLINE_ADDR], FILL); /* nothing written */
 
     /* the longest allowed line fits with its terminator */
     line[BOOT_CMDLINE_MAX - 1] = '\0';
@@ -686,8 +762,8 @@ static void setup_memory_tiny_ram(void **state)
     memset(mem, 0, 0x10000);
     struct guest_ram ram;
     assert_int_equal(guest_ram_init(&ram, mem, 0x10000), 0);
-    struct boot_image img = { 0 };
-    struct err e = { "" };
+    struct boot_image img = {0};
+    struct err e = {""};
     assert_int_equal(boot_setup_memory(&ram, &img, "x", &e), -ENOMEM);
     assert_non_null(strstr(e.msg, "too small"));
     guest_ram_release(&ram);
@@ -700,7 +776,7 @@ static void full_sequence(void **state)
     struct elf_image im;
     build_elf(&im);
     struct boot_image img;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(boot_load_elf(&f->ram, im.u.bytes, ELF_SIZE, &img, &e), 0);
     uint8_t rd[8192];
     memset(rd, 0x11, sizeof(rd));

@@ -54,7 +54,7 @@ static void writer_grows(void **state)
     assert_null(b.data);
     assert_int_equal(b.len, 0);
     assert_int_equal(b.cap, 0);
-    buf_release(&b);   /* twice is harmless */
+    buf_release(&b); /* twice is harmless */
 }
 
 static void writer_exact_boundary(void **state)
@@ -66,7 +66,7 @@ static void writer_exact_boundary(void **state)
     memset(block, 0xab, sizeof(block));
     buf_put(&b, block, sizeof(block));
     assert_int_equal(b.len, 256);
-    assert_int_equal(b.cap, 256);        /* filled exactly, no growth yet */
+    assert_int_equal(b.cap, 256); /* filled exactly, no growth yet */
     buf_put_u8(&b, 0xcd);
     assert_int_equal(b.len, 257);
     assert_true(b.cap >= 257);
@@ -90,13 +90,9 @@ static void writer_le_encoding(void **state)
     buf_put_u32(&b, 0);
     buf_put_u64(&b, 0x8000000000000001ULL);
     static const uint8_t want[] = {
-        0x01,
-        0x03, 0x02,
-        0x07, 0x06, 0x05, 0x04,
-        0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09, 0x08,
-        0xff, 0xff,
-        0x00, 0x00, 0x00, 0x00,
-        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
+        0x01, 0x03, 0x02, 0x07, 0x06, 0x05, 0x04, 0x0f, 0x0e, 0x0d,
+        0x0c, 0x0b, 0x0a, 0x09, 0x08, 0xff, 0xff, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
     };
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
@@ -108,16 +104,14 @@ static void writer_blobs_and_strings(void **state)
     (void)state;
     struct buf b;
     buf_init(&b);
-    static const uint8_t blob[] = { 0xde, 0xad, 0xbe };
+    static const uint8_t blob[] = {0xde, 0xad, 0xbe};
     buf_put_blob(&b, blob, sizeof(blob));
     buf_put_str(&b, "hi");
     buf_put_str(&b, "");
     buf_put_blob(&b, NULL, 0);
     static const uint8_t want[] = {
-        0x03, 0x00, 0x00, 0x00, 0xde, 0xad, 0xbe,
-        0x02, 0x00, 0x00, 0x00, 'h', 'i',
-        0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00,
+        0x03, 0x00, 0x00, 0x00, 0xde, 0xad, 0xbe, 0x02, 0x00, 0x00, 0x00,
+        'h',  'i',  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     };
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
@@ -191,7 +185,7 @@ static void reader_round_trip(void **state)
 static void reader_getters_past_end(void **state)
 {
     (void)state;
-    static const size_t widths[] = { 1, 2, 4, 8 };
+    static const size_t widths[] = {1, 2, 4, 8};
     for (size_t w = 0; w < 4; w++) {
         size_t have = widths[w] - 1;
         uint8_t *data = malloc(have ? have : 1);
@@ -224,7 +218,7 @@ static void reader_getters_past_end(void **state)
 static void reader_stays_bad(void **state)
 {
     (void)state;
-    static const uint8_t data[5] = { 0x11, 0x22, 0x33, 0x44, 0x55 };
+    static const uint8_t data[5] = {0x11, 0x22, 0x33, 0x44, 0x55};
     struct reader r;
     reader_init(&r, data, sizeof(data));
     assert_true(reader_u64(&r) == 0);
@@ -238,7 +232,7 @@ static void reader_stays_bad(void **state)
     uint32_t len = 77;
     assert_null(reader_blob(&r, 100, &len));
     assert_int_equal(len, 0);
-    uint8_t out[3] = { 9, 9, 9 };
+    uint8_t out[3] = {9, 9, 9};
     reader_copy(&r, out, sizeof(out));
     assert_int_equal(out[0] | out[1] | out[2], 0);
     char s[8] = "xxxxxxx";
@@ -252,12 +246,12 @@ static void reader_stays_bad(void **state)
 static void reader_partial_then_fail(void **state)
 {
     (void)state;
-    static const uint8_t data[6] = { 1, 2, 3, 4, 5, 6 };
+    static const uint8_t data[6] = {1, 2, 3, 4, 5, 6};
     struct reader r;
     reader_init(&r, data, sizeof(data));
     assert_int_equal(reader_u32(&r), 0x04030201);
     assert_int_equal(reader_left(&r), 2);
-    assert_int_equal(reader_u32(&r), 0);     /* 2 left: not 0x0605 */
+    assert_int_equal(reader_u32(&r), 0); /* 2 left: not 0x0605 */
     assert_true(r.bad);
     assert_int_equal(reader_left(&r), 0);
 
@@ -277,7 +271,7 @@ static void reader_partial_then_fail(void **state)
     assert_true(r.bad);
     reader_init(&r, data, sizeof(data));
     assert_non_null(reader_take(&r, 6));
-    assert_non_null(reader_take(&r, 0));     /* zero bytes at the end: fine */
+    assert_non_null(reader_take(&r, 0)); /* zero bytes at the end: fine */
     assert_false(r.bad);
     assert_int_equal(reader_finish(&r), 0);
 }
@@ -320,7 +314,7 @@ static void reader_blob_max(void **state)
     assert_true(r.bad);
 
     /* a length of 0xffffffff with max UINT32_MAX: refused by bounds, no wrap */
-    static const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 'x' };
+    static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 'x'};
     reader_init(&r, huge, sizeof(huge));
     assert_null(reader_blob(&r, UINT32_MAX, &len));
     assert_true(r.bad);
@@ -350,7 +344,7 @@ static void reader_str_limits(void **state)
     reader_str(&r, s, 6);
     assert_false(r.bad);
     assert_string_equal(s, "hello");
-    assert_int_equal(s[6], 'X');             /* nothing written past cap */
+    assert_int_equal(s[6], 'X'); /* nothing written past cap */
 
     /* one too small: refused, not truncated, and dst is an empty string */
     memset(s, 'X', sizeof(s));
@@ -400,22 +394,68 @@ static void reader_str_limits(void **state)
 static void reader_finish_leftover(void **state)
 {
     (void)state;
-    static const uint8_t data[7] = { 1, 0, 0, 0, 2, 0, 3 };
+    static const uint8_t data[7] = {1, 0, 0, 0, 2, 0, 3};
     struct reader r;
     reader_init(&r, data, sizeof(data));
-    assert_int_equal(reader_finish(&r), -EINVAL);   /* nothing read yet */
+    assert_int_equal(reader_finish(&r), -EINVAL); /* nothing read yet */
     assert_int_equal(reader_u32(&r), 1);
     assert_int_equal(reader_left(&r), 3);
     assert_int_equal(reader_finish(&r), -EINVAL);
     assert_int_equal(reader_u16(&r), 2);
     assert_int_equal(reader_left(&r), 1);
     assert_int_equal(reader_finish(&r), -EINVAL);
-    assert_false(r.bad);                             /* leftovers are not "bad" */
+    assert_false(r.bad); /* leftovers are not "bad" */
     assert_int_equal(reader_u8(&r), 3);
     assert_int_equal(reader_finish(&r), 0);
     /* and reading past the end afterwards turns it into a failure */
     reader_u8(&r);
     assert_int_equal(reader_finish(&r), -EINVAL);
+}
+
+struct rec {
+    uint16_t a;
+    uint8_t pad_here;
+    uint64_t b;
+    uint8_t tail[3];
+    uint32_t not_saved;
+};
+
+static const struct buf_field rec_fields[] = {
+    BUF_FIELD(struct rec, b),
+    BUF_FIELD(struct rec, a),
+    BUF_FIELD(struct rec, tail),
+};
+
+/* A field table writes the members in table order, little-endian, without
+ * padding, and reads them back into the same members only. */
+static void fields_round_trip(void **state)
+{
+    (void)state;
+    struct rec in = {0x1234, 0xee, 0x0102030405060708ULL, {9, 10, 11}, 77};
+    struct buf b;
+    buf_init(&b);
+    buf_put_fields(&b, &in, BUF_FIELDS(rec_fields));
+    static const uint8_t want[] = {8, 7, 6, 5, 4, 3, 2, 1, 0x34, 0x12, 9, 10, 11};
+    assert_int_equal(b.len, sizeof(want));
+    assert_memory_equal(b.data, want, sizeof(want));
+    struct rec out = {.pad_here = 0x55, .not_saved = 5};
+    struct reader r;
+    reader_init(&r, b.data, b.len);
+    reader_fields(&r, &out, BUF_FIELDS(rec_fields));
+    assert_int_equal(reader_finish(&r), 0);
+    assert_int_equal(out.a, in.a);
+    assert_true(out.b == in.b);
+    assert_memory_equal(out.tail, in.tail, 3);
+    assert_int_equal(out.pad_here, 0x55);
+    assert_int_equal(out.not_saved, 5);
+    /* short data: the members past the end read as zero, the reader is bad */
+    reader_init(&r, b.data, 9);
+    reader_fields(&r, &out, BUF_FIELDS(rec_fields));
+    assert_true(r.bad);
+    assert_true(out.b == in.b);
+    assert_int_equal(out.a, 0);
+    assert_memory_equal(out.tail, "\0\0\0", 3);
+    buf_release(&b);
 }
 
 int main(void)
@@ -433,6 +473,7 @@ int main(void)
         cmocka_unit_test(reader_blob_max),
         cmocka_unit_test(reader_str_limits),
         cmocka_unit_test(reader_finish_leftover),
+        cmocka_unit_test(fields_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,7 +59,7 @@ static double now_s(void)
 
 static void sleep_ms(long ms)
 {
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
@@ -86,10 +86,10 @@ static ssize_t pending(int fd, void *buf, size_t len)
     return recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
 }
 
-#define assert_msg_has(e, text)                                                \
-    do {                                                                       \
-        if (!strstr((e).msg, (text)))                                          \
-            fail_msg("message '%s' lacks '%s'", (e).msg, (text));              \
+#define assert_msg_has(e, text)                                   \
+    do {                                                          \
+        if (!strstr((e).msg, (text)))                             \
+            fail_msg("message '%s' lacks '%s'", (e).msg, (text)); \
     } while (0)
 
 /* ---- framing ---- */
@@ -97,11 +97,11 @@ static ssize_t pending(int fd, void *buf, size_t len)
 static void send_header_bytes(void **state)
 {
     struct pair *p = *state;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(mig_send_buf(&p->tx, MIG_HELLO, "abc", 3, &e), 0);
     uint8_t raw[19];
     assert_int_equal(read(p->rx.fd, raw, sizeof(raw)), (ssize_t)sizeof(raw));
-    static const uint8_t want[12] = { 'T', 'R', 'N', 'M', 1, 0, 0, 0, 3, 0, 0, 0 };
+    static const uint8_t want[12] = {'T', 'R', 'N', 'M', 1, 0, 0, 0, 3, 0, 0, 0};
     assert_memory_equal(raw, want, 12);
     uint32_t crc;
     memcpy(&crc, raw + 12, 4);
@@ -116,13 +116,13 @@ static void send_header_bytes(void **state)
     assert_int_equal(end[4], MIG_END);
     assert_int_equal(end[8] | end[9] | end[10] | end[11], 0);
     char c;
-    assert_int_equal(pending(p->rx.fd, &c, 1), -1);   /* nothing more */
+    assert_int_equal(pending(p->rx.fd, &c, 1), -1); /* nothing more */
 }
 
 static void send_recv_round_trip(void **state)
 {
     struct pair *p = *state;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(mig_send_buf(&p->tx, MIG_LOADED, "12345678", 8, &e), 0);
     struct mig_hdr h;
     assert_int_equal(mig_recv_hdr(&p->rx, &h, &e), 0);
@@ -166,8 +166,8 @@ static void send_many_iovecs(void **state)
     for (int i = 0; i < N * 3; i++)
         data[i] = (uint8_t)(i * 31 + 7);
     for (int i = 0; i < N; i++)
-        iov[i] = (struct iovec){ data + i * 3, 3 };
-    struct err e = { "" };
+        iov[i] = (struct iovec){data + i * 3, 3};
+    struct err e = {""};
     assert_int_equal(mig_send(&p->tx, MIG_SECTION, iov, N, &e), 0);
     uint8_t *msg;
     uint32_t len;
@@ -189,7 +189,7 @@ static void send_many_iovecs(void **state)
     struct iovec *riov = calloc(N, sizeof(*riov));
     assert_non_null(riov);
     for (int i = 0; i < N; i++)
-        riov[i] = (struct iovec){ back + i * 3, 3 };
+        riov[i] = (struct iovec){back + i * 3, 3};
     assert_int_equal(mig_recv_iov(&p->rx, riov, N, &e), 0);
     assert_memory_equal(back, data, N * 3);
     free(riov);
@@ -201,7 +201,7 @@ static void send_many_iovecs(void **state)
 static void send_refuses_oversize(void **state)
 {
     struct pair *p = *state;
-    struct err e = { "" };
+    struct err e = {""};
     char *big = calloc(1, 4097);
     assert_non_null(big);
     assert_int_equal(mig_send_buf(&p->tx, MIG_ERROR, big, 4097, &e), -EMSGSIZE);
@@ -211,7 +211,7 @@ static void send_refuses_oversize(void **state)
     assert_msg_has(e, "END message");
     assert_int_equal(mig_send_buf(&p->tx, MIG_HELLO_ACK, big, 65, &e), -EMSGSIZE);
     /* summed over the iovecs */
-    struct iovec iov[3] = { { big, 30 }, { big, 30 }, { big, 5 } };
+    struct iovec iov[3] = {{big, 30}, {big, 30}, {big, 5}};
     assert_int_equal(mig_send(&p->tx, MIG_LOADED, iov, 3, &e), -EMSGSIZE);
     /* unknown types carry nothing */
     assert_int_equal(mig_send_buf(&p->tx, 42, big, 1, &e), -EMSGSIZE);
@@ -234,15 +234,15 @@ static void header_refusals(void **state)
 {
     struct pair *p = *state;
     int fd = p->tx.fd;
-    struct err e = { "" };
+    struct err e = {""};
     struct mig_hdr h;
-    uint8_t marker[4] = { 0xaa, 0xbb, 0xcc, 0xdd }, peek[4];
+    uint8_t marker[4] = {0xaa, 0xbb, 0xcc, 0xdd}, peek[4];
 
     /* bad crc */
     write_raw(fd, MIG_MAGIC, MIG_LOADED, 0, 4, true, marker, 4);
     assert_int_equal(mig_recv_hdr(&p->rx, &h, &e), -EPROTO);
     assert_msg_has(e, "header crc mismatch");
-    assert_int_equal(pending(p->rx.fd, peek, 4), 4);       /* payload not read */
+    assert_int_equal(pending(p->rx.fd, peek, 4), 4); /* payload not read */
     assert_memory_equal(peek, marker, 4);
     assert_int_equal(read(p->rx.fd, peek, 4), 4);
 
@@ -255,7 +255,7 @@ static void header_refusals(void **state)
     assert_msg_has(e, "bad message magic");
 
     /* unknown types */
-    static const uint16_t types[] = { 0, 10, 42, 0xffff };
+    static const uint16_t types[] = {0, 10, 42, 0xffff};
     for (size_t i = 0; i < 4; i++) {
         write_raw(fd, MIG_MAGIC, types[i], 0, 0, false, NULL, 0);
         assert_int_equal(mig_recv_hdr(&p->rx, &h, &e), -EPROTO);
@@ -288,7 +288,7 @@ static void header_refusals(void **state)
     assert_int_equal(h.length, 64);
 
     /* a header cut short by the peer closing */
-    uint8_t half[7] = { 'T', 'R', 'N', 'M', 1, 0, 0 };
+    uint8_t half[7] = {'T', 'R', 'N', 'M', 1, 0, 0};
     assert_int_equal(write(fd, half, sizeof(half)), (ssize_t)sizeof(half));
     shutdown(fd, SHUT_WR);
     assert_int_equal(mig_recv_hdr(&p->rx, &h, &e), -EPIPE);
@@ -298,15 +298,15 @@ static void header_refusals(void **state)
 static void hdr_check_in_memory(void **state)
 {
     (void)state;
-    struct err e = { "" };
-    struct mig_hdr h = { MIG_MAGIC, MIG_RAM, 0, mig_max_length(MIG_RAM), 0 };
+    struct err e = {""};
+    struct mig_hdr h = {MIG_MAGIC, MIG_RAM, 0, mig_max_length(MIG_RAM), 0};
     h.crc = crc32c(0, &h, 12);
     assert_int_equal(mig_hdr_check(&h, &e), 0);
     h.crc ^= 1;
     assert_int_equal(mig_hdr_check(&h, &e), -EPROTO);
     /* each of the first 12 bytes is covered by the crc */
     for (int i = 0; i < 12; i++) {
-        struct mig_hdr g = { MIG_MAGIC, MIG_RAM, 0, 100, 0 };
+        struct mig_hdr g = {MIG_MAGIC, MIG_RAM, 0, 100, 0};
         g.crc = crc32c(0, &g, 12);
         ((uint8_t *)&g)[i] ^= 0x01;
         assert_int_equal(mig_hdr_check(&g, &e), -EPROTO);
@@ -323,7 +323,7 @@ static void hdr_check_in_memory(void **state)
 static void recv_msg_peer_error(void **state)
 {
     struct pair *p = *state;
-    struct err e = { "" };
+    struct err e = {""};
     mig_send_error(&p->tx, "disk image is on fire");
     uint8_t *msg = (uint8_t *)&e;
     uint32_t len;
@@ -371,7 +371,7 @@ static void recv_msg_peer_error(void **state)
 static void recv_msg_timeout(void **state)
 {
     struct pair *p = *state;
-    struct err e = { "" };
+    struct err e = {""};
     uint8_t *msg = (uint8_t *)&e;
     uint32_t len;
     double t0 = now_s();
@@ -408,7 +408,7 @@ struct drain {
 static void *drain_thread(void *arg)
 {
     struct drain *d = arg;
-    struct err e = { "" };
+    struct err e = {""};
     while (d->got < d->want) {
         uint8_t *msg;
         uint32_t len;
@@ -425,15 +425,15 @@ static void *drain_thread(void *arg)
 static void bandwidth_limit(void **state)
 {
     struct pair *p = *state;
-    enum { CHUNK = 256 << 10, COUNT = 16 };   /* 4 MiB in all */
+    enum { CHUNK = 256 << 10, COUNT = 16 }; /* 4 MiB in all */
     uint8_t *data = calloc(1, CHUNK);
     assert_non_null(data);
-    struct drain d = { &p->rx, COUNT, 0, 0, 0 };
+    struct drain d = {&p->rx, COUNT, 0, 0, 0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, drain_thread, &d), 0);
-    struct err e = { "" };
+    struct err e = {""};
     double t0 = now_s();
-    mig_channel_set_bandwidth(&p->tx, 20 << 20);   /* 20 MiB/s: 0.2 s */
+    mig_channel_set_bandwidth(&p->tx, 20 << 20); /* 20 MiB/s: 0.2 s */
     for (int i = 0; i < COUNT; i++)
         assert_int_equal(mig_send_buf(&p->tx, MIG_SECTION, data, CHUNK, &e), 0);
     double dt = now_s() - t0;
@@ -460,7 +460,7 @@ static void *blocked_thread(void *arg)
 {
     struct blocked *b = arg;
     if (b->send) {
-        size_t n = 16 << 20;      /* more than both socket buffers hold */
+        size_t n = 16 << 20; /* more than both socket buffers hold */
         uint8_t *big = calloc(1, n);
         b->rc = big ? mig_send_buf(b->ch, MIG_SECTION, big, (uint32_t)n, &b->e) : -ENOMEM;
         free(big);
@@ -485,7 +485,7 @@ static void join_within(pthread_t th, double seconds)
 static void cancel_blocked_recv(void **state)
 {
     struct pair *p = *state;
-    struct blocked b = { .ch = &p->rx, .send = false };
+    struct blocked b = {.ch = &p->rx, .send = false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, blocked_thread, &b), 0);
     sleep_ms(150);
@@ -496,7 +496,7 @@ static void cancel_blocked_recv(void **state)
     assert_string_equal(b.e.msg, "migration cancelled");
     assert_true(b.returned_at - t0 < 1.0);
     /* and everything after it fails the same way */
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(mig_send_buf(&p->rx, MIG_END, NULL, 0, &e), -ECANCELED);
     uint8_t *msg;
     uint32_t len;
@@ -507,7 +507,7 @@ static void cancel_blocked_recv(void **state)
 static void cancel_blocked_send(void **state)
 {
     struct pair *p = *state;
-    struct blocked b = { .ch = &p->tx, .send = true };
+    struct blocked b = {.ch = &p->tx, .send = true};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, blocked_thread, &b), 0);
     sleep_ms(200);
@@ -526,7 +526,7 @@ static void exchange(int a, int b)
     struct mig_channel ca, cb;
     mig_channel_init(&ca, a);
     mig_channel_init(&cb, b);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(mig_send_buf(&ca, MIG_HELLO, "ping", 4, &e), 0);
     uint8_t *msg;
     uint32_t len;
@@ -549,7 +549,7 @@ static void uri_unix(void **state)
     assert_non_null(mkdtemp(dir));
     char uri[128];
     snprintf(uri, sizeof(uri), "unix:%s/mig.sock", dir);
-    struct err e = { "" };
+    struct err e = {""};
     int lfd = -1, cfd = -1, afd = -1;
     if (mig_uri_listen(uri, &lfd, &e))
         fail_msg("%s", e.msg);
@@ -600,7 +600,7 @@ static int local_port(int fd)
 static void uri_tcp(void **state)
 {
     (void)state;
-    struct err e = { "" };
+    struct err e = {""};
     int lfd = -1, cfd = -1, afd = -1;
     /* port 0: the kernel picks a free one */
     if (mig_uri_listen("tcp:127.0.0.1:0", &lfd, &e))
@@ -631,7 +631,7 @@ static void uri_tcp(void **state)
 static void uri_tcp6(void **state)
 {
     (void)state;
-    struct err e = { "" };
+    struct err e = {""};
     int lfd = -1, cfd = -1, afd = -1;
     if (mig_uri_listen("tcp:[::1]:0", &lfd, &e)) {
         print_message("# no IPv6 loopback here: %s\n", e.msg);
@@ -652,14 +652,14 @@ static void uri_fd(void **state)
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     char uri[32];
-    struct err e = { "" };
+    struct err e = {""};
     int fd = -1, lfd = 0, afd = -1;
     snprintf(uri, sizeof(uri), "fd:%d", sv[0]);
     assert_int_equal(mig_uri_connect(uri, &fd, &e), 0);
     assert_int_equal(fd, sv[0]);
     snprintf(uri, sizeof(uri), "fd:%d", sv[1]);
     assert_int_equal(mig_uri_listen(uri, &lfd, &e), 0);
-    assert_true(lfd <= -2);                     /* "already connected" */
+    assert_true(lfd <= -2); /* "already connected" */
     assert_int_equal(mig_accept(lfd, 0, &afd, &e), 0);
     assert_int_equal(afd, sv[1]);
     exchange(fd, afd);
@@ -680,37 +680,40 @@ static void uri_refusals(void **state)
     close(pfd[1]);
     char closed[32];
     snprintf(closed, sizeof(closed), "fd:%d", pfd[0]);
-    static const struct { const char *uri, *want; int err; } bad[] = {
-        { "udp:x", "expected tcp:HOST:PORT, unix:PATH or fd:N", EINVAL },
-        { "", "expected tcp:HOST:PORT", EINVAL },
-        { "TCP:127.0.0.1:1", "expected tcp:HOST:PORT", EINVAL },
-        { "tcp:noport", "uri 'tcp:noport': expected tcp:HOST:PORT", EINVAL },
-        { "tcp:host:", "expected tcp:HOST:PORT", EINVAL },
-        { "tcp::80", "expected tcp:HOST:PORT", EINVAL },
-        { "tcp:", "expected tcp:HOST:PORT", EINVAL },
-        { "tcp:127.0.0.1:99999999999999999", "expected tcp:HOST:PORT", EINVAL },
-        { "fd:abc", "uri 'fd:abc': not an open file descriptor", EBADF },
-        { "fd:999999", "uri 'fd:999999': not an open file descriptor", EBADF },
-        { "fd:", "not an open file descriptor", EBADF },
-        { "fd:-1", "not an open file descriptor", EBADF },
-        { "fd:3x", "not an open file descriptor", EBADF },
-        { "fd:4294967299", "not an open file descriptor", EBADF },
+    static const struct {
+        const char *uri, *want;
+        int err;
+    } bad[] = {
+        {"udp:x", "expected tcp:HOST:PORT, unix:PATH or fd:N", EINVAL},
+        {"", "expected tcp:HOST:PORT", EINVAL},
+        {"TCP:127.0.0.1:1", "expected tcp:HOST:PORT", EINVAL},
+        {"tcp:noport", "uri 'tcp:noport': expected tcp:HOST:PORT", EINVAL},
+        {"tcp:host:", "expected tcp:HOST:PORT", EINVAL},
+        {"tcp::80", "expected tcp:HOST:PORT", EINVAL},
+        {"tcp:", "expected tcp:HOST:PORT", EINVAL},
+        {"tcp:127.0.0.1:99999999999999999", "expected tcp:HOST:PORT", EINVAL},
+        {"fd:abc", "uri 'fd:abc': not an open file descriptor", EBADF},
+        {"fd:999999", "uri 'fd:999999': not an open file descriptor", EBADF},
+        {"fd:", "not an open file descriptor", EBADF},
+        {"fd:-1", "not an open file descriptor", EBADF},
+        {"fd:3x", "not an open file descriptor", EBADF},
+        {"fd:4294967299", "not an open file descriptor", EBADF},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         for (int listening = 0; listening < 2; listening++) {
-            struct err e = { "" };
+            struct err e = {""};
             int fd = 12345;
             int rc = listening ? mig_uri_listen(bad[i].uri, &fd, &e)
                                : mig_uri_connect(bad[i].uri, &fd, &e);
             if (rc != -bad[i].err || !strstr(e.msg, bad[i].want))
                 fail_msg("%s '%s': rc %d, message '%s'", listening ? "listen" : "connect",
                          bad[i].uri, rc, e.msg);
-            if (listening && !strncmp(bad[i].uri, "fd:", 3))
+            if (listening && strncmp(bad[i].uri, "fd:", 3) == 0)
                 assert_int_equal(fd, -1);
         }
     }
     for (int listening = 0; listening < 2; listening++) {
-        struct err e = { "" };
+        struct err e = {""};
         int fd;
         int rc = listening ? mig_uri_listen(closed, &fd, &e)
                            : mig_uri_connect(closed, &fd, &e);
@@ -723,22 +726,14 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(send_header_bytes),
-        T(send_recv_round_trip),
-        T(send_many_iovecs),
-        T(send_refuses_oversize),
-        T(header_refusals),
-        cmocka_unit_test(hdr_check_in_memory),
-        T(recv_msg_peer_error),
-        T(recv_msg_timeout),
-        T(bandwidth_limit),
-        T(cancel_blocked_recv),
-        T(cancel_blocked_send),
-        cmocka_unit_test(uri_unix),
-        cmocka_unit_test(uri_tcp),
-        cmocka_unit_test(uri_tcp6),
-        cmocka_unit_test(uri_fd),
-        cmocka_unit_test(uri_refusals),
+        T(send_header_bytes),      T(send_recv_round_trip),
+        T(send_many_iovecs),       T(send_refuses_oversize),
+        T(header_refusals),        cmocka_unit_test(hdr_check_in_memory),
+        T(recv_msg_peer_error),    T(recv_msg_timeout),
+        T(bandwidth_limit),        T(cancel_blocked_recv),
+        T(cancel_blocked_send),    cmocka_unit_test(uri_unix),
+        cmocka_unit_test(uri_tcp), cmocka_unit_test(uri_tcp6),
+        cmocka_unit_test(uri_fd),  cmocka_unit_test(uri_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

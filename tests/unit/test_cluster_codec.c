@@ -45,7 +45,7 @@ static void test_b64_rejects(void **state)
     size_t len;
     assert_int_equal(codec_b64_decode("Zm9v!", &dec, &len), -EINVAL);
     assert_int_equal(codec_b64_decode("Z", &dec, &len), -EINVAL);
-    assert_int_equal(codec_b64_decode("Zm8", &dec, &len), 0);   /* no padding */
+    assert_int_equal(codec_b64_decode("Zm8", &dec, &len), 0); /* no padding */
     assert_int_equal(len, 2);
     free(dec);
 }
@@ -70,8 +70,8 @@ static void test_prefix_end(void **state)
 static void test_numbers(void **state)
 {
     (void)state;
-    json_t *o = json_pack("{s:s, s:i, s:s, s:s}", "a", "7733421634730785578", "b", 5,
-                          "c", "x12", "big", "18446744073709551615");
+    json_t *o = json_pack("{s:s, s:i, s:s, s:s}", "a", "7733421634730785578", "b", 5, "c",
+                          "x12", "big", "18446744073709551615");
     assert_int_equal(codec_int64(o, "a", -1), 7733421634730785578LL);
     assert_int_equal(codec_int64(o, "b", -1), 5);
     assert_int_equal(codec_int64(o, "c", -1), -1);
@@ -83,12 +83,12 @@ static void test_numbers(void **state)
 static void test_kv_parse(void **state)
 {
     (void)state;
-    json_t *o = json_pack("{s:s, s:s, s:s}", "key", "Zm9v", "mod_revision", "42",
-                          "lease", "9");
+    json_t *o = json_pack("{s:s, s:s, s:s}", "key", "Zm9v", "mod_revision", "42", "lease",
+                          "9");
     struct etcd_kv kv;
     struct err e;
     etcd_kv_init(&kv);
-    assert_int_equal(codec_kv_parse(o, &kv, &e), 0);   /* no value: empty */
+    assert_int_equal(codec_kv_parse(o, &kv, &e), 0); /* no value: empty */
     assert_string_equal(kv.key, "foo");
     assert_string_equal(kv.value, "");
     assert_int_equal(kv.mod_revision, 42);
@@ -123,28 +123,34 @@ static void test_names(void **state)
     char key[TERN_KEY_MAX];
     assert_int_equal(keys_build(key, TERN_PREFIX_VMS, "100", "/owner", "vm id", &e), 0);
     assert_string_equal(key, "/tern/vms/100/owner");
-    assert_int_equal(keys_check_name("node-1.a_b", "node name", &e), 0);
-    assert_int_equal(keys_check_name("", "node name", &e), -EINVAL);
-    assert_int_equal(keys_check_name("a/b", "node name", &e), -EINVAL);
+    memset(key, 0, sizeof(key));
+    assert_int_equal(keys_vm_owner(key, 100, &e), 0);
+    assert_string_equal(key, "/tern/vms/100/owner");
+    assert_int_equal(keys_vm_owner(key, 99, &e), -EINVAL);
+    assert_string_equal(e.msg, "vm id '99' must be a number 100..999999999");
+    assert_int_equal(keys_build_vm(key, TERN_PREFIX_VMSTATE, 999999999, NULL, &e), 0);
+    assert_string_equal(key, "/tern/vmstate/999999999");
+    assert_int_equal(keys_build_vm(key, TERN_PREFIX_VMSTATE, 1000000000, NULL, &e),
+                     -EINVAL);
+    assert_int_equal(name_check("node-1.a_b", "node name", &e), 0);
+    assert_int_equal(name_check("", "node name", &e), -EINVAL);
+    assert_int_equal(name_check("a/b", "node name", &e), -EINVAL);
     assert_string_equal(e.msg, "node name a/b: character '/' not allowed "
-                        "(letters, digits, '.', '_', '-')");
-    assert_int_equal(keys_check_name("..", "vm id", &e), -EINVAL);
-    assert_int_equal(keys_check_name("-x", "vm id", &e), -EINVAL);
+                               "(letters, digits, '.', '_', '-')");
+    assert_int_equal(name_check("..", "vm id", &e), -EINVAL);
+    assert_int_equal(name_check("-x", "vm id", &e), -EINVAL);
     char longname[80];
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-    assert_int_equal(keys_check_name(longname, "vm id", &e), -EINVAL);
+    assert_int_equal(name_check(longname, "vm id", &e), -EINVAL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64_roundtrip),
-        cmocka_unit_test(test_b64_rejects),
-        cmocka_unit_test(test_prefix_end),
-        cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_kv_parse),
-        cmocka_unit_test(test_grpc_errors),
+        cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_rejects),
+        cmocka_unit_test(test_prefix_end),    cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_kv_parse),      cmocka_unit_test(test_grpc_errors),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,7 +112,7 @@ static void incremental_equals_one_shot(void **state)
 }
 
 struct pages {
-    uint8_t *mem;              /* MAXN pages, deliberately misaligned by 1 */
+    uint8_t *mem; /* MAXN pages, deliberately misaligned by 1 */
     const void *src[MAXN];
 };
 
@@ -147,7 +147,7 @@ static void pages_vs_single(void **state)
         for (size_t i = 0; i < n; i++)
             assert_int_equal(out[i], want[i]);
         for (size_t i = n; i <= MAXN; i++)
-            assert_int_equal(out[i], 0xdeadbeef);   /* nothing past n */
+            assert_int_equal(out[i], 0xdeadbeef); /* nothing past n */
     }
     free(p.mem);
 }
@@ -158,7 +158,7 @@ static void pages3_vs_single(void **state)
     struct pages p;
     pages_init(&p);
     for (int i = 0; i + 3 <= MAXN; i++) {
-        uint32_t out[4] = { 0, 0, 0, 0xdeadbeef };
+        uint32_t out[4] = {0, 0, 0, 0xdeadbeef};
         crc32c_pages3(p.src[i], p.src[i + 1], p.src[i + 2], out);
         for (int k = 0; k < 3; k++)
             assert_int_equal(out[k], crc32c(0, p.src[i + k], PAGE));
@@ -202,7 +202,7 @@ static void copy_pages_exact(void **state)
         for (size_t i = n; i < MAXN; i++) {
             const uint8_t *d = dst[i];
             for (size_t k = 0; k < PAGE; k += 509)
-                assert_int_equal(d[k], 0x5a);    /* untouched */
+                assert_int_equal(d[k], 0x5a); /* untouched */
         }
         for (size_t i = n; i <= MAXN; i++)
             assert_int_equal(out[i], 0xdeadbeef);

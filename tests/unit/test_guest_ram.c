@@ -171,7 +171,7 @@ static void dirty_crossing(void **state)
 {
     struct fixture *f = *state;
     uint64_t bits[NWORDS];
-    uint8_t buf[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    uint8_t buf[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     /* 4 bytes in page 63 and 4 bytes in page 64: crosses a bitmap word too */
     assert_int_equal(guest_ram_write(&f->ram, 64 * GUEST_PAGE_SIZE - 4, buf, 8), 0);
     assert_int_equal(collect_all(&f->ram, bits), 2);
@@ -182,8 +182,8 @@ static void dirty_crossing(void **state)
 
     /* a 3-page span starting mid-page touches 4 pages */
     static uint8_t big[3 * 4096];
-    assert_int_equal(guest_ram_write(&f->ram, 10 * GUEST_PAGE_SIZE + 1, big,
-                                     sizeof(big)), 0);
+    assert_int_equal(guest_ram_write(&f->ram, 10 * GUEST_PAGE_SIZE + 1, big, sizeof(big)),
+                     0);
     assert_int_equal(collect_all(&f->ram, bits), 4);
     for (uint64_t p = 10; p <= 13; p++)
         assert_true(page_bit(bits, p));
@@ -207,10 +207,10 @@ static void dirty_crossing(void **state)
 static void collect_partial_and_ored(void **state)
 {
     struct fixture *f = *state;
-    guest_ram_mark_dirty(&f->ram, 1 * GUEST_PAGE_SIZE, 1);      /* word 0 */
-    guest_ram_mark_dirty(&f->ram, 130 * GUEST_PAGE_SIZE, 1);    /* word 2 bit 2 */
-    guest_ram_mark_dirty(&f->ram, 200 * GUEST_PAGE_SIZE, 1);    /* word 3 bit 8 */
-    uint64_t out[2] = { 0x8000000000000000ULL, 0 };
+    guest_ram_mark_dirty(&f->ram, 1 * GUEST_PAGE_SIZE, 1);   /* word 0 */
+    guest_ram_mark_dirty(&f->ram, 130 * GUEST_PAGE_SIZE, 1); /* word 2 bit 2 */
+    guest_ram_mark_dirty(&f->ram, 200 * GUEST_PAGE_SIZE, 1); /* word 3 bit 8 */
+    uint64_t out[2] = {0x8000000000000000ULL, 0};
     /* collect only words 2..3; the existing bits in out are kept (OR) */
     guest_ram_collect_dirty(&f->ram, 2, 2, out);
     assert_int_equal(out[0], 0x8000000000000000ULL | (1ULL << 2));
@@ -220,7 +220,7 @@ static void collect_partial_and_ored(void **state)
     assert_int_equal(collect_all(&f->ram, bits), 1);
     assert_true(page_bit(bits, 1));
     /* asking beyond the bitmap writes nothing past it */
-    uint64_t tail[4] = { 0 };
+    uint64_t tail[4] = {0};
     guest_ram_mark_dirty(&f->ram, RAM_SIZE - 1, 1);
     guest_ram_collect_dirty(&f->ram, NWORDS - 1, 4, tail);
     assert_int_equal(tail[0], 1ULL << 63);
@@ -255,7 +255,7 @@ static void layout_split(void **state)
 
     /* offsets */
     assert_int_equal(guest_ram_offset(&ram, GUEST_RAM_LOW_MAX - 1), GUEST_RAM_LOW_MAX - 1);
-    assert_int_equal(guest_ram_offset(&ram, GUEST_RAM_LOW_MAX), -1);       /* hole */
+    assert_int_equal(guest_ram_offset(&ram, GUEST_RAM_LOW_MAX), -1); /* hole */
     assert_int_equal(guest_ram_offset(&ram, 0xfec00000ULL), -1);
     assert_int_equal(guest_ram_offset(&ram, GUEST_RAM_HIGH_START - 1), -1);
     assert_int_equal(guest_ram_offset(&ram, GUEST_RAM_HIGH_START), GUEST_RAM_LOW_MAX);

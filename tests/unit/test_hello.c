@@ -27,7 +27,7 @@ static struct vm *fake_vm(void)
     vm->config.cpu_model = "host";
     vm->ncpus = 4;
     vm->ndisks = 2;
-    vm->disk[0].capacity = 131072;          /* 64 MiB in sectors */
+    vm->disk[0].capacity = 131072; /* 64 MiB in sectors */
     vm->disk[0].readonly = false;
     vm->disk[0].shared = true;
     vm->disk[1].capacity = 2048;
@@ -72,15 +72,16 @@ struct raw {
     uint32_t reserved;
     uint64_t features;
     const char *json;
-    uint32_t nent;           /* the count field */
-    uint32_t have;           /* entries actually present */
+    uint32_t nent; /* the count field */
+    uint32_t have; /* entries actually present */
     size_t trailing;
 };
 
-#define CFG_OK "{\"name\":\"vm1\",\"memory\":1073741824,\"cpus\":2,\"cpu_model\":\"host\"," \
-               "\"paused\":false,\"disks\":[{\"size\":67108864,\"readonly\":false,\"shared\":true}]}"
+#define CFG_OK                                                                   \
+    "{\"name\":\"vm1\",\"memory\":1073741824,\"cpus\":2,\"cpu_model\":\"host\"," \
+    "\"paused\":false,\"disks\":[{\"size\":67108864,\"readonly\":false,\"shared\":true}]}"
 
-static const struct raw RAW_OK = { 1, 1, 0, MIG_F_PAGE_CRC, CFG_OK, 2, 2, 0 };
+static const struct raw RAW_OK = {1, 1, 0, MIG_F_PAGE_CRC, CFG_OK, 2, 2, 0};
 
 static void build(struct buf *b, const struct raw *r)
 {
@@ -92,7 +93,7 @@ static void build(struct buf *b, const struct raw *r)
     buf_put_str(b, r->json);
     buf_put_u32(b, r->nent);
     for (uint32_t i = 0; i < r->have; i++) {
-        struct kvm_cpuid_entry2 c = { .function = i, .eax = i * 3 };
+        struct kvm_cpuid_entry2 c = {.function = i, .eax = i * 3};
         buf_put(b, &c, sizeof(c));
     }
     for (size_t i = 0; i < r->trailing; i++)
@@ -113,7 +114,7 @@ static int decode_raw(const struct raw *r, struct mig_hello *h, struct err *e)
 static void refused(const struct raw *r, const char *want)
 {
     struct mig_hello h;
-    struct err e = { "" };
+    struct err e = {""};
     int rc = decode_raw(r, &h, &e);
     if (rc != -EPROTO || !strstr(e.msg, want))
         fail_msg("rc %d, message '%s', wanted '%s' (config %s)", rc, e.msg, want, r->json);
@@ -122,7 +123,7 @@ static void refused(const struct raw *r, const char *want)
 
 static void accepted(const struct raw *r, struct mig_hello *h)
 {
-    struct err e = { "" };
+    struct err e = {""};
     if (decode_raw(r, h, &e))
         fail_msg("refused: %s (config %s)", e.msg, r->json);
 }
@@ -135,7 +136,7 @@ static void round_trip(void **state)
     struct vm *vm = fake_vm();
     struct buf b;
     buf_init(&b);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(hello_encode(vm, true, MIG_F_PAGE_CRC, &b, &e), 0);
     assert_true(b.len <= mig_max_length(MIG_HELLO));
     struct mig_hello h;
@@ -162,7 +163,7 @@ static void round_trip(void **state)
                         NCPUID * sizeof(vm->cpuid->entries[0]));
     hello_release(&h);
     assert_null(h.cpuid);
-    hello_release(&h);   /* twice is harmless */
+    hello_release(&h); /* twice is harmless */
 
     /* running, no features, no disks, no name */
     vm->ndisks = 0;
@@ -186,9 +187,9 @@ static void encoded_layout(void **state)
     struct vm *vm = fake_vm();
     struct buf b;
     buf_init(&b);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(hello_encode(vm, false, 0x5, &b, &e), 0);
-    static const uint8_t head[16] = { 1, 0, 1, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t head[16] = {1, 0, 1, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0};
     assert_memory_equal(b.data, head, 16);
     uint32_t clen;
     memcpy(&clen, b.data + 16, 4);
@@ -202,7 +203,7 @@ static void encoded_layout(void **state)
     assert_non_null(json);
     static const char *const keys[] = {
         "\"name\":\"vm-under-test\"", "\"memory\":536870912", "\"cpus\":4",
-        "\"cpu_model\":\"host\"", "\"paused\":false", "\"size\":67108864",
+        "\"cpu_model\":\"host\"",     "\"paused\":false",     "\"size\":67108864",
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (!strstr(json, keys[i]))
@@ -218,8 +219,8 @@ static void refuse_versions(void **state)
 {
     (void)state;
     struct raw r = RAW_OK;
-    static const uint16_t bad[][2] = { { 2, 3 }, { 0, 0 }, { 2, 1 }, { 1, 0 }, { 2, 2 },
-                                       { 0xffff, 0xffff } };
+    static const uint16_t bad[][2] = {{2, 3}, {0, 0}, {2, 1},
+                                      {1, 0}, {2, 2}, {0xffff, 0xffff}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r.vmin = bad[i][0];
         r.vmax = bad[i][1];
@@ -228,7 +229,7 @@ static void refuse_versions(void **state)
         refused(&r, want);
     }
     /* ranges that include 1 are fine */
-    static const uint16_t good[][2] = { { 1, 1 }, { 0, 1 }, { 1, 2 }, { 0, 0xffff } };
+    static const uint16_t good[][2] = {{1, 1}, {0, 1}, {1, 2}, {0, 0xffff}};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         r.vmin = good[i][0];
         r.vmax = good[i][1];
@@ -247,7 +248,7 @@ static void refuse_every_prefix(void **state)
     struct vm *vm = fake_vm();
     struct buf b;
     buf_init(&b);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(hello_encode(vm, false, MIG_F_PAGE_CRC, &b, &e), 0);
     for (size_t n = 0; n < b.len; n++) {
         struct mig_hello h;
@@ -270,8 +271,14 @@ static void refuse_config_not_json(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "not json", "[1,2,3]", "\"string\"", "42", "null",
-        "{\"name\":\"vm1\"", "{\"name\":\"vm1\",}",
+        "",
+        "not json",
+        "[1,2,3]",
+        "\"string\"",
+        "42",
+        "null",
+        "{\"name\":\"vm1\"",
+        "{\"name\":\"vm1\",}",
         /* an object followed by more */
         CFG_OK " {}",
         /* duplicate key */
@@ -290,7 +297,7 @@ static void refuse_config_not_json(void **state)
     build(&b, &r);
     b.data[20 + 5] = '\0';
     struct mig_hello h;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(decode(b.data, b.len, &h, &e), -EPROTO);
     hello_release(&h);
     /* a config blob longer than 64 KiB */
@@ -311,7 +318,8 @@ static const char *config(const char *memory, const char *cpus, const char *name
 {
     snprintf(cfg, sizeof(cfg),
              "{\"name\":%s,\"memory\":%s,\"cpus\":%s,\"cpu_model\":%s,\"paused\":%s,"
-             "\"disks\":%s}", name, memory, cpus, model, paused, disks);
+             "\"disks\":%s}",
+             name, memory, cpus, model, paused, disks);
     return cfg;
 }
 
@@ -322,14 +330,15 @@ static void refuse_memory(void **state)
     (void)state;
     struct raw r = RAW_OK;
     static const char *const bad[] = {
-        "16777215", "0", "-1", "70368744177665", "9223372036854775807",
-        "\"1G\"", "1073741824.0", "null", "true",
+        "16777215",     "0",    "-1",   "70368744177665", "9223372036854775807", "\"1G\"",
+        "1073741824.0", "null", "true",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r.json = config(bad[i], "1", "\"a\"", "\"host\"", "false", "[]");
         refused(&r, "'memory' missing or out of range");
     }
-    r.json = "{\"name\":\"a\",\"cpus\":1,\"cpu_model\":\"host\",\"paused\":false,\"disks\":[]}";
+    r.json =
+        "{\"name\":\"a\",\"cpus\":1,\"cpu_model\":\"host\",\"paused\":false,\"disks\":[]}";
     refused(&r, "'memory' missing");
     /* beyond what a json integer holds: the config does not even parse */
     r.json = config("18446744073709551616", "1", "\"a\"", "\"host\"", "false", "[]");
@@ -350,7 +359,7 @@ static void refuse_cpus(void **state)
 {
     (void)state;
     struct raw r = RAW_OK;
-    static const char *const bad[] = { "0", "33", "-1", "4294967297", "\"2\"", "2.5" };
+    static const char *const bad[] = {"0", "33", "-1", "4294967297", "\"2\"", "2.5"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r.json = config("16777216", bad[i], "\"a\"", "\"host\"", "false", "[]");
         refused(&r, "'cpus' missing or out of range");
@@ -392,7 +401,7 @@ static void refuse_strings(void **state)
     vm->config.name = vmname;
     struct buf b;
     buf_init(&b);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(hello_encode(vm, false, 0, &b, &e), 0);
     assert_int_equal(decode(b.data, b.len, &h, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "'name'"));
@@ -447,14 +456,16 @@ static void refuse_disks(void **state)
     refused(&r, "'disks' missing or more than 8");
 
     static const char *const bad[][2] = {
-        { "{}", "'disks' missing" },
-        { "null", "'disks' missing" },
-        { "[1]", "'size' missing" },
-        { "[{\"readonly\":false,\"shared\":true}]", "'size' missing" },
-        { "[{\"size\":-512,\"readonly\":false,\"shared\":true}]", "'size' missing or out of range" },
-        { "[{\"size\":512,\"shared\":true}]", "disk 0 flags missing" },
-        { "[{\"size\":512,\"readonly\":false}]", "disk 0 flags missing" },
-        { "[" DISK ",{\"size\":512,\"readonly\":1,\"shared\":true}]", "disk 1 flags missing" },
+        {"{}", "'disks' missing"},
+        {"null", "'disks' missing"},
+        {"[1]", "'size' missing"},
+        {"[{\"readonly\":false,\"shared\":true}]", "'size' missing"},
+        {"[{\"size\":-512,\"readonly\":false,\"shared\":true}]",
+         "'size' missing or out of range"},
+        {"[{\"size\":512,\"shared\":true}]", "disk 0 flags missing"},
+        {"[{\"size\":512,\"readonly\":false}]", "disk 0 flags missing"},
+        {"[" DISK ",{\"size\":512,\"readonly\":1,\"shared\":true}]",
+         "disk 1 flags missing"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r.json = config("16777216", "1", "\"a\"", "\"host\"", "false", bad[i][0]);

@@ -15,8 +15,18 @@
 #define GPA 0x9fc00U
 #define BUF_SIZE 4096
 
-static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
 
 static uint8_t sum(const uint8_t *p, size_t len)
 {
@@ -26,7 +36,7 @@ static uint8_t sum(const uint8_t *p, size_t len)
     return s;
 }
 
-static const unsigned entry_size[] = { 20, 8, 8, 8, 8 };
+static const unsigned entry_size[] = {20, 8, 8, 8, 8};
 
 static void check_table(unsigned ncpus)
 {
@@ -42,10 +52,10 @@ static void check_table(unsigned ncpus)
     /* floating pointer */
     const uint8_t *fp = buf;
     assert_memory_equal(fp, "_MP_", 4);
-    assert_int_equal(fp[8], 1);                 /* 16 bytes */
-    assert_int_equal(fp[9], 4);                 /* spec 1.4 */
+    assert_int_equal(fp[8], 1); /* 16 bytes */
+    assert_int_equal(fp[9], 4); /* spec 1.4 */
     assert_int_equal(sum(fp, 16), 0);
-    assert_int_equal(fp[11], 0);                /* config table present */
+    assert_int_equal(fp[11], 0); /* config table present */
     uint32_t table_gpa = rd32(fp + 4);
     assert_int_equal(table_gpa, GPA + 16);
 
@@ -57,7 +67,7 @@ static void check_table(unsigned ncpus)
     assert_int_equal(hdr[6], 4);
     assert_int_equal(sum(hdr, base_len), 0);
     assert_int_equal(rd32(hdr + 36), MPTABLE_LAPIC_ADDR);
-    assert_int_equal(rd16(hdr + 40), 0);        /* no extended table */
+    assert_int_equal(rd16(hdr + 40), 0); /* no extended table */
     uint16_t count = rd16(hdr + 34);
 
     /* walk the entries */
@@ -65,7 +75,7 @@ static void check_table(unsigned ncpus)
     unsigned n = 0, cpus = 0, bps = 0, ioapics = 0, buses = 0, ioints = 0, lints = 0;
     int last_type = -1;
     uint8_t ioapic_id = 0xff;
-    bool irq_seen[16] = { false };
+    bool irq_seen[16] = {false};
     while (p < end) {
         uint8_t type = p[0];
         assert_true(type <= 4);
@@ -75,11 +85,11 @@ static void check_table(unsigned ncpus)
         assert_true(p + entry_size[type] <= end);
         switch (type) {
         case 0:
-            assert_int_equal(p[1], cpus);       /* APIC ids 0..n-1 in order */
-            assert_true(p[3] & 1);              /* enabled */
+            assert_int_equal(p[1], cpus); /* APIC ids 0..n-1 in order */
+            assert_true(p[3] & 1);        /* enabled */
             if (p[3] & 2) {
                 bps++;
-                assert_int_equal(p[1], 0);      /* only CPU 0 is the BP */
+                assert_int_equal(p[1], 0); /* only CPU 0 is the BP */
             }
             cpus++;
             break;
@@ -94,16 +104,14 @@ static void check_table(unsigned ncpus)
             ioapics++;
             break;
         case 3:
-            assert_int_equal(p[6], ioapic_id);  /* routes to the IOAPIC above */
+            assert_int_equal(p[6], ioapic_id); /* routes to the IOAPIC above */
             assert_true(p[5] < 16);
             irq_seen[p[5]] = true;
             /* PIT IRQ 0 on pin 2, others identity */
             assert_int_equal(p[7], p[5] == 0 ? 2 : p[5]);
             ioints++;
             break;
-        case 4:
-            lints++;
-            break;
+        case 4: lints++; break;
         }
         p += entry_size[type];
         n++;
@@ -122,9 +130,21 @@ static void check_table(unsigned ncpus)
     assert_true(ioapic_id >= ncpus);
 }
 
-static void one_cpu(void **state) { (void)state; check_table(1); }
-static void two_cpus(void **state) { (void)state; check_table(2); }
-static void max_cpus(void **state) { (void)state; check_table(MPTABLE_MAX_CPUS); }
+static void one_cpu(void **state)
+{
+    (void)state;
+    check_table(1);
+}
+static void two_cpus(void **state)
+{
+    (void)state;
+    check_table(2);
+}
+static void max_cpus(void **state)
+{
+    (void)state;
+    check_table(MPTABLE_MAX_CPUS);
+}
 static void all_counts(void **state)
 {
     (void)state;
@@ -147,8 +167,7 @@ static void bad_cpu_counts(void **state)
     uint8_t buf[BUF_SIZE];
     memset(buf, 0xa5, sizeof(buf));
     assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 0), -EINVAL);
-    assert_int_equal(mptable_build(buf, sizeof(buf), GPA, MPTABLE_MAX_CPUS + 1),
-                     -EINVAL);
+    assert_int_equal(mptable_build(buf, sizeof(buf), GPA, MPTABLE_MAX_CPUS + 1), -EINVAL);
     assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 255), -EINVAL);
     assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 256), -EINVAL);
     assert_int_equal(mptable_build(buf, sizeof(buf), GPA, UINT32_MAX), -EINVAL);
@@ -176,12 +195,9 @@ static void small_buffer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(one_cpu),
-        cmocka_unit_test(two_cpus),
-        cmocka_unit_test(max_cpus),
-        cmocka_unit_test(all_counts),
-        cmocka_unit_test(other_gpa),
-        cmocka_unit_test(bad_cpu_counts),
+        cmocka_unit_test(one_cpu),      cmocka_unit_test(two_cpus),
+        cmocka_unit_test(max_cpus),     cmocka_unit_test(all_counts),
+        cmocka_unit_test(other_gpa),    cmocka_unit_test(bad_cpu_counts),
         cmocka_unit_test(small_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

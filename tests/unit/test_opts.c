@@ -30,7 +30,7 @@ static void expect_size_fail(const char *text, int want_rc)
     int rc = opts_parse_size(text, &v);
     if (rc != want_rc)
         fail_msg("opts_parse_size(\"%s\") = %d, want %d", text, rc, want_rc);
-    assert_int_equal(v, SENTINEL);  /* untouched on failure */
+    assert_int_equal(v, SENTINEL); /* untouched on failure */
 }
 
 static void size_units(void **state)
@@ -62,9 +62,9 @@ static void size_overflow(void **state)
 {
     (void)state;
     expect_size_fail("99999999999T", -ERANGE);
-    expect_size_fail("16777216T", -ERANGE);          /* exactly 2^64 */
+    expect_size_fail("16777216T", -ERANGE);            /* exactly 2^64 */
     expect_size_fail("18446744073709551616", -ERANGE); /* 2^64 bytes */
-    expect_size("16777215T", 16777215ULL << 40);     /* just fits */
+    expect_size("16777215T", 16777215ULL << 40);       /* just fits */
     expect_size("17179869183G", 17179869183ULL << 30);
     expect_size_fail("17179869184G", -ERANGE);
 }
@@ -107,8 +107,7 @@ static void uint_ranges(void **state)
     v = SENTINEL;
     assert_int_equal(opts_parse_uint("0", 1, 32, &v), -ERANGE);
     assert_int_equal(opts_parse_uint("33", 1, 32, &v), -ERANGE);
-    assert_int_equal(opts_parse_uint("18446744073709551616", 0, UINT64_MAX, &v),
-                     -ERANGE);
+    assert_int_equal(opts_parse_uint("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
     assert_int_equal(opts_parse_uint("99999999999999999999999", 0, UINT64_MAX, &v),
                      -ERANGE);
     assert_int_equal(v, SENTINEL);
@@ -133,8 +132,8 @@ static void uint_junk(void **state)
 static void bools(void **state)
 {
     (void)state;
-    static const char *const yes[] = { "on", "yes", "true", "1", "ON", "Yes", "TRUE" };
-    static const char *const no[] = { "off", "no", "false", "0", "OFF", "No", "False" };
+    static const char *const yes[] = {"on", "yes", "true", "1", "ON", "Yes", "TRUE"};
+    static const char *const no[] = {"off", "no", "false", "0", "OFF", "No", "False"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         bool b = false;
         assert_int_equal(opts_parse_bool(yes[i], &b), 0);
@@ -145,13 +144,13 @@ static void bools(void **state)
         assert_int_equal(opts_parse_bool(no[i], &b), 0);
         assert_false(b);
     }
-    static const char *const bad[] = { "", "2", "onn", "y", "n", "enable", " on",
-                                       "on ", "10", "-1" };
+    static const char *const bad[] = {"",       "2",   "onn", "y",  "n",
+                                      "enable", " on", "on ", "10", "-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bool b = true;
         if (opts_parse_bool(bad[i], &b) != -EINVAL)
             fail_msg("opts_parse_bool(\"%s\") accepted", bad[i]);
-        assert_true(b);   /* untouched */
+        assert_true(b); /* untouched */
     }
     bool b = true;
     assert_int_equal(opts_parse_bool(NULL, &b), -EINVAL);
@@ -173,10 +172,10 @@ static void kv_disk_style(void **state)
     assert_null(kv.value[2]);
     assert_string_equal(opts_kv_get(&kv, "path"), "/x");
     assert_string_equal(opts_kv_get(&kv, "readonly"), "on");
-    assert_string_equal(opts_kv_get(&kv, "shared"), "");  /* bare word */
+    assert_string_equal(opts_kv_get(&kv, "shared"), ""); /* bare word */
     assert_null(opts_kv_get(&kv, "missing"));
-    assert_null(opts_kv_get(&kv, "pat"));                 /* no prefix match */
-    assert_string_equal(text, "path=/x,readonly=on,shared");  /* input intact */
+    assert_null(opts_kv_get(&kv, "pat"));                    /* no prefix match */
+    assert_string_equal(text, "path=/x,readonly=on,shared"); /* input intact */
     opts_kv_release(&kv);
     assert_int_equal(kv.count, 0);
     assert_null(kv.storage);
@@ -233,7 +232,7 @@ static void kv_too_many(void **state)
         strcat(text, item);
     }
     struct opts_kv kv;
-    assert_int_equal(opts_kv_parse(&kv, text), 0);   /* exactly the maximum */
+    assert_int_equal(opts_kv_parse(&kv, text), 0); /* exactly the maximum */
     assert_int_equal(kv.count, OPTS_KV_MAX);
     assert_string_equal(opts_kv_get(&kv, "k15"), "15");
     opts_kv_release(&kv);

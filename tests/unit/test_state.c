@@ -59,7 +59,10 @@ static int toy_a_load(void *opaque, struct reader *in, uint32_t version, struct 
 }
 
 static const struct devstate_ops toy_a_ops = {
-    .name = "toy-a", .version = 2, .save = toy_a_save, .load = toy_a_load,
+    .name = "toy-a",
+    .version = 2,
+    .save = toy_a_save,
+    .load = toy_a_load,
 };
 
 /* "toy_b", version 1: u16 n, n bytes; refuses silently (no message). */
@@ -98,7 +101,10 @@ static int toy_b_load(void *opaque, struct reader *in, uint32_t version, struct 
 }
 
 static const struct devstate_ops toy_b_ops = {
-    .name = "toy_b", .version = 1, .save = toy_b_save, .load = toy_b_load,
+    .name = "toy_b",
+    .version = 1,
+    .save = toy_b_save,
+    .load = toy_b_load,
 };
 
 struct world {
@@ -130,12 +136,12 @@ static void world_init(struct world *w, bool filled)
 
 struct sec {
     const char *name;
-    size_t nlen;             /* 0: strlen(name) */
+    size_t nlen; /* 0: strlen(name) */
     uint32_t instance, version;
     const void *data;
     uint32_t dlen;
-    int length_delta;        /* added to the length field */
-    uint32_t crc_xor;        /* flips crc bits */
+    int length_delta; /* added to the length field */
+    uint32_t crc_xor; /* flips crc bits */
 };
 
 static void build(struct buf *b, const struct sec *s)
@@ -157,6 +163,14 @@ static const uint8_t toy_a_data[] = {
     7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'x',
 };
 
+/* The destination's path for one parsed section: admitted, then loaded. */
+static int take(struct state_intake *in, const struct state_section *s, struct err *e)
+{
+    const struct devstate_entry *d;
+    int rc = state_admit(in, s, &d, e);
+    return rc ? rc : state_load(d, s, e);
+}
+
 /* Parses (on an exactly sized heap copy) and loads one section. */
 static int feed(const struct devstate_registry *reg, const struct buf *b, struct err *e)
 {
@@ -164,9 +178,11 @@ static int feed(const struct devstate_registry *reg, const struct buf *b, struct
     assert_non_null(copy);
     memcpy(copy, b->data, b->len);
     struct state_section s;
+    struct state_intake in;
+    state_intake_init(&in, reg);
     int rc = state_parse(copy, (uint32_t)b->len, &s, e);
     if (!rc)
-        rc = state_load(reg, &s, e);
+        rc = take(&in, &s, e);
     free(copy);
     return rc;
 }
@@ -177,12 +193,12 @@ static void assert_refused(const struct devstate_registry *reg, const struct sec
     struct buf b;
     buf_init(&b);
     build(&b, s);
-    struct err e = { "" };
+    struct err e = {""};
     int rc = feed(reg, &b, &e);
-    if (rc == 0 || !strstr(e.msg, want1) || (want2 && !strstr(e.msg, want2)))
+    if (!rc || !strstr(e.msg, want1) || (want2 && !strstr(e.msg, want2)))
         fail_msg("section '%.*s': rc %d, message '%s', wanted '%s'%s%s",
-                 (int)(s->nlen ? s->nlen : strlen(s->name)), s->name, rc, e.msg,
-                 want1, want2 ? " and " : "", want2 ? want2 : "");
+                 (int)(s->nlen ? s->nlen : strlen(s->name)), s->name, rc, e.msg, want1,
+                 want2 ? " and " : "", want2 ? want2 : "");
     assert_true(rc < 0);
     buf_release(&b);
 }
@@ -200,7 +216,7 @@ static void round_trip(void **state)
 
     struct buf saved;
     buf_init(&saved);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(state_save_all(&src->reg, &saved, &e), 0);
     assert_true(saved.len > 0);
 
@@ -214,6 +230,8 @@ static void round_trip(void **state)
     assert_int_equal(mig_send_buf(&tx, MIG_END, NULL, 0, &e), 0);
 
     unsigned sections = 0;
+    struct state_intake in;
+    state_intake_init(&in, &dst->reg);
     for (;;) {
         struct mig_hdr h;
         assert_int_equal(mig_recv_hdr(&rx, &h, &e), 0);
@@ -224,12 +242,13 @@ static void round_trip(void **state)
         assert_non_null(msg);
         assert_int_equal(mig_recv(&rx, msg, h.length, &e), 0);
         struct state_section s;
-        if (state_parse(msg, h.length, &s, &e) || state_load(&dst->reg, &s, &e))
+        if (state_parse(msg, h.length, &s, &e) || take(&in, &s, &e))
             fail_msg("section %u: %s", sections, e.msg);
         free(msg);
         sections++;
     }
     assert_int_equal(sections, 3);
+    assert_int_equal(state_intake_complete(&in, &e), 0);
     assert_int_equal(tx.bytes_out, rx.bytes_in);
 
     assert_int_equal(dst->a.a, 4242);
@@ -260,12 +279,12 @@ static void saved_layout(void **state)
     world_init(w, true);
     struct buf saved;
     buf_init(&saved);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(state_save_all(&w->reg, &saved, &e), 0);
     struct reader r;
     reader_init(&r, saved.data, saved.len);
-    static const char *const names[] = { "toy-a", "toy_b", "toy_b" };
-    static const uint32_t versions[] = { 2, 1, 1 };
+    static const char *const names[] = {"toy-a", "toy_b", "toy_b"};
+    static const uint32_t versions[] = {2, 1, 1};
     for (unsigned i = 0; i < 3; i++) {
         uint32_t len;
         const uint8_t *p = reader_blob(&r, 1U << 20, &len);
@@ -305,9 +324,9 @@ static void send_saved_refuses_garbage(void **state)
     mig_channel_init(&tx, sv[0]);
     struct buf saved;
     buf_init(&saved);
-    buf_put_u32(&saved, 100);      /* says 100 bytes, has 3 */
+    buf_put_u32(&saved, 100); /* says 100 bytes, has 3 */
     buf_put(&saved, "abc", 3);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(state_send_saved(&saved, &tx, &e), -EMSGSIZE);
     assert_true(e.msg[0] != '\0');
     buf_release(&saved);
@@ -323,8 +342,11 @@ static void refuse_unknown(void **state)
     struct world *w = calloc(1, sizeof(*w));
     assert_non_null(w);
     world_init(w, false);
-    struct sec s = { .name = "nosuchdev", .instance = 0, .version = 1,
-                     .data = toy_a_data, .dlen = sizeof(toy_a_data) };
+    struct sec s = {.name = "nosuchdev",
+                    .instance = 0,
+                    .version = 1,
+                    .data = toy_a_data,
+                    .dlen = sizeof(toy_a_data)};
     assert_refused(&w->reg, &s, "'nosuchdev'", "no such device");
     /* a known name with an unknown instance */
     s.name = "toy-a";
@@ -346,8 +368,11 @@ static void refuse_versions(void **state)
     struct world *w = calloc(1, sizeof(*w));
     assert_non_null(w);
     world_init(w, false);
-    struct sec s = { .name = "toy-a", .instance = 0, .version = 0,
-                     .data = toy_a_data, .dlen = sizeof(toy_a_data) };
+    struct sec s = {.name = "toy-a",
+                    .instance = 0,
+                    .version = 0,
+                    .data = toy_a_data,
+                    .dlen = sizeof(toy_a_data)};
     assert_refused(&w->reg, &s, "'toy-a'", "version 0");
     s.version = 3;
     assert_refused(&w->reg, &s, "'toy-a'", "version 3 > supported 2");
@@ -360,13 +385,13 @@ static void refuse_versions(void **state)
     struct buf b;
     buf_init(&b);
     build(&b, &s);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(feed(&w->reg, &b, &e), 0);
     assert_int_equal(w->a.a, 7);
     assert_true(w->a.b == 8);
     assert_string_equal(w->a.label, "x");
     /* an older one too: load() gets the version the section says */
-    static const uint8_t v1[] = { 9, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t v1[] = {9, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0};
     s.version = 1;
     s.data = v1;
     s.dlen = sizeof(v1);
@@ -378,7 +403,7 @@ static void refuse_versions(void **state)
     s.data = toy_a_data;
     s.dlen = sizeof(toy_a_data);
     assert_refused(&w->reg, &s, "'toy-a' instance 0", "toy-a data malformed");
-    assert_int_equal(w->a.a, 9);     /* untouched by the failed load */
+    assert_int_equal(w->a.a, 9); /* untouched by the failed load */
     buf_release(&b);
     free(w);
 }
@@ -389,8 +414,11 @@ static void refuse_crc(void **state)
     struct world *w = calloc(1, sizeof(*w));
     assert_non_null(w);
     world_init(w, false);
-    struct sec s = { .name = "toy-a", .instance = 0, .version = 2,
-                     .data = toy_a_data, .dlen = sizeof(toy_a_data) };
+    struct sec s = {.name = "toy-a",
+                    .instance = 0,
+                    .version = 2,
+                    .data = toy_a_data,
+                    .dlen = sizeof(toy_a_data)};
     s.crc_xor = 1;
     assert_refused(&w->reg, &s, "'toy-a'", "crc mismatch");
 
@@ -402,7 +430,7 @@ static void refuse_crc(void **state)
     size_t data_off = b.len - sizeof(toy_a_data);
     for (size_t i = data_off; i < b.len; i++) {
         b.data[i] ^= 0x40;
-        struct err e = { "" };
+        struct err e = {""};
         assert_int_equal(feed(&w->reg, &b, &e), -EPROTO);
         assert_non_null(strstr(e.msg, "crc mismatch"));
         assert_non_null(strstr(e.msg, "'toy-a'"));
@@ -419,8 +447,11 @@ static void refuse_length_field(void **state)
     struct world *w = calloc(1, sizeof(*w));
     assert_non_null(w);
     world_init(w, false);
-    struct sec s = { .name = "toy-a", .instance = 0, .version = 2,
-                     .data = toy_a_data, .dlen = sizeof(toy_a_data) };
+    struct sec s = {.name = "toy-a",
+                    .instance = 0,
+                    .version = 2,
+                    .data = toy_a_data,
+                    .dlen = sizeof(toy_a_data)};
     s.length_delta = 1;
     assert_refused(&w->reg, &s, "'toy-a'", "does not match");
     s.length_delta = -1;
@@ -437,7 +468,7 @@ static void refuse_length_field(void **state)
     s.length_delta = 0;
     build(&b, &s);
     buf_put_u8(&b, 0);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(feed(&w->reg, &b, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "does not match"));
     buf_release(&b);
@@ -453,8 +484,8 @@ static void refuse_names(void **state)
     static const char *const bad[] = {
         "Toy-a", "toy a", "toy.a", "toy/a", "toy-a\n", "TOY", "t\xc3\xa9", "%s%n",
     };
-    struct sec s = { .instance = 0, .version = 2, .data = toy_a_data,
-                     .dlen = sizeof(toy_a_data) };
+    struct sec s = {
+        .instance = 0, .version = 2, .data = toy_a_data, .dlen = sizeof(toy_a_data)};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         s.name = bad[i];
         assert_refused(&w->reg, &s, "section name", "[a-z0-9_-]+");
@@ -467,7 +498,7 @@ static void refuse_names(void **state)
     buf_put_u32(&b, 1);
     buf_put_u32(&b, 0);
     buf_put_u32(&b, crc32c(0, NULL, 0));
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(feed(&w->reg, &b, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "section name"));
 
@@ -507,22 +538,25 @@ static void refuse_truncated(void **state)
     struct world *w = calloc(1, sizeof(*w));
     assert_non_null(w);
     world_init(w, false);
-    struct sec s = { .name = "toy-a", .instance = 0, .version = 2,
-                     .data = toy_a_data, .dlen = sizeof(toy_a_data) };
+    struct sec s = {.name = "toy-a",
+                    .instance = 0,
+                    .version = 2,
+                    .data = toy_a_data,
+                    .dlen = sizeof(toy_a_data)};
     struct buf b;
     buf_init(&b);
     build(&b, &s);
     size_t full = b.len;
     for (size_t n = 0; n < full; n++) {
         b.len = n;
-        struct err e = { "" };
+        struct err e = {""};
         int rc = feed(&w->reg, &b, &e);
         if (rc != -EPROTO)
             fail_msg("prefix of %zu bytes: rc %d '%s'", n, rc, e.msg);
         assert_true(e.msg[0] != '\0');
     }
     b.len = full;
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(feed(&w->reg, &b, &e), 0);
     assert_int_equal(w->a.loads, 1);
     buf_release(&b);
@@ -539,19 +573,19 @@ static void device_refusal_named(void **state)
     static const uint8_t big[] = {
         0x80, 0x84, 0x1e, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     };
-    struct sec s = { .name = "toy-a", .instance = 0, .version = 2,
-                     .data = big, .dlen = sizeof(big) };
+    struct sec s = {
+        .name = "toy-a", .instance = 0, .version = 2, .data = big, .dlen = sizeof(big)};
     struct buf b;
     buf_init(&b);
     build(&b, &s);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(feed(&w->reg, &b, &e), -ERANGE);
     assert_non_null(strstr(e.msg, "'toy-a' instance 0"));
     assert_non_null(strstr(e.msg, "toy-a value 2000000 out of range"));
     assert_int_equal(w->a.loads, 0);
 
     /* toy_b refuses without a message: "refused" */
-    static const uint8_t toolong[] = { 65, 0 };
+    static const uint8_t toolong[] = {65, 0};
     s.name = "toy_b";
     s.instance = 1;
     s.version = 1;
@@ -626,7 +660,7 @@ static void register_capacity(void **state)
     struct devstate_ops longname = toy_b_ops;
     longname.name = name;
     assert_int_equal(devstate_register(reg, &longname, 0, NULL), -ENOSPC);
-    name[DEVSTATE_NAME_MAX - 1] = '\0';   /* 31 characters: fits */
+    name[DEVSTATE_NAME_MAX - 1] = '\0'; /* 31 characters: fits */
     assert_int_equal(devstate_register(reg, &longname, 0, NULL), 0);
     free(reg);
 }
@@ -643,11 +677,11 @@ static void longest_name_round_trip(void **state)
     struct devstate_registry *reg = malloc(sizeof(*reg));
     assert_non_null(reg);
     devstate_registry_init(reg);
-    struct toy_b src = { .n = 3, .bytes = { 1, 2, 3 } }, dst = { 0 };
+    struct toy_b src = {.n = 3, .bytes = {1, 2, 3}}, dst = {0};
     assert_int_equal(devstate_register(reg, &ops, 7, &src), 0);
     struct buf saved;
     buf_init(&saved);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(state_save_all(reg, &saved, &e), 0);
     reg->entry[0].opaque = &dst;
     struct reader r;
@@ -659,7 +693,9 @@ static void longest_name_round_trip(void **state)
     assert_int_equal(state_parse(p, len, &s, &e), 0);
     assert_string_equal(s.name, name);
     assert_int_equal(s.instance, 7);
-    assert_int_equal(state_load(reg, &s, &e), 0);
+    struct state_intake in;
+    state_intake_init(&in, reg);
+    assert_int_equal(take(&in, &s, &e), 0);
     assert_int_equal(dst.n, 3);
     assert_memory_equal(dst.bytes, src.bytes, 3);
     buf_release(&saved);

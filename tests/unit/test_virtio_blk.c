@@ -18,16 +18,30 @@
 
 /* virtio 1.x MMIO register offsets (spec 4.2.2) */
 enum {
-    MAGIC = 0x000, VERSION = 0x004, DEVICE_ID = 0x008, VENDOR_ID = 0x00c,
-    DEVICE_FEATURES = 0x010, DEVICE_FEATURES_SEL = 0x014,
-    DRIVER_FEATURES = 0x020, DRIVER_FEATURES_SEL = 0x024,
-    QUEUE_SEL = 0x030, QUEUE_NUM_MAX = 0x034, QUEUE_NUM = 0x038,
-    QUEUE_READY = 0x044, QUEUE_NOTIFY = 0x050, INTERRUPT_STATUS = 0x060,
-    INTERRUPT_ACK = 0x064, STATUS = 0x070,
-    QUEUE_DESC_LOW = 0x080, QUEUE_DESC_HIGH = 0x084,
-    QUEUE_DRIVER_LOW = 0x090, QUEUE_DRIVER_HIGH = 0x094,
-    QUEUE_DEVICE_LOW = 0x0a0, QUEUE_DEVICE_HIGH = 0x0a4,
-    CONFIG_GENERATION = 0x0fc, CONFIG = 0x100,
+    MAGIC = 0x000,
+    VERSION = 0x004,
+    DEVICE_ID = 0x008,
+    VENDOR_ID = 0x00c,
+    DEVICE_FEATURES = 0x010,
+    DEVICE_FEATURES_SEL = 0x014,
+    DRIVER_FEATURES = 0x020,
+    DRIVER_FEATURES_SEL = 0x024,
+    QUEUE_SEL = 0x030,
+    QUEUE_NUM_MAX = 0x034,
+    QUEUE_NUM = 0x038,
+    QUEUE_READY = 0x044,
+    QUEUE_NOTIFY = 0x050,
+    INTERRUPT_STATUS = 0x060,
+    INTERRUPT_ACK = 0x064,
+    STATUS = 0x070,
+    QUEUE_DESC_LOW = 0x080,
+    QUEUE_DESC_HIGH = 0x084,
+    QUEUE_DRIVER_LOW = 0x090,
+    QUEUE_DRIVER_HIGH = 0x094,
+    QUEUE_DEVICE_LOW = 0x0a0,
+    QUEUE_DEVICE_HIGH = 0x0a4,
+    CONFIG_GENERATION = 0x0fc,
+    CONFIG = 0x100,
 };
 
 #define F_RO 5
@@ -72,7 +86,7 @@ static void irq_set(void *ctx, unsigned gsi, int level)
 
 struct fixture {
     char path[64];
-    int fd;                 /* test's own fd on the image */
+    int fd; /* test's own fd on the image */
     uint8_t *mem;
     struct guest_ram ram;
     struct irq_rec irq;
@@ -96,11 +110,11 @@ static void wr(struct fixture *f, uint64_t off, uint32_t v)
 
 static int open_blk(struct fixture *f, bool readonly)
 {
-    struct err e = { "" };
+    struct err e = {""};
     int rc = virtio_blk_open(&f->blk, f->path, readonly, false, &e);
     if (rc)
         return rc;
-    struct irq_line line = { irq_set, &f->irq, GSI, 0 };
+    struct irq_line line = {irq_set, &f->irq, GSI, 0};
     virtio_blk_attach(&f->blk, MMIO_BASE, &f->ram, line);
     f->open = true;
     return 0;
@@ -240,8 +254,7 @@ static uint16_t submit(struct fixture *f, const struct seg *segs, unsigned n)
         uint16_t idx = (uint16_t)((head + i) % QSIZE);
         uint16_t flags = (uint16_t)((segs[i].writable ? VIRTQ_DESC_F_WRITE : 0) |
                                     (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-        put_desc(f, idx, segs[i].gpa, segs[i].len, flags,
-                 (uint16_t)((idx + 1) % QSIZE));
+        put_desc(f, idx, segs[i].gpa, segs[i].len, flags, (uint16_t)((idx + 1) % QSIZE));
     }
     f->next_desc = (uint16_t)((head + n) % QSIZE);
     offer(f, head);
@@ -278,19 +291,18 @@ static void notify(struct fixture *f)
 /* Standard 3-descriptor request; returns the status byte and checks the used
  * element. */
 static uint8_t do_request(struct fixture *f, uint32_t type, uint64_t sector,
-                          uint32_t data_len, bool data_writable,
-                          uint32_t want_used_len)
+                          uint32_t data_len, bool data_writable, uint32_t want_used_len)
 {
     put_hdr(f, type, sector);
     f->mem[STATUS_GPA] = 0xff;
     struct seg segs[3] = {
-        { HDR_GPA, 16, false },
-        { DATA_GPA, data_len, data_writable },
-        { STATUS_GPA, 1, true },
+        {HDR_GPA, 16, false},
+        {DATA_GPA, data_len, data_writable},
+        {STATUS_GPA, 1, true},
     };
     uint16_t before = used_idx(f);
     uint16_t head = data_len ? submit(f, segs, 3)
-                             : submit(f, (struct seg[]){ segs[0], segs[2] }, 2);
+                             : submit(f, (struct seg[]){segs[0], segs[2]}, 2);
     notify(f);
     assert_int_equal(used_idx(f), (uint16_t)(before + 1));
     uint32_t id, len;
@@ -312,7 +324,7 @@ static void fill_pattern(uint8_t *p, size_t len, unsigned seed)
 static void identity_registers(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(rd(f, MAGIC), 0x74726976);          /* "virt" */
+    assert_int_equal(rd(f, MAGIC), 0x74726976); /* "virt" */
     assert_int_equal(rd(f, VERSION), 2);
     assert_int_equal(rd(f, DEVICE_ID), VIRTIO_ID_BLOCK);
     assert_int_equal(rd(f, DEVICE_ID), 2);
@@ -325,7 +337,7 @@ static void identity_registers(void **state)
     assert_false(lo & (1U << F_INDIRECT_DESC));
     wr(f, DEVICE_FEATURES_SEL, 1);
     uint32_t hi = rd(f, DEVICE_FEATURES);
-    assert_int_equal(hi, 1);                 /* VERSION_1 = bit 32 only */
+    assert_int_equal(hi, 1); /* VERSION_1 = bit 32 only */
     wr(f, DEVICE_FEATURES_SEL, 2);
     assert_int_equal(rd(f, DEVICE_FEATURES), 0);
     assert_int_equal(rd(f, STATUS), 0);
@@ -357,7 +369,7 @@ static void config_space(void **state)
     assert_int_equal(f->blk.capacity, SECTORS);
     uint32_t lo = rd(f, CONFIG), hi = rd(f, CONFIG + 4);
     assert_int_equal(((uint64_t)hi << 32) | lo, SECTORS);
-    assert_int_equal(rd(f, CONFIG + 20), 512);           /* blk_size */
+    assert_int_equal(rd(f, CONFIG + 20), 512); /* blk_size */
     /* past the end of config space: zeros, no overrun */
     assert_int_equal(rd(f, CONFIG + 24), 0);
     assert_int_equal(rd(f, CONFIG + 0xefc), 0);
@@ -385,9 +397,9 @@ static void features_ok_needs_version_1(void **state)
     wr(f, DRIVER_FEATURES_SEL, 0);
     wr(f, DRIVER_FEATURES, 1U << F_FLUSH);
     wr(f, DRIVER_FEATURES_SEL, 1);
-    wr(f, DRIVER_FEATURES, 0);               /* legacy driver */
+    wr(f, DRIVER_FEATURES, 0); /* legacy driver */
     wr(f, STATUS, st | VIRTIO_STATUS_FEATURES_OK);
-    assert_int_equal(rd(f, STATUS), st);     /* FEATURES_OK did not stick */
+    assert_int_equal(rd(f, STATUS), st); /* FEATURES_OK did not stick */
 
     /* asking for a feature the device does not offer */
     wr(f, DRIVER_FEATURES_SEL, 1);
@@ -441,13 +453,13 @@ static void queue_ready_refused_outside_ram(void **state)
     wr(f, QUEUE_SEL, 0);
     wr(f, QUEUE_NUM, QSIZE);
     wr(f, QUEUE_DESC_LOW, 0);
-    wr(f, QUEUE_DESC_HIGH, 0x10);              /* 64 GiB: not RAM */
+    wr(f, QUEUE_DESC_HIGH, 0x10); /* 64 GiB: not RAM */
     wr(f, QUEUE_DRIVER_LOW, (uint32_t)AVAIL_GPA);
     wr(f, QUEUE_DEVICE_LOW, (uint32_t)USED_GPA);
     wr(f, QUEUE_READY, 1);
     assert_int_equal(rd(f, QUEUE_READY), 0);
     assert_true(rd(f, STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-    assert_int_equal(f->irq.level, 1);          /* config change interrupt */
+    assert_int_equal(f->irq.level, 1); /* config change interrupt */
     assert_true(rd(f, INTERRUPT_STATUS) & 2);
     /* non-power-of-two size likewise */
     wr(f, STATUS, 0);
@@ -460,6 +472,65 @@ static void queue_ready_refused_outside_ram(void **state)
     wr(f, QUEUE_READY, 1);
     assert_int_equal(rd(f, QUEUE_READY), 0);
     assert_true(rd(f, STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static uint64_t le(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* The section "virtio-blk" version 1 byte by byte, as docs/protocol.md
+ * gives it, and a load of it saves the same bytes again. */
+static void saved_state_layout(void **state)
+{
+    struct fixture *f = *state;
+    driver_init_default(f);
+    put_hdr(f, T_FLUSH, 0);
+    assert_int_equal(do_request(f, T_FLUSH, 0, 0, false, 1), S_OK);
+    struct buf b;
+    buf_init(&b);
+    struct err e = {""};
+    assert_int_equal(virtio_blk_state_ops.save(&f->blk, &b, &e), 0);
+    const uint8_t *p = b.data;
+    assert_int_equal(b.len, 8 + 1 + 4 * 3 + 8 + 4 * 3 + 4 + (2 + 1 + 8 * 3 + 2 + 2));
+    assert_int_equal(le(p, 8), SECTORS);
+    assert_int_equal(p[8], 0); /* readonly */
+    p += 9;
+    assert_int_equal(le(p, 4), rd(f, STATUS));
+    assert_int_equal(le(p + 4, 4), 0); /* device_features_sel */
+    assert_int_equal(le(p + 8, 4), 1); /* driver_features_sel */
+    assert_int_equal(le(p + 12, 8),
+                     VIRTIO_F_VERSION_1 | (1ULL << F_FLUSH) | (1ULL << F_BLK_SIZE));
+    assert_int_equal(le(p + 20, 4), 0); /* queue_sel */
+    assert_int_equal(le(p + 24, 4), 1); /* interrupt_status */
+    assert_int_equal(le(p + 28, 4), rd(f, CONFIG_GENERATION));
+    assert_int_equal(le(p + 32, 4), 1); /* queues */
+    p += 36;
+    assert_int_equal(le(p, 2), QSIZE);
+    assert_int_equal(p[2], 1); /* ready */
+    assert_int_equal(le(p + 3, 8), DESC_GPA);
+    assert_int_equal(le(p + 11, 8), AVAIL_GPA);
+    assert_int_equal(le(p + 19, 8), USED_GPA);
+    assert_int_equal(le(p + 27, 2), 1); /* last_avail */
+    assert_int_equal(le(p + 29, 2), 1); /* used_idx */
+
+    struct reader r;
+    reader_init(&r, b.data, b.len);
+    assert_int_equal(virtio_blk_state_ops.load(&f->blk, &r, 1, &e), 0);
+    struct buf again;
+    buf_init(&again);
+    assert_int_equal(virtio_blk_state_ops.save(&f->blk, &again, &e), 0);
+    assert_int_equal(again.len, b.len);
+    assert_memory_equal(again.data, b.data, b.len);
+    /* one byte short: refused, the device keeps its state */
+    reader_init(&r, b.data, b.len - 1);
+    assert_int_not_equal(virtio_blk_state_ops.load(&f->blk, &r, 1, &e), 0);
+    assert_int_equal(rd(f, QUEUE_READY), 1);
+    buf_release(&again);
+    buf_release(&b);
 }
 
 static void write_then_read(void **state)
@@ -475,7 +546,7 @@ static void write_then_read(void **state)
     assert_int_equal(pread(f->fd, file, 512, 3 * 512), 512);
     assert_memory_equal(file, pattern, 512);
     /* neighbours untouched */
-    uint8_t zero[512] = { 0 };
+    uint8_t zero[512] = {0};
     assert_int_equal(pread(f->fd, file, 512, 2 * 512), 512);
     assert_memory_equal(file, zero, 512);
     assert_int_equal(pread(f->fd, file, 512, 4 * 512), 512);
@@ -492,15 +563,14 @@ static void write_then_read(void **state)
 
     /* read it back into guest RAM, with a clean dirty log first */
     memset(f->mem + DATA_GPA, 0, 512);
-    uint64_t bits[4] = { 0 };
+    uint64_t bits[4] = {0};
     guest_ram_collect_dirty(&f->ram, 0, 4, bits);
     memset(bits, 0, sizeof(bits));
     assert_int_equal(do_request(f, T_IN, 3, 512, true, 513), S_OK);
     assert_memory_equal(f->mem + DATA_GPA, pattern, 512);
     assert_int_equal(f->blk.reads, 1);
     guest_ram_collect_dirty(&f->ram, 0, 4, bits);
-    uint64_t dpage = DATA_GPA / 4096, spage = STATUS_GPA / 4096,
-             upage = USED_GPA / 4096;
+    uint64_t dpage = DATA_GPA / 4096, spage = STATUS_GPA / 4096, upage = USED_GPA / 4096;
     assert_true(bits[dpage / 64] >> (dpage % 64) & 1);
     assert_true(bits[spage / 64] >> (spage % 64) & 1);
     assert_true(bits[upage / 64] >> (upage % 64) & 1);
@@ -536,9 +606,8 @@ static void split_segments(void **state)
     memcpy(f->mem + 0x50000, pattern, 100);
     memcpy(f->mem + 0x52000, pattern + 100, 412);
     struct seg segs[] = {
-        { 0x40000, 8, false }, { 0x41000, 8, false },
-        { 0x50000, 100, false }, { 0x52000, 412, false },
-        { STATUS_GPA, 1, true },
+        {0x40000, 8, false},   {0x41000, 8, false},   {0x50000, 100, false},
+        {0x52000, 412, false}, {STATUS_GPA, 1, true},
     };
     f->mem[STATUS_GPA] = 0xff;
     submit(f, segs, 5);
@@ -550,7 +619,7 @@ static void split_segments(void **state)
 
     /* read back into data + status sharing one 513-byte descriptor */
     put_hdr(f, T_IN, 7);
-    struct seg in[] = { { HDR_GPA, 16, false }, { 0x60000, 513, true } };
+    struct seg in[] = {{HDR_GPA, 16, false}, {0x60000, 513, true}};
     f->mem[0x60000 + 512] = 0xff;
     submit(f, in, 2);
     notify(f);
@@ -576,12 +645,12 @@ static void get_id(void **state)
     memset(f->mem + DATA_GPA, 0xee, 64);
     assert_int_equal(do_request(f, T_GET_ID, 0, 20, true, 21), S_OK);
     char *base = basename(f->path);
-    size_t blen = strlen(base);        /* "tern-blk-XXXXXX": 15 bytes */
+    size_t blen = strlen(base); /* "tern-blk-XXXXXX": 15 bytes */
     assert_true(blen < 20);
     assert_memory_equal(f->mem + DATA_GPA, base, blen);
     for (size_t i = blen; i < 20; i++)
-        assert_int_equal(f->mem[DATA_GPA + i], 0);   /* NUL padded */
-    assert_int_equal(f->mem[DATA_GPA + 20], 0xee);   /* nothing past 20 */
+        assert_int_equal(f->mem[DATA_GPA + i], 0); /* NUL padded */
+    assert_int_equal(f->mem[DATA_GPA + 20], 0xee); /* nothing past 20 */
 
     /* a 10-byte buffer gets the first 10 bytes only */
     memset(f->mem + DATA_GPA, 0xee, 64);
@@ -599,8 +668,7 @@ static void out_of_range(void **state)
     assert_int_equal(do_request(f, T_OUT, SECTORS - 1, 1024, false, 1), S_IOERR);
     assert_int_equal(do_request(f, T_IN, SECTORS, 512, true, 1), S_IOERR);
     assert_int_equal(do_request(f, T_IN, UINT64_MAX, 512, true, 1), S_IOERR);
-    assert_int_equal(do_request(f, T_IN, UINT64_MAX / 512 + 1, 512, true, 1),
-                     S_IOERR);
+    assert_int_equal(do_request(f, T_IN, UINT64_MAX / 512 + 1, 512, true, 1), S_IOERR);
     /* not a whole number of sectors */
     assert_int_equal(do_request(f, T_OUT, 0, 100, false, 1), S_IOERR);
     assert_int_equal(do_request(f, T_IN, 0, 511, true, 1), S_IOERR);
@@ -614,8 +682,7 @@ static void unsupported_type(void **state)
     struct fixture *f = *state;
     driver_init_default(f);
     assert_int_equal(do_request(f, 99, 0, 512, false, 1), S_UNSUPP);
-    assert_int_equal(do_request(f, 11 /* WRITE_ZEROES */, 0, 512, false, 1),
-                     S_UNSUPP);
+    assert_int_equal(do_request(f, 11 /* WRITE_ZEROES */, 0, 512, false, 1), S_UNSUPP);
     /* still works afterwards */
     assert_int_equal(do_request(f, T_FLUSH, 0, 0, false, 1), S_OK);
 }
@@ -631,7 +698,7 @@ static void readonly_refuses_out(void **state)
     assert_int_equal(do_request(f, T_OUT, 0, 512, false, 1), S_IOERR);
     uint8_t file[512];
     assert_int_equal(pread(f->fd, file, 512, 0), 512);
-    assert_memory_equal(file, pattern, 512);           /* unchanged */
+    assert_memory_equal(file, pattern, 512); /* unchanged */
     assert_int_equal(f->blk.writes, 0);
     /* reads still work */
     assert_int_equal(do_request(f, T_IN, 0, 512, true, 513), S_OK);
@@ -643,12 +710,12 @@ static void expect_needs_reset(struct fixture *f, uint16_t used_before)
     assert_true(rd(f, STATUS) & VIRTIO_STATUS_NEEDS_RESET);
     assert_true(rd(f, INTERRUPT_STATUS) & 2);
     assert_int_equal(f->irq.level, 1);
-    assert_int_equal(used_idx(f), used_before);       /* nothing completed */
+    assert_int_equal(used_idx(f), used_before); /* nothing completed */
     assert_int_equal(f->blk.inflight, 0);
     /* the device stays stopped: a good request is not served */
     uint8_t st = f->mem[STATUS_GPA] = 0xff;
     put_hdr(f, T_FLUSH, 0);
-    submit(f, (struct seg[]){ { HDR_GPA, 16, false }, { STATUS_GPA, 1, true } }, 2);
+    submit(f, (struct seg[]){{HDR_GPA, 16, false}, {STATUS_GPA, 1, true}}, 2);
     notify(f);
     assert_int_equal(used_idx(f), used_before);
     assert_int_equal(f->mem[STATUS_GPA], st);
@@ -675,7 +742,7 @@ static void malformed_no_status(void **state)
     struct fixture *f = *state;
     driver_init_default(f);
     put_hdr(f, T_OUT, 0);
-    submit(f, (struct seg[]){ { HDR_GPA, 16, false }, { DATA_GPA, 512, false } }, 2);
+    submit(f, (struct seg[]){{HDR_GPA, 16, false}, {DATA_GPA, 512, false}}, 2);
     notify(f);
     expect_needs_reset(f, 0);
 }
@@ -686,7 +753,7 @@ static void malformed_loop(void **state)
     driver_init_default(f);
     put_hdr(f, T_IN, 0);
     put_desc(f, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
-    put_desc(f, 1, DATA_GPA, 512, VIRTQ_DESC_F_NEXT, 0);      /* 0 -> 1 -> 0 */
+    put_desc(f, 1, DATA_GPA, 512, VIRTQ_DESC_F_NEXT, 0); /* 0 -> 1 -> 0 */
     offer(f, 0);
     f->next_desc = 2;
     notify(f);
@@ -698,7 +765,7 @@ static void malformed_short_header(void **state)
     struct fixture *f = *state;
     driver_init_default(f);
     put_hdr(f, T_OUT, 0);
-    submit(f, (struct seg[]){ { HDR_GPA, 8, false }, { STATUS_GPA, 1, true } }, 2);
+    submit(f, (struct seg[]){{HDR_GPA, 8, false}, {STATUS_GPA, 1, true}}, 2);
     notify(f);
     expect_needs_reset(f, 0);
 }
@@ -708,8 +775,7 @@ static void malformed_status_outside_ram(void **state)
     struct fixture *f = *state;
     driver_init_default(f);
     put_hdr(f, T_FLUSH, 0);
-    submit(f, (struct seg[]){ { HDR_GPA, 16, false },
-                              { RAM_SIZE - 1, 2, true } }, 2);
+    submit(f, (struct seg[]){{HDR_GPA, 16, false}, {RAM_SIZE - 1, 2, true}}, 2);
     notify(f);
     expect_needs_reset(f, 0);
 }
@@ -721,8 +787,8 @@ static void malformed_after_good(void **state)
     /* one good request, then a broken one in the same notify */
     put_hdr(f, T_FLUSH, 0);
     f->mem[STATUS_GPA] = 0xff;
-    submit(f, (struct seg[]){ { HDR_GPA, 16, false }, { STATUS_GPA, 1, true } }, 2);
-    put_desc(f, 5, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 40);   /* next >= size */
+    submit(f, (struct seg[]){{HDR_GPA, 16, false}, {STATUS_GPA, 1, true}}, 2);
+    put_desc(f, 5, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 40); /* next >= size */
     offer(f, 5);
     notify(f);
     assert_int_equal(used_idx(f), 1);
@@ -744,10 +810,10 @@ static void notify_before_driver_ok(void **state)
     wr(f, QUEUE_READY, 1);
     f->avail_idx = 0;
     put_hdr(f, T_FLUSH, 0);
-    submit(f, (struct seg[]){ { HDR_GPA, 16, false }, { STATUS_GPA, 1, true } }, 2);
+    submit(f, (struct seg[]){{HDR_GPA, 16, false}, {STATUS_GPA, 1, true}}, 2);
     notify(f);
     assert_int_equal(used_idx(f), 0);
-    wr(f, QUEUE_NOTIFY, 3);       /* queue that does not exist: ignored */
+    wr(f, QUEUE_NOTIFY, 3); /* queue that does not exist: ignored */
     assert_int_equal(used_idx(f), 0);
 }
 
@@ -755,7 +821,7 @@ static void interrupt_suppressed(void **state)
 {
     struct fixture *f = *state;
     driver_init_default(f);
-    uint16_t flags = 1;   /* VIRTQ_AVAIL_F_NO_INTERRUPT */
+    uint16_t flags = 1; /* VIRTQ_AVAIL_F_NO_INTERRUPT */
     memcpy(f->mem + AVAIL_GPA, &flags, 2);
     assert_int_equal(do_request(f, T_FLUSH, 0, 0, false, 1), S_OK);
     assert_int_equal(f->irq.level, 0);
@@ -770,7 +836,7 @@ static void image_lock(void **state)
     assert_int_equal(open_blk(f, false), 0);
     struct virtio_blk *other = calloc(1, sizeof(*other));
     assert_non_null(other);
-    struct err e = { "" };
+    struct err e = {""};
     assert_int_equal(virtio_blk_open(other, f->path, false, false, &e), -EBUSY);
     assert_non_null(strstr(e.msg, "locked"));
     assert_int_equal(other->fd, -1);
@@ -802,9 +868,9 @@ static void open_errors(void **state)
     (void)state;
     struct virtio_blk *blk = calloc(1, sizeof(*blk));
     assert_non_null(blk);
-    struct err e = { "" };
-    assert_int_equal(virtio_blk_open(blk, "/nonexistent/tern/disk.img", false,
-                                     false, &e), -ENOENT);
+    struct err e = {""};
+    assert_int_equal(virtio_blk_open(blk, "/nonexistent/tern/disk.img", false, false, &e),
+                     -ENOENT);
     assert_non_null(strstr(e.msg, "/nonexistent/tern/disk.img"));
     assert_int_equal(blk->fd, -1);
     e.msg[0] = '\0';
@@ -812,7 +878,6 @@ static void open_errors(void **state)
     assert_true(e.msg[0] != '\0');
     free(blk);
 }
-
 
 /* Random requests, many malformed: the device must never crash, never grow
  * the image, and either complete a request with a valid status or stop with
@@ -829,15 +894,14 @@ static uint64_t rng(void)
 static void random_requests(void **state)
 {
     struct fixture *f = *state;
-    static const uint32_t types[] = { T_IN, T_OUT, T_FLUSH, T_GET_ID, 2, 99,
-                                      UINT32_MAX };
-    static const uint32_t lens[] = { 0, 1, 8, 15, 16, 17, 20, 512, 513, 1024,
-                                     4096, UINT32_MAX };
+    static const uint32_t types[] = {T_IN, T_OUT, T_FLUSH, T_GET_ID, 2, 99, UINT32_MAX};
+    static const uint32_t lens[] = {0,  1,   8,   15,   16,   17,
+                                    20, 512, 513, 1024, 4096, UINT32_MAX};
     unsigned served = 0, stopped = 0;
     driver_init_default(f);
     for (unsigned iter = 0; iter < 3000; iter++) {
-        uint64_t sectors[] = { 0, 1, SECTORS - 2, SECTORS - 1, SECTORS,
-                               rng() % SECTORS, rng() };
+        uint64_t sectors[] = {0,    1, SECTORS - 2, SECTORS - 1, SECTORS, rng() % SECTORS,
+                              rng()};
         put_hdr(f, types[rng() % 7], sectors[rng() % 7]);
         struct seg segs[6];
         unsigned n = 1 + (unsigned)(rng() % 5);
@@ -845,8 +909,9 @@ static void random_requests(void **state)
         for (unsigned i = 0; i < n; i++) {
             uint64_t r = rng() % 16;
             segs[i].gpa = i == 0 && r < 12 ? HDR_GPA
-                        : r < 14 ? 0x40000 + (rng() % 0x40000)
-                        : r == 14 ? RAM_SIZE - (rng() % 64) : rng();
+                          : r < 14         ? 0x40000 + (rng() % 0x40000)
+                          : r == 14        ? RAM_SIZE - (rng() % 64)
+                                           : rng();
             segs[i].len = rng() % 2 ? lens[rng() % 12] : (uint32_t)(rng() % 2048);
             /* mostly well ordered, sometimes not */
             if (rng() % 8 == 0)
@@ -891,7 +956,7 @@ static void random_requests(void **state)
 
 int main(void)
 {
-    log_set_level(LOG_ERROR);   /* the device's warnings are expected here */
+    log_set_level(LOG_ERROR); /* the device's warnings are expected here */
 #define RW(fn) cmocka_unit_test_setup_teardown(fn, setup_rw, teardown)
 #define RO(fn) cmocka_unit_test_setup_teardown(fn, setup_ro, teardown)
     const struct CMUnitTest tests[] = {
@@ -917,6 +982,7 @@ int main(void)
         RW(notify_before_driver_ok),
         RW(interrupt_suppressed),
         RW(random_requests),
+        RW(saved_state_layout),
         cmocka_unit_test(image_lock),
         cmocka_unit_test(open_errors),
     };

@@ -49,8 +49,11 @@ static int setup(void **state)
         return -1;
     }
     memset(f->mem, 0, RAM_SIZE);
-    f->vq = (struct virtq){ .num = QSIZE, .ready = 1, .desc_gpa = DESC_GPA,
-                            .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA };
+    f->vq = (struct virtq){.num = QSIZE,
+                           .ready = 1,
+                           .desc_gpa = DESC_GPA,
+                           .avail_gpa = AVAIL_GPA,
+                           .used_gpa = USED_GPA};
     *state = f;
     return 0;
 }
@@ -67,7 +70,7 @@ static int teardown(void **state)
 static void set_desc(struct fixture *f, unsigned i, uint64_t addr, uint32_t len,
                      uint16_t flags, uint16_t next)
 {
-    struct desc d = { addr, len, flags, next };
+    struct desc d = {addr, len, flags, next};
     memcpy(f->mem + f->vq.desc_gpa + 16 * i, &d, sizeof(d));
 }
 
@@ -84,13 +87,28 @@ static void offer(struct fixture *f, uint16_t head)
     set_avail_idx(f, (uint16_t)(f->avail_idx + 1));
 }
 
-static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
 
+/* 1 popped, 0 nothing available, or virtq_pop's -errno */
 static int pop(struct fixture *f)
 {
     f->why[0] = '\0';
-    return virtq_pop(&f->vq, &f->ram, &f->chain, f->why, sizeof(f->why));
+    bool popped = true;
+    int rc = virtq_pop(&f->vq, &f->ram, &f->chain, &popped, f->why, sizeof(f->why));
+    if (rc)
+        assert_false(popped);
+    return rc ? rc : popped;
 }
 
 /* ---- valid chains ---- */
@@ -116,7 +134,7 @@ static void single_descriptor(void **state)
     assert_int_equal(f->chain.readable_len, 100);
     assert_int_equal(f->chain.writable_len, 0);
     assert_int_equal(f->vq.last_avail, 1);
-    assert_int_equal(pop(f), 0);      /* nothing more */
+    assert_int_equal(pop(f), 0); /* nothing more */
     assert_int_equal(f->vq.last_avail, 1);
 }
 
@@ -169,12 +187,12 @@ static void several_in_order(void **state)
     offer(f, 3);
     offer(f, 1);
     offer(f, 6);
-    uint16_t want[] = { 3, 1, 6 };
-    uint32_t lens[] = { 20, 10, 30 };
+    uint16_t want[] = {3, 1, 6};
+    uint32_t lens[] = {20, 10, 30};
     for (unsigned i = 0; i < 3; i++) {
         assert_int_equal(pop(f), 1);
         assert_int_equal(f->chain.head, want[i]);
-        assert_int_equal(f->chain.nseg, 1);   /* reset between pops */
+        assert_int_equal(f->chain.nseg, 1); /* reset between pops */
         assert_int_equal(f->chain.readable_len + f->chain.writable_len, lens[i]);
     }
     assert_int_equal(pop(f), 0);
@@ -187,13 +205,13 @@ static void avail_index_wraps(void **state)
     set_avail_idx(f, 65535);
     set_desc(f, 4, DATA_GPA, 8, 0, 0);
     set_desc(f, 2, DATA_GPA + 8, 8, 0, 0);
-    offer(f, 4);                      /* slot 65535 % 8 = 7, idx -> 0 */
+    offer(f, 4); /* slot 65535 % 8 = 7, idx -> 0 */
     assert_int_equal(f->avail_idx, 0);
     assert_int_equal(rd16(f->mem + AVAIL_GPA + 4 + 2 * 7), 4);
     assert_int_equal(pop(f), 1);
     assert_int_equal(f->chain.head, 4);
     assert_int_equal(f->vq.last_avail, 0);
-    offer(f, 2);                      /* slot 0 */
+    offer(f, 2); /* slot 0 */
     assert_int_equal(pop(f), 1);
     assert_int_equal(f->chain.head, 2);
     assert_int_equal(f->vq.last_avail, 1);
@@ -218,13 +236,13 @@ static void push_used(void **state)
 {
     struct fixture *f = *state;
     uint64_t w = 0;
-    guest_ram_collect_dirty(&f->ram, 0, 1, &w);   /* start clean */
+    guest_ram_collect_dirty(&f->ram, 0, 1, &w); /* start clean */
     assert_int_equal(virtq_push(&f->vq, &f->ram, 5, 513), 0);
     assert_int_equal(f->vq.used_idx, 1);
     assert_int_equal(rd16(f->mem + USED_GPA + 2), 1);
     assert_int_equal(rd32(f->mem + USED_GPA + 4), 5);
     assert_int_equal(rd32(f->mem + USED_GPA + 8), 513);
-    assert_int_equal(rd16(f->mem + USED_GPA), 0);   /* flags untouched */
+    assert_int_equal(rd16(f->mem + USED_GPA), 0); /* flags untouched */
     w = 0;
     guest_ram_collect_dirty(&f->ram, 0, 1, &w);
     assert_int_equal(w, 1ULL << (USED_GPA / GUEST_PAGE_SIZE));
@@ -272,7 +290,7 @@ static void no_interrupt_flag(void **state)
     flags = 2;
     memcpy(f->mem + AVAIL_GPA, &flags, 2);
     assert_false(virtq_no_interrupt(&f->vq, &f->ram));
-    f->vq.avail_gpa = RAM_SIZE;   /* not RAM: interrupt anyway, no crash */
+    f->vq.avail_gpa = RAM_SIZE; /* not RAM: interrupt anyway, no crash */
     assert_false(virtq_no_interrupt(&f->vq, &f->ram));
 }
 
@@ -288,7 +306,7 @@ static void expect_bad(struct fixture *f, const char *fragment)
         fail_msg("pop returned %d, want -EINVAL (why '%s')", rc, f->why);
     if (!f->why[0] || !strstr(f->why, fragment))
         fail_msg("why '%s' lacks '%s'", f->why, fragment);
-    assert_int_equal(f->vq.last_avail, last);   /* not consumed */
+    assert_int_equal(f->vq.last_avail, last); /* not consumed */
     assert_memory_equal(f->mem + USED_GPA, used_before, sizeof(used_before));
     /* the why buffer is always terminated */
     assert_true(memchr(f->why, '\0', sizeof(f->why)) != NULL);
@@ -297,7 +315,7 @@ static void expect_bad(struct fixture *f, const char *fragment)
 static void bad_head_index(void **state)
 {
     struct fixture *f = *state;
-    offer(f, QSIZE);          /* just past the table, i.e. past the RAM */
+    offer(f, QSIZE); /* just past the table, i.e. past the RAM */
     expect_bad(f, "index");
     /* the same again: still refused, nothing consumed */
     expect_bad(f, "index");
@@ -359,7 +377,7 @@ static void addr_outside_ram(void **state)
     offer(f, 0);
     set_desc(f, 0, RAM_SIZE, 1, 0, 0);
     expect_bad(f, "outside guest ram");
-    set_desc(f, 0, RAM_SIZE - 10, 20, 0, 0);            /* straddles the end */
+    set_desc(f, 0, RAM_SIZE - 10, 20, 0, 0); /* straddles the end */
     expect_bad(f, "outside guest ram");
     set_desc(f, 0, 0xfec00000ULL, 4, 0, 0);
     expect_bad(f, "outside guest ram");
@@ -414,10 +432,10 @@ static void avail_too_far_ahead(void **state)
     set_desc(f, 0, DATA_GPA, 1, 0, 0);
     set_avail_idx(f, QSIZE + 1);
     expect_bad(f, "ahead");
-    set_avail_idx(f, 0xffff);         /* "behind" is far ahead modulo 2^16 */
+    set_avail_idx(f, 0xffff); /* "behind" is far ahead modulo 2^16 */
     expect_bad(f, "ahead");
     f->vq.last_avail = 65530;
-    set_avail_idx(f, (uint16_t)(65530 + QSIZE + 1));   /* wraps to 3 */
+    set_avail_idx(f, (uint16_t)(65530 + QSIZE + 1)); /* wraps to 3 */
     expect_bad(f, "ahead");
 }
 
@@ -441,9 +459,10 @@ static void why_buffer_optional(void **state)
 {
     struct fixture *f = *state;
     offer(f, QSIZE);
-    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, NULL, 0), -EINVAL);
+    bool popped;
+    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, &popped, NULL, 0), -EINVAL);
     char tiny[4] = "xxx";
-    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, tiny, sizeof(tiny)),
+    assert_int_equal(virtq_pop(&f->vq, &f->ram, &f->chain, &popped, tiny, sizeof(tiny)),
                      -EINVAL);
     assert_int_equal(strlen(tiny), 3);
 }
@@ -460,19 +479,23 @@ static void chain_length_overflow(void **state)
         skip();
     struct guest_ram ram;
     assert_int_equal(guest_ram_init(&ram, mem, size), 0);
-    struct virtq vq = { .num = QSIZE, .ready = 1, .desc_gpa = 0x1000,
-                        .avail_gpa = 0x2000, .used_gpa = 0x3000 };
+    struct virtq vq = {.num = QSIZE,
+                       .ready = 1,
+                       .desc_gpa = 0x1000,
+                       .avail_gpa = 0x2000,
+                       .used_gpa = 0x3000};
     assert_int_equal(virtq_validate(&vq, &ram), 0);
     struct desc d[2] = {
-        { 0x100000, 0xbff00000U, VIRTQ_DESC_F_NEXT, 1 },
-        { 0x100000, 0xbff00000U, 0, 0 },
+        {0x100000, 0xbff00000U, VIRTQ_DESC_F_NEXT, 1},
+        {0x100000, 0xbff00000U, 0, 0},
     };
     memcpy(mem + 0x1000, d, sizeof(d));
     uint16_t idx = 1;
     memcpy(mem + 0x2002, &idx, 2);
     static struct virtq_chain chain;
     char why[128] = "";
-    assert_int_equal(virtq_pop(&vq, &ram, &chain, why, sizeof(why)), -EINVAL);
+    bool popped;
+    assert_int_equal(virtq_pop(&vq, &ram, &chain, &popped, why, sizeof(why)), -EINVAL);
     assert_non_null(strstr(why, "overflow"));
     guest_ram_release(&ram);
     munmap(mem, size);
@@ -484,12 +507,11 @@ static void validate_sizes(void **state)
 {
     struct fixture *f = *state;
     struct virtq q = f->vq;
-    q.desc_gpa = 0x20000;   /* room for 256 descriptors */
+    q.desc_gpa = 0x20000; /* room for 256 descriptors */
     q.avail_gpa = 0x30000;
     q.used_gpa = 0x40000;
-    static const uint16_t good[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256 };
-    static const uint16_t bad[] = { 0, 3, 6, 7, 100, 255, 257, 384, 512, 1024,
-                                    32768, 65535 };
+    static const uint16_t good[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+    static const uint16_t bad[] = {0, 3, 6, 7, 100, 255, 257, 384, 512, 1024, 32768, 65535};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         q.num = good[i];
         if (virtq_validate(&q, &f->ram) != 0)
@@ -507,17 +529,17 @@ static void validate_alignment(void **state)
     struct fixture *f = *state;
     struct virtq q = f->vq;
     assert_int_equal(virtq_validate(&q, &f->ram), 0);
-    q.desc_gpa = DESC_GPA - 8;            /* 8-aligned, not 16 */
+    q.desc_gpa = DESC_GPA - 8; /* 8-aligned, not 16 */
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
     q = f->vq;
     q.avail_gpa = AVAIL_GPA + 1;
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
-    q.avail_gpa = AVAIL_GPA + 2;          /* 2-aligned is enough */
+    q.avail_gpa = AVAIL_GPA + 2; /* 2-aligned is enough */
     assert_int_equal(virtq_validate(&q, &f->ram), 0);
     q = f->vq;
     q.used_gpa = USED_GPA + 2;
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
-    q.used_gpa = USED_GPA + 4;            /* 4-aligned is enough */
+    q.used_gpa = USED_GPA + 4; /* 4-aligned is enough */
     assert_int_equal(virtq_validate(&q, &f->ram), 0);
 }
 
@@ -525,20 +547,20 @@ static void validate_outside_ram(void **state)
 {
     struct fixture *f = *state;
     struct virtq q = f->vq;
-    q.desc_gpa = DESC_GPA + 16;           /* last descriptor past the end */
+    q.desc_gpa = DESC_GPA + 16; /* last descriptor past the end */
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
     q = f->vq;
-    q.avail_gpa = RAM_SIZE - (6 + 2 * QSIZE);      /* ends exactly at the end */
+    q.avail_gpa = RAM_SIZE - (6 + 2 * QSIZE); /* ends exactly at the end */
     assert_int_equal(virtq_validate(&q, &f->ram), 0);
     q.avail_gpa += 2;
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
     q = f->vq;
-    q.used_gpa = RAM_SIZE - 72;           /* 70 bytes, ends 2 short */
+    q.used_gpa = RAM_SIZE - 72; /* 70 bytes, ends 2 short */
     assert_int_equal(virtq_validate(&q, &f->ram), 0);
     q.used_gpa += 4;
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
     q = f->vq;
-    q.used_gpa = UINT64_MAX - 3;          /* aligned, wraps */
+    q.used_gpa = UINT64_MAX - 3; /* aligned, wraps */
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
     q = f->vq;
     q.desc_gpa = UINT64_MAX - 15;
@@ -547,7 +569,6 @@ static void validate_outside_ram(void **state)
     q.avail_gpa = 1ULL << 32;
     assert_int_equal(virtq_validate(&q, &f->ram), -EINVAL);
 }
-
 
 /* ---- random tables ---- */
 
@@ -564,9 +585,19 @@ static uint64_t rng(void)
 static uint64_t random_addr(void)
 {
     static const uint64_t interesting[] = {
-        0, 1, DATA_GPA, RAM_SIZE - 1, RAM_SIZE, RAM_SIZE + 1, RAM_SIZE - 4096,
-        GUEST_RAM_LOW_MAX, GUEST_RAM_HIGH_START, UINT64_MAX, UINT64_MAX - 4095,
-        1ULL << 63, DESC_GPA,
+        0,
+        1,
+        DATA_GPA,
+        RAM_SIZE - 1,
+        RAM_SIZE,
+        RAM_SIZE + 1,
+        RAM_SIZE - 4096,
+        GUEST_RAM_LOW_MAX,
+        GUEST_RAM_HIGH_START,
+        UINT64_MAX,
+        UINT64_MAX - 4095,
+        1ULL << 63,
+        DESC_GPA,
     };
     switch (rng() % 3) {
     case 0: return interesting[rng() % (sizeof(interesting) / sizeof(interesting[0]))];
@@ -577,9 +608,9 @@ static uint64_t random_addr(void)
 
 static uint32_t random_len(void)
 {
-    static const uint32_t interesting[] = { 0, 1, 16, 512, 4096, RAM_SIZE,
-                                            RAM_SIZE + 1, UINT32_MAX,
-                                            UINT32_MAX - 15, 0x80000000U };
+    static const uint32_t interesting[] = {
+        0,          1, 16, 512, 4096, RAM_SIZE, RAM_SIZE + 1, UINT32_MAX, UINT32_MAX - 15,
+        0x80000000U};
     return rng() & 1 ? interesting[rng() % (sizeof(interesting) / sizeof(interesting[0]))]
                      : (uint32_t)(rng() % 8192);
 }
@@ -589,11 +620,13 @@ static void random_tables(void **state)
     struct fixture *f = *state;
     unsigned popped = 0, refused = 0;
     for (unsigned iter = 0; iter < 20000; iter++) {
-        uint16_t num = (uint16_t)(1u << (rng() % 9));          /* 1..256 */
-        f->vq = (struct virtq){ .num = num, .ready = 1,
-                                .desc_gpa = RAM_SIZE - 16ULL * num,
-                                .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA,
-                                .last_avail = (uint16_t)rng() };
+        uint16_t num = (uint16_t)(1u << (rng() % 9)); /* 1..256 */
+        f->vq = (struct virtq){.num = num,
+                               .ready = 1,
+                               .desc_gpa = RAM_SIZE - 16ULL * num,
+                               .avail_gpa = AVAIL_GPA,
+                               .used_gpa = USED_GPA,
+                               .last_avail = (uint16_t)rng()};
         assert_int_equal(virtq_validate(&f->vq, &f->ram), 0);
         for (unsigned i = 0; i < num; i++) {
             uint16_t flags = (uint16_t)(rng() % 8);
@@ -612,8 +645,8 @@ static void random_tables(void **state)
         memcpy(avail + 2, &idx, 2);
         uint16_t last = f->vq.last_avail;
         int rc = pop(f);
-        assert_true(rc == 1 || rc == 0 || rc == -EINVAL);
-        if (rc == 0) {
+        assert_true(rc == 1 || !rc || rc == -EINVAL);
+        if (!rc) {
             assert_int_equal(idx, last);
             continue;
         }

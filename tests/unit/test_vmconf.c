@@ -31,16 +31,16 @@ static json_t *load(const char *text)
 static void test_id_parse(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"99", "0100", "1x", "", "1000000000", "-100",
-                                      "+100", " 100", "4294967396", NULL};
+    static const char *const bad[] = {"99",   "0100", "1x",   "",           "1000000000",
+                                      "-100", "+100", " 100", "4294967396", NULL};
     uint32_t id = 0;
     struct err e;
-    assert_int_equal(vm_id_parse("100", &id, &e), 0);
+    assert_int_equal(keys_vmid_parse("100", &id, &e), 0);
     assert_int_equal(id, 100);
-    assert_int_equal(vm_id_parse("999999999", &id, &e), 0);
+    assert_int_equal(keys_vmid_parse("999999999", &id, &e), 0);
     assert_int_equal(id, 999999999);
     for (int i = 0; bad[i]; i++) {
-        assert_int_equal(vm_id_parse(bad[i], &id, &e), -EINVAL);
+        assert_int_equal(keys_vmid_parse(bad[i], &id, &e), -EINVAL);
         assert_non_null(strstr(e.msg, "must be a number 100..999999999"));
     }
 }
@@ -48,10 +48,10 @@ static void test_id_parse(void **state)
 static void test_vm_roundtrip(void **state)
 {
     (void)state;
-    struct vm_conf c, c2;
+    struct vmconf c, c2;
     struct err e;
     json_t *j = load(GOOD_VM);
-    assert_int_equal(vm_conf_from_json(j, &c, &e), 0);
+    assert_int_equal(vmconf_from_json(j, &c, &e), 0);
     json_decref(j);
     assert_int_equal(c.id, 100);
     assert_string_equal(c.name, "web");
@@ -61,9 +61,9 @@ static void test_vm_roundtrip(void **state)
     assert_string_equal(c.disks[0].volume, "vm-100-disk-0.raw");
     assert_string_equal(c.disks[1].volume, "data.raw");
     assert_int_equal(c.disks[1].size_mib, 1);
-    j = vm_conf_to_json(&c);
-    assert_int_equal(vm_conf_from_json(j, &c2, &e), 0);
-    json_t *j2 = vm_conf_to_json(&c2);
+    j = vmconf_to_json(&c);
+    assert_int_equal(vmconf_from_json(j, &c2, &e), 0);
+    json_t *j2 = vmconf_to_json(&c2);
     assert_true(json_equal(j, j2));
     assert_memory_equal(&c, &c2, sizeof(c));
     json_decref(j);
@@ -73,23 +73,23 @@ static void test_vm_roundtrip(void **state)
 static void test_vm_minimal(void **state)
 {
     (void)state;
-    struct vm_conf c;
+    struct vmconf c;
     struct err e;
     json_t *j = load("{\"id\": 999999999, \"memory_mib\": 16, \"cpus\": 1,"
                      " \"kernel\": \"/k\", \"name\": \"\"}");
-    assert_int_equal(vm_conf_from_json(j, &c, &e), 0);
+    assert_int_equal(vmconf_from_json(j, &c, &e), 0);
     json_decref(j);
     assert_string_equal(c.name, "");
     assert_string_equal(c.cmdline, "");
     assert_int_equal(c.ndisks, 0);
-    j = vm_conf_to_json(&c);
-    assert_null(json_object_get(j, "name"));   /* no name: none written */
+    j = vmconf_to_json(&c);
+    assert_null(json_object_get(j, "name")); /* no name: none written */
     json_decref(j);
 }
 
 struct bad_case {
     const char *json;
-    const char *msg;       /* the whole expected message */
+    const char *msg; /* the whole expected message */
 };
 
 /* Each replaces one field of an otherwise good config. */
@@ -120,9 +120,11 @@ static const struct bad_case bad_vms[] = {
      "vm 100: 'kernel' must not contain '..', not '/boot/../k'"},
     {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\\n\"}",
      "vm 100: 'kernel' must not contain control characters"},
-    {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\", \"cmdline\": \"a\\nb\"}",
+    {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\", \"cmdline\": "
+     "\"a\\nb\"}",
      "vm 100: 'cmdline' must not contain a newline or other control characters"},
-    {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\", \"name\": \"a b\"}",
+    {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\", \"name\": \"a "
+     "b\"}",
      "vm 100: 'name' must be 1..63 of letters, digits, '.', '_', '-' not starting with "
      "'.' or '-', not 'a b'"},
     {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\", \"disks\": {}}",
@@ -130,9 +132,11 @@ static const struct bad_case bad_vms[] = {
     {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\", \"disks\": [1]}",
      "vm 100: disks[0] must be an object"},
     {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\","
-     " \"disks\": [{\"size_mib\": 1}]}", "vm 100: disks[0]: 'storage' is missing"},
+     " \"disks\": [{\"size_mib\": 1}]}",
+     "vm 100: disks[0]: 'storage' is missing"},
     {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\","
-     " \"disks\": [{\"storage\": \"s\"}]}", "vm 100: disks[0]: 'size_mib' is missing"},
+     " \"disks\": [{\"storage\": \"s\"}]}",
+     "vm 100: disks[0]: 'size_mib' is missing"},
     {"{\"id\": 100, \"memory_mib\": 16, \"cpus\": 1, \"kernel\": \"/k\","
      " \"disks\": [{\"storage\": \"s\", \"size_mib\": 0}]}",
      "vm 100: disks[0]: 'size_mib' must be 1..16777216, not 0"},
@@ -153,10 +157,10 @@ static void test_vm_refusals(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(bad_vms) / sizeof(bad_vms[0]); i++) {
-        struct vm_conf c;
+        struct vmconf c;
         struct err e;
         json_t *j = load(bad_vms[i].json);
-        assert_int_equal(vm_conf_from_json(j, &c, &e), -EINVAL);
+        assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
         assert_string_equal(e.msg, bad_vms[i].msg);
         assert_null(strchr(e.msg, '\n'));
         json_decref(j);
@@ -166,23 +170,23 @@ static void test_vm_refusals(void **state)
 static void test_vm_long_fields(void **state)
 {
     (void)state;
-    char cmdline[VM_CMDLINE_MAX + 1], kernel[VM_PATH_MAX + 2];
-    struct vm_conf c;
+    char cmdline[VMCONF_CMDLINE_MAX + 1], kernel[VMCONF_PATH_MAX + 2];
+    struct vmconf c;
     struct err e;
     memset(cmdline, 'x', sizeof(cmdline) - 1);
-    cmdline[VM_CMDLINE_MAX] = '\0';
-    json_t *j = json_pack("{s:i, s:i, s:i, s:s, s:s}", "id", 100, "memory_mib", 16,
-                          "cpus", 1, "kernel", "/k", "cmdline", cmdline);
-    assert_int_equal(vm_conf_from_json(j, &c, &e), -EINVAL);
+    cmdline[VMCONF_CMDLINE_MAX] = '\0';
+    json_t *j = json_pack("{s:i, s:i, s:i, s:s, s:s}", "id", 100, "memory_mib", 16, "cpus",
+                          1, "kernel", "/k", "cmdline", cmdline);
+    assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "vm 100: 'cmdline' is longer than 1023 characters");
-    cmdline[VM_CMDLINE_MAX - 1] = '\0';   /* 1023: fits */
+    cmdline[VMCONF_CMDLINE_MAX - 1] = '\0'; /* 1023: fits */
     json_object_set_new(j, "cmdline", json_string(cmdline));
-    assert_int_equal(vm_conf_from_json(j, &c, &e), 0);
+    assert_int_equal(vmconf_from_json(j, &c, &e), 0);
     memset(kernel, 'k', sizeof(kernel) - 1);
     kernel[0] = '/';
     kernel[sizeof(kernel) - 1] = '\0';
     json_object_set_new(j, "kernel", json_string(kernel));
-    assert_int_equal(vm_conf_from_json(j, &c, &e), -EINVAL);
+    assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "vm 100: 'kernel' is longer than 255 characters");
     json_decref(j);
 }
@@ -192,7 +196,7 @@ static void test_storage(void **state)
     (void)state;
     struct storage_conf s;
     struct err e;
-    char path[VM_PATH_MAX];
+    char path[VMCONF_PATH_MAX];
     json_t *j = load("{\"name\": \"local\", \"path\": \"/var/lib/tern/\"}");
     assert_int_equal(storage_conf_from_json(j, &s, &e), 0);
     json_decref(j);
@@ -214,12 +218,15 @@ static const struct bad_case bad_storage[] = {
      "storage: 'name' must be 1..63 of letters, digits, '.', '_', '-' not starting "
      "with '.' or '-', not 'a/b'"},
     {"{\"name\": \"s\"}", "storage 's': 'path' is missing"},
-    {"{\"name\": \"s\", \"path\": \"x\"}", "storage 's': 'path' must be an absolute path, not 'x'"},
-    {"{\"name\": \"s\", \"path\": \"/a/..\"}", "storage 's': 'path' must not contain '..', not '/a/..'"},
+    {"{\"name\": \"s\", \"path\": \"x\"}",
+     "storage 's': 'path' must be an absolute path, not 'x'"},
+    {"{\"name\": \"s\", \"path\": \"/a/..\"}",
+     "storage 's': 'path' must not contain '..', not '/a/..'"},
     {"{\"name\": \"s\", \"path\": \"//\"}", "storage 's': 'path' must not be '/'"},
     {"{\"name\": \"s\", \"path\": \"/x\", \"shared\": 1}",
      "storage 's': 'shared' must be true or false"},
-    {"{\"name\": \"s\", \"path\": \"/x\", \"type\": \"nfs\"}", "storage 's': unknown key 'type'"},
+    {"{\"name\": \"s\", \"path\": \"/x\", \"type\": \"nfs\"}",
+     "storage 's': unknown key 'type'"},
 };
 
 static void test_storage_refusals(void **state)
@@ -234,7 +241,7 @@ static void test_storage_refusals(void **state)
         json_decref(j);
     }
     /* a path that leaves no room for a volume name behind it */
-    char path[VM_PATH_MAX];
+    char path[VMCONF_PATH_MAX];
     memset(path, 'p', sizeof(path) - 1);
     path[0] = '/';
     path[sizeof(path) - 1] = '\0';
@@ -283,7 +290,8 @@ static const struct bad_case bad_options[] = {
     {"{\"migration\": {\"type\": \"insecure\", \"network\": 5}}",
      "cluster options: migration: 'network' must be a cidr string or null"},
     {"{\"migration\": {\"type\": \"insecure\", \"network\": \"10.0.1.0/33\"}}",
-     "cluster options: migration: 'network': cidr '10.0.1.0/33': prefix length must be 0..32"},
+     "cluster options: migration: 'network': cidr '10.0.1.0/33': prefix length must be "
+     "0..32"},
     {"{\"migration\": {\"network\": \"10.0.1.5/24\"}}",
      "cluster options: migration: 'network': cidr '10.0.1.5/24' has host bits set "
      "(the network is 10.0.1.0/24)"},
@@ -309,13 +317,14 @@ static void test_options_refusals(void **state)
 static void test_cidr_check(void **state)
 {
     (void)state;
-    static const char *const good[] = {"10.0.1.0/24", "0.0.0.0/0", "10.0.1.7/32",
-                                       "fd00::/64", "::/0", "fd00:1:2::/48",
+    static const char *const good[] = {"10.0.1.0/24",     "0.0.0.0/0",     "10.0.1.7/32",
+                                       "fd00::/64",       "::/0",          "fd00:1:2::/48",
                                        "2001:db8::1/128", "10.0.1.128/25", NULL};
-    static const char *const bad[] = {"10.0.1.0", "10.0.1.0/", "10.0.1.0/33",
-                                      "10.0.1/24", "fd00::/129", "10.0.1.0/024",
-                                      "10.0.1.0/2x", "x/8", "10.0.1.1/24",
-                                      "fd00::1/64", "10.0.1.0/-1", "", NULL};
+    static const char *const bad[] = {"10.0.1.0",    "10.0.1.0/",   "10.0.1.0/33",
+                                      "10.0.1/24",   "fd00::/129",  "10.0.1.0/024",
+                                      "10.0.1.0/2x", "x/8",         "10.0.1.1/24",
+                                      "fd00::1/64",  "10.0.1.0/-1", "",
+                                      NULL};
     struct err e;
     for (int i = 0; good[i]; i++)
         assert_int_equal(cidr_check(good[i], &e), 0);
@@ -352,9 +361,9 @@ static void test_cidr_contains(void **state)
     assert_false(inside("fd00:1::/32", "fd00:2::5"));
     assert_true(inside("fd00:1::/31", "fd00:1::5"));
     assert_true(inside("fd00::/64", "[fd00::9]"));
-    assert_false(inside("fd00::/64", "10.0.1.1"));      /* other family: outside */
+    assert_false(inside("fd00::/64", "10.0.1.1")); /* other family: outside */
     assert_false(inside("10.0.0.0/8", "fd00::1"));
-    assert_true(inside("10.0.0.0/8", "::ffff:10.1.2.3"));   /* v4-mapped */
+    assert_true(inside("10.0.0.0/8", "::ffff:10.1.2.3")); /* v4-mapped */
     assert_false(inside("10.0.0.0/8", "::ffff:11.1.2.3"));
     bool in = true;
     struct err e;
@@ -367,40 +376,35 @@ static void test_cidr_contains(void **state)
 static void test_vm_state(void **state)
 {
     (void)state;
-    struct vm_state s = {.node = "n1", .status = "running", .pid = 4242, .since = 1795312338};
-    struct vm_state s2;
+    struct vmrec_state s = {
+        .node = "n1", .status = "running", .pid = 4242, .since = 1795312338};
+    struct vmrec_state s2;
     struct err e;
-    json_t *j = vm_state_to_json(&s);
-    json_object_set_new(j, "later", json_true());   /* unknown keys are skipped */
-    assert_int_equal(vm_state_from_json(j, &s2, &e), 0);
+    json_t *j = vmrec_state_to_json(&s);
+    json_object_set_new(j, "later", json_true()); /* unknown keys are skipped */
+    assert_int_equal(vmrec_state_from_json(j, &s2, &e), 0);
     assert_string_equal(s2.node, "n1");
     assert_string_equal(s2.status, "running");
     assert_int_equal(s2.pid, 4242);
     assert_int_equal(s2.since, 1795312338);
     json_object_set_new(j, "status", json_string("dancing"));
-    assert_int_equal(vm_state_from_json(j, &s2, &e), -EINVAL);
+    assert_int_equal(vmrec_state_from_json(j, &s2, &e), -EINVAL);
     assert_string_equal(e.msg, "vm state: unknown 'status' 'dancing'");
     json_decref(j);
     char name[TERN_NAME_MAX + 1];
-    vm_volume_name(999999999, 7, name);
+    vmconf_volume_name(999999999, 7, name);
     assert_string_equal(name, "vm-999999999-disk-7.raw");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_id_parse),
-        cmocka_unit_test(test_vm_roundtrip),
-        cmocka_unit_test(test_vm_minimal),
-        cmocka_unit_test(test_vm_refusals),
-        cmocka_unit_test(test_vm_long_fields),
-        cmocka_unit_test(test_storage),
-        cmocka_unit_test(test_storage_refusals),
-        cmocka_unit_test(test_options),
-        cmocka_unit_test(test_options_refusals),
-        cmocka_unit_test(test_cidr_check),
-        cmocka_unit_test(test_cidr_contains),
-        cmocka_unit_test(test_vm_state),
+        cmocka_unit_test(test_id_parse),         cmocka_unit_test(test_vm_roundtrip),
+        cmocka_unit_test(test_vm_minimal),       cmocka_unit_test(test_vm_refusals),
+        cmocka_unit_test(test_vm_long_fields),   cmocka_unit_test(test_storage),
+        cmocka_unit_test(test_storage_refusals), cmocka_unit_test(test_options),
+        cmocka_unit_test(test_options_refusals), cmocka_unit_test(test_cidr_check),
+        cmocka_unit_test(test_cidr_contains),    cmocka_unit_test(test_vm_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,16 +1,15 @@
 /* src/cluster against a real three-member etcd cluster (etcd-server 3.4) on
- * 127.0.0.11-13: key-value, CAS, leases and membership, VM ownership and
- * locks, then quorum lost (members frozen, then stopped) and regained.
+ * 127.0.0.11-13: key-value, CAS, leases and membership, VM ownership (the
+ * handover's commit and fence) and locks, then quorum lost (members frozen,
+ * then stopped) and regained.
  * Prints TAP; run by tests/integration/test_cluster_etcd.sh. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cluster/etcd.h"
@@ -23,48 +22,8 @@
 
 #include "harness.h"
 
-static int failures;
 static char tmpdir[] = "/tmp/tern-etcd.XXXXXX";
 static bool tmpdir_made;
-struct etcd_server servers[MEMBERS];
-char endpoints[512];
-
-void check(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s - ", cond ? "ok" : "not ok");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-    if (!cond)
-        failures++;
-}
-
-void note(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("# ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-}
-
-long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-void sleep_ms(long ms)
-{
-    nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L},
-              NULL);
-}
 
 static void cluster_cleanup(void)
 {
@@ -111,38 +70,24 @@ static int cluster_start(void)
     return 0;
 }
 
-long long wait_quorate(struct etcd_client *c, long long limit_ms)
-{
-    long long t0 = now_ms();
-    struct err e;
-    while (now_ms() - t0 < limit_ms) {
-        struct etcd_kv kv;
-        etcd_kv_init(&kv);
-        int rc = etcd_get(c, "/tern/version", 0, &kv, &e);
-        etcd_kv_release(&kv);
-        if (rc == 0 || rc == -ENOENT)
-            return now_ms() - t0;
-        sleep_ms(100);
-    }
-    return -1;
-}
-
 static void test_startup(struct etcd_client *c)
 {
     long long ms = wait_quorate(c, 20000);
-    check(ms >= 0, "three-member etcd cluster on 127.0.0.11-13 elects a leader (%lld ms)", ms);
+    check(ms >= 0, "three-member etcd cluster on 127.0.0.11-13 elects a leader (%lld ms)",
+          ms);
     struct cluster_info info;
     struct err e;
     int q = cluster_quorate(c, &info, &e);
-    check(q == 1 && info.member_count == 3 && info.members_reachable == 3 &&
-          info.leader_id != 0 && info.leader_name[0],
+    check(!q && info.quorate && info.member_count == 3 && info.members_reachable == 3 &&
+              info.leader_id != 0 && info.leader_name[0],
           "cluster_quorate: yes, 3 members, 3 reachable, leader %s, term %llu, etcd %s",
           info.leader_name, (unsigned long long)info.raft_term, info.version);
     check(cluster_layout_init(c, &e) == 0 && cluster_layout_init(c, &e) == 0,
           "layout version 1 written to /tern/version, and accepted again");
     etcd_put(c, TERN_KEY_VERSION, "2", 0, &e);
     int rc = cluster_layout_init(c, &e);
-    check(rc == -EPROTO && strstr(e.msg, "is 2"), "a layout version 2 is refused: %s", e.msg);
+    check(rc == -EPROTO && strstr(e.msg, "is 2"), "a layout version 2 is refused: %s",
+          e.msg);
     etcd_put(c, TERN_KEY_VERSION, TERN_LAYOUT_VERSION, 0, &e);
 }
 
@@ -153,27 +98,28 @@ static void test_kv(struct etcd_client *c)
     struct etcd_kv kv;
     etcd_kv_init(&kv);
     int rc = etcd_put(c, "/test/kv/one", odd, 0, &e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, "/test/kv/one", 0, &kv, &e);
-    check(rc == 0 && kv.value && strcmp(kv.value, odd) == 0 && kv.version == 1,
+    check(!rc && kv.value && strcmp(kv.value, odd) == 0 && kv.version == 1,
           "put then get returns the same bytes (json, quotes, newline, utf-8)");
     etcd_kv_release(&kv);
     rc = etcd_put(c, "/test/kv/empty", "", 0, &e);
-    if (rc == 0)
+    if (!rc)
         rc = etcd_get(c, "/test/kv/empty", ETCD_SERIALIZABLE, &kv, &e);
-    check(rc == 0 && kv.value && kv.value_len == 0, "an empty value reads back as empty");
+    check(!rc && kv.value && kv.value_len == 0, "an empty value reads back as empty");
     etcd_kv_release(&kv);
     int64_t deleted = 0;
     rc = etcd_delete(c, "/test/kv/one", &deleted, &e);
     int rc2 = etcd_get(c, "/test/kv/one", 0, &kv, &e);
-    check(rc == 0 && deleted == 1 && rc2 == -ENOENT, "delete removes the key, get then says -ENOENT");
+    check(!rc && deleted == 1 && rc2 == -ENOENT,
+          "delete removes the key, get then says -ENOENT");
     const char *names[] = {"/test/p/b", "/test/p/a", "/test/p/c", "/test/pz", "/test/q"};
     for (int i = 0; i < 5; i++)
         etcd_put(c, names[i], names[i] + 6, 0, &e);
     struct etcd_kvs kvs;
     rc = etcd_get_prefix(c, "/test/p/", 0, &kvs, &e);
-    check(rc == 0 && kvs.count == 3 && strcmp(kvs.items[0].key, "/test/p/a") == 0 &&
-          strcmp(kvs.items[2].key, "/test/p/c") == 0 && kvs.revision > 0,
+    check(!rc && kvs.count == 3 && strcmp(kvs.items[0].key, "/test/p/a") == 0 &&
+              strcmp(kvs.items[2].key, "/test/p/c") == 0 && kvs.revision > 0,
           "prefix /test/p/ finds its 3 keys in order, not /test/pz or /test/q");
     etcd_kvs_release(&kvs);
 }
@@ -184,57 +130,40 @@ static void test_cas(struct etcd_client *c, struct etcd_client *other)
     bool swapped;
     struct etcd_kv now;
     etcd_put(c, "/test/cas", "v1", 0, &e);
-    struct etcd_cas op = {.key = "/test/cas", .cmp = ETCD_CMP_VALUE,
-                          .expect_value = "v1", .new_value = "v2"};
+    struct etcd_cas op = {
+        .key = "/test/cas", .cmp = ETCD_CMP_VALUE, .expect_value = "v1", .new_value = "v2"};
     int rc = etcd_cas(c, &op, &swapped, &now, &e);
-    check(rc == 0 && swapped, "cas v1 -> v2 succeeds");
+    check(!rc && swapped, "cas v1 -> v2 succeeds");
     etcd_kv_release(&now);
-    etcd_put(other, "/test/cas", "theirs", 0, &e);   /* someone else changes it */
+    etcd_put(other, "/test/cas", "theirs", 0, &e); /* someone else changes it */
     op.expect_value = "v2";
     op.new_value = "v3";
     rc = etcd_cas(c, &op, &swapped, &now, &e);
-    check(rc == 0 && !swapped && now.value && strcmp(now.value, "theirs") == 0,
+    check(!rc && !swapped && now.value && strcmp(now.value, "theirs") == 0,
           "cas v2 -> v3 fails after another client wrote, reports current \"%s\"",
           now.value ? now.value : "(null)");
     int64_t rev = now.mod_revision;
     etcd_kv_release(&now);
-    struct etcd_cas byrev = {.key = "/test/cas", .cmp = ETCD_CMP_MOD_REVISION,
-                             .expect_revision = rev, .new_value = "v4"};
+    struct etcd_cas byrev = {.key = "/test/cas",
+                             .cmp = ETCD_CMP_MOD_REVISION,
+                             .expect_revision = rev,
+                             .new_value = "v4"};
     rc = etcd_cas(c, &byrev, &swapped, &now, &e);
-    bool first = rc == 0 && swapped;
+    bool first = !rc && swapped;
     etcd_kv_release(&now);
     rc = etcd_cas(c, &byrev, &swapped, &now, &e);
-    check(first && rc == 0 && !swapped && now.mod_revision > rev,
-          "cas on mod_revision %lld succeeds once, then fails (now %lld)",
-          (long long)rev, (long long)now.mod_revision);
+    check(first && !rc && !swapped && now.mod_revision > rev,
+          "cas on mod_revision %lld succeeds once, then fails (now %lld)", (long long)rev,
+          (long long)now.mod_revision);
     etcd_kv_release(&now);
-    struct etcd_cas create = {.key = "/test/cas-new", .cmp = ETCD_CMP_ABSENT, .new_value = "x"};
+    struct etcd_cas create = {
+        .key = "/test/cas-new", .cmp = ETCD_CMP_ABSENT, .new_value = "x"};
     rc = etcd_cas(c, &create, &swapped, &now, &e);
-    bool made = rc == 0 && swapped;
+    bool made = !rc && swapped;
     rc = etcd_cas(c, &create, &swapped, &now, &e);
-    check(made && rc == 0 && !swapped && now.value && strcmp(now.value, "x") == 0,
+    check(made && !rc && !swapped && now.value && strcmp(now.value, "x") == 0,
           "create-if-absent works once, the second finds the key");
     etcd_kv_release(&now);
-}
-
-static struct node_entry *find_node(struct node_entries *l, const char *name)
-{
-    for (size_t i = 0; i < l->count; i++)
-        if (strcmp(l->items[i].name, name) == 0)
-            return &l->items[i];
-    return NULL;
-}
-
-int node_state(struct etcd_client *c, const char *name)
-{
-    struct node_entries l;
-    struct err e;
-    if (node_list(c, 0, &l, &e) < 0)
-        return -1;
-    struct node_entry *ne = find_node(&l, name);
-    int state = ne ? ne->online : -1;
-    node_entries_release(&l);
-    return state;
 }
 
 /* Re-executed as a child: registers a node, takes a lock, then waits to be
@@ -246,7 +175,7 @@ static int child_main(const char *eps, const char *name)
     struct err e;
     node_init(&n);
     if (etcd_client_init(&c, eps, &e) < 0 || node_register(&n, &c, name, "{}", 2, &e) < 0 ||
-        vm_lock_acquire(&c, "200", "crasher task 1", node_lease(&n), NULL, &e) < 0) {
+        vmlock_acquire(&c, "200", "crasher task 1", node_lease(&n), NULL, &e) < 0) {
         fprintf(stderr, "child: %s\n", e.msg);
         return 1;
     }
@@ -270,7 +199,8 @@ int main(int argc, char **argv)
     }
     struct etcd_client c, other;
     struct err e;
-    if (etcd_client_init(&c, endpoints, &e) < 0 || etcd_client_init(&other, endpoints, &e) < 0) {
+    if (etcd_client_init(&c, endpoints, &e) < 0 ||
+        etcd_client_init(&other, endpoints, &e) < 0) {
         check(0, "etcd client: %s", e.msg);
         cluster_cleanup();
         return 1;
@@ -283,5 +213,5 @@ int main(int argc, char **argv)
     etcd_client_release(&c);
     cluster_cleanup();
     note("total %lld ms", now_ms() - t0);
-    return failures ? 1 : 0;
+    return checks_failed() ? 1 : 0;
 }

@@ -1,6 +1,4 @@
 /* ternd: the node daemon (docs/ternd.md). */
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,19 +38,6 @@ static const char *parse_args(int argc, char **argv)
     return config;
 }
 
-/* Blocked before any thread exists, so every thread inherits the mask and
- * only the supervision loop's sigtimedwait takes these signals. */
-static void block_signals(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 int main(int argc, char **argv)
 {
     die_set_prog("ternd");
@@ -62,7 +47,6 @@ int main(int argc, char **argv)
     ternd_init(&t);
     if (ternd_config_load(&t.cfg, config, &e) < 0)
         die("%s", e.msg);
-    block_signals();
     if (ternd_start(&t, &e) < 0) {
         ternd_release(&t);
         die("%s", e.msg);

@@ -13,27 +13,47 @@
 #include "cluster/handover.h"
 #include "common/clock.h"
 #include "common/opts.h"
-#include "node/migrate.h"
-#include "node/migrate_run.h"
+#include "node/ctx.h"
+#include "node/migtask.h"
+#include "node/migtask_files.h"
 #include "node/peer.h"
 #include "node/task.h"
-#include "node/ternd.h"
+#include "node/vmm.h"
 #include "node/vmops.h"
 
 #define MiB (1024.0 * 1024.0)
 
+#define MIGTASK_EVENTS_MAX 256
+
+struct migtask_run {
+    struct migtask_plan plan;
+    int64_t rev; /* of the owner key when it began */
+    char uri[160];
+    pthread_mutex_t lock; /* guards the event queue */
+    pthread_cond_t cond;
+    json_t *events[MIGTASK_EVENTS_MAX];
+    unsigned nevents;
+    unsigned last_pass;
+    uint64_t last_line_ns;
+    bool committed;
+    bool cancel_sent;
+    uint64_t checked_ns; /* last look at the target's ternd */
+    unsigned misses;
+    uint64_t t0;
+};
+
 static void on_event(void *ctx, json_t *ev)
 {
-    struct mig_run *m = ctx;
+    struct migtask_run *m = ctx;
     pthread_mutex_lock(&m->lock);
-    if (m->nevents < MIG_EVENTS_MAX)
+    if (m->nevents < MIGTASK_EVENTS_MAX)
         m->events[m->nevents++] = json_incref(ev);
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
 }
 
 /* The next event, or NULL after timeout_ms. */
-static json_t *next_event(struct mig_run *m, int timeout_ms)
+static json_t *next_event(struct migtask_run *m, int timeout_ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -60,7 +80,7 @@ static double num(json_t *o, const char *key)
 /* One line per pass, or per second while a long pass runs. "transferred"
  * counts every pass, so after the first it exceeds the RAM: what is left
  * is the dirty memory still to send. */
-static void log_progress(struct task *k, struct mig_run *m, json_t *ev)
+static void log_progress(struct task *k, struct migtask_run *m, json_t *ev)
 {
     double total = num(ev, "ram_total"), sent = num(ev, "transferred");
     double left = num(ev, "remaining");
@@ -70,75 +90,85 @@ static void log_progress(struct task *k, struct mig_run *m, json_t *ev)
         return;
     m->last_pass = pass;
     m->last_line_ns = now;
-    task_log(k, "pass %u: transferred %.1f MiB of %.1f MiB, %.1f MiB left, %.1f MiB/s, "
-             "dirty %.1f MiB/s, throttle %d%%", pass, sent / MiB, total / MiB, left / MiB,
-             num(ev, "bandwidth") / MiB, num(ev, "dirty_rate") / MiB,
-             (int)num(ev, "throttle_pct"));
-    task_set_progress(k, json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
-                                   "transferred", (json_int_t)sent, "total", (json_int_t)total,
-                                   "remaining", (json_int_t)left,
-                                   "rate", (json_int_t)num(ev, "bandwidth"),
-                                   "dirty_rate", (json_int_t)num(ev, "dirty_rate"),
-                                   "pass", (int)pass, "throttle_pct",
-                                   (int)num(ev, "throttle_pct")));
+    task_log(k,
+             "pass %u: transferred %.1f MiB of %.1f MiB, %.1f MiB left, %.1f MiB/s, "
+             "dirty %.1f MiB/s, throttle %d%%",
+             pass, sent / MiB, total / MiB, left / MiB, num(ev, "bandwidth") / MiB,
+             num(ev, "dirty_rate") / MiB, (int)num(ev, "throttle_pct"));
+    task_set_progress(k,
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "transferred",
+                                (json_int_t)sent, "total", (json_int_t)total, "remaining",
+                                (json_int_t)left, "rate", (json_int_t)num(ev, "bandwidth"),
+                                "dirty_rate", (json_int_t)num(ev, "dirty_rate"), "pass",
+                                (int)pass, "throttle_pct", (int)num(ev, "throttle_pct")));
 }
 
 static void log_figures(struct task *k, json_t *ev)
 {
     double ms = num(ev, "total_ms"), sent = num(ev, "transferred");
     json_t *d = json_object_get(ev, "downtime");
-    task_log(k, "migration status: completed in %u pass(es), %.1f MiB sent, %.0f zero pages",
+    task_log(k,
+             "migration status: completed in %u pass(es), %.1f MiB sent, %.0f zero pages",
              (unsigned)num(ev, "pass"), sent / MiB, num(ev, "zero_pages"));
     if (d)
-        task_log(k, "downtime %.1f ms: pause %.1f, last pages %.1f, state %.1f, transfer %.1f, "
-                 "load %.1f, commit %.1f, resume %.1f", num(ev, "downtime_ms"),
-                 num(d, "pause_ms"), num(d, "last_pages_ms"), num(d, "state_save_ms"),
-                 num(d, "transfer_ms"), num(d, "load_ms"), num(d, "commit_ms"),
-                 num(d, "resume_ms"));
+        task_log(
+            k,
+            "downtime %.1f ms: pause %.1f, last pages %.1f, state %.1f, transfer %.1f, "
+            "load %.1f, commit %.1f, resume %.1f",
+            num(ev, "downtime_ms"), num(d, "pause_ms"), num(d, "last_pages_ms"),
+            num(d, "state_save_ms"), num(d, "transfer_ms"), num(d, "load_ms"),
+            num(d, "commit_ms"), num(d, "resume_ms"));
     task_log(k, "average migration speed: %.1f MiB/s - downtime %.0f ms",
              ms > 0 ? sent / MiB / (ms / 1000.0) : 0.0, num(ev, "downtime_ms"));
 }
 
 /* The etcd side of the handover; loops while the answer is unknown. */
-static int commit_handover(struct task *k, struct mig_run *m, struct etcd_client *c,
+static int commit_handover(struct task *k, struct migtask_run *m, struct etcd_client *c,
                            bool *committed, struct err *e)
 {
-    const struct mig_plan *p = &m->plan;
-    enum vm_move_result res;
+    const struct migtask_plan *p = &m->plan;
+    enum handover_result res;
     bool said = false;
     int rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
-    while (res == VM_MOVE_UNKNOWN) {
+    while (res == HANDOVER_RESULT_UNKNOWN) {
         if (!said)
-            task_log(k, "%s while committing: vm %u stays paused on both nodes until etcd "
-                     "answers", e->msg, p->vmid);
+            task_log(k,
+                     "%s while committing: vm %u stays paused on both nodes until etcd "
+                     "answers",
+                     e->msg, p->vmid);
         said = true;
         sleep(1);
         enum handover_state st;
         rc = handover_state(c, p->vmid, p->source, p->target, m->rev, &st, e);
-        if (rc == 0 && st == HANDOVER_OPEN)
+        if (!rc && st == HANDOVER_OPEN)
             rc = handover_commit(c, p->vmid, p->target, m->rev, &res, e);
-        else if (rc == 0)
-            res = st == HANDOVER_COMMITTED ? VM_MOVE_COMMITTED : VM_MOVE_REFUSED;
+        else if (!rc)
+            res = st == HANDOVER_COMMITTED ? HANDOVER_RESULT_COMMITTED
+                                           : HANDOVER_RESULT_REFUSED;
     }
-    *committed = res == VM_MOVE_COMMITTED;
+    *committed = res == HANDOVER_RESULT_COMMITTED;
     if (*committed)
         return 0;
     return rc ? rc : err_set(e, ESTALE, "handover refused");
 }
 
-static int tell_vmm(struct task *k, const char *cmd, const char *key, bool yes, struct err *e)
+static int tell_vmm(struct task *k, const char *cmd, const char *key, bool yes,
+                    struct err *e)
 {
     json_t *req = json_pack("{s:s}", "cmd", cmd), *reply = NULL;
     if (key)
         json_object_set_new(req, key, json_boolean(yes));
-    int rc = vmm_command(&k->t->vmms, k->vmid, req, &reply, e);
+    int rc = vmm_command(k->ctx->vmms, k->vmid, req, &reply, e);
     json_decref(req);
     json_decref(reply);
     return rc;
 }
 
-static int on_commit_pending(struct task *k, struct mig_run *m, struct etcd_client *c,
-                             struct err *e)
+/* The destination has loaded everything: commit in etcd, tell the source
+ * tern-vmm. *done unless the migration goes on (committed: the rest comes
+ * as events, "completed", then the source's exit). */
+static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                             bool *done, struct err *e)
 {
     bool committed = false;
     if (task_cancelled(k))
@@ -146,7 +176,8 @@ static int on_commit_pending(struct task *k, struct mig_run *m, struct etcd_clie
     struct err why;
     int rc = commit_handover(k, m, c, &committed, &why);
     if (committed)
-        task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target, k->vmid);
+        task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target,
+                 k->vmid);
     if (committed)
         test_hold("handover-committed");
     else
@@ -158,14 +189,14 @@ static int on_commit_pending(struct task *k, struct mig_run *m, struct etcd_clie
         *e = why;
         return rc ? rc : -ESTALE;
     }
-    /* the rest comes as events: "completed", then the source's exit */
-    return trc ? trc : 1;
+    *done = trc != 0;
+    return trc;
 }
 
 /* Before the commit, a target whose ternd stopped answering ends the
  * migration: its node may be going down, and nobody there would settle a
  * handover that went wrong. Two misses in a row, a second apart. */
-static bool target_lost(struct task *k, struct mig_run *m, struct etcd_client *c)
+static bool target_lost(struct task *k, struct migtask_run *m, struct etcd_client *c)
 {
     uint64_t now = clock_mono_ns();
     if (m->committed || now - m->checked_ns < 1000000000ULL)
@@ -175,8 +206,8 @@ static bool target_lost(struct task *k, struct mig_run *m, struct etcd_client *c
     struct err e;
     json_t *ans = NULL;
     long status = 0;
-    int rc = peer_init(&peer, k->t, c, m->plan.target, &e);
-    if (rc == 0) {
+    int rc = peer_init(&peer, k->ctx, c, m->plan.target, &e);
+    if (!rc) {
         rc = peer_call(&peer, "GET", "/api/v1/version", NULL, &status, &ans, &e);
         peer_release(&peer);
     }
@@ -187,8 +218,42 @@ static bool target_lost(struct task *k, struct mig_run *m, struct etcd_client *c
     return m->misses == 2;
 }
 
+/* What one event of the source tern-vmm means: *done once the migration
+ * ended, and then the result is how. */
+static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                       json_t *ev, bool *done, struct err *e)
+{
+    const char *name = json_string_value(json_object_get(ev, "event"));
+    const char *st = json_string_value(json_object_get(ev, "status"));
+    *done = true;
+    if (name && strcmp(name, "exit") == 0)
+        return json_is_true(json_object_get(ev, "migrated"))
+                   ? 0
+                   : err_set(e, EIO, "tern-vmm of vm %u %s during the migration", k->vmid,
+                             json_string_value(json_object_get(ev, "reason")));
+    if (!name || strcmp(name, "migration") != 0 || !st) {
+        *done = false;
+        return 0;
+    }
+    if (strcmp(st, "commit-pending") == 0)
+        return on_commit_pending(k, m, c, done, e);
+    if (strcmp(st, "completed") == 0) {
+        log_figures(k, ev);
+        return 0;
+    }
+    if (strcmp(st, "cancelled") == 0)
+        return err_set(e, ECANCELED, "migration cancelled");
+    if (strcmp(st, "failed") == 0 || strcmp(st, "postcommit-failed") == 0)
+        return err_set(e, EIO, "migration %s: %s", st,
+                       json_string_value(json_object_get(ev, "error")) ?: "");
+    log_progress(k, m, ev);
+    *done = false;
+    return 0;
+}
+
 /* Until the source tern-vmm's migration ends. */
-static int follow(struct task *k, struct mig_run *m, struct etcd_client *c, struct err *e)
+static int follow(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                  struct err *e)
 {
     for (;;) {
         bool lost = target_lost(k, m, c);
@@ -202,72 +267,28 @@ static int follow(struct task *k, struct mig_run *m, struct etcd_client *c, stru
         json_t *ev = next_event(m, 200);
         if (!ev)
             continue;
-        const char *name = json_string_value(json_object_get(ev, "event"));
-        const char *st = json_string_value(json_object_get(ev, "status"));
-        int rc = 1;
-        if (name && !strcmp(name, "exit")) {
-            rc = json_is_true(json_object_get(ev, "migrated")) ? 0
-               : err_set(e, EIO, "tern-vmm of vm %u %s during the migration", k->vmid,
-                         json_string_value(json_object_get(ev, "reason")));
-        } else if (name && !strcmp(name, "migration") && st) {
-            if (!strcmp(st, "commit-pending"))
-                rc = on_commit_pending(k, m, c, e);
-            else if (!strcmp(st, "completed"))
-                log_figures(k, ev), rc = 0;
-            else if (!strcmp(st, "cancelled"))
-                rc = err_set(e, ECANCELED, "migration cancelled");
-            else if (!strcmp(st, "failed") || !strcmp(st, "postcommit-failed"))
-                rc = err_set(e, EIO, "migration %s: %s", st,
-                             json_string_value(json_object_get(ev, "error")) ?: "");
-            else
-                log_progress(k, m, ev);
-        }
+        bool done;
+        int rc = on_event_of(k, m, c, ev, &done, e);
         json_decref(ev);
-        if (rc <= 0)
+        if (done)
             return rc;
     }
 }
 
-static int write_pem(const char *dir, const char *name, const char *pem, struct err *e)
-{
-    char path[VMM_PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(pem, f) < 0 || fclose(f) != 0)
-        return err_set(e, EIO, "%s: cannot write", path);
-    chmod(path, 0600);
-    return 0;
-}
-
-int mig_tls_dir(struct ternd *t, uint32_t vmid, const char *which, const char *peer_cert,
-                char dir[VMM_PATH_MAX + 32], struct err *e)
-{
-    snprintf(dir, VMM_PATH_MAX + 32, "%s/%u", t->vmms.run_dir, vmid);
-    mkdir(dir, 0700);
-    snprintf(dir, VMM_PATH_MAX + 32, "%s/%u/%s", t->vmms.run_dir, vmid, which);
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return err_set(e, errno, "%s: %s", dir, strerror(errno));
-    int rc = write_pem(dir, "ca.pem", peer_cert, e);
-    if (!rc) rc = write_pem(dir, "cert.pem", t->secrets.cert_pem, e);
-    if (!rc) rc = write_pem(dir, "key.pem", t->secrets.key_pem, e);
-    return rc;
-}
-
 /* Asks the target's ternd for a destination; m->uri, *tls_dir filled. */
-static int prepare_target(struct task *k, struct mig_run *m, struct etcd_client *c,
-                          char tls_dir[VMM_PATH_MAX + 32], struct err *e)
+static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                          char tls_dir[MIGTASK_TLS_DIR_MAX], struct err *e)
 {
     struct peer peer;
-    int rc = peer_init(&peer, k->t, c, m->plan.target, e);
+    int rc = peer_init(&peer, k->ctx, c, m->plan.target, e);
     if (rc)
         return rc;
     struct vmm_info info;
-    vmm_info(&k->t->vmms, k->vmid, &info);
+    vmm_info(k->ctx->vmms, k->vmid, &info);
     json_t *req = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "source", m->plan.source,
-                            "task", k->id, "owner_revision", (json_int_t)m->rev,
-                            "address", m->plan.address, "migration_type", m->plan.type,
-                            "cert", k->t->secrets.cert_pem,
-                            "started", (json_int_t)info.started);
+                            "task", k->id, "owner_revision", (json_int_t)m->rev, "address",
+                            m->plan.address, "migration_type", m->plan.type, "cert",
+                            k->ctx->secrets->cert_pem, "started", (json_int_t)info.started);
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
     json_t *ans = NULL;
@@ -279,21 +300,22 @@ static int prepare_target(struct task *k, struct mig_run *m, struct etcd_client 
     const char *cert = json_string_value(json_object_get(ans, "cert"));
     if (!rc && (status != 200 || !uri || !cert))
         rc = err_set(e, EREMOTEIO, "node '%s' cannot receive vm %u: %s", m->plan.target,
-                     k->vmid, json_string_value(json_object_get(ans, "error")) ?: "bad answer");
+                     k->vmid,
+                     json_string_value(json_object_get(ans, "error")) ?: "bad answer");
     if (!rc)
         snprintf(m->uri, sizeof(m->uri), "%s", uri);
     tls_dir[0] = '\0';
-    if (!rc && !strcmp(m->plan.type, "secure"))
-        rc = mig_tls_dir(k->t, k->vmid, "tls-out", cert, tls_dir, e);
+    if (!rc && strcmp(m->plan.type, "secure") == 0)
+        rc = migtask_tls_dir(k->ctx, k->vmid, "tls-out", cert, tls_dir, e);
     json_decref(ans);
     return rc;
 }
 
-static void abandon_target(struct task *k, struct mig_run *m, struct etcd_client *c)
+static void abandon_target(struct task *k, struct migtask_run *m, struct etcd_client *c)
 {
     struct peer peer;
     struct err e;
-    if (peer_init(&peer, k->t, c, m->plan.target, &e) < 0)
+    if (peer_init(&peer, k->ctx, c, m->plan.target, &e) < 0)
         return;
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
@@ -304,7 +326,7 @@ static void abandon_target(struct task *k, struct mig_run *m, struct etcd_client
     peer_release(&peer);
 }
 
-static int start_source(struct task *k, struct mig_run *m, const char *tls_dir,
+static int start_source(struct task *k, struct migtask_run *m, const char *tls_dir,
                         struct err *e)
 {
     json_t *req = json_pack("{s:s, s:s, s:s, s:i}", "cmd", "migrate", "uri", m->uri,
@@ -318,14 +340,14 @@ static int start_source(struct task *k, struct mig_run *m, const char *tls_dir,
         json_object_set_new(req, "tls_dir", json_string(tls_dir));
     }
     json_t *reply = NULL;
-    vmm_set_listener(&k->t->vmms, k->vmid, on_event, m);
-    int rc = vmm_command(&k->t->vmms, k->vmid, req, &reply, e);
+    vmm_set_listener(k->ctx->vmms, k->vmid, on_event, m);
+    int rc = vmm_command(k->ctx->vmms, k->vmid, req, &reply, e);
     json_decref(req);
     json_decref(reply);
     return rc;
 }
 
-static void log_start(struct task *k, const struct mig_plan *p)
+static void log_start(struct task *k, const struct migtask_plan *p)
 {
     char bw[48] = "unlimited";
     if (p->bwlimit_mib)
@@ -336,12 +358,12 @@ static void log_start(struct task *k, const struct mig_plan *p)
              p->downtime_ms, bw);
 }
 
-static int run_online(struct task *k, struct mig_run *m, struct etcd_client *c,
+static int run_online(struct task *k, struct migtask_run *m, struct etcd_client *c,
                       struct err *e)
 {
-    char tls_dir[VMM_PATH_MAX + 32];
+    char tls_dir[MIGTASK_TLS_DIR_MAX];
     log_start(k, &m->plan);
-    vmm_set_status(&k->t->vmms, k->vmid, "migrating");
+    vmm_set_status(k->ctx->vmms, k->vmid, "migrating");
     int rc = prepare_target(k, m, c, tls_dir, e);
     if (!rc)
         task_log(k, "destination ready on node '%s': %s", m->plan.target, m->uri);
@@ -352,16 +374,16 @@ static int run_online(struct task *k, struct mig_run *m, struct etcd_client *c,
     }
     if (!rc)
         rc = follow(k, m, c, e);
-    vmm_set_listener(&k->t->vmms, k->vmid, NULL, NULL);
+    vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
     if (rc && !m->committed)
-        vmm_set_status(&k->t->vmms, k->vmid, "running");
+        vmm_set_status(k->ctx->vmms, k->vmid, "running");
     if (rc && m->committed)
         task_log(k, "vm %u belongs to node '%s' now; this node will not run it again",
                  k->vmid, m->plan.target);
     return rc;
 }
 
-static int run_offline(struct task *k, struct mig_run *m, struct etcd_client *c,
+static int run_offline(struct task *k, struct migtask_run *m, struct etcd_client *c,
                        struct err *e)
 {
     task_log(k, "vm %u is stopped: offline migration from node '%s' to node '%s'", k->vmid,
@@ -369,58 +391,65 @@ static int run_offline(struct task *k, struct mig_run *m, struct etcd_client *c,
     bool committed = false;
     int rc = commit_handover(k, m, c, &committed, e);
     if (committed)
-        task_log(k, "node '%s' owns vm %u now; its disks are on shared storage, nothing "
-                 "to copy", m->plan.target, k->vmid);
+        task_log(k,
+                 "node '%s' owns vm %u now; its disks are on shared storage, nothing "
+                 "to copy",
+                 m->plan.target, k->vmid);
     return rc;
 }
 
-static int run_migrate(struct task *k, struct err *e)
+/* With the VM's lock held. */
+static int migrate_locked(struct task *k, struct etcd_client *c, struct err *e)
 {
-    struct mig_run *m = k->arg;
-    struct etcd_client c;
-    int rc = etcd_client_init(&c, k->t->cfg.cluster_address, e);
-    if (rc)
-        return rc;
-    m->t0 = clock_mono_ns();
+    struct migtask_run *m = k->arg;
     char owner[TERN_NAME_MAX + 1];
-    rc = vm_task_lock(k->t, &c, k, e);
-    bool locked = !rc;
-    if (!rc)
-        rc = handover_read(&c, k->vmid, owner, &m->rev, e);
-    if (!rc && strcmp(owner, m->plan.source))
+    int rc = handover_read(c, k->vmid, owner, &m->rev, e);
+    if (!rc && strcmp(owner, m->plan.source) != 0)
         rc = err_set(e, ESTALE, "vm %u belongs to node '%s', not '%s'", k->vmid, owner,
                      m->plan.source);
     /* the checks ran before the lock: a start or stop may have come between */
     struct vmm_info info;
-    vmm_info(&k->t->vmms, k->vmid, &info);
+    vmm_info(k->ctx->vmms, k->vmid, &info);
     if (!rc && info.present != m->plan.running)
-        rc = err_set(e, ESTALE, "vm %u was %s while the checks ran; nothing moved",
-                     k->vmid, info.present ? "started" : "stopped");
+        rc = err_set(e, ESTALE, "vm %u was %s while the checks ran; nothing moved", k->vmid,
+                     info.present ? "started" : "stopped");
+    struct migtask_handover h = {.rev = m->rev};
+    snprintf(h.source, sizeof(h.source), "%s", m->plan.source);
+    snprintf(h.target, sizeof(h.target), "%s", m->plan.target);
     if (!rc && m->plan.running)
-        rc = mig_handover_file_write(k->t, k->vmid, "source", m->plan.source,
-                                     m->plan.target, m->rev, e);
+        rc = migtask_handover_write(k->ctx, k->vmid, "source", &h, e);
     if (!rc)
-        rc = m->plan.running ? run_online(k, m, &c, e) : run_offline(k, m, &c, e);
+        rc = m->plan.running ? run_online(k, m, c, e) : run_offline(k, m, c, e);
     double s = (double)(clock_mono_ns() - m->t0) / 1e9;
     if (!rc)
         task_log(k, "migration finished successfully (duration %02d:%02d:%02d)",
                  (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
-    if (locked)
-        vm_task_unlock(&c, k);
-    etcd_client_release(&c);
     return rc;
 }
 
-static void mig_run_free(struct mig_run *m)
+/* The events no one took (the source's exit after "completed"). */
+static void drop_events(struct migtask_run *m)
 {
+    pthread_mutex_lock(&m->lock);
     for (unsigned i = 0; i < m->nevents; i++)
         json_decref(m->events[i]);
-    mig_plan_release(&m->plan);
+    m->nevents = 0;
+    pthread_mutex_unlock(&m->lock);
 }
 
-int mig_task_start(struct ternd *t, struct mig_plan *p, char id[128], struct err *e)
+static int run_migrate(struct task *k, struct err *e)
 {
-    struct mig_run *m = calloc(1, sizeof(*m));
+    struct migtask_run *m = k->arg;
+    m->t0 = clock_mono_ns();
+    int rc = vmops_task_locked(k, migrate_locked, e);
+    drop_events(m);
+    return rc;
+}
+
+int migtask_start(struct node_ctx *x, struct migtask_plan *p, char id[TASK_ID_MAX],
+                  struct err *e)
+{
+    struct migtask_run *m = calloc(1, sizeof(*m));
     if (!m)
         return err_set(e, ENOMEM, "out of memory");
     m->plan = *p;
@@ -429,10 +458,8 @@ int mig_task_start(struct ternd *t, struct mig_plan *p, char id[128], struct err
     m->plan.checks = NULL;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
-    int rc = task_start(&t->tasks, t, "migrate", p->vmid, run_migrate, m, id, e);
-    if (rc) {
-        mig_run_free(m);
-        free(m);
-    }
+    int rc = task_start(x->tasks, x, "migrate", p->vmid, run_migrate, m, id, e);
+    if (rc)
+        free(m); /* no events yet, and the plan's checks went above */
     return rc;
 }

@@ -25,10 +25,10 @@
 struct source_run {
     struct migration *m;
     struct ram_sender rs;
-    uint64_t pass_pages;      /* dirty pages when the current pass began */
-    unsigned pass_now;        /* the pass under way, for mid-pass figures */
+    uint64_t pass_pages; /* dirty pages when the current pass began */
+    unsigned pass_now;   /* the pass under way, for mid-pass figures */
     double t0, t_pause;
-    double t_state_sent;      /* first state byte sent: transfer starts */
+    double t_state_sent; /* first state byte sent: transfer starts */
     bool was_paused, paused_by_us, committed;
     uint64_t features;
 };
@@ -54,8 +54,9 @@ void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks)
 const char *mig_status_name(enum mig_status s)
 {
     static const char *const names[] = {
-        "none", "setup", "active", "device", "handover", "completed", "failed",
-        "cancelled", "postcommit-failed",
+        "none",   "setup",     "active",
+        "device", "handover",  "completed",
+        "failed", "cancelled", "postcommit-failed",
     };
     return names[s];
 }
@@ -105,8 +106,10 @@ static int src_handshake(struct source_run *r, struct err *e)
     free(ack);
     if (reader_finish(&rd) || version < MIG_VERSION_MIN || version > MIG_VERSION_MAX ||
         (r->features & ~offer))
-        return err_set(e, EPROTO, "destination chose version %u features 0x%llx, "
-                       "not offered", version, (unsigned long long)r->features);
+        return err_set(e, EPROTO,
+                       "destination chose version %u features 0x%llx, "
+                       "not offered",
+                       version, (unsigned long long)r->features);
     return 0;
 }
 
@@ -135,7 +138,7 @@ static int src_connect(struct source_run *r, struct err *e)
 struct pass_result {
     double ms;
     uint64_t sent;
-    uint64_t dirty;   /* pages dirtied while the pass ran */
+    uint64_t dirty; /* pages dirtied while the pass ran */
 };
 
 /* Mid-pass figures: what has gone and what of this pass is left. */
@@ -144,7 +147,7 @@ static void src_progress(void *ctx, uint64_t pages_done)
     struct source_run *r = ctx;
     struct migration *m = r->m;
     pthread_mutex_lock(&m->lock);
-    m->fig.pass = r->pass_now;   /* the pass under way */
+    m->fig.pass = r->pass_now; /* the pass under way */
     m->fig.transferred = atomic_load(&m->ch.bytes_out);
     m->fig.pages = r->rs.stats.pages;
     m->fig.remaining = (r->pass_pages > pages_done ? r->pass_pages - pages_done : 0) *
@@ -199,7 +202,8 @@ static double src_account(struct source_run *r, unsigned pass,
     if (m->params.max_bandwidth && f->bandwidth > (double)m->params.max_bandwidth)
         f->bandwidth = (double)m->params.max_bandwidth;
     f->dirty_rate = (double)f->remaining / secs;
-    f->expected_downtime_ms = f->bandwidth > 0 ? (double)f->remaining / f->bandwidth * 1e3 : 0;
+    f->expected_downtime_ms = f->bandwidth > 0 ? (double)f->remaining / f->bandwidth * 1e3
+                                               : 0;
     f->throttle_pct = m->vm->throttle_pct;
     double expected = f->expected_downtime_ms;
     pthread_mutex_unlock(&m->lock);
@@ -239,9 +243,10 @@ static int src_precopy(struct source_run *r, struct err *e)
         if (atomic_load(&m->cancel))
             return err_set(e, ECANCELED, "migration cancelled");
         if (clock_mono_ms() - r->t0 > m->params.max_time_s * 1e3)
-            return err_set(e, ETIMEDOUT, "did not converge within %u s (dirty rate "
-                           "%.0f MiB/s)", m->params.max_time_s,
-                           m->fig.dirty_rate / (1 << 20));
+            return err_set(e, ETIMEDOUT,
+                           "did not converge within %u s (dirty rate "
+                           "%.0f MiB/s)",
+                           m->params.max_time_s, m->fig.dirty_rate / (1 << 20));
         if (pass >= 2)
             src_throttle(r);
     }
@@ -261,7 +266,8 @@ static int src_pause(struct source_run *r, struct err *e)
     vm_hand_over(vm);
     vm_throttle_set(vm, 0);
     /* vCPUs are parked and block requests run in vCPU threads, so nothing is
-     * in flight; make what was written durable for the destination */
+     * in flight; make what was written durable for the destination
+     * (docs/design.md, invariant 4) */
     for (unsigned i = 0; i < vm->ndisks; i++) {
         int rc = virtio_blk_flush(&vm->disk[i], e);
         if (rc)
@@ -358,10 +364,11 @@ static void disks_lock(struct vm *vm, bool give_up)
     }
 }
 
-/* Gives up the VM. Under a cluster the commit hook decides (and from then on
- * the destination owns the VM even if it never hears COMMIT); standalone the
- * decision is the delivery of COMMIT: a destination that never got it can
- * never run the VM, so a failed send still lets the source resume. */
+/* Gives up the VM (docs/design.md, invariant 2). Under a cluster the commit
+ * hook decides (and from then on the destination owns the VM even if it
+ * never hears COMMIT); standalone the decision is the delivery of COMMIT: a
+ * destination that never got it can never run the VM, so a failed send
+ * still lets the source resume. */
 static int src_commit(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
@@ -370,17 +377,18 @@ static int src_commit(struct source_run *r, struct err *e)
     set_status(m, MIG_STATUS_HANDOVER);
     if (atomic_load(&m->cancel))
         return err_set(e, ECANCELED, "migration cancelled");
+    bool decided = false;
     int rc = src_check_destination(r, e);
-    if (!rc)
-        rc = m->hooks.commit ? m->hooks.commit(m->hooks.ctx, e) : 1;
-    if (rc < 0)
+    if (!rc && m->hooks.commit)
+        rc = m->hooks.commit(m->hooks.ctx, &decided, e);
+    if (rc)
         return rc;
-    r->committed = rc == 0;
+    r->committed = decided;
     disks_lock(m->vm, true);
     rc = mig_send_buf(&m->ch, MIG_COMMIT, NULL, 0, e);
     if (rc && !r->committed) {
         disks_lock(m->vm, false);
-        return rc;   /* src_fail takes the VM back */
+        return rc; /* src_fail takes the VM back */
     }
     r->committed = true;
     src_time(m, &m->fig.commit_ms, t);
@@ -414,8 +422,10 @@ static void src_fail(struct source_run *r, const struct err *e)
     if (r->committed) {
         /* the destination may be running: never resume here */
         set_status(m, MIG_STATUS_POSTCOMMIT_FAILED);
-        log_error("migrate", "after commit: %s; the source stays paused and will "
-                  "not resume", e->msg);
+        log_error("migrate",
+                  "after commit: %s; the source stays paused and will "
+                  "not resume",
+                  e->msg);
     } else {
         set_status(m, cancelled ? MIG_STATUS_CANCELLED : MIG_STATUS_FAILED);
         if (m->ch.fd >= 0)
@@ -426,8 +436,9 @@ static void src_fail(struct source_run *r, const struct err *e)
         vm_take_back(m->vm);
         if (r->paused_by_us)
             vm_resume(m->vm);
-        log_error("migrate", "%s%s; the vm %s on the source", cancelled ? "" : "failed: ",
-                  e->msg, r->was_paused ? "stays paused" : "keeps running");
+        log_error("migrate", "%s%s; the vm %s on the source",
+                  cancelled ? "" : "failed: ", e->msg,
+                  r->was_paused ? "stays paused" : "keeps running");
     }
     pthread_mutex_lock(&m->lock);
     snprintf(m->fig.error, sizeof(m->fig.error), "%s", e->msg);
@@ -444,17 +455,18 @@ static void src_done(struct source_run *r)
     f->total_ms = clock_mono_ms() - r->t0;
     f->transferred = atomic_load(&m->ch.bytes_out);
     f->remaining = 0;
-    log_info("migrate", "completed: total %.1f ms, downtime %.1f ms (pause %.2f, last "
+    log_info("migrate",
+             "completed: total %.1f ms, downtime %.1f ms (pause %.2f, last "
              "pages %.2f, state save %.2f, transfer %.2f, load %.2f, commit %.2f, "
-             "resume %.2f), %llu bytes, %u passes, %llu pages, %llu zero", f->total_ms,
-             f->downtime_ms, f->pause_ms, f->last_pages_ms, f->state_save_ms,
+             "resume %.2f), %llu bytes, %u passes, %llu pages, %llu zero",
+             f->total_ms, f->downtime_ms, f->pause_ms, f->last_pages_ms, f->state_save_ms,
              f->transfer_ms, f->load_ms, f->commit_ms, f->resume_ms,
              (unsigned long long)f->transferred, f->pass, (unsigned long long)f->pages,
              (unsigned long long)f->zero_pages);
     pthread_mutex_unlock(&m->lock);
 }
 
-static int src_run(struct source_run *r, struct err *e)
+static int src_setup(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     int rc = src_connect(r, e);
@@ -464,28 +476,33 @@ static int src_run(struct source_run *r, struct err *e)
     if (!rc)
         rc = ram_sender_init(&r->rs, m->vm, &m->ch, r->features & MIG_F_PAGE_CRC, e);
     set_status(m, MIG_STATUS_ACTIVE);
-    if (!rc)
-        rc = src_precopy(r, e);
-    if (!rc)
-        rc = src_stop_and_copy(r, e);
-    if (!rc)
-        rc = src_wait_loaded(r, e);
-    if (!rc)
-        rc = src_commit(r, e);
-    if (!rc)
-        rc = src_wait_running(r, e);
+    return rc;
+}
+
+/* The source's side of docs/protocol.md, in order. */
+static int (*const src_phases[])(struct source_run *r, struct err *e) = {
+    src_setup,       src_precopy, src_stop_and_copy,
+    src_wait_loaded, src_commit,  src_wait_running,
+};
+
+static int src_run(struct source_run *r, struct err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(src_phases) / sizeof(src_phases[0]); i++)
+        rc = src_phases[i](r, e);
     return rc;
 }
 
 static void *migration_thread(void *arg)
 {
     struct migration *m = arg;
-    struct source_run r = { .m = m, .t0 = clock_mono_ms() };
+    struct source_run r = {.m = m, .t0 = clock_mono_ms()};
     r.was_paused = vm_get_state(m->vm) == VM_PAUSED;
-    struct err e = { "" };
+    struct err e = {""};
     log_info("migrate", "to %s%s: %lluM, downtime limit %u ms%s", m->params.uri,
-             m->params.tls ? " (tls)" : "", (unsigned long long)(m->vm->config.memory >> 20),
-             m->params.downtime_limit_ms, r.was_paused ? ", vm paused" : "");
+             m->params.tls ? " (tls)" : "",
+             (unsigned long long)(m->vm->config.memory >> 20), m->params.downtime_limit_ms,
+             r.was_paused ? ", vm paused" : "");
     int rc = src_run(&r, &e);
     if (rc)
         src_fail(&r, &e);
@@ -509,7 +526,7 @@ int migration_start(struct migration *m, const struct mig_params *p, struct err 
         return err_set(e, EBUSY, "a migration is already running");
     if (s == MIG_STATUS_COMPLETED || s == MIG_STATUS_POSTCOMMIT_FAILED)
         return err_set(e, EPERM, "the vm was handed over to a destination");
-    if (vm_handed_over(m->vm))   /* a destination still receiving its RAM */
+    if (vm_handed_over(m->vm)) /* a destination still receiving its RAM */
         return err_set(e, EBUSY, "the vm is still arriving from its source");
     if (m->thread_running)
         pthread_join(m->thread, NULL);
@@ -565,20 +582,21 @@ json_t *migration_query(struct migration *m)
 
 json_t *mig_figures_json(const struct mig_figures *f)
 {
-    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i, s:f}",
-        "status", mig_status_name(f->status), "pass", (int)f->pass,
-        "ram_total", (json_int_t)f->ram_total, "transferred", (json_int_t)f->transferred,
-        "remaining", (json_int_t)f->remaining, "pages", (json_int_t)f->pages,
-        "zero_pages", (json_int_t)f->zero_pages, "skipped_pages", (json_int_t)f->skipped,
-        "dirty_rate", f->dirty_rate, "bandwidth", f->bandwidth,
-        "expected_downtime_ms", f->expected_downtime_ms, "throttle_pct", (int)f->throttle_pct,
-        "sync_ms", f->sync_ms);
+    json_t *j = json_pack(
+        "{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i, s:f}", "status",
+        mig_status_name(f->status), "pass", (int)f->pass, "ram_total",
+        (json_int_t)f->ram_total, "transferred", (json_int_t)f->transferred, "remaining",
+        (json_int_t)f->remaining, "pages", (json_int_t)f->pages, "zero_pages",
+        (json_int_t)f->zero_pages, "skipped_pages", (json_int_t)f->skipped, "dirty_rate",
+        f->dirty_rate, "bandwidth", f->bandwidth, "expected_downtime_ms",
+        f->expected_downtime_ms, "throttle_pct", (int)f->throttle_pct, "sync_ms",
+        f->sync_ms);
     if (f->status >= MIG_STATUS_COMPLETED || f->total_ms > 0) {
-        json_t *d = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-            "pause_ms", f->pause_ms, "last_pages_ms", f->last_pages_ms,
-            "state_save_ms", f->state_save_ms, "transfer_ms", f->transfer_ms,
-            "load_ms", f->load_ms, "commit_ms", f->commit_ms, "resume_ms", f->resume_ms,
-            "total_ms", f->downtime_ms);
+        json_t *d = json_pack(
+            "{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "pause_ms", f->pause_ms,
+            "last_pages_ms", f->last_pages_ms, "state_save_ms", f->state_save_ms,
+            "transfer_ms", f->transfer_ms, "load_ms", f->load_ms, "commit_ms", f->commit_ms,
+            "resume_ms", f->resume_ms, "total_ms", f->downtime_ms);
         json_object_set_new(j, "total_ms", json_real(f->total_ms));
         json_object_set_new(j, "setup_ms", json_real(f->setup_ms));
         json_object_set_new(j, "downtime_ms", json_real(f->downtime_ms));

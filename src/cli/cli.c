@@ -1,6 +1,5 @@
 #include "cli/cli.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -10,6 +9,8 @@
 #include <time.h>
 
 #include "cli/print.h"
+#include "common/cidr.h"
+#include "common/name.h"
 
 volatile sig_atomic_t cli_interrupted;
 
@@ -38,30 +39,16 @@ bool call_flag(const struct call *k, const char *name)
     return false;
 }
 
-static void vsay(const char *fmt, va_list ap)
+int cli_say(int code, const char *fmt, ...)
 {
-    fflush(stdout);   /* keep the order of what stdout and stderr show */
+    fflush(stdout); /* keep the order of what stdout and stderr show */
     fputs("tern: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
-}
-
-int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsay(fmt, ap);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsay(fmt, ap);
-    va_end(ap);
-    return EXIT_ERROR;
+    return code;
 }
 
 /* Decimal digits only: strtoull would take "-1", " 7" and "0x10". */
@@ -97,18 +84,14 @@ int check_vmid(const char *text, uint32_t *id)
     return EXIT_OK;
 }
 
-/* The rule ternd applies to names (cluster/keys.h); checked here too so
- * that a typo is a usage error and never reaches a path. */
+/* ternd's rule (common/name.h), so that a typo is a usage error and never
+ * reaches a path. */
 int check_name(const char *what, const char *text)
 {
-    size_t n = strlen(text);
-    if (n == 0 || n > CLI_NAME_MAX)
-        return usage_error("bad %s '%s' (1..%d characters)", what, text, CLI_NAME_MAX);
-    if (text[0] == '.' || text[0] == '-')
-        return usage_error("bad %s '%s' (must not start with '%c')", what, text, text[0]);
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)text[i]) && !strchr("._-", text[i]))
-            return usage_error("bad %s '%s' (letters, digits, '.', '_', '-')", what, text);
+    if (name_check(text, what, NULL) < 0)
+        return usage_error("bad %s '%s' (1..%d of letters, digits, '.', '_', '-', "
+                           "not starting with '.' or '-')",
+                           what, text, TERN_NAME_MAX);
     return EXIT_OK;
 }
 
@@ -134,20 +117,9 @@ int check_size_mib(const char *what, const char *text, uint64_t *mib)
 
 int check_cidr(const char *what, const char *text)
 {
-    char addr[64];
-    const char *slash = strchr(text, '/');
-    size_t n = slash ? (size_t)(slash - text) : 0;
-    unsigned char buf[16];
-    uint64_t bits;
-    if (!slash || n == 0 || n >= sizeof(addr))
-        return usage_error("bad %s '%s' (a CIDR like 10.0.1.0/24)", what, text);
-    memcpy(addr, text, n);
-    addr[n] = '\0';
-    bool v4 = inet_pton(AF_INET, addr, buf) == 1;
-    if (!v4 && inet_pton(AF_INET6, addr, buf) != 1)
-        return usage_error("bad %s '%s' (a CIDR like 10.0.1.0/24)", what, text);
-    if (!parse_decimal(slash + 1, &bits) || bits > (v4 ? 32u : 128u))
-        return usage_error("bad %s '%s' (prefix length 0..%d)", what, text, v4 ? 32 : 128);
+    struct err e;
+    if (cidr_check(text, &e) < 0)
+        return usage_error("bad %s '%s' (%s)", what, text, e.msg);
     return EXIT_OK;
 }
 
@@ -203,8 +175,8 @@ int api_answer(struct call *k, const char *method, const char *path, json_t *req
     char full[768];
     *answer = NULL;
     int rc = connect_client(k);
-    if (rc == EXIT_OK && (size_t)snprintf(full, sizeof(full), "/api/v1%s", path) >=
-        sizeof(full))
+    if (rc == EXIT_OK &&
+        (size_t)snprintf(full, sizeof(full), "/api/v1%s", path) >= sizeof(full))
         rc = fail("path '%.40s...' too long", path);
     if (rc != EXIT_OK) {
         json_decref(req);
@@ -223,8 +195,7 @@ int api_refused(const struct call *k, long status, json_t *answer)
     return rc;
 }
 
-int api(struct call *k, const char *method, const char *path, json_t *req,
-        json_t **answer)
+int api(struct call *k, const char *method, const char *path, json_t *req, json_t **answer)
 {
     long status = 0;
     int rc = api_answer(k, method, path, req, &status, answer);
@@ -262,9 +233,44 @@ int show_listing(struct call *k, const char *path,
     return rc;
 }
 
-int print_answer(json_t *answer)
+static int vprint_answer(const struct call *k, json_t *answer, const char *fmt, va_list ap)
 {
-    print_json(stdout, answer);
+    if (k->json) {
+        print_json(stdout, answer);
+    } else {
+        vprintf(fmt, ap);
+        putchar('\n');
+    }
+    json_decref(answer);
+    return EXIT_OK;
+}
+
+int print_answer(const struct call *k, json_t *answer, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vprint_answer(k, answer, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int api_change(struct call *k, const char *method, const char *path, const char *fmt, ...)
+{
+    json_t *ans;
+    int rc = api(k, method, path, NULL, &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    rc = vprint_answer(k, ans, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int show_answer(const struct call *k, json_t *answer,
+                void (*print)(FILE *f, const json_t *body))
+{
+    k->json ? print_json(stdout, answer) : print(stdout, answer);
     json_decref(answer);
     return EXIT_OK;
 }

@@ -1,6 +1,8 @@
 /* While `tern-vmm --incoming` waits for its source there is no VM yet, but
  * the control socket answers already: `status` says "incoming" and `quit`
  * ends the wait, so a supervisor can see and stop a waiting destination. */
+#include "migrate/incoming_wait.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -9,7 +11,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "migrate/incoming.h"
 
 struct waiting {
     struct mig_incoming *in;
@@ -44,9 +45,9 @@ static int cmd_quit(struct control *ctl, json_t *req, json_t *reply, struct err 
 }
 
 static const struct control_command waiting_commands[] = {
-    { "status", cmd_status },
-    { "quit", cmd_quit },
-    { NULL, NULL },
+    {"status", cmd_status},
+    {"quit", cmd_quit},
+    {NULL, NULL},
 };
 
 static void *accept_thread(void *arg)
@@ -79,7 +80,8 @@ static int waiting_setup(struct waiting *w, const char *control_path, struct err
     return rc;
 }
 
-int mig_incoming_wait(struct mig_incoming *in, const char *control_path, struct err *e)
+int mig_incoming_wait(struct mig_incoming *in, const char *control_path, bool *quit,
+                      struct err *e)
 {
     static struct waiting w;
     memset(&w, 0, sizeof(w));
@@ -93,14 +95,15 @@ int mig_incoming_wait(struct mig_incoming *in, const char *control_path, struct 
         rc = evloop_run(&w.loop, -1, NULL, NULL);
     control_release(&w.ctl);
     evloop_release(&w.loop);
+    *quit = w.quit;
     if (rc)
         return rc;
     if (w.quit) {
         /* the accept thread sits in poll(); the process is about to end */
         log_info("migrate", "quit while waiting for a source");
-        if (!strncmp(in->uri, "unix:", 5))
+        if (strncmp(in->uri, "unix:", 5) == 0)
             unlink(in->uri + 5);
-        return 1;
+        return 0;
     }
     pthread_join(thread, NULL);
     close(w.done_fd);

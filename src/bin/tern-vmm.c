@@ -15,6 +15,7 @@
 #include "common/opts.h"
 #include "migrate/commands.h"
 #include "migrate/incoming.h"
+#include "migrate/incoming_wait.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/monitor.h"
@@ -60,9 +61,24 @@ static const char usage_text[] =
     "fault, emulation failure).\n";
 
 enum opt_id {
-    OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_MEMORY, OPT_CPUS, OPT_DISK,
-    OPT_CONSOLE, OPT_CONTROL, OPT_NAME, OPT_CPU_MODEL, OPT_PAUSED, OPT_VERBOSE,
-    OPT_HELP, OPT_VERSION, OPT_INCOMING, OPT_TLS_DIR, OPT_PREALLOC, OPT_COMMIT,
+    OPT_KERNEL = 256,
+    OPT_CMDLINE,
+    OPT_INITRD,
+    OPT_MEMORY,
+    OPT_CPUS,
+    OPT_DISK,
+    OPT_CONSOLE,
+    OPT_CONTROL,
+    OPT_NAME,
+    OPT_CPU_MODEL,
+    OPT_PAUSED,
+    OPT_VERBOSE,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_INCOMING,
+    OPT_TLS_DIR,
+    OPT_PREALLOC,
+    OPT_COMMIT,
 };
 
 struct cli {
@@ -75,25 +91,25 @@ struct cli {
 };
 
 static const struct option long_options[] = {
-    { "kernel", required_argument, NULL, OPT_KERNEL },
-    { "cmdline", required_argument, NULL, OPT_CMDLINE },
-    { "initrd", required_argument, NULL, OPT_INITRD },
-    { "memory", required_argument, NULL, OPT_MEMORY },
-    { "cpus", required_argument, NULL, OPT_CPUS },
-    { "cpu-model", required_argument, NULL, OPT_CPU_MODEL },
-    { "disk", required_argument, NULL, OPT_DISK },
-    { "console", required_argument, NULL, OPT_CONSOLE },
-    { "control", required_argument, NULL, OPT_CONTROL },
-    { "name", required_argument, NULL, OPT_NAME },
-    { "paused", no_argument, NULL, OPT_PAUSED },
-    { "verbose", no_argument, NULL, OPT_VERBOSE },
-    { "help", no_argument, NULL, OPT_HELP },
-    { "version", no_argument, NULL, OPT_VERSION },
-    { "incoming", required_argument, NULL, OPT_INCOMING },
-    { "tls-dir", required_argument, NULL, OPT_TLS_DIR },
-    { "prealloc", no_argument, NULL, OPT_PREALLOC },
-    { "commit", required_argument, NULL, OPT_COMMIT },
-    { NULL, 0, NULL, 0 },
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"cmdline", required_argument, NULL, OPT_CMDLINE},
+    {"initrd", required_argument, NULL, OPT_INITRD},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"cpu-model", required_argument, NULL, OPT_CPU_MODEL},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"console", required_argument, NULL, OPT_CONSOLE},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"paused", no_argument, NULL, OPT_PAUSED},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"incoming", required_argument, NULL, OPT_INCOMING},
+    {"tls-dir", required_argument, NULL, OPT_TLS_DIR},
+    {"prealloc", no_argument, NULL, OPT_PREALLOC},
+    {"commit", required_argument, NULL, OPT_COMMIT},
+    {NULL, 0, NULL, 0},
 };
 
 static void parse_disk(struct vm_config *cfg, const char *text)
@@ -106,11 +122,11 @@ static void parse_disk(struct vm_config *cfg, const char *text)
     struct vm_disk_config *d = &cfg->disk[cfg->ndisks++];
     for (size_t i = 0; i < kv.count; i++) {
         const char *k = kv.key[i], *v = kv.value[i];
-        if (!strcmp(k, "path") && v && *v)
+        if (strcmp(k, "path") == 0 && v && *v)
             d->path = strdup(v);
-        else if (!strcmp(k, "readonly") && !opts_parse_bool(v ? v : "on", &d->readonly))
+        else if (strcmp(k, "readonly") == 0 && !opts_parse_bool(v ? v : "on", &d->readonly))
             continue;
-        else if (!strcmp(k, "shared") && !opts_parse_bool(v ? v : "on", &d->shared))
+        else if (strcmp(k, "shared") == 0 && !opts_parse_bool(v ? v : "on", &d->shared))
             continue;
         else
             die("--disk '%s': bad key or value '%s'", text, k);
@@ -152,9 +168,9 @@ static void parse_options(int argc, char **argv, struct cli *cli)
             break;
         case OPT_INCOMING: cli->incoming = optarg; break;
         case OPT_COMMIT:
-            if (strcmp(optarg, "external") && strcmp(optarg, "local"))
+            if (strcmp(optarg, "external") != 0 && strcmp(optarg, "local") != 0)
                 die("--commit wants local or external, not '%s'", optarg);
-            cli->external_commit = !strcmp(optarg, "external");
+            cli->external_commit = strcmp(optarg, "external") == 0;
             break;
         case OPT_TLS_DIR: cli->tls_dir = optarg; break;
         case OPT_PREALLOC: cfg->prealloc = true; break;
@@ -195,21 +211,22 @@ static void incoming_stop(struct monitor *m, void *arg)
     migrate_commands_stop(m, NULL);
 }
 
-static int run_incoming(struct cli *cli, struct err *e)
+static int run_incoming(struct cli *cli, int *status, struct err *e)
 {
     static struct mig_incoming in;
     in.uri = cli->incoming;
-    in.ch.fd = -1;   /* a refusal before any source connected writes nowhere */
+    in.ch.fd = -1; /* a refusal before any source connected writes nowhere */
     in.tls_dir = cli->tls_dir;
     in.accept_timeout_ms = -1;
     in.external_commit = cli->external_commit;
     int rc = 0;
     if (cli->cfg.prealloc)
         rc = vm_ram_create(cli->cfg.memory, true, &cli->cfg.ram_fd, e);
+    bool quit = false;
     if (!rc)
-        rc = mig_incoming_wait(&in, cli->mo.control, e);
-    if (rc == 1)
-        return 0;   /* quit before any source came */
+        rc = mig_incoming_wait(&in, cli->mo.control, &quit, e);
+    if (!rc && quit)
+        return 0; /* quit before any source came */
     if (!rc)
         rc = mig_incoming_config(&in, &cli->cfg, cli->memory_given, cli->cpus_given, e);
     if (!rc) {
@@ -218,9 +235,9 @@ static int run_incoming(struct cli *cli, struct err *e)
         cli->mo.start = incoming_start;
         cli->mo.stop = incoming_stop;
         cli->mo.arg = &in;
-        rc = monitor_run(&cli->cfg, &cli->mo, e);
+        rc = monitor_run(&cli->cfg, &cli->mo, status, e);
     }
-    if (rc < 0)
+    if (rc)
         mig_incoming_refuse(&in, e->msg);
     mig_incoming_release(&in);
     return rc;
@@ -230,23 +247,26 @@ int main(int argc, char **argv)
 {
     die_set_prog("tern-vmm");
     struct cli cli = {
-        .cfg = { .memory = 256ULL << 20, .cpus = 1, .cpu_model = "host", .cmdline = "",
-                 .ram_fd = -1 },
-        .mo = { .console = "stdio", .extra_commands = migrate_commands },
+        .cfg = {.memory = 256ULL << 20,
+                .cpus = 1,
+                .cpu_model = "host",
+                .cmdline = "",
+                .ram_fd = -1},
+        .mo = {.console = "stdio", .extra_commands = migrate_commands},
     };
     parse_options(argc, argv, &cli);
     log_set_vm(cli.cfg.name ? cli.cfg.name : "-");
     migrate_commands_set_tls_dir(cli.tls_dir);
-    struct err e = { "" };
-    int status;
+    struct err e = {""};
+    int status = 0, rc;
     if (cli.incoming) {
-        status = run_incoming(&cli, &e);
+        rc = run_incoming(&cli, &status, &e);
     } else {
         cli.mo.start = migrate_commands_start;
         cli.mo.stop = migrate_commands_stop;
-        status = monitor_run(&cli.cfg, &cli.mo, &e);
+        rc = monitor_run(&cli.cfg, &cli.mo, &status, &e);
     }
-    if (status < 0) {
+    if (rc) {
         fprintf(stderr, "tern-vmm: %s\n", e.msg);
         return 1;
     }

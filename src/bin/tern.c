@@ -11,24 +11,29 @@
 #include "cli/cli.h"
 
 static const struct cmd *const tables[] = {
-    cmds_cluster, cmds_storage, cmds_vm, cmds_task,
+    cmds_cluster,
+    cmds_storage,
+    cmds_vm,
+    cmds_task,
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
 static const struct cmd_opt common_opts[] = {
-    {"--output", "json|text", "json: the API's answer, indented (default text)",
-     false, false},
+    {"--output", "json|text", "json: the API's answer, indented (default text)", false,
+     false},
     {"--api", "URL", "ternd's API, https://host:port (env TERN_API)", false, false},
     {"--token-file", "FILE", "admin token of that ternd (env TERN_TOKEN_FILE)", false,
      false},
     {"--ca-file", "FILE", "CA to trust for the API (env TERN_CA_FILE)", false, false},
-    {"--config", "FILE", "ternd's config, for what is not given above (env "
-                         "TERN_CONFIG, default " CLI_CONFIG_DEFAULT ")", false, false},
+    {"--config", "FILE",
+     "ternd's config, for what is not given above (env "
+     "TERN_CONFIG, default " CLI_CONFIG_DEFAULT ")",
+     false, false},
     {NULL, NULL, NULL, false, false},
 };
 
 #define HELP_WIDTH 79
-#define OPT_COLUMN 27   /* where the help of an option starts */
+#define OPT_COLUMN 27 /* where the help of an option starts */
 
 static const char exit_codes[] =
     "exit codes: 0 ok, 1 error, 2 usage, 3 cluster not quorate\n";
@@ -102,7 +107,7 @@ static void print_opts(FILE *f, const struct cmd_opt *opts, const struct cmd_opt
 {
     for (const struct cmd_opt *o = opts; o && o->name; o++) {
         if (skip && find_opt(skip, o->name, strlen(o->name)))
-            continue;   /* the command gives this option its own meaning */
+            continue; /* the command gives this option its own meaning */
         char left[64], help[256];
         snprintf(left, sizeof(left), "%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
@@ -217,8 +222,8 @@ static int take_word(struct cmdline *l, const char *w)
             return usage_error("unknown command '%s %s' (tern %s --help lists them)",
                                l->group, w, l->group);
     } else if (k->n_arg >= k->cmd->max_args || k->n_arg >= CALL_ARGS_MAX) {
-        return usage_error("unexpected argument '%s' (tern %s %s --help)", w,
-                           l->group, l->verb);
+        return usage_error("unexpected argument '%s' (tern %s %s --help)", w, l->group,
+                           l->verb);
     } else {
         k->arg[k->n_arg++] = w;
     }
@@ -286,7 +291,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (rc == EXIT_OK)
-        rc = check_complete(&l);   /* after --help: help needs no arguments */
+        rc = check_complete(&l); /* after --help: help needs no arguments */
     if (rc != EXIT_OK)
         return rc;
     rc = k.cmd->run(&k);

@@ -1,0 +1,158 @@
+/* Task endpoints (docs/api.md "Tasks"): the list from etcd, one task's
+ * record, log and cancel from the node that runs it (forwarded there). */
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/keys.h"
+#include "node/ctx.h"
+#include "node/http.h"
+#include "node/task.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 1000
+
+static int by_start_desc(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "start"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "start"));
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static bool wanted(json_t *task, const char *vmid, const char *node)
+{
+    if (vmid &&
+        json_integer_value(json_object_get(task, "vmid")) != strtoll(vmid, NULL, 10))
+        return false;
+    return !node ||
+           strcmp(json_string_value(json_object_get(task, "node")) ?: "", node) == 0;
+}
+
+static int read_tasks(struct api_req *req, bool *stale, struct etcd_kvs *kvs, struct err *e)
+{
+    *stale = false;
+    int rc = etcd_get_prefix(req->etcd, TERN_PREFIX_TASKS, 0, kvs, e);
+    if (rc == -ETCD_NOT_QUORATE) {
+        *stale = true;
+        etcd_kvs_release(kvs);
+        etcd_kvs_init(kvs);
+        rc = etcd_get_prefix(req->etcd, TERN_PREFIX_TASKS, ETCD_SERIALIZABLE, kvs, e);
+    }
+    return rc;
+}
+
+static void list_tasks(struct api_req *req, struct reply *r)
+{
+    const char *vmid = api_query(req, "vmid"), *node = api_query(req, "node");
+    const char *limit_s = api_query(req, "limit");
+    long limit = limit_s ? strtol(limit_s, NULL, 10) : LIST_DEFAULT;
+    if (limit <= 0 || limit > LIST_MAX)
+        return reply_error(r, MHD_HTTP_BAD_REQUEST, "'limit' must be 1..%d", LIST_MAX);
+    struct etcd_kvs kvs;
+    struct err e;
+    bool stale;
+    etcd_kvs_init(&kvs);
+    int rc = read_tasks(req, &stale, &kvs, &e);
+    if (rc < 0) {
+        etcd_kvs_release(&kvs);
+        return reply_errno(r, rc, &e);
+    }
+    json_t **all = calloc(kvs.count + 1, sizeof(*all));
+    size_t n = 0;
+    for (size_t i = 0; all && i < kvs.count; i++) {
+        json_t *o = json_loads(kvs.items[i].value ? kvs.items[i].value : "", 0, NULL);
+        if (o && wanted(o, vmid, node))
+            all[n++] = o;
+        else
+            json_decref(o);
+    }
+    etcd_kvs_release(&kvs);
+    qsort(all, n, sizeof(*all), by_start_desc);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        if ((long)i < limit)
+            json_array_append_new(list, all[i]);
+        else
+            json_decref(all[i]);
+    free(all);
+    reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", stale, "tasks", list));
+}
+
+/* true when the request was forwarded (or refused): the task is elsewhere. */
+static bool elsewhere(struct api_req *req, struct reply *r)
+{
+    char node[TERN_NAME_MAX + 1];
+    struct err e;
+    int rc = task_id_node(req->args[0], node, &e);
+    if (rc < 0) {
+        reply_errno(r, rc, &e);
+        return true;
+    }
+    if (strcmp(node, req->ctx->cfg->name) == 0)
+        return false;
+    api_forward(req, r, node);
+    return true;
+}
+
+static void get_task(struct api_req *req, struct reply *r)
+{
+    if (elsewhere(req, r))
+        return;
+    json_t *o = task_json(req->ctx->tasks, req->args[0]);
+    if (o)
+        return reply_json(r, MHD_HTTP_OK, o);
+    /* ended before a restart of ternd: its record */
+    char key[TERN_KEY_MAX + TASK_ID_MAX];
+    snprintf(key, sizeof(key), TERN_PREFIX_TASKS "%s", req->args[0]);
+    struct etcd_kv kv;
+    struct err e;
+    etcd_kv_init(&kv);
+    int rc = etcd_get(req->etcd, key, ETCD_SERIALIZABLE, &kv, &e);
+    o = !rc ? json_loads(kv.value, 0, NULL) : NULL;
+    etcd_kv_release(&kv);
+    if (o)
+        return reply_json(r, MHD_HTTP_OK, o);
+    reply_error(r, MHD_HTTP_NOT_FOUND, "no task '%.100s'", req->args[0]);
+}
+
+static void get_log(struct api_req *req, struct reply *r)
+{
+    if (elsewhere(req, r))
+        return;
+    const char *start_s = api_query(req, "start");
+    char *end = NULL;
+    long start = start_s ? strtol(start_s, &end, 10) : 0;
+    if (start < 0 || (end && *end))
+        return reply_error(r, MHD_HTTP_BAD_REQUEST, "'start' must be a line number >= 0");
+    json_t *out = NULL;
+    struct err e;
+    int rc = task_read_log(req->ctx->tasks, req->args[0], (unsigned)start, &out, &e);
+    if (rc < 0)
+        return reply_errno(r, rc, &e);
+    reply_json(r, MHD_HTTP_OK, out);
+}
+
+static void cancel(struct api_req *req, struct reply *r)
+{
+    if (elsewhere(req, r))
+        return;
+    struct err e;
+    int rc = task_cancel(req->ctx->tasks, req->args[0], &e);
+    if (rc == -EALREADY)
+        return reply_error(r, MHD_HTTP_CONFLICT, "%s", e.msg);
+    if (rc < 0)
+        return reply_errno(r, rc, &e);
+    reply_json(r, MHD_HTTP_OK,
+               json_pack("{s:s, s:b}", "id", req->args[0], "cancelling", 1));
+}
+
+const struct api_route api_routes_task[] = {
+    {"GET", "/tasks", list_tasks},
+    {"GET", "/tasks/{}", get_task},
+    {"GET", "/tasks/{}/log", get_log},
+    {"POST", "/tasks/{}/cancel", cancel},
+    {NULL, NULL, NULL},
+};

@@ -1,0 +1,73 @@
+/* `tern vm migrate` inside ternd, across the cluster: the pre-checks and
+ * the plan (migtask_check.c), the task on the source node
+ * (migtask_source.c), the destination's side (migtask_target.c) and the
+ * settling of a handover whose answer was lost (migtask_resolve.c). The
+ * endpoints are in api_migrate.c; docs/api.md describes the request,
+ * docs/cluster.md the handover. The wire protocol between the two
+ * tern-vmm is src/migrate's (mig_*). */
+#ifndef TERN_NODE_MIGTASK_H
+#define TERN_NODE_MIGTASK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/etcd.h"
+#include "cluster/keys.h"
+#include "node/task.h"
+#include "node/vmm.h"
+
+struct node_ctx;
+
+#define MIGTASK_RESERVE_MIB 256 /* free memory a target keeps beyond the VM */
+#define MIGTASK_ADDR_MAX 64
+
+struct migtask_plan {
+    uint32_t vmid;
+    char source[TERN_NAME_MAX + 1], target[TERN_NAME_MAX + 1];
+    bool auto_target;
+    bool online;  /* --online given */
+    bool running; /* the VM runs now: a live migration */
+    bool dry_run;
+    uint64_t bwlimit_mib; /* 0 = unlimited */
+    uint32_t downtime_ms;
+    char type[16];                  /* secure, insecure */
+    char network[64];               /* CIDR or "" */
+    char address[MIGTASK_ADDR_MAX]; /* the target's address for the stream */
+    struct vmm_spec spec;
+    json_t *checks; /* [{"check","ok","detail"}] */
+};
+
+void migtask_plan_init(struct migtask_plan *p);
+void migtask_plan_release(struct migtask_plan *p);
+/* Reads the request body into p (-EINVAL naming the field). */
+int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source,
+                       json_t *body, struct err *e);
+/* Runs every pre-check in order; the first failure is returned (-errno
+ * and its one line: -ENOLINK not quorate, -EINVAL bad option, others
+ * -EPERM, -EBUSY...); each check also lands in p->checks. */
+int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
+                       struct err *e);
+/* "live migration of vm 100 from n1 to n2 over 127.0.1.12 (secure) ..." */
+void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size);
+
+/* Starts the migration task for a checked plan (taken over: p is left
+ * empty); *id receives the task id. */
+int migtask_start(struct node_ctx *x, struct migtask_plan *p, char id[TASK_ID_MAX],
+                  struct err *e);
+
+/* Target side: prepares a destination tern-vmm for the request of a
+ * source node ({"source","task","owner_revision","address","cert"});
+ * answers {"uri","cert"}. */
+int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
+                           json_t *req, json_t **answer, struct err *e);
+/* Target side: the source gave up before its tern-vmm connected. */
+int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, struct err *e);
+
+/* A handover whose answer did not arrive: settles it from etcd in its own
+ * thread, if the VM's tern-vmm waits for a decision (the destination asked
+ * "commit-unknown", a restarted ternd found one waiting, or the periodic
+ * sweep did); at most one such thread per VM. */
+void migtask_resolve_start(struct node_ctx *x, uint32_t vmid);
+
+#endif

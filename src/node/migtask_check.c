@@ -1,0 +1,427 @@
+/* The pre-checks of `tern vm migrate`, in the order an operator would ask
+ * them; each refusal is one line naming what is wrong. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/node.h"
+#include "cluster/vmconf.h"
+#include "common/jsonf.h"
+#include "node/ctx.h"
+#include "node/info.h"
+#include "node/migtask.h"
+#include "node/vmops.h"
+
+void migtask_plan_init(struct migtask_plan *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->downtime_ms = 100;
+    p->checks = json_array();
+}
+
+void migtask_plan_release(struct migtask_plan *p)
+{
+    json_decref(p->checks);
+    p->checks = NULL;
+}
+
+static int body_keys(json_t *body, struct err *e)
+{
+    static const char *const known[] = {
+        "target",      "online",  "bwlimit_mib", "migration_type", "migration_network",
+        "downtime_ms", "dry_run", NULL};
+    const char *key = jsonf_unknown_key(body, known);
+    char quoted[JSONF_PRINTABLE_MAX];
+    if (key)
+        return err_set(e, EINVAL, "migrate: unknown option '%s'",
+                       jsonf_printable(key, quoted));
+    return 0;
+}
+
+/* An optional string that fits out (null: as absent). */
+static int get_text(json_t *body, const char *key, char *out, size_t size, struct err *e)
+{
+    const char *v = NULL;
+    int rc = json_is_null(json_object_get(body, key))
+                 ? 0
+                 : jsonf_string(body, key, false, &v, "migrate", e);
+    if (rc || !v)
+        return rc;
+    if (strlen(v) >= size)
+        return err_set(e, EINVAL,
+                       "migrate: '%s' must be a string of at most %zu characters", key,
+                       size - 1);
+    snprintf(out, size, "%s", v);
+    return 0;
+}
+
+int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source,
+                       json_t *body, struct err *e)
+{
+    p->vmid = vmid;
+    snprintf(p->source, sizeof(p->source), "%s", source);
+    uint64_t bw = 0, downtime = p->downtime_ms;
+    int rc = body ? body_keys(body, e)
+                  : err_set(e, EINVAL, "migrate: a body with 'target' is required");
+    if (!rc)
+        rc = get_text(body, "target", p->target, sizeof(p->target), e);
+    if (!rc && !p->target[0])
+        rc = err_set(e, EINVAL, "migrate: 'target' (a node name or \"auto\") is required");
+    if (!rc)
+        rc = jsonf_bool(body, "online", false, &p->online, "migrate", e);
+    if (!rc)
+        rc = jsonf_bool(body, "dry_run", false, &p->dry_run, "migrate", e);
+    if (!rc)
+        rc = jsonf_uint(body, "bwlimit_mib", false, 0, 1u << 20, &bw, "migrate", e);
+    if (!rc)
+        rc = jsonf_uint(body, "downtime_ms", false, 1, 60000, &downtime, "migrate", e);
+    if (!rc)
+        rc = get_text(body, "migration_type", p->type, sizeof(p->type), e);
+    char quoted[JSONF_PRINTABLE_MAX];
+    if (!rc && p->type[0] && strcmp(p->type, "secure") != 0 &&
+        strcmp(p->type, "insecure") != 0)
+        rc = err_set(e, EINVAL,
+                     "migrate: 'migration_type' must be secure or insecure, not '%s'",
+                     jsonf_printable(p->type, quoted));
+    if (!rc)
+        rc = get_text(body, "migration_network", p->network, sizeof(p->network), e);
+    if (!rc && p->network[0])
+        rc = cidr_check(p->network, e);
+    p->bwlimit_mib = bw;
+    p->downtime_ms = (uint32_t)downtime;
+    p->auto_target = strcmp(p->target, "auto") == 0;
+    if (!rc && !p->auto_target)
+        rc = name_check(p->target, "target node", e);
+    return rc;
+}
+
+/* Records a check; a failed one also becomes the answer. */
+static int note(struct migtask_plan *p, const char *check, int rc, struct err *e,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int note(struct migtask_plan *p, const char *check, int rc, struct err *e,
+                const char *fmt, ...)
+{
+    char detail[sizeof(e->msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    json_array_append_new(p->checks, json_pack("{s:s, s:b, s:s}", "check", check, "ok", !rc,
+                                               "detail", detail));
+    if (rc)
+        err_set(e, -rc, "%s", detail);
+    return rc;
+}
+
+static json_t *node_info(const struct node_entries *l, const char *name, bool *online)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (strcmp(l->items[i].name, name) == 0) {
+            *online = l->items[i].online;
+            return json_loads(l->items[i].info ? l->items[i].info : "{}", 0, NULL);
+        }
+    return NULL;
+}
+
+static json_int_t info_int(json_t *info, const char *key)
+{
+    return json_integer_value(json_object_get(info, key));
+}
+
+static const char *info_text(json_t *info, const char *key)
+{
+    const char *s = json_string_value(json_object_get(info, key));
+    return s ? s : "";
+}
+
+static int check_vm(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
+                    struct err *e)
+{
+    int rc = vmops_spec_load(c, p->vmid, &p->spec, e);
+    if (rc)
+        return note(p, "vm", rc, e, "%s", e->msg);
+    struct vmm_info info;
+    vmm_info(x->vmms, p->vmid, &info);
+    p->running = info.present;
+    if (info.present && strcmp(info.status, "running") != 0 &&
+        strcmp(info.status, "paused") != 0)
+        return note(p, "vm", -EBUSY, e, "vm %u is %s: wait until it is running", p->vmid,
+                    info.status);
+    if (info.present && !p->online)
+        return note(p, "vm", -EPERM, e,
+                    "vm %u is running: use --online for a live "
+                    "migration, or stop it for an offline one",
+                    p->vmid);
+    return note(p, "vm", 0, e, "vm %u is %s on node '%s'", p->vmid,
+                info.present ? info.status : "stopped", p->source);
+}
+
+/* The online node with the most free memory. */
+static int pick_auto(struct migtask_plan *p, const struct node_entries *l, struct err *e)
+{
+    json_int_t best = -1;
+    for (size_t i = 0; i < l->count; i++) {
+        bool online;
+        json_t *info = node_info(l, l->items[i].name, &online);
+        json_int_t free_b = info ? info_int(info, "memory_free") : 0;
+        if (online && free_b > best) {
+            best = free_b;
+            snprintf(p->target, sizeof(p->target), "%s", l->items[i].name);
+        }
+        json_decref(info);
+    }
+    if (best < 0)
+        return note(p, "target", -EHOSTUNREACH, e, "auto: no node is online");
+    if (strcmp(p->target, p->source) == 0)
+        return note(p, "target", -EALREADY, e,
+                    "auto: node '%s' (the source) has the most "
+                    "free memory (%lld MiB); nothing to do",
+                    p->source, (long long)(best >> 20));
+    return 0;
+}
+
+static int check_target(struct migtask_plan *p, const struct node_entries *l, struct err *e)
+{
+    if (p->auto_target && pick_auto(p, l, e))
+        return -EALREADY;
+    bool online = false;
+    json_t *info = node_info(l, p->target, &online);
+    json_decref(info);
+    if (!info)
+        return note(p, "target", -ENOENT, e, "node '%s' is not in the cluster", p->target);
+    if (strcmp(p->target, p->source) == 0)
+        return note(p, "target", -EINVAL, e, "node '%s' is the source: pick another node",
+                    p->target);
+    if (!online)
+        return note(p, "target", -EHOSTUNREACH, e, "node '%s' is offline", p->target);
+    return note(p, "target", 0, e, "node '%s'%s is online", p->target,
+                p->auto_target ? " (auto: most free memory)" : "");
+}
+
+static int check_memory(struct migtask_plan *p, json_t *dst, struct err *e)
+{
+    long long free_mib = (long long)(info_int(dst, "memory_free") >> 20);
+    long long need = (long long)p->spec.conf.memory_mib + MIGTASK_RESERVE_MIB;
+    if (free_mib < need)
+        return note(p, "memory", -ENOMEM, e,
+                    "node '%s' has %lld MiB free; vm %u needs %llu "
+                    "MiB + %d MiB reserve",
+                    p->target, free_mib, p->vmid,
+                    (unsigned long long)p->spec.conf.memory_mib, MIGTASK_RESERVE_MIB);
+    return note(p, "memory", 0, e, "node '%s' has %lld MiB free, vm %u needs %lld",
+                p->target, free_mib, p->vmid, need);
+}
+
+/* tern-vmm runs VMs with the "host" CPU model: the target's CPU must be
+ * the same model for the guest's CPUID to stay true. */
+static int check_cpu(struct migtask_plan *p, json_t *src, json_t *dst, struct err *e)
+{
+    if (strcmp(info_text(src, "cpu_model"), info_text(dst, "cpu_model")) != 0)
+        return note(p, "cpu", -EPERM, e,
+                    "cpu model of vm %u ('host': %s) is not supported "
+                    "by node '%s' (%s)",
+                    p->vmid, info_text(src, "cpu_model"), p->target,
+                    info_text(dst, "cpu_model"));
+    return note(p, "cpu", 0, e, "same cpu model: %s", info_text(dst, "cpu_model"));
+}
+
+static long version_number(const char *v)
+{
+    unsigned a = 0, b = 0, c = 0;
+    if (sscanf(v, "%u.%u.%u", &a, &b, &c) < 1)
+        return -1;
+    return (long)a * 1000000 + (long)b * 1000 + (long)c;
+}
+
+static int check_version(struct migtask_plan *p, json_t *dst, struct err *e)
+{
+    const char *theirs = info_text(dst, "version");
+    if (version_number(theirs) < version_number(TERN_VERSION))
+        return note(p, "version", -EPERM, e,
+                    "node '%s' runs tern %s, older than this node's " TERN_VERSION,
+                    p->target, theirs[0] ? theirs : "(unknown)");
+    return note(p, "version", 0, e, "node '%s' runs tern %s", p->target, theirs);
+}
+
+static int check_disks(struct migtask_plan *p, struct err *e)
+{
+    for (unsigned i = 0; i < p->spec.conf.ndisks; i++)
+        if (!p->spec.shared[i])
+            return note(p, "disks", -EPERM, e,
+                        "vm %u: disk %u is on storage '%s', which is "
+                        "not shared; migrating local disks comes in a later version",
+                        p->vmid, i, p->spec.conf.disks[i].storage);
+    return note(p, "disks", 0, e, "%u disk(s), all on shared storage", p->spec.conf.ndisks);
+}
+
+/* The target's tern-vmm loads the state of every device the VM has: it
+ * must know each model, and take as many of each (its node info says). */
+static int check_devices(struct migtask_plan *p, json_t *dst, struct err *e)
+{
+    json_t *can = json_object_get(dst, "devices"), *n;
+    if (!json_is_object(can))
+        return note(p, "devices", -EPERM, e,
+                    "node '%s' does not say which devices it "
+                    "supports",
+                    p->target);
+    json_t *has = vmm_devices_used(&p->spec);
+    const char *model;
+    int rc = has ? 0 : note(p, "devices", -ENOMEM, e, "out of memory");
+    json_object_foreach(has, model, n) {
+        json_int_t need = json_integer_value(n);
+        json_int_t max = json_integer_value(json_object_get(can, model));
+        if (need <= max)
+            continue;
+        char supports[48] = "none";
+        if (max > 0)
+            snprintf(supports, sizeof(supports), "at most %lld", (long long)max);
+        rc = note(p, "devices", -EPERM, e,
+                  "vm %u has %lld %s device(s); node '%s' supports "
+                  "%s",
+                  p->vmid, (long long)need, model, p->target, supports);
+        break;
+    }
+    json_decref(has);
+    if (rc)
+        return rc;
+    return note(p, "devices", 0, e,
+                "serial console and %u virtio-blk disk(s): node '%s' "
+                "takes them",
+                p->spec.conf.ndisks, p->target);
+}
+
+static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err *e)
+{
+    char key[TERN_KEY_MAX];
+    snprintf(key, sizeof(key), TERN_PREFIX_LOCKS "%u", p->vmid);
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    int rc = etcd_get(c, key, 0, &kv, e);
+    char holder[VMLOCK_HOLDER_MAX + 8];
+    vmops_holder_text(kv.value ? kv.value : "", holder, sizeof(holder));
+    etcd_kv_release(&kv);
+    if (!rc)
+        return note(p, "lock", -EBUSY, e, "vm %u is locked by %s", p->vmid, holder);
+    if (rc != -ENOENT)
+        return note(p, "lock", rc, e, "%s", e->msg);
+    return note(p, "lock", 0, e, "vm %u is not locked", p->vmid);
+}
+
+/* The address inside the migration network, or the host of the target's
+ * migration_address without one. */
+static int check_address(struct migtask_plan *p, json_t *dst, struct err *e)
+{
+    if (!p->network[0]) {
+        const char *ma = info_text(dst, "migration_address");
+        const char *colon = strrchr(ma, ':');
+        size_t len = colon ? (size_t)(colon - ma) : strlen(ma);
+        snprintf(p->address, sizeof(p->address), "%.*s", (int)len, ma);
+        return note(p, "network", 0, e, "migration address %s (no migration network set)",
+                    p->address);
+    }
+    json_t *addrs = json_object_get(dst, "addresses"), *a;
+    size_t i;
+    unsigned found = 0;
+    char list[256] = "";
+    json_array_foreach(addrs, i, a) {
+        bool inside = false;
+        struct err ignored;
+        const char *s = json_string_value(a);
+        if (!s || cidr_contains(p->network, s, &inside, &ignored) < 0 || !inside)
+            continue;
+        if (found++ == 0)
+            snprintf(p->address, sizeof(p->address), "%s", s);
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "", s);
+    }
+    if (found == 0)
+        return note(p, "network", -EADDRNOTAVAIL, e,
+                    "node '%s' has no address in "
+                    "migration network %s",
+                    p->target, p->network);
+    if (found > 1)
+        return note(p, "network", -EADDRNOTAVAIL, e,
+                    "node '%s' has %u addresses in migration "
+                    "network %s (%s): want exactly one",
+                    p->target, found, p->network, list);
+    return note(p, "network", 0, e, "migration address %s in %s", p->address, p->network);
+}
+
+static int check_quorum_options(struct migtask_plan *p, struct etcd_client *c,
+                                struct err *e)
+{
+    struct cluster_options o;
+    int rc = cluster_options_get(c, 0, &o, e);
+    if (rc)
+        return note(p, "quorum", rc, e, "%s", e->msg);
+    if (!p->type[0])
+        snprintf(p->type, sizeof(p->type), "%s",
+                 o.migration_type[0] ? o.migration_type : "secure");
+    if (!p->network[0])
+        snprintf(p->network, sizeof(p->network), "%s", o.migration_network);
+    return note(p, "quorum", 0, e, "cluster quorate");
+}
+
+static int check_nodes(struct migtask_plan *p, const struct node_entries *l, struct err *e)
+{
+    int rc = check_target(p, l, e);
+    bool online;
+    json_t *src = rc ? NULL : node_info(l, p->source, &online);
+    json_t *dst = rc ? NULL : node_info(l, p->target, &online);
+    if (!rc && (!src || !dst))
+        rc = note(p, "target", -ENOENT, e, "node records missing");
+    if (!rc)
+        rc = check_memory(p, dst, e);
+    if (!rc)
+        rc = check_cpu(p, src, dst, e);
+    if (!rc)
+        rc = check_version(p, dst, e);
+    if (!rc)
+        rc = check_disks(p, e);
+    if (!rc)
+        rc = check_devices(p, dst, e);
+    if (!rc)
+        rc = check_address(p, dst, e);
+    json_decref(src);
+    json_decref(dst);
+    return rc;
+}
+
+int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
+                       struct err *e)
+{
+    int rc = check_quorum_options(p, c, e);
+    if (!rc)
+        rc = check_lock(p, c, e);
+    if (!rc)
+        rc = check_vm(p, x, c, e);
+    struct node_entries l;
+    node_entries_init(&l);
+    if (!rc)
+        rc = node_list(c, 0, &l, e);
+    if (!rc)
+        rc = check_nodes(p, &l, e);
+    node_entries_release(&l);
+    return rc;
+}
+
+void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
+{
+    if (!p->running) {
+        snprintf(out, size,
+                 "offline migration of stopped vm %u from node '%s' to node '%s': "
+                 "the owner moves; its disks are on shared storage, nothing to copy",
+                 p->vmid, p->source, p->target);
+        return;
+    }
+    char bw[48] = "unlimited";
+    if (p->bwlimit_mib)
+        snprintf(bw, sizeof(bw), "%llu MiB/s", (unsigned long long)p->bwlimit_mib);
+    snprintf(out, size,
+             "live migration of vm %u (%llu MiB, %u vcpu(s)) from node '%s' to "
+             "node '%s' over %s (%s), downtime limit %u ms, bandwidth %s",
+             p->vmid, (unsigned long long)p->spec.conf.memory_mib, p->spec.conf.cpus,
+             p->source, p->target, p->address, p->type, p->downtime_ms, bw);
+}

@@ -1,0 +1,161 @@
+/* The destination's side of a cluster migration, in the target's ternd:
+ * a tern-vmm waiting on the migration address (with --commit external, so
+ * a lost source is settled from etcd, never guessed). */
+#include <errno.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cluster/handover.h"
+#include "cluster/vmconf.h"
+#include "node/ctx.h"
+#include "node/migtask.h"
+#include "node/migtask_files.h"
+#include "node/vmops.h"
+
+#define PORTS 100
+
+/* A port from migration_address's port on that is free on address now. */
+static int free_port(const char *address, unsigned base, unsigned *port, struct err *e)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    for (unsigned p = base; p < base + PORTS && p <= 65535; p++) {
+        char service[8];
+        struct addrinfo *ai;
+        snprintf(service, sizeof(service), "%u", p);
+        if (getaddrinfo(address, service, &hints, &ai) != 0)
+            return err_set(e, EINVAL, "migration address '%s' is not an ip address",
+                           address);
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        bool ok = fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        if (ok) {
+            *port = p;
+            return 0;
+        }
+    }
+    return err_set(e, EADDRINUSE, "no free migration port on %s in %u..%u", address, base,
+                   base + PORTS - 1);
+}
+
+static unsigned base_port(const struct ternd_config *cfg)
+{
+    const char *colon = strrchr(cfg->migration_address, ':');
+    unsigned p = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
+    return p ? p : 7000;
+}
+
+static int check_request(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
+                         json_t *req, int64_t *rev, struct err *e)
+{
+    const char *source = json_string_value(json_object_get(req, "source"));
+    json_t *r = json_object_get(req, "owner_revision");
+    if (!source || !json_is_integer(r) ||
+        !json_string_value(json_object_get(req, "address")) ||
+        !json_string_value(json_object_get(req, "cert")))
+        return err_set(e, EINVAL,
+                       "incoming: 'source', 'owner_revision', 'address' and 'cert' "
+                       "are required");
+    char owner[TERN_NAME_MAX + 1];
+    int rc = handover_read(c, vmid, owner, rev, e);
+    if (!rc && (strcmp(owner, source) != 0 || *rev != json_integer_value(r)))
+        rc = err_set(e, ESTALE, "vm %u: the owner changed since the migration began", vmid);
+    struct vmm_info info;
+    vmm_info(x->vmms, vmid, &info);
+    if (!rc && info.present)
+        rc = err_set(e, EBUSY, "vm %u already has a tern-vmm on node '%s' (%s)", vmid,
+                     x->cfg->name, info.status);
+    return rc;
+}
+
+static int check_disks(struct node_ctx *x, const struct vmm_spec *spec, struct err *e)
+{
+    for (unsigned i = 0; i < spec->conf.ndisks; i++)
+        if (access(spec->disk[i], R_OK | W_OK) < 0)
+            return err_set(e, ENOENT, "vm %u: disk '%s' is not on node '%s': %s",
+                           spec->conf.id, spec->disk[i], x->cfg->name, strerror(errno));
+    return 0;
+}
+
+struct dest_watch {
+    struct node_ctx *x;
+    uint32_t vmid;
+};
+
+/* The destination's events: a lost source is settled from etcd. Called by
+ * the process's watch thread, which calls it last with "exit". */
+static void on_destination_event(void *ctx, json_t *ev)
+{
+    struct dest_watch *w = ctx;
+    const char *name = json_string_value(json_object_get(ev, "event"));
+    const char *st = json_string_value(json_object_get(ev, "status"));
+    if (st && strcmp(st, "commit-unknown") == 0)
+        migtask_resolve_start(w->x, w->vmid);
+    if (name && strcmp(name, "exit") == 0)
+        free(w);
+}
+
+int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
+                           json_t *req, json_t **answer, struct err *e)
+{
+    struct migtask_handover h = {.rev = 0};
+    struct vmm_spec spec;
+    int rc = check_request(x, c, vmid, req, &h.rev, e);
+    if (!rc)
+        rc = vmops_spec_load(c, vmid, &spec, e);
+    if (!rc)
+        rc = check_disks(x, &spec, e);
+    const char *address = json_string_value(json_object_get(req, "address"));
+    const char *type = json_string_value(json_object_get(req, "migration_type"));
+    unsigned port = 0;
+    if (!rc)
+        rc = free_port(address, base_port(x->cfg), &port, e);
+    char tls_dir[MIGTASK_TLS_DIR_MAX] = "";
+    bool secure = !type || strcmp(type, "insecure") != 0;
+    if (!rc && secure)
+        rc = migtask_tls_dir(x, vmid, "tls-in",
+                             json_string_value(json_object_get(req, "cert")), tls_dir, e);
+    if (!rc) { /* check_request made sure "source" is there */
+        snprintf(h.source, sizeof(h.source), "%s",
+                 json_string_value(json_object_get(req, "source")));
+        snprintf(h.target, sizeof(h.target), "%s", x->cfg->name);
+        rc = migtask_handover_write(x, vmid, "destination", &h, e);
+    }
+    char uri[160] = "";
+    if (!rc) /* address is checked (not NULL) once rc is 0 */
+        snprintf(uri, sizeof(uri), strchr(address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u",
+                 address, port);
+    if (!rc)
+        rc = vmm_start_incoming(x->vmms, &spec, uri, secure ? tls_dir : NULL, e);
+    struct dest_watch *w = rc ? NULL : malloc(sizeof(*w));
+    if (!rc && !w)
+        rc = err_set(e, ENOMEM, "out of memory");
+    if (!rc) {
+        *w = (struct dest_watch){x, vmid};
+        /* the guest's uptime goes on across the migration */
+        json_t *st = json_object_get(req, "started");
+        if (json_is_integer(st) && json_integer_value(st) > 0)
+            vmm_set_started(x->vmms, vmid, (time_t)json_integer_value(st));
+        vmm_set_listener(x->vmms, vmid, on_destination_event, w);
+        *answer = json_pack("{s:s, s:s}", "uri", uri, "cert", x->secrets->cert_pem);
+    }
+    return rc;
+}
+
+int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, struct err *e)
+{
+    struct vmm_info info;
+    vmm_info(x->vmms, vmid, &info);
+    if (!info.present || info.role != VMM_INCOMING)
+        return err_set(e, ENOENT, "vm %u has no incoming migration on node '%s'", vmid,
+                       x->cfg->name);
+    return vmm_stop(x->vmms, vmid, 2000, e);
+}
