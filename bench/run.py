@@ -983,6 +983,8 @@ def main():
                     ",".join(s["name"] for s in SCENARIOS))
     ap.add_argument("--systems", help="comma separated system names to keep (e.g. tern,qemu-uncapped)")
     ap.add_argument("--replot", help="redraw table and chart from an existing results .jsonl")
+    ap.add_argument("--no-limits", action="store_true",
+                    help="skip measuring the physical limits (quick checks during development)")
     args = ap.parse_args()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -1032,7 +1034,7 @@ def main():
     t_start = time.monotonic()
     out = open(jsonl, "w")
 
-    limits = measure_limits(rundir)
+    limits = {} if args.no_limits else measure_limits(rundir)
     limits["type"] = "limits"
     out.write(json.dumps(limits) + "\n")
     out.flush()
