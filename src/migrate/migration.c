@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "migrate/converge.h"
 #include "migrate/decision.h"
 #include "migrate/hello.h"
 #include "migrate/migration.h"
@@ -31,6 +32,7 @@ struct source_run {
     double t_state_sent; /* first state byte sent: transfer starts */
     bool was_paused, paused_by_us, committed;
     uint64_t features;
+    struct converge conv;
 };
 
 void mig_params_default(struct mig_params *p)
@@ -181,9 +183,8 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     return 0;
 }
 
-/* Updates the figures after a pass; returns the expected downtime. */
-static double src_account(struct source_run *r, unsigned pass,
-                          const struct pass_result *res)
+/* Updates the figures after a pass. */
+static void src_account(struct source_run *r, unsigned pass, const struct pass_result *res)
 {
     struct migration *m = r->m;
     pthread_mutex_lock(&m->lock);
@@ -205,9 +206,29 @@ static double src_account(struct source_run *r, unsigned pass,
     f->expected_downtime_ms = f->bandwidth > 0 ? (double)f->remaining / f->bandwidth * 1e3
                                                : 0;
     f->throttle_pct = m->vm->throttle_pct;
-    double expected = f->expected_downtime_ms;
     pthread_mutex_unlock(&m->lock);
-    return expected;
+}
+
+/* Another pass or stop-and-copy (converge.h); a stop is recorded with its
+ * reason and the last transfer it expects. */
+static enum converge_verdict src_judge(struct source_run *r)
+{
+    struct migration *m = r->m;
+    pthread_mutex_lock(&m->lock);
+    struct converge_pass p = {
+        .remaining = m->fig.remaining,
+        .bandwidth = m->fig.bandwidth,
+        .dirty_rate = m->fig.dirty_rate,
+        .elapsed_ms = clock_mono_ms() - r->t0,
+        .vm_paused = r->was_paused,
+    };
+    enum converge_verdict v = converge_judge(&r->conv, &p);
+    if (v == CONVERGE_STOP) {
+        m->fig.predicted_downtime_ms = r->conv.expected_ms;
+        snprintf(m->fig.stop_reason, sizeof(m->fig.stop_reason), "%s", r->conv.reason);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return v;
 }
 
 /* Auto-converge: the guest dirties faster than half the link can carry, so
@@ -218,7 +239,8 @@ static void src_throttle(struct source_run *r)
     pthread_mutex_lock(&m->lock);
     bool behind = m->fig.dirty_rate > m->fig.bandwidth / 2;
     pthread_mutex_unlock(&m->lock);
-    if (!m->params.auto_converge || !behind)
+    /* a dirty set that shrinks to fit the limit needs no throttle */
+    if (!m->params.auto_converge || !behind || r->conv.expected_ms <= r->conv.limit_ms)
         return;
     unsigned pct = m->vm->throttle_pct ? m->vm->throttle_pct + 10 : 20;
     vm_throttle_set(m->vm, pct > 99 ? 99 : pct);
@@ -231,18 +253,20 @@ static int src_precopy(struct source_run *r, struct err *e)
     /* pass 1 covers every page: with manual protect KVM starts all-dirty,
      * without it enabling the log protects everything */
     memset(r->rs.dirty, 0xff, r->rs.nwords * sizeof(uint64_t));
+    converge_init(&r->conv, m->params.downtime_limit_ms, m->params.max_time_s * 1e3);
     for (unsigned pass = 1;; pass++) {
         struct pass_result res;
         int rc = src_pass(r, pass, &res, e);
         if (rc)
             return rc;
-        double expected = src_account(r, pass, &res);
+        src_account(r, pass, &res);
+        enum converge_verdict v = src_judge(r);
         post_figures(m);
-        if (r->was_paused || expected <= m->params.downtime_limit_ms)
+        if (v == CONVERGE_STOP)
             return 0;
         if (atomic_load(&m->cancel))
             return err_set(e, ECANCELED, "migration cancelled");
-        if (clock_mono_ms() - r->t0 > m->params.max_time_s * 1e3)
+        if (v == CONVERGE_GIVE_UP)
             return err_set(e, ETIMEDOUT,
                            "did not converge within %u s (dirty rate "
                            "%.0f MiB/s)",
@@ -456,13 +480,14 @@ static void src_done(struct source_run *r)
     f->transferred = atomic_load(&m->ch.bytes_out);
     f->remaining = 0;
     log_info("migrate",
-             "completed: total %.1f ms, downtime %.1f ms (pause %.2f, last "
+             "completed: total %.1f ms, downtime %.1f ms, predicted %.2f ms "
+             "(stopped: %s) (pause %.2f, last "
              "pages %.2f, state save %.2f, transfer %.2f, load %.2f, commit %.2f, "
              "resume %.2f), %llu bytes, %u passes, %llu pages, %llu zero",
-             f->total_ms, f->downtime_ms, f->pause_ms, f->last_pages_ms, f->state_save_ms,
-             f->transfer_ms, f->load_ms, f->commit_ms, f->resume_ms,
-             (unsigned long long)f->transferred, f->pass, (unsigned long long)f->pages,
-             (unsigned long long)f->zero_pages);
+             f->total_ms, f->downtime_ms, f->predicted_downtime_ms, f->stop_reason,
+             f->pause_ms, f->last_pages_ms, f->state_save_ms, f->transfer_ms, f->load_ms,
+             f->commit_ms, f->resume_ms, (unsigned long long)f->transferred, f->pass,
+             (unsigned long long)f->pages, (unsigned long long)f->zero_pages);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -602,6 +627,11 @@ json_t *mig_figures_json(const struct mig_figures *f)
         json_object_set_new(j, "downtime_ms", json_real(f->downtime_ms));
         json_object_set_new(j, "downtime", d);
         json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
+    }
+    if (f->stop_reason[0]) {
+        json_object_set_new(j, "stop_reason", json_string(f->stop_reason));
+        json_object_set_new(j, "predicted_downtime_ms",
+                            json_real(f->predicted_downtime_ms));
     }
     if (f->error[0])
         json_object_set_new(j, "error", json_string(f->error));

@@ -48,7 +48,9 @@ struct mig_figures {
     double pause_ms, last_pages_ms, state_save_ms, transfer_ms, load_ms, commit_ms,
         resume_ms;
     uint64_t state_bytes;
-    double sync_ms; /* last dirty-log sync (KVM + VMM bitmap) */
+    double sync_ms;               /* last dirty-log sync (KVM + VMM bitmap) */
+    double predicted_downtime_ms; /* last transfer expected when pre-copy stopped */
+    char stop_reason[16];         /* why it stopped: converge.h */
     char error[512];
 };
 
