@@ -22,6 +22,9 @@
 #define HANDSHAKE_TIMEOUT_MS 30000
 #define HANDOVER_TIMEOUT_MS 60000
 #define MIN_BANDWIDTH_SAMPLE (1 << 20)
+/* Longest wait for the destination to apply what was sent; a destination
+ * that does not acknowledge by then is no longer waited for. */
+#define CATCH_UP_TIMEOUT_MS 5000
 
 struct source_run {
     struct migration *m;
@@ -31,6 +34,7 @@ struct source_run {
     double t0, t_pause;
     double t_state_sent; /* first state byte sent: transfer starts */
     bool was_paused, paused_by_us, committed;
+    bool catch_up; /* wait for the destination's ACKs after a pass */
     uint64_t features;
     struct converge conv;
 };
@@ -88,7 +92,7 @@ static int src_handshake(struct source_run *r, struct err *e)
     struct migration *m = r->m;
     struct buf hello;
     buf_init(&hello);
-    uint64_t offer = m->params.page_crc ? MIG_F_PAGE_CRC : 0;
+    uint64_t offer = (m->params.page_crc ? MIG_F_PAGE_CRC : 0) | MIG_F_ACKS;
     int rc = hello_encode(m->vm, r->was_paused, offer, &hello, e);
     if (!rc)
         rc = mig_send_buf(&m->ch, MIG_HELLO, hello.data, (uint32_t)hello.len, e);
@@ -112,6 +116,7 @@ static int src_handshake(struct source_run *r, struct err *e)
                        "destination chose version %u features 0x%llx, "
                        "not offered",
                        version, (unsigned long long)r->features);
+    m->ch.acks = r->catch_up = r->features & MIG_F_ACKS;
     return 0;
 }
 
@@ -139,6 +144,7 @@ static int src_connect(struct source_run *r, struct err *e)
 
 struct pass_result {
     double ms;
+    double xmit_ms; /* in send calls or waiting for ACKs: moving bytes */
     uint64_t sent;
     uint64_t dirty; /* pages dirtied while the pass ran */
 };
@@ -158,6 +164,31 @@ static void src_progress(void *ctx, uint64_t pages_done)
     post_figures(m);
 }
 
+/* Waits until the destination has applied everything sent: the pass then
+ * ends when its pages are in the destination's RAM (its time gives the
+ * rate the destination applies), and a pause after it holds no backlog. */
+static int src_catch_up(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    if (!r->catch_up)
+        return 0;
+    double t = clock_mono_ms();
+    int rc = mig_ack_wait(&m->ch, atomic_load(&m->ch.bytes_out), CATCH_UP_TIMEOUT_MS, e);
+    if (rc == -ETIMEDOUT) {
+        log_warn("migrate",
+                 "destination did not acknowledge within %d ms; no longer "
+                 "waiting for it",
+                 CATCH_UP_TIMEOUT_MS);
+        r->catch_up = false;
+        rc = 0;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->fig.catch_up_ms = clock_mono_ms() - t;
+    m->fig.acked = m->ch.acked;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res,
                     struct err *e)
 {
@@ -168,7 +199,11 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     r->rs.progress = src_progress;
     r->rs.progress_ctx = r;
     uint64_t before = atomic_load(&m->ch.bytes_out);
+    double send0 = m->ch.send_ms;
     int rc = ram_send_pass(&r->rs, pass == 1, e);
+    if (!rc)
+        rc = src_catch_up(r, e);
+    res->xmit_ms = r->catch_up ? m->ch.send_ms - send0 + m->fig.catch_up_ms : 0;
     double ts = clock_mono_ms();
     if (!rc)
         rc = dirty_log_sync(m->vm, r->rs.dirty, e);
@@ -198,8 +233,14 @@ static void src_account(struct source_run *r, unsigned pass, const struct pass_r
     double secs = res->ms > 0.001 ? res->ms / 1e3 : 1e-6;
     /* a pass that moved little says little about the link: keep the old
      * estimate unless this one is better informed */
+    /* with ACKs, the time bytes were moving: blocked in send() (the
+     * destination's pace once buffers are full) and waiting for it to apply
+     * the rest; the source's own pace (reading guest memory, a rate
+     * limit's sleeps) is not what the last transfer will meet */
+    double rate = res->xmit_ms > 0.01 ? (double)res->sent / (res->xmit_ms / 1e3)
+                                      : (double)res->sent / secs;
     if (res->sent >= MIN_BANDWIDTH_SAMPLE || f->bandwidth == 0)
-        f->bandwidth = (double)res->sent / secs;
+        f->bandwidth = rate;
     if (m->params.max_bandwidth && f->bandwidth > (double)m->params.max_bandwidth)
         f->bandwidth = (double)m->params.max_bandwidth;
     f->dirty_rate = (double)f->remaining / secs;
@@ -368,11 +409,14 @@ static int src_wait_loaded(struct source_run *r, struct err *e)
 static int src_check_destination(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
+    int rc = mig_ack_poll(&m->ch, e);
+    if (rc)
+        return rc;
     if (mig_wait_readable(&m->ch, 0))
         return 0;
     uint8_t *msg = NULL;
     uint32_t len;
-    int rc = mig_recv_msg(&m->ch, MIG_COMMIT, &msg, &len, 0, e);
+    rc = mig_recv_msg(&m->ch, MIG_COMMIT, &msg, &len, 0, e);
     free(msg);
     return rc ? rc : err_set(e, EPROTO, "destination sent COMMIT");
 }
@@ -627,6 +671,10 @@ json_t *mig_figures_json(const struct mig_figures *f)
         json_object_set_new(j, "downtime_ms", json_real(f->downtime_ms));
         json_object_set_new(j, "downtime", d);
         json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
+    }
+    if (f->acked) {
+        json_object_set_new(j, "acked", json_integer((json_int_t)f->acked));
+        json_object_set_new(j, "catch_up_ms", json_real(f->catch_up_ms));
     }
     if (f->stop_reason[0]) {
         json_object_set_new(j, "stop_reason", json_string(f->stop_reason));

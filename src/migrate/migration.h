@@ -51,6 +51,8 @@ struct mig_figures {
     double sync_ms;               /* last dirty-log sync (KVM + VMM bitmap) */
     double predicted_downtime_ms; /* last transfer expected when pre-copy stopped */
     char stop_reason[16];         /* why it stopped: converge.h */
+    uint64_t acked;               /* stream bytes the destination applied */
+    double catch_up_ms;           /* last wait for the destination to apply */
     char error[512];
 };
 
