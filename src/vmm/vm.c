@@ -87,8 +87,79 @@ int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e)
               : 0;
 }
 
-/* RAM lives in a memfd mapped shared, so another process (a migration
- * helper, a debugger) can map the very same pages. */
+/* The [selected] word of /sys/kernel/mm/transparent_hugepage/<file> is
+ * one of words (space separated). */
+static bool thp_setting_in(const char *file, const char *words)
+{
+    char path[96], buf[160], word[32];
+    snprintf(path, sizeof(path), "/sys/kernel/mm/transparent_hugepage/%s", file);
+    FILE *f = fopen(path, "r");
+    bool yes = false;
+    if (f && fgets(buf, sizeof(buf), f)) {
+        char *a = strchr(buf, '['), *b = a ? strchr(a, ']') : NULL;
+        if (b && b - a - 1 < (long)sizeof(word) - 2) {
+            snprintf(word, sizeof(word), " %.*s ", (int)(b - a - 1), a + 1);
+            char list[96];
+            snprintf(list, sizeof(list), " %s ", words);
+            yes = strstr(list, word) != NULL;
+        }
+    }
+    if (f)
+        fclose(f);
+    return yes;
+}
+
+/* Guest RAM wants huge pages: first touches of memory (a migration's
+ * receiver writes every page once) run several times faster with them on
+ * nested hosts. A memfd (shared: another process could map the same pages)
+ * gets them only where shmem THP is allowed; otherwise anonymous memory
+ * with MADV_HUGEPAGE does, where THP is "always" or "madvise". */
+enum vm_ram_backing vm_ram_backing_auto(void)
+{
+    const char *env = getenv("TERN_RAM_BACKING");
+    if (env && !strcmp(env, "memfd"))
+        return VM_RAM_MEMFD;
+    if (env && !strcmp(env, "anon"))
+        return VM_RAM_ANON;
+    if (thp_setting_in("shmem_enabled", "always within_size advise force"))
+        return VM_RAM_MEMFD;
+    if (thp_setting_in("enabled", "always madvise"))
+        return VM_RAM_ANON;
+    return VM_RAM_MEMFD;
+}
+
+static int vm_map_ram(struct vm *vm, uint64_t size, struct err *e)
+{
+    if (vm->config.ram_fd >= 0) {
+        vm->mem_fd = vm->config.ram_fd; /* preallocated while waiting */
+    } else if (vm_ram_backing_auto() == VM_RAM_MEMFD) {
+        int rc = vm_ram_create(size, vm->config.prealloc, &vm->mem_fd, e);
+        if (rc)
+            return rc;
+    }
+    if (vm->mem_fd >= 0)
+        vm->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                       vm->mem_fd, 0);
+    else
+        vm->mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (vm->mem == MAP_FAILED) {
+        vm->mem = NULL;
+        return err_set(e, errno, "guest ram mmap: %s", strerror(errno));
+    }
+    /* effective where the host allows huge pages for this kind of memory:
+     * first touches of guest RAM then fault 2 MiB at a time */
+    madvise(vm->mem, size, MADV_HUGEPAGE);
+    if (vm->mem_fd < 0 && vm->config.prealloc &&
+        madvise(vm->mem, size, MADV_POPULATE_WRITE))
+        return err_set(e, errno, "preallocate %lluM of guest ram: %s",
+                       (unsigned long long)(size >> 20), strerror(errno));
+    return 0;
+}
+
+/* RAM is a memfd mapped shared (another process, a migration helper or a
+ * debugger, can map the very same pages) or anonymous memory when only
+ * that gets huge pages on this host (vm_ram_backing_auto). */
 static int vm_setup_memory(struct vm *vm, struct err *e)
 {
     uint64_t size = vm->config.memory;
@@ -101,30 +172,14 @@ static int vm_setup_memory(struct vm *vm, struct err *e)
         return err_set(e, ENOMEM, "memory %lluM is more than the host has (%lluM)",
                        (unsigned long long)(size >> 20),
                        (unsigned long long)(host_memory_bytes() >> 20));
-    if (vm->config.ram_fd >= 0) {
-        vm->mem_fd = vm->config.ram_fd; /* preallocated while waiting */
-    } else {
-        int rc = vm_ram_create(size, vm->config.prealloc, &vm->mem_fd, e);
-        if (rc)
-            return rc;
-    }
-    vm->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                   vm->mem_fd, 0);
-    if (vm->mem == MAP_FAILED) {
-        vm->mem = NULL;
-        return err_set(e, errno, "guest ram mmap: %s", strerror(errno));
-    }
-    /* effective where the host allows huge pages for shmem (shmem_enabled
-     * "advise"): first touches of guest RAM then fault 2 MiB at a time */
-    madvise(vm->mem, size, MADV_HUGEPAGE);
+    int rc = vm_map_ram(vm, size, e);
+    if (rc)
+        return rc;
     if (guest_ram_init(&vm->ram, vm->mem, size))
         return err_set(e, ENOMEM, "guest ram bitmap: out of memory");
-    for (unsigned i = 0; i < vm->ram.nregions; i++) {
-        int rc = vm_set_slot(vm, i, &vm->ram.region[i], e);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    for (unsigned i = 0; !rc && i < vm->ram.nregions; i++)
+        rc = vm_set_slot(vm, i, &vm->ram.region[i], e);
+    return rc;
 }
 
 static void vm_irq_set(void *ctx, unsigned gsi, int level)
