@@ -226,14 +226,18 @@ static int dest_handover(struct dest_run *r, struct err *e)
     uint64_t t = clock_mono_ns();
     vm_take_back(r->vm); /* committed: the VM is this process's now */
     rc = vm_post_load(r->vm, e);
-    if (!rc && !r->in->hello.paused)
-        rc = vm_resume(r->vm) ? err_set(e, EIO, "resume failed") : 0;
     if (rc)
         return rc;
+    /* RUNNING goes just before the vCPUs are released: once they run (the
+     * guest may never idle), this thread and the source's, which waits for
+     * RUNNING to end the downtime, can wait milliseconds for a CPU while
+     * the guest already runs. Nothing changes for the handover: after
+     * COMMIT the source never resumes, whatever it hears. */
     uint64_t running[2] = {clock_mono_ns() - t, r->in->hello.paused};
     struct err ignored;
-    /* the VM runs here now whatever happens to this last message */
     mig_send_buf(ch, MIG_RUNNING, running, sizeof(running), &ignored);
+    if (!r->in->hello.paused && vm_resume(r->vm))
+        return err_set(e, EIO, "resume failed");
     return 0;
 }
 

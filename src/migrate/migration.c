@@ -473,9 +473,14 @@ static int src_wait_running(struct source_run *r, struct err *e)
     int rc = mig_recv_msg(&m->ch, MIG_RUNNING, &msg, &len, HANDOVER_TIMEOUT_MS, e);
     if (rc)
         return rc;
+    /* the destination's own share of resume: COMMIT read to vCPUs released */
+    uint64_t dest_ns = 0;
+    if (len >= sizeof(dest_ns))
+        memcpy(&dest_ns, msg, sizeof(dest_ns));
     free(msg);
     pthread_mutex_lock(&m->lock);
     m->fig.resume_ms = clock_mono_ms() - t;
+    m->fig.resume_dest_ms = (double)dest_ns / 1e6;
     m->fig.downtime_ms = clock_mono_ms() - r->t_pause;
     pthread_mutex_unlock(&m->lock);
     return 0;
@@ -672,6 +677,8 @@ json_t *mig_figures_json(const struct mig_figures *f)
         json_object_set_new(j, "downtime", d);
         json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
     }
+    if (f->resume_dest_ms > 0)
+        json_object_set_new(j, "resume_dest_ms", json_real(f->resume_dest_ms));
     if (f->acked) {
         json_object_set_new(j, "acked", json_integer((json_int_t)f->acked));
         json_object_set_new(j, "catch_up_ms", json_real(f->catch_up_ms));

@@ -53,6 +53,7 @@ struct mig_figures {
     char stop_reason[16];         /* why it stopped: converge.h */
     uint64_t acked;               /* stream bytes the destination applied */
     double catch_up_ms;           /* last wait for the destination to apply */
+    double resume_dest_ms;        /* destination's part of resume (RUNNING) */
     char error[512];
 };
 
