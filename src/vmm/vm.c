@@ -87,52 +87,21 @@ int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e)
               : 0;
 }
 
-/* The [selected] word of /sys/kernel/mm/transparent_hugepage/<file> is
- * one of words (space separated). */
-static bool thp_setting_in(const char *file, const char *words)
-{
-    char path[96], buf[160], word[32];
-    snprintf(path, sizeof(path), "/sys/kernel/mm/transparent_hugepage/%s", file);
-    FILE *f = fopen(path, "r");
-    bool yes = false;
-    if (f && fgets(buf, sizeof(buf), f)) {
-        char *a = strchr(buf, '['), *b = a ? strchr(a, ']') : NULL;
-        if (b && b - a - 1 < (long)sizeof(word) - 2) {
-            snprintf(word, sizeof(word), " %.*s ", (int)(b - a - 1), a + 1);
-            char list[96];
-            snprintf(list, sizeof(list), " %s ", words);
-            yes = strstr(list, word) != NULL;
-        }
-    }
-    if (f)
-        fclose(f);
-    return yes;
-}
-
-/* Guest RAM wants huge pages: first touches of memory (a migration's
- * receiver writes every page once) run several times faster with them on
- * nested hosts. A memfd (shared: another process could map the same pages)
- * gets them only where shmem THP is allowed; otherwise anonymous memory
- * with MADV_HUGEPAGE does, where THP is "always" or "madvise". */
-enum vm_ram_backing vm_ram_backing_auto(void)
+/* Anonymous RAM gets transparent huge pages where shmem's are off (THP
+ * "madvise", Debian's default), but measured here it made pre-copy of a
+ * dirtying guest twice as long (dirty logging over huge pages) and bulk
+ * receiving no faster (docs/tern-vmm.md): a memfd stays the default. */
+enum vm_ram_backing vm_ram_backing(void)
 {
     const char *env = getenv("TERN_RAM_BACKING");
-    if (env && !strcmp(env, "memfd"))
-        return VM_RAM_MEMFD;
-    if (env && !strcmp(env, "anon"))
-        return VM_RAM_ANON;
-    if (thp_setting_in("shmem_enabled", "always within_size advise force"))
-        return VM_RAM_MEMFD;
-    if (thp_setting_in("enabled", "always madvise"))
-        return VM_RAM_ANON;
-    return VM_RAM_MEMFD;
+    return env && strcmp(env, "anon") == 0 ? VM_RAM_ANON : VM_RAM_MEMFD;
 }
 
 static int vm_map_ram(struct vm *vm, uint64_t size, struct err *e)
 {
     if (vm->config.ram_fd >= 0) {
         vm->mem_fd = vm->config.ram_fd; /* preallocated while waiting */
-    } else if (vm_ram_backing_auto() == VM_RAM_MEMFD) {
+    } else if (vm_ram_backing() == VM_RAM_MEMFD) {
         int rc = vm_ram_create(size, vm->config.prealloc, &vm->mem_fd, e);
         if (rc)
             return rc;
@@ -158,8 +127,8 @@ static int vm_map_ram(struct vm *vm, uint64_t size, struct err *e)
 }
 
 /* RAM is a memfd mapped shared (another process, a migration helper or a
- * debugger, can map the very same pages) or anonymous memory when only
- * that gets huge pages on this host (vm_ram_backing_auto). */
+ * debugger, can map the very same pages), or anonymous memory on request
+ * (vm_ram_backing). */
 static int vm_setup_memory(struct vm *vm, struct err *e)
 {
     uint64_t size = vm->config.memory;
