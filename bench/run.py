@@ -34,7 +34,8 @@ WARMUP_S = 2.0          # guest runs this long after its first HB before migrati
 MIGRATE_LIMIT_S = 60.0  # a migration still running after this is cancelled
 VERIFY_WAIT_S = 3.0     # the first VERIFY ok must show on the destination within this
 VERIFY_ALL_S = 10.0     # with several vCPUs, every vCPU's VERIFY ok within this
-VERIFY_LATE_S = 15.0    # after VERIFY_WAIT_S, keep watching this long to tell "late" from "missing"
+VERIFY_LATE_S = 15.0
+WRITE_ONCE_S = 120      # a written-once working set must be complete within this    # after VERIFY_WAIT_S, keep watching this long to tell "late" from "missing"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # --------------------------------------------------------------------------
@@ -46,18 +47,22 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 QEMU_UNCAPPED = 100 * 1000 * 1000 * 1000  # 100 GB/s: only the link limits
 
 
-def guest_cmdline(ws=0, rate=0, smp=False):
-    parts = ["tern.hb=%d" % HB_MS]
-    if ws:
-        parts += ["tern.ws=%d" % ws, "tern.rate=%d" % rate, "tern.verify=1"]
-    if smp:
+def guest_cmdline(sc):
+    # hbclock: HB lines carry the guest clock, for the achieved dirty rate
+    parts = ["tern.hb=%d" % HB_MS, "tern.hbclock=1"]
+    if sc["ws"]:
+        parts += ["tern.ws=%d" % sc["ws"], "tern.rate=%d" % sc["rate"], "tern.verify=1"]
+    if sc["touch"]:
+        parts.append("tern.touch=%d" % sc["touch"])
+    if sc["smp"]:
         parts.append("tern.smp=1")
     return " ".join(parts)
 
 
-def S(name, title, mem_mib, ws=0, rate=0, cpus=1, systems=None):
+def S(name, title, mem_mib, ws=0, rate=0, cpus=1, touch=0, systems=None):
+    """touch: words the dirtier stamps per page (0 = the whole page)"""
     return {"name": name, "title": title, "mem_mib": mem_mib, "ws": ws,
-            "rate": rate, "cpus": cpus, "smp": cpus > 1,
+            "rate": rate, "cpus": cpus, "smp": cpus > 1, "touch": touch,
             "systems": systems or {}}
 
 
@@ -81,6 +86,20 @@ SCENARIOS = [
                "qemu-default-ac": Q_DEF_AC, "qemu-uncapped-ac": Q_UNC_AC}),
     S("smp2", "2 vCPUs, 256 MiB ws @ 100 MiB/s", 1024, ws=256, rate=100, cpus=2,
       systems={"tern": T, "qemu-default": Q_DEF, "qemu-uncapped": Q_UNC}),
+    # the same working sets with a dirtier that stamps 2 words per page: every
+    # page as dirty, but the guest keeps its nominal rate under dirty logging
+    S("ws256-r50-t2", "1 GiB, 256 MiB ws @ 50 MiB/s, 2 words/page", 1024, ws=256,
+      rate=50, touch=2,
+      systems={"tern": T, "qemu-default": Q_DEF, "qemu-uncapped": Q_UNC}),
+    S("ws512-r400-t2", "1 GiB, 512 MiB ws @ 400 MiB/s, 2 words/page", 1024, ws=512,
+      rate=400, touch=2,
+      systems={"tern-ac": T_AC, "qemu-uncapped": Q_UNC, "qemu-uncapped-ac": Q_UNC_AC}),
+    S("smp2-t2", "2 vCPUs, 256 MiB ws @ 100 MiB/s, 2 words/page", 1024, ws=256,
+      rate=100, cpus=2, touch=2,
+      systems={"tern": T, "qemu-uncapped": Q_UNC}),
+    # throughput: 1.5 GiB written once (rate 0), then nothing is dirtied
+    S("bulk-2g", "2 GiB, 1.5 GiB written once, then idle", 2048, ws=1536, rate=0,
+      systems={"tern": T, "qemu-uncapped": Q_UNC}),
     S("bw100", "256 MiB ws @ 50 MiB/s, 100 MiB/s cap", 1024, ws=256, rate=50,
       systems={"tern": dict(T, max_bandwidth=100 * MIB),
                "qemu": dict(Q_DEF, max_bandwidth=100 * MIB)}),
@@ -88,7 +107,7 @@ SCENARIOS = [
       systems={"tern": T, "tern-tls": dict(T, tls=True)}),
 ]
 
-QUICK = ["idle-1g", "ws256-r50", "smp2", "bw100", "tls"]
+QUICK = ["idle-1g", "ws256-r50", "ws256-r50-t2", "smp2", "bw100", "tls"]
 
 # rows of the comparison table: (label, scenario, tern system, qemu default, qemu uncapped)
 ROWS = [
@@ -98,10 +117,17 @@ ROWS = [
     ("ws512 @400, QEMU no AC", "ws512-r400", "tern-ac", "qemu-default", "qemu-uncapped"),
     ("ws512 @400, QEMU AC", "ws512-r400", "tern-ac", "qemu-default-ac", "qemu-uncapped-ac"),
     ("2 vCPUs ws256 @100", "smp2", "tern", "qemu-default", "qemu-uncapped"),
+    ("ws256 @50, 2 words/page", "ws256-r50-t2", "tern", "qemu-default", "qemu-uncapped"),
+    ("ws512 @400 2w, QEMU no AC", "ws512-r400-t2", "tern-ac", None, "qemu-uncapped"),
+    ("ws512 @400 2w, QEMU AC", "ws512-r400-t2", "tern-ac", None, "qemu-uncapped-ac"),
+    ("2 vCPUs ws256 @100 2w", "smp2-t2", "tern", None, "qemu-uncapped"),
+    ("bulk 1.5 GiB of 2 GiB", "bulk-2g", "tern", None, "qemu-uncapped"),
     ("100 MiB/s cap (both capped)", "bw100", "tern", "qemu", None),
 ]
 # tern only: TLS versus insecure on the same workload
 TLS_ROW = ("tls", "tern", "tern-tls")
+# throughput block: scenario, tern system, qemu uncapped
+BULK_ROW = ("bulk-2g", "tern", "qemu-uncapped")
 
 # --------------------------------------------------------------------------
 # process bookkeeping: everything we start is killed on exit and on signals
@@ -243,6 +269,35 @@ def is_hb(ln):
     return ln.startswith("HB ")
 
 
+def hb_pages(lines):
+    """pages written so far, from the last HB line (0 if none)"""
+    for t, ln in reversed(lines):
+        if is_hb(ln):
+            try:
+                return int(ln.split()[2])
+            except (ValueError, IndexError):
+                return 0
+    return 0
+
+
+def dirty_rate(lines, t_from, t_to):
+    """MiB/s the guest wrote between the first and the last HB line that
+    arrived in [t_from, t_to]: pages from the second HB field, time from
+    the guest clock (third field, tern.hbclock) or else the arrival times."""
+    pts = []
+    for t, ln in lines:
+        if not (is_hb(ln) and t_from <= t <= t_to):
+            continue
+        f = ln.split()
+        try:
+            pts.append((int(f[3]) / 1e6 if len(f) > 3 else t, int(f[2])))
+        except (ValueError, IndexError):
+            pass
+    if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
+        return None
+    return round((pts[-1][1] - pts[0][1]) * 4096 / MIB / (pts[-1][0] - pts[0][0]), 1)
+
+
 # --------------------------------------------------------------------------
 # JSON-lines clients: tern control socket and QMP
 
@@ -377,7 +432,7 @@ def qemu_argv(sc, console, qmp_sock, incoming=False):
             "-smp", str(sc["cpus"]), "-nodefaults", "-no-user-config",
             "-display", "none", "-serial", "file:" + console,
             "-kernel", GUEST,
-            "-append", guest_cmdline(sc["ws"], sc["rate"], sc["smp"]),
+            "-append", guest_cmdline(sc),
             "-qmp", "unix:%s,server=on,wait=off" % qmp_sock]
     if incoming:
         argv += ["-incoming", "defer"]
@@ -395,6 +450,7 @@ def run_once(sc, sysname, sysdef, rep, rundir, log):
     uri = "tcp:127.0.0.1:%d" % port
     rec = {"scenario": sc["name"], "system": sysname, "rep": rep,
            "mem_mib": sc["mem_mib"], "ws_mib": sc["ws"], "rate_mibps": sc["rate"],
+           "touch": sc["touch"],
            "cpus": sc["cpus"], "params": {k: v for k, v in sysdef.items() if k != "kind"},
            "logdir": os.path.relpath(d, ROOT)}
     tail = ConsoleTail({"src": src_con, "dst": dst_con})
@@ -412,7 +468,7 @@ def run_once(sc, sysname, sysdef, rep, rundir, log):
             wait_listen(port, dst)
             sargv = [VMM, "--name", "src", "--memory", "%dM" % sc["mem_mib"],
                      "--cpus", str(sc["cpus"]), "--kernel", GUEST,
-                     "--cmdline", guest_cmdline(sc["ws"], sc["rate"], sc["smp"]),
+                     "--cmdline", guest_cmdline(sc),
                      "--control", src_sock, "--console", "file:" + src_con]
             src = spawn(sargv, os.path.join(d, "src.log"))
             # the destination opens its control socket only once a source
@@ -445,6 +501,14 @@ def run_once(sc, sysname, sysdef, rep, rundir, log):
                 time.sleep(0.02)
             else:
                 raise RuntimeError("source guest printed no VERIFY ok in 30 s")
+        if sc["ws"] and not sc["rate"]:
+            # written once: migrate when every page of the working set is
+            want = sc["ws"] * MIB // 4096
+            t_w = time.monotonic()
+            while hb_pages(tail.snapshot("src")) < want:
+                if time.monotonic() - t_w > WRITE_ONCE_S:
+                    raise RuntimeError("working set not written in %d s" % WRITE_ONCE_S)
+                time.sleep(0.05)
         rest = WARMUP_S - (time.monotonic() - t_hb)
         if rest > 0:
             time.sleep(rest)
@@ -635,17 +699,14 @@ def run_once(sc, sysname, sysdef, rep, rundir, log):
                 gaps = [b - a for a, b in zip(hb, hb[1:])]
                 rec["pause_ms"] = round(max(gaps) * 1000, 2) if gaps else None
             # how fast the guest itself dirtied memory while the migration ran
-            # (the second HB field counts pages the guest has written)
-            pts = []
-            for t, ln in tail.snapshot("src"):
-                if is_hb(ln) and t0 <= t <= t_done:
-                    try:
-                        pts.append((t, int(ln.split()[2])))
-                    except (ValueError, IndexError):
-                        pass
-            if len(pts) >= 2 and pts[-1][0] > pts[0][0] and sc["ws"]:
-                rec["guest_dirty_mibps"] = round((pts[-1][1] - pts[0][1]) * 4096 / MIB /
-                                                 (pts[-1][0] - pts[0][0]), 1)
+            # (the achieved rate: the second HB field counts pages written,
+            # the third is the guest clock), and in the second before it
+            if sc["ws"]:
+                src_lines = tail.snapshot("src")
+                rec["guest_dirty_mibps"] = dirty_rate(src_lines, t0, t_done)
+                rec["guest_dirty_before_mibps"] = dirty_rate(src_lines, t0 - 1.0, t0)
+            if rec.get("bytes") and rec.get("total_s"):
+                rec["throughput_MBps"] = round(rec["bytes"] / rec["total_s"] / 1e6, 1)
             # sequence continuity: the destination continues the source's HB count
             s_seq = [ln for t, ln in tail.snapshot("src") if is_hb(ln)]
             d_seq = [ln for t, ln in tail.snapshot("dst") if is_hb(ln)]
@@ -733,6 +794,22 @@ def status_note(runs):
     return "; ".join(notes)
 
 
+def bulk_table(by, limits):
+    """throughput of the written-once scenario, against QEMU and the limits"""
+    scn, ts, qu = BULK_ROW
+    a = summary(by.get((scn, ts), []), "throughput_MBps")
+    c = summary(by.get((scn, qu), []), "throughput_MBps")
+    out = ["", "== bulk (2 GiB VM, 1.5 GiB written once): throughput = bytes sent / total time, "
+           "MB/s, median [min-max]; HIGHER is better here"]
+    out.append("%-28s %-20s %-20s %-8s %-s" % ("", "tern", "QEMU uncapped", "t/Qunc",
+                                                "tern / min(loopback, fresh THP write)"))
+    bound = min(limits.get("tcp_loopback_GBps") or 0, limits.get("fresh_thp_GBps") or 0) * 1000
+    share = "%.0f%% of %.0f MB/s" % (100 * a["median"] / bound, bound) if a and bound else "-"
+    out.append("%-28s %-20s %-20s %-8s %s" % ("throughput (MB/s)", fmt(a, "ms"), fmt(c, "ms"),
+                                              ratio(a, c), share))
+    return out
+
+
 def print_tables(all_runs, scenarios, limits):
     by = {}
     for r in all_runs:
@@ -772,10 +849,11 @@ def print_tables(all_runs, scenarios, limits):
             out.append("%-28s %-20s %-20s %-8s" % (title, fmt(a, unit),
                                                    fmt(b, unit), ratio(b, a)))
     out.append("")
-    out.append("== per system: runs, bytes sent, passes, CPU seconds during the migration, correctness")
-    out.append("%-12s %-17s %-5s %-10s %-7s %-18s %-18s %-s" %
+    out.append("== per system: runs, bytes sent, passes, CPU seconds during the migration, "
+               "dirty rate the guest achieved during the migration, correctness")
+    out.append("%-13s %-17s %-5s %-9s %-7s %-17s %-17s %-17s %-s" %
                ("scenario", "system", "runs", "MiB sent", "passes", "src CPU s", "dst CPU s",
-                "verify / failures"))
+                "dirty MiB/s", "verify / failures"))
     for s in scenarios:
         for sysname in s["systems"]:
             runs = by.get((s["name"], sysname), [])
@@ -785,23 +863,32 @@ def print_tables(all_runs, scenarios, limits):
             p = summary(runs, "passes")
             sc_ = summary(runs, "src_cpu_s")
             dc = summary(runs, "dst_cpu_s")
+            dr = summary(runs, "guest_dirty_mibps")
             ver = {}
             for r in runs:
                 if r.get("verify"):
                     ver[r["verify"]] = ver.get(r["verify"], 0) + 1
             vs = ",".join("%s:%d" % kv for kv in ver.items())
             note = status_note(runs)
-            out.append("%-12s %-17s %-5d %-10s %-7s %-18s %-18s %s" % (
+            out.append("%-13s %-17s %-5d %-9s %-7s %-17s %-17s %-17s %s" % (
                 s["name"], sysname, len(runs),
                 "%.0f" % (b["median"] / MIB) if b else "-",
                 "%g" % p["median"] if p else "-",
-                fmt(sc_, "s"), fmt(dc, "s"),
+                fmt(sc_, "s"), fmt(dc, "s"), fmt(dr, "ms"),
                 (vs + ("  " + note if note else "")) or "-"))
+    if BULK_ROW[0] in names:
+        out += bulk_table(by, limits)
     if limits:
         out.append("")
         out.append("== physical limits measured in this run: loopback TCP %.2f GB/s (one stream), "
-                   "memcpy %.2f GB/s (one thread)" % (limits.get("tcp_loopback_GBps", 0),
-                                                      limits.get("memcpy_GBps", 0)))
+                   "memcpy %.2f GB/s (one thread)," % (limits.get("tcp_loopback_GBps", 0),
+                                                       limits.get("memcpy_GBps", 0)))
+        out.append("   write fresh memory %.2f GB/s (4 KiB pages), %.2f GB/s (MADV_HUGEPAGE, %.0f%% huge; "
+                   "THP %s), %.2f GB/s (memfd, %.0f%% huge; shmem THP %s)" % (
+                       limits.get("fresh_4k_GBps", 0), limits.get("fresh_thp_GBps", 0),
+                       100 * limits.get("fresh_thp_huge_share", 0), limits.get("thp_enabled", "?"),
+                       limits.get("fresh_memfd_GBps", 0), 100 * limits.get("fresh_memfd_huge_share", 0),
+                       limits.get("thp_shmem_enabled", "?")))
     out.append("ratios are tern / QEMU on medians: below 1.00x tern is faster or shorter.")
     text = "\n".join(out)
     print(text)
@@ -896,6 +983,8 @@ def main():
                     ",".join(s["name"] for s in SCENARIOS))
     ap.add_argument("--systems", help="comma separated system names to keep (e.g. tern,qemu-uncapped)")
     ap.add_argument("--replot", help="redraw table and chart from an existing results .jsonl")
+    ap.add_argument("--no-limits", action="store_true",
+                    help="skip measuring the physical limits (quick checks during development)")
     args = ap.parse_args()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -945,13 +1034,16 @@ def main():
     t_start = time.monotonic()
     out = open(jsonl, "w")
 
-    limits = measure_limits(rundir)
+    limits = {} if args.no_limits else measure_limits(rundir)
     limits["type"] = "limits"
     out.write(json.dumps(limits) + "\n")
     out.flush()
     if limits.get("tcp_loopback_GBps"):
-        print("bench: loopback TCP %.2f GB/s, memcpy %.2f GB/s" %
-              (limits["tcp_loopback_GBps"], limits.get("memcpy_GBps", 0)))
+        print("bench: loopback TCP %.2f GB/s, memcpy %.2f GB/s, fresh memory %.2f GB/s (4 KiB), "
+              "%.2f GB/s (THP), %.2f GB/s (memfd)" %
+              (limits["tcp_loopback_GBps"], limits.get("memcpy_GBps", 0),
+               limits.get("fresh_4k_GBps", 0), limits.get("fresh_thp_GBps", 0),
+               limits.get("fresh_memfd_GBps", 0)))
 
     nruns = sum(len(s["systems"]) for s in scenarios) * repeat
     i = 0
@@ -969,9 +1061,15 @@ def main():
                 out.write(json.dumps(r) + "\n")
                 out.flush()
                 if r.get("status") == "completed":
-                    print("%s total %.2f s, downtime %.1f ms, pause %s ms, %.0f MiB, %s passes, verify %s" % (
+                    extra = ""
+                    if r.get("guest_dirty_mibps") is not None and s["rate"]:
+                        extra += ", dirtied %s MiB/s (%s before)" % (
+                            r["guest_dirty_mibps"], r.get("guest_dirty_before_mibps"))
+                    if not s["rate"] and s["ws"]:
+                        extra += ", %s MB/s" % r.get("throughput_MBps")
+                    print("%s total %.2f s, downtime %.1f ms, pause %s ms, %.0f MiB, %s passes%s, verify %s" % (
                         r["status"], r.get("total_s") or 0, r.get("downtime_ms") or 0, r.get("pause_ms"),
-                        (r.get("bytes") or 0) / MIB, r.get("passes"), r.get("verify")))
+                        (r.get("bytes") or 0) / MIB, r.get("passes"), extra, r.get("verify")))
                 else:
                     print("%s %s (logs: %s)" % (r.get("status"), r.get("error", ""), r["logdir"]))
     out.close()

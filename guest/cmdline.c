@@ -97,6 +97,15 @@ static bool key_is(const char *key, size_t klen, const char *name)
     return strlen(name) == klen && memcmp(key, name, klen) == 0;
 }
 
+/* "tern.x" alone or "tern.x=1" is on, "tern.x=0" off. */
+static bool parse_flag(const char *v, size_t vl, bool *flag)
+{
+    uint64_t on = 1;
+    bool ok = vl == 0 || parse_u64(v, vl, &on);
+    *flag = on != 0;
+    return ok;
+}
+
 static bool set_tern_option(const char *k, size_t kl, const char *v, size_t vl)
 {
     if (key_is(k, kl, "tern.hb"))
@@ -113,12 +122,12 @@ static bool set_tern_option(const char *k, size_t kl, const char *v, size_t vl)
         return parse_seconds_ms(v, vl, &opts.exit_ms);
     if (key_is(k, kl, "tern.mmio"))
         return parse_u64(v, vl, &opts.mmio_reads);
-    if (key_is(k, kl, "tern.smp")) {
-        uint64_t on = 1;
-        bool ok = vl == 0 || parse_u64(v, vl, &on);
-        opts.smp = on != 0;
-        return ok;
-    }
+    if (key_is(k, kl, "tern.touch"))
+        return parse_u64(v, vl, &opts.touch_words) && opts.touch_words <= PAGE_SIZE / 8;
+    if (key_is(k, kl, "tern.smp"))
+        return parse_flag(v, vl, &opts.smp);
+    if (key_is(k, kl, "tern.hbclock"))
+        return parse_flag(v, vl, &opts.hb_clock);
     problem("unknown option '%s'%s", k, kl, "", 0);
     return true;
 }

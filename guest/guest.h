@@ -153,7 +153,9 @@ struct options {
     bool smp;
     uint64_t disk_mib;
     uint64_t exit_ms;
-    uint64_t mmio_reads; /* tern.mmio=N: time N MMIO exits at boot */
+    uint64_t mmio_reads;  /* tern.mmio=N: time N MMIO exits at boot */
+    uint64_t touch_words; /* tern.touch=N: words written per page, 0 = all */
+    bool hb_clock;        /* tern.hbclock=1: HB lines carry the guest clock */
     uint32_t nvirtio;
     uint64_t virtio_base[MAX_VIRTIO_MMIO];
 };

@@ -29,7 +29,11 @@ static void heartbeat(uint64_t now)
     uint64_t period = opts.hb_ms * NSEC_PER_MSEC;
     if (!period || now < hb_next_ns)
         return;
-    print("HB %lu %lu", (unsigned long)++hb_seq, (unsigned long)dirtier_total_pages());
+    if (opts.hb_clock)
+        print("HB %lu %lu %lu", (unsigned long)++hb_seq,
+              (unsigned long)dirtier_total_pages(), (unsigned long)(now / 1000));
+    else
+        print("HB %lu %lu", (unsigned long)++hb_seq, (unsigned long)dirtier_total_pages());
     hb_next_ns += period;
     if (hb_next_ns <= now)
         hb_next_ns += ((now - hb_next_ns) / period + 1) * period;

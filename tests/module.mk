@@ -42,10 +42,11 @@ check-linux:
 # Migration stream tools: recording proxy, replayer, stream editor (test
 # mutations) and checker (src/migrate/verify.c without KVM).
 STREAM_TOOLS := $(BUILD)/tests/tee-proxy $(BUILD)/tests/replay \
-	$(BUILD)/tests/streamedit $(BUILD)/tests/streamcheck
+	$(BUILD)/tests/streamedit $(BUILD)/tests/streamcheck $(BUILD)/tests/fake-dest
 test-bins: $(STREAM_TOOLS)
 
-$(BUILD)/tests/tee-proxy $(BUILD)/tests/replay $(BUILD)/tests/streamedit: \
+$(BUILD)/tests/tee-proxy $(BUILD)/tests/replay $(BUILD)/tests/streamedit \
+		$(BUILD)/tests/fake-dest: \
 		$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(COMMON_LDLIBS) $(LDLIBS)

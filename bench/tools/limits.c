@@ -2,6 +2,13 @@
  *   memcpy   one thread copying 256 MiB buffers, best of 5 rounds (GB/s)
  *   tcp      one loopback TCP stream between two processes, 4 MiB writes,
  *            2 GiB sent (GB/s as seen by the receiver)
+ *   fresh    one thread writing 512 MiB of never-touched memory, best of 3,
+ *            each round on a new mapping (what a migration receiver pays
+ *            for the first touch of every page): anonymous memory with
+ *            4 KiB pages (MADV_NOHUGEPAGE), anonymous memory with
+ *            MADV_HUGEPAGE (transparent huge pages if the host's
+ *            transparent_hugepage/enabled allows), and a memfd (shmem, as
+ *            tern-vmm's guest RAM; huge only if shmem_enabled allows)
  * Prints one JSON object. Build: cc -O2 -o limits limits.c */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -9,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -87,10 +95,106 @@ static double tcp_gbps(void)
     return got / t / 1e9;
 }
 
+enum fresh_kind { FRESH_4K, FRESH_THP, FRESH_MEMFD };
+
+#define FRESH_BYTES (512ul << 20)
+#define HUGE_2M (2ul << 20)
+
+/* kB of the named field (AnonHugePages, ShmemPmdMapped) summed over the
+ * process: tells whether the huge pages asked for were given. */
+static long smaps_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long kb = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            kb = atol(line + n + 1);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* One round: map, write every byte once, unmap.  *huge_share = fraction
+ * of the region that was mapped with huge pages. */
+static double fresh_round(enum fresh_kind kind, double *huge_share)
+{
+    size_t len = FRESH_BYTES + HUGE_2M;
+    int fd = -1;
+    char *raw;
+    if (kind == FRESH_MEMFD) {
+        fd = memfd_create("limits", 0);
+        if (fd < 0 || ftruncate(fd, (off_t)len))
+            return 0;
+        raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    } else {
+        raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
+    if (raw == MAP_FAILED)
+        return 0;
+    char *p = raw;
+    if (kind != FRESH_MEMFD)
+        p = (char *)(((unsigned long)raw + HUGE_2M - 1) & ~(HUGE_2M - 1));
+    madvise(p, FRESH_BYTES, kind == FRESH_4K ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
+    double t = now();
+    memset(p, 0x5a, FRESH_BYTES);
+    t = now() - t;
+    long kb = smaps_kb(kind == FRESH_MEMFD ? "ShmemPmdMapped" : "AnonHugePages");
+    *huge_share = kb < 0 ? 0 : kb * 1024.0 / FRESH_BYTES;
+    munmap(raw, len);
+    if (fd >= 0)
+        close(fd);
+    return FRESH_BYTES / t / 1e9;
+}
+
+static double fresh_gbps(enum fresh_kind kind, double *huge_share)
+{
+    double best = 0, share = 0;
+    *huge_share = 0;
+    for (int i = 0; i < 3; i++) {
+        double g = fresh_round(kind, &share);
+        if (g > best) {
+            best = g;
+            *huge_share = share;
+        }
+    }
+    return best;
+}
+
+/* The [selected] word of a /sys/kernel/mm/transparent_hugepage file. */
+static void thp_setting(const char *file, char *out, size_t cap)
+{
+    char path[128], buf[256];
+    snprintf(path, sizeof(path), "/sys/kernel/mm/transparent_hugepage/%s", file);
+    snprintf(out, cap, "unknown");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(buf, sizeof(buf), f)) {
+        char *a = strchr(buf, '['), *b = a ? strchr(a, ']') : NULL;
+        if (a && b)
+            snprintf(out, cap, "%.*s", (int)(b - a - 1), a + 1);
+    }
+    fclose(f);
+}
+
 int main(void)
 {
     double m = memcpy_gbps();
     double t = tcp_gbps();
-    printf("{\"memcpy_GBps\": %.2f, \"tcp_loopback_GBps\": %.2f}\n", m, t);
+    double s4k, sthp, smfd;
+    double f4k = fresh_gbps(FRESH_4K, &s4k);
+    double fthp = fresh_gbps(FRESH_THP, &sthp);
+    double fmfd = fresh_gbps(FRESH_MEMFD, &smfd);
+    char thp[32], shmem[32];
+    thp_setting("enabled", thp, sizeof(thp));
+    thp_setting("shmem_enabled", shmem, sizeof(shmem));
+    printf("{\"memcpy_GBps\": %.2f, \"tcp_loopback_GBps\": %.2f, "
+           "\"fresh_4k_GBps\": %.2f, \"fresh_thp_GBps\": %.2f, \"fresh_thp_huge_share\": "
+           "%.2f, "
+           "\"fresh_memfd_GBps\": %.2f, \"fresh_memfd_huge_share\": %.2f, "
+           "\"thp_enabled\": \"%s\", \"thp_shmem_enabled\": \"%s\"}\n",
+           m, t, f4k, fthp, sthp, fmfd, smfd, thp, shmem);
     return 0;
 }

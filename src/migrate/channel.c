@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "common/sock.h"
@@ -308,8 +309,10 @@ int mig_send(struct mig_channel *ch, uint16_t type, const struct iovec *iov, int
         return err_set(e, ENOMEM, "out of memory");
     all[0] = (struct iovec){&h, sizeof(h)};
     memcpy(all + 1, iov, sizeof(*iov) * (size_t)iovcnt);
+    double t = clock_mono_ms();
     int rc = ch->ssl ? tls_sendv(ch, all, iovcnt + 1, e)
                      : plain_sendv(ch, all, iovcnt + 1, e);
+    ch->send_ms += clock_mono_ms() - t;
     if (all != stack)
         free(all);
     if (!rc) {
@@ -337,7 +340,7 @@ void mig_send_error(struct mig_channel *ch, const char *text)
 
 int mig_wait_readable(struct mig_channel *ch, int timeout_ms)
 {
-    if (ch->ssl && SSL_pending(ch->ssl))
+    if (ch->peeked || (ch->ssl && SSL_pending(ch->ssl)))
         return 0;
     struct pollfd p = {.fd = ch->fd, .events = POLLIN};
     int n;
@@ -407,6 +410,11 @@ int mig_recv_iov(struct mig_channel *ch, struct iovec *iov, int iovcnt, struct e
 
 int mig_recv_hdr(struct mig_channel *ch, struct mig_hdr *h, struct err *e)
 {
+    if (ch->peeked) {
+        ch->peeked = false;
+        *h = ch->peek;
+        return 0;
+    }
     int rc = mig_recv(ch, h, sizeof(*h), e);
     return rc ? rc : mig_hdr_check(h, e);
 }
@@ -431,11 +439,22 @@ int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf, uint32_t 
                  int timeout_ms, struct err *e)
 {
     *buf = NULL;
-    if (timeout_ms >= 0 && mig_wait_readable(ch, timeout_ms))
-        return err_set(e, ETIMEDOUT, "no %s from the peer within %d ms",
-                       mig_type_name(want), timeout_ms);
+    double deadline = clock_mono_ms() + timeout_ms;
     struct mig_hdr h;
-    int rc = mig_recv_hdr(ch, &h, e);
+    int rc;
+    /* ACKs may come before the message waited for */
+    do {
+        double left = deadline - clock_mono_ms();
+        if (timeout_ms >= 0 && mig_wait_readable(ch, left > 0 ? (int)left : 0))
+            return err_set(e, ETIMEDOUT, "no %s from the peer within %d ms",
+                           mig_type_name(want), timeout_ms);
+        rc = mig_recv_hdr(ch, &h, e);
+        if (!rc && h.type == MIG_ACK && ch->acks && want != MIG_ACK) {
+            rc = mig_ack_take(ch, &h, e);
+            if (!rc)
+                rc = 1; /* taken: read on */
+        }
+    } while (rc == 1);
     if (rc)
         return rc;
     rc = recv_payload(ch, &h, buf, e);

@@ -18,12 +18,19 @@ struct mig_channel {
     int fd;
     struct ssl_st *ssl;
     _Atomic uint64_t bytes_out, bytes_in;
+    double send_ms;         /* time spent in send calls */
     uint64_t max_bandwidth; /* bytes/s; 0 = unlimited */
     uint64_t limit_bytes;   /* sent since limit_start */
     struct timespec limit_start;
     _Atomic bool cancelled;
     uint8_t *tls_buf; /* gather buffer: OpenSSL has no writev */
     size_t tls_buf_size;
+    /* acknowledgements (feature ACKS), read by the source */
+    bool acks;           /* negotiated: the peer sends ACKs */
+    uint64_t acked;      /* stream bytes the peer has applied */
+    double acked_at_ms;  /* when the last ACK arrived */
+    bool peeked;         /* peek holds the next header, read */
+    struct mig_hdr peek; /* while looking for ACKs */
 };
 
 void mig_channel_init(struct mig_channel *ch, int fd);
@@ -55,4 +62,18 @@ int mig_recv_msg(struct mig_channel *ch, uint16_t want, uint8_t **buf, uint32_t 
                  int timeout_ms, struct err *e);
 /* Waits until the fd is readable or timeout_ms passes: 0, -ETIMEDOUT. */
 int mig_wait_readable(struct mig_channel *ch, int timeout_ms);
+
+/* ---- acknowledgements (ack.c) ---- */
+/* Destination: tells the source it has applied every byte received. */
+int mig_ack_send(struct mig_channel *ch, struct err *e);
+/* Source: reads the ACKs waiting, without blocking. A message of another
+ * type stays for the next mig_recv_hdr. A lying ACK (beyond the bytes sent,
+ * or going back) or a malformed one is an error. */
+int mig_ack_poll(struct mig_channel *ch, struct err *e);
+/* Source: waits until the peer has applied `bytes` (ch->acked >= bytes):
+ * 0, -ETIMEDOUT, or the error of a lying ACK or of another message (an
+ * ERROR from the peer). */
+int mig_ack_wait(struct mig_channel *ch, uint64_t bytes, int timeout_ms, struct err *e);
+/* Reads the payload of an ACK whose header is h and checks it. */
+int mig_ack_take(struct mig_channel *ch, const struct mig_hdr *h, struct err *e);
 #endif

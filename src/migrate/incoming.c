@@ -19,6 +19,8 @@
 
 #define HELLO_TIMEOUT_MS 30000
 #define COMMIT_TIMEOUT_MS 300000
+/* With ACKS: acknowledge at least this often while a backlog waits. */
+#define ACK_EVERY_BYTES (8U << 20)
 
 int mig_incoming_accept(struct mig_incoming *in, struct err *e)
 {
@@ -119,6 +121,7 @@ struct dest_run {
     struct ram_stats ram;
     uint64_t load_ns;
     struct state_intake intake; /* against vm->devstate */
+    uint64_t acked;             /* bytes acknowledged so far */
 };
 
 static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err *e)
@@ -140,6 +143,20 @@ static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err 
     }
     free(msg);
     return rc;
+}
+
+/* With ACKS: acknowledge when caught up (nothing more to read now), so the
+ * source knows at once, and every ACK_EVERY_BYTES while behind. */
+static int dest_ack(struct dest_run *r, struct err *e)
+{
+    struct mig_channel *ch = &r->in->ch;
+    uint64_t in = atomic_load(&ch->bytes_in);
+    if (!(r->in->features & MIG_F_ACKS) || in == r->acked)
+        return 0;
+    if (in - r->acked < ACK_EVERY_BYTES && !mig_wait_readable(ch, 0))
+        return 0;
+    r->acked = in;
+    return mig_ack_send(ch, e);
 }
 
 static int dest_receive(struct dest_run *r, struct err *e)
@@ -164,6 +181,8 @@ static int dest_receive(struct dest_run *r, struct err *e)
         } else
             rc = err_set(e, EPROTO, "unexpected %s message in the stream",
                          mig_type_name(h.type));
+        if (!rc)
+            rc = dest_ack(r, e);
         if (rc)
             return rc;
     }
@@ -207,14 +226,18 @@ static int dest_handover(struct dest_run *r, struct err *e)
     uint64_t t = clock_mono_ns();
     vm_take_back(r->vm); /* committed: the VM is this process's now */
     rc = vm_post_load(r->vm, e);
-    if (!rc && !r->in->hello.paused)
-        rc = vm_resume(r->vm) ? err_set(e, EIO, "resume failed") : 0;
     if (rc)
         return rc;
+    /* RUNNING goes just before the vCPUs are released: once they run (the
+     * guest may never idle), this thread and the source's, which waits for
+     * RUNNING to end the downtime, can wait milliseconds for a CPU while
+     * the guest already runs. Nothing changes for the handover: after
+     * COMMIT the source never resumes, whatever it hears. */
     uint64_t running[2] = {clock_mono_ns() - t, r->in->hello.paused};
     struct err ignored;
-    /* the VM runs here now whatever happens to this last message */
     mig_send_buf(ch, MIG_RUNNING, running, sizeof(running), &ignored);
+    if (!r->in->hello.paused && vm_resume(r->vm))
+        return err_set(e, EIO, "resume failed");
     return 0;
 }
 

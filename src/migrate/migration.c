@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "migrate/converge.h"
 #include "migrate/decision.h"
 #include "migrate/hello.h"
 #include "migrate/migration.h"
@@ -21,6 +22,9 @@
 #define HANDSHAKE_TIMEOUT_MS 30000
 #define HANDOVER_TIMEOUT_MS 60000
 #define MIN_BANDWIDTH_SAMPLE (1 << 20)
+/* Longest wait for the destination to apply what was sent; a destination
+ * that does not acknowledge by then is no longer waited for. */
+#define CATCH_UP_TIMEOUT_MS 5000
 
 struct source_run {
     struct migration *m;
@@ -30,7 +34,9 @@ struct source_run {
     double t0, t_pause;
     double t_state_sent; /* first state byte sent: transfer starts */
     bool was_paused, paused_by_us, committed;
+    bool catch_up; /* wait for the destination's ACKs after a pass */
     uint64_t features;
+    struct converge conv;
 };
 
 void mig_params_default(struct mig_params *p)
@@ -86,7 +92,7 @@ static int src_handshake(struct source_run *r, struct err *e)
     struct migration *m = r->m;
     struct buf hello;
     buf_init(&hello);
-    uint64_t offer = m->params.page_crc ? MIG_F_PAGE_CRC : 0;
+    uint64_t offer = (m->params.page_crc ? MIG_F_PAGE_CRC : 0) | MIG_F_ACKS;
     int rc = hello_encode(m->vm, r->was_paused, offer, &hello, e);
     if (!rc)
         rc = mig_send_buf(&m->ch, MIG_HELLO, hello.data, (uint32_t)hello.len, e);
@@ -110,6 +116,7 @@ static int src_handshake(struct source_run *r, struct err *e)
                        "destination chose version %u features 0x%llx, "
                        "not offered",
                        version, (unsigned long long)r->features);
+    m->ch.acks = r->catch_up = r->features & MIG_F_ACKS;
     return 0;
 }
 
@@ -137,6 +144,7 @@ static int src_connect(struct source_run *r, struct err *e)
 
 struct pass_result {
     double ms;
+    double xmit_ms; /* in send calls or waiting for ACKs: moving bytes */
     uint64_t sent;
     uint64_t dirty; /* pages dirtied while the pass ran */
 };
@@ -156,6 +164,31 @@ static void src_progress(void *ctx, uint64_t pages_done)
     post_figures(m);
 }
 
+/* Waits until the destination has applied everything sent: the pass then
+ * ends when its pages are in the destination's RAM (its time gives the
+ * rate the destination applies), and a pause after it holds no backlog. */
+static int src_catch_up(struct source_run *r, struct err *e)
+{
+    struct migration *m = r->m;
+    if (!r->catch_up)
+        return 0;
+    double t = clock_mono_ms();
+    int rc = mig_ack_wait(&m->ch, atomic_load(&m->ch.bytes_out), CATCH_UP_TIMEOUT_MS, e);
+    if (rc == -ETIMEDOUT) {
+        log_warn("migrate",
+                 "destination did not acknowledge within %d ms; no longer "
+                 "waiting for it",
+                 CATCH_UP_TIMEOUT_MS);
+        r->catch_up = false;
+        rc = 0;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->fig.catch_up_ms = clock_mono_ms() - t;
+    m->fig.acked = m->ch.acked;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res,
                     struct err *e)
 {
@@ -166,7 +199,11 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     r->rs.progress = src_progress;
     r->rs.progress_ctx = r;
     uint64_t before = atomic_load(&m->ch.bytes_out);
+    double send0 = m->ch.send_ms;
     int rc = ram_send_pass(&r->rs, pass == 1, e);
+    if (!rc)
+        rc = src_catch_up(r, e);
+    res->xmit_ms = r->catch_up ? m->ch.send_ms - send0 + m->fig.catch_up_ms : 0;
     double ts = clock_mono_ms();
     if (!rc)
         rc = dirty_log_sync(m->vm, r->rs.dirty, e);
@@ -181,9 +218,8 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     return 0;
 }
 
-/* Updates the figures after a pass; returns the expected downtime. */
-static double src_account(struct source_run *r, unsigned pass,
-                          const struct pass_result *res)
+/* Updates the figures after a pass. */
+static void src_account(struct source_run *r, unsigned pass, const struct pass_result *res)
 {
     struct migration *m = r->m;
     pthread_mutex_lock(&m->lock);
@@ -197,17 +233,43 @@ static double src_account(struct source_run *r, unsigned pass,
     double secs = res->ms > 0.001 ? res->ms / 1e3 : 1e-6;
     /* a pass that moved little says little about the link: keep the old
      * estimate unless this one is better informed */
+    /* with ACKs, the time bytes were moving: blocked in send() (the
+     * destination's pace once buffers are full) and waiting for it to apply
+     * the rest; the source's own pace (reading guest memory, a rate
+     * limit's sleeps) is not what the last transfer will meet */
+    double rate = res->xmit_ms > 0.01 ? (double)res->sent / (res->xmit_ms / 1e3)
+                                      : (double)res->sent / secs;
     if (res->sent >= MIN_BANDWIDTH_SAMPLE || f->bandwidth == 0)
-        f->bandwidth = (double)res->sent / secs;
+        f->bandwidth = rate;
     if (m->params.max_bandwidth && f->bandwidth > (double)m->params.max_bandwidth)
         f->bandwidth = (double)m->params.max_bandwidth;
     f->dirty_rate = (double)f->remaining / secs;
     f->expected_downtime_ms = f->bandwidth > 0 ? (double)f->remaining / f->bandwidth * 1e3
                                                : 0;
     f->throttle_pct = m->vm->throttle_pct;
-    double expected = f->expected_downtime_ms;
     pthread_mutex_unlock(&m->lock);
-    return expected;
+}
+
+/* Another pass or stop-and-copy (converge.h); a stop is recorded with its
+ * reason and the last transfer it expects. */
+static enum converge_verdict src_judge(struct source_run *r)
+{
+    struct migration *m = r->m;
+    pthread_mutex_lock(&m->lock);
+    struct converge_pass p = {
+        .remaining = m->fig.remaining,
+        .bandwidth = m->fig.bandwidth,
+        .dirty_rate = m->fig.dirty_rate,
+        .elapsed_ms = clock_mono_ms() - r->t0,
+        .vm_paused = r->was_paused,
+    };
+    enum converge_verdict v = converge_judge(&r->conv, &p);
+    if (v == CONVERGE_STOP) {
+        m->fig.predicted_downtime_ms = r->conv.expected_ms;
+        snprintf(m->fig.stop_reason, sizeof(m->fig.stop_reason), "%s", r->conv.reason);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return v;
 }
 
 /* Auto-converge: the guest dirties faster than half the link can carry, so
@@ -218,7 +280,8 @@ static void src_throttle(struct source_run *r)
     pthread_mutex_lock(&m->lock);
     bool behind = m->fig.dirty_rate > m->fig.bandwidth / 2;
     pthread_mutex_unlock(&m->lock);
-    if (!m->params.auto_converge || !behind)
+    /* a dirty set that shrinks to fit the limit needs no throttle */
+    if (!m->params.auto_converge || !behind || r->conv.expected_ms <= r->conv.limit_ms)
         return;
     unsigned pct = m->vm->throttle_pct ? m->vm->throttle_pct + 10 : 20;
     vm_throttle_set(m->vm, pct > 99 ? 99 : pct);
@@ -231,18 +294,20 @@ static int src_precopy(struct source_run *r, struct err *e)
     /* pass 1 covers every page: with manual protect KVM starts all-dirty,
      * without it enabling the log protects everything */
     memset(r->rs.dirty, 0xff, r->rs.nwords * sizeof(uint64_t));
+    converge_init(&r->conv, m->params.downtime_limit_ms, m->params.max_time_s * 1e3);
     for (unsigned pass = 1;; pass++) {
         struct pass_result res;
         int rc = src_pass(r, pass, &res, e);
         if (rc)
             return rc;
-        double expected = src_account(r, pass, &res);
+        src_account(r, pass, &res);
+        enum converge_verdict v = src_judge(r);
         post_figures(m);
-        if (r->was_paused || expected <= m->params.downtime_limit_ms)
+        if (v == CONVERGE_STOP)
             return 0;
         if (atomic_load(&m->cancel))
             return err_set(e, ECANCELED, "migration cancelled");
-        if (clock_mono_ms() - r->t0 > m->params.max_time_s * 1e3)
+        if (v == CONVERGE_GIVE_UP)
             return err_set(e, ETIMEDOUT,
                            "did not converge within %u s (dirty rate "
                            "%.0f MiB/s)",
@@ -344,11 +409,14 @@ static int src_wait_loaded(struct source_run *r, struct err *e)
 static int src_check_destination(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
+    int rc = mig_ack_poll(&m->ch, e);
+    if (rc)
+        return rc;
     if (mig_wait_readable(&m->ch, 0))
         return 0;
     uint8_t *msg = NULL;
     uint32_t len;
-    int rc = mig_recv_msg(&m->ch, MIG_COMMIT, &msg, &len, 0, e);
+    rc = mig_recv_msg(&m->ch, MIG_COMMIT, &msg, &len, 0, e);
     free(msg);
     return rc ? rc : err_set(e, EPROTO, "destination sent COMMIT");
 }
@@ -405,9 +473,14 @@ static int src_wait_running(struct source_run *r, struct err *e)
     int rc = mig_recv_msg(&m->ch, MIG_RUNNING, &msg, &len, HANDOVER_TIMEOUT_MS, e);
     if (rc)
         return rc;
+    /* the destination's own share of resume: COMMIT read to vCPUs released */
+    uint64_t dest_ns = 0;
+    if (len >= sizeof(dest_ns))
+        memcpy(&dest_ns, msg, sizeof(dest_ns));
     free(msg);
     pthread_mutex_lock(&m->lock);
     m->fig.resume_ms = clock_mono_ms() - t;
+    m->fig.resume_dest_ms = (double)dest_ns / 1e6;
     m->fig.downtime_ms = clock_mono_ms() - r->t_pause;
     pthread_mutex_unlock(&m->lock);
     return 0;
@@ -456,13 +529,14 @@ static void src_done(struct source_run *r)
     f->transferred = atomic_load(&m->ch.bytes_out);
     f->remaining = 0;
     log_info("migrate",
-             "completed: total %.1f ms, downtime %.1f ms (pause %.2f, last "
+             "completed: total %.1f ms, downtime %.1f ms, predicted %.2f ms "
+             "(stopped: %s) (pause %.2f, last "
              "pages %.2f, state save %.2f, transfer %.2f, load %.2f, commit %.2f, "
              "resume %.2f), %llu bytes, %u passes, %llu pages, %llu zero",
-             f->total_ms, f->downtime_ms, f->pause_ms, f->last_pages_ms, f->state_save_ms,
-             f->transfer_ms, f->load_ms, f->commit_ms, f->resume_ms,
-             (unsigned long long)f->transferred, f->pass, (unsigned long long)f->pages,
-             (unsigned long long)f->zero_pages);
+             f->total_ms, f->downtime_ms, f->predicted_downtime_ms, f->stop_reason,
+             f->pause_ms, f->last_pages_ms, f->state_save_ms, f->transfer_ms, f->load_ms,
+             f->commit_ms, f->resume_ms, (unsigned long long)f->transferred, f->pass,
+             (unsigned long long)f->pages, (unsigned long long)f->zero_pages);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -602,6 +676,17 @@ json_t *mig_figures_json(const struct mig_figures *f)
         json_object_set_new(j, "downtime_ms", json_real(f->downtime_ms));
         json_object_set_new(j, "downtime", d);
         json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
+    }
+    if (f->resume_dest_ms > 0)
+        json_object_set_new(j, "resume_dest_ms", json_real(f->resume_dest_ms));
+    if (f->acked) {
+        json_object_set_new(j, "acked", json_integer((json_int_t)f->acked));
+        json_object_set_new(j, "catch_up_ms", json_real(f->catch_up_ms));
+    }
+    if (f->stop_reason[0]) {
+        json_object_set_new(j, "stop_reason", json_string(f->stop_reason));
+        json_object_set_new(j, "predicted_downtime_ms",
+                            json_real(f->predicted_downtime_ms));
     }
     if (f->error[0])
         json_object_set_new(j, "error", json_string(f->error));

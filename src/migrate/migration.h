@@ -48,7 +48,12 @@ struct mig_figures {
     double pause_ms, last_pages_ms, state_save_ms, transfer_ms, load_ms, commit_ms,
         resume_ms;
     uint64_t state_bytes;
-    double sync_ms; /* last dirty-log sync (KVM + VMM bitmap) */
+    double sync_ms;               /* last dirty-log sync (KVM + VMM bitmap) */
+    double predicted_downtime_ms; /* last transfer expected when pre-copy stopped */
+    char stop_reason[16];         /* why it stopped: converge.h */
+    uint64_t acked;               /* stream bytes the destination applied */
+    double catch_up_ms;           /* last wait for the destination to apply */
+    double resume_dest_ms;        /* destination's part of resume (RUNNING) */
     char error[512];
 };
 

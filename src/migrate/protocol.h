@@ -25,12 +25,14 @@ enum mig_type {
     MIG_COMMIT = 7,    /* source -> dest: the handover is decided */
     MIG_RUNNING = 8,   /* dest -> source: resumed (or kept paused) */
     MIG_ERROR = 9,     /* either way: text of what went wrong */
-    MIG_TYPE_MAX = 9,
+    MIG_ACK = 10,      /* dest -> source: stream bytes applied (feature ACKS) */
+    MIG_TYPE_MAX = 10,
 };
 
 /* Feature bits offered in HELLO and accepted in HELLO_ACK. */
 #define MIG_F_PAGE_CRC (1ULL << 0) /* RAM batches carry a crc32c per page */
-#define MIG_F_KNOWN (MIG_F_PAGE_CRC)
+#define MIG_F_ACKS (1ULL << 1)     /* the destination sends ACK messages */
+#define MIG_F_KNOWN (MIG_F_PAGE_CRC | MIG_F_ACKS)
 
 #define MIG_RAM_MAX_PAGES 1024
 #define MIG_RAM_ZERO (1ULL << 63) /* page entry flag: the page is all zero */
@@ -59,6 +61,7 @@ static inline uint32_t mig_max_length(uint16_t type)
     case MIG_COMMIT: return 0;
     case MIG_RUNNING: return 64;
     case MIG_ERROR: return 4096;
+    case MIG_ACK: return 8;
     default: return 0;
     }
 }

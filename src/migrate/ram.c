@@ -1,6 +1,7 @@
 #include "migrate/ram.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,6 +14,9 @@
 
 #define PAGE GUEST_PAGE_SIZE
 #define CHUNK_WORDS 64 /* re-arm and send 4096 pages (16 MiB) at a time */
+#define PM_WINDOW 4096 /* pagemap entries read at a time */
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
 
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,
                     bool page_crc, struct err *e)
@@ -23,6 +27,13 @@ int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch
     rs->page_crc = page_crc;
     rs->nwords = (vm->ram.npages + 63) / 64;
     rs->dirty = calloc(rs->nwords, sizeof(uint64_t));
+    rs->pagemap_fd = -1;
+    if (vm->mem_fd < 0) {
+        rs->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        rs->pm = malloc(PM_WINDOW * sizeof(uint64_t));
+        if (!rs->pm)
+            return err_set(e, ENOMEM, "migration buffers: out of memory");
+    }
     if (page_crc) {
         rs->bounce = aligned_alloc(PAGE, MIG_RAM_MAX_PAGES * PAGE);
         for (unsigned i = 0; rs->bounce && i < MIG_RAM_MAX_PAGES; i++)
@@ -37,8 +48,14 @@ void ram_sender_release(struct ram_sender *rs)
 {
     free(rs->dirty);
     free(rs->bounce);
+    free(rs->pm);
+    /* a sender never initialised (the connection failed) is all zero */
+    if (rs->vm && rs->pagemap_fd >= 0)
+        close(rs->pagemap_fd);
+    rs->pagemap_fd = -1;
     rs->dirty = NULL;
     rs->bounce = NULL;
+    rs->pm = NULL;
 }
 
 uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords)
@@ -130,10 +147,32 @@ static int finish_batch(struct ram_sender *rs, struct err *e)
     return flush_batch(rs, e);
 }
 
-/* First pass only: true when page lies in a hole of the RAM memfd, i.e. was
- * never written by anyone and reads as zero without being read. */
+/* Anonymous RAM: a page neither present nor swapped out was never written
+ * (or was discarded) and reads as zero. Without pagemap, every page is
+ * read. */
+static bool page_untouched(struct ram_sender *rs, uint64_t page)
+{
+    if (rs->pagemap_fd < 0)
+        return false;
+    if (page < rs->pm_first || page >= rs->pm_first + rs->pm_count) {
+        uint64_t vpage = (uint64_t)(uintptr_t)(rs->vm->ram.base + page * PAGE) / PAGE;
+        ssize_t n = pread(rs->pagemap_fd, rs->pm, PM_WINDOW * sizeof(uint64_t),
+                          (off_t)(vpage * sizeof(uint64_t)));
+        rs->pm_first = page;
+        rs->pm_count = n > 0 ? (uint64_t)n / sizeof(uint64_t) : 0;
+        if (!rs->pm_count)
+            return false;
+    }
+    return !(rs->pm[page - rs->pm_first] & (PM_PRESENT | PM_SWAPPED));
+}
+
+/* First pass only: true when page lies in a hole of the RAM memfd (or is
+ * an untouched page of anonymous RAM), i.e. was never written by anyone
+ * and reads as zero without being read. */
 static bool page_in_hole(struct ram_sender *rs, uint64_t page)
 {
+    if (rs->vm->mem_fd < 0)
+        return page_untouched(rs, page);
     uint64_t off = page * PAGE;
     if (off >= rs->data_end) {
         off_t data = lseek(rs->vm->mem_fd, (off_t)off, SEEK_DATA);
@@ -175,7 +214,6 @@ static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits, bool f
 
 int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
 {
-    rs->data_start = rs->data_end = 0;
     rs->pass_done = 0;
     rs->progress_at = clock_mono_ms();
     for (uint64_t w0 = 0; w0 < rs->nwords; w0 += CHUNK_WORDS) {
@@ -184,6 +222,10 @@ int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
             continue;
         /* re-arm tracking before reading: a write from now on is seen */
         int rc = dirty_log_clear(rs->vm, w0, n, rs->dirty + w0, e);
+        /* where the data is must be looked up after that: a page first
+         * written before the re-arm is not in the log again */
+        rs->data_start = rs->data_end = 0;
+        rs->pm_first = rs->pm_count = 0;
         for (uint64_t w = w0; !rc && w < w0 + n; w++) {
             rc = send_word(rs, w, rs->dirty[w], first_pass, e);
             rs->dirty[w] = 0;

@@ -44,6 +44,10 @@ struct ram_sender {
     double progress_at;
     /* first pass: the memfd extent known to hold data */
     uint64_t data_start, data_end;
+    /* first pass on anonymous RAM: /proc/self/pagemap entries of a window */
+    int pagemap_fd;
+    uint64_t pm_first, pm_count;
+    uint64_t *pm;
 };
 
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,

@@ -87,8 +87,48 @@ int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e)
               : 0;
 }
 
-/* RAM lives in a memfd mapped shared, so another process (a migration
- * helper, a debugger) can map the very same pages. */
+/* Anonymous RAM gets transparent huge pages where shmem's are off (THP
+ * "madvise", Debian's default), but measured here it made pre-copy of a
+ * dirtying guest twice as long (dirty logging over huge pages) and bulk
+ * receiving no faster (docs/tern-vmm.md): a memfd stays the default. */
+enum vm_ram_backing vm_ram_backing(void)
+{
+    const char *env = getenv("TERN_RAM_BACKING");
+    return env && strcmp(env, "anon") == 0 ? VM_RAM_ANON : VM_RAM_MEMFD;
+}
+
+static int vm_map_ram(struct vm *vm, uint64_t size, struct err *e)
+{
+    if (vm->config.ram_fd >= 0) {
+        vm->mem_fd = vm->config.ram_fd; /* preallocated while waiting */
+    } else if (vm_ram_backing() == VM_RAM_MEMFD) {
+        int rc = vm_ram_create(size, vm->config.prealloc, &vm->mem_fd, e);
+        if (rc)
+            return rc;
+    }
+    if (vm->mem_fd >= 0)
+        vm->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                       vm->mem_fd, 0);
+    else
+        vm->mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (vm->mem == MAP_FAILED) {
+        vm->mem = NULL;
+        return err_set(e, errno, "guest ram mmap: %s", strerror(errno));
+    }
+    /* effective where the host allows huge pages for this kind of memory:
+     * first touches of guest RAM then fault 2 MiB at a time */
+    madvise(vm->mem, size, MADV_HUGEPAGE);
+    if (vm->mem_fd < 0 && vm->config.prealloc &&
+        madvise(vm->mem, size, MADV_POPULATE_WRITE))
+        return err_set(e, errno, "preallocate %lluM of guest ram: %s",
+                       (unsigned long long)(size >> 20), strerror(errno));
+    return 0;
+}
+
+/* RAM is a memfd mapped shared (another process, a migration helper or a
+ * debugger, can map the very same pages), or anonymous memory on request
+ * (vm_ram_backing). */
 static int vm_setup_memory(struct vm *vm, struct err *e)
 {
     uint64_t size = vm->config.memory;
@@ -101,30 +141,14 @@ static int vm_setup_memory(struct vm *vm, struct err *e)
         return err_set(e, ENOMEM, "memory %lluM is more than the host has (%lluM)",
                        (unsigned long long)(size >> 20),
                        (unsigned long long)(host_memory_bytes() >> 20));
-    if (vm->config.ram_fd >= 0) {
-        vm->mem_fd = vm->config.ram_fd; /* preallocated while waiting */
-    } else {
-        int rc = vm_ram_create(size, vm->config.prealloc, &vm->mem_fd, e);
-        if (rc)
-            return rc;
-    }
-    vm->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                   vm->mem_fd, 0);
-    if (vm->mem == MAP_FAILED) {
-        vm->mem = NULL;
-        return err_set(e, errno, "guest ram mmap: %s", strerror(errno));
-    }
-    /* effective where the host allows huge pages for shmem (shmem_enabled
-     * "advise"): first touches of guest RAM then fault 2 MiB at a time */
-    madvise(vm->mem, size, MADV_HUGEPAGE);
+    int rc = vm_map_ram(vm, size, e);
+    if (rc)
+        return rc;
     if (guest_ram_init(&vm->ram, vm->mem, size))
         return err_set(e, ENOMEM, "guest ram bitmap: out of memory");
-    for (unsigned i = 0; i < vm->ram.nregions; i++) {
-        int rc = vm_set_slot(vm, i, &vm->ram.region[i], e);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    for (unsigned i = 0; !rc && i < vm->ram.nregions; i++)
+        rc = vm_set_slot(vm, i, &vm->ram.region[i], e);
+    return rc;
 }
 
 static void vm_irq_set(void *ctx, unsigned gsi, int level)

@@ -101,6 +101,10 @@ struct vm {
     struct timespec started_at;
 };
 
+/* What backs guest RAM: a memfd (vm->mem_fd) or anonymous memory (-1). */
+enum vm_ram_backing { VM_RAM_MEMFD, VM_RAM_ANON };
+/* A memfd, unless TERN_RAM_BACKING=anon is in the environment. */
+enum vm_ram_backing vm_ram_backing(void);
 /* The memfd that holds guest RAM; with prealloc every page is allocated. */
 int vm_ram_create(uint64_t size, bool prealloc, int *fd, struct err *e);
 /* Builds the VM paused at the kernel entry: KVM objects, RAM, devices,

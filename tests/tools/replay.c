@@ -2,7 +2,8 @@
  * `replay [-t SECONDS] UNIX_PATH FILE` connects to a `tern-vmm --incoming
  * unix:PATH`, writes FILE's bytes (FILE "-" is stdin) while reading what
  * comes back, and prints one line per message received ("HELLO_ACK",
- * "LOADED", "RUNNING", "ERROR: text"), then "closed" or "timeout".
+ * "LOADED", "RUNNING", "ERROR: text"; ACKs are read but not printed), then
+ * "closed" or "timeout".
  * Exits once the peer has closed, after RUNNING, or at the timeout
  * (default 60 s). Status: 0 after RUNNING, 1 after an ERROR, 3 otherwise. */
 #include <errno.h>
@@ -24,8 +25,8 @@
 static const char *type_name(uint16_t t)
 {
     static const char *const names[] = {
-        "?",   "HELLO",  "HELLO_ACK", "RAM",     "SECTION",
-        "END", "LOADED", "COMMIT",    "RUNNING", "ERROR",
+        "?",      "HELLO",  "HELLO_ACK", "RAM",   "SECTION", "END",
+        "LOADED", "COMMIT", "RUNNING",   "ERROR", "ACK",
     };
     return t <= MIG_TYPE_MAX ? names[t] : "?";
 }
@@ -153,6 +154,8 @@ int main(int argc, char **argv)
                 if (h.type == MIG_ERROR) {
                     printf("ERROR: %.*s\n", (int)h.length, (char *)in + MIG_HDR_SIZE);
                     status = 1;
+                } else if (h.type == MIG_ACK) {
+                    /* acknowledgements of a stream that offered them: not news */
                 } else {
                     printf("%s\n", type_name(h.type));
                 }

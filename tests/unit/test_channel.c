@@ -254,8 +254,8 @@ static void header_refusals(void **state)
     assert_int_equal(mig_recv_hdr(&p->rx, &h, &e), -EPROTO);
     assert_msg_has(e, "bad message magic");
 
-    /* unknown types */
-    static const uint16_t types[] = {0, 10, 42, 0xffff};
+    /* unknown types (10 is ACK, feature ACKS) */
+    static const uint16_t types[] = {0, MIG_TYPE_MAX + 1, 42, 0xffff};
     for (size_t i = 0; i < 4; i++) {
         write_raw(fd, MIG_MAGIC, types[i], 0, 0, false, NULL, 0);
         assert_int_equal(mig_recv_hdr(&p->rx, &h, &e), -EPROTO);
@@ -314,7 +314,8 @@ static void hdr_check_in_memory(void **state)
     assert_string_equal(mig_type_name(MIG_HELLO), "HELLO");
     assert_string_equal(mig_type_name(MIG_ERROR), "ERROR");
     assert_string_equal(mig_type_name(0), "?");
-    assert_string_equal(mig_type_name(10), "?");
+    assert_string_equal(mig_type_name(MIG_ACK), "ACK");
+    assert_string_equal(mig_type_name(MIG_TYPE_MAX + 1), "?");
     assert_string_equal(mig_type_name(0xffff), "?");
 }
 
