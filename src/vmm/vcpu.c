@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "vmm/boot.h"
 #include "vmm/cpuid.h"
@@ -246,14 +247,32 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
     return go;
 }
 
+#define VCPU_THROTTLE_SLICE_NS 10000000ULL /* the kick period of vm_throttle_thread */
+
 void vcpu_throttle_point(struct vcpu *vcpu)
 {
     unsigned pct = __atomic_load_n(&vcpu->vm->throttle_pct, __ATOMIC_RELAXED);
-    if (!pct)
+    if (!pct) {
+        vcpu->ran_since_ns = 0;
         return;
-    /* run (100 - pct)% of a 10 ms slice, sleep the rest */
-    struct timespec ts = {0, (long)pct * 100000L};
-    nanosleep(&ts, NULL);
+    }
+    uint64_t now = clock_mono_ns();
+    /* a run longer than two slices began before the throttle: count two */
+    uint64_t ran = now - vcpu->ran_since_ns;
+    if (!vcpu->ran_since_ns || ran > 2 * VCPU_THROTTLE_SLICE_NS)
+        ran = 2 * VCPU_THROTTLE_SLICE_NS;
+    uint64_t sleep_ns = ran * pct / (100 - pct);
+    /* sleep in slices: a pause or stop must not wait for a long sleep */
+    struct vm *vm = vcpu->vm;
+    while (sleep_ns && !__atomic_load_n(&vm->pause_requested, __ATOMIC_RELAXED) &&
+           !__atomic_load_n(&vm->stopping, __ATOMIC_RELAXED)) {
+        uint64_t step = sleep_ns < VCPU_THROTTLE_SLICE_NS ? sleep_ns
+                                                          : VCPU_THROTTLE_SLICE_NS;
+        struct timespec ts = {0, (long)step};
+        nanosleep(&ts, NULL);
+        sleep_ns -= step;
+    }
+    vcpu->ran_since_ns = clock_mono_ns();
 }
 
 static void *vcpu_thread(void *arg)

@@ -19,6 +19,7 @@ struct vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool started;
+    uint64_t ran_since_ns; /* end of the last throttle sleep */
 };
 
 int vcpu_init(struct vcpu *vcpu, struct vm *vm, unsigned index, struct err *e);
@@ -27,7 +28,9 @@ int vcpu_start(struct vcpu *vcpu);
 void vcpu_kick(struct vcpu *vcpu);
 void vcpu_release(struct vcpu *vcpu);
 void vcpu_signals_init(void);
-/* In the vCPU thread after a kick: sleeps its share when throttled. */
+/* In the vCPU thread after a kick: when throttled to pct, sleeps
+ * pct / (100 - pct) times what it ran since its last sleep, so a kick that
+ * comes late (a busy host) cannot hand the guest more than its share. */
 void vcpu_throttle_point(struct vcpu *vcpu);
 
 #endif
