@@ -97,8 +97,8 @@ console_of() { echo "$TMP/$1/data/run/$2/console.log"; }
 vm_field() { tern_on n1 vm show "$1" --output json | jq -r ".$2"; }
 # vm_on ID NODE [STATUS]: the cluster shows the VM there (within 5 s: the
 # run state reaches etcd from ternd's main loop).
-vm_on() {   # waits up to 15 s: a loaded 2-core machine starts a VM slowly
-    local deadline=$(( $(now_ms) + 15000 ))
+vm_on() {   # waits up to 30 s: a loaded 2-core machine starts a VM slowly
+    local deadline=$(( $(now_ms) + 30000 ))
     while [ "$(now_ms)" -lt $deadline ]; do
         [ "$(vm_field "$1" node)" = "$2" ] && [ "$(vm_field "$1" status)" = "${3:-running}" ] &&
             return 0
@@ -115,8 +115,8 @@ hb_moves() {
     wait_for "$f" "^HB $(( ${n:-0} + 2 )) " 5
 }
 # verify_on NODE ID: a new VERIFY ok on that node's console, no FAIL.
-verify_on() {   # up to 20 s: the first VERIFY after a boot on a loaded machine
-    local f n deadline=$(( $(now_ms) + 20000 ))
+verify_on() {   # up to 30 s: the first VERIFY after a boot on a loaded machine
+    local f n deadline=$(( $(now_ms) + 30000 ))
     f=$(console_of "$1" "$2")
     n=$(grep -c '^VERIFY ok' "$f" 2>/dev/null)
     while [ "$(now_ms)" -lt $deadline ]; do
