@@ -76,6 +76,18 @@ static int create_why(struct etcd_client *c, const struct vmconf *conf, struct e
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
 }
 
+/* conf as stored: only what reads back as a valid config is written; *text
+ * NULL (and rc 0) when out of memory, which the callers' etcd step refuses. */
+static int stored_text(const struct vmconf *conf, char **text, struct err *e)
+{
+    json_t *j = vmconf_to_json(conf);
+    struct vmconf check;
+    int rc = j ? vmconf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
+    *text = !rc ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return rc;
+}
+
 int vmconf_update(struct etcd_client *c, const struct vmconf *conf, const char *node,
                   struct err *e)
 {
@@ -89,11 +101,8 @@ int vmconf_update(struct etcd_client *c, const struct vmconf *conf, const char *
         {.key = ckey, .cmp = ETCD_CMP_PRESENT},
         {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node},
     };
-    json_t *j = vmconf_to_json(conf);
-    struct vmconf check;
-    rc = j ? vmconf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
-    char *text = !rc ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
+    char *text = NULL;
+    rc = stored_text(conf, &text, e);
     if (rc)
         return rc;
     struct etcd_txn_op op = {.key = ckey, .value = text};
@@ -130,11 +139,8 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *
             return rc;
         cmps[n++] = (struct etcd_txn_cmp){.key = skeys[i], .cmp = ETCD_CMP_PRESENT};
     }
-    json_t *j = vmconf_to_json(conf);
-    struct vmconf check;
-    rc = j ? vmconf_from_json(j, &check, e) : err_set(e, ENOMEM, "out of memory");
-    char *text = !rc ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
+    char *text = NULL;
+    rc = stored_text(conf, &text, e);
     if (rc)
         return rc;
     struct etcd_txn_op ops[2] = {{.key = ckey, .value = text},
