@@ -14,6 +14,7 @@
 #include "node/api.h"
 #include "node/config.h"
 #include "node/ctx.h"
+#include "node/ha.h"
 #include "node/secrets.h"
 #include "node/task.h"
 #include "node/vmm.h"
@@ -38,6 +39,7 @@ struct ternd {
     struct task_table tasks;
     struct node_ctx ctx; /* what the API, tasks and migrations see of it */
     time_t settle_at;    /* next look for undecided handovers */
+    struct ha_manager ha; /* started once registered and adopted */
 };
 
 void ternd_init(struct ternd *t);

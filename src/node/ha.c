@@ -1,0 +1,187 @@
+/* The HA manager's thread: moving the fences of this node's HA VMs on
+ * after each lease renewal, fencing them when the budget is gone, and a
+ * decision pass about once a second (node/ha.h). */
+#include "node/ha.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/node.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "node/ctx.h"
+
+#define TICK_MS 200
+#define DECIDE_EVERY 5 /* ticks */
+
+void ha_manager_init(struct ha_manager *h)
+{
+    memset(h, 0, sizeof(*h));
+    pthread_mutex_init(&h->lock, NULL);
+}
+
+int ha_fence_budget(void *ctx)
+{
+    struct ha_manager *h = ctx;
+    uint64_t sent;
+    if (!node_lease_renewed(h->ctx->node, &sent) || !sent)
+        return 0;
+    int64_t left = (int64_t)(sent / 1000000) + h->ttl_ms - h->slack_ms -
+                   (int64_t)(clock_mono_ns() / 1000000);
+    return left > 0 ? (int)left : 0;
+}
+
+static bool is_ha(const struct ha_conf *confs, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (confs[i].id == id)
+            return true;
+    return false;
+}
+
+/* The budget is gone (lease not renewed in time): whatever tern-vmm's own
+ * deadline does, end the HA VMs here now, and say so in a task. */
+static void fence_all(struct ha_manager *h, const uint32_t *ids, unsigned n)
+{
+    char lines[1024] = "";
+    size_t len = 0;
+    uint64_t sent;
+    node_lease_renewed(h->ctx->node, &sent);
+    len += (size_t)snprintf(lines, sizeof(lines),
+                            "node '%s': lease not renewed for %lld ms (ttl %d ms): fencing "
+                            "its HA vms before the lease can expire",
+                            h->ctx->cfg->name,
+                            sent ? (long long)((clock_mono_ns() - sent) / 1000000) : -1LL,
+                            h->ttl_ms);
+    for (unsigned i = 0; i < n; i++) {
+        struct vmm_info info;
+        vmm_info(h->ctx->vmms, ids[i], &info);
+        if (!info.present)
+            continue;
+        kill(info.pid, SIGKILL);
+        log_warn("ha", "vm %u: fenced: tern-vmm pid %d killed (lease not renewed)", ids[i],
+                 (int)info.pid);
+        if (len < sizeof(lines))
+            len += (size_t)snprintf(lines + len, sizeof(lines) - len,
+                                    "\nvm %u: tern-vmm pid %d killed", ids[i],
+                                    (int)info.pid);
+        ha_task_note(h, "hafence", ids[i], lines, "");
+        lines[0] = '\0';
+        len = 0;
+    }
+}
+
+static void fence_command(struct ha_manager *h, uint32_t id, int ms, bool *ok)
+{
+    json_t *req = json_pack("{s:s, s:i}", "cmd", "fence", "ms", ms), *reply = NULL;
+    struct err e;
+    *ok = vmm_command(h->ctx->vmms, id, req, &reply, &e) == 0;
+    json_decref(req);
+    json_decref(reply);
+    if (!ms && *ok)
+        log_info("ha", "vm %u: not HA any more: fence disarmed", id);
+}
+
+static bool was_armed(struct ha_manager *h, uint32_t id)
+{
+    for (unsigned i = 0; i < h->narmed; i++)
+        if (h->armed[i] == id)
+            return true;
+    return false;
+}
+
+/* One pass over this node's processes: the fence of each HA VM moved on
+ * to the budget left now (measured for each, so that a slow answer does
+ * not stretch the next one's deadline); armed[] is what got it. A VM that
+ * is HA no more is disarmed. */
+static void pet(struct ha_manager *h, const struct ha_conf *confs, size_t nconfs)
+{
+    uint32_t ids[VMM_MAX], armed[HA_VMS_MAX];
+    unsigned n = vmm_list(h->ctx->vmms, ids), narmed = 0, nha = 0;
+    bool lost = false, ok;
+    for (unsigned i = 0; i < n; i++) {
+        if (!is_ha(confs, nconfs, ids[i])) {
+            if (was_armed(h, ids[i]))
+                fence_command(h, ids[i], 0, &ok);
+            continue;
+        }
+        ids[nha++] = ids[i];
+        int budget = ha_fence_budget(h);
+        lost = lost || budget <= 0;
+        if (budget <= 0)
+            continue;
+        fence_command(h, ids[i], budget, &ok);
+        if (ok)
+            armed[narmed++] = ids[i];
+    }
+    if (lost && h->narmed)
+        fence_all(h, ids, nha);
+    pthread_mutex_lock(&h->lock);
+    memcpy(h->armed, armed, narmed * sizeof(armed[0]));
+    h->narmed = narmed;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void *ha_thread(void *arg)
+{
+    struct ha_manager *h = arg;
+    struct ha_conf *confs = NULL;
+    size_t nconfs = 0;
+    for (unsigned tick = 0; !h->stop; tick++) {
+        struct ha_conf *fresh;
+        size_t n;
+        struct err e;
+        /* the local member's copy: petting needs no quorum, and an HA VM
+         * added a moment ago is armed by the next pass anyway */
+        if (ha_conf_list(&h->client, ETCD_SERIALIZABLE, &fresh, &n, &e) == 0) {
+            free(confs);
+            confs = fresh;
+            nconfs = n;
+        }
+        pet(h, confs, nconfs);
+        if (tick % DECIDE_EVERY == 0)
+            ha_decide(h);
+        usleep(TICK_MS * 1000);
+    }
+    free(confs);
+    return NULL;
+}
+
+int ha_manager_start(struct ha_manager *h, struct node_ctx *ctx, struct err *e)
+{
+    h->ctx = ctx;
+    h->ttl_ms = ctx->cfg->heartbeat_ttl_s * 1000;
+    h->slack_ms = h->ttl_ms / 4 > 500 ? h->ttl_ms / 4 : 500;
+    h->margin_ms = 2 * h->slack_ms + 500;
+    int rc = etcd_client_init(&h->client, ctx->cfg->cluster_address, e);
+    if (rc)
+        return rc;
+    /* a pass must not hold the fences up for long (node/ha.h) */
+    etcd_client_set_timeout(&h->client, 1000);
+    rc = pthread_create(&h->thread, NULL, ha_thread, h);
+    if (rc) {
+        etcd_client_release(&h->client);
+        return err_set(e, rc, "ha thread: %s", strerror(rc));
+    }
+    h->started = true;
+    log_info("ha", "manager started: fence %d ms before the lease (ttl %d ms) can expire, "
+             "recovery %d ms after a node is seen offline",
+             h->slack_ms, h->ttl_ms, h->margin_ms);
+    return 0;
+}
+
+void ha_manager_release(struct ha_manager *h)
+{
+    if (!h->started)
+        return;
+    h->stop = true;
+    pthread_join(h->thread, NULL);
+    etcd_client_release(&h->client);
+    if (h->narmed)
+        node_keep_lease(h->ctx->node);
+    h->started = false;
+}
