@@ -30,6 +30,7 @@ int ha_fence_budget(void *ctx)
     uint64_t sent;
     if (!node_lease_renewed(h->ctx->node, &sent) || !sent)
         return 0;
+    h->renewed_ns = sent; /* for the log of a fence, once it is gone */
     int64_t left = (int64_t)(sent / 1000000) + h->ttl_ms - h->slack_ms -
                    (int64_t)(clock_mono_ns() / 1000000);
     return left > 0 ? (int)left : 0;
@@ -44,34 +45,33 @@ static bool is_ha(const struct ha_conf *confs, size_t n, uint32_t id)
 }
 
 /* The budget is gone (lease not renewed in time): whatever tern-vmm's own
- * deadline does, end the HA VMs here now, and say so in a task. */
-static void fence_all(struct ha_manager *h, const uint32_t *ids, unsigned n)
+ * deadline did or does, end the VMs armed last pass here now, and say so
+ * in a task per VM. */
+static void fence_all(struct ha_manager *h)
 {
-    char lines[1024] = "";
-    size_t len = 0;
-    uint64_t sent;
-    node_lease_renewed(h->ctx->node, &sent);
-    len += (size_t)snprintf(lines, sizeof(lines),
-                            "node '%s': lease not renewed for %lld ms (ttl %d ms): fencing "
-                            "its HA vms before the lease can expire",
-                            h->ctx->cfg->name,
-                            sent ? (long long)((clock_mono_ns() - sent) / 1000000) : -1LL,
-                            h->ttl_ms);
-    for (unsigned i = 0; i < n; i++) {
+    uint64_t sent = h->renewed_ns;
+    for (unsigned i = 0; i < h->narmed; i++) {
+        uint32_t id = h->armed[i];
+        char lines[800];
+        int len = snprintf(lines, sizeof(lines),
+                           "node '%s': lease not renewed for %lld ms (ttl %d ms): fencing "
+                           "vm %u before the lease can expire\n",
+                           h->ctx->cfg->name,
+                           sent ? (long long)((clock_mono_ns() - sent) / 1000000) : -1LL,
+                           h->ttl_ms, id);
         struct vmm_info info;
-        vmm_info(h->ctx->vmms, ids[i], &info);
-        if (!info.present)
-            continue;
-        kill(info.pid, SIGKILL);
-        log_warn("ha", "vm %u: fenced: tern-vmm pid %d killed (lease not renewed)", ids[i],
-                 (int)info.pid);
-        if (len < sizeof(lines))
-            len += (size_t)snprintf(lines + len, sizeof(lines) - len,
-                                    "\nvm %u: tern-vmm pid %d killed", ids[i],
-                                    (int)info.pid);
-        ha_task_note(h, "hafence", ids[i], lines, "");
-        lines[0] = '\0';
-        len = 0;
+        vmm_info(h->ctx->vmms, id, &info);
+        if (info.present) {
+            kill(info.pid, SIGKILL);
+            snprintf(lines + len, sizeof(lines) - (size_t)len,
+                     "vm %u: tern-vmm pid %d killed", id, (int)info.pid);
+        } else {
+            snprintf(lines + len, sizeof(lines) - (size_t)len,
+                     "vm %u: its tern-vmm had fenced itself: %.300s", id,
+                     info.last_exit[0] ? info.last_exit : "gone");
+        }
+        log_warn("ha", "vm %u: fenced (lease not renewed in time)", id);
+        ha_task_note(h, "hafence", id, lines, "");
     }
 }
 
@@ -101,7 +101,7 @@ static bool was_armed(struct ha_manager *h, uint32_t id)
 static void pet(struct ha_manager *h, const struct ha_conf *confs, size_t nconfs)
 {
     uint32_t ids[VMM_MAX], armed[HA_VMS_MAX];
-    unsigned n = vmm_list(h->ctx->vmms, ids), narmed = 0, nha = 0;
+    unsigned n = vmm_list(h->ctx->vmms, ids), narmed = 0;
     bool lost = false, ok;
     for (unsigned i = 0; i < n; i++) {
         if (!is_ha(confs, nconfs, ids[i])) {
@@ -109,7 +109,6 @@ static void pet(struct ha_manager *h, const struct ha_conf *confs, size_t nconfs
                 fence_command(h, ids[i], 0, &ok);
             continue;
         }
-        ids[nha++] = ids[i];
         int budget = ha_fence_budget(h);
         lost = lost || budget <= 0;
         if (budget <= 0)
@@ -119,7 +118,7 @@ static void pet(struct ha_manager *h, const struct ha_conf *confs, size_t nconfs
             armed[narmed++] = ids[i];
     }
     if (lost && h->narmed)
-        fence_all(h, ids, nha);
+        fence_all(h);
     pthread_mutex_lock(&h->lock);
     memcpy(h->armed, armed, narmed * sizeof(armed[0]));
     h->narmed = narmed;

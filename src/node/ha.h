@@ -45,6 +45,7 @@ struct ha_manager {
     int ttl_ms;    /* the node lease's */
     int slack_ms;  /* the fence comes this long before the lease can expire */
     int margin_ms; /* a node must be seen offline this long before recovery */
+    _Atomic uint64_t renewed_ns; /* the last renewal seen (node_lease_renewed) */
     pthread_mutex_t lock; /* guards armed[] (read by ternd_release) */
     uint32_t armed[HA_VMS_MAX]; /* VMs whose fence this node moved on last */
     unsigned narmed;
