@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/follow.h"
 #include "cli/print.h"
 
 static int run_ha_add(struct call *k)
@@ -87,6 +88,46 @@ static int run_ha_status(struct call *k)
     return rc == EXIT_OK ? show_answer(k, ans, print_status) : rc;
 }
 
+/* tern node maintenance enable|disable NODE [--return] [--no-follow] */
+static int run_maintenance(struct call *k)
+{
+    const char *how = k->arg[0], *node = k->arg[1];
+    bool enable = strcmp(how, "enable") == 0, back = call_flag(k, "--return");
+    int rc = EXIT_OK;
+    if (!enable && strcmp(how, "disable") != 0)
+        rc = usage_error("maintenance: 'enable' or 'disable', not '%s'", how);
+    if (rc == EXIT_OK)
+        rc = check_name("node name", node);
+    if (rc == EXIT_OK && enable && back)
+        rc = usage_error("--return goes with disable");
+    if (rc != EXIT_OK)
+        return rc;
+    char path[128];
+    snprintf(path, sizeof(path), "/nodes/%s/maintenance", node);
+    json_t *ans;
+    rc = api(k, "POST", path, json_pack("{s:b, s:b}", "enable", enable, "return", back),
+             &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    const char *task = jstr(ans, "task", NULL);
+    if (k->json || !task || call_flag(k, "--no-follow"))
+        return print_answer(k, ans, "node '%s' %s maintenance%s%s", node,
+                            enable ? "in" : "out of", task ? ": task " : "",
+                            task ? task : "");
+    char upid[160];
+    snprintf(upid, sizeof(upid), "%s", task);
+    json_decref(ans);
+    struct follow f = {.catch_sigint = true};
+    return task_follow(k, upid, &f);
+}
+
+static const struct cmd_opt maint_opts[] = {
+    {"--return", NULL, "with disable: bring back the vms that enable moved away", false,
+     false},
+    {"--no-follow", NULL, "print the task id and exit", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
 static const struct cmd_opt ha_add_opts[] = {
     {"--max-restart", "N", "starts tried again on the node that recovers it (default 1)",
      false, false},
@@ -114,5 +155,15 @@ const struct cmd cmds_ha[] = {
      "state: started (recovered if its node is lost), stopped (left alone),\n"
      "error (the HA manager gave up).\n",
      "  tern ha status\n", NULL, run_ha_status},
+    {"node", "maintenance", "enable|disable NODE [--return] [--no-follow]", 2, 2,
+     "put a node in maintenance: move its vms away; or take it out",
+     "enable: the node takes no new vms, migrations or HA recoveries, and one\n"
+     "task live-migrates every vm it owns away (each to the auto target, a few at\n"
+     "a time, a line per vm); a vm that cannot move is named and the task ends\n"
+     "in TASK ERROR. The state is kept in etcd: a restarted ternd goes on.\n"
+     "disable: the node takes vms again; --return brings back those the last\n"
+     "enable moved away.\n",
+     "  tern node maintenance enable n1\n  tern node maintenance disable n1 --return\n",
+     maint_opts, run_maintenance},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };

@@ -289,24 +289,22 @@ int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
     return rc;
 }
 
-int ha_maint_set(struct etcd_client *c, const char *node, const char *task, bool on,
-                 struct err *e)
+int ha_maint_put(struct etcd_client *c, const char *node, json_t *rec, struct err *e)
 {
     char key[TERN_KEY_MAX];
     int rc = keys_build(key, TERN_PREFIX_MAINT, node, NULL, "node name", e);
     if (rc)
         return rc;
-    if (!on)
+    if (!rec)
         return etcd_delete(c, key, NULL, e);
-    char *text = dump(json_pack("{s:I, s:s}", "since", (json_int_t)time(NULL), "task",
-                                task ? task : ""));
+    char *text = json_dumps(rec, JSON_COMPACT);
     rc = text ? etcd_put(c, key, text, 0, e) : err_set(e, ENOMEM, "ha: out of memory");
     free(text);
     return rc;
 }
 
 int ha_maint_get(struct etcd_client *c, const char *node, unsigned flags, bool *on,
-                 struct err *e)
+                 json_t **rec, struct err *e)
 {
     char key[TERN_KEY_MAX];
     struct etcd_kv kv;
@@ -315,6 +313,25 @@ int ha_maint_get(struct etcd_client *c, const char *node, unsigned flags, bool *
     if (!rc)
         rc = etcd_get(c, key, flags, &kv, e);
     *on = rc == 0;
+    if (rec) {
+        *rec = rc ? NULL : json_loads(kv.value ? kv.value : "", 0, NULL);
+        if (!rc && !json_is_object(*rec)) {
+            json_decref(*rec);
+            *rec = json_object(); /* still on: the key says so */
+        }
+    }
     etcd_kv_release(&kv);
     return rc == -ENOENT ? 0 : rc;
+}
+
+int ha_maint_list(struct etcd_client *c, unsigned flags, json_t **names, struct err *e)
+{
+    struct etcd_kvs kvs;
+    etcd_kvs_init(&kvs);
+    int rc = etcd_get_prefix(c, TERN_PREFIX_MAINT, flags, &kvs, e);
+    *names = json_array();
+    for (size_t i = 0; !rc && i < kvs.count; i++)
+        json_array_append_new(*names, json_string(kvs.items[i].key + strlen(TERN_PREFIX_MAINT)));
+    etcd_kvs_release(&kvs);
+    return rc;
 }

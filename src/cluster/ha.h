@@ -85,10 +85,14 @@ json_t *ha_state_to_json(const struct ha_state *st);
 int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
             const char *to, const struct ha_state *st, bool *taken, struct err *e);
 
-/* Maintenance of node: on (put), off (delete), and whether it is on. */
-int ha_maint_set(struct etcd_client *c, const char *node, const char *task, bool on,
-                 struct err *e);
+/* Maintenance of node: its record {"since","task","moved":[ids]} put
+ * (rec, borrowed) or deleted (rec NULL). */
+int ha_maint_put(struct etcd_client *c, const char *node, json_t *rec, struct err *e);
+/* *on whether node is in maintenance; *rec (rec may be NULL) its record,
+ * the caller's to json_decref. */
 int ha_maint_get(struct etcd_client *c, const char *node, unsigned flags, bool *on,
-                 struct err *e);
+                 json_t **rec, struct err *e);
+/* The nodes in maintenance: a json array of names (the caller's). */
+int ha_maint_list(struct etcd_client *c, unsigned flags, json_t **names, struct err *e);
 
 #endif

@@ -222,7 +222,7 @@ static void place(struct ha_manager *h, const struct view *w, const struct ha_co
         bool maint = false;
         struct err e;
         if (!w->nodes.items[n].online || !ha_conf_allows(c, name) ||
-            ha_maint_get(&h->client, name, ETCD_SERIALIZABLE, &maint, &e) < 0 || maint)
+            ha_maint_get(&h->client, name, ETCD_SERIALIZABLE, &maint, NULL, &e) < 0 || maint)
             continue;
         unsigned load = 0;
         for (size_t v = 0; v < w->nconfs; v++)

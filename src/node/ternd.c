@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "node/cluster_setup.h"
 #include "node/info.h"
+#include "node/maintenance.h"
 #include "node/migtask.h"
 
 #define ETCD_SERVE_WAIT_MS 20000
@@ -300,6 +301,7 @@ static void supervise_vms(struct ternd *t)
         /* after the adoption: an adopted HA VM is fenced by this node now */
         if (ha_manager_start(&t->ha, &t->ctx, &e) < 0)
             log_error("ha", "%s: no HA on this node", e.msg);
+        maint_resume(&t->ctx, &t->client);
     }
     /* a decision event can be missed (ternd restarted, a reconnect): look
      * at every process now and then */
