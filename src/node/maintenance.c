@@ -124,13 +124,26 @@ static int finish(struct task *k, json_t *failed, const char *what, struct err *
     return err_set(e, EBUSY, "%zu vm(s) %s: %s", json_array_size(failed), what, list);
 }
 
+static bool stopping(struct node_ctx *x)
+{
+    pthread_mutex_lock(&x->lock);
+    bool going = x->stopping;
+    pthread_mutex_unlock(&x->lock);
+    return going;
+}
+
+/* Ends early (what runs is waited for) when the task is cancelled or ternd
+ * stops: a stop must not wait for a whole evacuation. */
 static void drive(struct mover *mv, json_t *queue)
 {
     struct moving run[MAINT_PARALLEL];
     unsigned nrun = 0;
     size_t next = 0;
-    while ((next < json_array_size(queue) || nrun) && !task_cancelled(mv->k)) {
-        while (nrun < MAINT_PARALLEL && next < json_array_size(queue)) {
+    while ((next < json_array_size(queue) && !stopping(mv->k->ctx)) || nrun) {
+        if (task_cancelled(mv->k) && !nrun)
+            break;
+        while (nrun < MAINT_PARALLEL && next < json_array_size(queue) &&
+               !stopping(mv->k->ctx)) {
             json_t *item = json_array_get(queue, next++);
             struct err e;
             struct moving *m = &run[nrun];
@@ -187,6 +200,8 @@ static int evacuate_body(struct task *k, struct etcd_client *c, struct err *e)
     drive(&mv, ids);
     record_moved(c, me, mv.moved);
     rc = task_cancelled(k) ? err_set(e, ECANCELED, "cancelled") : 0;
+    if (!rc && stopping(k->ctx))
+        rc = err_set(e, EINTR, "interrupted: ternd is stopping; the next ternd goes on");
     if (!rc)
         rc = finish(k, mv.failed, "could not move", e);
     if (!rc)
@@ -357,8 +372,8 @@ static void post_maintenance(struct api_req *req, struct reply *r)
     char task[TASK_ID_MAX] = "";
     if (!rc)
         rc = maint_change(req, enable, back, task, &e);
-    if (rc == -EALREADY)
-        rc = err_set(&e, EBUSY, "%s", e.msg);
+    if (rc == -EALREADY) /* 409, not 500 */
+        rc = -EBUSY;
     if (rc)
         return reply_errno(r, rc, &e);
     reply_json(r, MHD_HTTP_OK,
