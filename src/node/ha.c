@@ -22,6 +22,7 @@ void ha_manager_init(struct ha_manager *h)
 {
     memset(h, 0, sizeof(*h));
     pthread_mutex_init(&h->lock, NULL);
+    h->wd_fd = -1;
 }
 
 int ha_fence_budget(void *ctx)
@@ -119,6 +120,7 @@ static void pet(struct ha_manager *h, const struct ha_conf *confs, size_t nconfs
     }
     if (lost && h->narmed)
         fence_all(h);
+    ha_watchdog_pet(h, ha_fence_budget(h), narmed > 0);
     pthread_mutex_lock(&h->lock);
     memcpy(h->armed, armed, narmed * sizeof(armed[0]));
     h->narmed = narmed;
@@ -156,6 +158,10 @@ int ha_manager_start(struct ha_manager *h, struct node_ctx *ctx, struct err *e)
     h->ttl_ms = ctx->cfg->heartbeat_ttl_s * 1000;
     h->slack_ms = h->ttl_ms / 4 > 500 ? h->ttl_ms / 4 : 500;
     h->margin_ms = 2 * h->slack_ms + 500;
+    struct err we;
+    /* opt-in: without it HA still fences by the tern-vmm deadline */
+    if (ha_watchdog_open(h, ctx->cfg->ha_watchdog, &we) < 0)
+        log_error("ha", "%s: going on without it", we.msg);
     int rc = etcd_client_init(&h->client, ctx->cfg->cluster_address, e);
     if (rc)
         return rc;
@@ -180,6 +186,7 @@ void ha_manager_release(struct ha_manager *h)
     h->stop = true;
     pthread_join(h->thread, NULL);
     etcd_client_release(&h->client);
+    ha_watchdog_close(h);
     if (h->narmed)
         node_keep_lease(h->ctx->node);
     h->started = false;

@@ -55,6 +55,7 @@ struct ha_manager {
         uint64_t since_ns;
     } offline[HA_NODES_MAX];
     unsigned noffline;
+    int wd_fd, wd_timeout_ms;   /* ha_watchdog: -1 none */
     time_t recent[HA_RATE_MAX]; /* starts of the last recoveries */
     char last_hold[200];        /* the last "hahold" reason, logged once */
     struct {
@@ -75,6 +76,11 @@ void ha_manager_release(struct ha_manager *h);
 /* The fence budget in ms for a VM started now (vmm_table's fence_ms hook;
  * ctx is the manager): <= 0 when the lease is not known to be renewed. */
 int ha_fence_budget(void *ctx);
+
+/* ha_watchdog.c: the opt-in host watchdog (path "" none). */
+int ha_watchdog_open(struct ha_manager *h, const char *path, struct err *e);
+void ha_watchdog_pet(struct ha_manager *h, int budget_ms, bool armed);
+void ha_watchdog_close(struct ha_manager *h);
 
 /* ha_decide.c: one decision pass (about once a second). */
 void ha_decide(struct ha_manager *h);

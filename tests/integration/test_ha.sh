@@ -131,3 +131,16 @@ sleep 3
 check "removed: vm 100 keeps running on $NEW" verify_on "$NEW" 100
 OUT=$(tern_on "$(ask)" ha remove 100 2>&1)
 check "ha remove of a vm not HA refused ($OUT)" grep -q "vm 100 is not HA" <<<"$OUT"
+
+# /dev/watchdog is opt-in (ha_watchdog in the config). A node here would
+# reset the host when this test kills it, so the tests never arm one.
+if [ -c /dev/watchdog ]; then
+    ok "ha_watchdog: SKIPPED (this host has /dev/watchdog; arming it would reset the host on a kill) # SKIP"
+else
+    ok "ha_watchdog: SKIPPED (no /dev/watchdog on this host) # SKIP"
+fi
+kill -TERM "${TD_PID[n3]}"; wait "${TD_PID[n3]}" 2>/dev/null; unset "TD_PID[n3]"
+CONF_EXTRA="ha_watchdog = $TMP/no-watchdog" write_conf n3
+start_node n3
+check "ha_watchdog that cannot be opened: said so, HA goes on without it" \
+    wait_for "$TMP/n3.log" "ha watchdog '$TMP/no-watchdog': No such file or directory: going on without it" 20
