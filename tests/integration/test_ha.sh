@@ -143,4 +143,4 @@ kill -TERM "${TD_PID[n3]}"; wait "${TD_PID[n3]}" 2>/dev/null; unset "TD_PID[n3]"
 CONF_EXTRA="ha_watchdog = $TMP/no-watchdog" write_conf n3
 start_node n3
 check "ha_watchdog that cannot be opened: said so, HA goes on without it" \
-    wait_for "$TMP/n3.log" "ha watchdog '$TMP/no-watchdog': No such file or directory: going on without it" 20
+    wait_for "$TMP/n3.log" "ha watchdog '$TMP/no-watchdog': no such file or directory: going on without it" 20
