@@ -38,8 +38,8 @@ static int run_ha_add(struct call *k)
     snprintf(path, sizeof(path), "/ha/%u", id);
     json_t *ans;
     rc = api(k, "POST", path,
-             json_pack("{s:I, s:I, s:o}", "max_restart", (json_int_t)restart, "max_relocate",
-                       (json_int_t)relocate, "group", group),
+             json_pack("{s:I, s:I, s:o}", "max_restart", (json_int_t)restart,
+                       "max_relocate", (json_int_t)relocate, "group", group),
              &ans);
     if (rc != EXIT_OK)
         return rc;
@@ -63,11 +63,11 @@ static int run_ha_remove(struct call *k)
 static void print_status(FILE *f, const json_t *body)
 {
     json_t *items = json_object_get(body, "ha");
-    fprintf(f, "%-8s %-9s %-10s %-10s %s\n", "VMID", "STATE", "NODE", "OWNER", "LAST EVENT");
+    fprintf(f, "%-8s %-9s %-10s %-10s %s\n", "VMID", "STATE", "NODE", "OWNER",
+            "LAST EVENT");
     size_t i;
     json_t *v;
-    json_array_foreach(items, i, v)
-    {
+    json_array_foreach(items, i, v) {
         json_t *st = json_object_get(v, "ha_state");
         char when[32] = "";
         time_t t = (time_t)json_integer_value(json_object_get(st, "time"));
@@ -76,7 +76,8 @@ static void print_status(FILE *f, const json_t *body)
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S ", &tm);
         fprintf(f, "%-8lld %-9s %-10s %-10s %s%s\n",
                 (long long)json_integer_value(json_object_get(v, "vmid")),
-                jstr(st, "state", "-"), jstr(st, "node", "-")[0] ? jstr(st, "node", "-") : "-",
+                jstr(st, "state", "-"),
+                jstr(st, "node", "-")[0] ? jstr(st, "node", "-") : "-",
                 jstr(v, "owner", "-"), when, jstr(st, "event", ""));
     }
 }

@@ -28,8 +28,7 @@ static int group_from_json(json_t *g, struct ha_conf *c, struct err *e)
     c->ngroup = 0;
     size_t i;
     json_t *v;
-    json_array_foreach(g, i, v)
-    {
+    json_array_foreach(g, i, v) {
         const char *name = json_string_value(v);
         int rc = name_check(name ? name : "", "ha group node", e);
         if (rc)
@@ -116,7 +115,8 @@ int ha_conf_list(struct etcd_client *c, unsigned flags, struct ha_conf **out, si
         uint32_t id;
         struct err ignored;
         /* a key that is no VM id is not ours to judge: skip it */
-        if (keys_vmid_parse(kvs.items[i].key + strlen(TERN_PREFIX_HA), &id, &ignored) == 0 &&
+        if (keys_vmid_parse(kvs.items[i].key + strlen(TERN_PREFIX_HA), &id, &ignored) ==
+                0 &&
             conf_parse(&kvs.items[i], id, &(*out)[*n], &ignored) == 0)
             (*n)++;
     }
@@ -331,7 +331,8 @@ int ha_maint_list(struct etcd_client *c, unsigned flags, json_t **names, struct 
     int rc = etcd_get_prefix(c, TERN_PREFIX_MAINT, flags, &kvs, e);
     *names = json_array();
     for (size_t i = 0; !rc && i < kvs.count; i++)
-        json_array_append_new(*names, json_string(kvs.items[i].key + strlen(TERN_PREFIX_MAINT)));
+        json_array_append_new(*names,
+                              json_string(kvs.items[i].key + strlen(TERN_PREFIX_MAINT)));
     etcd_kvs_release(&kvs);
     return rc;
 }

@@ -280,8 +280,10 @@ void node_release(struct node *n)
         pthread_join(n->thread, NULL);
     }
     if (n->lease && n->keep_lease)
-        log_info("cluster", "node %s: lease left to expire by its ttl (ha: the fenced "
-                 "vms end first)", n->name);
+        log_info("cluster",
+                 "node %s: lease left to expire by its ttl (ha: the fenced "
+                 "vms end first)",
+                 n->name);
     else if (n->lease && n->client.curl) {
         struct err e;
         if (etcd_lease_revoke(&n->client, n->lease, &e) < 0)

@@ -159,9 +159,9 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 }
 
 static const struct api_route *const tables[] = {
-    api_routes_cluster, api_routes_members, api_routes_vm,     api_routes_task,
-    api_routes_vmops,   api_routes_migrate, api_routes_vmlife, api_routes_ha,
-    api_routes_maint,
+    api_routes_cluster, api_routes_members, api_routes_vm,
+    api_routes_task,    api_routes_vmops,   api_routes_migrate,
+    api_routes_vmlife,  api_routes_ha,      api_routes_maint,
 };
 
 static void route(struct api_req *req, struct reply *r)

@@ -29,10 +29,11 @@ struct ternd_config {
      * migration network; "" = the interfaces' addresses (getifaddrs) */
     char addresses[512];
     char vmm_binary[TERND_PATH_MAX]; /* "" = tern-vmm beside ternd */
-    char ha_watchdog[TERND_PATH_MAX];  /* "" = none (node/ha.h) */
     int heartbeat_ttl_s;             /* default 10 */
     int etcd_election_ms;            /* default 1000 */
     int task_records;                /* default 500 */
+    /* the host watchdog HA pets, "" = none (node/ha.h) */
+    char ha_watchdog[TERND_PATH_MAX];
 };
 
 void ternd_config_init(struct ternd_config *c);

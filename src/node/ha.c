@@ -173,7 +173,8 @@ int ha_manager_start(struct ha_manager *h, struct node_ctx *ctx, struct err *e)
         return err_set(e, rc, "ha thread: %s", strerror(rc));
     }
     h->started = true;
-    log_info("ha", "manager started: fence %d ms before the lease (ttl %d ms) can expire, "
+    log_info("ha",
+             "manager started: fence %d ms before the lease (ttl %d ms) can expire, "
              "recovery %d ms after a node is seen offline",
              h->slack_ms, h->ttl_ms, h->margin_ms);
     return 0;

@@ -33,7 +33,7 @@ struct node_ctx;
 
 #define HA_NODES_MAX 32
 #define HA_VMS_MAX VMM_MAX
-#define HA_RATE_MAX 6       /* recoveries this node starts per minute */
+#define HA_RATE_MAX 6 /* recoveries this node starts per minute */
 #define HA_RATE_WINDOW_S 60
 
 struct ha_manager {
@@ -42,12 +42,12 @@ struct ha_manager {
     pthread_t thread;
     bool started;
     _Atomic bool stop;
-    int ttl_ms;    /* the node lease's */
-    int slack_ms;  /* the fence comes this long before the lease can expire */
-    int margin_ms; /* a node must be seen offline this long before recovery */
+    int ttl_ms;                  /* the node lease's */
+    int slack_ms;                /* the fence comes this long before the lease can expire */
+    int margin_ms;               /* a node must be seen offline this long before recovery */
     _Atomic uint64_t renewed_ns; /* the last renewal seen (node_lease_renewed) */
-    pthread_mutex_t lock; /* guards armed[] (read by ternd_release) */
-    uint32_t armed[HA_VMS_MAX]; /* VMs whose fence this node moved on last */
+    pthread_mutex_t lock;        /* guards armed[] (read by ternd_release) */
+    uint32_t armed[HA_VMS_MAX];  /* VMs whose fence this node moved on last */
     unsigned narmed;
     /* nodes seen offline: since when (CLOCK_MONOTONIC ns) */
     struct {
@@ -60,7 +60,7 @@ struct ha_manager {
     char last_hold[200];        /* the last "hahold" reason, logged once */
     struct {
         uint32_t id;
-        unsigned starts; /* local starts again, for max_restart */
+        unsigned starts;  /* local starts again, for max_restart */
         unsigned missing; /* decision passes in a row it was found gone */
     } local[HA_VMS_MAX];
 };

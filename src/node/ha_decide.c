@@ -159,8 +159,9 @@ static void start_again(struct ha_manager *h, struct view *w, size_t i, const ch
         return;
     if (*starts > c->max_restart) {
         char line[300];
-        snprintf(line, sizeof(line), "vm %u: started again %u times on '%s' (max_restart %u)",
-                 c->id, *starts - 1, h->ctx->cfg->name, c->max_restart);
+        snprintf(line, sizeof(line),
+                 "vm %u: started again %u times on '%s' (max_restart %u)", c->id,
+                 *starts - 1, h->ctx->cfg->name, c->max_restart);
         state_put(h, c->id, &w->st[i], "error", "gave up on node '%s': %s", line);
         ha_task_note(h, "hahold", c->id, line, "gave up: max_restart reached");
         return;
@@ -222,7 +223,8 @@ static void place(struct ha_manager *h, const struct view *w, const struct ha_co
         bool maint = false;
         struct err e;
         if (!w->nodes.items[n].online || !ha_conf_allows(c, name) ||
-            ha_maint_get(&h->client, name, ETCD_SERIALIZABLE, &maint, NULL, &e) < 0 || maint)
+            ha_maint_get(&h->client, name, ETCD_SERIALIZABLE, &maint, NULL, &e) < 0 ||
+            maint)
             continue;
         unsigned load = 0;
         for (size_t v = 0; v < w->nconfs; v++)
@@ -270,17 +272,19 @@ static void decide_other(struct ha_manager *h, struct view *w, size_t i)
         return hold(h, c->id, why);
     }
     if (!rate_ok(h)) {
-        snprintf(why, sizeof(why), "vm %u: no failover from '%s' yet: rate limit (%d in %d s)",
-                 c->id, owner, HA_RATE_MAX, HA_RATE_WINDOW_S);
+        snprintf(why, sizeof(why),
+                 "vm %u: no failover from '%s' yet: rate limit (%d in %d s)", c->id, owner,
+                 HA_RATE_MAX, HA_RATE_WINDOW_S);
         return hold(h, c->id, why);
     }
     h->last_hold[0] = '\0';
     struct ha_recovery r = {.h = h, .conf = *c, .rev = w->rev[i], .offline_ms = off};
     snprintf(r.from, sizeof(r.from), "%s", owner);
-    snprintf(r.reason, sizeof(r.reason),
-             "node '%s' is offline (its lease expired), seen so for %llu ms (margin %d ms); "
-             "%u of %zu nodes online",
-             owner, (unsigned long long)off, h->margin_ms, w->online, w->nodes.count);
+    snprintf(
+        r.reason, sizeof(r.reason),
+        "node '%s' is offline (its lease expired), seen so for %llu ms (margin %d ms); "
+        "%u of %zu nodes online",
+        owner, (unsigned long long)off, h->margin_ms, w->online, w->nodes.count);
     r.relocations = w->st[i].relocations;
     struct err e;
     if (ha_task_recover(h, &r, &e) < 0)

@@ -28,20 +28,25 @@ static int take(struct task *k, struct etcd_client *c, const struct recover_arg 
     snprintf(st.node, sizeof(st.node), "%s", me);
     snprintf(st.state, sizeof(st.state), "started");
     if (self)
-        task_log(k, "starting vm %u again on '%s': owner key moved on from revision %lld "
+        task_log(k,
+                 "starting vm %u again on '%s': owner key moved on from revision %lld "
                  "first, so that a recovery decided elsewhere cannot apply",
                  k->vmid, me, (long long)r->rev);
     else
-        task_log(k, "taking vm %u over: owner '%s' -> '%s' by compare-and-swap at revision "
+        task_log(k,
+                 "taking vm %u over: owner '%s' -> '%s' by compare-and-swap at revision "
                  "%lld, on condition that '%s' is still offline",
                  k->vmid, r->from, me, (long long)r->rev, r->from);
-    snprintf(st.event, sizeof(st.event), self ? "started again on node '%s'"
-                                              : "recovered to node '%s' from offline '%s'",
+    snprintf(st.event, sizeof(st.event),
+             self ? "started again on node '%s'"
+                  : "recovered to node '%s' from offline '%s'",
              me, r->from);
     int rc = ha_take(c, k->vmid, r->from, r->rev, me, &st, taken, e);
     if (!rc && !*taken)
-        task_log(k, "not taken: the owner key moved since the decision (another node "
-                 "acted, or '%s' is back)", r->from);
+        task_log(k,
+                 "not taken: the owner key moved since the decision (another node "
+                 "acted, or '%s' is back)",
+                 r->from);
     return rc;
 }
 
@@ -66,7 +71,8 @@ static int start_here(struct task *k, struct etcd_client *c, const struct recove
     struct vmm_info info;
     vmm_info(k->ctx->vmms, k->vmid, &info);
     double since = (double)(clock_mono_ns() - a->decided_ns) / 1e9;
-    task_log(k, "vm %u runs on '%s' (tern-vmm pid %d, fence armed): %.1f s after the "
+    task_log(k,
+             "vm %u runs on '%s' (tern-vmm pid %d, fence armed): %.1f s after the "
              "decision, %.1f s after '%s' was first seen offline",
              k->vmid, k->ctx->cfg->name, (int)info.pid, since,
              since + (double)a->r.offline_ms / 1000, a->r.from);
@@ -113,7 +119,8 @@ int ha_task_recover(struct ha_manager *h, const struct ha_recovery *r, struct er
     a->r.h = NULL; /* the task outlives no manager, but needs none */
     a->decided_ns = clock_mono_ns();
     char id[TASK_ID_MAX];
-    int rc = task_start(h->ctx->tasks, h->ctx, "harecover", r->conf.id, recover_run, a, id, e);
+    int rc = task_start(h->ctx->tasks, h->ctx, "harecover", r->conf.id, recover_run, a, id,
+                        e);
     if (rc)
         free(a);
     else

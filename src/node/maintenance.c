@@ -118,8 +118,10 @@ static int finish(struct task *k, json_t *failed, const char *what, struct err *
     char list[600] = "";
     size_t i, len = 0;
     json_t *v;
-    json_array_foreach(failed, i, v) if (len < sizeof(list)) len += (size_t)snprintf(
-        list + len, sizeof(list) - len, "%s%s", i ? "; " : "", json_string_value(v));
+    json_array_foreach(failed, i, v)
+        if (len < sizeof(list))
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? "; " : "",
+                                    json_string_value(v));
     (void)k;
     return err_set(e, EBUSY, "%zu vm(s) %s: %s", json_array_size(failed), what, list);
 }
@@ -152,7 +154,8 @@ static void drive(struct mover *mv, json_t *queue)
                 add_failed(mv->failed, m->vmid, e.msg);
                 continue;
             }
-            task_log(mv->k, "vm %u: %s '%s' (task %s)", m->vmid, mv->verb, m->node, m->task);
+            task_log(mv->k, "vm %u: %s '%s' (task %s)", m->vmid, mv->verb, m->node,
+                     m->task);
             nrun++;
         }
         usleep(POLL_MS * 1000);
@@ -195,8 +198,8 @@ static int evacuate_body(struct task *k, struct etcd_client *c, struct err *e)
         return rc;
     task_log(k, "node '%s' in maintenance: %zu vm(s) to move away, at most %d at a time",
              me, json_array_size(ids), MAINT_PARALLEL);
-    struct mover mv = {k,          c,           evac_start,    local_status,
-                       json_array(), json_array(), "migrating to"};
+    struct mover mv = {
+        k, c, evac_start, local_status, json_array(), json_array(), "migrating to"};
     drive(&mv, ids);
     record_moved(c, me, mv.moved);
     rc = task_cancelled(k) ? err_set(e, ECANCELED, "cancelled") : 0;
@@ -264,10 +267,12 @@ static void remote_status(struct mover *mv, const struct moving *m, char *out, s
 static int return_body(struct task *k, struct etcd_client *c, struct err *e)
 {
     struct maint_arg *a = k->arg;
-    task_log(k, "node '%s' out of maintenance: %zu vm(s) to bring back, at most %d at a "
-             "time", k->ctx->cfg->name, json_array_size(a->back), MAINT_PARALLEL);
-    struct mover mv = {k,          c,           back_start,    remote_status,
-                       json_array(), json_array(), "coming back from"};
+    task_log(k,
+             "node '%s' out of maintenance: %zu vm(s) to bring back, at most %d at a "
+             "time",
+             k->ctx->cfg->name, json_array_size(a->back), MAINT_PARALLEL);
+    struct mover mv = {
+        k, c, back_start, remote_status, json_array(), json_array(), "coming back from"};
     drive(&mv, a->back);
     int rc = finish(k, mv.failed, "did not come back", e);
     json_decref(mv.failed);
@@ -277,8 +282,8 @@ static int return_body(struct task *k, struct etcd_client *c, struct err *e)
 
 static int return_run(struct task *k, struct err *e);
 
-static int with_client(struct task *k, int (*body)(struct task *, struct etcd_client *,
-                                                   struct err *),
+static int with_client(struct task *k,
+                       int (*body)(struct task *, struct etcd_client *, struct err *),
                        struct err *e)
 {
     struct etcd_client c;
@@ -339,8 +344,8 @@ static int maint_change(struct api_req *req, bool enable, bool back, char task[T
             a->back = json_incref(json_object_get(rec, "moved"));
             if (!json_is_array(a->back))
                 a->back = (json_decref(a->back), json_array());
-            rc = task_start(req->ctx->tasks, req->ctx, "maintreturn", 0, return_run, a, task,
-                            e);
+            rc = task_start(req->ctx->tasks, req->ctx, "maintreturn", 0, return_run, a,
+                            task, e);
             if (rc) {
                 json_decref(a->back);
                 free(a);

@@ -402,9 +402,10 @@ static int check_maintenance(struct migtask_plan *p, struct err *e)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(p->maint, i, v) if (strcmp(json_string_value(v), p->target) == 0)
-        return note(p, "maintenance", -EBUSY, e, "node '%s' is in maintenance: it takes no vms",
-                    p->target);
+    json_array_foreach(p->maint, i, v)
+        if (strcmp(json_string_value(v), p->target) == 0)
+            return note(p, "maintenance", -EBUSY, e,
+                        "node '%s' is in maintenance: it takes no vms", p->target);
     return 0;
 }
 

@@ -2,14 +2,14 @@
  * a tern-vmm waiting on the migration address (with --commit external, so
  * a lost source is settled from etcd, never guessed). */
 #include <errno.h>
-#include <pthread.h>
-#include <time.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/handover.h"

@@ -39,7 +39,8 @@ struct ternd {
     struct task_table tasks;
     struct node_ctx ctx; /* what the API, tasks and migrations see of it */
     time_t settle_at;    /* next look for undecided handovers */
-    struct ha_manager ha; /* started once registered and adopted */
+    /* started once registered and adopted */
+    struct ha_manager ha;
 };
 
 void ternd_init(struct ternd *t);
