@@ -41,6 +41,10 @@ armed_on() { [ "$(ha_field 100 state)" = started ] && [ "$(ha_field 100 node)" =
 check "ha status: started on n1 once the fence is armed" wait_rc 15 0 armed_on n1
 check "the tern-vmm of vm 100 was told its fence" \
     wait_for "$TMP/n1/data/run/100/vmm.log" 'fence armed' 5
+check_out "an HA vm migrates live: to n2" tern_on n1 vm migrate 100 n2 --online
+check "ha status follows: started on n2, its fence armed there" wait_rc 15 0 armed_on n2
+check "  and the tern-vmm on n2 was told its fence" \
+    wait_for "$TMP/n2/data/run/100/vmm.log" 'fence armed' 5
 
 where() { vmf node; }
 # kill_whole NODE: ternd, its etcd member and its tern-vmm processes at once
