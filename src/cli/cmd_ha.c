@@ -157,7 +157,7 @@ const struct cmd cmds_ha[] = {
      "error (the HA manager gave up).\n",
      "  tern ha status\n", NULL, run_ha_status},
     {"node", "maintenance", "enable|disable NODE [--return] [--no-follow]", 2, 2,
-     "put a node in maintenance: move its vms away; or take it out",
+     "move a node's vms away and keep it empty, or end that",
      "enable: the node takes no new vms, migrations or HA recoveries, and one\n"
      "task live-migrates every vm it owns away (each to the auto target, a few at\n"
      "a time, a line per vm); a vm that cannot move is named and the task ends\n"
