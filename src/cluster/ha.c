@@ -264,10 +264,13 @@ int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
             const char *to, const struct ha_state *st, bool *taken, struct err *e)
 {
     char owner[TERN_KEY_MAX], alive[TERN_KEY_MAX], ha[TERN_KEY_MAX], skey[TERN_KEY_MAX];
+    char alive_to[TERN_KEY_MAX];
     *taken = false;
     int rc = keys_vm_owner(owner, id, e);
     if (!rc)
         rc = keys_build(alive, TERN_PREFIX_ALIVE, from, NULL, "node name", e);
+    if (!rc)
+        rc = keys_build(alive_to, TERN_PREFIX_ALIVE, to, NULL, "node name", e);
     if (!rc)
         rc = keys_build_vm(ha, TERN_PREFIX_HA, id, NULL, e);
     if (!rc)
@@ -279,10 +282,11 @@ int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
         {.key = owner, .cmp = ETCD_CMP_MOD_REVISION, .expect_revision = rev},
         {.key = owner, .cmp = ETCD_CMP_VALUE, .expect_value = from},
         {.key = ha, .cmp = ETCD_CMP_PRESENT},
+        {.key = alive_to, .cmp = ETCD_CMP_PRESENT},
         {.key = alive, .cmp = ETCD_CMP_ABSENT},
     };
     struct etcd_txn_op ops[] = {{.key = owner, .value = to}, {.key = skey, .value = text}};
-    size_t ncmps = strcmp(from, to) == 0 ? 3 : 4;
+    size_t ncmps = strcmp(from, to) == 0 ? 4 : 5;
     if (!rc)
         rc = etcd_txn(c, cmps, ncmps, ops, 2, taken, e);
     free(text);

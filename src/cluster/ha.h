@@ -77,11 +77,14 @@ int ha_state_put(struct etcd_client *c, uint32_t id, const struct ha_state *st,
 json_t *ha_state_to_json(const struct ha_state *st);
 
 /* The recovery: if owner is `from` at revision rev, `from` has no
- * heartbeat key (its lease expired) and the VM is still HA, then owner =
- * `to` and the HA state = st. *taken tells whether it applied; -ENOLINK
- * when etcd did not answer (c->maybe_applied: read the owner to know).
- * from == to (a node starting its own HA VM again) skips the heartbeat
- * check: the new revision still fences out a recovery decided before. */
+ * heartbeat key (its lease expired), `to` has one, and the VM is still HA,
+ * then owner = `to` and the HA state = st. *taken tells whether it
+ * applied; -ENOLINK when etcd did not answer (c->maybe_applied: read the
+ * owner to know). from == to (a node starting its own HA VM again) skips
+ * the check of `from`: the new revision fences out a recovery decided
+ * before. `to` then starts the VM only under the lease it held before the
+ * call (vmm_spec's ha_lease): that lease's heartbeat is the one the
+ * transaction saw, so no other node can take the VM while it lives. */
 int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
             const char *to, const struct ha_state *st, bool *taken, struct err *e);
 

@@ -25,11 +25,12 @@ void ha_manager_init(struct ha_manager *h)
     h->wd_fd = -1;
 }
 
-int ha_fence_budget(void *ctx)
+int ha_fence_budget(void *ctx, int64_t lease)
 {
     struct ha_manager *h = ctx;
     uint64_t sent;
-    if (!node_lease_renewed(h->ctx->node, &sent) || !sent)
+    int64_t now = node_lease_renewed(h->ctx->node, &sent);
+    if (!now || !sent || (lease && lease != now))
         return 0;
     h->renewed_ns = sent; /* for the log of a fence, once it is gone */
     int64_t left = (int64_t)(sent / 1000000) + h->ttl_ms - h->slack_ms -
@@ -98,29 +99,43 @@ static bool was_armed(struct ha_manager *h, uint32_t id)
 /* One pass over this node's processes: the fence of each HA VM moved on
  * to the budget left now (measured for each, so that a slow answer does
  * not stretch the next one's deadline); armed[] is what got it. A VM that
- * is HA no more is disarmed. */
+ * is HA no more is disarmed. When the budget is gone, or the lease is not
+ * the one the VMs were armed under (it expired, and the node registered
+ * again), the VMs armed last pass are fenced here and never armed again:
+ * a tern-vmm that was frozen past its deadline must not be given a new
+ * one before its own fence thread ran. */
 static void pet(struct ha_manager *h, const struct ha_conf *confs, size_t nconfs)
 {
-    uint32_t ids[VMM_MAX], armed[HA_VMS_MAX];
-    unsigned n = vmm_list(h->ctx->vmms, ids), narmed = 0;
-    bool lost = false, ok;
+    uint32_t ids[VMM_MAX], armed[HA_VMS_MAX], fenced[HA_VMS_MAX];
+    unsigned n = vmm_list(h->ctx->vmms, ids), narmed = 0, nfenced = 0;
+    uint64_t sent;
+    int64_t lease = node_lease_renewed(h->ctx->node, &sent);
+    if (h->narmed && (lease != h->pet_lease || ha_fence_budget(h, 0) <= 0)) {
+        fence_all(h);
+        memcpy(fenced, h->armed, h->narmed * sizeof(fenced[0]));
+        nfenced = h->narmed;
+    }
+    h->pet_lease = lease;
+    bool ok;
     for (unsigned i = 0; i < n; i++) {
+        bool skip = false;
+        for (unsigned j = 0; j < nfenced; j++)
+            skip = skip || fenced[j] == ids[i];
+        if (skip)
+            continue;
         if (!is_ha(confs, nconfs, ids[i])) {
             if (was_armed(h, ids[i]))
                 fence_command(h, ids[i], 0, &ok);
             continue;
         }
-        int budget = ha_fence_budget(h);
-        lost = lost || budget <= 0;
+        int budget = ha_fence_budget(h, 0);
         if (budget <= 0)
             continue;
         fence_command(h, ids[i], budget, &ok);
         if (ok)
             armed[narmed++] = ids[i];
     }
-    if (lost && h->narmed)
-        fence_all(h);
-    ha_watchdog_pet(h, ha_fence_budget(h), narmed > 0);
+    ha_watchdog_pet(h, ha_fence_budget(h, 0), narmed > 0);
     pthread_mutex_lock(&h->lock);
     memcpy(h->armed, armed, narmed * sizeof(armed[0]));
     h->narmed = narmed;

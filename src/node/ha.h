@@ -49,6 +49,7 @@ struct ha_manager {
     pthread_mutex_t lock;        /* guards armed[] (read by ternd_release) */
     uint32_t armed[HA_VMS_MAX];  /* VMs whose fence this node moved on last */
     unsigned narmed;
+    int64_t pet_lease; /* the lease they were armed under */
     /* nodes seen offline: since when (CLOCK_MONOTONIC ns) */
     struct {
         char name[TERN_NAME_MAX + 1];
@@ -74,8 +75,9 @@ int ha_manager_start(struct ha_manager *h, struct node_ctx *ctx, struct err *e);
 void ha_manager_release(struct ha_manager *h);
 
 /* The fence budget in ms for a VM started now (vmm_table's fence_ms hook;
- * ctx is the manager): <= 0 when the lease is not known to be renewed. */
-int ha_fence_budget(void *ctx);
+ * ctx is the manager): <= 0 when the lease is not known to be renewed, or
+ * is not lease (0: any). */
+int ha_fence_budget(void *ctx, int64_t lease);
 
 /* ha_watchdog.c: the opt-in host watchdog (path "" none). */
 int ha_watchdog_open(struct ha_manager *h, const char *path, struct err *e);

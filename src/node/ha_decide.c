@@ -187,6 +187,9 @@ static void decide_own(struct ha_manager *h, struct view *w, size_t i)
     bool mine = strcmp(st->node, h->ctx->cfg->name) == 0;
     if (info.present) {
         *missing = 0;
+        /* a minute of running: max_restart counts afresh */
+        if (time(NULL) - info.started > 60)
+            *local_slot(h, c->id, true) = 0;
         if (armed_here(h, c->id) && (!mine || strcmp(st->state, "started") != 0))
             state_put(h, c->id, st, "started", "runs on node '%s'%s, its fence armed", "");
         return;

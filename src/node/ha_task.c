@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/node.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "node/ctx.h"
@@ -51,13 +52,14 @@ static int take(struct task *k, struct etcd_client *c, const struct recover_arg 
 }
 
 static int start_here(struct task *k, struct etcd_client *c, const struct recover_arg *a,
-                      struct err *e)
+                      int64_t lease, struct err *e)
 {
     struct vmm_spec spec;
     int rc = vmops_spec_load(c, k->vmid, &spec, e);
     if (rc)
         return rc;
     spec.ha = true;
+    spec.ha_lease = lease;
     unsigned tries = a->r.conf.max_restart + 1;
     for (unsigned i = 0; i < tries; i++) {
         rc = vmm_start(k->ctx->vmms, &spec, e);
@@ -95,11 +97,15 @@ static int recover_body(struct task *k, struct etcd_client *c, struct err *e)
 {
     const struct recover_arg *a = k->arg;
     task_log(k, "vm %u: %s", k->vmid, a->r.reason);
+    /* read before the take: see ha_take */
+    int64_t lease = node_lease(k->ctx->node);
     bool taken = false;
-    int rc = take(k, c, a, &taken, e);
+    int rc = lease ? take(k, c, a, &taken, e)
+                   : err_set(e, ETCD_NOT_QUORATE, "node '%s' holds no lease: not taken",
+                             k->ctx->cfg->name);
     if (rc || !taken)
         return rc;
-    rc = start_here(k, c, a, e);
+    rc = start_here(k, c, a, lease, e);
     if (rc)
         mark_error(c, k, e->msg);
     return rc;

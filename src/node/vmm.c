@@ -200,7 +200,7 @@ static int fence_budget(struct vmm_table *v, struct vmm_proc *p, struct err *e)
 {
     if (!p->spec.ha || p->role != VMM_RUN)
         return 0;
-    int ms = v->fence_ms ? v->fence_ms(v->fence_ctx) : 0;
+    int ms = v->fence_ms ? v->fence_ms(v->fence_ctx, p->spec.ha_lease) : 0;
     if (ms <= 0)
         return err_set(e, ETCD_NOT_QUORATE,
                        "vm %u is HA and this node's lease was not renewed recently: "

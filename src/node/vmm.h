@@ -33,6 +33,9 @@ struct vmm_spec {
     char disk[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
     bool shared[VMCONF_DISKS_MAX];
     bool ha; /* started with a self-fence deadline (node/ha.h) */
+    /* with ha: the lease its start was decided under; if the node holds
+     * another one by the spawn, it is not started (0: any) */
+    int64_t ha_lease;
 };
 
 struct vmm_proc {
@@ -84,9 +87,9 @@ struct vmm_table {
         char why[256];
     } exits[VMM_MAX]; /* last exit per VM */
     int64_t lease;    /* states were written under this one */
-    /* ms of self-fence budget an HA VM starts with (node/ha.h); <= 0:
-     * none, and an HA VM is not started */
-    int (*fence_ms)(void *ctx);
+    /* ms of self-fence budget an HA VM starts with (node/ha.h), lease as
+     * vmm_spec's ha_lease; <= 0: none, and an HA VM is not started */
+    int (*fence_ms)(void *ctx, int64_t lease);
     void *fence_ctx;
 };
 

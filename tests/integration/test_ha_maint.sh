@@ -34,7 +34,8 @@ for id in 100 101 102; do
         bash -c "[ '$N' != n1 ] && [ '$N' != null ]"
     check "vm $id verifies on $N" verify_on "$N" $id
 done
-check "vm 103 still runs on n1" vm_on 103 n1
+vm103_on_n1() { vm_on 103 n1 || { tern_on n1 vm show 103; tail -3 "$TMP/n1/data/run/103/vmm.log"; false; }; }
+check_out "vm 103 still runs on n1" vm103_on_n1
 OUT=$(tern_on n1 vm create 104 --memory 64 --cpus 1 --kernel "$GUEST" --disk shared:4 2>&1)
 check "in maintenance: vm create on n1 refused ($OUT)" grep -q "node 'n1' is in maintenance" <<<"$OUT"
 OUT=$(tern_on n1 vm migrate 100 n1 --online 2>&1)
