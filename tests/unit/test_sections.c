@@ -40,7 +40,7 @@ static void registry_is_the_documented_list(void **state)
     (void)state;
     struct devstate_registry reg;
     struct err e = {""};
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, 0, &e), 0);
     assert_int_equal(reg.count, sizeof(documented) / sizeof(documented[0]));
     for (unsigned i = 0; i < reg.count; i++) {
         assert_string_equal(reg.entry[i].ops->name, documented[i].name);
@@ -64,8 +64,8 @@ static void owned_and_checked_lists_agree(void **state)
     struct err e = {""};
     for (unsigned cpus = 1; cpus <= VM_MAX_CPUS; cpus++) {
         for (unsigned disks = 0; disks <= VM_MAX_DISKS; disks++) {
-            assert_int_equal(vm_register_sections(owned, vm, cpus, disks, &e), 0);
-            assert_int_equal(vm_register_sections(checked, NULL, cpus, disks, &e), 0);
+            assert_int_equal(vm_register_sections(owned, vm, cpus, disks, 0, &e), 0);
+            assert_int_equal(vm_register_sections(checked, NULL, cpus, disks, 0, &e), 0);
             assert_int_equal(owned->count, checked->count);
             assert_int_equal(owned->count, cpus + 4 + disks);
             for (unsigned i = 0; i < owned->count; i++) {
@@ -156,7 +156,7 @@ static int verify_stream(enum change change, unsigned which, const char *extra_n
                          struct err *e)
 {
     struct devstate_registry reg;
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, 0, e), 0);
     struct buf s;
     buf_init(&s);
     put_hello(&s);
@@ -204,7 +204,7 @@ static void refuses_any_change_of_the_list(void **state)
     struct devstate_registry reg;
     struct mig_stream_summary sum;
     struct err e = {""};
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, 0, &e), 0);
     for (unsigned i = 0; i < reg.count; i++) {
         const char *name = reg.entry[i].ops->name;
         unsigned inst = reg.entry[i].instance;
@@ -234,7 +234,7 @@ static void intake_admits_each_entry_once(void **state)
     (void)state;
     struct devstate_registry reg;
     struct err e = {""};
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, 0, &e), 0);
     struct state_intake in;
     state_intake_init(&in, &reg);
     for (unsigned i = 0; i < reg.count; i++) {
