@@ -112,8 +112,15 @@ static bool net_usable(const struct virtio_net *net)
            !(r->status & VIRTIO_STATUS_NEEDS_RESET);
 }
 
-/* A backend that fails for good (its TAP deleted) is said once; frames
- * from the guest are dropped from then on and the link is down. */
+/* A TAP that was deleted answers EBADFD from then on; other errors (EIO
+ * while the interface is down, a full queue) cost one frame each. */
+static bool backend_error_is_final(ssize_t err)
+{
+    return err == -EBADFD || err == -EBADF || err == -ENODEV || err == -ENXIO;
+}
+
+/* A backend that fails for good is said once; frames from the guest are
+ * dropped from then on and the link is down. */
 static void backend_gone(struct virtio_net *net, ssize_t err)
 {
     if (net->dead)
@@ -138,7 +145,7 @@ static void tx_one(struct virtio_net *net, const struct virtq_chain *c)
     ssize_t sent = net->dead ? -EPIPE : net->backend.ops->send(&net->backend, iov, n);
     if (sent < 0) {
         net->stats.tx_dropped++;
-        if (sent != -EAGAIN && sent != -ENOBUFS && sent != -EINVAL && sent != -EPIPE)
+        if (backend_error_is_final(sent))
             backend_gone(net, sent);
         return;
     }
@@ -275,10 +282,11 @@ static bool rx_run(struct virtio_net *net)
             ssize_t n = net->dead ? -EAGAIN
                                   : net->backend.ops->recv(&net->backend, net->rx_frame,
                                                            VIRTIO_NET_FRAME_MAX);
-            if (n == -EAGAIN || n == -EINTR)
-                break;
             if (n < 0) {
-                backend_gone(net, n);
+                if (backend_error_is_final(n))
+                    backend_gone(net, n);
+                else if (n != -EAGAIN && n != -EINTR)
+                    net->stats.rx_dropped++;
                 break;
             }
             if (n < NET_HDR_LEN)
