@@ -36,11 +36,12 @@ static const char usage_text[] =
     "  --cpu-model NAME     CPU model the guest sees (default host)\n"
     "  --disk path=FILE[,readonly=on][,shared=on]\n"
     "                       virtio-blk disk on a raw image; repeatable (up to 8)\n"
-    "  --net tap=IFNAME[,mac=MAC]\n"
+    "  --net tap=IFNAME[,mac=MAC][,announce=off]\n"
     "                       virtio-net NIC on a TAP device (an existing one is used\n"
     "                       as it is, a missing one created); MAC default derived\n"
     "                       from --name; repeatable (up to 4); with --incoming name\n"
-    "                       this host's TAPs, the MACs come from the source\n"
+    "                       this host's TAPs, the MACs come from the source;\n"
+    "                       announce=off: no RARP or guest announce after it\n"
     "  --console stdio|file:PATH|unix:PATH\n"
     "                       where COM1 goes (default stdio)\n"
     "  --control PATH       control socket (JSON lines, see docs/control.md)\n"
@@ -149,14 +150,17 @@ static void parse_net(struct vm_config *cfg, const char *text)
         die("--net: at most %d nics", VM_MAX_NETS);
     struct opts_kv kv;
     if (opts_kv_parse(&kv, text))
-        die("--net '%s': expected tap=IFNAME[,mac=MAC]", text);
+        die("--net '%s': expected tap=IFNAME[,mac=MAC][,announce=off]", text);
     struct vm_net_config *n = &cfg->net[cfg->nnets++];
+    bool announce = true;
     for (size_t i = 0; i < kv.count; i++) {
         const char *k = kv.key[i], *v = kv.value[i];
         if (strcmp(k, "tap") == 0 && v && net_ifname_valid(v))
             n->tap = strdup(v);
         else if (strcmp(k, "mac") == 0 && v && !virtio_net_parse_mac(v, n->mac))
             n->mac_given = true;
+        else if (strcmp(k, "announce") == 0 && v && !opts_parse_bool(v, &announce))
+            n->no_announce = !announce;
         else
             die("--net '%s': bad key or value '%s'", text, k);
     }

@@ -45,7 +45,8 @@ struct virtio_net {
     struct net_backend backend;
     unsigned index;
     uint8_t mac[VIRTIO_NET_MAC_LEN];
-    bool mac_given; /* --net ...,mac=: a source with another MAC is refused */
+    bool mac_given;   /* --net ...,mac=: a source with another MAC is refused */
+    bool no_announce; /* post_load does not announce (to measure without) */
     uint16_t status;
     bool paused, stopping, dead, csum_offload;
     /* a frame read from the backend that found no receive buffer yet */

@@ -126,13 +126,13 @@ static int net_post_load(void *opaque, struct err *e)
     net->loaded_ns = virtio_net_now_ns();
     pthread_mutex_unlock(&net->mmio.lock);
     virtio_mmio_post_load(&net->mmio);
-    virtio_net_announce(net);
+    if (!net->no_announce)
+        virtio_net_announce(net);
     char m[18];
     virtio_net_format_mac(net->mac, m);
-    log_info("net",
-             "net%u: announced %s on tap '%s'; %llu frames from before the commit "
-             "dropped",
-             net->index, m, net->backend.ifname, (unsigned long long)dropped);
+    log_info("net", "net%u: %s %s on tap '%s'; %llu frames from before the commit dropped",
+             net->index, net->no_announce ? "not announcing" : "announced", m,
+             net->backend.ifname, (unsigned long long)dropped);
     return 0;
 }
 

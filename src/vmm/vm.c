@@ -191,6 +191,7 @@ static int vm_open_nets(struct vm *vm, struct err *e)
         int rc = virtio_net_open(&vm->net[i], i, n->tap, n->mac_given ? n->mac : NULL, seed,
                                  e);
         vm->nnets++; /* released even when half open */
+        vm->net[i].no_announce = n->no_announce;
         if (rc)
             return rc;
     }

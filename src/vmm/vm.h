@@ -35,7 +35,8 @@ struct vm_disk_config {
 struct vm_net_config {
     const char *tap;
     uint8_t mac[VIRTIO_NET_MAC_LEN];
-    bool mac_given; /* else derived from the name, or the source's */
+    bool mac_given;   /* else derived from the name, or the source's */
+    bool no_announce; /* announce=off: no RARP, no ANNOUNCE bit after a migration */
 };
 
 struct vm_config {
