@@ -137,18 +137,23 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
 }
 
 /* What build_args gives a VM: COM1 for its console, a virtio-blk for
- * each disk. */
+ * each disk, a virtio-net for each NIC. */
 #define DEV_SERIAL "serial"
 #define DEV_DISK "virtio-blk"
+#define DEV_NET "virtio-net"
 
 json_t *vmm_devices_supported(void)
 {
-    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VMCONF_DISKS_MAX);
+    return json_pack("{s:i, s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VMCONF_DISKS_MAX, DEV_NET,
+                     VMCONF_NETS_MAX);
 }
 
 json_t *vmm_devices_used(const struct vmm_spec *spec)
 {
-    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, (int)spec->conf.ndisks);
+    json_t *d = json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, (int)spec->conf.ndisks);
+    if (d && spec->conf.nnets) /* an older target that lists none refuses */
+        json_object_set_new(d, DEV_NET, json_integer(spec->conf.nnets));
+    return d;
 }
 
 /* The child: own session (a ternd killed or restarted does not take the VM

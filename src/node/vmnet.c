@@ -138,3 +138,14 @@ int vmnet_check_node(const char *bridges, const char *tap_prefix, struct err *e)
     }
     return 0;
 }
+
+json_t *vmnet_bridges_json(const char *bridges)
+{
+    json_t *list = json_array();
+    char copy[512], *save = NULL;
+    snprintf(copy, sizeof(copy), "%s", bridges);
+    for (char *b = strtok_r(copy, ", ", &save); b && list; b = strtok_r(NULL, ", ", &save))
+        if (vmnet_bridge_exists(b))
+            json_array_append_new(list, json_string(b));
+    return list;
+}

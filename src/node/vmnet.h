@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "cluster/vmconf.h"
 #include "common/err.h"
 
@@ -25,6 +27,8 @@ int vmnet_prepare(const char *prefix, const struct vmconf *c, const char *node,
                   struct err *e);
 /* Removes the TAPs of c's NICs (those no process holds). */
 void vmnet_remove(const char *prefix, const struct vmconf *c);
+/* The configured bridges that exist here, as a JSON array (node info). */
+json_t *vmnet_bridges_json(const char *bridges);
 /* Node config: "bridges" (comma-separated) must exist (-ENOENT naming the
  * first that does not), "tap_prefix" be 1..6 interface-name characters. */
 int vmnet_check_node(const char *bridges, const char *tap_prefix, struct err *e);
