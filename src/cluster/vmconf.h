@@ -74,6 +74,11 @@ struct cluster_options {
  * 4194304). Absent from the JSON of a VM without NICs. */
 json_t *vmconf_nets_to_json(const struct vmconf *c);
 int vmconf_nets_from_json(json_t *j, struct vmconf *c, const char *what, struct err *e);
+/* The key that reserves a MAC: TERN_PREFIX_MACS "52:54:00:00:04:b0". */
+void vmconf_mac_key(const char *mac, char key[TERN_KEY_MAX]);
+/* A refused create: -EEXIST "vm 302: mac 52:54:00:00:04:b0 is used by vm
+ * 300" for the first MAC another VM holds, 0 when none is held. */
+int vmconf_mac_conflict(struct etcd_client *c, const struct vmconf *conf, struct err *e);
 /* An interface name the kernel takes: 1..15 of letters, digits, '.', '_', '-'. */
 bool vmconf_ifname_valid(const char *name);
 json_t *vmconf_to_json(const struct vmconf *c);

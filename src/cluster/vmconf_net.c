@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/etcd.h"
 #include "cluster/vmconf.h"
 #include "common/jsonf.h"
 
@@ -97,6 +98,32 @@ int vmconf_nets_from_json(json_t *j, struct vmconf *c, const char *what, struct 
         if (rc)
             return rc;
         c->nnets++;
+    }
+    return 0;
+}
+
+void vmconf_mac_key(const char *mac, char key[TERN_KEY_MAX])
+{
+    snprintf(key, TERN_KEY_MAX, TERN_PREFIX_MACS "%s", mac);
+}
+
+int vmconf_mac_conflict(struct etcd_client *c, const struct vmconf *conf, struct err *e)
+{
+    for (unsigned i = 0; i < conf->nnets; i++) {
+        char key[TERN_KEY_MAX];
+        struct etcd_kv kv;
+        etcd_kv_init(&kv);
+        vmconf_mac_key(conf->nets[i].mac, key);
+        int rc = etcd_get(c, key, 0, &kv, e);
+        bool held = !rc && kv.value;
+        char holder[16];
+        snprintf(holder, sizeof(holder), "%s", held ? kv.value : "");
+        etcd_kv_release(&kv);
+        if (rc && rc != -ENOENT)
+            return rc;
+        if (held)
+            return err_set(e, EEXIST, "vm %" PRIu32 ": mac %s is used by vm %s", conf->id,
+                           conf->nets[i].mac, holder);
     }
     return 0;
 }

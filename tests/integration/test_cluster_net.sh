@@ -82,6 +82,15 @@ check "the destination announced the vm" \
 check_out "vm stop 300" tern_on n2 vm stop 300
 check "n2 removed t2300i0 once the vm stopped" wait_rc 10 1 test -e /sys/class/net/t2300i0
 
+# a MAC belongs to one VM of the cluster (etcd), until that VM is destroyed
+OUT=$(tern_on n3 vm create 302 --memory 64 --cpus 1 --kernel "$GUEST" \
+    --net bridge=vmbr0,mac=52:54:00:00:04:B0 2>&1)
+check "a mac another vm has is refused, naming that vm" \
+    grep -q "vm 302: mac 52:54:00:00:04:b0 is used by vm 300" <<<"$OUT"
+check_out "vm destroy 300" tern_on n1 vm destroy 300
+check_out "then the mac is free" tern_on n3 vm create 302 --memory 64 --cpus 1 \
+    --kernel "$GUEST" --net bridge=vmbr0,mac=52:54:00:00:04:b0
+
 # a bridge the target does not offer fails the pre-check; one missing
 # there now (deleted after ternd started) refuses the migration at the
 # target; the VM stays
