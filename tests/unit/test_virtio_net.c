@@ -461,6 +461,39 @@ static void announce(void **state)
     assert_false(cfg[0] & VIRTIO_NET_S_ANNOUNCE);
 }
 
+/* A destination at the commit: frames that reached its TAP while the VM
+ * still ran on the source are dropped, not delivered (the source may have
+ * answered them), and the announce goes out at once. */
+static void post_load_drops_early_frames(void **state)
+{
+    struct fixture *f = *state;
+    virtio_net_pause(&f->net); /* an incoming VM is paused until the commit */
+    for (unsigned i = 0; i < QSIZE; i++)
+        post(f, RXQ, BUF_GPA + 0x1000ULL * i, 2048, true);
+    wr(f, QUEUE_NOTIFY, RXQ);
+    for (int i = 0; i < 3; i++)
+        inject(f, 64);
+    usleep(100000);
+    struct err e = {""};
+    assert_int_equal(virtio_net_state_ops.post_load(&f->net, &e), 0);
+    virtio_net_resume(&f->net);
+    uint8_t got[128];
+    assert_true(catch_frame(f, 0x8035, got, sizeof(got), 1000) > 0);
+    usleep(200000);
+    struct virtio_net_stats st;
+    virtio_net_get_stats(&f->net, &st);
+    assert_true(st.rx_flushed >= 3);
+    /* nothing of ETH_TEST reached the guest; a frame sent now does */
+    for (uint16_t i = 0; i < used_idx(f, RXQ); i++) {
+        uint8_t *b = f->mem + BUF_GPA + 0x1000ULL * i;
+        assert_false((b[NET_HDR_LEN + 12] << 8 | b[NET_HDR_LEN + 13]) == ETH_TEST);
+    }
+    inject(f, 64);
+    uint32_t first;
+    uint16_t nbuf;
+    assert_int_equal(receive_test_frame(f, &first, &nbuf), NET_HDR_LEN + 78);
+}
+
 /* The TAP is deleted under the device: link down, frames dropped, the
  * device and its thread go on. */
 static void tap_vanishes(void **state)
@@ -572,6 +605,7 @@ int main(void)
         T(pause_holds_receive),
         T(malformed_descriptors),
         T(announce),
+        T(post_load_drops_early_frames),
         T(tap_vanishes),
         T(save_load),
         cmocka_unit_test(mac_text),
