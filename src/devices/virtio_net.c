@@ -130,6 +130,9 @@ static void backend_gone(struct virtio_net *net, ssize_t err)
              net->backend.ifname, strerror((int)-err));
     net->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
     virtio_mmio_config_changed(&net->mmio);
+    /* a detached TAP polls as an error for ever, wanted or not: without
+     * this the thread would spin */
+    epoll_ctl(net->epoll_fd, EPOLL_CTL_DEL, net->backend.fd, NULL);
 }
 
 /* ---- transmit ---- */
@@ -400,7 +403,7 @@ static void update_backend_events(struct virtio_net *net)
                             net->mmio.regs.queue[RXQ].ready
                         ? EPOLLIN
                         : 0;
-    if (want == net->backend_events)
+    if (want == net->backend_events || net->dead)
         return;
     struct epoll_event ev = {.events = want, .data.fd = net->backend.fd};
     if (!epoll_ctl(net->epoll_fd, EPOLL_CTL_MOD, net->backend.fd, &ev))
