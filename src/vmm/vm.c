@@ -20,10 +20,6 @@
 #define KVM_TSS_ADDR 0xfffbd000ULL
 /* ISA lines free for virtio-mmio devices (not PIT, keyboard, COM, RTC...). */
 static const unsigned virtio_irqs[VM_MAX_DISKS] = {5, 6, 7, 9, 10, 11, 14, 15};
-/* NICs sit after the disks' slots, on IOAPIC pins above the ISA ones (the
- * guests here poll; the MP table lists ISA lines only) */
-#define VM_NET_SLOT0 VM_MAX_DISKS
-#define VM_NET_GSI0 16
 
 static int vm_open_kvm(struct vm *vm, struct err *e)
 {
@@ -183,37 +179,6 @@ static int vm_open_disks(struct vm *vm, struct err *e)
     return 0;
 }
 
-static int vm_open_nets(struct vm *vm, struct err *e)
-{
-    const char *seed = vm->config.name ? vm->config.name : "tern";
-    for (unsigned i = 0; i < vm->config.nnets; i++) {
-        const struct vm_net_config *n = &vm->config.net[i];
-        int rc = virtio_net_open(&vm->net[i], i, n->tap, n->mac_given ? n->mac : NULL, seed,
-                                 e);
-        vm->nnets++; /* released even when half open */
-        vm->net[i].no_announce = n->no_announce;
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int vm_attach_nets(struct vm *vm, struct err *e)
-{
-    for (unsigned i = 0; i < vm->nnets; i++) {
-        uint64_t base = VM_VIRTIO_BASE + (VM_NET_SLOT0 + i) * VIRTIO_MMIO_SIZE;
-        struct irq_line irq = {vm_irq_set, vm, VM_NET_GSI0 + i, 0};
-        int rc = virtio_net_attach(&vm->net[i], base, &vm->ram, irq, e);
-        if (rc)
-            return rc;
-        rc = bus_add(&vm->mmio, "virtio-net", base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
-                     &vm->net[i].mmio);
-        if (rc)
-            return err_set(e, -rc, "device bus: %s", strerror(-rc));
-    }
-    return 0;
-}
-
 static int vm_setup_devices(struct vm *vm, struct err *e)
 {
     bus_init(&vm->pio, "pio");
@@ -233,7 +198,7 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
     }
     if (rc)
         return err_set(e, -rc, "device bus: %s", strerror(-rc));
-    return vm_attach_nets(vm, e);
+    return vm_nets_attach(vm, vm_irq_set, e);
 }
 
 /* Section order in the stream follows registration: vCPUs, irqchip, PIT,
@@ -378,7 +343,7 @@ static int vm_setup_cpuid(struct vm *vm, struct err *e)
 
 /* vm_init in order; vm_release undoes whatever of it was done. */
 static int (*const vm_init_steps[])(struct vm *vm, struct err *e) = {
-    vm_open_exit_eventfd, vm_open_disks,    vm_open_nets,    vm_open_kvm, vm_setup_memory,
+    vm_open_exit_eventfd, vm_open_disks,    vm_nets_open,    vm_open_kvm, vm_setup_memory,
     vm_setup_cpuid,       vm_setup_devices, vm_create_vcpus, vm_load,
 };
 

@@ -149,6 +149,10 @@ void vm_take_back(struct vm *vm);
  * (migrate/verify.c). */
 int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
                          unsigned ndisks, unsigned nnets, struct err *e);
+/* vm_init's steps for the NICs (vm_net.c): open each --net TAP; place the
+ * devices on the MMIO bus with their interrupt lines. 0 or -errno, e set. */
+int vm_nets_open(struct vm *vm, struct err *e);
+int vm_nets_attach(struct vm *vm, void (*irq_set)(void *, unsigned, int), struct err *e);
 /* Runs every section's post_load hook and restores kvmclock. */
 int vm_post_load(struct vm *vm, struct err *e);
 /* Auto-converge: vCPUs sleep pct% of each 10 ms slice (0 turns it off). */

@@ -46,7 +46,7 @@ rarps_at_least() { [ "$(dev_field "$1" rarps)" -ge "$2" ]; }
 start_vm one --memory 64M --net tap=tapA,mac=$MAC --kernel "$GUEST" --cmdline "$GUEST_NET"
 check "guest brings its NIC up with the given mac" \
     wait_for "$TMP/one.console" "^NET up mac=$MAC ip=$VM_IP/24" 10
-check "guest sends a gratuitous arp at boot" grep -q '^NET garp boot' "$TMP/one.console"
+check "guest sends a gratuitous arp at boot" wait_for "$TMP/one.console" '^NET garp boot' 3
 ping -q -c 100 -i 0.01 -W 5 $VM_IP >"$TMP/ping1" 2>&1
 note "$(tail -2 "$TMP/ping1" | tr '\n' ' ')"
 check "100 pings every 10 ms, 100 answers" grep -q '100 packets transmitted, 100 received' "$TMP/ping1"
