@@ -154,6 +154,8 @@ static bool set_tern_option(const char *k, size_t kl, const char *v, size_t vl)
         return parse_flag(v, vl, &opts.smp);
     if (key_is(k, kl, "tern.ip"))
         return parse_ip(v, vl, &opts.ip, &opts.ip_prefix);
+    if (key_is(k, kl, "tern.netbad"))
+        return parse_u64(v, vl, &opts.netbad);
     if (key_is(k, kl, "tern.netstat"))
         return parse_seconds_ms(v, vl, &opts.netstat_ms);
     if (key_is(k, kl, "tern.hbclock"))

@@ -159,6 +159,7 @@ struct options {
     uint32_t ip;          /* tern.ip=A.B.C.D/N, host order */
     uint32_t ip_prefix;   /* N, 0: no network */
     uint64_t netstat_ms;  /* tern.netstat=S: NET counters line every S */
+    uint64_t netbad;      /* tern.netbad=N: post N malformed transmit chains */
     uint32_t nvirtio;
     uint64_t virtio_base[MAX_VIRTIO_MMIO];
 };
@@ -191,6 +192,7 @@ bool vnet_init(uint8_t *mac);
 uint32_t vnet_poll_rx(void (*fn)(const uint8_t *frame, uint32_t len));
 bool vnet_send(const void *frame, uint32_t len);
 bool vnet_announce_requested(void);
+void vnet_post_malformed(uint32_t kind);
 
 /* net.c */
 void net_setup(void);

@@ -187,6 +187,10 @@ void net_setup(void)
     print("NET up mac=%s ip=%u.%u.%u.%u/%u", mac, my_ip[0], my_ip[1], my_ip[2], my_ip[3],
           (unsigned)opts.ip_prefix);
     garp("boot");
+    for (uint64_t i = 0; i < opts.netbad; i++)
+        vnet_post_malformed((uint32_t)i);
+    if (opts.netbad)
+        print("NET posted %lu malformed chains", (unsigned long)opts.netbad);
 }
 
 static void net_stat_line(uint64_t now)

@@ -250,3 +250,24 @@ bool vnet_announce_requested(void)
         ctrlq.last_used++;
     return true;
 }
+
+/* tern.netbad: a hostile driver, for the tests. kind 0 a descriptor chain
+ * that loops, 1 an address past guest RAM, 2 a length of 4 GiB; each is
+ * posted on the transmit queue and notified. */
+void vnet_post_malformed(uint32_t kind)
+{
+    uint16_t id = (uint16_t)(txq.next_avail % txq.size);
+    uint16_t other = (uint16_t)((id + 1) % txq.size);
+    struct desc *d = &txq.desc[id];
+    if (!base)
+        return;
+    if (kind % 3 == 0) {
+        *d = (struct desc){(uint64_t)tx_buf[id], 64, DESC_F_NEXT, other};
+        txq.desc[other] = (struct desc){(uint64_t)tx_buf[other], 64, DESC_F_NEXT, id};
+    } else {
+        *d = (struct desc){kind % 3 == 1 ? 0xfffff000000ull : (uint64_t)tx_buf[id],
+                           kind % 3 == 1 ? 64u : 0xffffffffu, 0, 0};
+    }
+    publish(&txq, id);
+    wr(REG_QUEUE_NOTIFY, 1);
+}

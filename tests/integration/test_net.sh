@@ -173,6 +173,20 @@ check "a destination without the source's nic refuses" \
 wait_vm nonic
 check "the source keeps running" grep -q '"state":"running"' <<<"$(ctl nic '{"cmd":"status"}')"
 
+# a hostile driver: a looping chain, an address past RAM, a 4 GiB length on
+# the transmit queue; the NIC stops until reset (said once), the VM and
+# the monitor go on
+start_vm bad --memory 64M --net tap=tapB --kernel "$GUEST" --cmdline "$GUEST_NET tern.netbad=3"
+check "hostile driver: the guest posted its malformed chains" \
+    wait_for "$TMP/bad.console" '^NET posted 3 malformed chains' 10
+hb=$(last_hb bad)
+check "hostile driver: the vm runs on" wait_for "$TMP/bad.console" "^HB $((${hb:-0} + 2)) " 5
+check "hostile driver: the monitor answers" grep -q '"state":"running"' <<<"$(ctl bad '{"cmd":"status"}')"
+check "hostile driver: the nic stopped, said once" \
+    [ "$(grep -c 'virtio-net at 0x.*device stopped until reset' "$TMP/bad.log")" = 1 ]
+ctl bad '{"cmd":"quit"}' >/dev/null; wait_vm bad
+check "hostile driver: tern-vmm quits normally" [ "$RC" = 0 ]
+
 # a TAP deleted under the running VM: said once, link down, the VM goes on
 ip link del tapA
 sleep 0.5
