@@ -53,6 +53,7 @@ bench:
 	@scripts/install-deps qemu-system-x86 gnuplot-nox
 	@$(MAKE) --no-print-directory all test-bins >/dev/null
 	@python3 bench/run.py $(if $(QUICK),--quick)
+	@python3 bench/net.py $(if $(QUICK),--runs 1)
 
 # virtio-net: ping gap and loss during a migration, UDP echo packet rate,
 # tern vs QEMU (bench/net.py; in a network namespace of its own)
