@@ -390,6 +390,8 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
          * the VM's place on that node */
         if (rc && !m->committed)
             abandon_target(k, m, c, rc == -ECANCELED ? NULL : e);
+        if (!rc && m->plan.spec.conf.nnets)
+            migtask_log_network(k, k->ctx, c, m->plan.target, k->vmid);
     }
     vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
     if (rc && !m->committed)

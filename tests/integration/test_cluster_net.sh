@@ -77,6 +77,9 @@ check "few answers lost ($LOST)" [ "$LOST" -le 20 ]
 check "n2 made t2300i0 on vmbr0" \
     bash -c "[ \"\$(basename \$(readlink /sys/class/net/t2300i0/master))\" = vmbr0 ]"
 check "n1 removed t1300i0 once the vm left" wait_rc 10 1 test -e /sys/class/net/t1300i0
+check "the task log says what the destination's nic did" \
+    grep -Eq "network: net0 \(52:54:00:00:04:b0 on 'n2'\): announced \([1-5] rarp\(s\) so far\), first frame from the guest [0-9.]+ ms after the state load" "$log"
+note "$(grep -o 'network: net0.*' "$log")"
 check "the destination announced the vm" \
     grep -q "announced 52:54:00:00:04:b0 on tap 't2300i0'" "$TMP/n2/data/run/300/vmm.log"
 check_out "vm stop 300" tern_on n2 vm stop 300
