@@ -303,10 +303,16 @@ static int src_precopy(struct source_run *r, struct err *e)
         src_account(r, pass, &res);
         enum converge_verdict v = src_judge(r);
         post_figures(m);
-        if (v == CONVERGE_STOP)
-            return 0;
         if (atomic_load(&m->cancel))
             return err_set(e, ECANCELED, "migration cancelled");
+        /* no pause on a cluster that could not decide the handover: the
+         * guest runs on in pre-copy until ternd says etcd answers */
+        bool gated = v == CONVERGE_STOP && m->params.pause_gate && m->hooks.pause_gate &&
+                     !m->hooks.pause_gate(m->hooks.ctx);
+        if (v == CONVERGE_STOP && !gated)
+            return 0;
+        if (gated || atomic_load(&m->cancel))
+            continue;
         if (v == CONVERGE_GIVE_UP)
             return err_set(e, ETIMEDOUT,
                            "did not converge within %u s (dirty rate "
@@ -488,10 +494,17 @@ static int src_wait_running(struct source_run *r, struct err *e)
 
 /* ---- the thread ---- */
 
-static void src_fail(struct source_run *r, const struct err *e)
+static void src_fail(struct source_run *r, const struct err *why)
 {
     struct migration *m = r->m;
-    bool cancelled = atomic_load(&m->cancel);
+    /* abandoned by the watchdog: a failure that says so, not a cancel */
+    struct err abandoned;
+    const struct err *e = why;
+    if (atomic_load(&m->abandoned) && !r->committed) {
+        err_set(&abandoned, ECANCELED, "%s", mig_watchdog_reason(m));
+        e = &abandoned;
+    }
+    bool cancelled = atomic_load(&m->cancel) && e == why;
     if (r->committed) {
         /* the destination may be running: never resume here */
         set_status(m, MIG_STATUS_POSTCOMMIT_FAILED);
@@ -573,15 +586,18 @@ static void *migration_thread(void *arg)
     struct source_run r = {.m = m, .t0 = clock_mono_ms()};
     r.was_paused = vm_get_state(m->vm) == VM_PAUSED;
     struct err e = {""};
+    int rc = mig_watchdog_start(m, &e);
     log_info("migrate", "to %s%s: %lluM, downtime limit %u ms%s", m->params.uri,
              m->params.tls ? " (tls)" : "",
              (unsigned long long)(m->vm->config.memory >> 20), m->params.downtime_limit_ms,
              r.was_paused ? ", vm paused" : "");
-    int rc = src_run(&r, &e);
+    if (!rc)
+        rc = src_run(&r, &e);
     if (rc)
         src_fail(&r, &e);
     else
         src_done(&r);
+    mig_watchdog_join(m);
     ram_sender_release(&r.rs);
     post_figures(m);
     mig_channel_release(&m->ch);
