@@ -11,7 +11,7 @@
 #include "migrate/decision.h"
 #include "migrate/tls.h"
 
-#define PAUSE_GATE_WAIT_MS 1000
+#define PAUSE_GATE_WAIT_MS 2000
 
 static struct migration outgoing;
 static const char *default_tls_dir;
@@ -44,9 +44,9 @@ static int hook_commit(void *ctx, bool *decided, struct err *e)
 }
 
 /* Before stop-and-copy: ask ternd (event "pause-pending") whether the VM
- * may pause, and wait about a second for migrate_pause. A "no" (or no
- * answer) means another pre-copy pass; asks come at most once a second
- * so a small guest does not spin through passes. */
+ * may pause, and wait up to 2 s for migrate_pause. A "no" (or no answer)
+ * means another pre-copy pass; asks come at most every 2 s so a small
+ * guest does not spin through passes. */
 static bool hook_pause_gate(void *ctx)
 {
     uint64_t t0 = clock_mono_ns();

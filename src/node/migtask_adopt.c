@@ -77,7 +77,7 @@ static int run_adopted(struct task *k, struct err *e)
 {
     struct migtask_run *m = k->arg;
     int rc = vmops_task_locked(k, adopted_locked, e);
-    migtask_run_drop_events(m);
+    migtask_run_release(m);
     return rc;
 }
 

@@ -23,6 +23,7 @@
 #define PROBE_TIMEOUT_MS 3000   /* the target's ternd must answer GET /version by then */
 #define ABANDON_TIMEOUT_MS 5000 /* ... and DELETE of its destination */
 #define SAY_EVERY_NS (5 * SEC)  /* lines while waiting for etcd */
+#define GATE_READ_MS 1500       /* tern-vmm waits 2 s for the pause gate's answer */
 
 struct migtask_run *migtask_run_new(void)
 {
@@ -44,13 +45,18 @@ void migtask_on_event(void *ctx, json_t *ev)
     pthread_mutex_unlock(&m->lock);
 }
 
-void migtask_run_drop_events(struct migtask_run *m)
+/* The events no one took (the source's exit after "completed"), the
+ * target's peer. */
+void migtask_run_release(struct migtask_run *m)
 {
     pthread_mutex_lock(&m->lock);
     for (unsigned i = 0; i < m->nevents; i++)
         json_decref(m->events[i]);
     m->nevents = 0;
     pthread_mutex_unlock(&m->lock);
+    if (m->have_target)
+        peer_release(&m->target);
+    m->have_target = false;
 }
 
 /* The next event, or NULL after timeout_ms. */
@@ -150,7 +156,7 @@ int migtask_commit_handover(struct task *k, struct migtask_run *m, struct etcd_c
 {
     const struct migtask_plan *p = &m->plan;
     enum handover_result res;
-    uint64_t t0 = clock_mono_ns(), said = 0;
+    uint64_t t0 = m->pending_ns ? m->pending_ns : clock_mono_ns(), said = 0;
     int rc = m->adopted ? adopted_state(m, c, &res, e)
                         : handover_commit(c, p->vmid, p->target, m->rev, &res, e);
     while (res == HANDOVER_RESULT_UNKNOWN) {
@@ -196,6 +202,7 @@ static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_
                              bool *done, struct err *e)
 {
     struct err why;
+    m->pending_ns = clock_mono_ns();
     if (!task_set_cancellable(k, "the handover is being decided: the outcome depends on "
                                  "etcd, cancel cannot change it")) {
         task_log(k, "cancelled before the handover: vm %u resumes on node '%s'", k->vmid,
@@ -204,6 +211,8 @@ static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_
         task_set_cancelled(k);
         return err_set(e, ECANCELED, "migration cancelled");
     }
+    task_log(k, "destination loaded everything: etcd decides the handover now");
+    test_hold("handover-deciding");
     bool committed = false;
     int rc = migtask_commit_handover(k, m, c, &committed, &why);
     if (committed) {
@@ -232,7 +241,11 @@ static void on_pause_pending(struct task *k, struct migtask_run *m, struct etcd_
     char owner[TERN_NAME_MAX + 1];
     int64_t rev = 0;
     struct err e, ignored;
+    /* within the time tern-vmm waits for the answer: a late "yes" would
+     * be refused, and the asks of the passes that follow would queue */
+    etcd_client_set_timeout(c, GATE_READ_MS);
     int rc = handover_read(c, k->vmid, owner, &rev, &e);
+    etcd_client_set_timeout(c, 0);
     bool moved = !rc && (strcmp(owner, m->plan.source) != 0 || rev != m->rev);
     tell_vmm(k, "migrate_pause", "pause", !rc && !moved, &ignored);
     uint64_t now = clock_mono_ns();
@@ -269,15 +282,16 @@ static bool target_lost(struct task *k, struct migtask_run *m, struct etcd_clien
     if (m->committed || m->target_gone || now - m->checked_ns < SEC)
         return false;
     m->checked_ns = now;
-    struct peer peer;
     struct err e;
     json_t *ans = NULL;
     long status = 0;
-    int rc = peer_init(&peer, k->ctx, c, m->plan.target, &e);
+    /* the address once: without quorum a fresh read of the node record
+     * would cost the etcd client's whole timeout every second */
+    int rc = m->have_target ? 0 : peer_init(&m->target, k->ctx, c, m->plan.target, &e);
+    m->have_target = !rc;
     if (!rc) {
-        peer_set_timeout(&peer, PROBE_TIMEOUT_MS);
-        rc = peer_call(&peer, "GET", "/api/v1/version", NULL, &status, &ans, &e);
-        peer_release(&peer);
+        peer_set_timeout(&m->target, PROBE_TIMEOUT_MS);
+        rc = peer_call(&m->target, "GET", "/api/v1/version", NULL, &status, &ans, &e);
     }
     json_decref(ans);
     m->misses = rc == -EHOSTUNREACH ? m->misses + 1 : 0;

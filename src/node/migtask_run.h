@@ -13,6 +13,7 @@
 
 #include "cluster/etcd.h"
 #include "node/migtask.h"
+#include "node/peer.h"
 #include "node/progress.h"
 #include "node/task.h"
 
@@ -36,10 +37,13 @@ struct migtask_run {
     struct progress_meter meter;
     bool adopted; /* followed by a restarted ternd: the commit asks etcd first */
     bool committed;
+    uint64_t pending_ns; /* commit-pending came: the VM is paused since about then */
     bool cancel_sent;
     bool target_gone; /* stopped answering: nothing to tell it any more */
     char gone_why[400];
-    bool ended_seen;     /* a final status came, as event or reply */
+    bool ended_seen;    /* a final status came, as event or reply */
+    struct peer target; /* for the probes: set up once (its address is in etcd) */
+    bool have_target;
     uint64_t checked_ns; /* last look at the target's ternd */
     unsigned misses;
     uint64_t pinged_ns;  /* last query_migrate: the watchdog's sign of life */
@@ -49,8 +53,8 @@ struct migtask_run {
 };
 
 struct migtask_run *migtask_run_new(void);
-/* The events no one took (the source's exit after "completed"). */
-void migtask_run_drop_events(struct migtask_run *m);
+/* What the run holds besides itself (the events, the target's peer). */
+void migtask_run_release(struct migtask_run *m);
 /* The listener for the source tern-vmm's events (vmm_set_listener). */
 void migtask_on_event(void *ctx, json_t *ev);
 /* Follows the source tern-vmm's migration to its end (the commit in etcd

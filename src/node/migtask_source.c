@@ -171,7 +171,7 @@ static int run_migrate(struct task *k, struct err *e)
     struct migtask_run *m = k->arg;
     m->t0 = clock_mono_ns();
     int rc = vmops_task_locked(k, migrate_locked, e);
-    migtask_run_drop_events(m);
+    migtask_run_release(m);
     return rc;
 }
 
