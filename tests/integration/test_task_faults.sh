@@ -9,7 +9,11 @@
 # a paused VM migrates and is "paused" (not "incoming") on its target.
 NET=127.0.0.8
 . tests/integration/cluster_lib.sh
+# KEEP_TMP=DIR keeps the nodes' files there for a post-mortem
 [ -n "${KEEP_TMP:-}" ] && trap 'cp -r "$TMP" "$KEEP_TMP"; stop_all; cleanup' EXIT
+# tern_to SECONDS NODE ARGS...: tern on that node, killed after SECONDS (a
+# follow that would outlast the check fails it instead)
+tern_to() { local s=$1 n=$2; shift 2; timeout "$s" "$TERN" --config "$TMP/$n.conf" "$@"; }
 
 check "cluster of three" cluster_up tasks
 mkdir -p "$TMP/shared"
@@ -39,7 +43,7 @@ vmm_query() { $CTL "$TMP/$1/data/run/100/control.sock" '{"cmd":"query_migrate"}'
 slow_migration n1 n2
 kill -STOP "${TD_PID[n2]}"
 T0=$(now_ms)
-check "frozen target: the task ends" wait_rc 30 1 tern_on n1 task log "$TASK" --follow
+check "frozen target: the task ends" wait_rc 30 1 tern_to 30 n1 task log "$TASK" --follow
 T1=$(now_ms)
 kill -CONT "${TD_PID[n2]}"
 note "frozen target: task ended $(( T1 - T0 )) ms after the freeze"
@@ -99,7 +103,7 @@ T0=$(now_ms)
 check "  etcd back: the pause ends" wait_for "$TLOG" 'etcd answered after' 20
 note "etcd back: the task saw it $(( $(now_ms) - T0 )) ms later"
 check "  the task ends TASK OK, as etcd decided (not cancelled)" \
-    wait_rc 30 0 tern_on n2 task log "$TASK" --follow
+    wait_rc 30 0 tern_to 30 n2 task log "$TASK" --follow
 runs_on n3 "handover decided by etcd"
 check "quorate again: all nodes online" wait_rc 30 0 node_count_online 3
 
@@ -122,7 +126,7 @@ always_running() {   # NODE: the VM's tern-vmm says "running" for 5 s on end
 check "  the source tern-vmm stays running (sampled for 5 s)" always_running n3
 kill -CONT $(etcd_of n1) $(etcd_of n2)
 check "  etcd back: the migration completes, TASK OK" \
-    wait_rc 60 0 tern_on n3 task log "$TASK" --follow
+    wait_rc 60 0 tern_to 60 n3 task log "$TASK" --follow
 check "  the log says when etcd answered" grep -q 'etcd answers again after' "$TLOG"
 runs_on n1 "after the quorum came back"
 check "quorate again: all nodes online" wait_rc 30 0 node_count_online 3

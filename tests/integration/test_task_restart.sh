@@ -7,7 +7,11 @@
 # at once: the same task is followed to its end.
 NET=127.0.0.9
 . tests/integration/cluster_lib.sh
+# KEEP_TMP=DIR keeps the nodes' files there for a post-mortem
 [ -n "${KEEP_TMP:-}" ] && trap 'cp -r "$TMP" "$KEEP_TMP"; stop_all; cleanup' EXIT
+# tern_to SECONDS NODE ARGS...: tern on that node, killed after SECONDS (a
+# follow that would outlast the check fails it instead)
+tern_to() { local s=$1 n=$2; shift 2; timeout "$s" "$TERN" --config "$TMP/$n.conf" "$@"; }
 
 check "cluster of three" cluster_up restart
 mkdir -p "$TMP/shared"
@@ -50,7 +54,7 @@ check "  the destination tern-vmm on n2 ended" \
     wait_rc 15 0 bash -c "! pgrep -f -- 'tern-vm[m] .*--control $TMP/n2/' >/dev/null"
 check "task list marks the task of the offline node" \
     wait_rc 20 0 bash -c "$TERN --config $TMP/n2.conf task list | grep -F '$TASK' | grep -q 'running (node offline)'"
-OUT=$(tern_on n2 task log "$TASK" --follow 2>&1); RC=$?
+OUT=$(tern_to 20 n2 task log "$TASK" --follow 2>&1); RC=$?
 check "task log --follow of the dead node's task: exit 1, naming the node ($OUT)" \
     bash -c "[ $RC = 1 ] && grep -q \"node 'n1'\" <<<\"\$0\"" "$OUT"
 start_node n1
@@ -73,7 +77,7 @@ slow_migration n1 n2
 kill_node n1
 start_node n1
 check "ternd back at once: the task is followed to its end, TASK OK" \
-    wait_rc 90 0 tern_on n1 task log "$TASK" --follow
+    wait_rc 90 0 tern_to 90 n1 task log "$TASK" --follow
 check "  its log says ternd restarted" grep -q 'ternd restarted: the new ternd' "$TLOG"
 check "  and that the new one follows the migration" grep -q 'following the migration of vm 100' "$TLOG"
 check "  one log, one task: the start line once" [ "$(grep -c 'migrate of vm 100 started' "$TLOG")" = 1 ]
