@@ -202,6 +202,10 @@ static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_
                              bool *done, struct err *e)
 {
     struct err why;
+    if (m->committed) { /* asked twice (an adopted task also polls) */
+        *done = false;
+        return 0;
+    }
     m->pending_ns = clock_mono_ns();
     if (!task_set_cancellable(k, "the handover is being decided: the outcome depends on "
                                  "etcd, cancel cannot change it")) {
