@@ -11,3 +11,9 @@ $(NODE_OBJS): CFLAGS += $(MHD_CFLAGS)
 $(BUILD)/libnode.a: $(NODE_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
+# tests/unit/test_task.c: node/task.c without a cluster
+$(BUILD)/tests/unit/test_task: tests/unit/test_task.c $(BUILD)/libnode.a $(BUILD)/libcluster.a \
+		$(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(filter %.a,$^) $(NODE_LDLIBS) $(LDLIBS) \
+		$(CMOCKA_LIBS)
