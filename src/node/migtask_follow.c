@@ -425,6 +425,19 @@ void migtask_abandon_target(struct task *k, struct migtask_run *m, struct etcd_c
     peer_release(&peer);
 }
 
+void migtask_status_back(struct task *k)
+{
+    json_t *req = json_pack("{s:s}", "cmd", "status"), *reply = NULL;
+    struct err e;
+    const char *state = "running";
+    if (vmm_command(k->ctx->vmms, k->vmid, req, &reply, &e) == 0 &&
+        strcmp(json_string_value(json_object_get(reply, "state")) ?: "", "paused") == 0)
+        state = "paused";
+    vmm_set_status(k->ctx->vmms, k->vmid, state);
+    json_decref(req);
+    json_decref(reply);
+}
+
 int migtask_follow_to_end(struct task *k, struct migtask_run *m, struct etcd_client *c,
                           struct err *e)
 {
@@ -437,7 +450,7 @@ int migtask_follow_to_end(struct task *k, struct migtask_run *m, struct etcd_cli
         migtask_abandon_target(k, m, c, rc == -ECANCELED ? NULL : e);
     vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
     if (rc && !m->committed)
-        vmm_set_status(k->ctx->vmms, k->vmid, "running");
+        migtask_status_back(k);
     if (rc && m->committed)
         task_log(k, "vm %u belongs to node '%s' now; this node will not run it again",
                  k->vmid, m->plan.target);

@@ -62,6 +62,9 @@ void migtask_on_event(void *ctx, json_t *ev);
  * not move, the VM's status is set back. 0 when it moved. */
 int migtask_follow_to_end(struct task *k, struct migtask_run *m, struct etcd_client *c,
                           struct err *e);
+/* The VM stayed here: its status goes from "migrating" back to what its
+ * tern-vmm says (running, or paused for a VM that was paused). */
+void migtask_status_back(struct task *k);
 /* Stops the destination; when it had ended already, *why (may be NULL)
  * says how: "target tern-vmm on 'n3' exited (killed by signal 9 (Killed))". */
 void migtask_abandon_target(struct task *k, struct migtask_run *m, struct etcd_client *c,

@@ -116,7 +116,7 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
         if (m->uri[0])
             migtask_abandon_target(k, m, c, NULL);
         vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
-        vmm_set_status(k->ctx->vmms, k->vmid, "running");
+        migtask_status_back(k);
         return rc;
     }
     return migtask_follow_to_end(k, m, c, e);
