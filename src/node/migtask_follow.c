@@ -136,13 +136,14 @@ static void log_figures(struct task *k, json_t *ev)
 }
 
 /* What etcd says of the handover now, for a task that took it over from
- * a ternd that may have committed already. */
+ * a ternd that may have decided it already (*before then). */
 static int adopted_state(struct migtask_run *m, struct etcd_client *c,
-                         enum handover_result *res, struct err *e)
+                         enum handover_result *res, bool *before, struct err *e)
 {
     const struct migtask_plan *p = &m->plan;
     enum handover_state st;
     int rc = handover_state(c, p->vmid, p->source, p->target, m->rev, &st, e);
+    *before = !rc && st != HANDOVER_OPEN;
     if (!rc && st == HANDOVER_OPEN)
         return handover_commit(c, p->vmid, p->target, m->rev, res, e);
     *res = rc                         ? HANDOVER_RESULT_UNKNOWN
@@ -157,7 +158,8 @@ int migtask_commit_handover(struct task *k, struct migtask_run *m, struct etcd_c
     const struct migtask_plan *p = &m->plan;
     enum handover_result res;
     uint64_t t0 = m->pending_ns ? m->pending_ns : clock_mono_ns(), said = 0;
-    int rc = m->adopted ? adopted_state(m, c, &res, e)
+    bool before = false;
+    int rc = m->adopted ? adopted_state(m, c, &res, &before, e)
                         : handover_commit(c, p->vmid, p->target, m->rev, &res, e);
     while (res == HANDOVER_RESULT_UNKNOWN) {
         if (!said)
@@ -171,11 +173,16 @@ int migtask_commit_handover(struct task *k, struct migtask_run *m, struct etcd_c
         if (!said || clock_mono_ns() - said >= SAY_EVERY_NS)
             said = clock_mono_ns();
         sleep(1);
-        rc = adopted_state(m, c, &res, e);
+        rc = adopted_state(m, c, &res, &before, e);
     }
     if (said)
         task_log(k, "etcd answered after %.1f s", secs_since(t0));
     *committed = res == HANDOVER_RESULT_COMMITTED;
+    if (m->adopted && before) /* the words of migtask_resolve.c: the same event */
+        task_log(k,
+                 "handover settled from etcd: node '%s' owns it (decided before ternd "
+                 "restarted)",
+                 *committed ? p->target : p->source);
     if (*committed)
         return 0;
     return rc ? rc : err_set(e, ESTALE, "handover refused");
