@@ -377,9 +377,12 @@ static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client
                        k->vmid, m->plan.source);
     if (strcmp(st, "cancelled") == 0)
         return err_set(e, ECANCELED, "migration cancelled");
+    const char *why = json_string_value(json_object_get(ev, "error")) ?: "";
+    /* the source gave up by itself: that, not how the destination then
+     * ended, is the reason */
+    m->source_abandoned = strncmp(why, "abandoned:", 10) == 0;
     if (strcmp(st, "failed") == 0 || strcmp(st, "postcommit-failed") == 0)
-        return err_set(e, EIO, "migration %s: %s", st,
-                       json_string_value(json_object_get(ev, "error")) ?: "");
+        return err_set(e, EIO, "migration %s: %s", st, why);
     log_progress(k, m, ev);
     *done = false;
     return 0;
@@ -454,7 +457,7 @@ int migtask_follow_to_end(struct task *k, struct migtask_run *m, struct etcd_cli
      * failed before the commit) must not wait there for ever, holding the
      * VM's place on that node; one that stopped answering is not asked */
     if (rc && !m->committed && !m->target_gone)
-        migtask_abandon_target(k, m, c, rc == -ECANCELED ? NULL : e);
+        migtask_abandon_target(k, m, c, rc == -ECANCELED || m->source_abandoned ? NULL : e);
     vmm_set_listener(k->ctx->vmms, k->vmid, NULL, NULL);
     if (rc && !m->committed)
         migtask_status_back(k);
