@@ -65,6 +65,13 @@ struct api_route {
     void (*handle)(struct api_req *req, struct reply *r);
 };
 
+/* The route for req->method and req->path (args filled), NULL when none;
+ * *path_known: some route has that path (a 405, not a 404). */
+const struct api_route *api_route_find(struct api_req *req, bool *path_known);
+/* The body as req->body (a JSON object; none when len is 0); -1 with a
+ * 400 or 413 in r otherwise. len over API_BODY_MAX: too big. */
+int api_body_parse(const char *data, size_t len, struct api_req *req, struct reply *r);
+
 /* Each ends with an entry whose method is NULL. */
 extern const struct api_route api_routes_cluster[]; /* api_cluster.c */
 extern const struct api_route api_routes_members[]; /* api_members.c */
