@@ -323,3 +323,81 @@ int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
                  (unsigned long long)m->id, peer_url);
     return rc;
 }
+
+int cluster_ca_store(struct etcd_client *c, const char *cert_pem, const char *key_pem,
+                     struct err *e)
+{
+    struct etcd_txn_cmp cmps[] = {{.key = TERN_KEY_CA_CERT, .cmp = ETCD_CMP_ABSENT},
+                                  {.key = TERN_KEY_CA_KEY, .cmp = ETCD_CMP_ABSENT}};
+    struct etcd_txn_op ops[] = {{.key = TERN_KEY_CA_CERT, .value = cert_pem},
+                                {.key = TERN_KEY_CA_KEY, .value = key_pem}};
+    bool done;
+    int rc = etcd_txn(c, cmps, 2, ops, 2, &done, e);
+    if (!rc && !done)
+        rc = err_set(e, EEXIST, "the cluster has a CA already (%s)", TERN_KEY_CA_CERT);
+    return rc;
+}
+
+int cluster_ca_get(struct etcd_client *c, char **cert_pem, char **key_pem, struct err *e)
+{
+    struct etcd_kv cert, key;
+    etcd_kv_init(&cert);
+    etcd_kv_init(&key);
+    *cert_pem = *key_pem = NULL;
+    int rc = etcd_get(c, TERN_KEY_CA_CERT, 0, &cert, e);
+    if (!rc)
+        rc = etcd_get(c, TERN_KEY_CA_KEY, 0, &key, e);
+    if (rc == -ENOENT)
+        rc = err_set(e, ENOENT, "the cluster has no CA: it runs etcd without TLS");
+    if (!rc) {
+        *cert_pem = cert.value, cert.value = NULL;
+        *key_pem = key.value, key.value = NULL;
+    }
+    etcd_kv_release(&cert);
+    etcd_kv_release(&key);
+    return rc;
+}
+
+static int join_token_key(char key[TERN_KEY_MAX], const char *hash, struct err *e)
+{
+    if (strlen(hash) != 64 || strspn(hash, "0123456789abcdef") != 64)
+        return err_set(e, EINVAL, "join token hash is not 64 hex characters");
+    snprintf(key, TERN_KEY_MAX, TERN_PREFIX_JOIN_TOKENS "%s", hash);
+    return 0;
+}
+
+int cluster_join_token_add(struct etcd_client *c, const char *hash, const char *by,
+                           int ttl_s, struct err *e)
+{
+    char key[TERN_KEY_MAX];
+    int64_t lease;
+    int rc = join_token_key(key, hash, e);
+    if (!rc)
+        rc = etcd_lease_grant(c, ttl_s, &lease, e);
+    if (rc)
+        return rc;
+    json_t *j = json_pack("{s:s, s:I, s:I}", "by", by, "created", (json_int_t)time(NULL),
+                          "expires", (json_int_t)time(NULL) + ttl_s);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    rc = text ? etcd_put(c, key, text, lease, e) : err_set(e, ENOMEM, "out of memory");
+    free(text);
+    return rc;
+}
+
+int cluster_join_token_take(struct etcd_client *c, const char *hash, struct err *e)
+{
+    char key[TERN_KEY_MAX];
+    int rc = join_token_key(key, hash, e);
+    if (rc)
+        return rc;
+    struct etcd_txn_cmp cmp = {.key = key, .cmp = ETCD_CMP_PRESENT};
+    struct etcd_txn_op op = {.key = key, .value = NULL};
+    bool taken;
+    rc = etcd_txn(c, &cmp, 1, &op, 1, &taken, e);
+    if (!rc && !taken)
+        rc = err_set(e, EACCES,
+                     "join token refused: unknown, expired or already used (make a "
+                     "new one with 'tern cluster join-token' on a member)");
+    return rc;
+}

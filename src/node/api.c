@@ -262,8 +262,15 @@ static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
                   const char *method, struct upload *up, struct reply *r)
 {
     struct api_req req = {.method = method, .url = url, .conn = conn, .ctx = a->ctx};
-    if (!authorized(a->ctx, conn, &req.from_node))
-        return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+    if (!authorized(a->ctx, conn, &req.from_node)) {
+        /* a joining node may bring a one-time join token instead */
+        const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!h || strncmp(h, "Bearer ", 7) != 0 || strcmp(method, "POST") != 0 ||
+            strcmp(url, API_PREFIX "/cluster/members") != 0)
+            return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+        req.join_token = h + 7;
+    }
     if (strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0)
         return reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", url);
     req.path = url + strlen(API_PREFIX);

@@ -24,9 +24,12 @@ struct setup_cmd {
     char cluster_name[TERN_NAME_MAX + 1];
     char initial_cluster[CLUSTER_INITIAL_MAX]; /* join: from the other node */
     char token[TERND_TOKEN_LEN + 1];           /* join: the cluster token */
-    int rc;                                    /* the result, with e */
+    char *key_pem, *pub_pem; /* join: this node's new key (setup_cmd_release) */
+    int rc;                  /* the result, with e */
     struct err e;
 };
+
+void setup_cmd_release(struct setup_cmd *cmd);
 
 /* API thread. -EEXIST "node 'n1' is already in cluster 'x'", -EBUSY while
  * another create or join runs, -ESHUTDOWN while ternd stops. */

@@ -29,6 +29,9 @@ struct api_req {
     struct node_ctx *ctx;                  /* this node (node/ctx.h) */
     struct etcd_client *etcd;              /* this request's own client */
     bool from_node;                        /* authenticated with the cluster token */
+    /* POST /cluster/members only: a bearer that is neither token, which
+     * the handler takes as a one-time join token (or refuses); else NULL */
+    const char *join_token;
 };
 
 struct reply {

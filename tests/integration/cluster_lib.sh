@@ -42,8 +42,8 @@ write_conf() {   # NAME
     mkdir -p "$TMP/$n"
     cat >"$TMP/$n.conf" <<EOF2
 name = $n
-cluster_address = http://$ip:27791
-peer_address = http://$ip:27801
+cluster_address = https://$ip:27791
+peer_address = https://$ip:27801
 migration_address = $ip:27100
 addresses = $ip,127.0.1.${ip##*.}
 data_dir = $TMP/$n/data
