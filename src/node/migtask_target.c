@@ -157,8 +157,7 @@ int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256
     vmm_info(x->vmms, vmid, &info);
     /* a destination that broke the migration by dying may not be reaped
      * yet: a moment for it, so that the source can say how it ended */
-    if (info.present && info.role == VMM_INCOMING &&
-        vmm_wait_exit(x->vmms, vmid, 1000) == 0)
+    if (info.present && info.role == VMM_INCOMING && vmm_wait_exit(x->vmms, vmid, 1000) == 0)
         vmm_info(x->vmms, vmid, &info);
     if (last_exit)
         snprintf(last_exit, 256, "%s", info.present ? "" : info.last_exit);
