@@ -295,6 +295,36 @@ int cluster_member_add(struct etcd_client *c, const char *name, const char *peer
     return initial_build(list, n, same->id, name, out, e);
 }
 
+/* etcd 3.4 refuses a removal that would leave fewer started members than
+ * a majority of those left ("not enough started members"): a state of the
+ * cluster, -EBUSY, with etcd's words. */
+static int member_remove_call(struct etcd_client *c, uint64_t id, struct err *e)
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)id);
+    json_t *resp = NULL, *req = json_pack("{s:s}", "ID", text);
+    if (!req)
+        return err_set(e, ENOMEM, "etcd member remove: out of memory");
+    int rc;
+    /* as for an add: not until every member has been connected for 5 s */
+    for (long waited = 0;; waited += 500) {
+        rc = etcd_client_call(c, "/v3/cluster/member/remove", req, &resp, e);
+        json_decref(resp);
+        resp = NULL;
+        if (rc != -ETCD_NOT_QUORATE || !strstr(etcd_client_detail(c), "unhealthy cluster"))
+            break;
+        if (waited >= MEMBER_ADD_RETRY_MS) {
+            rc = err_set(e, EBUSY,
+                         "etcd refused to remove the member: etcdserver: unhealthy "
+                         "cluster (a member is not connected to all others)");
+            break;
+        }
+        sleep_ms(500);
+    }
+    json_decref(req);
+    return rc == -EPERM ? -EBUSY : rc;
+}
+
 int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
                                     struct err *e)
 {
@@ -311,16 +341,36 @@ int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
                        "etcd member '%s' (%s) has started: only a member "
                        "that never started is removed here",
                        m->name, peer_url);
-    char id[24];
-    snprintf(id, sizeof(id), "%llu", (unsigned long long)m->id);
-    json_t *resp = NULL, *req = json_pack("{s:s}", "ID", id);
-    rc = req ? etcd_client_call(c, "/v3/cluster/member/remove", req, &resp, e)
-             : err_set(e, ENOMEM, "etcd member remove: out of memory");
-    json_decref(req);
-    json_decref(resp);
+    rc = member_remove_call(c, m->id, e);
     if (!rc)
         log_info("cluster", "etcd member %016llx (%s) removed: it never started",
                  (unsigned long long)m->id, peer_url);
+    return rc;
+}
+
+int cluster_member_remove(struct etcd_client *c, const char *name, uint64_t *id,
+                          struct err *e)
+{
+    struct etcd_member_info list[MEMBERS_MAX];
+    size_t n;
+    *id = 0;
+    int rc = etcd_member_list(c, list, MEMBERS_MAX, &n, e);
+    for (size_t i = 0; !rc && i < n && !*id; i++)
+        if (strcmp(list[i].name, name) == 0)
+            *id = list[i].id;
+    if (rc)
+        return rc;
+    if (!*id)
+        return err_set(e, ENOENT, "no etcd member called '%s'", name);
+    if (n == 1)
+        return err_set(e, EBUSY,
+                       "etcd member '%s' is the cluster's only member: removing it "
+                       "would end the cluster",
+                       name);
+    rc = member_remove_call(c, *id, e);
+    if (!rc)
+        log_info("cluster", "etcd member %016llx (node %s) removed",
+                 (unsigned long long)*id, name);
     return rc;
 }
 

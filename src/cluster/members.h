@@ -78,5 +78,11 @@ int cluster_member_add(struct etcd_client *c, const char *name, const char *peer
  * whose etcd failed). -ENOENT none, -EBUSY it has started. */
 int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
                                     struct err *e);
+/* Removes the started member called name (a node leaving, or a dead one
+ * removed); *id is its etcd id. -ENOENT none of that name, -EBUSY it is the
+ * only member, or etcd refuses because too few members would be left
+ * running (its message kept). */
+int cluster_member_remove(struct etcd_client *c, const char *name, uint64_t *id,
+                          struct err *e);
 
 #endif

@@ -455,9 +455,10 @@ static void make_join_token(struct api_req *req, struct reply *r)
         reply_errno(r, rc, &e);
     else
         reply_json(r, MHD_HTTP_OK,
-                   json_pack("{s:s, s:I, s:s, s:s}", "token", token, "expires",
+                   json_pack("{s:s, s:I, s:s, s:s, s:s}", "token", token, "expires",
                              (json_int_t)time(NULL) + ttl, "node", req->ctx->cfg->name,
-                             "fingerprint", req->ctx->secrets->pin));
+                             "address", req->ctx->cfg->api_address, "fingerprint",
+                             req->ctx->secrets->pin));
     explicit_bzero(token, sizeof(token));
 }
 

@@ -53,6 +53,23 @@ void setup_cmd_release(struct setup_cmd *cmd)
     cmd->key_pem = cmd->pub_pem = NULL;
 }
 
+int setup_claim_leave(struct node_ctx *x, struct err *e)
+{
+    int rc = 0;
+    pthread_mutex_lock(&x->lock);
+    if (x->stopping)
+        rc = err_set(e, ESHUTDOWN, "ternd is shutting down");
+    else if (!x->in_cluster)
+        rc = err_set(e, ENOENT, "node '%s' is in no cluster", x->cfg->name);
+    else if (x->cmd_claimed)
+        rc = err_set(e, EBUSY, "node '%s': a cluster create, join or leave is running",
+                     x->cfg->name);
+    else
+        x->cmd_claimed = true;
+    pthread_mutex_unlock(&x->lock);
+    return rc;
+}
+
 void setup_unclaim(struct node_ctx *x)
 {
     pthread_mutex_lock(&x->lock);
@@ -222,6 +239,58 @@ static int do_join(struct ternd *t, struct setup_cmd *cmd)
     return 0;
 }
 
+/* A client on the other members: this node's own member goes away with
+ * the removal, and the answer must still come. */
+static int others_client(struct ternd *t, struct etcd_client *c, struct err *e)
+{
+    struct etcd_member_info list[16];
+    size_t n;
+    char urls[16 * 130] = "";
+    int rc = etcd_member_list(&t->client, list, 16, &n, e);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (strcmp(list[i].name, t->cfg.name) != 0 && list[i].client_url[0])
+            snprintf(urls + strlen(urls), sizeof(urls) - strlen(urls), "%s%s",
+                     urls[0] ? "," : "", list[i].client_url);
+    if (!rc && !urls[0])
+        rc = err_set(e, EBUSY,
+                     "node '%s' is the only member of its cluster: leaving would end "
+                     "the cluster",
+                     t->cfg.name);
+    return rc ? rc : etcd_client_init(c, urls, e);
+}
+
+/* Offline first (the lease revoked: heartbeat and locks go), then the etcd
+ * member removed and the record deleted through the others; then this
+ * node's member stops, and its data and certificate go. If the removal
+ * fails, the main loop registers the node again. */
+static int do_leave(struct ternd *t, struct setup_cmd *cmd)
+{
+    struct etcd_client others;
+    uint64_t id;
+    int rc = others_client(t, &others, &cmd->e);
+    if (rc < 0)
+        return rc;
+    node_release(&t->node);
+    node_init(&t->node);
+    t->registered = false;
+    t->register_at = 0;
+    rc = cluster_member_remove(&others, t->cfg.name, &id, &cmd->e);
+    struct err e;
+    if (!rc && node_forget(&others, t->cfg.name, &e) < 0)
+        log_warn("ternd", "node %s left, but its record stays: %s", t->cfg.name, e.msg);
+    etcd_client_release(&others);
+    if (rc < 0) {
+        log_error("ternd", "leaving the cluster: %s", cmd->e.msg);
+        return rc;
+    }
+    member_undo(t);
+    pki_remove(&t->secrets.pki);
+    node_ctx_left(&t->ctx);
+    log_info("ternd", "node %s left the cluster (etcd member %016llx removed)", t->cfg.name,
+             (unsigned long long)id);
+    return 0;
+}
+
 void setup_poll(struct ternd *t)
 {
     struct node_ctx *x = &t->ctx;
@@ -231,7 +300,9 @@ void setup_poll(struct ternd *t)
     if (!cmd)
         return;
     /* the poster waits until cmd_done, so cmd stays valid meanwhile */
-    int rc = cmd->kind == SETUP_CREATE ? do_create(t, cmd) : do_join(t, cmd);
+    int rc = cmd->kind == SETUP_CREATE ? do_create(t, cmd)
+             : cmd->kind == SETUP_JOIN ? do_join(t, cmd)
+                                       : do_leave(t, cmd);
     pthread_mutex_lock(&x->lock);
     cmd_finish(x, cmd, rc);
     pthread_mutex_unlock(&x->lock);

@@ -83,5 +83,6 @@ extern const struct api_route api_routes_vmops[];   /* api_vmops.c */
 extern const struct api_route api_routes_vmlife[];  /* api_vmlife.c */
 extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
 extern const struct api_route api_routes_task[];    /* api_task.c */
+extern const struct api_route api_routes_leave[];   /* api_leave.c */
 
 #endif
