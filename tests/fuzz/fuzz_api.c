@@ -166,6 +166,8 @@ static void args_checks(const struct api_req *req, uint32_t *id)
         (void)task_id_node(req->args[0], node, &e);
     else if (strncmp(req->path, "/storage/", 9) == 0)
         (void)name_check(req->args[0], "storage name", &e);
+    else if (strncmp(req->path, "/nodes/", 7) == 0)
+        (void)name_check(req->args[0], "node name", &e);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
