@@ -340,7 +340,8 @@ static int sign_joiner(struct api_req *req, const char *name, const char *ca,
 }
 
 /* A one-time join token instead of the admin or cluster token: used up
- * here, before anything else, so that it can never serve twice. */
+ * here, before anything else (a request with a bad body uses it up too),
+ * so that it can never serve twice. */
 static int take_join_token(struct api_req *req, struct err *e)
 {
     if (!req->join_token)
@@ -383,12 +384,13 @@ static void add_member(struct api_req *req, struct reply *r)
 {
     const char *name, *peer_url;
     struct err e;
-    if (!member_body(req, r, &name, &peer_url))
-        return;
+    /* a join token is the authentication: before anything else */
     int rc = take_join_token(req, &e);
     if (rc < 0)
         return rc == -EACCES ? reply_error(r, MHD_HTTP_UNAUTHORIZED, "%s", e.msg)
                              : reply_errno(r, rc, &e);
+    if (!member_body(req, r, &name, &peer_url))
+        return;
     char cluster[TERN_NAME_MAX + 1], token[CLUSTER_TOKEN_LEN + 1];
     char *cert = NULL, *ca = NULL, *ca_key = NULL;
     struct cluster_join j;
