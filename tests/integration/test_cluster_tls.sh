@@ -8,7 +8,9 @@
 # while the node owns a VM (named), then leaves a 2-node cluster quorate,
 # and the node joins again; a dead node is removed with `node remove`
 # (refused while online, and while it owns a VM), leaving a quorate
-# 2-node cluster. No guest runs: VMs are only defined.
+# 2-node cluster; a member of a static cluster without TLS refuses to start
+# with https:// addresses on its old data. No guest runs: VMs are only
+# defined.
 NET=127.0.0.9
 . tests/integration/cluster_lib.sh
 
@@ -135,3 +137,18 @@ wait_rc 20 3 tern_on n4 cluster status
 refused "a node with http:// addresses cannot join: refused, says why" \
     "runs etcd with TLS and client certificates" \
     tern_on n4 cluster join "$A1" --fingerprint "$FP" --token "$(join_token)"
+
+# --- a member of a cluster without TLS does not start as one with TLS
+kill_node n4
+write_conf n5
+sed -i 's|https://|http://|' "$TMP/n5.conf"
+echo "initial_cluster = n5=http://$(node_ip n5):27801" >>"$TMP/n5.conf"
+start_node n5
+check "a static cluster without TLS runs" wait_rc 20 0 tern_on n5 cluster status
+check "and its ternd says that etcd is open" grep -q 'etcd without TLS (http:// addresses): anyone who reaches' "$TMP/n5.log"
+kill -TERM "${TD_PID[n5]}"; wait "${TD_PID[n5]}" 2>/dev/null; unset "TD_PID[n5]"
+sed -i 's|http://|https://|g' "$TMP/n5.conf"
+OUT=$(timeout 30 "$TERND" --config "$TMP/n5.conf" 2>&1); RC=$?
+check "switched to https:// on that data: ternd refuses to start, says why" \
+    eval '[ $RC = 1 ] && grep -q "a member of a cluster without TLS cannot switch to https in place" <<<"$OUT"'
+note "$(tail -1 <<<"$OUT")"
