@@ -150,6 +150,40 @@ static bool pem_valid(const char *pem)
            strncmp(pem, "-----BEGIN CERTIFICATE-----", 27) == 0;
 }
 
+/* The other node's 200 answer into cmd and DATA_DIR/pki; false with a 502
+ * (or the write's error) in r when something is missing. */
+static bool join_take(struct api_req *req, struct reply *r, const char *address,
+                      json_t *ans, struct setup_cmd *cmd)
+{
+    const char *initial = json_string_value(json_object_get(ans, "initial_cluster"));
+    const char *token = json_string_value(json_object_get(ans, "cluster_token"));
+    const char *name = json_string_value(json_object_get(ans, "cluster_name"));
+    const char *ca = json_string_value(json_object_get(ans, "ca"));
+    const char *cert = json_string_value(json_object_get(ans, "cert"));
+    struct err e;
+    int rc;
+    if (!initial || strlen(initial) >= sizeof(cmd->initial_cluster) ||
+        !cluster_token_valid(token) || !name || strlen(name) > TERN_NAME_MAX)
+        reply_error(r, MHD_HTTP_BAD_GATEWAY,
+                    "node at %s answered without a valid "
+                    "initial_cluster, cluster_token and cluster_name",
+                    address);
+    else if (!pem_valid(ca) || !pem_valid(cert))
+        reply_error(r, MHD_HTTP_BAD_GATEWAY,
+                    "node at %s answered without the cluster CA and a certificate for "
+                    "node '%s'",
+                    address, req->ctx->cfg->name);
+    else if ((rc = pki_write(&req->ctx->secrets->pki, ca, cert, cmd->key_pem, &e)) < 0)
+        reply_errno(r, rc, &e);
+    else {
+        snprintf(cmd->initial_cluster, sizeof(cmd->initial_cluster), "%s", initial);
+        snprintf(cmd->token, sizeof(cmd->token), "%s", token);
+        snprintf(cmd->cluster_name, sizeof(cmd->cluster_name), "%s", name);
+        return true;
+    }
+    return false;
+}
+
 /* Asks the node at address to add this node's etcd member and sign its
  * certificate; fills cmd and DATA_DIR/pki. */
 static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
@@ -166,35 +200,12 @@ static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
                        &ans, &e);
     json_decref(ask);
     bool ok = false;
-    const char *initial = json_string_value(json_object_get(ans, "initial_cluster"));
-    const char *token = json_string_value(json_object_get(ans, "cluster_token"));
-    const char *name = json_string_value(json_object_get(ans, "cluster_name"));
-    const char *ca = json_string_value(json_object_get(ans, "ca"));
-    const char *cert = json_string_value(json_object_get(ans, "cert"));
     if (rc < 0)
         reply_error(r, rc == -ENOMEM ? 500 : MHD_HTTP_BAD_GATEWAY, "%s", e.msg);
     else if (status != MHD_HTTP_OK)
         reply_remote(r, address, status, ans);
-    else if (!initial || strlen(initial) >= sizeof(cmd->initial_cluster) ||
-             !cluster_token_valid(token) || !name || strlen(name) > TERN_NAME_MAX)
-        reply_error(r, MHD_HTTP_BAD_GATEWAY,
-                    "node at %s answered without a valid "
-                    "initial_cluster, cluster_token and cluster_name",
-                    address);
-    else if (!pem_valid(ca) || !pem_valid(cert))
-        reply_error(r, MHD_HTTP_BAD_GATEWAY,
-                    "node at %s answered without the cluster CA and a certificate for "
-                    "node '%s'",
-                    address, cfg->name);
-    else if ((rc = pki_write(&req->ctx->secrets->pki, ca, cert, cmd->key_pem, &e)) < 0)
-        reply_errno(r, rc, &e);
     else
-        ok = true;
-    if (ok) {
-        snprintf(cmd->initial_cluster, sizeof(cmd->initial_cluster), "%s", initial);
-        snprintf(cmd->token, sizeof(cmd->token), "%s", token);
-        snprintf(cmd->cluster_name, sizeof(cmd->cluster_name), "%s", name);
-    }
+        ok = join_take(req, r, address, ans, cmd);
     json_decref(ans);
     return ok;
 }
