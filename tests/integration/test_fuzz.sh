@@ -1,4 +1,4 @@
-# Runs each libFuzzer target (tests/fuzz) for FUZZ_SECONDS (default 10) with
+# Runs each libFuzzer target (tests/fuzz) for FUZZ_SECONDS (default 6) with
 # seeds from tests/golden and the targets' own: ok when nothing is found,
 # not ok with the crash file otherwise, ok # SKIP when clang has no
 # libFuzzer. Inputs that once crashed a target (tests/fuzz/regress/TARGET/)
@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-SECS=${FUZZ_SECONDS:-10}
+SECS=${FUZZ_SECONDS:-6}
 FUZZ=$BUILD/fuzz
 GOLDEN=tests/golden
 
