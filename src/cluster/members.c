@@ -398,7 +398,10 @@ int cluster_ca_get(struct etcd_client *c, char **cert_pem, char **key_pem, struc
     if (!rc)
         rc = etcd_get(c, TERN_KEY_CA_KEY, 0, &key, e);
     if (rc == -ENOENT)
-        rc = err_set(e, ENOENT, "the cluster has no CA: it runs etcd without TLS");
+        rc = err_set(e, ENOENT,
+                     "the cluster has no CA in %s (it runs without TLS, or with "
+                     "certificates its operator made): it cannot sign a new node's",
+                     TERN_KEY_CA_CERT);
     if (!rc) {
         *cert_pem = cert.value, cert.value = NULL;
         *key_pem = key.value, key.value = NULL;
