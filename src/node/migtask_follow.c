@@ -227,6 +227,10 @@ static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_
     bool committed = false;
     int rc = migtask_commit_handover(k, m, c, &committed, &why);
     if (committed) {
+        char now[160];
+        snprintf(now, sizeof(now), "the handover is committed: node '%s' owns vm %u now",
+                 m->plan.target, k->vmid);
+        task_set_cancellable(k, now);
         task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target,
                  k->vmid);
         test_hold("handover-committed");

@@ -41,8 +41,8 @@ struct migtask_run {
     bool cancel_sent;
     bool target_gone; /* stopped answering: nothing to tell it any more */
     char gone_why[400];
-    bool ended_seen;    /* a final status came, as event or reply */
-    struct peer target; /* for the probes: set up once (its address is in etcd) */
+    bool source_abandoned; /* its watchdog gave up: nobody asked it for too long */
+    struct peer target;    /* for the probes: set up once (its address is in etcd) */
     bool have_target;
     uint64_t checked_ns; /* last look at the target's ternd */
     unsigned misses;
