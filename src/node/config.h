@@ -5,6 +5,8 @@
 #ifndef TERN_NODE_CONFIG_H
 #define TERN_NODE_CONFIG_H
 
+#include <stdbool.h>
+
 #include "cluster/keys.h"
 #include "common/err.h"
 
@@ -35,6 +37,9 @@ struct ternd_config {
     /* the bridges VMs' NICs may use here, comma-separated (checked at start) */
     char bridges[256];
     char tap_prefix[8]; /* TAPs are <prefix><vmid>i<n>; default "tern" */
+    /* derived: the addresses are https://, so etcd runs with TLS and
+     * client certificates from the cluster CA (DATA_DIR/pki) */
+    bool etcd_tls;
 };
 
 void ternd_config_init(struct ternd_config *c);
