@@ -116,7 +116,7 @@ static int check_keys(json_t *req, struct err *e)
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
 
-static int parse_params(json_t *req, struct mig_params *p, struct err *e)
+int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
 {
     mig_params_default(p);
     const char *uri = json_string_value(json_object_get(req, "uri"));
@@ -171,7 +171,7 @@ static int cmd_migrate(struct control *ctl, json_t *req, json_t *reply, struct e
     (void)ctl;
     (void)reply;
     struct mig_params p;
-    int rc = parse_params(req, &p, e);
+    int rc = migrate_params_parse(req, &p, e);
     if (!rc)
         rc = migration_start(&outgoing, &p, e);
     return rc;
