@@ -68,10 +68,25 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
 int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256],
                            struct err *e);
 
+/* migtask_net.c. Target side (GET /vms/ID/incoming): the destination
+ * tern-vmm's virtio-net devices, {"nics": [...]} as its status shows them. */
+int migtask_target_nics(struct node_ctx *x, uint32_t vmid, json_t **answer, struct err *e);
+/* Source side, once the destination runs: waits up to 1 s for the guest's
+ * first frame on each NIC, then logs what the destination's NICs did. */
+void migtask_log_network(struct task *k, struct node_ctx *x, struct etcd_client *c,
+                         const char *target, uint32_t vmid);
+
 /* A handover whose answer did not arrive: settles it from etcd in its own
  * thread, if the VM's tern-vmm waits for a decision (the destination asked
  * "commit-unknown", a restarted ternd found one waiting, or the periodic
  * sweep did); at most one such thread per VM. */
 void migtask_resolve_start(struct node_ctx *x, uint32_t vmid);
+
+/* Once at start, after the tern-vmm processes were adopted: the tasks of
+ * this node that etcd still shows running (their ternd died) are taken
+ * over: a migration still under way is followed to its end, every other
+ * task ends in "TASK ERROR: interrupted (ternd restarted)" saying where
+ * its VM is. -errno when etcd did not answer (try again later). */
+int migtask_adopt_tasks(struct node_ctx *x, struct etcd_client *c);
 
 #endif

@@ -39,6 +39,7 @@ struct ternd {
     struct task_table tasks;
     struct node_ctx ctx; /* what the API, tasks and migrations see of it */
     time_t settle_at;    /* next look for undecided handovers */
+    bool tasks_adopted;  /* those the ternd before left running (migtask_adopt.c) */
     /* started once registered and adopted */
     struct ha_manager ha;
 };

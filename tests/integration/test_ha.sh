@@ -5,7 +5,7 @@
 # ternd stopped): its VM fences itself before another node starts it, and
 # at no sampled instant do two tern-vmm run it. HA_ROUNDS (default 3) sets
 # the number of kills; `make soak-ha` runs more.
-NET=127.0.0.8
+NET=127.0.0.7
 . tests/integration/cluster_lib.sh
 ROUNDS=${HA_ROUNDS:-3}
 # a 6 s lease (heartbeat every 2 s, fence 1.5 s before the lease can

@@ -3,7 +3,7 @@
 # names it and ends in TASK ERROR); n1 then takes no new VMs nor
 # migrations; `disable --return` brings the VMs back; a ternd restart in
 # the middle of an evacuation: the restarted ternd carries on.
-NET=127.0.0.9
+NET=127.0.0.15
 . tests/integration/cluster_lib.sh
 
 check "cluster of three" cluster_up maint
