@@ -45,6 +45,7 @@ extern const struct cmd cmds_storage[];
 extern const struct cmd cmds_vm[];
 extern const struct cmd cmds_vmlife[];
 extern const struct cmd cmds_task[];
+extern const struct cmd cmds_ha[];
 
 struct call {
     const struct cmd *cmd;
