@@ -333,6 +333,8 @@ static void supervise_vms(struct ternd *t)
         vmm_adopt(&t->vmms, &t->client);
         t->ctx.adopted = true;
     }
+    if (!t->tasks_adopted) /* the tasks the ternd before left running */
+        t->tasks_adopted = migtask_adopt_tasks(&t->ctx, &t->client) == 0;
     /* a decision event can be missed (ternd restarted, a reconnect): look
      * at every process now and then */
     time_t now = time(NULL);
