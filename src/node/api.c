@@ -277,15 +277,15 @@ static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
     req.path = url + strlen(API_PREFIX);
     if (api_body_parse(up->data, up->too_big ? API_BODY_MAX + 1 : up->len, &req, r) < 0)
         return;
-    struct etcd_client c;
+    struct etcd_client *c;
     struct err e;
-    if (etcd_client_init_copy(&c, &a->proto, &e) < 0) {
+    if (etcd_pool_take(&a->pool, &a->proto, &c, &e) < 0) {
         json_decref(req.body);
         return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", e.msg);
     }
-    req.etcd = &c;
+    req.etcd = c;
     route(&req, r);
-    etcd_client_release(&c);
+    etcd_pool_give(&a->pool, c);
     json_decref(req.body);
 }
 
@@ -374,6 +374,8 @@ int api_start(struct api *a, struct node_ctx *x, struct err *e)
     int rc = resolve(cfg, &ss, e);
     if (!rc)
         rc = etcd_client_init(&a->proto, cfg->cluster_address, e);
+    if (!rc)
+        rc = etcd_pool_init(&a->pool, e);
     if (rc < 0)
         return rc;
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
@@ -402,5 +404,6 @@ void api_release(struct api *a)
         MHD_stop_daemon(a->daemon);
     if (a->proto.curl)
         etcd_client_release(&a->proto);
+    etcd_pool_release(&a->pool);
     memset(a, 0, sizeof(*a));
 }
