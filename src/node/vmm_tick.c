@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "node/vmm.h"
 #include "node/vmm_watch.h"
+#include "node/vmnet.h"
 
 #define CRASH_WINDOW_S 600
 #define CRASHES_MAX 3
@@ -133,6 +134,10 @@ static bool crash_allowed(struct vmm_table *v, uint32_t id, unsigned *count)
 static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec *spec)
 {
     uint32_t id = spec->conf.id;
+    if (spec->ha) { /* it must claim the owner key first (node/ha.h) */
+        log_info("vmm", "vm %u: HA: the HA manager starts it again", id);
+        return;
+    }
     if (!may_take_over(v, c, id)) {
         log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)",
                  id);
@@ -173,6 +178,7 @@ static bool reap_one(struct vmm_table *v, struct vmm_spec *again, bool *restart)
     if (!done)
         return false;
     pthread_join(done->watch, NULL);
+    vmnet_remove(v->tap_prefix, &done->spec.conf); /* a restart makes them again */
     *restart = done->restart_due;
     if (*restart)
         *again = done->spec;
