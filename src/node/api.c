@@ -16,6 +16,7 @@
 #include "node/http.h"
 #include "node/info.h"
 #include "node/peer.h"
+#include "node/web.h"
 
 #define API_PREFIX "/api/" TERN_API_VERSION
 
@@ -159,8 +160,9 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 }
 
 static const struct api_route *const tables[] = {
-    api_routes_cluster, api_routes_members, api_routes_vm,     api_routes_task,
-    api_routes_vmops,   api_routes_migrate, api_routes_vmlife,
+    api_routes_cluster, api_routes_members, api_routes_vm,
+    api_routes_task,    api_routes_vmops,   api_routes_migrate,
+    api_routes_vmlife,  api_routes_web,     api_routes_events,
 };
 
 static void route(struct api_req *req, struct reply *r)
@@ -208,6 +210,11 @@ static bool authorized(struct node_ctx *x, struct MHD_Connection *conn, bool *fr
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
 {
+    if (r->response) { /* the handler's own (node/events.c) */
+        enum MHD_Result ret = MHD_queue_response(conn, r->status, r->response);
+        MHD_destroy_response(r->response);
+        return ret;
+    }
     if (!r->body)
         reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     char *text = r->body ? json_dumps(r->body, JSON_COMPACT) : NULL;
@@ -224,6 +231,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (r->status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->cookie[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->cookie);
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -251,8 +260,13 @@ static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
                   const char *method, struct upload *up, struct reply *r)
 {
     struct api_req req = {.method = method, .url = url, .conn = conn, .ctx = a->ctx};
-    if (!authorized(a->ctx, conn, &req.from_node))
-        return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+    /* a browser's session cookie stands for the admin token (node/web.h) */
+    if (!web_public(method, url) && !authorized(a->ctx, conn, &req.from_node) &&
+        !web_authorized(conn, method, r)) {
+        if (!r->body)
+            reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+        return;
+    }
     if (strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0)
         return reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", url);
     req.path = url + strlen(API_PREFIX);
@@ -297,7 +311,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_size = 0;
         return MHD_YES;
     }
-    struct reply r = {0, NULL};
+    enum MHD_Result ret;
+    if (web_static(conn, method, url, &ret)) /* the web UI's files: no token */
+        return ret;
+    struct reply r = {0, NULL, "", NULL};
     serve(a, conn, url, method, up, &r);
     if (r.status >= 400)
         log_info("api", "%s %s: %u", method, url, r.status);

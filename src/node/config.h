@@ -32,6 +32,7 @@ struct ternd_config {
     int heartbeat_ttl_s;             /* default 10 */
     int etcd_election_ms;            /* default 1000 */
     int task_records;                /* default 500 */
+    int session_ttl_s;               /* web sessions; default 8 h */
 };
 
 void ternd_config_init(struct ternd_config *c);

@@ -34,6 +34,9 @@ struct api_req {
 struct reply {
     unsigned status;
     json_t *body;
+    char cookie[200]; /* Set-Cookie value, "" for none (node/web.c) */
+    void *response;   /* a struct MHD_Response * of the handler's own
+                       * (the event stream): sent instead of body */
 };
 
 /* ?name=value of the URL; NULL when absent. */
@@ -73,5 +76,7 @@ extern const struct api_route api_routes_vmops[];   /* api_vmops.c */
 extern const struct api_route api_routes_vmlife[];  /* api_vmlife.c */
 extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
 extern const struct api_route api_routes_task[];    /* api_task.c */
+extern const struct api_route api_routes_web[];     /* web.c */
+extern const struct api_route api_routes_events[];  /* events.c */
 
 #endif
