@@ -112,6 +112,15 @@ void events_publish(const char *type, json_t *data)
     events_add(events_hub(), type, data, true);
 }
 
+void events_publish_task(const char *type, json_t *task)
+{
+    json_t *o = json_object();
+    if (o && task)
+        json_object_set(o, "task", task);
+    json_decref(task);
+    events_publish(type, o);
+}
+
 void events_publish_vm(uint32_t vmid, const char *state)
 {
     json_t *o = state ? json_loads(state, 0, NULL) : NULL;
@@ -128,13 +137,18 @@ void events_publish_vm(uint32_t vmid, const char *state)
 #define PROGRESS_EVERY_MS 250
 #define PROGRESS_SLOTS 16
 
+/* The first progress of each pass always goes: a client charts what each
+ * pass had to send. */
 void events_publish_progress(const char *task, json_t *data)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static struct {
         char id[128];
         int64_t at;
+        json_int_t pass;
     } last[PROGRESS_SLOTS];
+    json_int_t pass = json_integer_value(
+        json_object_get(json_object_get(data, "progress"), "pass"));
     int64_t now = now_ms();
     unsigned pick = 0;
     bool due = true;
@@ -142,7 +156,7 @@ void events_publish_progress(const char *task, json_t *data)
     for (unsigned i = 0; i < PROGRESS_SLOTS; i++) {
         if (strncmp(last[i].id, task, sizeof(last[i].id) - 1) == 0) {
             pick = i;
-            due = now - last[i].at >= PROGRESS_EVERY_MS;
+            due = now - last[i].at >= PROGRESS_EVERY_MS || pass != last[i].pass;
             break;
         }
         if (last[i].at < last[pick].at)
@@ -151,10 +165,11 @@ void events_publish_progress(const char *task, json_t *data)
     if (due) {
         snprintf(last[pick].id, sizeof(last[pick].id), "%s", task);
         last[pick].at = now;
+        last[pick].pass = pass;
     }
     pthread_mutex_unlock(&lock);
     if (due)
-        events_publish("task-progress", data);
+        events_publish_task("task-progress", data);
     else
         json_decref(data);
 }

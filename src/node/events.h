@@ -69,7 +69,10 @@ void events_hub_setup(const char *node);
 /* One event of this node into the hub (data taken): the one-line call of
  * the places where something happens (task.c, vmm_tick.c). */
 void events_publish(const char *type, json_t *data);
-/* A running task's progress (data taken): at most 4 a second per task. */
+/* {"task": task} (taken): task-started, task-ended. */
+void events_publish_task(const char *type, json_t *task);
+/* task-progress of a running task (data: the task, taken): at most 4 a
+ * second per task. */
 void events_publish_progress(const char *task, json_t *data);
 /* A VM's run state as published to etcd (state: its vmrec_state JSON,
  * NULL when it stopped). */

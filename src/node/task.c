@@ -197,11 +197,11 @@ static void *task_main(void *arg)
     bool have_client = etcd_client_init(&c, k->table->etcd_url, &e) == 0;
     if (have_client)
         put_record(k->table, k, &c);
-    events_publish("task-started", task_json(k->table, k->id));
+    events_publish_task("task-started", task_json(k->table, k->id));
     task_log(k, "%s of vm %u started on node '%s'", k->type, k->vmid, k->table->node);
     int rc = k->run(k, &e);
     finish(k, rc, &e);
-    events_publish("task-ended", task_json(k->table, k->id));
+    events_publish_task("task-ended", task_json(k->table, k->id));
     if (have_client) {
         put_record(k->table, k, &c); /* else (or on failure) task_tick does */
         etcd_client_release(&c);

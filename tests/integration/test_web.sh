@@ -97,9 +97,9 @@ check "start with cookie and csrf token (forwarded to n2): 200, a task" \
     bash -c "[ $CODE = 200 ] && jq -e '.task | startswith(\"UPID:n2:\")' '$TMP/start.json' >/dev/null"
 check "vm 100 runs on n2" vm_on 100 n2
 check "n1 streams n2's task-started for vm 100" \
-    has_event "$TMP/ev1" '.type == "task-started" and .node == "n2" and .vmid == 100 and .type != null'
+    has_event "$TMP/ev1" '.type == "task-started" and .node == "n2" and .task.vmid == 100 and .task.type == "start"'
 check "... and task-ended with status OK" \
-    has_event "$TMP/ev1" '.type == "task-ended" and .node == "n2" and .vmid == 100 and .status == "OK"'
+    has_event "$TMP/ev1" '.type == "task-ended" and .node == "n2" and .task.vmid == 100 and .task.status == "OK"'
 check "... and vm-state running on n2" \
     has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n2"'
 check "every event has an id line before its data" \
