@@ -30,12 +30,6 @@ async function dryRun(id, target, opts) {
   }
 }
 
-function cell(result, name) {
-  const c = result.checks.find((x) => x.check === name);
-  if (!c) return h("td.na", { title: "not checked: an earlier check refused" }, "–");
-  return h(`td.${c.ok ? "ok" : "bad"}`, { title: c.detail }, c.ok ? "✓" : "✗");
-}
-
 export async function openMigrate(id) {
   const dlg = $("#dialog");
   const vm = state.vms.find((v) => v.id === id);
@@ -50,7 +44,7 @@ export async function openMigrate(id) {
         h("option", { value: "secure" }, "secure"), h("option", { value: "insecure" }, "insecure"))),
       h("label", "network ", h("input", { name: "network", size: 14, placeholder: "CIDR, optional" })),
       h("label", "downtime limit ", h("input", { name: "downtime", type: "number", min: 0, size: 6, placeholder: "100" }), " ms")),
-    h("div#checks", h("p.muted", "checking every node…")),
+    h("div#checks"),
     h("p#plan.muted"),
     h("p#migrate-error.error", { role: "alert" }),
     h("div.actions",
@@ -58,39 +52,62 @@ export async function openMigrate(id) {
       h("button", { type: "button", onclick: () => dlg.close() }, "Close")));
   replace(dlg, form);
   dlg.showModal();
-  let chosen = null, results = new Map(), round = 0;
+  // results stay while a new round of checks runs (a radio being clicked
+  // stays clickable); fresh says which are of the current options
+  let chosen = null, round = 0;
+  const results = new Map(), fresh = new Set();
+
+  // The table is built once and its cells change in place: a radio the
+  // user is clicking is never replaced under the pointer.
+  const rows = new Map();
+  const tbody = h("tbody");
+  for (const t of [...targets, "auto"]) {
+    const radio = h("input", { type: "radio", name: "target", value: t, disabled: true,
+      "aria-label": `target ${t}`, onchange: () => { chosen = t; drawPlan(); } });
+    const name = h("th", { scope: "row" }, t);
+    const cells = CHECKS.map(() => h("td.na", "…"));
+    const reason = h("td.reason");
+    rows.set(t, { radio, name, cells, reason });
+    tbody.append(h("tr", { dataset: { node: t } }, h("td", radio), name, cells, reason));
+  }
+  replace($("#checks"), h("table.grid.checks",
+    h("thead", h("tr", h("th", ""), h("th", "node"), CHECKS.map((c) => h("th", c)), h("th", "result"))),
+    tbody));
 
   function draw() {
-    const rows = [...targets, "auto"].map((t) => {
+    for (const [t, row] of rows) {
       const r = results.get(t);
-      const ok = r && r.ok;
-      return h("tr", { class: ok ? "" : "refused", dataset: { node: t } },
-        h("td", h("input", { type: "radio", name: "target", value: t, disabled: !ok,
-          checked: chosen === t, "aria-label": `target ${t}`,
-          onchange: () => { chosen = t; drawPlan(); } })),
-        h("th", { scope: "row" }, t === "auto" ? `auto${ok && r.target ? " → " + r.target : ""}` : t),
-        r ? CHECKS.map((c) => cell(r, c)) : h("td", { colspan: CHECKS.length }, "…"),
-        h("td.reason", r ? (ok ? "ok" : r.error) : ""));
-    });
-    replace($("#checks"), h("table.grid.checks",
-      h("thead", h("tr", h("th", ""), h("th", "node"), CHECKS.map((c) => h("th", c)), h("th", "result"))),
-      h("tbody", rows)));
+      const ok = !!(r && r.ok);
+      row.radio.disabled = !ok;
+      row.radio.checked = chosen === t;
+      row.name.parentElement.className = r && !ok ? "refused" : "";
+      row.name.textContent = t === "auto" && ok && r.target ? `auto → ${r.target}` : t;
+      CHECKS.forEach((c, i) => {
+        const cell = row.cells[i];
+        const x = r && r.checks.find((k) => k.check === c);
+        cell.className = !r ? "na" : !x ? "na" : x.ok ? "ok" : "bad";
+        cell.textContent = !r ? "…" : !x ? "–" : x.ok ? "✓" : "✗";
+        cell.title = !r ? "checking" : !x ? "not checked: an earlier check refused" : x.detail;
+      });
+      row.reason.textContent = (r ? (ok ? "ok" : r.error) : "") + (fresh.has(t) ? "" : " (checking…)");
+    }
     drawPlan();
   }
   function drawPlan() {
     const r = chosen && results.get(chosen);
     $("#plan").textContent = r && r.ok ? r.plan : "";
-    $("#do-migrate").disabled = !(r && r.ok);
+    $("#do-migrate").disabled = !(r && r.ok && fresh.has(chosen));
   }
   async function check() {
     const mine = ++round;
-    results = new Map();
+    fresh.clear();
     draw();
     const opts = options(form);
     await Promise.all([...targets, "auto"].map(async (t) => {
       const r = await dryRun(id, t, opts);
       if (mine !== round) return;
       results.set(t, r);
+      fresh.add(t);
       if (!chosen && r.ok && t !== "auto") chosen = t;
       if (chosen === t && !r.ok) chosen = null;
       draw();

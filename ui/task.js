@@ -37,18 +37,23 @@ function chartsBlock(id) {
     bars("left to send, per pass (at its start)", [...perPass.entries()]));
 }
 
+const partName = (k) => k.replace(/_ms$/, "").replace(/_/g, " ");
+
 function figuresBlock(f) {
   if (!f) return null;
   const d = f.downtime || {};
-  const total = DOWNTIME_PARTS.reduce((a, k) => a + (d[k] || 0), 0) || 1;
+  const parts = DOWNTIME_PARTS.filter((k) => d[k] !== undefined);
+  const total = parts.reduce((a, k) => a + d[k], 0) || 1;
   return h("div",
     h("h3", "Figures"),
     h("dl.kv", [["passes", f.passes], ["total time", `${(f.total_ms / 1000).toFixed(2)} s`],
       ["downtime", `${Number(f.downtime_ms).toFixed(1)} ms`], ["sent", bytes(f.transferred)],
       ["average rate", rate(f.average_rate)]].flatMap(([k, v]) => [h("dt", k), h("dd", v)])),
-    h("div.split", { "aria-label": "downtime split" }, DOWNTIME_PARTS.filter((k) => d[k] !== undefined).map((k) =>
-      h("span", { style: `flex:${Math.max(d[k], total / 200)}`, title: `${k.replace(/_ms$/, "").replace("_", " ")} ${d[k]} ms` },
-        `${k.replace(/_ms$/, "").replace("_", " ")} ${Number(d[k]).toFixed(1)}`))));
+    parts.length ? [
+      h("div.split", { role: "img", "aria-label": "downtime split" }, parts.map((k, i) =>
+        h(`span.p${i}`, { style: `flex:${Math.max(d[k], total / 100)}`, title: `${partName(k)} ${d[k]} ms` }))),
+      h("ul.legend", parts.map((k, i) => h("li", h(`span.sw.p${i}`), `${partName(k)} ${Number(d[k]).toFixed(1)} ms`)))]
+      : null);
 }
 
 export function taskView([id]) {

@@ -104,6 +104,7 @@ try {
   let t0 = 0;
   await step(`migrate to ${TARGET}: the progress bar reaches 100% and TASK OK`, async () => {
     await page.click(`tr[data-node="${TARGET}"] input[type=radio]`);
+    await waitText("#plan", new RegExp(`to node '${TARGET}'`), 10000);
     await page.waitForSelector("#do-migrate:not([disabled])", { timeout: 5000 });
     t0 = Date.now();
     await page.click("#do-migrate");
@@ -115,6 +116,7 @@ try {
     const now = await page.$eval(".bar", (b) => b.getAttribute("aria-valuenow"));
     if (now !== "100") throw new Error(`aria-valuenow ${now}`);
     await waitText("pre.log", /TASK OK/);
+    await waitText("pre.log", new RegExp(`to node '${TARGET}'`));
   });
   await step("the task view shows the figures and the downtime split", async () => {
     await waitText("main", /downtime/);
@@ -138,9 +140,11 @@ try {
       return r && r.textContent === "ok";
     }, { timeout: 20000 }, SOURCE);
     await page.click(`tr[data-node="${SOURCE}"] input[type=radio]`);
+    await waitText("#plan", new RegExp(`to node '${SOURCE}'.*1 MiB/s`), 10000);
     await page.click("#do-migrate");
     await page.waitForSelector("#cancel-btn", { timeout: 20000 });
     await page.waitForSelector("#pct", { timeout: 20000 });
+    await waitText("pre.log", new RegExp(`to node '${SOURCE}'`), 10000);
     await waitText(".pct", /ETA/, 20000); // a rate is known: the bar moves
     await page.screenshot({ path: `${SHOTS}/slow-migration.png` });
     await page.click("#cancel-btn"); // the confirmation is accepted above
