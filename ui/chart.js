@@ -49,7 +49,7 @@ export function bars(title, data) {
   data.forEach(([label, v], i) => {
     const bh = (v / max) * (H - PAD);
     const bx = PAD + 4 + i * (bw + 4);
-    el.append(svg("rect", { x: bx, y: H - 14 - bh, width: bw, height: bh, class: "bar" },
+    el.append(svg("rect", { x: bx, y: H - 14 - bh, width: bw, height: bh, class: "pbar" },
       svg("title", {}, `pass ${label}: ${bytes(v)} left`)));
     el.append(svg("text", { x: bx + bw / 2, y: H - 2, class: "ca", "text-anchor": "middle" }, label));
   });
