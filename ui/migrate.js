@@ -95,10 +95,20 @@ export async function openMigrate(id) {
   }
   function drawPlan() {
     const r = chosen && results.get(chosen);
-    $("#plan").textContent = r && r.ok ? r.plan : "";
+    $("#plan").textContent = r && r.ok ? r.plan + (fresh.has(chosen) ? "" : " (checking…)") : "";
     $("#do-migrate").disabled = !(r && r.ok && fresh.has(chosen));
   }
+  let checked = "", timer = 0;
+  // Options changed: check again, once typing pauses, and only when they
+  // really differ (leaving a field fires change with the same values).
+  function recheck() {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (JSON.stringify(options(form)) !== checked) check();
+    }, 300);
+  }
   async function check() {
+    checked = JSON.stringify(options(form));
     const mine = ++round;
     fresh.clear();
     draw();
@@ -113,7 +123,8 @@ export async function openMigrate(id) {
       draw();
     }));
   }
-  form.addEventListener("change", (e) => { if (e.target.name !== "target") check(); });
+  form.addEventListener("change", (e) => { if (e.target.name !== "target") recheck(); });
+  form.addEventListener("input", (e) => { if (e.target.name !== "target") recheck(); });
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (!chosen) return;

@@ -83,18 +83,24 @@ export function taskView([id]) {
     } catch (e) { if (e.status !== 404) note.textContent = e.message; }
     busy = false;
   }
+  // The parts a user may act on (Cancel, the log's scroll) are built once;
+  // what progress changes is redrawn inside them.
+  const title = h("h2"), sub = h("p.muted");
+  const cancelBtn = h("button.danger", { onclick: cancel, id: "cancel-btn", hidden: true }, "Cancel…");
+  const result = h("p.result", { id: "task-result", hidden: true });
+  const live = h("div");
+  replace(el, title, sub, h("div.actions", cancelBtn, note), result, live, h("h3", "Log"), logEl);
   function draw() {
     task = state.tasks.find((t) => t.id === id) || task;
-    if (!task) return replace(el, h("h2", "Task"), h("p.muted", id), logEl);
+    if (!task) return replace(title, "Task ", h("span.muted", id));
     const running = task.status === "running";
-    const end = running ? null : task.status === "OK" ? "TASK OK" : `TASK ${task.status}`;
-    replace(el,
-      h("h2", `${task.type} of vm ${task.vmid}`, " ", h("span.muted", `on ${task.node}`)),
-      h("p.muted", task.id, " · started ", when(task.start)),
-      h("div.actions", running ? h("button.danger", { onclick: cancel, id: "cancel-btn" }, "Cancel…") : null, note),
-      end ? h(`p.result.${task.status === "OK" ? "ok" : "bad"}`, { id: "task-result" }, end) : null,
-      task.type === "migrate" ? [progressBlock(task), chartsBlock(id), figuresBlock(task.figures)] : null,
-      h("h3", "Log"), logEl);
+    replace(title, `${task.type} of vm ${task.vmid}`, " ", h("span.muted", `on ${task.node}`));
+    replace(sub, task.id, " · started ", when(task.start));
+    cancelBtn.hidden = !running;
+    result.hidden = running;
+    result.className = `result ${task.status === "OK" ? "ok" : "bad"}`;
+    result.textContent = running ? "" : task.status === "OK" ? "TASK OK" : `TASK ${task.status}`;
+    replace(live, task.type === "migrate" ? [progressBlock(task), chartsBlock(id), figuresBlock(task.figures)] : null);
   }
   async function load() {
     task = await api.get(`/tasks/${encodeURIComponent(id)}`).catch(() => null);

@@ -30,6 +30,7 @@ function cluster() {
         h("td", n.info && n.info.version)));
     return [
       h("h2", `Cluster ${c.cluster_name || ""}`),
+      h("div.actions", h("button", { onclick: openCreate, id: "create-btn" }, "Create VM…")),
       kv([["quorum", c.quorate ? "quorate" : `not quorate${c.reason ? ": " + c.reason : ""}`],
         ["leader", c.leader], ["members", `${c.members_reachable ?? "?"} of ${c.member_count ?? "?"} reachable`],
         ["etcd", c.etcd_version], ["answered by", c.node]]),
@@ -41,6 +42,53 @@ function cluster() {
         h("tbody", members)),
     ];
   });
+}
+
+// POST /vms makes the VM on the node that gets the request: the one that
+// serves this page.
+function openCreate() {
+  const dlg = document.querySelector("#dialog");
+  const known = state.vms.find((v) => v.config && v.config.kernel);
+  const ids = state.vms.map((v) => v.id);
+  const free = ids.length ? Math.max(...ids) + 1 : 100;
+  const f = (label, input) => h("label.field", h("span", label), input);
+  const err = h("p.error", { role: "alert" });
+  const form = h("form#create-form", { method: "dialog" },
+    h("h2", `Create a VM on ${state.cluster ? state.cluster.node : "this node"}`),
+    f("id", h("input", { name: "id", type: "number", min: 100, value: free, required: true })),
+    f("name", h("input", { name: "name", placeholder: "optional" })),
+    f("memory (MiB)", h("input", { name: "memory", type: "number", min: 16, value: 128, required: true })),
+    f("cpus", h("input", { name: "cpus", type: "number", min: 1, value: 1, required: true })),
+    f("kernel", h("input", { name: "kernel", size: 40, required: true,
+      value: known ? known.config.kernel : "", placeholder: "/usr/lib/tern/tern-guest" })),
+    f("command line", h("input", { name: "cmdline", size: 40, placeholder: "optional" })),
+    f("disk", h("span", h("select", { name: "storage" }, h("option", { value: "" }, "none"),
+      state.storage.map((s) => h("option", { value: s.name }, s.name))), " ",
+    h("input", { name: "size", type: "number", min: 1, value: 64 }), " MiB")),
+    err,
+    h("div.actions", h("button", { type: "submit" }, "Create"),
+      h("button", { type: "button", onclick: () => dlg.close() }, "Close")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const v = Object.fromEntries(new FormData(form));
+    const body = { id: Number(v.id), memory_mib: Number(v.memory), cpus: Number(v.cpus), kernel: v.kernel };
+    if (v.name) body.name = v.name;
+    if (v.cmdline) body.cmdline = v.cmdline;
+    if (v.storage) body.disks = [{ storage: v.storage, size_mib: Number(v.size) }];
+    try {
+      await api.post("/vms", body);
+      dlg.close();
+      reload("vms");
+      location.hash = `#/vm/${body.id}`;
+    } catch (x) { err.textContent = x.message; }
+  });
+  replace(dlg, form);
+  dlg.showModal();
+  // the list has no configs: the kernel of an existing VM as a default
+  if (!known && state.vms.length)
+    api.get(`/vms/${state.vms[0].id}`).then((v) => {
+      if (!form.kernel.value && v.config) form.kernel.value = v.config.kernel;
+    }, () => {});
 }
 
 function node([name]) {

@@ -26,6 +26,11 @@ async function step(name, fn) {
   if (page) await page.screenshot({ path: `${SHOTS}/${String(n).padStart(2, "0")}.png` }).catch(() => {});
 }
 const text = (sel) => page.$eval(sel, (el) => el.textContent);
+async function clickButton(label) {
+  const b = await page.waitForFunction((l) => [...document.querySelectorAll("main .actions button")]
+    .find((x) => x.textContent === l && !x.disabled), { timeout: 15000 }, label);
+  await b.click();
+}
 const waitText = (sel, re, timeout = 15000) =>
   page.waitForFunction((s, r) => {
     const el = document.querySelector(s);
@@ -104,11 +109,11 @@ try {
   let t0 = 0;
   await step(`migrate to ${TARGET}: the progress bar reaches 100% and TASK OK`, async () => {
     await page.click(`tr[data-node="${TARGET}"] input[type=radio]`);
-    await waitText("#plan", new RegExp(`to node '${TARGET}'`), 10000);
+    await waitText("#plan", new RegExp(`to node '${TARGET}'.*unlimited$`), 10000);
     await page.waitForSelector("#do-migrate:not([disabled])", { timeout: 5000 });
     t0 = Date.now();
     await page.click("#do-migrate");
-    await page.waitForSelector("#task-result", { timeout: 60000 });
+    await page.waitForSelector("#task-result:not([hidden])", { timeout: 60000 });
     const result = await text("#task-result");
     if (result !== "TASK OK") throw new Error(result);
     const pct = await text("#pct");
@@ -140,7 +145,8 @@ try {
       return r && r.textContent === "ok";
     }, { timeout: 20000 }, SOURCE);
     await page.click(`tr[data-node="${SOURCE}"] input[type=radio]`);
-    await waitText("#plan", new RegExp(`to node '${SOURCE}'.*1 MiB/s`), 10000);
+    await waitText("#plan", new RegExp(`to node '${SOURCE}'.*1 MiB/s$`), 10000);
+    await page.waitForSelector("#do-migrate:not([disabled])", { timeout: 10000 });
     await page.click("#do-migrate");
     await page.waitForSelector("#cancel-btn", { timeout: 20000 });
     await page.waitForSelector("#pct", { timeout: 20000 });
@@ -148,7 +154,7 @@ try {
     await waitText(".pct", /ETA/, 20000); // a rate is known: the bar moves
     await page.screenshot({ path: `${SHOTS}/slow-migration.png` });
     await page.click("#cancel-btn"); // the confirmation is accepted above
-    await page.waitForSelector("#task-result", { timeout: 30000 });
+    await page.waitForSelector("#task-result:not([hidden])", { timeout: 30000 });
     const result = await text("#task-result");
     if (!/^TASK ERROR/.test(result)) throw new Error(result);
     console.log(`# ${result}`);
@@ -160,6 +166,30 @@ try {
     await page.goto(`${URL}/#/tasks`);
     await page.type("input[name=type]", "migrate");
     await page.waitForFunction(() => document.querySelectorAll("main tbody tr").length >= 2, { timeout: 10000 });
+  });
+  await step("create vm 101 from the page, start it, stop it, destroy it", async () => {
+    await page.goto(`${URL}/#/`);
+    await page.click("#create-btn");
+    await page.waitForSelector("dialog[open] #create-form");
+    await page.$eval("input[name=id]", (el) => (el.value = "101"));
+    await page.$eval("input[name=memory]", (el) => (el.value = "64"));
+    await page.waitForFunction(() => document.querySelector("input[name=kernel]").value !== "",
+      { timeout: 5000 }); // taken from vm 100
+    await page.click("#create-form button[type=submit]");
+    await page.waitForFunction(() => location.hash === "#/vm/101", { timeout: 10000 });
+    await page.waitForSelector('#tree a[href="#/vm/101"]', { timeout: 10000 });
+    await waitText("main dd .st", /stopped/);
+    await clickButton("Start");
+    await page.waitForSelector("#task-result:not([hidden])", { timeout: 30000 });
+    if ((await text("#task-result")) !== "TASK OK") throw new Error(await text("#task-result"));
+    await page.goto(`${URL}/#/vm/101`);
+    await waitText("main dd .st", /running/, 20000);
+    await clickButton("Stop");
+    await page.waitForSelector("#task-result:not([hidden])", { timeout: 30000 });
+    await page.goto(`${URL}/#/vm/101`);
+    await waitText("main dd .st", /stopped/, 20000);
+    await clickButton("Destroy"); // the confirmation is accepted above
+    await page.waitForFunction(() => !document.querySelector('#tree a[href="#/vm/101"]'), { timeout: 10000 });
   });
   await step("log out: back to the login page", async () => {
     await page.click("#logout");
