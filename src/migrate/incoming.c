@@ -22,15 +22,25 @@
 /* With ACKS: acknowledge at least this often while a backlog waits. */
 #define ACK_EVERY_BYTES (8U << 20)
 
+int mig_incoming_listen(struct mig_incoming *in, struct err *e)
+{
+    int rc = mig_uri_listen(in->uri, &in->listen_fd, e);
+    in->listening = !rc;
+    if (!rc)
+        log_info("migrate", "waiting for a source on %s%s", in->uri,
+                 in->tls_dir ? " (tls)" : "");
+    return rc;
+}
+
 int mig_incoming_accept(struct mig_incoming *in, struct err *e)
 {
-    int lfd, fd;
+    int fd;
     in->ch.fd = -1;
-    int rc = mig_uri_listen(in->uri, &lfd, e);
+    int rc = in->listening ? 0 : mig_incoming_listen(in, e);
     if (rc)
         return rc;
-    log_info("migrate", "waiting for a source on %s%s", in->uri,
-             in->tls_dir ? " (tls)" : "");
+    int lfd = in->listen_fd;
+    in->listening = false;
     rc = mig_accept(lfd, in->accept_timeout_ms, &fd, e);
     if (lfd >= 0)
         close(lfd);
@@ -109,6 +119,9 @@ void mig_incoming_refuse(struct mig_incoming *in, const char *why)
 
 void mig_incoming_release(struct mig_incoming *in)
 {
+    if (in->listening && in->listen_fd >= 0)
+        close(in->listen_fd);
+    in->listening = false;
     mig_channel_release(&in->ch);
     hello_release(&in->hello);
 }

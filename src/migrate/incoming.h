@@ -18,6 +18,10 @@ struct mig_incoming {
     const char *tls_dir; /* NULL: plain; else TLS with mutual auth */
     int accept_timeout_ms;
     bool external_commit; /* ternd decides when the source goes silent */
+    /* listening already (mig_incoming_listen): a supervisor that sees the
+     * control socket answer may hand out the address at once */
+    bool listening;
+    int listen_fd;
     struct mig_channel ch;
     struct mig_hello hello;
     uint64_t features;
@@ -26,6 +30,8 @@ struct mig_incoming {
     bool thread_running;
 };
 
+/* Listens on uri (done by mig_incoming_accept when not called before). */
+int mig_incoming_listen(struct mig_incoming *in, struct err *e);
 /* Listens on uri, accepts one source, reads and checks its HELLO. */
 int mig_incoming_accept(struct mig_incoming *in, struct err *e);
 /* Fills the VM config from HELLO, checking it against the local options

@@ -295,7 +295,7 @@ if [ -x "$GUEST" ] && [ -w /dev/kvm ]; then
         [ "$p" != "$pid1" ] && [ "$p" != null ] && [ "$p" -gt 0 ] &&
             "$TERN" --config "$TMP/t1.conf" vm status 100 | grep -q '^status: running'
     }
-    check "  a new tern-vmm (not $pid1), running" wait_rc 5 0 new_pid
+    check "  a new tern-vmm (not $pid1), running" wait_rc 30 0 new_pid
     t vm shutdown 100 --timeout 20
     check "vm shutdown: the guest powers off ($(cat "$TMP/out"))" \
         bash -c "[ $RC -eq 0 ] && grep -q '^vm 100 shut down (task' '$TMP/out'"
