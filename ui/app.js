@@ -17,6 +17,7 @@ export const onChange = (fn) => (listeners.add(fn), () => listeners.delete(fn));
 // ---- errors: one line, as the API said it
 let errTimer = 0;
 export function showError(e) {
+  if (e && e.status === 401) return showLogin(e.message); // the session ended
   const el = $("#error");
   el.textContent = e && e.message ? e.message : String(e);
   el.hidden = false;
@@ -141,6 +142,17 @@ function setLive(live) {
   state.live = live;
   $("#live").className = live ? "live on" : "live off";
   $("#live").title = live ? "event stream connected" : "event stream reconnecting";
+  // EventSource gives up on an answer other than 200 (a 401 once the
+  // session ended, a 503): ask why, then log in again or open a new stream
+  // (a new one has no Last-Event-ID: the state is loaded again)
+  if (!live && stream && stream.readyState === EventSource.CLOSED) {
+    const dead = stream;
+    setTimeout(() => api.resume().then(() => {
+      if (stream !== dead) return;
+      stream = api.events(onEvent, setLive);
+      loadAll();
+    }, (e) => showLogin(e.status === 404 ? "the session ended: log in again" : e.message)), 2000);
+  }
 }
 
 async function start() {

@@ -20,7 +20,8 @@ function progressBlock(t) {
   const rows = p ? [
     ["pass", p.pass], ["sent", `${bytes(p.transferred)} of ${bytes(p.total)} RAM (${(p.ram_ratio || 0).toFixed(2)}×)`],
     ["left in this pass", bytes(p.remaining)], ["rate", rate(p.rate)], ["dirty rate", rate(p.dirty_rate)],
-    ["throttle", `${p.throttle_pct}%`], ["eta", p.eta_s == null ? "unknown" : duration(p.eta_s)],
+    ["throttle", `${p.throttle_pct}%`],
+    ["expected downtime", p.expected_downtime_ms ? `${p.expected_downtime_ms} ms` : "–"], ["eta", p.eta_s == null ? "unknown" : duration(p.eta_s)],
   ] : [];
   return [h("div.pct", h("span#pct", `${pct}%`), done ? "" : p && p.eta_s != null ? ` · ETA ${duration(p.eta_s)}` : ""), bar,
     h("dl.kv", rows.flatMap(([k, v]) => [h("dt", k), h("dd", v)]))];

@@ -184,7 +184,8 @@ try {
     await page.waitForSelector("#task-result:not([hidden])", { timeout: 30000 });
     if ((await text("#task-result")) !== "TASK OK") throw new Error(await text("#task-result"));
     await page.goto(`${URL}/#/vm/101`);
-    await waitText("main dd .st", /running/, 20000);
+    // a loaded 2-core machine boots a guest slowly (cluster_lib.sh's vm_on: 30 s)
+    await waitText("main dd .st", /running/, 45000);
     await clickButton("Stop");
     await page.waitForSelector("#task-result:not([hidden])", { timeout: 30000 });
     await page.goto(`${URL}/#/vm/101`);

@@ -2,7 +2,7 @@
 # files and their cache headers, session login with the admin token (the
 # cookie's flags, expiry, logout), the CSRF token on every change, and the
 # event stream GET /api/v1/events: events of the whole cluster on any node
-# (a task and a VM on n2 seen on n1), resuming with Last-Event-ID, resync
+# (a start and a migration on n2 seen on n1, with progress and figures), resuming with Last-Event-ID, resync
 # for an unknown id, node-down and quorum changes.
 NET=127.0.0.7
 CONF_EXTRA="session_ttl_s = 8"   # short, so that the expiry is seen
@@ -102,6 +102,15 @@ check "... and task-ended with status OK" \
     has_event "$TMP/ev1" '.type == "task-ended" and .node == "n2" and .task.vmid == 100 and .task.status == "OK"'
 check "... and vm-state running on n2" \
     has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n2"'
+check_out "vm migrate 100 n2 -> n3 (live)" tern_on n1 vm migrate 100 n3 --online
+check "n1 streams n2's task-progress of the migration: percent, rate, pass" \
+    has_event "$TMP/ev1" '.type == "task-progress" and .task.type == "migrate" and .task.node == "n2" and
+        (.task.progress | has("percent") and has("rate") and has("pass") and has("expected_downtime_ms"))'
+check "... and its task-ended with the figures and the downtime split" \
+    has_event "$TMP/ev1" '.type == "task-ended" and .task.type == "migrate" and .task.status == "OK" and
+        .task.figures.downtime_ms > 0 and (.task.figures.downtime | has("pause_ms"))'
+check "... and vm-state running on n3" \
+    has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n3"'
 check "every event has an id line before its data" \
     bash -c "[ \$(grep -c '^id: [0-9a-f]\{16\}-[0-9]*$' '$TMP/ev1') = \$(grep -c '^data: ' '$TMP/ev1') ]"
 
