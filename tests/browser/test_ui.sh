@@ -10,7 +10,9 @@ NET=127.0.0.8
 
 DIR=tests/browser
 skip() { echo "ok - browser tests # SKIP $*"; echo "# SKIPPED: $*"; exit 0; }
-command -v chromium >/dev/null || skip "chromium is not installed (scripts/install-deps installs it)"
+CHROMIUM=${CHROMIUM:-$(command -v chromium)}
+[ -x "$CHROMIUM" ] || skip "chromium is not installed (scripts/install-deps installs it)"
+export CHROMIUM
 command -v node >/dev/null || skip "node is not installed (scripts/install-deps installs it)"
 if [ ! -d "$DIR/node_modules/puppeteer-core" ]; then
     npm ci --prefix "$DIR" --no-audit --no-fund >"$TMP/npm.log" 2>&1 ||

@@ -60,10 +60,10 @@ try {
     await page.click("#login-form button");
     await waitText("#login-error", /missing or wrong token/);
   });
-  await step("login with the admin token: three nodes online, quorate", async () => {
+  await step("login with the admin token (keyboard only): three nodes online, quorate", async () => {
     await page.$eval("#token", (el) => (el.value = ""));
     await page.type("#token", TOKEN);
-    await page.click("#login-form button");
+    await page.keyboard.press("Enter");
     await page.waitForSelector("#app:not([hidden])", { timeout: 10000 });
     await waitText("#cluster-line", /quorate/);
     await page.waitForFunction(() => document.querySelectorAll("#tree .dot.ok").length >= 4,
