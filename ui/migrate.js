@@ -3,7 +3,7 @@
 // Migrate, which opens the task's live view.
 import * as api from "./api.js";
 import { showError, state } from "./app.js";
-import { $, h, replace } from "./dom.js";
+import { $, bytes, h, rate, replace, when } from "./dom.js";
 
 const CHECKS = ["quorum", "lock", "vm", "target", "memory", "cpu", "version", "disks", "devices", "network"];
 
@@ -30,6 +30,18 @@ async function dryRun(id, target, opts) {
   }
 }
 
+// What the last migration of this VM took: a guide until the dry run can
+// forecast from a measured dirty rate.
+function lastMigration(id) {
+  const t = state.tasks.find((x) => x.vmid === id && x.type === "migrate" && x.figures);
+  if (!t) return null;
+  const f = t.figures;
+  return h("p.muted", { id: "last-migration" },
+    `last migration of vm ${id} (${when(t.start)}): ${f.passes} passes, ` +
+    `${(f.total_ms / 1000).toFixed(2)} s, downtime ${Number(f.downtime_ms).toFixed(1)} ms, ` +
+    `${bytes(f.transferred)} at ${rate(f.average_rate)}`);
+}
+
 export async function openMigrate(id) {
   const dlg = $("#dialog");
   const vm = state.vms.find((v) => v.id === id);
@@ -46,6 +58,7 @@ export async function openMigrate(id) {
       h("label", "downtime limit ", h("input", { name: "downtime", type: "number", min: 0, size: 6, placeholder: "100" }), " ms")),
     h("div#checks"),
     h("p#plan.muted"),
+    lastMigration(id),
     h("p#migrate-error.error", { role: "alert" }),
     h("div.actions",
       h("button", { type: "submit", id: "do-migrate", disabled: true }, "Migrate"),

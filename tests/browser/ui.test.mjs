@@ -139,6 +139,7 @@ try {
     await waitText("main", new RegExp(`node${TARGET}`));
     await page.waitForSelector("#migrate-btn:not([disabled])", { timeout: 10000 });
     await page.click("#migrate-btn");
+    await waitText("#last-migration", /\d+ passes, [0-9.]+ s, downtime [0-9.]+ ms/, 5000);
     await page.type("input[name=bwlimit]", "1");
     await page.$eval("input[name=bwlimit]", (el) => el.dispatchEvent(new Event("change", { bubbles: true })));
     await page.waitForFunction((s) => {
