@@ -7,7 +7,9 @@ export function h(tag, attrs, ...kids) {
   const el = document.createElement(name || "div");
   if (id) el.id = id;
   if (classes.length) el.className = classes.join(" ");
-  if (attrs && (typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs))) {
+  const isKid = attrs !== null && attrs !== undefined &&
+    (typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs));
+  if (isKid) { // h("td", 0): a child, not attributes
     kids.unshift(attrs);
     attrs = null;
   }

@@ -172,26 +172,37 @@ function vm([idText]) {
     detail = await api.get(`/vms/${id}`).catch((e) => (showError(e), null));
     update();
   }
+  // The buttons and the console are built once (a click never lands on a
+  // button being replaced); the rest is redrawn on each change.
+  const title = h("h2"), info = h("div");
+  const buttons = {
+    start: h("button", { onclick: () => act("start") }, "Start"),
+    stop: h("button", { onclick: () => act("stop") }, "Stop"),
+    migrate: h("button", { onclick: () => openMigrate(id), id: "migrate-btn" }, "Migrate…"),
+    destroy: h("button.danger", { onclick: destroy }, "Destroy"),
+  };
+  replace(el, title, h("div.actions", Object.values(buttons)), info, h("h3", "Console"), cons.el);
   function update(ev) {
     const v = state.vms.find((x) => x.id === id);
     if (ev && ev.type === "vm-state" && ev.vmid === id) fetchDetail();
-    if (!v) return replace(el, h("p", `no vm ${id}`));
+    if (!v) {
+      replace(title, `VM ${id}`);
+      return replace(info, h("p", `no vm ${id}`));
+    }
     const conf = (detail && detail.config) || {};
     const stopped = v.status === "stopped";
-    replace(el,
-      h("h2", `VM ${id}${v.name ? " " + v.name : ""}`),
-      h("div.actions",
-        h("button", { onclick: () => act("start"), disabled: !stopped }, "Start"),
-        h("button", { onclick: () => act("stop"), disabled: stopped }, "Stop"),
-        h("button", { onclick: () => openMigrate(id), disabled: !!v.lock, id: "migrate-btn" }, "Migrate…"),
-        h("button.danger", { onclick: destroy, disabled: !stopped }, "Destroy")),
+    replace(title, `VM ${id}${v.name ? " " + v.name : ""}`);
+    buttons.start.disabled = !stopped;
+    buttons.stop.disabled = stopped;
+    buttons.migrate.disabled = !!v.lock;
+    buttons.destroy.disabled = !stopped;
+    replace(info,
       kv([["status", h(`span.st.${v.status}`, v.status)], ["node", v.node],
         ["uptime", v.uptime_s == null ? "–" : duration(v.uptime_s)],
         ["memory", `${v.memory_mib} MiB`], ["cpus", v.cpus], ["lock", v.lock],
         ["kernel", conf.kernel], ["cmdline", conf.cmdline],
         ["disks", (conf.disks || []).map((d) => `${d.storage}:${d.volume} (${d.size_mib} MiB)`).join(", ") || "none"],
-        ["last exit", v.last_exit]]),
-      h("h3", "Console"), cons.el);
+        ["last exit", v.last_exit]]));
   }
   fetchDetail();
   update();

@@ -182,8 +182,7 @@ try {
     await page.waitForSelector('#tree a[href="#/vm/101"]', { timeout: 10000 });
     await waitText("main dd .st", /stopped/);
     await clickButton("Start");
-    await page.waitForSelector("#task-result:not([hidden])", { timeout: 30000 });
-    if ((await text("#task-result")) !== "TASK OK") throw new Error(await text("#task-result"));
+    await waitText("#task-result:not([hidden])", /^TASK OK$/, 30000);
     await page.goto(`${URL}/#/vm/101`);
     // a loaded 2-core machine boots a guest slowly (cluster_lib.sh's vm_on: 30 s)
     await waitText("main dd .st", /running/, 45000);
