@@ -279,8 +279,9 @@ static void *incoming_thread(void *arg)
              (unsigned long long)r.ram.zero_pages, (double)r.load_ns / 1e6,
              in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",
-                       json_pack("{s:s, s:s, s:I}", "role", "destination", "status",
-                                 "completed", "pages", (json_int_t)r.ram.pages));
+                       json_pack("{s:s, s:s, s:I, s:s}", "role", "destination", "status",
+                                 "completed", "pages", (json_int_t)r.ram.pages, "state",
+                                 in->hello.paused ? "paused" : "running"));
     if (!in->hello.paused)
         monitor_post_event(in->mon, "resumed", NULL);
     return NULL;

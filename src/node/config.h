@@ -5,6 +5,8 @@
 #ifndef TERN_NODE_CONFIG_H
 #define TERN_NODE_CONFIG_H
 
+#include <stdbool.h>
+
 #include "cluster/keys.h"
 #include "common/err.h"
 
@@ -33,6 +35,9 @@ struct ternd_config {
     int etcd_election_ms;            /* default 1000 */
     int task_records;                /* default 500 */
     int session_ttl_s;               /* web sessions; default 8 h */
+    /* derived: the addresses are https://, so etcd runs with TLS and
+     * client certificates from the cluster CA (DATA_DIR/pki) */
+    bool etcd_tls;
 };
 
 void ternd_config_init(struct ternd_config *c);
