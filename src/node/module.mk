@@ -5,6 +5,7 @@
 MHD_CFLAGS = $(shell pkg-config --cflags libmicrohttpd)
 MHD_LIBS   = $(shell pkg-config --libs libmicrohttpd)
 NODE_SRCS := $(wildcard src/node/*.c)
+NODE_GEN_SRCS := $(BUILD)/gen/ui_files.c
 NODE_OBJS := $(NODE_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ui_files.o
 # The web UI (ui/) goes into ternd as C arrays (scripts/ui-embed): one
 # binary to install, and no file beside it that can be out of step.
