@@ -87,6 +87,8 @@ function onEvent(ev) {
     }
     case "vm-created":
     case "vm-destroyed": reload("vms"); break;
+    case "storage-added":
+    case "storage-removed": reload("storage"); break;
     case "node-up":
     case "node-down": reload("nodes", "cluster"); break;
     case "quorum": reload("cluster", "nodes"); break;

@@ -38,9 +38,13 @@ export TMP TERN NET
 
 check "cluster created on n1, n2 and n3 joined, all online" cluster_up web
 mkdir -p "$TMP/shared"
+hcurl n3 -N --max-time 20 -H "Authorization: Bearer $(token n3)" "$(api n3)/api/v1/events" >"$TMP/ev3" &
+sleep 1
 check "storage add shared" tern_on n1 storage add shared --path "$TMP/shared" --shared
+check "n3 streams n1's storage-added" has_event "$TMP/ev3" '.type == "storage-added" and .name == "shared" and .node == "n1"'
 check "vm create 100 on n2 (64 MiB)" \
     tern_on n2 vm create 100 --memory 64 --cpus 1 --kernel "$GUEST" --cmdline "tern.hb=50"
+check "n3 streams n2's vm-created 100" has_event "$TMP/ev3" '.type == "vm-created" and .vmid == 100 and .node == "n2"'
 
 # ---- the UI's files: public, with cache headers
 CODE=$(status n1 "$TMP/index.html" -D "$TMP/index.hdr" "$(api n1)/")
