@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/opts.h"
 #include "common/version.h"
+#include "devices/net_tap.h"
 #include "migrate/commands.h"
 #include "migrate/incoming.h"
 #include "migrate/incoming_wait.h"
@@ -35,6 +36,12 @@ static const char usage_text[] =
     "  --cpu-model NAME     CPU model the guest sees (default host)\n"
     "  --disk path=FILE[,readonly=on][,shared=on]\n"
     "                       virtio-blk disk on a raw image; repeatable (up to 8)\n"
+    "  --net tap=IFNAME[,mac=MAC][,announce=off]\n"
+    "                       virtio-net NIC on a TAP device (an existing one is used\n"
+    "                       as it is, a missing one created); MAC default derived\n"
+    "                       from --name; repeatable (up to 4); with --incoming name\n"
+    "                       this host's TAPs, the MACs come from the source;\n"
+    "                       announce=off: no RARP or guest announce after it\n"
     "  --console stdio|file:PATH|unix:PATH\n"
     "                       where COM1 goes (default stdio)\n"
     "  --control PATH       control socket (JSON lines, see docs/control.md)\n"
@@ -78,6 +85,7 @@ enum opt_id {
     OPT_TLS_DIR,
     OPT_PREALLOC,
     OPT_COMMIT,
+    OPT_NET,
 };
 
 struct cli {
@@ -108,6 +116,7 @@ static const struct option long_options[] = {
     {"tls-dir", required_argument, NULL, OPT_TLS_DIR},
     {"prealloc", no_argument, NULL, OPT_PREALLOC},
     {"commit", required_argument, NULL, OPT_COMMIT},
+    {"net", required_argument, NULL, OPT_NET},
     {NULL, 0, NULL, 0},
 };
 
@@ -133,6 +142,31 @@ static void parse_disk(struct vm_config *cfg, const char *text)
     opts_kv_release(&kv);
     if (!d->path)
         die("--disk '%s': path=FILE is required", text);
+}
+
+static void parse_net(struct vm_config *cfg, const char *text)
+{
+    if (cfg->nnets == VM_MAX_NETS)
+        die("--net: at most %d nics", VM_MAX_NETS);
+    struct opts_kv kv;
+    if (opts_kv_parse(&kv, text))
+        die("--net '%s': expected tap=IFNAME[,mac=MAC][,announce=off]", text);
+    struct vm_net_config *n = &cfg->net[cfg->nnets++];
+    bool announce = true;
+    for (size_t i = 0; i < kv.count; i++) {
+        const char *k = kv.key[i], *v = kv.value[i];
+        if (strcmp(k, "tap") == 0 && v && net_ifname_valid(v))
+            n->tap = strdup(v);
+        else if (strcmp(k, "mac") == 0 && v && !virtio_net_parse_mac(v, n->mac))
+            n->mac_given = true;
+        else if (strcmp(k, "announce") == 0 && v && !opts_parse_bool(v, &announce))
+            n->no_announce = !announce;
+        else
+            die("--net '%s': bad key or value '%s'", text, k);
+    }
+    opts_kv_release(&kv);
+    if (!n->tap)
+        die("--net '%s': tap=IFNAME is required", text);
 }
 
 static void parse_number_option(int id, const char *arg, struct vm_config *cfg)
@@ -175,6 +209,7 @@ static void parse_options(int argc, char **argv, struct cli *cli)
         case OPT_PREALLOC: cfg->prealloc = true; break;
         case OPT_CPU_MODEL: cfg->cpu_model = optarg; break;
         case OPT_DISK: parse_disk(cfg, optarg); break;
+        case OPT_NET: parse_net(cfg, optarg); break;
         case OPT_CONSOLE: mo->console = optarg; break;
         case OPT_CONTROL: mo->control = optarg; break;
         case OPT_NAME: cfg->name = optarg; break;

@@ -73,6 +73,9 @@ static int create_why(struct etcd_client *c, const struct vmconf *conf, struct e
         if (rc)
             return rc;
     }
+    rc = vmconf_mac_conflict(c, conf, e);
+    if (rc)
+        return rc;
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
 }
 
@@ -127,7 +130,8 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *
         rc = keys_vm_owner(okey, conf->id, e);
     if (rc)
         return rc;
-    struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX] = {
+    char mkeys[VMCONF_NETS_MAX][TERN_KEY_MAX], id[16];
+    struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX + VMCONF_NETS_MAX] = {
         {.key = ckey, .cmp = ETCD_CMP_ABSENT},
         {.key = okey, .cmp = ETCD_CMP_ABSENT},
     };
@@ -143,10 +147,18 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *
     rc = stored_text(conf, &text, e);
     if (rc)
         return rc;
-    struct etcd_txn_op ops[2] = {{.key = ckey, .value = text},
-                                 {.key = okey, .value = node}};
+    struct etcd_txn_op ops[2 + VMCONF_NETS_MAX] = {{.key = ckey, .value = text},
+                                                   {.key = okey, .value = node}};
+    size_t nops = 2;
+    /* each MAC is reserved with the VM: no other VM of the cluster has it */
+    snprintf(id, sizeof(id), "%" PRIu32, conf->id);
+    for (unsigned i = 0; i < conf->nnets && i < VMCONF_NETS_MAX; i++) {
+        vmconf_mac_key(conf->nets[i].mac, mkeys[i]);
+        cmps[n++] = (struct etcd_txn_cmp){.key = mkeys[i], .cmp = ETCD_CMP_ABSENT};
+        ops[nops++] = (struct etcd_txn_op){.key = mkeys[i], .value = id};
+    }
     bool done;
-    rc = text ? etcd_txn(c, cmps, n, ops, 2, &done, e)
+    rc = text ? etcd_txn(c, cmps, n, ops, nops, &done, e)
               : err_set(e, ENOMEM, "out of memory");
     free(text);
     if (!rc && !done)
@@ -167,9 +179,20 @@ int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct e
     if (rc)
         return rc;
     struct etcd_txn_cmp cmp = {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node};
-    struct etcd_txn_op ops[3] = {{.key = ckey}, {.key = okey}, {.key = skey}};
+    struct etcd_txn_op ops[3 + VMCONF_NETS_MAX] = {
+        {.key = ckey}, {.key = okey}, {.key = skey}};
+    size_t nops = 3;
+    /* the MACs it reserved go with it (a VM's NICs never change) */
+    struct vmconf old;
+    char mkeys[VMCONF_NETS_MAX][TERN_KEY_MAX];
+    struct err ignored;
+    if (vmconf_get(c, id, 0, &old, &ignored) == 0)
+        for (unsigned i = 0; i < old.nnets && i < VMCONF_NETS_MAX; i++) {
+            vmconf_mac_key(old.nets[i].mac, mkeys[i]);
+            ops[nops++] = (struct etcd_txn_op){.key = mkeys[i]};
+        }
     bool done;
-    rc = etcd_txn(c, &cmp, 1, ops, 3, &done, e);
+    rc = etcd_txn(c, &cmp, 1, ops, nops, &done, e);
     if (rc || done)
         return rc;
     char owner[TERN_NAME_MAX + 1];

@@ -324,6 +324,26 @@ static int check_devices(struct migtask_plan *p, json_t *dst, struct err *e)
                 p->spec.conf.ndisks, p->target);
 }
 
+/* Every NIC's bridge among those the target offers (its node info). */
+static int check_bridges(struct migtask_plan *p, json_t *dst, struct err *e)
+{
+    const struct vmconf *c = &p->spec.conf;
+    json_t *offered = json_object_get(dst, "bridges");
+    for (unsigned i = 0; i < c->nnets; i++) {
+        bool found = false;
+        size_t k;
+        json_t *b;
+        json_array_foreach(offered, k, b)
+            found |= json_is_string(b) &&
+                     strcmp(json_string_value(b), c->nets[i].bridge) == 0;
+        if (!found)
+            return note(p, "bridges", -EPERM, e, "vm %u: bridge '%s' is not on node '%s'",
+                        p->vmid, c->nets[i].bridge, p->target);
+    }
+    return note(p, "bridges", 0, e, "%u nic(s): node '%s' has their bridges", c->nnets,
+                p->target);
+}
+
 static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err *e)
 {
     char key[TERN_KEY_MAX];
@@ -415,6 +435,8 @@ static int check_fit(struct migtask_plan *p, const struct node_entries *l, struc
         rc = check_disks(p, e);
     if (!rc)
         rc = check_devices(p, dst, e);
+    if (!rc)
+        rc = check_bridges(p, dst, e);
     if (!rc)
         rc = check_address(p, dst, e);
     json_decref(src);

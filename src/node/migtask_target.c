@@ -17,6 +17,7 @@
 #include "node/ctx.h"
 #include "node/migtask.h"
 #include "node/migtask_files.h"
+#include "node/vmnet.h"
 #include "node/vmops.h"
 
 #define PORTS 100
@@ -115,6 +116,8 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
         rc = vmops_spec_load(c, vmid, &spec, e);
     if (!rc)
         rc = check_disks(x, &spec, e);
+    if (!rc)
+        rc = vmnet_check(&spec.conf, x->cfg->name, e);
     const char *address = json_string_value(json_object_get(req, "address"));
     const char *type = json_string_value(json_object_get(req, "migration_type"));
     unsigned port = 0;

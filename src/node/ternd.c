@@ -15,6 +15,7 @@
 #include "node/events.h"
 #include "node/info.h"
 #include "node/migtask.h"
+#include "node/vmnet.h"
 #include "node/web.h"
 
 #define ETCD_SERVE_WAIT_MS 20000
@@ -159,6 +160,9 @@ int ternd_start(struct ternd *t, struct err *e)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int rc = secrets_load(&t->secrets, &t->cfg, e);
+    if (!rc)
+        rc = vmnet_check_node(t->cfg.bridges, t->cfg.tap_prefix, e);
+    snprintf(t->vmms.tap_prefix, sizeof(t->vmms.tap_prefix), "%s", t->cfg.tap_prefix);
     if (!rc)
         rc = vmm_table_setup(&t->vmms, t->cfg.data_dir, t->cfg.vmm_binary, t->cfg.name, e);
     if (!rc)

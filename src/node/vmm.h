@@ -71,6 +71,7 @@ struct vmm_table {
     char run_dir[VMM_PATH_MAX];
     char binary[VMM_PATH_MAX];
     char node[TERN_NAME_MAX + 1];
+    char tap_prefix[8]; /* node/vmnet.h */
     /* restart policy memory, by VM id: crashes in the last 10 minutes */
     struct {
         uint32_t id;

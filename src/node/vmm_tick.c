@@ -15,6 +15,7 @@
 #include "node/events.h"
 #include "node/vmm.h"
 #include "node/vmm_watch.h"
+#include "node/vmnet.h"
 
 #define CRASH_WINDOW_S 600
 #define CRASHES_MAX 3
@@ -175,6 +176,7 @@ static bool reap_one(struct vmm_table *v, struct vmm_spec *again, bool *restart)
     if (!done)
         return false;
     pthread_join(done->watch, NULL);
+    vmnet_remove(v->tap_prefix, &done->spec.conf); /* a restart makes them again */
     *restart = done->restart_due;
     if (*restart)
         *again = done->spec;
