@@ -202,6 +202,7 @@ function vm([idText]) {
         ["memory", `${v.memory_mib} MiB`], ["cpus", v.cpus], ["lock", v.lock],
         ["kernel", conf.kernel], ["cmdline", conf.cmdline],
         ["disks", (conf.disks || []).map((d) => `${d.storage}:${d.volume} (${d.size_mib} MiB)`).join(", ") || "none"],
+        ["nics", (conf.nets || []).map((n) => `${n.mac} on ${n.bridge}`).join(", ") || "none"],
         ["last exit", v.last_exit]]));
   }
   fetchDetail();
