@@ -5,7 +5,7 @@
 # pre-check table with a refusal, a live migration to TASK OK, a slow one
 # cancelled from the page. Screenshots in build/test-logs/browser-shots/.
 # Without chromium, node or the npm packages it says SKIPPED and why.
-NET=127.0.0.8
+NET=127.0.0.16   # 127.0.0.161-163 (test_task_faults has 127.0.0.8x)
 . tests/integration/cluster_lib.sh
 
 DIR=tests/browser
