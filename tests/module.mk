@@ -84,3 +84,9 @@ $(BUILD)/asan/tern-vmm: $(BUILD)/asan/obj/src/bin/tern-vmm.o $(BUILD)/asan/libte
 
 test-bins: $(BUILD)/asan/tern-vmm
 -include $(ASAN_OBJS:.o=.d)
+
+# HA soak: kills of whole nodes many more times than test_ha does in make
+# check (HA_ROUNDS, default 12), outside tests/run's time limit.
+.PHONY: soak-ha
+soak-ha: all test-bins
+	HA_ROUNDS=$${HA_ROUNDS:-12} bash tests/integration/test_ha.sh

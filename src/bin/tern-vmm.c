@@ -20,6 +20,7 @@
 #include "migrate/incoming_wait.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
+#include "vmm/fence.h"
 #include "vmm/monitor.h"
 #include "vmm/vm.h"
 
@@ -59,12 +60,15 @@ static const char usage_text[] =
     "                       local (default) never resumes; external asks the\n"
     "                       control socket (event commit-unknown, command\n"
     "                       incoming_resolve; used by ternd)\n"
+    "  --fence-ms N         self-fence: end at once (exit 4) unless the control\n"
+    "                       command 'fence' moves the deadline on within N ms\n"
+    "                       (ternd arms it for HA VMs)\n"
     "  --verbose            debug logging\n"
     "  --help, --version\n"
     "\n"
     "Exit status: 0 guest powered off, 'quit', or migrated away; 1 bad input,\n"
     "setup failure or failed incoming migration; 3 the guest crashed (triple\n"
-    "fault, emulation failure).\n";
+    "fault, emulation failure); 4 fenced (the --fence-ms deadline passed).\n";
 
 enum opt_id {
     OPT_KERNEL = 256,
@@ -86,6 +90,7 @@ enum opt_id {
     OPT_PREALLOC,
     OPT_COMMIT,
     OPT_NET,
+    OPT_FENCE_MS,
 };
 
 struct cli {
@@ -95,6 +100,7 @@ struct cli {
     const char *tls_dir;
     bool memory_given, cpus_given;
     bool external_commit;
+    unsigned fence_ms; /* 0: no self-fence */
 };
 
 static const struct option long_options[] = {
@@ -117,6 +123,7 @@ static const struct option long_options[] = {
     {"prealloc", no_argument, NULL, OPT_PREALLOC},
     {"commit", required_argument, NULL, OPT_COMMIT},
     {"net", required_argument, NULL, OPT_NET},
+    {"fence-ms", required_argument, NULL, OPT_FENCE_MS},
     {NULL, 0, NULL, 0},
 };
 
@@ -183,6 +190,14 @@ static void parse_number_option(int id, const char *arg, struct vm_config *cfg)
     }
 }
 
+static void parse_fence_ms(struct cli *cli, const char *arg)
+{
+    uint64_t v;
+    if (opts_parse_uint(arg, 1, FENCE_MS_MAX, &v))
+        die("--fence-ms '%s': expected a number from 1 to %d", arg, FENCE_MS_MAX);
+    cli->fence_ms = (unsigned)v;
+}
+
 static void parse_options(int argc, char **argv, struct cli *cli)
 {
     struct vm_config *cfg = &cli->cfg;
@@ -206,6 +221,7 @@ static void parse_options(int argc, char **argv, struct cli *cli)
             cli->external_commit = strcmp(optarg, "external") == 0;
             break;
         case OPT_TLS_DIR: cli->tls_dir = optarg; break;
+        case OPT_FENCE_MS: parse_fence_ms(cli, optarg); break;
         case OPT_PREALLOC: cfg->prealloc = true; break;
         case OPT_CPU_MODEL: cfg->cpu_model = optarg; break;
         case OPT_DISK: parse_disk(cfg, optarg); break;
@@ -277,6 +293,17 @@ static int run_incoming(struct cli *cli, int *status, struct err *e)
     return rc;
 }
 
+/* The migration's control commands and the fence's. */
+static const struct control_command *all_commands(void)
+{
+    static struct control_command all[MONITOR_MAX_COMMANDS];
+    size_t n = 0;
+    for (const struct control_command *c = migrate_commands; c->name; c++)
+        all[n++] = *c;
+    all[n] = fence_command;
+    return all;
+}
+
 int main(int argc, char **argv)
 {
     die_set_prog("tern-vmm");
@@ -286,12 +313,15 @@ int main(int argc, char **argv)
                 .cpu_model = "host",
                 .cmdline = "",
                 .ram_fd = -1},
-        .mo = {.console = "stdio", .extra_commands = migrate_commands},
+        .mo = {.console = "stdio", .extra_commands = all_commands()},
     };
     parse_options(argc, argv, &cli);
     log_set_vm(cli.cfg.name ? cli.cfg.name : "-");
-    migrate_commands_set_tls_dir(cli.tls_dir);
     struct err e = {""};
+    /* armed before the guest can run a single instruction */
+    if (cli.fence_ms && fence_set(cli.fence_ms, &e) < 0)
+        die("%s", e.msg);
+    migrate_commands_set_tls_dir(cli.tls_dir);
     int status = 0, rc;
     if (cli.incoming) {
         rc = run_incoming(&cli, &status, &e);

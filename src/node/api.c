@@ -162,6 +162,7 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 static const struct api_route *const tables[] = {
     api_routes_cluster, api_routes_members, api_routes_vm,     api_routes_task,
     api_routes_vmops,   api_routes_migrate, api_routes_vmlife, api_routes_leave,
+    api_routes_ha,      api_routes_maint,
     api_routes_web,     api_routes_events,
 };
 
@@ -289,15 +290,15 @@ static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
     req.path = url + strlen(API_PREFIX);
     if (api_body_parse(up->data, up->too_big ? API_BODY_MAX + 1 : up->len, &req, r) < 0)
         return;
-    struct etcd_client c;
+    struct etcd_client *c;
     struct err e;
-    if (etcd_client_init_copy(&c, &a->proto, &e) < 0) {
+    if (etcd_pool_take(&a->pool, &a->proto, &c, &e) < 0) {
         json_decref(req.body);
         return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", e.msg);
     }
-    req.etcd = &c;
+    req.etcd = c;
     route(&req, r);
-    etcd_client_release(&c);
+    etcd_pool_give(&a->pool, c);
     json_decref(req.body);
 }
 
@@ -389,6 +390,8 @@ int api_start(struct api *a, struct node_ctx *x, struct err *e)
     int rc = resolve(cfg, &ss, e);
     if (!rc)
         rc = etcd_client_init(&a->proto, cfg->cluster_address, e);
+    if (!rc)
+        rc = etcd_pool_init(&a->pool, e);
     if (rc < 0)
         return rc;
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
@@ -417,5 +420,6 @@ void api_release(struct api *a)
         MHD_stop_daemon(a->daemon);
     if (a->proto.curl)
         etcd_client_release(&a->proto);
+    etcd_pool_release(&a->pool);
     memset(a, 0, sizeof(*a));
 }

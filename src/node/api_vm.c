@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/ha.h"
 #include "cluster/node.h"
 #include "cluster/owner.h"
 #include "cluster/vmconf.h"
@@ -233,7 +234,14 @@ static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
     char paths[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
     struct vmconf old;
     unsigned made = 0;
-    int rc = vmconf_get(req->etcd, c->id, 0, &old, e);
+    bool maint = false;
+    int rc = ha_maint_get(req->etcd, req->ctx->cfg->name, 0, &maint, NULL, e);
+    if (!rc && maint)
+        rc = err_set(e, EBUSY, "node '%s' is in maintenance: create the vm on another node",
+                     req->ctx->cfg->name);
+    if (rc)
+        return rc;
+    rc = vmconf_get(req->etcd, c->id, 0, &old, e);
     if (rc != -ENOENT) /* a clear answer before any file is made */
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);

@@ -43,6 +43,7 @@ static const struct key_def keys[] = {
     TEXT(tls_key, false),
     TEXT(addresses, false),
     TEXT(vmm_binary, false),
+    TEXT(ha_watchdog, false),
     INT(heartbeat_ttl_s, 2, 300),
     INT(etcd_election_ms, 100, 50000),
     INT(task_records, 1, 1000000),

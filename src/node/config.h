@@ -41,6 +41,8 @@ struct ternd_config {
     /* derived: the addresses are https://, so etcd runs with TLS and
      * client certificates from the cluster CA (DATA_DIR/pki) */
     bool etcd_tls;
+    /* the host watchdog HA pets, "" = none (node/ha.h) */
+    char ha_watchdog[TERND_PATH_MAX];
 };
 
 void ternd_config_init(struct ternd_config *c);

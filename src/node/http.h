@@ -87,6 +87,8 @@ extern const struct api_route api_routes_vmlife[];  /* api_vmlife.c */
 extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
 extern const struct api_route api_routes_task[];    /* api_task.c */
 extern const struct api_route api_routes_leave[];   /* api_leave.c */
+extern const struct api_route api_routes_ha[];      /* ha_api.c */
+extern const struct api_route api_routes_maint[];   /* maintenance.c */
 extern const struct api_route api_routes_web[];     /* web.c */
 extern const struct api_route api_routes_events[];  /* events.c */
 

@@ -36,6 +36,7 @@ struct migtask_plan {
     char address[MIGTASK_ADDR_MAX]; /* the target's address for the stream */
     struct vmm_spec spec;
     json_t *checks; /* [{"check","ok","detail"}] */
+    json_t *maint;  /* during the checks: nodes in maintenance (cluster/ha.h) */
 };
 
 void migtask_plan_init(struct migtask_plan *p);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/ha.h"
 #include "cluster/node.h"
 #include "cluster/vmconf.h"
 #include "common/jsonf.h"
@@ -416,9 +417,23 @@ static int check_quorum_options(struct migtask_plan *p, struct etcd_client *c,
     return note(p, "quorum", 0, e, "cluster quorate");
 }
 
+/* A node in maintenance takes no VMs (node/maintenance.c). */
+static int check_maintenance(struct migtask_plan *p, struct err *e)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(p->maint, i, v)
+        if (strcmp(json_string_value(v), p->target) == 0)
+            return note(p, "maintenance", -EBUSY, e,
+                        "node '%s' is in maintenance: it takes no vms", p->target);
+    return 0;
+}
+
 /* The checks of the target node (p->target) beyond its being online. */
 static int check_fit(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
+    if (check_maintenance(p, e))
+        return -EBUSY;
     bool online;
     json_t *src = node_info(l, p->source, &online);
     json_t *dst = node_info(l, p->target, &online);
@@ -463,8 +478,12 @@ int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_c
     if (!rc)
         rc = node_list(c, 0, &l, e);
     if (!rc)
+        rc = ha_maint_list(c, 0, &p->maint, e);
+    if (!rc)
         rc = check_nodes(p, &l, e);
     node_entries_release(&l);
+    json_decref(p->maint); /* only the checks need it */
+    p->maint = NULL;
     return rc;
 }
 

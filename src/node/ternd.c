@@ -14,6 +14,7 @@
 #include "node/cluster_setup.h"
 #include "node/events.h"
 #include "node/info.h"
+#include "node/maintenance.h"
 #include "node/migtask.h"
 #include "node/vmnet.h"
 #include "node/web.h"
@@ -38,6 +39,9 @@ void ternd_init(struct ternd *t)
     vmm_table_init(&t->vmms);
     task_table_init(&t->tasks);
     node_ctx_init(&t->ctx);
+    ha_manager_init(&t->ha);
+    t->vmms.fence_ms = ha_fence_budget;
+    t->vmms.fence_ctx = &t->ha;
     t->ctx.cfg = &t->cfg;
     t->ctx.secrets = &t->secrets;
     t->ctx.node = &t->node;
@@ -343,6 +347,11 @@ static void supervise_vms(struct ternd *t)
     if (!t->ctx.adopted) {
         vmm_adopt(&t->vmms, &t->client);
         t->ctx.adopted = true;
+        struct err e;
+        /* after the adoption: an adopted HA VM is fenced by this node now */
+        if (ha_manager_start(&t->ha, &t->ctx, &e) < 0)
+            log_error("ha", "%s: no HA on this node", e.msg);
+        maint_resume(&t->ctx, &t->client);
     }
     if (!t->tasks_adopted) /* the tasks the ternd before left running */
         t->tasks_adopted = migtask_adopt_tasks(&t->ctx, &t->client) == 0;
@@ -384,6 +393,7 @@ int ternd_run(struct ternd *t)
 
 void ternd_release(struct ternd *t)
 {
+    ha_manager_release(&t->ha);    /* it starts tasks */
     task_table_release(&t->tasks); /* tasks end first: they use the rest */
     vmm_table_release(&t->vmms);   /* the VMs keep running */
     setup_shutdown(&t->ctx);       /* no API thread may wait for this loop now */

@@ -132,6 +132,10 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
         argv[n++] = "--cmdline";
         argv[n++] = (char *)c->cmdline;
     }
+    if (p->fence_ms) {
+        ARG("--fence-ms");
+        ARG("%u", p->fence_ms);
+    }
 #undef ARG
     argv[n] = NULL;
 }
@@ -208,6 +212,22 @@ static int spawn(struct vmm_table *v, struct vmm_proc *p, const char *uri,
     return 0;
 }
 
+/* An HA VM runs only under a self-fence deadline (node/ha.h): from the
+ * start, so that no instant is left in which it runs unfenced. */
+static int fence_budget(struct vmm_table *v, struct vmm_proc *p, struct err *e)
+{
+    if (!p->spec.ha || p->role != VMM_RUN)
+        return 0;
+    int ms = v->fence_ms ? v->fence_ms(v->fence_ctx, p->spec.ha_lease) : 0;
+    if (ms <= 0)
+        return err_set(e, ETCD_NOT_QUORATE,
+                       "vm %u is HA and this node's lease was not renewed recently: "
+                       "not started (it could not fence itself)",
+                       p->spec.conf.id);
+    p->fence_ms = (unsigned)ms;
+    return 0;
+}
+
 /* Adds p to the table and starts its process and watch thread. */
 static int launch(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                   const char *tls_dir, struct err *e)
@@ -226,6 +246,8 @@ static int launch(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                      p->spec.conf.id);
     if (!rc)
         rc = proc_paths(v, p, e);
+    if (!rc)
+        rc = fence_budget(v, p, e);
     if (!rc)
         rc = spawn(v, p, uri, tls_dir, e);
     if (!rc) {

@@ -136,6 +136,10 @@ static bool crash_allowed(struct vmm_table *v, uint32_t id, unsigned *count)
 static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec *spec)
 {
     uint32_t id = spec->conf.id;
+    if (spec->ha) { /* it must claim the owner key first (node/ha.h) */
+        log_info("vmm", "vm %u: HA: the HA manager starts it again", id);
+        return;
+    }
     if (!may_take_over(v, c, id)) {
         log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)",
                  id);
