@@ -4,7 +4,7 @@
 # event stream GET /api/v1/events: events of the whole cluster on any node
 # (a start and a migration on n2 seen on n1, with progress and figures), resuming with Last-Event-ID, resync
 # for an unknown id, node-down and quorum changes.
-NET=127.0.0.7
+NET=127.0.0.17   # 127.0.0.171-173 (test_ha has 127.0.0.7x)
 CONF_EXTRA="session_ttl_s = 8"   # short, so that the expiry is seen
 . tests/integration/cluster_lib.sh
 
