@@ -47,7 +47,7 @@ clean:
 demo:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory all test-bins >/dev/null
-	@scripts/demo
+	@KEEP=$(KEEP) scripts/demo
 
 bench:
 	@scripts/install-deps qemu-system-x86 gnuplot-nox

@@ -11,6 +11,13 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_LIBS)
 	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(TEST_LIBS) \
 		$(MIGRATE_LDLIBS) $(LDLIBS) $(CMOCKA_LIBS)
 
+# test_events tests ternd's event ring: it links ternd's libraries
+$(BUILD)/tests/unit/test_events: tests/unit/test_events.c $(BUILD)/libnode.a \
+		$(BUILD)/libcluster.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MHD_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $^ $(NODE_LDLIBS) $(LDLIBS) \
+		$(CMOCKA_LIBS)
+
 $(BUILD)/tests/ctl: tests/tools/ctl.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(COMMON_LDLIBS) $(LDLIBS)

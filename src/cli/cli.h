@@ -84,6 +84,9 @@ int check_size_mib(const char *what, const char *text, uint64_t *mib);
 int check_cidr(const char *what, const char *text);
 int check_task_id(const char *text);
 int check_migration_type(const char *what, const char *text);
+/* --net bridge=BR[,mac=MAC]... (or --net none) as "nets" in body; nothing
+ * when no --net is given (cmd_vm.c). */
+int vm_nets_option(const struct call *k, json_t *body);
 
 /* One API request ("/vms", prefixed with /api/v1). req is consumed (may
  * be NULL). EXIT_OK with *answer on 2xx; otherwise prints the error line

@@ -99,15 +99,19 @@ static int parse_net(const char *text, json_t *nets)
     return rc;
 }
 
-static int create_nets(const struct call *k, json_t *body)
+int vm_nets_option(const struct call *k, json_t *body)
 {
-    const char *n;
+    const char *n = call_opt_nth(k, "--net", 0);
     json_t *nets = json_array();
     int rc = EXIT_OK;
-    for (int i = 0; rc == EXIT_OK && (n = call_opt_nth(k, "--net", i)); i++)
-        rc = i >= NETS_MAX ? usage_error("more than %d nics at --net '%s'", NETS_MAX, n)
-                           : parse_net(n, nets);
-    if (rc == EXIT_OK && json_array_size(nets))
+    if (n && strcmp(n, "none") == 0) /* vm set: the VM loses its NICs */
+        rc = call_opt_nth(k, "--net", 1) ? usage_error("--net none takes no other --net")
+                                         : EXIT_OK;
+    else
+        for (int i = 0; rc == EXIT_OK && (n = call_opt_nth(k, "--net", i)); i++)
+            rc = i >= NETS_MAX ? usage_error("more than %d nics at --net '%s'", NETS_MAX, n)
+                               : parse_net(n, nets);
+    if (rc == EXIT_OK && call_opt(k, "--net"))
         json_object_set(body, "nets", nets);
     json_decref(nets);
     return rc;
@@ -145,7 +149,7 @@ static json_t *create_body(const struct call *k, uint32_t id, int *rc)
                              "cmdline", cmdline ? cmdline : "", "disks", disks);
     if (body && name)
         json_object_set_new(body, "name", json_string(name));
-    if (body && (*rc = create_nets(k, body)) != EXIT_OK) {
+    if (body && (*rc = vm_nets_option(k, body)) != EXIT_OK) {
         json_decref(body);
         return NULL;
     }

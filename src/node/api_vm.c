@@ -20,6 +20,7 @@
 #include "cluster/vmconf.h"
 #include "common/log.h"
 #include "node/ctx.h"
+#include "node/events.h"
 #include "node/http.h"
 #include "node/vmm.h"
 #include "node/vmops.h"
@@ -278,6 +279,7 @@ static void post_vms(struct api_req *req, struct reply *r)
     if (rc < 0)
         return reply_errno(r, rc, &e);
     snprintf(v.owner, sizeof(v.owner), "%s", req->ctx->cfg->name);
+    events_publish("vm-created", json_pack("{s:I}", "vmid", (json_int_t)v.conf.id));
     reply_json(r, MHD_HTTP_CREATED, entry_json(&v, true, true));
 }
 
@@ -367,6 +369,7 @@ static void delete_vm(struct api_req *req, struct reply *r)
     rc = destroy_locked(req, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
+    events_publish("vm-destroyed", json_pack("{s:I}", "vmid", (json_int_t)id));
     reply_json(r, MHD_HTTP_OK,
                json_pack("{s:I, s:b}", "id", (json_int_t)id, "destroyed", 1));
 }

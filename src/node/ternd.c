@@ -12,10 +12,12 @@
 #include "cluster/keys.h"
 #include "common/log.h"
 #include "node/cluster_setup.h"
+#include "node/events.h"
 #include "node/info.h"
 #include "node/maintenance.h"
 #include "node/migtask.h"
 #include "node/vmnet.h"
+#include "node/web.h"
 
 #define ETCD_SERVE_WAIT_MS 20000
 #define ETCD_STOP_GRACE_MS 5000
@@ -180,8 +182,13 @@ int ternd_start(struct ternd *t, struct err *e)
         rc = ternd_etcd_launch(t, e);
     if (!rc && t->ctx.in_cluster)
         rc = etcd_server_wait_serving(&t->etcd, ETCD_SERVE_WAIT_MS, e);
-    if (!rc)
+    if (!rc) {
+        events_hub_setup(t->cfg.name);
+        web_setup(t->cfg.session_ttl_s);
         rc = api_start(&t->api, &t->ctx, e);
+    }
+    if (!rc)
+        rc = events_peers_start(&t->ctx, e);
     return rc;
 }
 
@@ -391,6 +398,8 @@ void ternd_release(struct ternd *t)
     vmm_table_release(&t->vmms);   /* the VMs keep running */
     setup_shutdown(&t->ctx);       /* no API thread may wait for this loop now */
     node_release(&t->node);        /* revokes the lease: offline at once */
+    events_peers_stop();
+    events_stop(events_hub()); /* event streams end, or the api waits for them */
     api_release(&t->api);
     if (t->client.curl)
         etcd_client_release(&t->client);

@@ -12,6 +12,7 @@
 
 #include "cluster/owner.h"
 #include "common/log.h"
+#include "node/events.h"
 #include "node/vmm.h"
 #include "node/vmm_watch.h"
 #include "node/vmnet.h"
@@ -103,6 +104,7 @@ static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc 
         log_info("vmm", "vm %u: another node publishes its state now", s.id);
     } else {
         snprintf(p->published, sizeof(p->published), "%s", s.exited ? "" : s.value);
+        events_publish_vm(s.id, s.exited ? NULL : s.value);
     }
     if (strcmp(s.value, p->published) == 0 || lost || s.exited)
         p->dirty = false;

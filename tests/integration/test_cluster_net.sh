@@ -94,6 +94,25 @@ check_out "vm destroy 300" tern_on n1 vm destroy 300
 check_out "then the mac is free" tern_on n3 vm create 302 --memory 64 --cpus 1 \
     --kernel "$GUEST" --net bridge=vmbr0,mac=52:54:00:00:04:b0
 
+# vm set --net replaces a stopped VM's NICs: freed and reserved MACs too
+check_out "vm create 303 without a nic" tern_on n3 vm create 303 --memory 64 --cpus 1 \
+    --kernel "$GUEST"
+OUT=$(tern_on n3 vm set 303 --net bridge=vmbr0,mac=52:54:00:00:04:b0 2>&1); RC=$?
+check "vm set --net: a mac vm 302 has is refused, naming it (exit $RC)" \
+    bash -c "[ $RC = 1 ] && grep -q 'mac 52:54:00:00:04:b0 is used by vm 302' <<<\"\$0\"" "$OUT"
+check_out "vm set 302 --net bridge=vmbr1: a new nic, its old mac freed" \
+    tern_on n3 vm set 302 --net bridge=vmbr1
+check "vm show 302 lists the new nic" \
+    bash -c "$TERN --config $TMP/n3.conf vm show 302 | grep -q 'nics: .*net0 bridge=vmbr1'"
+check_out "then vm 303 may take that mac" \
+    tern_on n3 vm set 303 --net bridge=vmbr0,mac=52:54:00:00:04:b0 --net bridge=vmbr0
+check "vm 303 has two nics" \
+    bash -c "[ \$($TERN --config $TMP/n3.conf vm show 303 --output json | jq '.config.nets | length') = 2 ]"
+check_out "vm set 303 --net none" tern_on n3 vm set 303 --net none
+check "vm 303 has no nic and its mac is free again" \
+    bash -c "[ \$($TERN --config $TMP/n3.conf vm show 303 --output json | jq '.config.nets | length') = 0 ] &&
+             $TERN --config $TMP/n3.conf vm set 302 --net bridge=vmbr0,mac=52:54:00:00:04:b0 >/dev/null"
+
 # a bridge the target does not offer fails the pre-check; one missing
 # there now (deleted after ternd started) refuses the migration at the
 # target; the VM stays
