@@ -74,8 +74,7 @@ static bool add_ext(X509 *x, X509 *issuer, int nid, const char *value)
     return ok;
 }
 
-/* Serial, validity, subject CN and public key of a new certificate. */
-static X509 *cert_new(EVP_PKEY *pub, const char *cn, long days)
+X509 *pki_cert_new(EVP_PKEY *pub, const char *cn, long days)
 {
     X509 *x = X509_new();
     unsigned char serial[16];
@@ -105,7 +104,7 @@ int pki_ca_make(const char *name, char **cert_out, char **key_out, struct err *e
     char cn[96];
     snprintf(cn, sizeof(cn), "tern cluster %s CA", name);
     EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = key ? cert_new(key, cn, CA_DAYS) : NULL;
+    X509 *x = key ? pki_cert_new(key, cn, CA_DAYS) : NULL;
     bool ok = x && X509_set_issuer_name(x, X509_get_subject_name(x)) &&
               add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
               add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") &&
@@ -213,7 +212,7 @@ int pki_sign(const char *ca_cert_pem, const char *ca_key_pem, const char *pub_pe
         return err_set(e, EINVAL, "node %s: 'public_key' is not a PEM public key", name);
     X509 *ca = read_cert(ca_cert_pem);
     EVP_PKEY *ca_key = read_key(ca_key_pem, true);
-    X509 *x = ca && ca_key ? cert_new(pub, name, NODE_DAYS) : NULL;
+    X509 *x = ca && ca_key ? pki_cert_new(pub, name, NODE_DAYS) : NULL;
     if (!ca || !ca_key)
         rc = err_set(e, EPROTO, "the cluster's CA in %s / %s does not load",
                      TERN_KEY_CA_CERT, TERN_KEY_CA_KEY);

@@ -12,6 +12,7 @@
 #ifndef TERN_NODE_PKI_H
 #define TERN_NODE_PKI_H
 
+#include <openssl/x509.h>
 #include <stdbool.h>
 
 #include "cluster/members.h"
@@ -35,6 +36,9 @@ void pki_remove(const struct pki_paths *p);
 
 /* A new CA for cluster `name`: key and self-signed certificate, PEM
  * (the caller frees both). */
+/* A new certificate's random serial, validity (from an hour ago, for
+ * clocks a little behind), subject O=tern CN=cn and public key; unsigned. */
+X509 *pki_cert_new(EVP_PKEY *pub, const char *cn, long days);
 int pki_ca_make(const char *name, char **cert_pem, char **key_pem, struct err *e);
 /* A new node key: the private key and its public half, PEM. */
 int pki_key_make(char **key_pem, char **pub_pem, struct err *e);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "node/pki.h"
 
 #define FILE_MAX (1u << 20)
 
@@ -132,22 +133,8 @@ static X509_EXTENSION *make_san(X509 *x, const struct ternd_config *cfg)
 
 static X509 *make_cert(EVP_PKEY *key, const struct ternd_config *cfg)
 {
-    X509 *x = X509_new();
-    unsigned char serial[8];
-    if (!x || getrandom(serial, sizeof(serial), 0) != (ssize_t)sizeof(serial)) {
-        X509_free(x);
-        return NULL;
-    }
-    serial[0] &= 0x7f; /* positive */
-    BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
-    bool ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-    BN_free(bn);
-    X509_NAME *name = X509_get_subject_name(x);
-    ok = ok && X509_set_version(x, 2) && X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
-         X509_gmtime_adj(X509_getm_notAfter(x), 3650L * 86400) && X509_set_pubkey(x, key) &&
-         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                    (const unsigned char *)cfg->name, -1, -1, 0) &&
-         X509_set_issuer_name(x, name);
+    X509 *x = pki_cert_new(key, cfg->name, 3650);
+    bool ok = x && X509_set_issuer_name(x, X509_get_subject_name(x));
     X509_EXTENSION *san = ok ? make_san(x, cfg) : NULL;
     ok = san && X509_add_ext(x, san, -1) && X509_sign(x, key, EVP_sha256()) > 0;
     X509_EXTENSION_free(san);

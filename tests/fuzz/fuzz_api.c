@@ -185,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (query)
         *query++ = '\0';
     struct api_req req = {.method = line, .url = url, .path = url + strlen(PREFIX)};
-    struct reply r = {0, NULL};
+    struct reply r = {.status = 0};
     bool known;
     const struct api_route *rt = api_route_find(&req, &known);
     const char *body = nl ? (const char *)nl + 1 : "";
