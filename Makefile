@@ -22,6 +22,7 @@ all:
 
 include src/common/module.mk
 include src/devices/module.mk
+include src/storage/module.mk
 include src/vmm/module.mk
 include src/migrate/module.mk
 include src/cluster/module.mk

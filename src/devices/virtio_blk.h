@@ -8,6 +8,7 @@
 
 #include "common/devstate.h"
 #include "common/err.h"
+#include "devices/blk_dirty.h"
 #include "devices/virtio_mmio.h"
 
 #define VIRTIO_ID_BLOCK 2
@@ -22,6 +23,7 @@ struct virtio_blk {
     bool locked;
     uint64_t inflight; /* requests taken from the ring and not yet used */
     uint64_t reads, writes, flushes, errors;
+    struct blk_dirty dirty; /* every guest write, for a mirror */
 };
 
 /* Opens and locks the image (exclusive unless readonly). */

@@ -67,7 +67,7 @@ static int check_keys(json_t *req, struct err *e)
     static const char *const known[] = {
         "cmd",           "id",         "uri", "max_bandwidth", "downtime_limit_ms",
         "auto_converge", "max_time_s", "tls", "tls_dir",       "page_crc",
-        "commit",        NULL};
+        "commit",        "nbd",        NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
@@ -105,6 +105,13 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
     p->external_commit = commit && strcmp(commit, "external") == 0;
     p->downtime_limit_ms = (uint32_t)downtime;
     p->max_time_s = (uint32_t)max_time;
+    const char *nbd = json_string_value(json_object_get(req, "nbd"));
+    if (json_object_get(req, "nbd") &&
+        (!nbd || strlen(nbd) >= sizeof(p->nbd) ||
+         (strncmp(nbd, "tcp:", 4) != 0 && strncmp(nbd, "unix:", 5) != 0)))
+        return err_set(e, EINVAL, "'nbd' must be tcp:HOST:PORT or unix:PATH");
+    if (nbd)
+        snprintf(p->nbd, sizeof(p->nbd), "%s", nbd);
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
     if (p->tls && !dir)

@@ -142,20 +142,24 @@ static int make_dirs(const char *path, struct err *e)
 }
 
 /* A sparse raw file of the disk's size; never one that exists already. */
-static int create_disk(const struct storage_conf *s, const struct vmconf_disk *d,
-                       char path[VMCONF_PATH_MAX], struct err *e)
+static int create_disk(const struct storage_conf *s, const char *node,
+                       const struct vmconf_disk *d, char path[VMCONF_PATH_MAX],
+                       struct err *e)
 {
     struct stat st;
-    int rc = storage_volume_path(s, d->volume, path, e);
+    char dir[VMCONF_PATH_MAX];
+    int rc = storage_volume_path(s, node, d->volume, path, e);
+    if (!rc)
+        rc = storage_dir_path(s, node, dir, e);
     if (!rc && !s->shared)
-        rc = make_dirs(s->path, e);
+        rc = make_dirs(dir, e);
     if (rc < 0)
         return rc;
-    if (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
         return err_set(e, ENOTDIR,
                        "storage '%s': '%s' is not a directory on this "
                        "node",
-                       s->name, s->path);
+                       s->name, dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST)
         return err_set(e, EEXIST, "disk file '%s' exists already", path);
@@ -237,7 +241,7 @@ static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);
     for (; !rc && made < c->ndisks; made++) {
-        rc = create_disk(&st[made], &c->disks[made], paths[made], e);
+        rc = create_disk(&st[made], req->ctx->cfg->name, &c->disks[made], paths[made], e);
         if (rc < 0)
             break;
     }
@@ -295,7 +299,7 @@ static int remove_disks(struct api_req *req, const struct vmconf *c, struct err 
         char path[VMCONF_PATH_MAX];
         int rc = storage_get(req->etcd, c->disks[i].storage, 0, &s, e);
         if (!rc)
-            rc = storage_volume_path(&s, c->disks[i].volume, path, e);
+            rc = storage_volume_path(&s, req->ctx->cfg->name, c->disks[i].volume, path, e);
         if (rc < 0)
             return rc;
         if (unlink(path) < 0 && errno != ENOENT)

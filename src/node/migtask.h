@@ -29,7 +29,9 @@ struct migtask_plan {
     bool online;  /* --online given */
     bool running; /* the VM runs now: a live migration */
     bool dry_run;
-    uint64_t bwlimit_mib; /* 0 = unlimited */
+    bool with_local_disks; /* copy disks on non-shared storage (migtask_disks.c) */
+    uint64_t disk_bytes[VMCONF_DISKS_MAX]; /* allocated bytes of each local disk */
+    uint64_t bwlimit_mib;                  /* 0 = unlimited */
     uint32_t downtime_ms;
     char type[16];                  /* secure, insecure */
     char network[64];               /* CIDR or "" */
@@ -37,6 +39,11 @@ struct migtask_plan {
     struct vmm_spec spec;
     json_t *checks; /* [{"check","ok","detail"}] */
 };
+
+/* Local disks (migtask_disks.c): the bytes of path's allocated extents
+ * (holes are not copied), and the pre-check of the disks. */
+int migtask_disk_allocated(const char *path, uint64_t *bytes, struct err *e);
+int migtask_disks_check(struct migtask_plan *p, char *detail, size_t size, struct err *e);
 
 void migtask_plan_init(struct migtask_plan *p);
 void migtask_plan_release(struct migtask_plan *p);

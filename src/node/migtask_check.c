@@ -29,9 +29,15 @@ void migtask_plan_release(struct migtask_plan *p)
 
 static int body_keys(json_t *body, struct err *e)
 {
-    static const char *const known[] = {
-        "target",      "online",  "bwlimit_mib", "migration_type", "migration_network",
-        "downtime_ms", "dry_run", NULL};
+    static const char *const known[] = {"target",
+                                        "online",
+                                        "bwlimit_mib",
+                                        "migration_type",
+                                        "migration_network",
+                                        "downtime_ms",
+                                        "dry_run",
+                                        "with_local_disks",
+                                        NULL};
     const char *key = jsonf_unknown_key(body, known);
     char quoted[JSONF_PRINTABLE_MAX];
     if (key)
@@ -73,6 +79,9 @@ int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source
         rc = jsonf_bool(body, "online", false, &p->online, "migrate", e);
     if (!rc)
         rc = jsonf_bool(body, "dry_run", false, &p->dry_run, "migrate", e);
+    if (!rc)
+        rc = jsonf_bool(body, "with_local_disks", false, &p->with_local_disks, "migrate",
+                        e);
     if (!rc)
         rc = jsonf_uint(body, "bwlimit_mib", false, 0, 1u << 20, &bw, "migrate", e);
     if (!rc)
@@ -139,7 +148,7 @@ static const char *info_text(json_t *info, const char *key)
 static int check_vm(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
                     struct err *e)
 {
-    int rc = vmops_spec_load(c, p->vmid, &p->spec, e);
+    int rc = vmops_spec_load(c, p->vmid, p->source, &p->spec, e);
     if (rc)
         return note(p, "vm", rc, e, "%s", e->msg);
     struct vmm_info info;
@@ -279,13 +288,9 @@ static int check_version(struct migtask_plan *p, json_t *dst, struct err *e)
 
 static int check_disks(struct migtask_plan *p, struct err *e)
 {
-    for (unsigned i = 0; i < p->spec.conf.ndisks; i++)
-        if (!p->spec.shared[i])
-            return note(p, "disks", -EPERM, e,
-                        "vm %u: disk %u is on storage '%s', which is "
-                        "not shared; migrating local disks comes in a later version",
-                        p->vmid, i, p->spec.conf.disks[i].storage);
-    return note(p, "disks", 0, e, "%u disk(s), all on shared storage", p->spec.conf.ndisks);
+    char detail[sizeof(e->msg)];
+    int rc = migtask_disks_check(p, detail, sizeof(detail), e);
+    return note(p, "disks", rc, e, "%s", detail);
 }
 
 /* The target's tern-vmm loads the state of every device the VM has: it

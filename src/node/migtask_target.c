@@ -110,7 +110,7 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     struct vmm_spec spec;
     int rc = check_request(x, c, vmid, req, &h.rev, e);
     if (!rc)
-        rc = vmops_spec_load(c, vmid, &spec, e);
+        rc = vmops_spec_load(c, vmid, x->cfg->name, &spec, e);
     if (!rc)
         rc = check_disks(x, &spec, e);
     const char *address = json_string_value(json_object_get(req, "address"));

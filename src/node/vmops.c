@@ -10,8 +10,8 @@
 #include "cluster/vmconf.h"
 #include "node/ctx.h"
 
-int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
-                    struct err *e)
+int vmops_spec_load(struct etcd_client *c, uint32_t id, const char *node,
+                    struct vmm_spec *spec, struct err *e)
 {
     memset(spec, 0, sizeof(*spec));
     int rc = vmconf_get(c, id, 0, &spec->conf, e);
@@ -25,7 +25,7 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
                          "exist",
                          id, i, d->storage);
         if (!rc)
-            rc = storage_volume_path(&s, d->volume, spec->disk[i], e);
+            rc = storage_volume_path(&s, node, d->volume, spec->disk[i], e);
         if (!rc)
             spec->shared[i] = s.shared;
     }
