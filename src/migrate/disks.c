@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/opts.h"
 #include "vmm/vm.h"
 
 /* Dirty passes before active mode is forced; after them the guest writes
@@ -61,11 +62,14 @@ static int sync_one(struct mig_disks *d, struct mirror *m, const _Atomic bool *c
         rc = mirror_pass(m, cancel, e);
         tick(d);
         mirror_figures(m, &f);
+        test_hold("disk-pass");
     } while (!rc && f.dirty > SMALL_ENOUGH && f.passes < PASSES_MAX);
     if (rc)
         return rc;
     mirror_activate(m);
     rc = mirror_pass(m, cancel, e);
+    if (!rc) /* the bulk goes to stable storage now, not inside the pause */
+        rc = mirror_flush(m, e);
     tick(d);
     if (!rc) {
         mirror_figures(m, &f);
@@ -86,6 +90,8 @@ int mig_disks_sync(struct mig_disks *d, struct vm *vm, const char *uri,
      * costs the guest a round trip per write, so the first waits least */
     for (unsigned i = 0; !rc && i < d->n; i++)
         rc = sync_one(d, &d->m[i], cancel, e);
+    if (!rc && d->n)
+        test_hold("disks-synced");
     return rc;
 }
 

@@ -131,7 +131,8 @@ int mirror_pass(struct mirror *m, const _Atomic bool *cancel, struct err *e)
         if (n)
             rc = copy_run(m, bit, n, e);
         double ms = clock_mono_ms() - m->t0;
-        m->fig.rate = ms > 0 ? (double)m->fig.copied * 1000.0 / ms : 0;
+        if (m->fig.sync_ms == 0) /* the copy's rate, not diluted by the wait after */
+            m->fig.rate = ms > 0 ? (double)m->fig.copied * 1000.0 / ms : 0;
         pthread_mutex_unlock(&d->lock);
         if (!n)
             break;
@@ -183,6 +184,11 @@ int mirror_check(struct mirror *m, struct err *e)
         return err_set(e, -err, "disk '%s': a guest write did not reach the target: %s",
                        m->fig.name, strerror(-err));
     return 0;
+}
+
+int mirror_flush(struct mirror *m, struct err *e)
+{
+    return nbd_flush(m->nbd, 0) ? nbd_fail(m->fig.name, "flush", e) : 0;
 }
 
 int mirror_finish(struct mirror *m, struct err *e)

@@ -53,6 +53,9 @@ int mirror_pass(struct mirror *m, const _Atomic bool *cancel, struct err *e);
 void mirror_activate(struct mirror *m);
 /* A guest write that reached only the image (the target failed). */
 int mirror_check(struct mirror *m, struct err *e);
+/* Makes what the target has durable; after sync, so that the flush inside
+ * the pause has little left to write. */
+int mirror_flush(struct mirror *m, struct err *e);
 /* With the VM paused: the last dirty blocks, then a flush of the target. */
 int mirror_finish(struct mirror *m, struct err *e);
 /* Active mode off, then the connection closed; safe on a failed open. */

@@ -69,6 +69,7 @@ struct nbd_export {
  * connection. Writes go straight into the exports' fds. */
 struct nbd_server {
     int lfd;
+    int wake; /* eventfd: stop without waiting for a poll timeout */
     struct nbd_export exports[NBD_EXPORTS_MAX];
     unsigned nexports;
     pthread_t accept_thread;

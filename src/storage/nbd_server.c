@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -369,8 +370,9 @@ static void *accept_thread(void *arg)
 {
     struct nbd_server *s = arg;
     while (!atomic_load(&s->stop)) {
-        struct pollfd p = {.fd = s->lfd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
+        struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN},
+                              {.fd = s->wake, .events = POLLIN}};
+        if (poll(p, 2, -1) <= 0 || !(p[0].revents & POLLIN))
             continue;
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0)
@@ -383,6 +385,7 @@ void nbd_server_init(struct nbd_server *s)
 {
     memset(s, 0, sizeof(*s));
     s->lfd = -1;
+    s->wake = eventfd(0, EFD_CLOEXEC);
     for (unsigned i = 0; i < NBD_CONNS_MAX; i++)
         s->conns[i] = -1;
     pthread_mutex_init(&s->lock, NULL);
@@ -407,7 +410,7 @@ int nbd_server_add(struct nbd_server *s, const char *name, int fd, uint64_t size
 
 int nbd_server_start(struct nbd_server *s, struct err *e)
 {
-    if (s->lfd < 0)
+    if (s->lfd < 0 || s->wake < 0)
         return err_set(e, EINVAL, "nbd: no listening socket");
     int rc = pthread_create(&s->accept_thread, NULL, accept_thread, s);
     if (rc)
@@ -422,6 +425,9 @@ void nbd_server_stop(struct nbd_server *s)
     if (!s->running)
         return;
     atomic_store(&s->stop, true);
+    uint64_t one = 1;
+    if (write(s->wake, &one, sizeof(one)) < 0)
+        log_warn("nbd", "wake: %s", strerror(errno));
     pthread_join(s->accept_thread, NULL);
     pthread_mutex_lock(&s->lock);
     for (unsigned i = 0; i < NBD_CONNS_MAX; i++)
@@ -442,6 +448,8 @@ void nbd_server_release(struct nbd_server *s)
     nbd_server_stop(s);
     if (s->lfd >= 0)
         close(s->lfd);
-    s->lfd = -1;
+    if (s->wake >= 0)
+        close(s->wake);
+    s->lfd = s->wake = -1;
     pthread_mutex_destroy(&s->lock);
 }
