@@ -122,25 +122,6 @@ static void get_vm(struct api_req *req, struct reply *r)
 
 /* --- disk files */
 
-/* mkdir -p: a local storage's directory appears on first use on each node. */
-static int make_dirs(const char *path, struct err *e)
-{
-    char buf[VMCONF_PATH_MAX];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return err_set(e, errno, "cannot make directory '%s': %s", buf,
-                           strerror(errno));
-        *p = c;
-        if (!c)
-            return 0;
-    }
-}
-
 /* A sparse raw file of the disk's size; never one that exists already. */
 static int create_disk(const struct storage_conf *s, const char *node,
                        const struct vmconf_disk *d, char path[VMCONF_PATH_MAX],
@@ -152,7 +133,7 @@ static int create_disk(const struct storage_conf *s, const char *node,
     if (!rc)
         rc = storage_dir_path(s, node, dir, e);
     if (!rc && !s->shared)
-        rc = make_dirs(dir, e);
+        rc = vmops_make_dirs(dir, e);
     if (rc < 0)
         return rc;
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))

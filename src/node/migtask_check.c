@@ -29,15 +29,9 @@ void migtask_plan_release(struct migtask_plan *p)
 
 static int body_keys(json_t *body, struct err *e)
 {
-    static const char *const known[] = {"target",
-                                        "online",
-                                        "bwlimit_mib",
-                                        "migration_type",
-                                        "migration_network",
-                                        "downtime_ms",
-                                        "dry_run",
-                                        "with_local_disks",
-                                        NULL};
+    static const char *const known[] = {
+        "target",      "online",  "bwlimit_mib",      "migration_type", "migration_network",
+        "downtime_ms", "dry_run", "with_local_disks", "keep_source",    NULL};
     const char *key = jsonf_unknown_key(body, known);
     char quoted[JSONF_PRINTABLE_MAX];
     if (key)
@@ -82,6 +76,8 @@ int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source
     if (!rc)
         rc = jsonf_bool(body, "with_local_disks", false, &p->with_local_disks, "migrate",
                         e);
+    if (!rc)
+        rc = jsonf_bool(body, "keep_source", false, &p->keep_source, "migrate", e);
     if (!rc)
         rc = jsonf_uint(body, "bwlimit_mib", false, 0, 1u << 20, &bw, "migrate", e);
     if (!rc)
@@ -463,9 +459,17 @@ void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
     char bw[48] = "unlimited";
     if (p->bwlimit_mib)
         snprintf(bw, sizeof(bw), "%llu MiB/s", (unsigned long long)p->bwlimit_mib);
-    snprintf(out, size,
-             "live migration of vm %u (%llu MiB, %u vcpu(s)) from node '%s' to "
-             "node '%s' over %s (%s), downtime limit %u ms, bandwidth %s",
-             p->vmid, (unsigned long long)p->spec.conf.memory_mib, p->spec.conf.cpus,
-             p->source, p->target, p->address, p->type, p->downtime_ms, bw);
+    int n = snprintf(out, size,
+                     "live migration of vm %u (%llu MiB, %u vcpu(s)) from node '%s' to "
+                     "node '%s' over %s (%s), downtime limit %u ms, bandwidth %s",
+                     p->vmid, (unsigned long long)p->spec.conf.memory_mib,
+                     p->spec.conf.cpus, p->source, p->target, p->address, p->type,
+                     p->downtime_ms, bw);
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < p->spec.conf.ndisks; i++)
+        bytes += p->disk_bytes[i];
+    if (migtask_disks_local(p) && n > 0 && (size_t)n < size)
+        snprintf(out + n, size - (size_t)n,
+                 "; %u local disk(s) mirrored over nbd first: %.1f MiB allocated to copy",
+                 migtask_disks_local(p), (double)bytes / (1 << 20));
 }

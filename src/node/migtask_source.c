@@ -30,6 +30,8 @@ struct migtask_run {
     struct migtask_plan plan;
     int64_t rev; /* of the owner key when it began */
     char uri[160];
+    char nbd[160]; /* local disks: the destination's NBD listener */
+    struct migtask_disk_log disk_log;
     pthread_mutex_t lock; /* guards the event queue */
     pthread_cond_t cond;
     json_t *events[MIGTASK_EVENTS_MAX];
@@ -122,6 +124,7 @@ static void log_figures(struct task *k, json_t *ev)
                           ms > 0 ? sent / (ms / 1000.0) : 0.0);
     if (f && json_object_get(ev, "downtime"))
         json_object_set(f, "downtime", json_object_get(ev, "downtime"));
+    migtask_disks_summary(k, ev, f);
     task_set_figures(k, f);
 }
 
@@ -249,6 +252,7 @@ static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client
     if (strcmp(st, "failed") == 0 || strcmp(st, "postcommit-failed") == 0)
         return err_set(e, EIO, "migration %s: %s", st,
                        json_string_value(json_object_get(ev, "error")) ?: "");
+    migtask_disks_log(k, &m->disk_log, ev);
     log_progress(k, m, ev);
     *done = false;
     return 0;
@@ -292,6 +296,13 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
                             "task", k->id, "owner_revision", (json_int_t)m->rev, "address",
                             m->plan.address, "migration_type", m->plan.type, "cert",
                             k->ctx->secrets->cert_pem, "started", (json_int_t)info.started);
+    if (migtask_disks_local(&m->plan)) { /* the target makes fresh volumes */
+        json_t *bytes = json_array();
+        for (unsigned i = 0; i < m->plan.spec.conf.ndisks; i++)
+            json_array_append_new(bytes, json_integer((json_int_t)m->plan.disk_bytes[i]));
+        json_object_set_new(req, "local_disks", json_true());
+        json_object_set_new(req, "disk_bytes", bytes);
+    }
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
     json_t *ans = NULL;
@@ -307,6 +318,12 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
                      json_string_value(json_object_get(ans, "error")) ?: "bad answer");
     if (!rc)
         snprintf(m->uri, sizeof(m->uri), "%s", uri);
+    const char *nbd = json_string_value(json_object_get(ans, "nbd"));
+    if (!rc && migtask_disks_local(&m->plan) && !nbd)
+        rc = err_set(e, EREMOTEIO, "node '%s' gave no nbd address for the local disks",
+                     m->plan.target);
+    if (!rc && nbd)
+        snprintf(m->nbd, sizeof(m->nbd), "%s", nbd);
     tls_dir[0] = '\0';
     if (!rc && strcmp(m->plan.type, "secure") == 0)
         rc = migtask_tls_dir(k->ctx, k->vmid, "tls-out", cert, tls_dir, e);
@@ -350,6 +367,8 @@ static int start_source(struct task *k, struct migtask_run *m, const char *tls_d
         json_object_set_new(req, "tls", json_true());
         json_object_set_new(req, "tls_dir", json_string(tls_dir));
     }
+    if (m->nbd[0])
+        json_object_set_new(req, "nbd", json_string(m->nbd));
     json_t *reply = NULL;
     vmm_set_listener(k->ctx->vmms, k->vmid, on_event, m);
     int rc = vmm_command(k->ctx->vmms, k->vmid, req, &reply, e);
@@ -437,6 +456,8 @@ static int migrate_locked(struct task *k, struct etcd_client *c, struct err *e)
         rc = migtask_handover_write(k->ctx, k->vmid, "source", &h, e);
     if (!rc)
         rc = m->plan.running ? run_online(k, m, c, e) : run_offline(k, m, c, e);
+    if (!rc && m->plan.running)
+        migtask_disks_done(k, &m->plan);
     double s = (double)(clock_mono_ns() - m->t0) / 1e9;
     if (!rc)
         task_log(k, "migration finished successfully (duration %02d:%02d:%02d)",

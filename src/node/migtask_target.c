@@ -15,6 +15,7 @@
 #include "node/ctx.h"
 #include "node/migtask.h"
 #include "node/migtask_files.h"
+#include "node/migtask_volumes.h"
 #include "node/vmops.h"
 
 #define PORTS 100
@@ -88,6 +89,9 @@ static int check_disks(struct node_ctx *x, const struct vmm_spec *spec, struct e
 struct dest_watch {
     struct node_ctx *x;
     uint32_t vmid;
+    struct migtask_handover h;
+    struct migtask_volumes vols; /* local disks: made here, for this migration */
+    bool ran;                    /* the VM resumed here */
 };
 
 /* The destination's events: a lost source is settled from etcd. Called by
@@ -99,8 +103,13 @@ static void on_destination_event(void *ctx, json_t *ev)
     const char *st = json_string_value(json_object_get(ev, "status"));
     if (st && strcmp(st, "commit-unknown") == 0)
         migtask_resolve_start(w->x, w->vmid);
-    if (name && strcmp(name, "exit") == 0)
+    if (st && strcmp(st, "completed") == 0)
+        w->ran = true;
+    if (name && strcmp(name, "exit") == 0) {
+        if (!w->ran) /* no orphan volume: unless the commit won */
+            migtask_volumes_settle(w->x, w->vmid, &w->h, &w->vols);
         free(w);
+    }
 }
 
 int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
@@ -108,9 +117,14 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
 {
     struct migtask_handover h = {.rev = 0};
     struct vmm_spec spec;
-    int rc = check_request(x, c, vmid, req, &h.rev, e);
+    struct dest_watch *w = calloc(1, sizeof(*w));
+    int rc = w ? check_request(x, c, vmid, req, &h.rev, e)
+               : err_set(e, ENOMEM, "out of memory");
     if (!rc)
         rc = vmops_spec_load(c, vmid, x->cfg->name, &spec, e);
+    bool local = json_is_true(json_object_get(req, "local_disks"));
+    if (!rc && local)
+        rc = migtask_volumes_create(&spec, json_object_get(req, "disk_bytes"), &w->vols, e);
     if (!rc)
         rc = check_disks(x, &spec, e);
     const char *address = json_string_value(json_object_get(req, "address"));
@@ -118,6 +132,12 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     unsigned port = 0;
     if (!rc)
         rc = free_port(address, base_port(x->cfg), &port, e);
+    unsigned nbd_port = 0; /* above the stream's: both are bound only by tern-vmm */
+    if (!rc && local)
+        rc = free_port(address, port + 1, &nbd_port, e);
+    if (!rc && local)
+        snprintf(spec.nbd_listen, sizeof(spec.nbd_listen),
+                 strchr(address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u", address, nbd_port);
     char tls_dir[MIGTASK_TLS_DIR_MAX] = "";
     bool secure = !type || strcmp(type, "insecure") != 0;
     if (!rc && secure)
@@ -135,17 +155,22 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
                  address, port);
     if (!rc)
         rc = vmm_start_incoming(x->vmms, &spec, uri, secure ? tls_dir : NULL, e);
-    struct dest_watch *w = rc ? NULL : malloc(sizeof(*w));
-    if (!rc && !w)
-        rc = err_set(e, ENOMEM, "out of memory");
+    if (rc && w) {
+        migtask_volumes_remove(&w->vols, "the destination could not be prepared");
+        free(w);
+    }
     if (!rc) {
-        *w = (struct dest_watch){x, vmid};
+        w->x = x;
+        w->vmid = vmid;
+        w->h = h;
         /* the guest's uptime goes on across the migration */
         json_t *st = json_object_get(req, "started");
         if (json_is_integer(st) && json_integer_value(st) > 0)
             vmm_set_started(x->vmms, vmid, (time_t)json_integer_value(st));
         vmm_set_listener(x->vmms, vmid, on_destination_event, w);
         *answer = json_pack("{s:s, s:s}", "uri", uri, "cert", x->secrets->cert_pem);
+        if (local)
+            json_object_set_new(*answer, "nbd", json_string(spec.nbd_listen));
     }
     return rc;
 }
@@ -157,7 +182,8 @@ int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256
     vmm_info(x->vmms, vmid, &info);
     /* a destination that broke the migration by dying may not be reaped
      * yet: a moment for it, so that the source can say how it ended */
-    if (info.present && info.role == VMM_INCOMING && vmm_wait_exit(x->vmms, vmid, 1000) == 0)
+    if (info.present && info.role == VMM_INCOMING &&
+        vmm_wait_exit(x->vmms, vmid, 1000) == 0)
         vmm_info(x->vmms, vmid, &info);
     if (last_exit)
         snprintf(last_exit, 256, "%s", info.present ? "" : info.last_exit);

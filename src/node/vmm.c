@@ -117,6 +117,10 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
             ARG("--tls-dir");
             ARG("%s", tls_dir);
         }
+        if (p->spec.nbd_listen[0]) {
+            ARG("--nbd-listen");
+            ARG("%s", p->spec.nbd_listen);
+        }
     } else {
         ARG("--kernel");
         ARG("%s", c->kernel);

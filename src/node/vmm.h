@@ -32,6 +32,9 @@ struct vmm_spec {
     struct vmconf conf;
     char disk[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
     bool shared[VMCONF_DISKS_MAX];
+    /* an incoming migration with local disks: the NBD listener of the
+     * destination (tern-vmm --nbd-listen), "" without */
+    char nbd_listen[80];
 };
 
 struct vmm_proc {

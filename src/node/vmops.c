@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster/node.h"
@@ -30,6 +31,25 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, const char *node,
             spec->shared[i] = s.shared;
     }
     return rc;
+}
+
+/* mkdir -p: a local storage's directory appears on first use on each node. */
+int vmops_make_dirs(const char *path, struct err *e)
+{
+    char buf[VMCONF_PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return err_set(e, errno, "cannot make directory '%s': %s", buf,
+                           strerror(errno));
+        *p = c;
+        if (!c)
+            return 0;
+    }
 }
 
 static void vmid_text(uint32_t id, char out[16])

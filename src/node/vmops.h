@@ -16,6 +16,8 @@
 
 struct node_ctx;
 
+/* mkdir -p: a local storage's directory appears on first use on each node. */
+int vmops_make_dirs(const char *path, struct err *e);
 /* Config and storage read linearizably (-ENOLINK without quorum). */
 /* The disks' paths are those on node ("{node}" in a storage path). */
 int vmops_spec_load(struct etcd_client *c, uint32_t id, const char *node,
