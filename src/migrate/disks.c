@@ -25,6 +25,17 @@ void mig_disks_init(struct mig_disks *d)
     memset(d, 0, sizeof(*d));
 }
 
+static void tick_cb(void *ctx)
+{
+    struct mig_disks *d = ctx;
+    double now = clock_mono_ms();
+    if (now - d->last_tick_ms < 250) /* figures, not a flood of events */
+        return;
+    d->last_tick_ms = now;
+    if (d->progress)
+        d->progress(d->progress_ctx);
+}
+
 static int open_all(struct mig_disks *d, struct vm *vm, const char *uri, struct err *e)
 {
     for (unsigned i = 0; i < vm->ndisks; i++) {
@@ -34,6 +45,8 @@ static int open_all(struct mig_disks *d, struct vm *vm, const char *uri, struct 
         snprintf(name, sizeof(name), "disk%u", i);
         struct mirror *m = &d->m[d->n++];
         int rc = mirror_open(m, &vm->disk[i], name, uri, e);
+        m->tick = tick_cb;
+        m->tick_ctx = d;
         if (!rc)
             rc = mirror_seed(m, e);
         if (rc)

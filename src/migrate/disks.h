@@ -15,7 +15,7 @@ struct mig_disks {
     unsigned n;
     _Atomic unsigned shown; /* mirrors ready for another thread's figures */
     struct mirror m[8];
-    double t0, final_ms;
+    double t0, final_ms, last_tick_ms;
     void (*progress)(void *ctx); /* after each pass: post the figures */
     void *progress_ctx;
 };

@@ -137,6 +137,8 @@ int mirror_pass(struct mirror *m, const _Atomic bool *cancel, struct err *e)
         if (!n)
             break;
         bit += n;
+        if (m->tick && (bit / max) % 64 == 0) /* about every 64 MiB */
+            m->tick(m->tick_ctx);
     }
     pthread_mutex_lock(&d->lock);
     m->fig.passes++;

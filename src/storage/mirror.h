@@ -38,6 +38,9 @@ struct mirror {
     uint8_t *buf;
     double t0;
     struct mirror_fig fig;
+    /* called now and then during a pass, outside the lock (figures) */
+    void (*tick)(void *ctx);
+    void *tick_ctx;
 };
 
 /* Connects to uri ("tcp:HOST:PORT" or "unix:PATH"), export name; checks the
