@@ -32,6 +32,7 @@ struct blk_dirty {
      * marked dirty instead (the mirror sees active_error and fails) */
     blk_dirty_write_fn active;
     void *active_ctx;
+    void *mirror; /* the one mirror job on this disk, NULL when none */
     int active_error;
     uint64_t active_writes, active_bytes;
 };

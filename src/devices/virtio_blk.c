@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -102,6 +103,30 @@ int virtio_blk_relock(struct virtio_blk *blk)
         return 0;
     int rc = lock_image(blk->fd, blk->readonly);
     blk->locked = !rc;
+    return rc;
+}
+
+int virtio_blk_switch(struct virtio_blk *blk, int fd, const char *path, bool shared,
+                      double *ms, struct err *e)
+{
+    struct blk_dirty *d = &blk->dirty;
+    struct timespec t0, t1;
+    pthread_mutex_lock(&d->lock);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = 0;
+    if (!d->active || d->count)
+        rc = err_set(e, EBUSY, "disk '%s': the new image is not in sync", blk->path);
+    else if (fdatasync(fd) < 0 || dup2(fd, blk->fd) < 0)
+        rc = err_set(e, errno, "disk '%s': switch: %s", blk->path, strerror(errno));
+    if (!rc) {
+        snprintf(blk->path, sizeof(blk->path), "%s", path);
+        blk->shared = shared;
+        d->active = NULL; /* the image is the target now */
+        d->active_ctx = NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_mutex_unlock(&d->lock);
+    *ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     return rc;
 }
 

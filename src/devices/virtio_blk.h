@@ -41,6 +41,14 @@ void virtio_blk_release(struct virtio_blk *blk);
 int virtio_blk_unlock(struct virtio_blk *blk);
 /* Takes the lock given up by virtio_blk_unlock again (handover aborted). */
 int virtio_blk_relock(struct virtio_blk *blk);
+/* move-disk: makes fd (a locked image of the same size, kept equal by a
+ * mirror in active mode, nothing dirty) the disk's image, between two
+ * requests: writes wait on the bitmap's lock meanwhile, a read in flight
+ * finishes on the old file (dup2 replaces the fd number atomically). The
+ * old file's lock goes with it. fd stays the caller's to close; *ms the
+ * time writes waited. */
+int virtio_blk_switch(struct virtio_blk *blk, int fd, const char *path, bool shared,
+                      double *ms, struct err *e);
 /* Drains and flushes: nothing in flight, everything on stable storage. */
 int virtio_blk_flush(struct virtio_blk *blk, struct err *e);
 /* Section "virtio-blk" version 1: transport, queues, image size and flags. */

@@ -7,6 +7,7 @@
 #include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
+#include "migrate/move_disk.h"
 #include "migrate/tls.h"
 
 static struct migration outgoing;
@@ -59,6 +60,7 @@ void migrate_commands_stop(struct monitor *m, void *arg)
 {
     (void)m;
     (void)arg;
+    move_disk_stop();
     migration_release(&outgoing);
 }
 
@@ -129,6 +131,8 @@ static int cmd_migrate(struct control *ctl, json_t *req, json_t *reply, struct e
     (void)reply;
     struct mig_params p;
     int rc = parse_params(req, &p, e);
+    if (!rc && move_disk_busy())
+        rc = err_set(e, EBUSY, "a disk move is running: migrate when it has ended");
     if (!rc)
         rc = migration_start(&outgoing, &p, e);
     return rc;
@@ -189,11 +193,26 @@ static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
     return give_decision(req, "resume", &mig_resume_decision, e);
 }
 
+/* Not during a migration: its state and its disks are being sent. */
+static int cmd_move_disk(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    json_t *q = migration_query(&outgoing);
+    const char *st = json_string_value(json_object_get(q, "status"));
+    bool moving = st && strcmp(st, "none") != 0 && strcmp(st, "completed") != 0 &&
+                  strcmp(st, "failed") != 0 && strcmp(st, "cancelled") != 0;
+    json_decref(q);
+    if (moving || vm_handed_over(&((struct monitor *)ctl->ctx)->vm))
+        return err_set(e, EBUSY, "move_disk: the vm is migrating");
+    return move_disk_command(ctl, req, reply, e);
+}
+
 const struct control_command migrate_commands[] = {
     {"migrate_commit", cmd_migrate_commit},
     {"incoming_resolve", cmd_incoming_resolve},
     {"migrate", cmd_migrate},
     {"migrate_cancel", cmd_migrate_cancel},
     {"query_migrate", cmd_query_migrate},
+    {"move_disk", cmd_move_disk},
+    {"move_disk_cancel", move_disk_cancel_command},
     {NULL, NULL},
 };

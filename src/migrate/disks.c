@@ -14,12 +14,6 @@
 #include "common/opts.h"
 #include "vmm/vm.h"
 
-/* Dirty passes before active mode is forced; after them the guest writes
- * faster than the copy converges. */
-#define PASSES_MAX 6
-/* Dirty bytes small enough to go under active mode in one more pass. */
-#define SMALL_ENOUGH (8U << 20)
-
 void mig_disks_init(struct mig_disks *d)
 {
     memset(d, 0, sizeof(*d));
@@ -64,26 +58,12 @@ static void tick(struct mig_disks *d)
         d->progress(d->progress_ctx);
 }
 
-/* Passes until the rest is small (or the passes run out), then active mode
- * and the pass that makes the target equal. */
 static int sync_one(struct mig_disks *d, struct mirror *m, const _Atomic bool *cancel,
                     struct err *e)
 {
-    int rc = 0;
-    struct mirror_fig f;
-    do {
-        rc = mirror_pass(m, cancel, e);
-        tick(d);
-        mirror_figures(m, &f);
-        test_hold("disk-pass");
-    } while (!rc && f.dirty > SMALL_ENOUGH && f.passes < PASSES_MAX);
-    if (rc)
-        return rc;
-    mirror_activate(m);
-    rc = mirror_pass(m, cancel, e);
-    if (!rc) /* the bulk goes to stable storage now, not inside the pause */
-        rc = mirror_flush(m, e);
+    int rc = mirror_sync(m, cancel, e);
     tick(d);
+    struct mirror_fig f;
     if (!rc) {
         mirror_figures(m, &f);
         log_info("migrate",

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/opts.h"
 
 static int nbd_fail(const char *name, const char *what, struct err *e)
 {
@@ -38,17 +40,79 @@ static int connect_uri(struct nbd_handle *h, const char *uri)
     return nbd_connect_tcp(h, host, colon + 1);
 }
 
-int mirror_open(struct mirror *m, struct virtio_blk *blk, const char *name, const char *uri,
-                struct err *e)
+/* The target: an NBD export, or a file of this host (move-disk). */
+static int target_write(struct mirror *m, const void *buf, size_t len, uint64_t off,
+                        struct err *e)
+{
+    if (m->tfd >= 0) {
+        if (pwrite(m->tfd, buf, len, (off_t)off) == (ssize_t)len)
+            return 0;
+        return err_set(e, errno ? errno : EIO, "disk '%s': write to the target: %s",
+                       m->fig.name, strerror(errno ? errno : EIO));
+    }
+    return nbd_pwrite(m->nbd, buf, len, off, 0) ? nbd_fail(m->fig.name, "write", e) : 0;
+}
+
+int mirror_flush(struct mirror *m, struct err *e)
+{
+    if (m->tfd >= 0)
+        return fdatasync(m->tfd) ? err_set(e, errno, "disk '%s': flush of the target: %s",
+                                           m->fig.name, strerror(errno))
+                                 : 0;
+    return nbd_flush(m->nbd, 0) ? nbd_fail(m->fig.name, "flush", e) : 0;
+}
+
+/* One mirror per disk: a migration and a move-disk never share a bitmap. */
+static int claim(struct mirror *m, struct err *e)
+{
+    struct blk_dirty *d = &m->blk->dirty;
+    pthread_mutex_lock(&d->lock);
+    bool busy = d->mirror != NULL;
+    if (!busy)
+        d->mirror = m;
+    pthread_mutex_unlock(&d->lock);
+    return busy ? err_set(e, EBUSY, "disk '%s': another mirror job runs on it", m->fig.name)
+                : 0;
+}
+
+static void mirror_start(struct mirror *m, struct virtio_blk *blk, const char *name)
 {
     memset(m, 0, sizeof(*m));
+    m->tfd = -1;
     m->blk = blk;
     m->t0 = clock_mono_ms();
     snprintf(m->fig.name, sizeof(m->fig.name), "%s", name);
     m->buf = malloc(MIRROR_CHUNK);
+}
+
+int mirror_open_file(struct mirror *m, struct virtio_blk *blk, const char *name, int fd,
+                     struct err *e)
+{
+    mirror_start(m, blk, name);
+    m->tfd = fd;
+    struct stat st;
+    if (!m->buf)
+        return err_set(e, ENOMEM, "disk '%s': out of memory for its mirror", name);
+    if (claim(m, e))
+        return -EBUSY;
+    if (fstat(fd, &st) < 0)
+        return err_set(e, errno, "disk '%s': target: %s", name, strerror(errno));
+    if ((uint64_t)st.st_size != blk->capacity * 512)
+        return err_set(e, EINVAL, "disk '%s': the target has %lld bytes, this disk %llu",
+                       name, (long long)st.st_size,
+                       (unsigned long long)(blk->capacity * 512));
+    return 0;
+}
+
+int mirror_open(struct mirror *m, struct virtio_blk *blk, const char *name, const char *uri,
+                struct err *e)
+{
+    mirror_start(m, blk, name);
     m->nbd = nbd_create();
     if (!m->buf || !m->nbd)
         return err_set(e, ENOMEM, "disk '%s': out of memory for its mirror", name);
+    if (claim(m, e))
+        return -EBUSY;
     if (strncmp(uri, "tcp:", 4) != 0 && strncmp(uri, "unix:", 5) != 0)
         return err_set(e, EINVAL,
                        "disk '%s': nbd target '%s' is not tcp:HOST:PORT or unix:PATH", name,
@@ -108,9 +172,10 @@ static int copy_run(struct mirror *m, uint64_t bit, uint64_t n, struct err *e)
         return err_set(e, got < 0 ? errno : EIO, "disk '%s': read at %llu failed",
                        m->fig.name, (unsigned long long)off);
     }
-    if (nbd_pwrite(m->nbd, m->buf, len, off, 0)) {
+    int rc = target_write(m, m->buf, len, off, e);
+    if (rc) {
         blk_dirty_mark_locked(d, off, len);
-        return nbd_fail(m->fig.name, "write", e);
+        return rc;
     }
     m->fig.copied += len;
     return 0;
@@ -148,14 +213,34 @@ int mirror_pass(struct mirror *m, const _Atomic bool *cancel, struct err *e)
     return rc ? rc : mirror_check(m, e);
 }
 
+int mirror_sync(struct mirror *m, const _Atomic bool *cancel, struct err *e)
+{
+    int rc = 0;
+    struct mirror_fig f;
+    do {
+        rc = mirror_pass(m, cancel, e);
+        if (m->tick)
+            m->tick(m->tick_ctx);
+        mirror_figures(m, &f);
+        test_hold("disk-pass");
+    } while (!rc && f.dirty > MIRROR_SMALL_ENOUGH && f.passes < MIRROR_PASSES_MAX);
+    if (rc)
+        return rc;
+    mirror_activate(m);
+    rc = mirror_pass(m, cancel, e);
+    /* the bulk goes to stable storage now, not inside the pause or switch */
+    return rc ? rc : mirror_flush(m, e);
+}
+
 static int active_write(void *ctx, const struct iovec *iov, int niov, uint64_t off,
                         uint64_t len)
 {
     struct mirror *m = ctx;
     (void)len;
+    struct err e;
     for (int i = 0; i < niov; i++) {
-        if (nbd_pwrite(m->nbd, iov[i].iov_base, iov[i].iov_len, off, 0))
-            return -(nbd_get_errno() ? nbd_get_errno() : EIO);
+        if (target_write(m, iov[i].iov_base, iov[i].iov_len, off, &e))
+            return -EIO;
         off += iov[i].iov_len;
     }
     return 0;
@@ -188,17 +273,10 @@ int mirror_check(struct mirror *m, struct err *e)
     return 0;
 }
 
-int mirror_flush(struct mirror *m, struct err *e)
-{
-    return nbd_flush(m->nbd, 0) ? nbd_fail(m->fig.name, "flush", e) : 0;
-}
-
 int mirror_finish(struct mirror *m, struct err *e)
 {
     int rc = mirror_pass(m, NULL, e);
-    if (!rc && nbd_flush(m->nbd, 0))
-        rc = nbd_fail(m->fig.name, "flush", e);
-    return rc;
+    return rc ? rc : mirror_flush(m, e);
 }
 
 void mirror_close(struct mirror *m)
@@ -210,6 +288,8 @@ void mirror_close(struct mirror *m)
             d->active = NULL;
             d->active_ctx = NULL;
         }
+        if (d->mirror == m)
+            d->mirror = NULL;
         pthread_mutex_unlock(&d->lock);
     }
     if (m->nbd) {

@@ -18,6 +18,11 @@
 struct nbd_handle;
 
 #define MIRROR_CHUNK (1U << 20) /* bytes per copy: the lock is held that long */
+/* Dirty passes before active mode is forced: after them the guest writes
+ * faster than the copy converges. */
+#define MIRROR_PASSES_MAX 6
+/* Dirty bytes small enough to go under active mode in one more pass. */
+#define MIRROR_SMALL_ENOUGH (8U << 20)
 
 /* What the figures show of one disk. */
 struct mirror_fig {
@@ -35,6 +40,7 @@ struct mirror_fig {
 struct mirror {
     struct virtio_blk *blk;
     struct nbd_handle *nbd;
+    int tfd; /* a target file of this host (move-disk), not owned; -1 with nbd */
     uint8_t *buf;
     double t0;
     struct mirror_fig fig;
@@ -47,10 +53,18 @@ struct mirror {
  * export's size against the disk. */
 int mirror_open(struct mirror *m, struct virtio_blk *blk, const char *name, const char *uri,
                 struct err *e);
+/* A target file of this host instead (move-disk): fd of the disk's size,
+ * kept open by the caller. */
+int mirror_open_file(struct mirror *m, struct virtio_blk *blk, const char *name, int fd,
+                     struct err *e);
 /* Dirty bitmap = the image's allocated extents; fig.total their bytes. */
 int mirror_seed(struct mirror *m, struct err *e);
 /* One pass over the bits set now; stops early when *cancel. */
 int mirror_pass(struct mirror *m, const _Atomic bool *cancel, struct err *e);
+/* Passes until the rest is small (or MIRROR_PASSES_MAX), then active mode,
+ * the pass that makes the target equal, and a flush of the target: from
+ * then on the target stays synchronous. */
+int mirror_sync(struct mirror *m, const _Atomic bool *cancel, struct err *e);
 /* Active mode on (writes go to both copies); a pass follows to copy what
  * was dirty until then. */
 void mirror_activate(struct mirror *m);
