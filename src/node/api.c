@@ -159,8 +159,8 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 }
 
 static const struct api_route *const tables[] = {
-    api_routes_cluster, api_routes_members, api_routes_vm,     api_routes_task,
-    api_routes_vmops,   api_routes_migrate, api_routes_vmlife,
+    api_routes_cluster, api_routes_members, api_routes_vm,       api_routes_task,
+    api_routes_vmops,   api_routes_migrate, api_routes_movedisk, api_routes_vmlife,
 };
 
 static void route(struct api_req *req, struct reply *r)

@@ -66,12 +66,13 @@ struct api_route {
 };
 
 /* Each ends with an entry whose method is NULL. */
-extern const struct api_route api_routes_cluster[]; /* api_cluster.c */
-extern const struct api_route api_routes_members[]; /* api_members.c */
-extern const struct api_route api_routes_vm[];      /* api_vm.c */
-extern const struct api_route api_routes_vmops[];   /* api_vmops.c */
-extern const struct api_route api_routes_vmlife[];  /* api_vmlife.c */
-extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
-extern const struct api_route api_routes_task[];    /* api_task.c */
+extern const struct api_route api_routes_cluster[];  /* api_cluster.c */
+extern const struct api_route api_routes_members[];  /* api_members.c */
+extern const struct api_route api_routes_vm[];       /* api_vm.c */
+extern const struct api_route api_routes_vmops[];    /* api_vmops.c */
+extern const struct api_route api_routes_vmlife[];   /* api_vmlife.c */
+extern const struct api_route api_routes_migrate[];  /* api_migrate.c */
+extern const struct api_route api_routes_movedisk[]; /* api_movedisk.c */
+extern const struct api_route api_routes_task[];     /* api_task.c */
 
 #endif

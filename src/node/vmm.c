@@ -438,6 +438,18 @@ void vmm_set_status(struct vmm_table *v, uint32_t id, const char *status)
     pthread_mutex_unlock(&v->lock);
 }
 
+void vmm_set_disk(struct vmm_table *v, uint32_t id, unsigned i, const char *path,
+                  bool shared)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    if (p && i < p->spec.conf.ndisks) {
+        snprintf(p->spec.disk[i], sizeof(p->spec.disk[i]), "%s", path);
+        p->spec.shared[i] = shared;
+    }
+    pthread_mutex_unlock(&v->lock);
+}
+
 void vmm_set_started(struct vmm_table *v, uint32_t id, time_t started)
 {
     pthread_mutex_lock(&v->lock);

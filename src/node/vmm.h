@@ -126,6 +126,9 @@ unsigned vmm_list(struct vmm_table *v, uint32_t ids[VMM_MAX]);
 void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out);
 void vmm_set_listener(struct vmm_table *v, uint32_t id, void (*fn)(void *ctx, json_t *ev),
                       void *ctx);
+/* After a move-disk: disk i's image for a restart of the process. */
+void vmm_set_disk(struct vmm_table *v, uint32_t id, unsigned i, const char *path,
+                  bool shared);
 /* When the guest booted, for a destination: the source's. */
 void vmm_set_started(struct vmm_table *v, uint32_t id, time_t started);
 /* The status shown while a migration runs ("migrating"), or back. */

@@ -106,3 +106,31 @@ check "  the guest finds its blocks of before (DISK verify ok)" \
     wait_for "$(console_of n2 100)" '^DISK verify ok [1-9][0-9]* blocks boot=2' 30
 check "  and writes on (DISK ok)" disk_ok_on n2
 check "  one tern-vmm for vm 100" [ "$(vmm_count 100)" = 1 ]
+
+# move-disk: the running VM's disk to a shared storage, then (stopped) back
+mkdir -p "$TMP/nas2"
+tern_on n1 storage add nas2 --path "$TMP/nas2" --shared >/dev/null
+OUT=$(tern_on n1 vm move-disk 100 disk0 nas2 --delete-source 2>&1); RC=$?
+note "$(grep -E 'copied|switched' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "move-disk 100 disk0 nas2 (running): TASK OK" \
+    bash -c "[ $RC = 0 ] && [ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ]" "$OUT"
+check "  switched between two requests: writes waited < 50 ms" \
+    bash -c "ms=\$(grep -o 'writes waited [0-9.]* ms' <<<\"\$0\" | grep -o '[0-9.]*'); awk \"BEGIN { exit !(\$ms < 50) }\"" "$OUT"
+check "  the config names nas2" bash -c "[ \"\$($TERN --config $TMP/n3.conf vm show 100 --output json | jq -r '.config.disks[0].storage')\" = nas2 ]"
+check "  the new volume is there, the old one removed (--delete-source)" \
+    bash -c "[ -s '$TMP/nas2/vm-100-disk-0.raw' ] && [ ! -e '$(vol n2)' ]"
+check "  the guest goes on writing and verifying (DISK ok)" disk_ok_on n2
+check "  and its pages (VERIFY ok)" verify_on n2 100
+OUT=$(tern_on n1 vm move-disk 100 disk3 local 2>&1); RC=$?
+check "move-disk: a disk the vm lacks is refused (TASK ERROR naming it)" \
+    bash -c "[ $RC = 1 ] && grep -q 'vm 100 has no disk3' <<<\"\$0\"" "$OUT"
+OUT=$(tern_on n1 vm move-disk 100 disk9 local 2>&1); RC=$?
+check "move-disk: disk9 is a usage error (exit 2)" bash -c "[ $RC = 2 ] && grep -q \"bad disk 'disk9'\" <<<\"\$0\"" "$OUT"
+check_out "vm stop 100" tern_on n1 vm stop 100
+OUT=$(tern_on n1 vm move-disk 100 disk0 local 2>&1); RC=$?
+check "move-disk of the stopped vm back to local: TASK OK, copied" \
+    bash -c "[ $RC = 0 ] && grep -q 'MiB copied (the vm is stopped)' <<<\"\$0\"" "$OUT"
+check "  the old volume kept without --delete-source" test -s "$TMP/nas2/vm-100-disk-0.raw"
+check_out "vm start 100" tern_on n1 vm start 100
+check "  the guest finds its blocks (DISK verify ok, boot 3)" \
+    wait_for "$(console_of n2 100)" '^DISK verify ok [1-9][0-9]* blocks boot=3' 30
