@@ -449,6 +449,15 @@ int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_c
 
 void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
 {
+    if (!p->running && migtask_disks_local(p)) {
+        snprintf(out, size,
+                 "offline migration of stopped vm %u from node '%s' to node '%s' over %s "
+                 "(%s): its %u local disk(s) are copied by a migration of the vm built "
+                 "paused (the guest never runs), then it is stopped on node '%s'",
+                 p->vmid, p->source, p->target, p->address, p->type, migtask_disks_local(p),
+                 p->target);
+        return;
+    }
     if (!p->running) {
         snprintf(out, size,
                  "offline migration of stopped vm %u from node '%s' to node '%s': "

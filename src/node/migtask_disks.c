@@ -97,11 +97,6 @@ int migtask_disks_check(struct migtask_plan *p, char *detail, size_t size, struc
                       "vm %u: disk%d is on storage '%s', which is not shared: "
                       "add --with-local-disks to copy it to node '%s'",
                       p->vmid, first, storage, p->target);
-    if (!p->running)
-        return refuse(detail, size, -ENOTSUP,
-                      "vm %u: disk%d is on storage '%s': copying the local disks "
-                      "of a stopped vm is not built yet; start it and use --online",
-                      p->vmid, first, storage);
     if (strcmp(p->type, "insecure") != 0)
         return refuse(detail, size, -ENOTSUP,
                       "vm %u: disk%d is on storage '%s': local disks move over "

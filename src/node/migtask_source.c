@@ -302,6 +302,8 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
             json_array_append_new(bytes, json_integer((json_int_t)m->plan.disk_bytes[i]));
         json_object_set_new(req, "local_disks", json_true());
         json_object_set_new(req, "disk_bytes", bytes);
+        if (!m->plan.running) /* built paused for the copy: stopped once there */
+            json_object_set_new(req, "offline", json_true());
     }
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
@@ -419,9 +421,61 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
     return rc;
 }
 
+/* After the offline copy: the VM arrived paused on the target, whose ternd
+ * stops it (the request said "offline"); the task waits until the cluster
+ * shows it stopped. */
+static int stopped_on_target(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                             struct err *e)
+{
+    for (int i = 0; i < 150; i++) { /* 30 s */
+        struct vmrec_state st;
+        struct err ignored;
+        int s = vmrec_state_get(c, k->vmid, 0, &st, &ignored);
+        if (s == -ENOENT || (!s && strcmp(st.status, "stopped") == 0)) {
+            task_log(k, "vm %u stopped on node '%s', its disks there", k->vmid,
+                     m->plan.target);
+            return 0;
+        }
+        usleep(200000);
+    }
+    return err_set(e, ETIMEDOUT, "vm %u arrived on node '%s' but is not stopped there",
+                   k->vmid, m->plan.target);
+}
+
+/* A stopped VM with local disks: built here paused (the guest never runs)
+ * and migrated, so that its disks go by the mirror with every guarantee of
+ * a live migration (no orphan volume, the source untouched before the
+ * commit); then stopped on the target. */
+static int run_offline_disks(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                             struct err *e)
+{
+    task_log(k,
+             "vm %u is stopped: its %u local disk(s) go by a migration of the vm built "
+             "paused on node '%s' (the guest never runs)",
+             k->vmid, migtask_disks_local(&m->plan), m->plan.source);
+    struct migtask_handover h = {.rev = m->rev};
+    snprintf(h.source, sizeof(h.source), "%s", m->plan.source);
+    snprintf(h.target, sizeof(h.target), "%s", m->plan.target);
+    struct vmm_spec spec = m->plan.spec;
+    spec.paused = true;
+    int rc = migtask_handover_write(k->ctx, k->vmid, "source", &h, e);
+    if (!rc)
+        rc = vmm_start(k->ctx->vmms, &spec, e);
+    if (!rc)
+        rc = run_online(k, m, c, e);
+    struct err ignored;
+    if (rc && !m->committed && vmm_stop(k->ctx->vmms, k->vmid, 5000, &ignored) == 0)
+        vmm_wait_settled(k->ctx->vmms, k->vmid, 5000);
+    if (!rc)
+        rc = stopped_on_target(k, m, c, e);
+    return rc;
+}
+
 static int run_offline(struct task *k, struct migtask_run *m, struct etcd_client *c,
                        struct err *e)
 {
+    if (migtask_disks_local(&m->plan))
+        return run_offline_disks(k, m, c, e);
     task_log(k, "vm %u is stopped: offline migration from node '%s' to node '%s'", k->vmid,
              m->plan.source, m->plan.target);
     bool committed = false;
@@ -456,7 +510,7 @@ static int migrate_locked(struct task *k, struct etcd_client *c, struct err *e)
         rc = migtask_handover_write(k->ctx, k->vmid, "source", &h, e);
     if (!rc)
         rc = m->plan.running ? run_online(k, m, c, e) : run_offline(k, m, c, e);
-    if (!rc && m->plan.running)
+    if (!rc && migtask_disks_local(&m->plan))
         migtask_disks_done(k, &m->plan);
     double s = (double)(clock_mono_ns() - m->t0) / 1e9;
     if (!rc)

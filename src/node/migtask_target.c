@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "cluster/handover.h"
 #include "cluster/vmconf.h"
+#include "common/log.h"
 #include "node/ctx.h"
 #include "node/migtask.h"
 #include "node/migtask_files.h"
@@ -92,7 +94,26 @@ struct dest_watch {
     struct migtask_handover h;
     struct migtask_volumes vols; /* local disks: made here, for this migration */
     bool ran;                    /* the VM resumed here */
+    bool offline;                /* a stopped VM's disks: stop it once here */
 };
+
+/* The offline copy arrived: the VM stops here (in its own thread: the
+ * watch thread that called must go on to see the exit). */
+struct stop_req {
+    struct node_ctx *x;
+    uint32_t vmid;
+};
+
+static void *stop_thread(void *arg)
+{
+    struct stop_req *s = arg;
+    struct err e;
+    if (vmm_stop(s->x->vmms, s->vmid, 5000, &e) < 0)
+        log_error("migrate", "vm %u: offline copy arrived, but it did not stop: %s",
+                  s->vmid, e.msg);
+    free(s);
+    return NULL;
+}
 
 /* The destination's events: a lost source is settled from etcd. Called by
  * the process's watch thread, which calls it last with "exit". */
@@ -103,8 +124,17 @@ static void on_destination_event(void *ctx, json_t *ev)
     const char *st = json_string_value(json_object_get(ev, "status"));
     if (st && strcmp(st, "commit-unknown") == 0)
         migtask_resolve_start(w->x, w->vmid);
-    if (st && strcmp(st, "completed") == 0)
+    if (st && strcmp(st, "completed") == 0) {
         w->ran = true;
+        pthread_t th;
+        struct stop_req *s = w->offline ? malloc(sizeof(*s)) : NULL;
+        if (s)
+            *s = (struct stop_req){w->x, w->vmid};
+        if (s && pthread_create(&th, NULL, stop_thread, s) == 0)
+            pthread_detach(th);
+        else
+            free(s);
+    }
     if (name && strcmp(name, "exit") == 0) {
         if (!w->ran) /* no orphan volume: unless the commit won */
             migtask_volumes_settle(w->x, w->vmid, &w->h, &w->vols);
@@ -163,6 +193,7 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
         w->x = x;
         w->vmid = vmid;
         w->h = h;
+        w->offline = json_is_true(json_object_get(req, "offline"));
         /* the guest's uptime goes on across the migration */
         json_t *st = json_object_get(req, "started");
         if (json_is_integer(st) && json_integer_value(st) > 0)

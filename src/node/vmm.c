@@ -124,6 +124,8 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
     } else {
         ARG("--kernel");
         ARG("%s", c->kernel);
+        if (p->spec.paused)
+            ARG("--paused");
         argv[n++] = "--cmdline";
         argv[n++] = (char *)c->cmdline;
     }

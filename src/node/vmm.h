@@ -35,6 +35,9 @@ struct vmm_spec {
     /* an incoming migration with local disks: the NBD listener of the
      * destination (tern-vmm --nbd-listen), "" without */
     char nbd_listen[80];
+    /* built but never run (tern-vmm --paused): the offline copy of a
+     * stopped VM's local disks goes through a migration of it */
+    bool paused;
 };
 
 struct vmm_proc {

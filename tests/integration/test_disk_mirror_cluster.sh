@@ -107,6 +107,26 @@ check "  the guest finds its blocks of before (DISK verify ok)" \
 check "  and writes on (DISK ok)" disk_ok_on n2
 check "  one tern-vmm for vm 100" [ "$(vmm_count 100)" = 1 ]
 
+# offline: the stopped VM's local disk goes to n3 (built paused, never run)
+check_out "vm stop 100" tern_on n1 vm stop 100
+OUT=$(tern_on n1 vm migrate 100 n3 --with-local-disks --migration-type insecure --dry-run 2>&1); RC=$?
+check "offline dry run: the plan says how" \
+    bash -c "[ $RC = 0 ] && grep -q 'local disk(s) are copied by a migration of the vm built paused' <<<\"\$0\"" "$OUT"
+OUT=$(tern_on n1 vm migrate 100 n3 --with-local-disks --migration-type insecure 2>&1); RC=$?
+note "$(grep -E 'disk0: [0-9.]+ MiB copied|stopped on node' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "offline migration with local disks: TASK OK" \
+    bash -c "[ $RC = 0 ] && [ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ]" "$OUT"
+check "  vm 100 is stopped on n3" vm_on 100 n3 stopped
+check "  the volume moved: on n3, not on n2" bash -c "[ -s '$(vol n3)' ] && [ ! -e '$(vol n2)' ]"
+check "  the guest never ran on the way (no heartbeat on n2 after the stop, none on n3)" \
+    bash -c "! grep -q '^HB' '$(console_of n3 100)' 2>/dev/null"
+check "  no tern-vmm for vm 100" [ "$(vmm_count 100)" = 0 ]
+check_out "vm start 100 (on n3)" tern_on n1 vm start 100
+check "  the guest finds its blocks (DISK verify ok, boot 3)" \
+    wait_for "$(console_of n3 100)" '^DISK verify ok [1-9][0-9]* blocks boot=3' 30
+OUT=$(tern_on n1 vm migrate 100 n2 --online --with-local-disks --migration-type insecure 2>&1)
+check "and back to n2 live: TASK OK" bash -c "[ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ]" "$OUT"
+
 # move-disk: the running VM's disk to a shared storage, then (stopped) back
 mkdir -p "$TMP/nas2"
 tern_on n1 storage add nas2 --path "$TMP/nas2" --shared >/dev/null
@@ -132,5 +152,5 @@ check "move-disk of the stopped vm back to local: TASK OK, copied" \
     bash -c "[ $RC = 0 ] && grep -q 'MiB copied (the vm is stopped)' <<<\"\$0\"" "$OUT"
 check "  the old volume kept without --delete-source" test -s "$TMP/nas2/vm-100-disk-0.raw"
 check_out "vm start 100" tern_on n1 vm start 100
-check "  the guest finds its blocks (DISK verify ok, boot 3)" \
-    wait_for "$(console_of n2 100)" '^DISK verify ok [1-9][0-9]* blocks boot=3' 30
+check "  the guest finds its blocks (DISK verify ok, boot 4)" \
+    wait_for "$(console_of n2 100)" '^DISK verify ok [1-9][0-9]* blocks boot=4' 30
