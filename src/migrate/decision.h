@@ -20,14 +20,18 @@ struct mig_decision {
 };
 
 /* The source's "commit or abort?" and the destination's "resume or quit?"
- * after it lost its source. */
-extern struct mig_decision mig_commit_decision, mig_resume_decision;
+ * after it lost its source; the source's "may the VM pause now?" before
+ * stop-and-copy (the pause gate: ternd reads etcd first). */
+extern struct mig_decision mig_commit_decision, mig_resume_decision, mig_pause_decision;
 
 /* Marks the decision as awaited (before the event is posted, so an answer
  * right after it is not lost). */
 void mig_decision_expect(struct mig_decision *d);
 /* Waits for the answer to the expected decision. */
 bool mig_decision_wait(struct mig_decision *d);
+/* The same for at most timeout_ms: 0 with *yes, or -ETIMEDOUT (then the
+ * decision is no longer awaited: a late answer is refused). */
+int mig_decision_wait_ms(struct mig_decision *d, int timeout_ms, bool *yes);
 /* -ENOENT when nothing waits for this decision. */
 int mig_decision_give(struct mig_decision *d, bool yes, const char *what, struct err *e);
 bool mig_decision_pending(struct mig_decision *d);

@@ -22,15 +22,25 @@
 /* With ACKS: acknowledge at least this often while a backlog waits. */
 #define ACK_EVERY_BYTES (8U << 20)
 
+int mig_incoming_listen(struct mig_incoming *in, struct err *e)
+{
+    int rc = mig_uri_listen(in->uri, &in->listen_fd, e);
+    in->listening = !rc;
+    if (!rc)
+        log_info("migrate", "waiting for a source on %s%s", in->uri,
+                 in->tls_dir ? " (tls)" : "");
+    return rc;
+}
+
 int mig_incoming_accept(struct mig_incoming *in, struct err *e)
 {
-    int lfd, fd;
+    int fd;
     in->ch.fd = -1;
-    int rc = mig_uri_listen(in->uri, &lfd, e);
+    int rc = in->listening ? 0 : mig_incoming_listen(in, e);
     if (rc)
         return rc;
-    log_info("migrate", "waiting for a source on %s%s", in->uri,
-             in->tls_dir ? " (tls)" : "");
+    int lfd = in->listen_fd;
+    in->listening = false;
     rc = mig_accept(lfd, in->accept_timeout_ms, &fd, e);
     if (lfd >= 0)
         close(lfd);
@@ -121,6 +131,9 @@ void mig_incoming_refuse(struct mig_incoming *in, const char *why)
 
 void mig_incoming_release(struct mig_incoming *in)
 {
+    if (in->listening && in->listen_fd >= 0)
+        close(in->listen_fd);
+    in->listening = false;
     mig_channel_release(&in->ch);
     hello_release(&in->hello);
 }
@@ -282,8 +295,9 @@ static void *incoming_thread(void *arg)
              (unsigned long long)r.ram.zero_pages, (double)r.load_ns / 1e6,
              in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",
-                       json_pack("{s:s, s:s, s:I}", "role", "destination", "status",
-                                 "completed", "pages", (json_int_t)r.ram.pages));
+                       json_pack("{s:s, s:s, s:I, s:s}", "role", "destination", "status",
+                                 "completed", "pages", (json_int_t)r.ram.pages, "state",
+                                 in->hello.paused ? "paused" : "running"));
     if (!in->hello.paused)
         monitor_post_event(in->mon, "resumed", NULL);
     return NULL;

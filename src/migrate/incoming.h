@@ -21,6 +21,10 @@ struct mig_incoming {
     bool external_commit; /* ternd decides when the source goes silent */
     /* --nbd-listen: local disks arrive here over NBD (NULL: refused) */
     struct nbd_server *nbd;
+    /* listening already (mig_incoming_listen): a supervisor that sees the
+     * control socket answer may hand out the address at once */
+    bool listening;
+    int listen_fd;
     struct mig_channel ch;
     struct mig_hello hello;
     uint64_t features;
@@ -29,6 +33,8 @@ struct mig_incoming {
     bool thread_running;
 };
 
+/* Listens on uri (done by mig_incoming_accept when not called before). */
+int mig_incoming_listen(struct mig_incoming *in, struct err *e);
 /* Listens on uri, accepts one source, reads and checks its HELLO. */
 int mig_incoming_accept(struct mig_incoming *in, struct err *e);
 /* Fills the VM config from HELLO, checking it against the local options
