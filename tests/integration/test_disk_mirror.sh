@@ -142,12 +142,12 @@ check "source killed mid-mirror: the destination exits 1" [ "$RC" = 1 ]
 check "  and never ran the guest (no heartbeat there)" bash -c "! grep -q '^HB' '$TMP/ks-d.console' 2>/dev/null"
 
 # 5. a hostile NBD peer is refused with one line; the migration goes on
-boot_src hp TERN_TEST_HOLD=disk-pass TERN_TEST_HOLD_MS=2000
+boot_src hp TERN_TEST_HOLD=disk-pass TERN_TEST_HOLD_MS=4000
 dst hp-d
 migrate hp "unix:$TMP/hp-d.mig" ",\"nbd\":\"unix:$TMP/hp-d.nbd\"" &
 MPID=$!
 wait_for "$TMP/hp.log" "test hold at 'disk-pass'" 30
-python3 - "$TMP/hp-d.nbd" <<'EOF'
+python3 - "$TMP/hp-d.nbd" >"$TMP/hp.peer" 2>&1 <<'EOF'
 import socket, struct, sys
 def peer(payload):
     s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(18)
@@ -155,12 +155,43 @@ def peer(payload):
     try: s.recv(64)
     except OSError: pass
     s.close()
+IHAVEOPT = 0x49484156454F5054
 peer(struct.pack(">I", 3) + b"BADMAGIC" + struct.pack(">II", 7, 4))
-peer(struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 7, 1 << 30))
+peer(struct.pack(">I", 3) + struct.pack(">QII", IHAVEOPT, 7, 1 << 30))
+# after a proper NBD_OPT_GO of disk0 (no info requests): requests
+go = struct.pack(">I", 3) + struct.pack(">QII", IHAVEOPT, 7, 4 + 5 + 2) + \
+     struct.pack(">I", 5) + b"disk0" + struct.pack(">H", 0)
+req = lambda typ, off, n, magic=0x25609513: struct.pack(">IHHQQI", magic, 0, typ, 1, off, n)
+peer(go + req(0, 0, 512, magic=0xdeadbeef))       # bad request magic
+peer(go + req(1, 0, 64 << 20))                    # a write of 64 MiB
+peer(go + req(9, 0, 0))                           # an unknown command
+# a read past the end is answered EINVAL and the connection goes on
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(18)
+s.sendall(go); s.settimeout(5)
+def more(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(65536)
+        if not c:
+            break
+        b += c
+    return b
+got = more(20 + 12 + 20)                          # INFO (a 20-byte header, 12 of data), ACK
+s.sendall(req(0, 256 << 20, 512) + req(0, 0, 512))
+r = more(16 + 16 + 512)
+magic, err1, h1 = struct.unpack(">IIQ", r[:16])
+magic2, err2, h2 = struct.unpack(">IIQ", r[16:32])
+print("past-end-error", err1, "then-read-error", err2, "data", len(r) - 32)
+s.close()
 EOF
 wait $MPID; mig_status hp
 check "hostile peer: bad option magic refused" grep -q "peer refused: bad option magic" "$TMP/hp-d.log"
 check "hostile peer: an oversized option refused" grep -q "peer refused: option 7 of 1073741824 bytes" "$TMP/hp-d.log"
+check "hostile peer: a bad request magic refused" grep -q "peer refused: bad request magic 0xdeadbeef" "$TMP/hp-d.log"
+check "hostile peer: a 64 MiB write refused" grep -q "peer refused: request of 67108864 bytes (at most 33554432)" "$TMP/hp-d.log"
+check "hostile peer: an unknown command refused" grep -q "peer refused: unknown command 9" "$TMP/hp-d.log"
+check "hostile peer: a read past the end answered EINVAL (22), the next read served" \
+    grep -q "past-end-error 22 then-read-error 0 data 512" "$TMP/hp.peer"
 check "hostile peer: the migration completed all the same" [ "$MIG" = completed ]
 check "hostile peer: DISK ok on the destination" new_disk_ok hp-d
 ctl hp-d '{"cmd":"quit"}' >/dev/null; wait_vm hp-d; wait_vm hp
