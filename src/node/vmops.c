@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/ha.h"
 #include "cluster/node.h"
 #include "cluster/owner.h"
 #include "cluster/vmconf.h"
@@ -30,7 +31,10 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, const char *node,
         if (!rc)
             spec->shared[i] = s.shared;
     }
-    return rc;
+    struct ha_conf ha;
+    int hr = rc ? 0 : ha_conf_get(c, id, 0, &ha, e);
+    spec->ha = hr == 0; /* an HA VM starts fenced (node/ha.h) */
+    return rc ? rc : hr == -ENOENT ? 0 : hr;
 }
 
 /* mkdir -p: a local storage's directory appears on first use on each node. */
