@@ -149,10 +149,11 @@ MPID=$!
 wait_for "$TMP/hp.log" "test hold at 'disk-pass'" 30
 python3 - "$TMP/hp-d.nbd" >"$TMP/hp.peer" 2>&1 <<'EOF'
 import socket, struct, sys
-def peer(payload):
+def peer(payload):   # until the server hangs up: it has read all of payload then
     s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(18)
-    s.sendall(payload); s.settimeout(2)
-    try: s.recv(64)
+    s.sendall(payload); s.settimeout(3)
+    try:
+        while s.recv(65536): pass
     except OSError: pass
     s.close()
 IHAVEOPT = 0x49484156454F5054
