@@ -17,11 +17,12 @@ CURL_LIBS     = $(shell pkg-config --libs libcurl)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka)
 
-.PHONY: all check demo bench bench-net clean deps
+.PHONY: all check demo bench bench-net bench-disk clean deps
 all:
 
 include src/common/module.mk
 include src/devices/module.mk
+include src/storage/module.mk
 include src/vmm/module.mk
 include src/migrate/module.mk
 include src/cluster/module.mk
@@ -48,6 +49,12 @@ demo:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory all test-bins >/dev/null
 	@KEEP=$(KEEP) scripts/demo
+
+# local-disk copy rates beside qemu-img, nbdcopy and the file write limit
+bench-disk:
+	@scripts/install-deps
+	@$(MAKE) --no-print-directory all test-bins >/dev/null
+	@bash bench/disk_mirror.sh
 
 bench:
 	@scripts/install-deps qemu-system-x86 gnuplot-nox

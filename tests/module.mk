@@ -67,7 +67,7 @@ $(BUILD)/tests/streamcheck: tests/tools/streamcheck.c $(VMM_PROGRAM_LIBS)
 # one archive so that it links what tern-vmm links.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
-ASAN_LIB_SRCS := $(MIGRATE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
+ASAN_LIB_SRCS := $(MIGRATE_SRCS) $(STORAGE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
 ASAN_LIB_OBJS := $(ASAN_LIB_SRCS:%.c=$(BUILD)/asan/obj/%.o)
 ASAN_OBJS := $(BUILD)/asan/obj/src/bin/tern-vmm.o $(ASAN_LIB_OBJS)
 

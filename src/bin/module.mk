@@ -1,6 +1,7 @@
 # The programs: one main each, linked with the libraries of its layers and
 # the system libraries those use (tern-vmm: no libcurl, no libmicrohttpd).
-VMM_PROGRAM_LIBS := $(BUILD)/libmigrate.a $(BUILD)/libvmm.a $(BUILD)/libdevices.a \
+VMM_PROGRAM_LIBS := $(BUILD)/libmigrate.a $(BUILD)/libstorage.a $(BUILD)/libvmm.a \
+	$(BUILD)/libdevices.a \
 	$(BUILD)/libcommon.a
 $(BUILD)/tern-vmm: $(BUILD)/obj/src/bin/tern-vmm.o $(VMM_PROGRAM_LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(MIGRATE_LDLIBS) $(LDLIBS)

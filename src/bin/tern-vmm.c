@@ -60,6 +60,9 @@ static const char usage_text[] =
     "                       local (default) never resumes; external asks the\n"
     "                       control socket (event commit-unknown, command\n"
     "                       incoming_resolve; used by ternd)\n"
+    "  --nbd-listen URI     with --incoming: receive the source's local disks\n"
+    "                       (not shared=on) over NBD on tcp:HOST:PORT or\n"
+    "                       unix:PATH, exported as disk0..disk7 (docs/nbd.md)\n"
     "  --fence-ms N         self-fence: end at once (exit 4) unless the control\n"
     "                       command 'fence' moves the deadline on within N ms\n"
     "                       (ternd arms it for HA VMs)\n"
@@ -89,6 +92,7 @@ enum opt_id {
     OPT_TLS_DIR,
     OPT_PREALLOC,
     OPT_COMMIT,
+    OPT_NBD_LISTEN,
     OPT_NET,
     OPT_FENCE_MS,
 };
@@ -98,6 +102,7 @@ struct cli {
     struct monitor_options mo;
     const char *incoming;
     const char *tls_dir;
+    const char *nbd_listen;
     bool memory_given, cpus_given;
     bool external_commit;
     unsigned fence_ms; /* 0: no self-fence */
@@ -122,6 +127,7 @@ static const struct option long_options[] = {
     {"tls-dir", required_argument, NULL, OPT_TLS_DIR},
     {"prealloc", no_argument, NULL, OPT_PREALLOC},
     {"commit", required_argument, NULL, OPT_COMMIT},
+    {"nbd-listen", required_argument, NULL, OPT_NBD_LISTEN},
     {"net", required_argument, NULL, OPT_NET},
     {"fence-ms", required_argument, NULL, OPT_FENCE_MS},
     {NULL, 0, NULL, 0},
@@ -215,6 +221,7 @@ static void parse_options(int argc, char **argv, struct cli *cli)
             *(id == OPT_MEMORY ? &cli->memory_given : &cli->cpus_given) = true;
             break;
         case OPT_INCOMING: cli->incoming = optarg; break;
+        case OPT_NBD_LISTEN: cli->nbd_listen = optarg; break;
         case OPT_COMMIT:
             if (strcmp(optarg, "external") != 0 && strcmp(optarg, "local") != 0)
                 die("--commit wants local or external, not '%s'", optarg);
@@ -243,6 +250,8 @@ static void parse_options(int argc, char **argv, struct cli *cli)
         die("--kernel FILE is required (see --help)");
     if (cli->incoming && (cfg->kernel || cfg->initrd || *cfg->cmdline))
         die("--incoming takes the VM from the source: no --kernel, --initrd or --cmdline");
+    if (cli->nbd_listen && !cli->incoming)
+        die("--nbd-listen receives local disks: it goes with --incoming");
     if (cli->incoming && cfg->prealloc && !cli->memory_given)
         die("--prealloc with --incoming needs --memory (the source's size)");
 }
@@ -264,13 +273,22 @@ static void incoming_stop(struct monitor *m, void *arg)
 static int run_incoming(struct cli *cli, int *status, struct err *e)
 {
     static struct mig_incoming in;
+    static struct nbd_server nbd;
     in.uri = cli->incoming;
     in.ch.fd = -1; /* a refusal before any source connected writes nowhere */
     in.tls_dir = cli->tls_dir;
     in.accept_timeout_ms = -1;
     in.external_commit = cli->external_commit;
     int rc = 0;
-    if (cli->cfg.prealloc)
+    nbd_server_init(&nbd);
+    if (cli->nbd_listen) {
+        int lfd;
+        /* listening before any source comes: the port is ours from now */
+        rc = mig_uri_listen(cli->nbd_listen, &lfd, e);
+        nbd_server_set_listener(&nbd, rc ? -1 : lfd);
+        in.nbd = rc ? NULL : &nbd;
+    }
+    if (!rc && cli->cfg.prealloc)
         rc = vm_ram_create(cli->cfg.memory, true, &cli->cfg.ram_fd, e);
     bool quit = false;
     if (!rc)
@@ -290,6 +308,7 @@ static int run_incoming(struct cli *cli, int *status, struct err *e)
     if (rc)
         mig_incoming_refuse(&in, e->msg);
     mig_incoming_release(&in);
+    nbd_server_release(&nbd);
     return rc;
 }
 

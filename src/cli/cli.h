@@ -44,6 +44,7 @@ extern const struct cmd cmds_cluster[];
 extern const struct cmd cmds_storage[];
 extern const struct cmd cmds_vm[];
 extern const struct cmd cmds_vmlife[];
+extern const struct cmd cmds_vmdisk[];
 extern const struct cmd cmds_task[];
 extern const struct cmd cmds_ha[];
 

@@ -307,6 +307,10 @@ static json_t *migrate_body(const struct call *k, int *rc)
         json_object_set_new(b, "bwlimit_mib", json_integer((json_int_t)bw));
     if (type)
         json_object_set_new(b, "migration_type", json_string(type));
+    if (call_flag(k, "--with-local-disks"))
+        json_object_set_new(b, "with_local_disks", json_true());
+    if (call_flag(k, "--keep-source"))
+        json_object_set_new(b, "keep_source", json_true());
     if (net)
         json_object_set_new(b, "migration_network", json_string(net));
     if (downtime)
@@ -399,6 +403,10 @@ static const struct cmd_opt migrate_opts[] = {
      "'tern cluster options'",
      false, false},
     {"--downtime", "MS", "longest pause of the guest at the handover", false, false},
+    {"--with-local-disks", NULL,
+     "copy the disks on storage that is not shared (live: an nbd mirror)", false, false},
+    {"--keep-source", NULL,
+     "with --with-local-disks: keep the source's volumes after the move", false, false},
     {"--dry-run", NULL,
      "run the checks and print them with the plan; move "
      "nothing",
@@ -444,7 +452,7 @@ const struct cmd cmds_vm[] = {
     {"vm", "migrate",
      "ID TARGET|auto [--online] [--bwlimit MIB/S] [--migration-type "
      "secure|insecure] [--migration-network CIDR] [--downtime MS] [--dry-run] "
-     "[--no-follow]",
+     "[--with-local-disks [--keep-source]] [--no-follow]",
      2, 2, "move a VM to another node, live with --online",
      "TARGET is a node name or auto (the online node with the most free memory).\n"
      "The checks run first; a failing one is printed and exits 1 (3 without\n"
@@ -455,7 +463,8 @@ const struct cmd cmds_vm[] = {
      "--output json prints the answer (task or dry run) and does not follow.\n",
      "  tern vm migrate 100 n2 --online\n"
      "  tern vm migrate 100 auto --online --dry-run\n"
-     "  tern vm migrate 100 n3 --online --bwlimit 200 --migration-type insecure\n",
+     "  tern vm migrate 100 n3 --online --bwlimit 200 --migration-type insecure\n"
+     "  tern vm migrate 100 n2 --online --with-local-disks --migration-type insecure\n",
      migrate_opts, run_migrate},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };

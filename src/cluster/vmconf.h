@@ -31,9 +31,13 @@
 #define VMCONF_NETS_MAX 4                       /* tern-vmm's limit (VM_MAX_NETS) */
 #define VMCONF_IFNAME_MAX 16                    /* IFNAMSIZ */
 
+/* "{node}" in a storage path is the node's name: nodes that share one
+ * machine keep their local storages apart (docs/cluster.md). */
+#define STORAGE_NODE_TOKEN "{node}"
+
 struct storage_conf {
     char name[TERN_NAME_MAX + 1];
-    char path[VMCONF_PATH_MAX]; /* absolute directory */
+    char path[VMCONF_PATH_MAX]; /* absolute directory, may hold "{node}" */
     bool shared;                /* the same files on every node */
 };
 
@@ -98,9 +102,15 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
 int cluster_options_get(struct etcd_client *c, unsigned flags, struct cluster_options *out,
                         struct err *e);
 
-/* The volume's file: storage path + "/" + volume. */
-int storage_volume_path(const struct storage_conf *s, const char *volume,
+/* The storage's directory on node: its path with "{node}" expanded. */
+int storage_dir_path(const struct storage_conf *s, const char *node,
+                     char out[VMCONF_PATH_MAX], struct err *e);
+/* The volume's file on node: storage_dir_path + "/" + volume. */
+int storage_volume_path(const struct storage_conf *s, const char *node, const char *volume,
                         char out[VMCONF_PATH_MAX], struct err *e);
+/* "{node}" is the only placeholder, and only in a storage that is not
+ * shared (a shared one is the same directory everywhere). */
+int storage_path_check(const char *path, bool shared, const char *what, struct err *e);
 
 /* Run state of a VM as published by the node that runs it. */
 struct vmrec_state {

@@ -226,6 +226,9 @@ int storage_conf_from_json(json_t *j, struct storage_conf *s, struct err *e)
     rc = jsonf_bool(j, "shared", false, &s->shared, what, e);
     if (rc)
         return rc;
+    rc = storage_path_check(path, s->shared, what, e);
+    if (rc)
+        return rc;
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') /* "/srv/tern/" is "/srv/tern" */
         n--;

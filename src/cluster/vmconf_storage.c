@@ -79,13 +79,62 @@ int storage_get(struct etcd_client *c, const char *name, unsigned flags,
     return rc;
 }
 
-int storage_volume_path(const struct storage_conf *s, const char *volume,
+int storage_path_check(const char *path, bool shared, const char *what, struct err *e)
+{
+    for (const char *b = strchr(path, '{'); b; b = strchr(b + 1, '{')) {
+        if (strncmp(b, STORAGE_NODE_TOKEN, strlen(STORAGE_NODE_TOKEN)) != 0)
+            return err_set(e, EINVAL,
+                           "%s: 'path' may hold only the placeholder " STORAGE_NODE_TOKEN,
+                           what);
+        if (shared)
+            return err_set(e, EINVAL,
+                           "%s: a shared storage is the same directory on every node: "
+                           "no " STORAGE_NODE_TOKEN " in its path",
+                           what);
+    }
+    if (strchr(path, '}') && !strstr(path, STORAGE_NODE_TOKEN))
+        return err_set(e, EINVAL,
+                       "%s: 'path' may hold only the placeholder " STORAGE_NODE_TOKEN,
+                       what);
+    return 0;
+}
+
+int storage_dir_path(const struct storage_conf *s, const char *node,
+                     char out[VMCONF_PATH_MAX], struct err *e)
+{
+    const size_t tok = strlen(STORAGE_NODE_TOKEN);
+    size_t n = 0;
+    for (const char *p = s->path; *p;) {
+        const char *piece = p;
+        size_t len = 1;
+        if (strncmp(p, STORAGE_NODE_TOKEN, tok) == 0) {
+            piece = node;
+            len = strlen(node);
+            p += tok;
+        } else {
+            p++;
+        }
+        if (n + len >= VMCONF_PATH_MAX)
+            return err_set(e, ENAMETOOLONG,
+                           "storage '%s': path on node '%s' is longer than %d characters",
+                           s->name, node, VMCONF_PATH_MAX - 1);
+        memcpy(out + n, piece, len);
+        n += len;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int storage_volume_path(const struct storage_conf *s, const char *node, const char *volume,
                         char out[VMCONF_PATH_MAX], struct err *e)
 {
+    char dir[VMCONF_PATH_MAX];
     int rc = name_check(volume, "volume", e);
+    if (!rc)
+        rc = storage_dir_path(s, node, dir, e);
     if (rc)
         return rc;
-    int n = snprintf(out, VMCONF_PATH_MAX, "%s/%s", s->path, volume);
+    int n = snprintf(out, VMCONF_PATH_MAX, "%s/%s", dir, volume);
     if (n < 0 || n >= VMCONF_PATH_MAX)
         return err_set(e, ENAMETOOLONG,
                        "storage '%s': path of volume '%s' is longer "

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -65,7 +66,14 @@ static int blk_open(struct virtio_blk *blk, const char *path, bool readonly, boo
     blk->readonly = readonly;
     blk->shared = shared;
     blk->fd = -1;
-    return blk_open_fd(blk, lock, e);
+    int rc = blk_open_fd(blk, lock, e);
+    if (!rc &&
+        blk_dirty_init(&blk->dirty, blk->capacity * SECTOR, BLK_DIRTY_SHIFT_DEFAULT)) {
+        close(blk->fd);
+        blk->fd = -1;
+        rc = err_set(e, ENOMEM, "disk '%s': out of memory for its dirty bitmap", path);
+    }
+    return rc;
 }
 
 int virtio_blk_open(struct virtio_blk *blk, const char *path, bool readonly, bool shared,
@@ -95,6 +103,30 @@ int virtio_blk_relock(struct virtio_blk *blk)
         return 0;
     int rc = lock_image(blk->fd, blk->readonly);
     blk->locked = !rc;
+    return rc;
+}
+
+int virtio_blk_switch(struct virtio_blk *blk, int fd, const char *path, bool shared,
+                      double *ms, struct err *e)
+{
+    struct blk_dirty *d = &blk->dirty;
+    struct timespec t0, t1;
+    pthread_mutex_lock(&d->lock);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = 0;
+    if (!d->active || d->count)
+        rc = err_set(e, EBUSY, "disk '%s': the new image is not in sync", blk->path);
+    else if (fdatasync(fd) < 0 || dup2(fd, blk->fd) < 0)
+        rc = err_set(e, errno, "disk '%s': switch: %s", blk->path, strerror(errno));
+    if (!rc) {
+        snprintf(blk->path, sizeof(blk->path), "%s", path);
+        blk->shared = shared;
+        d->active = NULL; /* the image is the target now */
+        d->active_ctx = NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_mutex_unlock(&d->lock);
+    *ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     return rc;
 }
 
@@ -160,6 +192,31 @@ static void mark_iov_dirty(struct guest_ram *ram, const struct virtq_chain *c, u
     }
 }
 
+/* A guest write: tracked, and in active mode on the mirror's target too
+ * before it completes. A failing target never fails the guest's write: it
+ * ends active mode and the block stays dirty (the mirror then fails). */
+static ssize_t blk_write(struct virtio_blk *blk, const struct iovec *iov, int niov,
+                         off_t off)
+{
+    struct blk_dirty *d = &blk->dirty;
+    pthread_mutex_lock(&d->lock);
+    ssize_t n = pwritev(blk->fd, iov, niov, off);
+    if (n > 0 && d->active) {
+        int rc = d->active(d->active_ctx, iov, niov, (uint64_t)off, (uint64_t)n);
+        if (rc) {
+            d->active_error = rc;
+            d->active = NULL;
+        } else {
+            d->active_writes++;
+            d->active_bytes += (uint64_t)n;
+        }
+    }
+    if (n > 0 && !d->active)
+        blk_dirty_mark_locked(d, (uint64_t)off, (uint64_t)n);
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
 static uint8_t blk_rw(struct virtio_blk *blk, const struct virtq_chain *c,
                       const struct blk_req_hdr *h, uint32_t *written)
 {
@@ -175,7 +232,7 @@ static uint8_t blk_rw(struct virtio_blk *blk, const struct virtq_chain *c,
     if (chain_iov(c, blk->mmio.ram, in, in ? 0 : sizeof(*h), len, iov, &niov))
         return BLK_S_IOERR;
     off_t off = (off_t)(h->sector * SECTOR);
-    ssize_t n = in ? preadv(blk->fd, iov, niov, off) : pwritev(blk->fd, iov, niov, off);
+    ssize_t n = in ? preadv(blk->fd, iov, niov, off) : blk_write(blk, iov, niov, off);
     if (n != (ssize_t)len)
         return BLK_S_IOERR;
     if (in) {
@@ -303,6 +360,7 @@ void virtio_blk_release(struct virtio_blk *blk)
     if (blk->fd >= 0)
         close(blk->fd);
     blk->fd = -1;
+    blk_dirty_release(&blk->dirty);
     virtio_mmio_release(&blk->mmio);
 }
 

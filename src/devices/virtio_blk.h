@@ -8,6 +8,7 @@
 
 #include "common/devstate.h"
 #include "common/err.h"
+#include "devices/blk_dirty.h"
 #include "devices/virtio_mmio.h"
 
 #define VIRTIO_ID_BLOCK 2
@@ -22,6 +23,7 @@ struct virtio_blk {
     bool locked;
     uint64_t inflight; /* requests taken from the ring and not yet used */
     uint64_t reads, writes, flushes, errors;
+    struct blk_dirty dirty; /* every guest write, for a mirror */
 };
 
 /* Opens and locks the image (exclusive unless readonly). */
@@ -39,6 +41,14 @@ void virtio_blk_release(struct virtio_blk *blk);
 int virtio_blk_unlock(struct virtio_blk *blk);
 /* Takes the lock given up by virtio_blk_unlock again (handover aborted). */
 int virtio_blk_relock(struct virtio_blk *blk);
+/* move-disk: makes fd (a locked image of the same size, kept equal by a
+ * mirror in active mode, nothing dirty) the disk's image, between two
+ * requests: writes wait on the bitmap's lock meanwhile, a read in flight
+ * finishes on the old file (dup2 replaces the fd number atomically). The
+ * old file's lock goes with it. fd stays the caller's to close; *ms the
+ * time writes waited. */
+int virtio_blk_switch(struct virtio_blk *blk, int fd, const char *path, bool shared,
+                      double *ms, struct err *e);
 /* Drains and flushes: nothing in flight, everything on stable storage. */
 int virtio_blk_flush(struct virtio_blk *blk, struct err *e);
 /* Section "virtio-blk" version 1: transport, queues, image size and flags. */

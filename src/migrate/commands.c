@@ -9,6 +9,7 @@
 #include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
+#include "migrate/move_disk.h"
 #include "migrate/tls.h"
 
 #define PAUSE_GATE_WAIT_MS 2000
@@ -93,25 +94,16 @@ void migrate_commands_stop(struct monitor *m, void *arg)
 {
     (void)m;
     (void)arg;
+    move_disk_stop();
     migration_release(&outgoing);
 }
 
 static int check_keys(json_t *req, struct err *e)
 {
-    static const char *const known[] = {"cmd",
-                                        "id",
-                                        "uri",
-                                        "max_bandwidth",
-                                        "downtime_limit_ms",
-                                        "auto_converge",
-                                        "max_time_s",
-                                        "tls",
-                                        "tls_dir",
-                                        "page_crc",
-                                        "commit",
-                                        "watchdog_ms",
-                                        "pause_gate",
-                                        NULL};
+    static const char *const known[] = {
+        "cmd",           "id",          "uri",        "max_bandwidth", "downtime_limit_ms",
+        "auto_converge", "max_time_s",  "tls",        "tls_dir",       "page_crc",
+        "commit",        "watchdog_ms", "pause_gate", "nbd",           NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
@@ -155,6 +147,13 @@ int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
     p->external_commit = commit && strcmp(commit, "external") == 0;
     p->downtime_limit_ms = (uint32_t)downtime;
     p->max_time_s = (uint32_t)max_time;
+    const char *nbd = json_string_value(json_object_get(req, "nbd"));
+    if (json_object_get(req, "nbd") &&
+        (!nbd || strlen(nbd) >= sizeof(p->nbd) ||
+         (strncmp(nbd, "tcp:", 4) != 0 && strncmp(nbd, "unix:", 5) != 0)))
+        return err_set(e, EINVAL, "'nbd' must be tcp:HOST:PORT or unix:PATH");
+    if (nbd)
+        snprintf(p->nbd, sizeof(p->nbd), "%s", nbd);
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
     if (p->tls && !dir)
@@ -172,6 +171,8 @@ static int cmd_migrate(struct control *ctl, json_t *req, json_t *reply, struct e
     (void)reply;
     struct mig_params p;
     int rc = migrate_params_parse(req, &p, e);
+    if (!rc && move_disk_busy())
+        rc = err_set(e, EBUSY, "a disk move is running: migrate when it has ended");
     if (!rc)
         rc = migration_start(&outgoing, &p, e);
     return rc;
@@ -240,6 +241,19 @@ static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
     return give_decision(req, "resume", &mig_resume_decision, e);
 }
 
+/* Not during a migration: its state and its disks are being sent. */
+static int cmd_move_disk(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    json_t *q = migration_query(&outgoing);
+    const char *st = json_string_value(json_object_get(q, "status"));
+    bool moving = st && strcmp(st, "none") != 0 && strcmp(st, "completed") != 0 &&
+                  strcmp(st, "failed") != 0 && strcmp(st, "cancelled") != 0;
+    json_decref(q);
+    if (moving || vm_handed_over(&((struct monitor *)ctl->ctx)->vm))
+        return err_set(e, EBUSY, "move_disk: the vm is migrating");
+    return move_disk_command(ctl, req, reply, e);
+}
+
 const struct control_command migrate_commands[] = {
     {"migrate_commit", cmd_migrate_commit},
     {"migrate_pause", cmd_migrate_pause},
@@ -247,5 +261,7 @@ const struct control_command migrate_commands[] = {
     {"migrate", cmd_migrate},
     {"migrate_cancel", cmd_migrate_cancel},
     {"query_migrate", cmd_query_migrate},
+    {"move_disk", cmd_move_disk},
+    {"move_disk_cancel", move_disk_cancel_command},
     {NULL, NULL},
 };

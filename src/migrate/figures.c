@@ -35,6 +35,8 @@ json_t *mig_figures_json(const struct mig_figures *f)
         json_object_set_new(j, "total_ms", json_real(f->total_ms));
         json_object_set_new(j, "setup_ms", json_real(f->setup_ms));
         json_object_set_new(j, "downtime_ms", json_real(f->downtime_ms));
+        if (f->disks_ms > 0)
+            json_object_set_new(d, "disks_ms", json_real(f->disks_ms));
         json_object_set_new(j, "downtime", d);
         json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
     }

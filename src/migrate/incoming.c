@@ -62,18 +62,30 @@ int mig_incoming_accept(struct mig_incoming *in, struct err *e)
     return rc;
 }
 
-static int check_disks(const struct mig_hello *h, const struct vm_config *cfg,
+static int check_disks(const struct mig_hello *h, const struct vm_config *cfg, bool nbd,
                        struct err *e)
 {
     if (h->ndisks != cfg->ndisks)
         return err_set(e, EINVAL, "source has %u disks, %u given here (--disk)", h->ndisks,
                        cfg->ndisks);
     for (unsigned i = 0; i < h->ndisks; i++) {
-        if (!h->disk[i].shared)
+        if (!h->disk[i].shared && !nbd)
             return err_set(e, ENOTSUP,
                            "disk %u is local to the source (not shared=on); "
-                           "local disk migration is not supported",
+                           "start the destination with --nbd-listen to receive it",
                            i);
+        if (!h->disk[i].shared) {
+            if (h->disk[i].readonly)
+                return err_set(e, ENOTSUP,
+                               "disk %u: a read-only local disk is not mirrored", i);
+            if (cfg->disk[i].shared || cfg->disk[i].readonly)
+                return err_set(
+                    e, EINVAL,
+                    "disk %u is local to the source: give a fresh writable image "
+                    "here, without shared=on",
+                    i);
+            continue;
+        }
         if (!cfg->disk[i].shared || h->disk[i].readonly != cfg->disk[i].readonly)
             return err_set(e, EINVAL, "disk %u: give it as shared=on%s here too", i,
                            h->disk[i].readonly ? ",readonly=on" : "");
@@ -113,7 +125,7 @@ int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg, bool mem
                        (unsigned long long)(cfg->memory >> 20));
     if (cpus_given && cfg->cpus != h->cpus)
         return err_set(e, EINVAL, "source has %u cpus, --cpus says %u", h->cpus, cfg->cpus);
-    int rc = check_disks(h, cfg, e);
+    int rc = check_disks(h, cfg, in->nbd != NULL, e);
     if (!rc)
         rc = check_nets(h, cfg, e);
     if (rc)
@@ -261,6 +273,10 @@ static int dest_handover(struct dest_run *r, struct err *e)
     }
     test_hold("commit-received");
     uint64_t t = clock_mono_ns();
+    /* the source flushed its last disk blocks before the state: nothing
+     * more may reach the images once the guest runs here */
+    if (r->in->nbd)
+        nbd_server_stop(r->in->nbd);
     vm_take_back(r->vm); /* committed: the VM is this process's now */
     rc = vm_post_load(r->vm, e);
     if (rc)
@@ -311,6 +327,21 @@ static void *incoming_thread(void *arg)
     return NULL;
 }
 
+/* The local disks (not shared in HELLO) as NBD exports disk<index>, before
+ * HELLO_ACK: the source mirrors into them while its VM runs. */
+static int export_disks(struct mig_incoming *in, struct vm *vm, struct err *e)
+{
+    int rc = 0;
+    for (unsigned i = 0; !rc && i < vm->ndisks; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "disk%u", i);
+        if (!in->hello.disk[i].shared)
+            rc = nbd_server_add(in->nbd, name, vm->disk[i].fd, vm->disk[i].capacity * 512,
+                                e);
+    }
+    return rc ? rc : nbd_server_start(in->nbd, e);
+}
+
 int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
 {
     struct mig_incoming *in = arg;
@@ -323,12 +354,15 @@ int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
                            m->vm.disk[i].path,
                            (unsigned long long)(m->vm.disk[i].capacity * 512),
                            (unsigned long long)in->hello.disk[i].size);
+    int rc = in->nbd ? export_disks(in, &m->vm, e) : 0;
+    if (rc)
+        return rc;
     uint8_t ack[16] = {0};
     uint16_t version = MIG_VERSION_MAX < in->hello.version_max ? MIG_VERSION_MAX
                                                                : in->hello.version_max;
     memcpy(ack, &version, 2);
     memcpy(ack + 8, &in->features, 8);
-    int rc = mig_send_buf(&in->ch, MIG_HELLO_ACK, ack, sizeof(ack), e);
+    rc = mig_send_buf(&in->ch, MIG_HELLO_ACK, ack, sizeof(ack), e);
     if (rc)
         return rc;
     rc = pthread_create(&in->thread, NULL, incoming_thread, in);
@@ -349,4 +383,6 @@ void mig_incoming_stop(struct monitor *m, void *arg)
     mig_channel_cancel(&in->ch);
     pthread_join(in->thread, NULL);
     in->thread_running = false;
+    if (in->nbd)
+        nbd_server_stop(in->nbd);
 }

@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "migrate/channel.h"
 #include "migrate/hello.h"
+#include "storage/nbd.h"
 #include "vmm/monitor.h"
 
 struct mig_incoming {
@@ -18,6 +19,8 @@ struct mig_incoming {
     const char *tls_dir; /* NULL: plain; else TLS with mutual auth */
     int accept_timeout_ms;
     bool external_commit; /* ternd decides when the source goes silent */
+    /* --nbd-listen: local disks arrive here over NBD (NULL: refused) */
+    struct nbd_server *nbd;
     /* listening already (mig_incoming_listen): a supervisor that sees the
      * control socket answer may hand out the address at once */
     bool listening;

@@ -64,11 +64,20 @@ static void set_status(struct migration *m, enum mig_status s)
     pthread_mutex_unlock(&m->lock);
 }
 
-static void post_figures(struct migration *m)
+/* The figures and, with local disks, each mirror's. */
+static json_t *figures_json(struct migration *m)
 {
     pthread_mutex_lock(&m->lock);
     json_t *f = mig_figures_json(&m->fig);
     pthread_mutex_unlock(&m->lock);
+    if (atomic_load(&m->disks.shown))
+        json_object_set_new(f, "disks", mig_disks_json(&m->disks));
+    return f;
+}
+
+static void post_figures(struct migration *m)
+{
+    json_t *f = figures_json(m);
     if (m->hooks.event)
         m->hooks.event(m->hooks.ctx, f);
     else
@@ -334,7 +343,12 @@ static int src_pause(struct source_run *r, struct err *e)
         if (rc)
             return rc;
     }
-    return 0;
+    /* local disks: the blocks still dirty and a flush of each target */
+    int rc = r->m->disks.n ? mig_disks_final(&r->m->disks, e) : 0;
+    pthread_mutex_lock(&r->m->lock);
+    r->m->fig.disks_ms = r->m->disks.final_ms;
+    pthread_mutex_unlock(&r->m->lock);
+    return rc;
 }
 
 static void src_time(struct migration *m, double *field, double since)
@@ -543,11 +557,22 @@ static void src_done(struct source_run *r)
     pthread_mutex_unlock(&m->lock);
 }
 
+static void disks_progress(void *ctx)
+{
+    post_figures(ctx);
+}
+
 static int src_setup(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     int rc = src_connect(r, e);
     src_time(m, &m->fig.setup_ms, r->t0);
+    /* the disks first: in sync (active mode) before RAM pre-copy begins,
+     * so that nothing of them is left for the pause but a flush */
+    m->disks.progress = disks_progress;
+    m->disks.progress_ctx = m;
+    if (!rc && m->params.nbd[0])
+        rc = mig_disks_sync(&m->disks, m->vm, m->params.nbd, &m->cancel, e);
     if (!rc)
         rc = dirty_log_start(m->vm, e);
     if (!rc)
@@ -587,6 +612,7 @@ static void *migration_thread(void *arg)
         src_fail(&r, &e);
     else
         src_done(&r);
+    mig_disks_close(&m->disks);
     mig_watchdog_join(m);
     ram_sender_release(&r.rs);
     post_figures(m);
@@ -613,6 +639,7 @@ int migration_start(struct migration *m, const struct mig_params *p, struct err 
     m->thread_running = false;
     m->params = *p;
     memset(&m->fig, 0, sizeof(m->fig));
+    mig_disks_init(&m->disks);
     m->fig.status = MIG_STATUS_SETUP;
     m->fig.ram_total = m->vm->config.memory;
     atomic_store(&m->cancel, false);
@@ -654,8 +681,5 @@ void migration_release(struct migration *m)
 
 json_t *migration_query(struct migration *m)
 {
-    pthread_mutex_lock(&m->lock);
-    json_t *j = mig_figures_json(&m->fig);
-    pthread_mutex_unlock(&m->lock);
-    return j;
+    return figures_json(m);
 }

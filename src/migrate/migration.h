@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "migrate/channel.h"
+#include "migrate/disks.h"
 
 struct vm;
 
@@ -23,6 +24,7 @@ struct mig_params {
     char tls_dir[256];    /* ca.pem, cert.pem, key.pem */
     bool page_crc;        /* default on */
     bool external_commit; /* ternd decides the handover (migrate_commit) */
+    char nbd[256];        /* local disks: the destination's NBD server, "" none */
     /* Before the commit, give up when no control request came for this
      * long (0: never): an orphaned migration, whose ternd is gone, must not
      * keep throttling or pausing the guest. */
@@ -55,6 +57,7 @@ struct mig_figures {
     double pause_ms, last_pages_ms, state_save_ms, transfer_ms, load_ms, commit_ms,
         resume_ms;
     uint64_t state_bytes;
+    double disks_ms;              /* last disk blocks and target flush, in the pause */
     double sync_ms;               /* last dirty-log sync (KVM + VMM bitmap) */
     double predicted_downtime_ms; /* last transfer expected when pre-copy stopped */
     char stop_reason[16];         /* why it stopped: converge.h */
@@ -96,6 +99,7 @@ struct migration {
     struct mig_channel ch;
     pthread_mutex_t lock; /* guards figures */
     struct mig_figures fig;
+    struct mig_disks disks; /* local disks' mirrors (disks.h) */
     _Atomic bool cancel;
     _Atomic bool abandoned; /* by the watchdog: nobody watched it */
     pthread_t watchdog;

@@ -124,40 +124,25 @@ static void get_vm(struct api_req *req, struct reply *r)
 
 /* --- disk files */
 
-/* mkdir -p: a local storage's directory appears on first use on each node. */
-static int make_dirs(const char *path, struct err *e)
-{
-    char buf[VMCONF_PATH_MAX];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return err_set(e, errno, "cannot make directory '%s': %s", buf,
-                           strerror(errno));
-        *p = c;
-        if (!c)
-            return 0;
-    }
-}
-
 /* A sparse raw file of the disk's size; never one that exists already. */
-static int create_disk(const struct storage_conf *s, const struct vmconf_disk *d,
-                       char path[VMCONF_PATH_MAX], struct err *e)
+static int create_disk(const struct storage_conf *s, const char *node,
+                       const struct vmconf_disk *d, char path[VMCONF_PATH_MAX],
+                       struct err *e)
 {
     struct stat st;
-    int rc = storage_volume_path(s, d->volume, path, e);
+    char dir[VMCONF_PATH_MAX];
+    int rc = storage_volume_path(s, node, d->volume, path, e);
+    if (!rc)
+        rc = storage_dir_path(s, node, dir, e);
     if (!rc && !s->shared)
-        rc = make_dirs(s->path, e);
+        rc = vmops_make_dirs(dir, e);
     if (rc < 0)
         return rc;
-    if (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
         return err_set(e, ENOTDIR,
                        "storage '%s': '%s' is not a directory on this "
                        "node",
-                       s->name, s->path);
+                       s->name, dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST)
         return err_set(e, EEXIST, "disk file '%s' exists already", path);
@@ -246,7 +231,7 @@ static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);
     for (; !rc && made < c->ndisks; made++) {
-        rc = create_disk(&st[made], &c->disks[made], paths[made], e);
+        rc = create_disk(&st[made], req->ctx->cfg->name, &c->disks[made], paths[made], e);
         if (rc < 0)
             break;
     }
@@ -305,7 +290,7 @@ static int remove_disks(struct api_req *req, const struct vmconf *c, struct err 
         char path[VMCONF_PATH_MAX];
         int rc = storage_get(req->etcd, c->disks[i].storage, 0, &s, e);
         if (!rc)
-            rc = storage_volume_path(&s, c->disks[i].volume, path, e);
+            rc = storage_volume_path(&s, req->ctx->cfg->name, c->disks[i].volume, path, e);
         if (rc < 0)
             return rc;
         if (unlink(path) < 0 && errno != ENOENT)

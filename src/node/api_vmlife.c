@@ -133,7 +133,7 @@ static void life_task(struct api_req *req, struct reply *r, const char *type,
     int rc = a ? timeout_of(req->body, &a->timeout_s, &e)
                : err_set(&e, ENOMEM, "out of memory");
     if (!rc && strcmp(type, "reboot") == 0)
-        rc = vmops_spec_load(req->etcd, id, &a->spec, &e);
+        rc = vmops_spec_load(req->etcd, id, req->ctx->cfg->name, &a->spec, &e);
     char task[TASK_ID_MAX];
     if (!rc)
         rc = task_start(req->ctx->tasks, req->ctx, type, id, run, a, task, &e);

@@ -120,7 +120,7 @@ static void start_vm(struct api_req *req, struct reply *r)
                            info.status, (int)info.pid);
     struct vmm_spec *spec = malloc(sizeof(*spec));
     struct err e;
-    int rc = spec ? vmops_spec_load(req->etcd, id, spec, &e)
+    int rc = spec ? vmops_spec_load(req->etcd, id, req->ctx->cfg->name, spec, &e)
                   : err_set(&e, ENOMEM, "out of memory");
     char task[TASK_ID_MAX];
     if (!rc)

@@ -55,7 +55,7 @@ static int start_here(struct task *k, struct etcd_client *c, const struct recove
                       int64_t lease, struct err *e)
 {
     struct vmm_spec spec;
-    int rc = vmops_spec_load(c, k->vmid, &spec, e);
+    int rc = vmops_spec_load(c, k->vmid, k->ctx->cfg->name, &spec, e);
     if (rc)
         return rc;
     spec.ha = true;

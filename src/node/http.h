@@ -79,17 +79,18 @@ const struct api_route *api_route_find(struct api_req *req, bool *path_known);
 int api_body_parse(const char *data, size_t len, struct api_req *req, struct reply *r);
 
 /* Each ends with an entry whose method is NULL. */
-extern const struct api_route api_routes_cluster[]; /* api_cluster.c */
-extern const struct api_route api_routes_members[]; /* api_members.c */
-extern const struct api_route api_routes_vm[];      /* api_vm.c */
-extern const struct api_route api_routes_vmops[];   /* api_vmops.c */
-extern const struct api_route api_routes_vmlife[];  /* api_vmlife.c */
-extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
-extern const struct api_route api_routes_task[];    /* api_task.c */
-extern const struct api_route api_routes_leave[];   /* api_leave.c */
-extern const struct api_route api_routes_ha[];      /* ha_api.c */
-extern const struct api_route api_routes_maint[];   /* maintenance.c */
-extern const struct api_route api_routes_web[];     /* web.c */
-extern const struct api_route api_routes_events[];  /* events.c */
+extern const struct api_route api_routes_cluster[];  /* api_cluster.c */
+extern const struct api_route api_routes_members[];  /* api_members.c */
+extern const struct api_route api_routes_vm[];       /* api_vm.c */
+extern const struct api_route api_routes_vmops[];    /* api_vmops.c */
+extern const struct api_route api_routes_vmlife[];   /* api_vmlife.c */
+extern const struct api_route api_routes_migrate[];  /* api_migrate.c */
+extern const struct api_route api_routes_movedisk[]; /* api_movedisk.c */
+extern const struct api_route api_routes_task[];     /* api_task.c */
+extern const struct api_route api_routes_leave[];    /* api_leave.c */
+extern const struct api_route api_routes_ha[];       /* ha_api.c */
+extern const struct api_route api_routes_maint[];    /* maintenance.c */
+extern const struct api_route api_routes_web[];      /* web.c */
+extern const struct api_route api_routes_events[];   /* events.c */
 
 #endif

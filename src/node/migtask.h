@@ -29,7 +29,10 @@ struct migtask_plan {
     bool online;  /* --online given */
     bool running; /* the VM runs now: a live migration */
     bool dry_run;
-    uint64_t bwlimit_mib; /* 0 = unlimited */
+    bool with_local_disks; /* copy disks on non-shared storage (migtask_disks.c) */
+    bool keep_source;      /* keep the source's volumes after the commit */
+    uint64_t disk_bytes[VMCONF_DISKS_MAX]; /* allocated bytes of each local disk */
+    uint64_t bwlimit_mib;                  /* 0 = unlimited */
     uint32_t downtime_ms;
     char type[16];                  /* secure, insecure */
     char network[64];               /* CIDR or "" */
@@ -38,6 +41,25 @@ struct migtask_plan {
     json_t *checks; /* [{"check","ok","detail"}] */
     json_t *maint;  /* during the checks: nodes in maintenance (cluster/ha.h) */
 };
+
+/* Local disks (migtask_disks.c): the bytes of path's allocated extents
+ * (holes are not copied), and the pre-check of the disks. */
+int migtask_disk_allocated(const char *path, uint64_t *bytes, struct err *e);
+int migtask_disks_check(struct migtask_plan *p, char *detail, size_t size, struct err *e);
+/* How many disks of the plan are local (copied). */
+unsigned migtask_disks_local(const struct migtask_plan *p);
+
+/* The task log of the disks: a line per disk and second while it copies,
+ * one when it is synchronous; the summary beside the RAM figures. */
+struct migtask_disk_log {
+    uint64_t last_ns[VMCONF_DISKS_MAX];
+    bool synced[VMCONF_DISKS_MAX];
+};
+void migtask_disks_log(struct task *k, struct migtask_disk_log *l, json_t *ev);
+void migtask_disks_summary(struct task *k, json_t *ev, json_t *figures);
+/* After a completed migration: the source's volumes go (the target has
+ * them) unless keep_source. */
+void migtask_disks_done(struct task *k, const struct migtask_plan *p);
 
 void migtask_plan_init(struct migtask_plan *p);
 void migtask_plan_release(struct migtask_plan *p);

@@ -31,8 +31,8 @@ void migtask_plan_release(struct migtask_plan *p)
 static int body_keys(json_t *body, struct err *e)
 {
     static const char *const known[] = {
-        "target",      "online",  "bwlimit_mib", "migration_type", "migration_network",
-        "downtime_ms", "dry_run", NULL};
+        "target",      "online",  "bwlimit_mib",      "migration_type", "migration_network",
+        "downtime_ms", "dry_run", "with_local_disks", "keep_source",    NULL};
     const char *key = jsonf_unknown_key(body, known);
     char quoted[JSONF_PRINTABLE_MAX];
     if (key)
@@ -74,6 +74,11 @@ int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source
         rc = jsonf_bool(body, "online", false, &p->online, "migrate", e);
     if (!rc)
         rc = jsonf_bool(body, "dry_run", false, &p->dry_run, "migrate", e);
+    if (!rc)
+        rc = jsonf_bool(body, "with_local_disks", false, &p->with_local_disks, "migrate",
+                        e);
+    if (!rc)
+        rc = jsonf_bool(body, "keep_source", false, &p->keep_source, "migrate", e);
     if (!rc)
         rc = jsonf_uint(body, "bwlimit_mib", false, 0, 1u << 20, &bw, "migrate", e);
     if (!rc)
@@ -140,7 +145,7 @@ static const char *info_text(json_t *info, const char *key)
 static int check_vm(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
                     struct err *e)
 {
-    int rc = vmops_spec_load(c, p->vmid, &p->spec, e);
+    int rc = vmops_spec_load(c, p->vmid, p->source, &p->spec, e);
     if (rc)
         return note(p, "vm", rc, e, "%s", e->msg);
     struct vmm_info info;
@@ -280,13 +285,9 @@ static int check_version(struct migtask_plan *p, json_t *dst, struct err *e)
 
 static int check_disks(struct migtask_plan *p, struct err *e)
 {
-    for (unsigned i = 0; i < p->spec.conf.ndisks; i++)
-        if (!p->spec.shared[i])
-            return note(p, "disks", -EPERM, e,
-                        "vm %u: disk %u is on storage '%s', which is "
-                        "not shared; migrating local disks comes in a later version",
-                        p->vmid, i, p->spec.conf.disks[i].storage);
-    return note(p, "disks", 0, e, "%u disk(s), all on shared storage", p->spec.conf.ndisks);
+    char detail[sizeof(e->msg)];
+    int rc = migtask_disks_check(p, detail, sizeof(detail), e);
+    return note(p, "disks", rc, e, "%s", detail);
 }
 
 /* The target's tern-vmm loads the state of every device the VM has: it
@@ -489,6 +490,15 @@ int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_c
 
 void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
 {
+    if (!p->running && migtask_disks_local(p)) {
+        snprintf(out, size,
+                 "offline migration of stopped vm %u from node '%s' to node '%s' over %s "
+                 "(%s): its %u local disk(s) are copied by a migration of the vm built "
+                 "paused (the guest never runs), then it is stopped on node '%s'",
+                 p->vmid, p->source, p->target, p->address, p->type, migtask_disks_local(p),
+                 p->target);
+        return;
+    }
     if (!p->running) {
         snprintf(out, size,
                  "offline migration of stopped vm %u from node '%s' to node '%s': "
@@ -499,9 +509,17 @@ void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
     char bw[48] = "unlimited";
     if (p->bwlimit_mib)
         snprintf(bw, sizeof(bw), "%llu MiB/s", (unsigned long long)p->bwlimit_mib);
-    snprintf(out, size,
-             "live migration of vm %u (%llu MiB, %u vcpu(s)) from node '%s' to "
-             "node '%s' over %s (%s), downtime limit %u ms, bandwidth %s",
-             p->vmid, (unsigned long long)p->spec.conf.memory_mib, p->spec.conf.cpus,
-             p->source, p->target, p->address, p->type, p->downtime_ms, bw);
+    int n = snprintf(out, size,
+                     "live migration of vm %u (%llu MiB, %u vcpu(s)) from node '%s' to "
+                     "node '%s' over %s (%s), downtime limit %u ms, bandwidth %s",
+                     p->vmid, (unsigned long long)p->spec.conf.memory_mib,
+                     p->spec.conf.cpus, p->source, p->target, p->address, p->type,
+                     p->downtime_ms, bw);
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < p->spec.conf.ndisks; i++)
+        bytes += p->disk_bytes[i];
+    if (migtask_disks_local(p) && n > 0 && (size_t)n < size)
+        snprintf(out + n, size - (size_t)n,
+                 "; %u local disk(s) mirrored over nbd first: %.1f MiB allocated to copy",
+                 migtask_disks_local(p), (double)bytes / (1 << 20));
 }

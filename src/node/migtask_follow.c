@@ -132,6 +132,7 @@ static void log_figures(struct task *k, json_t *ev)
                           ms > 0 ? sent / (ms / 1000.0) : 0.0);
     if (f && json_object_get(ev, "downtime"))
         json_object_set(f, "downtime", json_object_get(ev, "downtime"));
+    migtask_disks_summary(k, ev, f);
     task_set_figures(k, f);
 }
 
@@ -387,6 +388,7 @@ static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client
     m->source_abandoned = strncmp(why, "abandoned:", 10) == 0;
     if (strcmp(st, "failed") == 0 || strcmp(st, "postcommit-failed") == 0)
         return err_set(e, EIO, "migration %s: %s", st, why);
+    migtask_disks_log(k, &m->disk_log, ev);
     log_progress(k, m, ev);
     *done = false;
     return 0;

@@ -39,6 +39,15 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
                             "task", k->id, "owner_revision", (json_int_t)m->rev, "address",
                             m->plan.address, "migration_type", m->plan.type, "cert",
                             k->ctx->secrets->cert_pem, "started", (json_int_t)info.started);
+    if (migtask_disks_local(&m->plan)) { /* the target makes fresh volumes */
+        json_t *bytes = json_array();
+        for (unsigned i = 0; i < m->plan.spec.conf.ndisks; i++)
+            json_array_append_new(bytes, json_integer((json_int_t)m->plan.disk_bytes[i]));
+        json_object_set_new(req, "local_disks", json_true());
+        json_object_set_new(req, "disk_bytes", bytes);
+        if (!m->plan.running) /* built paused for the copy: stopped once there */
+            json_object_set_new(req, "offline", json_true());
+    }
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
     json_t *ans = NULL;
@@ -56,6 +65,12 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
                      json_string_value(json_object_get(ans, "error")) ?: "bad answer");
     if (!rc)
         snprintf(m->uri, sizeof(m->uri), "%s", uri);
+    const char *nbd = json_string_value(json_object_get(ans, "nbd"));
+    if (!rc && migtask_disks_local(&m->plan) && !nbd)
+        rc = err_set(e, EREMOTEIO, "node '%s' gave no nbd address for the local disks",
+                     m->plan.target);
+    if (!rc && nbd)
+        snprintf(m->nbd, sizeof(m->nbd), "%s", nbd);
     tls_dir[0] = '\0';
     if (!rc && strcmp(m->plan.type, "secure") == 0)
         rc = migtask_tls_dir(k->ctx, k->vmid, "tls-out", cert, tls_dir, e);
@@ -77,6 +92,8 @@ static int start_source(struct task *k, struct migtask_run *m, const char *tls_d
         json_object_set_new(req, "tls", json_true());
         json_object_set_new(req, "tls_dir", json_string(tls_dir));
     }
+    if (m->nbd[0])
+        json_object_set_new(req, "nbd", json_string(m->nbd));
     json_t *reply = NULL;
     vmm_set_listener(k->ctx->vmms, k->vmid, migtask_on_event, m);
     int rc = vmm_command(k->ctx->vmms, k->vmid, req, &reply, e);
@@ -125,9 +142,61 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
     return rc;
 }
 
+/* After the offline copy: the VM arrived paused on the target, whose ternd
+ * stops it (the request said "offline"); the task waits until the cluster
+ * shows it stopped. */
+static int stopped_on_target(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                             struct err *e)
+{
+    for (int i = 0; i < 150; i++) { /* 30 s */
+        struct vmrec_state st;
+        struct err ignored;
+        int s = vmrec_state_get(c, k->vmid, 0, &st, &ignored);
+        if (s == -ENOENT || (!s && strcmp(st.status, "stopped") == 0)) {
+            task_log(k, "vm %u stopped on node '%s', its disks there", k->vmid,
+                     m->plan.target);
+            return 0;
+        }
+        usleep(200000);
+    }
+    return err_set(e, ETIMEDOUT, "vm %u arrived on node '%s' but is not stopped there",
+                   k->vmid, m->plan.target);
+}
+
+/* A stopped VM with local disks: built here paused (the guest never runs)
+ * and migrated, so that its disks go by the mirror with every guarantee of
+ * a live migration (no orphan volume, the source untouched before the
+ * commit); then stopped on the target. */
+static int run_offline_disks(struct task *k, struct migtask_run *m, struct etcd_client *c,
+                             struct err *e)
+{
+    task_log(k,
+             "vm %u is stopped: its %u local disk(s) go by a migration of the vm built "
+             "paused on node '%s' (the guest never runs)",
+             k->vmid, migtask_disks_local(&m->plan), m->plan.source);
+    struct migtask_handover h = {.rev = m->rev};
+    snprintf(h.source, sizeof(h.source), "%s", m->plan.source);
+    snprintf(h.target, sizeof(h.target), "%s", m->plan.target);
+    struct vmm_spec spec = m->plan.spec;
+    spec.paused = true;
+    int rc = migtask_handover_write(k->ctx, k->vmid, "source", &h, e);
+    if (!rc)
+        rc = vmm_start(k->ctx->vmms, &spec, e);
+    if (!rc)
+        rc = run_online(k, m, c, e);
+    struct err ignored;
+    if (rc && !m->committed && vmm_stop(k->ctx->vmms, k->vmid, 5000, &ignored) == 0)
+        vmm_wait_settled(k->ctx->vmms, k->vmid, 5000);
+    if (!rc)
+        rc = stopped_on_target(k, m, c, e);
+    return rc;
+}
+
 static int run_offline(struct task *k, struct migtask_run *m, struct etcd_client *c,
                        struct err *e)
 {
+    if (migtask_disks_local(&m->plan))
+        return run_offline_disks(k, m, c, e);
     task_log(k, "vm %u is stopped: offline migration from node '%s' to node '%s'", k->vmid,
              m->plan.source, m->plan.target);
     bool committed = false;
@@ -162,6 +231,8 @@ static int migrate_locked(struct task *k, struct etcd_client *c, struct err *e)
         rc = migtask_handover_write(k->ctx, k->vmid, "source", &h, e);
     if (!rc)
         rc = m->plan.running ? run_online(k, m, c, e) : run_offline(k, m, c, e);
+    if (!rc && migtask_disks_local(&m->plan))
+        migtask_disks_done(k, &m->plan);
     double s = (double)(clock_mono_ns() - m->t0) / 1e9;
     if (!rc)
         task_log(k, "migration finished successfully (duration %02d:%02d:%02d)",

@@ -16,9 +16,11 @@
 
 #include "cluster/handover.h"
 #include "cluster/vmconf.h"
+#include "common/log.h"
 #include "node/ctx.h"
 #include "node/migtask.h"
 #include "node/migtask_files.h"
+#include "node/migtask_volumes.h"
 #include "node/vmnet.h"
 #include "node/vmops.h"
 
@@ -119,7 +121,29 @@ static int check_disks(struct node_ctx *x, const struct vmm_spec *spec, struct e
 struct dest_watch {
     struct node_ctx *x;
     uint32_t vmid;
+    struct migtask_handover h;
+    struct migtask_volumes vols; /* local disks: made here, for this migration */
+    bool ran;                    /* the VM resumed here */
+    bool offline;                /* a stopped VM's disks: stop it once here */
 };
+
+/* The offline copy arrived: the VM stops here (in its own thread: the
+ * watch thread that called must go on to see the exit). */
+struct stop_req {
+    struct node_ctx *x;
+    uint32_t vmid;
+};
+
+static void *stop_thread(void *arg)
+{
+    struct stop_req *s = arg;
+    struct err e;
+    if (vmm_stop(s->x->vmms, s->vmid, 5000, &e) < 0)
+        log_error("migrate", "vm %u: offline copy arrived, but it did not stop: %s",
+                  s->vmid, e.msg);
+    free(s);
+    return NULL;
+}
 
 /* The destination's events: a lost source is settled from etcd. Called by
  * the process's watch thread, which calls it last with "exit". */
@@ -130,8 +154,22 @@ static void on_destination_event(void *ctx, json_t *ev)
     const char *st = json_string_value(json_object_get(ev, "status"));
     if (st && strcmp(st, "commit-unknown") == 0)
         migtask_resolve_start(w->x, w->vmid);
-    if (name && strcmp(name, "exit") == 0)
+    if (st && strcmp(st, "completed") == 0) {
+        w->ran = true;
+        pthread_t th;
+        struct stop_req *s = w->offline ? malloc(sizeof(*s)) : NULL;
+        if (s)
+            *s = (struct stop_req){w->x, w->vmid};
+        if (s && pthread_create(&th, NULL, stop_thread, s) == 0)
+            pthread_detach(th);
+        else
+            free(s);
+    }
+    if (name && strcmp(name, "exit") == 0) {
+        if (!w->ran) /* no orphan volume: unless the commit won */
+            migtask_volumes_settle(w->x, w->vmid, &w->h, &w->vols);
         free(w);
+    }
 }
 
 int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
@@ -139,9 +177,14 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
 {
     struct migtask_handover h = {.rev = 0};
     struct vmm_spec spec;
-    int rc = check_request(x, c, vmid, req, &h.rev, e);
+    struct dest_watch *w = calloc(1, sizeof(*w));
+    int rc = w ? check_request(x, c, vmid, req, &h.rev, e)
+               : err_set(e, ENOMEM, "out of memory");
     if (!rc)
-        rc = vmops_spec_load(c, vmid, &spec, e);
+        rc = vmops_spec_load(c, vmid, x->cfg->name, &spec, e);
+    bool local = json_is_true(json_object_get(req, "local_disks"));
+    if (!rc && local)
+        rc = migtask_volumes_create(&spec, json_object_get(req, "disk_bytes"), &w->vols, e);
     if (!rc)
         rc = check_disks(x, &spec, e);
     if (!rc)
@@ -151,6 +194,12 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     unsigned port = 0;
     if (!rc)
         rc = free_port(address, base_port(x->cfg), &port, e);
+    unsigned nbd_port = 0; /* above the stream's: both are bound only by tern-vmm */
+    if (!rc && local)
+        rc = free_port(address, port + 1, &nbd_port, e);
+    if (!rc && local)
+        snprintf(spec.nbd_listen, sizeof(spec.nbd_listen),
+                 strchr(address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u", address, nbd_port);
     char tls_dir[MIGTASK_TLS_DIR_MAX] = "";
     bool secure = !type || strcmp(type, "insecure") != 0;
     if (!rc && secure)
@@ -168,17 +217,23 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
                  address, port);
     if (!rc)
         rc = vmm_start_incoming(x->vmms, &spec, uri, secure ? tls_dir : NULL, e);
-    struct dest_watch *w = rc ? NULL : malloc(sizeof(*w));
-    if (!rc && !w)
-        rc = err_set(e, ENOMEM, "out of memory");
+    if (rc && w) {
+        migtask_volumes_remove(&w->vols, "the destination could not be prepared");
+        free(w);
+    }
     if (!rc) {
-        *w = (struct dest_watch){x, vmid};
+        w->x = x;
+        w->vmid = vmid;
+        w->h = h;
+        w->offline = json_is_true(json_object_get(req, "offline"));
         /* the guest's uptime goes on across the migration */
         json_t *st = json_object_get(req, "started");
         if (json_is_integer(st) && json_integer_value(st) > 0)
             vmm_set_started(x->vmms, vmid, (time_t)json_integer_value(st));
         vmm_set_listener(x->vmms, vmid, on_destination_event, w);
         *answer = json_pack("{s:s, s:s}", "uri", uri, "cert", x->secrets->cert_pem);
+        if (local)
+            json_object_set_new(*answer, "nbd", json_string(spec.nbd_listen));
     }
     return rc;
 }

@@ -126,9 +126,15 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
             ARG("--tls-dir");
             ARG("%s", tls_dir);
         }
+        if (p->spec.nbd_listen[0]) {
+            ARG("--nbd-listen");
+            ARG("%s", p->spec.nbd_listen);
+        }
     } else {
         ARG("--kernel");
         ARG("%s", c->kernel);
+        if (p->spec.paused)
+            ARG("--paused");
         argv[n++] = "--cmdline";
         argv[n++] = (char *)c->cmdline;
     }
@@ -470,6 +476,18 @@ void vmm_set_status(struct vmm_table *v, uint32_t id, const char *status)
         snprintf(p->status, sizeof(p->status), "%s", status);
         p->since = time(NULL);
         p->dirty = true;
+    }
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vmm_set_disk(struct vmm_table *v, uint32_t id, unsigned i, const char *path,
+                  bool shared)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vmm_proc *p = vmm_find(v, id);
+    if (p && i < p->spec.conf.ndisks) {
+        snprintf(p->spec.disk[i], sizeof(p->spec.disk[i]), "%s", path);
+        p->spec.shared[i] = shared;
     }
     pthread_mutex_unlock(&v->lock);
 }

@@ -32,6 +32,12 @@ struct vmm_spec {
     struct vmconf conf;
     char disk[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
     bool shared[VMCONF_DISKS_MAX];
+    /* an incoming migration with local disks: the NBD listener of the
+     * destination (tern-vmm --nbd-listen), "" without */
+    char nbd_listen[80];
+    /* built but never run (tern-vmm --paused): the offline copy of a
+     * stopped VM's local disks goes through a migration of it */
+    bool paused;
     bool ha; /* started with a self-fence deadline (node/ha.h) */
     /* with ha: the lease its start was decided under; if the node holds
      * another one by the spawn, it is not started (0: any) */
@@ -133,6 +139,9 @@ unsigned vmm_list(struct vmm_table *v, uint32_t ids[VMM_MAX]);
 void vmm_info(struct vmm_table *v, uint32_t id, struct vmm_info *out);
 void vmm_set_listener(struct vmm_table *v, uint32_t id, void (*fn)(void *ctx, json_t *ev),
                       void *ctx);
+/* After a move-disk: disk i's image for a restart of the process. */
+void vmm_set_disk(struct vmm_table *v, uint32_t id, unsigned i, const char *path,
+                  bool shared);
 /* When the guest booted, for a destination: the source's. */
 void vmm_set_started(struct vmm_table *v, uint32_t id, time_t started);
 /* The status shown while a migration runs ("migrating"), or back. */

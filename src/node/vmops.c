@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster/ha.h"
@@ -11,8 +12,8 @@
 #include "cluster/vmconf.h"
 #include "node/ctx.h"
 
-int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
-                    struct err *e)
+int vmops_spec_load(struct etcd_client *c, uint32_t id, const char *node,
+                    struct vmm_spec *spec, struct err *e)
 {
     memset(spec, 0, sizeof(*spec));
     int rc = vmconf_get(c, id, 0, &spec->conf, e);
@@ -26,7 +27,7 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
                          "exist",
                          id, i, d->storage);
         if (!rc)
-            rc = storage_volume_path(&s, d->volume, spec->disk[i], e);
+            rc = storage_volume_path(&s, node, d->volume, spec->disk[i], e);
         if (!rc)
             spec->shared[i] = s.shared;
     }
@@ -34,6 +35,25 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
     int hr = rc ? 0 : ha_conf_get(c, id, 0, &ha, e);
     spec->ha = hr == 0; /* an HA VM starts fenced (node/ha.h) */
     return rc ? rc : hr == -ENOENT ? 0 : hr;
+}
+
+/* mkdir -p: a local storage's directory appears on first use on each node. */
+int vmops_make_dirs(const char *path, struct err *e)
+{
+    char buf[VMCONF_PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return err_set(e, errno, "cannot make directory '%s': %s", buf,
+                           strerror(errno));
+        *p = c;
+        if (!c)
+            return 0;
+    }
 }
 
 static void vmid_text(uint32_t id, char out[16])

@@ -16,9 +16,12 @@
 
 struct node_ctx;
 
+/* mkdir -p: a local storage's directory appears on first use on each node. */
+int vmops_make_dirs(const char *path, struct err *e);
 /* Config and storage read linearizably (-ENOLINK without quorum). */
-int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
-                    struct err *e);
+/* The disks' paths are those on node ("{node}" in a storage path). */
+int vmops_spec_load(struct etcd_client *c, uint32_t id, const char *node,
+                    struct vmm_spec *spec, struct err *e);
 /* The owner of vm id, linearizable; -ENOENT "vm 100 does not exist". */
 int vmops_owner(struct etcd_client *c, uint32_t id, char owner[TERN_NAME_MAX + 1],
                 struct err *e);

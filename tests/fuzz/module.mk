@@ -16,7 +16,7 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = $(filter-out -O% -Werror,$(CFLAGS)) $(FUZZ_FLAGS)
-FUZZ_LIB_SRCS := $(MIGRATE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
+FUZZ_LIB_SRCS := $(MIGRATE_SRCS) $(STORAGE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
 # fuzz_api: ternd's side (node, cluster, common)
 FUZZ_NODE_SRCS := $(NODE_SRCS) $(NODE_GEN_SRCS) $(CLUSTER_SRCS) $(COMMON_SRCS)

@@ -580,6 +580,72 @@ static void write_then_read(void **state)
     assert_int_equal(f->blk.inflight, 0);
 }
 
+/* Every guest write sets the bits of its 64 KiB blocks; reads set none. */
+static void write_tracking(void **state)
+{
+    struct fixture *f = *state;
+    driver_init_default(f);
+    struct blk_dirty *d = &f->blk.dirty;
+    assert_int_equal(d->shift, 16);
+    assert_int_equal(d->nbits, IMAGE_SIZE >> 16);
+    assert_int_equal(d->count, 0);
+    assert_int_equal(do_request(f, T_IN, 0, 512, true, 513), S_OK);
+    assert_int_equal(d->count, 0);
+    /* sector 127 is the last of block 0, 128 the first of block 1: a
+     * 1024-byte write there touches both */
+    assert_int_equal(do_request(f, T_OUT, 127, 1024, false, 1), S_OK);
+    assert_int_equal(d->count, 2);
+    assert_int_equal(d->bits[0] & 3, 3);
+    assert_int_equal(do_request(f, T_OUT, 128, 512, false, 1), S_OK);
+    assert_int_equal(d->count, 2);
+}
+
+static int fail_target(void *ctx, const struct iovec *iov, int niov, uint64_t off,
+                       uint64_t len)
+{
+    (void)ctx;
+    (void)iov;
+    (void)niov;
+    (void)off;
+    (void)len;
+    return -EIO;
+}
+
+static uint64_t active_seen;
+static int count_target(void *ctx, const struct iovec *iov, int niov, uint64_t off,
+                        uint64_t len)
+{
+    (void)ctx;
+    (void)iov;
+    (void)niov;
+    (void)off;
+    active_seen += len;
+    return 0;
+}
+
+/* Active mode: a write goes to the target too and marks nothing; a failing
+ * target never fails the guest's write: active mode ends, the block stays
+ * dirty, and active_error says why. */
+static void active_mode(void **state)
+{
+    struct fixture *f = *state;
+    driver_init_default(f);
+    struct blk_dirty *d = &f->blk.dirty;
+    d->active = count_target;
+    active_seen = 0;
+    assert_int_equal(do_request(f, T_OUT, 0, 1024, false, 1), S_OK);
+    assert_int_equal(active_seen, 1024);
+    assert_int_equal(d->count, 0);
+    assert_int_equal(d->active_writes, 1);
+    d->active = fail_target;
+    assert_int_equal(do_request(f, T_OUT, 256, 512, false, 1), S_OK);
+    assert_null(d->active);
+    assert_int_equal(d->active_error, -EIO);
+    assert_int_equal(d->count, 1);
+    assert_int_equal(d->bits[0], 1ULL << 2);
+    assert_int_equal(f->blk.errors, 0);
+}
+
 static void read_file_contents(void **state)
 {
     struct fixture *f = *state;
@@ -967,6 +1033,8 @@ int main(void)
         RW(queue_setup_registers),
         RW(queue_ready_refused_outside_ram),
         RW(write_then_read),
+        RW(write_tracking),
+        RW(active_mode),
         RW(read_file_contents),
         RW(split_segments),
         RW(flush),

@@ -265,9 +265,35 @@ static void test_storage(void **state)
     assert_int_equal(storage_conf_from_json(j, &s2, &e), 0);
     assert_memory_equal(&s, &s2, sizeof(s));
     json_decref(j);
-    assert_int_equal(storage_volume_path(&s, "vm-100-disk-0.raw", path, &e), 0);
+    assert_int_equal(storage_volume_path(&s, "n1", "vm-100-disk-0.raw", path, &e), 0);
     assert_string_equal(path, "/var/lib/tern/vm-100-disk-0.raw");
-    assert_int_equal(storage_volume_path(&s, "../etc", path, &e), -EINVAL);
+    assert_int_equal(storage_volume_path(&s, "n1", "../etc", path, &e), -EINVAL);
+}
+
+/* "{node}" is the node's name, every time it appears, only when not shared */
+static void test_storage_node_path(void **state)
+{
+    (void)state;
+    struct storage_conf s;
+    struct err e;
+    char path[VMCONF_PATH_MAX];
+    json_t *j = load("{\"name\": \"local\", \"path\": \"/srv/{node}/img-{node}\"}");
+    assert_int_equal(storage_conf_from_json(j, &s, &e), 0);
+    json_decref(j);
+    assert_string_equal(s.path, "/srv/{node}/img-{node}");
+    assert_int_equal(storage_volume_path(&s, "n2", "vm-1.raw", path, &e), 0);
+    assert_string_equal(path, "/srv/n2/img-n2/vm-1.raw");
+    assert_int_equal(storage_dir_path(&s, "node-b", path, &e), 0);
+    assert_string_equal(path, "/srv/node-b/img-node-b");
+    char node[TERN_NAME_MAX + 1];
+    memset(node, 'x', TERN_NAME_MAX);
+    node[TERN_NAME_MAX] = '\0';
+    snprintf(s.path, sizeof(s.path), "/%s/{node}/{node}/{node}", node);
+    assert_int_equal(storage_dir_path(&s, node, path, &e), -ENAMETOOLONG);
+    assert_string_equal(e.msg,
+                        "storage 'local': path on node '" /* cut below */
+                        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' "
+                        "is longer than 255 characters");
 }
 
 static const struct bad_case bad_storage[] = {
@@ -281,6 +307,13 @@ static const struct bad_case bad_storage[] = {
     {"{\"name\": \"s\", \"path\": \"/a/..\"}",
      "storage 's': 'path' must not contain '..', not '/a/..'"},
     {"{\"name\": \"s\", \"path\": \"//\"}", "storage 's': 'path' must not be '/'"},
+    {"{\"name\": \"s\", \"path\": \"/a/{nod}\"}",
+     "storage 's': 'path' may hold only the placeholder {node}"},
+    {"{\"name\": \"s\", \"path\": \"/a/}\"}",
+     "storage 's': 'path' may hold only the placeholder {node}"},
+    {"{\"name\": \"s\", \"path\": \"/a/{node}\", \"shared\": true}",
+     "storage 's': a shared storage is the same directory on every node: no {node} in "
+     "its path"},
     {"{\"name\": \"s\", \"path\": \"/x\", \"shared\": 1}",
      "storage 's': 'shared' must be true or false"},
     {"{\"name\": \"s\", \"path\": \"/x\", \"type\": \"nfs\"}",
@@ -463,7 +496,7 @@ int main(void)
         cmocka_unit_test(test_storage_refusals), cmocka_unit_test(test_options),
         cmocka_unit_test(test_options_refusals), cmocka_unit_test(test_cidr_check),
         cmocka_unit_test(test_cidr_contains),    cmocka_unit_test(test_vm_state),
-        cmocka_unit_test(test_vm_nets),
+        cmocka_unit_test(test_vm_nets),          cmocka_unit_test(test_storage_node_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,74 @@
+#!/bin/bash
+# make bench-disk: how fast tern copies a local disk, beside the limits of
+# this machine and qemu-img / nbdcopy on the same image. A 1 GiB image with
+# 512 MiB of data (the rest holes); tern-guest does not write the disk, so
+# each figure is the bulk copy. Prints one line per system; not part of
+# `make check`.
+#   tern mirror   a live migration of a paused VM over NBD on 127.0.0.1
+#                 (tern-vmm's mirror, libnbd client, tern-vmm's NBD server)
+#   tern move     move_disk into another file of the host (no NBD)
+#   qemu-img      qemu-img convert of the same image into a fresh file
+#   nbdcopy       libnbd's nbdcopy into a qemu-nbd export of a fresh file
+#   file write    dd of the data with fsync: the target's write limit
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source tests/integration/lib.sh
+MIB=$((1 << 20))
+DATA_MIB=${DATA_MIB:-512}
+
+mkimg() { truncate -s 1G "$1"; }
+mkimg "$TMP/src.img"
+dd if=/dev/urandom of="$TMP/src.img" bs=4M count=$((DATA_MIB / 4)) seek=16 conv=notrunc 2>/dev/null
+sync
+rate() { awk -v b="$1" -v ms="$2" 'BEGIN { printf "%8.1f MiB/s  (%d MiB in %.0f ms)", b / 1048576 / (ms / 1000), b / 1048576, ms }'; }
+line() { printf '%-12s %s\n' "$1" "$2"; }
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+# the limit: the data written to a fresh file with fsync
+drop
+t0=$(now_ms)
+dd if="$TMP/src.img" of="$TMP/dd.img" bs=4M skip=16 count=$((DATA_MIB / 4)) conv=fsync 2>/dev/null
+line "file write" "$(rate $((DATA_MIB * MIB)) $(( $(now_ms) - t0 )))"
+rm -f "$TMP/dd.img"
+
+drop
+t0=$(now_ms)
+qemu-img convert -f raw -O raw "$TMP/src.img" "$TMP/qi.img" && sync
+line "qemu-img" "$(rate $((DATA_MIB * MIB)) $(( $(now_ms) - t0 )))"
+rm -f "$TMP/qi.img"
+
+mkimg "$TMP/qn.img"
+qemu-nbd --persistent -x disk0 --socket="$TMP/q.nbd" -f raw "$TMP/qn.img" 2>/dev/null &
+QPID=$!
+wait_rc 10 0 test -S "$TMP/q.nbd"
+drop
+t0=$(now_ms)
+nbdcopy "$TMP/src.img" "nbd+unix:///disk0?socket=$TMP/q.nbd" --flush
+line "nbdcopy" "$(rate $((DATA_MIB * MIB)) $(( $(now_ms) - t0 )))"
+kill $QPID; wait $QPID 2>/dev/null; rm -f "$TMP/qn.img"
+
+# tern's mirror inside a live migration (the VM paused: no guest writes)
+drop
+mkimg "$TMP/dst.img"
+start_vm src --memory 128M --kernel "$GUEST" --disk "path=$TMP/src.img" --paused --cmdline tern.hb=1000
+wait_socket src
+PORT=$(rand_port)
+start_dst dst "unix:$TMP/dst.mig" --disk "path=$TMP/dst.img" --nbd-listen "tcp:127.0.0.1:$PORT"
+migrate src "unix:$TMP/dst.mig" ",\"nbd\":\"tcp:127.0.0.1:$PORT\""
+DISK=$(grep -o '"disks":\[[^]]*\]' "$TMP/src.migration")
+num() { grep -o "\"$1\":[0-9.]*" <<<"$DISK" | cut -d: -f2; }
+line "tern mirror" "$(rate "$(num copied)" "$(num sync_ms)")  [$MIG, downtime $(fig src downtime_ms) ms, disks $(fig src disks_ms) ms]"
+cmp -s "$TMP/src.img" "$TMP/dst.img" && note "tern mirror: target equals source (cmp)" || note "tern mirror: target DIFFERS"
+ctl dst '{"cmd":"quit"}' >/dev/null; wait_vm dst; wait_vm src
+
+# tern's move into a file of the host
+drop
+mkimg "$TMP/moved.img"
+start_vm mv --memory 128M --kernel "$GUEST" --disk "path=$TMP/dst.img" --paused --cmdline tern.hb=1000
+wait_socket mv
+"$CTL" --wait-match '"event":"move-disk".*"status":"(completed|failed)"' --timeout 120 "$TMP/mv.sock" \
+    "{\"cmd\":\"move_disk\",\"disk\":0,\"path\":\"$TMP/moved.img\"}" >"$TMP/mv.events" 2>&1
+EV=$(grep '"status":"completed"' "$TMP/mv.events" | tail -1)
+DISK=$EV
+line "tern move" "$(rate "$(num copied)" "$(num sync_ms)")  [switch $(num switch_ms) ms]"
+ctl mv '{"cmd":"quit"}' >/dev/null; wait_vm mv
