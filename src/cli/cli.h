@@ -88,6 +88,8 @@ int check_migration_type(const char *what, const char *text);
 /* --net bridge=BR[,mac=MAC]... (or --net none) as "nets" in body; nothing
  * when no --net is given (cmd_vm.c). */
 int vm_nets_option(const struct call *k, json_t *body);
+/* --disk STORAGE:SIZE... appended to the array disks (cmd_vm.c). */
+int vm_disks_option(const struct call *k, json_t *disks);
 
 /* One API request ("/vms", prefixed with /api/v1). req is consumed (may
  * be NULL). EXIT_OK with *answer on 2xx; otherwise prints the error line

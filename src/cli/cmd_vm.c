@@ -117,7 +117,7 @@ int vm_nets_option(const struct call *k, json_t *body)
     return rc;
 }
 
-static int create_disks(const struct call *k, json_t *disks)
+int vm_disks_option(const struct call *k, json_t *disks)
 {
     const char *d;
     for (int i = 0; (d = call_opt_nth(k, "--disk", i)); i++) {
@@ -138,7 +138,7 @@ static json_t *create_body(const struct call *k, uint32_t id, int *rc)
     json_t *disks = json_array();
     *rc = create_values(k, &mem, &cpus, kernel);
     if (*rc == EXIT_OK)
-        *rc = create_disks(k, disks);
+        *rc = vm_disks_option(k, disks);
     if (*rc != EXIT_OK) {
         json_decref(disks);
         return NULL;

@@ -208,9 +208,10 @@ static json_t *set_body(const struct call *k, int *rc)
     const char *name = call_opt(k, "--name"), *cmdline = call_opt(k, "--cmdline");
     uint64_t mib = 0, n = 0;
     *rc = EXIT_OK;
-    if (!mem && !cpus && !name && !cmdline && !call_opt(k, "--net"))
-        *rc = usage_error("nothing to set: give --memory, --cpus, --name, --cmdline or "
-                          "--net (tern vm set --help)");
+    if (!mem && !cpus && !name && !cmdline && !call_opt(k, "--net") &&
+        !call_opt(k, "--disk"))
+        *rc = usage_error("nothing to set: give --memory, --cpus, --name, --cmdline, --net "
+                          "or --disk (tern vm set --help)");
     if (*rc == EXIT_OK && mem && (*rc = check_size_mib("--memory", mem, &mib)) == EXIT_OK &&
         (mib < 16 || mib > 1048576))
         *rc = usage_error("--memory '%s' out of range 16..1048576 MiB", mem);
@@ -229,7 +230,13 @@ static json_t *set_body(const struct call *k, int *rc)
         json_object_set_new(b, "name", json_string(name));
     if (cmdline)
         json_object_set_new(b, "cmdline", json_string(cmdline));
-    if ((*rc = vm_nets_option(k, b)) != EXIT_OK) {
+    json_t *add = json_array();
+    if ((*rc = vm_nets_option(k, b)) == EXIT_OK)
+        *rc = vm_disks_option(k, add);
+    if (*rc == EXIT_OK && json_array_size(add))
+        json_object_set(b, "add_disks", add);
+    json_decref(add);
+    if (*rc != EXIT_OK) {
         json_decref(b);
         return NULL;
     }
@@ -250,11 +257,12 @@ static int run_set(struct call *k)
     const json_t *c = json_object_get(ans, "config");
     return print_answer(k, ans,
                         "vm %u: memory %lld MiB, %lld vcpu(s), name %s, cmdline '%s', "
-                        "%zu nic(s)",
+                        "%zu nic(s), %zu disk(s)",
                         id, (long long)json_integer_value(json_object_get(c, "memory_mib")),
                         (long long)json_integer_value(json_object_get(c, "cpus")),
                         jstr(c, "name", "-"), jstr(c, "cmdline", ""),
-                        json_array_size(json_object_get(c, "nets")));
+                        json_array_size(json_object_get(c, "nets")),
+                        json_array_size(json_object_get(c, "disks")));
 }
 
 static const struct cmd_opt set_opts[] = {
@@ -267,6 +275,8 @@ static const struct cmd_opt set_opts[] = {
      "the VM's NICs, replacing those it has (repeat for more, up to 4; none: no NIC); "
      "a NIC without mac= gets its stable default",
      false, true},
+    {"--disk", "STORAGE:SIZE",
+     "a new disk after the VM's own (SIZE in MiB or with G; up to 8 in all)", false, true},
     {NULL, NULL, NULL, false, false},
 };
 
@@ -294,11 +304,13 @@ const struct cmd cmds_vmlife[] = {
      "One task: the graceful shutdown (hard after --timeout), then a start\n"
      "on the same node.\n",
      "  tern vm reboot 100\n", life_opts, run_reboot},
-    {"vm", "set", "ID [--memory MIB] [--cpus N] [--name NAME] [--cmdline STR] [--net ...]",
+    {"vm", "set",
+     "ID [--memory MIB] [--cpus N] [--name NAME] [--cmdline STR] [--net ...] [--disk ...]",
      1, 1, "change a stopped VM's config",
      "As 'qm set': the values are checked as vm create checks them, and the\n"
      "VM must be stopped (exit 1 otherwise). --net replaces the VM's NICs:\n"
-     "MACs no longer used are freed, new ones reserved in the cluster.\n",
+     "MACs no longer used are freed, new ones reserved in the cluster.\n"
+     "--disk adds a disk (the next diskN); a disk is never removed here.\n",
      "  tern vm set 100 --memory 1G --cpus 2\n  tern vm set 100 --cmdline 'tern.hb=100'\n"
      "  tern vm set 100 --net bridge=vmbr0 --net bridge=vmbr1\n  tern vm set 100 --net "
      "none\n",

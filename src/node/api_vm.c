@@ -213,9 +213,28 @@ static int check_body(json_t *body, struct vmconf *c, const char *node, struct e
     return rc;
 }
 
-static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
+int api_vm_disks_create(struct api_req *req, const struct vmconf *c, unsigned from,
+                        char (*paths)[VMCONF_PATH_MAX], unsigned *made, struct err *e)
 {
     struct storage_conf st[VMCONF_DISKS_MAX];
+    int rc = disk_storages(req, c, st, e);
+    for (*made = from; !rc && *made < c->ndisks; (*made)++) {
+        rc = create_disk(&st[*made], req->ctx->cfg->name, &c->disks[*made], paths[*made],
+                         e);
+        if (rc < 0)
+            break;
+    }
+    return rc;
+}
+
+void api_vm_disks_remove(char (*paths)[VMCONF_PATH_MAX], unsigned from, unsigned to)
+{
+    if (to > from)
+        remove_files(paths + from, to - from);
+}
+
+static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
+{
     char paths[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
     struct vmconf old;
     unsigned made = 0;
@@ -229,12 +248,7 @@ static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
     rc = vmconf_get(req->etcd, c->id, 0, &old, e);
     if (rc != -ENOENT) /* a clear answer before any file is made */
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
-    rc = disk_storages(req, c, st, e);
-    for (; !rc && made < c->ndisks; made++) {
-        rc = create_disk(&st[made], req->ctx->cfg->name, &c->disks[made], paths[made], e);
-        if (rc < 0)
-            break;
-    }
+    rc = api_vm_disks_create(req, c, 0, paths, &made, e);
     if (!rc)
         rc = vmconf_create(req->etcd, c, req->ctx->cfg->name, e);
     if (rc == -ENOENT) /* a storage went meanwhile: still the body's fault */

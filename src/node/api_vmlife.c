@@ -212,8 +212,8 @@ static void console_input(struct api_req *req, struct reply *r)
 static int merge_config(const struct vmconf *old, json_t *body, struct vmconf *out,
                         struct err *e)
 {
-    static const char *const keys[] = {"memory_mib", "cpus", "name",
-                                       "cmdline",    "nets", NULL};
+    static const char *const keys[] = {"memory_mib", "cpus",      "name", "cmdline",
+                                       "nets",       "add_disks", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v) {
@@ -223,13 +223,21 @@ static int merge_config(const struct vmconf *old, json_t *body, struct vmconf *o
         if (!ok)
             return err_set(e, EINVAL,
                            "vm %u: '%s' cannot be set (only memory_mib, cpus, "
-                           "name, cmdline, nets)",
+                           "name, cmdline, nets, add_disks)",
                            old->id, key);
     }
     json_t *j = vmconf_to_json(old);
     if (!j)
         return err_set(e, ENOMEM, "out of memory");
+    /* new disks go after the VM's own (their volumes named by index) */
+    json_t *add = json_object_get(body, "add_disks");
+    if (add && !json_is_array(add)) {
+        json_decref(j);
+        return err_set(e, EINVAL, "vm %u: 'add_disks' must be an array", old->id);
+    }
+    json_array_extend(json_object_get(j, "disks"), add);
     json_object_update(j, body);
+    json_object_del(j, "add_disks");
     if (json_is_null(json_object_get(j, "name")))
         json_object_del(j, "name");
     int rc = vmconf_from_json(j, out, e);
@@ -253,7 +261,7 @@ static void set_config(struct api_req *req, struct reply *r)
     int rc = vmops_lock(req->ctx, req->etcd, id, holder, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    struct vmconf old, conf;
+    struct vmconf old = {.ndisks = 0}, conf;
     struct vmm_info info;
     vmm_info(req->ctx->vmms, id, &info);
     if (info.present)
@@ -263,8 +271,14 @@ static void set_config(struct api_req *req, struct reply *r)
         rc = vmconf_get(req->etcd, id, 0, &old, &e);
     if (!rc)
         rc = merge_config(&old, req->body, &conf, &e);
+    char paths[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
+    unsigned made = old.ndisks;
+    if (!rc && conf.ndisks > old.ndisks)
+        rc = api_vm_disks_create(req, &conf, old.ndisks, paths, &made, &e);
     if (!rc)
         rc = vmconf_update(req->etcd, &conf, req->ctx->cfg->name, &e);
+    if (rc && !(rc == -ETCD_NOT_QUORATE && req->etcd->maybe_applied))
+        api_vm_disks_remove(paths, old.ndisks, made);
     struct err le;
     vmops_unlock(req->etcd, id, holder, &le);
     if (rc < 0)

@@ -12,6 +12,7 @@
 
 #include "cluster/etcd.h"
 #include "cluster/keys.h"
+#include "cluster/vmconf.h"
 #include "common/err.h"
 
 struct node_ctx;
@@ -79,8 +80,15 @@ const struct api_route *api_route_find(struct api_req *req, bool *path_known);
 int api_body_parse(const char *data, size_t len, struct api_req *req, struct reply *r);
 
 /* Each ends with an entry whose method is NULL. */
-extern const struct api_route api_routes_cluster[];  /* api_cluster.c */
-extern const struct api_route api_routes_members[];  /* api_members.c */
+extern const struct api_route api_routes_cluster[]; /* api_cluster.c */
+extern const struct api_route api_routes_members[]; /* api_members.c */
+/* api_vm.c: the files of c's disks from index from on, made sparse on
+ * their storages (*made: the index after the last one made); and their
+ * removal after a failure. */
+int api_vm_disks_create(struct api_req *req, const struct vmconf *c, unsigned from,
+                        char (*paths)[VMCONF_PATH_MAX], unsigned *made, struct err *e);
+void api_vm_disks_remove(char (*paths)[VMCONF_PATH_MAX], unsigned from, unsigned to);
+
 extern const struct api_route api_routes_vm[];       /* api_vm.c */
 extern const struct api_route api_routes_vmops[];    /* api_vmops.c */
 extern const struct api_route api_routes_vmlife[];   /* api_vmlife.c */

@@ -131,6 +131,7 @@ usage_case "nothing to set" vm set 100
 usage_case "--cpus '33' out of range 1..32" vm set 100 --cpus 33
 usage_case "--net none takes no other --net" vm set 100 --net none --net bridge=vmbr0
 usage_case "--net 'nope': unknown key or no value at 'nope'" vm set 100 --net nope
+usage_case "bad --disk 'local'" vm set 100 --disk local
 usage_case "--timeout '0'" vm shutdown 100 --timeout 0
 
 # --- no server: exit 1 and one line
@@ -244,6 +245,17 @@ t vm set 100 --memory 96 --name web2 --cmdline "tern.hb=100"
 check "vm set on a stopped vm: memory, name, cmdline ($(cat "$TMP/out"))" \
     bash -c "[ $RC -eq 0 ] && $TERN --config $TMP/t1.conf vm show 100 --output json |
              jq -e '.memory_mib == 96 and .name == \"web2\" and .config.cmdline == \"tern.hb=100\"' >/dev/null"
+t vm set 100 --disk local:8
+check "vm set --disk: a second disk, its file made sparse ($(cat "$TMP/out"))" \
+    bash -c "[ $RC -eq 0 ] && grep -q ', 2 disk(s)' '$TMP/out' &&
+             [ \$(stat -c %s '$D/img/vm-100-disk-1.raw') = 8388608 ] &&
+             $TERN --config $TMP/t1.conf vm show 100 --output json |
+             jq -e '.config.disks[1].storage == \"local\" and .config.disks[1].size_mib == 8' >/dev/null"
+t vm set 100 --disk nosuch:8
+check "vm set --disk on a missing storage: refused naming it, no file, config kept ($(cat "$TMP/err"))" \
+    bash -c "[ $RC -eq 1 ] && grep -q \"storage 'nosuch' does not exist\" '$TMP/err' &&
+             [ ! -e '$D/img/vm-100-disk-2.raw' ] &&
+             [ \$($TERN --config $TMP/t1.conf vm show 100 --output json | jq '.config.disks | length') = 2 ]"
 t vm status 100
 check "vm status 100: one line, stopped on t1" \
     bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$TMP/out') -eq 1 ] && grep -q '^status: stopped (node t1)' '$TMP/out'"
