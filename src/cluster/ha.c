@@ -260,8 +260,11 @@ int ha_state_put(struct etcd_client *c, uint32_t id, const struct ha_state *st,
     return rc;
 }
 
-int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
-            const char *to, const struct ha_state *st, bool *taken, struct err *e)
+/* The owner key from -> to at revision rev, with the HA state; from_dead:
+ * on condition that from holds no heartbeat. */
+static int owner_move(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
+                      const char *to, const struct ha_state *st, bool from_dead, bool *taken,
+                      struct err *e)
 {
     char owner[TERN_KEY_MAX], alive[TERN_KEY_MAX], ha[TERN_KEY_MAX], skey[TERN_KEY_MAX];
     char alive_to[TERN_KEY_MAX];
@@ -286,11 +289,23 @@ int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
         {.key = alive, .cmp = ETCD_CMP_ABSENT},
     };
     struct etcd_txn_op ops[] = {{.key = owner, .value = to}, {.key = skey, .value = text}};
-    size_t ncmps = strcmp(from, to) == 0 ? 4 : 5;
+    size_t ncmps = from_dead ? 5 : 4;
     if (!rc)
         rc = etcd_txn(c, cmps, ncmps, ops, 2, taken, e);
     free(text);
     return rc;
+}
+
+int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
+            const char *to, const struct ha_state *st, bool *taken, struct err *e)
+{
+    return owner_move(c, id, from, rev, to, st, strcmp(from, to) != 0, taken, e);
+}
+
+int ha_relocate(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
+                const char *to, const struct ha_state *st, bool *moved, struct err *e)
+{
+    return owner_move(c, id, from, rev, to, st, false, moved, e);
 }
 
 int ha_maint_put(struct etcd_client *c, const char *node, json_t *rec, struct err *e)

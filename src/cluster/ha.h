@@ -46,7 +46,8 @@ struct ha_state {
     char state[16];
     char event[HA_EVENT_MAX]; /* the last decision, one line */
     int64_t time;             /* of the event, epoch seconds */
-    unsigned relocations;     /* recoveries to another node so far */
+    unsigned relocations;     /* relocations after a node gave up, since the
+                               * VM last ran a minute */
 };
 
 void ha_conf_default(struct ha_conf *c, uint32_t id);
@@ -87,6 +88,11 @@ json_t *ha_state_to_json(const struct ha_state *st);
  * transaction saw, so no other node can take the VM while it lives. */
 int ha_take(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
             const char *to, const struct ha_state *st, bool *taken, struct err *e);
+/* A relocation: `from` (alive, its owner) gave up starting the VM and
+ * hands it to `to` (which must hold a heartbeat), at owner revision rev;
+ * `to`'s HA manager then starts it as its own. */
+int ha_relocate(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
+                const char *to, const struct ha_state *st, bool *moved, struct err *e);
 
 /* Maintenance of node: its record {"since","task","moved":[ids]} put
  * (rec, borrowed) or deleted (rec NULL). */

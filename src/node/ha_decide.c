@@ -176,6 +176,44 @@ static void start_again(struct ha_manager *h, struct view *w, size_t i, const ch
         log_warn("ha", "vm %u: %s", c->id, e.msg);
 }
 
+static void place(struct ha_manager *h, const struct view *w, const struct ha_conf *c,
+                  const char *except, char out[TERN_NAME_MAX + 1]);
+
+/* This node gave up on an HA VM it owns (state "error"): another node
+ * tries, max_relocate times until the VM has run a minute. */
+static void relocate(struct ha_manager *h, struct view *w, size_t i)
+{
+    const struct ha_conf *c = &w->confs[i];
+    struct ha_state *st = &w->st[i];
+    const char *me = h->ctx->cfg->name;
+    char target[TERN_NAME_MAX + 1], line[1024];
+    if (st->relocations >= c->max_relocate || task_running_for(h->ctx->tasks, c->id))
+        return;
+    place(h, w, c, me, target);
+    if (!target[0])
+        return;
+    struct ha_state next = {.time = time(NULL), .relocations = st->relocations + 1};
+    snprintf(next.node, sizeof(next.node), "%s", target);
+    snprintf(next.state, sizeof(next.state), "started");
+    snprintf(next.event, sizeof(next.event), "relocated from node '%s' (relocation %u of %u)",
+             me, next.relocations, c->max_relocate);
+    bool moved = false;
+    struct err e;
+    if (ha_relocate(&h->client, c->id, me, w->rev[i], target, &next, &moved, &e) < 0 ||
+        !moved) {
+        log_warn("ha", "vm %u: relocation to '%s' not applied: %s", c->id, target,
+                 moved ? e.msg : "the owner key moved meanwhile");
+        return;
+    }
+    *local_slot(h, c->id, true) = 0;
+    snprintf(line, sizeof(line),
+             "vm %u: gave up on node '%s' (%.200s)\nowner moved to node '%s' by compare-and-swap: "
+             "relocation %u of %u (max_relocate); '%s' starts it",
+             c->id, me, st->event, target, next.relocations, c->max_relocate, target);
+    ha_task_note(h, "harelocate", c->id, line, "");
+    log_info("ha", "vm %u: relocated to node '%s'", c->id, target);
+}
+
 /* An HA VM this node owns. */
 static void decide_own(struct ha_manager *h, struct view *w, size_t i)
 {
@@ -187,13 +225,20 @@ static void decide_own(struct ha_manager *h, struct view *w, size_t i)
     bool mine = strcmp(st->node, h->ctx->cfg->name) == 0;
     if (info.present) {
         *missing = 0;
-        /* a minute of running: max_restart counts afresh */
-        if (time(NULL) - info.started > 60)
+        /* a minute of running: max_restart and max_relocate count afresh */
+        if (time(NULL) - info.started > 60) {
             *local_slot(h, c->id, true) = 0;
+            if (st->relocations && mine) {
+                st->relocations = 0;
+                state_put(h, c->id, st, "started", "runs on node '%s'%s, its fence armed", "");
+            }
+        }
         if (armed_here(h, c->id) && (!mine || strcmp(st->state, "started") != 0))
             state_put(h, c->id, st, "started", "runs on node '%s'%s, its fence armed", "");
         return;
     }
+    if (strcmp(st->state, "error") == 0 && mine)
+        return relocate(h, w, i);
     if (strcmp(st->state, "started") != 0 || !mine)
         return;
     if (clean_exit(info.last_exit)) {
@@ -217,7 +262,7 @@ static void hold(struct ha_manager *h, uint32_t id, const char *why)
 /* The node a VM recovers to: online, in its group, not in maintenance,
  * fewest HA VMs, then by name; "" if none. */
 static void place(struct ha_manager *h, const struct view *w, const struct ha_conf *c,
-                  char out[TERN_NAME_MAX + 1])
+                  const char *except, char out[TERN_NAME_MAX + 1])
 {
     unsigned best = ~0u;
     out[0] = '\0';
@@ -226,6 +271,7 @@ static void place(struct ha_manager *h, const struct view *w, const struct ha_co
         bool maint = false;
         struct err e;
         if (!w->nodes.items[n].online || !ha_conf_allows(c, name) ||
+            (except && strcmp(name, except) == 0) ||
             ha_maint_get(&h->client, name, ETCD_SERIALIZABLE, &maint, NULL, &e) < 0 ||
             maint)
             continue;
@@ -265,7 +311,7 @@ static void decide_other(struct ha_manager *h, struct view *w, size_t i)
     char why[200], target[TERN_NAME_MAX + 1];
     if (strcmp(w->st[i].state, "started") != 0 || strcmp(w->st[i].node, owner) != 0)
         return; /* stopped, failed, or never armed there: not ours to start */
-    place(h, w, c, target);
+    place(h, w, c, NULL, target);
     if (strcmp(target, h->ctx->cfg->name) != 0 || task_running_for(h->ctx->tasks, c->id))
         return;
     if (w->online * 2 <= w->nodes.count) {

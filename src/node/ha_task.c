@@ -25,7 +25,7 @@ static int take(struct task *k, struct etcd_client *c, const struct recover_arg 
     const struct ha_recovery *r = &a->r;
     const char *me = k->ctx->cfg->name;
     bool self = strcmp(r->from, me) == 0;
-    struct ha_state st = {.time = time(NULL), .relocations = r->relocations + !self};
+    struct ha_state st = {.time = time(NULL), .relocations = r->relocations};
     snprintf(st.node, sizeof(st.node), "%s", me);
     snprintf(st.state, sizeof(st.state), "started");
     if (self)

@@ -101,6 +101,31 @@ check "tern-vmm killed on $N: the HA manager starts it again there" wait_rc 20 0
 check "  it runs and verifies its disk" disk_verified "$N"
 check "  one tern-vmm" [ "$(vmm_count 100)" = 1 ]
 
+# a VM that keeps crashing on its node: after max_restart (1) starts again
+# there, the node gives up and hands it to another (max_relocate 1), which
+# starts it: a harelocate task on the node that gave up
+vmm_pid() { cut -d' ' -f1 "$TMP/$N/data/run/100/pid" 2>/dev/null; }
+P=$(vmm_pid); kill -9 "$P"
+check "crash 2 on $N: started again there (max_restart 1)" \
+    wait_rc 30 0 bash -c "p=\$(cut -d' ' -f1 $TMP/$N/data/run/100/pid); [ -n \"\$p\" ] && [ \"\$p\" != $P ] && kill -0 \$p"
+kill -9 "$(vmm_pid)"
+if runs_elsewhere 60 "$N"; then
+    check "crash 3 on $N: gave up there, relocated: runs on $NEW" true
+else
+    ha_notes
+    check "crash 3 on $N: gave up there, relocated to another node" false
+fi
+relocated() {
+    grep -l 'harelocate' "$TMP/$N"/data/tasks/*.log 2>/dev/null | xargs -r grep -l '^TASK OK' |
+        xargs -r grep -q "owner moved to node '$NEW' by compare-and-swap: relocation 1 of 1"
+}
+check "  the relocation is a task on $N, naming $NEW" wait_rc 10 0 relocated
+check "  it runs and verifies its disk on $NEW" disk_verified "$NEW"
+check "  one tern-vmm" [ "$(vmm_count 100)" = 1 ]
+check "  ha status: started on $NEW, relocations 1" \
+    bash -c "tern_on() { $TERN --config $TMP/\$1.conf \"\${@:2}\"; }; tern_on $(ask) ha status --output json |
+             jq -e '.ha[0].ha_state | .node == \"$NEW\" and .relocations == 1' >/dev/null"
+
 TIMES=()
 for round in $(seq "$ROUNDS"); do
     OLD=; OLD=$(where)
