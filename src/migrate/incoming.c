@@ -118,7 +118,7 @@ void mig_incoming_release(struct mig_incoming *in)
 struct dest_run {
     struct mig_incoming *in;
     struct vm *vm;
-    struct ram_stats ram;
+    struct ram_receiver ram;
     uint64_t load_ns;
     struct state_intake intake; /* against vm->devstate */
     uint64_t acked;             /* bytes acknowledged so far */
@@ -162,14 +162,13 @@ static int dest_ack(struct dest_run *r, struct err *e)
 static int dest_receive(struct dest_run *r, struct err *e)
 {
     struct mig_channel *ch = &r->in->ch;
-    bool crc = r->in->features & MIG_F_PAGE_CRC;
     for (;;) {
         struct mig_hdr h;
         int rc = mig_recv_hdr(ch, &h, e);
         if (rc)
             return rc;
         if (h.type == MIG_RAM)
-            rc = ram_recv_batch(r->vm, ch, &h, crc, &r->ram, e);
+            rc = ram_recv_batch(&r->ram, &h, e);
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
         else if (h.type == MIG_END)
@@ -248,9 +247,12 @@ static void *incoming_thread(void *arg)
     state_intake_init(&r.intake, &r.vm->devstate);
     struct err e = {""};
     uint64_t t0 = clock_mono_ns();
-    int rc = dest_receive(&r, &e);
+    int rc = ram_receiver_init(&r.ram, r.vm, &in->ch, in->features & MIG_F_PAGE_CRC, &e);
+    if (!rc)
+        rc = dest_receive(&r, &e);
     if (!rc)
         rc = dest_handover(&r, &e);
+    ram_receiver_release(&r.ram);
     if (rc) {
         mig_send_error(&in->ch, e.msg);
         monitor_post_event(in->mon, "migration",
@@ -262,12 +264,12 @@ static void *incoming_thread(void *arg)
     log_info("migrate",
              "incoming complete in %.1f ms: %llu pages, %llu zero, state "
              "loaded in %.2f ms; vm %s",
-             (double)(clock_mono_ns() - t0) / 1e6, (unsigned long long)r.ram.pages,
-             (unsigned long long)r.ram.zero_pages, (double)r.load_ns / 1e6,
+             (double)(clock_mono_ns() - t0) / 1e6, (unsigned long long)r.ram.stats.pages,
+             (unsigned long long)r.ram.stats.zero_pages, (double)r.load_ns / 1e6,
              in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",
                        json_pack("{s:s, s:s, s:I}", "role", "destination", "status",
-                                 "completed", "pages", (json_int_t)r.ram.pages));
+                                 "completed", "pages", (json_int_t)r.ram.stats.pages));
     if (!in->hello.paused)
         monitor_post_event(in->mon, "resumed", NULL);
     return NULL;

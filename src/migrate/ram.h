@@ -42,8 +42,9 @@ struct ram_sender {
     void *progress_ctx;
     uint64_t pass_done; /* pages handled in the current pass */
     double progress_at;
-    /* first pass: the memfd extent known to hold data */
-    uint64_t data_start, data_end;
+    /* first pass: a memfd extent known to hold data (for the pass), one
+     * known to be a hole (until the next re-arm) */
+    uint64_t data_start, data_end, hole_start, hole_end;
     /* first pass on anonymous RAM: /proc/self/pagemap entries of a window */
     int pagemap_fd;
     uint64_t pm_first, pm_count;
@@ -84,11 +85,29 @@ typedef int ram_read_fn(void *ctx, void *dst, size_t n, struct err *e);
  * data is read through take. */
 int ram_batch_read(struct ram_batch *b, uint32_t length, uint64_t npages, ram_read_fn *take,
                    void *ctx, struct err *e);
-/* With MIG_F_PAGE_CRC: the crc32c of each data page (page[i] holds the
- * i-th) against the batch's table. */
-int ram_batch_check_crc(const struct ram_batch *b, const void *const *page, struct err *e);
-/* Destination: reads the payload of one RAM message whose header is h. */
-int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
-                   bool page_crc, struct ram_stats *stats, struct err *e);
+/* With MIG_F_PAGE_CRC: the crc32c of data pages first..first+n-1 of the
+ * batch (page[j] holds page first+j) against the batch's table. */
+int ram_batch_check_crc(const struct ram_batch *b, uint32_t first, uint32_t n,
+                        const void *const *page, struct err *e);
+
+/* The destination's receiver of RAM batches on one channel. */
+struct ram_receiver {
+    struct vm *vm;
+    struct mig_channel *ch;
+    bool page_crc;
+    struct ram_stats stats;
+    struct ram_batch b;
+    uint8_t *stage; /* memfd RAM: pages on their way in */
+    struct iovec iov[MIG_RAM_MAX_PAGES];
+    const void *page[MIG_RAM_MAX_PAGES];
+};
+
+int ram_receiver_init(struct ram_receiver *rr, struct vm *vm, struct mig_channel *ch,
+                      bool page_crc, struct err *e);
+void ram_receiver_release(struct ram_receiver *rr);
+/* Reads the payload of one RAM message whose header is h into guest RAM:
+ * only the pages its checked table names are written, and with page crcs
+ * a memfd-backed page is written only once its crc matched. */
+int ram_recv_batch(struct ram_receiver *rr, const struct mig_hdr *h, struct err *e);
 
 #endif
