@@ -215,6 +215,7 @@ static int run_incoming(struct cli *cli, int *status, struct err *e)
     static struct mig_incoming in;
     in.uri = cli->incoming;
     in.ch.fd = -1; /* a refusal before any source connected writes nowhere */
+    in.listen_fd = -1;
     in.tls_dir = cli->tls_dir;
     in.accept_timeout_ms = -1;
     in.external_commit = cli->external_commit;

@@ -67,7 +67,7 @@ static int check_keys(json_t *req, struct err *e)
     static const char *const known[] = {
         "cmd",           "id",         "uri", "max_bandwidth", "downtime_limit_ms",
         "auto_converge", "max_time_s", "tls", "tls_dir",       "page_crc",
-        "commit",        NULL};
+        "commit",        "channels",   NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
@@ -80,6 +80,7 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
         return err_set(e, EINVAL, "'uri' (tcp:HOST:PORT, unix:PATH or fd:N) is required");
     snprintf(p->uri, sizeof(p->uri), "%s", uri);
     uint64_t downtime = p->downtime_limit_ms, max_time = p->max_time_s;
+    uint64_t channels = p->channels;
     int rc = check_keys(req, e);
     if (!rc)
         rc = jsonf_uint(req, "max_bandwidth", false, 0, 1ULL << 40, &p->max_bandwidth, NULL,
@@ -88,6 +89,8 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
         rc = jsonf_uint(req, "downtime_limit_ms", false, 1, 60000, &downtime, NULL, e);
     if (!rc)
         rc = jsonf_uint(req, "max_time_s", false, 1, 86400, &max_time, NULL, e);
+    if (!rc)
+        rc = jsonf_uint(req, "channels", false, 1, MIG_CHANNELS_MAX, &channels, NULL, e);
     if (!rc)
         rc = jsonf_bool(req, "auto_converge", false, &p->auto_converge, NULL, e);
     if (!rc)
@@ -105,6 +108,7 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
     p->external_commit = commit && strcmp(commit, "external") == 0;
     p->downtime_limit_ms = (uint32_t)downtime;
     p->max_time_s = (uint32_t)max_time;
+    p->channels = (unsigned)channels;
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
     if (p->tls && !dir)

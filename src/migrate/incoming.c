@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/opts.h"
 #include "migrate/decision.h"
+#include "migrate/incoming_chan.h"
 #include "migrate/ram.h"
 #include "migrate/state.h"
 #include "migrate/tls.h"
@@ -19,20 +21,21 @@
 
 #define HELLO_TIMEOUT_MS 30000
 #define COMMIT_TIMEOUT_MS 300000
-/* With ACKS: acknowledge at least this often while a backlog waits. */
-#define ACK_EVERY_BYTES (8U << 20)
 
 int mig_incoming_accept(struct mig_incoming *in, struct err *e)
 {
     int lfd, fd;
-    in->ch.fd = -1;
+    in->ch.fd = in->listen_fd = -1;
     int rc = mig_uri_listen(in->uri, &lfd, e);
     if (rc)
         return rc;
     log_info("migrate", "waiting for a source on %s%s", in->uri,
              in->tls_dir ? " (tls)" : "");
     rc = mig_accept(lfd, in->accept_timeout_ms, &fd, e);
-    if (lfd >= 0)
+    /* extra channels come to the same tcp: address */
+    if (lfd >= 0 && strncmp(in->uri, "tcp:", 4) == 0)
+        in->listen_fd = lfd;
+    else if (lfd >= 0)
         close(lfd);
     if (strncmp(in->uri, "unix:", 5) == 0)
         unlink(in->uri + 5);
@@ -49,6 +52,8 @@ int mig_incoming_accept(struct mig_incoming *in, struct err *e)
     rc = hello_decode(msg, len, &in->hello, e);
     free(msg);
     in->features = in->hello.features & MIG_F_KNOWN;
+    if (in->listen_fd < 0)
+        in->features &= ~MIG_F_CHANNELS;
     return rc;
 }
 
@@ -109,6 +114,10 @@ void mig_incoming_refuse(struct mig_incoming *in, const char *why)
 
 void mig_incoming_release(struct mig_incoming *in)
 {
+    dest_chans_release(in);
+    if (in->listen_fd >= 0)
+        close(in->listen_fd);
+    in->listen_fd = -1;
     mig_channel_release(&in->ch);
     hello_release(&in->hello);
 }
@@ -145,18 +154,11 @@ static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err 
     return rc;
 }
 
-/* With ACKS: acknowledge when caught up (nothing more to read now), so the
- * source knows at once, and every ACK_EVERY_BYTES while behind. */
 static int dest_ack(struct dest_run *r, struct err *e)
 {
-    struct mig_channel *ch = &r->in->ch;
-    uint64_t in = atomic_load(&ch->bytes_in);
-    if (!(r->in->features & MIG_F_ACKS) || in == r->acked)
+    if (!(r->in->features & MIG_F_ACKS))
         return 0;
-    if (in - r->acked < ACK_EVERY_BYTES && !mig_wait_readable(ch, 0))
-        return 0;
-    r->acked = in;
-    return mig_ack_send(ch, e);
+    return mig_ack_progress(&r->in->ch, &r->acked, e);
 }
 
 static int dest_receive(struct dest_run *r, struct err *e)
@@ -172,7 +174,8 @@ static int dest_receive(struct dest_run *r, struct err *e)
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
         else if (h.type == MIG_END)
-            return state_intake_complete(&r->intake, e);
+            /* every channel's pages are in before anything is complete */
+            return dest_chans_join(r->in, e) ?: state_intake_complete(&r->intake, e);
         else if (h.type == MIG_ERROR) {
             char text[4097] = "";
             mig_recv(ch, text, h.length, e);
@@ -207,8 +210,11 @@ static int dest_ask_authority(struct dest_run *r, struct err *e)
 static int dest_handover(struct dest_run *r, struct err *e)
 {
     struct mig_channel *ch = &r->in->ch;
-    uint64_t load = r->load_ns;
-    int rc = mig_send_buf(ch, MIG_LOADED, &load, sizeof(load), e);
+    struct buf loaded;
+    buf_init(&loaded);
+    loaded_encode(r->load_ns, &loaded);
+    int rc = mig_send_buf(ch, MIG_LOADED, loaded.data, (uint32_t)loaded.len, e);
+    buf_release(&loaded);
     uint8_t *msg = NULL;
     uint32_t len;
     if (!rc)
@@ -232,9 +238,12 @@ static int dest_handover(struct dest_run *r, struct err *e)
      * RUNNING to end the downtime, can wait milliseconds for a CPU while
      * the guest already runs. Nothing changes for the handover: after
      * COMMIT the source never resumes, whatever it hears. */
-    uint64_t running[2] = {clock_mono_ns() - t, r->in->hello.paused};
+    struct buf running;
+    buf_init(&running);
+    running_encode(&(struct mig_running){clock_mono_ns() - t, r->in->hello.paused}, &running);
     struct err ignored;
-    mig_send_buf(ch, MIG_RUNNING, running, sizeof(running), &ignored);
+    mig_send_buf(ch, MIG_RUNNING, running.data, (uint32_t)running.len, &ignored);
+    buf_release(&running);
     if (!r->in->hello.paused && vm_resume(r->vm))
         return err_set(e, EIO, "resume failed");
     return 0;
@@ -247,9 +256,14 @@ static void *incoming_thread(void *arg)
     state_intake_init(&r.intake, &r.vm->devstate);
     struct err e = {""};
     uint64_t t0 = clock_mono_ns();
-    int rc = ram_receiver_init(&r.ram, r.vm, &in->ch, in->features & MIG_F_PAGE_CRC, &e);
+    int rc = dest_chans_open(in, r.vm, &e);
+    if (!rc)
+        rc = ram_receiver_init(&r.ram, r.vm, &in->ch, in->features & MIG_F_PAGE_CRC, 0,
+                               in->nchan ? in->nchan : 1, &e);
     if (!rc)
         rc = dest_receive(&r, &e);
+    if (rc)
+        dest_chans_stop(in, &e);
     if (!rc)
         rc = dest_handover(&r, &e);
     ram_receiver_release(&r.ram);
@@ -287,12 +301,22 @@ int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
                            m->vm.disk[i].path,
                            (unsigned long long)(m->vm.disk[i].capacity * 512),
                            (unsigned long long)in->hello.disk[i].size);
-    uint8_t ack[16] = {0};
-    uint16_t version = MIG_VERSION_MAX < in->hello.version_max ? MIG_VERSION_MAX
-                                                               : in->hello.version_max;
-    memcpy(ack, &version, 2);
-    memcpy(ack + 8, &in->features, 8);
-    int rc = mig_send_buf(&in->ch, MIG_HELLO_ACK, ack, sizeof(ack), e);
+    struct mig_hello_ack ack = {
+        .version = MIG_VERSION_MAX < in->hello.version_max ? MIG_VERSION_MAX
+                                                           : in->hello.version_max,
+        .features = in->features,
+        .channels = in->max_channels = MIG_CHANNELS_MAX,
+    };
+    if ((in->features & MIG_F_CHANNELS) &&
+        getrandom(&in->token, sizeof(in->token), 0) != sizeof(in->token))
+        return err_set(e, errno, "channel token: %s", strerror(errno));
+    ack.token = in->token;
+    struct buf msg;
+    buf_init(&msg);
+    hello_ack_encode(&ack, &msg);
+    int rc = msg.oom ? err_set(e, ENOMEM, "out of memory")
+                     : mig_send_buf(&in->ch, MIG_HELLO_ACK, msg.data, (uint32_t)msg.len, e);
+    buf_release(&msg);
     if (rc)
         return rc;
     rc = pthread_create(&in->thread, NULL, incoming_thread, in);
@@ -311,6 +335,7 @@ void mig_incoming_stop(struct monitor *m, void *arg)
     if (!in->thread_running || mig_decision_pending(&mig_resume_decision))
         return;
     mig_channel_cancel(&in->ch);
+    dest_chans_cancel(in);
     pthread_join(in->thread, NULL);
     in->thread_running = false;
 }

@@ -21,6 +21,14 @@ struct mig_incoming {
     struct mig_channel ch;
     struct mig_hello hello;
     uint64_t features;
+    /* MIG_F_CHANNELS (incoming_chan.c): tcp: keeps listening for the extra
+     * connections, which present the token of HELLO_ACK */
+    int listen_fd;
+    uint64_t token;
+    unsigned max_channels, nchan;
+    struct dest_chan *chan[MIG_CHANNELS_MAX]; /* 1..nchan-1 */
+    struct dest_chan *pending;                /* accepted, not yet admitted */
+    _Atomic bool chan_failed;
     struct monitor *mon;
     pthread_t thread;
     bool thread_running;

@@ -23,6 +23,7 @@ struct mig_params {
     char tls_dir[256];    /* ca.pem, cert.pem, key.pem */
     bool page_crc;        /* default on */
     bool external_commit; /* ternd decides the handover (migrate_commit) */
+    unsigned channels;    /* connections for RAM, 1..MIG_CHANNELS_MAX; default 1 */
 };
 
 enum mig_status {
@@ -82,6 +83,9 @@ struct migration {
     pthread_t thread;
     bool thread_running;
     struct mig_channel ch;
+    /* with MIG_F_CHANNELS: connections 1.. (the first nextra are open) */
+    struct mig_channel extra[MIG_CHANNELS_MAX - 1];
+    _Atomic unsigned nextra;
     pthread_mutex_t lock; /* guards figures */
     struct mig_figures fig;
     _Atomic bool cancel;

@@ -14,19 +14,23 @@
 
 #define PAGE GUEST_PAGE_SIZE
 #define CHUNK_WORDS 64 /* re-arm and send 4096 pages (16 MiB) at a time */
+_Static_assert(CHUNK_WORDS * 64 == MIG_CHANNEL_SPAN, "a chunk is one channel's span");
 #define PM_WINDOW 4096 /* pagemap entries read at a time */
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,
-                    bool page_crc, struct err *e)
+                    bool page_crc, uint64_t *dirty, unsigned lane, unsigned lanes,
+                    struct err *e)
 {
     memset(rs, 0, sizeof(*rs));
     rs->vm = vm;
     rs->ch = ch;
     rs->page_crc = page_crc;
     rs->nwords = (vm->ram.npages + 63) / 64;
-    rs->dirty = calloc(rs->nwords, sizeof(uint64_t));
+    rs->dirty = dirty;
+    rs->lane = lane;
+    rs->lanes = lanes;
     rs->pagemap_fd = -1;
     if (vm->mem_fd < 0) {
         rs->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -39,21 +43,19 @@ int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch
         for (unsigned i = 0; rs->bounce && i < MIG_RAM_MAX_PAGES; i++)
             rs->copy[i] = rs->bounce + i * PAGE;
     }
-    if (!rs->dirty || (page_crc && !rs->bounce))
+    if (page_crc && !rs->bounce)
         return err_set(e, ENOMEM, "migration buffers: out of memory");
     return 0;
 }
 
 void ram_sender_release(struct ram_sender *rs)
 {
-    free(rs->dirty);
     free(rs->bounce);
     free(rs->pm);
     /* a sender never initialised (the connection failed) is all zero */
     if (rs->vm && rs->pagemap_fd >= 0)
         close(rs->pagemap_fd);
     rs->pagemap_fd = -1;
-    rs->dirty = NULL;
     rs->bounce = NULL;
     rs->pm = NULL;
 }
@@ -198,7 +200,8 @@ static bool page_in_hole(struct ram_sender *rs, uint64_t page)
 static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits, bool first_pass,
                      struct err *e)
 {
-    rs->pass_done += (uint64_t)__builtin_popcountll(bits);
+    atomic_fetch_add_explicit(&rs->pass_done, (uint64_t)__builtin_popcountll(bits),
+                              memory_order_relaxed);
     while (bits) {
         uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
         bits &= bits - 1;
@@ -222,10 +225,12 @@ static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits, bool f
 
 int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
 {
-    rs->pass_done = 0;
+    atomic_store(&rs->pass_done, 0);
     rs->data_start = rs->data_end = 0;
     rs->progress_at = clock_mono_ms();
-    for (uint64_t w0 = 0; w0 < rs->nwords; w0 += CHUNK_WORDS) {
+    /* CHUNK_WORDS * 64 == MIG_CHANNEL_SPAN: a chunk is one channel's */
+    for (uint64_t w0 = (uint64_t)rs->lane * CHUNK_WORDS; w0 < rs->nwords;
+         w0 += (uint64_t)rs->lanes * CHUNK_WORDS) {
         uint64_t n = rs->nwords - w0 < CHUNK_WORDS ? rs->nwords - w0 : CHUNK_WORDS;
         if (!ram_count_dirty(rs->dirty + w0, n))
             continue;

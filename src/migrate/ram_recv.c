@@ -20,12 +20,14 @@
 #define STAGE_PAGES 32
 
 int ram_receiver_init(struct ram_receiver *rr, struct vm *vm, struct mig_channel *ch,
-                      bool page_crc, struct err *e)
+                      bool page_crc, unsigned lane, unsigned lanes, struct err *e)
 {
     memset(rr, 0, sizeof(*rr));
     rr->vm = vm;
     rr->ch = ch;
     rr->page_crc = page_crc;
+    rr->lane = lane;
+    rr->lanes = lanes;
     rr->stage = aligned_alloc(PAGE, STAGE_PAGES * PAGE);
     if (!rr->stage)
         return err_set(e, ENOMEM, "migration buffers: out of memory");
@@ -188,10 +190,26 @@ static int recv_staged(struct ram_receiver *rr, struct err *e)
     return 0;
 }
 
+/* The ordering rule of several channels: a page always travels on the
+ * same one, so the last version sent is the last one applied. */
+static int check_lane(const struct ram_receiver *rr, struct err *e)
+{
+    for (uint32_t i = 0; rr->lanes > 1 && i < rr->b.count; i++) {
+        uint64_t page = rr->b.entry[i] & MIG_RAM_PFN_MASK;
+        unsigned lane = (unsigned)(page / MIG_CHANNEL_SPAN % rr->lanes);
+        if (lane != rr->lane)
+            return err_set(e, EPROTO, "ram: page 0x%llx on channel %u belongs to channel %u",
+                           (unsigned long long)page, rr->lane, lane);
+    }
+    return 0;
+}
+
 int ram_recv_batch(struct ram_receiver *rr, const struct mig_hdr *h, struct err *e)
 {
     struct ram_batch *b = &rr->b;
     int rc = ram_batch_read(b, h->length, rr->vm->ram.npages, channel_read, rr->ch, e);
+    if (!rc)
+        rc = check_lane(rr, e);
     if (!rc)
         rc = rr->vm->mem_fd >= 0 ? recv_staged(rr, e) : recv_in_place(rr, e);
     if (rc)
