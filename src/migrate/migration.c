@@ -153,6 +153,7 @@ static int src_connect_channels(struct source_run *r, struct err *e)
     if (!(r->features & MIG_F_CHANNELS))
         return 0;
     unsigned n = m->params.channels < r->ack.channels ? m->params.channels : r->ack.channels;
+    test_hold("channels");
     for (unsigned i = 1; i < n; i++) {
         int rc = src_connect_channel(r, i, n, e);
         if (rc)
