@@ -7,9 +7,11 @@
 #include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
+#include "migrate/incoming.h"
 #include "migrate/tls.h"
 
 static struct migration outgoing;
+static struct mig_incoming *incoming; /* with --incoming: the VM arriving */
 static const char *default_tls_dir;
 
 void migrate_commands_set_tls_dir(const char *dir)
@@ -29,12 +31,12 @@ static int hook_commit(void *ctx, bool *decided, struct err *e)
     *decided = outgoing.params.external_commit;
     if (!*decided)
         return 0;
-    mig_decision_expect(&mig_commit_decision);
+    mig_decision_expect(&outgoing.commit);
     monitor_post_event(
         ctx, "migration",
         json_pack("{s:s, s:s}", "role", "source", "status", "commit-pending"));
     log_info("migrate", "destination loaded; waiting for the commit decision");
-    if (!mig_decision_wait(&mig_commit_decision))
+    if (!mig_decision_wait(&outgoing.commit))
         return err_set(e, ECANCELED, "handover refused by the cluster");
     return 0;
 }
@@ -48,8 +50,8 @@ static void hook_completed(void *ctx)
 
 int migrate_commands_start(struct monitor *m, void *arg, struct err *e)
 {
-    (void)arg;
     (void)e;
+    incoming = arg;
     struct mig_hooks hooks = {hook_event, hook_commit, hook_completed, m};
     migration_init(&outgoing, &m->vm, hooks);
     return 0;
@@ -149,9 +151,9 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply, st
     json_object_update(reply, q);
     json_decref(q);
     /* what a restarted ternd must answer, if anything */
-    const char *decision = mig_decision_pending(&mig_commit_decision)   ? "commit"
-                           : mig_decision_pending(&mig_resume_decision) ? "resume"
-                                                                        : NULL;
+    const char *decision = mig_decision_pending(&outgoing.commit) ? "commit"
+                           : incoming && mig_decision_pending(&incoming->resume) ? "resume"
+                                                                                 : NULL;
     json_object_set_new(reply, "decision", decision ? json_string(decision) : json_null());
     return 0;
 }
@@ -173,7 +175,7 @@ static int cmd_migrate_commit(struct control *ctl, json_t *req, json_t *reply,
 {
     (void)ctl;
     (void)reply;
-    return give_decision(req, "commit", &mig_commit_decision, e);
+    return give_decision(req, "commit", &outgoing.commit, e);
 }
 
 /* {"resume": true|false}: the answer to a destination's "commit-unknown"
@@ -183,7 +185,9 @@ static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
 {
     (void)ctl;
     (void)reply;
-    return give_decision(req, "resume", &mig_resume_decision, e);
+    if (!incoming)
+        return err_set(e, ENOENT, "no resume decision is awaited");
+    return give_decision(req, "resume", &incoming->resume, e);
 }
 
 const struct control_command migrate_commands[] = {

@@ -19,9 +19,11 @@ struct mig_decision {
     bool yes;
 };
 
-/* The source's "commit or abort?" and the destination's "resume or quit?"
- * after it lost its source. */
-extern struct mig_decision mig_commit_decision, mig_resume_decision;
+/* The source's "commit or abort?" is struct migration's `commit`, the
+ * destination's "resume or quit?" after it lost its source is struct
+ * mig_incoming's `resume`. */
+void mig_decision_init(struct mig_decision *d);
+void mig_decision_release(struct mig_decision *d);
 
 /* Marks the decision as awaited (before the event is posted, so an answer
  * right after it is not lost). */

@@ -22,6 +22,13 @@
 #define HELLO_TIMEOUT_MS 30000
 #define COMMIT_TIMEOUT_MS 300000
 
+void mig_incoming_init(struct mig_incoming *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->ch.fd = in->listen_fd = -1;
+    mig_decision_init(&in->resume);
+}
+
 int mig_incoming_accept(struct mig_incoming *in, struct err *e)
 {
     int lfd, fd;
@@ -120,6 +127,7 @@ void mig_incoming_release(struct mig_incoming *in)
     in->listen_fd = -1;
     mig_channel_release(&in->ch);
     hello_release(&in->hello);
+    mig_decision_release(&in->resume);
 }
 
 /* ---- the receiving thread ---- */
@@ -196,12 +204,12 @@ static int dest_receive(struct dest_run *r, struct err *e)
  * resuming. */
 static int dest_ask_authority(struct dest_run *r, struct err *e)
 {
-    mig_decision_expect(&mig_resume_decision);
+    mig_decision_expect(&r->in->resume);
     monitor_post_event(r->in->mon, "migration",
                        json_pack("{s:s, s:s, s:s}", "role", "destination", "status",
                                  "commit-unknown", "error", e->msg));
     log_warn("migrate", "no commit from the source (%s); asking the cluster", e->msg);
-    if (!mig_decision_wait(&mig_resume_decision))
+    if (!mig_decision_wait(&r->in->resume))
         return err_set(e, ECANCELED, "the cluster kept the vm on the source");
     log_info("migrate", "the cluster names this node the owner: resuming");
     return 0;
@@ -332,7 +340,7 @@ void mig_incoming_stop(struct monitor *m, void *arg)
     (void)m;
     /* waiting for the cluster's decision: ends with the process, as in a
      * crash (the VM was never resumed here) */
-    if (!in->thread_running || mig_decision_pending(&mig_resume_decision))
+    if (!in->thread_running || mig_decision_pending(&in->resume))
         return;
     mig_channel_cancel(&in->ch);
     dest_chans_cancel(in);

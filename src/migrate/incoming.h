@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "migrate/channel.h"
+#include "migrate/decision.h"
 #include "migrate/hello.h"
 #include "vmm/monitor.h"
 
@@ -29,11 +30,13 @@ struct mig_incoming {
     struct dest_chan *chan[MIG_CHANNELS_MAX]; /* 1..nchan-1 */
     struct dest_chan *pending;                /* accepted, not yet admitted */
     _Atomic bool chan_failed;
+    struct mig_decision resume; /* ternd's answer when the source went silent */
     struct monitor *mon;
     pthread_t thread;
     bool thread_running;
 };
 
+void mig_incoming_init(struct mig_incoming *in);
 /* Listens on uri, accepts one source, reads and checks its HELLO. */
 int mig_incoming_accept(struct mig_incoming *in, struct err *e);
 /* Fills the VM config from HELLO, checking it against the local options

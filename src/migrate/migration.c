@@ -60,6 +60,7 @@ void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks)
     m->hooks = hooks;
     m->ch.fd = -1;
     pthread_mutex_init(&m->lock, NULL);
+    mig_decision_init(&m->commit);
 }
 
 const char *mig_status_name(enum mig_status s)
@@ -731,12 +732,13 @@ void migration_release(struct migration *m)
     /* a thread waiting for the cluster's commit decision is left to end
      * with the process, as in a crash: no answer here could be right (an
      * abort might undo a commit that etcd already has) */
-    if (m->thread_running && !mig_decision_pending(&mig_commit_decision)) {
+    if (m->thread_running && !mig_decision_pending(&m->commit)) {
         atomic_store(&m->cancel, true);
         migration_cancel_channels(m);
         pthread_join(m->thread, NULL);
         m->thread_running = false;
     }
+    mig_decision_release(&m->commit);
 }
 
 json_t *migration_query(struct migration *m)

@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "migrate/channel.h"
+#include "migrate/decision.h"
 
 struct vm;
 
@@ -86,7 +87,8 @@ struct migration {
     /* with MIG_F_CHANNELS: connections 1.. (the first nextra are open) */
     struct mig_channel extra[MIG_CHANNELS_MAX - 1];
     _Atomic unsigned nextra;
-    pthread_mutex_t lock; /* guards figures */
+    struct mig_decision commit; /* under ternd: commit or abort (hooks.commit) */
+    pthread_mutex_t lock;       /* guards figures */
     struct mig_figures fig;
     _Atomic bool cancel;
 };
