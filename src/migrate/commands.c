@@ -151,7 +151,7 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply, st
     json_object_update(reply, q);
     json_decref(q);
     /* what a restarted ternd must answer, if anything */
-    const char *decision = mig_decision_pending(&outgoing.commit) ? "commit"
+    const char *decision = mig_decision_pending(&outgoing.commit)                ? "commit"
                            : incoming && mig_decision_pending(&incoming->resume) ? "resume"
                                                                                  : NULL;
     json_object_set_new(reply, "decision", decision ? json_string(decision) : json_null());

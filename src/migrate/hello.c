@@ -194,8 +194,10 @@ int hello_ack_decode(const uint8_t *msg, uint32_t len, uint64_t offered,
     }
     if (reader_finish(&r))
         return err_set(e, EPROTO, "malformed HELLO_ACK (%u bytes)", len);
-    if (a->version < MIG_VERSION_MIN || a->version > MIG_VERSION_MAX || (a->features & ~offered))
-        return err_set(e, EPROTO, "destination chose version %u features 0x%llx, not offered",
+    if (a->version < MIG_VERSION_MIN || a->version > MIG_VERSION_MAX ||
+        (a->features & ~offered))
+        return err_set(e, EPROTO,
+                       "destination chose version %u features 0x%llx, not offered",
                        a->version, (unsigned long long)a->features);
     if ((a->features & MIG_F_CHANNELS) &&
         (a->channels < 2 || a->channels > MIG_CHANNELS_MAX))
@@ -222,8 +224,8 @@ int chan_hello_decode(const uint8_t *msg, uint32_t len, struct mig_chan_hello *c
     if (reader_finish(&r))
         return err_set(e, EPROTO, "malformed CHANNEL message (%u bytes)", len);
     if (c->count < 2 || c->count > MIG_CHANNELS_MAX || c->index < 1 || c->index >= c->count)
-        return err_set(e, EPROTO, "channel %u of %u out of range (2..%d channels)", c->index,
-                       c->count, MIG_CHANNELS_MAX);
+        return err_set(e, EPROTO, "channel %u of %u out of range (2..%d channels)",
+                       c->index, c->count, MIG_CHANNELS_MAX);
     return 0;
 }
 

@@ -77,6 +77,7 @@ struct mig_running {
 };
 
 void running_encode(const struct mig_running *run, struct buf *out);
-int running_decode(const uint8_t *msg, uint32_t len, struct mig_running *run, struct err *e);
+int running_decode(const uint8_t *msg, uint32_t len, struct mig_running *run,
+                   struct err *e);
 
 #endif

@@ -248,7 +248,8 @@ static int dest_handover(struct dest_run *r, struct err *e)
      * COMMIT the source never resumes, whatever it hears. */
     struct buf running;
     buf_init(&running);
-    running_encode(&(struct mig_running){clock_mono_ns() - t, r->in->hello.paused}, &running);
+    running_encode(&(struct mig_running){clock_mono_ns() - t, r->in->hello.paused},
+                   &running);
     struct err ignored;
     mig_send_buf(ch, MIG_RUNNING, running.data, (uint32_t)running.len, &ignored);
     buf_release(&running);

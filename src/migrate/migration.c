@@ -30,7 +30,7 @@
 struct source_run {
     struct migration *m;
     struct ram_pool pool;
-    struct mig_hello_ack ack; /* the destination's choices */
+    struct mig_hello_ack ack;                 /* the destination's choices */
     struct mig_channel *ch[MIG_CHANNELS_MAX]; /* ch[0] = &m->ch */
     unsigned nchan;
     uint64_t pass_pages; /* dirty pages when the current pass began */
@@ -153,7 +153,8 @@ static int src_connect_channels(struct source_run *r, struct err *e)
     r->nchan = 1;
     if (!(r->features & MIG_F_CHANNELS))
         return 0;
-    unsigned n = m->params.channels < r->ack.channels ? m->params.channels : r->ack.channels;
+    unsigned n = m->params.channels < r->ack.channels ? m->params.channels
+                                                      : r->ack.channels;
     test_hold("channels");
     for (unsigned i = 1; i < n; i++) {
         int rc = src_connect_channel(r, i, n, e);
@@ -632,7 +633,8 @@ static int src_setup(struct source_run *r, struct err *e)
     if (!rc)
         rc = dirty_log_start(m->vm, e);
     if (!rc)
-        rc = ram_pool_init(&r->pool, m->vm, r->ch, r->nchan, r->features & MIG_F_PAGE_CRC, e);
+        rc = ram_pool_init(&r->pool, m->vm, r->ch, r->nchan, r->features & MIG_F_PAGE_CRC,
+                           e);
     set_status(m, MIG_STATUS_ACTIVE);
     return rc;
 }

@@ -94,9 +94,9 @@ int ram_batch_check_crc(const struct ram_batch *b, uint32_t first, uint32_t n,
         crc32c_pages(page + done, k, crc);
         for (uint32_t i = 0; i < k; i++)
             if (crc[i] != b->crc[first + done + i])
-                return err_set(e, EPROTO, "ram: crc mismatch on page 0x%llx",
-                               (unsigned long long)(b->entry[first + done + i] &
-                                                    MIG_RAM_PFN_MASK));
+                return err_set(
+                    e, EPROTO, "ram: crc mismatch on page 0x%llx",
+                    (unsigned long long)(b->entry[first + done + i] & MIG_RAM_PFN_MASK));
         done += k;
     }
     return 0;
@@ -120,7 +120,8 @@ static void ram_preallocate(struct ram_receiver *rr)
     const struct ram_batch *b = &rr->b;
     for (uint32_t i = 0; i < b->nonzero;) {
         uint64_t first = b->entry[i] & MIG_RAM_PFN_MASK, len = 1;
-        while (i + len < b->nonzero && (b->entry[i + len] & MIG_RAM_PFN_MASK) == first + len)
+        while (i + len < b->nonzero &&
+               (b->entry[i + len] & MIG_RAM_PFN_MASK) == first + len)
             len++;
         madvise(page_ptr(rr, first), len * PAGE, MADV_POPULATE_WRITE);
         i += (uint32_t)len;
@@ -198,7 +199,8 @@ static int check_lane(const struct ram_receiver *rr, struct err *e)
         uint64_t page = rr->b.entry[i] & MIG_RAM_PFN_MASK;
         unsigned lane = (unsigned)(page / MIG_CHANNEL_SPAN % rr->lanes);
         if (lane != rr->lane)
-            return err_set(e, EPROTO, "ram: page 0x%llx on channel %u belongs to channel %u",
+            return err_set(e, EPROTO,
+                           "ram: page 0x%llx on channel %u belongs to channel %u",
                            (unsigned long long)page, rr->lane, lane);
     }
     return 0;

@@ -42,7 +42,8 @@ static void ack_round_trip(void **state)
     struct err e = {""};
     struct buf b;
     buf_init(&b);
-    struct mig_hello_ack in = {1, MIG_F_ACKS | MIG_F_CHANNELS, 8, 0x1122334455667788ULL}, out;
+    struct mig_hello_ack in = {1, MIG_F_ACKS | MIG_F_CHANNELS, 8, 0x1122334455667788ULL},
+                         out;
     hello_ack_encode(&in, &b);
     assert_int_equal(b.len, 32);
     assert_int_equal(ack_decode(b.data, b.len, OFFER, &out, &e), 0);
@@ -174,7 +175,7 @@ static void running_codec(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ack_round_trip),  cmocka_unit_test(ack_refused),
+        cmocka_unit_test(ack_round_trip),   cmocka_unit_test(ack_refused),
         cmocka_unit_test(chan_hello_codec), cmocka_unit_test(loaded_codec),
         cmocka_unit_test(running_codec),
     };
