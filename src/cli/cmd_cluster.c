@@ -107,6 +107,40 @@ static int run_join(struct call *k)
                         (long long)json_integer_value(json_object_get(ans, "members")));
 }
 
+static int run_join_token(struct call *k)
+{
+    const char *ttl_s = call_opt(k, "--ttl");
+    uint64_t ttl = 1800;
+    int rc = ttl_s ? check_uint("--ttl", ttl_s, 60, 86400, &ttl) : EXIT_OK;
+    json_t *ans;
+    if (rc == EXIT_OK)
+        rc = api(k, "POST", "/cluster/join-tokens",
+                 json_pack("{sI}", "ttl_s", (json_int_t)ttl), &ans);
+    if (rc != EXIT_OK)
+        return rc;
+    return print_answer(k, ans,
+                        "%s\n(good for one join within %llu s) on the new node run:\n"
+                        "  tern cluster join %s --fingerprint %s --token %s",
+                        jstr(ans, "token", "?"), (unsigned long long)ttl,
+                        jstr(ans, "address", "?"), jstr(ans, "fingerprint", "?"),
+                        jstr(ans, "token", "?"));
+}
+
+static int run_leave(struct call *k)
+{
+    return api_change(k, "POST", "/cluster/leave", "node left the cluster");
+}
+
+static int run_node_remove(struct call *k)
+{
+    char path[128];
+    int rc = check_name("node name", k->arg[0]);
+    if (rc != EXIT_OK)
+        return rc;
+    snprintf(path, sizeof(path), "/nodes/%s", k->arg[0]);
+    return api_change(k, "DELETE", path, "node %s removed from the cluster", k->arg[0]);
+}
+
 static int run_status(struct call *k)
 {
     json_t *body;
@@ -247,7 +281,16 @@ static const struct cmd_opt join_opts[] = {
      "there); this node's token then comes from "
      "TERN_TOKEN_FILE or the config",
      false, false},
-    {"--token", "TOKEN", "that node's admin token (64 hex characters)", false, false},
+    {"--token", "TOKEN",
+     "a one-time join token ('tern cluster join-token' there) or that node's "
+     "admin token (64 hex characters)",
+     false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
+static const struct cmd_opt token_opts[] = {
+    {"--ttl", "SECONDS", "how long the token is good for (60..86400, default 1800)", false,
+     false},
     {NULL, NULL, NULL, false, false},
 };
 
@@ -259,10 +302,26 @@ const struct cmd cmds_cluster[] = {
     {"cluster", "join", "ADDRESS --fingerprint FP (--token-file FILE | --token TOKEN)", 1,
      1, "join this node to the cluster of the node at ADDRESS",
      "ADDRESS is host:port of the API of any member (its api_address). The\n"
-     "fingerprint pins that node's key; its admin token proves the right to join.\n",
+     "fingerprint pins that node's key; a one-time join token from 'tern cluster\n"
+     "join-token' (or that node's admin token) proves the right to join. That\n"
+     "node then signs this node's certificate for etcd with the cluster CA.\n",
      "  tern cluster join 10.0.0.1:8006 --fingerprint sha256//3q2+7w... \\\n"
      "      --token-file /root/n1.token\n",
      join_opts, run_join},
+    {"cluster", "join-token", "[--ttl SECONDS]", 0, 0,
+     "a one-time token for 'tern cluster join' on a new node",
+     "Prints a token that admits one node, once, until it expires, and the\n"
+     "join command line to run on the new node. Only its hash is kept (in etcd);\n"
+     "a token that was used or expired is refused.\n",
+     "  tern cluster join-token\n  tern cluster join-token --ttl 600\n", token_opts,
+     run_join_token},
+    {"cluster", "leave", "", 0, 0, "this node leaves its cluster",
+     "Refused while the node owns VMs (they are named: migrate or destroy them\n"
+     "first) or runs tern-vmm processes, and when it is the only member. The\n"
+     "node goes offline, its etcd member is removed through the others, its\n"
+     "record deleted; its etcd data and certificate are removed here. It can\n"
+     "then create or join a cluster again.\n",
+     "  tern cluster leave\n", NULL, run_leave},
     {"cluster", "status", "", 0, 0, "quorum, etcd members and the leader",
      "Asks every etcd member its status and proves quorum with a linearizable\n"
      "read. Also prints the cluster's name and this node's fingerprint (for\n"
@@ -286,6 +345,12 @@ const struct cmd cmds_cluster[] = {
      "The node as 'tern node list' shows it, with its addresses. Exit 1 when\n"
      "the cluster has no such node.\n",
      "  tern node show n2\n", NULL, run_node_show},
+    {"node", "remove", "NAME", 1, 1, "remove a dead node from the cluster",
+     "For a node that is gone (offline): its etcd member is removed and its\n"
+     "record deleted. Refused while it is online (run 'tern cluster leave' on\n"
+     "it) or owns VMs (they are named). Before that host joins again, remove\n"
+     "its DATA_DIR/etcd and DATA_DIR/pki.\n",
+     "  tern node remove n3\n", NULL, run_node_remove},
     {"node", "list", "", 0, 0, "the nodes: online or offline, VMs, memory, version, cpu",
      "Every member node; a node is online while its heartbeat lease lives.\n"
      "Without quorum prints this node's possibly stale view and exits 3.\n",

@@ -165,7 +165,7 @@ static int run_cancel(struct call *k)
     if (rc != EXIT_OK)
         return rc;
     snprintf(path, sizeof(path), "/tasks/%s/cancel", k->arg[0]);
-    return api_change(k, "POST", path, "cancelling task %s", k->arg[0]);
+    return api_change(k, "POST", path, "cancelled task %s", k->arg[0]);
 }
 
 static const struct cmd_opt list_opts[] = {
@@ -198,9 +198,12 @@ const struct cmd cmds_task[] = {
      "A running migration shows its progress (share of the whole job, bytes\n"
      "sent, rate, time left, pass); a finished one its figures.\n",
      "  tern task show UPID:n1:00001A2B:00000003:6563F1A2:migrate:100:\n", NULL, run_show},
-    {"task", "cancel", "UPID", 1, 1, "ask a running task to stop",
-     "A migration cancelled before its handover leaves the VM running where it\n"
-     "was. Refused (exit 1) when the task has ended.\n",
+    {"task", "cancel", "UPID", 1, 1, "stop a running task, or say why it cannot",
+     "Waits for the task to say what it did: \"cancelled task UPID\" (exit 0)\n"
+     "once it stopped, or the reason it did not (exit 1): it had ended, it\n"
+     "cannot be cancelled (start, stop), or it is past the point a cancel can\n"
+     "undo (a migration whose handover etcd is deciding). A migration cancelled\n"
+     "before its handover leaves the VM running where it was.\n",
      "  tern task cancel UPID:n1:00001A2B:00000003:6563F1A2:migrate:100:\n", NULL,
      run_cancel},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},

@@ -145,7 +145,7 @@ static bool ask_cancel(struct call *k, const char *upid, struct follow_state *s)
     snprintf(path, sizeof(path), "/tasks/%s/cancel", upid);
     if (api(k, "POST", path, NULL, &ans) == EXIT_OK) {
         s->cancel_sent = true;
-        fprintf(stderr, "cancel requested; following task %s to its end\n", upid);
+        fprintf(stderr, "cancelled; the rest of task %s:\n", upid);
         json_decref(ans);
     }
     return true;

@@ -247,9 +247,11 @@ void print_task_list(FILE *f, const json_t *body)
             human_duration(jint(t, "end") - jint(t, "start"), dur, sizeof(dur));
         if (json_is_integer(json_object_get(t, "vmid")))
             snprintf(vmid, sizeof(vmid), "%lld", jint(t, "vmid"));
-        fprintf(f, "%-*s %-12s %-8s %-9s %-19s %-9s %s\n", w, jstr(t, "id", "?"),
+        /* nobody ends a task whose node is gone: say so beside it */
+        bool orphan = json_is_false(json_object_get(t, "node_online"));
+        fprintf(f, "%-*s %-12s %-8s %-9s %-19s %-9s %s%s\n", w, jstr(t, "id", "?"),
                 jstr(t, "node", "?"), jstr(t, "type", "?"), vmid, start, dur,
-                jstr(t, "status", "?"));
+                jstr(t, "status", "?"), orphan ? " (node offline)" : "");
     }
 }
 

@@ -27,7 +27,7 @@
 struct json_t;
 
 struct etcd_client {
-    char *endpoints[ETCD_ENDPOINTS_MAX]; /* "http://127.0.0.11:2379" */
+    char *endpoints[ETCD_ENDPOINTS_MAX]; /* "https://127.0.0.11:2379" */
     size_t n_endpoints;
     size_t current;      /* the endpoint that answered last: tried first */
     int timeout_ms;      /* whole call, all endpoints together */
@@ -43,7 +43,20 @@ struct etcd_client {
  * curl_global_init itself); etcd_client_init calls it too. */
 int etcd_global_init(struct err *e);
 
-/* endpoints: comma-separated URLs ("http://a:2379,http://b:2379"). */
+/* etcd with TLS (docs/cluster.md, "TLS and client certificates"): the
+ * cluster CA that the members' certificates must chain to, and the
+ * certificate and key this process presents as a client. One identity per
+ * process (a node has one certificate), so it is set once, before any
+ * client or thread exists, and every client with https:// endpoints uses
+ * it, as does etcd_server_wait_serving. The files are read when a
+ * connection is made: they may appear later (a cluster create or join). */
+int etcd_tls_configure(const char *ca_file, const char *cert_file, const char *key_file,
+                       struct err *e);
+/* The settings above on a curl handle (CURL *); nothing when unset. */
+void etcd_tls_apply(void *curl);
+
+/* endpoints: comma-separated URLs ("https://a:2379,https://b:2379"); an
+ * https:// endpoint needs etcd_tls_configure first. */
 int etcd_client_init(struct etcd_client *c, const char *endpoints, struct err *e);
 /* A second client on the same endpoints, for another thread. */
 int etcd_client_init_copy(struct etcd_client *c, const struct etcd_client *from,

@@ -29,6 +29,37 @@ static void curl_global_once(void)
     curl_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+static struct {
+    char ca[320], cert[320], key[320];
+} tls;
+
+int etcd_tls_configure(const char *ca_file, const char *cert_file, const char *key_file,
+                       struct err *e)
+{
+    int n[3] = {snprintf(tls.ca, sizeof(tls.ca), "%s", ca_file),
+                snprintf(tls.cert, sizeof(tls.cert), "%s", cert_file),
+                snprintf(tls.key, sizeof(tls.key), "%s", key_file)};
+    for (int i = 0; i < 3; i++)
+        if (n[i] < 0 || (size_t)n[i] >= sizeof(tls.ca)) {
+            memset(&tls, 0, sizeof(tls));
+            return err_set(e, ENAMETOOLONG, "etcd tls: a path is too long");
+        }
+    return 0;
+}
+
+void etcd_tls_apply(void *curl)
+{
+    if (!tls.cert[0])
+        return;
+    /* the members' certificates chain to the cluster CA and name their
+     * host; only TLS 1.2 and later */
+    curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca);
+    curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert);
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key);
+    curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -43,8 +74,14 @@ static int client_add_endpoint(struct etcd_client *c, const char *url, size_t le
         return err_set(e, EINVAL, "etcd: empty endpoint in the list");
     if (c->n_endpoints == ETCD_ENDPOINTS_MAX)
         return err_set(e, EINVAL, "etcd: more than %d endpoints", ETCD_ENDPOINTS_MAX);
-    if (strncmp(url, "http://", 7) != 0)
-        return err_set(e, EINVAL, "etcd: endpoint %.*s: only http:// is supported",
+    bool https = strncmp(url, "https://", 8) == 0;
+    if (strncmp(url, "http://", 7) != 0 && !https)
+        return err_set(e, EINVAL, "etcd: endpoint %.*s: not an http:// or https:// url",
+                       (int)len, url);
+    if (https && !tls.cert[0])
+        return err_set(e, EINVAL,
+                       "etcd: endpoint %.*s: https without a cluster certificate "
+                       "(etcd_tls_configure)",
                        (int)len, url);
     char *copy = strndup(url, len);
     if (!copy)
@@ -218,6 +255,7 @@ static void curl_prepare(struct etcd_client *c, struct curl_slist *headers)
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, textbuf_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c->body);
     curl_easy_setopt(curl, CURLOPT_PROXY, ""); /* never via http_proxy */
+    etcd_tls_apply(curl);
 }
 
 int etcd_client_call(struct etcd_client *c, const char *path, json_t *req, json_t **resp,

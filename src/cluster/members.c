@@ -295,6 +295,36 @@ int cluster_member_add(struct etcd_client *c, const char *name, const char *peer
     return initial_build(list, n, same->id, name, out, e);
 }
 
+/* etcd 3.4 refuses a removal that would leave fewer started members than
+ * a majority of those left ("not enough started members"): a state of the
+ * cluster, -EBUSY, with etcd's words. */
+static int member_remove_call(struct etcd_client *c, uint64_t id, struct err *e)
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)id);
+    json_t *resp = NULL, *req = json_pack("{s:s}", "ID", text);
+    if (!req)
+        return err_set(e, ENOMEM, "etcd member remove: out of memory");
+    int rc;
+    /* as for an add: not until every member has been connected for 5 s */
+    for (long waited = 0;; waited += 500) {
+        rc = etcd_client_call(c, "/v3/cluster/member/remove", req, &resp, e);
+        json_decref(resp);
+        resp = NULL;
+        if (rc != -ETCD_NOT_QUORATE || !strstr(etcd_client_detail(c), "unhealthy cluster"))
+            break;
+        if (waited >= MEMBER_ADD_RETRY_MS) {
+            rc = err_set(e, EBUSY,
+                         "etcd refused to remove the member: etcdserver: unhealthy "
+                         "cluster (a member is not connected to all others)");
+            break;
+        }
+        sleep_ms(500);
+    }
+    json_decref(req);
+    return rc == -EPERM ? -EBUSY : rc;
+}
+
 int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
                                     struct err *e)
 {
@@ -311,15 +341,116 @@ int cluster_member_remove_unstarted(struct etcd_client *c, const char *peer_url,
                        "etcd member '%s' (%s) has started: only a member "
                        "that never started is removed here",
                        m->name, peer_url);
-    char id[24];
-    snprintf(id, sizeof(id), "%llu", (unsigned long long)m->id);
-    json_t *resp = NULL, *req = json_pack("{s:s}", "ID", id);
-    rc = req ? etcd_client_call(c, "/v3/cluster/member/remove", req, &resp, e)
-             : err_set(e, ENOMEM, "etcd member remove: out of memory");
-    json_decref(req);
-    json_decref(resp);
+    rc = member_remove_call(c, m->id, e);
     if (!rc)
         log_info("cluster", "etcd member %016llx (%s) removed: it never started",
                  (unsigned long long)m->id, peer_url);
+    return rc;
+}
+
+int cluster_member_remove(struct etcd_client *c, const char *name, uint64_t *id,
+                          struct err *e)
+{
+    struct etcd_member_info list[MEMBERS_MAX];
+    size_t n;
+    *id = 0;
+    int rc = etcd_member_list(c, list, MEMBERS_MAX, &n, e);
+    for (size_t i = 0; !rc && i < n && !*id; i++)
+        if (strcmp(list[i].name, name) == 0)
+            *id = list[i].id;
+    if (rc)
+        return rc;
+    if (!*id)
+        return err_set(e, ENOENT, "no etcd member called '%s'", name);
+    if (n == 1)
+        return err_set(e, EBUSY,
+                       "etcd member '%s' is the cluster's only member: removing it "
+                       "would end the cluster",
+                       name);
+    rc = member_remove_call(c, *id, e);
+    if (!rc)
+        log_info("cluster", "etcd member %016llx (node %s) removed",
+                 (unsigned long long)*id, name);
+    return rc;
+}
+
+int cluster_ca_store(struct etcd_client *c, const char *cert_pem, const char *key_pem,
+                     struct err *e)
+{
+    struct etcd_txn_cmp cmps[] = {{.key = TERN_KEY_CA_CERT, .cmp = ETCD_CMP_ABSENT},
+                                  {.key = TERN_KEY_CA_KEY, .cmp = ETCD_CMP_ABSENT}};
+    struct etcd_txn_op ops[] = {{.key = TERN_KEY_CA_CERT, .value = cert_pem},
+                                {.key = TERN_KEY_CA_KEY, .value = key_pem}};
+    bool done;
+    int rc = etcd_txn(c, cmps, 2, ops, 2, &done, e);
+    if (!rc && !done)
+        rc = err_set(e, EEXIST, "the cluster has a CA already (%s)", TERN_KEY_CA_CERT);
+    return rc;
+}
+
+int cluster_ca_get(struct etcd_client *c, char **cert_pem, char **key_pem, struct err *e)
+{
+    struct etcd_kv cert, key;
+    etcd_kv_init(&cert);
+    etcd_kv_init(&key);
+    *cert_pem = *key_pem = NULL;
+    int rc = etcd_get(c, TERN_KEY_CA_CERT, 0, &cert, e);
+    if (!rc)
+        rc = etcd_get(c, TERN_KEY_CA_KEY, 0, &key, e);
+    if (rc == -ENOENT)
+        rc = err_set(e, ENOENT,
+                     "the cluster has no CA in %s (it runs without TLS, or with "
+                     "certificates its operator made): it cannot sign a new node's",
+                     TERN_KEY_CA_CERT);
+    if (!rc) {
+        *cert_pem = cert.value, cert.value = NULL;
+        *key_pem = key.value, key.value = NULL;
+    }
+    etcd_kv_release(&cert);
+    etcd_kv_release(&key);
+    return rc;
+}
+
+static int join_token_key(char key[TERN_KEY_MAX], const char *hash, struct err *e)
+{
+    if (strlen(hash) != 64 || strspn(hash, "0123456789abcdef") != 64)
+        return err_set(e, EINVAL, "join token hash is not 64 hex characters");
+    snprintf(key, TERN_KEY_MAX, TERN_PREFIX_JOIN_TOKENS "%s", hash);
+    return 0;
+}
+
+int cluster_join_token_add(struct etcd_client *c, const char *hash, const char *by,
+                           int ttl_s, struct err *e)
+{
+    char key[TERN_KEY_MAX];
+    int64_t lease;
+    int rc = join_token_key(key, hash, e);
+    if (!rc)
+        rc = etcd_lease_grant(c, ttl_s, &lease, e);
+    if (rc)
+        return rc;
+    json_t *j = json_pack("{s:s, s:I, s:I}", "by", by, "created", (json_int_t)time(NULL),
+                          "expires", (json_int_t)time(NULL) + ttl_s);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    rc = text ? etcd_put(c, key, text, lease, e) : err_set(e, ENOMEM, "out of memory");
+    free(text);
+    return rc;
+}
+
+int cluster_join_token_take(struct etcd_client *c, const char *hash, struct err *e)
+{
+    char key[TERN_KEY_MAX];
+    int rc = join_token_key(key, hash, e);
+    if (rc)
+        return rc;
+    struct etcd_txn_cmp cmp = {.key = key, .cmp = ETCD_CMP_PRESENT};
+    struct etcd_txn_op op = {.key = key, .value = NULL};
+    bool taken;
+    rc = etcd_txn(c, &cmp, 1, &op, 1, &taken, e);
+    if (!rc && !taken)
+        rc = err_set(e, EACCES,
+                     "join token refused: unknown, expired or already used (make a "
+                     "new one with 'tern cluster join-token' on a member)");
     return rc;
 }

@@ -12,8 +12,8 @@ struct etcd_server {
     char binary[256]; /* default /usr/bin/etcd, $TERN_ETCD overrides */
     char name[64];
     char data_dir[256];
-    char client_url[128];       /* http://127.0.0.11:2379 */
-    char peer_url[128];         /* http://127.0.0.11:2380 */
+    char client_url[128];       /* https://127.0.0.11:2379 (http:// without TLS) */
+    char peer_url[128];         /* https://127.0.0.11:2380 */
     char initial_cluster[1024]; /* name=peer_url,... of every member */
     /* "new" (a member of a cluster bootstrapped together) or "existing"
      * (joining a running cluster, after etcd member add); both are
@@ -21,10 +21,15 @@ struct etcd_server {
     char initial_state[16];
     char cluster_token[64]; /* --initial-cluster-token; default "tern" */
     char log_path[256];     /* etcd's stderr; "" = /dev/null */
-    int election_ms;        /* 0: etcd's default (1000) */
-    bool die_with_parent;   /* SIGKILL etcd when the starting thread ends
-                             * (tests: no member outlives a killed run) */
-    pid_t pid;              /* 0 when not running */
+    /* TLS on both ports, a certificate from the CA wanted from every
+     * client and peer (--client-cert-auth, --peer-client-cert-auth); the
+     * member's own certificate serves both ports and is its client
+     * certificate towards its peers. "" = plain http (tests, lab) */
+    char tls_ca[320], tls_cert[320], tls_key[320];
+    int election_ms;      /* 0: etcd's default (1000) */
+    bool die_with_parent; /* SIGKILL etcd when the starting thread ends
+                           * (tests: no member outlives a killed run) */
+    pid_t pid;            /* 0 when not running */
 };
 
 void etcd_server_init(struct etcd_server *s);

@@ -3,12 +3,16 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/clock.h"
 #include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
 #include "migrate/incoming.h"
 #include "migrate/tls.h"
+
+#define PAUSE_GATE_WAIT_MS 2000
 
 static struct migration outgoing;
 static struct mig_incoming *incoming; /* with --incoming: the VM arriving */
@@ -41,6 +45,31 @@ static int hook_commit(void *ctx, bool *decided, struct err *e)
     return 0;
 }
 
+/* Before stop-and-copy: ask ternd (event "pause-pending") whether the VM
+ * may pause, and wait up to 2 s for migrate_pause. A "no" (or no answer)
+ * means another pre-copy pass; asks come at most every 2 s so a small
+ * guest does not spin through passes. */
+static bool hook_pause_gate(void *ctx)
+{
+    uint64_t t0 = clock_mono_ns();
+    mig_decision_expect(&outgoing.pause);
+    monitor_post_event(
+        ctx, "migration",
+        json_pack("{s:s, s:s}", "role", "source", "status", "pause-pending"));
+    bool yes = false;
+    mig_decision_wait_ms(&outgoing.pause, PAUSE_GATE_WAIT_MS, &yes);
+    uint64_t spent_us = (clock_mono_ns() - t0) / 1000;
+    if (!yes && spent_us < PAUSE_GATE_WAIT_MS * 1000ULL)
+        usleep((useconds_t)(PAUSE_GATE_WAIT_MS * 1000ULL - spent_us));
+    return yes;
+}
+
+static uint64_t hook_idle_ms(void *ctx)
+{
+    struct monitor *m = ctx;
+    return control_idle_ms(&m->control);
+}
+
 static void hook_completed(void *ctx)
 {
     struct monitor *m = ctx;
@@ -52,7 +81,12 @@ int migrate_commands_start(struct monitor *m, void *arg, struct err *e)
 {
     (void)e;
     incoming = arg;
-    struct mig_hooks hooks = {hook_event, hook_commit, hook_completed, m};
+    struct mig_hooks hooks = {.event = hook_event,
+                              .commit = hook_commit,
+                              .pause_gate = hook_pause_gate,
+                              .idle_ms = hook_idle_ms,
+                              .completed = hook_completed,
+                              .ctx = m};
     migration_init(&outgoing, &m->vm, hooks);
     return 0;
 }
@@ -66,15 +100,26 @@ void migrate_commands_stop(struct monitor *m, void *arg)
 
 static int check_keys(json_t *req, struct err *e)
 {
-    static const char *const known[] = {
-        "cmd",           "id",         "uri", "max_bandwidth", "downtime_limit_ms",
-        "auto_converge", "max_time_s", "tls", "tls_dir",       "page_crc",
-        "commit",        "channels",   NULL};
+    static const char *const known[] = {"cmd",
+                                        "id",
+                                        "uri",
+                                        "max_bandwidth",
+                                        "downtime_limit_ms",
+                                        "auto_converge",
+                                        "max_time_s",
+                                        "tls",
+                                        "tls_dir",
+                                        "page_crc",
+                                        "commit",
+                                        "watchdog_ms",
+                                        "pause_gate",
+                                        "channels",
+                                        NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
 
-static int parse_params(json_t *req, struct mig_params *p, struct err *e)
+int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
 {
     mig_params_default(p);
     const char *uri = json_string_value(json_object_get(req, "uri"));
@@ -91,6 +136,12 @@ static int parse_params(json_t *req, struct mig_params *p, struct err *e)
         rc = jsonf_uint(req, "downtime_limit_ms", false, 1, 60000, &downtime, NULL, e);
     if (!rc)
         rc = jsonf_uint(req, "max_time_s", false, 1, 86400, &max_time, NULL, e);
+    uint64_t watchdog = 0;
+    if (!rc)
+        rc = jsonf_uint(req, "watchdog_ms", false, 0, 3600000, &watchdog, NULL, e);
+    p->watchdog_ms = (uint32_t)watchdog;
+    if (!rc)
+        rc = jsonf_bool(req, "pause_gate", false, &p->pause_gate, NULL, e);
     if (!rc)
         rc = jsonf_uint(req, "channels", false, 1, MIG_CHANNELS_MAX, &channels, NULL, e);
     if (!rc)
@@ -127,7 +178,7 @@ static int cmd_migrate(struct control *ctl, json_t *req, json_t *reply, struct e
     (void)ctl;
     (void)reply;
     struct mig_params p;
-    int rc = parse_params(req, &p, e);
+    int rc = migrate_params_parse(req, &p, e);
     if (!rc)
         rc = migration_start(&outgoing, &p, e);
     return rc;
@@ -178,6 +229,14 @@ static int cmd_migrate_commit(struct control *ctl, json_t *req, json_t *reply,
     return give_decision(req, "commit", &outgoing.commit, e);
 }
 
+/* {"pause": true|false}: the answer to "pause-pending". */
+static int cmd_migrate_pause(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    (void)ctl;
+    (void)reply;
+    return give_decision(req, "pause", &outgoing.pause, e);
+}
+
 /* {"resume": true|false}: the answer to a destination's "commit-unknown"
  * (it lost its source after loading everything). */
 static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
@@ -192,6 +251,7 @@ static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
 
 const struct control_command migrate_commands[] = {
     {"migrate_commit", cmd_migrate_commit},
+    {"migrate_pause", cmd_migrate_pause},
     {"incoming_resolve", cmd_incoming_resolve},
     {"migrate", cmd_migrate},
     {"migrate_cancel", cmd_migrate_cancel},

@@ -16,5 +16,8 @@ extern const struct control_command migrate_commands[];
 int migrate_commands_start(struct monitor *m, void *arg, struct err *e);
 void migrate_commands_stop(struct monitor *m, void *arg);
 void migrate_commands_set_tls_dir(const char *dir);
+/* The "migrate" request's parameters checked into p (nothing started);
+ * the control-socket fuzzer (tests/fuzz/fuzz_control.c) drives it too. */
+int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e);
 
 #endif

@@ -1,6 +1,7 @@
 #include "migrate/decision.h"
 
 #include <errno.h>
+#include <time.h>
 
 void mig_decision_init(struct mig_decision *d)
 {
@@ -35,6 +36,23 @@ bool mig_decision_wait(struct mig_decision *d)
     d->waiting = false;
     pthread_mutex_unlock(&d->lock);
     return yes;
+}
+
+int mig_decision_wait_ms(struct mig_decision *d, int timeout_ms, bool *yes)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    until.tv_sec += timeout_ms / 1000 + until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    pthread_mutex_lock(&d->lock);
+    while (!d->given && pthread_cond_timedwait(&d->cond, &d->lock, &until) == 0)
+        ;
+    bool given = d->given;
+    *yes = given && d->yes;
+    d->waiting = false;
+    pthread_mutex_unlock(&d->lock);
+    return given ? 0 : -ETIMEDOUT;
 }
 
 int mig_decision_give(struct mig_decision *d, bool yes, const char *what, struct err *e)

@@ -25,23 +25,33 @@
 void mig_incoming_init(struct mig_incoming *in)
 {
     memset(in, 0, sizeof(*in));
-    in->ch.fd = in->listen_fd = -1;
+    in->ch.fd = in->listen_fd = in->chan_listen_fd = -1;
     mig_decision_init(&in->resume);
+}
+
+int mig_incoming_listen(struct mig_incoming *in, struct err *e)
+{
+    int rc = mig_uri_listen(in->uri, &in->listen_fd, e);
+    in->listening = !rc;
+    if (!rc)
+        log_info("migrate", "waiting for a source on %s%s", in->uri,
+                 in->tls_dir ? " (tls)" : "");
+    return rc;
 }
 
 int mig_incoming_accept(struct mig_incoming *in, struct err *e)
 {
-    int lfd, fd;
-    in->ch.fd = in->listen_fd = -1;
-    int rc = mig_uri_listen(in->uri, &lfd, e);
+    int fd;
+    in->ch.fd = -1;
+    int rc = in->listening ? 0 : mig_incoming_listen(in, e);
     if (rc)
         return rc;
-    log_info("migrate", "waiting for a source on %s%s", in->uri,
-             in->tls_dir ? " (tls)" : "");
+    int lfd = in->listen_fd;
+    in->listening = false;
     rc = mig_accept(lfd, in->accept_timeout_ms, &fd, e);
     /* extra channels come to the same tcp: address */
     if (lfd >= 0 && strncmp(in->uri, "tcp:", 4) == 0)
-        in->listen_fd = lfd;
+        in->chan_listen_fd = lfd;
     else if (lfd >= 0)
         close(lfd);
     if (strncmp(in->uri, "unix:", 5) == 0)
@@ -59,7 +69,7 @@ int mig_incoming_accept(struct mig_incoming *in, struct err *e)
     rc = hello_decode(msg, len, &in->hello, e);
     free(msg);
     in->features = in->hello.features & MIG_F_KNOWN;
-    if (in->listen_fd < 0)
+    if (in->chan_listen_fd < 0)
         in->features &= ~MIG_F_CHANNELS;
     return rc;
 }
@@ -122,9 +132,12 @@ void mig_incoming_refuse(struct mig_incoming *in, const char *why)
 void mig_incoming_release(struct mig_incoming *in)
 {
     dest_chans_release(in);
-    if (in->listen_fd >= 0)
+    if (in->chan_listen_fd >= 0)
+        close(in->chan_listen_fd);
+    in->chan_listen_fd = -1;
+    if (in->listening && in->listen_fd >= 0)
         close(in->listen_fd);
-    in->listen_fd = -1;
+    in->listening = false;
     mig_channel_release(&in->ch);
     hello_release(&in->hello);
     mig_decision_release(&in->resume);
@@ -291,8 +304,9 @@ static void *incoming_thread(void *arg)
              (unsigned long long)r.ram.stats.zero_pages, (double)r.load_ns / 1e6,
              in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",
-                       json_pack("{s:s, s:s, s:I}", "role", "destination", "status",
-                                 "completed", "pages", (json_int_t)r.ram.stats.pages));
+                       json_pack("{s:s, s:s, s:I, s:s}", "role", "destination", "status",
+                                 "completed", "pages", (json_int_t)r.ram.stats.pages, "state",
+                                 in->hello.paused ? "paused" : "running"));
     if (!in->hello.paused)
         monitor_post_event(in->mon, "resumed", NULL);
     return NULL;

@@ -19,12 +19,16 @@ struct mig_incoming {
     const char *tls_dir; /* NULL: plain; else TLS with mutual auth */
     int accept_timeout_ms;
     bool external_commit; /* ternd decides when the source goes silent */
+    /* listening already (mig_incoming_listen): a supervisor that sees the
+     * control socket answer may hand out the address at once */
+    bool listening;
+    int listen_fd;
     struct mig_channel ch;
     struct mig_hello hello;
     uint64_t features;
     /* MIG_F_CHANNELS (incoming_chan.c): tcp: keeps listening for the extra
      * connections, which present the token of HELLO_ACK */
-    int listen_fd;
+    int chan_listen_fd;
     uint64_t token;
     unsigned max_channels, nchan;
     struct dest_chan *chan[MIG_CHANNELS_MAX]; /* 1..nchan-1 */
@@ -37,6 +41,8 @@ struct mig_incoming {
 };
 
 void mig_incoming_init(struct mig_incoming *in);
+/* Listens on uri (done by mig_incoming_accept when not called before). */
+int mig_incoming_listen(struct mig_incoming *in, struct err *e);
 /* Listens on uri, accepts one source, reads and checks its HELLO. */
 int mig_incoming_accept(struct mig_incoming *in, struct err *e);
 /* Fills the VM config from HELLO, checking it against the local options

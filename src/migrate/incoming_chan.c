@@ -63,7 +63,7 @@ static void *chan_thread(void *arg)
 static int chan_accept(struct mig_incoming *in, struct mig_chan_hello *hello, struct err *e)
 {
     int fd;
-    int rc = mig_accept(in->listen_fd, CHANNEL_TIMEOUT_MS, &fd, e);
+    int rc = mig_accept(in->chan_listen_fd, CHANNEL_TIMEOUT_MS, &fd, e);
     if (rc)
         return rc;
     struct dest_chan *c = calloc(1, sizeof(*c));
@@ -101,9 +101,9 @@ static int chan_accept(struct mig_incoming *in, struct mig_chan_hello *hello, st
 
 static void stop_listening(struct mig_incoming *in)
 {
-    if (in->listen_fd >= 0)
-        close(in->listen_fd);
-    in->listen_fd = -1;
+    if (in->chan_listen_fd >= 0)
+        close(in->chan_listen_fd);
+    in->chan_listen_fd = -1;
 }
 
 int dest_chans_open(struct mig_incoming *in, struct vm *vm, struct err *e)

@@ -70,7 +70,12 @@ static void on_done(struct evloop *loop, int fd, uint32_t events, void *ctx)
 
 static int waiting_setup(struct waiting *w, const char *control_path, struct err *e)
 {
-    int rc = evloop_init(&w->loop);
+    /* listen before the control socket answers: ternd hands the address to
+     * the source as soon as it does */
+    int rc = mig_incoming_listen(w->in, e);
+    if (rc)
+        return rc;
+    rc = evloop_init(&w->loop);
     w->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (rc || w->done_fd < 0)
         return err_set(e, rc ? -rc : errno, "event loop: %s", strerror(rc ? -rc : errno));

@@ -61,16 +61,7 @@ void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks)
     m->ch.fd = -1;
     pthread_mutex_init(&m->lock, NULL);
     mig_decision_init(&m->commit);
-}
-
-const char *mig_status_name(enum mig_status s)
-{
-    static const char *const names[] = {
-        "none",   "setup",     "active",
-        "device", "handover",  "completed",
-        "failed", "cancelled", "postcommit-failed",
-    };
-    return names[s];
+    mig_decision_init(&m->pause);
 }
 
 static void set_status(struct migration *m, enum mig_status s)
@@ -384,10 +375,16 @@ static int src_precopy(struct source_run *r, struct err *e)
         src_account(r, pass, &res);
         enum converge_verdict v = src_judge(r);
         post_figures(m);
-        if (v == CONVERGE_STOP)
-            return 0;
         if (atomic_load(&m->cancel))
             return err_set(e, ECANCELED, "migration cancelled");
+        /* no pause on a cluster that could not decide the handover: the
+         * guest runs on in pre-copy until ternd says etcd answers */
+        bool gated = v == CONVERGE_STOP && m->params.pause_gate && m->hooks.pause_gate &&
+                     !m->hooks.pause_gate(m->hooks.ctx);
+        if (v == CONVERGE_STOP && !gated)
+            return 0;
+        if (gated || atomic_load(&m->cancel))
+            continue;
         if (v == CONVERGE_GIVE_UP)
             return err_set(e, ETIMEDOUT,
                            "did not converge within %u s (dirty rate "
@@ -573,10 +570,17 @@ static int src_wait_running(struct source_run *r, struct err *e)
 
 /* ---- the thread ---- */
 
-static void src_fail(struct source_run *r, const struct err *e)
+static void src_fail(struct source_run *r, const struct err *why)
 {
     struct migration *m = r->m;
-    bool cancelled = atomic_load(&m->cancel);
+    /* abandoned by the watchdog: a failure that says so, not a cancel */
+    struct err abandoned;
+    const struct err *e = why;
+    if (atomic_load(&m->abandoned) && !r->committed) {
+        err_set(&abandoned, ECANCELED, "%s", mig_watchdog_reason(m));
+        e = &abandoned;
+    }
+    bool cancelled = atomic_load(&m->cancel) && e == why;
     if (r->committed) {
         /* the destination may be running: never resume here */
         set_status(m, MIG_STATUS_POSTCOMMIT_FAILED);
@@ -659,15 +663,18 @@ static void *migration_thread(void *arg)
     struct source_run r = {.m = m, .t0 = clock_mono_ms()};
     r.was_paused = vm_get_state(m->vm) == VM_PAUSED;
     struct err e = {""};
+    int rc = mig_watchdog_start(m, &e);
     log_info("migrate", "to %s%s: %lluM, downtime limit %u ms%s", m->params.uri,
              m->params.tls ? " (tls)" : "",
              (unsigned long long)(m->vm->config.memory >> 20), m->params.downtime_limit_ms,
              r.was_paused ? ", vm paused" : "");
-    int rc = src_run(&r, &e);
+    if (!rc)
+        rc = src_run(&r, &e);
     if (rc)
         src_fail(&r, &e);
     else
         src_done(&r);
+    mig_watchdog_join(m);
     ram_pool_release(&r.pool);
     post_figures(m);
     mig_channel_release(&m->ch);
@@ -741,6 +748,7 @@ void migration_release(struct migration *m)
         m->thread_running = false;
     }
     mig_decision_release(&m->commit);
+    mig_decision_release(&m->pause);
 }
 
 json_t *migration_query(struct migration *m)
@@ -748,44 +756,5 @@ json_t *migration_query(struct migration *m)
     pthread_mutex_lock(&m->lock);
     json_t *j = mig_figures_json(&m->fig);
     pthread_mutex_unlock(&m->lock);
-    return j;
-}
-
-json_t *mig_figures_json(const struct mig_figures *f)
-{
-    json_t *j = json_pack(
-        "{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i, s:f}", "status",
-        mig_status_name(f->status), "pass", (int)f->pass, "ram_total",
-        (json_int_t)f->ram_total, "transferred", (json_int_t)f->transferred, "remaining",
-        (json_int_t)f->remaining, "pages", (json_int_t)f->pages, "zero_pages",
-        (json_int_t)f->zero_pages, "skipped_pages", (json_int_t)f->skipped, "dirty_rate",
-        f->dirty_rate, "bandwidth", f->bandwidth, "expected_downtime_ms",
-        f->expected_downtime_ms, "throttle_pct", (int)f->throttle_pct, "sync_ms",
-        f->sync_ms);
-    if (f->status >= MIG_STATUS_COMPLETED || f->total_ms > 0) {
-        json_t *d = json_pack(
-            "{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "pause_ms", f->pause_ms,
-            "last_pages_ms", f->last_pages_ms, "state_save_ms", f->state_save_ms,
-            "transfer_ms", f->transfer_ms, "load_ms", f->load_ms, "commit_ms", f->commit_ms,
-            "resume_ms", f->resume_ms, "total_ms", f->downtime_ms);
-        json_object_set_new(j, "total_ms", json_real(f->total_ms));
-        json_object_set_new(j, "setup_ms", json_real(f->setup_ms));
-        json_object_set_new(j, "downtime_ms", json_real(f->downtime_ms));
-        json_object_set_new(j, "downtime", d);
-        json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
-    }
-    if (f->resume_dest_ms > 0)
-        json_object_set_new(j, "resume_dest_ms", json_real(f->resume_dest_ms));
-    if (f->acked) {
-        json_object_set_new(j, "acked", json_integer((json_int_t)f->acked));
-        json_object_set_new(j, "catch_up_ms", json_real(f->catch_up_ms));
-    }
-    if (f->stop_reason[0]) {
-        json_object_set_new(j, "stop_reason", json_string(f->stop_reason));
-        json_object_set_new(j, "predicted_downtime_ms",
-                            json_real(f->predicted_downtime_ms));
-    }
-    if (f->error[0])
-        json_object_set_new(j, "error", json_string(f->error));
     return j;
 }

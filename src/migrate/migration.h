@@ -25,6 +25,13 @@ struct mig_params {
     bool page_crc;        /* default on */
     bool external_commit; /* ternd decides the handover (migrate_commit) */
     unsigned channels;    /* connections for RAM, 1..MIG_CHANNELS_MAX; default 1 */
+    /* Before the commit, give up when no control request came for this
+     * long (0: never): an orphaned migration, whose ternd is gone, must not
+     * keep throttling or pausing the guest. */
+    uint32_t watchdog_ms;
+    /* Ask (migrate_pause) before stop-and-copy: ternd checks quorum, so
+     * that the guest never pauses on a cluster known to be unquorate. */
+    bool pause_gate;
 };
 
 enum mig_status {
@@ -72,6 +79,11 @@ struct mig_hooks {
      * (standalone: the delivery of COMMIT decides), -errno refused (the
      * source resumes). */
     int (*commit)(void *ctx, bool *decided, struct err *e);
+    /* With pause_gate: may the VM pause now? false: another pre-copy pass
+     * first (no answer within about a second counts as false). */
+    bool (*pause_gate)(void *ctx);
+    /* With watchdog_ms: milliseconds since the last control request. */
+    uint64_t (*idle_ms)(void *ctx);
     /* The VM now runs on the destination: end this process. */
     void (*completed)(void *ctx);
     void *ctx;
@@ -88,9 +100,13 @@ struct migration {
     struct mig_channel extra[MIG_CHANNELS_MAX - 1];
     _Atomic unsigned nextra;
     struct mig_decision commit; /* under ternd: commit or abort (hooks.commit) */
+    struct mig_decision pause;  /* under ternd: may the VM pause (hooks.pause_gate) */
     pthread_mutex_t lock;       /* guards figures */
     struct mig_figures fig;
     _Atomic bool cancel;
+    _Atomic bool abandoned; /* by the watchdog: nobody watched it */
+    pthread_t watchdog;
+    bool watchdog_running;
 };
 
 void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks);
@@ -104,5 +120,14 @@ void migration_release(struct migration *m);
 json_t *migration_query(struct migration *m);
 const char *mig_status_name(enum mig_status s);
 json_t *mig_figures_json(const struct mig_figures *f);
+
+/* The watchdog (migrate/watchdog.c): a thread that abandons the migration
+ * (cancel, status failed, the VM resumes) when hooks.idle_ms says nobody
+ * has asked anything for params.watchdog_ms while it is still before the
+ * handover. Started and joined by the migration thread. */
+int mig_watchdog_start(struct migration *m, struct err *e);
+void mig_watchdog_join(struct migration *m);
+/* The error of an abandoned migration, "" otherwise. */
+const char *mig_watchdog_reason(struct migration *m);
 
 #endif

@@ -160,21 +160,30 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 
 static const struct api_route *const tables[] = {
     api_routes_cluster, api_routes_members, api_routes_vm,     api_routes_task,
-    api_routes_vmops,   api_routes_migrate, api_routes_vmlife,
+    api_routes_vmops,   api_routes_migrate, api_routes_vmlife, api_routes_leave,
 };
 
-static void route(struct api_req *req, struct reply *r)
+const struct api_route *api_route_find(struct api_req *req, bool *path_known)
 {
-    bool path_known = false;
+    *path_known = false;
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (const struct api_route *rt = tables[t]; rt->method; rt++) {
             if (!match(rt->pattern, req->path, req))
                 continue;
-            path_known = true;
+            *path_known = true;
             if (strcmp(rt->method, req->method) == 0)
-                return rt->handle(req, r);
+                return rt;
         }
-    if (path_known)
+    return NULL;
+}
+
+static void route(struct api_req *req, struct reply *r)
+{
+    bool path_known;
+    const struct api_route *rt = api_route_find(req, &path_known);
+    if (rt)
+        rt->handle(req, r);
+    else if (path_known)
         reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED,
                     "method '%.20s' not allowed on '%.200s'", req->method, req->url);
     else
@@ -229,19 +238,21 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
     return ret;
 }
 
-static int parse_body(struct upload *up, struct api_req *req, struct reply *r)
+int api_body_parse(const char *data, size_t len, struct api_req *req, struct reply *r)
 {
-    if (up->too_big) {
+    if (len > API_BODY_MAX) {
         reply_error(r, 413, "request body over %d bytes", API_BODY_MAX);
         return -1;
     }
-    if (!up->len)
+    if (!len)
         return 0;
     json_error_t je;
-    req->body = json_loadb(up->data, up->len, 0, &je);
+    req->body = json_loadb(data, len, 0, &je);
     if (!req->body || !json_is_object(req->body)) {
         reply_error(r, MHD_HTTP_BAD_REQUEST, "request body: %s",
                     req->body ? "not a json object" : je.text);
+        json_decref(req->body);
+        req->body = NULL;
         return -1;
     }
     return 0;
@@ -251,12 +262,19 @@ static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
                   const char *method, struct upload *up, struct reply *r)
 {
     struct api_req req = {.method = method, .url = url, .conn = conn, .ctx = a->ctx};
-    if (!authorized(a->ctx, conn, &req.from_node))
-        return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+    if (!authorized(a->ctx, conn, &req.from_node)) {
+        /* a joining node may bring a one-time join token instead */
+        const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!h || strncmp(h, "Bearer ", 7) != 0 || strcmp(method, "POST") != 0 ||
+            strcmp(url, API_PREFIX "/cluster/members") != 0)
+            return reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+        req.join_token = h + 7;
+    }
     if (strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0)
         return reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint '%.200s'", url);
     req.path = url + strlen(API_PREFIX);
-    if (parse_body(up, &req, r) < 0)
+    if (api_body_parse(up->data, up->too_big ? API_BODY_MAX + 1 : up->len, &req, r) < 0)
         return;
     struct etcd_client c;
     struct err e;

@@ -5,7 +5,9 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster/members.h"
 #include "common/log.h"
@@ -14,6 +16,7 @@
 #include "node/http.h"
 #include "node/info.h"
 #include "node/peer.h"
+#include "node/pki.h"
 
 #define B64 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -51,6 +54,22 @@ static void reply_setup_error(struct reply *r, int rc, const struct err *e)
         reply_errno(r, rc, e);
 }
 
+/* A cluster made at run time runs etcd with TLS and client certificates
+ * only: a node whose config has http:// addresses can be in a static
+ * cluster (initial_cluster) but neither create nor join one. */
+static bool tls_configured(struct api_req *req, struct reply *r, const char *what)
+{
+    const struct ternd_config *cfg = req->ctx->cfg;
+    if (cfg->etcd_tls)
+        return true;
+    reply_error(r, MHD_HTTP_CONFLICT,
+                "node '%s' cannot %s: its cluster_address '%s' is plain http, and a "
+                "cluster made at run time runs etcd with TLS and client certificates "
+                "(use https:// addresses in its config)",
+                cfg->name, what, cfg->cluster_address);
+    return false;
+}
+
 static void create_cluster(struct api_req *req, struct reply *r)
 {
     const char *name;
@@ -59,6 +78,8 @@ static void create_cluster(struct api_req *req, struct reply *r)
         return;
     if (name_check(name, "cluster name", &e) < 0)
         return reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", e.msg);
+    if (!tls_configured(req, r, "create a cluster"))
+        return;
     int rc = setup_claim(req->ctx, &e);
     if (rc < 0)
         return reply_setup_error(r, rc, &e);
@@ -123,12 +144,55 @@ static void reply_remote(struct reply *r, const char *address, long status, json
     reply_error(r, (unsigned)status, "node at %s answered http %ld", address, status);
 }
 
-/* Asks the node at address to add this node's etcd member; fills cmd. */
+static bool pem_valid(const char *pem)
+{
+    return pem && strlen(pem) < PKI_PEM_MAX &&
+           strncmp(pem, "-----BEGIN CERTIFICATE-----", 27) == 0;
+}
+
+/* The other node's 200 answer into cmd and DATA_DIR/pki; false with a 502
+ * (or the write's error) in r when something is missing. */
+static bool join_take(struct api_req *req, struct reply *r, const char *address,
+                      json_t *ans, struct setup_cmd *cmd)
+{
+    const char *initial = json_string_value(json_object_get(ans, "initial_cluster"));
+    const char *token = json_string_value(json_object_get(ans, "cluster_token"));
+    const char *name = json_string_value(json_object_get(ans, "cluster_name"));
+    const char *ca = json_string_value(json_object_get(ans, "ca"));
+    const char *cert = json_string_value(json_object_get(ans, "cert"));
+    struct err e;
+    int rc;
+    if (!initial || strlen(initial) >= sizeof(cmd->initial_cluster) ||
+        !cluster_token_valid(token) || !name || strlen(name) > TERN_NAME_MAX)
+        reply_error(r, MHD_HTTP_BAD_GATEWAY,
+                    "node at %s answered without a valid "
+                    "initial_cluster, cluster_token and cluster_name",
+                    address);
+    else if (!pem_valid(ca) || !pem_valid(cert))
+        reply_error(r, MHD_HTTP_BAD_GATEWAY,
+                    "node at %s answered without the cluster CA and a certificate for "
+                    "node '%s'",
+                    address, req->ctx->cfg->name);
+    else if ((rc = pki_write(&req->ctx->secrets->pki, ca, cert, cmd->key_pem, &e)) < 0)
+        reply_errno(r, rc, &e);
+    else {
+        snprintf(cmd->initial_cluster, sizeof(cmd->initial_cluster), "%s", initial);
+        snprintf(cmd->token, sizeof(cmd->token), "%s", token);
+        snprintf(cmd->cluster_name, sizeof(cmd->cluster_name), "%s", name);
+        return true;
+    }
+    return false;
+}
+
+/* Asks the node at address to add this node's etcd member and sign its
+ * certificate; fills cmd and DATA_DIR/pki. */
 static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
                      const char *address, struct setup_cmd *cmd)
 {
     const struct ternd_config *cfg = req->ctx->cfg;
-    json_t *ask = json_pack("{s:s, s:s}", "name", cfg->name, "peer_url", cfg->peer_address);
+    json_t *ask = json_pack("{s:s, s:s, s:s, s:s}", "name", cfg->name, "peer_url",
+                            cfg->peer_address, "client_url", cfg->cluster_address,
+                            "public_key", cmd->pub_pem);
     json_t *ans = NULL;
     long status = 0;
     struct err e;
@@ -136,26 +200,12 @@ static bool join_ask(struct api_req *req, struct reply *r, struct peer *p,
                        &ans, &e);
     json_decref(ask);
     bool ok = false;
-    const char *initial = json_string_value(json_object_get(ans, "initial_cluster"));
-    const char *token = json_string_value(json_object_get(ans, "cluster_token"));
-    const char *name = json_string_value(json_object_get(ans, "cluster_name"));
     if (rc < 0)
         reply_error(r, rc == -ENOMEM ? 500 : MHD_HTTP_BAD_GATEWAY, "%s", e.msg);
     else if (status != MHD_HTTP_OK)
         reply_remote(r, address, status, ans);
-    else if (!initial || strlen(initial) >= sizeof(cmd->initial_cluster) ||
-             !cluster_token_valid(token) || !name || strlen(name) > TERN_NAME_MAX)
-        reply_error(r, MHD_HTTP_BAD_GATEWAY,
-                    "node at %s answered without a valid "
-                    "initial_cluster, cluster_token and cluster_name",
-                    address);
     else
-        ok = true;
-    if (ok) {
-        snprintf(cmd->initial_cluster, sizeof(cmd->initial_cluster), "%s", initial);
-        snprintf(cmd->token, sizeof(cmd->token), "%s", token);
-        snprintf(cmd->cluster_name, sizeof(cmd->cluster_name), "%s", name);
-    }
+        ok = join_take(req, r, address, ans, cmd);
     json_decref(ans);
     return ok;
 }
@@ -169,6 +219,8 @@ static void join_undo(struct api_req *req, struct reply *r, struct peer *p,
     json_t *ask = json_pack("{s:s}", "peer_url", peer_url), *ans = NULL;
     long status = 0;
     struct err e;
+    /* with the cluster token: a one-time join token is used up by now */
+    snprintf(p->token, sizeof(p->token), "%s", cmd->token);
     int rc = peer_call(p, "POST", "/api/" TERN_API_VERSION "/cluster/members/remove", ask,
                        &status, &ans, &e);
     json_decref(ask);
@@ -208,12 +260,16 @@ static void join_cluster(struct api_req *req, struct reply *r)
         !join_body(req, r, &address, &token, &fingerprint))
         return;
     struct err e;
+    if (!tls_configured(req, r, "join a cluster"))
+        return;
     int rc = setup_claim(req->ctx, &e);
     if (rc < 0)
         return reply_setup_error(r, rc, &e);
     struct peer p;
     struct setup_cmd cmd = {.kind = SETUP_JOIN};
     rc = peer_init_address(&p, address, fingerprint, token, &e);
+    if (!rc)
+        rc = pki_key_make(&cmd.key_pem, &cmd.pub_pem, &e);
     if (rc < 0) {
         reply_errno(r, rc, &e);
     } else if (join_ask(req, r, &p, address, &cmd)) {
@@ -226,6 +282,7 @@ static void join_cluster(struct api_req *req, struct reply *r)
                                  (json_int_t)members_in(cmd.initial_cluster)));
     }
     peer_release(&p);
+    setup_cmd_release(&cmd);
     setup_unclaim(req->ctx);
 }
 
@@ -255,41 +312,123 @@ static bool in_cluster(struct api_req *req, struct reply *r)
     return false;
 }
 
-static bool peer_url_valid(const char *u)
+/* The joining node's URLs use the scheme of this node's: a plain-http
+ * member in a cluster with TLS (or the reverse) could not talk to the
+ * others at all, so it is refused with the reason. */
+static bool url_valid(struct api_req *req, struct reply *r, const char *what, const char *u)
 {
-    return strncmp(u, "http://", 7) == 0 && strlen(u) > 7 && strlen(u) < 120 &&
-           !strpbrk(u, ", \t=");
+    bool tls = req->ctx->cfg->etcd_tls;
+    const char *scheme = tls ? "https://" : "http://";
+    size_t n = strlen(scheme);
+    if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "%s '%.120s' is not an https://host:port url",
+                    what, u);
+    else if (strncmp(u, scheme, n) != 0)
+        reply_error(r, MHD_HTTP_CONFLICT,
+                    "%s '%.120s': this cluster runs etcd %s, so a member with %s "
+                    "addresses cannot join it",
+                    what, u, tls ? "with TLS and client certificates" : "without TLS",
+                    tls ? "http://" : "https://");
+    else if (strlen(u) <= n || strlen(u) >= 120 || strpbrk(u, ", \t="))
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "%s '%.120s' is not a %shost:port url", what,
+                    u, scheme);
+    else
+        return true;
+    return false;
+}
+
+/* The joining node's certificate, signed with the cluster's CA, before
+ * its member is added (from then on the cluster may not be quorate until
+ * the new member runs). Nothing without TLS. */
+static int sign_joiner(struct api_req *req, const char *name, const char *ca,
+                       const char *ca_key, char **cert, struct err *e)
+{
+    const char *urls[] = {body_string(req, "peer_url"), body_string(req, "client_url")};
+    *cert = NULL;
+    if (!ca)
+        return 0;
+    return pki_sign(ca, ca_key, body_string(req, "public_key"), name, urls, 2, cert, e);
+}
+
+/* A one-time join token instead of the admin or cluster token: used up
+ * here, before anything else (a request with a bad body uses it up too),
+ * so that it can never serve twice. */
+static int take_join_token(struct api_req *req, struct err *e)
+{
+    if (!req->join_token)
+        return 0;
+    if (!cluster_token_valid(req->join_token))
+        return err_set(e, EACCES, "missing or wrong bearer token");
+    char hash[65];
+    pki_token_hash(req->join_token, hash);
+    int rc = cluster_join_token_take(req->etcd, hash, e);
+    if (rc == -EACCES)
+        log_warn("api", "a join token was refused: %s", e->msg);
+    return rc;
+}
+
+static bool member_body(struct api_req *req, struct reply *r, const char **name,
+                        const char **peer_url)
+{
+    struct err e;
+    const char *client_url = body_string(req, "client_url");
+    if (!need_string(req, r, "name", name) || !need_string(req, r, "peer_url", peer_url))
+        return false;
+    if (name_check(*name, "node name", &e) < 0) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", e.msg);
+        return false;
+    }
+    if (!url_valid(req, r, "peer_url", *peer_url) ||
+        (client_url && !url_valid(req, r, "client_url", client_url)))
+        return false;
+    if (req->ctx->cfg->etcd_tls &&
+        (!client_url || !pki_pub_valid(body_string(req, "public_key")))) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST,
+                    "request body: 'client_url' and 'public_key' (a PEM public key) are "
+                    "needed: this cluster runs etcd with TLS");
+        return false;
+    }
+    return in_cluster(req, r);
 }
 
 static void add_member(struct api_req *req, struct reply *r)
 {
     const char *name, *peer_url;
     struct err e;
-    if (!need_string(req, r, "name", &name) || !need_string(req, r, "peer_url", &peer_url))
-        return;
-    if (name_check(name, "node name", &e) < 0)
-        return reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", e.msg);
-    if (!peer_url_valid(peer_url))
-        return reply_error(r, MHD_HTTP_BAD_REQUEST,
-                           "peer_url '%.120s' is not an "
-                           "http://host:port url",
-                           peer_url);
-    if (!in_cluster(req, r))
+    /* a join token is the authentication: before anything else */
+    int rc = take_join_token(req, &e);
+    if (rc < 0)
+        return rc == -EACCES ? reply_error(r, MHD_HTTP_UNAUTHORIZED, "%s", e.msg)
+                             : reply_errno(r, rc, &e);
+    if (!member_body(req, r, &name, &peer_url))
         return;
     char cluster[TERN_NAME_MAX + 1], token[CLUSTER_TOKEN_LEN + 1];
+    char *cert = NULL, *ca = NULL, *ca_key = NULL;
     struct cluster_join j;
-    int rc = identity(req, cluster, token, &e);
+    rc = identity(req, cluster, token, &e);
+    if (!rc && req->ctx->cfg->etcd_tls)
+        rc = cluster_ca_get(req->etcd, &ca, &ca_key, &e);
+    if (!rc)
+        rc = sign_joiner(req, name, ca, ca_key, &cert, &e);
     if (!rc)
         rc = cluster_member_add(req->etcd, name, peer_url, &j, &e);
-    if (rc < 0)
-        return reply_errno(r, rc, &e);
-    log_info("api", "node %s (%s) joins cluster '%s'%s", name, peer_url, cluster,
-             j.again ? " (its member was added before)" : "");
-    reply_json(r, MHD_HTTP_OK,
-               json_pack("{s:s, s:s, s:s, s:I}", "cluster_name", cluster, "initial_cluster",
-                         j.initial_cluster, "cluster_token", token, "members",
-                         (json_int_t)j.members));
+    if (rc < 0) {
+        reply_errno(r, rc, &e);
+    } else {
+        log_info("api", "node %s (%s) joins cluster '%s'%s%s", name, peer_url, cluster,
+                 j.again ? " (its member was added before)" : "",
+                 cert ? "; its certificate is signed by the cluster CA" : "");
+        reply_json(r, MHD_HTTP_OK,
+                   json_pack("{s:s, s:s, s:s, s:I, s:s?, s:s?}", "cluster_name", cluster,
+                             "initial_cluster", j.initial_cluster, "cluster_token", token,
+                             "members", (json_int_t)j.members, "ca", ca, "cert", cert));
+    }
     explicit_bzero(token, sizeof(token));
+    if (ca_key)
+        explicit_bzero(ca_key, strlen(ca_key));
+    free(ca_key);
+    free(cert);
+    free(ca);
 }
 
 static void remove_member(struct api_req *req, struct reply *r)
@@ -304,7 +443,40 @@ static void remove_member(struct api_req *req, struct reply *r)
     reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "peer_url", peer_url, "removed", 1));
 }
 
+#define JOIN_TOKEN_TTL_DEFAULT 1800
+#define JOIN_TOKEN_TTL_MAX 86400
+
+/* A one-time join token: random, kept in etcd only as its hash, on a
+ * lease, so that it expires by itself. */
+static void make_join_token(struct api_req *req, struct reply *r)
+{
+    json_t *ttl_j = json_object_get(req->body, "ttl_s");
+    json_int_t ttl = ttl_j ? json_integer_value(ttl_j) : JOIN_TOKEN_TTL_DEFAULT;
+    if (!admin_only(req, r, "making a join token") || !in_cluster(req, r))
+        return;
+    if ((ttl_j && !json_is_integer(ttl_j)) || ttl < 60 || ttl > JOIN_TOKEN_TTL_MAX)
+        return reply_error(r, MHD_HTTP_BAD_REQUEST, "'ttl_s' must be 60..%d seconds",
+                           JOIN_TOKEN_TTL_MAX);
+    char token[CLUSTER_TOKEN_LEN + 1], hash[65];
+    struct err e;
+    int rc = cluster_token_make(token, &e);
+    if (!rc) {
+        pki_token_hash(token, hash);
+        rc = cluster_join_token_add(req->etcd, hash, req->ctx->cfg->name, (int)ttl, &e);
+    }
+    if (rc < 0)
+        reply_errno(r, rc, &e);
+    else
+        reply_json(r, MHD_HTTP_OK,
+                   json_pack("{s:s, s:I, s:s, s:s, s:s}", "token", token, "expires",
+                             (json_int_t)time(NULL) + ttl, "node", req->ctx->cfg->name,
+                             "address", req->ctx->cfg->api_address, "fingerprint",
+                             req->ctx->secrets->pin));
+    explicit_bzero(token, sizeof(token));
+}
+
 const struct api_route api_routes_members[] = {
+    {"POST", "/cluster/join-tokens", make_join_token},
     {"POST", "/cluster", create_cluster},
     {"POST", "/cluster/join", join_cluster},
     {"POST", "/cluster/members", add_member},

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cluster/keys.h"
+#include "cluster/node.h"
 #include "node/ctx.h"
 #include "node/http.h"
 #include "node/peer.h"
@@ -15,6 +16,10 @@
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
+/* how long a cancel waits for the task to say what it did: a migration
+ * that is told to stop resumes its VM in well under a second, and takes
+ * its destination down within a few more */
+#define CANCEL_WAIT_MS 20000
 
 static int by_start_desc(const void *a, const void *b)
 {
@@ -79,6 +84,34 @@ static void add_progress(struct api_req *req, json_t *task)
     json_decref(live);
 }
 
+/* The nodes online now (a lease of their own), NULL when not known. */
+static json_t *online_nodes(struct api_req *req, bool stale)
+{
+    struct node_entries nodes;
+    struct err e;
+    node_entries_init(&nodes);
+    json_t *online = NULL;
+    if (node_list(req->etcd, stale ? ETCD_SERIALIZABLE : 0, &nodes, &e) == 0) {
+        online = json_object();
+        for (size_t i = 0; i < nodes.count; i++)
+            if (nodes.items[i].online)
+                json_object_set_new(online, nodes.items[i].name, json_true());
+    }
+    node_entries_release(&nodes);
+    return online;
+}
+
+/* A task whose node is offline has nobody to end it: say so, as
+ * "node_online": false (its status stays what the node last wrote). */
+static void mark_offline(json_t *task, json_t *online)
+{
+    const char *node = json_string_value(json_object_get(task, "node"));
+    const char *status = json_string_value(json_object_get(task, "status"));
+    if (!online || !node || !status || strcmp(status, "running") != 0)
+        return;
+    json_object_set_new(task, "node_online", json_boolean(json_object_get(online, node)));
+}
+
 static void list_tasks(struct api_req *req, struct reply *r)
 {
     const char *vmid = api_query(req, "vmid"), *node = api_query(req, "node");
@@ -106,14 +139,17 @@ static void list_tasks(struct api_req *req, struct reply *r)
     }
     etcd_kvs_release(&kvs);
     qsort(all, n, sizeof(*all), by_start_desc);
-    json_t *list = json_array();
+    json_t *list = json_array(), *online = online_nodes(req, stale);
     for (size_t i = 0; i < n; i++)
         if ((long)i < limit) {
-            add_progress(req, all[i]);
+            mark_offline(all[i], online);
+            if (!json_is_false(json_object_get(all[i], "node_online")))
+                add_progress(req, all[i]);
             json_array_append_new(list, all[i]);
         } else
             json_decref(all[i]);
     free(all);
+    json_decref(online);
     reply_json(r, MHD_HTTP_OK, json_pack("{s:b, s:o}", "stale", stale, "tasks", list));
 }
 
@@ -171,18 +207,27 @@ static void get_log(struct api_req *req, struct reply *r)
     reply_json(r, MHD_HTTP_OK, out);
 }
 
+/* The answer says what happened: cancelled (200), or refused with the
+ * reason (409: ended first, or a step a cancel cannot undo; 405 a task
+ * that cannot be cancelled; 504 still running after CANCEL_WAIT_MS). */
 static void cancel(struct api_req *req, struct reply *r)
 {
     if (elsewhere(req, r))
         return;
     struct err e;
-    int rc = task_cancel(req->ctx->tasks, req->args[0], &e);
-    if (rc == -EALREADY)
+    char status[400];
+    int rc = task_cancel(req->ctx->tasks, req->args[0], CANCEL_WAIT_MS, status, &e);
+    if (rc == -EALREADY || rc == -EBUSY)
         return reply_error(r, MHD_HTTP_CONFLICT, "%s", e.msg);
+    if (rc == -EOPNOTSUPP)
+        return reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s", e.msg);
+    if (rc == -ETIMEDOUT)
+        return reply_error(r, MHD_HTTP_GATEWAY_TIMEOUT, "%s", e.msg);
     if (rc < 0)
         return reply_errno(r, rc, &e);
-    reply_json(r, MHD_HTTP_OK,
-               json_pack("{s:s, s:b}", "id", req->args[0], "cancelling", 1));
+    reply_json(
+        r, MHD_HTTP_OK,
+        json_pack("{s:s, s:b, s:s}", "id", req->args[0], "cancelled", 1, "status", status));
 }
 
 const struct api_route api_routes_task[] = {

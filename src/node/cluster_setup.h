@@ -14,7 +14,7 @@
 
 struct ternd;
 
-enum setup_kind { SETUP_CREATE, SETUP_JOIN };
+enum setup_kind { SETUP_CREATE, SETUP_JOIN, SETUP_LEAVE };
 
 /* A cluster create or join that an API thread hands to the main loop:
  * the etcd member is the main loop's (it starts and supervises it), so
@@ -24,13 +24,19 @@ struct setup_cmd {
     char cluster_name[TERN_NAME_MAX + 1];
     char initial_cluster[CLUSTER_INITIAL_MAX]; /* join: from the other node */
     char token[TERND_TOKEN_LEN + 1];           /* join: the cluster token */
-    int rc;                                    /* the result, with e */
+    char *key_pem, *pub_pem; /* join: this node's new key (setup_cmd_release) */
+    int rc;                  /* the result, with e */
     struct err e;
 };
+
+void setup_cmd_release(struct setup_cmd *cmd);
 
 /* API thread. -EEXIST "node 'n1' is already in cluster 'x'", -EBUSY while
  * another create or join runs, -ESHUTDOWN while ternd stops. */
 int setup_claim(struct node_ctx *x, struct err *e);
+/* The same for `tern cluster leave`: only while the node is in a cluster
+ * (-ENOENT otherwise). */
+int setup_claim_leave(struct node_ctx *x, struct err *e);
 /* API thread, after setup_claim: the main loop runs cmd; waits for it.
  * cmd->rc and cmd->e are the result (also returned). */
 int setup_run(struct node_ctx *x, struct setup_cmd *cmd);

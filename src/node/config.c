@@ -142,11 +142,15 @@ static int check_complete(struct ternd_config *c, const char *path, const bool s
         return err_set(e, EINVAL, "%s: 'name': %s", path, why.msg);
     if (!c->tls_cert[0] != !c->tls_key[0])
         return err_set(e, EINVAL, "%s: 'tls_cert' and 'tls_key' go together", path);
-    if (strncmp(c->cluster_address, "http://", 7) != 0 ||
-        strncmp(c->peer_address, "http://", 7) != 0)
+    /* one scheme for both: a member either runs etcd with TLS and client
+     * certificates on both ports, or (a static lab cluster) on neither */
+    c->etcd_tls = strncmp(c->cluster_address, "https://", 8) == 0;
+    const char *scheme = c->etcd_tls ? "https://" : "http://";
+    if ((!c->etcd_tls && strncmp(c->cluster_address, "http://", 7) != 0) ||
+        strncmp(c->peer_address, scheme, strlen(scheme)) != 0)
         return err_set(e, EINVAL,
-                       "%s: 'cluster_address' and 'peer_address' must be "
-                       "http:// URLs",
+                       "%s: 'cluster_address' and 'peer_address' must both be "
+                       "https:// URLs (or both http:// for a cluster without TLS)",
                        path);
     return split_api(c, path, e);
 }

@@ -5,6 +5,8 @@
 #ifndef TERN_NODE_CONFIG_H
 #define TERN_NODE_CONFIG_H
 
+#include <stdbool.h>
+
 #include "cluster/keys.h"
 #include "common/err.h"
 
@@ -32,6 +34,9 @@ struct ternd_config {
     int heartbeat_ttl_s;             /* default 10 */
     int etcd_election_ms;            /* default 1000 */
     int task_records;                /* default 500 */
+    /* derived: the addresses are https://, so etcd runs with TLS and
+     * client certificates from the cluster CA (DATA_DIR/pki) */
+    bool etcd_tls;
 };
 
 void ternd_config_init(struct ternd_config *c);

@@ -43,3 +43,12 @@ void node_ctx_joined(struct node_ctx *x)
     x->in_cluster = true;
     pthread_mutex_unlock(&x->lock);
 }
+
+void node_ctx_left(struct node_ctx *x)
+{
+    pthread_mutex_lock(&x->lock);
+    x->in_cluster = false;
+    x->cluster_name[0] = '\0';
+    explicit_bzero(x->cluster_token, sizeof(x->cluster_token));
+    pthread_mutex_unlock(&x->lock);
+}

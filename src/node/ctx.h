@@ -56,5 +56,7 @@ bool node_ctx_in_cluster(struct node_ctx *x, char name[TERN_NAME_MAX + 1]);
 void node_ctx_cluster_known(struct node_ctx *x, const char *name, const char *token);
 /* Main thread: the node is in a cluster from now on. */
 void node_ctx_joined(struct node_ctx *x);
+/* Main thread: the node left its cluster (name and token forgotten). */
+void node_ctx_left(struct node_ctx *x);
 
 #endif

@@ -29,6 +29,9 @@ struct api_req {
     struct node_ctx *ctx;                  /* this node (node/ctx.h) */
     struct etcd_client *etcd;              /* this request's own client */
     bool from_node;                        /* authenticated with the cluster token */
+    /* POST /cluster/members only: a bearer that is neither token, which
+     * the handler takes as a one-time join token (or refuses); else NULL */
+    const char *join_token;
 };
 
 struct reply {
@@ -65,6 +68,13 @@ struct api_route {
     void (*handle)(struct api_req *req, struct reply *r);
 };
 
+/* The route for req->method and req->path (args filled), NULL when none;
+ * *path_known: some route has that path (a 405, not a 404). */
+const struct api_route *api_route_find(struct api_req *req, bool *path_known);
+/* The body as req->body (a JSON object; none when len is 0); -1 with a
+ * 400 or 413 in r otherwise. len over API_BODY_MAX: too big. */
+int api_body_parse(const char *data, size_t len, struct api_req *req, struct reply *r);
+
 /* Each ends with an entry whose method is NULL. */
 extern const struct api_route api_routes_cluster[]; /* api_cluster.c */
 extern const struct api_route api_routes_members[]; /* api_members.c */
@@ -73,5 +83,6 @@ extern const struct api_route api_routes_vmops[];   /* api_vmops.c */
 extern const struct api_route api_routes_vmlife[];  /* api_vmlife.c */
 extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
 extern const struct api_route api_routes_task[];    /* api_task.c */
+extern const struct api_route api_routes_leave[];   /* api_leave.c */
 
 #endif

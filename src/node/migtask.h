@@ -73,4 +73,11 @@ int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256
  * sweep did); at most one such thread per VM. */
 void migtask_resolve_start(struct node_ctx *x, uint32_t vmid);
 
+/* Once at start, after the tern-vmm processes were adopted: the tasks of
+ * this node that etcd still shows running (their ternd died) are taken
+ * over: a migration still under way is followed to its end, every other
+ * task ends in "TASK ERROR: interrupted (ternd restarted)" saying where
+ * its VM is. -errno when etcd did not answer (try again later). */
+int migtask_adopt_tasks(struct node_ctx *x, struct etcd_client *c);
+
 #endif

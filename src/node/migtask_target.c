@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,14 +152,41 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     return rc;
 }
 
+/* Whether pid is dead but not reaped, or has a SIGKILL on its way: its
+ * end is certain, only not yet seen by the watch thread (a big guest's
+ * memory takes a while to free on a loaded host). */
+static bool proc_dying(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    bool dying = false;
+    unsigned long long mask;
+    char state;
+    while (!dying && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "State: %c", &state) == 1)
+            dying = state == 'Z' || state == 'X';
+        else if (sscanf(line, "ShdPnd: %llx", &mask) == 1 ||
+                 sscanf(line, "SigPnd: %llx", &mask) == 1)
+            dying = mask & (1ULL << (SIGKILL - 1));
+    }
+    fclose(f);
+    return dying;
+}
+
 int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256],
                            struct err *e)
 {
     struct vmm_info info;
     vmm_info(x->vmms, vmid, &info);
     /* a destination that broke the migration by dying may not be reaped
-     * yet: a moment for it, so that the source can say how it ended */
-    if (info.present && info.role == VMM_INCOMING && vmm_wait_exit(x->vmms, vmid, 1000) == 0)
+     * yet: a moment for it (longer when it is certainly going), so that
+     * the source can say how it ended */
+    if (info.present && info.role == VMM_INCOMING &&
+        (vmm_wait_exit(x->vmms, vmid, 1000) == 0 ||
+         (proc_dying(info.pid) && vmm_wait_exit(x->vmms, vmid, 10000) == 0)))
         vmm_info(x->vmms, vmid, &info);
     if (last_exit)
         snprintf(last_exit, 256, "%s", info.present ? "" : info.last_exit);

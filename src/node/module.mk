@@ -11,3 +11,12 @@ $(NODE_OBJS): CFLAGS += $(MHD_CFLAGS)
 $(BUILD)/libnode.a: $(NODE_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
+# Unit tests of this layer that need libnode.a (and OpenSSL): their own link
+# rule, as the generic one in tests/module.mk links tern-vmm's libraries.
+# test_task: node/task.c without a cluster; test_pki: the cluster CA.
+NODE_UNIT_TESTS := $(BUILD)/tests/unit/test_task $(BUILD)/tests/unit/test_pki
+$(NODE_UNIT_TESTS): $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libnode.a \
+		$(BUILD)/libcluster.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(filter %.a,$^) $(NODE_LDLIBS) $(LDLIBS) \
+		$(CMOCKA_LIBS)

@@ -11,7 +11,6 @@
 #include "common/textbuf.h"
 #include "node/ctx.h"
 
-#define PEER_TIMEOUT_MS 30000
 #define PEER_BODY_MAX (4u << 20)
 
 int peer_init_address(struct peer *p, const char *address, const char *pin,
@@ -25,6 +24,7 @@ int peer_init_address(struct peer *p, const char *address, const char *pin,
     snprintf(p->base, sizeof(p->base), "https://%s", address);
     snprintf(p->pin, sizeof(p->pin), "%s", pin);
     snprintf(p->token, sizeof(p->token), "%s", token);
+    p->timeout_ms = PEER_TIMEOUT_MS;
     p->curl = curl_easy_init();
     return p->curl ? 0 : err_set(e, ENOMEM, "curl: out of memory");
 }
@@ -96,14 +96,14 @@ static void setup(struct peer *p, const char *method, const char *url, const cha
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, p->pin);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)PEER_TIMEOUT_MS);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, textbuf_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
 }
 
-/* Names the node and its address, not curl's URL: "node 'n3'
- * (127.0.0.73:18506) did not answer in 30 s". */
+/* Names the node and its address, not curl's URL, and the limit that
+ * applied: "node 'n3' (127.0.0.73:18506) did not answer in 10 s". */
 static int unreachable(const struct peer *p, CURLcode cc, struct err *e)
 {
     const char *addr = strncmp(p->base, "https://", 8) == 0 ? p->base + 8 : p->base;
@@ -112,9 +112,12 @@ static int unreachable(const struct peer *p, CURLcode cc, struct err *e)
         snprintf(who, sizeof(who), "the node at %.100s", addr);
     else
         snprintf(who, sizeof(who), "node '%.63s' (%.80s)", p->node, addr);
-    if (cc == CURLE_OPERATION_TIMEDOUT)
+    if (cc == CURLE_OPERATION_TIMEDOUT && p->timeout_ms % 1000 == 0)
         return err_set(e, EHOSTUNREACH, "%.100s did not answer in %d s", who,
-                       PEER_TIMEOUT_MS / 1000);
+                       p->timeout_ms / 1000);
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        return err_set(e, EHOSTUNREACH, "%.100s did not answer in %d ms", who,
+                       p->timeout_ms);
     if (cc == CURLE_COULDNT_CONNECT)
         return err_set(e, EHOSTUNREACH,
                        "%.100s refused the connection (is its ternd running?)", who);
@@ -149,6 +152,11 @@ int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
         curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, status);
     textbuf_release(&b);
     return rc;
+}
+
+void peer_set_timeout(struct peer *p, int timeout_ms)
+{
+    p->timeout_ms = timeout_ms > 0 ? timeout_ms : PEER_TIMEOUT_MS;
 }
 
 void peer_release(struct peer *p)

@@ -19,8 +19,11 @@ struct peer {
     char base[160]; /* https://host:port */
     char pin[TERND_PIN_LEN + 1];
     char token[TERND_TOKEN_LEN + 1];
-    void *curl; /* CURL * */
+    void *curl;     /* CURL * */
+    int timeout_ms; /* of each call; PEER_TIMEOUT_MS unless set */
 };
+
+#define PEER_TIMEOUT_MS 30000
 
 /* -ENOENT: no such node; -EHOSTUNREACH: it registered no API address or
  * pin; -ENOLINK: not quorate and no local copy. */
@@ -35,6 +38,9 @@ int peer_init_address(struct peer *p, const char *address, const char *pin,
  * could not be reached, its key did not match or it did not answer JSON. */
 int peer_call(struct peer *p, const char *method, const char *path, json_t *req,
               long *status, json_t **body, struct err *e);
+/* A shorter (or longer) limit for the calls that follow: a liveness probe
+ * must not wait as long as a request that starts a process. */
+void peer_set_timeout(struct peer *p, int timeout_ms);
 void peer_release(struct peer *p);
 
 #endif

@@ -246,6 +246,7 @@ int secrets_load(struct secrets *s, const struct ternd_config *cfg, struct err *
     if (rc < 0)
         return rc;
     snprintf(s->token_path, sizeof(s->token_path), "%s/admin.token", cfg->data_dir);
+    pki_paths_of(&s->pki, cfg->data_dir);
     rc = load_token(s, e);
     return rc < 0 ? rc : load_tls(s, cfg, e);
 }

@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "node/config.h"
+#include "node/pki.h"
 
 #define TERND_TOKEN_LEN 64 /* hex characters */
 #define TERND_PIN_LEN 52   /* "sha256//" + 44 base64 characters */
@@ -25,6 +26,9 @@ struct secrets {
      * when they call this node (published in the node info) and what
      * `tern cluster join --fingerprint` wants */
     char pin[TERND_PIN_LEN + 1];
+    /* DATA_DIR/pki: the cluster CA and this node's certificate for etcd
+     * (node/pki.h); present once the node created or joined a cluster */
+    struct pki_paths pki;
 };
 
 void secrets_init(struct secrets *s);

@@ -178,6 +178,7 @@ static void finish(struct task *k, int rc, const struct err *e)
     log_line(k, line, false);
     pthread_mutex_lock(&tt->lock);
     snprintf(k->status, sizeof(k->status), "%s", status);
+    k->cancelled = k->cancelled && rc;
     k->end = time(NULL);
     k->done = true;
     tt->ended = true;
@@ -195,7 +196,11 @@ static void *task_main(void *arg)
     bool have_client = etcd_client_init(&c, k->table->etcd_url, &e) == 0;
     if (have_client)
         put_record(k->table, k, &c);
-    task_log(k, "%s of vm %u started on node '%s'", k->type, k->vmid, k->table->node);
+    if (k->adopted)
+        task_log(k, "ternd restarted: the new ternd (pid %d) takes the task over",
+                 (int)getpid());
+    else
+        task_log(k, "%s of vm %u started on node '%s'", k->type, k->vmid, k->table->node);
     int rc = k->run(k, &e);
     finish(k, rc, &e);
     if (have_client) {
@@ -227,7 +232,7 @@ static int free_slot(struct task_table *tt)
 }
 
 static struct task *task_new(struct task_table *tt, struct node_ctx *ctx, const char *type,
-                             uint32_t vmid, unsigned seq)
+                             uint32_t vmid, unsigned seq, const char *adopt_id)
 {
     struct task *k = calloc(1, sizeof(*k));
     if (!k)
@@ -238,26 +243,38 @@ static struct task *task_new(struct task_table *tt, struct node_ctx *ctx, const 
     k->start = time(NULL);
     snprintf(k->type, sizeof(k->type), "%s", type);
     snprintf(k->status, sizeof(k->status), "running");
-    snprintf(k->id, sizeof(k->id), "UPID:%s:%08X:%08X:%08llX:%s:%u:", tt->node,
-             (unsigned)getpid(), seq, (unsigned long long)k->start, type, vmid);
+    if (adopt_id)
+        snprintf(k->id, sizeof(k->id), "%s", adopt_id);
+    else
+        snprintf(k->id, sizeof(k->id), "UPID:%s:%08X:%08X:%08llX:%s:%u:", tt->node,
+                 (unsigned)getpid(), seq, (unsigned long long)k->start, type, vmid);
     snprintf(k->log_path, sizeof(k->log_path), "%s/%s.log", tt->dir, k->id);
-    k->log = fopen(k->log_path, "w");
+    k->log = fopen(k->log_path, adopt_id ? "a+" : "w");
     if (!k->log) {
         free(k);
         return NULL;
     }
+    k->adopted = adopt_id != NULL;
+    /* an adopted log goes on after the lines its first ternd wrote */
+    for (int ch; adopt_id && (ch = fgetc(k->log)) != EOF;)
+        k->lines += ch == '\n';
     return k;
 }
 
-int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, uint32_t vmid,
-               int (*run)(struct task *k, struct err *e), void *arg, char id[TASK_ID_MAX],
-               struct err *e)
+static int start_new(struct task_table *tt, struct node_ctx *ctx, const char *type,
+                     uint32_t vmid, const char *adopt_id,
+                     int (*run)(struct task *k, struct err *e), void *arg,
+                     char id[TASK_ID_MAX], struct err *e)
 {
     pthread_mutex_lock(&tt->lock);
     int slot = free_slot(tt);
-    struct task *k = slot >= 0 ? task_new(tt, ctx, type, vmid, ++tt->seq) : NULL;
+    if (adopt_id && find(tt, adopt_id))
+        slot = -2;
+    struct task *k = slot >= 0 ? task_new(tt, ctx, type, vmid, ++tt->seq, adopt_id) : NULL;
     int rc = 0;
-    if (slot < 0)
+    if (slot == -2)
+        rc = err_set(e, EEXIST, "task '%s' runs already", adopt_id);
+    else if (slot < 0)
         rc = err_set(e, EBUSY, "%d tasks are kept already; try again later", TASK_MAX);
     else if (!k)
         rc = err_set(e, EIO, "task log in %s: cannot create", tt->dir);
@@ -276,6 +293,33 @@ int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, ui
         snprintf(id, TASK_ID_MAX, "%s", k->id);
     }
     pthread_mutex_unlock(&tt->lock);
+    return rc;
+}
+
+int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, uint32_t vmid,
+               int (*run)(struct task *k, struct err *e), void *arg, char id[TASK_ID_MAX],
+               struct err *e)
+{
+    return start_new(tt, ctx, type, vmid, NULL, run, arg, id, e);
+}
+
+int task_adopt(struct task_table *tt, struct node_ctx *ctx, const char *id,
+               const char *type, uint32_t vmid, time_t start,
+               int (*run)(struct task *k, struct err *e), void *arg, struct err *e)
+{
+    char node[TERN_NAME_MAX + 1], got[TASK_ID_MAX];
+    int rc = task_id_node(id, node, e);
+    if (!rc && (strcmp(node, tt->node) != 0 || strchr(id, '/')))
+        rc = err_set(e, EINVAL, "task '%.100s' is not one of node '%s'", id, tt->node);
+    if (!rc)
+        rc = start_new(tt, ctx, type, vmid, id, run, arg, got, e);
+    if (!rc) {
+        pthread_mutex_lock(&tt->lock);
+        struct task *k = find(tt, id);
+        if (k && start)
+            k->start = start;
+        pthread_mutex_unlock(&tt->lock);
+    }
     return rc;
 }
 
@@ -341,18 +385,70 @@ int task_read_log(struct task_table *tt, const char *id, unsigned start, json_t 
     return *out ? 0 : err_set(e, ENOMEM, "out of memory");
 }
 
-int task_cancel(struct task_table *tt, const char *id, struct err *e)
+bool task_set_cancellable(struct task *k, const char *why)
 {
+    struct task_table *tt = k->table;
+    pthread_mutex_lock(&tt->lock);
+    bool taken = why && atomic_load(&k->cancel);
+    k->cancellable = true;
+    if (!taken)
+        snprintf(k->cancel_refusal, sizeof(k->cancel_refusal), "%s", why ? why : "");
+    pthread_cond_broadcast(&tt->changed);
+    pthread_mutex_unlock(&tt->lock);
+    return !taken;
+}
+
+void task_set_cancelled(struct task *k)
+{
+    struct task_table *tt = k->table;
+    pthread_mutex_lock(&tt->lock);
+    k->cancelled = true;
+    pthread_mutex_unlock(&tt->lock);
+}
+
+/* With tt->lock held: whether k takes a cancel now (-errno and why not). */
+static int cancel_allowed(struct task_table *tt, struct task *k, const char *id,
+                          struct err *e)
+{
+    (void)tt;
+    if (!k)
+        return err_set(e, ENOENT, "no running task '%.100s' on this node", id);
+    if (k->done)
+        return err_set(e, EALREADY, "task '%.100s' has ended: %s", id, k->status);
+    if (!k->cancellable)
+        return err_set(e, EOPNOTSUPP, "a %s task cannot be cancelled", k->type);
+    if (k->cancel_refusal[0])
+        return err_set(e, EBUSY, "cancel refused: %s", k->cancel_refusal);
+    return 0;
+}
+
+int task_cancel(struct task_table *tt, const char *id, int timeout_ms, char status[400],
+                struct err *e)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
     pthread_mutex_lock(&tt->lock);
     struct task *k = find(tt, id);
-    int rc = 0;
-    if (!k)
-        rc = err_set(e, ENOENT, "no running task '%.100s' on this node", id);
-    else if (k->done)
-        rc = err_set(e, EALREADY, "task '%.100s' has ended: %s", id, k->status);
-    else
+    int rc = cancel_allowed(tt, k, id, e);
+    if (!rc)
         atomic_store(&k->cancel, true);
     pthread_cond_broadcast(&tt->changed);
+    /* the answer is what the task did: it stopped, it ended anyway, or it
+     * reached a step that a cancel cannot undo */
+    while (!rc && !k->done && !k->cancel_refusal[0])
+        if (pthread_cond_timedwait(&tt->changed, &tt->lock, &until) != 0)
+            rc = err_set(e, ETIMEDOUT,
+                         "cancel requested; task '%.100s' has not stopped within %d s "
+                         "(tern task log %.100s)",
+                         id, timeout_ms / 1000, id);
+    if (!rc && k->done && !k->cancelled)
+        rc = err_set(e, EALREADY, "not cancelled: task '%.100s' ended first: %s", id,
+                     k->status);
+    else if (!rc && !k->done)
+        rc = err_set(e, EBUSY, "cancel refused: %s", k->cancel_refusal);
+    if (!rc)
+        snprintf(status, 400, "%s", k->status);
     pthread_mutex_unlock(&tt->lock);
     return rc;
 }

@@ -40,6 +40,12 @@ struct task {
     FILE *log;
     unsigned lines;
     _Atomic bool cancel;
+    /* under the table lock: a cancel is taken only while cancellable and
+     * no refusal is set (why not, in the operator's words); the task says
+     * whether it stopped because of it (cancelled) */
+    bool cancellable, cancelled;
+    char cancel_refusal[200];
+    bool adopted;      /* from the ternd before this one: its log goes on */
     bool done, synced; /* record written to etcd as it is now */
     json_t *progress;  /* a running migration's progress; under the table lock */
     json_t *figures;   /* a finished migration's figures, kept in the record */
@@ -76,11 +82,24 @@ void task_table_release(struct task_table *tt);
 int task_start(struct task_table *tt, struct node_ctx *ctx, const char *type, uint32_t vmid,
                int (*run)(struct task *k, struct err *e), void *arg, char id[TASK_ID_MAX],
                struct err *e);
+/* A task left running by the ternd before this one (its record in etcd
+ * says "running"): the same id and log, continued with a line saying that
+ * ternd restarted; run decides whether it can be followed. */
+int task_adopt(struct task_table *tt, struct node_ctx *ctx, const char *id,
+               const char *type, uint32_t vmid, time_t start,
+               int (*run)(struct task *k, struct err *e), void *arg, struct err *e);
 /* One line to the task's log (and ternd's stderr). */
 void task_log(struct task *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void task_set_progress(struct task *k, json_t *progress); /* takes it */
 void task_set_figures(struct task *k, json_t *figures);   /* takes it */
 bool task_cancelled(struct task *k);
+/* What task_cancel answers from now on: allowed (why NULL) or refused
+ * with why ("the handover is being decided: ..."). Tasks that never call
+ * it cannot be cancelled. false (and nothing changes) when a refusal
+ * comes too late: a cancel was taken already, and the task must honour it. */
+bool task_set_cancellable(struct task *k, const char *why);
+/* The task stops because it was asked to: cancel answers "cancelled". */
+void task_set_cancelled(struct task *k);
 
 /* The task as JSON (id, node, type, vmid, status, start, end, progress);
  * NULL when this node has no such task in memory. */
@@ -88,8 +107,13 @@ json_t *task_json(struct task_table *tt, const char *id);
 /* Lines start.. of the log: {"lines","next","running","status"}; -ENOENT. */
 int task_read_log(struct task_table *tt, const char *id, unsigned start, json_t **out,
                   struct err *e);
-/* -ENOENT unknown, -EALREADY ended. */
-int task_cancel(struct task_table *tt, const char *id, struct err *e);
+/* Asks the task to stop and waits up to timeout_ms for what it did:
+ * 0 cancelled (*status: how it ended); -ENOENT unknown, -EALREADY ended
+ * (before or instead of the cancel), -EBUSY refused with the task's
+ * reason, -EOPNOTSUPP a task that cannot be cancelled, -ETIMEDOUT still
+ * running. */
+int task_cancel(struct task_table *tt, const char *id, int timeout_ms, char status[400],
+                struct err *e);
 /* A task of this node works on VM vmid right now. */
 bool task_running_for(struct task_table *tt, uint32_t vmid);
 /* Main loop: records not yet in etcd (quorum was lost) are written. */

@@ -77,6 +77,14 @@ static int etcd_configure(struct ternd *t, struct err *e)
     /* a ternd killed with SIGKILL must not leave an etcd behind that holds
      * the ports its restart needs: etcd dies with the main thread */
     s->die_with_parent = true;
+    if (c->etcd_tls) {
+        const struct pki_paths *p = &t->secrets.pki;
+        _Static_assert(sizeof(s->tls_key) >= sizeof(p->key), "pki paths fit");
+        snprintf(s->tls_ca, sizeof(s->tls_ca), "%s", p->ca);
+        snprintf(s->tls_cert, sizeof(s->tls_cert), "%s", p->cert);
+        snprintf(s->tls_key, sizeof(s->tls_key), "%s", p->key);
+        return etcd_tls_configure(p->ca, p->cert, p->key, e);
+    }
     return 0;
 }
 
@@ -88,27 +96,58 @@ int ternd_etcd_launch(struct ternd *t, struct err *e)
     return rc;
 }
 
+/* A member with https:// addresses needs its certificate; one without
+ * runs etcd open to anyone who reaches its ports, which is said once. A
+ * plain-http member's data never runs with TLS (docs/cluster.md, "Clusters
+ * from before TLS"): its peers still talk http, and what it held was
+ * readable by anyone. */
+static int check_tls(struct ternd *t, bool has_data, struct err *e)
+{
+    const struct pki_paths *p = &t->secrets.pki;
+    if (!t->cfg.etcd_tls) {
+        log_warn("ternd",
+                 "etcd without TLS (http:// addresses): anyone who reaches %s can "
+                 "read and change the cluster state",
+                 t->cfg.cluster_address);
+        return 0;
+    }
+    if (pki_present(p))
+        return 0;
+    if (has_data)
+        return err_set(e, EPROTO,
+                       "etcd data in %s but no cluster certificate in %s: a member "
+                       "of a cluster without TLS cannot switch to https in place "
+                       "(docs/cluster.md, 'Clusters from before TLS')",
+                       t->etcd.data_dir, p->dir);
+    return err_set(e, ENOENT,
+                   "initial_cluster with https:// addresses needs the cluster CA and "
+                   "this node's certificate in %s (ca.pem, node.pem, node.key)",
+                   p->dir);
+}
+
 /* The three ways to start (docs/ternd.md): a member's data in
  * DATA_DIR/etcd (a restart), initial_cluster (a static bootstrap), or
  * neither: in no cluster until `tern cluster create` or `join`. */
-static bool choose_mode(struct ternd *t)
+static int choose_mode(struct ternd *t, bool *in_cluster, struct err *e)
 {
     char member[sizeof(t->etcd.data_dir) + 8];
     struct stat st;
     snprintf(member, sizeof(member), "%s/member", t->etcd.data_dir);
+    *in_cluster = true;
     if (stat(member, &st) == 0) {
         log_info("ternd", "etcd data in %s: starting the member", t->etcd.data_dir);
-        return true;
+        return check_tls(t, true, e);
     }
     if (t->cfg.initial_cluster[0]) {
         log_info("ternd", "no etcd data yet: bootstrapping from initial_cluster");
-        return true;
+        return check_tls(t, false, e);
     }
+    *in_cluster = false;
     log_info("ternd",
              "node %s is in no cluster: waiting for 'tern cluster create' "
              "or 'tern cluster join'",
              t->cfg.name);
-    return false;
+    return 0;
 }
 
 int ternd_start(struct ternd *t, struct err *e)
@@ -127,8 +166,8 @@ int ternd_start(struct ternd *t, struct err *e)
         rc = etcd_configure(t, e);
     if (!rc)
         rc = etcd_client_init(&t->client, t->cfg.cluster_address, e);
-    if (!rc)
-        t->ctx.in_cluster = choose_mode(t); /* no API thread runs yet */
+    if (!rc) /* no API thread runs yet */
+        rc = choose_mode(t, &t->ctx.in_cluster, e);
     if (!rc && t->ctx.in_cluster)
         rc = ternd_etcd_launch(t, e);
     if (!rc && t->ctx.in_cluster)
@@ -294,6 +333,8 @@ static void supervise_vms(struct ternd *t)
         vmm_adopt(&t->vmms, &t->client);
         t->ctx.adopted = true;
     }
+    if (!t->tasks_adopted) /* the tasks the ternd before left running */
+        t->tasks_adopted = migtask_adopt_tasks(&t->ctx, &t->client) == 0;
     /* a decision event can be missed (ternd restarted, a reconnect): look
      * at every process now and then */
     time_t now = time(NULL);

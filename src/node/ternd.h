@@ -38,6 +38,7 @@ struct ternd {
     struct task_table tasks;
     struct node_ctx ctx; /* what the API, tasks and migrations see of it */
     time_t settle_at;    /* next look for undecided handovers */
+    bool tasks_adopted;  /* those the ternd before left running (migtask_adopt.c) */
 };
 
 void ternd_init(struct ternd *t);

@@ -49,11 +49,12 @@ static void set_status(struct vmm_proc *p, const char *status)
 }
 
 /* A destination whose migration completed: the VM is this node's now (and
- * so for a ternd that adopts the process later). */
-static void become_owner(struct vmm_proc *p)
+ * so for a ternd that adopts the process later), running or paused as it
+ * was on the source. */
+static void become_owner(struct vmm_proc *p, const char *state)
 {
     p->role = VMM_RUN;
-    set_status(p, "running");
+    set_status(p, state && strcmp(state, "paused") == 0 ? "paused" : "running");
     char path[VMM_PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/pid", p->dir);
     FILE *f = fopen(path, "w");
@@ -63,6 +64,19 @@ static void become_owner(struct vmm_proc *p)
     }
 }
 
+/* A status reply of a destination that no migration holds any more: its
+ * migration completed, perhaps between two connections of this thread (it
+ * reopens its control socket when the source connects, and a paused VM's
+ * migration can end before this thread is back), so the event was missed. */
+static bool arrived(json_t *ev, const char *state)
+{
+    json_t *held = json_object_get(ev, "handed_over");
+    if (json_object_get(ev, "event") || !state || json_is_true(held))
+        return false;
+    /* without the field (an older tern-vmm) only a running VM tells */
+    return strcmp(state, "running") == 0 || (held && strcmp(state, "paused") == 0);
+}
+
 /* With v->lock held: what an event (or a status reply) says of the VM. */
 static void apply(struct vmm_proc *p, json_t *ev)
 {
@@ -70,8 +84,8 @@ static void apply(struct vmm_proc *p, json_t *ev)
     const char *state = json_string_value(json_object_get(ev, "state"));
     const char *mig = json_string_value(json_object_get(ev, "status"));
     bool migrating = strcmp(p->status, "migrating") == 0;
-    if (!name && state && p->role == VMM_INCOMING && strcmp(state, "running") == 0)
-        become_owner(p); /* adopted after its migration completed */
+    if (p->role == VMM_INCOMING && arrived(ev, state))
+        become_owner(p, state);
     else if (!name && state && p->role == VMM_RUN && !migrating &&
              (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0))
         set_status(p, state);
@@ -84,7 +98,7 @@ static void apply(struct vmm_proc *p, json_t *ev)
                  json_string_value(json_object_get(ev, "reason")) ?: "");
     else if (name && strcmp(name, "migration") == 0 && p->role == VMM_INCOMING && mig &&
              strcmp(mig, "completed") == 0) {
-        become_owner(p);
+        become_owner(p, state);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/sock.h"
 
@@ -39,6 +40,7 @@ static const struct control_command *find_command(struct control *ctl, const cha
 
 static void handle_line(struct control *ctl, int fd, const char *line)
 {
+    atomic_store(&ctl->last_request_ns, clock_mono_ns());
     json_error_t jerr;
     json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
     if (!req || !json_is_object(req)) {
@@ -146,6 +148,7 @@ int control_init(struct control *ctl, const char *path, struct evloop *loop,
     ctl->loop = loop;
     ctl->commands = commands;
     ctl->ctx = ctx;
+    atomic_store(&ctl->last_request_ns, clock_mono_ns());
     if (!path)
         return 0;
     snprintf(ctl->path, sizeof(ctl->path), "%s", path);
@@ -170,6 +173,12 @@ void control_release(struct control *ctl)
         unlink(ctl->path);
     }
     ctl->listen_fd = -1;
+}
+
+uint64_t control_idle_ms(struct control *ctl)
+{
+    uint64_t now = clock_mono_ns(), last = atomic_load(&ctl->last_request_ns);
+    return now > last ? (now - last) / 1000000 : 0;
 }
 
 void control_event(struct control *ctl, const char *name, json_t *fields)

@@ -6,6 +6,8 @@
 #define TERN_VMM_CONTROL_H
 
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "common/evloop.h"
@@ -33,11 +35,16 @@ struct control {
     const struct control_command *commands;
     void *ctx;
     struct control_client client[CONTROL_MAX_CLIENTS];
+    _Atomic uint64_t last_request_ns; /* CLOCK_MONOTONIC; any client, any command */
 };
 
 int control_init(struct control *ctl, const char *path, struct evloop *loop,
                  const struct control_command *commands, void *ctx, struct err *e);
 void control_release(struct control *ctl);
+/* Milliseconds since the last request of any client (since control_init
+ * when none came): how a migration tells that nobody watches it any more.
+ * Any thread. */
+uint64_t control_idle_ms(struct control *ctl);
 /* Sends {"event":name, ...fields} to every client; takes ownership of fields
  * (may be NULL). */
 void control_event(struct control *ctl, const char *name, json_t *fields);

@@ -43,6 +43,8 @@ static int cmd_status(struct control *ctl, json_t *req, json_t *reply, struct er
     (void)e;
     struct vm *vm = &m->vm;
     json_object_set_new(reply, "state", json_string(vm_state_name(vm_get_state(vm))));
+    /* a migration holds the vm: a destination before its commit */
+    json_object_set_new(reply, "handed_over", json_boolean(vm_handed_over(vm)));
     json_object_set_new(reply, "name", json_string(vm->config.name ? vm->config.name : ""));
     json_object_set_new(reply, "uptime",
                         json_real((double)(int64_t)(vm_uptime(vm) * 1000) / 1000));

@@ -35,6 +35,13 @@ stop_all() {
 trap 'stop_all; cleanup' EXIT
 
 node_ip() { echo "$NET${1#n}"; }
+# etcd_curl NODE PATH [CURL-ARGS...]: a call to NODE's etcd gateway with its
+# cluster certificate (etcd wants one from every client)
+etcd_curl() {
+    local n=$1 p=$2 pki="$TMP/$1/data/pki"; shift 2
+    curl -s --noproxy '*' --cacert "$pki/ca.pem" --cert "$pki/node.pem" --key "$pki/node.key" \
+        "https://$(node_ip "$n"):27791$p" "$@"
+}
 
 write_conf() {   # NAME
     local n=$1 ip
@@ -42,8 +49,8 @@ write_conf() {   # NAME
     mkdir -p "$TMP/$n"
     cat >"$TMP/$n.conf" <<EOF2
 name = $n
-cluster_address = http://$ip:27791
-peer_address = http://$ip:27801
+cluster_address = https://$ip:27791
+peer_address = https://$ip:27801
 migration_address = $ip:27100
 addresses = $ip,127.0.1.${ip##*.}
 data_dir = $TMP/$n/data

@@ -30,8 +30,8 @@ one_line_err() { [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^tern: ' "$TMP/err
 run --help
 check "tern --help exits 0" [ "$RC" -eq 0 ]
 mapfile -t COMMANDS < <(sed -n '/^commands:/,/^common options:/p' "$TMP/out" |
-                        grep -E '^  [a-z]+ [a-z]+ ' | awk '{print $1, $2}')
-check "tern --help lists 28 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 28 ]
+                        grep -E '^  [a-z]+ [a-z-]+ ' | awk '{print $1, $2}')
+check "tern --help lists 31 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 31 ]
 bad_help=()
 for c in "${COMMANDS[@]}"; do
     # shellcheck disable=SC2086
@@ -156,8 +156,8 @@ D=$TMP/t1
 mkdir -p "$D/img"
 {
     echo "name = t1"
-    echo "cluster_address = http://127.0.0.21:25791"
-    echo "peer_address = http://127.0.0.21:25801"
+    echo "cluster_address = https://127.0.0.21:25791"
+    echo "peer_address = https://127.0.0.21:25801"
     echo "migration_address = 127.0.0.21:25100"
     echo "data_dir = $D/data"
     echo "api_address = 127.0.0.21:18206"
@@ -295,7 +295,7 @@ if [ -x "$GUEST" ] && [ -w /dev/kvm ]; then
         [ "$p" != "$pid1" ] && [ "$p" != null ] && [ "$p" -gt 0 ] &&
             "$TERN" --config "$TMP/t1.conf" vm status 100 | grep -q '^status: running'
     }
-    check "  a new tern-vmm (not $pid1), running" wait_rc 5 0 new_pid
+    check "  a new tern-vmm (not $pid1), running" wait_rc 30 0 new_pid
     t vm shutdown 100 --timeout 20
     check "vm shutdown: the guest powers off ($(cat "$TMP/out"))" \
         bash -c "[ $RC -eq 0 ] && grep -q '^vm 100 shut down (task' '$TMP/out'"

@@ -41,8 +41,8 @@ write_conf() {   # NAME I
     cat >"$TMP/$n.conf" <<EOF
 # ternd test config of $n: no initial_cluster, so in no cluster at first
 name = $n
-cluster_address = http://127.0.0.3$i:24791
-peer_address = http://127.0.0.3$i:24801
+cluster_address = https://127.0.0.3$i:24791
+peer_address = https://127.0.0.3$i:24801
 migration_address = 127.0.0.3$i:7000
 data_dir = $TMP/$n/data
 api_address = 127.0.0.3$i:18106
@@ -170,14 +170,24 @@ check "join on a member: 409 ($CODE)" [ "$CODE" = 409 ]
 
 # --- the cluster token, as etcd holds it, is accepted by every node
 KEY=$(printf /tern/secret/cluster-token | base64 -w0)
-CTOK=$(curl -s --noproxy '*' http://127.0.0.32:24791/v3/kv/range -d "{\"key\": \"$KEY\"}" |
+P2=$TMP/n2/data/pki
+CTOK=$(curl -s --noproxy '*' --cacert "$P2/ca.pem" --cert "$P2/node.pem" --key "$P2/node.key" \
+       https://127.0.0.32:24791/v3/kv/range -d "{\"key\": \"$KEY\"}" |
        jq -r '.kvs[0].value' | base64 -d)
 check "cluster token in etcd: 64 hex" bash -c "[[ '$CTOK' =~ ^[0-9a-f]{64}$ ]]"
 ok_all=true
 for n in n1 n2 n3; do api "$n" GET /version "" "$CTOK"; [ "$CODE" = 200 ] || ok_all=false; done
 check "every node accepts the cluster token" $ok_all
-api n1 POST /cluster/members '{"name": "n2", "peer_url": "http://127.0.0.39:24801"}' "$CTOK"
-check "members add with the cluster token: a name taken is 409 ($CODE)" [ "$CODE" = 409 ]
+PUB=$(openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null |
+      openssl pkey -pubout | jq -Rs .)
+api n1 POST /cluster/members "{\"name\": \"n2\", \"peer_url\": \"https://127.0.0.39:24801\",
+    \"client_url\": \"https://127.0.0.39:24791\", \"public_key\": $PUB}" "$CTOK"
+check "members add with the cluster token: a name taken is 409 ($CODE)" \
+    answer 409 '.error | test("already")'
+api n1 POST /cluster/members '{"name": "n9", "peer_url": "http://127.0.0.39:24801"}' "$CTOK"
+check "a member with http:// addresses in a cluster with TLS: 409 saying so ($CODE)" \
+    answer 409 '.error | test("runs etcd with TLS")'
+note "$(field .error)"
 api n1 POST /cluster/join "{\"address\": \"127.0.0.32:18106\", \"token\": \"$TOK1\", \"fingerprint\": \"$FP2\"}" "$CTOK"
 check "join with the cluster token: 403, admin only ($CODE)" [ "$CODE" = 403 ]
 

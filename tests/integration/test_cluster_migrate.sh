@@ -41,15 +41,14 @@ refused "disk on local storage" "not shared" 102 n3
 
 # made-up nodes, online, that differ from the real ones in their addresses,
 # cpu model, version and devices (their records written straight into etcd)
-ETCD="http://$(node_ip n1):27791"
 b64() { printf %s "$1" | base64 -w0; }
-LEASE=$(curl -s "$ETCD/v3/lease/grant" -d '{"TTL":120}' | jq -r .ID)
+LEASE=$(etcd_curl n1 /v3/lease/grant -d '{"TTL":120}' | jq -r .ID)
 INFO=$(tern_on n1 node list --output json | jq -c '.nodes[] | select(.name == "n2") | .info')
 fake_node() {   # NAME JQ-EDIT
     local info
     info=$(jq -c "$2" <<<"$INFO")
-    curl -s "$ETCD/v3/kv/put" -d "{\"key\":\"$(b64 /tern/nodes/$1)\",\"value\":\"$(b64 "$info")\"}" >/dev/null
-    curl -s "$ETCD/v3/kv/put" -d "{\"key\":\"$(b64 /tern/alive/$1)\",\"value\":\"$(b64 '{}')\",\"lease\":\"$LEASE\"}" >/dev/null
+    etcd_curl n1 /v3/kv/put -d "{\"key\":\"$(b64 /tern/nodes/$1)\",\"value\":\"$(b64 "$info")\"}" >/dev/null
+    etcd_curl n1 /v3/kv/put -d "{\"key\":\"$(b64 /tern/alive/$1)\",\"value\":\"$(b64 '{}')\",\"lease\":\"$LEASE\"}" >/dev/null
 }
 fake_node n7 '.addresses = ["127.0.2.1", "127.0.2.2"]'
 fake_node n8 '.cpu_model = "Imaginary CPU 9000"'
@@ -61,9 +60,9 @@ refused "cpu model" "not supported by node 'n8'" 100 n8 --online
 refused "older version" "runs tern 0.0.9, older" 100 n9 --online
 refused "a device model the target lacks" "vm 100 has 1 virtio-blk device\(s\); node 'n10' supports none" \
     100 n10 --online
-curl -s "$ETCD/v3/lease/revoke" -d "{\"ID\":\"$LEASE\"}" >/dev/null
+etcd_curl n1 /v3/lease/revoke -d "{\"ID\":\"$LEASE\"}" >/dev/null
 for n in n7 n8 n9 n10; do
-    curl -s "$ETCD/v3/kv/deleterange" -d "{\"key\":\"$(b64 /tern/nodes/$n)\"}" >/dev/null
+    etcd_curl n1 /v3/kv/deleterange -d "{\"key\":\"$(b64 /tern/nodes/$n)\"}" >/dev/null
 done
 
 OUT=$(tern_on n1 vm migrate 100 n2 --online --dry-run 2>&1); RC=$?

@@ -1,15 +1,20 @@
-# Runs each libFuzzer target (tests/fuzz) for FUZZ_SECONDS (default 10) with
-# seeds from tests/golden: ok when nothing is found, not ok with the crash
-# file otherwise, ok # SKIP when clang has no libFuzzer. `make fuzz` runs
-# this with FUZZ_SECONDS=20. No KVM needed.
+# Runs each libFuzzer target (tests/fuzz) for FUZZ_SECONDS (default 6) with
+# seeds from tests/golden and the targets' own: ok when nothing is found,
+# not ok with the crash file otherwise, ok # SKIP when clang has no
+# libFuzzer. Inputs that once crashed a target (tests/fuzz/regress/TARGET/)
+# run first, each once. `make fuzz` runs this with FUZZ_SECONDS=1800. No
+# KVM needed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-SECS=${FUZZ_SECONDS:-10}
+SECS=${FUZZ_SECONDS:-6}
 FUZZ=$BUILD/fuzz
 GOLDEN=tests/golden
 
-if [ ! -x "$FUZZ/fuzz_stream" ] || [ ! -x "$FUZZ/fuzz_devstate" ]; then
+TARGETS="fuzz_stream fuzz_devstate fuzz_control fuzz_api"
+missing=0
+for t in $TARGETS; do [ -x "$FUZZ/$t" ] || missing=1; done
+if [ $missing = 1 ]; then
     if ! printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n; }\n' |
          ${FUZZ_CC:-clang} -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null; then
         echo "ok - fuzzers # SKIP clang with libFuzzer not available (libclang-rt-14-dev)"
@@ -23,7 +28,8 @@ fi
 
 work=$(mktemp -d /tmp/tern-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$FUZZ/corpus/fuzz_stream" "$FUZZ/corpus/fuzz_devstate" "$FUZZ/crashes"
+for t in $TARGETS; do mkdir -p "$FUZZ/corpus/$t"; done
+mkdir -p "$FUZZ/crashes"
 for g in "$GOLDEN"/v1-*.stream "$GOLDEN"/v1-*.stream.gz; do
     [ -e "$g" ] || continue
     n=$(basename "${g%.gz}")
@@ -38,15 +44,29 @@ for f in "$FUZZ/corpus/fuzz_stream"/v1-*.stream; do
         [ "$type" = RAM ] || dd if="$f" bs=1 skip="$off" count=$((16 + len)) status=none
     done >"$FUZZ/corpus/fuzz_stream/$(basename "$f" .stream)-noram.stream"
 done
-FUZZ_SEED_DIR=$FUZZ/corpus/fuzz_devstate "$FUZZ/fuzz_devstate" >/dev/null 2>&1
+for t in fuzz_devstate fuzz_control fuzz_api; do
+    FUZZ_SEED_DIR=$FUZZ/corpus/$t "$FUZZ/$t" >/dev/null 2>&1
+done
 
 export ASAN_OPTIONS=detect_leaks=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-for t in fuzz_stream fuzz_devstate; do
+for t in $TARGETS; do
     rm -f "$FUZZ/crashes/$t-"*
+    regress=(tests/fuzz/regress/$t/*)
+    if [ -e "${regress[0]}" ]; then
+        if "$FUZZ/$t" "${regress[@]}" >"$work/$t-regress.log" 2>&1; then
+            echo "ok - $t: ${#regress[@]} inputs that once crashed it pass"
+        else
+            echo "not ok - $t: an input of tests/fuzz/regress/$t crashes it again: $(grep -m1 -E 'ERROR|runtime error' "$work/$t-regress.log")"
+        fi
+    fi
     start=$SECONDS
-    # -max_len: whole streams are cut to their first 64 KiB (HELLO, RAM head)
-    "$FUZZ/$t" -max_total_time="$SECS" -max_len=$((64 << 10)) -timeout=20 -rss_limit_mb=4096 \
+    # -max_len: whole streams are cut to their first 64 KiB (HELLO, RAM
+    # head); control lines go past the 64 KiB a line may have
+    maxlen=$((64 << 10))
+    [ $t = fuzz_control ] && maxlen=$((70 << 10))
+    [ $t = fuzz_api ] && maxlen=4096
+    "$FUZZ/$t" -max_total_time="$SECS" -max_len=$maxlen -timeout=20 -rss_limit_mb=4096 \
         -artifact_prefix="$FUZZ/crashes/$t-" -print_final_stats=1 \
         "$FUZZ/corpus/$t" >"$work/$t.log" 2>&1
     rc=$?

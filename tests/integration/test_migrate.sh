@@ -118,6 +118,24 @@ check "waiting destination: status says incoming" \
     grep -q '"state":"incoming"' <<<"$(ctl w-dst '{"cmd":"status"}')"
 ctl w-dst '{"cmd":"quit"}' >/dev/null
 wait_vm w-dst
+# ternd hands out the migration address once the control socket answers:
+# by then the destination must listen (5 fresh starts, no grace period)
+listening_when_answering() {
+    local i
+    for i in 1 2 3 4 5; do
+        "$VMM" --incoming "unix:$TMP/l$i.mig" --control "$TMP/l$i.sock" 2>/dev/null &
+        local pid=$! n=0
+        until "$CTL" "$TMP/l$i.sock" '{"cmd":"status"}' >/dev/null 2>&1; do
+            [ $((n++)) -lt 500 ] || return 1
+            sleep 0.01
+        done
+        [ -S "$TMP/l$i.mig" ] || { kill $pid; return 1; }
+        "$CTL" "$TMP/l$i.sock" '{"cmd":"quit"}' >/dev/null
+        wait $pid
+    done
+}
+check "waiting destination: it listens before its control socket answers" \
+    listening_when_answering
 check "waiting destination: quit ends it with status 0" [ "$RC" = 0 ]
 check "waiting destination: its sockets are gone" \
     eval '[ ! -e "$TMP/w.mig" ] && [ ! -e "$TMP/w-dst.sock" ]'

@@ -100,7 +100,10 @@ check "  ... the source resumes and runs" \
 check "  ... and verifies every page" verify_ok_after h1 5
 
 start_dst h2d "unix:$TMP/h2.mig"
-( wait_for "$TMP/h1.log" "test hold at 'loaded'" 20 && sleep 0.3; kill -9 "${VM_PID[h1]}" ) &
+# h1.log holds the first migration's hold already: wait for the second
+( n=0; until [ "$(grep -c "test hold at 'loaded'" "$TMP/h1.log")" -ge 2 ]; do
+      [ $((n++)) -lt 1000 ] || break; sleep 0.02; done
+  sleep 0.3; kill -9 "${VM_PID[h1]}" ) &
 killer=$!
 "$CTL" "$TMP/h1.sock" "{\"cmd\":\"migrate\",\"uri\":\"unix:$TMP/h2.mig\"}" >/dev/null
 wait $killer; wait_vm h1; wait_vm h2d
