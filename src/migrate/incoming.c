@@ -305,8 +305,8 @@ static void *incoming_thread(void *arg)
              in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",
                        json_pack("{s:s, s:s, s:I, s:s}", "role", "destination", "status",
-                                 "completed", "pages", (json_int_t)r.ram.stats.pages, "state",
-                                 in->hello.paused ? "paused" : "running"));
+                                 "completed", "pages", (json_int_t)r.ram.stats.pages,
+                                 "state", in->hello.paused ? "paused" : "running"));
     if (!in->hello.paused)
         monitor_post_event(in->mon, "resumed", NULL);
     return NULL;

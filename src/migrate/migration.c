@@ -15,6 +15,7 @@
 #include "migrate/migration.h"
 #include "migrate/ram.h"
 #include "migrate/ram_pool.h"
+#include "migrate/source_chan.h"
 #include "migrate/state.h"
 #include "migrate/tls.h"
 #include "vmm/dirty.h"
@@ -110,79 +111,11 @@ static int src_handshake(struct source_run *r, struct err *e)
     return rc;
 }
 
-/* Extra connection i of n: TLS as the first, then CHANNEL with the token
- * the destination gave. */
-static int src_connect_channel(struct source_run *r, unsigned i, unsigned n, struct err *e)
-{
-    struct migration *m = r->m;
-    struct mig_channel *ch = &m->extra[i - 1];
-    int fd;
-    int rc = mig_uri_connect(m->params.uri, &fd, e);
-    if (rc)
-        return rc;
-    mig_channel_init(ch, fd);
-    atomic_store(&m->nextra, i);
-    if (atomic_load(&m->cancel))
-        return err_set(e, ECANCELED, "migration cancelled");
-    if (m->params.tls && (rc = mig_tls_connect(ch, m->params.tls_dir, e)))
-        return rc;
-    ch->acks = r->catch_up;
-    struct buf msg;
-    buf_init(&msg);
-    chan_hello_encode(&(struct mig_chan_hello){r->ack.token, i, n}, &msg);
-    rc = msg.oom ? err_set(e, ENOMEM, "out of memory")
-                 : mig_send_buf(ch, MIG_CHANNEL, msg.data, (uint32_t)msg.len, e);
-    buf_release(&msg);
-    r->ch[i] = ch;
-    return rc;
-}
-
-static int src_connect_channels(struct source_run *r, struct err *e)
+static int src_connect(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     r->ch[0] = &m->ch;
     r->nchan = 1;
-    if (!(r->features & MIG_F_CHANNELS))
-        return 0;
-    unsigned n = m->params.channels < r->ack.channels ? m->params.channels
-                                                      : r->ack.channels;
-    test_hold("channels");
-    for (unsigned i = 1; i < n; i++) {
-        int rc = src_connect_channel(r, i, n, e);
-        if (rc)
-            return err_set(e, -rc, "channel %u of %u: %s", i, n, e->msg);
-    }
-    r->nchan = n;
-    return 0;
-}
-
-/* Stream bytes sent on every channel. */
-static uint64_t src_bytes_out(const struct source_run *r)
-{
-    uint64_t sum = atomic_load(&r->m->ch.bytes_out);
-    for (unsigned i = 1; i < r->nchan; i++)
-        sum += atomic_load(&r->ch[i]->bytes_out);
-    return sum;
-}
-
-/* Time in send calls: the channels send side by side, so the longest. */
-static double src_send_ms(const struct source_run *r)
-{
-    double most = r->m->ch.send_ms;
-    for (unsigned i = 1; i < r->nchan; i++)
-        most = r->ch[i]->send_ms > most ? r->ch[i]->send_ms : most;
-    return most;
-}
-
-static void src_set_bandwidth(struct source_run *r, uint64_t bytes_per_s)
-{
-    for (unsigned i = 0; i < r->nchan; i++)
-        mig_channel_set_bandwidth(r->ch[i], bytes_per_s / r->nchan);
-}
-
-static int src_connect(struct source_run *r, struct err *e)
-{
-    struct migration *m = r->m;
     int fd;
     int rc = mig_uri_connect(m->params.uri, &fd, e);
     if (rc)
@@ -196,9 +129,9 @@ static int src_connect(struct source_run *r, struct err *e)
             return rc;
     }
     rc = src_handshake(r, e);
-    if (!rc)
-        rc = src_connect_channels(r, e);
-    src_set_bandwidth(r, m->params.max_bandwidth);
+    if (!rc && (r->features & MIG_F_CHANNELS))
+        rc = mig_source_channels(m, &r->ack, r->catch_up, r->ch, &r->nchan, e);
+    mig_channels_set_bandwidth(r->ch, r->nchan, m->params.max_bandwidth);
     return rc;
 }
 
@@ -220,7 +153,7 @@ static void src_progress(void *ctx, uint64_t pages_done)
         pages_done = ram_pool_done(&r->pool);
     pthread_mutex_lock(&m->lock);
     m->fig.pass = r->pass_now; /* the pass under way */
-    m->fig.transferred = src_bytes_out(r);
+    m->fig.transferred = mig_channels_bytes_out(r->ch, r->nchan);
     if (r->nchan == 1)
         m->fig.pages = r->pool.rs[0].stats.pages;
     m->fig.remaining = (r->pass_pages > pages_done ? r->pass_pages - pages_done : 0) *
@@ -268,12 +201,14 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     r->pass_now = pass;
     r->pool.rs[0].progress = src_progress;
     r->pool.rs[0].progress_ctx = r;
-    uint64_t before = src_bytes_out(r);
-    double send0 = src_send_ms(r);
+    uint64_t before = mig_channels_bytes_out(r->ch, r->nchan);
+    double send0 = mig_channels_send_ms(r->ch, r->nchan);
     int rc = ram_pool_pass(&r->pool, pass == 1, e);
     if (!rc)
         rc = src_catch_up(r, e);
-    res->xmit_ms = r->catch_up ? src_send_ms(r) - send0 + m->fig.catch_up_ms : 0;
+    res->xmit_ms = r->catch_up
+                       ? mig_channels_send_ms(r->ch, r->nchan) - send0 + m->fig.catch_up_ms
+                       : 0;
     double ts = clock_mono_ms();
     if (!rc)
         rc = dirty_log_sync(m->vm, r->pool.dirty, e);
@@ -283,7 +218,7 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
     m->fig.sync_ms = clock_mono_ms() - ts;
     pthread_mutex_unlock(&m->lock);
     res->ms = clock_mono_ms() - t;
-    res->sent = src_bytes_out(r) - before;
+    res->sent = mig_channels_bytes_out(r->ch, r->nchan) - before;
     res->dirty = ram_count_dirty(r->pool.dirty, r->pool.nwords);
     return 0;
 }
@@ -297,7 +232,7 @@ static void src_account(struct source_run *r, unsigned pass, const struct pass_r
     pthread_mutex_lock(&m->lock);
     struct mig_figures *f = &m->fig;
     f->pass = pass;
-    f->transferred = src_bytes_out(r);
+    f->transferred = mig_channels_bytes_out(r->ch, r->nchan);
     f->remaining = res->dirty * GUEST_PAGE_SIZE;
     f->pages = st.pages;
     f->zero_pages = st.zero_pages;
@@ -432,7 +367,7 @@ static int src_stop_and_copy(struct source_run *r, struct err *e)
     set_status(m, MIG_STATUS_DEVICE);
     /* the limit protects the network while the guest runs; once it is
      * paused, every millisecond is downtime */
-    src_set_bandwidth(r, 0);
+    mig_channels_set_bandwidth(r->ch, r->nchan, 0);
     int rc = src_pause(r, e);
     src_time(m, &m->fig.pause_ms, r->t_pause);
     double t = clock_mono_ms();
@@ -615,7 +550,7 @@ static void src_done(struct source_run *r)
     struct mig_figures *f = &m->fig;
     f->status = MIG_STATUS_COMPLETED;
     f->total_ms = clock_mono_ms() - r->t0;
-    f->transferred = src_bytes_out(r);
+    f->transferred = mig_channels_bytes_out(r->ch, r->nchan);
     f->remaining = 0;
     log_info("migrate",
              "completed: total %.1f ms, downtime %.1f ms, predicted %.2f ms "
@@ -714,7 +649,7 @@ int migration_start(struct migration *m, const struct mig_params *p, struct err 
     return 0;
 }
 
-static void migration_cancel_channels(struct migration *m)
+void migration_cancel_channels(struct migration *m)
 {
     mig_channel_cancel(&m->ch);
     for (unsigned i = 0; i < atomic_load(&m->nextra); i++)

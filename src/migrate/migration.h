@@ -113,6 +113,8 @@ void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks);
 void mig_params_default(struct mig_params *p);
 /* Starts the migration thread; -EBUSY while one is active. */
 int migration_start(struct migration *m, const struct mig_params *p, struct err *e);
+/* Makes blocked sends and receives on every connection fail (any thread). */
+void migration_cancel_channels(struct migration *m);
 /* Asks an active migration to stop before the commit; the source resumes. */
 int migration_cancel(struct migration *m, struct err *e);
 /* Stops and joins the thread (process exit). */
