@@ -17,7 +17,7 @@ CURL_LIBS     = $(shell pkg-config --libs libcurl)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka)
 
-.PHONY: all check demo bench clean deps
+.PHONY: all check demo bench bench-net clean deps
 all:
 
 include src/common/module.mk
@@ -47,9 +47,17 @@ clean:
 demo:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory all test-bins >/dev/null
-	@scripts/demo
+	@KEEP=$(KEEP) scripts/demo
 
 bench:
 	@scripts/install-deps qemu-system-x86 gnuplot-nox
 	@$(MAKE) --no-print-directory all test-bins >/dev/null
 	@python3 bench/run.py $(if $(QUICK),--quick)
+	@python3 bench/net.py $(if $(QUICK),--runs 1)
+
+# virtio-net: ping gap and loss during a migration, UDP echo packet rate,
+# tern vs QEMU (bench/net.py; in a network namespace of its own)
+bench-net:
+	@scripts/install-deps qemu-system-x86
+	@$(MAKE) --no-print-directory all >/dev/null
+	@python3 bench/net.py

@@ -106,6 +106,32 @@ static bool parse_flag(const char *v, size_t vl, bool *flag)
     return ok;
 }
 
+/* "10.0.0.2/24" */
+static bool parse_ip(const char *v, size_t n, uint32_t *ip, uint32_t *prefix)
+{
+    uint32_t addr = 0;
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        size_t start = i;
+        while (i < n && v[i] >= '0' && v[i] <= '9')
+            i++;
+        uint64_t b;
+        if (!parse_u64(v + start, i - start, &b) || b > 255)
+            return false;
+        addr = addr << 8 | (uint32_t)b;
+        char want = part < 3 ? '.' : '/';
+        if (i >= n || v[i] != want)
+            return false;
+        i++;
+    }
+    uint64_t p;
+    if (!parse_u64(v + i, n - i, &p) || p == 0 || p > 32)
+        return false;
+    *ip = addr;
+    *prefix = (uint32_t)p;
+    return true;
+}
+
 static bool set_tern_option(const char *k, size_t kl, const char *v, size_t vl)
 {
     if (key_is(k, kl, "tern.hb"))
@@ -126,6 +152,12 @@ static bool set_tern_option(const char *k, size_t kl, const char *v, size_t vl)
         return parse_u64(v, vl, &opts.touch_words) && opts.touch_words <= PAGE_SIZE / 8;
     if (key_is(k, kl, "tern.smp"))
         return parse_flag(v, vl, &opts.smp);
+    if (key_is(k, kl, "tern.ip"))
+        return parse_ip(v, vl, &opts.ip, &opts.ip_prefix);
+    if (key_is(k, kl, "tern.netbad"))
+        return parse_u64(v, vl, &opts.netbad);
+    if (key_is(k, kl, "tern.netstat"))
+        return parse_seconds_ms(v, vl, &opts.netstat_ms);
     if (key_is(k, kl, "tern.hbclock"))
         return parse_flag(v, vl, &opts.hb_clock);
     problem("unknown option '%s'%s", k, kl, "", 0);

@@ -156,6 +156,10 @@ struct options {
     uint64_t mmio_reads;  /* tern.mmio=N: time N MMIO exits at boot */
     uint64_t touch_words; /* tern.touch=N: words written per page, 0 = all */
     bool hb_clock;        /* tern.hbclock=1: HB lines carry the guest clock */
+    uint32_t ip;          /* tern.ip=A.B.C.D/N, host order */
+    uint32_t ip_prefix;   /* N, 0: no network */
+    uint64_t netstat_ms;  /* tern.netstat=S: NET counters line every S */
+    uint64_t netbad;      /* tern.netbad=N: post N malformed transmit chains */
     uint32_t nvirtio;
     uint64_t virtio_base[MAX_VIRTIO_MMIO];
 };
@@ -182,6 +186,17 @@ void disk_step(uint64_t now);
 
 /* console.c: serial input (echoed lines) and the power-button request */
 void console_step(uint64_t now);
+
+/* virtio_net.c */
+bool vnet_init(uint8_t *mac);
+uint32_t vnet_poll_rx(void (*fn)(const uint8_t *frame, uint32_t len));
+bool vnet_send(const void *frame, uint32_t len);
+bool vnet_announce_requested(void);
+void vnet_post_malformed(uint32_t kind);
+
+/* net.c */
+void net_setup(void);
+void net_step(uint64_t now);
 
 /* virtio_blk.c */
 struct vblk;

@@ -63,6 +63,7 @@ void user_main(uint32_t cpu)
     if (!dirtier_setup(opts.smp ? ncpus : 1))
         fatal("ws too large");
     disk_setup();
+    net_setup();
     mmio_probe();
 
     uint64_t start = clock_ns();
@@ -74,6 +75,7 @@ void user_main(uint32_t cpu)
         heartbeat(now);
         dirtier_step(0, now);
         disk_step(now);
+        net_step(now);
         console_step(now);
         if (opts.exit_ms && now >= exit_at)
             power_off();

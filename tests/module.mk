@@ -11,6 +11,13 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_LIBS)
 	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(TEST_LIBS) \
 		$(MIGRATE_LDLIBS) $(LDLIBS) $(CMOCKA_LIBS)
 
+# test_events tests ternd's event ring: it links ternd's libraries
+$(BUILD)/tests/unit/test_events: tests/unit/test_events.c $(BUILD)/libnode.a \
+		$(BUILD)/libcluster.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MHD_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $^ $(NODE_LDLIBS) $(LDLIBS) \
+		$(CMOCKA_LIBS)
+
 $(BUILD)/tests/ctl: tests/tools/ctl.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(COMMON_LDLIBS) $(LDLIBS)
@@ -77,3 +84,9 @@ $(BUILD)/asan/tern-vmm: $(BUILD)/asan/obj/src/bin/tern-vmm.o $(BUILD)/asan/libte
 
 test-bins: $(BUILD)/asan/tern-vmm
 -include $(ASAN_OBJS:.o=.d)
+
+# HA soak: kills of whole nodes many more times than test_ha does in make
+# check (HA_ROUNDS, default 12), outside tests/run's time limit.
+.PHONY: soak-ha
+soak-ha: all test-bins
+	HA_ROUNDS=$${HA_ROUNDS:-12} bash tests/integration/test_ha.sh

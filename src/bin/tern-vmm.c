@@ -14,11 +14,13 @@
 #include "common/log.h"
 #include "common/opts.h"
 #include "common/version.h"
+#include "devices/net_tap.h"
 #include "migrate/commands.h"
 #include "migrate/incoming.h"
 #include "migrate/incoming_wait.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
+#include "vmm/fence.h"
 #include "vmm/monitor.h"
 #include "vmm/vm.h"
 
@@ -35,6 +37,12 @@ static const char usage_text[] =
     "  --cpu-model NAME     CPU model the guest sees (default host)\n"
     "  --disk path=FILE[,readonly=on][,shared=on]\n"
     "                       virtio-blk disk on a raw image; repeatable (up to 8)\n"
+    "  --net tap=IFNAME[,mac=MAC][,announce=off]\n"
+    "                       virtio-net NIC on a TAP device (an existing one is used\n"
+    "                       as it is, a missing one created); MAC default derived\n"
+    "                       from --name; repeatable (up to 4); with --incoming name\n"
+    "                       this host's TAPs, the MACs come from the source;\n"
+    "                       announce=off: no RARP or guest announce after it\n"
     "  --console stdio|file:PATH|unix:PATH\n"
     "                       where COM1 goes (default stdio)\n"
     "  --control PATH       control socket (JSON lines, see docs/control.md)\n"
@@ -52,12 +60,15 @@ static const char usage_text[] =
     "                       local (default) never resumes; external asks the\n"
     "                       control socket (event commit-unknown, command\n"
     "                       incoming_resolve; used by ternd)\n"
+    "  --fence-ms N         self-fence: end at once (exit 4) unless the control\n"
+    "                       command 'fence' moves the deadline on within N ms\n"
+    "                       (ternd arms it for HA VMs)\n"
     "  --verbose            debug logging\n"
     "  --help, --version\n"
     "\n"
     "Exit status: 0 guest powered off, 'quit', or migrated away; 1 bad input,\n"
     "setup failure or failed incoming migration; 3 the guest crashed (triple\n"
-    "fault, emulation failure).\n";
+    "fault, emulation failure); 4 fenced (the --fence-ms deadline passed).\n";
 
 enum opt_id {
     OPT_KERNEL = 256,
@@ -78,6 +89,8 @@ enum opt_id {
     OPT_TLS_DIR,
     OPT_PREALLOC,
     OPT_COMMIT,
+    OPT_NET,
+    OPT_FENCE_MS,
 };
 
 struct cli {
@@ -87,6 +100,7 @@ struct cli {
     const char *tls_dir;
     bool memory_given, cpus_given;
     bool external_commit;
+    unsigned fence_ms; /* 0: no self-fence */
 };
 
 static const struct option long_options[] = {
@@ -108,6 +122,8 @@ static const struct option long_options[] = {
     {"tls-dir", required_argument, NULL, OPT_TLS_DIR},
     {"prealloc", no_argument, NULL, OPT_PREALLOC},
     {"commit", required_argument, NULL, OPT_COMMIT},
+    {"net", required_argument, NULL, OPT_NET},
+    {"fence-ms", required_argument, NULL, OPT_FENCE_MS},
     {NULL, 0, NULL, 0},
 };
 
@@ -135,6 +151,31 @@ static void parse_disk(struct vm_config *cfg, const char *text)
         die("--disk '%s': path=FILE is required", text);
 }
 
+static void parse_net(struct vm_config *cfg, const char *text)
+{
+    if (cfg->nnets == VM_MAX_NETS)
+        die("--net: at most %d nics", VM_MAX_NETS);
+    struct opts_kv kv;
+    if (opts_kv_parse(&kv, text))
+        die("--net '%s': expected tap=IFNAME[,mac=MAC][,announce=off]", text);
+    struct vm_net_config *n = &cfg->net[cfg->nnets++];
+    bool announce = true;
+    for (size_t i = 0; i < kv.count; i++) {
+        const char *k = kv.key[i], *v = kv.value[i];
+        if (strcmp(k, "tap") == 0 && v && net_ifname_valid(v))
+            n->tap = strdup(v);
+        else if (strcmp(k, "mac") == 0 && v && !virtio_net_parse_mac(v, n->mac))
+            n->mac_given = true;
+        else if (strcmp(k, "announce") == 0 && v && !opts_parse_bool(v, &announce))
+            n->no_announce = !announce;
+        else
+            die("--net '%s': bad key or value '%s'", text, k);
+    }
+    opts_kv_release(&kv);
+    if (!n->tap)
+        die("--net '%s': tap=IFNAME is required", text);
+}
+
 static void parse_number_option(int id, const char *arg, struct vm_config *cfg)
 {
     uint64_t v;
@@ -147,6 +188,14 @@ static void parse_number_option(int id, const char *arg, struct vm_config *cfg)
             die("--cpus '%s': expected a number from 1 to %d", arg, VM_MAX_CPUS);
         cfg->cpus = (unsigned)v;
     }
+}
+
+static void parse_fence_ms(struct cli *cli, const char *arg)
+{
+    uint64_t v;
+    if (opts_parse_uint(arg, 1, FENCE_MS_MAX, &v))
+        die("--fence-ms '%s': expected a number from 1 to %d", arg, FENCE_MS_MAX);
+    cli->fence_ms = (unsigned)v;
 }
 
 static void parse_options(int argc, char **argv, struct cli *cli)
@@ -172,9 +221,11 @@ static void parse_options(int argc, char **argv, struct cli *cli)
             cli->external_commit = strcmp(optarg, "external") == 0;
             break;
         case OPT_TLS_DIR: cli->tls_dir = optarg; break;
+        case OPT_FENCE_MS: parse_fence_ms(cli, optarg); break;
         case OPT_PREALLOC: cfg->prealloc = true; break;
         case OPT_CPU_MODEL: cfg->cpu_model = optarg; break;
         case OPT_DISK: parse_disk(cfg, optarg); break;
+        case OPT_NET: parse_net(cfg, optarg); break;
         case OPT_CONSOLE: mo->console = optarg; break;
         case OPT_CONTROL: mo->control = optarg; break;
         case OPT_NAME: cfg->name = optarg; break;
@@ -242,6 +293,17 @@ static int run_incoming(struct cli *cli, int *status, struct err *e)
     return rc;
 }
 
+/* The migration's control commands and the fence's. */
+static const struct control_command *all_commands(void)
+{
+    static struct control_command all[MONITOR_MAX_COMMANDS];
+    size_t n = 0;
+    for (const struct control_command *c = migrate_commands; c->name; c++)
+        all[n++] = *c;
+    all[n] = fence_command;
+    return all;
+}
+
 int main(int argc, char **argv)
 {
     die_set_prog("tern-vmm");
@@ -251,12 +313,15 @@ int main(int argc, char **argv)
                 .cpu_model = "host",
                 .cmdline = "",
                 .ram_fd = -1},
-        .mo = {.console = "stdio", .extra_commands = migrate_commands},
+        .mo = {.console = "stdio", .extra_commands = all_commands()},
     };
     parse_options(argc, argv, &cli);
     log_set_vm(cli.cfg.name ? cli.cfg.name : "-");
-    migrate_commands_set_tls_dir(cli.tls_dir);
     struct err e = {""};
+    /* armed before the guest can run a single instruction */
+    if (cli.fence_ms && fence_set(cli.fence_ms, &e) < 0)
+        die("%s", e.msg);
+    migrate_commands_set_tls_dir(cli.tls_dir);
     int status = 0, rc;
     if (cli.incoming) {
         rc = run_incoming(&cli, &status, &e);

@@ -12,7 +12,7 @@
 #include "common/version.h"
 
 static const struct cmd *const tables[] = {
-    cmds_cluster, cmds_storage, cmds_vm, cmds_vmlife, cmds_task,
+    cmds_cluster, cmds_storage, cmds_vm, cmds_vmlife, cmds_task, cmds_ha,
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 

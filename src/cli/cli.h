@@ -45,6 +45,7 @@ extern const struct cmd cmds_storage[];
 extern const struct cmd cmds_vm[];
 extern const struct cmd cmds_vmlife[];
 extern const struct cmd cmds_task[];
+extern const struct cmd cmds_ha[];
 
 struct call {
     const struct cmd *cmd;
@@ -83,6 +84,9 @@ int check_size_mib(const char *what, const char *text, uint64_t *mib);
 int check_cidr(const char *what, const char *text);
 int check_task_id(const char *text);
 int check_migration_type(const char *what, const char *text);
+/* --net bridge=BR[,mac=MAC]... (or --net none) as "nets" in body; nothing
+ * when no --net is given (cmd_vm.c). */
+int vm_nets_option(const struct call *k, json_t *body);
 
 /* One API request ("/vms", prefixed with /api/v1). req is consumed (may
  * be NULL). EXIT_OK with *answer on 2xx; otherwise prints the error line

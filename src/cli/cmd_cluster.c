@@ -240,6 +240,12 @@ static void print_node(FILE *f, const json_t *n)
     fprintf(f, "api:       %s\nmigration: %s\ncluster:   %s\n",
             jstr(info, "api_address", "-"), jstr(info, "migration_address", "-"),
             jstr(info, "cluster_address", "-"));
+    size_t i;
+    const json_t *b;
+    fprintf(f, "bridges:  ");
+    json_array_foreach(json_object_get(info, "bridges"), i, b)
+        fprintf(f, " %s", json_string_value(b) ? json_string_value(b) : "?");
+    fprintf(f, "%s\n", json_array_size(json_object_get(info, "bridges")) ? "" : " none");
 }
 
 /* One node of GET /nodes (there is no GET /nodes/NAME): exit 1 when the

@@ -11,8 +11,10 @@
 #include "cli/follow.h"
 #include "cli/print.h"
 #include "common/name.h"
+#include "common/opts.h"
 
 #define DISKS_MAX 8
+#define NETS_MAX 4 /* tern-vmm's NICs */
 #define MEMORY_MIB_MIN 16
 #define MEMORY_MIB_MAX 1048576
 #define CPUS_MAX 32            /* tern-vmm's limit, as ternd takes it */
@@ -72,6 +74,49 @@ static int create_values(const struct call *k, uint64_t *mem, uint64_t *cpus,
     return rc;
 }
 
+/* "bridge=vmbr0[,mac=52:54:00:..]" -> {"bridge": ..., "mac": ...}; ternd
+ * checks the names and the MAC (one wording of refusals). */
+static int parse_net(const char *text, json_t *nets)
+{
+    struct opts_kv kv;
+    if (opts_kv_parse(&kv, text))
+        return usage_error("bad --net '%s' (bridge=BRIDGE[,mac=MAC])", text);
+    json_t *net = json_object();
+    int rc = EXIT_OK;
+    for (size_t i = 0; i < kv.count && rc == EXIT_OK; i++) {
+        const char *key = kv.key[i], *v = kv.value[i];
+        if ((strcmp(key, "bridge") == 0 || strcmp(key, "mac") == 0) && v && *v)
+            json_object_set_new(net, key, json_string(v));
+        else
+            rc = usage_error("--net '%s': unknown key or no value at '%s'", text, key);
+    }
+    opts_kv_release(&kv);
+    if (rc == EXIT_OK && !json_object_get(net, "bridge"))
+        rc = usage_error("--net '%s': bridge=BRIDGE is required", text);
+    if (rc == EXIT_OK)
+        json_array_append(nets, net);
+    json_decref(net);
+    return rc;
+}
+
+int vm_nets_option(const struct call *k, json_t *body)
+{
+    const char *n = call_opt_nth(k, "--net", 0);
+    json_t *nets = json_array();
+    int rc = EXIT_OK;
+    if (n && strcmp(n, "none") == 0) /* vm set: the VM loses its NICs */
+        rc = call_opt_nth(k, "--net", 1) ? usage_error("--net none takes no other --net")
+                                         : EXIT_OK;
+    else
+        for (int i = 0; rc == EXIT_OK && (n = call_opt_nth(k, "--net", i)); i++)
+            rc = i >= NETS_MAX ? usage_error("more than %d nics at --net '%s'", NETS_MAX, n)
+                               : parse_net(n, nets);
+    if (rc == EXIT_OK && call_opt(k, "--net"))
+        json_object_set(body, "nets", nets);
+    json_decref(nets);
+    return rc;
+}
+
 static int create_disks(const struct call *k, json_t *disks)
 {
     const char *d;
@@ -104,6 +149,10 @@ static json_t *create_body(const struct call *k, uint32_t id, int *rc)
                              "cmdline", cmdline ? cmdline : "", "disks", disks);
     if (body && name)
         json_object_set_new(body, "name", json_string(name));
+    if (body && (*rc = vm_nets_option(k, body)) != EXIT_OK) {
+        json_decref(body);
+        return NULL;
+    }
     return body;
 }
 
@@ -329,6 +378,10 @@ static const struct cmd_opt create_opts[] = {
      "a new disk on that storage, SIZE in MiB or with "
      "suffix M or G",
      false, true},
+    {"--net", "bridge=BR[,mac=MAC]",
+     "a NIC on that bridge of the node (a TAP ternd makes); MAC default 52:54:00 and "
+     "the id",
+     false, true},
     {"--name", "NAME", "a name besides the id", false, false},
     {"--start", NULL, "start it once created, as 'tern vm start'", false, false},
     {NULL, NULL, NULL, false, false},
@@ -357,7 +410,7 @@ static const struct cmd_opt migrate_opts[] = {
 const struct cmd cmds_vm[] = {
     {"vm", "create",
      "ID --memory MIB --cpus N --kernel PATH [--cmdline STR] "
-     "[--disk STORAGE:SIZE]... [--name NAME] [--start]",
+     "[--disk STORAGE:SIZE]... [--net bridge=BR[,mac=MAC]]... [--name NAME] [--start]",
      1, 1, "define a VM owned by this node, with new disks",
      "ID is 100..999999999. The VM belongs to the node whose ternd got the\n"
      "request; its disks are created as sparse files on their storage.\n",
@@ -382,7 +435,8 @@ const struct cmd cmds_vm[] = {
      "incoming, unknown) and where. --output json prints the VM object.\n",
      "  tern vm status 100\n", NULL, run_status},
     {"vm", "show", "ID", 1, 1, "one VM with its config and disks",
-     "Status, owner node, process, and the config: kernel, command line, disks.\n",
+     "Status, owner node, process, and the config: kernel, command line, disks,\n"
+     "NICs.\n",
      "  tern vm show 100\n", NULL, run_show},
     {"vm", "destroy", "ID", 1, 1, "remove a stopped VM and its disks",
      "Refused while the VM runs. Its disk files are deleted.\n", "  tern vm destroy 100\n",

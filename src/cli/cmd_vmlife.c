@@ -208,9 +208,9 @@ static json_t *set_body(const struct call *k, int *rc)
     const char *name = call_opt(k, "--name"), *cmdline = call_opt(k, "--cmdline");
     uint64_t mib = 0, n = 0;
     *rc = EXIT_OK;
-    if (!mem && !cpus && !name && !cmdline)
-        *rc = usage_error("nothing to set: give --memory, --cpus, --name or --cmdline "
-                          "(tern vm set --help)");
+    if (!mem && !cpus && !name && !cmdline && !call_opt(k, "--net"))
+        *rc = usage_error("nothing to set: give --memory, --cpus, --name, --cmdline or "
+                          "--net (tern vm set --help)");
     if (*rc == EXIT_OK && mem && (*rc = check_size_mib("--memory", mem, &mib)) == EXIT_OK &&
         (mib < 16 || mib > 1048576))
         *rc = usage_error("--memory '%s' out of range 16..1048576 MiB", mem);
@@ -229,6 +229,10 @@ static json_t *set_body(const struct call *k, int *rc)
         json_object_set_new(b, "name", json_string(name));
     if (cmdline)
         json_object_set_new(b, "cmdline", json_string(cmdline));
+    if ((*rc = vm_nets_option(k, b)) != EXIT_OK) {
+        json_decref(b);
+        return NULL;
+    }
     return b;
 }
 
@@ -245,10 +249,12 @@ static int run_set(struct call *k)
         return rc;
     const json_t *c = json_object_get(ans, "config");
     return print_answer(k, ans,
-                        "vm %u: memory %lld MiB, %lld vcpu(s), name %s, cmdline '%s'", id,
-                        (long long)json_integer_value(json_object_get(c, "memory_mib")),
+                        "vm %u: memory %lld MiB, %lld vcpu(s), name %s, cmdline '%s', "
+                        "%zu nic(s)",
+                        id, (long long)json_integer_value(json_object_get(c, "memory_mib")),
                         (long long)json_integer_value(json_object_get(c, "cpus")),
-                        jstr(c, "name", "-"), jstr(c, "cmdline", ""));
+                        jstr(c, "name", "-"), jstr(c, "cmdline", ""),
+                        json_array_size(json_object_get(c, "nets")));
 }
 
 static const struct cmd_opt set_opts[] = {
@@ -257,6 +263,10 @@ static const struct cmd_opt set_opts[] = {
     {"--cpus", "N", "vCPUs, 1..32", false, false},
     {"--name", "NAME", "a name besides the id", false, false},
     {"--cmdline", "STR", "kernel command line", false, false},
+    {"--net", "bridge=BR[,mac=MAC]|none",
+     "the VM's NICs, replacing those it has (repeat for more, up to 4; none: no NIC); "
+     "a NIC without mac= gets its stable default",
+     false, true},
     {NULL, NULL, NULL, false, false},
 };
 
@@ -284,12 +294,14 @@ const struct cmd cmds_vmlife[] = {
      "One task: the graceful shutdown (hard after --timeout), then a start\n"
      "on the same node.\n",
      "  tern vm reboot 100\n", life_opts, run_reboot},
-    {"vm", "set", "ID [--memory MIB] [--cpus N] [--name NAME] [--cmdline STR]", 1, 1,
-     "change a stopped VM's config",
+    {"vm", "set", "ID [--memory MIB] [--cpus N] [--name NAME] [--cmdline STR] [--net ...]",
+     1, 1, "change a stopped VM's config",
      "As 'qm set': the values are checked as vm create checks them, and the\n"
-     "VM must be stopped (exit 1 otherwise). Disks are added with vm create\n"
-     "only for now; tern VMs have no network device yet.\n",
-     "  tern vm set 100 --memory 1G --cpus 2\n  tern vm set 100 --cmdline 'tern.hb=100'\n",
+     "VM must be stopped (exit 1 otherwise). --net replaces the VM's NICs:\n"
+     "MACs no longer used are freed, new ones reserved in the cluster.\n",
+     "  tern vm set 100 --memory 1G --cpus 2\n  tern vm set 100 --cmdline 'tern.hb=100'\n"
+     "  tern vm set 100 --net bridge=vmbr0 --net bridge=vmbr1\n  tern vm set 100 --net "
+     "none\n",
      set_opts, run_set},
     {"vm", "pause", "ID", 1, 1, "stop a VM's vCPUs where they are",
      "The VM keeps its memory and devices; vm resume goes on. A paused VM\n"

@@ -209,6 +209,11 @@ void print_vm(FILE *f, const json_t *vm)
     fprintf(f, "kernel:    %s\n", jstr(conf, "kernel", "-"));
     fprintf(f, "cmdline:   %s\n", jstr(conf, "cmdline", ""));
     print_disks(f, json_object_get(conf, "disks"));
+    size_t i;
+    const json_t *n;
+    json_array_foreach(json_object_get(conf, "nets"), i, n)
+        fprintf(f, "%-11snet%zu bridge=%s mac=%s\n", i == 0 ? "nics:" : "", i,
+                jstr(n, "bridge", "?"), jstr(n, "mac", "?"));
 }
 
 static void local_time(const json_t *v, char *out, size_t size)

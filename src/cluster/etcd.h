@@ -62,6 +62,25 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints, struct err *e
 int etcd_client_init_copy(struct etcd_client *c, const struct etcd_client *from,
                           struct err *e);
 void etcd_client_release(struct etcd_client *c);
+
+/* Idle clients on the same endpoints, for threads that each need one for
+ * a short while (an API request): a client taken from the pool keeps its
+ * connections alive from its last use, so a request does not pay a new
+ * TLS handshake with etcd. A client is used by one thread at a time. */
+#define ETCD_POOL_MAX 8
+struct etcd_pool {
+    void *lock; /* pthread_mutex_t * */
+    struct etcd_client *idle[ETCD_POOL_MAX];
+    size_t n_idle;
+};
+
+int etcd_pool_init(struct etcd_pool *p, struct err *e);
+/* An idle client, or a new one on proto's endpoints; back with give. */
+int etcd_pool_take(struct etcd_pool *p, const struct etcd_client *proto,
+                   struct etcd_client **out, struct err *e);
+/* Keeps it for the next take (up to ETCD_POOL_MAX), else releases it. */
+void etcd_pool_give(struct etcd_pool *p, struct etcd_client *c);
+void etcd_pool_release(struct etcd_pool *p);
 void etcd_client_set_timeout(struct etcd_client *c, int timeout_ms);
 const char *etcd_client_detail(const struct etcd_client *c);
 

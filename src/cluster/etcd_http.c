@@ -22,11 +22,37 @@
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_global_rc;
+/* The TLS sessions of every client of the process: an API request's new
+ * client resumes one instead of a full handshake. (Not the connections:
+ * libcurl's shared connection cache is not thread-safe, its known bug
+ * 11.11.) */
+static CURLSH *sessions;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void sessions_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *arg)
+{
+    (void)h, (void)a, (void)arg;
+    pthread_mutex_lock(&share_locks[d]);
+}
+
+static void sessions_unlock(CURL *h, curl_lock_data d, void *arg)
+{
+    (void)h, (void)arg;
+    pthread_mutex_unlock(&share_locks[d]);
+}
 
 /* curl_global_init is not thread-safe; every client goes through here. */
 static void curl_global_once(void)
 {
     curl_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    sessions = curl_global_rc == CURLE_OK ? curl_share_init() : NULL;
+    if (sessions) {
+        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+            pthread_mutex_init(&share_locks[i], NULL);
+        curl_share_setopt(sessions, CURLSHOPT_LOCKFUNC, sessions_lock);
+        curl_share_setopt(sessions, CURLSHOPT_UNLOCKFUNC, sessions_unlock);
+        curl_share_setopt(sessions, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    }
 }
 
 static struct {
@@ -58,6 +84,8 @@ void etcd_tls_apply(void *curl)
     curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert);
     curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key);
     curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (sessions)
+        curl_easy_setopt(curl, CURLOPT_SHARE, sessions);
 }
 
 static int64_t now_ms(void)
@@ -298,4 +326,62 @@ int etcd_client_call(struct etcd_client *c, const char *path, json_t *req, json_
         return err_set(e, ETCD_NOT_QUORATE, ETCD_NOT_QUORATE_MSG);
     }
     return rc;
+}
+
+int etcd_pool_init(struct etcd_pool *p, struct err *e)
+{
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_t *m = malloc(sizeof(*m));
+    if (!m)
+        return err_set(e, ENOMEM, "etcd: out of memory");
+    pthread_mutex_init(m, NULL);
+    p->lock = m;
+    return 0;
+}
+
+int etcd_pool_take(struct etcd_pool *p, const struct etcd_client *proto,
+                   struct etcd_client **out, struct err *e)
+{
+    pthread_mutex_lock(p->lock);
+    *out = p->n_idle ? p->idle[--p->n_idle] : NULL;
+    pthread_mutex_unlock(p->lock);
+    if (*out) {
+        etcd_client_set_timeout(*out, proto->timeout_ms);
+        return 0;
+    }
+    struct etcd_client *c = malloc(sizeof(*c));
+    int rc = c ? etcd_client_init_copy(c, proto, e)
+               : err_set(e, ENOMEM, "etcd: out of memory");
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void etcd_pool_give(struct etcd_pool *p, struct etcd_client *c)
+{
+    pthread_mutex_lock(p->lock);
+    bool kept = p->n_idle < ETCD_POOL_MAX;
+    if (kept)
+        p->idle[p->n_idle++] = c;
+    pthread_mutex_unlock(p->lock);
+    if (!kept) {
+        etcd_client_release(c);
+        free(c);
+    }
+}
+
+void etcd_pool_release(struct etcd_pool *p)
+{
+    for (size_t i = 0; i < p->n_idle; i++) {
+        etcd_client_release(p->idle[i]);
+        free(p->idle[i]);
+    }
+    if (p->lock) {
+        pthread_mutex_destroy(p->lock);
+        free(p->lock);
+    }
+    memset(p, 0, sizeof(*p));
 }

@@ -21,6 +21,7 @@
 #define TERN_PREFIX_LOCKS "/tern/locks/vm/"
 #define TERN_PREFIX_STORAGE "/tern/storage/"
 #define TERN_PREFIX_TASKS "/tern/tasks/"
+#define TERN_PREFIX_MACS "/tern/macs/" /* <mac> -> vm id: one VM per MAC */
 
 #define TERN_KEY_MAX 128
 /* VM ids are decimal, as in Proxmox; in keys as text. */

@@ -19,7 +19,7 @@ $(BUILD)/tests/cluster-etcd-test: src/cluster/test/cluster_etcd_test.c src/clust
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(CLUSTER_TEST_LIBS) $(CLUSTER_LDLIBS) $(LDLIBS)
 test-bins: $(BUILD)/tests/cluster-etcd-test
-$(BUILD)/tests/unit/test_cluster_codec $(BUILD)/tests/unit/test_vmconf: \
+$(BUILD)/tests/unit/test_cluster_codec $(BUILD)/tests/unit/test_vmconf $(BUILD)/tests/unit/test_ha_conf: \
 		$(BUILD)/tests/unit/%: tests/unit/%.c $(CLUSTER_TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(CLUSTER_TEST_LIBS) \

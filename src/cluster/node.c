@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 void node_init(struct node *n)
@@ -60,11 +61,17 @@ static int node_claim(struct node *n, struct etcd_client *c, int64_t *lease, str
     return rc;
 }
 
-static void node_set(struct node *n, bool online, int64_t lease)
+/* renewed_ns: when the request that renewed (or granted) the lease was
+ * sent; 0 keeps the last one (the lease is not known to be renewed). */
+static void node_set(struct node *n, bool online, int64_t lease, uint64_t renewed_ns)
 {
     pthread_mutex_lock(&n->lock);
     n->online = online;
+    if (lease != n->lease || !lease)
+        n->renewed_ns = 0;
     n->lease = lease;
+    if (renewed_ns)
+        n->renewed_ns = renewed_ns;
     pthread_mutex_unlock(&n->lock);
 }
 
@@ -73,19 +80,21 @@ static void node_beat(struct node *n, int64_t lease)
 {
     struct err e;
     int rc;
+    /* the lease lives at least ttl from the moment the request left */
+    uint64_t sent = clock_mono_ns();
     if (lease) {
         rc = etcd_lease_keepalive(&n->client, lease, NULL, &e);
         if (!rc) {
-            node_set(n, true, lease);
+            node_set(n, true, lease, sent);
             return;
         }
         if (rc == -ENOENT) {
             log_warn("cluster", "node %s: lease expired, now offline", n->name);
-            node_set(n, false, 0);
+            node_set(n, false, 0, 0);
         } else {
             /* unknown: it lives until its TTL ends; say offline to be safe */
             log_debug("cluster", "node %s: keepalive: %s", n->name, e.msg);
-            node_set(n, false, lease);
+            node_set(n, false, lease, 0);
         }
         if (rc != -ENOENT)
             return;
@@ -96,7 +105,7 @@ static void node_beat(struct node *n, int64_t lease)
         pthread_mutex_lock(&n->lock);
         n->registrations++;
         pthread_mutex_unlock(&n->lock);
-        node_set(n, true, fresh);
+        node_set(n, true, fresh, sent);
         log_info("cluster", "node %s: online again with a new lease", n->name);
     } else {
         log_debug("cluster", "node %s: register: %s", n->name, e.msg);
@@ -169,17 +178,18 @@ int node_register(struct node *n, struct etcd_client *c, const char *name,
         return err_set(e, EBUSY, "node %s: already registered", n->name);
     int rc = node_setup(n, c, name, info_json, ttl_s, e);
     int64_t lease = 0;
+    uint64_t sent = clock_mono_ns();
     if (!rc)
         rc = node_claim(n, c, &lease, e);
     if (rc)
         return rc;
-    node_set(n, true, lease);
+    node_set(n, true, lease, sent);
     n->registrations = 1;
     rc = pthread_create(&n->thread, NULL, node_thread, n);
     if (rc) {
         struct err ignored;
         etcd_lease_revoke(c, lease, &ignored);
-        node_set(n, false, 0);
+        node_set(n, false, 0, 0);
         return err_set(e, rc, "node %s: heartbeat thread: %s", name, strerror(rc));
     }
     n->thread_started = true;
@@ -211,6 +221,22 @@ bool node_online(struct node *n)
 int64_t node_lease(struct node *n)
 {
     return node_view(n).lease;
+}
+
+int64_t node_lease_renewed(struct node *n, uint64_t *sent_ns)
+{
+    pthread_mutex_lock(&n->lock);
+    int64_t lease = n->lease;
+    *sent_ns = n->renewed_ns;
+    pthread_mutex_unlock(&n->lock);
+    return lease;
+}
+
+void node_keep_lease(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->keep_lease = true;
+    pthread_mutex_unlock(&n->lock);
 }
 
 unsigned node_registrations(struct node *n)
@@ -253,7 +279,12 @@ void node_release(struct node *n)
         pthread_mutex_unlock(&n->lock);
         pthread_join(n->thread, NULL);
     }
-    if (n->lease && n->client.curl) {
+    if (n->lease && n->keep_lease)
+        log_info("cluster",
+                 "node %s: lease left to expire by its ttl (ha: the fenced "
+                 "vms end first)",
+                 n->name);
+    else if (n->lease && n->client.curl) {
         struct err e;
         if (etcd_lease_revoke(&n->client, n->lease, &e) < 0)
             log_warn("cluster", "node %s: revoking lease: %s (it ends by its ttl)", n->name,

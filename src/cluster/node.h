@@ -29,6 +29,10 @@ struct node {
     bool online;            /* the last keepalive found the lease alive */
     int64_t lease;          /* 0 while none is held */
     unsigned registrations; /* 1 + times the lease was lost and renewed */
+    /* CLOCK_MONOTONIC ns when the last successful keepalive (or the grant)
+     * of this lease was sent: the lease lives at least ttl from then */
+    uint64_t renewed_ns;
+    bool keep_lease; /* node_release leaves it to expire */
 };
 
 void node_init(struct node *n);
@@ -46,6 +50,12 @@ int node_update_info(struct node *n, struct etcd_client *c, const char *info_jso
  * tasks hang on it, so they go when the node goes. */
 int64_t node_lease(struct node *n);
 unsigned node_registrations(struct node *n);
+/* The lease (0 none) and *sent_ns (0 unknown) as in struct node: what a
+ * self-fence deadline is measured from (node/ha.h). */
+int64_t node_lease_renewed(struct node *n, uint64_t *sent_ns);
+/* node_release will not revoke the lease: processes fenced on it (HA VMs)
+ * must end by their deadline before other nodes see this one offline. */
+void node_keep_lease(struct node *n);
 /* Stops the heartbeat and revokes the lease (offline at once); the record
  * stays: the node is still a member, just offline. */
 void node_release(struct node *n);

@@ -73,6 +73,9 @@ static int create_why(struct etcd_client *c, const struct vmconf *conf, struct e
         if (rc)
             return rc;
     }
+    rc = vmconf_mac_conflict(c, conf, e);
+    if (rc)
+        return rc;
     return err_set(e, EAGAIN, "vm %s changed while being created, try again", id);
 }
 
@@ -88,6 +91,43 @@ static int stored_text(const struct vmconf *conf, char **text, struct err *e)
     return rc;
 }
 
+static bool has_mac(const struct vmconf *c, const char *mac)
+{
+    for (unsigned i = 0; i < c->nnets; i++)
+        if (strcmp(c->nets[i].mac, mac) == 0)
+            return true;
+    return false;
+}
+
+/* The MAC keys an update reserves (compared absent, put) and frees. */
+struct mac_diff {
+    char keys[2 * VMCONF_NETS_MAX][TERN_KEY_MAX];
+    struct etcd_txn_cmp cmps[VMCONF_NETS_MAX];
+    struct etcd_txn_op ops[2 * VMCONF_NETS_MAX];
+    size_t ncmps, nops;
+    char id[16];
+};
+
+static void mac_diff_build(struct mac_diff *d, const struct vmconf *old,
+                           const struct vmconf *conf)
+{
+    size_t k = 0;
+    snprintf(d->id, sizeof(d->id), "%" PRIu32, conf->id);
+    d->ncmps = d->nops = 0;
+    for (unsigned i = 0; i < conf->nnets; i++)
+        if (!has_mac(old, conf->nets[i].mac)) {
+            vmconf_mac_key(conf->nets[i].mac, d->keys[k]);
+            d->cmps[d->ncmps++] = (struct etcd_txn_cmp){.key = d->keys[k],
+                                                        .cmp = ETCD_CMP_ABSENT};
+            d->ops[d->nops++] = (struct etcd_txn_op){.key = d->keys[k++], .value = d->id};
+        }
+    for (unsigned i = 0; i < old->nnets; i++)
+        if (!has_mac(conf, old->nets[i].mac)) {
+            vmconf_mac_key(old->nets[i].mac, d->keys[k]);
+            d->ops[d->nops++] = (struct etcd_txn_op){.key = d->keys[k++]};
+        }
+}
+
 int vmconf_update(struct etcd_client *c, const struct vmconf *conf, const char *node,
                   struct err *e)
 {
@@ -95,22 +135,31 @@ int vmconf_update(struct etcd_client *c, const struct vmconf *conf, const char *
     int rc = keys_build_vm(ckey, TERN_PREFIX_VMS, conf->id, "/config", e);
     if (!rc)
         rc = keys_vm_owner(okey, conf->id, e);
+    /* NICs changed: the MACs no longer used are freed, new ones reserved,
+     * in the same transaction as the config */
+    struct vmconf old; /* changes to it are under the VM's lock */
+    if (!rc)
+        rc = vmconf_get(c, conf->id, 0, &old, e);
     if (rc)
         return rc;
-    struct etcd_txn_cmp cmps[2] = {
+    struct mac_diff d;
+    mac_diff_build(&d, &old, conf);
+    struct etcd_txn_cmp cmps[2 + VMCONF_NETS_MAX] = {
         {.key = ckey, .cmp = ETCD_CMP_PRESENT},
         {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node},
     };
+    memcpy(cmps + 2, d.cmps, d.ncmps * sizeof(d.cmps[0]));
     char *text = NULL;
     rc = stored_text(conf, &text, e);
     if (rc)
         return rc;
-    struct etcd_txn_op op = {.key = ckey, .value = text};
+    struct etcd_txn_op ops[1 + 2 * VMCONF_NETS_MAX] = {{.key = ckey, .value = text}};
+    memcpy(ops + 1, d.ops, d.nops * sizeof(d.ops[0]));
     bool done;
-    rc = text ? etcd_txn(c, cmps, 2, &op, 1, &done, e)
+    rc = text ? etcd_txn(c, cmps, 2 + d.ncmps, ops, 1 + d.nops, &done, e)
               : err_set(e, ENOMEM, "out of memory");
     free(text);
-    if (!rc && !done)
+    if (!rc && !done && !(rc = vmconf_mac_conflict(c, conf, e)))
         rc = err_set(e, ESTALE, "vm %" PRIu32 " changed owner or was removed meanwhile",
                      conf->id);
     return rc;
@@ -127,7 +176,8 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *
         rc = keys_vm_owner(okey, conf->id, e);
     if (rc)
         return rc;
-    struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX] = {
+    char mkeys[VMCONF_NETS_MAX][TERN_KEY_MAX], id[16];
+    struct etcd_txn_cmp cmps[2 + VMCONF_DISKS_MAX + VMCONF_NETS_MAX] = {
         {.key = ckey, .cmp = ETCD_CMP_ABSENT},
         {.key = okey, .cmp = ETCD_CMP_ABSENT},
     };
@@ -143,10 +193,18 @@ int vmconf_create(struct etcd_client *c, const struct vmconf *conf, const char *
     rc = stored_text(conf, &text, e);
     if (rc)
         return rc;
-    struct etcd_txn_op ops[2] = {{.key = ckey, .value = text},
-                                 {.key = okey, .value = node}};
+    struct etcd_txn_op ops[2 + VMCONF_NETS_MAX] = {{.key = ckey, .value = text},
+                                                   {.key = okey, .value = node}};
+    size_t nops = 2;
+    /* each MAC is reserved with the VM: no other VM of the cluster has it */
+    snprintf(id, sizeof(id), "%" PRIu32, conf->id);
+    for (unsigned i = 0; i < conf->nnets && i < VMCONF_NETS_MAX; i++) {
+        vmconf_mac_key(conf->nets[i].mac, mkeys[i]);
+        cmps[n++] = (struct etcd_txn_cmp){.key = mkeys[i], .cmp = ETCD_CMP_ABSENT};
+        ops[nops++] = (struct etcd_txn_op){.key = mkeys[i], .value = id};
+    }
     bool done;
-    rc = text ? etcd_txn(c, cmps, n, ops, 2, &done, e)
+    rc = text ? etcd_txn(c, cmps, n, ops, nops, &done, e)
               : err_set(e, ENOMEM, "out of memory");
     free(text);
     if (!rc && !done)
@@ -167,9 +225,20 @@ int vmconf_delete(struct etcd_client *c, uint32_t id, const char *node, struct e
     if (rc)
         return rc;
     struct etcd_txn_cmp cmp = {.key = okey, .cmp = ETCD_CMP_VALUE, .expect_value = node};
-    struct etcd_txn_op ops[3] = {{.key = ckey}, {.key = okey}, {.key = skey}};
+    struct etcd_txn_op ops[3 + VMCONF_NETS_MAX] = {
+        {.key = ckey}, {.key = okey}, {.key = skey}};
+    size_t nops = 3;
+    /* the MACs it reserved go with it */
+    struct vmconf old;
+    char mkeys[VMCONF_NETS_MAX][TERN_KEY_MAX];
+    struct err ignored;
+    if (vmconf_get(c, id, 0, &old, &ignored) == 0)
+        for (unsigned i = 0; i < old.nnets && i < VMCONF_NETS_MAX; i++) {
+            vmconf_mac_key(old.nets[i].mac, mkeys[i]);
+            ops[nops++] = (struct etcd_txn_op){.key = mkeys[i]};
+        }
     bool done;
-    rc = etcd_txn(c, &cmp, 1, ops, 3, &done, e);
+    rc = etcd_txn(c, &cmp, 1, ops, nops, &done, e);
     if (rc || done)
         return rc;
     char owner[TERN_NAME_MAX + 1];

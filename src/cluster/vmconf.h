@@ -28,6 +28,8 @@
 #define VMCONF_PATH_MAX 256
 #define VMCONF_CMDLINE_MAX 1024
 #define VMCONF_DISK_MIB_MAX (16u * 1024 * 1024) /* 16 TiB */
+#define VMCONF_NETS_MAX 4                       /* tern-vmm's limit (VM_MAX_NETS) */
+#define VMCONF_IFNAME_MAX 16                    /* IFNAMSIZ */
 
 struct storage_conf {
     char name[TERN_NAME_MAX + 1];
@@ -41,6 +43,12 @@ struct vmconf_disk {
     uint64_t size_mib;
 };
 
+/* A NIC: a TAP that ternd makes on the node, attached to the bridge. */
+struct vmconf_net {
+    char bridge[VMCONF_IFNAME_MAX];
+    char mac[18]; /* "52:54:00:xx:xx:xx", lowercase */
+};
+
 struct vmconf {
     uint32_t id;
     char name[TERN_NAME_MAX + 1]; /* "" = none */
@@ -50,6 +58,8 @@ struct vmconf {
     char cmdline[VMCONF_CMDLINE_MAX];
     unsigned ndisks;
     struct vmconf_disk disks[VMCONF_DISKS_MAX];
+    unsigned nnets;
+    struct vmconf_net nets[VMCONF_NETS_MAX];
 };
 
 struct cluster_options {
@@ -59,6 +69,18 @@ struct cluster_options {
 
 /* JSON <-> struct. _from_json checks every field (unknown keys refused,
  * one line naming the field). */
+/* "nets" (vmconf_net.c): [{"bridge":"vmbr0","mac":"52:54:00:..."}]; a NIC
+ * without "mac" gets 52:54:00 and 24 bits of id * 4 + n (unique below id
+ * 4194304). Absent from the JSON of a VM without NICs. */
+json_t *vmconf_nets_to_json(const struct vmconf *c);
+int vmconf_nets_from_json(json_t *j, struct vmconf *c, const char *what, struct err *e);
+/* The key that reserves a MAC: TERN_PREFIX_MACS "52:54:00:00:04:b0". */
+void vmconf_mac_key(const char *mac, char key[TERN_KEY_MAX]);
+/* A refused create: -EEXIST "vm 302: mac 52:54:00:00:04:b0 is used by vm
+ * 300" for the first MAC another VM holds, 0 when none is held. */
+int vmconf_mac_conflict(struct etcd_client *c, const struct vmconf *conf, struct err *e);
+/* An interface name the kernel takes: 1..15 of letters, digits, '.', '_', '-'. */
+bool vmconf_ifname_valid(const char *name);
 json_t *vmconf_to_json(const struct vmconf *c);
 int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e);
 json_t *storage_conf_to_json(const struct storage_conf *s);

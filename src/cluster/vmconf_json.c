@@ -84,10 +84,13 @@ json_t *vmconf_to_json(const struct vmconf *c)
                                         "volume", c->disks[i].volume, "size_mib",
                                         (json_int_t)c->disks[i].size_mib));
     /* "s*": no "name" at all when there is none */
-    return json_pack("{s:I, s:s*, s:I, s:I, s:s, s:s, s:o}", "id", (json_int_t)c->id,
-                     "name", c->name[0] ? c->name : NULL, "memory_mib",
-                     (json_int_t)c->memory_mib, "cpus", (json_int_t)c->cpus, "kernel",
-                     c->kernel, "cmdline", c->cmdline, "disks", disks);
+    json_t *j = json_pack("{s:I, s:s*, s:I, s:I, s:s, s:s, s:o}", "id", (json_int_t)c->id,
+                          "name", c->name[0] ? c->name : NULL, "memory_mib",
+                          (json_int_t)c->memory_mib, "cpus", (json_int_t)c->cpus, "kernel",
+                          c->kernel, "cmdline", c->cmdline, "disks", disks);
+    if (j && c->nnets)
+        json_object_set_new(j, "nets", vmconf_nets_to_json(c));
+    return j;
 }
 
 static int disk_from_json(json_t *j, struct vmconf *c, unsigned n, struct err *e)
@@ -157,8 +160,8 @@ static int text_fields(json_t *j, struct vmconf *c, const char *what, struct err
 
 int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
 {
-    static const char *const keys[] = {"id",     "name",    "memory_mib", "cpus",
-                                       "kernel", "cmdline", "disks",      NULL};
+    static const char *const keys[] = {"id",      "name",  "memory_mib", "cpus", "kernel",
+                                       "cmdline", "disks", "nets",       NULL};
     memset(c, 0, sizeof(*c));
     if (!json_is_object(j))
         return err_set(e, EINVAL, "vm: config must be a json object");
@@ -183,6 +186,8 @@ int vmconf_from_json(json_t *j, struct vmconf *c, struct err *e)
         rc = text_fields(j, c, what, e);
     if (!rc)
         rc = disks_from_json(j, c, what, e);
+    if (!rc)
+        rc = vmconf_nets_from_json(j, c, what, e);
     c->memory_mib = mem;
     c->cpus = (unsigned)cpus;
     return rc;

@@ -69,6 +69,13 @@ void virtio_mmio_signal_used(struct virtio_mmio *dev, unsigned queue)
     virtio_mmio_update_irq(dev);
 }
 
+void virtio_mmio_config_changed(struct virtio_mmio *dev)
+{
+    dev->regs.config_generation++;
+    dev->regs.interrupt_status |= INT_CONFIG;
+    virtio_mmio_update_irq(dev);
+}
+
 void virtio_mmio_fail(struct virtio_mmio *dev, const char *why)
 {
     if (!(dev->regs.status & VIRTIO_STATUS_NEEDS_RESET))

@@ -63,6 +63,8 @@ void virtio_mmio_init(struct virtio_mmio *dev, const struct virtio_device_ops *o
 void virtio_mmio_release(struct virtio_mmio *dev);
 /* Device side: a buffer was used; raises the interrupt unless suppressed. */
 void virtio_mmio_signal_used(struct virtio_mmio *dev, unsigned queue);
+/* Device side: the config space changed (generation up, config interrupt). */
+void virtio_mmio_config_changed(struct virtio_mmio *dev);
 /* Device side: the driver broke the rules; the device stops until reset. */
 void virtio_mmio_fail(struct virtio_mmio *dev, const char *why);
 /* Text for the kernel command line, e.g. "virtio_mmio.device=4K@0xd0000000:5". */

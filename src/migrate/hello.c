@@ -8,6 +8,17 @@
 #include "migrate/protocol.h"
 #include "vmm/vm.h"
 
+static json_t *nets_json(struct vm *vm)
+{
+    json_t *nets = json_array();
+    for (unsigned i = 0; i < vm->nnets; i++) {
+        char mac[18];
+        virtio_net_format_mac(vm->net[i].mac, mac);
+        json_array_append_new(nets, json_pack("{s:s}", "mac", mac));
+    }
+    return nets;
+}
+
 static json_t *config_json(struct vm *vm, bool paused)
 {
     json_t *disks = json_array();
@@ -16,10 +27,13 @@ static json_t *config_json(struct vm *vm, bool paused)
                                                (json_int_t)(vm->disk[i].capacity * 512),
                                                "readonly", vm->disk[i].readonly, "shared",
                                                vm->disk[i].shared));
-    return json_pack("{s:s, s:I, s:i, s:s, s:b, s:o}", "name",
-                     vm->config.name ? vm->config.name : "", "memory",
-                     (json_int_t)vm->config.memory, "cpus", (int)vm->ncpus, "cpu_model",
-                     vm->config.cpu_model, "paused", paused, "disks", disks);
+    json_t *cfg = json_pack(
+        "{s:s, s:I, s:i, s:s, s:b, s:o}", "name", vm->config.name ? vm->config.name : "",
+        "memory", (json_int_t)vm->config.memory, "cpus", (int)vm->ncpus, "cpu_model",
+        vm->config.cpu_model, "paused", paused, "disks", disks);
+    if (cfg && vm->nnets)
+        json_object_set_new(cfg, "nets", nets_json(vm));
+    return cfg;
 }
 
 int hello_encode(struct vm *vm, bool paused, uint64_t features, struct buf *out,
@@ -82,6 +96,24 @@ static int decode_disks(json_t *cfg, struct mig_hello *h, struct err *e)
     return 0;
 }
 
+static int decode_nets(json_t *cfg, struct mig_hello *h, struct err *e)
+{
+    json_t *nets = json_object_get(cfg, "nets");
+    if (!nets)
+        return 0;
+    if (!json_is_array(nets) || json_array_size(nets) > HELLO_MAX_NETS)
+        return err_set(e, EPROTO, "hello: 'nets' not an array of at most %d",
+                       HELLO_MAX_NETS);
+    h->nnets = (unsigned)json_array_size(nets);
+    for (unsigned i = 0; i < h->nnets; i++) {
+        const char *mac = json_string_value(
+            json_object_get(json_array_get(nets, i), "mac"));
+        if (!mac || virtio_net_parse_mac(mac, h->net[i].mac))
+            return err_set(e, EPROTO, "hello: net %u: 'mac' missing or malformed", i);
+    }
+    return 0;
+}
+
 static int decode_config(const char *text, uint32_t len, struct mig_hello *h, struct err *e)
 {
     json_error_t jerr;
@@ -105,6 +137,8 @@ static int decode_config(const char *text, uint32_t len, struct mig_hello *h, st
         rc = err_set(e, EPROTO, "hello: 'paused' missing");
     if (!rc)
         rc = decode_disks(cfg, h, e);
+    if (!rc)
+        rc = decode_nets(cfg, h, e);
     h->cpus = (unsigned)cpus;
     h->paused = json_is_true(paused);
     json_decref(cfg);

@@ -1,6 +1,6 @@
 /* HELLO: what the source tells the destination before anything else:
  * protocol version range, features, and the VM's configuration (memory,
- * vCPUs, CPU model and CPUID table, disks, run state). */
+ * vCPUs, CPU model and CPUID table, disks, NICs, run state). */
 #ifndef TERN_MIGRATE_HELLO_H
 #define TERN_MIGRATE_HELLO_H
 
@@ -13,6 +13,7 @@
 #include "migrate/protocol.h"
 
 #define HELLO_MAX_DISKS 8
+#define HELLO_MAX_NETS 4
 #define HELLO_MAX_CPUID 256
 
 struct mig_hello {
@@ -28,6 +29,10 @@ struct mig_hello {
         uint64_t size;
         bool readonly, shared;
     } disk[HELLO_MAX_DISKS];
+    unsigned nnets; /* "nets" is optional: a source without NICs may omit it */
+    struct {
+        uint8_t mac[6];
+    } net[HELLO_MAX_NETS];
     struct kvm_cpuid2 *cpuid;
 };
 

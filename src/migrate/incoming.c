@@ -93,6 +93,28 @@ static int check_disks(const struct mig_hello *h, const struct vm_config *cfg,
     return 0;
 }
 
+/* Each NIC of the source needs a TAP here (--net); the MAC is the
+ * source's, and one given here must be the same. */
+static int check_nets(const struct mig_hello *h, struct vm_config *cfg, struct err *e)
+{
+    if (h->nnets != cfg->nnets)
+        return err_set(e, EINVAL, "source has %u nics, %u given here (--net)", h->nnets,
+                       cfg->nnets);
+    for (unsigned i = 0; i < h->nnets; i++) {
+        struct vm_net_config *n = &cfg->net[i];
+        if (n->mac_given && memcmp(n->mac, h->net[i].mac, sizeof(n->mac)) != 0) {
+            char theirs[18];
+            virtio_net_format_mac(h->net[i].mac, theirs);
+            return err_set(e, EINVAL,
+                           "net %u: the source's mac is %s, not the one --net gives", i,
+                           theirs);
+        }
+        memcpy(n->mac, h->net[i].mac, sizeof(n->mac));
+        n->mac_given = true;
+    }
+    return 0;
+}
+
 int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg, bool memory_given,
                         bool cpus_given, struct err *e)
 {
@@ -104,6 +126,8 @@ int mig_incoming_config(struct mig_incoming *in, struct vm_config *cfg, bool mem
     if (cpus_given && cfg->cpus != h->cpus)
         return err_set(e, EINVAL, "source has %u cpus, --cpus says %u", h->cpus, cfg->cpus);
     int rc = check_disks(h, cfg, e);
+    if (!rc)
+        rc = check_nets(h, cfg, e);
     if (rc)
         return rc;
     int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);

@@ -98,7 +98,8 @@ static int verify_msg(struct verify_run *r, const struct mig_hdr *h, const uint8
             return err_set(e, EPROTO, "expected HELLO, got %s", mig_type_name(h->type));
         int rc = hello_decode(p, h->length, &r->hello, e);
         if (!rc)
-            rc = vm_register_sections(&r->reg, NULL, r->hello.cpus, r->hello.ndisks, e);
+            rc = vm_register_sections(&r->reg, NULL, r->hello.cpus, r->hello.ndisks,
+                                      r->hello.nnets, e);
         if (rc)
             return rc;
         state_intake_init(&r->intake, &r->reg);

@@ -16,6 +16,7 @@
 #include "node/http.h"
 #include "node/info.h"
 #include "node/peer.h"
+#include "node/web.h"
 
 #define API_PREFIX "/api/" TERN_API_VERSION
 
@@ -161,6 +162,8 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
 static const struct api_route *const tables[] = {
     api_routes_cluster, api_routes_members, api_routes_vm,     api_routes_task,
     api_routes_vmops,   api_routes_migrate, api_routes_vmlife, api_routes_leave,
+    api_routes_ha,      api_routes_maint,
+    api_routes_web,     api_routes_events,
 };
 
 const struct api_route *api_route_find(struct api_req *req, bool *path_known)
@@ -217,6 +220,11 @@ static bool authorized(struct node_ctx *x, struct MHD_Connection *conn, bool *fr
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
 {
+    if (r->response) { /* the handler's own (node/events.c) */
+        enum MHD_Result ret = MHD_queue_response(conn, r->status, r->response);
+        MHD_destroy_response(r->response);
+        return ret;
+    }
     if (!r->body)
         reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     char *text = r->body ? json_dumps(r->body, JSON_COMPACT) : NULL;
@@ -233,6 +241,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (r->status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->cookie[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->cookie);
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -262,7 +272,11 @@ static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
                   const char *method, struct upload *up, struct reply *r)
 {
     struct api_req req = {.method = method, .url = url, .conn = conn, .ctx = a->ctx};
-    if (!authorized(a->ctx, conn, &req.from_node)) {
+    /* a browser's session cookie stands for the admin token (node/web.h) */
+    if (!web_public(method, url) && !authorized(a->ctx, conn, &req.from_node) &&
+        !web_authorized(conn, method, r)) {
+        if (r->body) /* a session without its csrf token: 403 */
+            return;
         /* a joining node may bring a one-time join token instead */
         const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
@@ -276,15 +290,15 @@ static void serve(struct api *a, struct MHD_Connection *conn, const char *url,
     req.path = url + strlen(API_PREFIX);
     if (api_body_parse(up->data, up->too_big ? API_BODY_MAX + 1 : up->len, &req, r) < 0)
         return;
-    struct etcd_client c;
+    struct etcd_client *c;
     struct err e;
-    if (etcd_client_init_copy(&c, &a->proto, &e) < 0) {
+    if (etcd_pool_take(&a->pool, &a->proto, &c, &e) < 0) {
         json_decref(req.body);
         return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", e.msg);
     }
-    req.etcd = &c;
+    req.etcd = c;
     route(&req, r);
-    etcd_client_release(&c);
+    etcd_pool_give(&a->pool, c);
     json_decref(req.body);
 }
 
@@ -315,7 +329,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_size = 0;
         return MHD_YES;
     }
-    struct reply r = {0, NULL};
+    enum MHD_Result ret;
+    if (web_static(conn, method, url, &ret)) /* the web UI's files: no token */
+        return ret;
+    struct reply r = {0, NULL, "", NULL};
     serve(a, conn, url, method, up, &r);
     if (r.status >= 400)
         log_info("api", "%s %s: %u", method, url, r.status);
@@ -373,6 +390,8 @@ int api_start(struct api *a, struct node_ctx *x, struct err *e)
     int rc = resolve(cfg, &ss, e);
     if (!rc)
         rc = etcd_client_init(&a->proto, cfg->cluster_address, e);
+    if (!rc)
+        rc = etcd_pool_init(&a->pool, e);
     if (rc < 0)
         return rc;
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
@@ -401,5 +420,6 @@ void api_release(struct api *a)
         MHD_stop_daemon(a->daemon);
     if (a->proto.curl)
         etcd_client_release(&a->proto);
+    etcd_pool_release(&a->pool);
     memset(a, 0, sizeof(*a));
 }

@@ -1,7 +1,8 @@
 /* The REST API of ternd (docs/api.md): HTTPS with libmicrohttpd, a bearer
  * token on every request, JSON bodies via jansson. One thread per
  * connection, each request with its own etcd client (a client is one curl
- * handle and belongs to one thread), so a slow quorum check on one
+ * handle and belongs to one thread at a time; an idle one is taken from a
+ * pool, its connection to etcd still open), so a slow quorum check on one
  * connection never stalls another. The endpoints are in the route tables
  * of node/http.h. */
 #ifndef TERN_NODE_API_H
@@ -15,6 +16,7 @@ struct node_ctx;
 struct api {
     struct node_ctx *ctx;
     struct etcd_client proto; /* endpoints to copy; never used for calls */
+    struct etcd_pool pool;    /* the requests' clients, kept between requests */
     void *daemon;             /* struct MHD_Daemon * */
 };
 

@@ -14,6 +14,7 @@
 #include "cluster/quorum.h"
 #include "cluster/vmconf.h"
 #include "node/ctx.h"
+#include "node/events.h"
 #include "node/http.h"
 #include "node/info.h"
 
@@ -201,6 +202,7 @@ static void post_storage(struct api_req *req, struct reply *r)
         rc = storage_put_new(req->etcd, &s, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
+    events_publish("storage-added", json_pack("{s:s}", "name", s.name));
     reply_json(r, MHD_HTTP_CREATED, storage_conf_to_json(&s));
 }
 
@@ -213,6 +215,7 @@ static void delete_storage(struct api_req *req, struct reply *r)
         rc = storage_delete(req->etcd, name, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
+    events_publish("storage-removed", json_pack("{s:s}", "name", name));
     reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "name", name, "removed", 1));
 }
 

@@ -104,9 +104,24 @@ static void abandon(struct api_req *req, struct reply *r)
     reply_json(r, MHD_HTTP_OK, json_pack("{s:i, s:b}", "id", (int)id, "abandoned", 1));
 }
 
+/* What the destination's NICs did since the state load (migtask_net.c). */
+static void nics(struct api_req *req, struct reply *r)
+{
+    uint32_t id;
+    if (!node_only(req, r, &id))
+        return;
+    json_t *answer = NULL;
+    struct err e;
+    int rc = migtask_target_nics(req->ctx, id, &answer, &e);
+    if (rc < 0)
+        return reply_errno(r, rc, &e);
+    reply_json(r, MHD_HTTP_OK, answer);
+}
+
 const struct api_route api_routes_migrate[] = {
     {"POST", "/vms/{}/migrate", migrate},
     {"POST", "/vms/{}/incoming", incoming},
     {"DELETE", "/vms/{}/incoming", abandon},
+    {"GET", "/vms/{}/incoming", nics},
     {NULL, NULL, NULL},
 };

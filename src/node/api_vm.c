@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/ha.h"
 #include "cluster/node.h"
 #include "cluster/owner.h"
 #include "cluster/vmconf.h"
 #include "common/log.h"
 #include "node/ctx.h"
+#include "node/events.h"
 #include "node/http.h"
 #include "node/vmm.h"
 #include "node/vmops.h"
@@ -232,7 +234,14 @@ static int create_vm(struct api_req *req, const struct vmconf *c, struct err *e)
     char paths[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
     struct vmconf old;
     unsigned made = 0;
-    int rc = vmconf_get(req->etcd, c->id, 0, &old, e);
+    bool maint = false;
+    int rc = ha_maint_get(req->etcd, req->ctx->cfg->name, 0, &maint, NULL, e);
+    if (!rc && maint)
+        rc = err_set(e, EBUSY, "node '%s' is in maintenance: create the vm on another node",
+                     req->ctx->cfg->name);
+    if (rc)
+        return rc;
+    rc = vmconf_get(req->etcd, c->id, 0, &old, e);
     if (rc != -ENOENT) /* a clear answer before any file is made */
         return rc < 0 ? rc : err_set(e, EEXIST, "vm %" PRIu32 " exists", c->id);
     rc = disk_storages(req, c, st, e);
@@ -270,6 +279,7 @@ static void post_vms(struct api_req *req, struct reply *r)
     if (rc < 0)
         return reply_errno(r, rc, &e);
     snprintf(v.owner, sizeof(v.owner), "%s", req->ctx->cfg->name);
+    events_publish("vm-created", json_pack("{s:I}", "vmid", (json_int_t)v.conf.id));
     reply_json(r, MHD_HTTP_CREATED, entry_json(&v, true, true));
 }
 
@@ -359,6 +369,7 @@ static void delete_vm(struct api_req *req, struct reply *r)
     rc = destroy_locked(req, &v, &e);
     if (rc < 0)
         return reply_errno(r, rc, &e);
+    events_publish("vm-destroyed", json_pack("{s:I}", "vmid", (json_int_t)id));
     reply_json(r, MHD_HTTP_OK,
                json_pack("{s:I, s:b}", "id", (json_int_t)id, "destroyed", 1));
 }

@@ -212,7 +212,8 @@ static void console_input(struct api_req *req, struct reply *r)
 static int merge_config(const struct vmconf *old, json_t *body, struct vmconf *out,
                         struct err *e)
 {
-    static const char *const keys[] = {"memory_mib", "cpus", "name", "cmdline", NULL};
+    static const char *const keys[] = {"memory_mib", "cpus", "name",
+                                       "cmdline",    "nets", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v) {
@@ -222,7 +223,7 @@ static int merge_config(const struct vmconf *old, json_t *body, struct vmconf *o
         if (!ok)
             return err_set(e, EINVAL,
                            "vm %u: '%s' cannot be set (only memory_mib, cpus, "
-                           "name, cmdline)",
+                           "name, cmdline, nets)",
                            old->id, key);
     }
     json_t *j = vmconf_to_json(old);

@@ -43,9 +43,13 @@ static const struct key_def keys[] = {
     TEXT(tls_key, false),
     TEXT(addresses, false),
     TEXT(vmm_binary, false),
+    TEXT(ha_watchdog, false),
     INT(heartbeat_ttl_s, 2, 300),
     INT(etcd_election_ms, 100, 50000),
     INT(task_records, 1, 1000000),
+    INT(session_ttl_s, 1, 30 * 86400),
+    TEXT(bridges, false),
+    TEXT(tap_prefix, false),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -55,6 +59,8 @@ void ternd_config_init(struct ternd_config *c)
     c->heartbeat_ttl_s = 10;
     c->etcd_election_ms = 1000;
     c->task_records = 500;
+    c->session_ttl_s = 8 * 3600;
+    snprintf(c->tap_prefix, sizeof(c->tap_prefix), "tern");
 }
 
 static char *trim(char *s)

@@ -34,9 +34,15 @@ struct ternd_config {
     int heartbeat_ttl_s;             /* default 10 */
     int etcd_election_ms;            /* default 1000 */
     int task_records;                /* default 500 */
+    int session_ttl_s;               /* web sessions; default 8 h */
+    /* the bridges VMs' NICs may use here, comma-separated (checked at start) */
+    char bridges[256];
+    char tap_prefix[8]; /* TAPs are <prefix><vmid>i<n>; default "tern" */
     /* derived: the addresses are https://, so etcd runs with TLS and
      * client certificates from the cluster CA (DATA_DIR/pki) */
     bool etcd_tls;
+    /* the host watchdog HA pets, "" = none (node/ha.h) */
+    char ha_watchdog[TERND_PATH_MAX];
 };
 
 void ternd_config_init(struct ternd_config *c);

@@ -37,6 +37,9 @@ struct api_req {
 struct reply {
     unsigned status;
     json_t *body;
+    char cookie[200]; /* Set-Cookie value, "" for none (node/web.c) */
+    void *response;   /* a struct MHD_Response * of the handler's own
+                       * (the event stream): sent instead of body */
 };
 
 /* ?name=value of the URL; NULL when absent. */
@@ -84,5 +87,9 @@ extern const struct api_route api_routes_vmlife[];  /* api_vmlife.c */
 extern const struct api_route api_routes_migrate[]; /* api_migrate.c */
 extern const struct api_route api_routes_task[];    /* api_task.c */
 extern const struct api_route api_routes_leave[];   /* api_leave.c */
+extern const struct api_route api_routes_ha[];      /* ha_api.c */
+extern const struct api_route api_routes_maint[];   /* maintenance.c */
+extern const struct api_route api_routes_web[];     /* web.c */
+extern const struct api_route api_routes_events[];  /* events.c */
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "node/vmm.h"
+#include "node/vmnet.h"
 
 /* First "model name" of /proc/cpuinfo: all CPUs of a host are the same
  * model, and migration checks compare exactly this string first. */
@@ -96,6 +97,7 @@ char *node_info_json(const struct ternd_config *cfg, const char *pin)
         json_object_set_new(o, "api_pin", json_string(pin));
         json_object_set_new(o, "addresses", addresses(cfg));
         json_object_set_new(o, "devices", vmm_devices_supported());
+        json_object_set_new(o, "bridges", vmnet_bridges_json(cfg->bridges));
     }
     if (!o) {
         log_error("node", "building the node info failed");

@@ -36,6 +36,7 @@ struct migtask_plan {
     char address[MIGTASK_ADDR_MAX]; /* the target's address for the stream */
     struct vmm_spec spec;
     json_t *checks; /* [{"check","ok","detail"}] */
+    json_t *maint;  /* during the checks: nodes in maintenance (cluster/ha.h) */
 };
 
 void migtask_plan_init(struct migtask_plan *p);
@@ -66,6 +67,14 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
  * none runs any more (-ENOENT), "" when not known. */
 int migtask_target_abandon(struct node_ctx *x, uint32_t vmid, char last_exit[256],
                            struct err *e);
+
+/* migtask_net.c. Target side (GET /vms/ID/incoming): the destination
+ * tern-vmm's virtio-net devices, {"nics": [...]} as its status shows them. */
+int migtask_target_nics(struct node_ctx *x, uint32_t vmid, json_t **answer, struct err *e);
+/* Source side, once the destination runs: waits up to 1 s for the guest's
+ * first frame on each NIC, then logs what the destination's NICs did. */
+void migtask_log_network(struct task *k, struct node_ctx *x, struct etcd_client *c,
+                         const char *target, uint32_t vmid);
 
 /* A handover whose answer did not arrive: settles it from etcd in its own
  * thread, if the VM's tern-vmm waits for a decision (the destination asked

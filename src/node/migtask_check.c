@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/ha.h"
 #include "cluster/node.h"
 #include "cluster/vmconf.h"
 #include "common/jsonf.h"
@@ -324,6 +325,26 @@ static int check_devices(struct migtask_plan *p, json_t *dst, struct err *e)
                 p->spec.conf.ndisks, p->target);
 }
 
+/* Every NIC's bridge among those the target offers (its node info). */
+static int check_bridges(struct migtask_plan *p, json_t *dst, struct err *e)
+{
+    const struct vmconf *c = &p->spec.conf;
+    json_t *offered = json_object_get(dst, "bridges");
+    for (unsigned i = 0; i < c->nnets; i++) {
+        bool found = false;
+        size_t k;
+        json_t *b;
+        json_array_foreach(offered, k, b)
+            found |= json_is_string(b) &&
+                     strcmp(json_string_value(b), c->nets[i].bridge) == 0;
+        if (!found)
+            return note(p, "bridges", -EPERM, e, "vm %u: bridge '%s' is not on node '%s'",
+                        p->vmid, c->nets[i].bridge, p->target);
+    }
+    return note(p, "bridges", 0, e, "%u nic(s): node '%s' has their bridges", c->nnets,
+                p->target);
+}
+
 static int check_lock(struct migtask_plan *p, struct etcd_client *c, struct err *e)
 {
     char key[TERN_KEY_MAX];
@@ -396,9 +417,23 @@ static int check_quorum_options(struct migtask_plan *p, struct etcd_client *c,
     return note(p, "quorum", 0, e, "cluster quorate");
 }
 
+/* A node in maintenance takes no VMs (node/maintenance.c). */
+static int check_maintenance(struct migtask_plan *p, struct err *e)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(p->maint, i, v)
+        if (strcmp(json_string_value(v), p->target) == 0)
+            return note(p, "maintenance", -EBUSY, e,
+                        "node '%s' is in maintenance: it takes no vms", p->target);
+    return 0;
+}
+
 /* The checks of the target node (p->target) beyond its being online. */
 static int check_fit(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
+    if (check_maintenance(p, e))
+        return -EBUSY;
     bool online;
     json_t *src = node_info(l, p->source, &online);
     json_t *dst = node_info(l, p->target, &online);
@@ -415,6 +450,8 @@ static int check_fit(struct migtask_plan *p, const struct node_entries *l, struc
         rc = check_disks(p, e);
     if (!rc)
         rc = check_devices(p, dst, e);
+    if (!rc)
+        rc = check_bridges(p, dst, e);
     if (!rc)
         rc = check_address(p, dst, e);
     json_decref(src);
@@ -441,8 +478,12 @@ int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_c
     if (!rc)
         rc = node_list(c, 0, &l, e);
     if (!rc)
+        rc = ha_maint_list(c, 0, &p->maint, e);
+    if (!rc)
         rc = check_nodes(p, &l, e);
     node_entries_release(&l);
+    json_decref(p->maint); /* only the checks need it */
+    p->maint = NULL;
     return rc;
 }
 

@@ -119,7 +119,10 @@ static int run_online(struct task *k, struct migtask_run *m, struct etcd_client 
         migtask_status_back(k);
         return rc;
     }
-    return migtask_follow_to_end(k, m, c, e);
+    rc = migtask_follow_to_end(k, m, c, e);
+    if (!rc && m->plan.spec.conf.nnets)
+        migtask_log_network(k, k->ctx, c, m->plan.target, k->vmid);
+    return rc;
 }
 
 static int run_offline(struct task *k, struct migtask_run *m, struct etcd_client *c,

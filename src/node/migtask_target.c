@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/handover.h"
@@ -17,15 +19,31 @@
 #include "node/ctx.h"
 #include "node/migtask.h"
 #include "node/migtask_files.h"
+#include "node/vmnet.h"
 #include "node/vmops.h"
 
 #define PORTS 100
 
-/* A port from migration_address's port on that is free on address now. */
-static int free_port(const char *address, unsigned base, unsigned *port, struct err *e)
+#define PORT_HELD_S 30
+
+/* Ports handed out lately: free now, but a tern-vmm is about to listen on
+ * each. Without this, two migrations to this node at once (a maintenance
+ * evacuation, two operators) were both given the same port. */
+static pthread_mutex_t ports_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t port_handed[PORTS];
+
+static bool port_held(unsigned base, unsigned p)
+{
+    return p - base < PORTS && time(NULL) - port_handed[p - base] < PORT_HELD_S;
+}
+
+static int free_port_locked(const char *address, unsigned base, unsigned *port,
+                            struct err *e)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     for (unsigned p = base; p < base + PORTS && p <= 65535; p++) {
+        if (port_held(base, p))
+            continue;
         char service[8];
         struct addrinfo *ai;
         snprintf(service, sizeof(service), "%u", p);
@@ -46,6 +64,17 @@ static int free_port(const char *address, unsigned base, unsigned *port, struct 
     }
     return err_set(e, EADDRINUSE, "no free migration port on %s in %u..%u", address, base,
                    base + PORTS - 1);
+}
+
+/* A port from migration_address's port on that is free on address now. */
+static int free_port(const char *address, unsigned base, unsigned *port, struct err *e)
+{
+    pthread_mutex_lock(&ports_lock);
+    int rc = free_port_locked(address, base, port, e);
+    if (!rc)
+        port_handed[*port - base] = time(NULL);
+    pthread_mutex_unlock(&ports_lock);
+    return rc;
 }
 
 static unsigned base_port(const struct ternd_config *cfg)
@@ -115,6 +144,8 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
         rc = vmops_spec_load(c, vmid, &spec, e);
     if (!rc)
         rc = check_disks(x, &spec, e);
+    if (!rc)
+        rc = vmnet_check(&spec.conf, x->cfg->name, e);
     const char *address = json_string_value(json_object_get(req, "address"));
     const char *type = json_string_value(json_object_get(req, "migration_type"));
     unsigned port = 0;

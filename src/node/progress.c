@@ -50,6 +50,9 @@ json_t *progress_meter_update(struct progress_meter *pm, const json_t *ev, uint6
         (json_int_t)pm->rate, "dirty_rate", (json_int_t)num(ev, "dirty_rate"), "pass",
         (int)num(ev, "pass"), "throttle_pct", (int)num(ev, "throttle_pct"), "percent",
         (int)(pm->done * 100), "ram_ratio", total > 0 ? sent / total : 0.0);
+    if (p) /* tern-vmm's: the last pages at the measured bandwidth */
+        json_object_set_new(p, "expected_downtime_ms",
+                            json_integer((json_int_t)num(ev, "expected_downtime_ms")));
     if (p)
         json_object_set_new(p, "eta_s",
                             pm->rate > 0 ? json_integer((json_int_t)(left / pm->rate + 0.5))

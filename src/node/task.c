@@ -11,6 +11,7 @@
 
 #include "cluster/keys.h"
 #include "common/log.h"
+#include "node/events.h"
 
 #define LOG_LINES_MAX 500
 
@@ -106,6 +107,7 @@ void task_set_progress(struct task *k, json_t *progress)
     json_decref(k->progress);
     k->progress = progress;
     pthread_mutex_unlock(&tt->lock);
+    events_publish_progress(k->id, task_json(tt, k->id));
 }
 
 void task_set_figures(struct task *k, json_t *figures)
@@ -196,6 +198,7 @@ static void *task_main(void *arg)
     bool have_client = etcd_client_init(&c, k->table->etcd_url, &e) == 0;
     if (have_client)
         put_record(k->table, k, &c);
+    events_publish_task("task-started", task_json(k->table, k->id));
     if (k->adopted)
         task_log(k, "ternd restarted: the new ternd (pid %d) takes the task over",
                  (int)getpid());
@@ -203,6 +206,7 @@ static void *task_main(void *arg)
         task_log(k, "%s of vm %u started on node '%s'", k->type, k->vmid, k->table->node);
     int rc = k->run(k, &e);
     finish(k, rc, &e);
+    events_publish_task("task-ended", task_json(k->table, k->id));
     if (have_client) {
         put_record(k->table, k, &c); /* else (or on failure) task_tick does */
         etcd_client_release(&c);

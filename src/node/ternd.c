@@ -12,8 +12,12 @@
 #include "cluster/keys.h"
 #include "common/log.h"
 #include "node/cluster_setup.h"
+#include "node/events.h"
 #include "node/info.h"
+#include "node/maintenance.h"
 #include "node/migtask.h"
+#include "node/vmnet.h"
+#include "node/web.h"
 
 #define ETCD_SERVE_WAIT_MS 20000
 #define ETCD_STOP_GRACE_MS 5000
@@ -35,6 +39,9 @@ void ternd_init(struct ternd *t)
     vmm_table_init(&t->vmms);
     task_table_init(&t->tasks);
     node_ctx_init(&t->ctx);
+    ha_manager_init(&t->ha);
+    t->vmms.fence_ms = ha_fence_budget;
+    t->vmms.fence_ctx = &t->ha;
     t->ctx.cfg = &t->cfg;
     t->ctx.secrets = &t->secrets;
     t->ctx.node = &t->node;
@@ -158,6 +165,9 @@ int ternd_start(struct ternd *t, struct err *e)
     signal(SIGPIPE, SIG_IGN);
     int rc = secrets_load(&t->secrets, &t->cfg, e);
     if (!rc)
+        rc = vmnet_check_node(t->cfg.bridges, t->cfg.tap_prefix, e);
+    snprintf(t->vmms.tap_prefix, sizeof(t->vmms.tap_prefix), "%s", t->cfg.tap_prefix);
+    if (!rc)
         rc = vmm_table_setup(&t->vmms, t->cfg.data_dir, t->cfg.vmm_binary, t->cfg.name, e);
     if (!rc)
         rc = task_table_setup(&t->tasks, t->cfg.data_dir, t->cfg.name,
@@ -172,8 +182,13 @@ int ternd_start(struct ternd *t, struct err *e)
         rc = ternd_etcd_launch(t, e);
     if (!rc && t->ctx.in_cluster)
         rc = etcd_server_wait_serving(&t->etcd, ETCD_SERVE_WAIT_MS, e);
-    if (!rc)
+    if (!rc) {
+        events_hub_setup(t->cfg.name);
+        web_setup(t->cfg.session_ttl_s);
         rc = api_start(&t->api, &t->ctx, e);
+    }
+    if (!rc)
+        rc = events_peers_start(&t->ctx, e);
     return rc;
 }
 
@@ -332,6 +347,11 @@ static void supervise_vms(struct ternd *t)
     if (!t->ctx.adopted) {
         vmm_adopt(&t->vmms, &t->client);
         t->ctx.adopted = true;
+        struct err e;
+        /* after the adoption: an adopted HA VM is fenced by this node now */
+        if (ha_manager_start(&t->ha, &t->ctx, &e) < 0)
+            log_error("ha", "%s: no HA on this node", e.msg);
+        maint_resume(&t->ctx, &t->client);
     }
     if (!t->tasks_adopted) /* the tasks the ternd before left running */
         t->tasks_adopted = migtask_adopt_tasks(&t->ctx, &t->client) == 0;
@@ -373,10 +393,13 @@ int ternd_run(struct ternd *t)
 
 void ternd_release(struct ternd *t)
 {
+    ha_manager_release(&t->ha);    /* it starts tasks */
     task_table_release(&t->tasks); /* tasks end first: they use the rest */
     vmm_table_release(&t->vmms);   /* the VMs keep running */
     setup_shutdown(&t->ctx);       /* no API thread may wait for this loop now */
     node_release(&t->node);        /* revokes the lease: offline at once */
+    events_peers_stop();
+    events_stop(events_hub()); /* event streams end, or the api waits for them */
     api_release(&t->api);
     if (t->client.curl)
         etcd_client_release(&t->client);

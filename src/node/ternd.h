@@ -14,6 +14,7 @@
 #include "node/api.h"
 #include "node/config.h"
 #include "node/ctx.h"
+#include "node/ha.h"
 #include "node/secrets.h"
 #include "node/task.h"
 #include "node/vmm.h"
@@ -39,6 +40,8 @@ struct ternd {
     struct node_ctx ctx; /* what the API, tasks and migrations see of it */
     time_t settle_at;    /* next look for undecided handovers */
     bool tasks_adopted;  /* those the ternd before left running (migtask_adopt.c) */
+    /* started once registered and adopted */
+    struct ha_manager ha;
 };
 
 void ternd_init(struct ternd *t);

@@ -13,9 +13,10 @@
 #include "common/log.h"
 #include "node/vmm_watch.h"
 #include "node/vmmctl.h"
+#include "node/vmnet.h"
 
 #define START_WAIT_MS 10000
-#define ARGS_MAX (24 + 2 * VMCONF_DISKS_MAX)
+#define ARGS_MAX (24 + 2 * VMCONF_DISKS_MAX + 2 * VMCONF_NETS_MAX)
 
 void vmm_table_init(struct vmm_table *v)
 {
@@ -28,6 +29,8 @@ int vmm_table_setup(struct vmm_table *v, const char *data_dir, const char *binar
                     const char *node, struct err *e)
 {
     snprintf(v->node, sizeof(v->node), "%s", node);
+    if (!v->tap_prefix[0])
+        snprintf(v->tap_prefix, sizeof(v->tap_prefix), "tern");
     if (snprintf(v->run_dir, sizeof(v->run_dir), "%s/run", data_dir) >=
         (int)sizeof(v->run_dir))
         return err_set(e, ENAMETOOLONG, "data dir '%s' is too long", data_dir);
@@ -108,6 +111,12 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
         ARG("--disk");
         ARG("path=%s%s", p->spec.disk[i], p->spec.shared[i] ? ",shared=on" : "");
     }
+    for (unsigned i = 0; i < c->nnets; i++) {
+        char tap[VMCONF_IFNAME_MAX];
+        vmnet_tap_name(v->tap_prefix, c->id, i, tap); /* vmnet_prepare checked it */
+        ARG("--net");
+        ARG("tap=%s,mac=%s", tap, c->nets[i].mac);
+    }
     if (uri) {
         ARG("--incoming");
         ARG("%s", uri);
@@ -123,23 +132,32 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
         argv[n++] = "--cmdline";
         argv[n++] = (char *)c->cmdline;
     }
+    if (p->fence_ms) {
+        ARG("--fence-ms");
+        ARG("%u", p->fence_ms);
+    }
 #undef ARG
     argv[n] = NULL;
 }
 
 /* What build_args gives a VM: COM1 for its console, a virtio-blk for
- * each disk. */
+ * each disk, a virtio-net for each NIC. */
 #define DEV_SERIAL "serial"
 #define DEV_DISK "virtio-blk"
+#define DEV_NET "virtio-net"
 
 json_t *vmm_devices_supported(void)
 {
-    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VMCONF_DISKS_MAX);
+    return json_pack("{s:i, s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, VMCONF_DISKS_MAX, DEV_NET,
+                     VMCONF_NETS_MAX);
 }
 
 json_t *vmm_devices_used(const struct vmm_spec *spec)
 {
-    return json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, (int)spec->conf.ndisks);
+    json_t *d = json_pack("{s:i, s:i}", DEV_SERIAL, 1, DEV_DISK, (int)spec->conf.ndisks);
+    if (d && spec->conf.nnets) /* an older target that lists none refuses */
+        json_object_set_new(d, DEV_NET, json_integer(spec->conf.nnets));
+    return d;
 }
 
 /* The child: own session (a ternd killed or restarted does not take the VM
@@ -168,6 +186,10 @@ static int spawn(struct vmm_table *v, struct vmm_proc *p, const char *uri,
 {
     static char bufs[ARGS_MAX][VMM_PATH_MAX + 64]; /* under v->lock */
     char *argv[ARGS_MAX + 4];
+    /* the TAPs first: tern-vmm opens them by name */
+    int rc = vmnet_prepare(v->tap_prefix, &p->spec.conf, v->node, e);
+    if (rc)
+        return rc;
     build_args(v, p, uri, tls_dir, bufs, argv);
     unlink(p->sock);
     int fd = open(p->console, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -190,6 +212,22 @@ static int spawn(struct vmm_table *v, struct vmm_proc *p, const char *uri,
     return 0;
 }
 
+/* An HA VM runs only under a self-fence deadline (node/ha.h): from the
+ * start, so that no instant is left in which it runs unfenced. */
+static int fence_budget(struct vmm_table *v, struct vmm_proc *p, struct err *e)
+{
+    if (!p->spec.ha || p->role != VMM_RUN)
+        return 0;
+    int ms = v->fence_ms ? v->fence_ms(v->fence_ctx, p->spec.ha_lease) : 0;
+    if (ms <= 0)
+        return err_set(e, ETCD_NOT_QUORATE,
+                       "vm %u is HA and this node's lease was not renewed recently: "
+                       "not started (it could not fence itself)",
+                       p->spec.conf.id);
+    p->fence_ms = (unsigned)ms;
+    return 0;
+}
+
 /* Adds p to the table and starts its process and watch thread. */
 static int launch(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                   const char *tls_dir, struct err *e)
@@ -208,6 +246,8 @@ static int launch(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                      p->spec.conf.id);
     if (!rc)
         rc = proc_paths(v, p, e);
+    if (!rc)
+        rc = fence_budget(v, p, e);
     if (!rc)
         rc = spawn(v, p, uri, tls_dir, e);
     if (!rc) {

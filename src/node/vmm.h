@@ -32,6 +32,10 @@ struct vmm_spec {
     struct vmconf conf;
     char disk[VMCONF_DISKS_MAX][VMCONF_PATH_MAX];
     bool shared[VMCONF_DISKS_MAX];
+    bool ha; /* started with a self-fence deadline (node/ha.h) */
+    /* with ha: the lease its start was decided under; if the node holds
+     * another one by the spawn, it is not started (0: any) */
+    int64_t ha_lease;
 };
 
 struct vmm_proc {
@@ -51,6 +55,7 @@ struct vmm_proc {
     bool restart_due;         /* the restart policy wants it back */
     char shutdown_reason[24]; /* of the last shutdown event */
     char last_exit[256];
+    unsigned fence_ms; /* the --fence-ms it was started with, 0 none */
     /* told about every event of the process (a migration task follows its
      * VM this way), and {"event":"exit","reason":...} when it ended; called
      * from the watch thread, must not block */
@@ -71,6 +76,7 @@ struct vmm_table {
     char run_dir[VMM_PATH_MAX];
     char binary[VMM_PATH_MAX];
     char node[TERN_NAME_MAX + 1];
+    char tap_prefix[8]; /* node/vmnet.h */
     /* restart policy memory, by VM id: crashes in the last 10 minutes */
     struct {
         uint32_t id;
@@ -82,6 +88,10 @@ struct vmm_table {
         char why[256];
     } exits[VMM_MAX]; /* last exit per VM */
     int64_t lease;    /* states were written under this one */
+    /* ms of self-fence budget an HA VM starts with (node/ha.h), lease as
+     * vmm_spec's ha_lease; <= 0: none, and an HA VM is not started */
+    int (*fence_ms)(void *ctx, int64_t lease);
+    void *fence_ctx;
 };
 
 void vmm_table_init(struct vmm_table *v);

@@ -12,8 +12,10 @@
 
 #include "cluster/owner.h"
 #include "common/log.h"
+#include "node/events.h"
 #include "node/vmm.h"
 #include "node/vmm_watch.h"
+#include "node/vmnet.h"
 
 #define CRASH_WINDOW_S 600
 #define CRASHES_MAX 3
@@ -102,6 +104,7 @@ static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc 
         log_info("vmm", "vm %u: another node publishes its state now", s.id);
     } else {
         snprintf(p->published, sizeof(p->published), "%s", s.exited ? "" : s.value);
+        events_publish_vm(s.id, s.exited ? NULL : s.value);
     }
     if (strcmp(s.value, p->published) == 0 || lost || s.exited)
         p->dirty = false;
@@ -133,6 +136,10 @@ static bool crash_allowed(struct vmm_table *v, uint32_t id, unsigned *count)
 static void restart(struct vmm_table *v, struct etcd_client *c, struct vmm_spec *spec)
 {
     uint32_t id = spec->conf.id;
+    if (spec->ha) { /* it must claim the owner key first (node/ha.h) */
+        log_info("vmm", "vm %u: HA: the HA manager starts it again", id);
+        return;
+    }
     if (!may_take_over(v, c, id)) {
         log_warn("vmm", "vm %u: not restarted: this node is not its owner (or no quorum)",
                  id);
@@ -173,6 +180,7 @@ static bool reap_one(struct vmm_table *v, struct vmm_spec *again, bool *restart)
     if (!done)
         return false;
     pthread_join(done->watch, NULL);
+    vmnet_remove(v->tap_prefix, &done->spec.conf); /* a restart makes them again */
     *restart = done->restart_due;
     if (*restart)
         *again = done->spec;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/ha.h"
 #include "cluster/node.h"
 #include "cluster/owner.h"
 #include "cluster/vmconf.h"
@@ -29,7 +30,10 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, struct vmm_spec *spec,
         if (!rc)
             spec->shared[i] = s.shared;
     }
-    return rc;
+    struct ha_conf ha;
+    int hr = rc ? 0 : ha_conf_get(c, id, 0, &ha, e);
+    spec->ha = hr == 0; /* an HA VM starts fenced (node/ha.h) */
+    return rc ? rc : hr == -ENOENT ? 0 : hr;
 }
 
 static void vmid_text(uint32_t id, char out[16])

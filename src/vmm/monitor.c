@@ -18,6 +18,25 @@
 #define EXIT_STATUS_FAILED 1
 #define EXIT_STATUS_CRASH 3
 
+static json_t *status_net(struct virtio_net *n)
+{
+    struct virtio_net_stats s;
+    char mac[18];
+    virtio_net_get_stats(n, &s);
+    virtio_net_format_mac(n->mac, mac);
+    json_t *d = json_pack(
+        "{s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I}", "type", "virtio-net", "tap",
+        n->backend.ifname, "mac", mac, "mmio", (json_int_t)n->mmio.base, "link", !n->dead,
+        "rx_packets", (json_int_t)s.rx_packets, "tx_packets", (json_int_t)s.tx_packets,
+        "rx_dropped", (json_int_t)s.rx_dropped, "tx_dropped", (json_int_t)s.tx_dropped);
+    json_object_set_new(d, "rx_flushed", json_integer((json_int_t)s.rx_flushed));
+    json_object_set_new(d, "announces", json_integer((json_int_t)s.announces));
+    json_object_set_new(d, "rarps", json_integer((json_int_t)s.rarps));
+    if (s.first_tx_ms >= 0)
+        json_object_set_new(d, "first_tx_ms", json_real(s.first_tx_ms));
+    return d;
+}
+
 static json_t *status_devices(struct vm *vm)
 {
     json_t *devs = json_array();
@@ -33,6 +52,8 @@ static json_t *status_devices(struct vm *vm)
                             "writes", (json_int_t)b->writes, "flushes",
                             (json_int_t)b->flushes, "inflight", (json_int_t)b->inflight));
     }
+    for (unsigned i = 0; i < vm->nnets; i++)
+        json_array_append_new(devs, status_net(&vm->net[i]));
     return devs;
 }
 
@@ -124,14 +145,25 @@ static int cmd_console_input(struct control *ctl, json_t *req, json_t *reply, st
     return 0;
 }
 
+/* Announces every NIC again: RARPs and the guest's gratuitous ARP. */
+static int cmd_announce(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    (void)req;
+    if (vm_get_state(&m->vm) != VM_RUNNING)
+        return err_set(e, EBUSY, "vm is not running");
+    for (unsigned i = 0; i < m->vm.nnets; i++)
+        virtio_net_announce(&m->vm.net[i]);
+    json_object_set_new(reply, "nics", json_integer(m->vm.nnets));
+    log_info("vmm", "announce: %u nics", m->vm.nnets);
+    return 0;
+}
+
 static const struct control_command monitor_commands[] = {
-    {"status", cmd_status},
-    {"pause", cmd_pause},
-    {"resume", cmd_resume},
-    {"quit", cmd_quit},
-    {"powerdown", cmd_powerdown},
-    {"console_input", cmd_console_input},
-    {NULL, NULL},
+    {"status", cmd_status},       {"pause", cmd_pause},
+    {"resume", cmd_resume},       {"quit", cmd_quit},
+    {"powerdown", cmd_powerdown}, {"console_input", cmd_console_input},
+    {"announce", cmd_announce},   {NULL, NULL},
 };
 
 static void monitor_build_commands(struct monitor *m, const struct control_command *extra)

@@ -196,13 +196,15 @@ static int vm_setup_devices(struct vm *vm, struct err *e)
         rc = bus_add(&vm->mmio, "virtio-blk", base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
                      &vm->disk[i].mmio);
     }
-    return rc ? err_set(e, -rc, "device bus: %s", strerror(-rc)) : 0;
+    if (rc)
+        return err_set(e, -rc, "device bus: %s", strerror(-rc));
+    return vm_nets_attach(vm, vm_irq_set, e);
 }
 
 /* Section order in the stream follows registration: vCPUs, irqchip, PIT,
  * clock, then the devices. */
 int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
-                         unsigned ndisks, struct err *e)
+                         unsigned ndisks, unsigned nnets, struct err *e)
 {
     devstate_registry_init(reg);
     int rc = vmstate_register(reg, vm, ncpus);
@@ -210,13 +212,17 @@ int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned 
         rc = devstate_register(reg, &serial_state_ops, 0, vm ? &vm->uart : NULL);
     for (unsigned i = 0; !rc && i < ndisks; i++)
         rc = devstate_register(reg, &virtio_blk_state_ops, i, vm ? &vm->disk[i] : NULL);
+    for (unsigned i = 0; !rc && i < nnets; i++)
+        rc = devstate_register(reg, &virtio_net_state_ops, i, vm ? &vm->net[i] : NULL);
     return rc ? err_set(e, -rc, "state registry: %s", strerror(-rc)) : 0;
 }
 
 static int vm_register_state(struct vm *vm, struct err *e)
 {
     int rc = vmstate_probe(vm, e);
-    return rc ? rc : vm_register_sections(&vm->devstate, vm, vm->ncpus, vm->ndisks, e);
+    return rc ? rc
+              : vm_register_sections(&vm->devstate, vm, vm->ncpus, vm->ndisks, vm->nnets,
+                                     e);
 }
 
 static int read_file(const char *what, const char *path, uint8_t **buf, size_t *size,
@@ -245,8 +251,8 @@ static int read_file(const char *what, const char *path, uint8_t **buf, size_t *
  * the way Linux's virtio-mmio driver discovers devices without ACPI. */
 static char *vm_kernel_cmdline(struct vm *vm)
 {
-    size_t cap = strlen(vm->config.cmdline ? vm->config.cmdline : "") + 64 * VM_MAX_DISKS +
-                 1;
+    size_t cap = strlen(vm->config.cmdline ? vm->config.cmdline : "") +
+                 64 * (VM_MAX_DISKS + VM_MAX_NETS) + 1;
     char *line = malloc(cap);
     if (!line)
         return NULL;
@@ -256,6 +262,11 @@ static char *vm_kernel_cmdline(struct vm *vm)
         if (n)
             line[n++] = ' ';
         n += (size_t)virtio_mmio_cmdline(&vm->disk[i].mmio, line + n, (unsigned)(cap - n));
+    }
+    for (unsigned i = 0; i < vm->nnets; i++) {
+        if (n)
+            line[n++] = ' ';
+        n += (size_t)virtio_mmio_cmdline(&vm->net[i].mmio, line + n, (unsigned)(cap - n));
     }
     line[n] = '\0';
     return line;
@@ -332,7 +343,7 @@ static int vm_setup_cpuid(struct vm *vm, struct err *e)
 
 /* vm_init in order; vm_release undoes whatever of it was done. */
 static int (*const vm_init_steps[])(struct vm *vm, struct err *e) = {
-    vm_open_exit_eventfd, vm_open_disks,    vm_open_kvm,     vm_setup_memory,
+    vm_open_exit_eventfd, vm_open_disks,    vm_nets_open,    vm_open_kvm, vm_setup_memory,
     vm_setup_cpuid,       vm_setup_devices, vm_create_vcpus, vm_load,
 };
 
@@ -368,6 +379,8 @@ void vm_release(struct vm *vm)
         vcpu_release(&vm->vcpu[i]);
     for (unsigned i = 0; i < vm->ndisks; i++)
         virtio_blk_release(&vm->disk[i]);
+    for (unsigned i = 0; i < vm->nnets; i++)
+        virtio_net_release(&vm->net[i]);
     serial_release(&vm->uart);
     free(vm->cpuid);
     guest_ram_release(&vm->ram);
@@ -418,6 +431,9 @@ int vm_pause(struct vm *vm)
     if (vm->state == VM_RUNNING || vm->state == VM_CREATED)
         vm->state = VM_PAUSED;
     pthread_mutex_unlock(&vm->lock);
+    /* a paused VM writes nothing into its RAM: receive stops too */
+    for (unsigned i = 0; i < vm->nnets; i++)
+        virtio_net_pause(&vm->net[i]);
     return 0;
 }
 
@@ -435,6 +451,8 @@ int vm_resume(struct vm *vm)
         pthread_cond_broadcast(&vm->cond);
     }
     pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; !rc && i < vm->nnets; i++)
+        virtio_net_resume(&vm->net[i]);
     return rc;
 }
 

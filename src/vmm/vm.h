@@ -15,12 +15,14 @@
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "vmm/dirty.h"
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
 
 #define VM_MAX_CPUS MPTABLE_MAX_CPUS
 #define VM_MAX_DISKS 8
+#define VM_MAX_NETS 4
 #define VM_VIRTIO_BASE 0xd0000000ULL
 #define VM_MIN_MEMORY (16ULL << 20)
 
@@ -28,6 +30,13 @@ struct vm_disk_config {
     const char *path;
     bool readonly;
     bool shared;
+};
+
+struct vm_net_config {
+    const char *tap;
+    uint8_t mac[VIRTIO_NET_MAC_LEN];
+    bool mac_given;   /* else derived from the name, or the source's */
+    bool no_announce; /* announce=off: no RARP, no ANNOUNCE bit after a migration */
 };
 
 struct vm_config {
@@ -40,6 +49,8 @@ struct vm_config {
     unsigned cpus;
     unsigned ndisks;
     struct vm_disk_config disk[VM_MAX_DISKS];
+    unsigned nnets;
+    struct vm_net_config net[VM_MAX_NETS];
     /* Incoming migration: no kernel is loaded, shared disks are opened
      * without their lock, and the vCPUs get the source's CPUID. */
     bool incoming;
@@ -82,6 +93,8 @@ struct vm {
     struct i8042 kbd;
     unsigned ndisks;
     struct virtio_blk disk[VM_MAX_DISKS];
+    unsigned nnets;
+    struct virtio_net net[VM_MAX_NETS];
     void (*console_output)(void *ctx, const uint8_t *buf, size_t len);
     void *console_ctx;
 
@@ -128,13 +141,18 @@ void vm_hand_over(struct vm *vm);
 bool vm_handed_over(struct vm *vm);
 /* Undoes vm_hand_over when the handover provably did not happen. */
 void vm_take_back(struct vm *vm);
-/* Every section a VM of ncpus vCPUs and ndisks disks sends and takes, in
- * stream order: its own (vmstate.c), then the serial port and the disks.
+/* Every section a VM of ncpus vCPUs, ndisks disks and nnets NICs sends and
+ * takes, in stream order: its own (vmstate.c), then the serial port, the
+ * disks and the NICs.
  * vm_init registers them in vm->devstate; with vm NULL the entries have no
  * owner, the list a recorded stream is checked against without KVM
  * (migrate/verify.c). */
 int vm_register_sections(struct devstate_registry *reg, struct vm *vm, unsigned ncpus,
-                         unsigned ndisks, struct err *e);
+                         unsigned ndisks, unsigned nnets, struct err *e);
+/* vm_init's steps for the NICs (vm_net.c): open each --net TAP; place the
+ * devices on the MMIO bus with their interrupt lines. 0 or -errno, e set. */
+int vm_nets_open(struct vm *vm, struct err *e);
+int vm_nets_attach(struct vm *vm, void (*irq_set)(void *, unsigned, int), struct err *e);
 /* Runs every section's post_load hook and restores kvmclock. */
 int vm_post_load(struct vm *vm, struct err *e);
 /* Auto-converge: vCPUs sleep pct% of each 10 ms slice (0 turns it off). */

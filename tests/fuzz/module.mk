@@ -19,7 +19,7 @@ FUZZ_CFLAGS = $(filter-out -O% -Werror,$(CFLAGS)) $(FUZZ_FLAGS)
 FUZZ_LIB_SRCS := $(MIGRATE_SRCS) $(VMM_SRCS) $(DEVICES_SRCS) $(COMMON_SRCS)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
 # fuzz_api: ternd's side (node, cluster, common)
-FUZZ_NODE_SRCS := $(NODE_SRCS) $(CLUSTER_SRCS) $(COMMON_SRCS)
+FUZZ_NODE_SRCS := $(NODE_SRCS) $(NODE_GEN_SRCS) $(CLUSTER_SRCS) $(COMMON_SRCS)
 FUZZ_NODE_OBJS := $(FUZZ_NODE_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
 FUZZ_AVAILABLE := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n)\
 	{ return d && n; }\n' | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null \
@@ -33,6 +33,7 @@ $(BUILD)/fuzz/obj/%.o: %.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(BUILD)/fuzz/obj/src/node/%.o: CFLAGS += $(MHD_CFLAGS)
+$(BUILD)/fuzz/obj/$(BUILD)/gen/%.o: CFLAGS += $(MHD_CFLAGS)
 
 $(BUILD)/fuzz/libtern.a: $(FUZZ_LIB_OBJS)
 	@rm -f $@

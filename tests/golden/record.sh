@@ -5,7 +5,7 @@
 # tests/tools/tee-proxy to a destination, and writes tests/golden/NAME.stream
 # (gzip'ed as NAME.stream.gz when over 1 MB) and NAME.expect (what
 # streamcheck prints for it). Run from the top directory after
-# `make all test-bins`.
+# `make all test-bins`. DST_OPTS: options for the destination (its --net).
 set -euo pipefail
 BUILD=${BUILD:-build}
 name=$1 secs=$2; shift 2
@@ -14,7 +14,7 @@ tmp=$(mktemp -d /tmp/tern-golden.XXXXXX)
 pids=()
 trap 'kill -9 "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 "$BUILD/tern-vmm" --incoming "unix:$tmp/D.sock" --control "$tmp/dst.sock" \
-    --console "file:$tmp/dst.con" 2>"$tmp/dst.log" & pids+=($!)
+    --console "file:$tmp/dst.con" ${DST_OPTS:-} 2>"$tmp/dst.log" & pids+=($!)
 sleep 0.3
 "$BUILD/tests/tee-proxy" "$tmp/P.sock" "unix:$tmp/D.sock" "$tmp/out.stream" \
     2>"$tmp/proxy.log" & pids+=($!)

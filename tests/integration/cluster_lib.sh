@@ -122,8 +122,8 @@ hb_moves() {
     wait_for "$f" "^HB $(( ${n:-0} + 2 )) " 5
 }
 # verify_on NODE ID: a new VERIFY ok on that node's console, no FAIL.
-verify_on() {   # up to 30 s: the first VERIFY after a boot on a loaded machine
-    local f n deadline=$(( $(now_ms) + 30000 ))
+verify_on() {   # up to 60 s: the first VERIFY after a boot on a loaded machine
+    local f n deadline=$(( $(now_ms) + 60000 ))
     f=$(console_of "$1" "$2")
     n=$(grep -c '^VERIFY ok' "$f" 2>/dev/null)
     while [ "$(now_ms)" -lt $deadline ]; do

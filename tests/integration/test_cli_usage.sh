@@ -31,7 +31,7 @@ run --help
 check "tern --help exits 0" [ "$RC" -eq 0 ]
 mapfile -t COMMANDS < <(sed -n '/^commands:/,/^common options:/p' "$TMP/out" |
                         grep -E '^  [a-z]+ [a-z-]+ ' | awk '{print $1, $2}')
-check "tern --help lists 31 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 31 ]
+check "tern --help lists 35 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 35 ]
 bad_help=()
 for c in "${COMMANDS[@]}"; do
     # shellcheck disable=SC2086
@@ -129,6 +129,8 @@ usage_case "--limit '1001' out of range 1..1000" task list --limit 1001
 usage_case "bad task id 'x'" task show x
 usage_case "nothing to set" vm set 100
 usage_case "--cpus '33' out of range 1..32" vm set 100 --cpus 33
+usage_case "--net none takes no other --net" vm set 100 --net none --net bridge=vmbr0
+usage_case "--net 'nope': unknown key or no value at 'nope'" vm set 100 --net nope
 usage_case "--timeout '0'" vm shutdown 100 --timeout 0
 
 # --- no server: exit 1 and one line

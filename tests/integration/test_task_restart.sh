@@ -5,7 +5,7 @@
 # --follow` names the node, and the restarted ternd ends the task
 # "interrupted (ternd restarted)" saying where the VM is; killed and back
 # at once: the same task is followed to its end.
-NET=127.0.0.9
+NET=127.0.0.14
 . tests/integration/cluster_lib.sh
 # KEEP_TMP=DIR keeps the nodes' files there for a post-mortem
 [ -n "${KEEP_TMP:-}" ] && trap 'cp -r "$TMP" "$KEEP_TMP"; stop_all; cleanup' EXIT

@@ -477,6 +477,52 @@ static void refuse_disks(void **state)
     refused(&r, "'disks' missing");
 }
 
+/* NICs: "nets" round-trips the MACs; absent means none (streams from
+ * before NICs); each malformed form is refused naming it. */
+static void nets(void **state)
+{
+    (void)state;
+    struct vm *vm = fake_vm();
+    vm->nnets = 2;
+    memcpy(vm->net[0].mac, "\x52\x54\x00\x00\x04\xb0", 6);
+    memcpy(vm->net[1].mac, "\x02\xab\x00\x00\x00\x01", 6);
+    struct buf b;
+    buf_init(&b);
+    struct err e = {""};
+    struct mig_hello h;
+    assert_int_equal(hello_encode(vm, false, 0, &b, &e), 0);
+    if (decode(b.data, b.len, &h, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(h.nnets, 2);
+    assert_memory_equal(h.net[0].mac, vm->net[0].mac, 6);
+    assert_memory_equal(h.net[1].mac, vm->net[1].mac, 6);
+    hello_release(&h);
+    buf_release(&b);
+    free_vm(vm);
+
+    struct raw r = RAW_OK;
+    static const char *const bad[][2] = {
+        {"[{\"mac\":\"01:00:5e:00:00:01\"}]", "net 0: 'mac' missing or malformed"},
+        {"[{\"mac\":\"52:54:00:00:00\"}]", "net 0: 'mac' missing or malformed"},
+        {"[{}]", "net 0: 'mac' missing or malformed"},
+        {"[1]", "net 0: 'mac' missing or malformed"},
+        {"{}", "'nets' not an array of at most 4"},
+        {"[{\"mac\":\"02:00:00:00:00:01\"},{\"mac\":\"02:00:00:00:00:02\"},"
+         "{\"mac\":\"02:00:00:00:00:03\"},{\"mac\":\"02:00:00:00:00:04\"},"
+         "{\"mac\":\"02:00:00:00:00:05\"}]",
+         "'nets' not an array of at most 4"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[1024];
+        snprintf(json, sizeof(json),
+                 "{\"name\":\"a\",\"memory\":16777216,\"cpus\":1,\"cpu_model\":\"host\","
+                 "\"paused\":false,\"disks\":[],\"nets\":%s}",
+                 bad[i][0]);
+        r.json = json;
+        refused(&r, bad[i][1]);
+    }
+}
+
 static void refuse_cpuid(void **state)
 {
     (void)state;
@@ -543,6 +589,7 @@ int main(void)
         cmocka_unit_test(refuse_cpus),
         cmocka_unit_test(refuse_strings),
         cmocka_unit_test(refuse_disks),
+        cmocka_unit_test(nets),
         cmocka_unit_test(refuse_cpuid),
         cmocka_unit_test(refuse_trailing),
     };

@@ -25,6 +25,7 @@
 
 #define CPUS 2
 #define DISKS 1
+#define NETS 1
 
 /* docs/protocol.md, "Sections": name, instances, version */
 static const struct {
@@ -32,7 +33,7 @@ static const struct {
     uint32_t version;
 } documented[] = {
     {"cpu", 1},      {"cpu", 1},    {"irqchip", 1},    {"pit", 1},
-    {"kvmclock", 1}, {"serial", 1}, {"virtio-blk", 1},
+    {"kvmclock", 1}, {"serial", 1}, {"virtio-blk", 1}, {"virtio-net", 1},
 };
 
 static void registry_is_the_documented_list(void **state)
@@ -40,7 +41,7 @@ static void registry_is_the_documented_list(void **state)
     (void)state;
     struct devstate_registry reg;
     struct err e = {""};
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, NETS, &e), 0);
     assert_int_equal(reg.count, sizeof(documented) / sizeof(documented[0]));
     for (unsigned i = 0; i < reg.count; i++) {
         assert_string_equal(reg.entry[i].ops->name, documented[i].name);
@@ -64,14 +65,17 @@ static void owned_and_checked_lists_agree(void **state)
     struct err e = {""};
     for (unsigned cpus = 1; cpus <= VM_MAX_CPUS; cpus++) {
         for (unsigned disks = 0; disks <= VM_MAX_DISKS; disks++) {
-            assert_int_equal(vm_register_sections(owned, vm, cpus, disks, &e), 0);
-            assert_int_equal(vm_register_sections(checked, NULL, cpus, disks, &e), 0);
-            assert_int_equal(owned->count, checked->count);
-            assert_int_equal(owned->count, cpus + 4 + disks);
-            for (unsigned i = 0; i < owned->count; i++) {
-                assert_ptr_equal(owned->entry[i].ops, checked->entry[i].ops);
-                assert_int_equal(owned->entry[i].instance, checked->entry[i].instance);
-                assert_non_null(owned->entry[i].opaque);
+            for (unsigned nets = 0; nets <= VM_MAX_NETS; nets++) {
+                assert_int_equal(vm_register_sections(owned, vm, cpus, disks, nets, &e), 0);
+                assert_int_equal(vm_register_sections(checked, NULL, cpus, disks, nets, &e),
+                                 0);
+                assert_int_equal(owned->count, checked->count);
+                assert_int_equal(owned->count, cpus + 4 + disks + nets);
+                for (unsigned i = 0; i < owned->count; i++) {
+                    assert_ptr_equal(owned->entry[i].ops, checked->entry[i].ops);
+                    assert_int_equal(owned->entry[i].instance, checked->entry[i].instance);
+                    assert_non_null(owned->entry[i].opaque);
+                }
             }
         }
     }
@@ -103,6 +107,9 @@ static void put_hello(struct buf *out)
         vm->disk[i].capacity = 2048;
         vm->disk[i].shared = true;
     }
+    vm->nnets = NETS;
+    for (unsigned i = 0; i < NETS; i++)
+        memcpy(vm->net[i].mac, "\x52\x54\x00\x01\x02\x03", 6);
     vm->cpuid = calloc(1, sizeof(*vm->cpuid) + sizeof(vm->cpuid->entries[0]));
     assert_non_null(vm->cpuid);
     vm->cpuid->nent = 1;
@@ -156,7 +163,7 @@ static int verify_stream(enum change change, unsigned which, const char *extra_n
                          struct err *e)
 {
     struct devstate_registry reg;
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, NETS, e), 0);
     struct buf s;
     buf_init(&s);
     put_hello(&s);
@@ -204,7 +211,7 @@ static void refuses_any_change_of_the_list(void **state)
     struct devstate_registry reg;
     struct mig_stream_summary sum;
     struct err e = {""};
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, NETS, &e), 0);
     for (unsigned i = 0; i < reg.count; i++) {
         const char *name = reg.entry[i].ops->name;
         unsigned inst = reg.entry[i].instance;
@@ -224,8 +231,8 @@ static void refuses_any_change_of_the_list(void **state)
                    "section 'virtio-blk' instance 1: no such device here");
     expect_refusal(verify_stream(AS_REGISTERED, 0, "serial", 1, &sum, &e), &e,
                    "section 'serial' instance 1: no such device here");
-    expect_refusal(verify_stream(AS_REGISTERED, 0, "virtio-net", 0, &sum, &e), &e,
-                   "section 'virtio-net' instance 0: no such device here");
+    expect_refusal(verify_stream(AS_REGISTERED, 0, "virtio-net", NETS, &sum, &e), &e,
+                   "section 'virtio-net' instance 1: no such device here");
 }
 
 /* The intake itself, as the destination (incoming.c) uses it. */
@@ -234,7 +241,7 @@ static void intake_admits_each_entry_once(void **state)
     (void)state;
     struct devstate_registry reg;
     struct err e = {""};
-    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, &e), 0);
+    assert_int_equal(vm_register_sections(&reg, NULL, CPUS, DISKS, NETS, &e), 0);
     struct state_intake in;
     state_intake_init(&in, &reg);
     for (unsigned i = 0; i < reg.count; i++) {

@@ -21,6 +21,7 @@
 static struct task_table tt;
 static char dir[64];
 static _Atomic int go;       /* the test lets the task end */
+static _Atomic int reached;  /* the task has set what cancel answers */
 static _Atomic bool late_ok; /* what a late refusal returned */
 
 static int setup(void **state)
@@ -32,6 +33,7 @@ static int setup(void **state)
     task_table_init(&tt);
     assert_int_equal(task_table_setup(&tt, dir, "t1", NO_ETCD, 10, &e), 0);
     atomic_store(&go, 0);
+    atomic_store(&reached, 0);
     return 0;
 }
 
@@ -51,11 +53,18 @@ static void wait_go(void)
         usleep(1000);
 }
 
+/* until cancelled (or the test ends: a failed check must not hang it) */
+static void wait_cancel(struct task *k)
+{
+    atomic_store(&reached, 1);
+    while (!task_cancelled(k) && !atomic_load(&go))
+        usleep(1000);
+}
+
 static int run_honours(struct task *k, struct err *e)
 {
     task_set_cancellable(k, NULL);
-    while (!task_cancelled(k))
-        usleep(1000);
+    wait_cancel(k);
     task_set_cancelled(k);
     return err_set(e, ECANCELED, "migration cancelled");
 }
@@ -64,6 +73,7 @@ static int run_refuses(struct task *k, struct err *e)
 {
     (void)e;
     task_set_cancellable(k, "the handover is being decided");
+    atomic_store(&reached, 1);
     wait_go();
     return 0;
 }
@@ -72,6 +82,7 @@ static int run_plain(struct task *k, struct err *e)
 {
     (void)k;
     (void)e;
+    atomic_store(&reached, 1);
     wait_go();
     return 0;
 }
@@ -80,8 +91,7 @@ static int run_plain(struct task *k, struct err *e)
 static int run_late(struct task *k, struct err *e)
 {
     task_set_cancellable(k, NULL);
-    while (!task_cancelled(k))
-        usleep(1000);
+    wait_cancel(k);
     atomic_store(&late_ok, task_set_cancellable(k, "too late to refuse"));
     task_set_cancelled(k);
     return err_set(e, ECANCELED, "migration cancelled");
@@ -92,8 +102,7 @@ static int run_ignores(struct task *k, struct err *e)
 {
     (void)e;
     task_set_cancellable(k, NULL);
-    while (!task_cancelled(k))
-        usleep(1000);
+    wait_cancel(k);
     return 0;
 }
 
@@ -101,7 +110,10 @@ static void start(int (*run)(struct task *, struct err *), char id[TASK_ID_MAX])
 {
     struct err e;
     assert_int_equal(task_start(&tt, NULL, "migrate", 100, run, NULL, id, &e), 0);
-    usleep(50000); /* the task reaches its first step */
+    /* its thread writes its record first: up to the etcd client's timeout */
+    for (int i = 0; i < 10000 && !atomic_load(&reached); i++)
+        usleep(1000);
+    assert_true(atomic_load(&reached));
 }
 
 static void cancelled(void **state)

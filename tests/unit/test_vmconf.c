@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,63 @@ static void test_vm_long_fields(void **state)
     assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "vm 100: 'kernel' is longer than 255 characters");
     json_decref(j);
+}
+
+/* NICs: the default MAC from the id, an explicit one normalised, the JSON
+ * round trip, and each refusal naming the field. */
+static void test_vm_nets(void **state)
+{
+    (void)state;
+    struct vmconf c, c2;
+    struct err e;
+    json_t *j = load(
+        "{\"id\": 300, \"memory_mib\": 64, \"cpus\": 1, \"kernel\": \"/k\","
+        " \"nets\": [{\"bridge\": \"vmbr0\"},"
+        "            {\"bridge\": \"br.1\", \"mac\": \"02:AB:00:00:00:01\"}]}");
+    assert_int_equal(vmconf_from_json(j, &c, &e), 0);
+    json_decref(j);
+    assert_int_equal(c.nnets, 2);
+    assert_string_equal(c.nets[0].bridge, "vmbr0");
+    assert_string_equal(c.nets[0].mac, "52:54:00:00:04:b0"); /* 300 * 4 */
+    assert_string_equal(c.nets[1].mac, "02:ab:00:00:00:01");
+    j = vmconf_to_json(&c);
+    assert_int_equal(vmconf_from_json(j, &c2, &e), 0);
+    json_decref(j);
+    assert_memory_equal(&c, &c2, sizeof(c));
+    static const struct {
+        const char *nets, *msg;
+    } bad[] = {
+        {"[{\"bridge\": \"a/b\"}]", "vm 300: nets[0]: 'bridge' must be an interface name"},
+        {"[{\"bridge\": \"a-very-long-bridge\"}]", "'bridge' must be an interface name"},
+        {"[{}]", "nets[0]"},
+        {"[{\"bridge\": \"b\", \"mac\": \"01:00:5e:00:00:01\"}]",
+         "'mac' must be a unicast"},
+        {"[{\"bridge\": \"b\", \"mac\": \"00:00:00:00:00:00\"}]",
+         "'mac' must be a unicast"},
+        {"[{\"bridge\": \"b\", \"mac\": \"52-54-00-00-00-01\"}]",
+         "'mac' must be a unicast"},
+        {"[{\"bridge\": \"b\", \"vlan\": 3}]", "nets[0]: unknown key 'vlan'"},
+        {"[{\"bridge\": \"b\", \"mac\": \"02:00:00:00:00:01\"},"
+         " {\"bridge\": \"b\", \"mac\": \"02:00:00:00:00:01\"}]",
+         "nets[1]: mac 02:00:00:00:00:01 is used twice"},
+        {"[{\"bridge\": \"b\"}, {\"bridge\": \"b\"}, {\"bridge\": \"b\"}, {\"bridge\": "
+         "\"b\"},"
+         " {\"bridge\": \"b\"}]",
+         "'nets' must be an array of at most 4 nics"},
+        {"{\"bridge\": \"b\"}", "'nets' must be an array"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "{\"id\": 300, \"memory_mib\": 64, \"cpus\": 1, \"kernel\": \"/k\", "
+                 "\"nets\": %s}",
+                 bad[i].nets);
+        j = load(text);
+        assert_int_equal(vmconf_from_json(j, &c, &e), -EINVAL);
+        json_decref(j);
+        if (!strstr(e.msg, bad[i].msg))
+            fail_msg("%s: got '%s', wanted '%s'", bad[i].nets, e.msg, bad[i].msg);
+    }
 }
 
 static void test_storage(void **state)
@@ -405,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_storage_refusals), cmocka_unit_test(test_options),
         cmocka_unit_test(test_options_refusals), cmocka_unit_test(test_cidr_check),
         cmocka_unit_test(test_cidr_contains),    cmocka_unit_test(test_vm_state),
+        cmocka_unit_test(test_vm_nets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

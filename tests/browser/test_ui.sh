@@ -1,0 +1,42 @@
+# The web UI in a real browser (Debian's chromium, headless, driven by
+# puppeteer-core from tests/browser/package.json) against a real
+# three-node cluster with a real tern-vmm: login (a bad token refused),
+# nodes and quorum, the VM and its console, the migrate dialog's per-node
+# pre-check table with a refusal, a live migration to TASK OK, a slow one
+# cancelled from the page. Screenshots in build/test-logs/browser-shots/.
+# Without chromium, node or the npm packages it says SKIPPED and why.
+NET=127.0.0.16   # 127.0.0.161-163 (test_task_faults has 127.0.0.8x)
+. tests/integration/cluster_lib.sh
+
+DIR=tests/browser
+skip() { echo "ok - browser tests # SKIP $*"; echo "# SKIPPED: $*"; exit 0; }
+CHROMIUM=${CHROMIUM:-$(command -v chromium)}
+[ -x "$CHROMIUM" ] || skip "chromium is not installed (scripts/install-deps installs it)"
+export CHROMIUM
+command -v node >/dev/null || skip "node is not installed (scripts/install-deps installs it)"
+if [ ! -d "$DIR/node_modules/puppeteer-core" ]; then
+    npm ci --prefix "$DIR" --no-audit --no-fund >"$TMP/npm.log" 2>&1 ||
+        skip "npm ci in $DIR failed: $(tail -1 "$TMP/npm.log")"
+fi
+
+SHOTS=$BUILD/test-logs/browser-shots
+rm -rf "$SHOTS"; mkdir -p "$SHOTS"
+check "cluster created on n1, n2 and n3 joined, all online" cluster_up ui
+mkdir -p "$TMP/shared"
+check "storage add shared" tern_on n1 storage add shared --path "$TMP/shared" --shared
+check "vm create 100 (96 MiB) and start it on n1" bash -c \
+    "$TERN --config $TMP/n1.conf vm create 100 --memory 96 --cpus 1 --kernel $GUEST \
+        --cmdline 'tern.hb=50 tern.ws=16 tern.rate=20 tern.verify=1' --disk shared:8 >/dev/null &&
+     $TERN --config $TMP/n1.conf vm start 100 >/dev/null"
+check "vm 100 runs on n1" vm_on 100 n1
+
+T0=$(now_ms)
+URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 \
+    SOURCE=n1 TARGET=n2 FAR=n3 NETWORK="$(node_ip n2)/32" SHOTS="$SHOTS" \
+    timeout 150 node "$DIR/ui.test.mjs" 2>"$TMP/node.err"
+RC=$?
+note "browser part: $(( ($(now_ms) - T0) / 1000 )) s; screenshots in $SHOTS"
+[ $RC = 0 ] || while IFS= read -r l; do note "node: $l"; done < <(tail -5 "$TMP/node.err")
+check "the vm verifies its pages on n2 after the page's migration and cancel" verify_on n2 100
+check "exactly one tern-vmm runs vm 100" [ "$(vmm_count 100)" = 1 ]
+stop_all

@@ -1,0 +1,179 @@
+# The browser's side of the API against a real three-node cluster: the UI's
+# files and their cache headers, session login with the admin token (the
+# cookie's flags, expiry, logout), the CSRF token on every change, and the
+# event stream GET /api/v1/events: events of the whole cluster on any node
+# (a start and a migration on n2 seen on n1, with progress and figures), resuming with Last-Event-ID, resync
+# for an unknown id, node-down and quorum changes.
+NET=127.0.0.17   # 127.0.0.171-173 (test_ha has 127.0.0.7x)
+CONF_EXTRA="session_ttl_s = 8"   # short, so that the expiry is seen
+. tests/integration/cluster_lib.sh
+
+api() { echo "https://$(node_ip "$1"):18406"; }
+token() { cat "$TMP/$1/data/admin.token"; }
+# hcurl NODE ARGS...: curl trusting NODE's certificate
+hcurl() { local n=$1; shift; curl -s --noproxy '*' --cacert "$TMP/$n/data/tls/cert.pem" "$@"; }
+# status NODE OUTFILE ARGS... -> the http code
+status() { local n=$1 o=$2; shift 2; hcurl "$n" -o "$o" -w '%{http_code}' "$@"; }
+one_line_error() { [ "$(wc -l <"$1")" -le 1 ] && jq -e '.error | type == "string"' "$1" >/dev/null; }
+login() {   # NODE: cookie in $TMP/NODE.jar, csrf token in $CSRF
+    local code
+    code=$(status "$1" "$TMP/login.json" -D "$TMP/login.hdr" -c "$TMP/$1.jar" -X POST \
+        -d "{\"token\": \"$(token "$1")\"}" "$(api "$1")/api/v1/session")
+    CSRF=$(jq -r .csrf "$TMP/login.json")
+    [ "$code" = 201 ]
+}
+events() { grep '^data: ' "$1" | cut -c7-; }
+has_event() {   # FILE JQ-FILTER [SECONDS]
+    local deadline=$(( $(now_ms) + ${3:-10} * 1000 ))
+    while [ "$(now_ms)" -lt $deadline ]; do
+        events "$1" | jq -e "select($2)" 2>/dev/null | grep -q . && return 0
+        sleep 0.2
+    done
+    return 1
+}
+first_event_is() { [ "$(events "$1" | head -1 | jq -r .type)" = "$2" ]; }
+export -f api token hcurl status one_line_error login events has_event first_event_is tern_on \
+    now_ms node_ip
+export TMP TERN NET
+
+check "cluster created on n1, n2 and n3 joined, all online" cluster_up web
+mkdir -p "$TMP/shared"
+hcurl n3 -N --max-time 20 -H "Authorization: Bearer $(token n3)" "$(api n3)/api/v1/events" >"$TMP/ev3" &
+sleep 1
+check "storage add shared" tern_on n1 storage add shared --path "$TMP/shared" --shared
+check "n3 streams n1's storage-added" has_event "$TMP/ev3" '.type == "storage-added" and .name == "shared" and .node == "n1"'
+check "vm create 100 on n2 (64 MiB)" \
+    tern_on n2 vm create 100 --memory 64 --cpus 1 --kernel "$GUEST" --cmdline "tern.hb=50"
+check "n3 streams n2's vm-created 100" has_event "$TMP/ev3" '.type == "vm-created" and .vmid == 100 and .node == "n2"'
+
+# ---- the UI's files: public, with cache headers
+CODE=$(status n1 "$TMP/index.html" -D "$TMP/index.hdr" "$(api n1)/")
+check "GET / without a token: 200, the app's page" \
+    bash -c "[ $CODE = 200 ] && grep -qi '<!doctype html>' '$TMP/index.html'"
+ETAG=$(grep -i '^etag:' "$TMP/index.hdr" | cut -d' ' -f2- | tr -d '\r')
+check "the page has an ETag, Cache-Control no-cache and a CSP" \
+    bash -c "[ -n '$ETAG' ] && grep -qi '^cache-control: no-cache' '$TMP/index.hdr' &&
+             grep -qi \"^content-security-policy: default-src 'self'\" '$TMP/index.hdr'"
+CODE=$(status n1 /dev/null -H "If-None-Match: $ETAG" "$(api n1)/")
+check "If-None-Match with the ETag: 304" [ "$CODE" = 304 ]
+CODE=$(status n1 /dev/null "$(api n1)/ui/app.js")
+check "GET /ui/app.js: 200" [ "$CODE" = 200 ]
+CODE=$(status n1 "$TMP/nofile.json" "$(api n1)/ui/nope.js")
+check "a file the UI does not have: 404 with a json error" \
+    bash -c "[ $CODE = 404 ] && one_line_error '$TMP/nofile.json'" 
+
+# ---- login
+CODE=$(status n1 "$TMP/bad.json" -D "$TMP/bad.hdr" -X POST -d "{\"token\": \"$(printf '0%.0s' $(seq 64))\"}" "$(api n1)/api/v1/session")
+check "login with a wrong token: the api's 401, one line, no cookie" \
+    bash -c "[ $CODE = 401 ] && one_line_error '$TMP/bad.json' && ! grep -qi '^set-cookie' '$TMP/bad.hdr'"
+note "$(cat "$TMP/bad.json")"
+CODE=$(status n1 "$TMP/nobody.json" -X POST "$(api n1)/api/v1/session")
+check "login without a body: 400 naming what is missing" \
+    bash -c "[ $CODE = 400 ] && grep -q 'token' '$TMP/nobody.json'"
+check "login with the admin token: 201" login n1
+check "the cookie: HttpOnly, Secure, SameSite=Strict, with an expiry" \
+    grep -Eqi '^set-cookie: tern_session=[0-9a-f]{64}; Path=/; Max-Age=8; HttpOnly; Secure; SameSite=Strict' "$TMP/login.hdr"
+check "the answer has a csrf token and the expiry" \
+    jq -e '(.csrf | test("^[0-9a-f]{64}$")) and .expires > 0 and .node == "n1"' "$TMP/login.json" >/dev/null
+CODE=$(status n1 "$TMP/nodes.json" -b "$TMP/n1.jar" "$(api n1)/api/v1/nodes")
+check "GET /nodes with the cookie alone: 200, three nodes" \
+    bash -c "[ $CODE = 200 ] && jq -e '.nodes | length == 3' '$TMP/nodes.json' >/dev/null"
+CODE=$(status n1 "$TMP/sess.json" -b "$TMP/n1.jar" "$(api n1)/api/v1/session")
+check "GET /session gives the page its csrf token again" \
+    bash -c "[ $CODE = 200 ] && [ \"\$(jq -r .csrf '$TMP/sess.json')\" = '$CSRF' ]"
+
+# ---- CSRF: every change carries the session's token
+CODE=$(status n1 "$TMP/csrf.json" -b "$TMP/n1.jar" -X POST "$(api n1)/api/v1/vms/100/pause")
+check "a change with the cookie but no csrf token: 403, one line" \
+    bash -c "[ $CODE = 403 ] && one_line_error '$TMP/csrf.json' && grep -q csrf '$TMP/csrf.json'"
+CODE=$(status n1 "$TMP/csrf2.json" -b "$TMP/n1.jar" -H "X-CSRF-Token: ${CSRF%?}0" \
+    -X POST -d '{}' "$(api n1)/api/v1/vms/100/start")
+check "a wrong csrf token: 403, nothing started" \
+    bash -c "[ $CODE = 403 ] && [ \"\$(tern_on n1 vm show 100 --output json | jq -r .status)\" = stopped ]"
+
+# ---- the event stream of the whole cluster, read on n1
+hcurl n1 -N -H "Authorization: Bearer $(token n1)" "$(api n1)/api/v1/events" >"$TMP/ev1" &
+EV1=$!
+sleep 1
+CODE=$(status n1 "$TMP/start.json" -b "$TMP/n1.jar" -H "X-CSRF-Token: $CSRF" -X POST \
+    "$(api n1)/api/v1/vms/100/start")
+check "start with cookie and csrf token (forwarded to n2): 200, a task" \
+    bash -c "[ $CODE = 200 ] && jq -e '.task | startswith(\"UPID:n2:\")' '$TMP/start.json' >/dev/null"
+check "vm 100 runs on n2" vm_on 100 n2
+check "n1 streams n2's task-started for vm 100" \
+    has_event "$TMP/ev1" '.type == "task-started" and .node == "n2" and .task.vmid == 100 and .task.type == "start"'
+check "... and task-ended with status OK" \
+    has_event "$TMP/ev1" '.type == "task-ended" and .node == "n2" and .task.vmid == 100 and .task.status == "OK"'
+check "... and vm-state running on n2" \
+    has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n2"'
+check_out "vm migrate 100 n2 -> n3 (live)" tern_on n1 vm migrate 100 n3 --online
+check "n1 streams n2's task-progress of the migration: percent, rate, pass" \
+    has_event "$TMP/ev1" '.type == "task-progress" and .task.type == "migrate" and .task.node == "n2" and
+        (.task.progress | has("percent") and has("rate") and has("pass") and has("expected_downtime_ms"))'
+check "... and its task-ended with the figures and the downtime split" \
+    has_event "$TMP/ev1" '.type == "task-ended" and .task.type == "migrate" and .task.status == "OK" and
+        .task.figures.downtime_ms > 0 and (.task.figures.downtime | has("pause_ms"))'
+check "... and vm-state running on n3" \
+    has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n3"'
+check "every event has an id line before its data" \
+    bash -c "[ \$(grep -c '^id: [0-9a-f]\{16\}-[0-9]*$' '$TMP/ev1') = \$(grep -c '^data: ' '$TMP/ev1') ]"
+
+# ---- Last-Event-ID: a client that comes back gets what it missed
+FIRST=$(grep -m1 '^id: ' "$TMP/ev1" | cut -c5-)
+NFIRST=$(grep -c '^data: ' "$TMP/ev1")
+hcurl n1 -N --max-time 2 -H "Authorization: Bearer $(token n1)" -H "Last-Event-ID: $FIRST" \
+    "$(api n1)/api/v1/events" >"$TMP/resume"
+check "resume with Last-Event-ID: every later event again, in order, no resync" \
+    bash -c "[ \"\$(grep '^id: ' '$TMP/resume')\" = \"\$(grep '^id: ' '$TMP/ev1' | tail -n +2 | head -n \$(grep -c '^id: ' '$TMP/resume'))\" ] &&
+             [ \$(grep -c '^id: ' '$TMP/resume') -ge $(( NFIRST - 1 )) ] && ! grep -q resync '$TMP/resume'"
+hcurl n1 -N --max-time 2 -H "Authorization: Bearer $(token n1)" -H "Last-Event-ID: 0123456789abcdef-3" \
+    "$(api n1)/api/v1/events" >"$TMP/stale"
+check "an id of another run of ternd: a resync event first" first_event_is "$TMP/stale" resync
+hcurl n3 -N --max-time 2 -H "Authorization: Bearer $(token n3)" -H "Last-Event-ID: $FIRST" \
+    "$(api n3)/api/v1/events" >"$TMP/other"
+check "n1's id on n3 (ids are per node): resync" first_event_is "$TMP/other" resync
+CODE=$(status n1 "$TMP/scope.json" -H "Authorization: Bearer $(token n1)" "$(api n1)/api/v1/events?scope=x")
+check "a bad scope: 400 naming it" bash -c "[ $CODE = 400 ] && grep -q \"scope 'x'\" '$TMP/scope.json'"
+CODE=$(status n1 "$TMP/ev401.json" "$(api n1)/api/v1/events")
+check "events without token or cookie: 401" [ "$CODE" = 401 ]
+
+# ---- the cookie works for the stream, and logout ends it
+login n1
+hcurl n1 -N -b "$TMP/n1.jar" "$(api n1)/api/v1/events" >"$TMP/evc" &
+EVC=$!
+sleep 0.5
+CODE=$(status n1 "$TMP/pause.json" -b "$TMP/n1.jar" -H "X-CSRF-Token: $CSRF" -X POST "$(api n1)/api/v1/vms/100/pause")
+check "pause with the cookie: 200; the cookie's stream shows vm-state paused" \
+    bash -c "[ $CODE = 200 ] && has_event '$TMP/evc' '.type == \"vm-state\" and .status == \"paused\"'"
+hcurl n1 -b "$TMP/n1.jar" -H "X-CSRF-Token: $CSRF" -X POST "$(api n1)/api/v1/vms/100/resume" >/dev/null
+CODE=$(status n1 /dev/null -b "$TMP/n1.jar" -X DELETE "$(api n1)/api/v1/session")
+check "logout without the csrf token: 403" [ "$CODE" = 403 ]
+CODE=$(status n1 "$TMP/out.json" -D "$TMP/out.hdr" -b "$TMP/n1.jar" -H "X-CSRF-Token: $CSRF" -X DELETE "$(api n1)/api/v1/session")
+check "logout: 200, the cookie cleared (Max-Age=0)" \
+    bash -c "[ $CODE = 200 ] && grep -Eqi '^set-cookie: tern_session=; Path=/; Max-Age=0' '$TMP/out.hdr'"
+CODE=$(status n1 /dev/null -b "$TMP/n1.jar" "$(api n1)/api/v1/nodes")
+check "the old cookie after logout: 401" [ "$CODE" = 401 ]
+ended() { ! kill -0 "$1" 2>/dev/null; }
+check "the session's event stream ended with the logout (within 12 s)" \
+    wait_rc 12 0 ended $EVC
+
+# ---- expiry (session_ttl_s = 6)
+login n1
+T0=$(now_ms)
+check "a fresh session works" [ "$(status n1 /dev/null -b "$TMP/n1.jar" "$(api n1)/api/v1/version")" = 200 ]
+sleep $(( 9 - ( $(now_ms) - T0 ) / 1000 ))
+CODE=$(status n1 "$TMP/exp.json" -b "$TMP/n1.jar" "$(api n1)/api/v1/version")
+check "after its expiry: 401" bash -c "[ $CODE = 401 ] && one_line_error '$TMP/exp.json'"
+check "a session of n1 is not one of n2" \
+    bash -c "login n1 && [ \"\$(status n2 /dev/null -b '$TMP/n1.jar' '$(api n2)/api/v1/version')\" = 401 ]"
+
+# ---- nodes down and the quorum, seen on n1's stream
+kill_node n3
+check "n3 killed: node-down n3 on n1's stream (heartbeat ttl 3 s)" \
+    has_event "$TMP/ev1" '.type == "node-down" and .name == "n3"' 15
+pkill -9 -f -- "--data-dir $TMP/n2/data/etcd" 2>/dev/null
+kill_node n2
+check "n2 and its etcd gone: quorum false on n1's stream" \
+    has_event "$TMP/ev1" '.type == "quorum" and .quorate == false' 20
+kill $EV1 2>/dev/null
+stop_all
