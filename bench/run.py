@@ -99,7 +99,8 @@ SCENARIOS = [
       systems={"tern": T, "qemu-uncapped": Q_UNC}),
     # throughput: 1.5 GiB written once (rate 0), then nothing is dirtied
     S("bulk-2g", "2 GiB, 1.5 GiB written once, then idle", 2048, ws=1536, rate=0,
-      systems={"tern": T, "qemu-uncapped": Q_UNC}),
+      systems={"tern": T, "tern-ch2": dict(T, channels=2), "tern-ch4": dict(T, channels=4),
+               "qemu-uncapped": Q_UNC}),
     S("bw100", "256 MiB ws @ 50 MiB/s, 100 MiB/s cap", 1024, ws=256, rate=50,
       systems={"tern": dict(T, max_bandwidth=100 * MIB),
                "qemu": dict(Q_DEF, max_bandwidth=100 * MIB)}),
@@ -530,6 +531,8 @@ def run_once(sc, sysname, sysdef, rep, rundir, log):
                    "downtime_limit_ms": 100}
             if sysdef.get("max_bandwidth"):
                 req["max_bandwidth"] = sysdef["max_bandwidth"]
+            if sysdef.get("channels"):
+                req["channels"] = sysdef["channels"]
             if sysdef.get("tls"):
                 req["tls"] = True
                 req["tls_dir"] = tls_dir
@@ -807,6 +810,13 @@ def bulk_table(by, limits):
     share = "%.0f%% of %.0f MB/s" % (100 * a["median"] / bound, bound) if a and bound else "-"
     out.append("%-28s %-20s %-20s %-8s %s" % ("throughput (MB/s)", fmt(a, "ms"), fmt(c, "ms"),
                                               ratio(a, c), share))
+    # the same migration over several connections (tern "channels")
+    for n in (2, 4):
+        k = summary(by.get((scn, "%s-ch%d" % (ts, n)), []), "throughput_MBps")
+        if k:
+            out.append("%-28s %-20s %-20s %-8s %s" % (
+                "  with %d channels" % n, fmt(k, "ms"), fmt(c, "ms"), ratio(k, c),
+                "%.0f%% of %.0f MB/s" % (100 * k["median"] / bound, bound) if bound else "-"))
     return out
 
 

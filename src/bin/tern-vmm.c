@@ -260,7 +260,7 @@ static void parse_options(int argc, char **argv, struct cli *cli)
  * on again later (ping-pong). */
 static int incoming_start(struct monitor *m, void *arg, struct err *e)
 {
-    int rc = migrate_commands_start(m, NULL, e);
+    int rc = migrate_commands_start(m, arg, e);
     return rc ? rc : mig_incoming_start(m, arg, e);
 }
 
@@ -273,9 +273,9 @@ static void incoming_stop(struct monitor *m, void *arg)
 static int run_incoming(struct cli *cli, int *status, struct err *e)
 {
     static struct mig_incoming in;
+    mig_incoming_init(&in); /* a refusal before any source connected writes nowhere */
     static struct nbd_server nbd;
     in.uri = cli->incoming;
-    in.ch.fd = -1; /* a refusal before any source connected writes nowhere */
     in.tls_dir = cli->tls_dir;
     in.accept_timeout_ms = -1;
     in.external_commit = cli->external_commit;

@@ -80,3 +80,14 @@ int mig_ack_wait(struct mig_channel *ch, uint64_t bytes, int timeout_ms, struct 
             return -ETIMEDOUT;
     }
 }
+
+int mig_ack_progress(struct mig_channel *ch, uint64_t *acked, struct err *e)
+{
+    uint64_t in = atomic_load(&ch->bytes_in);
+    if (in == *acked)
+        return 0;
+    if (in - *acked < MIG_ACK_EVERY_BYTES && !mig_wait_readable(ch, 0))
+        return 0;
+    *acked = in;
+    return mig_ack_send(ch, e);
+}

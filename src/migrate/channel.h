@@ -74,6 +74,11 @@ int mig_ack_poll(struct mig_channel *ch, struct err *e);
  * 0, -ETIMEDOUT, or the error of a lying ACK or of another message (an
  * ERROR from the peer). */
 int mig_ack_wait(struct mig_channel *ch, uint64_t bytes, int timeout_ms, struct err *e);
+/* Destination: acknowledges when caught up (nothing more to read now), so
+ * the source knows at once, and every MIG_ACK_EVERY_BYTES while behind;
+ * *acked is what was acknowledged last on ch. */
+#define MIG_ACK_EVERY_BYTES (8U << 20)
+int mig_ack_progress(struct mig_channel *ch, uint64_t *acked, struct err *e);
 /* Reads the payload of an ACK whose header is h and checks it. */
 int mig_ack_take(struct mig_channel *ch, const struct mig_hdr *h, struct err *e);
 #endif

@@ -9,12 +9,14 @@
 #include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
+#include "migrate/incoming.h"
 #include "migrate/move_disk.h"
 #include "migrate/tls.h"
 
 #define PAUSE_GATE_WAIT_MS 2000
 
 static struct migration outgoing;
+static struct mig_incoming *incoming; /* with --incoming: the VM arriving */
 static const char *default_tls_dir;
 
 void migrate_commands_set_tls_dir(const char *dir)
@@ -34,12 +36,12 @@ static int hook_commit(void *ctx, bool *decided, struct err *e)
     *decided = outgoing.params.external_commit;
     if (!*decided)
         return 0;
-    mig_decision_expect(&mig_commit_decision);
+    mig_decision_expect(&outgoing.commit);
     monitor_post_event(
         ctx, "migration",
         json_pack("{s:s, s:s}", "role", "source", "status", "commit-pending"));
     log_info("migrate", "destination loaded; waiting for the commit decision");
-    if (!mig_decision_wait(&mig_commit_decision))
+    if (!mig_decision_wait(&outgoing.commit))
         return err_set(e, ECANCELED, "handover refused by the cluster");
     return 0;
 }
@@ -51,12 +53,12 @@ static int hook_commit(void *ctx, bool *decided, struct err *e)
 static bool hook_pause_gate(void *ctx)
 {
     uint64_t t0 = clock_mono_ns();
-    mig_decision_expect(&mig_pause_decision);
+    mig_decision_expect(&outgoing.pause);
     monitor_post_event(
         ctx, "migration",
         json_pack("{s:s, s:s}", "role", "source", "status", "pause-pending"));
     bool yes = false;
-    mig_decision_wait_ms(&mig_pause_decision, PAUSE_GATE_WAIT_MS, &yes);
+    mig_decision_wait_ms(&outgoing.pause, PAUSE_GATE_WAIT_MS, &yes);
     uint64_t spent_us = (clock_mono_ns() - t0) / 1000;
     if (!yes && spent_us < PAUSE_GATE_WAIT_MS * 1000ULL)
         usleep((useconds_t)(PAUSE_GATE_WAIT_MS * 1000ULL - spent_us));
@@ -78,8 +80,8 @@ static void hook_completed(void *ctx)
 
 int migrate_commands_start(struct monitor *m, void *arg, struct err *e)
 {
-    (void)arg;
     (void)e;
+    incoming = arg;
     struct mig_hooks hooks = {.event = hook_event,
                               .commit = hook_commit,
                               .pause_gate = hook_pause_gate,
@@ -100,10 +102,22 @@ void migrate_commands_stop(struct monitor *m, void *arg)
 
 static int check_keys(json_t *req, struct err *e)
 {
-    static const char *const known[] = {
-        "cmd",           "id",          "uri",        "max_bandwidth", "downtime_limit_ms",
-        "auto_converge", "max_time_s",  "tls",        "tls_dir",       "page_crc",
-        "commit",        "watchdog_ms", "pause_gate", "nbd",           NULL};
+    static const char *const known[] = {"cmd",
+                                        "id",
+                                        "uri",
+                                        "max_bandwidth",
+                                        "downtime_limit_ms",
+                                        "auto_converge",
+                                        "max_time_s",
+                                        "tls",
+                                        "tls_dir",
+                                        "page_crc",
+                                        "commit",
+                                        "watchdog_ms",
+                                        "pause_gate",
+                                        "nbd",
+                                        "channels",
+                                        NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
@@ -116,6 +130,7 @@ int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
         return err_set(e, EINVAL, "'uri' (tcp:HOST:PORT, unix:PATH or fd:N) is required");
     snprintf(p->uri, sizeof(p->uri), "%s", uri);
     uint64_t downtime = p->downtime_limit_ms, max_time = p->max_time_s;
+    uint64_t channels = p->channels;
     int rc = check_keys(req, e);
     if (!rc)
         rc = jsonf_uint(req, "max_bandwidth", false, 0, 1ULL << 40, &p->max_bandwidth, NULL,
@@ -130,6 +145,8 @@ int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
     p->watchdog_ms = (uint32_t)watchdog;
     if (!rc)
         rc = jsonf_bool(req, "pause_gate", false, &p->pause_gate, NULL, e);
+    if (!rc)
+        rc = jsonf_uint(req, "channels", false, 1, MIG_CHANNELS_MAX, &channels, NULL, e);
     if (!rc)
         rc = jsonf_bool(req, "auto_converge", false, &p->auto_converge, NULL, e);
     if (!rc)
@@ -154,6 +171,7 @@ int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
         return err_set(e, EINVAL, "'nbd' must be tcp:HOST:PORT or unix:PATH");
     if (nbd)
         snprintf(p->nbd, sizeof(p->nbd), "%s", nbd);
+    p->channels = (unsigned)channels;
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
     if (p->tls && !dir)
@@ -196,9 +214,9 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply, st
     json_object_update(reply, q);
     json_decref(q);
     /* what a restarted ternd must answer, if anything */
-    const char *decision = mig_decision_pending(&mig_commit_decision)   ? "commit"
-                           : mig_decision_pending(&mig_resume_decision) ? "resume"
-                                                                        : NULL;
+    const char *decision = mig_decision_pending(&outgoing.commit)                ? "commit"
+                           : incoming && mig_decision_pending(&incoming->resume) ? "resume"
+                                                                                 : NULL;
     json_object_set_new(reply, "decision", decision ? json_string(decision) : json_null());
     return 0;
 }
@@ -220,7 +238,7 @@ static int cmd_migrate_commit(struct control *ctl, json_t *req, json_t *reply,
 {
     (void)ctl;
     (void)reply;
-    return give_decision(req, "commit", &mig_commit_decision, e);
+    return give_decision(req, "commit", &outgoing.commit, e);
 }
 
 /* {"pause": true|false}: the answer to "pause-pending". */
@@ -228,7 +246,7 @@ static int cmd_migrate_pause(struct control *ctl, json_t *req, json_t *reply, st
 {
     (void)ctl;
     (void)reply;
-    return give_decision(req, "pause", &mig_pause_decision, e);
+    return give_decision(req, "pause", &outgoing.pause, e);
 }
 
 /* {"resume": true|false}: the answer to a destination's "commit-unknown"
@@ -238,7 +256,9 @@ static int cmd_incoming_resolve(struct control *ctl, json_t *req, json_t *reply,
 {
     (void)ctl;
     (void)reply;
-    return give_decision(req, "resume", &mig_resume_decision, e);
+    if (!incoming)
+        return err_set(e, ENOENT, "no resume decision is awaited");
+    return give_decision(req, "resume", &incoming->resume, e);
 }
 
 /* Not during a migration: its state and its disks are being sent. */

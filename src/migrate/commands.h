@@ -11,7 +11,8 @@ extern const struct control_command migrate_commands[];
 
 /* The process's one outgoing migration, wired to the monitor: events go to
  * control clients, completion ends the process. default_tls_dir comes from
- * `--tls-dir`. monitor start/stop hooks, arg unused. */
+ * `--tls-dir`. monitor start/stop hooks; arg is the struct mig_incoming of
+ * `--incoming` (whose resume decision incoming_resolve gives), or NULL. */
 int migrate_commands_start(struct monitor *m, void *arg, struct err *e);
 void migrate_commands_stop(struct monitor *m, void *arg);
 void migrate_commands_set_tls_dir(const char *dir);

@@ -3,12 +3,21 @@
 #include <errno.h>
 #include <time.h>
 
-struct mig_decision mig_commit_decision = {PTHREAD_MUTEX_INITIALIZER,
-                                           PTHREAD_COND_INITIALIZER, false, false, false};
-struct mig_decision mig_resume_decision = {PTHREAD_MUTEX_INITIALIZER,
-                                           PTHREAD_COND_INITIALIZER, false, false, false};
-struct mig_decision mig_pause_decision = {PTHREAD_MUTEX_INITIALIZER,
-                                          PTHREAD_COND_INITIALIZER, false, false, false};
+void mig_decision_init(struct mig_decision *d)
+{
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    d->waiting = d->given = d->yes = false;
+}
+
+void mig_decision_release(struct mig_decision *d)
+{
+    /* a thread still waiting for the answer ends with the process */
+    if (mig_decision_pending(d))
+        return;
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->cond);
+}
 
 void mig_decision_expect(struct mig_decision *d)
 {

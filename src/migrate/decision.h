@@ -19,10 +19,12 @@ struct mig_decision {
     bool yes;
 };
 
-/* The source's "commit or abort?" and the destination's "resume or quit?"
- * after it lost its source; the source's "may the VM pause now?" before
- * stop-and-copy (the pause gate: ternd reads etcd first). */
-extern struct mig_decision mig_commit_decision, mig_resume_decision, mig_pause_decision;
+/* The source's "commit or abort?" and "may the VM pause now?" before
+ * stop-and-copy (the pause gate: ternd reads etcd first) are struct
+ * migration's `commit` and `pause`; the destination's "resume or quit?"
+ * after it lost its source is struct mig_incoming's `resume`. */
+void mig_decision_init(struct mig_decision *d);
+void mig_decision_release(struct mig_decision *d);
 
 /* Marks the decision as awaited (before the event is posted, so an answer
  * right after it is not lost). */

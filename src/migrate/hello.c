@@ -195,3 +195,101 @@ void hello_release(struct mig_hello *h)
     free(h->cpuid);
     h->cpuid = NULL;
 }
+
+/* ---- the small messages of the handshake and the handover ---- */
+
+void hello_ack_encode(const struct mig_hello_ack *a, struct buf *out)
+{
+    buf_put_u16(out, a->version);
+    buf_put_u16(out, 0);
+    buf_put_u32(out, 0);
+    buf_put_u64(out, a->features);
+    if (a->features & MIG_F_CHANNELS) {
+        buf_put_u32(out, a->channels);
+        buf_put_u32(out, 0);
+        buf_put_u64(out, a->token);
+    }
+}
+
+int hello_ack_decode(const uint8_t *msg, uint32_t len, uint64_t offered,
+                     struct mig_hello_ack *a, struct err *e)
+{
+    memset(a, 0, sizeof(*a));
+    struct reader r;
+    reader_init(&r, msg, len);
+    a->version = reader_u16(&r);
+    reader_u16(&r);
+    reader_u32(&r);
+    a->features = reader_u64(&r);
+    if (a->features & MIG_F_CHANNELS) {
+        a->channels = reader_u32(&r);
+        reader_u32(&r);
+        a->token = reader_u64(&r);
+    }
+    if (reader_finish(&r))
+        return err_set(e, EPROTO, "malformed HELLO_ACK (%u bytes)", len);
+    if (a->version < MIG_VERSION_MIN || a->version > MIG_VERSION_MAX ||
+        (a->features & ~offered))
+        return err_set(e, EPROTO,
+                       "destination chose version %u features 0x%llx, not offered",
+                       a->version, (unsigned long long)a->features);
+    if ((a->features & MIG_F_CHANNELS) &&
+        (a->channels < 2 || a->channels > MIG_CHANNELS_MAX))
+        return err_set(e, EPROTO, "destination takes %u channels, not 2..%d", a->channels,
+                       MIG_CHANNELS_MAX);
+    return 0;
+}
+
+void chan_hello_encode(const struct mig_chan_hello *c, struct buf *out)
+{
+    buf_put_u64(out, c->token);
+    buf_put_u32(out, c->index);
+    buf_put_u32(out, c->count);
+}
+
+int chan_hello_decode(const uint8_t *msg, uint32_t len, struct mig_chan_hello *c,
+                      struct err *e)
+{
+    struct reader r;
+    reader_init(&r, msg, len);
+    c->token = reader_u64(&r);
+    c->index = reader_u32(&r);
+    c->count = reader_u32(&r);
+    if (reader_finish(&r))
+        return err_set(e, EPROTO, "malformed CHANNEL message (%u bytes)", len);
+    if (c->count < 2 || c->count > MIG_CHANNELS_MAX || c->index < 1 || c->index >= c->count)
+        return err_set(e, EPROTO, "channel %u of %u out of range (2..%d channels)",
+                       c->index, c->count, MIG_CHANNELS_MAX);
+    return 0;
+}
+
+void loaded_encode(uint64_t load_ns, struct buf *out)
+{
+    buf_put_u64(out, load_ns);
+}
+
+int loaded_decode(const uint8_t *msg, uint32_t len, uint64_t *load_ns, struct err *e)
+{
+    struct reader r;
+    reader_init(&r, msg, len);
+    *load_ns = reader_u64(&r);
+    return reader_finish(&r) ? err_set(e, EPROTO, "malformed LOADED (%u bytes)", len) : 0;
+}
+
+void running_encode(const struct mig_running *run, struct buf *out)
+{
+    buf_put_u64(out, run->dest_ns);
+    buf_put_u64(out, run->paused);
+}
+
+int running_decode(const uint8_t *msg, uint32_t len, struct mig_running *run, struct err *e)
+{
+    struct reader r;
+    reader_init(&r, msg, len);
+    run->dest_ns = reader_u64(&r);
+    uint64_t paused = reader_u64(&r);
+    if (reader_finish(&r) || paused > 1)
+        return err_set(e, EPROTO, "malformed RUNNING (%u bytes)", len);
+    run->paused = paused;
+    return 0;
+}

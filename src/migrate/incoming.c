@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/opts.h"
 #include "migrate/decision.h"
+#include "migrate/incoming_chan.h"
 #include "migrate/ram.h"
 #include "migrate/state.h"
 #include "migrate/tls.h"
@@ -19,8 +21,13 @@
 
 #define HELLO_TIMEOUT_MS 30000
 #define COMMIT_TIMEOUT_MS 300000
-/* With ACKS: acknowledge at least this often while a backlog waits. */
-#define ACK_EVERY_BYTES (8U << 20)
+
+void mig_incoming_init(struct mig_incoming *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->ch.fd = in->listen_fd = in->chan_listen_fd = -1;
+    mig_decision_init(&in->resume);
+}
 
 int mig_incoming_listen(struct mig_incoming *in, struct err *e)
 {
@@ -42,7 +49,10 @@ int mig_incoming_accept(struct mig_incoming *in, struct err *e)
     int lfd = in->listen_fd;
     in->listening = false;
     rc = mig_accept(lfd, in->accept_timeout_ms, &fd, e);
-    if (lfd >= 0)
+    /* extra channels come to the same tcp: address */
+    if (lfd >= 0 && strncmp(in->uri, "tcp:", 4) == 0)
+        in->chan_listen_fd = lfd;
+    else if (lfd >= 0)
         close(lfd);
     if (strncmp(in->uri, "unix:", 5) == 0)
         unlink(in->uri + 5);
@@ -59,6 +69,8 @@ int mig_incoming_accept(struct mig_incoming *in, struct err *e)
     rc = hello_decode(msg, len, &in->hello, e);
     free(msg);
     in->features = in->hello.features & MIG_F_KNOWN;
+    if (in->chan_listen_fd < 0)
+        in->features &= ~MIG_F_CHANNELS;
     return rc;
 }
 
@@ -155,11 +167,16 @@ void mig_incoming_refuse(struct mig_incoming *in, const char *why)
 
 void mig_incoming_release(struct mig_incoming *in)
 {
+    dest_chans_release(in);
+    if (in->chan_listen_fd >= 0)
+        close(in->chan_listen_fd);
+    in->chan_listen_fd = -1;
     if (in->listening && in->listen_fd >= 0)
         close(in->listen_fd);
     in->listening = false;
     mig_channel_release(&in->ch);
     hello_release(&in->hello);
+    mig_decision_release(&in->resume);
 }
 
 /* ---- the receiving thread ---- */
@@ -167,7 +184,7 @@ void mig_incoming_release(struct mig_incoming *in)
 struct dest_run {
     struct mig_incoming *in;
     struct vm *vm;
-    struct ram_stats ram;
+    struct ram_receiver ram;
     uint64_t load_ns;
     struct state_intake intake; /* against vm->devstate */
     uint64_t acked;             /* bytes acknowledged so far */
@@ -194,35 +211,28 @@ static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err 
     return rc;
 }
 
-/* With ACKS: acknowledge when caught up (nothing more to read now), so the
- * source knows at once, and every ACK_EVERY_BYTES while behind. */
 static int dest_ack(struct dest_run *r, struct err *e)
 {
-    struct mig_channel *ch = &r->in->ch;
-    uint64_t in = atomic_load(&ch->bytes_in);
-    if (!(r->in->features & MIG_F_ACKS) || in == r->acked)
+    if (!(r->in->features & MIG_F_ACKS))
         return 0;
-    if (in - r->acked < ACK_EVERY_BYTES && !mig_wait_readable(ch, 0))
-        return 0;
-    r->acked = in;
-    return mig_ack_send(ch, e);
+    return mig_ack_progress(&r->in->ch, &r->acked, e);
 }
 
 static int dest_receive(struct dest_run *r, struct err *e)
 {
     struct mig_channel *ch = &r->in->ch;
-    bool crc = r->in->features & MIG_F_PAGE_CRC;
     for (;;) {
         struct mig_hdr h;
         int rc = mig_recv_hdr(ch, &h, e);
         if (rc)
             return rc;
         if (h.type == MIG_RAM)
-            rc = ram_recv_batch(r->vm, ch, &h, crc, &r->ram, e);
+            rc = ram_recv_batch(&r->ram, &h, e);
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
         else if (h.type == MIG_END)
-            return state_intake_complete(&r->intake, e);
+            /* every channel's pages are in before anything is complete */
+            return dest_chans_join(r->in, e) ?: state_intake_complete(&r->intake, e);
         else if (h.type == MIG_ERROR) {
             char text[4097] = "";
             mig_recv(ch, text, h.length, e);
@@ -243,12 +253,12 @@ static int dest_receive(struct dest_run *r, struct err *e)
  * resuming. */
 static int dest_ask_authority(struct dest_run *r, struct err *e)
 {
-    mig_decision_expect(&mig_resume_decision);
+    mig_decision_expect(&r->in->resume);
     monitor_post_event(r->in->mon, "migration",
                        json_pack("{s:s, s:s, s:s}", "role", "destination", "status",
                                  "commit-unknown", "error", e->msg));
     log_warn("migrate", "no commit from the source (%s); asking the cluster", e->msg);
-    if (!mig_decision_wait(&mig_resume_decision))
+    if (!mig_decision_wait(&r->in->resume))
         return err_set(e, ECANCELED, "the cluster kept the vm on the source");
     log_info("migrate", "the cluster names this node the owner: resuming");
     return 0;
@@ -257,8 +267,11 @@ static int dest_ask_authority(struct dest_run *r, struct err *e)
 static int dest_handover(struct dest_run *r, struct err *e)
 {
     struct mig_channel *ch = &r->in->ch;
-    uint64_t load = r->load_ns;
-    int rc = mig_send_buf(ch, MIG_LOADED, &load, sizeof(load), e);
+    struct buf loaded;
+    buf_init(&loaded);
+    loaded_encode(r->load_ns, &loaded);
+    int rc = mig_send_buf(ch, MIG_LOADED, loaded.data, (uint32_t)loaded.len, e);
+    buf_release(&loaded);
     uint8_t *msg = NULL;
     uint32_t len;
     if (!rc)
@@ -286,9 +299,13 @@ static int dest_handover(struct dest_run *r, struct err *e)
      * RUNNING to end the downtime, can wait milliseconds for a CPU while
      * the guest already runs. Nothing changes for the handover: after
      * COMMIT the source never resumes, whatever it hears. */
-    uint64_t running[2] = {clock_mono_ns() - t, r->in->hello.paused};
+    struct buf running;
+    buf_init(&running);
+    running_encode(&(struct mig_running){clock_mono_ns() - t, r->in->hello.paused},
+                   &running);
     struct err ignored;
-    mig_send_buf(ch, MIG_RUNNING, running, sizeof(running), &ignored);
+    mig_send_buf(ch, MIG_RUNNING, running.data, (uint32_t)running.len, &ignored);
+    buf_release(&running);
     if (!r->in->hello.paused && vm_resume(r->vm))
         return err_set(e, EIO, "resume failed");
     return 0;
@@ -301,9 +318,17 @@ static void *incoming_thread(void *arg)
     state_intake_init(&r.intake, &r.vm->devstate);
     struct err e = {""};
     uint64_t t0 = clock_mono_ns();
-    int rc = dest_receive(&r, &e);
+    int rc = dest_chans_open(in, r.vm, &e);
+    if (!rc)
+        rc = ram_receiver_init(&r.ram, r.vm, &in->ch, in->features & MIG_F_PAGE_CRC, 0,
+                               in->nchan ? in->nchan : 1, &e);
+    if (!rc)
+        rc = dest_receive(&r, &e);
+    if (rc)
+        dest_chans_stop(in, &e);
     if (!rc)
         rc = dest_handover(&r, &e);
+    ram_receiver_release(&r.ram);
     if (rc) {
         mig_send_error(&in->ch, e.msg);
         monitor_post_event(in->mon, "migration",
@@ -315,13 +340,13 @@ static void *incoming_thread(void *arg)
     log_info("migrate",
              "incoming complete in %.1f ms: %llu pages, %llu zero, state "
              "loaded in %.2f ms; vm %s",
-             (double)(clock_mono_ns() - t0) / 1e6, (unsigned long long)r.ram.pages,
-             (unsigned long long)r.ram.zero_pages, (double)r.load_ns / 1e6,
+             (double)(clock_mono_ns() - t0) / 1e6, (unsigned long long)r.ram.stats.pages,
+             (unsigned long long)r.ram.stats.zero_pages, (double)r.load_ns / 1e6,
              in->hello.paused ? "stays paused" : "running");
     monitor_post_event(in->mon, "migration",
                        json_pack("{s:s, s:s, s:I, s:s}", "role", "destination", "status",
-                                 "completed", "pages", (json_int_t)r.ram.pages, "state",
-                                 in->hello.paused ? "paused" : "running"));
+                                 "completed", "pages", (json_int_t)r.ram.stats.pages,
+                                 "state", in->hello.paused ? "paused" : "running"));
     if (!in->hello.paused)
         monitor_post_event(in->mon, "resumed", NULL);
     return NULL;
@@ -357,12 +382,22 @@ int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
     int rc = in->nbd ? export_disks(in, &m->vm, e) : 0;
     if (rc)
         return rc;
-    uint8_t ack[16] = {0};
-    uint16_t version = MIG_VERSION_MAX < in->hello.version_max ? MIG_VERSION_MAX
-                                                               : in->hello.version_max;
-    memcpy(ack, &version, 2);
-    memcpy(ack + 8, &in->features, 8);
-    rc = mig_send_buf(&in->ch, MIG_HELLO_ACK, ack, sizeof(ack), e);
+    struct mig_hello_ack ack = {
+        .version = MIG_VERSION_MAX < in->hello.version_max ? MIG_VERSION_MAX
+                                                           : in->hello.version_max,
+        .features = in->features,
+        .channels = in->max_channels = MIG_CHANNELS_MAX,
+    };
+    if ((in->features & MIG_F_CHANNELS) &&
+        getrandom(&in->token, sizeof(in->token), 0) != sizeof(in->token))
+        return err_set(e, errno, "channel token: %s", strerror(errno));
+    ack.token = in->token;
+    struct buf msg;
+    buf_init(&msg);
+    hello_ack_encode(&ack, &msg);
+    rc = msg.oom ? err_set(e, ENOMEM, "out of memory")
+                     : mig_send_buf(&in->ch, MIG_HELLO_ACK, msg.data, (uint32_t)msg.len, e);
+    buf_release(&msg);
     if (rc)
         return rc;
     rc = pthread_create(&in->thread, NULL, incoming_thread, in);
@@ -378,9 +413,10 @@ void mig_incoming_stop(struct monitor *m, void *arg)
     (void)m;
     /* waiting for the cluster's decision: ends with the process, as in a
      * crash (the VM was never resumed here) */
-    if (!in->thread_running || mig_decision_pending(&mig_resume_decision))
+    if (!in->thread_running || mig_decision_pending(&in->resume))
         return;
     mig_channel_cancel(&in->ch);
+    dest_chans_cancel(in);
     pthread_join(in->thread, NULL);
     in->thread_running = false;
     if (in->nbd)

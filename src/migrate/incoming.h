@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "migrate/channel.h"
+#include "migrate/decision.h"
 #include "migrate/hello.h"
 #include "storage/nbd.h"
 #include "vmm/monitor.h"
@@ -28,11 +29,21 @@ struct mig_incoming {
     struct mig_channel ch;
     struct mig_hello hello;
     uint64_t features;
+    /* MIG_F_CHANNELS (incoming_chan.c): tcp: keeps listening for the extra
+     * connections, which present the token of HELLO_ACK */
+    int chan_listen_fd;
+    uint64_t token;
+    unsigned max_channels, nchan;
+    struct dest_chan *chan[MIG_CHANNELS_MAX]; /* 1..nchan-1 */
+    struct dest_chan *pending;                /* accepted, not yet admitted */
+    _Atomic bool chan_failed;
+    struct mig_decision resume; /* ternd's answer when the source went silent */
     struct monitor *mon;
     pthread_t thread;
     bool thread_running;
 };
 
+void mig_incoming_init(struct mig_incoming *in);
 /* Listens on uri (done by mig_incoming_accept when not called before). */
 int mig_incoming_listen(struct mig_incoming *in, struct err *e);
 /* Listens on uri, accepts one source, reads and checks its HELLO. */

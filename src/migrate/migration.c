@@ -14,6 +14,8 @@
 #include "migrate/hello.h"
 #include "migrate/migration.h"
 #include "migrate/ram.h"
+#include "migrate/ram_pool.h"
+#include "migrate/source_chan.h"
 #include "migrate/state.h"
 #include "migrate/tls.h"
 #include "vmm/dirty.h"
@@ -28,7 +30,10 @@
 
 struct source_run {
     struct migration *m;
-    struct ram_sender rs;
+    struct ram_pool pool;
+    struct mig_hello_ack ack;                 /* the destination's choices */
+    struct mig_channel *ch[MIG_CHANNELS_MAX]; /* ch[0] = &m->ch */
+    unsigned nchan;
     uint64_t pass_pages; /* dirty pages when the current pass began */
     unsigned pass_now;   /* the pass under way, for mid-pass figures */
     double t0, t_pause;
@@ -46,6 +51,7 @@ void mig_params_default(struct mig_params *p)
     p->auto_converge = true;
     p->max_time_s = 600;
     p->page_crc = true;
+    p->channels = 1;
 }
 
 void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks)
@@ -55,6 +61,8 @@ void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks)
     m->hooks = hooks;
     m->ch.fd = -1;
     pthread_mutex_init(&m->lock, NULL);
+    mig_decision_init(&m->commit);
+    mig_decision_init(&m->pause);
 }
 
 static void set_status(struct migration *m, enum mig_status s)
@@ -92,6 +100,9 @@ static int src_handshake(struct source_run *r, struct err *e)
     struct buf hello;
     buf_init(&hello);
     uint64_t offer = (m->params.page_crc ? MIG_F_PAGE_CRC : 0) | MIG_F_ACKS;
+    /* extra connections go to the same address: tcp: only */
+    if (m->params.channels > 1 && strncmp(m->params.uri, "tcp:", 4) == 0)
+        offer |= MIG_F_CHANNELS;
     int rc = hello_encode(m->vm, r->was_paused, offer, &hello, e);
     if (!rc)
         rc = mig_send_buf(&m->ch, MIG_HELLO, hello.data, (uint32_t)hello.len, e);
@@ -102,26 +113,18 @@ static int src_handshake(struct source_run *r, struct err *e)
         rc = mig_recv_msg(&m->ch, MIG_HELLO_ACK, &ack, &len, HANDSHAKE_TIMEOUT_MS, e);
     if (rc)
         return rc;
-    struct reader rd;
-    reader_init(&rd, ack, len);
-    uint16_t version = reader_u16(&rd);
-    reader_u16(&rd);
-    reader_u32(&rd);
-    r->features = reader_u64(&rd);
+    rc = hello_ack_decode(ack, len, offer, &r->ack, e);
     free(ack);
-    if (reader_finish(&rd) || version < MIG_VERSION_MIN || version > MIG_VERSION_MAX ||
-        (r->features & ~offer))
-        return err_set(e, EPROTO,
-                       "destination chose version %u features 0x%llx, "
-                       "not offered",
-                       version, (unsigned long long)r->features);
+    r->features = r->ack.features;
     m->ch.acks = r->catch_up = r->features & MIG_F_ACKS;
-    return 0;
+    return rc;
 }
 
 static int src_connect(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
+    r->ch[0] = &m->ch;
+    r->nchan = 1;
     int fd;
     int rc = mig_uri_connect(m->params.uri, &fd, e);
     if (rc)
@@ -135,7 +138,9 @@ static int src_connect(struct source_run *r, struct err *e)
             return rc;
     }
     rc = src_handshake(r, e);
-    mig_channel_set_bandwidth(&m->ch, m->params.max_bandwidth);
+    if (!rc && (r->features & MIG_F_CHANNELS))
+        rc = mig_source_channels(m, &r->ack, r->catch_up, r->ch, &r->nchan, e);
+    mig_channels_set_bandwidth(r->ch, r->nchan, m->params.max_bandwidth);
     return rc;
 }
 
@@ -153,10 +158,13 @@ static void src_progress(void *ctx, uint64_t pages_done)
 {
     struct source_run *r = ctx;
     struct migration *m = r->m;
+    if (r->nchan > 1)
+        pages_done = ram_pool_done(&r->pool);
     pthread_mutex_lock(&m->lock);
     m->fig.pass = r->pass_now; /* the pass under way */
-    m->fig.transferred = atomic_load(&m->ch.bytes_out);
-    m->fig.pages = r->rs.stats.pages;
+    m->fig.transferred = mig_channels_bytes_out(r->ch, r->nchan);
+    if (r->nchan == 1)
+        m->fig.pages = r->pool.rs[0].stats.pages;
     m->fig.remaining = (r->pass_pages > pages_done ? r->pass_pages - pages_done : 0) *
                        GUEST_PAGE_SIZE;
     pthread_mutex_unlock(&m->lock);
@@ -172,7 +180,10 @@ static int src_catch_up(struct source_run *r, struct err *e)
     if (!r->catch_up)
         return 0;
     double t = clock_mono_ms();
-    int rc = mig_ack_wait(&m->ch, atomic_load(&m->ch.bytes_out), CATCH_UP_TIMEOUT_MS, e);
+    int rc = 0;
+    for (unsigned i = 0; !rc && i < r->nchan; i++)
+        rc = mig_ack_wait(r->ch[i], atomic_load(&r->ch[i]->bytes_out), CATCH_UP_TIMEOUT_MS,
+                          e);
     if (rc == -ETIMEDOUT) {
         log_warn("migrate",
                  "destination did not acknowledge within %d ms; no longer "
@@ -183,7 +194,9 @@ static int src_catch_up(struct source_run *r, struct err *e)
     }
     pthread_mutex_lock(&m->lock);
     m->fig.catch_up_ms = clock_mono_ms() - t;
-    m->fig.acked = m->ch.acked;
+    m->fig.acked = 0;
+    for (unsigned i = 0; i < r->nchan; i++)
+        m->fig.acked += r->ch[i]->acked;
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -193,27 +206,29 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
 {
     struct migration *m = r->m;
     double t = clock_mono_ms();
-    r->pass_pages = ram_count_dirty(r->rs.dirty, r->rs.nwords);
+    r->pass_pages = ram_count_dirty(r->pool.dirty, r->pool.nwords);
     r->pass_now = pass;
-    r->rs.progress = src_progress;
-    r->rs.progress_ctx = r;
-    uint64_t before = atomic_load(&m->ch.bytes_out);
-    double send0 = m->ch.send_ms;
-    int rc = ram_send_pass(&r->rs, pass == 1, e);
+    r->pool.rs[0].progress = src_progress;
+    r->pool.rs[0].progress_ctx = r;
+    uint64_t before = mig_channels_bytes_out(r->ch, r->nchan);
+    double send0 = mig_channels_send_ms(r->ch, r->nchan);
+    int rc = ram_pool_pass(&r->pool, pass == 1, e);
     if (!rc)
         rc = src_catch_up(r, e);
-    res->xmit_ms = r->catch_up ? m->ch.send_ms - send0 + m->fig.catch_up_ms : 0;
+    res->xmit_ms = r->catch_up
+                       ? mig_channels_send_ms(r->ch, r->nchan) - send0 + m->fig.catch_up_ms
+                       : 0;
     double ts = clock_mono_ms();
     if (!rc)
-        rc = dirty_log_sync(m->vm, r->rs.dirty, e);
+        rc = dirty_log_sync(m->vm, r->pool.dirty, e);
     if (rc)
         return rc;
     pthread_mutex_lock(&m->lock);
     m->fig.sync_ms = clock_mono_ms() - ts;
     pthread_mutex_unlock(&m->lock);
     res->ms = clock_mono_ms() - t;
-    res->sent = atomic_load(&m->ch.bytes_out) - before;
-    res->dirty = ram_count_dirty(r->rs.dirty, r->rs.nwords);
+    res->sent = mig_channels_bytes_out(r->ch, r->nchan) - before;
+    res->dirty = ram_count_dirty(r->pool.dirty, r->pool.nwords);
     return 0;
 }
 
@@ -221,14 +236,16 @@ static int src_pass(struct source_run *r, unsigned pass, struct pass_result *res
 static void src_account(struct source_run *r, unsigned pass, const struct pass_result *res)
 {
     struct migration *m = r->m;
+    struct ram_stats st;
+    ram_pool_stats(&r->pool, &st);
     pthread_mutex_lock(&m->lock);
     struct mig_figures *f = &m->fig;
     f->pass = pass;
-    f->transferred = atomic_load(&m->ch.bytes_out);
+    f->transferred = mig_channels_bytes_out(r->ch, r->nchan);
     f->remaining = res->dirty * GUEST_PAGE_SIZE;
-    f->pages = r->rs.stats.pages;
-    f->zero_pages = r->rs.stats.zero_pages;
-    f->skipped = r->rs.stats.skipped;
+    f->pages = st.pages;
+    f->zero_pages = st.zero_pages;
+    f->skipped = st.skipped;
     double secs = res->ms > 0.001 ? res->ms / 1e3 : 1e-6;
     /* a pass that moved little says little about the link: keep the old
      * estimate unless this one is better informed */
@@ -292,7 +309,7 @@ static int src_precopy(struct source_run *r, struct err *e)
     struct migration *m = r->m;
     /* pass 1 covers every page: with manual protect KVM starts all-dirty,
      * without it enabling the log protects everything */
-    memset(r->rs.dirty, 0xff, r->rs.nwords * sizeof(uint64_t));
+    memset(r->pool.dirty, 0xff, r->pool.nwords * sizeof(uint64_t));
     converge_init(&r->conv, m->params.downtime_limit_ms, m->params.max_time_s * 1e3);
     for (unsigned pass = 1;; pass++) {
         struct pass_result res;
@@ -364,14 +381,17 @@ static int src_stop_and_copy(struct source_run *r, struct err *e)
     set_status(m, MIG_STATUS_DEVICE);
     /* the limit protects the network while the guest runs; once it is
      * paused, every millisecond is downtime */
-    mig_channel_set_bandwidth(&m->ch, 0);
+    mig_channels_set_bandwidth(r->ch, r->nchan, 0);
     int rc = src_pause(r, e);
     src_time(m, &m->fig.pause_ms, r->t_pause);
     double t = clock_mono_ms();
     if (!rc)
-        rc = dirty_log_sync(m->vm, r->rs.dirty, e);
+        rc = dirty_log_sync(m->vm, r->pool.dirty, e);
     if (!rc)
-        rc = ram_send_pass(&r->rs, false, e);
+        rc = ram_pool_pass(&r->pool, false, e);
+    /* every channel's last pages are sent: the extra ones end here */
+    for (unsigned i = 1; !rc && i < r->nchan; i++)
+        rc = mig_send_buf(r->ch[i], MIG_END, NULL, 0, e);
     src_time(m, &m->fig.last_pages_ms, t);
     struct buf saved;
     buf_init(&saved);
@@ -401,12 +421,11 @@ static int src_wait_loaded(struct source_run *r, struct err *e)
     int rc = mig_recv_msg(&m->ch, MIG_LOADED, &msg, &len, HANDOVER_TIMEOUT_MS, e);
     if (rc)
         return rc;
-    struct reader rd;
-    reader_init(&rd, msg, len);
-    uint64_t load_ns = reader_u64(&rd);
+    uint64_t load_ns;
+    rc = loaded_decode(msg, len, &load_ns, e);
     free(msg);
-    if (reader_finish(&rd))
-        return err_set(e, EPROTO, "malformed LOADED message");
+    if (rc)
+        return rc;
     pthread_mutex_lock(&m->lock);
     m->fig.load_ms = (double)load_ns / 1e6;
     m->fig.transfer_ms = clock_mono_ms() - r->t_state_sent - m->fig.load_ms;
@@ -484,10 +503,12 @@ static int src_wait_running(struct source_run *r, struct err *e)
     if (rc)
         return rc;
     /* the destination's own share of resume: COMMIT read to vCPUs released */
-    uint64_t dest_ns = 0;
-    if (len >= sizeof(dest_ns))
-        memcpy(&dest_ns, msg, sizeof(dest_ns));
+    struct mig_running run;
+    rc = running_decode(msg, len, &run, e);
     free(msg);
+    if (rc)
+        return rc;
+    uint64_t dest_ns = run.dest_ns;
     pthread_mutex_lock(&m->lock);
     m->fig.resume_ms = clock_mono_ms() - t;
     m->fig.resume_dest_ms = (double)dest_ns / 1e6;
@@ -543,7 +564,7 @@ static void src_done(struct source_run *r)
     struct mig_figures *f = &m->fig;
     f->status = MIG_STATUS_COMPLETED;
     f->total_ms = clock_mono_ms() - r->t0;
-    f->transferred = atomic_load(&m->ch.bytes_out);
+    f->transferred = mig_channels_bytes_out(r->ch, r->nchan);
     f->remaining = 0;
     log_info("migrate",
              "completed: total %.1f ms, downtime %.1f ms, predicted %.2f ms "
@@ -576,7 +597,8 @@ static int src_setup(struct source_run *r, struct err *e)
     if (!rc)
         rc = dirty_log_start(m->vm, e);
     if (!rc)
-        rc = ram_sender_init(&r->rs, m->vm, &m->ch, r->features & MIG_F_PAGE_CRC, e);
+        rc = ram_pool_init(&r->pool, m->vm, r->ch, r->nchan, r->features & MIG_F_PAGE_CRC,
+                           e);
     set_status(m, MIG_STATUS_ACTIVE);
     return rc;
 }
@@ -614,9 +636,12 @@ static void *migration_thread(void *arg)
         src_done(&r);
     mig_disks_close(&m->disks);
     mig_watchdog_join(m);
-    ram_sender_release(&r.rs);
+    ram_pool_release(&r.pool);
     post_figures(m);
     mig_channel_release(&m->ch);
+    for (unsigned i = 0; i < atomic_load(&m->nextra); i++)
+        mig_channel_release(&m->extra[i]);
+    atomic_store(&m->nextra, 0);
     if (!rc && m->hooks.completed)
         m->hooks.completed(m->hooks.ctx);
     return NULL;
@@ -651,6 +676,13 @@ int migration_start(struct migration *m, const struct mig_params *p, struct err 
     return 0;
 }
 
+void migration_cancel_channels(struct migration *m)
+{
+    mig_channel_cancel(&m->ch);
+    for (unsigned i = 0; i < atomic_load(&m->nextra); i++)
+        mig_channel_cancel(&m->extra[i]);
+}
+
 int migration_cancel(struct migration *m, struct err *e)
 {
     pthread_mutex_lock(&m->lock);
@@ -662,7 +694,7 @@ int migration_cancel(struct migration *m, struct err *e)
     atomic_store(&m->cancel, true);
     /* a committed migration cannot be taken back; the thread checks that */
     if (s != MIG_STATUS_HANDOVER)
-        mig_channel_cancel(&m->ch);
+        migration_cancel_channels(m);
     return 0;
 }
 
@@ -671,12 +703,14 @@ void migration_release(struct migration *m)
     /* a thread waiting for the cluster's commit decision is left to end
      * with the process, as in a crash: no answer here could be right (an
      * abort might undo a commit that etcd already has) */
-    if (m->thread_running && !mig_decision_pending(&mig_commit_decision)) {
+    if (m->thread_running && !mig_decision_pending(&m->commit)) {
         atomic_store(&m->cancel, true);
-        mig_channel_cancel(&m->ch);
+        migration_cancel_channels(m);
         pthread_join(m->thread, NULL);
         m->thread_running = false;
     }
+    mig_decision_release(&m->commit);
+    mig_decision_release(&m->pause);
 }
 
 json_t *migration_query(struct migration *m)

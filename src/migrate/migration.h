@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "migrate/channel.h"
 #include "migrate/disks.h"
+#include "migrate/decision.h"
 
 struct vm;
 
@@ -25,6 +26,7 @@ struct mig_params {
     bool page_crc;        /* default on */
     bool external_commit; /* ternd decides the handover (migrate_commit) */
     char nbd[256];        /* local disks: the destination's NBD server, "" none */
+    unsigned channels;    /* connections for RAM, 1..MIG_CHANNELS_MAX; default 1 */
     /* Before the commit, give up when no control request came for this
      * long (0: never): an orphaned migration, whose ternd is gone, must not
      * keep throttling or pausing the guest. */
@@ -97,7 +99,12 @@ struct migration {
     pthread_t thread;
     bool thread_running;
     struct mig_channel ch;
-    pthread_mutex_t lock; /* guards figures */
+    /* with MIG_F_CHANNELS: connections 1.. (the first nextra are open) */
+    struct mig_channel extra[MIG_CHANNELS_MAX - 1];
+    _Atomic unsigned nextra;
+    struct mig_decision commit; /* under ternd: commit or abort (hooks.commit) */
+    struct mig_decision pause;  /* under ternd: may the VM pause (hooks.pause_gate) */
+    pthread_mutex_t lock;       /* guards figures */
     struct mig_figures fig;
     struct mig_disks disks; /* local disks' mirrors (disks.h) */
     _Atomic bool cancel;
@@ -110,6 +117,8 @@ void migration_init(struct migration *m, struct vm *vm, struct mig_hooks hooks);
 void mig_params_default(struct mig_params *p);
 /* Starts the migration thread; -EBUSY while one is active. */
 int migration_start(struct migration *m, const struct mig_params *p, struct err *e);
+/* Makes blocked sends and receives on every connection fail (any thread). */
+void migration_cancel_channels(struct migration *m);
 /* Asks an active migration to stop before the commit; the source resumes. */
 int migration_cancel(struct migration *m, struct err *e);
 /* Stops and joins the thread (process exit). */

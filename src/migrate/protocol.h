@@ -26,13 +26,20 @@ enum mig_type {
     MIG_RUNNING = 8,   /* dest -> source: resumed (or kept paused) */
     MIG_ERROR = 9,     /* either way: text of what went wrong */
     MIG_ACK = 10,      /* dest -> source: stream bytes applied (feature ACKS) */
-    MIG_TYPE_MAX = 10,
+    MIG_CHANNEL = 11,  /* source -> dest: opens an extra connection (CHANNELS) */
+    MIG_TYPE_MAX = 11,
 };
 
 /* Feature bits offered in HELLO and accepted in HELLO_ACK. */
 #define MIG_F_PAGE_CRC (1ULL << 0) /* RAM batches carry a crc32c per page */
 #define MIG_F_ACKS (1ULL << 1)     /* the destination sends ACK messages */
-#define MIG_F_KNOWN (MIG_F_PAGE_CRC | MIG_F_ACKS)
+#define MIG_F_CHANNELS (1ULL << 2) /* RAM over several connections */
+#define MIG_F_KNOWN (MIG_F_PAGE_CRC | MIG_F_ACKS | MIG_F_CHANNELS)
+
+/* Connections of one migration with MIG_F_CHANNELS; page p travels on
+ * channel (p / MIG_CHANNEL_SPAN) % count, in every pass. */
+#define MIG_CHANNELS_MAX 8
+#define MIG_CHANNEL_SPAN 4096
 
 #define MIG_RAM_MAX_PAGES 1024
 #define MIG_RAM_ZERO (1ULL << 63) /* page entry flag: the page is all zero */
@@ -62,6 +69,7 @@ static inline uint32_t mig_max_length(uint16_t type)
     case MIG_RUNNING: return 64;
     case MIG_ERROR: return 4096;
     case MIG_ACK: return 8;
+    case MIG_CHANNEL: return 16;
     default: return 0;
     }
 }

@@ -14,19 +14,23 @@
 
 #define PAGE GUEST_PAGE_SIZE
 #define CHUNK_WORDS 64 /* re-arm and send 4096 pages (16 MiB) at a time */
+_Static_assert(CHUNK_WORDS * 64 == MIG_CHANNEL_SPAN, "a chunk is one channel's span");
 #define PM_WINDOW 4096 /* pagemap entries read at a time */
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,
-                    bool page_crc, struct err *e)
+                    bool page_crc, uint64_t *dirty, unsigned lane, unsigned lanes,
+                    struct err *e)
 {
     memset(rs, 0, sizeof(*rs));
     rs->vm = vm;
     rs->ch = ch;
     rs->page_crc = page_crc;
     rs->nwords = (vm->ram.npages + 63) / 64;
-    rs->dirty = calloc(rs->nwords, sizeof(uint64_t));
+    rs->dirty = dirty;
+    rs->lane = lane;
+    rs->lanes = lanes;
     rs->pagemap_fd = -1;
     if (vm->mem_fd < 0) {
         rs->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -39,21 +43,19 @@ int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch
         for (unsigned i = 0; rs->bounce && i < MIG_RAM_MAX_PAGES; i++)
             rs->copy[i] = rs->bounce + i * PAGE;
     }
-    if (!rs->dirty || (page_crc && !rs->bounce))
+    if (page_crc && !rs->bounce)
         return err_set(e, ENOMEM, "migration buffers: out of memory");
     return 0;
 }
 
 void ram_sender_release(struct ram_sender *rs)
 {
-    free(rs->dirty);
     free(rs->bounce);
     free(rs->pm);
     /* a sender never initialised (the connection failed) is all zero */
     if (rs->vm && rs->pagemap_fd >= 0)
         close(rs->pagemap_fd);
     rs->pagemap_fd = -1;
-    rs->dirty = NULL;
     rs->bounce = NULL;
     rs->pm = NULL;
 }
@@ -168,29 +170,38 @@ static bool page_untouched(struct ram_sender *rs, uint64_t page)
 
 /* First pass only: true when page lies in a hole of the RAM memfd (or is
  * an untouched page of anonymous RAM), i.e. was never written by anyone
- * and reads as zero without being read. */
+ * and reads as zero without being read. Data stays data (nothing punches
+ * holes into guest RAM), so a data extent found once is kept for the whole
+ * pass: looking it up again for each chunk made SEEK_HOLE walk the rest of
+ * a large extent every 16 MiB. A hole is known only until the next re-arm
+ * (the guest may write there first). */
 static bool page_in_hole(struct ram_sender *rs, uint64_t page)
 {
     if (rs->vm->mem_fd < 0)
         return page_untouched(rs, page);
     uint64_t off = page * PAGE;
-    if (off >= rs->data_end) {
-        off_t data = lseek(rs->vm->mem_fd, (off_t)off, SEEK_DATA);
-        if (data < 0) {
-            rs->data_start = rs->data_end = UINT64_MAX; /* no more data */
-            return true;
-        }
-        off_t hole = lseek(rs->vm->mem_fd, data, SEEK_HOLE);
-        rs->data_start = (uint64_t)data;
-        rs->data_end = hole < 0 ? rs->vm->ram.size : (uint64_t)hole;
+    if (off >= rs->data_start && off < rs->data_end)
+        return false;
+    if (off >= rs->hole_start && off < rs->hole_end)
+        return true;
+    off_t data = lseek(rs->vm->mem_fd, (off_t)off, SEEK_DATA);
+    rs->hole_start = off;
+    if (data < 0) {
+        rs->hole_end = UINT64_MAX; /* no more data */
+        return true;
     }
-    return off < rs->data_start;
+    rs->hole_end = (uint64_t)data;
+    off_t hole = lseek(rs->vm->mem_fd, data, SEEK_HOLE);
+    rs->data_start = (uint64_t)data;
+    rs->data_end = hole < 0 ? rs->vm->ram.size : (uint64_t)hole;
+    return off < (uint64_t)data;
 }
 
 static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits, bool first_pass,
                      struct err *e)
 {
-    rs->pass_done += (uint64_t)__builtin_popcountll(bits);
+    atomic_fetch_add_explicit(&rs->pass_done, (uint64_t)__builtin_popcountll(bits),
+                              memory_order_relaxed);
     while (bits) {
         uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
         bits &= bits - 1;
@@ -214,17 +225,20 @@ static int send_word(struct ram_sender *rs, uint64_t word, uint64_t bits, bool f
 
 int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
 {
-    rs->pass_done = 0;
+    atomic_store(&rs->pass_done, 0);
+    rs->data_start = rs->data_end = 0;
     rs->progress_at = clock_mono_ms();
-    for (uint64_t w0 = 0; w0 < rs->nwords; w0 += CHUNK_WORDS) {
+    /* CHUNK_WORDS * 64 == MIG_CHANNEL_SPAN: a chunk is one channel's */
+    for (uint64_t w0 = (uint64_t)rs->lane * CHUNK_WORDS; w0 < rs->nwords;
+         w0 += (uint64_t)rs->lanes * CHUNK_WORDS) {
         uint64_t n = rs->nwords - w0 < CHUNK_WORDS ? rs->nwords - w0 : CHUNK_WORDS;
         if (!ram_count_dirty(rs->dirty + w0, n))
             continue;
         /* re-arm tracking before reading: a write from now on is seen */
         int rc = dirty_log_clear(rs->vm, w0, n, rs->dirty + w0, e);
-        /* where the data is must be looked up after that: a page first
+        /* where the holes are must be looked up after that: a page first
          * written before the re-arm is not in the log again */
-        rs->data_start = rs->data_end = 0;
+        rs->hole_start = rs->hole_end = 0;
         rs->pm_first = rs->pm_count = 0;
         for (uint64_t w = w0; !rc && w < w0 + n; w++) {
             rc = send_word(rs, w, rs->dirty[w], first_pass, e);
@@ -234,114 +248,4 @@ int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e)
             return rc;
     }
     return finish_batch(rs, e);
-}
-
-/* ---- destination ---- */
-
-int ram_batch_check(const uint64_t *entry, uint32_t count, uint64_t npages, uint32_t length,
-                    uint32_t *nonzero, struct err *e)
-{
-    *nonzero = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t flags = entry[i] & ~(MIG_RAM_PFN_MASK | MIG_RAM_ZERO);
-        uint64_t page = entry[i] & MIG_RAM_PFN_MASK;
-        if (flags || page >= npages)
-            return err_set(e, EPROTO,
-                           "ram: page entry 0x%llx out of range "
-                           "(guest has %llu pages)",
-                           (unsigned long long)entry[i], (unsigned long long)npages);
-        bool zero = entry[i] & MIG_RAM_ZERO;
-        if (!zero && *nonzero != i)
-            return err_set(e, EPROTO, "ram: data page after a zero marker");
-        *nonzero += !zero;
-    }
-    if (length != 8 + (uint64_t)count * 12 + (uint64_t)*nonzero * PAGE)
-        return err_set(e, EPROTO, "ram: length %u does not match %u data pages", length,
-                       *nonzero);
-    return 0;
-}
-
-/* Faulting RAM pages in one at a time (as readv into fresh memory would)
- * is several times slower on nested hosts than populating runs of them in
- * one call. Failures only lose the speed-up. */
-static void ram_preallocate(struct vm *vm, const uint64_t *entry, uint32_t n)
-{
-    for (uint32_t i = 0; i < n;) {
-        uint64_t first = entry[i] & MIG_RAM_PFN_MASK, len = 1;
-        while (i + len < n && (entry[i + len] & MIG_RAM_PFN_MASK) == first + len)
-            len++;
-        madvise(vm->ram.base + first * PAGE, len * PAGE, MADV_POPULATE_WRITE);
-        i += (uint32_t)len;
-    }
-}
-
-int ram_batch_read(struct ram_batch *b, uint32_t length, uint64_t npages, ram_read_fn *take,
-                   void *ctx, struct err *e)
-{
-    if (length < sizeof(b->head))
-        return err_set(e, EPROTO, "ram: message of %u bytes is truncated", length);
-    int rc = take(ctx, b->head, sizeof(b->head), e);
-    if (rc)
-        return rc;
-    b->count = b->head[0];
-    if (b->count == 0 || b->count > MIG_RAM_MAX_PAGES || b->head[1])
-        return err_set(e, EPROTO, "ram: batch of %u pages (flags 0x%x) out of range",
-                       b->count, b->head[1]);
-    if (length < sizeof(b->head) + (uint64_t)b->count * 12)
-        return err_set(e, EPROTO, "ram: %u entries do not fit %u bytes", b->count, length);
-    rc = take(ctx, b->entry, b->count * sizeof(b->entry[0]), e);
-    if (!rc)
-        rc = take(ctx, b->crc, b->count * sizeof(b->crc[0]), e);
-    if (!rc)
-        rc = ram_batch_check(b->entry, b->count, npages, length, &b->nonzero, e);
-    return rc;
-}
-
-int ram_batch_check_crc(const struct ram_batch *b, const void *const *page, struct err *e)
-{
-    static __thread uint32_t crc[MIG_RAM_MAX_PAGES];
-    crc32c_pages(page, b->nonzero, crc);
-    for (uint32_t i = 0; i < b->nonzero; i++)
-        if (crc[i] != b->crc[i])
-            return err_set(e, EPROTO, "ram: crc mismatch on page 0x%llx",
-                           (unsigned long long)(b->entry[i] & MIG_RAM_PFN_MASK));
-    return 0;
-}
-
-static int channel_read(void *ctx, void *dst, size_t n, struct err *e)
-{
-    return mig_recv(ctx, dst, n, e);
-}
-
-int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
-                   bool page_crc, struct ram_stats *stats, struct err *e)
-{
-    static __thread struct ram_batch b;
-    static __thread struct iovec iov[MIG_RAM_MAX_PAGES];
-    int rc = ram_batch_read(&b, h->length, vm->ram.npages, channel_read, ch, e);
-    if (rc)
-        return rc;
-    for (uint32_t i = 0; i < b.nonzero; i++)
-        iov[i] = (struct iovec){vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE,
-                                PAGE};
-    ram_preallocate(vm, b.entry, b.nonzero);
-    static __thread struct iovec work[MIG_RAM_MAX_PAGES];
-    memcpy(work, iov, b.nonzero * sizeof(work[0])); /* readv consumes it */
-    rc = mig_recv_iov(ch, work, (int)b.nonzero, e);
-    if (rc)
-        return rc;
-    for (uint32_t i = b.nonzero; i < b.count; i++)
-        memset(vm->ram.base + (b.entry[i] & MIG_RAM_PFN_MASK) * PAGE, 0, PAGE);
-    if (page_crc) {
-        static __thread const void *data[MIG_RAM_MAX_PAGES];
-        for (uint32_t i = 0; i < b.nonzero; i++)
-            data[i] = iov[i].iov_base;
-        rc = ram_batch_check_crc(&b, data, e);
-        if (rc)
-            return rc;
-    }
-    stats->pages += b.nonzero;
-    stats->zero_pages += b.count - b.nonzero;
-    stats->bytes += MIG_HDR_SIZE + h->length;
-    return 0;
 }

@@ -4,6 +4,7 @@
 #ifndef TERN_MIGRATE_RAM_H
 #define TERN_MIGRATE_RAM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,8 +26,9 @@ struct ram_sender {
     struct vm *vm;
     struct mig_channel *ch;
     bool page_crc;
-    uint64_t *dirty; /* pages to send this pass, one bit each */
+    uint64_t *dirty; /* pages to send this pass, one bit each (not owned) */
     uint64_t nwords;
+    unsigned lane, lanes; /* sends the chunks of channel `lane` of `lanes` */
     struct ram_stats stats;
     /* the batch being built */
     uint32_t count, nonzero;
@@ -40,22 +42,26 @@ struct ram_sender {
     /* called between batches, at most once a second (figures, events) */
     void (*progress)(void *ctx, uint64_t pages_done);
     void *progress_ctx;
-    uint64_t pass_done; /* pages handled in the current pass */
+    _Atomic uint64_t pass_done; /* pages handled in the current pass */
     double progress_at;
-    /* first pass: the memfd extent known to hold data */
-    uint64_t data_start, data_end;
+    /* first pass: a memfd extent known to hold data (for the pass), one
+     * known to be a hole (until the next re-arm) */
+    uint64_t data_start, data_end, hole_start, hole_end;
     /* first pass on anonymous RAM: /proc/self/pagemap entries of a window */
     int pagemap_fd;
     uint64_t pm_first, pm_count;
     uint64_t *pm;
 };
 
+/* A sender of the pages of channel lane of lanes (MIG_CHANNEL_SPAN pages
+ * each in turn) from the bitmap dirty. */
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_channel *ch,
-                    bool page_crc, struct err *e);
+                    bool page_crc, uint64_t *dirty, unsigned lane, unsigned lanes,
+                    struct err *e);
 void ram_sender_release(struct ram_sender *rs);
-/* Sends every page set in rs->dirty and clears the bitmap. The first pass
- * skips what the destination already has: holes in the RAM memfd and pages
- * of zeros (its fresh RAM reads as zero). */
+/* Sends every page of its lane set in rs->dirty and clears those bits. The
+ * first pass skips what the destination already has: holes in the RAM
+ * memfd and pages of zeros (its fresh RAM reads as zero). */
 int ram_send_pass(struct ram_sender *rs, bool first_pass, struct err *e);
 /* Number of pages set in a bitmap. */
 uint64_t ram_count_dirty(const uint64_t *bitmap, uint64_t nwords);
@@ -84,11 +90,30 @@ typedef int ram_read_fn(void *ctx, void *dst, size_t n, struct err *e);
  * data is read through take. */
 int ram_batch_read(struct ram_batch *b, uint32_t length, uint64_t npages, ram_read_fn *take,
                    void *ctx, struct err *e);
-/* With MIG_F_PAGE_CRC: the crc32c of each data page (page[i] holds the
- * i-th) against the batch's table. */
-int ram_batch_check_crc(const struct ram_batch *b, const void *const *page, struct err *e);
-/* Destination: reads the payload of one RAM message whose header is h. */
-int ram_recv_batch(struct vm *vm, struct mig_channel *ch, const struct mig_hdr *h,
-                   bool page_crc, struct ram_stats *stats, struct err *e);
+/* With MIG_F_PAGE_CRC: the crc32c of data pages first..first+n-1 of the
+ * batch (page[j] holds page first+j) against the batch's table. */
+int ram_batch_check_crc(const struct ram_batch *b, uint32_t first, uint32_t n,
+                        const void *const *page, struct err *e);
+
+/* The destination's receiver of RAM batches on one channel. */
+struct ram_receiver {
+    struct vm *vm;
+    struct mig_channel *ch;
+    bool page_crc;
+    unsigned lane, lanes; /* takes the pages of channel lane of lanes only */
+    struct ram_stats stats;
+    struct ram_batch b;
+    uint8_t *stage; /* memfd RAM: pages on their way in */
+    struct iovec iov[MIG_RAM_MAX_PAGES];
+    const void *page[MIG_RAM_MAX_PAGES];
+};
+
+int ram_receiver_init(struct ram_receiver *rr, struct vm *vm, struct mig_channel *ch,
+                      bool page_crc, unsigned lane, unsigned lanes, struct err *e);
+void ram_receiver_release(struct ram_receiver *rr);
+/* Reads the payload of one RAM message whose header is h into guest RAM:
+ * only the pages its checked table names are written, and with page crcs
+ * a memfd-backed page is written only once its crc matched. */
+int ram_recv_batch(struct ram_receiver *rr, const struct mig_hdr *h, struct err *e);
 
 #endif

@@ -45,7 +45,8 @@ static int verify_ram(struct verify_run *r, const uint8_t *p, uint32_t len,
         return rc;
     for (uint32_t i = 0; i < b->nonzero; i++)
         page[i] = m.p + (size_t)i * GUEST_PAGE_SIZE;
-    if ((r->hello.features & MIG_F_PAGE_CRC) && (rc = ram_batch_check_crc(b, page, e)))
+    if ((r->hello.features & MIG_F_PAGE_CRC) &&
+        (rc = ram_batch_check_crc(b, 0, b->nonzero, page, e)))
         return rc;
     sum->pages += b->nonzero;
     sum->zero_pages += b->count - b->nonzero;

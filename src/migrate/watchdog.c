@@ -42,7 +42,7 @@ static void *watchdog_main(void *arg)
             log_warn("migrate", "%s; the vm resumes on the source", abandon_reason);
             atomic_store(&m->abandoned, true);
             atomic_store(&m->cancel, true);
-            mig_channel_cancel(&m->ch);
+            migration_cancel_channels(m);
             break;
         }
         usleep(WATCHDOG_STEP_US);

@@ -117,9 +117,10 @@ static void save(const char *path)
 static const char *type_name(uint16_t t)
 {
     static const char *const names[] = {
-        "?",   "HELLO",  "HELLO_ACK", "RAM",     "SECTION",
-        "END", "LOADED", "COMMIT",    "RUNNING", "ERROR",
+        "?",      "HELLO",  "HELLO_ACK", "RAM",   "SECTION", "END",
+        "LOADED", "COMMIT", "RUNNING",   "ERROR", "ACK",     "CHANNEL",
     };
+    _Static_assert(sizeof(names) / sizeof(names[0]) == MIG_TYPE_MAX + 1, "a name per type");
     return t <= MIG_TYPE_MAX ? names[t] : "?";
 }
 
