@@ -5,7 +5,7 @@
 # --with-local-disks` with the per-disk task log; the target's or the
 # source's tern-vmm killed and a cancel mid-mirror: the VM runs on the
 # source with its disk, and no volume is left behind on the target.
-NET=127.0.0.7
+NET=127.0.0.19   # 127.0.0.191-193 (test_ha has 127.0.0.7x)
 # every source holds 2 s after each pass of its mirror: room for the faults
 export TERN_TEST_HOLD=disk-pass TERN_TEST_HOLD_MS=2000
 . tests/integration/cluster_lib.sh
