@@ -169,7 +169,7 @@ static void start_again(struct ha_manager *h, struct view *w, size_t i, const ch
     (*starts)++;
     struct ha_recovery r = {.h = h, .conf = *c, .rev = w->rev[i]};
     snprintf(r.from, sizeof(r.from), "%s", h->ctx->cfg->name);
-    snprintf(r.reason, sizeof(r.reason), "its tern-vmm here is gone (%.300s)", why);
+    snprintf(r.reason, sizeof(r.reason), "%s", why);
     r.relocations = w->st[i].relocations;
     struct err e;
     if (ha_task_recover(h, &r, &e) < 0)
@@ -194,9 +194,10 @@ static void relocate(struct ha_manager *h, struct view *w, size_t i)
         return;
     struct ha_state next = {.time = time(NULL), .relocations = st->relocations + 1};
     snprintf(next.node, sizeof(next.node), "%s", target);
-    snprintf(next.state, sizeof(next.state), "started");
-    snprintf(next.event, sizeof(next.event), "relocated from node '%s' (relocation %u of %u)",
-             me, next.relocations, c->max_relocate);
+    snprintf(next.state, sizeof(next.state), "relocated");
+    snprintf(next.event, sizeof(next.event),
+             "relocated from node '%s' (relocation %u of %u)", me, next.relocations,
+             c->max_relocate);
     bool moved = false;
     struct err e;
     if (ha_relocate(&h->client, c->id, me, w->rev[i], target, &next, &moved, &e) < 0 ||
@@ -207,7 +208,8 @@ static void relocate(struct ha_manager *h, struct view *w, size_t i)
     }
     *local_slot(h, c->id, true) = 0;
     snprintf(line, sizeof(line),
-             "vm %u: gave up on node '%s' (%.200s)\nowner moved to node '%s' by compare-and-swap: "
+             "vm %u: gave up on node '%s' (%.200s)\nowner moved to node '%s' by "
+             "compare-and-swap: "
              "relocation %u of %u (max_relocate); '%s' starts it",
              c->id, me, st->event, target, next.relocations, c->max_relocate, target);
     ha_task_note(h, "harelocate", c->id, line, "");
@@ -230,7 +232,8 @@ static void decide_own(struct ha_manager *h, struct view *w, size_t i)
             *local_slot(h, c->id, true) = 0;
             if (st->relocations && mine) {
                 st->relocations = 0;
-                state_put(h, c->id, st, "started", "runs on node '%s'%s, its fence armed", "");
+                state_put(h, c->id, st, "started", "runs on node '%s'%s, its fence armed",
+                          "");
             }
         }
         if (armed_here(h, c->id) && (!mine || strcmp(st->state, "started") != 0))
@@ -239,6 +242,10 @@ static void decide_own(struct ha_manager *h, struct view *w, size_t i)
     }
     if (strcmp(st->state, "error") == 0 && mine)
         return relocate(h, w, i);
+    /* handed here by a node that gave up: start it (whatever an older
+     * process of this node's last exit says) */
+    if (strcmp(st->state, "relocated") == 0 && mine)
+        return start_again(h, w, i, st->event);
     if (strcmp(st->state, "started") != 0 || !mine)
         return;
     if (clean_exit(info.last_exit)) {
@@ -246,8 +253,12 @@ static void decide_own(struct ha_manager *h, struct view *w, size_t i)
         return;
     }
     /* two passes in a row: the restart policy of a crash goes first */
-    if (++*missing >= 2)
-        start_again(h, w, i, info.last_exit[0] ? info.last_exit : "not running");
+    if (++*missing >= 2) {
+        char why[400];
+        snprintf(why, sizeof(why), "its tern-vmm here is gone (%.300s)",
+                 info.last_exit[0] ? info.last_exit : "not running");
+        start_again(h, w, i, why);
+    }
 }
 
 static void hold(struct ha_manager *h, uint32_t id, const char *why)

@@ -62,6 +62,8 @@ static int start_here(struct task *k, struct etcd_client *c, const struct recove
     spec.ha_lease = lease;
     unsigned tries = a->r.conf.max_restart + 1;
     for (unsigned i = 0; i < tries; i++) {
+        /* the last process is reaped first (its end published) */
+        vmm_wait_settled(k->ctx->vmms, k->vmid, 10000);
         rc = vmm_start(k->ctx->vmms, &spec, e);
         if (!rc)
             break;

@@ -105,9 +105,11 @@ check "  one tern-vmm" [ "$(vmm_count 100)" = 1 ]
 # there, the node gives up and hands it to another (max_relocate 1), which
 # starts it: a harelocate task on the node that gave up
 vmm_pid() { cut -d' ' -f1 "$TMP/$N/data/run/100/pid" 2>/dev/null; }
-P=$(vmm_pid); kill -9 "$P"
+recoveries() { grep -l 'harecover' "$TMP/$N"/data/tasks/*.log 2>/dev/null | xargs -r grep -l '^TASK OK' | wc -l; }
+R=$(recoveries)
+kill -9 "$(vmm_pid)"
 check "crash 2 on $N: started again there (max_restart 1)" \
-    wait_rc 30 0 bash -c "p=\$(cut -d' ' -f1 $TMP/$N/data/run/100/pid); [ -n \"\$p\" ] && [ \"\$p\" != $P ] && kill -0 \$p"
+    wait_rc 30 0 bash -c "[ \$(grep -l harecover $TMP/$N/data/tasks/*.log | xargs -r grep -l '^TASK OK' | wc -l) -gt $R ]"
 kill -9 "$(vmm_pid)"
 if runs_elsewhere 60 "$N"; then
     check "crash 3 on $N: gave up there, relocated: runs on $NEW" true
