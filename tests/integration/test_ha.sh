@@ -139,6 +139,8 @@ for round in $(seq "$ROUNDS"); do
         check "round $round: $OLD killed: vm 100 runs on $NEW after $T ms (<= 30000)" [ $T -le 30000 ]
     else
         check "round $round: $OLD killed: vm 100 runs elsewhere within 40 s" false
+        note "  vm list on $(ask): node '$(where)', status '$(vmf status)'"
+        note "  $(tern_on "$(ask)" vm list 2>&1 | head -3 | tr '\n' '|')"
         ha_notes
         NEW=$(where)
     fi
