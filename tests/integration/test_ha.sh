@@ -114,8 +114,10 @@ kill -9 "$(vmm_pid)"
 if runs_elsewhere 60 "$N"; then
     check "crash 3 on $N: gave up there, relocated: runs on $NEW" true
 else
-    ha_notes
     check "crash 3 on $N: gave up there, relocated to another node" false
+    note "  vm list on $(ask): node '$(where)', status '$(vmf status)'"
+    note "  $(tern_on "$(ask)" vm list 2>&1 | head -3 | tr '\n' '|')"
+    ha_notes
 fi
 relocated() {
     grep -l 'harelocate' "$TMP/$N"/data/tasks/*.log 2>/dev/null | xargs -r grep -l '^TASK OK' |
