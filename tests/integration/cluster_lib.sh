@@ -104,8 +104,8 @@ console_of() { echo "$TMP/$1/data/run/$2/console.log"; }
 vm_field() { tern_on n1 vm show "$1" --output json | jq -r ".$2"; }
 # vm_on ID NODE [STATUS]: the cluster shows the VM there (within 5 s: the
 # run state reaches etcd from ternd's main loop).
-vm_on() {   # waits up to 30 s: a loaded 2-core machine starts a VM slowly
-    local deadline=$(( $(now_ms) + 30000 ))
+vm_on() {   # waits up to 60 s: a loaded 2-core machine starts a VM slowly
+    local deadline=$(( $(now_ms) + 60000 ))
     while [ "$(now_ms)" -lt $deadline ]; do
         [ "$(vm_field "$1" node)" = "$2" ] && [ "$(vm_field "$1" status)" = "${3:-running}" ] &&
             return 0
