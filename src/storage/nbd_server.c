@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sock.h"
 
 struct conn {
     struct nbd_server *s;
@@ -28,36 +29,6 @@ struct conn {
     const struct nbd_export *ex; /* chosen by EXPORT_NAME or GO */
     uint8_t *buf;
 };
-
-static int read_full(int fd, void *p, size_t n)
-{
-    uint8_t *b = p;
-    while (n) {
-        ssize_t r = read(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -ECONNRESET;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -ECONNRESET;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -118,8 +89,8 @@ static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *da
     put32(h + 8, opt);
     put32(h + 12, type);
     put32(h + 16, len);
-    int rc = write_full(c->fd, h, sizeof(h));
-    return rc || !len ? rc : write_full(c->fd, data, len);
+    int rc = sock_write_all(c->fd, h, sizeof(h));
+    return rc || !len ? rc : sock_write_all(c->fd, data, len);
 }
 
 static const struct nbd_export *find_export(const struct nbd_server *s, const char *name)
@@ -193,7 +164,7 @@ static int opt_export_name(struct conn *c, const uint8_t *d, uint32_t len, bool 
     uint8_t r[10 + 124] = {0};
     put64(r, c->ex->size);
     put16(r + 8, tflags());
-    return write_full(c->fd, r, no_zeroes ? 10 : sizeof(r));
+    return sock_write_all(c->fd, r, no_zeroes ? 10 : sizeof(r));
 }
 
 static int negotiate(struct conn *c)
@@ -202,10 +173,10 @@ static int negotiate(struct conn *c)
     put64(h, NBD_MAGIC);
     put64(h + 8, NBD_IHAVEOPT);
     put16(h + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-    int rc = write_full(c->fd, h, sizeof(h));
+    int rc = sock_write_all(c->fd, h, sizeof(h));
     uint8_t cf[4];
     if (!rc)
-        rc = read_full(c->fd, cf, 4);
+        rc = sock_read_all(c->fd, cf, 4);
     if (rc)
         return rc;
     uint32_t flags = get32(cf);
@@ -213,14 +184,14 @@ static int negotiate(struct conn *c)
         return refuse(c, "client flags 0x%x", flags);
     for (bool go = false; !go;) {
         uint8_t oh[16];
-        if ((rc = read_full(c->fd, oh, sizeof(oh))))
+        if ((rc = sock_read_all(c->fd, oh, sizeof(oh))))
             return rc;
         uint32_t opt = get32(oh + 8), len = get32(oh + 12);
         if (get64(oh) != NBD_IHAVEOPT)
             return refuse(c, "bad option magic");
         if (len > NBD_OPTION_MAX)
             return refuse(c, "option %u of %u bytes", opt, len);
-        if ((rc = read_full(c->fd, c->buf, len)))
+        if ((rc = sock_read_all(c->fd, c->buf, len)))
             return rc;
         if (opt == NBD_OPT_EXPORT_NAME)
             return opt_export_name(c, c->buf, len, flags & NBD_FLAG_C_NO_ZEROES);
@@ -247,8 +218,8 @@ static int reply(struct conn *c, uint64_t handle, uint32_t error, const void *da
     put32(r, NBD_SIMPLE_REPLY_MAGIC);
     put32(r + 4, error);
     put64(r + 8, handle);
-    int rc = write_full(c->fd, r, sizeof(r));
-    return rc || error || !len ? rc : write_full(c->fd, data, len);
+    int rc = sock_write_all(c->fd, r, sizeof(r));
+    return rc || error || !len ? rc : sock_write_all(c->fd, data, len);
 }
 
 static uint32_t errno_code(int err)
@@ -261,7 +232,7 @@ static int do_write(struct conn *c, uint64_t handle, uint16_t type, uint16_t fla
 {
     int err = 0;
     if (type == NBD_CMD_WRITE) {
-        int rc = read_full(c->fd, c->buf, len);
+        int rc = sock_read_all(c->fd, c->buf, len);
         if (rc)
             return rc;
     } else if (fallocate(c->ex->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, len) == 0) {
@@ -284,7 +255,7 @@ static int do_write(struct conn *c, uint64_t handle, uint16_t type, uint16_t fla
 static int serve_one(struct conn *c)
 {
     uint8_t q[28];
-    int rc = read_full(c->fd, q, sizeof(q));
+    int rc = sock_read_all(c->fd, q, sizeof(q));
     if (rc)
         return rc;
     uint16_t flags = get16(q + 4), type = get16(q + 6);
@@ -307,7 +278,7 @@ static int serve_one(struct conn *c)
         return refuse(c, "request of %u bytes (at most %u)", len, NBD_REQUEST_MAX);
     if (off > c->ex->size || len > c->ex->size - off) {
         /* the data of a write must still be read to stay in step */
-        if (type == NBD_CMD_WRITE && (rc = read_full(c->fd, c->buf, len)))
+        if (type == NBD_CMD_WRITE && (rc = sock_read_all(c->fd, c->buf, len)))
             return rc;
         return reply(c, handle, 22, NULL, 0);
     }
