@@ -286,6 +286,9 @@ static int run_incoming(struct cli *cli, int *status, struct err *e)
         /* listening before any source comes: the port is ours from now */
         rc = mig_uri_listen(cli->nbd_listen, &lfd, e);
         nbd_server_set_listener(&nbd, rc ? -1 : lfd);
+        /* a TLS migration takes its disks over TLS only (docs/nbd.md) */
+        if (!rc && cli->tls_dir)
+            rc = nbd_server_set_tls(&nbd, cli->tls_dir, e);
         in.nbd = rc ? NULL : &nbd;
     }
     if (!rc && cli->cfg.prealloc)

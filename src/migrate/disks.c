@@ -38,7 +38,8 @@ static int open_all(struct mig_disks *d, struct vm *vm, const char *uri, struct 
         char name[16];
         snprintf(name, sizeof(name), "disk%u", i);
         struct mirror *m = &d->m[d->n++];
-        int rc = mirror_open(m, &vm->disk[i], name, uri, e);
+        int rc = mirror_open_tls(m, &vm->disk[i], name, uri, d->tls.dir ? &d->tls : NULL,
+                                 e);
         m->tick = tick_cb;
         m->tick_ctx = d;
         if (!rc)
@@ -46,8 +47,8 @@ static int open_all(struct mig_disks *d, struct vm *vm, const char *uri, struct 
         if (rc)
             return rc;
         atomic_store(&d->shown, d->n);
-        log_info("migrate", "%s: mirror to %s, %llu bytes allocated", name, uri,
-                 (unsigned long long)m->fig.total);
+        log_info("migrate", "%s: mirror to %s%s, %llu bytes allocated", name, uri,
+                 d->tls.dir ? " (tls)" : "", (unsigned long long)m->fig.total);
     }
     return 0;
 }

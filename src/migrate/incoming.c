@@ -396,7 +396,7 @@ int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
     buf_init(&msg);
     hello_ack_encode(&ack, &msg);
     rc = msg.oom ? err_set(e, ENOMEM, "out of memory")
-                     : mig_send_buf(&in->ch, MIG_HELLO_ACK, msg.data, (uint32_t)msg.len, e);
+                 : mig_send_buf(&in->ch, MIG_HELLO_ACK, msg.data, (uint32_t)msg.len, e);
     buf_release(&msg);
     if (rc)
         return rc;

@@ -592,6 +592,8 @@ static int src_setup(struct source_run *r, struct err *e)
      * so that nothing of them is left for the pause but a flush */
     m->disks.progress = disks_progress;
     m->disks.progress_ctx = m;
+    if (m->params.tls) /* the disks are encrypted like the RAM */
+        m->disks.tls.dir = m->params.tls_dir;
     if (!rc && m->params.nbd[0])
         rc = mig_disks_sync(&m->disks, m->vm, m->params.nbd, &m->cancel, e);
     if (!rc)

@@ -10,35 +10,8 @@
 
 #include "common/clock.h"
 #include "common/opts.h"
-
-static int nbd_fail(const char *name, const char *what, struct err *e)
-{
-    int code = nbd_get_errno();
-    const char *msg = nbd_get_error();
-    return err_set(e, code ? code : EIO, "disk '%s': nbd %s: %s", name, what,
-                   msg ? msg : "failed");
-}
-
-/* "tcp:HOST:PORT" ("tcp:[V6]:PORT") or "unix:PATH". */
-static int connect_uri(struct nbd_handle *h, const char *uri)
-{
-    if (strncmp(uri, "unix:", 5) == 0)
-        return nbd_connect_unix(h, uri + 5);
-    if (strncmp(uri, "tcp:", 4) != 0)
-        return -1;
-    char host[128];
-    const char *hp = uri + 4, *colon = strrchr(hp, ':');
-    if (!colon || (size_t)(colon - hp) >= sizeof(host))
-        return -1;
-    size_t n = (size_t)(colon - hp);
-    if (hp[0] == '[' && n >= 2 && hp[n - 1] == ']') { /* [v6] */
-        hp++;
-        n -= 2;
-    }
-    memcpy(host, hp, n);
-    host[n] = '\0';
-    return nbd_connect_tcp(h, host, colon + 1);
-}
+#include "storage/mirror_aio.h"
+#include "storage/nbd.h"
 
 /* The target: an NBD export, or a file of this host (move-disk). */
 static int target_write(struct mirror *m, const void *buf, size_t len, uint64_t off,
@@ -50,7 +23,8 @@ static int target_write(struct mirror *m, const void *buf, size_t len, uint64_t 
         return err_set(e, errno ? errno : EIO, "disk '%s': write to the target: %s",
                        m->fig.name, strerror(errno ? errno : EIO));
     }
-    return nbd_pwrite(m->nbd, buf, len, off, 0) ? nbd_fail(m->fig.name, "write", e) : 0;
+    return nbd_pwrite(m->nbd, buf, len, off, 0) ? nbd_client_fail(m->fig.name, "write", e)
+                                                : 0;
 }
 
 int mirror_flush(struct mirror *m, struct err *e)
@@ -59,7 +33,7 @@ int mirror_flush(struct mirror *m, struct err *e)
         return fdatasync(m->tfd) ? err_set(e, errno, "disk '%s': flush of the target: %s",
                                            m->fig.name, strerror(errno))
                                  : 0;
-    return nbd_flush(m->nbd, 0) ? nbd_fail(m->fig.name, "flush", e) : 0;
+    return nbd_flush(m->nbd, 0) ? nbd_client_fail(m->fig.name, "flush", e) : 0;
 }
 
 /* One mirror per disk: a migration and a move-disk never share a bitmap. */
@@ -107,22 +81,25 @@ int mirror_open_file(struct mirror *m, struct virtio_blk *blk, const char *name,
 int mirror_open(struct mirror *m, struct virtio_blk *blk, const char *name, const char *uri,
                 struct err *e)
 {
+    return mirror_open_tls(m, blk, name, uri, NULL, e);
+}
+
+int mirror_open_tls(struct mirror *m, struct virtio_blk *blk, const char *name,
+                    const char *uri, const struct mirror_tls *tls, struct err *e)
+{
     mirror_start(m, blk, name);
     m->nbd = nbd_create();
     if (!m->buf || !m->nbd)
         return err_set(e, ENOMEM, "disk '%s': out of memory for its mirror", name);
     if (claim(m, e))
         return -EBUSY;
-    if (strncmp(uri, "tcp:", 4) != 0 && strncmp(uri, "unix:", 5) != 0)
-        return err_set(e, EINVAL,
-                       "disk '%s': nbd target '%s' is not tcp:HOST:PORT or unix:PATH", name,
-                       uri);
-    if (nbd_set_export_name(m->nbd, name) || connect_uri(m->nbd, uri))
-        return nbd_fail(name, "connect", e);
+    int rc = nbd_client_connect(m->nbd, name, uri, tls ? tls->dir : NULL, e);
+    if (rc)
+        return rc;
     int64_t size = nbd_get_size(m->nbd);
     uint64_t want = blk->capacity * 512;
     if (size < 0)
-        return nbd_fail(name, "size", e);
+        return nbd_client_fail(name, "size", e);
     if ((uint64_t)size != want)
         return err_set(e, EINVAL, "disk '%s': the target has %lld bytes, this disk %llu",
                        name, (long long)size, (unsigned long long)want);
@@ -156,29 +133,61 @@ int mirror_seed(struct mirror *m, struct err *e)
     return rc;
 }
 
-/* Copies the run of n bits at bit: image to target, under the lock so a
- * guest write of the range comes wholly before or wholly after. */
-static int copy_run(struct mirror *m, uint64_t bit, uint64_t n, struct err *e)
+/* Reads the run of n bits at bit into buf and clears them, under the lock
+ * (a guest write of the range comes wholly before, or marks it again). */
+static int read_run_locked(struct mirror *m, uint8_t *buf, uint64_t bit, uint64_t n,
+                           uint64_t *off, uint64_t *len, struct err *e)
 {
     struct blk_dirty *d = &m->blk->dirty;
-    uint64_t off = bit << d->shift;
-    uint64_t len = n << d->shift;
-    if (off + len > d->size)
-        len = d->size - off;
+    *off = bit << d->shift;
+    *len = n << d->shift;
+    if (*off + *len > d->size)
+        *len = d->size - *off;
     blk_dirty_clear_locked(d, bit, n);
-    ssize_t got = pread(m->blk->fd, m->buf, len, (off_t)off);
-    if (got != (ssize_t)len) {
-        blk_dirty_mark_locked(d, off, len);
-        return err_set(e, got < 0 ? errno : EIO, "disk '%s': read at %llu failed",
-                       m->fig.name, (unsigned long long)off);
-    }
-    int rc = target_write(m, m->buf, len, off, e);
-    if (rc) {
-        blk_dirty_mark_locked(d, off, len);
+    ssize_t got = pread(m->blk->fd, buf, *len, (off_t)*off);
+    if (got == (ssize_t)*len)
+        return 0;
+    blk_dirty_mark_locked(d, *off, *len);
+    return err_set(e, got < 0 ? errno : EIO, "disk '%s': read at %llu failed", m->fig.name,
+                   (unsigned long long)*off);
+}
+
+/* Copies the run of n bits at bit, written to the target under the lock
+ * too: active mode and move-disk's file target. */
+static int copy_run(struct mirror *m, uint64_t bit, uint64_t n, struct err *e)
+{
+    uint64_t off, len;
+    int rc = read_run_locked(m, m->buf, bit, n, &off, &len, e);
+    if (!rc && (rc = target_write(m, m->buf, len, off, e)))
+        blk_dirty_mark_locked(&m->blk->dirty, off, len);
+    if (!rc)
+        m->fig.copied += len;
+    return rc;
+}
+
+/* One run from *bit on: its length in bits (0 at the end) or -errno. With
+ * an NBD target outside active mode the write goes into the window. */
+static int64_t pass_step(struct mirror *m, uint64_t bit, uint64_t max, struct err *e)
+{
+    struct blk_dirty *d = &m->blk->dirty;
+    struct mirror_slot *s = NULL;
+    int rc = m->nbd && !m->fig.active ? mirror_aio_slot(m, &s, e) : 0;
+    if (rc)
         return rc;
-    }
-    m->fig.copied += len;
-    return 0;
+    pthread_mutex_lock(&d->lock);
+    uint64_t n = blk_dirty_next_locked(d, &bit, max);
+    if (n && s)
+        rc = read_run_locked(m, s->buf, bit, n, &s->off, &s->len, e);
+    else if (n)
+        rc = copy_run(m, bit, n, e);
+    double ms = clock_mono_ms() - m->t0;
+    if (m->fig.sync_ms == 0) /* the copy's rate, not diluted by the wait after */
+        m->fig.rate = ms > 0 ? (double)m->fig.copied * 1000.0 / ms : 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!rc && n && s)
+        rc = mirror_aio_write(m, s, e);
+    m->cursor = bit + n;
+    return rc ? rc : (int64_t)n;
 }
 
 int mirror_pass(struct mirror *m, const _Atomic bool *cancel, struct err *e)
@@ -186,25 +195,24 @@ int mirror_pass(struct mirror *m, const _Atomic bool *cancel, struct err *e)
     struct blk_dirty *d = &m->blk->dirty;
     uint64_t max = MIRROR_CHUNK >> d->shift;
     int rc = 0;
+    int64_t n = 1;
     /* one sweep from the start to the end: bits set behind the cursor
      * meanwhile wait for the next pass */
-    for (uint64_t bit = 0; !rc;) {
-        if (cancel && atomic_load(cancel))
-            return err_set(e, ECANCELED, "migration cancelled");
-        pthread_mutex_lock(&d->lock);
-        uint64_t n = blk_dirty_next_locked(d, &bit, max ? max : 1);
-        if (n)
-            rc = copy_run(m, bit, n, e);
-        double ms = clock_mono_ms() - m->t0;
-        if (m->fig.sync_ms == 0) /* the copy's rate, not diluted by the wait after */
-            m->fig.rate = ms > 0 ? (double)m->fig.copied * 1000.0 / ms : 0;
-        pthread_mutex_unlock(&d->lock);
-        if (!n)
+    for (m->cursor = 0; !rc && n > 0;) {
+        if (cancel && atomic_load(cancel)) {
+            rc = err_set(e, ECANCELED, "migration cancelled");
             break;
-        bit += n;
-        if (m->tick && (bit / max) % 64 == 0) /* about every 64 MiB */
+        }
+        n = pass_step(m, m->cursor, max ? max : 1, e);
+        if (n < 0)
+            rc = (int)n;
+        else if (n && m->tick && (m->cursor / (max ? max : 1)) % 64 == 0) /* ~64 MiB */
             m->tick(m->tick_ctx);
     }
+    /* nothing of this pass stays in flight: the next may copy the same range */
+    struct err drain_e;
+    int drc = mirror_aio_drain(m, rc ? &drain_e : e);
+    rc = rc ? rc : drc;
     pthread_mutex_lock(&d->lock);
     m->fig.passes++;
     if (!rc && m->fig.active && d->count == 0 && m->fig.sync_ms == 0)
@@ -297,6 +305,7 @@ void mirror_close(struct mirror *m)
         nbd_close(m->nbd);
     }
     m->nbd = NULL;
+    mirror_aio_release(m);
     free(m->buf);
     m->buf = NULL;
 }

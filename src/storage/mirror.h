@@ -23,6 +23,9 @@ struct nbd_handle;
 #define MIRROR_PASSES_MAX 6
 /* Dirty bytes small enough to go under active mode in one more pass. */
 #define MIRROR_SMALL_ENOUGH (8U << 20)
+/* NBD writes in flight while active mode is off (docs/nbd.md). */
+#define MIRROR_WINDOW_DEFAULT 16
+#define MIRROR_WINDOW_MAX 64
 
 /* What the figures show of one disk. */
 struct mirror_fig {
@@ -37,6 +40,14 @@ struct mirror_fig {
     uint64_t active_writes, active_bytes;
 };
 
+/* One chunk read from the image, in flight to the target. */
+struct mirror_slot {
+    struct mirror *m;
+    uint8_t *buf; /* MIRROR_CHUNK bytes */
+    uint64_t off, len;
+    bool busy;
+};
+
 struct mirror {
     struct virtio_blk *blk;
     struct nbd_handle *nbd;
@@ -47,12 +58,26 @@ struct mirror {
     /* called now and then during a pass, outside the lock (figures) */
     void (*tick)(void *ctx);
     void *tick_ctx;
+    /* the window (storage/mirror_aio.c): mirror thread only */
+    struct mirror_slot *slots;
+    unsigned window, in_flight;
+    uint64_t cursor; /* the next bit of the pass */
+    int aio_error;   /* the first failed write in flight, errno */
 };
 
 /* Connects to uri ("tcp:HOST:PORT" or "unix:PATH"), export name; checks the
  * export's size against the disk. */
 int mirror_open(struct mirror *m, struct virtio_blk *blk, const char *name, const char *uri,
                 struct err *e);
+/* NBD's STARTTLS with the certificates of dir (ca.pem, cert.pem, key.pem,
+ * as the migration stream): the server's certificate must chain to ca.pem
+ * (storage/nbd_client.c). */
+struct mirror_tls {
+    const char *dir;
+};
+/* mirror_open over TLS; tls NULL: plain. */
+int mirror_open_tls(struct mirror *m, struct virtio_blk *blk, const char *name,
+                    const char *uri, const struct mirror_tls *tls, struct err *e);
 /* A target file of this host instead (move-disk): fd of the disk's size,
  * kept open by the caller. */
 int mirror_open_file(struct mirror *m, struct virtio_blk *blk, const char *name, int fd,

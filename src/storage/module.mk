@@ -3,7 +3,7 @@
 STORAGE_SRCS := $(wildcard src/storage/*.c)
 STORAGE_OBJS := $(STORAGE_SRCS:%.c=$(BUILD)/obj/%.o)
 NBD_LIBS = $(shell pkg-config --libs libnbd)
-STORAGE_LDLIBS = $(NBD_LIBS)
+STORAGE_LDLIBS = $(NBD_LIBS) $(SSL_LIBS)
 $(BUILD)/libstorage.a: $(STORAGE_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^

@@ -28,6 +28,7 @@ enum {
     NBD_OPT_EXPORT_NAME = 1,
     NBD_OPT_ABORT = 2,
     NBD_OPT_LIST = 3,
+    NBD_OPT_STARTTLS = 5,
     NBD_OPT_INFO = 6,
     NBD_OPT_GO = 7,
 };
@@ -36,6 +37,7 @@ enum {
 #define NBD_REP_INFO 3U
 #define NBD_REP_ERR_UNSUP 0x80000001U
 #define NBD_REP_ERR_INVALID 0x80000003U
+#define NBD_REP_ERR_TLS_REQD 0x80000005U
 #define NBD_REP_ERR_UNKNOWN 0x80000006U
 #define NBD_INFO_EXPORT 0
 
@@ -59,6 +61,9 @@ enum {
 #define NBD_EXPORTS_MAX 8
 #define NBD_CONNS_MAX 8
 
+struct ssl_st;
+struct ssl_ctx_st;
+
 struct nbd_export {
     char name[16]; /* disk0..disk7 */
     int fd;        /* not owned */
@@ -80,7 +85,8 @@ struct nbd_server {
     pthread_t conn_threads[NBD_CONNS_MAX];
     bool conn_used[NBD_CONNS_MAX];
     uint64_t bytes_written, writes, flushes;
-    char error[256]; /* the last refused peer, for the log */
+    struct ssl_ctx_st *tls; /* set: a client must STARTTLS first */
+    char error[256];        /* the last refused peer, for the log */
 };
 
 void nbd_server_init(struct nbd_server *s);
@@ -95,5 +101,31 @@ int nbd_server_start(struct nbd_server *s, struct err *e);
 /* Stops accepting, hangs up every connection, joins the threads. */
 void nbd_server_stop(struct nbd_server *s);
 void nbd_server_release(struct nbd_server *s);
+
+/* TLS (storage/nbd_tls.c): NBD's STARTTLS with the certificates of a TLS
+ * directory (ca.pem, cert.pem, key.pem; common/tls_ctx.h), as the
+ * migration stream uses them. */
+/* From now on every client must start TLS (before nbd_server_start). */
+int nbd_server_set_tls(struct nbd_server *s, const char *dir, struct err *e);
+/* The server's half of the handshake on fd; why says what failed. */
+int nbd_tls_accept(struct ssl_ctx_st *ctx, int fd, struct ssl_st **out, char *why,
+                   size_t size);
+int nbd_tls_read_all(struct ssl_st *ssl, void *buf, size_t len);
+int nbd_tls_write_all(struct ssl_st *ssl, const void *buf, size_t len);
+void nbd_tls_close(struct ssl_st *ssl);
+void nbd_tls_ctx_free(struct ssl_ctx_st *ctx);
+/* libnbd (GnuTLS) wants ca-cert.pem, client-cert.pem, client-key.pem: a
+ * private directory of links to dir's files, in out; remove it after the
+ * connection is made. */
+int nbd_tls_client_dir(const char *dir, char *out, size_t size, struct err *e);
+void nbd_tls_client_dir_remove(const char *out);
+
+struct nbd_handle;
+/* The client (storage/nbd_client.c): connects h to export name at uri
+ * ("tcp:HOST:PORT" or "unix:PATH"), with STARTTLS when tls_dir. */
+int nbd_client_connect(struct nbd_handle *h, const char *name, const char *uri,
+                       const char *tls_dir, struct err *e);
+/* e from libnbd's last error: "disk 'NAME': nbd WHAT: ...". */
+int nbd_client_fail(const char *name, const char *what, struct err *e);
 
 #endif

@@ -4,7 +4,8 @@
  * value a peer sends is checked before use (docs/design.md, invariant 3):
  * a bad magic, an unknown option or command, a range past the export's end
  * or a length above NBD_REQUEST_MAX ends that connection with one log line
- * and touches nothing. */
+ * and touches nothing. With a TLS context (secure migrations) a client must
+ * start TLS before anything else (storage/nbd_tls.c). */
 #include "storage/nbd.h"
 
 #include <endian.h>
@@ -28,7 +29,19 @@ struct conn {
     unsigned slot;
     const struct nbd_export *ex; /* chosen by EXPORT_NAME or GO */
     uint8_t *buf;
+    struct ssl_st *ssl; /* after STARTTLS: every byte goes through it */
+    bool told_tls;      /* a plain option was answered TLS_REQD */
 };
+
+static int conn_read(struct conn *c, void *buf, size_t len)
+{
+    return c->ssl ? nbd_tls_read_all(c->ssl, buf, len) : sock_read_all(c->fd, buf, len);
+}
+
+static int conn_write(struct conn *c, const void *buf, size_t len)
+{
+    return c->ssl ? nbd_tls_write_all(c->ssl, buf, len) : sock_write_all(c->fd, buf, len);
+}
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -89,8 +102,8 @@ static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *da
     put32(h + 8, opt);
     put32(h + 12, type);
     put32(h + 16, len);
-    int rc = sock_write_all(c->fd, h, sizeof(h));
-    return rc || !len ? rc : sock_write_all(c->fd, data, len);
+    int rc = conn_write(c, h, sizeof(h));
+    return rc || !len ? rc : conn_write(c, data, len);
 }
 
 static const struct nbd_export *find_export(const struct nbd_server *s, const char *name)
@@ -164,7 +177,31 @@ static int opt_export_name(struct conn *c, const uint8_t *d, uint32_t len, bool 
     uint8_t r[10 + 124] = {0};
     put64(r, c->ex->size);
     put16(r + 8, tflags());
-    return sock_write_all(c->fd, r, no_zeroes ? 10 : sizeof(r));
+    return conn_write(c, r, no_zeroes ? 10 : sizeof(r));
+}
+
+/* NBD_OPT_STARTTLS: the ACK in plain, then the TLS handshake on the same
+ * socket; from then on every byte goes through c->ssl. */
+static int starttls(struct conn *c, uint32_t len)
+{
+    if (len || c->ssl)
+        return opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, NULL, 0);
+    int rc = opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0);
+    char why[160];
+    if (!rc && nbd_tls_accept(c->s->tls, c->fd, &c->ssl, why, sizeof(why)))
+        return refuse(c, "%s", why);
+    return rc;
+}
+
+/* Any option but STARTTLS (and ABORT) before TLS is on: answered, and the
+ * client may still start TLS; logged once per connection. */
+static int tls_required(struct conn *c, uint32_t opt)
+{
+    if (!c->told_tls)
+        log_warn("nbd", "plain client refused: option %u before starttls (tls required)",
+                 opt);
+    c->told_tls = true;
+    return opt_reply(c, opt, NBD_REP_ERR_TLS_REQD, NULL, 0);
 }
 
 static int negotiate(struct conn *c)
@@ -173,10 +210,10 @@ static int negotiate(struct conn *c)
     put64(h, NBD_MAGIC);
     put64(h + 8, NBD_IHAVEOPT);
     put16(h + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-    int rc = sock_write_all(c->fd, h, sizeof(h));
+    int rc = conn_write(c, h, sizeof(h));
     uint8_t cf[4];
     if (!rc)
-        rc = sock_read_all(c->fd, cf, 4);
+        rc = conn_read(c, cf, 4);
     if (rc)
         return rc;
     uint32_t flags = get32(cf);
@@ -184,22 +221,29 @@ static int negotiate(struct conn *c)
         return refuse(c, "client flags 0x%x", flags);
     for (bool go = false; !go;) {
         uint8_t oh[16];
-        if ((rc = sock_read_all(c->fd, oh, sizeof(oh))))
+        if ((rc = conn_read(c, oh, sizeof(oh))))
             return rc;
         uint32_t opt = get32(oh + 8), len = get32(oh + 12);
         if (get64(oh) != NBD_IHAVEOPT)
             return refuse(c, "bad option magic");
         if (len > NBD_OPTION_MAX)
             return refuse(c, "option %u of %u bytes", opt, len);
-        if ((rc = sock_read_all(c->fd, c->buf, len)))
+        if ((rc = conn_read(c, c->buf, len)))
             return rc;
+        bool plain = c->s->tls && !c->ssl;       /* TLS is required and not on yet */
+        if (opt == NBD_OPT_EXPORT_NAME && plain) /* no error reply exists for it */
+            return refuse(c, "export chosen without starttls");
         if (opt == NBD_OPT_EXPORT_NAME)
             return opt_export_name(c, c->buf, len, flags & NBD_FLAG_C_NO_ZEROES);
         if (opt == NBD_OPT_ABORT) {
             opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
             return -ECONNRESET;
         }
-        if (opt == NBD_OPT_GO || opt == NBD_OPT_INFO)
+        if (opt == NBD_OPT_STARTTLS && c->s->tls)
+            rc = starttls(c, len);
+        else if (plain)
+            rc = tls_required(c, opt);
+        else if (opt == NBD_OPT_GO || opt == NBD_OPT_INFO)
             rc = opt_info_go(c, opt, c->buf, len, &go);
         else if (opt == NBD_OPT_LIST)
             rc = opt_list(c);
@@ -218,8 +262,8 @@ static int reply(struct conn *c, uint64_t handle, uint32_t error, const void *da
     put32(r, NBD_SIMPLE_REPLY_MAGIC);
     put32(r + 4, error);
     put64(r + 8, handle);
-    int rc = sock_write_all(c->fd, r, sizeof(r));
-    return rc || error || !len ? rc : sock_write_all(c->fd, data, len);
+    int rc = conn_write(c, r, sizeof(r));
+    return rc || error || !len ? rc : conn_write(c, data, len);
 }
 
 static uint32_t errno_code(int err)
@@ -232,7 +276,7 @@ static int do_write(struct conn *c, uint64_t handle, uint16_t type, uint16_t fla
 {
     int err = 0;
     if (type == NBD_CMD_WRITE) {
-        int rc = sock_read_all(c->fd, c->buf, len);
+        int rc = conn_read(c, c->buf, len);
         if (rc)
             return rc;
     } else if (fallocate(c->ex->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, len) == 0) {
@@ -255,7 +299,7 @@ static int do_write(struct conn *c, uint64_t handle, uint16_t type, uint16_t fla
 static int serve_one(struct conn *c)
 {
     uint8_t q[28];
-    int rc = sock_read_all(c->fd, q, sizeof(q));
+    int rc = conn_read(c, q, sizeof(q));
     if (rc)
         return rc;
     uint16_t flags = get16(q + 4), type = get16(q + 6);
@@ -278,7 +322,7 @@ static int serve_one(struct conn *c)
         return refuse(c, "request of %u bytes (at most %u)", len, NBD_REQUEST_MAX);
     if (off > c->ex->size || len > c->ex->size - off) {
         /* the data of a write must still be read to stay in step */
-        if (type == NBD_CMD_WRITE && (rc = sock_read_all(c->fd, c->buf, len)))
+        if (type == NBD_CMD_WRITE && (rc = conn_read(c, c->buf, len)))
             return rc;
         return reply(c, handle, 22, NULL, 0);
     }
@@ -294,6 +338,7 @@ static void *conn_thread(void *arg)
     int rc = negotiate(c);
     while (!rc && !atomic_load(&c->s->stop))
         rc = serve_one(c);
+    nbd_tls_close(c->ssl);
     pthread_mutex_lock(&c->s->lock);
     c->s->conns[c->slot] = -1;
     close(c->fd);
@@ -422,5 +467,7 @@ void nbd_server_release(struct nbd_server *s)
     if (s->wake >= 0)
         close(s->wake);
     s->lfd = s->wake = -1;
+    nbd_tls_ctx_free(s->tls);
+    s->tls = NULL;
     pthread_mutex_destroy(&s->lock);
 }

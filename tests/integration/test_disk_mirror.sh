@@ -3,7 +3,9 @@
 # writes and verifies it (`tern.disk`); holes stay holes; the target equals
 # the source at the pause (read with nbdcopy, libnbd's tool); tern's client
 # mirrors into a qemu-nbd export; the destination or the source killed and
-# the migration cancelled mid-mirror; a hostile NBD peer refused.
+# the migration cancelled mid-mirror; a hostile NBD peer refused; a secure
+# migration's NBD over STARTTLS (no plaintext on the wire, plain and foreign
+# clients refused, a foreign server refused, interop with nbdinfo/qemu-nbd).
 source "$(dirname "$0")/lib.sh"
 command -v nbdcopy >/dev/null && command -v qemu-nbd >/dev/null ||
     { not_ok "nbdcopy or qemu-nbd missing (scripts/install-deps)"; exit 1; }
@@ -196,3 +198,141 @@ check "hostile peer: a read past the end answered EINVAL (22), the next read ser
 check "hostile peer: the migration completed all the same" [ "$MIG" = completed ]
 check "hostile peer: DISK ok on the destination" new_disk_ok hp-d
 ctl hp-d '{"cmd":"quit"}' >/dev/null; wait_vm hp-d; wait_vm hp
+
+# 6. TLS (a secure migration): NBD's STARTTLS with the migration's
+# certificates. The NBD connection runs through a recording proxy: a canary
+# written in the image crosses in plain without TLS and never with it.
+scripts/make-certs "$TMP/pki" node1 node2 >/dev/null
+scripts/make-certs "$TMP/evil" rogue >/dev/null
+# the destination's certificate names 127.0.0.1, so that libnbd's tools,
+# which check the host name, can connect to it too
+mkdir -p "$TMP/pki/dst"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=dst \
+    -keyout "$TMP/pki/dst/key.pem" -out "$TMP/pki/dst/req.csr" 2>/dev/null
+openssl x509 -req -in "$TMP/pki/dst/req.csr" -CA "$TMP/pki/ca.pem" -CAkey "$TMP/pki/ca.key" \
+    -CAcreateserial -out "$TMP/pki/dst/cert.pem" -days 2 2>/dev/null \
+    -extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n')
+cp "$TMP/pki/ca.pem" "$TMP/pki/dst/ca.pem"
+CANARY=tern-plaintext-canary-0123456789abcdef
+canary() { for _ in $(seq 4096); do printf '%s' "$CANARY"; done | dd of="$1" bs=1M seek=200 conv=notrunc 2>/dev/null; }
+proxy() {   # LISTEN_PORT TARGET_PORT CAPTURE: forwards, records both directions
+    python3 - "$@" <<'PY' &
+import socket, sys, threading
+lp, tp, cap = int(sys.argv[1]), int(sys.argv[2]), open(sys.argv[3], "ab", buffering=0)
+lock = threading.Lock()
+def pump(a, b):
+    while True:
+        try:
+            d = a.recv(1 << 20)
+        except OSError:
+            d = b""
+        if not d:
+            for s in (a, b):
+                try: s.shutdown(socket.SHUT_RDWR)
+                except OSError: pass
+            return
+        with lock:
+            cap.write(d)
+        b.sendall(d)
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", lp)); ls.listen(8)
+open(sys.argv[3] + ".ready", "w").close()
+while True:
+    c, _ = ls.accept()
+    t = socket.create_connection(("127.0.0.1", tp))
+    threading.Thread(target=pump, args=(c, t), daemon=True).start()
+    threading.Thread(target=pump, args=(t, c), daemon=True).start()
+PY
+    PROXY_PID=$!
+}
+tls_run() {   # NAME SECURE(0|1) [env...]: a migration through the proxy
+    local name=$1 secure=$2; shift 2
+    boot_src "$name" "$@"
+    canary "$TMP/$name.img"
+    truncate -s 256M "$TMP/$name-d.img"
+    local p np pp tls=() extra=""
+    p=$(rand_port); np=$(rand_port); pp=$(rand_port)
+    [ "$secure" = 1 ] && tls=(--tls-dir "$TMP/pki/dst") &&
+        extra=",\"tls\":true,\"tls_dir\":\"$TMP/pki/node1\""
+    start_dst "$name-d" "tcp:127.0.0.1:$p" --disk "path=$TMP/$name-d.img" \
+        --nbd-listen "tcp:127.0.0.1:$np" "${tls[@]}"
+    : >"$TMP/$name.cap"
+    proxy "$pp" "$np" "$TMP/$name.cap"
+    wait_rc 10 0 test -e "$TMP/$name.cap.ready"
+    NBD_PORT=$np
+    migrate "$name" "tcp:127.0.0.1:$p" "$extra,\"nbd\":\"tcp:127.0.0.1:$pp\"" &
+    MPID=$!
+}
+tls_end() {   # NAME
+    wait $MPID; mig_status "$1"
+    kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null
+}
+
+tls_run pl 0
+tls_end pl
+check "insecure: completed, and the canary crossed the wire in plain" \
+    bash -c "[ '$MIG' = completed ] && grep -qa '$CANARY' '$TMP/pl.cap'"
+ctl pl-d '{"cmd":"quit"}' >/dev/null; wait_vm pl-d; wait_vm pl
+
+tls_run st 1 TERN_TEST_HOLD=disk-pass TERN_TEST_HOLD_MS=4000
+wait_for "$TMP/st.log" "test hold at 'disk-pass'" 30
+NBDS="nbd://127.0.0.1:$NBD_PORT/disk0"
+mkdir -p "$TMP/lnbd-ok" "$TMP/lnbd-evil"
+ln -sf "$TMP/pki/node1/ca.pem" "$TMP/lnbd-ok/ca-cert.pem"
+ln -sf "$TMP/pki/node1/cert.pem" "$TMP/lnbd-ok/client-cert.pem"
+ln -sf "$TMP/pki/node1/key.pem" "$TMP/lnbd-ok/client-key.pem"
+ln -sf "$TMP/pki/ca.pem" "$TMP/lnbd-evil/ca-cert.pem"
+ln -sf "$TMP/evil/rogue/cert.pem" "$TMP/lnbd-evil/client-cert.pem"
+ln -sf "$TMP/evil/rogue/key.pem" "$TMP/lnbd-evil/client-key.pem"
+check "tls: a plain client (nbdinfo) is refused: tls required" \
+    bash -c "! timeout 10 nbdinfo '$NBDS' >'$TMP/plain.out' 2>&1 && grep -qi 'tls' '$TMP/plain.out'"
+check "tls: the server logged the plain client" grep -q "plain client refused: option [0-9]* before starttls" "$TMP/st-d.log"
+check "tls: a client with a certificate of another CA is refused" \
+    bash -c "! timeout 10 nbdinfo 'nbds://127.0.0.1:$NBD_PORT/disk0?tls-certificates=$TMP/lnbd-evil' >/dev/null 2>&1"
+check "tls: ... and named in the server's log" grep -q "peer refused: tls: peer certificate refused\|peer refused: tls: handshake" "$TMP/st-d.log"
+check "interop: nbdinfo over STARTTLS with the cluster's certificates reads the export" \
+    bash -c "timeout 10 nbdinfo --size 'nbds://127.0.0.1:$NBD_PORT/disk0?tls-certificates=$TMP/lnbd-ok' | grep -qx 268435456"
+tls_end st
+check "tls: the secure migration with a local disk completed" [ "$MIG" = completed ]
+check "tls: the mirror said tls" grep -q "disk0: mirror to tcp:127.0.0.1:[0-9]* (tls)" "$TMP/st.log"
+check "tls: the data crossed the proxy (> 32 MiB recorded)" [ "$(stat -c %s "$TMP/st.cap")" -gt $((32 * MIB)) ]
+check "tls: the canary never crossed in plain" bash -c "! grep -qa '$CANARY' '$TMP/st.cap'"
+check "tls: the canary arrived in the target image" cmp <(dd if="$TMP/st.img" bs=1M skip=200 count=1 2>/dev/null) <(dd if="$TMP/st-d.img" bs=1M skip=200 count=1 2>/dev/null)
+check "tls: DISK ok on the destination" new_disk_ok st-d
+ctl st-d '{"cmd":"quit"}' >/dev/null; wait_vm st-d; wait_vm st
+
+# 7. tern's TLS client against qemu-nbd (STARTTLS, qemu's x509 credentials):
+# a certificate of the cluster naming the host is taken, one of another CA
+# refused
+qnbd_tls() {   # NAME CERTDIR PORT: trusts the cluster's clients, shows CERTDIR's
+    mkdir -p "$TMP/$1.creds"
+    cat "$TMP/pki/ca.pem" "$2/ca.pem" >"$TMP/$1.creds/ca-cert.pem"
+    ln -sf "$2/cert.pem" "$TMP/$1.creds/server-cert.pem"
+    ln -sf "$2/key.pem" "$TMP/$1.creds/server-key.pem"
+    truncate -s 256M "$TMP/$1.img"
+    qemu-nbd --persistent -x disk0 -b 127.0.0.1 -p "$3" -f raw "$TMP/$1.img" \
+        --object "tls-creds-x509,id=t,dir=$TMP/$1.creds,endpoint=server,verify-peer=on" \
+        --tls-creds t 2>"$TMP/$1.log" &
+    QPID=$!
+    wait_rc 10 0 grep -q ":$(printf %04X "$3") " /proc/net/tcp
+}
+tq_run() {   # WHO CERTDIR: migrate tq with its disk into a qemu-nbd tls export
+    local qp p
+    qp=$(rand_port); p=$(rand_port)
+    qnbd_tls "q$1" "$2" "$qp"
+    truncate -s 256M "$TMP/tq-$1.img"
+    start_dst "tq-$1" "tcp:127.0.0.1:$p" --disk "path=$TMP/tq-$1.img" --tls-dir "$TMP/pki/node2" \
+        --nbd-listen "tcp:127.0.0.1:$(rand_port)"
+    migrate tq "tcp:127.0.0.1:$p" ",\"tls\":true,\"tls_dir\":\"$TMP/pki/node1\",\"nbd\":\"tcp:127.0.0.1:$qp\""
+    kill "$QPID"; wait "$QPID" 2>/dev/null
+}
+boot_src tq
+tq_run rogue "$TMP/evil/rogue"
+check "tls: an nbd server with a certificate of another CA is refused: migration failed" \
+    bash -c "[ '$MIG' = failed ] && grep -q 'certificate verification' '$TMP/tq.migration'"
+check "  the source keeps running and verifies its disk" new_disk_ok tq
+wait_vm tq-rogue
+tq_run good "$TMP/pki/dst"
+check "interop: tern's tls client mirrored into qemu-nbd's tls export" [ "$MIG" = completed ]
+check "interop: the destination verifies what qemu-nbd got (DISK ok)" new_disk_ok tq-good
+ctl tq-good '{"cmd":"quit"}' >/dev/null; wait_vm tq-good; wait_vm tq
