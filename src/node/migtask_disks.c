@@ -97,12 +97,6 @@ int migtask_disks_check(struct migtask_plan *p, char *detail, size_t size, struc
                       "vm %u: disk%d is on storage '%s', which is not shared: "
                       "add --with-local-disks to copy it to node '%s'",
                       p->vmid, first, storage, p->target);
-    if (strcmp(p->type, "insecure") != 0)
-        return refuse(detail, size, -ENOTSUP,
-                      "vm %u: disk%d is on storage '%s': local disks move over "
-                      "plain nbd only for now: use --migration-type insecure "
-                      "(on a trusted migration network)",
-                      p->vmid, first, storage);
     int rc = local_plan(p, detail, size, e);
     return rc ? refuse(detail, size, rc, "%s", e->msg) : 0;
 }

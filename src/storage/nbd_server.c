@@ -432,7 +432,7 @@ int nbd_server_start(struct nbd_server *s, struct err *e)
     if (rc)
         return err_set(e, rc, "nbd: thread: %s", strerror(rc));
     s->running = true;
-    log_info("nbd", "serving %u export(s)", s->nexports);
+    log_info("nbd", "serving %u export(s)%s", s->nexports, s->tls ? " (tls required)" : "");
     return 0;
 }
 

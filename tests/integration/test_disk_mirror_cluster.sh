@@ -34,18 +34,15 @@ OUT=$(tern_on n1 vm migrate 100 n2 --online 2>&1); RC=$?
 check "refused without --with-local-disks: one line, exit 1, the reason and the hint" \
     bash -c "[ $RC = 1 ] && [ \$(wc -l <<<\"\$0\") = 1 ] &&
              grep -q \"vm 100: disk0 is on storage 'local', which is not shared: add --with-local-disks to copy it to node 'n2'\" <<<\"\$0\"" "$OUT"
-OUT=$(tern_on n1 vm migrate 100 n2 --online --with-local-disks 2>&1); RC=$?
-check "refused in secure mode (disks go over plain nbd for now)" \
-    bash -c "[ $RC = 1 ] && grep -q 'plain nbd only for now: use --migration-type insecure' <<<\"\$0\"" "$OUT"
-OUT=$(tern_on n1 vm migrate 100 n2 --online --with-local-disks --migration-type insecure --dry-run 2>&1); RC=$?
+OUT=$(tern_on n1 vm migrate 100 n2 --online --with-local-disks --dry-run 2>&1); RC=$?
 note "$(grep -E 'disk0|local disk' <<<"$OUT" | tr '\n' ' ')"
 check "dry run: exit 0, the bytes disk0 will copy (allocated only) and the plan" \
     bash -c "[ $RC = 0 ] && grep -Eq \"disk0 on 'local': (1[6-9]|20)\.[0-9] MiB allocated of 64 MiB\" <<<\"\$0\" &&
              grep -q 'local disk(s) mirrored over nbd first' <<<\"\$0\"" "$OUT"
 check "dry run: nothing moved, no volume on n2" bash -c "vm_on() { :; }; [ ! -e '$(vol n2)' ]"
 
-# the live migration with its disk
-OUT=$(tern_on n3 vm migrate 100 n2 --online --with-local-disks --migration-type insecure 2>&1); RC=$?
+# the live migration with its disk, secure (the default): NBD over STARTTLS
+OUT=$(tern_on n3 vm migrate 100 n2 --online --with-local-disks 2>&1); RC=$?
 echo "$OUT" >"$TMP/migrate-n1-n2.log"
 check "migrate 100 n2 --online --with-local-disks: TASK OK" \
     bash -c "[ $RC = 0 ] && [ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ]" "$OUT"
@@ -61,6 +58,8 @@ check "the data beyond the guest's blocks is on n2's volume" \
     bash -c "[ \"\$(dd if='$(vol n2)' bs=1M skip=32 count=16 2>/dev/null | md5sum)\" = '$SUM' ]"
 check "the source volume on n1 is removed after the commit" wait_rc 5 0 test ! -e "$(vol n1)"
 check "one tern-vmm for vm 100" [ "$(vmm_count 100)" = 1 ]
+check "secure: n2's nbd server required tls (and the mirror got through)" \
+    grep -q 'nbd.*serving 1 export(s) (tls required)' "$TMP/n2/data/run/100/vmm.log"
 
 # faults mid-mirror, from n2 to n3: the VM stays on n2, no volume on n3
 mirror_to_n3() {   # $TASK: a migration held after the first pass of its mirror
