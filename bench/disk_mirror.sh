@@ -5,7 +5,9 @@
 # each figure is the bulk copy. Prints one line per system; not part of
 # `make check`.
 #   tern mirror   a live migration of a paused VM over NBD on 127.0.0.1
-#                 (tern-vmm's mirror, libnbd client, tern-vmm's NBD server)
+#                 (tern-vmm's mirror, libnbd client, tern-vmm's NBD server),
+#                 16 writes in flight (the default)
+#   tern mirror w1  the same with one write at a time (TERN_NBD_WINDOW=1)
 #   tern move     move_disk into another file of the host (no NBD)
 #   qemu-img      qemu-img convert of the same image into a fresh file
 #   nbdcopy       libnbd's nbdcopy into a qemu-nbd export of a fresh file
@@ -47,19 +49,26 @@ nbdcopy "$TMP/src.img" "nbd+unix:///disk0?socket=$TMP/q.nbd" --flush
 line "nbdcopy" "$(rate $((DATA_MIB * MIB)) $(( $(now_ms) - t0 )))"
 kill $QPID; wait $QPID 2>/dev/null; rm -f "$TMP/qn.img"
 
-# tern's mirror inside a live migration (the VM paused: no guest writes)
-drop
-mkimg "$TMP/dst.img"
-start_vm src --memory 128M --kernel "$GUEST" --disk "path=$TMP/src.img" --paused --cmdline tern.hb=1000
-wait_socket src
-PORT=$(rand_port)
-start_dst dst "unix:$TMP/dst.mig" --disk "path=$TMP/dst.img" --nbd-listen "tcp:127.0.0.1:$PORT"
-migrate src "unix:$TMP/dst.mig" ",\"nbd\":\"tcp:127.0.0.1:$PORT\""
-DISK=$(grep -o '"disks":\[[^]]*\]' "$TMP/src.migration")
+# tern's mirror inside a live migration (the VM paused: no guest writes);
+# tern_mirror LABEL WINDOW: TERN_NBD_WINDOW writes in flight (1: one at a
+# time, as before the window)
 num() { grep -o "\"$1\":[0-9.]*" <<<"$DISK" | cut -d: -f2; }
-line "tern mirror" "$(rate "$(num copied)" "$(num sync_ms)")  [$MIG, downtime $(fig src downtime_ms) ms, disks $(fig src disks_ms) ms]"
-cmp -s "$TMP/src.img" "$TMP/dst.img" && note "tern mirror: target equals source (cmp)" || note "tern mirror: target DIFFERS"
-ctl dst '{"cmd":"quit"}' >/dev/null; wait_vm dst; wait_vm src
+tern_mirror() {
+    drop
+    rm -f "$TMP/dst.img"; mkimg "$TMP/dst.img"
+    TERN_NBD_WINDOW=$2 start_vm src --memory 128M --kernel "$GUEST" --disk "path=$TMP/src.img" \
+        --paused --cmdline tern.hb=1000
+    wait_socket src
+    PORT=$(rand_port)
+    start_dst dst "unix:$TMP/dst.mig" --disk "path=$TMP/dst.img" --nbd-listen "tcp:127.0.0.1:$PORT"
+    migrate src "unix:$TMP/dst.mig" ",\"nbd\":\"tcp:127.0.0.1:$PORT\""
+    DISK=$(grep -o '"disks":\[[^]]*\]' "$TMP/src.migration")
+    line "$1" "$(rate "$(num copied)" "$(num sync_ms)")  [$MIG, downtime $(fig src downtime_ms) ms, disks $(fig src disks_ms) ms]"
+    cmp -s "$TMP/src.img" "$TMP/dst.img" && note "$1: target equals source (cmp)" || note "$1: target DIFFERS"
+    ctl dst '{"cmd":"quit"}' >/dev/null; wait_vm dst; wait_vm src
+}
+tern_mirror "tern mirror w1" 1
+tern_mirror "tern mirror" 16
 
 # tern's move into a file of the host
 drop
