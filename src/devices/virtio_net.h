@@ -37,7 +37,8 @@ struct virtio_net_stats {
     uint64_t rx_packets, rx_bytes, rx_dropped, rx_flushed;
     uint64_t tx_packets, tx_bytes, tx_dropped;
     uint64_t announces, rarps;
-    double first_tx_ms; /* after the last post_load: first frame out, or -1 */
+    double first_tx_ms;    /* after the last post_load: first frame out, or -1 */
+    uint64_t loaded_at_us; /* wall clock (µs since the epoch) of the last post_load */
 };
 
 struct virtio_net {

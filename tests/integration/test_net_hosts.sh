@@ -133,7 +133,7 @@ migrate_pinging() {
     DOWNTIME=$(grep -Eo 'downtime [0-9.]+ ms:' "$LOG" | head -1 | grep -Eo '[0-9.]+')
     read -r LOST GAP NOISE AFTER < <(ping_figures "$TMP/ping-$to" "$t0" "$t1")
     note "$from->$to: downtime ${DOWNTIME:-?} ms, gap $GAP ms, $LOST lost (longest gap elsewhere $NOISE ms); $(grep -o 'network: net0.*' "$LOG")"
-    note "  $(grep -o 'downtime [0-9.]* ms: .*' "$LOG")"
+    note "  $(grep -o 'downtime [0-9.]* ms: .*' "$LOG"); the commit's etcd transaction $(grep -Eo 'etcd [0-9.]+ ms' "$LOG")"
 }
 
 # at most 2 lost outside the pause: the requests of the downtime are
