@@ -72,6 +72,11 @@ int virtio_net_open(struct virtio_net *net, unsigned index, const char *ifname,
 /* Places the device and starts its I/O thread. */
 int virtio_net_attach(struct virtio_net *net, uint64_t base, struct guest_ram *ram,
                       struct irq_line irq, struct err *e);
+/* The eventfd that wakes the NIC's thread for a notify of `queue` (the
+ * receive and transmit queues; -1 for the others): the VMM may have KVM
+ * write it on the driver's notify (an ioeventfd), so that the vCPU does
+ * not leave the kernel for it. Valid after virtio_net_attach. */
+int virtio_net_kick_fd(const struct virtio_net *net, unsigned queue);
 /* Stops the thread, closes the backend. */
 void virtio_net_release(struct virtio_net *net);
 /* Paused: no frame is read and nothing is written into guest RAM; frames
