@@ -396,6 +396,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--only", choices=("tern", "qemu"))
+    ap.add_argument("--part", choices=("migrate", "udp"), help="one measurement only")
     args = ap.parse_args()
     if not os.environ.get("TERN_BENCH_NS"):
         ns = "%s-bench-%d" % (os.environ.get("TERN_NS_PREFIX", "tern"), os.getpid())
@@ -413,7 +414,7 @@ def main():
     for c in systems:
         out["runs"][c.name] = {"migrate": [], "udp": []}
     for i in range(args.runs):  # the systems take turns
-        for cls in systems:
+        for cls in systems if args.part != "udp" else ():
             res = out["runs"][cls.name]
             with tempfile.TemporaryDirectory(prefix="tern-bench-net.") as work:
                 res["migrate"].append(run_migrate(cls(work), work))
@@ -421,7 +422,7 @@ def main():
                 if os.path.exists(p) and os.path.getsize(p):
                     print("%s dst.err: %s" % (cls.name, open(p).read().strip()[-400:]))
             print("%s run %d: %s" % (cls.name, i + 1, res["migrate"][-1]), flush=True)
-        for cls in systems:
+        for cls in systems if args.part != "migrate" else ():
             res = out["runs"][cls.name]
             load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory(prefix="tern-bench-net.") as work:
