@@ -9,12 +9,15 @@ address. Two measurements, RUNS times each per system:
   migrate  a live migration from tapA to tapB while brB's address pings the
            guest every 10 ms: the gap between the two answers around the
            pause (the pause's wall-clock time from the monitor: tern's
-           `paused_at`, QEMU's STOP event), answers lost (and those of
+           `paused_at_us`, QEMU's STOP event), answers lost (and those of
            them sent outside the pause), the monitor's own downtime, and
            the gap decomposed: `before` (last answer to the pause: the
            ping's phase), the downtime, `after` (its end to the first
-           answer), with the first answer's round trip and, for tern, the
-           pause to the announce (`loaded_at` of the destination's NIC) and
+           answer), with the first answer's round trip, the departures
+           of the two answered requests around the gap (`req spacing`:
+           10 ms plus one interval per request lost, unless the pinger
+           itself was late) and, for tern, the pause to the announce
+           (`loaded_at_us` of the destination's NIC) and
            the guest's first frame after the load (`first_tx_ms`).
            `noise` is the longest gap elsewhere in the window (a loaded
            host's scheduling).
@@ -300,7 +303,10 @@ def ping_figures(path, t0, t1, pause, downtime_ms):
     if span:
         a, b = span
         f.update(gap_ms=round((b[0] - a[0]) * 1000, 1), before_ms=round((pause - a[0]) * 1000, 1),
-                 after_ms=round((b[0] - end) * 1000, 1), first_rtt_ms=round(b[2] * 1000, 2))
+                 after_ms=round((b[0] - end) * 1000, 1), first_rtt_ms=round(b[2] * 1000, 2),
+                 # the two answered requests' departures: the gap less the
+                 # rtt difference, what the pinger itself spread them by
+                 req_spacing_ms=round(((b[0] - b[2]) - (a[0] - a[2])) * 1000, 1))
     return f
 
 
@@ -370,6 +376,7 @@ def run_udp(system, work, seconds, window):
 
 COLUMNS = (("downtime_ms", "downtime"), ("gap_ms", "gap"), ("excess_ms", "gap-downtime"),
            ("before_ms", "before"), ("after_ms", "after"), ("first_rtt_ms", "1st rtt"),
+           ("req_spacing_ms", "req spacing"),
            ("to_announce_ms", "pause-announce"), ("first_tx_ms", "1st frame"),
            ("to_resume_ms", "pause-resume"), ("lost", "lost"), ("lost_outside", "lost outside"),
            ("noise_ms", "noise"), ("load", "load"))
