@@ -9,6 +9,7 @@
 #include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
+#include "migrate/forecast.h"
 #include "migrate/incoming.h"
 #include "migrate/move_disk.h"
 #include "migrate/tls.h"
@@ -221,6 +222,20 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply, st
     return 0;
 }
 
+/* A forecast measures with a dirty log of its own: not beside a migration. */
+static int cmd_migrate_forecast(struct control *ctl, json_t *req, json_t *reply,
+                                struct err *e)
+{
+    (void)ctl;
+    pthread_mutex_lock(&outgoing.lock);
+    enum mig_status s = outgoing.fig.status;
+    pthread_mutex_unlock(&outgoing.lock);
+    if (s == MIG_STATUS_SETUP || s == MIG_STATUS_ACTIVE || s == MIG_STATUS_DEVICE ||
+        s == MIG_STATUS_HANDOVER || vm_handed_over(outgoing.vm))
+        return err_set(e, EBUSY, "migrate_forecast: a migration is running");
+    return mig_forecast_command(outgoing.vm, req, reply, e);
+}
+
 /* {"<key>": true|false}: ternd's answer to a decision this process waits
  * for. */
 static int give_decision(json_t *req, const char *key, struct mig_decision *d,
@@ -281,6 +296,7 @@ const struct control_command migrate_commands[] = {
     {"migrate", cmd_migrate},
     {"migrate_cancel", cmd_migrate_cancel},
     {"query_migrate", cmd_query_migrate},
+    {"migrate_forecast", cmd_migrate_forecast},
     {"move_disk", cmd_move_disk},
     {"move_disk_cancel", move_disk_cancel_command},
     {NULL, NULL},
