@@ -33,7 +33,7 @@ async function dryRun(id, target, opts) {
 }
 
 const BASIS = { "last-migration": "the last migration there", bwlimit: "the bandwidth limit",
-  default: "a default (no migration there yet)" };
+  default: "a default: no migration there yet" };
 
 // The dry run's forecast: from the dirty rate tern-vmm measured and the
 // link rate, the passes played with the engine's rule (docs/api.md).
@@ -96,7 +96,7 @@ export async function openMigrate(id) {
     const radio = h("input", { type: "radio", name: "target", value: t, disabled: true,
       "aria-label": `target ${t}`, onchange: () => { chosen = t; drawPlan(); } });
     const name = h("th", { scope: "row" }, t);
-    const cells = CHECKS.map(() => h("td.na", "…"));
+    const cells = CHECKS.map((c) => h("td.na", { dataset: { check: c } }, "…"));
     const reason = h("td.reason");
     rows.set(t, { radio, name, cells, reason });
     tbody.append(h("tr", { dataset: { node: t } }, h("td", radio), name, cells, reason));

@@ -29,9 +29,13 @@ check "vm create 100 (96 MiB) and start it on n1" bash -c \
         --cmdline 'tern.hb=50 tern.ws=16 tern.rate=20 tern.verify=1' --disk shared:8 >/dev/null &&
      $TERN --config $TMP/n1.conf vm start 100 >/dev/null"
 check "vm 100 runs on n1" vm_on 100 n1
+check "storage local (not shared) and vm 102 (stopped) with a disk there" bash -c \
+    "$TERN --config $TMP/n1.conf storage add local --path '$TMP/{node}/images' >/dev/null &&
+     $TERN --config $TMP/n1.conf vm create 102 --memory 32 --cpus 1 --kernel $GUEST \
+        --disk local:8 >/dev/null"
 
 T0=$(now_ms)
-URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 \
+URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 LOCALVM=102 \
     SOURCE=n1 TARGET=n2 FAR=n3 NETWORK="$(node_ip n2)/32" SHOTS="$SHOTS" \
     timeout 150 node "$DIR/ui.test.mjs" 2>"$TMP/node.err"
 RC=$?

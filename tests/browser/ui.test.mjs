@@ -1,7 +1,8 @@
 // The web UI in Debian's chromium (headless), driven by puppeteer-core,
 // against the real cluster test_ui.sh started. Prints TAP lines; every
 // step saves a screenshot in $SHOTS. Environment: URL (https://n1),
-// TOKEN (n1's admin token), VMID, SOURCE, TARGET, FAR (the third node),
+// TOKEN (n1's admin token), VMID, LOCALVM (stopped, a disk on storage that
+// is not shared), SOURCE, TARGET, FAR (the third node),
 // NETWORK (a CIDR holding TARGET's address and not FAR's), SHOTS.
 import puppeteer from "puppeteer-core";
 
@@ -9,8 +10,8 @@ const env = (k) => {
   if (!process.env[k]) throw new Error(`${k} is not set`);
   return process.env[k];
 };
-const [URL, TOKEN, VMID, SOURCE, TARGET, FAR, NETWORK, SHOTS] =
-  ["URL", "TOKEN", "VMID", "SOURCE", "TARGET", "FAR", "NETWORK", "SHOTS"].map(env);
+const [URL, TOKEN, VMID, LOCALVM, SOURCE, TARGET, FAR, NETWORK, SHOTS] =
+  ["URL", "TOKEN", "VMID", "LOCALVM", "SOURCE", "TARGET", "FAR", "NETWORK", "SHOTS"].map(env);
 
 let page, failed = 0, n = 0;
 async function step(name, fn) {
@@ -111,6 +112,11 @@ try {
     await page.click(`tr[data-node="${TARGET}"] input[type=radio]`);
     await waitText("#plan", new RegExp(`to node '${TARGET}'.*unlimited$`), 10000);
     await page.waitForSelector("#do-migrate:not([disabled])", { timeout: 5000 });
+    // the guest dirties 20 MiB/s (tern.rate=20): the forecast says what tern-vmm measured
+    const fc = await text("#forecast");
+    console.log(`# ${fc}`);
+    const m = /^forecast: [0-9.]+ s in total, downtime [0-9.]+ ms, \d+ pass\(es\).*the guest dirties ([0-9.]+) MiB\/s, the link [0-9.]+ MiB\/s/.exec(fc);
+    if (!m || Number(m[1]) < 8 || Number(m[1]) > 40) throw new Error(`forecast: '${fc}'`);
     t0 = Date.now();
     await page.click("#do-migrate");
     await page.waitForSelector("#task-result:not([hidden])", { timeout: 60000 });
@@ -168,6 +174,28 @@ try {
     await page.goto(`${URL}/#/tasks`);
     await page.type("input[name=type]", "migrate");
     await page.waitForFunction(() => document.querySelectorAll("main tbody tr").length >= 2, { timeout: 10000 });
+  });
+  await step(`vm ${LOCALVM} (a local disk): each node's every check, the disk refused everywhere`, async () => {
+    await page.goto(`${URL}/#/vm/${LOCALVM}`);
+    await page.waitForSelector("#migrate-btn", { timeout: 10000 });
+    await page.click("#migrate-btn");
+    await page.type("input[name=network]", NETWORK);
+    await page.$eval("input[name=network]", (el) => el.dispatchEvent(new Event("change", { bubbles: true })));
+    const outcome = (node) => page.$$eval(`tr[data-node="${node}"] td[data-check]`,
+      (tds) => Object.fromEntries(tds.map((td) => [td.dataset.check, td.className])));
+    await page.waitForFunction((f) => {
+      const r = document.querySelector(`tr[data-node="${f}"] td.reason`);
+      return r && /not shared/.test(r.textContent) && /no address in migration network/.test(r.textContent) &&
+        !/checking/.test(r.textContent);
+    }, { timeout: 20000 }, FAR);
+    const far = await outcome(FAR), near = await outcome(TARGET);
+    const want = (o, bad) => Object.entries(o).every(([c, cls]) => cls === (bad.includes(c) ? "bad" : "ok"));
+    if (!want(far, ["disks", "network"])) throw new Error(`${FAR}: ${JSON.stringify(far)}`);
+    if (!want(near, ["disks"])) throw new Error(`${TARGET}: ${JSON.stringify(near)}`);
+    const title = await page.$eval(`tr[data-node="${TARGET}"] td[data-check=disks]`, (td) => td.title);
+    if (!/disk0 is on storage 'local', which is not shared/.test(title)) throw new Error(title);
+    await page.screenshot({ path: `${SHOTS}/local-disk-checks.png` });
+    await page.click("dialog[open] .actions button[type=button]"); // Close
   });
   await step("create vm 101 from the page, start it, stop it, destroy it", async () => {
     await page.goto(`${URL}/#/`);
