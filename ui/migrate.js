@@ -10,6 +10,7 @@ const CHECKS = ["quorum", "lock", "vm", "target", "maintenance", "memory", "cpu"
 
 function options(form) {
   const o = { online: form.online.checked };
+  if (form.localdisks.checked) o.with_local_disks = true;
   const bw = Number(form.bwlimit.value);
   if (bw > 0) o.bwlimit_mib = bw;
   if (form.type.value) o.migration_type = form.type.value;
@@ -72,6 +73,7 @@ export async function openMigrate(id) {
       h("label", "type ", h("select", { name: "type" }, h("option", { value: "" }, "cluster default"),
         h("option", { value: "secure" }, "secure"), h("option", { value: "insecure" }, "insecure"))),
       h("label", "network ", h("input", { name: "network", size: 14, placeholder: "CIDR, optional" })),
+      h("label", h("input", { type: "checkbox", name: "localdisks" }), " with local disks"),
       h("label", "downtime limit ", h("input", { name: "downtime", type: "number", min: 0, size: 6, placeholder: "100" }), " ms")),
     h("div#checks"),
     h("p#plan.muted"),
@@ -118,7 +120,7 @@ export async function openMigrate(id) {
         const x = r && r.checks.find((k) => k.check === c);
         cell.className = !r ? "na" : !x ? "na" : x.ok ? "ok" : "bad";
         cell.textContent = !r ? "…" : !x ? "–" : x.ok ? "✓" : "✗";
-        cell.title = !r ? "checking" : !x ? "not checked: the node or the vm is unknown" : x.detail;
+        cell.title = !r ? "checking" : !x ? "not checked: no node or vm to check against" : x.detail;
       });
       // every refusal of the node, not only the first (the api's answer)
       const why = r && !ok ? r.checks.filter((k) => !k.ok).map((k) => k.detail) : [];

@@ -189,13 +189,33 @@ try {
         !/checking/.test(r.textContent);
     }, { timeout: 20000 }, FAR);
     const far = await outcome(FAR), near = await outcome(TARGET);
-    const want = (o, bad) => Object.entries(o).every(([c, cls]) => cls === (bad.includes(c) ? "bad" : "ok"));
+    const want = (o, bad) => Object.keys(o).length === 12 &&
+      Object.entries(o).every(([c, cls]) => cls === (bad.includes(c) ? "bad" : "ok"));
     if (!want(far, ["disks", "network"])) throw new Error(`${FAR}: ${JSON.stringify(far)}`);
     if (!want(near, ["disks"])) throw new Error(`${TARGET}: ${JSON.stringify(near)}`);
     const title = await page.$eval(`tr[data-node="${TARGET}"] td[data-check=disks]`, (td) => td.title);
     if (!/disk0 is on storage 'local', which is not shared/.test(title)) throw new Error(title);
     await page.screenshot({ path: `${SHOTS}/local-disk-checks.png` });
-    await page.click("dialog[open] .actions button[type=button]"); // Close
+  });
+  await step(`vm ${LOCALVM} migrated with its local disk to ${TARGET}: a bar for disk0`, async () => {
+    await page.$eval("input[name=network]", (el) => (el.value = ""));
+    await page.click("input[name=localdisks]");
+    await page.select("select[name=type]", "insecure");
+    await page.waitForFunction((t) => {
+      const r = document.querySelector(`tr[data-node="${t}"] td.reason`);
+      return r && r.textContent === "ok";
+    }, { timeout: 20000 }, TARGET);
+    await page.click(`tr[data-node="${TARGET}"] input[type=radio]`);
+    await waitText("#plan", /local disk\(s\) mirrored over nbd first/, 10000);
+    await page.waitForSelector("#do-migrate:not([disabled])", { timeout: 10000 });
+    await page.click("#do-migrate");
+    await page.waitForSelector('.disks .disk[data-disk="disk0"]', { timeout: 30000 });
+    await page.waitForSelector("#task-result:not([hidden])", { timeout: 60000 });
+    const result = await text("#task-result");
+    if (result !== "TASK OK") throw new Error(result);
+    const now = await page.$eval('.disks .disk[data-disk="disk0"] .bar', (b) => b.getAttribute("aria-valuenow"));
+    if (now !== "100") throw new Error(`disk0's bar at ${now}`);
+    await waitText("pre.log", /disk0: synchronous after/);
   });
   await step("create vm 101 from the page, start it, stop it, destroy it", async () => {
     await page.goto(`${URL}/#/`);

@@ -155,7 +155,8 @@ check "every event has an id line before its data" \
 # ---- every pre-check of every node, also after a refusal
 check "storage add local (not shared); vm create 102 on n1 with a disk there" bash -c \
     "tern_on n1 storage add local --path '$TMP/{node}/images' >/dev/null &&
-     tern_on n1 vm create 102 --memory 32 --cpus 1 --kernel '$GUEST' --disk local:8 >/dev/null"
+     tern_on n1 vm create 102 --memory 48 --cpus 1 --kernel '$GUEST' --disk local:8 \
+        --cmdline 'tern.hb=200 tern.disk=2' >/dev/null"
 CODE=$(status n1 "$TMP/all.json" -H "Authorization: Bearer $(token n1)" -X POST \
     -d "{\"target\": \"n3\", \"dry_run\": true, \"migration_network\": \"$(node_ip n2)/32\"}" \
     "$(api n1)/api/v1/vms/102/migrate")
@@ -173,6 +174,13 @@ OUT=$(tern_on n1 vm migrate 102 n3 --migration-network "$(node_ip n2)/32" 2>&1);
 check "the real migration is refused at the first failed check, the same line" \
     bash -c "[ $RC = 1 ] && grep -q \"disk0 is on storage 'local', which is not shared\" <<<\"\$0\" &&
              ! grep -q 'migration network' <<<\"\$0\"" "$OUT"
+check_out "vm start 102" tern_on n1 vm start 102
+check_out "vm migrate 102 n2 with its local disk" \
+    tern_on n1 vm migrate 102 n2 --online --with-local-disks --migration-type insecure
+check "n1 streams its per-disk progress: disk0 with done, total, rate, in sync" \
+    has_event "$TMP/ev1" '.type == "task-progress" and .task.vmid == 102 and
+        (.task.progress.disks[0] | .name == "disk0" and .synced and .done == .total and .total > 0 and
+         .percent == 100 and has("rate") and has("copied") and has("active"))'
 
 # ---- Last-Event-ID: a client that comes back gets what it missed
 FIRST=$(grep -m1 '^id: ' "$TMP/ev1" | cut -c5-)
