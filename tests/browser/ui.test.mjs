@@ -50,6 +50,8 @@ try {
   await page.setViewport({ width: 1280, height: 800 });
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
+  const urls = [];
+  page.on("request", (r) => urls.push(r.url()));
   page.on("dialog", (d) => d.accept()); // the confirmations (Cancel…)
 
   await step("the login page is served (no token needed for the app)", async () => {
@@ -76,11 +78,14 @@ try {
   await step("the event stream is connected", async () => {
     await page.waitForSelector("#live.on", { timeout: 10000 });
   });
-  await step(`vm ${VMID} runs on ${SOURCE}; its console shows the guest's output`, async () => {
+  await step(`vm ${VMID} runs on ${SOURCE}; its console streams the guest's output`, async () => {
     await page.goto(`${URL}/#/vm/${VMID}`);
     await waitText("main", new RegExp(`node${SOURCE}`));
     await waitText("main dd .st", /running/);
     await waitText("pre.console", /HB \d+/, 20000);
+    if (!urls.some((u) => u.includes(`/vms/${VMID}/console/stream`))) throw new Error("no console stream");
+    const polls = urls.filter((u) => /\/console\?offset=/.test(u));
+    if (polls.length) throw new Error(`the console was polled: ${polls[0]}`);
   });
   await step("the migrate dialog: a pre-check table with a row per node", async () => {
     await page.click("#migrate-btn");
@@ -169,6 +174,7 @@ try {
     await page.goto(`${URL}/#/vm/${VMID}`);
     await waitText("main", new RegExp(`node${TARGET}`));
     await waitText("main dd .st", /running/, 20000);
+    await waitText("pre.console", /HB \d+/, 20000); // streamed from its new node
   });
   await step("the task list shows both migrations", async () => {
     await page.goto(`${URL}/#/tasks`);

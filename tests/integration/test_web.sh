@@ -111,6 +111,27 @@ check "... and task-ended with status OK" \
 check "... and vm-state running on n2" \
     has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n2"'
 
+# ---- the console, streamed: from any node, resumed by offset, across a migration
+hcurl n1 -N -D "$TMP/con.hdr" -H "Authorization: Bearer $(token n1)" \
+    "$(api n1)/api/v1/vms/100/console/stream" >"$TMP/con1" &
+CON1=$!
+check "console stream on n1 of vm 100 on n2: the guest's heartbeats, node n2" \
+    has_event "$TMP/con1" '.node == "n2" and .running and (.data | test("HB [0-9]+"))'
+check "... as text/event-stream, each event's id NODE:OFFSET" \
+    bash -c "grep -qi '^content-type: text/event-stream' '$TMP/con.hdr' &&
+             [ \$(grep -c '^id: n2:[0-9]*$' '$TMP/con1') = \$(grep -c '^data: ' '$TMP/con1') ]"
+ID=$(grep -m1 '^id: n2:' "$TMP/con1" | cut -c5-)
+hcurl n1 -N --max-time 2 -H "Authorization: Bearer $(token n1)" -H "Last-Event-ID: $ID" \
+    "$(api n1)/api/v1/vms/100/console/stream" >"$TMP/con2"
+check "resumed with Last-Event-ID $ID: the output from that byte on, nothing twice" \
+    bash -c "events '$TMP/con2' | head -1 | jq -e '.offset - (.data | length) == ${ID#n2:}' >/dev/null"
+CODE=$(status n1 "$TMP/conbad.json" -H "Authorization: Bearer $(token n1)" \
+    "$(api n1)/api/v1/vms/100/console/stream?offset=x")
+check "a bad offset: 400 naming it" bash -c "[ $CODE = 400 ] && grep -q offset '$TMP/conbad.json'"
+CODE=$(status n1 "$TMP/con404.json" -H "Authorization: Bearer $(token n1)" \
+    "$(api n1)/api/v1/vms/555/console/stream")
+check "the console stream of a vm that does not exist: 404" [ "$CODE" = 404 ]
+
 # ---- the dry run: the forecast before the migration, the figures after
 CODE=$(status n1 "$TMP/fc.json" -H "Authorization: Bearer $(token n1)" -X POST \
     -d '{"target": "n3", "online": true, "dry_run": true}' "$(api n1)/api/v1/vms/100/migrate")
@@ -133,6 +154,11 @@ note "forecast $(jq -c '.forecast | {passes, total_ms, downtime_ms, link_mib_s, 
 note "actual   $(jq -c '{passes, total_ms, downtime_ms, bandwidth_mib_s: (.bandwidth / 1048576)}' <<<"$ACTUAL")"
 check "the migration's figures name its target and the link rate it measured" \
     jq -e '.target == "n3" and .bandwidth > 0' <<<"$ACTUAL"
+check "the console stream goes on from n3's console after the migration (a reset)" \
+    has_event "$TMP/con1" '.reset == true and .node == "n3"' 15
+check "... with the guest's heartbeats there" \
+    has_event "$TMP/con1" '.node == "n3" and (.data | test("HB [0-9]+"))' 15
+kill $CON1 2>/dev/null
 check "n1 streams n2's task-progress of the migration: percent, rate, pass" \
     has_event "$TMP/ev1" '.type == "task-progress" and .task.type == "migrate" and .task.node == "n2" and
         (.task.progress | has("percent") and has("rate") and has("pass") and has("expected_downtime_ms"))'
