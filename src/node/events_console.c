@@ -32,6 +32,8 @@ struct console_stream {
     uint32_t vmid;
     struct etcd_client etcd; /* the stream's own: it outlives the request */
     bool have_etcd;
+    struct peer peer; /* to the owner, while it is another node */
+    bool have_peer;
     char owner[TERN_NAME_MAX + 1]; /* where the offset counts */
     unsigned looks;                /* since the owner was read */
     long long offset;
@@ -71,21 +73,32 @@ static json_t *read_local(struct console_stream *s)
                      (json_int_t)(s->offset + (n > 0 ? n : 0)), "running", info.present);
 }
 
+/* The owner's GET /vms/ID/console over one connection kept for the stream
+ * (its thread is always the same: MHD runs a connection in one thread);
+ * dropped on a failure or when the owner changes. */
 static json_t *read_remote(struct console_stream *s, struct err *e)
 {
-    struct peer p;
     char path[96];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/console?offset=%lld", s->vmid, s->offset);
     long status = 0;
     json_t *body = NULL;
-    int rc = peer_init(&p, s->ctx, &s->etcd, s->owner, e);
-    if (!rc) {
-        peer_set_timeout(&p, 5000);
-        rc = peer_call(&p, "GET", path, NULL, &status, &body, e);
-        peer_release(&p);
+    if (s->have_peer && strcmp(s->peer.node, s->owner) != 0) {
+        peer_release(&s->peer);
+        s->have_peer = false;
     }
+    int rc = s->have_peer ? 0 : peer_init(&s->peer, s->ctx, &s->etcd, s->owner, e);
+    if (!rc && !s->have_peer) {
+        s->have_peer = true;
+        peer_set_timeout(&s->peer, 5000);
+    }
+    if (!rc)
+        rc = peer_call(&s->peer, "GET", path, NULL, &status, &body, e);
     if (!rc && status != 200)
         rc = err_set(e, EIO, "node '%s' answered %ld", s->owner, status);
+    if (rc && s->have_peer) {
+        peer_release(&s->peer);
+        s->have_peer = false;
+    }
     if (rc)
         json_decref(body);
     return rc ? NULL : body;
@@ -182,6 +195,8 @@ static void stream_free(void *cls)
     pthread_mutex_lock(&ev->lock);
     ev->streams--;
     pthread_mutex_unlock(&ev->lock);
+    if (s->have_peer)
+        peer_release(&s->peer);
     if (s->have_etcd)
         etcd_client_release(&s->etcd);
     free(s->pending);
