@@ -38,9 +38,10 @@ struct migtask_plan {
     char network[64];               /* CIDR or "" */
     char address[MIGTASK_ADDR_MAX]; /* the target's address for the stream */
     struct vmm_spec spec;
-    json_t *checks; /* [{"check","ok","detail"}] */
-    int failed;     /* the first failed check's -errno (its line is the answer) */
-    json_t *maint;  /* during the checks: nodes in maintenance (cluster/ha.h) */
+    json_t *checks;   /* [{"check","ok","detail"}] */
+    int failed;       /* the first failed check's -errno ... */
+    struct err first; /* ... and its line, the answer: later steps reuse e */
+    json_t *maint;    /* during the checks: nodes in maintenance (cluster/ha.h) */
 };
 
 /* Local disks (migtask_disks.c): the bytes of path's allocated extents

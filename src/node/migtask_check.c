@@ -121,8 +121,25 @@ static int note(struct migtask_plan *p, const char *check, int rc, struct err *e
     if (rc && !p->failed) {
         err_set(e, -rc, "%s", detail);
         p->failed = rc;
+        p->first = *e;
     }
     return rc;
+}
+
+/* The first failed check, after all have run: steps after it (a lookup
+ * that answers "not found" as a fact) may have written into e. */
+static int answer(const struct migtask_plan *p, int rc, struct err *e)
+{
+    if (!rc)
+        return 0;
+    *e = p->first;
+    return p->failed;
+}
+
+/* The first failure of two outcomes. */
+static int first(int rc, int next)
+{
+    return rc ? rc : next;
 }
 
 static json_t *node_info(const struct node_entries *l, const char *name, bool *online)
@@ -181,7 +198,7 @@ static int try_node(const struct migtask_plan *p, const struct node_entries *l, 
     tmp.failed = 0; /* e is this node's first refusal */
     tmp.auto_target = false;
     snprintf(tmp.target, sizeof(tmp.target), "%s", l->items[i].name);
-    int rc = check_fit(&tmp, l, e);
+    int rc = answer(&tmp, check_fit(&tmp, l, e), e);
     json_decref(tmp.checks);
     return rc;
 }
@@ -435,12 +452,6 @@ static int check_maintenance(struct migtask_plan *p, struct err *e)
     return note(p, "maintenance", 0, e, "node '%s' is not in maintenance", p->target);
 }
 
-/* The first failure of two outcomes. */
-static int first(int rc, int next)
-{
-    return rc ? rc : next;
-}
-
 /* The checks of the target node (p->target) beyond its being online: all
  * of them run; the first failure is the answer. */
 static int check_fit(struct migtask_plan *p, const struct node_entries *l, struct err *e)
@@ -487,7 +498,7 @@ int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_c
     rc = check_lock(p, c, e);
     rc = first(rc, check_vm(p, x, c, e));
     if (!p->spec.conf.memory_mib) /* no spec loaded: a VM's memory is never 0 */
-        return rc;
+        return answer(p, rc, e);
     struct node_entries l;
     node_entries_init(&l);
     int got = node_list(c, 0, &l, e);
@@ -498,9 +509,7 @@ int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_c
     node_entries_release(&l);
     json_decref(p->maint); /* only the checks need it */
     p->maint = NULL;
-    if (got)
-        return got;
-    return rc ? p->failed : 0;
+    return got ? got : answer(p, rc, e);
 }
 
 void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)
