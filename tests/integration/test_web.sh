@@ -175,6 +175,10 @@ check "dry run n2 -> n3 again: the link is what the migration to n3 measured" \
     bash -c "[ $CODE = 200 ] && jq -e --argjson a '$ACTUAL' '.forecast.basis == \"last-migration\" and
         (.forecast.basis_task | startswith(\"UPID:n2:\")) and
         ((.forecast.link_mib_s - \$a.bandwidth / 1048576) | fabs) < 0.1' '$TMP/fc2.json' >/dev/null"
+check_out "vm migrate 100 n2 -> n3 again" tern_on n1 vm migrate 100 n3 --online
+ACTUAL2=$(tern_on n1 task list --vmid 100 --output json | jq -c '[.tasks[] | select(.type == "migrate" and .figures)] | max_by(.start) | .figures')
+note "forecast (measured link) $(jq -c '.forecast | {passes, total_ms, downtime_ms, link_mib_s, dirty_rate_mib_s}' "$TMP/fc2.json")"
+note "actual                   $(jq -c '{passes, total_ms, downtime_ms, bandwidth_mib_s: (.bandwidth / 1048576)}' <<<"$ACTUAL2")"
 check "every event has an id line before its data" \
     bash -c "[ \$(grep -c '^id: [0-9a-f]\{16\}-[0-9]*$' '$TMP/ev1') = \$(grep -c '^data: ' '$TMP/ev1') ]"
 
