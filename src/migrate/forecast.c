@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include "common/guest_ram.h"
 #include "common/jsonf.h"
 #include "migrate/converge.h"
 #include "vmm/dirty.h"
@@ -127,7 +128,7 @@ int mig_forecast_command(struct vm *vm, json_t *req, json_t *reply, struct err *
     uint64_t window = 300, pages = 0;
     double secs = 0;
     int rc = parse(req, &in, &window, e);
-    in.paused = vm_get_state(vm) == VM_PAUSED;
+    in.paused = vm_get_state(vm) != VM_RUNNING; /* nothing dirties its RAM */
     bool measure = in.dirty_rate < 0;
     /* the monitor's loop waits for the window: at most 1 s, on request */
     if (!rc && measure && !in.paused)
@@ -135,7 +136,7 @@ int mig_forecast_command(struct vm *vm, json_t *req, json_t *reply, struct err *
     if (rc)
         return rc;
     if (measure)
-        in.dirty_rate = secs > 0 ? (double)pages * 4096 / secs : 0;
+        in.dirty_rate = secs > 0 ? (double)pages * GUEST_PAGE_SIZE / secs : 0;
     in.first_bytes = first_pass_bytes(vm);
     in.ram_bytes = vm->ram.size;
     struct mig_forecast f;

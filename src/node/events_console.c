@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cluster/keys.h"
+#include "node/api_vmops.h"
 #include "node/ctx.h"
 #include "node/events.h"
 #include "node/http.h"
@@ -42,20 +43,6 @@ struct console_stream {
     size_t len, off;
 };
 
-static json_t *text_of(const char *buf, size_t len)
-{
-    char *clean = malloc(len + 1);
-    if (!clean)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)buf[i];
-        clean[i] = (ch >= 32 && ch < 127) || ch == '\n' || ch == '\t' ? (char)ch : '?';
-    }
-    json_t *s = json_stringn(clean, len);
-    free(clean);
-    return s;
-}
-
 /* Output from s->offset on, from this node's file: {"data", "offset",
  * "running"}. */
 static json_t *read_local(struct console_stream *s)
@@ -67,7 +54,7 @@ static json_t *read_local(struct console_stream *s)
     ssize_t n = buf && fd >= 0 ? pread(fd, buf, CHUNK, s->offset) : 0;
     if (fd >= 0)
         close(fd);
-    json_t *text = buf ? text_of(buf, n > 0 ? (size_t)n : 0) : NULL;
+    json_t *text = buf ? api_console_text(buf, n > 0 ? (size_t)n : 0) : NULL;
     free(buf);
     return json_pack("{s:o, s:I, s:b}", "data", text ? text : json_string(""), "offset",
                      (json_int_t)(s->offset + (n > 0 ? n : 0)), "running", info.present);
