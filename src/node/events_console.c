@@ -137,7 +137,7 @@ static char *next_frame(struct console_stream *s)
         bool reset = owner_moved(s);
         struct err e;
         bool here = strcmp(s->owner, s->ctx->cfg->name) == 0;
-        json_t *o = here ? read_local(s) : s->owner[0] ? read_remote(s, &e) : NULL;
+        json_t *o = here ? read_local(s) : read_remote(s, &e);
         const char *data = json_string_value(json_object_get(o, "data"));
         if (o && (reset || (data && data[0]))) {
             json_int_t to = json_integer_value(json_object_get(o, "offset"));
@@ -229,6 +229,11 @@ static struct console_stream *stream_new(struct api_req *req, struct reply *r)
     struct err e;
     s->ctx = req->ctx;
     s->have_etcd = etcd_client_init(&s->etcd, req->ctx->cfg->cluster_address, &e) == 0;
+    if (!s->have_etcd) {
+        stream_free(s);
+        reply_errno(r, -EAGAIN, &e);
+        return NULL;
+    }
     web_session_of(req->conn, s->session);
     return s;
 }
