@@ -144,6 +144,17 @@ check "the measured dirty rate is near the guest's 20 MiB/s (8..40)" \
 check "plausible: 1..50 passes, 10 ms..30 s in total, downtime 5..110 ms" \
     jq -e '.forecast | .passes >= 1 and .passes <= 50 and .total_ms >= 10 and .total_ms <= 30000 and
         .downtime_ms >= 5 and .downtime_ms <= 110' "$TMP/fc.json"
+PIDS=()
+for t in n1 n3 auto; do   # as the migrate dialog asks: every node at once
+    hcurl n1 -o "$TMP/fc-$t.json" -H "Authorization: Bearer $(token n1)" -X POST \
+        -d "{\"target\": \"$t\", \"online\": true, \"dry_run\": true}" \
+        "$(api n1)/api/v1/vms/100/migrate" &
+    PIDS+=($!)
+done
+wait "${PIDS[@]}"
+check "three dry runs at once: one measurement serves them (the same dirty rate)" \
+    bash -c "[ \$(jq -s 'map(.forecast.dirty_rate_mib_s) | unique | length' '$TMP'/fc-{n1,n3,auto}.json) = 1 ] &&
+             jq -se 'all(.forecast.window_ms >= 250)' '$TMP'/fc-{n1,n3,auto}.json >/dev/null"
 OUT=$(tern_on n1 vm migrate 100 n3 --online --bwlimit 10 --dry-run 2>&1)
 note "$(grep '^forecast:' <<<"$OUT")"
 check "the cli's dry run prints the forecast with the bandwidth limit as its link" \
