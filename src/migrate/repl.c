@@ -1,0 +1,178 @@
+/* The persistent replication bitmaps of tern-vmm (migrate/repl.h,
+ * docs/replication.md): loaded at start, marked by every guest write
+ * (blk_dirty.repl), saved clean only at a clean stop. The sync itself is in
+ * repl_sync.c. */
+#include "migrate/repl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "migrate/repl_state.h"
+
+struct repl_state repl_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+int repl_set_bitmap(unsigned disk, const char *path)
+{
+    struct repl_disk *r = &repl_state.disk[disk];
+    if (disk >= VM_MAX_DISKS || path[0] != '/' || strlen(path) >= sizeof(r->path))
+        return -EINVAL;
+    snprintf(r->path, sizeof(r->path), "%s", path);
+    return 0;
+}
+
+/* Why the file cannot say what changed since the last sync, or NULL. */
+static const char *invalid(struct repl_disk *r, int rc, const struct blk_dirty *d,
+                           const char *msg)
+{
+    if (rc == -ENOENT)
+        return "no bitmap yet";
+    if (rc)
+        return msg;
+    if (r->bm.size != d->size || r->bm.shift != d->shift)
+        return "it is of another disk size or granularity";
+    if (!r->bm.clean)
+        return "it was not saved cleanly (tern-vmm did not stop cleanly)";
+    return NULL;
+}
+
+static int attach(struct repl_disk *r, unsigned i, struct blk_dirty *d, struct err *e)
+{
+    struct err le = {""};
+    int rc = replbm_load(r->path, &r->bm, &le);
+    const char *why = invalid(r, rc, d, le.msg);
+    if (why) {
+        uint64_t syncs = rc ? 0 : r->bm.syncs, last = rc ? 0 : r->bm.last_sync_ms;
+        replbm_release(&r->bm);
+        if (replbm_init(&r->bm, d->size, d->shift))
+            return err_set(e, ENOMEM, "disk%u: replication bitmap: out of memory", i);
+        r->bm.syncs = syncs;
+        r->bm.last_sync_ms = last;
+        atomic_store(&r->full, true);
+        log_warn("vmm", "disk%u: replication bitmap '%s': %s: the next sync is full", i,
+                 r->path, why);
+    }
+    /* from here on a crash must invalidate it: the file says so before
+     * the guest can write */
+    r->bm.clean = false;
+    rc = replbm_save(r->path, &r->bm, e);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&d->lock);
+    d->repl = r->bm.bits;
+    d->repl_count = r->bm.count;
+    pthread_mutex_unlock(&d->lock);
+    r->attached = true;
+    log_info("vmm", "disk%u: replication bitmap '%s': %llu bytes to sync%s", i, r->path,
+             (unsigned long long)(r->bm.count << r->bm.shift),
+             atomic_load(&r->full) ? " (full sync)" : "");
+    return 0;
+}
+
+int repl_start(struct monitor *m, struct err *e)
+{
+    repl_state.mon = m;
+    for (unsigned i = 0; i < VM_MAX_DISKS; i++) {
+        struct repl_disk *r = &repl_state.disk[i];
+        if (!r->path[0])
+            continue;
+        if (i >= m->vm.ndisks)
+            return err_set(e, EINVAL, "disk%u: a replication bitmap for a missing disk", i);
+        int rc = attach(r, i, &m->vm.disk[i].dirty, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void repl_stop(struct monitor *m)
+{
+    repl_sync_stop();
+    enum vm_exit_reason why = m->vm.exit_reason;
+    bool clean = why == VM_EXIT_POWEROFF || why == VM_EXIT_QUIT || why == VM_EXIT_CRASH;
+    if (clean) /* no guest write may come after the bitmap is saved */
+        vm_stop(&m->vm);
+    for (unsigned i = 0; i < VM_MAX_DISKS; i++) {
+        struct repl_disk *r = &repl_state.disk[i];
+        if (!r->attached)
+            continue;
+        struct blk_dirty *d = &m->vm.disk[i].dirty;
+        struct err e = {""};
+        pthread_mutex_lock(&d->lock);
+        d->repl = NULL;
+        r->bm.count = d->repl_count;
+        pthread_mutex_unlock(&d->lock);
+        r->attached = false;
+        /* a pending full sync stays pending: the file stays "not clean" */
+        r->bm.clean = clean && !atomic_load(&r->full);
+        if (replbm_save(r->path, &r->bm, &e))
+            log_error("vmm", "disk%u: %s", i, e.msg);
+        else if (clean)
+            log_info("vmm", "disk%u: replication bitmap saved (%llu bytes to sync)", i,
+                     (unsigned long long)(r->bm.count << r->bm.shift));
+        replbm_release(&r->bm);
+    }
+}
+
+static json_t *disk_status(struct repl_disk *r, unsigned i, struct blk_dirty *d)
+{
+    pthread_mutex_lock(&d->lock);
+    uint64_t dirty = d->repl_count << d->shift;
+    pthread_mutex_unlock(&d->lock);
+    char name[8];
+    snprintf(name, sizeof(name), "disk%u", i);
+    pthread_mutex_lock(&repl_state.lock);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:b, s:I, s:I}", "disk", name, "bitmap", r->path,
+                          "dirty_bytes",
+                          (json_int_t)dirty, "full_needed", atomic_load(&r->full), "syncs",
+                          (json_int_t)r->bm.syncs, "last_sync_ms",
+                          (json_int_t)r->bm.last_sync_ms);
+    pthread_mutex_unlock(&repl_state.lock);
+    return o;
+}
+
+int repl_status_command(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    struct monitor *m = ctl->ctx;
+    (void)req;
+    (void)e;
+    json_t *disks = json_array();
+    for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+        if (repl_state.disk[i].attached)
+            json_array_append_new(disks,
+                                  disk_status(&repl_state.disk[i], i, &m->vm.disk[i].dirty));
+    json_object_set_new(reply, "disks", disks);
+    json_object_set_new(reply, "busy", json_boolean(atomic_load(&repl_state.busy)));
+    pthread_mutex_lock(&repl_state.lock);
+    json_object_set_new(reply, "last",
+                        repl_state.last ? json_deep_copy(repl_state.last) : json_null());
+    pthread_mutex_unlock(&repl_state.lock);
+    return 0;
+}
+
+int repl_invalidate_command(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    (void)ctl;
+    (void)req;
+    (void)reply;
+    if (atomic_load(&repl_state.busy))
+        return err_set(e, EBUSY, "repl_invalidate: a sync is running");
+    unsigned n = 0;
+    for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+        if (repl_state.disk[i].attached) {
+            atomic_store(&repl_state.disk[i].full, true);
+            n++;
+        }
+    if (n == 0)
+        return err_set(e, ENOENT, "repl_invalidate: no disk of this vm is replicated");
+    log_info("vmm", "replication: the next sync is full (invalidated)");
+    return 0;
+}
+
+const struct control_command repl_commands[] = {
+    {"repl_sync", repl_sync_command},
+    {"repl_status", repl_status_command},
+    {"repl_invalidate", repl_invalidate_command},
+    {NULL, NULL},
+};
