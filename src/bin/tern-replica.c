@@ -73,11 +73,13 @@ static void parse_export(struct replica_cli *c, const char *text)
 
 static void parse_options(int argc, char **argv, struct replica_cli *c)
 {
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"export", required_argument, NULL, 'e'},
-        {"fresh", no_argument, NULL, 'f'},        {"timeout-ms", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+                                             {"export", required_argument, NULL, 'e'},
+                                             {"fresh", no_argument, NULL, 'f'},
+                                             {"timeout-ms", required_argument, NULL, 't'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     c->timeout_ms = 600000;
     int o;
     while ((o = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {

@@ -22,27 +22,31 @@ int repl_set_bitmap(unsigned disk, const char *path)
     return 0;
 }
 
-/* Why the file cannot say what changed since the last sync, or NULL. */
-static const char *invalid(struct repl_disk *r, int rc, const struct blk_dirty *d,
-                           const char *msg)
+/* Why the file cannot say what changed since the last sync (in why,
+ * naming the file), or false when it can. */
+static bool invalid(struct repl_disk *r, int rc, const struct blk_dirty *d, const char *msg,
+                    char *why, size_t cap)
 {
+    const char *reason = NULL;
     if (rc == -ENOENT)
-        return "no bitmap yet";
-    if (rc)
-        return msg;
-    if (r->bm.size != d->size || r->bm.shift != d->shift)
-        return "it is of another disk size or granularity";
-    if (!r->bm.clean)
-        return "it was not saved cleanly (tern-vmm did not stop cleanly)";
-    return NULL;
+        reason = "no bitmap yet";
+    else if (rc)
+        snprintf(why, cap, "%s", msg); /* names the file already */
+    else if (r->bm.size != d->size || r->bm.shift != d->shift)
+        reason = "it is of another disk size or granularity";
+    else if (!r->bm.clean)
+        reason = "it was not saved cleanly (tern-vmm did not stop cleanly)";
+    if (reason)
+        snprintf(why, cap, "replication bitmap '%.400s': %s", r->path, reason);
+    return rc || reason;
 }
 
 static int attach(struct repl_disk *r, unsigned i, struct blk_dirty *d, struct err *e)
 {
     struct err le = {""};
+    char why[sizeof(le.msg) + 64];
     int rc = replbm_load(r->path, &r->bm, &le);
-    const char *why = invalid(r, rc, d, le.msg);
-    if (why) {
+    if (invalid(r, rc, d, le.msg, why, sizeof(why))) {
         uint64_t syncs = rc ? 0 : r->bm.syncs, last = rc ? 0 : r->bm.last_sync_ms;
         replbm_release(&r->bm);
         if (replbm_init(&r->bm, d->size, d->shift))
@@ -50,8 +54,7 @@ static int attach(struct repl_disk *r, unsigned i, struct blk_dirty *d, struct e
         r->bm.syncs = syncs;
         r->bm.last_sync_ms = last;
         atomic_store(&r->full, true);
-        log_warn("vmm", "disk%u: replication bitmap '%s': %s: the next sync is full", i,
-                 r->path, why);
+        log_warn("vmm", "disk%u: %s: the next sync is full", i, why);
     }
     /* from here on a crash must invalidate it: the file says so before
      * the guest can write */
@@ -124,10 +127,9 @@ static json_t *disk_status(struct repl_disk *r, unsigned i, struct blk_dirty *d)
     snprintf(name, sizeof(name), "disk%u", i);
     pthread_mutex_lock(&repl_state.lock);
     json_t *o = json_pack("{s:s, s:s, s:I, s:b, s:I, s:I}", "disk", name, "bitmap", r->path,
-                          "dirty_bytes",
-                          (json_int_t)dirty, "full_needed", atomic_load(&r->full), "syncs",
-                          (json_int_t)r->bm.syncs, "last_sync_ms",
-                          (json_int_t)r->bm.last_sync_ms);
+                          "dirty_bytes", (json_int_t)dirty, "full_needed",
+                          atomic_load(&r->full), "syncs", (json_int_t)r->bm.syncs,
+                          "last_sync_ms", (json_int_t)r->bm.last_sync_ms);
     pthread_mutex_unlock(&repl_state.lock);
     return o;
 }
@@ -140,8 +142,8 @@ int repl_status_command(struct control *ctl, json_t *req, json_t *reply, struct 
     json_t *disks = json_array();
     for (unsigned i = 0; i < VM_MAX_DISKS; i++)
         if (repl_state.disk[i].attached)
-            json_array_append_new(disks,
-                                  disk_status(&repl_state.disk[i], i, &m->vm.disk[i].dirty));
+            json_array_append_new(
+                disks, disk_status(&repl_state.disk[i], i, &m->vm.disk[i].dirty));
     json_object_set_new(reply, "disks", disks);
     json_object_set_new(reply, "busy", json_boolean(atomic_load(&repl_state.busy)));
     pthread_mutex_lock(&repl_state.lock);

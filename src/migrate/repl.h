@@ -27,8 +27,7 @@ int repl_sync_command(struct control *ctl, json_t *req, json_t *reply, struct er
 int repl_status_command(struct control *ctl, json_t *req, json_t *reply, struct err *e);
 /* {"cmd":"repl_invalidate"}: the next sync is full (the target lost or
  * refused the last one). */
-int repl_invalidate_command(struct control *ctl, json_t *req, json_t *reply,
-                            struct err *e);
+int repl_invalidate_command(struct control *ctl, json_t *req, json_t *reply, struct err *e);
 extern const struct control_command repl_commands[];
 
 #endif

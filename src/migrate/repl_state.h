@@ -13,7 +13,7 @@
 #include "vmm/monitor.h"
 
 struct repl_disk {
-    char path[512]; /* the bitmap file; "" when the disk is not replicated */
+    char path[512];   /* the bitmap file; "" when the disk is not replicated */
     struct replbm bm; /* bm.bits is the disk's blk_dirty.repl while attached */
     bool attached;
     /* the next sync must copy every allocated block (the file was not
@@ -30,9 +30,9 @@ struct repl_state {
     bool joinable;
     _Atomic bool busy, cancel;
     char uri[256];
-    bool full; /* the running sync */
+    bool full;            /* the running sync */
     pthread_mutex_t lock; /* last, bm.syncs and bm.last_sync_ms */
-    json_t *last; /* the last sync's "repl-sync" event, NULL before one */
+    json_t *last;         /* the last sync's "repl-sync" event, NULL before one */
 };
 
 extern struct repl_state repl_state;

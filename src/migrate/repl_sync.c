@@ -156,9 +156,9 @@ static void finish(int rc, bool frozen, const char *error, double ms)
         }
         pthread_mutex_unlock(&repl_state.lock);
     }
-    json_t *ev = json_pack("{s:s, s:b, s:I, s:f, s:o}", "status", rc ? "failed" : "completed",
-                           "full", repl_state.full, "bytes", (json_int_t)bytes, "ms", ms,
-                           "disks", disks);
+    json_t *ev = json_pack("{s:s, s:b, s:I, s:f, s:o}", "status",
+                           rc ? "failed" : "completed", "full", repl_state.full, "bytes",
+                           (json_int_t)bytes, "ms", ms, "disks", disks);
     if (rc)
         json_object_set_new(ev, "error", json_string(error));
     pthread_mutex_lock(&repl_state.lock);

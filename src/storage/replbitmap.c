@@ -106,9 +106,9 @@ static int decode_header(const uint8_t *data, size_t len, struct replbm *b, stru
         return bad(e, "disk size out of range");
     b->nbits = nbits_of(b->size, b->shift);
     if (len != REPLBM_HEADER + replbm_words(b->nbits) * 8 + 4)
-        return err_set(e, EINVAL, "replication bitmap: %zu bytes, its header says %llu",
-                       len,
-                       (unsigned long long)(REPLBM_HEADER + replbm_words(b->nbits) * 8 + 4));
+        return err_set(
+            e, EINVAL, "replication bitmap: %zu bytes, its header says %llu", len,
+            (unsigned long long)(REPLBM_HEADER + replbm_words(b->nbits) * 8 + 4));
     return 0;
 }
 
@@ -158,9 +158,11 @@ int replbm_load(const char *path, struct replbm *b, struct err *e)
     close(fd);
     if (rc)
         err_set(e, -rc, "replication bitmap '%s': %s", path, strerror(-rc));
-    else if ((rc = replbm_decode(data, (size_t)st.st_size, b, e)))
-        err_set(e, -rc, "replication bitmap '%s': %s", path,
-                e->msg + strlen("replication bitmap: "));
+    else if ((rc = replbm_decode(data, (size_t)st.st_size, b, e))) {
+        char why[sizeof(e->msg)];
+        snprintf(why, sizeof(why), "%s", e->msg + strlen("replication bitmap: "));
+        err_set(e, -rc, "replication bitmap '%s': %s", path, why);
+    }
     free(data);
     return rc;
 }

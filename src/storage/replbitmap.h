@@ -28,10 +28,10 @@ struct replbm {
     uint64_t size; /* bytes of the disk */
     unsigned shift;
     uint64_t nbits;
-    uint64_t *bits; /* nbits rounded up to words; owned */
-    uint64_t count; /* bits set */
-    bool clean;     /* the file: saved at a clean stop, nothing written since */
-    uint64_t syncs; /* completed syncs */
+    uint64_t *bits;        /* nbits rounded up to words; owned */
+    uint64_t count;        /* bits set */
+    bool clean;            /* the file: saved at a clean stop, nothing written since */
+    uint64_t syncs;        /* completed syncs */
     uint64_t last_sync_ms; /* unix time of the last completed sync, 0: none */
 };
 

@@ -1,0 +1,148 @@
+# Incremental replication between a real tern-vmm and a real tern-replica
+# over NBD (docs/replication.md): tern-guest writes and verifies its disk
+# (`tern.disk`) all along; the first sync is full (the allocated blocks), the
+# next copies only the delta; the replica boots a fresh VM to `DISK verify
+# ok`; tern-vmm killed -9 in the middle of a sync leaves the previous replica
+# as it was, and its unclean stop makes the next sync full; a clean stop
+# keeps the bitmap; a corrupt bitmap file means a full sync; bad requests
+# get one line.
+source "$(dirname "$0")/lib.sh"
+REPLICA=$BUILD/tern-replica
+MIB=$((1 << 20))
+CMD="tern.hb=50 tern.disk=4 tern.ws=16 tern.rate=20 tern.verify=1"
+IMG=$TMP/src.img
+BM=$IMG.repl-n2
+REP=$TMP/replica.img
+
+# a 256 MiB image with 32 MiB of data at 128 MiB (beyond the guest's 4 MiB)
+truncate -s 256M "$IMG"
+dd if=/dev/urandom of="$IMG" bs=1M count=32 seek=128 conv=notrunc 2>/dev/null
+region() { dd if="$1" bs=1M skip=128 count=32 2>/dev/null | md5sum | cut -d' ' -f1; }
+SUM=$(region "$IMG")
+
+boot() {   # NAME: the source VM on IMG with its bitmap; syncs hold 1.5 s after a pass
+    TERN_TEST_HOLD=disk-pass TERN_TEST_HOLD_MS=1500 \
+        start_vm "$1" --memory 128M --kernel "$GUEST" --disk "path=$IMG,repl=$BM" --cmdline "$CMD"
+    wait_for "$TMP/$1.console" '^DISK ok' 20
+}
+# receive [--fresh]: a tern-replica for REP in the background (its output in
+# $TMP/rep.out, stderr in $TMP/rep.log, its pid in REP_PID)
+receive() {
+    "$REPLICA" --listen "unix:$TMP/rep.nbd" --export "disk0=$REP,size=256M" --timeout-ms 60000 \
+        "$@" >"$TMP/rep.out" 2>"$TMP/rep.log" &
+    REP_PID=$!
+    wait_for "$TMP/rep.out" '^ready' 10
+}
+# sync NAME [full]: a repl_sync to its end; the "repl-sync" event in $TMP/NAME.sync
+sync_vm() {
+    local full=${2:-false}
+    timeout 60 "$CTL" --wait-event repl-sync --timeout 55 "$TMP/$1.sock" \
+        "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\",\"full\":$full}" |
+        grep '"event":"repl-sync"' >"$TMP/$1.sync"
+}
+sfig() { grep -o "\"$2\":\"*[0-9.a-z]*" "$TMP/$1.sync" | head -1 | cut -d: -f2 | tr -d '"'; }
+replica_rc() { wait "$REP_PID"; }
+replica_failed() { ! wait "$REP_PID"; }
+committed() { wait "$REP_PID" && grep -q '^committed' "$TMP/rep.out"; }
+status_of() { ctl "$1" '{"cmd":"repl_status"}'; }
+
+# 1. the first sync must be full; a delta is refused
+boot a
+check "a: no bitmap yet: the next sync is full" grep -q "no bitmap yet: the next sync is full" "$TMP/a.log"
+out=$(ctl a "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\"}")
+check "a: a delta sync without a valid bitmap is refused" \
+    grep -q 'disk0 needs a full sync' <<<"$out"
+receive --fresh
+sync_vm a true
+check "full sync completed ($(sfig a bytes) bytes in $(sfig a ms) ms)" [ "$(sfig a status)" = completed ]
+check "full sync copied the 36 MiB allocated, not the 256 MiB disk" \
+    bash -c "b=$(sfig a bytes); [ \$b -ge $((32 * MIB)) ] && [ \$b -le $((48 * MIB)) ]"
+check "tern-replica committed the side file" committed
+check "no side file left" [ ! -e "$REP.sync" ]
+check "the replica has the data beyond the guest's blocks" [ "$(region "$REP")" = "$SUM" ]
+check "holes stay holes in the replica (< 64 MiB allocated of 256)" \
+    [ "$(du -k "$REP" | cut -f1)" -lt 65536 ]
+FULL=$(sfig a bytes)
+
+# 2. the delta: only what the guest wrote since (its 4 MiB area at most)
+wait_for "$TMP/a.console" '^DISK ok' 5
+check "status: no full sync needed, dirty bytes counted" \
+    grep -q '"full_needed":false' <<<"$(status_of a)"
+receive
+sync_vm a
+DELTA=$(sfig a bytes)
+check "delta sync completed ($DELTA bytes in $(sfig a ms) ms)" [ "$(sfig a status)" = completed ]
+# the delta: the blocks marked since the last sync (at most the guest's
+# 4 MiB area); the copy also resends what the guest rewrote meanwhile
+check "delta sync: $(sfig a total) bytes were marked, at most the guest's 4 MiB" \
+    bash -c "t=$(sfig a total); [ \$t -gt 0 ] && [ \$t -le $((4 * MIB)) ]"
+check "delta sync copied the delta ($DELTA bytes), not the $FULL of a full one" \
+    bash -c "[ $DELTA -gt 0 ] && [ $DELTA -lt $((FULL / 4)) ]"
+check "tern-replica committed the delta" replica_rc
+check "status: 2 syncs, the last one completed" \
+    bash -c "s='$(status_of a)'; grep -q '\"syncs\":2' <<<\"\$s\" && grep -q '\"status\":\"completed\"' <<<\"\$s\""
+
+# 3. the replica is a disk at one point in time: a fresh VM verifies it
+cp --sparse=always "$REP" "$TMP/check.img"
+start_vm chk --memory 128M --kernel "$GUEST" --disk "path=$TMP/check.img" --cmdline "$CMD"
+check "a fresh VM on the replica: DISK verify ok" \
+    wait_for "$TMP/chk.console" '^DISK verify ok [1-9]' 20
+check "  and no DISK FAIL" bash -c "! grep -q 'DISK FAIL' '$TMP/chk.console'"
+ctl chk '{"cmd":"quit"}' >/dev/null; wait_vm chk
+
+# 4. tern-vmm killed -9 in the middle of a sync: the previous replica stays
+BEFORE=$(md5sum <"$REP")
+receive
+holds=$(grep -c "test hold at 'disk-pass'" "$TMP/a.log")
+ctl a "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\"}" >/dev/null
+wait_rc 10 0 bash -c "[ \$(grep -c \"test hold at 'disk-pass'\" '$TMP/a.log') -gt $holds ]"
+kill -9 "${VM_PID[a]}"; wait_vm a
+check "killed mid-sync: tern-replica does not commit (exit 1)" replica_failed
+check "  it says why" grep -q 'sync not committed, the replica stays as it was' "$TMP/rep.log"
+check "  the side file is removed" [ ! -e "$REP.sync" ]
+check "  the previous replica is intact" [ "$(md5sum <"$REP")" = "$BEFORE" ]
+
+# 5. after the unclean stop the next sync is full
+boot b
+check "unclean stop: the bitmap is not valid" grep -q "not saved cleanly.*the next sync is full" "$TMP/b.log"
+check "  status says full_needed" grep -q '"full_needed":true' <<<"$(status_of b)"
+check "  a delta sync is refused" \
+    grep -q 'needs a full sync' <<<"$(ctl b "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\"}")"
+receive --fresh
+sync_vm b true
+check "  the full sync copies everything again ($(sfig b bytes) bytes)" \
+    bash -c "[ '$(sfig b status)' = completed ] && [ $(sfig b bytes) -ge $((32 * MIB)) ]"
+check "  and is committed" replica_rc
+
+# 6. a clean stop keeps the bitmap: the next start syncs a delta
+ctl b '{"cmd":"quit"}' >/dev/null; wait_vm b
+check "clean stop: the bitmap is saved" grep -q 'replication bitmap saved' "$TMP/b.log"
+boot c
+check "  after a restart no full sync is needed" grep -q '"full_needed":false' <<<"$(status_of c)"
+receive
+sync_vm c
+check "  the delta sync after the restart is small ($(sfig c total) bytes marked, $(sfig c bytes) sent)" \
+    bash -c "[ '$(sfig c status)' = completed ] && [ $(sfig c total) -le $((4 * MIB)) ] && [ $(sfig c bytes) -lt $((FULL / 4)) ]"
+check "  and is committed" replica_rc
+ctl c '{"cmd":"quit"}' >/dev/null; wait_vm c
+
+# 7. a corrupt bitmap file: one line naming it, the next sync is full
+printf '\x01' | dd of="$BM" bs=1 seek=70 conv=notrunc 2>/dev/null
+boot d
+check "corrupt bitmap: one line naming the file" \
+    grep -q "replication bitmap '$BM': bitmap checksum mismatch: the next sync is full" "$TMP/d.log"
+check "  the VM runs on" grep -q '"state":"running"' <<<"$(ctl d '{"cmd":"status"}')"
+
+# 8. bad input: one line each, nothing changes
+check "repl_sync with an unknown parameter is refused" \
+    grep -q "unknown parameter 'frob'" <<<"$(ctl d '{"cmd":"repl_sync","uri":"unix:/x","frob":1}')"
+check "repl_sync to a target that is not there fails, the VM runs on" \
+    bash -c "timeout 20 '$CTL' --wait-event repl-sync --timeout 15 '$TMP/d.sock' \
+        '{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/nobody.nbd\",\"full\":true}' | grep -q '\"status\":\"failed\"'"
+check "  and the bits stay for the next sync" grep -q '"full_needed":true' <<<"$(status_of d)"
+ctl d '{"cmd":"quit"}' >/dev/null; wait_vm d
+"$VMM" --kernel "$GUEST" --disk "path=$IMG,repl=relative" 2>"$TMP/bad.log"
+check "a relative bitmap path is refused" grep -q "bad key or value 'repl'" "$TMP/bad.log"
+"$REPLICA" --listen "unix:$TMP/x.nbd" --export "disk0=$TMP/none.img" 2>"$TMP/bad.log"
+check "tern-replica without a replica or its size: one line" \
+    grep -q "no replica yet: its size is needed" "$TMP/bad.log"
