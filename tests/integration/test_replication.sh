@@ -4,8 +4,8 @@
 # next copies only the delta; the replica boots a fresh VM to `DISK verify
 # ok`; tern-vmm killed -9 in the middle of a sync leaves the previous replica
 # as it was, and its unclean stop makes the next sync full; a clean stop
-# keeps the bitmap; a corrupt bitmap file means a full sync; bad requests
-# get one line.
+# keeps the bitmap; a stopped VM syncs through `tern-vmm --paused`; a
+# corrupt bitmap file means a full sync; bad requests get one line.
 source "$(dirname "$0")/lib.sh"
 REPLICA=$BUILD/tern-replica
 MIB=$((1 << 20))
@@ -126,14 +126,31 @@ check "  the delta sync after the restart is small ($(sfig c total) bytes marked
 check "  and is committed" replica_rc
 ctl c '{"cmd":"quit"}' >/dev/null; wait_vm c
 
-# 7. a corrupt bitmap file: one line naming it, the next sync is full
+# 7. a stopped VM syncs through tern-vmm --paused: its vCPUs never run
+start_vm p --paused --memory 128M --kernel "$GUEST" --disk "path=$IMG,repl=$BM" --cmdline "$CMD"
+wait_socket p
+receive
+sync_vm p
+check "stopped VM: a delta sync through --paused ($(sfig p total) bytes marked, $(sfig p bytes) sent)" \
+    bash -c "[ '$(sfig p status)' = completed ] && [ $(sfig p total) -le $((4 * MIB)) ]"
+check "  committed" replica_rc
+ctl p '{"cmd":"quit"}' >/dev/null; wait_vm p
+check "  the guest never ran" bash -c "! grep -q '^HB' '$TMP/p.console'"
+check "  the bitmap is saved clean, with nothing to sync" \
+    grep -q 'replication bitmap saved (0 bytes to sync)' "$TMP/p.log"
+cp --sparse=always "$REP" "$TMP/check.img"
+start_vm chk2 --memory 128M --kernel "$GUEST" --disk "path=$TMP/check.img" --cmdline "$CMD"
+check "  the replica verifies: DISK verify ok" wait_for "$TMP/chk2.console" '^DISK verify ok [1-9]' 20
+ctl chk2 '{"cmd":"quit"}' >/dev/null; wait_vm chk2
+
+# 8. a corrupt bitmap file: one line naming it, the next sync is full
 printf '\x01' | dd of="$BM" bs=1 seek=70 conv=notrunc 2>/dev/null
 boot d
 check "corrupt bitmap: one line naming the file" \
     grep -q "replication bitmap '$BM': bitmap checksum mismatch: the next sync is full" "$TMP/d.log"
 check "  the VM runs on" grep -q '"state":"running"' <<<"$(ctl d '{"cmd":"status"}')"
 
-# 8. bad input: one line each, nothing changes
+# 9. bad input: one line each, nothing changes
 check "repl_sync with an unknown parameter is refused" \
     grep -q "unknown parameter 'frob'" <<<"$(ctl d '{"cmd":"repl_sync","uri":"unix:/x","frob":1}')"
 check "repl_sync to a target that is not there fails, the VM runs on" \
