@@ -102,22 +102,11 @@ void migrate_commands_stop(struct monitor *m, void *arg)
 
 static int check_keys(json_t *req, struct err *e)
 {
-    static const char *const known[] = {"cmd",
-                                        "id",
-                                        "uri",
-                                        "max_bandwidth",
-                                        "downtime_limit_ms",
-                                        "auto_converge",
-                                        "max_time_s",
-                                        "tls",
-                                        "tls_dir",
-                                        "page_crc",
-                                        "commit",
-                                        "watchdog_ms",
-                                        "pause_gate",
-                                        "nbd",
-                                        "channels",
-                                        NULL};
+    static const char *const known[] = {
+        "cmd",           "id",          "uri",        "max_bandwidth", "downtime_limit_ms",
+        "auto_converge", "max_time_s",  "tls",        "tls_dir",       "page_crc",
+        "commit",        "watchdog_ms", "pause_gate", "nbd",           "nbd_delta",
+        "channels",      NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }
@@ -171,6 +160,9 @@ int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
         return err_set(e, EINVAL, "'nbd' must be tcp:HOST:PORT or unix:PATH");
     if (nbd)
         snprintf(p->nbd, sizeof(p->nbd), "%s", nbd);
+    p->nbd_delta = json_is_true(json_object_get(req, "nbd_delta"));
+    if (p->nbd_delta && !nbd)
+        return err_set(e, EINVAL, "'nbd_delta' goes with 'nbd'");
     p->channels = (unsigned)channels;
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;

@@ -172,6 +172,27 @@ int repl_invalidate_command(struct control *ctl, json_t *req, json_t *reply, str
     return 0;
 }
 
+int repl_seed(struct mirror *m, unsigned disk, struct err *e)
+{
+    struct repl_disk *r = &repl_state.disk[disk];
+    struct blk_dirty *d = &m->blk->dirty;
+    if (disk >= VM_MAX_DISKS || !r->attached || atomic_load(&r->full))
+        return err_set(e, EINVAL,
+                       "disk%u: no valid replication bitmap: the delta to its replica is "
+                       "not known",
+                       disk);
+    uint64_t words = replbm_words(r->bm.nbits);
+    pthread_mutex_lock(&d->lock);
+    blk_dirty_fill_locked(d, false);
+    memcpy(d->bits, d->repl, words * 8);
+    d->count = 0;
+    for (uint64_t i = 0; i < words; i++)
+        d->count += (uint64_t)__builtin_popcountll(d->bits[i]);
+    m->fig.total = d->count << d->shift;
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
 const struct control_command repl_commands[] = {
     {"repl_sync", repl_sync_command},
     {"repl_status", repl_status_command},

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "common/err.h"
+#include "storage/mirror.h"
 #include "vmm/control.h"
 #include "vmm/monitor.h"
 
@@ -29,5 +30,10 @@ int repl_status_command(struct control *ctl, json_t *req, json_t *reply, struct 
  * refused the last one). */
 int repl_invalidate_command(struct control *ctl, json_t *req, json_t *reply, struct err *e);
 extern const struct control_command repl_commands[];
+/* A migration's mirror whose target holds the disk's replica of the last
+ * sync: its bits are the replication bitmap's (the bitmap itself stays, so
+ * a failed migration changes nothing); -EINVAL when the disk is not
+ * replicated or needs a full sync. */
+int repl_seed(struct mirror *m, unsigned disk, struct err *e);
 
 #endif

@@ -5,7 +5,8 @@
 # ok`; tern-vmm killed -9 in the middle of a sync leaves the previous replica
 # as it was, and its unclean stop makes the next sync full; a clean stop
 # keeps the bitmap; a stopped VM syncs through `tern-vmm --paused`; a
-# corrupt bitmap file means a full sync; bad requests get one line.
+# migration to a copy of the replica mirrors only the delta; a corrupt
+# bitmap file means a full sync; bad requests get one line.
 source "$(dirname "$0")/lib.sh"
 REPLICA=$BUILD/tern-replica
 MIB=$((1 << 20))
@@ -143,14 +144,40 @@ start_vm chk2 --memory 128M --kernel "$GUEST" --disk "path=$TMP/check.img" --cmd
 check "  the replica verifies: DISK verify ok" wait_for "$TMP/chk2.console" '^DISK verify ok [1-9]' 20
 ctl chk2 '{"cmd":"quit"}' >/dev/null; wait_vm chk2
 
-# 8. a corrupt bitmap file: one line naming it, the next sync is full
+# 8. a migration to a node holding the replica of the last sync mirrors
+# only the delta: the destination's volume is a copy of the replica
+boot mg
+cp --sparse=always "$REP" "$TMP/mg-d.img"
+start_dst mg-d "unix:$TMP/mg-d.mig" --disk "path=$TMP/mg-d.img" --nbd-listen "unix:$TMP/mg-d.nbd"
+migrate mg "unix:$TMP/mg-d.mig" ",\"nbd\":\"unix:$TMP/mg-d.nbd\",\"nbd_delta\":true"
+mfig() { grep -o '"disks":\[[^]]*\]' "$TMP/mg.migration" | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+check "delta migration completed (total $(fig mg total_ms) ms, downtime $(fig mg downtime_ms) ms)" \
+    [ "$MIG" = completed ]
+check "  it mirrored the delta: $(mfig total) bytes marked, $(mfig copied) copied (a full one: $FULL)" \
+    bash -c "[ $(mfig total) -le $((4 * MIB)) ] && [ $(mfig copied) -lt $((FULL / 4)) ]"
+check "  DISK ok continues on the destination" wait_for "$TMP/mg-d.console" '^DISK ok' 20
+check "  no DISK FAIL on either side" bash -c "! grep -q 'DISK FAIL' '$TMP/mg.console' '$TMP/mg-d.console'"
+check "  the data beyond the guest's blocks is there" [ "$(region "$TMP/mg-d.img")" = "$SUM" ]
+wait_vm mg
+check "  the source's bitmap is left not clean (the disk lives on elsewhere)" \
+    bash -c "! grep -q 'replication bitmap saved' '$TMP/mg.log'"
+ctl mg-d '{"cmd":"quit"}' >/dev/null; wait_vm mg-d
+
+# 9. a corrupt bitmap file: one line naming it, the next sync is full
 printf '\x01' | dd of="$BM" bs=1 seek=70 conv=notrunc 2>/dev/null
 boot d
 check "corrupt bitmap: one line naming the file" \
     grep -q "replication bitmap '$BM': bitmap checksum mismatch: the next sync is full" "$TMP/d.log"
 check "  the VM runs on" grep -q '"state":"running"' <<<"$(ctl d '{"cmd":"status"}')"
+truncate -s 256M "$TMP/dd.img"
+start_dst dd "unix:$TMP/dd.mig" --disk "path=$TMP/dd.img" --nbd-listen "unix:$TMP/dd.nbd"
+migrate d "unix:$TMP/dd.mig" ",\"nbd\":\"unix:$TMP/dd.nbd\",\"nbd_delta\":true"
+check "  a delta migration without a valid bitmap fails" \
+    bash -c "[ '$MIG' = failed ] && grep -q 'no valid replication bitmap' '$TMP/d.migration'"
+check "  and the VM runs on" grep -q '"state":"running"' <<<"$(ctl d '{"cmd":"status"}')"
+wait_vm dd
 
-# 9. bad input: one line each, nothing changes
+# 10. bad input: one line each, nothing changes
 check "repl_sync with an unknown parameter is refused" \
     grep -q "unknown parameter 'frob'" <<<"$(ctl d '{"cmd":"repl_sync","uri":"unix:/x","frob":1}')"
 check "repl_sync to a target that is not there fails, the VM runs on" \
