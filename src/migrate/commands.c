@@ -102,11 +102,23 @@ void migrate_commands_stop(struct monitor *m, void *arg)
 
 static int check_keys(json_t *req, struct err *e)
 {
-    static const char *const known[] = {
-        "cmd",           "id",          "uri",        "max_bandwidth", "downtime_limit_ms",
-        "auto_converge", "max_time_s",  "tls",        "tls_dir",       "page_crc",
-        "commit",        "watchdog_ms", "pause_gate", "nbd",           "nbd_delta",
-        "channels",      NULL};
+    static const char *const known[] = {"cmd",
+                                        "id",
+                                        "uri",
+                                        "max_bandwidth",
+                                        "downtime_limit_ms",
+                                        "auto_converge",
+                                        "max_time_s",
+                                        "tls",
+                                        "tls_dir",
+                                        "page_crc",
+                                        "commit",
+                                        "watchdog_ms",
+                                        "pause_gate",
+                                        "nbd",
+                                        "nbd_delta",
+                                        "channels",
+                                        NULL};
     const char *key = jsonf_unknown_key(req, known);
     return key ? err_set(e, EINVAL, "unknown parameter '%s'", key) : 0;
 }

@@ -10,8 +10,8 @@
 
 #include "common/err.h"
 #include "migrate/channel.h"
-#include "migrate/decision.h"
 #include "migrate/disks.h"
+#include "migrate/decision.h"
 
 struct vm;
 
