@@ -7,6 +7,7 @@
  * replica's point in time, the same for all disks. A flush and NBD_CMD_DISC
  * follow, on which tern-replica swaps the side files in. */
 #include <errno.h>
+#include <libnbd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,11 @@ static void finish(int rc, bool frozen, const char *error, double ms)
             give_back(r, &repl_state.mon->vm.disk[i].dirty);
         if (rc && frozen)
             atomic_store(&r->full, true);
-        mirror_close(&r->m); /* NBD_CMD_DISC: the target commits */
+        if (rc && r->m.nbd) { /* hang up without NBD_CMD_DISC: no commit */
+            nbd_close(r->m.nbd);
+            r->m.nbd = NULL;
+        }
+        mirror_close(&r->m); /* after a success NBD_CMD_DISC: the target commits */
         free(r->snap);
         r->snap = NULL;
         pthread_mutex_lock(&repl_state.lock);

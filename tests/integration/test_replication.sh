@@ -125,7 +125,20 @@ sync_vm c
 check "  the delta sync after the restart is small ($(sfig c total) bytes marked, $(sfig c bytes) sent)" \
     bash -c "[ '$(sfig c status)' = completed ] && [ $(sfig c total) -le $((4 * MIB)) ] && [ $(sfig c bytes) -lt $((FULL / 4)) ]"
 check "  and is committed" replica_rc
+# quit in the middle of a sync: the sync ends without its disconnect, the
+# target keeps its replica, the bits stay in the bitmap saved clean
+BEFORE=$(md5sum <"$REP")
+receive
+holds=$(grep -c "test hold at 'disk-pass'" "$TMP/c.log")
+ctl c "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\"}" >/dev/null
+wait_rc 10 0 bash -c "[ \$(grep -c \"test hold at 'disk-pass'\" '$TMP/c.log') -gt $holds ]"
 ctl c '{"cmd":"quit"}' >/dev/null; wait_vm c
+check "quit mid-sync: the sync fails, tern-replica does not commit" \
+    bash -c "grep -q 'replication sync failed' '$TMP/c.log' && ! grep -q 'sync committed' '$TMP/rep.log'"
+check "  tern-replica exits 1" replica_failed
+check "  the replica is intact" [ "$(md5sum <"$REP")" = "$BEFORE" ]
+check "  the bitmap keeps the bits, saved clean" \
+    grep -Eq 'replication bitmap saved \([1-9][0-9]* bytes to sync\)' "$TMP/c.log"
 
 # 7. a stopped VM syncs through tern-vmm --paused: its vCPUs never run
 start_vm p --paused --memory 128M --kernel "$GUEST" --disk "path=$IMG,repl=$BM" --cmdline "$CMD"
