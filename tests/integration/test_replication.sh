@@ -35,11 +35,14 @@ receive() {
     wait_for "$TMP/rep.out" '^ready' 10
 }
 # sync NAME [full]: a repl_sync to its end; the "repl-sync" event in $TMP/NAME.sync
+# (a refused request ends it at once; a failed sync is noted with its error)
 sync_vm() {
     local full=${2:-false}
-    timeout 60 "$CTL" --wait-event repl-sync --timeout 55 "$TMP/$1.sock" \
-        "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\",\"full\":$full}" |
-        grep '"event":"repl-sync"' >"$TMP/$1.sync"
+    timeout 60 "$CTL" --wait-match '"event":"repl-sync"|"ok":false' --timeout 55 "$TMP/$1.sock" \
+        "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\",\"full\":$full}" >"$TMP/$1.out"
+    grep '"event":"repl-sync"' "$TMP/$1.out" >"$TMP/$1.sync"
+    grep -q '"status":"completed"' "$TMP/$1.sync" ||
+        note "$1: sync not completed: $(cat "$TMP/$1.out") $(tail -3 "$TMP/$1.log" | tr '\n' ' ')"
 }
 sfig() { grep -o "\"$2\":\"*[0-9.a-z]*" "$TMP/$1.sync" | head -1 | cut -d: -f2 | tr -d '"'; }
 replica_rc() { wait "$REP_PID"; }
