@@ -32,7 +32,7 @@ receive() {
     "$REPLICA" --listen "unix:$TMP/rep.nbd" --export "disk0=$REP,size=256M" --timeout-ms 60000 \
         "$@" >"$TMP/rep.out" 2>"$TMP/rep.log" &
     REP_PID=$!
-    wait_for "$TMP/rep.out" '^ready' 10
+    wait_for "$TMP/rep.out" '^ready' 30 || note "tern-replica not ready after 30 s: $(cat "$TMP/rep.log")"
 }
 # sync NAME [full]: a repl_sync to its end; the "repl-sync" event in $TMP/NAME.sync
 # (a refused request ends it at once; a failed sync is noted with its error)
