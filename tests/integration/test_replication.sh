@@ -6,7 +6,8 @@
 # as it was, and its unclean stop makes the next sync full; a clean stop
 # keeps the bitmap; a stopped VM syncs through `tern-vmm --paused`; a
 # migration to a copy of the replica mirrors only the delta; a corrupt
-# bitmap file means a full sync; bad requests get one line.
+# bitmap file means a full sync; tern-replica killed mid-sync; two disks
+# at one point in time; bad requests get one line.
 source "$(dirname "$0")/lib.sh"
 REPLICA=$BUILD/tern-replica
 MIB=$((1 << 20))
@@ -206,3 +207,49 @@ check "a relative bitmap path is refused" grep -q "bad key or value 'repl'" "$TM
 "$REPLICA" --listen "unix:$TMP/x.nbd" --export "disk0=$TMP/none.img" 2>"$TMP/bad.log"
 check "tern-replica without a replica or its size: one line" \
     grep -q "no replica yet: its size is needed" "$TMP/bad.log"
+
+# 11. tern-replica killed -9 in the middle of a sync: the VM runs on, its
+# bits stay (no full sync needed), the replica is intact, and the next sync
+# replaces the stale side file
+boot k
+receive --fresh
+sync_vm k true
+replica_rc
+BEFORE=$(md5sum <"$REP")
+receive
+holds=$(grep -c "test hold at 'disk-pass'" "$TMP/k.log")
+ctl k "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\"}" >/dev/null
+wait_rc 10 0 bash -c "[ \$(grep -c \"test hold at 'disk-pass'\" '$TMP/k.log') -gt $holds ]"
+kill -9 "$REP_PID"; wait "$REP_PID" 2>/dev/null
+wait_rc 20 0 bash -c "grep -q 'replication sync failed' '$TMP/k.log'"
+check "tern-replica killed mid-sync: the sync fails, the VM runs on" \
+    bash -c "[ $RC = 0 ] && grep -q '\"state\":\"running\"' <<<'$(ctl k '{"cmd":"status"}')'"
+check "  the bits stay: no full sync needed" grep -q '"full_needed":false' <<<"$(status_of k)"
+check "  the replica is intact (a stale side file beside it)" \
+    bash -c "[ '$(md5sum <"$REP")' = '$BEFORE' ] && [ -e '$REP.sync' ]"
+receive
+sync_vm k
+check "  the next delta sync replaces the stale side file and commits" \
+    bash -c "[ '$(sfig k status)' = completed ] && [ $(sfig k total) -le $((4 * MIB)) ]"
+check "  committed" committed
+ctl k '{"cmd":"quit"}' >/dev/null; wait_vm k
+
+# 12. two disks: one point in time for both, one tern-replica with two exports
+truncate -s 64M "$TMP/m0.img" "$TMP/m1.img"
+dd if=/dev/urandom of="$TMP/m1.img" bs=1M count=8 seek=16 conv=notrunc 2>/dev/null
+start_vm m2 --memory 128M --kernel "$GUEST" --disk "path=$TMP/m0.img,repl=$TMP/m0.bm" \
+    --disk "path=$TMP/m1.img,repl=$TMP/m1.bm" --cmdline "$CMD"
+wait_for "$TMP/m2.console" '^DISK ok' 20
+"$REPLICA" --listen "unix:$TMP/m2.nbd" --export "disk0=$TMP/m0.rep,size=64M" \
+    --export "disk1=$TMP/m1.rep,size=64M" --fresh >"$TMP/rep.out" 2>"$TMP/rep.log" &
+REP_PID=$!
+wait_for "$TMP/rep.out" '^ready' 30
+timeout 60 "$CTL" --wait-match '"event":"repl-sync"|"ok":false' --timeout 55 "$TMP/m2.sock" \
+    "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/m2.nbd\",\"full\":true}" >"$TMP/m2.sync"
+check "two disks: the sync covers both" \
+    bash -c "grep -q '\"status\":\"completed\"' '$TMP/m2.sync' && grep -q '\"disk\":\"disk1\"' '$TMP/m2.sync'"
+check "  both replicas committed together" committed
+check "  disk1's data is in its replica" \
+    [ "$(dd if="$TMP/m1.img" bs=1M skip=16 count=8 2>/dev/null | md5sum)" = \
+      "$(dd if="$TMP/m1.rep" bs=1M skip=16 count=8 2>/dev/null | md5sum)" ]
+ctl m2 '{"cmd":"quit"}' >/dev/null; wait_vm m2
