@@ -81,6 +81,7 @@ ctl mv '{"cmd":"quit"}' >/dev/null; wait_vm mv
 # then a migration into a copy of the replica that mirrors only the delta
 # (nbd_delta), beside "tern mirror" above (the full copy)
 receive() {
+    rm -f "$TMP/rep.out"
     build/tern-replica --listen "unix:$TMP/rep.nbd" --export "disk0=$TMP/rep.img,size=1G" "$@" \
         >"$TMP/rep.out" 2>"$TMP/rep.log" &
     RPID=$!

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/repl_state.h"
 
@@ -193,9 +195,85 @@ int repl_seed(struct mirror *m, unsigned disk, struct err *e)
     return 0;
 }
 
+/* Prefixes a refusal with the command's name. */
+static int refused(const char *cmd, int rc, struct err *e)
+{
+    char why[sizeof(e->msg)];
+    snprintf(why, sizeof(why), "%s", e->msg);
+    return err_set(e, -rc, "%s: %s", cmd, why);
+}
+
+static int disk_param(json_t *req, const char *const known[], uint64_t *disk,
+                      struct err *e)
+{
+    const char *key = jsonf_unknown_key(req, known);
+    if (key)
+        return err_set(e, EINVAL, "unknown parameter '%s'", key);
+    int rc = jsonf_uint(req, "disk", true, 0, VM_MAX_DISKS - 1, disk, NULL, e);
+    if (!rc && *disk >= repl_state.mon->vm.ndisks)
+        rc = err_set(e, EINVAL, "the vm has no disk%llu", (unsigned long long)*disk);
+    if (!rc && atomic_load(&repl_state.busy))
+        rc = err_set(e, EBUSY, "a sync is running");
+    return rc;
+}
+
+/* A running VM's disk becomes replicated: the writes before now were not
+ * tracked, so its first sync is full whatever the file says. */
+int repl_attach_command(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    static const char *const known[] = {"cmd", "id", "disk", "bitmap", NULL};
+    struct monitor *m = ctl->ctx;
+    const char *path = NULL;
+    uint64_t i = 0;
+    (void)reply;
+    int rc = disk_param(req, known, &i, e);
+    if (!rc)
+        rc = jsonf_string(req, "bitmap", true, &path, NULL, e);
+    if (!rc && repl_state.disk[i].attached)
+        rc = err_set(e, EEXIST, "disk%llu is replicated already", (unsigned long long)i);
+    if (!rc && repl_set_bitmap((unsigned)i, path))
+        rc = err_set(e, EINVAL, "'bitmap' must be an absolute path");
+    if (rc)
+        return refused("repl_attach", rc, e);
+    atomic_store(&repl_state.disk[i].full, true);
+    rc = attach(&repl_state.disk[i], (unsigned)i, &m->vm.disk[i].dirty, e);
+    if (rc)
+        repl_state.disk[i].path[0] = '\0';
+    return rc;
+}
+
+/* The disk is no longer replicated: its bitmap file goes. */
+int repl_detach_command(struct control *ctl, json_t *req, json_t *reply, struct err *e)
+{
+    static const char *const known[] = {"cmd", "id", "disk", NULL};
+    struct monitor *m = ctl->ctx;
+    uint64_t i = 0;
+    (void)reply;
+    int rc = disk_param(req, known, &i, e);
+    struct repl_disk *r = &repl_state.disk[i];
+    if (!rc && !r->attached)
+        rc = err_set(e, ENOENT, "disk%llu is not replicated", (unsigned long long)i);
+    if (rc)
+        return refused("repl_detach", rc, e);
+    struct blk_dirty *d = &m->vm.disk[i].dirty;
+    pthread_mutex_lock(&d->lock);
+    d->repl = NULL;
+    pthread_mutex_unlock(&d->lock);
+    r->attached = false;
+    replbm_release(&r->bm);
+    if (unlink(r->path) < 0 && errno != ENOENT)
+        log_warn("vmm", "disk%llu: cannot remove '%s': %s", (unsigned long long)i, r->path,
+                 strerror(errno));
+    log_info("vmm", "disk%llu: no longer replicated", (unsigned long long)i);
+    r->path[0] = '\0';
+    return 0;
+}
+
 const struct control_command repl_commands[] = {
     {"repl_sync", repl_sync_command},
     {"repl_status", repl_status_command},
     {"repl_invalidate", repl_invalidate_command},
+    {"repl_attach", repl_attach_command},
+    {"repl_detach", repl_detach_command},
     {NULL, NULL},
 };

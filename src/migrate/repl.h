@@ -29,6 +29,11 @@ int repl_status_command(struct control *ctl, json_t *req, json_t *reply, struct 
 /* {"cmd":"repl_invalidate"}: the next sync is full (the target lost or
  * refused the last one). */
 int repl_invalidate_command(struct control *ctl, json_t *req, json_t *reply, struct err *e);
+/* {"cmd":"repl_attach","disk":0,"bitmap":"/abs/path"}: a running VM's
+ * disk becomes replicated; its first sync is full. */
+int repl_attach_command(struct control *ctl, json_t *req, json_t *reply, struct err *e);
+/* {"cmd":"repl_detach","disk":0}: no longer replicated; the file goes. */
+int repl_detach_command(struct control *ctl, json_t *req, json_t *reply, struct err *e);
 extern const struct control_command repl_commands[];
 /* A migration's mirror whose target holds the disk's replica of the last
  * sync: its bits are the replication bitmap's (the bitmap itself stays, so

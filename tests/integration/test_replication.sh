@@ -30,6 +30,7 @@ boot() {   # NAME: the source VM on IMG with its bitmap; syncs hold 1.5 s after 
 # receive [--fresh]: a tern-replica for REP in the background (its output in
 # $TMP/rep.out, stderr in $TMP/rep.log, its pid in REP_PID)
 receive() {
+    rm -f "$TMP/rep.out" # the last one's "ready" must not be read before this one starts
     "$REPLICA" --listen "unix:$TMP/rep.nbd" --export "disk0=$REP,size=256M" --timeout-ms 60000 \
         "$@" >"$TMP/rep.out" 2>"$TMP/rep.log" &
     REP_PID=$!
@@ -240,6 +241,7 @@ dd if=/dev/urandom of="$TMP/m1.img" bs=1M count=8 seek=16 conv=notrunc 2>/dev/nu
 start_vm m2 --memory 128M --kernel "$GUEST" --disk "path=$TMP/m0.img,repl=$TMP/m0.bm" \
     --disk "path=$TMP/m1.img,repl=$TMP/m1.bm" --cmdline "$CMD"
 wait_for "$TMP/m2.console" '^DISK ok' 20
+rm -f "$TMP/rep.out"
 "$REPLICA" --listen "unix:$TMP/m2.nbd" --export "disk0=$TMP/m0.rep,size=64M" \
     --export "disk1=$TMP/m1.rep,size=64M" --fresh >"$TMP/rep.out" 2>"$TMP/rep.log" &
 REP_PID=$!
@@ -253,3 +255,33 @@ check "  disk1's data is in its replica" \
     [ "$(dd if="$TMP/m1.img" bs=1M skip=16 count=8 2>/dev/null | md5sum)" = \
       "$(dd if="$TMP/m1.rep" bs=1M skip=16 count=8 2>/dev/null | md5sum)" ]
 ctl m2 '{"cmd":"quit"}' >/dev/null; wait_vm m2
+
+# 13. a running VM's disk becomes replicated (repl_attach: its first sync is
+# full) and stops being so (repl_detach: the bitmap file goes)
+start_vm at --memory 128M --kernel "$GUEST" --disk "path=$TMP/m0.img" --cmdline "$CMD"
+wait_for "$TMP/at.console" '^DISK ok' 20
+check "repl_attach of a disk the VM lacks is refused" \
+    grep -q 'repl_attach: the vm has no disk5' <<<"$(ctl at '{"cmd":"repl_attach","disk":5,"bitmap":"/x"}')"
+check "repl_attach with a relative path is refused" \
+    grep -q "repl_attach: 'bitmap' must be an absolute path" \
+    <<<"$(ctl at '{"cmd":"repl_attach","disk":0,"bitmap":"x.bm"}')"
+check "repl_attach of a running VM's disk: its first sync is full (its file said clean)" \
+    bash -c "grep -q '\"ok\":true' <<<'$(ctl at "{\"cmd\":\"repl_attach\",\"disk\":0,\"bitmap\":\"$TMP/m0.bm\"}")' &&
+             grep -q '\"full_needed\":true' <<<'$(status_of at)'"
+check "  a second repl_attach is refused" \
+    grep -q 'disk0 is replicated already' \
+    <<<"$(ctl at "{\"cmd\":\"repl_attach\",\"disk\":0,\"bitmap\":\"$TMP/m0.bm\"}")"
+rm -f "$TMP/rep.out"
+"$REPLICA" --listen "unix:$TMP/at.nbd" --export "disk0=$TMP/m0.rep,size=64M" --fresh \
+    >"$TMP/rep.out" 2>"$TMP/rep.log" &
+REP_PID=$!
+wait_for "$TMP/rep.out" '^ready' 30
+timeout 60 "$CTL" --wait-match '"event":"repl-sync"|"ok":false' --timeout 55 "$TMP/at.sock" \
+    "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/at.nbd\",\"full\":true}" >"$TMP/at.sync"
+at_synced() { grep -q '"status":"completed"' "$TMP/at.sync" && committed; }
+check "  the full sync completes and is committed" at_synced
+check "repl_detach: the bitmap file goes, nothing is replicated" \
+    bash -c "grep -q '\"ok\":true' <<<'$(ctl at '{"cmd":"repl_detach","disk":0}')' && [ ! -e '$TMP/m0.bm' ] &&
+             grep -q 'no disk of this vm is replicated' <<<'$(ctl at '{"cmd":"repl_sync","uri":"unix:/x"}')'"
+ctl at '{"cmd":"quit"}' >/dev/null; wait_vm at
+check "  a clean stop after it writes no bitmap" [ ! -e "$TMP/m0.bm" ]
