@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/jsonf.h"
@@ -41,6 +42,29 @@ static bool invalid(struct repl_disk *r, int rc, const struct blk_dirty *d, cons
     if (reason)
         snprintf(why, cap, "replication bitmap '%.400s': %s", r->path, reason);
     return rc || reason;
+}
+
+/* A bitmap file that is an image of the VM, or another disk's bitmap,
+ * would be overwritten by the other: refused. */
+static int check_path(struct monitor *m, unsigned i, struct err *e)
+{
+    const char *path = repl_state.disk[i].path;
+    struct stat bm, img;
+    bool exists = stat(path, &bm) == 0;
+    for (unsigned j = 0; j < m->vm.ndisks; j++) {
+        bool same = strcmp(path, m->vm.disk[j].path) == 0 ||
+                    (exists && fstat(m->vm.disk[j].fd, &img) == 0 &&
+                     img.st_dev == bm.st_dev && img.st_ino == bm.st_ino);
+        if (same)
+            return err_set(e, EINVAL,
+                           "disk%u: replication bitmap '%s' is the image of disk%u", i,
+                           path, j);
+        if (j != i && repl_state.disk[j].path[0] &&
+            strcmp(path, repl_state.disk[j].path) == 0)
+            return err_set(e, EINVAL, "disk%u: replication bitmap '%s' is disk%u's too", i,
+                           path, j);
+    }
+    return 0;
 }
 
 static int attach(struct repl_disk *r, unsigned i, struct blk_dirty *d, struct err *e)
@@ -84,7 +108,9 @@ int repl_start(struct monitor *m, struct err *e)
             continue;
         if (i >= m->vm.ndisks)
             return err_set(e, EINVAL, "disk%u: a replication bitmap for a missing disk", i);
-        int rc = attach(r, i, &m->vm.disk[i].dirty, e);
+        int rc = check_path(m, i, e);
+        if (!rc)
+            rc = attach(r, i, &m->vm.disk[i].dirty, e);
         if (rc)
             return rc;
     }
@@ -203,8 +229,7 @@ static int refused(const char *cmd, int rc, struct err *e)
     return err_set(e, -rc, "%s: %s", cmd, why);
 }
 
-static int disk_param(json_t *req, const char *const known[], uint64_t *disk,
-                      struct err *e)
+static int disk_param(json_t *req, const char *const known[], uint64_t *disk, struct err *e)
 {
     const char *key = jsonf_unknown_key(req, known);
     if (key)
@@ -236,7 +261,9 @@ int repl_attach_command(struct control *ctl, json_t *req, json_t *reply, struct 
     if (rc)
         return refused("repl_attach", rc, e);
     atomic_store(&repl_state.disk[i].full, true);
-    rc = attach(&repl_state.disk[i], (unsigned)i, &m->vm.disk[i].dirty, e);
+    rc = check_path(m, (unsigned)i, e);
+    if (!rc)
+        rc = attach(&repl_state.disk[i], (unsigned)i, &m->vm.disk[i].dirty, e);
     if (rc)
         repl_state.disk[i].path[0] = '\0';
     return rc;

@@ -205,6 +205,16 @@ check "  and the bits stay for the next sync" grep -q '"full_needed":true' <<<"$
 ctl d '{"cmd":"quit"}' >/dev/null; wait_vm d
 "$VMM" --kernel "$GUEST" --disk "path=$IMG,repl=relative" 2>"$TMP/bad.log"
 check "a relative bitmap path is refused" grep -q "bad key or value 'repl'" "$TMP/bad.log"
+IMGSUM=$(md5sum <"$IMG")
+ln -s "$IMG" "$TMP/alias.img"
+"$VMM" --kernel "$GUEST" --disk "path=$IMG,repl=$TMP/alias.img" 2>"$TMP/bad.log"
+check "a bitmap file that is the disk's image is refused, the image untouched" \
+    bash -c "grep -q \"replication bitmap '$TMP/alias.img' is the image of disk0\" '$TMP/bad.log' &&
+             [ '$(md5sum <"$IMG")' = '$IMGSUM' ]"
+truncate -s 16M "$TMP/two.img"
+"$VMM" --kernel "$GUEST" --disk "path=$IMG,repl=$TMP/same.bm" --disk "path=$TMP/two.img,repl=$TMP/same.bm" \
+    2>"$TMP/bad.log"
+check "one bitmap file for two disks is refused" grep -q "disk0: replication bitmap '$TMP/same.bm' is disk1's too" "$TMP/bad.log"
 "$REPLICA" --listen "unix:$TMP/x.nbd" --export "disk0=$TMP/none.img" 2>"$TMP/bad.log"
 check "tern-replica without a replica or its size: one line" \
     grep -q "no replica yet: its size is needed" "$TMP/bad.log"
