@@ -117,6 +117,7 @@ static int check_keys(json_t *req, struct err *e)
                                         "watchdog_ms",
                                         "pause_gate",
                                         "nbd",
+                                        "nbd_delta",
                                         "channels",
                                         NULL};
     const char *key = jsonf_unknown_key(req, known);
@@ -172,6 +173,9 @@ int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
         return err_set(e, EINVAL, "'nbd' must be tcp:HOST:PORT or unix:PATH");
     if (nbd)
         snprintf(p->nbd, sizeof(p->nbd), "%s", nbd);
+    p->nbd_delta = json_is_true(json_object_get(req, "nbd_delta"));
+    if (p->nbd_delta && !nbd)
+        return err_set(e, EINVAL, "'nbd_delta' goes with 'nbd'");
     p->channels = (unsigned)channels;
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
