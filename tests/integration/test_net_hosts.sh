@@ -98,15 +98,15 @@ in_p ping -q -c 50 -i 0.01 -W 5 $VM_IP >"$TMP/ping0" 2>&1
 check "the pinger reaches it on host A: 50 pings, 50 answers" \
     grep -q '50 packets transmitted, 50 received' "$TMP/ping0"
 
-# ping_figures FILE T0 T1: lost answers among the requests up to the last
-# answered one; the longest gap between two answers with the later one
-# after T0 (unix ms) and the earlier one before T1, the longest elsewhere
-# (the noise of a loaded host); answers after T1
+# ping_figures FILE AT T1: lost answers among the requests up to the last
+# answered one; the gap between the two answers around AT (unix ms: the
+# destination's state load, inside the pause), the longest elsewhere (the
+# noise of a loaded host); answers after T1
 ping_figures() {
-    awk -v t0="$2" -v t1="$3" '/bytes from/ {
+    awk -v at="$2" -v t1="$3" '/bytes from/ {
             t = substr($1, 2, length($1) - 2) * 1000
             split($0, a, "icmp_seq="); split(a[2], b, " "); seq = b[1] + 0
-            if (n++) { g = t - prev; if (t >= t0 && prev <= t1) { if (g > gap) gap = g }
+            if (n++) { g = t - prev; if (prev <= at && t > at) gap = g
                        else if (g > noise) noise = g }
             if (t > t1) after++
             prev = t; got[seq] = 1; if (seq > last) last = seq
@@ -117,8 +117,9 @@ ping_figures() {
 
 # migrate_pinging VM TARGET SECONDS-AFTER: `tern vm migrate --online` from
 # n1 while the pinger pings every 10 ms from a second before to SECONDS
-# after. LOST, GAP (the longest across the migrate command), NOISE, AFTER
-# (answers after the command), DOWNTIME (the task log's), LOG (its file)
+# after. LOST, GAP (across the pause: around the destination NIC's
+# loaded_at_us), NOISE, AFTER (answers after the command), DOWNTIME (the
+# task log's), LOG (its file)
 migrate_pinging() {
     local vm=$1 to=$2 after=$3 from t0 t1
     from=$([ "$to" = n1 ] && echo n2 || echo n1)
@@ -133,7 +134,11 @@ migrate_pinging() {
     kill -INT $pinger; wait $pinger 2>/dev/null
     LOG=$(task_log_file "$from")
     DOWNTIME=$(grep -Eo 'downtime [0-9.]+ ms:' "$LOG" | head -1 | grep -Eo '[0-9.]+')
-    read -r LOST GAP NOISE AFTER < <(ping_figures "$TMP/ping-$to" "$t0" "$t1")
+    local loaded
+    loaded=$("$CTL" "$TMP/$to/data/run/$vm/control.sock" '{"cmd":"status"}' |
+        jq '.devices[] | select(.type == "virtio-net") | .loaded_at_us / 1000')
+    check "$to's nic says when the state loaded ($loaded)" [ -n "$loaded" ]
+    read -r LOST GAP NOISE AFTER < <(ping_figures "$TMP/ping-$to" "${loaded:-0}" "$t1")
     note "$from->$to: downtime ${DOWNTIME:-?} ms, gap $GAP ms, $LOST lost (longest gap elsewhere $NOISE ms); $(grep -o 'network: net0.*' "$LOG")"
     note "  $(grep -o 'downtime [0-9.]* ms: .*' "$LOG"); the commit's etcd transaction $(grep -Eo 'etcd [0-9.]+ ms' "$LOG")"
 }
