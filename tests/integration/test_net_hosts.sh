@@ -5,8 +5,8 @@
 # A second veth pair between the hosts carries their management addresses
 # (etcd, the API, the migration stream). A VM on vmbr0 migrates live with
 # `tern vm migrate --online` A to B and back while pinged every 10 ms:
-# the lost answers and the longest gap between two answers, against the
-# downtime in the task log; then idle (pinged once before, then from the
+# the lost answers and the gap between the two answers around the pause,
+# against the downtime in the task log; then idle (pinged once before, then from the
 # end on) A to B with the announce (it answers at once) and back without
 # it (tern-vmm's `announce=off`, through a vmm_binary wrapper): host A's
 # bridge goes on sending to the switch link until it forgets the MAC.
