@@ -19,6 +19,7 @@ struct mig_disks {
     void (*progress)(void *ctx); /* after each pass: post the figures */
     void *progress_ctx;
     struct mirror_tls tls; /* dir set: NBD with STARTTLS (secure migrations) */
+    bool delta; /* seed from the replication bitmaps (repl_seed), not the extents */
 };
 
 void mig_disks_init(struct mig_disks *d);

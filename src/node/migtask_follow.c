@@ -108,7 +108,7 @@ static void log_progress(struct task *k, struct migtask_run *m, json_t *ev)
     task_set_progress(k, p);
 }
 
-static void log_figures(struct task *k, json_t *ev)
+static void log_figures(struct task *k, json_t *ev, const char *target)
 {
     double ms = num(ev, "total_ms"), sent = num(ev, "transferred");
     json_t *d = json_object_get(ev, "downtime");
@@ -130,6 +130,11 @@ static void log_figures(struct task *k, json_t *ev)
                           (json_int_t)sent, "total_ms", ms, "downtime_ms",
                           num(ev, "downtime_ms"), "average_rate",
                           ms > 0 ? sent / (ms / 1000.0) : 0.0);
+    /* a later dry run's forecast takes the link rate from these two */
+    if (f)
+        json_object_set_new(f, "target", json_string(target));
+    if (f)
+        json_object_set_new(f, "bandwidth", json_real(num(ev, "bandwidth")));
     if (f && json_object_get(ev, "downtime"))
         json_object_set(f, "downtime", json_object_get(ev, "downtime"));
     migtask_disks_summary(k, ev, f);
@@ -226,14 +231,18 @@ static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_
     task_log(k, "destination loaded everything: etcd decides the handover now");
     test_hold("handover-deciding");
     bool committed = false;
+    uint64_t t0 = clock_mono_ns();
     int rc = migtask_commit_handover(k, m, c, &committed, &why);
+    /* the rest of the source's commit_ms is the way of the question and
+     * the answer through ternd */
+    double etcd_ms = (double)(clock_mono_ns() - t0) / 1e6;
     if (committed) {
         char now[160];
         snprintf(now, sizeof(now), "the handover is committed: node '%s' owns vm %u now",
                  m->plan.target, k->vmid);
         task_set_cancellable(k, now);
-        task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target,
-                 k->vmid);
+        task_log(k, "handover committed: node '%s' owns vm %u now (etcd %.1f ms)",
+                 m->plan.target, k->vmid, etcd_ms);
         test_hold("handover-committed");
     } else {
         task_log(k, "handover refused (%s): vm %u resumes on node '%s'", why.msg, k->vmid,
@@ -372,7 +381,7 @@ static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client
     if (strcmp(st, "commit-pending") == 0)
         return on_commit_pending(k, m, c, done, e);
     if (strcmp(st, "completed") == 0) {
-        log_figures(k, ev);
+        log_figures(k, ev, m->plan.target);
         return 0;
     }
     if (strcmp(st, "cancelled") == 0 && task_cancelled(k))
