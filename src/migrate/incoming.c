@@ -14,6 +14,7 @@
 #include "common/opts.h"
 #include "migrate/decision.h"
 #include "migrate/incoming_chan.h"
+#include "migrate/priority.h"
 #include "migrate/ram.h"
 #include "migrate/state.h"
 #include "migrate/tls.h"
@@ -188,6 +189,7 @@ struct dest_run {
     uint64_t load_ns;
     struct state_intake intake; /* against vm->devstate */
     uint64_t acked;             /* bytes acknowledged so far */
+    struct mig_priority prio;   /* raised from PAUSING to RUNNING */
 };
 
 static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err *e)
@@ -230,6 +232,11 @@ static int dest_receive(struct dest_run *r, struct err *e)
             rc = ram_recv_batch(&r->ram, &h, e);
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
+        else if (h.type == MIG_PAUSING && (r->in->features & MIG_F_PAUSING))
+            /* the downtime starts: from here to RUNNING every wake-up of
+             * this thread is on its path (its ACK tells the source that
+             * this thread is raised and waiting) */
+            mig_priority_raise(&r->prio, pthread_self());
         else if (h.type == MIG_END)
             /* every channel's pages are in before anything is complete */
             return dest_chans_join(r->in, e) ?: state_intake_complete(&r->intake, e);
@@ -328,6 +335,7 @@ static void *incoming_thread(void *arg)
         dest_chans_stop(in, &e);
     if (!rc)
         rc = dest_handover(&r, &e);
+    mig_priority_lower(&r.prio);
     ram_receiver_release(&r.ram);
     if (rc) {
         mig_send_error(&in->ch, e.msg);
@@ -396,7 +404,7 @@ int mig_incoming_start(struct monitor *m, void *arg, struct err *e)
     buf_init(&msg);
     hello_ack_encode(&ack, &msg);
     rc = msg.oom ? err_set(e, ENOMEM, "out of memory")
-                     : mig_send_buf(&in->ch, MIG_HELLO_ACK, msg.data, (uint32_t)msg.len, e);
+                 : mig_send_buf(&in->ch, MIG_HELLO_ACK, msg.data, (uint32_t)msg.len, e);
     buf_release(&msg);
     if (rc)
         return rc;

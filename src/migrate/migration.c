@@ -73,7 +73,7 @@ static int src_handshake(struct source_run *r, struct err *e)
     struct migration *m = r->m;
     struct buf hello;
     buf_init(&hello);
-    uint64_t offer = (m->params.page_crc ? MIG_F_PAGE_CRC : 0) | MIG_F_ACKS;
+    uint64_t offer = (m->params.page_crc ? MIG_F_PAGE_CRC : 0) | MIG_F_ACKS | MIG_F_PAUSING;
     /* extra connections go to the same address: tcp: only */
     if (m->params.channels > 1 && strncmp(m->params.uri, "tcp:", 4) == 0)
         offer |= MIG_F_CHANNELS;
@@ -204,6 +204,7 @@ static void *migration_thread(void *arg)
         src_fail(&r, &e);
     else
         src_done(&r);
+    mig_priority_lower(&r.prio);
     mig_disks_close(&m->disks);
     mig_watchdog_join(m);
     ram_pool_release(&r.pool);

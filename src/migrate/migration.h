@@ -10,8 +10,8 @@
 
 #include "common/err.h"
 #include "migrate/channel.h"
-#include "migrate/disks.h"
 #include "migrate/decision.h"
+#include "migrate/disks.h"
 
 struct vm;
 
@@ -66,6 +66,7 @@ struct mig_figures {
     uint64_t acked;               /* stream bytes the destination applied */
     double catch_up_ms;           /* last wait for the destination to apply */
     double resume_dest_ms;        /* destination's part of resume (RUNNING) */
+    double announce_ms;           /* PAUSING sent to acknowledged, before the pause */
     char error[512];
 };
 

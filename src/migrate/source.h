@@ -11,6 +11,7 @@
 #include "migrate/converge.h"
 #include "migrate/hello.h"
 #include "migrate/migration.h"
+#include "migrate/priority.h"
 #include "migrate/ram_pool.h"
 
 struct source_run {
@@ -27,6 +28,7 @@ struct source_run {
     bool catch_up; /* wait for the destination's ACKs after a pass */
     uint64_t features;
     struct converge conv;
+    struct mig_priority prio; /* raised from the pause to the end */
 };
 
 /* Figures under m->lock, and the event that shows them. */

@@ -16,6 +16,43 @@
 #include "vmm/vm.h"
 
 #define HANDOVER_TIMEOUT_MS 60000
+#define PAUSING_TIMEOUT_MS 1000
+
+/* vm_pause with the vCPU threads raised until they are parked: a vCPU
+ * thread waiting for a CPU to leave KVM_RUN held up the pause by tens of
+ * milliseconds on a busy host (priority.h). Each goes back to its own
+ * priority while parked, before anything could run the guest again. */
+static void src_pause_vcpus(struct vm *vm)
+{
+    struct mig_priority p[VM_MAX_CPUS] = {0};
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        if (vm->vcpu[i].started)
+            mig_priority_raise(&p[i], vm->vcpu[i].thread);
+    vm_pause(vm);
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        mig_priority_lower(&p[i]);
+}
+
+/* PAUSING, and with ACKs the wait for its acknowledgement: the
+ * destination's thread is then raised (priority.h) and waiting, so its
+ * wake-ups in the pause do not wait for a CPU. Before the pause, so the
+ * round trip is not downtime; a destination that does not answer in time
+ * costs only the speed-up (the migration goes on, and fails where it
+ * would have anyway). */
+static void src_announce_pause(struct source_run *r)
+{
+    struct migration *m = r->m;
+    if (!(r->features & MIG_F_PAUSING))
+        return;
+    struct err e;
+    double t = clock_mono_ms();
+    int rc = mig_send_buf(&m->ch, MIG_PAUSING, NULL, 0, &e);
+    if (!rc && r->catch_up)
+        rc = mig_ack_wait(&m->ch, atomic_load(&m->ch.bytes_out), PAUSING_TIMEOUT_MS, &e);
+    if (rc)
+        log_warn("migrate", "pausing without the destination's answer: %s", e.msg);
+    src_time(m, &m->fig.announce_ms, t);
+}
 
 static int src_pause(struct source_run *r, struct err *e)
 {
@@ -25,7 +62,7 @@ static int src_pause(struct source_run *r, struct err *e)
      * run the guest here (also one that came during pre-copy of a VM that
      * was paused then), until the handover is provably off (src_fail) */
     r->paused_by_us = vm_get_state(vm) == VM_RUNNING;
-    vm_pause(vm);
+    src_pause_vcpus(vm);
     vm_hand_over(vm);
     vm_throttle_set(vm, 0);
     /* vCPUs are parked and block requests run in vCPU threads, so nothing is
@@ -48,6 +85,8 @@ int src_stop_and_copy(struct source_run *r, struct err *e)
 {
     struct migration *m = r->m;
     src_set_status(m, MIG_STATUS_DEVICE);
+    mig_priority_raise(&r->prio, pthread_self());
+    src_announce_pause(r);
     /* the limit protects the network while the guest runs; once it is
      * paused, every millisecond is downtime */
     mig_channels_set_bandwidth(r->ch, r->nchan, 0);
