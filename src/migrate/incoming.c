@@ -220,6 +220,15 @@ static int dest_ack(struct dest_run *r, struct err *e)
     return mig_ack_progress(&r->in->ch, &r->acked, e);
 }
 
+/* PAUSING: the downtime starts. From here to RUNNING every wake-up of the
+ * receiving threads is on its path; the ACK that follows tells the source
+ * that they are raised and waiting (priority.h). */
+static void dest_pausing(struct dest_run *r)
+{
+    mig_priority_raise(&r->prio, pthread_self());
+    dest_chans_raise(r->in);
+}
+
 static int dest_receive(struct dest_run *r, struct err *e)
 {
     struct mig_channel *ch = &r->in->ch;
@@ -233,10 +242,7 @@ static int dest_receive(struct dest_run *r, struct err *e)
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
         else if (h.type == MIG_PAUSING && (r->in->features & MIG_F_PAUSING))
-            /* the downtime starts: from here to RUNNING every wake-up of
-             * this thread is on its path (its ACK tells the source that
-             * this thread is raised and waiting) */
-            mig_priority_raise(&r->prio, pthread_self());
+            dest_pausing(r);
         else if (h.type == MIG_END)
             /* every channel's pages are in before anything is complete */
             return dest_chans_join(r->in, e) ?: state_intake_complete(&r->intake, e);

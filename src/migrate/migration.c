@@ -205,6 +205,8 @@ static void *migration_thread(void *arg)
     else
         src_done(&r);
     mig_priority_lower(&r.prio);
+    for (unsigned i = 0; i < MIG_CHANNELS_MAX; i++)
+        mig_priority_lower(&r.pool_prio[i]);
     mig_disks_close(&m->disks);
     mig_watchdog_join(m);
     ram_pool_release(&r.pool);

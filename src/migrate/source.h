@@ -28,7 +28,8 @@ struct source_run {
     bool catch_up; /* wait for the destination's ACKs after a pass */
     uint64_t features;
     struct converge conv;
-    struct mig_priority prio; /* raised from the pause to the end */
+    struct mig_priority prio;                        /* raised from the pause to the end */
+    struct mig_priority pool_prio[MIG_CHANNELS_MAX]; /* pool.thread[1..] */
 };
 
 /* Figures under m->lock, and the event that shows them. */

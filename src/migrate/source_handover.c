@@ -86,6 +86,9 @@ int src_stop_and_copy(struct source_run *r, struct err *e)
     struct migration *m = r->m;
     src_set_status(m, MIG_STATUS_DEVICE);
     mig_priority_raise(&r->prio, pthread_self());
+    /* the senders of the other channels carry their share of the last pages */
+    for (unsigned i = 1; i <= r->pool.nthreads; i++)
+        mig_priority_raise(&r->pool_prio[i], r->pool.thread[i]);
     src_announce_pause(r);
     /* the limit protects the network while the guest runs; once it is
      * paused, every millisecond is downtime */
