@@ -10,6 +10,8 @@
 #   qemu-img      qemu-img convert of the same image into a fresh file
 #   nbdcopy       libnbd's nbdcopy into a qemu-nbd export of a fresh file
 #   file write    dd of the data with fsync: the target's write limit
+#   sync full/delta, tern delta   replication: a full sync, a delta sync, and
+#                 a migration into a copy of the replica (docs/replication.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tests/integration/lib.sh
@@ -58,6 +60,7 @@ migrate src "unix:$TMP/dst.mig" ",\"nbd\":\"tcp:127.0.0.1:$PORT\""
 DISK=$(grep -o '"disks":\[[^]]*\]' "$TMP/src.migration")
 num() { grep -o "\"$1\":[0-9.]*" <<<"$DISK" | cut -d: -f2; }
 line "tern mirror" "$(rate "$(num copied)" "$(num sync_ms)")  [$MIG, downtime $(fig src downtime_ms) ms, disks $(fig src disks_ms) ms]"
+FULL_MS=$(fig src total_ms) FULL_COPIED=$(num copied)
 cmp -s "$TMP/src.img" "$TMP/dst.img" && note "tern mirror: target equals source (cmp)" || note "tern mirror: target DIFFERS"
 ctl dst '{"cmd":"quit"}' >/dev/null; wait_vm dst; wait_vm src
 
@@ -72,3 +75,39 @@ EV=$(grep '"status":"completed"' "$TMP/mv.events" | tail -1)
 DISK=$EV
 line "tern move" "$(rate "$(num copied)" "$(num sync_ms)")  [switch $(num switch_ms) ms]"
 ctl mv '{"cmd":"quit"}' >/dev/null; wait_vm mv
+
+# replication (docs/replication.md): a full sync of the same image into a
+# tern-replica, then the guest writes its first 16 MiB and a delta sync goes;
+# then a migration into a copy of the replica that mirrors only the delta
+# (nbd_delta), beside "tern mirror" above (the full copy)
+receive() {
+    rm -f "$TMP/rep.out"
+    build/tern-replica --listen "unix:$TMP/rep.nbd" --export "disk0=$TMP/rep.img,size=1G" "$@" \
+        >"$TMP/rep.out" 2>"$TMP/rep.log" &
+    RPID=$!
+    wait_for "$TMP/rep.out" '^ready' 60
+}
+sync_vm() {   # NAME FULL: the sync's end event in $TMP/NAME.sync
+    "$CTL" --wait-event repl-sync --timeout 300 "$TMP/$1.sock" \
+        "{\"cmd\":\"repl_sync\",\"uri\":\"unix:$TMP/rep.nbd\",\"full\":$2}" | grep '"event":"repl-sync"' >"$TMP/$1.sync"
+    wait $RPID || note "tern-replica did not commit"
+}
+sval() { grep -o "\"$2\":[0-9.]*" "$TMP/$1.sync" | head -1 | cut -d: -f2; }
+drop
+start_vm rp --memory 128M --kernel "$GUEST" --disk "path=$TMP/src.img,repl=$TMP/src.bm" \
+    --cmdline "tern.hb=1000 tern.disk=16"
+wait_for "$TMP/rp.console" '^DISK ok' 30
+receive --fresh
+sync_vm rp true
+line "sync full" "$(rate "$(sval rp bytes)" "$(sval rp ms)")"
+receive
+sync_vm rp false
+line "sync delta" "$(rate "$(sval rp bytes)" "$(sval rp ms)")  [the guest's 16 MiB area, written meanwhile]"
+cp --sparse=always "$TMP/rep.img" "$TMP/dd.img"
+PORT=$(rand_port)
+start_dst rpd "unix:$TMP/rpd.mig" --disk "path=$TMP/dd.img" --nbd-listen "tcp:127.0.0.1:$PORT"
+migrate rp "unix:$TMP/rpd.mig" ",\"nbd\":\"tcp:127.0.0.1:$PORT\",\"nbd_delta\":true"
+DISK=$(grep -o '"disks":\[[^]]*\]' "$TMP/rp.migration")
+line "tern delta" "$(awk -v d="$(num copied)" -v t="$(fig rp total_ms)" -v f="$FULL_COPIED" -v ft="$FULL_MS" \
+    'BEGIN { printf "%.1f MiB mirrored, migration %.0f ms (full mirror: %.1f MiB, %.0f ms)", d / 1048576, t, f / 1048576, ft }')  [$MIG, downtime $(fig rp downtime_ms) ms]"
+ctl rpd '{"cmd":"quit"}' >/dev/null; wait_vm rpd; wait_vm rp

@@ -11,8 +11,10 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_LIBS)
 	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(TEST_LIBS) \
 		$(MIGRATE_LDLIBS) $(LDLIBS) $(CMOCKA_LIBS)
 
-# test_events tests ternd's event ring: it links ternd's libraries
-$(BUILD)/tests/unit/test_events: tests/unit/test_events.c $(BUILD)/libnode.a \
+# test_events (the event ring) and test_progress test ternd's code: they
+# link ternd's libraries
+$(BUILD)/tests/unit/test_events $(BUILD)/tests/unit/test_progress: \
+		$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libnode.a \
 		$(BUILD)/libcluster.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MHD_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $^ $(NODE_LDLIBS) $(LDLIBS) \

@@ -68,3 +68,14 @@ export function events(onEvent, onState) {
   };
   return es;
 }
+
+// Another stream of the API (a VM's console): each event's JSON to onData.
+export function stream(path, onData) {
+  const es = new EventSource("/api/v1" + path, { withCredentials: true });
+  es.onmessage = (m) => {
+    let d;
+    try { d = JSON.parse(m.data); } catch { return; }
+    onData(d);
+  };
+  return es;
+}

@@ -5,10 +5,12 @@ import * as api from "./api.js";
 import { showError, state } from "./app.js";
 import { $, bytes, h, rate, replace, when } from "./dom.js";
 
-const CHECKS = ["quorum", "lock", "vm", "target", "memory", "cpu", "version", "disks", "devices", "network"];
+const CHECKS = ["quorum", "lock", "vm", "target", "maintenance", "memory", "cpu", "version", "disks",
+  "devices", "bridges", "network"];
 
 function options(form) {
   const o = { online: form.online.checked };
+  if (form.localdisks.checked) o.with_local_disks = true;
   const bw = Number(form.bwlimit.value);
   if (bw > 0) o.bwlimit_mib = bw;
   if (form.type.value) o.migration_type = form.type.value;
@@ -22,7 +24,8 @@ function options(form) {
 async function dryRun(id, target, opts) {
   try {
     const r = await api.post(`/vms/${id}/migrate`, { ...opts, target, dry_run: true });
-    return { ok: true, checks: r.checks || [], target: r.target, plan: r.plan };
+    return { ok: true, checks: r.checks || [], target: r.target, plan: r.plan,
+      forecast: r.forecast, forecastError: r.forecast_error };
   } catch (e) {
     if (e.status === 409 || e.status === 503)
       return { ok: false, checks: (e.body && e.body.checks) || [], error: e.message };
@@ -30,8 +33,23 @@ async function dryRun(id, target, opts) {
   }
 }
 
-// What the last migration of this VM took: a guide until the dry run can
-// forecast from a measured dirty rate.
+const BASIS = { "last-migration": "the last migration there", bwlimit: "the bandwidth limit",
+  default: "a default: no migration there yet" };
+
+// The dry run's forecast: from the dirty rate tern-vmm measured and the
+// link rate, the passes played with the engine's rule (docs/api.md).
+function forecastText(r) {
+  const f = r.forecast;
+  if (!f) return r.forecastError ? `no forecast: ${r.forecastError}` : "";
+  const head = f.converges
+    ? `forecast: ${(f.total_ms / 1000).toFixed(2)} s in total, downtime ${f.downtime_ms.toFixed(1)} ms, ${f.passes} pass(es)`
+    : `forecast: does not converge (would give up after ${(f.total_ms / 1000).toFixed(0)} s)`;
+  const thr = f.throttle_pct ? `, throttled to ${f.throttle_pct}%` : "";
+  return `${head}${thr}; the guest dirties ${f.dirty_rate_mib_s.toFixed(1)} MiB/s, ` +
+    `the link ${f.link_mib_s.toFixed(1)} MiB/s (${BASIS[f.basis] || f.basis})`;
+}
+
+// What the last migration of this VM took, beside the forecast.
 function lastMigration(id) {
   const t = state.tasks.find((x) => x.vmid === id && x.type === "migrate" && x.figures);
   if (!t) return null;
@@ -55,9 +73,11 @@ export async function openMigrate(id) {
       h("label", "type ", h("select", { name: "type" }, h("option", { value: "" }, "cluster default"),
         h("option", { value: "secure" }, "secure"), h("option", { value: "insecure" }, "insecure"))),
       h("label", "network ", h("input", { name: "network", size: 14, placeholder: "CIDR, optional" })),
+      h("label", h("input", { type: "checkbox", name: "localdisks" }), " with local disks"),
       h("label", "downtime limit ", h("input", { name: "downtime", type: "number", min: 0, size: 6, placeholder: "100" }), " ms")),
     h("div#checks"),
     h("p#plan.muted"),
+    h("p#forecast"),
     lastMigration(id),
     h("p#migrate-error.error", { role: "alert" }),
     h("div.actions",
@@ -78,7 +98,7 @@ export async function openMigrate(id) {
     const radio = h("input", { type: "radio", name: "target", value: t, disabled: true,
       "aria-label": `target ${t}`, onchange: () => { chosen = t; drawPlan(); } });
     const name = h("th", { scope: "row" }, t);
-    const cells = CHECKS.map(() => h("td.na", "…"));
+    const cells = CHECKS.map((c) => h("td.na", { dataset: { check: c } }, "…"));
     const reason = h("td.reason");
     rows.set(t, { radio, name, cells, reason });
     tbody.append(h("tr", { dataset: { node: t } }, h("td", radio), name, cells, reason));
@@ -100,15 +120,19 @@ export async function openMigrate(id) {
         const x = r && r.checks.find((k) => k.check === c);
         cell.className = !r ? "na" : !x ? "na" : x.ok ? "ok" : "bad";
         cell.textContent = !r ? "…" : !x ? "–" : x.ok ? "✓" : "✗";
-        cell.title = !r ? "checking" : !x ? "not checked: an earlier check refused" : x.detail;
+        cell.title = !r ? "checking" : !x ? "not checked: no node or vm to check against" : x.detail;
       });
-      row.reason.textContent = (r ? (ok ? "ok" : r.error) : "") + (fresh.has(t) ? "" : " (checking…)");
+      // every refusal of the node, not only the first (the api's answer)
+      const why = r && !ok ? r.checks.filter((k) => !k.ok).map((k) => k.detail) : [];
+      row.reason.textContent = (r ? (ok ? "ok" : why.length ? why.join("; ") : r.error) : "") +
+        (fresh.has(t) ? "" : " (checking…)");
     }
     drawPlan();
   }
   function drawPlan() {
     const r = chosen && results.get(chosen);
     $("#plan").textContent = r && r.ok ? r.plan + (fresh.has(chosen) ? "" : " (checking…)") : "";
+    $("#forecast").textContent = r && r.ok ? forecastText(r) : "";
     $("#do-migrate").disabled = !(r && r.ok && fresh.has(chosen));
   }
   let checked = "", timer = 0;

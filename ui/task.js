@@ -24,7 +24,24 @@ function progressBlock(t) {
     ["expected downtime", p.expected_downtime_ms ? `${p.expected_downtime_ms} ms` : "–"], ["eta", p.eta_s == null ? "unknown" : duration(p.eta_s)],
   ] : [];
   return [h("div.pct", h("span#pct", `${pct}%`), done ? "" : p && p.eta_s != null ? ` · ETA ${duration(p.eta_s)}` : ""), bar,
-    h("dl.kv", rows.flatMap(([k, v]) => [h("dt", k), h("dd", v)]))];
+    disksBlock(t, done), h("dl.kv", rows.flatMap(([k, v]) => [h("dt", k), h("dd", v)]))];
+}
+
+// One bar per mirrored local disk: copied until in sync, then mirrored
+// (guest writes reach both copies) until the handover.
+function disksBlock(t, done) {
+  const ds = (t.progress && t.progress.disks) || (t.figures && t.figures.disks) || [];
+  if (!ds.length) return null;
+  return h("div.disks", ds.map((d) => {
+    const pct = done && t.status === "OK" ? 100 : d.percent != null ? d.percent : 100;
+    const what = d.synced || d.sync_ms > 0 ? `in sync${d.active ? ", mirrored" : ""}` :
+      `${bytes(d.done || 0)} of ${bytes(d.total)}, ${rate(d.rate)}`;
+    return h("div.disk", { dataset: { disk: d.name } },
+      h("div.pct", h("span.name", d.name), ` ${pct}% · ${what}`),
+      h("div.bar.small", { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100,
+        "aria-valuenow": pct, "aria-label": `${d.name} progress` },
+      h("div.fill", { style: `width:${pct}%` })));
+  }));
 }
 
 function chartsBlock(id) {

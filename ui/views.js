@@ -128,31 +128,20 @@ function storage([name]) {
   });
 }
 
-// The console: the API answers from an offset; asked again sooner while
-// the guest writes, less often while it is quiet.
+// The console, streamed (GET /vms/ID/console/stream, docs/api.md): the
+// output from its start, then as the guest writes; EventSource resumes by
+// itself after a break (Last-Event-ID carries the node and the offset). A
+// migrated VM's output goes on from its new node's start, marked.
 function consolePane(id) {
   const pre = h("pre.console", { tabindex: 0, "aria-label": "console output", "aria-live": "off" });
-  let offset = 0, timer = 0, gone = false, delay = 500;
-  async function more() {
-    if (gone) return;
-    try {
-      const c = await api.get(`/vms/${id}/console?offset=${offset}`);
-      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      if (c.data) {
-        pre.append(c.data);
-        if (pre.textContent.length > 200000) pre.textContent = pre.textContent.slice(-100000);
-        if (atEnd) pre.scrollTop = pre.scrollHeight;
-      }
-      delay = c.data ? 500 : Math.min(delay * 2, 4000);
-      offset = c.offset;
-    } catch (e) {
-      delay = 4000;
-      if (e.status !== 404 && e.status !== 409) showError(e);
-    }
-    timer = setTimeout(more, delay);
-  }
-  more();
-  return { el: pre, dispose: () => { gone = true; clearTimeout(timer); } };
+  const es = api.stream(`/vms/${id}/console/stream`, (c) => {
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    if (c.reset) pre.append(`\n--- vm ${id} now runs on node ${c.node} ---\n`);
+    if (c.data) pre.append(c.data);
+    if (pre.textContent.length > 200000) pre.textContent = pre.textContent.slice(-100000);
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  });
+  return { el: pre, dispose: () => es.close() };
 }
 
 function vm([idText]) {

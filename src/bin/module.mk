@@ -6,6 +6,10 @@ VMM_PROGRAM_LIBS := $(BUILD)/libmigrate.a $(BUILD)/libstorage.a $(BUILD)/libvmm.
 $(BUILD)/tern-vmm: $(BUILD)/obj/src/bin/tern-vmm.o $(VMM_PROGRAM_LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(MIGRATE_LDLIBS) $(LDLIBS)
 
+# the receiving end of a replication sync (docs/replication.md)
+$(BUILD)/tern-replica: $(BUILD)/obj/src/bin/tern-replica.o $(VMM_PROGRAM_LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(MIGRATE_LDLIBS) $(LDLIBS)
+
 $(BUILD)/obj/src/bin/ternd.o: CFLAGS += $(MHD_CFLAGS)
 $(BUILD)/ternd: $(BUILD)/obj/src/bin/ternd.o $(BUILD)/libnode.a $(BUILD)/libcluster.a \
 		$(BUILD)/libcommon.a
@@ -14,4 +18,4 @@ $(BUILD)/ternd: $(BUILD)/obj/src/bin/ternd.o $(BUILD)/libnode.a $(BUILD)/libclus
 $(BUILD)/tern: $(BUILD)/obj/src/bin/tern.o $(BUILD)/libcli.a $(BUILD)/libcommon.a
 	$(CC) $(CFLAGS) -o $@ $^ $(CLI_LDLIBS) $(LDLIBS)
 
-all: $(BUILD)/tern-vmm $(BUILD)/ternd $(BUILD)/tern
+all: $(BUILD)/tern-vmm $(BUILD)/ternd $(BUILD)/tern $(BUILD)/tern-replica

@@ -18,6 +18,7 @@
 #include "migrate/commands.h"
 #include "migrate/incoming.h"
 #include "migrate/incoming_wait.h"
+#include "migrate/repl.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "vmm/fence.h"
@@ -35,8 +36,9 @@ static const char usage_text[] =
     "  --memory SIZE        guest RAM, e.g. 512M, 1G, 4G (default 256M)\n"
     "  --cpus N             vCPUs, 1-32 (default 1)\n"
     "  --cpu-model NAME     CPU model the guest sees (default host)\n"
-    "  --disk path=FILE[,readonly=on][,shared=on]\n"
-    "                       virtio-blk disk on a raw image; repeatable (up to 8)\n"
+    "  --disk path=FILE[,readonly=on][,shared=on][,repl=BITMAP]\n"
+    "                       virtio-blk disk on a raw image; repeatable (up to 8);\n"
+    "                       repl: its replication bitmap file (docs/replication.md)\n"
     "  --net tap=IFNAME[,mac=MAC][,announce=off]\n"
     "                       virtio-net NIC on a TAP device (an existing one is used\n"
     "                       as it is, a missing one created); MAC default derived\n"
@@ -133,6 +135,8 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+static bool repl_given; /* a disk has repl=BITMAP */
+
 static void parse_disk(struct vm_config *cfg, const char *text)
 {
     if (cfg->ndisks == VM_MAX_DISKS)
@@ -149,6 +153,8 @@ static void parse_disk(struct vm_config *cfg, const char *text)
             continue;
         else if (strcmp(k, "shared") == 0 && !opts_parse_bool(v ? v : "on", &d->shared))
             continue;
+        else if (strcmp(k, "repl") == 0 && v && !repl_set_bitmap(cfg->ndisks - 1, v))
+            repl_given = true;
         else
             die("--disk '%s': bad key or value '%s'", text, k);
     }
@@ -250,6 +256,8 @@ static void parse_options(int argc, char **argv, struct cli *cli)
         die("--kernel FILE is required (see --help)");
     if (cli->incoming && (cfg->kernel || cfg->initrd || *cfg->cmdline))
         die("--incoming takes the VM from the source: no --kernel, --initrd or --cmdline");
+    if (cli->incoming && repl_given)
+        die("--disk ...,repl=: replication starts on a running vm, not with --incoming");
     if (cli->nbd_listen && !cli->incoming)
         die("--nbd-listen receives local disks: it goes with --incoming");
     if (cli->incoming && cfg->prealloc && !cli->memory_given)
@@ -312,12 +320,27 @@ static int run_incoming(struct cli *cli, int *status, struct err *e)
     return rc;
 }
 
-/* The migration's control commands and the fence's. */
+/* Without --incoming: the migration's hooks, then replication's. */
+static int vm_start_hook(struct monitor *m, void *arg, struct err *e)
+{
+    int rc = migrate_commands_start(m, arg, e);
+    return rc ? rc : repl_start(m, e);
+}
+
+static void vm_stop_hook(struct monitor *m, void *arg)
+{
+    migrate_commands_stop(m, arg);
+    repl_stop(m);
+}
+
+/* The migration's control commands, replication's and the fence's. */
 static const struct control_command *all_commands(void)
 {
     static struct control_command all[MONITOR_MAX_COMMANDS];
     size_t n = 0;
     for (const struct control_command *c = migrate_commands; c->name; c++)
+        all[n++] = *c;
+    for (const struct control_command *c = repl_commands; c->name; c++)
         all[n++] = *c;
     all[n] = fence_command;
     return all;
@@ -345,8 +368,8 @@ int main(int argc, char **argv)
     if (cli.incoming) {
         rc = run_incoming(&cli, &status, &e);
     } else {
-        cli.mo.start = migrate_commands_start;
-        cli.mo.stop = migrate_commands_stop;
+        cli.mo.start = vm_start_hook;
+        cli.mo.stop = vm_stop_hook;
         rc = monitor_run(&cli.cfg, &cli.mo, &status, &e);
     }
     if (rc) {

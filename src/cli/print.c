@@ -279,6 +279,39 @@ int print_checks(FILE *f, const json_t *body)
     return failed;
 }
 
+static double fnum(const json_t *o, const char *key)
+{
+    return json_number_value(json_object_get(o, key));
+}
+
+/* "forecast: 1.52 s in total, downtime 6.1 ms, 3 pass(es); the guest
+ * dirties 20.3 MiB/s, the link 153.2 MiB/s (last migration to n2)" */
+static void print_forecast(FILE *f, const json_t *body)
+{
+    const json_t *fc = json_object_get(body, "forecast");
+    const char *why = jstr(body, "forecast_error", NULL);
+    if (!json_is_object(fc)) {
+        if (why)
+            fprintf(f, "forecast: none (%s)\n", why);
+        return;
+    }
+    const char *basis = jstr(fc, "basis", "?");
+    const char *whence = strcmp(basis, "last-migration") == 0 ? "the last migration there"
+                         : strcmp(basis, "bwlimit") == 0      ? "the bandwidth limit"
+                                                              : "a default";
+    if (json_is_false(json_object_get(fc, "converges")))
+        fprintf(f, "forecast: does not converge: would give up after %.0f s, %d pass(es)",
+                fnum(fc, "total_ms") / 1e3, (int)fnum(fc, "passes"));
+    else
+        fprintf(f, "forecast: %.2f s in total, downtime %.1f ms, %d pass(es)",
+                fnum(fc, "total_ms") / 1e3, fnum(fc, "downtime_ms"),
+                (int)fnum(fc, "passes"));
+    if (fnum(fc, "throttle_pct") > 0)
+        fprintf(f, ", throttled to %.0f%%", fnum(fc, "throttle_pct"));
+    fprintf(f, "; the guest dirties %.1f MiB/s, the link %.1f MiB/s (%s)\n",
+            fnum(fc, "dirty_rate_mib_s"), fnum(fc, "link_mib_s"), whence);
+}
+
 int print_dry_run(FILE *f, const json_t *body)
 {
     int failed = print_checks(f, body);
@@ -287,5 +320,6 @@ int print_dry_run(FILE *f, const json_t *body)
             json_is_true(json_object_get(body, "online")) ? "online" : "offline",
             jstr(body, "migration_type", "?"));
     fprintf(f, "plan:     %s\n", jstr(body, "plan", "-"));
+    print_forecast(f, body);
     return failed;
 }

@@ -31,16 +31,27 @@ static bool test_bit(const struct blk_dirty *d, uint64_t b)
     return d->bits[b / 64] & (1ULL << (b % 64));
 }
 
-void blk_dirty_mark_locked(struct blk_dirty *d, uint64_t off, uint64_t len)
+static void mark(const struct blk_dirty *d, uint64_t *bits, uint64_t *count, uint64_t off,
+                 uint64_t len)
 {
-    if (!d->bits || len == 0 || off >= d->size)
+    if (!bits || len == 0 || off >= d->size)
         return;
     uint64_t last = (off + len - 1) >> d->shift;
     for (uint64_t b = off >> d->shift; b <= last && b < d->nbits; b++)
-        if (!test_bit(d, b)) {
-            d->bits[b / 64] |= 1ULL << (b % 64);
-            d->count++;
+        if (!(bits[b / 64] & (1ULL << (b % 64)))) {
+            bits[b / 64] |= 1ULL << (b % 64);
+            (*count)++;
         }
+}
+
+void blk_dirty_mark_locked(struct blk_dirty *d, uint64_t off, uint64_t len)
+{
+    mark(d, d->bits, &d->count, off, len);
+}
+
+void blk_dirty_repl_mark_locked(struct blk_dirty *d, uint64_t off, uint64_t len)
+{
+    mark(d, d->repl, &d->repl_count, off, len);
 }
 
 void blk_dirty_clear_locked(struct blk_dirty *d, uint64_t first, uint64_t n)

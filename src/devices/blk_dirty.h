@@ -35,6 +35,11 @@ struct blk_dirty {
     void *mirror; /* the one mirror job on this disk, NULL when none */
     int active_error;
     uint64_t active_writes, active_bytes;
+    /* replication (migrate/repl.c): the blocks written since the last sync,
+     * marked by every guest write, also in active mode; the geometry of
+     * bits; NULL when the disk is not replicated. Not owned. */
+    uint64_t *repl;
+    uint64_t repl_count;
 };
 
 /* A bitmap for size bytes at 2^shift bytes a bit: 0 or -ENOMEM. */
@@ -47,6 +52,9 @@ void blk_dirty_clear_locked(struct blk_dirty *d, uint64_t first, uint64_t n);
 /* Caller holds d->lock. The first run of set bits at or after *bit, at most
  * max long: *bit its start, return its length (0: none left). */
 uint64_t blk_dirty_next_locked(const struct blk_dirty *d, uint64_t *bit, uint64_t max);
+/* Caller holds d->lock. Marks [off, off+len) in the replication bitmap,
+ * if the disk has one. */
+void blk_dirty_repl_mark_locked(struct blk_dirty *d, uint64_t off, uint64_t len);
 /* Caller holds d->lock. Sets or clears every bit. */
 void blk_dirty_fill_locked(struct blk_dirty *d, bool set);
 

@@ -213,6 +213,8 @@ static ssize_t blk_write(struct virtio_blk *blk, const struct iovec *iov, int ni
     }
     if (n > 0 && !d->active)
         blk_dirty_mark_locked(d, (uint64_t)off, (uint64_t)n);
+    if (n > 0)
+        blk_dirty_repl_mark_locked(d, (uint64_t)off, (uint64_t)n);
     pthread_mutex_unlock(&d->lock);
     return n;
 }

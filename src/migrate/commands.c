@@ -9,6 +9,7 @@
 #include "common/jsonf.h"
 #include "common/log.h"
 #include "migrate/decision.h"
+#include "migrate/forecast.h"
 #include "migrate/incoming.h"
 #include "migrate/move_disk.h"
 #include "migrate/tls.h"
@@ -116,6 +117,7 @@ static int check_keys(json_t *req, struct err *e)
                                         "watchdog_ms",
                                         "pause_gate",
                                         "nbd",
+                                        "nbd_delta",
                                         "channels",
                                         NULL};
     const char *key = jsonf_unknown_key(req, known);
@@ -171,6 +173,9 @@ int migrate_params_parse(json_t *req, struct mig_params *p, struct err *e)
         return err_set(e, EINVAL, "'nbd' must be tcp:HOST:PORT or unix:PATH");
     if (nbd)
         snprintf(p->nbd, sizeof(p->nbd), "%s", nbd);
+    p->nbd_delta = json_is_true(json_object_get(req, "nbd_delta"));
+    if (p->nbd_delta && !nbd)
+        return err_set(e, EINVAL, "'nbd_delta' goes with 'nbd'");
     p->channels = (unsigned)channels;
     const char *dir = json_string_value(json_object_get(req, "tls_dir"));
     dir = dir ? dir : default_tls_dir;
@@ -219,6 +224,20 @@ static int cmd_query_migrate(struct control *ctl, json_t *req, json_t *reply, st
                                                                                  : NULL;
     json_object_set_new(reply, "decision", decision ? json_string(decision) : json_null());
     return 0;
+}
+
+/* A forecast measures with a dirty log of its own: not beside a migration. */
+static int cmd_migrate_forecast(struct control *ctl, json_t *req, json_t *reply,
+                                struct err *e)
+{
+    (void)ctl;
+    pthread_mutex_lock(&outgoing.lock);
+    enum mig_status s = outgoing.fig.status;
+    pthread_mutex_unlock(&outgoing.lock);
+    if (s == MIG_STATUS_SETUP || s == MIG_STATUS_ACTIVE || s == MIG_STATUS_DEVICE ||
+        s == MIG_STATUS_HANDOVER || vm_handed_over(outgoing.vm))
+        return err_set(e, EBUSY, "migrate_forecast: a migration is running");
+    return mig_forecast_command(outgoing.vm, req, reply, e);
 }
 
 /* {"<key>": true|false}: ternd's answer to a decision this process waits
@@ -281,6 +300,7 @@ const struct control_command migrate_commands[] = {
     {"migrate", cmd_migrate},
     {"migrate_cancel", cmd_migrate_cancel},
     {"query_migrate", cmd_query_migrate},
+    {"migrate_forecast", cmd_migrate_forecast},
     {"move_disk", cmd_move_disk},
     {"move_disk_cancel", move_disk_cancel_command},
     {NULL, NULL},

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "migrate/repl.h"
 #include "vmm/vm.h"
 
 void mig_disks_init(struct mig_disks *d)
@@ -42,7 +43,7 @@ static int open_all(struct mig_disks *d, struct vm *vm, const char *uri, struct 
         m->tick = tick_cb;
         m->tick_ctx = d;
         if (!rc)
-            rc = mirror_seed(m, e);
+            rc = d->delta ? repl_seed(m, i, e) : mirror_seed(m, e);
         if (rc)
             return rc;
         atomic_store(&d->shown, d->n);

@@ -18,6 +18,7 @@ struct mig_disks {
     double t0, final_ms, last_tick_ms;
     void (*progress)(void *ctx); /* after each pass: post the figures */
     void *progress_ctx;
+    bool delta; /* seed from the replication bitmaps (repl_seed), not the extents */
 };
 
 void mig_disks_init(struct mig_disks *d);

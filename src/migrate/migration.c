@@ -162,6 +162,7 @@ static int src_setup(struct source_run *r, struct err *e)
      * so that nothing of them is left for the pause but a flush */
     m->disks.progress = disks_progress;
     m->disks.progress_ctx = m;
+    m->disks.delta = m->params.nbd_delta;
     if (!rc && m->params.nbd[0])
         rc = mig_disks_sync(&m->disks, m->vm, m->params.nbd, &m->cancel, e);
     if (!rc)

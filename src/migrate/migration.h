@@ -26,7 +26,10 @@ struct mig_params {
     bool page_crc;        /* default on */
     bool external_commit; /* ternd decides the handover (migrate_commit) */
     char nbd[256];        /* local disks: the destination's NBD server, "" none */
-    unsigned channels;    /* connections for RAM, 1..MIG_CHANNELS_MAX; default 1 */
+    /* the targets hold each local disk's replica of its last sync: only
+     * the replication bitmap's blocks go (docs/replication.md) */
+    bool nbd_delta;
+    unsigned channels; /* connections for RAM, 1..MIG_CHANNELS_MAX; default 1 */
     /* Before the commit, give up when no control request came for this
      * long (0: never): an orphaned migration, whose ternd is gone, must not
      * keep throttling or pausing the guest. */

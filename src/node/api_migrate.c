@@ -13,14 +13,22 @@
 #include "node/migtask.h"
 #include "node/task.h"
 
-static void dry_run_reply(struct reply *r, struct migtask_plan *p)
+/* A live migration's dry run also has the forecast, or why there is none
+ * (forecast null, forecast_error its line). */
+static void dry_run_reply(struct api_req *req, struct reply *r, struct migtask_plan *p)
 {
     char plan[600];
     migtask_plan_describe(p, plan, sizeof(plan));
-    reply_json(r, MHD_HTTP_OK,
-               json_pack("{s:b, s:s, s:b, s:s, s:s, s:O, s:s}", "dry_run", 1, "target",
-                         p->target, "online", p->running, "address", p->address,
-                         "migration_type", p->type, "checks", p->checks, "plan", plan));
+    json_t *o = json_pack("{s:b, s:s, s:b, s:s, s:s, s:O, s:s}", "dry_run", 1, "target",
+                          p->target, "online", p->running, "address", p->address,
+                          "migration_type", p->type, "checks", p->checks, "plan", plan);
+    json_t *forecast = NULL;
+    struct err e;
+    if (o && p->running && migtask_forecast(req->ctx, req->etcd, p, &forecast, &e) < 0)
+        json_object_set_new(o, "forecast_error", json_string(e.msg));
+    if (o && p->running)
+        json_object_set_new(o, "forecast", forecast ? forecast : json_null());
+    reply_json(r, MHD_HTTP_OK, o);
 }
 
 /* A failed pre-check: its line (409, whatever the check's errno; 503
@@ -51,7 +59,7 @@ static void migrate(struct api_req *req, struct reply *r)
     else if (rc)
         refused(r, &p, rc, &e);
     else if (p.dry_run)
-        dry_run_reply(r, &p);
+        dry_run_reply(req, r, &p);
     else if ((rc = migtask_start(req->ctx, &p, task, &e)) < 0)
         reply_errno(r, rc, &e);
     else

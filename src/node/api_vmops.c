@@ -144,9 +144,7 @@ static void stop_vm(struct api_req *req, struct reply *r)
     started(r, rc, &e, task);
 }
 
-/* The console as JSON text: bytes that are not printable ASCII (or
- * newline, tab) become '?', so any guest output is valid UTF-8. */
-static json_t *console_text(const char *buf, size_t len)
+json_t *api_console_text(const char *buf, size_t len)
 {
     char *clean = malloc(len + 1);
     if (!clean)
@@ -177,7 +175,7 @@ static void console(struct api_req *req, struct reply *r)
     if (fd >= 0)
         close(fd);
     n = n < 0 ? 0 : n;
-    json_t *text = data ? console_text(data, (size_t)n) : NULL;
+    json_t *text = data ? api_console_text(data, (size_t)n) : NULL;
     free(data);
     reply_json(r, MHD_HTTP_OK,
                json_pack("{s:o, s:I, s:b}", "data", text ? text : json_string(""), "offset",

@@ -15,7 +15,6 @@
 #include "node/web.h"
 
 #define KEEPALIVE_MS 10000 /* a comment this often: proxies and MHD see life */
-#define STREAMS_MAX 32     /* of MHD's 64 connections */
 #define RETRY_MS 2000      /* what EventSource waits before reconnecting */
 
 static struct events hub;
@@ -349,7 +348,7 @@ static struct stream *stream_new(struct api_req *req, struct reply *r)
     struct events *ev = events_hub();
     struct stream *s = calloc(1, sizeof(*s));
     pthread_mutex_lock(&ev->lock);
-    bool full = ev->streams >= STREAMS_MAX, stopping = ev->stopping;
+    bool full = ev->streams >= EVENTS_STREAMS_MAX, stopping = ev->stopping;
     if (s && !full && !stopping)
         ev->streams++;
     pthread_mutex_unlock(&ev->lock);
@@ -396,5 +395,6 @@ static void get_events(struct api_req *req, struct reply *r)
 
 const struct api_route api_routes_events[] = {
     {"GET", "/events", get_events},
+    {"GET", "/vms/{}/console/stream", events_console_stream}, /* events_console.c */
     {NULL, NULL, NULL},
 };

@@ -78,6 +78,16 @@ void events_publish_progress(const char *task, json_t *data);
  * NULL when it stopped). */
 void events_publish_vm(uint32_t vmid, const char *state);
 
+/* Event streams a node serves at once (of MHD's 64 connections), console
+ * streams included. */
+#define EVENTS_STREAMS_MAX 32
+
+struct api_req;
+struct reply;
+/* events_console.c: GET /vms/ID/console/stream, a VM's console as
+ * server-sent events from any node (docs/api.md). */
+void events_console_stream(struct api_req *req, struct reply *r);
+
 /* events_peers.c: a thread that watches the node list and the quorum
  * (node-up, node-down, quorum events) and keeps one stream open to each
  * other online node, adding its events to the hub. */

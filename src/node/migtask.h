@@ -38,8 +38,10 @@ struct migtask_plan {
     char network[64];               /* CIDR or "" */
     char address[MIGTASK_ADDR_MAX]; /* the target's address for the stream */
     struct vmm_spec spec;
-    json_t *checks; /* [{"check","ok","detail"}] */
-    json_t *maint;  /* during the checks: nodes in maintenance (cluster/ha.h) */
+    json_t *checks;   /* [{"check","ok","detail"}] */
+    int failed;       /* the first failed check's -errno ... */
+    struct err first; /* ... and its line, the answer: later steps reuse e */
+    json_t *maint;    /* during the checks: nodes in maintenance (cluster/ha.h) */
 };
 
 /* Local disks (migtask_disks.c): the bytes of path's allocated extents
@@ -66,11 +68,20 @@ void migtask_plan_release(struct migtask_plan *p);
 /* Reads the request body into p (-EINVAL naming the field). */
 int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source,
                        json_t *body, struct err *e);
-/* Runs every pre-check in order; the first failure is returned (-errno
- * and its one line: -ENOLINK not quorate, -EINVAL bad option, others
- * -EPERM, -EBUSY...); each check also lands in p->checks. */
+/* Runs every pre-check in order, also those after a failed one (unless
+ * quorum, the VM's spec or the target node itself is missing: then nothing
+ * more can be said); the first failure is returned (-errno and its one
+ * line: -ENOLINK not quorate, -EINVAL bad option, others -EPERM,
+ * -EBUSY...); each check's outcome lands in p->checks. */
 int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
                        struct err *e);
+/* migtask_forecast.c. A running VM's migration to p->target forecast
+ * (its tern-vmm measures the dirty rate): *out {total_ms, downtime_ms,
+ * dirty_rate_mib_s, link_mib_s, passes, basis, ...}; without a measured
+ * link, MIGTASK_FORECAST_LINK_MIB (1 Gbit/s). */
+#define MIGTASK_FORECAST_LINK_MIB 119.2
+int migtask_forecast(struct node_ctx *x, struct etcd_client *c,
+                     const struct migtask_plan *p, json_t **out, struct err *e);
 /* "live migration of vm 100 from n1 to n2 over 127.0.1.12 (secure) ..." */
 void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size);
 

@@ -103,7 +103,9 @@ int migtask_plan_parse(struct migtask_plan *p, uint32_t vmid, const char *source
     return rc;
 }
 
-/* Records a check; a failed one also becomes the answer. */
+/* Records a check; the first failed one also becomes the answer (e and
+ * p->failed): the checks after it still run, so that a dry run shows every
+ * outcome, and a refusal names the same check as if they had stopped. */
 static int note(struct migtask_plan *p, const char *check, int rc, struct err *e,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int note(struct migtask_plan *p, const char *check, int rc, struct err *e,
@@ -116,9 +118,28 @@ static int note(struct migtask_plan *p, const char *check, int rc, struct err *e
     va_end(ap);
     json_array_append_new(p->checks, json_pack("{s:s, s:b, s:s}", "check", check, "ok", !rc,
                                                "detail", detail));
-    if (rc)
+    if (rc && !p->failed) {
         err_set(e, -rc, "%s", detail);
+        p->failed = rc;
+        p->first = *e;
+    }
     return rc;
+}
+
+/* The first failed check, after all have run: steps after it (a lookup
+ * that answers "not found" as a fact) may have written into e. */
+static int answer(const struct migtask_plan *p, int rc, struct err *e)
+{
+    if (!rc)
+        return 0;
+    *e = p->first;
+    return p->failed;
+}
+
+/* The first failure of two outcomes. */
+static int first(int rc, int next)
+{
+    return rc ? rc : next;
 }
 
 static json_t *node_info(const struct node_entries *l, const char *name, bool *online)
@@ -174,9 +195,10 @@ static int try_node(const struct migtask_plan *p, const struct node_entries *l, 
         return err_set(e, EHOSTUNREACH, "offline");
     struct migtask_plan tmp = *p;
     tmp.checks = json_array();
+    tmp.failed = 0; /* e is this node's first refusal */
     tmp.auto_target = false;
     snprintf(tmp.target, sizeof(tmp.target), "%s", l->items[i].name);
-    int rc = check_fit(&tmp, l, e);
+    int rc = answer(&tmp, check_fit(&tmp, l, e), e);
     json_decref(tmp.checks);
     return rc;
 }
@@ -427,65 +449,67 @@ static int check_maintenance(struct migtask_plan *p, struct err *e)
         if (strcmp(json_string_value(v), p->target) == 0)
             return note(p, "maintenance", -EBUSY, e,
                         "node '%s' is in maintenance: it takes no vms", p->target);
-    return 0;
+    return note(p, "maintenance", 0, e, "node '%s' is not in maintenance", p->target);
 }
 
-/* The checks of the target node (p->target) beyond its being online. */
+/* The checks of the target node (p->target) beyond its being online: all
+ * of them run; the first failure is the answer. */
 static int check_fit(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
-    if (check_maintenance(p, e))
-        return -EBUSY;
     bool online;
     json_t *src = node_info(l, p->source, &online);
     json_t *dst = node_info(l, p->target, &online);
-    int rc = 0;
+    int rc = check_maintenance(p, e);
     if (!src || !dst)
-        rc = note(p, "target", -ENOENT, e, "node records missing");
-    if (!rc)
-        rc = check_memory(p, dst, e);
-    if (!rc)
-        rc = check_cpu(p, src, dst, e);
-    if (!rc)
-        rc = check_version(p, dst, e);
-    if (!rc)
-        rc = check_disks(p, e);
-    if (!rc)
-        rc = check_devices(p, dst, e);
-    if (!rc)
-        rc = check_bridges(p, dst, e);
-    if (!rc)
-        rc = check_address(p, dst, e);
+        rc = first(rc, note(p, "target", -ENOENT, e, "node records missing"));
+    if (src && dst) {
+        rc = first(rc, check_memory(p, dst, e));
+        rc = first(rc, check_cpu(p, src, dst, e));
+        rc = first(rc, check_version(p, dst, e));
+        rc = first(rc, check_disks(p, e));
+        rc = first(rc, check_devices(p, dst, e));
+        rc = first(rc, check_bridges(p, dst, e));
+        rc = first(rc, check_address(p, dst, e));
+    }
     json_decref(src);
     json_decref(dst);
     return rc;
 }
 
+/* A refused target that is still a node other than the source gets the
+ * other checks too (an offline node's record says enough for them). */
 static int check_nodes(struct migtask_plan *p, const struct node_entries *l, struct err *e)
 {
     int rc = check_target(p, l, e);
-    return rc ? rc : check_fit(p, l, e);
+    bool online;
+    json_t *info = p->target[0] ? node_info(l, p->target, &online) : NULL;
+    bool known = info && strcmp(p->target, p->source) != 0;
+    json_decref(info);
+    return known ? first(rc, check_fit(p, l, e)) : rc;
 }
 
 int migtask_plan_check(struct migtask_plan *p, struct node_ctx *x, struct etcd_client *c,
                        struct err *e)
 {
+    /* without quorum or the VM's spec no other check can say anything */
     int rc = check_quorum_options(p, c, e);
-    if (!rc)
-        rc = check_lock(p, c, e);
-    if (!rc)
-        rc = check_vm(p, x, c, e);
+    if (rc)
+        return rc;
+    rc = check_lock(p, c, e);
+    rc = first(rc, check_vm(p, x, c, e));
+    if (!p->spec.conf.memory_mib) /* no spec loaded: a VM's memory is never 0 */
+        return answer(p, rc, e);
     struct node_entries l;
     node_entries_init(&l);
-    if (!rc)
-        rc = node_list(c, 0, &l, e);
-    if (!rc)
-        rc = ha_maint_list(c, 0, &p->maint, e);
-    if (!rc)
-        rc = check_nodes(p, &l, e);
+    int got = node_list(c, 0, &l, e);
+    if (!got)
+        got = ha_maint_list(c, 0, &p->maint, e);
+    if (!got)
+        rc = first(rc, check_nodes(p, &l, e));
     node_entries_release(&l);
     json_decref(p->maint); /* only the checks need it */
     p->maint = NULL;
-    return rc;
+    return got ? got : answer(p, rc, e);
 }
 
 void migtask_plan_describe(const struct migtask_plan *p, char *out, size_t size)

@@ -108,7 +108,7 @@ static void log_progress(struct task *k, struct migtask_run *m, json_t *ev)
     task_set_progress(k, p);
 }
 
-static void log_figures(struct task *k, json_t *ev)
+static void log_figures(struct task *k, json_t *ev, const char *target)
 {
     double ms = num(ev, "total_ms"), sent = num(ev, "transferred");
     json_t *d = json_object_get(ev, "downtime");
@@ -130,6 +130,11 @@ static void log_figures(struct task *k, json_t *ev)
                           (json_int_t)sent, "total_ms", ms, "downtime_ms",
                           num(ev, "downtime_ms"), "average_rate",
                           ms > 0 ? sent / (ms / 1000.0) : 0.0);
+    /* a later dry run's forecast takes the link rate from these two */
+    if (f)
+        json_object_set_new(f, "target", json_string(target));
+    if (f)
+        json_object_set_new(f, "bandwidth", json_real(num(ev, "bandwidth")));
     if (f && json_object_get(ev, "downtime"))
         json_object_set(f, "downtime", json_object_get(ev, "downtime"));
     migtask_disks_summary(k, ev, f);
@@ -372,7 +377,7 @@ static int on_event_of(struct task *k, struct migtask_run *m, struct etcd_client
     if (strcmp(st, "commit-pending") == 0)
         return on_commit_pending(k, m, c, done, e);
     if (strcmp(st, "completed") == 0) {
-        log_figures(k, ev);
+        log_figures(k, ev, m->plan.target);
         return 0;
     }
     if (strcmp(st, "cancelled") == 0 && task_cancelled(k))

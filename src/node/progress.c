@@ -1,5 +1,6 @@
 #include "node/progress.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,29 @@ static void measure_rate(struct progress_meter *pm, double sent, uint64_t now_ns
     pm->sent = sent;
 }
 
+/* Each mirrored disk as tern-vmm reports it (docs/control.md, "disks"):
+ * done is what no longer needs copying, 100 % once the disk is in sync. */
+static json_t *disks_progress(const json_t *ev)
+{
+    json_t *out = json_array(), *d;
+    size_t i;
+    json_array_foreach(json_object_get(ev, "disks"), i, d) {
+        double total = num(d, "total"), dirty = num(d, "dirty");
+        bool synced = num(d, "sync_ms") > 0;
+        double done = total > dirty ? total - dirty : 0;
+        int pct = synced ? 100 : total > 0 ? (int)(done / total * 100) : 0;
+        json_array_append_new(
+            out, json_pack("{s:O, s:I, s:I, s:I, s:I, s:b, s:b, s:i}", "name",
+                           json_object_get(d, "name"), "total", (json_int_t)total, "done",
+                           (json_int_t)(synced ? total : done), "copied",
+                           (json_int_t)num(d, "copied"), "rate", (json_int_t)num(d, "rate"),
+                           "synced", synced, "active",
+                           json_is_true(json_object_get(d, "active")), "percent",
+                           pct > 99 && !synced ? 99 : pct));
+    }
+    return out;
+}
+
 /* "remaining" is what the current pass still has to go through: in pass 1
  * all of the RAM not yet looked at, later the pages dirtied since; so the
  * RAM in place on the destination is the total less it. */
@@ -53,6 +77,8 @@ json_t *progress_meter_update(struct progress_meter *pm, const json_t *ev, uint6
     if (p) /* tern-vmm's: the last pages at the measured bandwidth */
         json_object_set_new(p, "expected_downtime_ms",
                             json_integer((json_int_t)num(ev, "expected_downtime_ms")));
+    if (p && json_array_size(json_object_get(ev, "disks")))
+        json_object_set_new(p, "disks", disks_progress(ev));
     if (p)
         json_object_set_new(p, "eta_s",
                             pm->rate > 0 ? json_integer((json_int_t)(left / pm->rate + 0.5))

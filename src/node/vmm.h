@@ -72,6 +72,7 @@ struct vmm_proc {
     /* publishing (main loop only) */
     bool dirty;
     bool pub_lost;       /* another node publishes this VM's state now */
+    bool pub_failing;    /* the last write failed (logged once per run of them) */
     char published[512]; /* the value we wrote last, "" none */
 };
 

@@ -22,7 +22,7 @@
 
 struct snapshot {
     uint32_t id;
-    bool exited, dirty, pub_lost, incoming;
+    bool exited, dirty, pub_lost, incoming, failing;
     char value[512];
     char published[512];
 };
@@ -33,6 +33,7 @@ static void take_snapshot(struct vmm_table *v, struct vmm_proc *p, struct snapsh
     s->exited = p->exited;
     s->dirty = p->dirty;
     s->pub_lost = p->pub_lost;
+    s->failing = p->pub_failing;
     s->incoming = p->role == VMM_INCOMING;
     snprintf(s->published, sizeof(s->published), "%s", p->published);
     struct vmrec_state st = {.pid = (int)p->pid, .since = p->since, .started = p->started};
@@ -73,10 +74,14 @@ static int write_state(struct vmm_table *v, struct etcd_client *c, struct snapsh
     bool swapped;
     struct err e;
     int rc = etcd_cas(c, &op, &swapped, NULL, &e);
-    if (rc || swapped || s->exited)
-        return rc;
-    *lost = !may_take_over(v, c, s->id);
-    return *lost ? 0 : etcd_put(c, key, s->value, lease, &e);
+    if (!rc && !swapped && !s->exited) {
+        *lost = !may_take_over(v, c, s->id);
+        rc = *lost ? 0 : etcd_put(c, key, s->value, lease, &e);
+    }
+    if (rc && !s->failing)
+        log_warn("vmm", "vm %u: its run state does not reach etcd: %s (trying again)",
+                 s->id, e.msg);
+    return rc;
 }
 
 static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc *p,
@@ -96,9 +101,13 @@ static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc 
     if (!s.dirty || s.pub_lost || (s.incoming && !s.exited) || !lease)
         return;
     bool lost;
-    if (write_state(v, c, &s, lease, &lost) < 0)
-        return;
+    int rc = write_state(v, c, &s, lease, &lost);
     pthread_mutex_lock(&v->lock);
+    p->pub_failing = rc < 0;
+    if (rc < 0) {
+        pthread_mutex_unlock(&v->lock);
+        return;
+    }
     if (lost) {
         p->pub_lost = true;
         log_info("vmm", "vm %u: another node publishes its state now", s.id);

@@ -43,6 +43,7 @@ static void set_status(struct vmm_proc *p, const char *status)
 {
     if (strcmp(p->status, status) == 0)
         return;
+    log_info("vmm", "vm %u: status %s -> %s", p->spec.conf.id, p->status, status);
     snprintf(p->status, sizeof(p->status), "%s", status);
     p->since = time(NULL);
     p->dirty = true;

@@ -63,6 +63,7 @@ struct nbd_export {
     char name[16]; /* disk0..disk7 */
     int fd;        /* not owned */
     uint64_t size;
+    unsigned ended_clean; /* connections to it that ended clean, under the lock */
 };
 
 /* The server: one listening socket, a thread that accepts, a thread per
@@ -80,6 +81,10 @@ struct nbd_server {
     pthread_t conn_threads[NBD_CONNS_MAX];
     bool conn_used[NBD_CONNS_MAX];
     uint64_t bytes_written, writes, flushes;
+    /* connections that ended, and those that ended unclean: without
+     * NBD_CMD_DISC or with a write after their last flush (a replica's
+     * commit rule, docs/replication.md) */
+    unsigned ended, ended_unclean;
     char error[256]; /* the last refused peer, for the log */
 };
 

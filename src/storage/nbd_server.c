@@ -28,6 +28,7 @@ struct conn {
     unsigned slot;
     const struct nbd_export *ex; /* chosen by EXPORT_NAME or GO */
     uint8_t *buf;
+    bool unflushed, disc; /* a write since the last flush; NBD_CMD_DISC came */
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -244,6 +245,7 @@ static int do_write(struct conn *c, uint64_t handle, uint16_t type, uint16_t fla
         err = errno ? errno : EIO;
     if (!err && (flags & NBD_CMD_FLAG_FUA) && fdatasync(c->ex->fd))
         err = errno;
+    c->unflushed = true;
     pthread_mutex_lock(&c->s->lock);
     c->s->writes++;
     c->s->bytes_written += err ? 0 : len;
@@ -263,10 +265,13 @@ static int serve_one(struct conn *c)
     uint32_t len = get32(q + 24);
     if (get32(q) != NBD_REQUEST_MAGIC)
         return refuse(c, "bad request magic 0x%08x", get32(q));
-    if (type == NBD_CMD_DISC)
+    if (type == NBD_CMD_DISC) {
+        c->disc = true;
         return 1;
+    }
     if (type == NBD_CMD_FLUSH) {
         bool ok = fdatasync(c->ex->fd) == 0;
+        c->unflushed = c->unflushed && !ok;
         pthread_mutex_lock(&c->s->lock);
         c->s->flushes++;
         pthread_mutex_unlock(&c->s->lock);
@@ -295,6 +300,11 @@ static void *conn_thread(void *arg)
     while (!rc && !atomic_load(&c->s->stop))
         rc = serve_one(c);
     pthread_mutex_lock(&c->s->lock);
+    c->s->ended++;
+    if (c->ex && c->disc && !c->unflushed)
+        c->s->exports[c->ex - c->s->exports].ended_clean++;
+    else
+        c->s->ended_unclean++;
     c->s->conns[c->slot] = -1;
     close(c->fd);
     pthread_mutex_unlock(&c->s->lock);

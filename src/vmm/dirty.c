@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "vmm/vm.h"
@@ -135,4 +136,46 @@ void dirty_log_stop(struct vm *vm)
             log_warn("vmm", "disable dirty log on slot %u failed", i);
     free(dl->scratch);
     memset(dl, 0, sizeof(*dl));
+}
+
+static uint64_t count_bits(const uint64_t *bits, uint64_t nwords)
+{
+    uint64_t n = 0;
+    for (uint64_t w = 0; w < nwords; w++)
+        n += (uint64_t)__builtin_popcountll(bits[w]);
+    return n;
+}
+
+/* The start of the window: whatever the log holds (with manual protect
+ * every page is dirty at first) is read, dropped and re-armed. */
+static int measure_arm(struct vm *vm, uint64_t *bits, struct err *e)
+{
+    int rc = dirty_log_sync(vm, bits, e);
+    if (!rc)
+        rc = dirty_log_clear(vm, 0, vm->dirty.nwords, bits, e);
+    memset(bits, 0, vm->dirty.nwords * sizeof(uint64_t));
+    return rc;
+}
+
+int dirty_log_measure(struct vm *vm, unsigned window_ms, uint64_t *pages, double *secs,
+                      struct err *e)
+{
+    int rc = dirty_log_start(vm, e);
+    if (rc)
+        return rc == -EBUSY ? err_set(e, EBUSY, "a migration tracks dirty pages now") : rc;
+    uint64_t *bits = calloc(vm->dirty.nwords, sizeof(uint64_t));
+    rc = bits ? measure_arm(vm, bits, e)
+              : err_set(e, ENOMEM, "dirty bitmap: out of memory");
+    struct timespec t0, t1, nap = {window_ms / 1000, (long)(window_ms % 1000) * 1000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!rc)
+        nanosleep(&nap, NULL);
+    if (!rc)
+        rc = dirty_log_sync(vm, bits, e);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *pages = rc ? 0 : count_bits(bits, vm->dirty.nwords);
+    *secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    free(bits);
+    dirty_log_stop(vm);
+    return rc;
 }

@@ -30,6 +30,11 @@ int dirty_log_sync(struct vm *vm, uint64_t *bitmap, struct err *e);
 int dirty_log_clear(struct vm *vm, uint64_t first_word, uint64_t nwords,
                     const uint64_t *bits, struct err *e);
 void dirty_log_stop(struct vm *vm);
+/* Counts the distinct pages dirtied (by the guest and by the VMM) during
+ * window_ms of the running VM, with a dirty log of its own: -EBUSY while a
+ * migration tracks. Blocks the caller for the window. */
+int dirty_log_measure(struct vm *vm, unsigned window_ms, uint64_t *pages, double *secs,
+                      struct err *e);
 /* Enables manual protect at VM creation; false where KVM lacks it. */
 bool dirty_log_enable_manual(int vm_fd);
 

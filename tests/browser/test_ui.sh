@@ -3,7 +3,8 @@
 # three-node cluster with a real tern-vmm: login (a bad token refused),
 # nodes and quorum, the VM and its console, the migrate dialog's per-node
 # pre-check table with a refusal, a live migration to TASK OK, a slow one
-# cancelled from the page. Screenshots in build/test-logs/browser-shots/.
+# cancelled from the page, a VM's local disk migrated with its bar.
+# Screenshots in build/test-logs/browser-shots/.
 # Without chromium, node or the npm packages it says SKIPPED and why.
 NET=127.0.0.16   # 127.0.0.161-163 (test_task_faults has 127.0.0.8x)
 . tests/integration/cluster_lib.sh
@@ -29,9 +30,13 @@ check "vm create 100 (96 MiB) and start it on n1" bash -c \
         --cmdline 'tern.hb=50 tern.ws=16 tern.rate=20 tern.verify=1' --disk shared:8 >/dev/null &&
      $TERN --config $TMP/n1.conf vm start 100 >/dev/null"
 check "vm 100 runs on n1" vm_on 100 n1
+check "storage local (not shared) and vm 102 with a disk there, running" bash -c \
+    "$TERN --config $TMP/n1.conf storage add local --path '$TMP/{node}/images' >/dev/null &&
+     $TERN --config $TMP/n1.conf vm create 102 --memory 64 --cpus 1 --kernel $GUEST \
+        --cmdline 'tern.hb=200 tern.disk=2' --disk local:8 --start >/dev/null"
 
 T0=$(now_ms)
-URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 \
+URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 LOCALVM=102 \
     SOURCE=n1 TARGET=n2 FAR=n3 NETWORK="$(node_ip n2)/32" SHOTS="$SHOTS" \
     timeout 150 node "$DIR/ui.test.mjs" 2>"$TMP/node.err"
 RC=$?

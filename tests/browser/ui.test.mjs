@@ -1,7 +1,8 @@
 // The web UI in Debian's chromium (headless), driven by puppeteer-core,
 // against the real cluster test_ui.sh started. Prints TAP lines; every
 // step saves a screenshot in $SHOTS. Environment: URL (https://n1),
-// TOKEN (n1's admin token), VMID, SOURCE, TARGET, FAR (the third node),
+// TOKEN (n1's admin token), VMID, LOCALVM (stopped, a disk on storage that
+// is not shared), SOURCE, TARGET, FAR (the third node),
 // NETWORK (a CIDR holding TARGET's address and not FAR's), SHOTS.
 import puppeteer from "puppeteer-core";
 
@@ -9,8 +10,8 @@ const env = (k) => {
   if (!process.env[k]) throw new Error(`${k} is not set`);
   return process.env[k];
 };
-const [URL, TOKEN, VMID, SOURCE, TARGET, FAR, NETWORK, SHOTS] =
-  ["URL", "TOKEN", "VMID", "SOURCE", "TARGET", "FAR", "NETWORK", "SHOTS"].map(env);
+const [URL, TOKEN, VMID, LOCALVM, SOURCE, TARGET, FAR, NETWORK, SHOTS] =
+  ["URL", "TOKEN", "VMID", "LOCALVM", "SOURCE", "TARGET", "FAR", "NETWORK", "SHOTS"].map(env);
 
 let page, failed = 0, n = 0;
 async function step(name, fn) {
@@ -49,6 +50,8 @@ try {
   await page.setViewport({ width: 1280, height: 800 });
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
+  const urls = [];
+  page.on("request", (r) => urls.push(r.url()));
   page.on("dialog", (d) => d.accept()); // the confirmations (Cancel…)
 
   await step("the login page is served (no token needed for the app)", async () => {
@@ -75,11 +78,14 @@ try {
   await step("the event stream is connected", async () => {
     await page.waitForSelector("#live.on", { timeout: 10000 });
   });
-  await step(`vm ${VMID} runs on ${SOURCE}; its console shows the guest's output`, async () => {
+  await step(`vm ${VMID} runs on ${SOURCE}; its console streams the guest's output`, async () => {
     await page.goto(`${URL}/#/vm/${VMID}`);
     await waitText("main", new RegExp(`node${SOURCE}`));
     await waitText("main dd .st", /running/);
     await waitText("pre.console", /HB \d+/, 20000);
+    if (!urls.some((u) => u.includes(`/vms/${VMID}/console/stream`))) throw new Error("no console stream");
+    const polls = urls.filter((u) => /\/console\?offset=/.test(u));
+    if (polls.length) throw new Error(`the console was polled: ${polls[0]}`);
   });
   await step("the migrate dialog: a pre-check table with a row per node", async () => {
     await page.click("#migrate-btn");
@@ -111,6 +117,11 @@ try {
     await page.click(`tr[data-node="${TARGET}"] input[type=radio]`);
     await waitText("#plan", new RegExp(`to node '${TARGET}'.*unlimited$`), 10000);
     await page.waitForSelector("#do-migrate:not([disabled])", { timeout: 5000 });
+    // the guest dirties 20 MiB/s (tern.rate=20): the forecast says what tern-vmm measured
+    const fc = await text("#forecast");
+    console.log(`# ${fc}`);
+    const m = /^forecast: [0-9.]+ s in total, downtime [0-9.]+ ms, \d+ pass\(es\).*the guest dirties ([0-9.]+) MiB\/s, the link [0-9.]+ MiB\/s/.exec(fc);
+    if (!m || Number(m[1]) < 8 || Number(m[1]) > 40) throw new Error(`forecast: '${fc}'`);
     t0 = Date.now();
     await page.click("#do-migrate");
     await page.waitForSelector("#task-result:not([hidden])", { timeout: 60000 });
@@ -163,11 +174,54 @@ try {
     await page.goto(`${URL}/#/vm/${VMID}`);
     await waitText("main", new RegExp(`node${TARGET}`));
     await waitText("main dd .st", /running/, 20000);
+    await waitText("pre.console", /HB \d+/, 20000); // streamed from its new node
   });
   await step("the task list shows both migrations", async () => {
     await page.goto(`${URL}/#/tasks`);
     await page.type("input[name=type]", "migrate");
     await page.waitForFunction(() => document.querySelectorAll("main tbody tr").length >= 2, { timeout: 10000 });
+  });
+  await step(`vm ${LOCALVM} (a local disk): each node's every check, the disk refused everywhere`, async () => {
+    await page.goto(`${URL}/#/vm/${LOCALVM}`);
+    await page.waitForSelector("#migrate-btn", { timeout: 10000 });
+    await page.click("#migrate-btn");
+    await page.type("input[name=network]", NETWORK);
+    await page.$eval("input[name=network]", (el) => el.dispatchEvent(new Event("change", { bubbles: true })));
+    const outcome = (node) => page.$$eval(`tr[data-node="${node}"] td[data-check]`,
+      (tds) => Object.fromEntries(tds.map((td) => [td.dataset.check, td.className])));
+    await page.waitForFunction((f) => {
+      const r = document.querySelector(`tr[data-node="${f}"] td.reason`);
+      return r && /not shared/.test(r.textContent) && /no address in migration network/.test(r.textContent) &&
+        !/checking/.test(r.textContent);
+    }, { timeout: 20000 }, FAR);
+    const far = await outcome(FAR), near = await outcome(TARGET);
+    const want = (o, bad) => Object.keys(o).length === 12 &&
+      Object.entries(o).every(([c, cls]) => cls === (bad.includes(c) ? "bad" : "ok"));
+    if (!want(far, ["disks", "network"])) throw new Error(`${FAR}: ${JSON.stringify(far)}`);
+    if (!want(near, ["disks"])) throw new Error(`${TARGET}: ${JSON.stringify(near)}`);
+    const title = await page.$eval(`tr[data-node="${TARGET}"] td[data-check=disks]`, (td) => td.title);
+    if (!/disk0 is on storage 'local', which is not shared/.test(title)) throw new Error(title);
+    await page.screenshot({ path: `${SHOTS}/local-disk-checks.png` });
+  });
+  await step(`vm ${LOCALVM} migrated with its local disk to ${TARGET}: a bar for disk0`, async () => {
+    await page.$eval("input[name=network]", (el) => (el.value = ""));
+    await page.click("input[name=localdisks]");
+    await page.select("select[name=type]", "insecure");
+    await page.waitForFunction((t) => {
+      const r = document.querySelector(`tr[data-node="${t}"] td.reason`);
+      return r && r.textContent === "ok";
+    }, { timeout: 20000 }, TARGET);
+    await page.click(`tr[data-node="${TARGET}"] input[type=radio]`);
+    await waitText("#plan", /local disk\(s\) mirrored over nbd first/, 10000);
+    await page.waitForSelector("#do-migrate:not([disabled])", { timeout: 10000 });
+    await page.click("#do-migrate");
+    await page.waitForSelector('.disks .disk[data-disk="disk0"]', { timeout: 30000 });
+    await page.waitForSelector("#task-result:not([hidden])", { timeout: 60000 });
+    const result = await text("#task-result");
+    if (result !== "TASK OK") throw new Error(result);
+    const now = await page.$eval('.disks .disk[data-disk="disk0"] .bar', (b) => b.getAttribute("aria-valuenow"));
+    if (now !== "100") throw new Error(`disk0's bar at ${now}`);
+    await waitText("pre.log", /disk0: synchronous after/);
   });
   await step("create vm 101 from the page, start it, stop it, destroy it", async () => {
     await page.goto(`${URL}/#/`);

@@ -3,6 +3,7 @@
 #   fuzz_devstate  saved state into serial and virtio-blk load()
 #   fuzz_control   bytes on tern-vmm's control socket (vmm/control.c)
 #   fuzz_api       REST requests: route, path arguments, query, JSON bodies
+#   fuzz_replbitmap  the replication bitmap file (storage/replbitmap.c)
 # `make fuzz` builds them and runs each for FUZZ_SECONDS (default 1800: the
 # 30 minutes without a crash a change to what faces the network needs;
 # `make fuzz FUZZ_SECONDS=20` for a quick look) with seeds from
@@ -11,7 +12,7 @@
 # in libclang-rt-14-dev.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 1800
-FUZZ_TARGETS := fuzz_stream fuzz_devstate fuzz_control fuzz_api
+FUZZ_TARGETS := fuzz_stream fuzz_devstate fuzz_control fuzz_api fuzz_replbitmap
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -102,16 +102,29 @@ node_count_online() {
 # ---- VMs ----
 console_of() { echo "$TMP/$1/data/run/$2/console.log"; }
 vm_field() { tern_on n1 vm show "$1" --output json | jq -r ".$2"; }
-# vm_on ID NODE [STATUS]: the cluster shows the VM there (within 5 s: the
-# run state reaches etcd from ternd's main loop).
-vm_on() {   # waits up to 60 s: a loaded 2-core machine starts a VM slowly
-    local deadline=$(( $(now_ms) + 60000 ))
+# vm_on ID NODE [STATUS]: the cluster shows the VM there (the run state
+# reaches etcd from ternd's main loop). Waits up to 60 s: a loaded 2-core
+# machine starts a VM slowly. On a timeout it notes what it saw and the
+# VM's lines in the nodes' logs, so that a failure explains itself.
+vm_on() {
+    local deadline=$(( $(now_ms) + 60000 )) got
     while [ "$(now_ms)" -lt $deadline ]; do
-        [ "$(vm_field "$1" node)" = "$2" ] && [ "$(vm_field "$1" status)" = "${3:-running}" ] &&
-            return 0
+        got=$(tern_on n1 vm show "$1" --output json 2>&1)
+        [ "$(jq -r .node <<<"$got" 2>/dev/null)" = "$2" ] &&
+            [ "$(jq -r .status <<<"$got" 2>/dev/null)" = "${3:-running}" ] && return 0
         sleep 0.2
     done
+    note "vm $1 not ${3:-running} on $2 in 60 s; vm show: $(jq -c '{node, status}' <<<"$got" 2>/dev/null || echo "$got")"
+    vm_log_notes "$1"
     return 1
+}
+# vm_log_notes ID: the last lines of each node's log that name the VM.
+vm_log_notes() {
+    local n
+    for n in n1 n2 n3; do
+        [ -f "$TMP/$n.log" ] || continue
+        grep -E "vm[= ]$1\b" "$TMP/$n.log" | tail -6 | while IFS= read -r l; do note "  $n: $l"; done
+    done
 }
 runs_and_verifies() { vm_on "$1" "$2" && verify_on "$2" "$1"; }
 # hb_moves NODE ID: the VM's heartbeat goes on in that node's console.

@@ -11,7 +11,7 @@ SECS=${FUZZ_SECONDS:-6}
 FUZZ=$BUILD/fuzz
 GOLDEN=tests/golden
 
-TARGETS="fuzz_stream fuzz_devstate fuzz_control fuzz_api"
+TARGETS="fuzz_stream fuzz_devstate fuzz_control fuzz_api fuzz_replbitmap"
 missing=0
 for t in $TARGETS; do [ -x "$FUZZ/$t" ] || missing=1; done
 if [ $missing = 1 ]; then
@@ -44,7 +44,7 @@ for f in "$FUZZ/corpus/fuzz_stream"/v1-*.stream; do
         [ "$type" = RAM ] || dd if="$f" bs=1 skip="$off" count=$((16 + len)) status=none
     done >"$FUZZ/corpus/fuzz_stream/$(basename "$f" .stream)-noram.stream"
 done
-for t in fuzz_devstate fuzz_control fuzz_api; do
+for t in fuzz_devstate fuzz_control fuzz_api fuzz_replbitmap; do
     FUZZ_SEED_DIR=$FUZZ/corpus/$t "$FUZZ/$t" >/dev/null 2>&1
 done
 

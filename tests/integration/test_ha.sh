@@ -118,6 +118,7 @@ else
     note "  vm list on $(ask): node '$(where)', status '$(vmf status)'"
     note "  $(tern_on "$(ask)" vm list 2>&1 | head -3 | tr '\n' '|')"
     ha_notes
+    vm_log_notes 100
 fi
 relocated() {
     grep -l 'harelocate' "$TMP/$N"/data/tasks/*.log 2>/dev/null | xargs -r grep -l '^TASK OK' |
@@ -144,6 +145,7 @@ for round in $(seq "$ROUNDS"); do
         note "  vm list on $(ask): node '$(where)', status '$(vmf status)'"
         note "  $(tern_on "$(ask)" vm list 2>&1 | head -3 | tr '\n' '|')"
         ha_notes
+        vm_log_notes 100
         NEW=$(where)
     fi
     check "round $round: exactly one tern-vmm" [ "$(vmm_count 100)" = 1 ]
@@ -173,7 +175,9 @@ if runs_elsewhere 40 "$OLD"; then
         bash -c "[ $FENCED -lt $T ] && [ $T -le 30000 ]"
 else
     check "cut off: vm 100 runs elsewhere" false
+    note "  vm list on $(ask): node '$(where)', status '$(vmf status)'"
     ha_notes
+    vm_log_notes 100
 fi
 check "cut off: DISK verify ok on $NEW" disk_verified "$NEW"
 kill -CONT "${TD_PID[$OLD]}" $(etcd_of "$OLD")

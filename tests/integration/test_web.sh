@@ -42,8 +42,10 @@ hcurl n3 -N --max-time 20 -H "Authorization: Bearer $(token n3)" "$(api n3)/api/
 sleep 1
 check "storage add shared" tern_on n1 storage add shared --path "$TMP/shared" --shared
 check "n3 streams n1's storage-added" has_event "$TMP/ev3" '.type == "storage-added" and .name == "shared" and .node == "n1"'
-check "vm create 100 on n2 (64 MiB)" \
-    tern_on n2 vm create 100 --memory 64 --cpus 1 --kernel "$GUEST" --cmdline "tern.hb=50"
+# the dirtier writes 20 MiB/s over 16 MiB: the forecast's measured rate
+check "vm create 100 on n2 (64 MiB, dirtying 20 MiB/s)" \
+    tern_on n2 vm create 100 --memory 64 --cpus 1 --kernel "$GUEST" \
+    --cmdline "tern.hb=50 tern.ws=16 tern.rate=20"
 check "n3 streams n2's vm-created 100" has_event "$TMP/ev3" '.type == "vm-created" and .vmid == 100 and .node == "n2"'
 
 # ---- the UI's files: public, with cache headers
@@ -108,7 +110,66 @@ check "... and task-ended with status OK" \
     has_event "$TMP/ev1" '.type == "task-ended" and .node == "n2" and .task.vmid == 100 and .task.status == "OK"'
 check "... and vm-state running on n2" \
     has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n2"'
+
+# ---- the console, streamed: from any node, resumed by offset, across a migration
+hcurl n1 -N -D "$TMP/con.hdr" -H "Authorization: Bearer $(token n1)" \
+    "$(api n1)/api/v1/vms/100/console/stream" >"$TMP/con1" &
+CON1=$!
+check "console stream on n1 of vm 100 on n2: the guest's heartbeats, node n2" \
+    has_event "$TMP/con1" '.node == "n2" and .running and (.data | test("HB [0-9]+"))'
+check "... as text/event-stream, each event's id NODE:OFFSET" \
+    bash -c "grep -qi '^content-type: text/event-stream' '$TMP/con.hdr' &&
+             [ \$(grep -c '^id: n2:[0-9]*$' '$TMP/con1') = \$(grep -c '^data: ' '$TMP/con1') ]"
+ID=$(grep -m1 '^id: n2:' "$TMP/con1" | cut -c5-)
+hcurl n1 -N --max-time 2 -H "Authorization: Bearer $(token n1)" -H "Last-Event-ID: $ID" \
+    "$(api n1)/api/v1/vms/100/console/stream" >"$TMP/con2"
+check "resumed with Last-Event-ID $ID: the output from that byte on, nothing twice" \
+    bash -c "events '$TMP/con2' | head -1 | jq -e '.offset - (.data | length) == ${ID#n2:}' >/dev/null"
+CODE=$(status n1 "$TMP/conbad.json" -H "Authorization: Bearer $(token n1)" \
+    "$(api n1)/api/v1/vms/100/console/stream?offset=x")
+check "a bad offset: 400 naming it" bash -c "[ $CODE = 400 ] && grep -q offset '$TMP/conbad.json'"
+CODE=$(status n1 "$TMP/con404.json" -H "Authorization: Bearer $(token n1)" \
+    "$(api n1)/api/v1/vms/555/console/stream")
+check "the console stream of a vm that does not exist: 404" [ "$CODE" = 404 ]
+
+# ---- the dry run: the forecast before the migration, the figures after
+CODE=$(status n1 "$TMP/fc.json" -H "Authorization: Bearer $(token n1)" -X POST \
+    -d '{"target": "n3", "online": true, "dry_run": true}' "$(api n1)/api/v1/vms/100/migrate")
+note "forecast: $(jq -c .forecast "$TMP/fc.json")"
+check "dry run n2 -> n3: 200, every check ok, a forecast (no migration there yet: the default link)" \
+    bash -c "[ $CODE = 200 ] && jq -e '(.checks | all(.ok)) and .forecast.basis == \"default\" and
+        .forecast.link_mib_s > 100 and .forecast.converges' '$TMP/fc.json' >/dev/null"
+check "the measured dirty rate is near the guest's 20 MiB/s (8..40)" \
+    jq -e '.forecast.dirty_rate_mib_s >= 8 and .forecast.dirty_rate_mib_s <= 40' "$TMP/fc.json"
+check "plausible: 1..50 passes, 10 ms..30 s in total, downtime 5..110 ms" \
+    jq -e '.forecast | .passes >= 1 and .passes <= 50 and .total_ms >= 10 and .total_ms <= 30000 and
+        .downtime_ms >= 5 and .downtime_ms <= 110' "$TMP/fc.json"
+PIDS=()
+for t in n1 n3 auto; do   # as the migrate dialog asks: every node at once
+    hcurl n1 -o "$TMP/fc-$t.json" -H "Authorization: Bearer $(token n1)" -X POST \
+        -d "{\"target\": \"$t\", \"online\": true, \"dry_run\": true}" \
+        "$(api n1)/api/v1/vms/100/migrate" &
+    PIDS+=($!)
+done
+wait "${PIDS[@]}"
+check "three dry runs at once: one measurement serves them (the same dirty rate)" \
+    bash -c "[ \$(jq -s 'map(.forecast.dirty_rate_mib_s) | unique | length' '$TMP'/fc-{n1,n3,auto}.json) = 1 ] &&
+             jq -se 'all(.forecast.window_ms >= 250)' '$TMP'/fc-{n1,n3,auto}.json >/dev/null"
+OUT=$(tern_on n1 vm migrate 100 n3 --online --bwlimit 10 --dry-run 2>&1)
+note "$(grep '^forecast:' <<<"$OUT")"
+check "the cli's dry run prints the forecast with the bandwidth limit as its link" \
+    grep -Eq '^forecast: [0-9.]+ s in total, downtime [0-9.]+ ms, [0-9]+ pass\(es\).*the guest dirties [0-9.]+ MiB/s, the link 10.0 MiB/s \(the bandwidth limit\)' <<<"$OUT"
 check_out "vm migrate 100 n2 -> n3 (live)" tern_on n1 vm migrate 100 n3 --online
+ACTUAL=$(tern_on n1 task list --vmid 100 --output json | jq -c '[.tasks[] | select(.type == "migrate" and .figures)] | max_by(.start) | .figures')
+note "forecast $(jq -c '.forecast | {passes, total_ms, downtime_ms, link_mib_s, dirty_rate_mib_s}' "$TMP/fc.json")"
+note "actual   $(jq -c '{passes, total_ms, downtime_ms, bandwidth_mib_s: (.bandwidth / 1048576)}' <<<"$ACTUAL")"
+check "the migration's figures name its target and the link rate it measured" \
+    jq -e '.target == "n3" and .bandwidth > 0' <<<"$ACTUAL"
+check "the console stream goes on from n3's console after the migration (a reset)" \
+    has_event "$TMP/con1" '.reset == true and .node == "n3"' 15
+check "... with the guest's heartbeats there" \
+    has_event "$TMP/con1" '.node == "n3" and (.data | test("HB [0-9]+"))' 15
+kill $CON1 2>/dev/null
 check "n1 streams n2's task-progress of the migration: percent, rate, pass" \
     has_event "$TMP/ev1" '.type == "task-progress" and .task.type == "migrate" and .task.node == "n2" and
         (.task.progress | has("percent") and has("rate") and has("pass") and has("expected_downtime_ms"))'
@@ -117,8 +178,50 @@ check "... and its task-ended with the figures and the downtime split" \
         .task.figures.downtime_ms > 0 and (.task.figures.downtime | has("pause_ms"))'
 check "... and vm-state running on n3" \
     has_event "$TMP/ev1" '.type == "vm-state" and .vmid == 100 and .status == "running" and .node == "n3"'
+check_out "vm migrate 100 back to n2" tern_on n1 vm migrate 100 n2 --online
+CODE=$(status n1 "$TMP/fc2.json" -H "Authorization: Bearer $(token n1)" -X POST \
+    -d '{"target": "n3", "online": true, "dry_run": true}' "$(api n1)/api/v1/vms/100/migrate")
+note "forecast after a migration to n3: $(jq -c .forecast "$TMP/fc2.json")"
+check "dry run n2 -> n3 again: the link is what the migration to n3 measured" \
+    bash -c "[ $CODE = 200 ] && jq -e --argjson a '$ACTUAL' '.forecast.basis == \"last-migration\" and
+        (.forecast.basis_task | startswith(\"UPID:n2:\")) and
+        ((.forecast.link_mib_s - \$a.bandwidth / 1048576) | fabs) < 0.1' '$TMP/fc2.json' >/dev/null"
+check_out "vm migrate 100 n2 -> n3 again" tern_on n1 vm migrate 100 n3 --online
+ACTUAL2=$(tern_on n1 task list --vmid 100 --output json | jq -c '[.tasks[] | select(.type == "migrate" and .figures)] | max_by(.start) | .figures')
+note "forecast (measured link) $(jq -c '.forecast | {passes, total_ms, downtime_ms, link_mib_s, dirty_rate_mib_s}' "$TMP/fc2.json")"
+note "actual                   $(jq -c '{passes, total_ms, downtime_ms, bandwidth_mib_s: (.bandwidth / 1048576)}' <<<"$ACTUAL2")"
 check "every event has an id line before its data" \
     bash -c "[ \$(grep -c '^id: [0-9a-f]\{16\}-[0-9]*$' '$TMP/ev1') = \$(grep -c '^data: ' '$TMP/ev1') ]"
+
+# ---- every pre-check of every node, also after a refusal
+check "storage add local (not shared); vm create 102 on n1 with a disk there" bash -c \
+    "tern_on n1 storage add local --path '$TMP/{node}/images' >/dev/null &&
+     tern_on n1 vm create 102 --memory 48 --cpus 1 --kernel '$GUEST' --disk local:8 \
+        --cmdline 'tern.hb=200 tern.disk=2' >/dev/null"
+CODE=$(status n1 "$TMP/all.json" -H "Authorization: Bearer $(token n1)" -X POST \
+    -d "{\"target\": \"n3\", \"dry_run\": true, \"migration_network\": \"$(node_ip n2)/32\"}" \
+    "$(api n1)/api/v1/vms/102/migrate")
+note "$(jq -c '[.checks[] | select(.ok | not) | .check]' "$TMP/all.json")"
+check "dry run to n3 (no local disks, no address in the network): 409 with the first refusal" \
+    bash -c "[ $CODE = 409 ] && jq -e '.error | test(\"disk0 is on storage .local., which is not shared\")' '$TMP/all.json' >/dev/null"
+check "... and every check's outcome: disks and network refused, the ten others ok" \
+    jq -e '[.checks[].check] == ["quorum","lock","vm","target","maintenance","memory","cpu","version","disks","devices","bridges","network"] and
+        ([.checks[] | select(.ok | not) | .check] == ["disks","network"])' "$TMP/all.json"
+OUT=$(tern_on n1 vm migrate 102 n3 --migration-network "$(node_ip n2)/32" --dry-run 2>&1); RC=$?
+check "the cli's dry run prints them all, then the refusal (exit 1)" \
+    bash -c "[ $RC = 1 ] && [ \$(grep -c '^FAIL' <<<\"\$0\") = 2 ] && [ \$(grep -c '^ok ' <<<\"\$0\") = 10 ] &&
+             grep -q '^tern: .*disk0 is on storage' <<<\"\$0\"" "$OUT"
+OUT=$(tern_on n1 vm migrate 102 n3 --migration-network "$(node_ip n2)/32" 2>&1); RC=$?
+check "the real migration is refused at the first failed check, the same line" \
+    bash -c "[ $RC = 1 ] && grep -q \"disk0 is on storage 'local', which is not shared\" <<<\"\$0\" &&
+             ! grep -q 'migration network' <<<\"\$0\"" "$OUT"
+check_out "vm start 102" tern_on n1 vm start 102
+check_out "vm migrate 102 n2 with its local disk" \
+    tern_on n1 vm migrate 102 n2 --online --with-local-disks --migration-type insecure
+check "n1 streams its per-disk progress: disk0 with done, total, rate, in sync" \
+    has_event "$TMP/ev1" '.type == "task-progress" and .task.vmid == 102 and
+        (.task.progress.disks[0] | .name == "disk0" and .synced and .done == .total and .total > 0 and
+         .percent == 100 and has("rate") and has("copied") and has("active"))'
 
 # ---- Last-Event-ID: a client that comes back gets what it missed
 FIRST=$(grep -m1 '^id: ' "$TMP/ev1" | cut -c5-)
