@@ -91,8 +91,14 @@ start_dst() {
     "$VMM" --incoming "$uri" --control "$TMP/$name.sock" \
         --console "file:$TMP/$name.console" "$@" 2>"$TMP/$name.log" &
     VM_PID[$name]=$!
-    # the socket or port is open at once; give it a moment
-    sleep 0.2
+    # it logs once it listens (a loaded host took over 0.2 s, and a source
+    # that came earlier found no socket); one that exits is not waited for
+    local i
+    for ((i = 0; i < 200; i++)); do
+        grep -q 'waiting for a source' "$TMP/$name.log" 2>/dev/null && return 0
+        kill -0 "${VM_PID[$name]}" 2>/dev/null || return 0
+        sleep 0.05
+    done
 }
 
 # migrate SRC URI [extra json]: runs a migration to its end; the final
