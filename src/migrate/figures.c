@@ -49,6 +49,8 @@ json_t *mig_figures_json(const struct mig_figures *f)
         json_object_set_new(j, "acked", json_integer((json_int_t)f->acked));
         json_object_set_new(j, "catch_up_ms", json_real(f->catch_up_ms));
     }
+    if (f->announce_ms > 0)
+        json_object_set_new(j, "announce_ms", json_real(f->announce_ms));
     if (f->stop_reason[0]) {
         json_object_set_new(j, "stop_reason", json_string(f->stop_reason));
         json_object_set_new(j, "predicted_downtime_ms",

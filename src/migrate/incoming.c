@@ -14,6 +14,7 @@
 #include "common/opts.h"
 #include "migrate/decision.h"
 #include "migrate/incoming_chan.h"
+#include "migrate/priority.h"
 #include "migrate/ram.h"
 #include "migrate/state.h"
 #include "migrate/tls.h"
@@ -188,6 +189,7 @@ struct dest_run {
     uint64_t load_ns;
     struct state_intake intake; /* against vm->devstate */
     uint64_t acked;             /* bytes acknowledged so far */
+    struct mig_priority prio;   /* raised from PAUSING to RUNNING */
 };
 
 static int dest_section(struct dest_run *r, const struct mig_hdr *h, struct err *e)
@@ -218,6 +220,15 @@ static int dest_ack(struct dest_run *r, struct err *e)
     return mig_ack_progress(&r->in->ch, &r->acked, e);
 }
 
+/* PAUSING: the downtime starts. From here to RUNNING every wake-up of the
+ * receiving threads is on its path; the ACK that follows tells the source
+ * that they are raised and waiting (priority.h). */
+static void dest_pausing(struct dest_run *r)
+{
+    mig_priority_raise(&r->prio, pthread_self());
+    dest_chans_raise(r->in);
+}
+
 static int dest_receive(struct dest_run *r, struct err *e)
 {
     struct mig_channel *ch = &r->in->ch;
@@ -230,6 +241,8 @@ static int dest_receive(struct dest_run *r, struct err *e)
             rc = ram_recv_batch(&r->ram, &h, e);
         else if (h.type == MIG_SECTION)
             rc = dest_section(r, &h, e);
+        else if (h.type == MIG_PAUSING && (r->in->features & MIG_F_PAUSING))
+            dest_pausing(r);
         else if (h.type == MIG_END)
             /* every channel's pages are in before anything is complete */
             return dest_chans_join(r->in, e) ?: state_intake_complete(&r->intake, e);
@@ -328,6 +341,7 @@ static void *incoming_thread(void *arg)
         dest_chans_stop(in, &e);
     if (!rc)
         rc = dest_handover(&r, &e);
+    mig_priority_lower(&r.prio);
     ram_receiver_release(&r.ram);
     if (rc) {
         mig_send_error(&in->ch, e.msg);

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "migrate/incoming.h"
+#include "migrate/priority.h"
 #include "migrate/ram.h"
 #include "migrate/tls.h"
 
@@ -20,6 +21,7 @@ struct dest_chan {
     uint64_t acked;
     pthread_t thread;
     bool running;
+    struct mig_priority prio; /* from PAUSING; the thread ends at END */
     int rc;
     struct err err;
 };
@@ -146,6 +148,15 @@ int dest_chans_join(struct mig_incoming *in, struct err *e)
         }
     }
     return rc;
+}
+
+void dest_chans_raise(struct mig_incoming *in)
+{
+    for (unsigned i = 1; i < in->nchan; i++) {
+        struct dest_chan *c = in->chan[i];
+        if (c && c->running)
+            mig_priority_raise(&c->prio, c->thread);
+    }
 }
 
 void dest_chans_cancel(struct mig_incoming *in)

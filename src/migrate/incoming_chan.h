@@ -16,6 +16,10 @@ int dest_chans_open(struct mig_incoming *in, struct vm *vm, struct err *e);
 /* Waits until every extra connection reached its END: 0, or the first
  * error of one. */
 int dest_chans_join(struct mig_incoming *in, struct err *e);
+/* PAUSING came: their receivers, which carry their share of the last
+ * pages, run at real-time priority to the end (priority.h). Only from
+ * the first connection's thread, before dest_chans_join. */
+void dest_chans_raise(struct mig_incoming *in);
 /* Makes their receivers fail at once (any thread). */
 void dest_chans_cancel(struct mig_incoming *in);
 /* After a failure: stops the receivers. When the first connection failed

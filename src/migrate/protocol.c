@@ -7,8 +7,8 @@
 const char *mig_type_name(uint16_t type)
 {
     static const char *const names[] = {
-        "?",      "HELLO",  "HELLO_ACK", "RAM",   "SECTION", "END",
-        "LOADED", "COMMIT", "RUNNING",   "ERROR", "ACK",     "CHANNEL",
+        "?",      "HELLO",   "HELLO_ACK", "RAM", "SECTION", "END",     "LOADED",
+        "COMMIT", "RUNNING", "ERROR",     "ACK", "CHANNEL", "PAUSING",
     };
     return type <= MIG_TYPE_MAX ? names[type] : "?";
 }

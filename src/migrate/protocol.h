@@ -27,14 +27,16 @@ enum mig_type {
     MIG_ERROR = 9,     /* either way: text of what went wrong */
     MIG_ACK = 10,      /* dest -> source: stream bytes applied (feature ACKS) */
     MIG_CHANNEL = 11,  /* source -> dest: opens an extra connection (CHANNELS) */
-    MIG_TYPE_MAX = 11,
+    MIG_PAUSING = 12,  /* source -> dest: the VM pauses next (PAUSING) */
+    MIG_TYPE_MAX = 12,
 };
 
 /* Feature bits offered in HELLO and accepted in HELLO_ACK. */
 #define MIG_F_PAGE_CRC (1ULL << 0) /* RAM batches carry a crc32c per page */
 #define MIG_F_ACKS (1ULL << 1)     /* the destination sends ACK messages */
 #define MIG_F_CHANNELS (1ULL << 2) /* RAM over several connections */
-#define MIG_F_KNOWN (MIG_F_PAGE_CRC | MIG_F_ACKS | MIG_F_CHANNELS)
+#define MIG_F_PAUSING (1ULL << 3)  /* PAUSING before the pause */
+#define MIG_F_KNOWN (MIG_F_PAGE_CRC | MIG_F_ACKS | MIG_F_CHANNELS | MIG_F_PAUSING)
 
 /* Connections of one migration with MIG_F_CHANNELS; page p travels on
  * channel (p / MIG_CHANNEL_SPAN) % count, in every pass. */
@@ -70,6 +72,7 @@ static inline uint32_t mig_max_length(uint16_t type)
     case MIG_ERROR: return 4096;
     case MIG_ACK: return 8;
     case MIG_CHANNEL: return 16;
+    case MIG_PAUSING: return 0;
     default: return 0;
     }
 }

@@ -124,6 +124,10 @@ static int verify_msg(struct verify_run *r, const struct mig_hdr *h, const uint8
     case MIG_RAM: return verify_ram(r, p, h->length, sum, e);
     case MIG_SECTION: return verify_section(r, p, h->length, sum, e);
     case MIG_END: return verify_end(r, e);
+    case MIG_PAUSING:
+        if (r->hello.features & MIG_F_PAUSING)
+            return 0;
+        /* fall through */
     default:
         return err_set(e, EPROTO, "unexpected %s message in the stream",
                        mig_type_name(h->type));

@@ -28,6 +28,9 @@ check "real destination: the source reports the bytes applied (${acked:-none})" 
     [ "${acked:-0}" -gt 0 ]
 check "real destination: why pre-copy stopped and the predicted downtime are reported" \
     grep -Eq '"stop_reason":"(small|plateau)".*"predicted_downtime_ms"' "$TMP/s1.migration"
+announce=$(fig s1 announce_ms)
+check "real destination: PAUSING acknowledged before the pause (${announce:-none} ms)" \
+    [ -n "$announce" ]
 check "real destination: its guest verifies ok" verify_ok_after d1 10
 ctl d1 '{"cmd":"quit"}' >/dev/null
 wait_vm d1
