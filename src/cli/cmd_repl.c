@@ -76,8 +76,8 @@ static void print_row(FILE *f, json_t *v)
     when(json_integer_value(json_object_get(st, "last_sync_ms")), last, sizeof(last));
     when(json_integer_value(json_object_get(st, "next_run_ms")), next, sizeof(next));
     fprintf(f, "%-8lld %-10s %-10s %-9lld %-19s %-9.1f %-19s %s\n",
-            (long long)json_integer_value(json_object_get(v, "vmid")), jstr(v, "target", "-"),
-            jstr(v, "owner", "-"),
+            (long long)json_integer_value(json_object_get(v, "vmid")),
+            jstr(v, "target", "-"), jstr(v, "owner", "-"),
             (long long)json_integer_value(json_object_get(v, "schedule_s")), last,
             json_number_value(json_object_get(st, "bytes")) / (1024.0 * 1024.0), next,
             jstr(st, "error", "")[0] ? jstr(st, "error", "") : "");
@@ -94,7 +94,8 @@ static void print_list(FILE *f, const json_t *body)
     size_t i;
     json_t *v;
     print_header(f);
-    json_array_foreach(json_object_get(body, "replications"), i, v) print_row(f, v);
+    json_array_foreach(json_object_get(body, "replications"), i, v)
+        print_row(f, v);
 }
 
 static int run_list(struct call *k)
@@ -162,14 +163,14 @@ static int run_delete(struct call *k)
         return rc;
     char path[64];
     snprintf(path, sizeof(path), "/replications/%u", id);
-    return api_change(k, "DELETE", path, "vm %u is not replicated any more (replica removed)",
-                      id);
+    return api_change(k, "DELETE", path,
+                      "vm %u is not replicated any more (replica removed)", id);
 }
 
 static const struct cmd_opt create_opts[] = {
     {"--target", "NODE", "the node that keeps the replica", true, false},
-    {"--schedule", "EVERY", "how often it syncs: 90s, 15m, 2h, or none (default 15m)", false,
-     false},
+    {"--schedule", "EVERY", "how often it syncs: 90s, 15m, 2h, or none (default 15m)",
+     false, false},
     {"--rate", "MIB/S", "recorded; the limit itself is not built yet", false, false},
     {NULL, NULL, NULL, false, false},
 };
@@ -189,8 +190,8 @@ const struct cmd cmds_repl[] = {
      "  tern replication create 100 --target n2\n"
      "  tern replication create 100 --target n2 --schedule 1h\n",
      create_opts, run_create},
-    {"replication", "list", "", 0, 0, "the replications: target, last sync, next run",
-     NULL, "  tern replication list\n", NULL, run_list},
+    {"replication", "list", "", 0, 0, "the replications: target, last sync, next run", NULL,
+     "  tern replication list\n", NULL, run_list},
     {"replication", "status", "VMID", 1, 1, "one replication and its last sync", NULL,
      "  tern replication status 100\n", NULL, run_status},
     {"replication", "run", "VMID [--no-follow]", 1, 1, "sync now (a task)",

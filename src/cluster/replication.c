@@ -53,11 +53,11 @@ json_t *repl_job_to_json(const struct repl_job *job)
 
 json_t *repl_state_to_json(const struct repl_state *st)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "last_sync_ms",
-                     (json_int_t)st->last_sync_ms, "duration_ms", (json_int_t)st->duration_ms,
-                     "next_run_ms", (json_int_t)st->next_run_ms, "bytes",
-                     (json_int_t)st->bytes, "syncs", (json_int_t)st->syncs, "full", st->full,
-                     "error", st->error, "task", st->task);
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "last_sync_ms",
+        (json_int_t)st->last_sync_ms, "duration_ms", (json_int_t)st->duration_ms,
+        "next_run_ms", (json_int_t)st->next_run_ms, "bytes", (json_int_t)st->bytes, "syncs",
+        (json_int_t)st->syncs, "full", st->full, "error", st->error, "task", st->task);
 }
 
 static int job_parse(const struct etcd_kv *kv, uint32_t id, struct repl_job *out,
@@ -122,9 +122,9 @@ static int check_local_disk(struct etcd_client *c, const struct vmconf *vm, stru
         if (!s.shared)
             return 0;
     }
-    return err_set(e, EINVAL,
-                   "vm %u has no disk on a storage that is not shared: nothing to replicate",
-                   vm->id);
+    return err_set(
+        e, EINVAL,
+        "vm %u has no disk on a storage that is not shared: nothing to replicate", vm->id);
 }
 
 static int check_job(struct etcd_client *c, const struct repl_job *job, struct err *e)
@@ -203,8 +203,8 @@ static int64_t num(json_t *j, const char *key)
     return (int64_t)json_integer_value(json_object_get(j, key));
 }
 
-int repl_state_get(struct etcd_client *c, uint32_t id, unsigned flags, struct repl_state *out,
-                   struct err *e)
+int repl_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
+                   struct repl_state *out, struct err *e)
 {
     char key[TERN_KEY_MAX];
     struct etcd_kv kv;

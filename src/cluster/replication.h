@@ -59,8 +59,8 @@ int repl_job_list(struct etcd_client *c, unsigned flags, struct repl_job **out, 
 int repl_job_remove(struct etcd_client *c, uint32_t id, struct err *e);
 
 /* -ENOENT when the job never ran (*out zeroed). */
-int repl_state_get(struct etcd_client *c, uint32_t id, unsigned flags, struct repl_state *out,
-                   struct err *e);
+int repl_state_get(struct etcd_client *c, uint32_t id, unsigned flags,
+                   struct repl_state *out, struct err *e);
 int repl_state_put(struct etcd_client *c, uint32_t id, const struct repl_state *st,
                    struct err *e);
 

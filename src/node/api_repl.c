@@ -27,9 +27,10 @@ static json_t *entry(struct etcd_client *c, const struct repl_job *job)
     json_object_set_new(o, "vmid", json_integer(job->id));
     vmowner_get(c, job->id, ETCD_SERIALIZABLE, owner, NULL, &e);
     json_object_set_new(o, "owner", json_string(owner));
-    json_object_set_new(o, "state", repl_state_get(c, job->id, 0, &st, &e) == 0
-                                        ? repl_state_to_json(&st)
-                                        : json_null());
+    json_object_set_new(o, "state",
+                        repl_state_get(c, job->id, 0, &st, &e) == 0
+                            ? repl_state_to_json(&st)
+                            : json_null());
     return o;
 }
 

@@ -4,9 +4,11 @@
  * caller: a peer names a VM, not a file. */
 #include "node/replica_host.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,8 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,7 +64,8 @@ static int replica_paths(struct node_ctx *x, struct etcd_client *c, uint32_t vmi
         rc = storage_volume_path(&s, x->cfg->name, vm.disks[i].volume, vol, e);
         if (!rc && snprintf(set->path[set->n], VMCONF_PATH_MAX, "%s.replica", vol) >=
                        VMCONF_PATH_MAX)
-            rc = err_set(e, ENAMETOOLONG, "vm %u: replica of '%s': path too long", vmid, vol);
+            rc = err_set(e, ENAMETOOLONG, "vm %u: replica of '%s': path too long", vmid,
+                         vol);
         if (!rc) {
             set->disk[set->n] = i;
             set->size[set->n++] = vm.disks[i].size_mib << 20;
@@ -110,8 +111,8 @@ static void exec_replica(const char *log_path, int out, char **argv)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int in = open("/dev/null", O_RDONLY), err = open(log_path, O_WRONLY | O_CREAT | O_APPEND,
-                                                     0600);
+    int in = open("/dev/null", O_RDONLY),
+        err = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (in < 0 || err < 0)
         _exit(127);
     dup2(in, 0);
@@ -225,8 +226,8 @@ int replica_start(struct node_ctx *x, struct etcd_client *c, uint32_t vmid, bool
     pthread_mutex_lock(&procs_lock);
     struct replica_proc *p = find(vmid) ? NULL : find(0);
     if (find(vmid))
-        rc = err_set(e, EBUSY, "vm %u: a replication sync into node '%s' runs already", vmid,
-                     x->cfg->name);
+        rc = err_set(e, EBUSY, "vm %u: a replication sync into node '%s' runs already",
+                     vmid, x->cfg->name);
     else if (!p)
         rc = err_set(e, EBUSY, "node '%s': %d replication syncs run already", x->cfg->name,
                      REPLICA_PROCS);
@@ -247,8 +248,10 @@ int replica_start(struct node_ctx *x, struct etcd_client *c, uint32_t vmid, bool
     p->vmid = 0;
     pthread_mutex_unlock(&procs_lock);
     reap(pid, out, &st);
-    return err_set(e, EIO, "vm %u: tern-replica did not start on node '%s' (see %s/run/replica-%u.log)",
-                   vmid, x->cfg->name, x->cfg->data_dir, vmid);
+    return err_set(
+        e, EIO,
+        "vm %u: tern-replica did not start on node '%s' (see %s/run/replica-%u.log)", vmid,
+        x->cfg->name, x->cfg->data_dir, vmid);
 }
 
 int replica_end(struct node_ctx *x, uint32_t vmid, int timeout_ms, bool *committed,
@@ -278,7 +281,8 @@ int replica_end(struct node_ctx *x, uint32_t vmid, int timeout_ms, bool *committ
     close(me.out);
     *committed = ok;
     if (!ok)
-        err_set(e, EIO, "tern-replica on node '%s' did not commit%s (see %s/run/replica-%u.log)",
+        err_set(e, EIO,
+                "tern-replica on node '%s' did not commit%s (see %s/run/replica-%u.log)",
                 x->cfg->name, r == 0 ? " in time" : "", x->cfg->data_dir, vmid);
     return 0;
 }

@@ -108,11 +108,13 @@ static int attach(struct task *k, struct replsync_run *m, const struct vmm_spec 
         if (bitmap_path(spec, i, m->job.target, bm))
             rc = err_set(e, ENAMETOOLONG, "disk%u: bitmap path too long", i);
         if (!rc)
-            rc = command(k, json_pack("{s:s, s:i, s:s}", "cmd", "repl_attach", "disk", (int)i,
-                                      "bitmap", bm),
+            rc = command(k,
+                         json_pack("{s:s, s:i, s:s}", "cmd", "repl_attach", "disk", (int)i,
+                                   "bitmap", bm),
                          NULL, e);
         if (!rc)
-            task_log(k, "disk%u: replicated from now on (bitmap '%s'): its first sync is full",
+            task_log(k,
+                     "disk%u: replicated from now on (bitmap '%s'): its first sync is full",
                      i, bm);
         m->full = true;
     }
@@ -175,9 +177,9 @@ static int sync_to(struct task *k, struct replsync_run *m, struct peer *p, const
                    const char *uri, struct err *e)
 {
     vmm_set_listener(k->ctx->vmms, k->vmid, on_event, m);
-    int rc = command(k, json_pack("{s:s, s:s, s:b}", "cmd", "repl_sync", "uri", uri, "full",
-                                  m->full),
-                     NULL, e);
+    int rc = command(
+        k, json_pack("{s:s, s:s, s:b}", "cmd", "repl_sync", "uri", uri, "full", m->full),
+        NULL, e);
     json_t *ev = NULL, *ans = NULL;
     if (!rc)
         rc = wait_sync(m, &ev, e);
@@ -185,8 +187,8 @@ static int sync_to(struct task *k, struct replsync_run *m, struct peer *p, const
     if (!rc) {
         m->bytes = (int64_t)json_integer_value(json_object_get(ev, "bytes"));
         log_disks(k, ev);
-        task_log(k, "sync done on this side: %.1f MiB sent in %lld ms", m->bytes / MiB,
-                 (long long)json_integer_value(json_object_get(ev, "ms")));
+        task_log(k, "sync done on this side: %.1f MiB sent in %.0f ms", m->bytes / MiB,
+                 json_number_value(json_object_get(ev, "ms")));
     }
     char end[160];
     snprintf(end, sizeof(end), "%s/end", path);
@@ -195,7 +197,10 @@ static int sync_to(struct task *k, struct replsync_run *m, struct peer *p, const
     bool committed = !trc && json_is_true(json_object_get(ans, "committed"));
     if (!rc && !committed) {
         const char *why = json_string_value(json_object_get(ans, "error"));
-        rc = err_set(e, EIO, "the target did not commit: %s", trc ? te.msg : why ? why : "?");
+        rc = err_set(e, EIO, "the target did not commit: %s",
+                     trc   ? te.msg
+                     : why ? why
+                           : "?");
     }
     if (!rc)
         task_log(k, "committed on node '%s': %.1f MiB written into the replica", p->node,
@@ -303,7 +308,8 @@ int replsync_start(struct node_ctx *x, uint32_t vmid, char id[TASK_ID_MAX], stru
 
 /* A running VM's tern-vmm forgets each local disk's bitmap (and removes
  * its file); a stopped VM's bitmap files are removed here. */
-static void drop_bitmaps(struct node_ctx *x, const struct vmm_spec *spec, const char *target)
+static void drop_bitmaps(struct node_ctx *x, const struct vmm_spec *spec,
+                         const char *target)
 {
     struct vmm_info info;
     vmm_info(x->vmms, spec->conf.id, &info);

@@ -19,7 +19,8 @@ struct node_ctx;
 int replsync_start(struct node_ctx *x, uint32_t vmid, char id[TASK_ID_MAX], struct err *e);
 /* Ends the replication: the bitmaps detached (a running VM) or removed,
  * the replicas removed on the target, the job and its state out of etcd. */
-int replsync_delete(struct node_ctx *x, struct etcd_client *c, uint32_t vmid, struct err *e);
+int replsync_delete(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
+                    struct err *e);
 /* Main loop: starts the syncs that are due of this node's running VMs. */
 void replsync_tick(struct node_ctx *x, struct etcd_client *c);
 
