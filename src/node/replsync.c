@@ -226,6 +226,11 @@ static int sync_locked(struct task *k, struct etcd_client *c, struct err *e)
                      "vm %u is not running on node '%s': a sync of a stopped vm is not "
                      "built yet (start it first)",
                      k->vmid, k->ctx->cfg->name);
+    if (!rc && strcmp(m->job.target, k->ctx->cfg->name) == 0)
+        rc = err_set(e, EINVAL,
+                     "vm %u runs on node '%s', its replication target: delete the "
+                     "replication and create one to another node",
+                     k->vmid, m->job.target);
     if (!rc)
         rc = attach(k, m, &spec, e);
     if (rc)

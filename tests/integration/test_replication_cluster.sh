@@ -1,0 +1,118 @@
+# Replication in a three-node cluster (docs/replication.md): a VM on a
+# local storage ({node} in its path) running tern-guest's disk checker is
+# replicated to n2 with `tern replication create`; `run` is a task that
+# ends TASK OK, the first sync full, the next one only the delta; the
+# replica on n2 boots a fresh VM to `DISK verify ok`; `delete` leaves no
+# replica and no bitmap; bad requests get one line and change nothing.
+NET=127.0.0.20   # 127.0.0.201-203
+. tests/integration/cluster_lib.sh
+MIB=$((1 << 20))
+CMD="tern.hb=50 tern.disk=4 tern.ws=16 tern.rate=20 tern.verify=1"
+
+check "cluster of three" cluster_up repl
+check "storage add local --path '$TMP/{node}/images' (not shared)" \
+    tern_on n1 storage add local --path "$TMP/{node}/images"
+mkdir -p "$TMP/nas"
+check "storage add nas --shared" tern_on n1 storage add nas --path "$TMP/nas" --shared
+vol() { echo "$TMP/$1/images/vm-100-disk-0.raw"; }
+REP=$(vol n2).replica
+check_out "vm create 100 on local:64" tern_on n1 vm create 100 --memory 128 --cpus 1 \
+    --kernel "$GUEST" --cmdline "$CMD" --disk local:64
+check_out "vm create 101 on nas:16 (shared only)" tern_on n1 vm create 101 --memory 128 \
+    --cpus 1 --kernel "$GUEST" --disk nas:16
+# 16 MiB of data beyond the guest's 4 MiB area: what a full sync copies
+dd if=/dev/urandom of="$(vol n1)" bs=1M count=16 seek=32 conv=notrunc 2>/dev/null
+check_out "vm start 100" tern_on n1 vm start 100
+disk_oks() { grep -c '^DISK ok' "$(console_of n1 100)" 2>/dev/null || echo 0; }
+more_disk_ok() {   # N: DISK ok lines past N, and no DISK FAIL
+    wait_rc 30 0 bash -c "! grep -q 'DISK FAIL' '$(console_of n1 100)' &&
+        [ \$(grep -c '^DISK ok' '$(console_of n1 100)') -gt $1 ]"
+}
+check "vm 100 writes and verifies its disk on n1" more_disk_ok 0
+
+# bad input: one line each, exit 1 (2 for the CLI's own checks), no job
+refused() {   # NAME PATTERN CODE ARGS...: one line naming the culprit
+    local name=$1 pat=$2 code=$3 out rc; shift 3
+    out=$(tern_on n3 replication create "$@" 2>&1); rc=$?
+    check "refused: $name (exit $rc: $out)" \
+        bash -c "[ $rc = $code ] && [ \$(wc -l <<<\"\$0\") = 1 ] && grep -qF -- \"\$1\" <<<\"\$0\"" "$out" "$pat"
+}
+refused "unknown vm" "vm 999 does not exist" 1 999 --target n2
+refused "unknown node" "target node 'n9' is not a member" 1 100 --target n9
+refused "target is the owner" "vm 100 runs on node 'n1': the target must be another node" 1 100 --target n1
+refused "a vm without a local disk" "vm 101 has no disk on a storage that is not shared" 1 101 --target n2
+refused "a bad schedule" "--schedule '5x'" 2 100 --target n2 --schedule 5x
+check "  and no job was made" [ "$(tern_on n1 replication list --output json | jq '.replications | length')" = 0 ]
+
+check_out "replication create 100 --target n2 (from n3)" \
+    tern_on n3 replication create 100 --target n2 --schedule none
+refused "a job that exists" "vm 100 is replicated to node 'n2' already" 1 100 --target n3
+LIST=$(tern_on n2 replication list --output json)
+check "replication list shows it (target n2, owner n1)" \
+    jq -e '.replications[0] | .vmid == 100 and .target == "n2" and .owner == "n1"' <<<"$LIST"
+
+# the first sync: full (every allocated block), a task with its log
+T0=$(now_ms)
+OUT=$(tern_on n3 replication run 100 2>&1); RC=$?
+note "first sync: $(( $(now_ms) - T0 )) ms; $(grep -E 'sync of|allocated|MiB sent|committed' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "replication run 100: TASK OK" bash -c "[ $RC = 0 ] && [ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ]" "$OUT"
+check "  the task log says full, and committed on n2" \
+    bash -c "grep -q \"full sync of vm 100 to node 'n2'\" <<<\"\$0\" && grep -q \"committed on node 'n2'\" <<<\"\$0\"" "$OUT"
+st() { tern_on n1 replication status 100 --output json | jq -r ".state.$1"; }
+FULL=$(st bytes)
+check "status: one full sync, $FULL bytes (the 20 MiB allocated, not the 64 MiB disk)" \
+    bash -c "[ '$(st syncs)' = 1 ] && [ '$(st full)' = true ] && [ $FULL -ge $((16 * MIB)) ] && [ $FULL -le $((40 * MIB)) ]"
+check "  its time, duration, no error" \
+    bash -c "[ $(st last_sync_ms) -ge $T0 ] && [ $(st duration_ms) -gt 0 ] && [ -z '$(st error)' ]"
+check "the replica is on n2 ($REP)" test -s "$REP"
+check "  and the bitmap beside the volume on n1" test -e "$(vol n1).repl-n2"
+check "  the data beyond the guest's area is in the replica" \
+    bash -c "[ \"\$(dd if='$(vol n1)' bs=1M skip=32 count=16 2>/dev/null | md5sum)\" = \"\$(dd if='$REP' bs=1M skip=32 count=16 2>/dev/null | md5sum)\" ]"
+
+# the guest writes on; the second sync copies only what it wrote
+check "the guest writes on" more_disk_ok "$(disk_oks)"
+OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
+note "second sync: $(grep -E 'sync of|marked|MiB sent|committed' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "second run: TASK OK, a delta sync" \
+    bash -c "[ $RC = 0 ] && [ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ] && grep -q 'delta sync of vm 100' <<<\"\$0\"" "$OUT"
+DELTA=$(st bytes)
+check "  the delta ($DELTA bytes) is much smaller than the full sync ($FULL)" \
+    bash -c "[ '$(st syncs)' = 2 ] && [ '$(st full)' = false ] && [ $DELTA -gt 0 ] && [ $DELTA -lt $((FULL / 4)) ]"
+check "  no side file left on n2" test ! -e "$REP.sync"
+check "  no tern-replica left running" bash -c "! pgrep -f -- '[t]ern-replica --listen tcp:$NET' >/dev/null"
+
+# the replica is a disk at one point in time: a fresh VM verifies it
+cp --sparse=always "$REP" "$TMP/check.img"
+start_vm chk --memory 128M --kernel "$GUEST" --disk "path=$TMP/check.img" --cmdline "$CMD"
+check "a fresh VM on the replica: DISK verify ok" wait_for "$TMP/chk.console" '^DISK verify ok [1-9]' 30
+check "  and no DISK FAIL" bash -c "! grep -q 'DISK FAIL' '$TMP/chk.console'"
+ctl chk '{"cmd":"quit"}' >/dev/null; wait_vm chk
+
+# a stopped VM is refused with a reason
+check_out "vm stop 100" tern_on n1 vm stop 100
+OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
+check "run on a stopped vm: TASK ERROR saying why" \
+    bash -c "[ $RC = 1 ] && grep -q 'TASK ERROR: vm 100 is not running' <<<\"\$0\"" "$OUT"
+check "  the error is in the status, the last sync's figures stay" \
+    bash -c "grep -q 'vm 100 is not running' <<<\"\$0\" && [ '$(st syncs)' = 2 ]" "$(st error)"
+
+# a clean stop saved the bitmap; ternd starts the VM with it (repl=): the
+# next sync is a delta again, not full
+check_out "vm start 100 again" tern_on n1 vm start 100
+check "  tern-vmm got the bitmap (--disk ...,repl=...repl-n2)" \
+    grep -q -- "repl=$(vol n1).repl-n2" "/proc/$(cut -d' ' -f1 "$TMP/n1/data/run/100/pid")/cmdline"
+check "  the guest writes on (DISK ok, a fresh console)" wait_for "$(console_of n1 100)" '^DISK ok' 60
+OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
+note "after the restart: $(grep -E 'sync of|marked|committed' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "  the sync after the restart is a delta: TASK OK ($(st bytes) bytes)" \
+    bash -c "[ $RC = 0 ] && grep -q 'delta sync of vm 100' <<<\"\$0\" && [ '$(st full)' = false ] && [ $(st bytes) -lt $((FULL / 4)) ]" "$OUT"
+
+# delete: the replica on n2 and the bitmap on n1 go, and the job
+check_out "replication delete 100 (from n2)" tern_on n2 replication delete 100
+check "  no replica on n2" test ! -e "$REP"
+check "  no bitmap on n1" test ! -e "$(vol n1).repl-n2"
+check "  no job" [ "$(tern_on n1 replication list --output json | jq '.replications | length')" = 0 ]
+OUT=$(tern_on n1 replication delete 100 2>&1); RC=$?
+check "delete again: one line, exit 1" bash -c "[ $RC = 1 ] && grep -q 'vm 100 has no replication' <<<\"\$0\"" "$OUT"
+OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
+check "run without a job: one line, exit 1" bash -c "[ $RC = 1 ] && grep -q 'vm 100 has no replication' <<<\"\$0\"" "$OUT"
