@@ -354,9 +354,12 @@ int replsync_delete(struct node_ctx *x, struct etcd_client *c, uint32_t vmid, st
         rc = target_call(&p, "DELETE", path, NULL, &ans, e);
         peer_release(&p);
     }
-    if (rc) /* the job stays: a delete again removes what is left */
+    if (rc) { /* the job stays: a delete again removes what is left */
+        char why[sizeof(e->msg)];
+        snprintf(why, sizeof(why), "%s", e->msg);
         return err_set(e, -rc, "vm %u: the replica on node '%s' was not removed: %s", vmid,
-                       job.target, e->msg);
+                       job.target, why);
+    }
     log_info("repl", "vm %u: %lld replica file(s) removed on node '%s'", vmid,
              (long long)json_integer_value(json_object_get(ans, "removed")), job.target);
     json_decref(ans);
