@@ -202,11 +202,16 @@ static int sync_to(struct task *k, struct replsync_run *m, struct peer *p, const
                      : why ? why
                            : "?");
     }
+    /* a sync tern-vmm reported failed has settled its bitmap itself (bits
+     * given back, or full needed); any other end without a commit leaves
+     * a replica older than tern-vmm may think: the next sync is full */
+    const char *st = json_string_value(json_object_get(ev, "status"));
     if (!rc)
         task_log(k, "committed on node '%s': %.1f MiB written into the replica", p->node,
                  json_number_value(json_object_get(ans, "bytes")) / MiB);
-    else /* the replica may be older than what tern-vmm thinks it has */
-        command(k, json_pack("{s:s}", "cmd", "repl_invalidate"), NULL, &te);
+    else if (!(st && strcmp(st, "failed") == 0) &&
+             command(k, json_pack("{s:s}", "cmd", "repl_invalidate"), NULL, &te) == 0)
+        task_log(k, "the next sync is full: the replica may be older than this side knows");
     json_decref(ev);
     json_decref(ans);
     return rc;

@@ -5,6 +5,8 @@
 # replica on n2 boots a fresh VM to `DISK verify ok`; `delete` leaves no
 # replica and no bitmap; bad requests get one line and change nothing.
 NET=127.0.0.20   # 127.0.0.201-203
+# every sync holds 1 s after each pass of its mirror: room for a fault
+export TERN_TEST_HOLD=disk-pass TERN_TEST_HOLD_MS=1000
 . tests/integration/cluster_lib.sh
 MIB=$((1 << 20))
 CMD="tern.hb=50 tern.disk=4 tern.ws=16 tern.rate=20 tern.verify=1"
@@ -16,12 +18,12 @@ mkdir -p "$TMP/nas"
 check "storage add nas --shared" tern_on n1 storage add nas --path "$TMP/nas" --shared
 vol() { echo "$TMP/$1/images/vm-100-disk-0.raw"; }
 REP=$(vol n2).replica
-check_out "vm create 100 on local:64" tern_on n1 vm create 100 --memory 128 --cpus 1 \
-    --kernel "$GUEST" --cmdline "$CMD" --disk local:64
+check_out "vm create 100 on local:128" tern_on n1 vm create 100 --memory 128 --cpus 1 \
+    --kernel "$GUEST" --cmdline "$CMD" --disk local:128
 check_out "vm create 101 on nas:16 (shared only)" tern_on n1 vm create 101 --memory 128 \
     --cpus 1 --kernel "$GUEST" --disk nas:16
-# 16 MiB of data beyond the guest's 4 MiB area: what a full sync copies
-dd if=/dev/urandom of="$(vol n1)" bs=1M count=16 seek=32 conv=notrunc 2>/dev/null
+# 48 MiB of data beyond the guest's 4 MiB area: what a full sync copies
+dd if=/dev/urandom of="$(vol n1)" bs=1M count=48 seek=64 conv=notrunc 2>/dev/null
 check_out "vm start 100" tern_on n1 vm start 100
 disk_oks() { grep -c '^DISK ok' "$(console_of n1 100)" 2>/dev/null || echo 0; }
 more_disk_ok() {   # N: DISK ok lines past N, and no DISK FAIL
@@ -60,14 +62,14 @@ check "  the task log says full, and committed on n2" \
     bash -c "grep -q \"full sync of vm 100 to node 'n2'\" <<<\"\$0\" && grep -q \"committed on node 'n2'\" <<<\"\$0\"" "$OUT"
 st() { tern_on n1 replication status 100 --output json | jq -r ".state.$1"; }
 FULL=$(st bytes)
-check "status: one full sync, $FULL bytes (the 20 MiB allocated, not the 64 MiB disk)" \
-    bash -c "[ '$(st syncs)' = 1 ] && [ '$(st full)' = true ] && [ $FULL -ge $((16 * MIB)) ] && [ $FULL -le $((40 * MIB)) ]"
+check "status: one full sync, $FULL bytes (the 52 MiB allocated, not the 128 MiB disk)" \
+    bash -c "[ '$(st syncs)' = 1 ] && [ '$(st full)' = true ] && [ $FULL -ge $((48 * MIB)) ] && [ $FULL -le $((72 * MIB)) ]"
 check "  its time, duration, no error" \
     bash -c "[ $(st last_sync_ms) -ge $T0 ] && [ $(st duration_ms) -gt 0 ] && [ -z '$(st error)' ]"
 check "the replica is on n2 ($REP)" test -s "$REP"
 check "  and the bitmap beside the volume on n1" test -e "$(vol n1).repl-n2"
 check "  the data beyond the guest's area is in the replica" \
-    bash -c "[ \"\$(dd if='$(vol n1)' bs=1M skip=32 count=16 2>/dev/null | md5sum)\" = \"\$(dd if='$REP' bs=1M skip=32 count=16 2>/dev/null | md5sum)\" ]"
+    bash -c "[ \"\$(dd if='$(vol n1)' bs=1M skip=64 count=48 2>/dev/null | md5sum)\" = \"\$(dd if='$REP' bs=1M skip=64 count=48 2>/dev/null | md5sum)\" ]"
 
 # the guest writes on; the second sync copies only what it wrote
 check "the guest writes on" more_disk_ok "$(disk_oks)"
@@ -80,6 +82,26 @@ check "  the delta ($DELTA bytes) is much smaller than the full sync ($FULL)" \
     bash -c "[ '$(st syncs)' = 2 ] && [ '$(st full)' = false ] && [ $DELTA -gt 0 ] && [ $DELTA -lt $((FULL / 4)) ]"
 check "  no side file left on n2" test ! -e "$REP.sync"
 check "  no tern-replica left running" bash -c "! pgrep -f -- '[t]ern-replica --listen tcp:$NET' >/dev/null"
+
+# the target's tern-replica killed mid-sync: TASK ERROR, the replica stays
+# as it was; tern-vmm gives the bits back, so the next sync is a delta
+BEFORE=$(md5sum <"$REP")
+VMMLOG=$TMP/n1/data/run/100/vmm.log
+HOLDS=$(grep -c "test hold at 'disk-pass'" "$VMMLOG")
+TASK=$(tern_on n1 replication run 100 --no-follow 2>&1 | grep -o 'UPID:[^ ]*')
+wait_rc 20 0 bash -c "[ \$(grep -c \"test hold at 'disk-pass'\" '$VMMLOG') -gt $HOLDS ]"
+pkill -9 -f -- "[t]ern-replica --listen tcp:$(node_ip n2):"
+OUT=$(tern_on n1 task log "$TASK" --follow 2>&1)
+note "killed: $(grep -E 'sync failed|TASK' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "tern-replica killed mid-sync: TASK ERROR" grep -q '^TASK ERROR' <<<"$OUT"
+check "  the replica on n2 is as it was (bit for bit)" [ "$(md5sum <"$REP")" = "$BEFORE" ]
+check "  the status has the error, the last good sync's figures stay" \
+    bash -c "[ -n \"\$0\" ] && [ '$(st syncs)' = 2 ]" "$(st error)"
+check "  vm 100 runs on, its disk checker too" more_disk_ok "$(disk_oks)"
+OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
+check "  the next sync: TASK OK, a delta (the bits were given back; $(st bytes) bytes)" \
+    bash -c "[ $RC = 0 ] && grep -q 'delta sync of vm 100' <<<\"\$0\" && [ '$(st syncs)' = 3 ] && [ -z '$(st error)' ]" "$OUT"
+check "  the side file the killed one left is gone" test ! -e "$REP.sync"
 
 # the replica is a disk at one point in time: a fresh VM verifies it
 cp --sparse=always "$REP" "$TMP/check.img"
@@ -94,7 +116,7 @@ OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
 check "run on a stopped vm: TASK ERROR saying why" \
     bash -c "[ $RC = 1 ] && grep -q 'TASK ERROR: vm 100 is not running' <<<\"\$0\"" "$OUT"
 check "  the error is in the status, the last sync's figures stay" \
-    bash -c "grep -q 'vm 100 is not running' <<<\"\$0\" && [ '$(st syncs)' = 2 ]" "$(st error)"
+    bash -c "grep -q 'vm 100 is not running' <<<\"\$0\" && [ '$(st syncs)' = 3 ]" "$(st error)"
 
 # a clean stop saved the bitmap; ternd starts the VM with it (repl=): the
 # next sync is a delta again, not full
