@@ -34,6 +34,7 @@ struct replsync_run {
     json_t *ev; /* the repl-sync event, NULL until it came */
     bool ended; /* it came, or tern-vmm ended */
     bool full;
+    bool built; /* a stopped VM's tern-vmm, built paused for the sync */
     int64_t bytes;
 };
 
@@ -217,6 +218,23 @@ static int sync_to(struct task *k, struct replsync_run *m, struct peer *p, const
     return rc;
 }
 
+/* A stopped VM syncs through a tern-vmm built paused (its vCPUs never
+ * run): the same bitmaps and the same sync as a running one. */
+static int build_paused(struct task *k, struct replsync_run *m, struct vmm_spec *spec,
+                        struct err *e)
+{
+    spec->paused = true;
+    int rc = vmm_start(k->ctx->vmms, spec, e);
+    m->built = !rc;
+    if (!rc)
+        task_log(k, "vm %u is stopped: built paused on node '%s' for the sync (the guest "
+                 "never runs)", k->vmid, k->ctx->cfg->name);
+    return rc;
+}
+
+static int sync_target(struct task *k, struct etcd_client *c, struct replsync_run *m,
+                       struct err *e);
+
 static int sync_locked(struct task *k, struct etcd_client *c, struct err *e)
 {
     struct replsync_run *m = k->arg;
@@ -226,25 +244,37 @@ static int sync_locked(struct task *k, struct etcd_client *c, struct err *e)
     if (!rc)
         rc = vmops_spec_load(c, k->vmid, k->ctx->cfg->name, &spec, e);
     vmm_info(k->ctx->vmms, k->vmid, &info);
-    if (!rc && (!info.present || info.role != VMM_RUN))
-        rc = err_set(e, EINVAL,
-                     "vm %u is not running on node '%s': a sync of a stopped vm is not "
-                     "built yet (start it first)",
-                     k->vmid, k->ctx->cfg->name);
+    if (!rc && info.present && info.role != VMM_RUN)
+        rc = err_set(e, EBUSY, "vm %u is arriving on node '%s' (a migration)", k->vmid,
+                     k->ctx->cfg->name);
     if (!rc && strcmp(m->job.target, k->ctx->cfg->name) == 0)
         rc = err_set(e, EINVAL,
                      "vm %u runs on node '%s', its replication target: delete the "
                      "replication and create one to another node",
                      k->vmid, m->job.target);
+    if (!rc && !info.present)
+        rc = build_paused(k, m, &spec, e);
     if (!rc)
         rc = attach(k, m, &spec, e);
-    if (rc)
-        return rc;
+    if (!rc)
+        rc = sync_target(k, c, m, e);
+    struct err ignored; /* quit: the bitmap is saved clean */
+    if (m->built && vmm_stop(k->ctx->vmms, k->vmid, 10000, &ignored) == 0)
+        vmm_wait_settled(k->ctx->vmms, k->vmid, 5000);
+    if (m->built)
+        task_log(k, "vm %u stopped again", k->vmid);
+    return rc;
+}
+
+/* The target's tern-replica, the sync into it, its verdict. */
+static int sync_target(struct task *k, struct etcd_client *c, struct replsync_run *m,
+                       struct err *e)
+{
     struct peer p;
     json_t *ans = NULL;
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/replicas/%u", k->vmid);
-    rc = peer_init(&p, k->ctx, c, m->job.target, e);
+    int rc = peer_init(&p, k->ctx, c, m->job.target, e);
     if (rc)
         return rc;
     peer_set_timeout(&p, 60000);

@@ -110,13 +110,18 @@ check "a fresh VM on the replica: DISK verify ok" wait_for "$TMP/chk.console" '^
 check "  and no DISK FAIL" bash -c "! grep -q 'DISK FAIL' '$TMP/chk.console'"
 ctl chk '{"cmd":"quit"}' >/dev/null; wait_vm chk
 
-# a stopped VM is refused with a reason
+# a stopped VM syncs through a tern-vmm built paused: the guest never runs
 check_out "vm stop 100" tern_on n1 vm stop 100
+check "  the bitmap is saved clean at the stop" \
+    wait_for "$TMP/n1/data/run/100/vmm.log" 'replication bitmap saved' 10
 OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
-check "run on a stopped vm: TASK ERROR saying why" \
-    bash -c "[ $RC = 1 ] && grep -q 'TASK ERROR: vm 100 is not running' <<<\"\$0\"" "$OUT"
-check "  the error is in the status, the last sync's figures stay" \
-    bash -c "grep -q 'vm 100 is not running' <<<\"\$0\" && [ '$(st syncs)' = 3 ]" "$(st error)"
+note "stopped: $(grep -E 'built paused|sync of|marked|committed|stopped again' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "run on the stopped vm: TASK OK, built paused, a delta" \
+    bash -c "[ $RC = 0 ] && grep -q 'is stopped: built paused' <<<\"\$0\" && grep -q 'delta sync of vm 100' <<<\"\$0\"" "$OUT"
+check "  the guest never ran (no HB on the fresh console)" bash -c "! grep -q '^HB' '$(console_of n1 100)'"
+check "  the vm is stopped again" vm_on 100 n1 stopped
+check "  4 syncs, no error" bash -c "[ '$(st syncs)' = 4 ] && [ -z '$(st error)' ]"
+check "  the replica equals the stopped vm's disk byte for byte" cmp -s "$(vol n1)" "$REP"
 
 # a clean stop saved the bitmap; ternd starts the VM with it (repl=): the
 # next sync is a delta again, not full
