@@ -23,8 +23,8 @@ static int check_schedule(const char *text, uint64_t *s)
                     : strcmp(end, "m") == 0 ? 60
                     : strcmp(end, "h") == 0 ? 3600
                                             : 0;
-    if (end == text || !mult || n * mult < 60 || n * mult > 7 * 86400)
-        return usage_error("--schedule '%s': expected 1m..168h (as 90s, 15m, 2h) or none",
+    if (end == text || !mult || n * mult < 10 || n * mult > 7 * 86400)
+        return usage_error("--schedule '%s': expected 10s..168h (as 90s, 15m, 2h) or none",
                            text);
     *s = n * mult;
     return EXIT_OK;

@@ -21,7 +21,7 @@
 
 #define TERN_PREFIX_REPL "/tern/replications/"
 #define TERN_PREFIX_REPLSTATE "/tern/replstate/"
-#define REPL_SCHEDULE_MIN_S 60
+#define REPL_SCHEDULE_MIN_S 10
 #define REPL_SCHEDULE_MAX_S (7 * 86400)
 
 struct repl_job {

@@ -143,3 +143,18 @@ OUT=$(tern_on n1 replication delete 100 2>&1); RC=$?
 check "delete again: one line, exit 1" bash -c "[ $RC = 1 ] && grep -q 'vm 100 has no replication' <<<\"\$0\"" "$OUT"
 OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
 check "run without a job: one line, exit 1" bash -c "[ $RC = 1 ] && grep -q 'vm 100 has no replication' <<<\"\$0\"" "$OUT"
+
+# the schedule: the owner's main loop starts a sync once it is due
+check_out "replication create 100 --target n3 --schedule 10s" \
+    tern_on n2 replication create 100 --target n3 --schedule 10s
+scheduled() { [ "$(tern_on n1 replication status 100 --output json | jq -r '.state.syncs // 0')" -ge 1 ]; }
+check "  a sync ran by itself within 40 s" wait_rc 40 0 scheduled
+check "  it was a replicate task on n1 that ended OK, its next run 10 s later" \
+    bash -c "s=\$('$TERN' --config '$TMP/n1.conf' replication status 100 --output json);
+             t=\$(jq -r .state.task <<<\"\$s\"); [ \$(jq '.state.next_run_ms - .state.last_sync_ms' <<<\"\$s\") -le 10000 ] &&
+             '$TERN' --config '$TMP/n1.conf' task show \"\$t\" | grep -q 'replicate' &&
+             [ -z \"\$(jq -r .state.error <<<\"\$s\")\" ]"
+check "  its replica is on n3" test -s "$(vol n3).replica"
+# a scheduled sync may be running: a delete waits for it (409 meanwhile)
+check "replication delete 100 (n3)" wait_rc 30 0 tern_on n1 replication delete 100
+check "  no replica on n3" test ! -e "$(vol n3).replica"
