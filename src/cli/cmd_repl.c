@@ -195,7 +195,8 @@ const struct cmd cmds_repl[] = {
     {"replication", "status", "VMID", 1, 1, "one replication and its last sync", NULL,
      "  tern replication status 100\n", NULL, run_status},
     {"replication", "run", "VMID [--no-follow]", 1, 1, "sync now (a task)",
-     "The VM must run (a sync of a stopped VM is not built yet).\n",
+     "A stopped VM is synced through a tern-vmm built paused (the guest never\n"
+     "runs), stopped again after.\n",
      "  tern replication run 100\n", run_opts, run_run},
     {"replication", "delete", "VMID", 1, 1, "end a replication and remove its replica",
      NULL, "  tern replication delete 100\n", NULL, run_delete},

@@ -227,8 +227,10 @@ static int build_paused(struct task *k, struct replsync_run *m, struct vmm_spec 
     int rc = vmm_start(k->ctx->vmms, spec, e);
     m->built = !rc;
     if (!rc)
-        task_log(k, "vm %u is stopped: built paused on node '%s' for the sync (the guest "
-                 "never runs)", k->vmid, k->ctx->cfg->name);
+        task_log(k,
+                 "vm %u is stopped: built paused on node '%s' for the sync (the guest "
+                 "never runs)",
+                 k->vmid, k->ctx->cfg->name);
     return rc;
 }
 
