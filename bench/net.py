@@ -7,14 +7,28 @@ veth pair (the switch link), tapA on brA, tapB on brB, the pinger on brB's
 address. Two measurements, RUNS times each per system:
 
   migrate  a live migration from tapA to tapB while brB's address pings the
-           guest every 10 ms: answers lost, the longest gap between two
-           answers from one second before the migration to 1.5 s after it,
-           and the monitor's own downtime figure.
+           guest every 10 ms: the gap between the two answers around the
+           pause (the pause's wall-clock time from the monitor: tern's
+           `paused_at_us`, QEMU's STOP event), answers lost (and those of
+           them sent outside the pause), the monitor's own downtime, and
+           the gap decomposed: `before` (last answer to the pause: the
+           ping's phase), the downtime, `after` (its end to the first
+           answer), with the first answer's round trip, the departures
+           of the two answered requests around the gap (`req spacing`:
+           10 ms plus one interval per request lost, unless the pinger
+           itself was late) and, for tern, the pause to the announce
+           (`loaded_at_us` of the destination's NIC) and
+           the guest's first frame after the load (`first_tx_ms`).
+           `noise` is the longest gap elsewhere in the window (a loaded
+           host's scheduling).
   udp      guest packets per second: a UDP echo flood (port 7) from brB's
            address with WINDOW datagrams outstanding, for SECONDS.
 
-Prints one table and writes bench/results/net-<time>.json. Run as root
-(`make bench-net`). Python 3 standard library only.
+The systems take turns (tern, qemu, tern, qemu, ...) so that a change in
+the host's load hits both; the load average is recorded with each run.
+Prints one table (medians, each run in brackets) and writes
+bench/results/net-<time>.json. Run as root (`make bench-net`). Python 3
+standard library only.
 """
 
 import argparse
@@ -87,6 +101,7 @@ class Lines:
                     raise
                 time.sleep(0.05)
         self.buf = b""
+        self.events = []  # every event line read so far
 
     def send(self, obj):
         self.s.sendall(json.dumps(obj).encode() + b"\n")
@@ -99,7 +114,10 @@ class Lines:
                 raise EOFError("socket closed")
             self.buf += data
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        m = json.loads(line)
+        if "event" in m:
+            self.events.append(m)
+        return m
 
     def until(self, pred, timeout=60.0):
         end = time.time() + timeout
@@ -140,11 +158,39 @@ class Tern:
                     m.get("status") in ("completed", "failed", "cancelled"))
         self.src.wait(10)
         self.src = dst
-        return m.get("status") == "completed", float(m.get("downtime_ms", 0))
+        d = m.get("downtime", {})
+        out = {"ok": m.get("status") == "completed",
+               "downtime_ms": float(m.get("downtime_ms", 0)),
+               "paused_at": m["paused_at_us"] / 1e6 if "paused_at_us" in m else None,
+               "split": {k[:-3]: round(v, 2) for k, v in d.items()
+                         if k.endswith("_ms") and k != "total_ms"}}
+        out.update(self.nic_after())
+        return out
+
+    def nic_after(self):
+        """The destination NIC's load time and the guest's first frame
+        after it (waits up to a second for that frame)."""
+        c = Lines(os.path.join(self.work, "dst.sock"))
+        end = time.time() + 1.0
+        while True:
+            c.send({"cmd": "status"})
+            st = c.until(lambda m: "devices" in m or "error" in m)
+            nic = [x for x in st.get("devices", []) if x.get("type") == "virtio-net"][0]
+            if "first_tx_ms" in nic or time.time() > end:
+                return {"loaded_at": nic["loaded_at_us"] / 1e6 if "loaded_at_us" in nic else None,
+                        "first_tx_ms": nic.get("first_tx_ms"),
+                        "rarps": nic.get("rarps")}
+            time.sleep(0.05)
 
     def stop(self):
         self.src.kill()
         self.src.wait()
+
+
+def qmp_time(events, name):
+    """Wall-clock time (s) of the last QMP event NAME, or None."""
+    ts = [e["timestamp"] for e in events if e["event"] == name]
+    return ts[-1]["seconds"] + ts[-1]["microseconds"] / 1e6 if ts else None
 
 
 class Qemu:
@@ -200,7 +246,16 @@ class Qemu:
         self.src.kill()
         self.src.wait()
         self.src = dst
-        return r.get("status") == "completed", float(r.get("downtime", 0))
+        # the destination's RESUME event (it may come a little later)
+        end = time.time() + 2.0
+        while not [e for e in d.events if e["event"] == "RESUME"] and time.time() < end:
+            try:
+                d.read(0.2)
+            except (socket.timeout, EOFError):
+                pass
+        return {"ok": r.get("status") == "completed", "downtime_ms": float(r.get("downtime", 0)),
+                "paused_at": qmp_time(q.events, "STOP"),
+                "resumed_at": qmp_time(d.events, "RESUME")}
 
     def stop(self):
         self.src.kill()
@@ -209,39 +264,78 @@ class Qemu:
 
 # ---- measurements --------------------------------------------------------------
 
-def ping_figures(path, t0, t1):
-    """Answers lost (requests up to the last answered one), longest gap
-    between answers within [t0, t1] (wall clock, s), in ms."""
-    got, times = set(), []
+INTERVAL = 0.01  # the pinger's
+
+
+def ping_log(path):
+    """[(reply time s, seq, rtt s)] from `ping -D` output."""
+    out = []
     for ln in open(path, errors="replace"):
-        m = re.match(r"\[([0-9.]+)\] .*icmp_seq=(\d+)", ln)
+        m = re.match(r"\[([0-9.]+)\] .*icmp_seq=(\d+).* time=([0-9.]+) ms", ln)
         if m and "bytes from" in ln:
-            got.add(int(m.group(2)))
-            times.append(float(m.group(1)))
-    last = max(got) if got else 0
-    lost = sum(1 for s in range(1, last + 1) if s not in got)
-    win = [t for t in times if t0 <= t <= t1]
-    gap = max((b - a for a, b in zip(win, win[1:])), default=0.0) * 1000
-    return lost, gap
+            out.append((float(m.group(1)), int(m.group(2)), float(m.group(3)) / 1000))
+    return out
+
+
+def sent_at(replies, seq):
+    """When request seq left: from the nearest answered one."""
+    t, s, rtt = min(replies, key=lambda r: abs(r[1] - seq))
+    return t - rtt + (seq - s) * INTERVAL
+
+
+def ping_figures(path, t0, t1, pause, downtime_ms):
+    """The gap around the pause [pause, pause + downtime] (the longest
+    between two answers that overlaps it), its parts, the answers lost
+    (and those sent outside the pause, 10 ms of path either side), the
+    longest gap elsewhere in [t0, t1]. Times in ms."""
+    rep = ping_log(path)
+    end = pause + downtime_ms / 1000
+    pairs = list(zip(rep, rep[1:]))
+    span = max((p for p in pairs if p[0][0] < end and p[1][0] > pause),
+               key=lambda p: p[1][0] - p[0][0], default=None)
+    got = {r[1] for r in rep}
+    lost = [q for q in range(1, max(got) + 1) if q not in got] if got else []
+    outside = [q for q in lost
+               if not pause - INTERVAL <= sent_at(rep, q) <= end + INTERVAL]
+    noise = max((b[0] - a[0] for a, b in pairs if (a, b) != span and t0 <= b[0] <= t1),
+                default=0.0)
+    f = {"lost": len(lost), "lost_outside": len(outside), "noise_ms": round(noise * 1000, 1)}
+    if span:
+        a, b = span
+        f.update(gap_ms=round((b[0] - a[0]) * 1000, 1), before_ms=round((pause - a[0]) * 1000, 1),
+                 after_ms=round((b[0] - end) * 1000, 1), first_rtt_ms=round(b[2] * 1000, 2),
+                 # the two answered requests' departures: the gap less the
+                 # rtt difference, what the pinger itself spread them by
+                 req_spacing_ms=round(((b[0] - b[2]) - (a[0] - a[2])) * 1000, 1))
+    return f
 
 
 def run_migrate(system, work):
     con = system.start("src", "tapA")
     if not wait_file(con, r"^NET up", 15):
         raise RuntimeError("%s: guest NIC did not come up" % system.name)
-    ping_log = os.path.join(work, "ping")
-    pinger = subprocess.Popen(["ping", "-D", "-O", "-i", "0.01", VM_IP],
-                              stdout=open(ping_log, "w"), stderr=subprocess.STDOUT)
+    ping_path = os.path.join(work, "ping")
+    pinger = subprocess.Popen(["ping", "-D", "-O", "-i", str(INTERVAL), VM_IP],
+                              stdout=open(ping_path, "w"), stderr=subprocess.STDOUT)
     time.sleep(1.0)
+    load = os.getloadavg()[0]
     t0 = time.time()
-    ok, downtime = system.migrate()
+    r = system.migrate()
     time.sleep(1.5)
     t1 = time.time()
     pinger.send_signal(2)
     pinger.wait()
     system.stop()
-    lost, gap = ping_figures(ping_log, t0 - 1.0, t1)
-    return {"ok": ok, "downtime_ms": downtime, "lost": lost, "gap_ms": round(gap, 1)}
+    r["load"] = round(load, 2)
+    if not r.get("paused_at"):
+        raise RuntimeError("%s: no pause time from the monitor" % system.name)
+    r.update(ping_figures(ping_path, t0 - 1.0, t1, r["paused_at"], r["downtime_ms"]))
+    r["excess_ms"] = round(r.get("gap_ms", 0) - r["downtime_ms"], 1)
+    if r.get("loaded_at"):
+        r["to_announce_ms"] = round((r["loaded_at"] - r["paused_at"]) * 1000, 2)
+    if r.get("resumed_at"):
+        r["to_resume_ms"] = round((r["resumed_at"] - r["paused_at"]) * 1000, 2)
+    return r
 
 
 def run_udp(system, work, seconds, window):
@@ -280,15 +374,39 @@ def run_udp(system, work, seconds, window):
     return {"pps": round(recv / seconds)}
 
 
+COLUMNS = (("downtime_ms", "downtime"), ("gap_ms", "gap"), ("excess_ms", "gap-downtime"),
+           ("before_ms", "before"), ("after_ms", "after"), ("first_rtt_ms", "1st rtt"),
+           ("req_spacing_ms", "req spacing"),
+           ("to_announce_ms", "pause-announce"), ("first_tx_ms", "1st frame"),
+           ("to_resume_ms", "pause-resume"), ("lost", "lost"), ("lost_outside", "lost outside"),
+           ("noise_ms", "noise"), ("load", "load"))
+
+
+def table(runs):
+    """Medians, each run in brackets; ms unless said."""
+    def col(rows, key):
+        v = [r[key] for r in rows if r.get(key) is not None]
+        return "%.1f (%s)" % (statistics.median(v), " ".join("%g" % x for x in v)) if v else "-"
+    print("\n%-15s" % "medians, ms" + "".join(" %-28s" % n for n in runs))
+    for key, title in COLUMNS:
+        print("%-15s" % title + "".join(" %-28s" % col(res["migrate"], key)
+                                         for res in runs.values()))
+    print("%-15s" % "udp echo pps" + "".join(" %-28s" % col(res["udp"], "pps")
+                                            for res in runs.values()))
+    print("%-15s" % "load (udp)" + "".join(" %-28s" % col(res["udp"], "load")
+                                          for res in runs.values()))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--only", choices=("tern", "qemu"))
+    ap.add_argument("--part", choices=("migrate", "udp"), help="one measurement only")
     args = ap.parse_args()
     if not os.environ.get("TERN_BENCH_NS"):
-        ns = "tern-bench-%d" % os.getpid()
+        ns = "%s-bench-%d" % (os.environ.get("TERN_NS_PREFIX", "tern"), os.getpid())
         sh("ip", "netns", "add", ns)
         try:
             sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
@@ -299,31 +417,26 @@ def main():
             subprocess.call(["ip", "netns", "del", ns])
     rig()
     out = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(), "runs": {}}
-    for cls in (Tern, Qemu):
-        if args.only and cls.name != args.only:
-            continue
-        res = {"migrate": [], "udp": []}
-        for i in range(args.runs):
+    systems = [c for c in (Tern, Qemu) if not args.only or c.name == args.only]
+    for c in systems:
+        out["runs"][c.name] = {"migrate": [], "udp": []}
+    for i in range(args.runs):  # the systems take turns
+        for cls in systems if args.part != "udp" else ():
+            res = out["runs"][cls.name]
             with tempfile.TemporaryDirectory(prefix="tern-bench-net.") as work:
-                sys_ = cls(work)
-                res["migrate"].append(run_migrate(sys_, work))
-                for f in ("dst.err",):
-                    p = os.path.join(work, f)
-                    if os.path.exists(p) and os.path.getsize(p):
-                        print("%s %s: %s" % (cls.name, f, open(p).read().strip()[-400:]))
+                res["migrate"].append(run_migrate(cls(work), work))
+                p = os.path.join(work, "dst.err")
+                if os.path.exists(p) and os.path.getsize(p):
+                    print("%s dst.err: %s" % (cls.name, open(p).read().strip()[-400:]))
+            print("%s run %d: %s" % (cls.name, i + 1, res["migrate"][-1]), flush=True)
+        for cls in systems if args.part != "migrate" else ():
+            res = out["runs"][cls.name]
+            load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory(prefix="tern-bench-net.") as work:
                 res["udp"].append(run_udp(cls(work), work, args.seconds, args.window))
-            print("%s run %d: %s %s" % (cls.name, i + 1, res["migrate"][-1], res["udp"][-1]),
-                  flush=True)
-        out["runs"][cls.name] = res
-    print("\n%-6s %-22s %-22s %-22s %-18s" % ("", "downtime ms", "ping gap ms", "lost",
-                                              "udp echo pps"))
-    for name, res in out["runs"].items():
-        def col(key, part="migrate"):
-            v = [r[key] for r in res[part]]
-            return "%.1f (%s)" % (statistics.median(v), " ".join("%g" % x for x in v))
-        print("%-6s %-22s %-22s %-22s %-18s" % (name, col("downtime_ms"), col("gap_ms"),
-                                                col("lost"), col("pps", "udp")))
+            res["udp"][-1]["load"] = round(load, 2)
+            print("%s run %d: %s" % (cls.name, i + 1, res["udp"][-1]), flush=True)
+    table(out["runs"])
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, "net-%s.json" % time.strftime("%Y%m%dT%H%M%S"))
     with open(path, "w") as f:

@@ -2,7 +2,12 @@
  * each led by a 12-byte virtio_net_hdr_v1, and a file descriptor to wait
  * on. The TAP backend (net_tap) is the one there is; vhost-net would be
  * another, which is why the device never calls read or write on a TAP
- * itself. */
+ * itself. A vhost-net backend moves the rings instead of frames: it would
+ * take the queues' kick eventfds (virtio_net_kick_fd, already KVM
+ * ioeventfds), an eventfd per queue for KVM to inject as the interrupt
+ * (an irqfd), the guest RAM table and the ring addresses at DRIVER_OK,
+ * and hand the rings' indexes back for a migration; the device's thread
+ * then stays out of the data path (docs/tern-vmm.md, "Network"). */
 #ifndef TERN_DEVICES_NET_BACKEND_H
 #define TERN_DEVICES_NET_BACKEND_H
 

@@ -12,6 +12,7 @@
 #include "devices/virtqueue.h"
 
 #define VIRTIO_MMIO_SIZE 0x1000
+#define VIRTIO_MMIO_QUEUE_NOTIFY 0x050 /* register offset: the driver's notify */
 #define VIRTIO_MMIO_MAX_QUEUES 4
 #define VIRTIO_F_VERSION_1 (1ULL << 32)
 

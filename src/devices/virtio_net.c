@@ -453,9 +453,14 @@ static void *net_thread(void *arg)
         struct epoll_event ev[2];
         epoll_wait(net->epoll_fd, ev, 2, timeout);
         uint64_t v;
-        if (read(net->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        ssize_t kicked = read(net->kick_fd, &v, sizeof(v));
+        if (kicked < 0 && errno != EAGAIN)
             log_warn("net", "net%u: kick: %s", net->index, strerror(errno));
         pthread_mutex_lock(&net->mmio.lock);
+        /* a notify that KVM delivered (virtio_net_kick_fd) skipped
+         * net_notify: any kick may mean receive buffers */
+        if (kicked > 0)
+            net->rx_waits_for_buffers = false;
         announce_tick(net, virtio_net_now_ns());
         more = false;
         if (net_usable(net)) {
@@ -486,6 +491,11 @@ int virtio_net_attach(struct virtio_net *net, uint64_t base, struct guest_ram *r
         return err_set(e, rc, "net%u: thread: %s", net->index, strerror(rc));
     net->thread_running = true;
     return 0;
+}
+
+int virtio_net_kick_fd(const struct virtio_net *net, unsigned queue)
+{
+    return queue == RXQ || queue == TXQ ? net->kick_fd : -1;
 }
 
 void virtio_net_release(struct virtio_net *net)

@@ -37,7 +37,8 @@ struct virtio_net_stats {
     uint64_t rx_packets, rx_bytes, rx_dropped, rx_flushed;
     uint64_t tx_packets, tx_bytes, tx_dropped;
     uint64_t announces, rarps;
-    double first_tx_ms; /* after the last post_load: first frame out, or -1 */
+    double first_tx_ms;    /* after the last post_load: first frame out, or -1 */
+    uint64_t loaded_at_us; /* wall clock (µs since the epoch) of the last post_load */
 };
 
 struct virtio_net {
@@ -71,6 +72,11 @@ int virtio_net_open(struct virtio_net *net, unsigned index, const char *ifname,
 /* Places the device and starts its I/O thread. */
 int virtio_net_attach(struct virtio_net *net, uint64_t base, struct guest_ram *ram,
                       struct irq_line irq, struct err *e);
+/* The eventfd that wakes the NIC's thread for a notify of `queue` (the
+ * receive and transmit queues; -1 for the others): the VMM may have KVM
+ * write it on the driver's notify (an ioeventfd), so that the vCPU does
+ * not leave the kernel for it. Valid after virtio_net_attach. */
+int virtio_net_kick_fd(const struct virtio_net *net, unsigned queue);
 /* Stops the thread, closes the backend. */
 void virtio_net_release(struct virtio_net *net);
 /* Paused: no frame is read and nothing is written into guest RAM; frames

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "devices/virtio_net.h"
 
@@ -124,6 +125,7 @@ static int net_post_load(void *opaque, struct err *e)
     net->stats.rx_flushed += dropped;
     net->stats.first_tx_ms = -1;
     net->loaded_ns = virtio_net_now_ns();
+    net->stats.loaded_at_us = clock_real_ns() / 1000;
     pthread_mutex_unlock(&net->mmio.lock);
     virtio_mmio_post_load(&net->mmio);
     if (!net->no_announce)

@@ -38,6 +38,9 @@ json_t *mig_figures_json(const struct mig_figures *f)
         if (f->disks_ms > 0)
             json_object_set_new(d, "disks_ms", json_real(f->disks_ms));
         json_object_set_new(j, "downtime", d);
+        if (f->paused_at_us)
+            json_object_set_new(j, "paused_at_us",
+                                json_integer((json_int_t)f->paused_at_us));
         json_object_set_new(j, "state_bytes", json_integer((json_int_t)f->state_bytes));
     }
     if (f->resume_dest_ms > 0)

@@ -345,6 +345,7 @@ static int src_pause(struct source_run *r, struct err *e)
 {
     struct vm *vm = r->m->vm;
     r->t_pause = clock_mono_ms();
+    r->m->fig.paused_at_us = clock_real_ns() / 1000;
     /* the state at this moment is what goes: from now on no "resume" may
      * run the guest here (also one that came during pre-copy of a VM that
      * was paused then), until the handover is provably off (src_fail) */

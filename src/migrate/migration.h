@@ -69,6 +69,7 @@ struct mig_figures {
     uint64_t acked;               /* stream bytes the destination applied */
     double catch_up_ms;           /* last wait for the destination to apply */
     double resume_dest_ms;        /* destination's part of resume (RUNNING) */
+    uint64_t paused_at_us;        /* wall clock (µs since the epoch) of the pause */
     char error[512];
 };
 

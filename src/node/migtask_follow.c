@@ -231,14 +231,18 @@ static int on_commit_pending(struct task *k, struct migtask_run *m, struct etcd_
     task_log(k, "destination loaded everything: etcd decides the handover now");
     test_hold("handover-deciding");
     bool committed = false;
+    uint64_t t0 = clock_mono_ns();
     int rc = migtask_commit_handover(k, m, c, &committed, &why);
+    /* the rest of the source's commit_ms is the way of the question and
+     * the answer through ternd */
+    double etcd_ms = (double)(clock_mono_ns() - t0) / 1e6;
     if (committed) {
         char now[160];
         snprintf(now, sizeof(now), "the handover is committed: node '%s' owns vm %u now",
                  m->plan.target, k->vmid);
         task_set_cancellable(k, now);
-        task_log(k, "handover committed: node '%s' owns vm %u now", m->plan.target,
-                 k->vmid);
+        task_log(k, "handover committed: node '%s' owns vm %u now (etcd %.1f ms)",
+                 m->plan.target, k->vmid, etcd_ms);
         test_hold("handover-committed");
     } else {
         task_log(k, "handover refused (%s): vm %u resumes on node '%s'", why.msg, k->vmid,

@@ -34,6 +34,8 @@ static json_t *status_net(struct virtio_net *n)
     json_object_set_new(d, "rarps", json_integer((json_int_t)s.rarps));
     if (s.first_tx_ms >= 0)
         json_object_set_new(d, "first_tx_ms", json_real(s.first_tx_ms));
+    if (s.loaded_at_us)
+        json_object_set_new(d, "loaded_at_us", json_integer((json_int_t)s.loaded_at_us));
     return d;
 }
 
