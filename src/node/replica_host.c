@@ -203,6 +203,25 @@ static void reap(pid_t pid, int out, int *status)
         close(out);
 }
 
+/* An earlier sync's tern-replica whose owner never asked for its end (its
+ * task or ternd died): only the VM's lock holder starts a sync, so a new
+ * one supersedes it. SIGTERM: it removes its side files. */
+static void end_stale(uint32_t vmid)
+{
+    pthread_mutex_lock(&procs_lock);
+    struct replica_proc *p = find(vmid), old = p ? *p : (struct replica_proc){0};
+    if (p)
+        p->vmid = 0;
+    pthread_mutex_unlock(&procs_lock);
+    int st;
+    if (!p)
+        return;
+    reap(old.pid, old.out, &st);
+    log_info("replica",
+             "vm %u: an earlier tern-replica (pid %d) ended: a new sync supersedes it",
+             vmid, (int)old.pid);
+}
+
 int replica_start(struct node_ctx *x, struct etcd_client *c, uint32_t vmid, bool fresh,
                   char uri[128], struct err *e)
 {
@@ -223,6 +242,7 @@ int replica_start(struct node_ctx *x, struct etcd_client *c, uint32_t vmid, bool
     if (rc)
         return rc;
     snprintf(uri, 128, "tcp:%s:%u", host, port);
+    end_stale(vmid);
     pthread_mutex_lock(&procs_lock);
     struct replica_proc *p = find(vmid) ? NULL : find(0);
     if (find(vmid))
