@@ -333,3 +333,45 @@ int replica_remove(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
     }
     return rc;
 }
+
+/* [off, end) of in into out at the same offsets */
+static int copy_range(int in, int out, off_t off, off_t end)
+{
+    while (off < end) {
+        off_t at = off;
+        ssize_t n = copy_file_range(in, &at, out, &(off_t){off}, (size_t)(end - off), 0);
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        off += n;
+    }
+    return 0;
+}
+
+int replica_fill(const char *volume, struct err *e)
+{
+    char rep[VMCONF_PATH_MAX + 16];
+    snprintf(rep, sizeof(rep), "%s.replica", volume);
+    int in = open(rep, O_RDONLY | O_CLOEXEC), out = open(volume, O_WRONLY | O_CLOEXEC);
+    int rc = in < 0    ? err_set(e, errno == ENOENT ? ENOENT : errno,
+                                 "no replica '%s' on this node to start from: %s", rep,
+                                 strerror(errno))
+             : out < 0 ? err_set(e, errno, "'%s': %s", volume, strerror(errno))
+                       : 0;
+    for (off_t off = 0; !rc;) {
+        off_t data = lseek(in, off, SEEK_DATA), hole;
+        if (data < 0 && errno == ENXIO)
+            break;
+        hole = data < 0 ? -1 : lseek(in, data, SEEK_HOLE);
+        int cr = data < 0 || hole < 0 ? -errno : copy_range(in, out, data, hole);
+        if (cr)
+            rc = err_set(e, -cr, "copy of replica '%s': %s", rep, strerror(-cr));
+        off = hole;
+    }
+    if (!rc && fdatasync(out) < 0)
+        rc = err_set(e, errno, "'%s': flush: %s", volume, strerror(errno));
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}

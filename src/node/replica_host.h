@@ -29,4 +29,10 @@ int replica_end(struct node_ctx *x, uint32_t vmid, int timeout_ms, bool *committ
 int replica_remove(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
                    unsigned *removed, struct err *e);
 
+/* A migration to this node with nbd_delta (docs/replication.md): the
+ * fresh volume gets the data of its replica, `<volume>.replica` (its data
+ * extents; holes stay holes); the source then mirrors only the blocks
+ * written since the last sync. -ENOENT when there is no replica. */
+int replica_fill(const char *volume, struct err *e);
+
 #endif

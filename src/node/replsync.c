@@ -443,3 +443,34 @@ void replsync_tick(struct node_ctx *x, struct etcd_client *c)
     }
     free(jobs);
 }
+
+bool replsync_delta_ready(struct node_ctx *x, struct etcd_client *c,
+                          const struct vmm_spec *spec, const char *target)
+{
+    struct repl_job job;
+    struct repl_state st;
+    struct err ignored;
+    json_t *req = json_pack("{s:s}", "cmd", "repl_status"), *ans = NULL;
+    bool ok = repl_job_get(c, spec->conf.id, 0, &job, &ignored) == 0 &&
+              strcmp(job.target, target) == 0 &&
+              repl_state_get(c, spec->conf.id, 0, &st, &ignored) == 0 && st.syncs > 0 &&
+              vmm_command(x->vmms, spec->conf.id, req, &ans, &ignored) == 0;
+    json_t *disks = json_object_get(ans, "disks");
+    for (unsigned i = 0; ok && i < spec->conf.ndisks; i++) {
+        char name[16];
+        size_t j;
+        json_t *d;
+        bool found = false;
+        snprintf(name, sizeof(name), "disk%u", i);
+        json_array_foreach(disks, j, d) {
+            const char *dn = json_string_value(json_object_get(d, "disk"));
+            if (dn && strcmp(dn, name) == 0 &&
+                !json_is_true(json_object_get(d, "full_needed")))
+                found = true;
+        }
+        ok = spec->shared[i] || found;
+    }
+    json_decref(req);
+    json_decref(ans);
+    return ok;
+}

@@ -6,11 +6,13 @@
 #ifndef TERN_NODE_REPLSYNC_H
 #define TERN_NODE_REPLSYNC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cluster/etcd.h"
 #include "common/err.h"
 #include "node/task.h"
+#include "node/vmm.h"
 
 struct node_ctx;
 
@@ -21,6 +23,12 @@ int replsync_start(struct node_ctx *x, uint32_t vmid, char id[TASK_ID_MAX], stru
  * the replicas removed on the target, the job and its state out of etcd. */
 int replsync_delete(struct node_ctx *x, struct etcd_client *c, uint32_t vmid,
                     struct err *e);
+/* Whether a migration of the running VM to target may mirror only the
+ * delta into a copy of the replica there (`nbd_delta`): the VM's job goes
+ * to target, every local disk is replicated without a full sync needed,
+ * and a sync committed there. */
+bool replsync_delta_ready(struct node_ctx *x, struct etcd_client *c,
+                          const struct vmm_spec *spec, const char *target);
 /* Main loop: starts the syncs that are due of this node's running VMs. */
 void replsync_tick(struct node_ctx *x, struct etcd_client *c);
 

@@ -134,10 +134,29 @@ note "after the restart: $(grep -E 'sync of|marked|committed' <<<"$OUT" | sed 's
 check "  the sync after the restart is a delta: TASK OK ($(st bytes) bytes)" \
     bash -c "[ $RC = 0 ] && grep -q 'delta sync of vm 100' <<<\"\$0\" && [ '$(st full)' = false ] && [ $(st bytes) -lt $((FULL / 4)) ]" "$OUT"
 
+# a migration to n2, which holds the replica of the last sync: the volume
+# there starts as a copy of it and only the blocks written since are mirrored
+check "the guest writes on before the migration" more_disk_ok "$(disk_oks)"
+OUT=$(tern_on n3 vm migrate 100 n2 --online --with-local-disks --migration-type insecure 2>&1); RC=$?
+note "migration: $(grep -E 'holds the replica|disk0: [0-9.]+ MiB copied,|downtime [0-9.]+ ms' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
+check "migrate 100 n2 --with-local-disks: TASK OK, starting from the replica" \
+    bash -c "[ $RC = 0 ] && [ \"\$(tail -1 <<<\"\$0\")\" = 'TASK OK' ] && grep -q \"node 'n2' holds the replica of the last sync\" <<<\"\$0\"" "$OUT"
+COPIED=$(grep -Eo ' disk0: [0-9.]+ MiB copied, synchronous' <<<"$OUT" | grep -Eo '[0-9.]+' | head -1)
+check "  it mirrored the delta: ${COPIED:-?} MiB, not the $((FULL >> 20)) MiB of a full copy" \
+    bash -c "[ -n '$COPIED' ] && awk -v c='$COPIED' -v f=$((FULL >> 20)) 'BEGIN { exit !(c < f / 4) }'"
+check "  vm 100 runs on n2" vm_on 100 n2
+check "  its disk checker goes on on n2 (DISK ok, no DISK FAIL)" \
+    bash -c "wait_for() { :; }; f='$(console_of n2 100)'; for i in \$(seq 300); do grep -q '^DISK ok' \"\$f\" && break; sleep 0.2; done;
+             grep -q '^DISK ok' \"\$f\" && ! grep -q 'DISK FAIL' \"\$f\""
+check "  the source volume is gone from n1" wait_rc 10 0 test ! -e "$(vol n1)"
+check "  and its bitmap" wait_rc 10 0 test ! -e "$(vol n1).repl-n2"
+OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
+check "  a sync now is refused: the vm runs on its replication target" \
+    bash -c "[ $RC = 1 ] && grep -q \"vm 100 runs on node 'n2', its replication target\" <<<\"\$0\"" "$OUT"
+
 # delete: the replica on n2 and the bitmap on n1 go, and the job
-check_out "replication delete 100 (from n2)" tern_on n2 replication delete 100
-check "  no replica on n2" test ! -e "$REP"
-check "  no bitmap on n1" test ! -e "$(vol n1).repl-n2"
+check_out "replication delete 100 (from n1; n2 owns the vm now)" tern_on n1 replication delete 100
+check "  no replica on n2, the vm's volume stays" bash -c "[ ! -e '$REP' ] && [ -s '$(vol n2)' ]"
 check "  no job" [ "$(tern_on n1 replication list --output json | jq '.replications | length')" = 0 ]
 OUT=$(tern_on n1 replication delete 100 2>&1); RC=$?
 check "delete again: one line, exit 1" bash -c "[ $RC = 1 ] && grep -q 'vm 100 has no replication' <<<\"\$0\"" "$OUT"
