@@ -98,7 +98,11 @@ check "  the replica on n2 is as it was (bit for bit)" [ "$(md5sum <"$REP")" = "
 check "  the status has the error, the last good sync's figures stay" \
     bash -c "[ -n \"\$0\" ] && [ '$(st syncs)' = 2 ]" "$(st error)"
 check "  vm 100 runs on, its disk checker too" more_disk_ok "$(disk_oks)"
+# the log's last line comes just before the task is marked ended
+task_ended() { tern_on n1 task show "$TASK" --output json | jq -e '.status | startswith("ERROR")' >/dev/null; }
+wait_rc 10 0 task_ended
 OUT=$(tern_on n1 replication run 100 2>&1); RC=$?
+note "after the kill: $(grep -E 'sync of|TASK|tern:' <<<"$OUT" | sed 's/^[0-9-]* [0-9:]* //' | tr '\n' '|')"
 check "  the next sync: TASK OK, a delta (the bits were given back; $(st bytes) bytes)" \
     bash -c "[ $RC = 0 ] && grep -q 'delta sync of vm 100' <<<\"\$0\" && [ '$(st syncs)' = 3 ] && [ -z '$(st error)' ]" "$OUT"
 check "  the side file the killed one left is gone" test ! -e "$REP.sync"
