@@ -12,7 +12,7 @@
 #include "common/version.h"
 
 static const struct cmd *const tables[] = {
-    cmds_cluster, cmds_storage, cmds_vm, cmds_vmlife, cmds_vmdisk, cmds_task, cmds_ha,
+    cmds_cluster, cmds_storage, cmds_vm, cmds_vmlife, cmds_vmdisk, cmds_task, cmds_ha, cmds_repl,
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 

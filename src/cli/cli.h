@@ -47,6 +47,7 @@ extern const struct cmd cmds_vmlife[];
 extern const struct cmd cmds_vmdisk[];
 extern const struct cmd cmds_task[];
 extern const struct cmd cmds_ha[];
+extern const struct cmd cmds_repl[];
 
 struct call {
     const struct cmd *cmd;

@@ -163,7 +163,7 @@ static const struct api_route *const tables[] = {
     api_routes_cluster, api_routes_members, api_routes_vm,       api_routes_task,
     api_routes_vmops,   api_routes_migrate, api_routes_movedisk, api_routes_vmlife,
     api_routes_leave,   api_routes_ha,      api_routes_maint,    api_routes_web,
-    api_routes_events,
+    api_routes_events,  api_routes_repl,
 };
 
 const struct api_route *api_route_find(struct api_req *req, bool *path_known)

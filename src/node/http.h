@@ -100,5 +100,6 @@ extern const struct api_route api_routes_ha[];       /* ha_api.c */
 extern const struct api_route api_routes_maint[];    /* maintenance.c */
 extern const struct api_route api_routes_web[];      /* web.c */
 extern const struct api_route api_routes_events[];   /* events.c */
+extern const struct api_route api_routes_repl[];     /* api_repl.c */
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "node/ctx.h"
 #include "node/migtask.h"
 #include "node/task.h"
 
@@ -181,5 +182,14 @@ void migtask_disks_done(struct task *k, const struct migtask_plan *p)
         else
             task_log(k, "disk%u: source volume '%s' removed (node '%s' has the disk now)",
                      i, p->spec.disk[i], p->target);
+        /* its replication bitmap, of no use without it: once tern-vmm ended,
+         * which writes it at its exit */
+        char bm[VMCONF_PATH_MAX + 80];
+        if (p->keep_source || !p->spec.repl_target[0] ||
+            snprintf(bm, sizeof(bm), "%s.repl-%s", p->spec.disk[i], p->spec.repl_target) >=
+                (int)sizeof(bm))
+            continue;
+        vmm_wait_exit(k->ctx->vmms, k->vmid, 5000);
+        unlink(bm);
     }
 }

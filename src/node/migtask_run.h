@@ -28,7 +28,8 @@ struct migtask_run {
     struct migtask_plan plan;
     int64_t rev; /* of the owner key when it began */
     char uri[160];
-    char nbd[160]; /* local disks: the destination's NBD listener */
+    char nbd[160];      /* local disks: the destination's NBD listener */
+    bool replica_delta; /* the target's volumes start from its replicas (nbd_delta) */
     struct migtask_disk_log disk_log;
     pthread_mutex_t lock; /* guards the event queue */
     pthread_cond_t cond;

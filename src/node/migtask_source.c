@@ -19,6 +19,7 @@
 #include "node/migtask_run.h"
 #include "node/peer.h"
 #include "node/progress.h"
+#include "node/replsync.h"
 #include "node/task.h"
 #include "node/vmm.h"
 #include "node/vmops.h"
@@ -47,6 +48,15 @@ static int prepare_target(struct task *k, struct migtask_run *m, struct etcd_cli
         json_object_set_new(req, "disk_bytes", bytes);
         if (!m->plan.running) /* built paused for the copy: stopped once there */
             json_object_set_new(req, "offline", json_true());
+        m->replica_delta = m->plan.running &&
+                           replsync_delta_ready(k->ctx, c, &m->plan.spec, m->plan.target);
+        if (m->replica_delta) {
+            json_object_set_new(req, "replica_delta", json_true());
+            task_log(k,
+                     "node '%s' holds the replica of the last sync: the local disks "
+                     "start from it and only the blocks written since are mirrored",
+                     m->plan.target);
+        }
     }
     char path[64];
     snprintf(path, sizeof(path), "/api/v1/vms/%u/incoming", k->vmid);
@@ -94,6 +104,8 @@ static int start_source(struct task *k, struct migtask_run *m, const char *tls_d
     }
     if (m->nbd[0])
         json_object_set_new(req, "nbd", json_string(m->nbd));
+    if (m->replica_delta)
+        json_object_set_new(req, "nbd_delta", json_true());
     json_t *reply = NULL;
     vmm_set_listener(k->ctx->vmms, k->vmid, migtask_on_event, m);
     int rc = vmm_command(k->ctx->vmms, k->vmid, req, &reply, e);

@@ -21,6 +21,7 @@
 #include "node/migtask.h"
 #include "node/migtask_files.h"
 #include "node/migtask_volumes.h"
+#include "node/replica_host.h"
 #include "node/vmnet.h"
 #include "node/vmops.h"
 
@@ -185,6 +186,10 @@ int migtask_target_prepare(struct node_ctx *x, struct etcd_client *c, uint32_t v
     bool local = json_is_true(json_object_get(req, "local_disks"));
     if (!rc && local)
         rc = migtask_volumes_create(&spec, json_object_get(req, "disk_bytes"), &w->vols, e);
+    bool delta = json_is_true(json_object_get(req, "replica_delta"));
+    for (unsigned i = 0; !rc && local && delta && i < spec.conf.ndisks; i++)
+        if (!spec.shared[i] && (rc = replica_fill(spec.disk[i], e)) != 0)
+            migtask_volumes_remove(&w->vols, "its replica could not be copied");
     if (!rc)
         rc = check_disks(x, &spec, e);
     if (!rc)

@@ -16,6 +16,7 @@
 #include "node/info.h"
 #include "node/maintenance.h"
 #include "node/migtask.h"
+#include "node/replsync.h"
 #include "node/vmnet.h"
 #include "node/web.h"
 
@@ -364,6 +365,7 @@ static void supervise_vms(struct ternd *t)
     }
     vmm_tick(&t->vmms, &t->client, node_lease(&t->node));
     task_tick(&t->tasks, &t->client);
+    replsync_tick(&t->ctx, &t->client);
 }
 
 int ternd_run(struct ternd *t)

@@ -90,6 +90,18 @@ static int proc_paths(struct vmm_table *v, struct vmm_proc *p, struct err *e)
     return 0;
 }
 
+/* ",repl=<image>.repl-<target>" after a local disk of a started VM with a
+ * replication; left out when it would not fit (the first sync attaches it) */
+static void disk_repl(const struct vmm_proc *p, const char *uri, unsigned i, char *arg)
+{
+    size_t len = strlen(arg), size = VMM_PATH_MAX + 64;
+    if (uri || p->spec.shared[i] || !p->spec.repl_target[0])
+        return;
+    if (snprintf(arg + len, size - len, ",repl=%s.repl-%s", p->spec.disk[i],
+                 p->spec.repl_target) >= (int)(size - len))
+        arg[len] = '\0';
+}
+
 static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
                        const char *tls_dir, char bufs[][VMM_PATH_MAX + 64], char **argv)
 {
@@ -110,6 +122,7 @@ static void build_args(struct vmm_table *v, struct vmm_proc *p, const char *uri,
     for (unsigned i = 0; i < c->ndisks; i++) {
         ARG("--disk");
         ARG("path=%s%s", p->spec.disk[i], p->spec.shared[i] ? ",shared=on" : "");
+        disk_repl(p, uri, i, bufs[b - 1]);
     }
     for (unsigned i = 0; i < c->nnets; i++) {
         char tap[VMCONF_IFNAME_MAX];

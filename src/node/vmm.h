@@ -39,6 +39,10 @@ struct vmm_spec {
      * stopped VM's local disks goes through a migration of it */
     bool paused;
     bool ha; /* started with a self-fence deadline (node/ha.h) */
+    /* the VM's replication target ("" none): a started (not incoming)
+     * tern-vmm gets each local disk's bitmap, `<image>.repl-<target>`
+     * (docs/replication.md), so a clean stop keeps the next sync a delta */
+    char repl_target[TERN_NAME_MAX + 1];
     /* with ha: the lease its start was decided under; if the node holds
      * another one by the spawn, it is not started (0: any) */
     int64_t ha_lease;

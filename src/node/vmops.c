@@ -9,6 +9,7 @@
 #include "cluster/ha.h"
 #include "cluster/node.h"
 #include "cluster/owner.h"
+#include "cluster/replication.h"
 #include "cluster/vmconf.h"
 #include "node/ctx.h"
 
@@ -31,6 +32,11 @@ int vmops_spec_load(struct etcd_client *c, uint32_t id, const char *node,
         if (!rc)
             spec->shared[i] = s.shared;
     }
+    struct repl_job job;
+    struct err ignored; /* no job, or etcd did not answer: no bitmap, the
+                         * first sync attaches one */
+    if (!rc && repl_job_get(c, id, 0, &job, &ignored) == 0)
+        snprintf(spec->repl_target, sizeof(spec->repl_target), "%s", job.target);
     struct ha_conf ha;
     int hr = rc ? 0 : ha_conf_get(c, id, 0, &ha, e);
     spec->ha = hr == 0; /* an HA VM starts fenced (node/ha.h) */

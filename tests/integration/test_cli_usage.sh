@@ -31,7 +31,7 @@ run --help
 check "tern --help exits 0" [ "$RC" -eq 0 ]
 mapfile -t COMMANDS < <(sed -n '/^commands:/,/^common options:/p' "$TMP/out" |
                         grep -E '^  [a-z]+ [a-z-]+ ' | awk '{print $1, $2}')
-check "tern --help lists 36 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 36 ]
+check "tern --help lists 41 commands (${#COMMANDS[@]})" [ "${#COMMANDS[@]}" -eq 41 ]
 bad_help=()
 for c in "${COMMANDS[@]}"; do
     # shellcheck disable=SC2086
