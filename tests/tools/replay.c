@@ -22,16 +22,6 @@
 #include "common/sock.h"
 #include "migrate/protocol.h"
 
-static const char *type_name(uint16_t t)
-{
-    static const char *const names[] = {
-        "?",      "HELLO",  "HELLO_ACK", "RAM",   "SECTION", "END",
-        "LOADED", "COMMIT", "RUNNING",   "ERROR", "ACK",     "CHANNEL",
-    };
-    _Static_assert(sizeof(names) / sizeof(names[0]) == MIG_TYPE_MAX + 1, "a name per type");
-    return t <= MIG_TYPE_MAX ? names[t] : "?";
-}
-
 static uint8_t *read_all(const char *path, size_t *len)
 {
     int fd = strcmp(path, "-") ? open(path, O_RDONLY) : 0;
@@ -158,7 +148,7 @@ int main(int argc, char **argv)
                 } else if (h.type == MIG_ACK) {
                     /* acknowledgements of a stream that offered them: not news */
                 } else {
-                    printf("%s\n", type_name(h.type));
+                    printf("%s\n", mig_type_name(h.type));
                 }
                 if (h.type == MIG_RUNNING) {
                     status = 0;

@@ -114,16 +114,6 @@ static void save(const char *path)
         fail("%s: write failed", path);
 }
 
-static const char *type_name(uint16_t t)
-{
-    static const char *const names[] = {
-        "?",      "HELLO",  "HELLO_ACK", "RAM",   "SECTION", "END",
-        "LOADED", "COMMIT", "RUNNING",   "ERROR", "ACK",     "CHANNEL",
-    };
-    _Static_assert(sizeof(names) / sizeof(names[0]) == MIG_TYPE_MAX + 1, "a name per type");
-    return t <= MIG_TYPE_MAX ? names[t] : "?";
-}
-
 static uint32_t rd32(const uint8_t *p)
 {
     uint32_t v;
@@ -262,7 +252,7 @@ int main(int argc, char **argv)
         load(argv[2]);
         char buf[32];
         for (size_t i = 0; i < nmsgs; i++)
-            printf("%zu %zu %s %u %s\n", i, msgs[i].offset, type_name(msgs[i].type),
+            printf("%zu %zu %s %u %s\n", i, msgs[i].offset, mig_type_name(msgs[i].type),
                    msgs[i].length, sec_name(&msgs[i], buf));
         return 0;
     }
