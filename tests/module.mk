@@ -54,13 +54,14 @@ STREAM_TOOLS := $(BUILD)/tests/tee-proxy $(BUILD)/tests/replay \
 	$(BUILD)/tests/streamedit $(BUILD)/tests/streamcheck $(BUILD)/tests/fake-dest
 test-bins: $(STREAM_TOOLS)
 
-$(BUILD)/tests/tee-proxy $(BUILD)/tests/replay $(BUILD)/tests/streamedit \
-		$(BUILD)/tests/fake-dest: \
+$(BUILD)/tests/tee-proxy $(BUILD)/tests/fake-dest: \
 		$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(COMMON_LDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/streamcheck: tests/tools/streamcheck.c $(VMM_PROGRAM_LIBS)
+# the stream tools name message types as the protocol does (libmigrate)
+$(BUILD)/tests/replay $(BUILD)/tests/streamedit $(BUILD)/tests/streamcheck: \
+		$(BUILD)/tests/%: tests/tools/%.c $(VMM_PROGRAM_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(MIGRATE_LDLIBS) $(LDLIBS)
 
