@@ -1,4 +1,4 @@
-# The web UI in a real browser (Debian's chromium, headless, driven by
+# The web UI in real browsers (Debian's chromium, then firefox-esr, headless, driven by
 # puppeteer-core from tests/browser/package.json) against a real
 # three-node cluster with a real tern-vmm: login (a bad token refused),
 # nodes and quorum, the VM and its console, the migrate dialog's per-node
@@ -44,4 +44,22 @@ note "browser part: $(( ($(now_ms) - T0) / 1000 )) s; screenshots in $SHOTS"
 [ $RC = 0 ] || while IFS= read -r l; do note "node: $l"; done < <(tail -5 "$TMP/node.err")
 check "the vm verifies its pages on n2 after the page's migration and cancel" verify_on n2 100
 check "exactly one tern-vmm runs vm 100" [ "$(vmm_count 100)" = 1 ]
+
+# the same steps in firefox-esr, back the other way (n2 -> n1)
+FIREFOX=${FIREFOX:-$(command -v firefox-esr)}
+if [ -x "$FIREFOX" ]; then
+    mkdir -p "$SHOTS/firefox"
+    T0=$(now_ms)
+    URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 \
+        LOCALVM=102 SOURCE=n2 TARGET=n1 FAR=n3 NETWORK="$(node_ip n1)/32" \
+        SHOTS="$SHOTS/firefox" BROWSER=firefox FIREFOX="$FIREFOX" \
+        timeout 150 node "$DIR/ui.test.mjs" 2>"$TMP/node-ff.err"
+    RC=$?
+    note "firefox part: $(( ($(now_ms) - T0) / 1000 )) s"
+    [ $RC = 0 ] || while IFS= read -r l; do note "node: $l"; done < <(tail -5 "$TMP/node-ff.err")
+    check "firefox: the vm verifies its pages on n1" verify_on n1 100
+    check "firefox: exactly one tern-vmm runs vm 100" [ "$(vmm_count 100)" = 1 ]
+else
+    echo "ok - firefox steps # SKIP firefox-esr is not installed (scripts/install-deps installs it)"
+fi
 stop_all

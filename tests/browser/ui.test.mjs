@@ -1,4 +1,4 @@
-// The web UI in Debian's chromium (headless), driven by puppeteer-core,
+// The web UI in Debian's chromium or firefox-esr (headless), driven by puppeteer-core,
 // against the real cluster test_ui.sh started. Prints TAP lines; every
 // step saves a screenshot in $SHOTS. Environment: URL (https://n1),
 // TOKEN (n1's admin token), VMID, LOCALVM (stopped, a disk on storage that
@@ -18,19 +18,30 @@ async function step(name, fn) {
   n++;
   try {
     await fn();
-    console.log(`ok - ${name}`);
+    console.log(`ok - ${tag}${name}`);
   } catch (e) {
     failed++;
-    console.log(`not ok - ${name}`);
+    console.log(`not ok - ${tag}${name}`);
     for (const l of String(e && e.stack || e).split("\n").slice(0, 4)) console.log(`# ${l}`);
   }
   if (page) await page.screenshot({ path: `${SHOTS}/${String(n).padStart(2, "0")}.png` }).catch(() => {});
 }
 const text = (sel) => page.$eval(sel, (el) => el.textContent);
+// the element of sel, found and clicked in one turn (see clickButton)
+const clickSel = (sel) => page.waitForFunction((s) => {
+  const el = document.querySelector(s);
+  if (el && !el.disabled) el.click();
+  return !!el && !el.disabled;
+}, { timeout: 15000, polling: 100 }, sel);
+// found and clicked in one turn of the page's loop: the view re-renders on
+// events, and a button found first and clicked later may be gone by then
 async function clickButton(label) {
-  const b = await page.waitForFunction((l) => [...document.querySelectorAll("main .actions button")]
-    .find((x) => x.textContent === l && !x.disabled), { timeout: 15000 }, label);
-  await b.click();
+  await page.waitForFunction((l) => {
+    const b = [...document.querySelectorAll("main .actions button")]
+      .find((x) => x.textContent === l && !x.disabled);
+    if (b) b.click();
+    return !!b;
+  }, { timeout: 15000, polling: 100 }, label);
 }
 const waitText = (sel, re, timeout = 15000) =>
   page.waitForFunction((s, r) => {
@@ -38,13 +49,22 @@ const waitText = (sel, re, timeout = 15000) =>
     return el && new RegExp(r).test(el.textContent);
   }, { timeout, polling: 100 }, sel, re.source);
 
-const browser = await puppeteer.launch({
+// BROWSER=firefox (with FIREFOX, its binary) drives Debian's firefox-esr
+// over WebDriver BiDi instead
+const firefox = process.env.BROWSER === "firefox";
+const browser = await puppeteer.launch(firefox ? {
+  browser: "firefox",
+  executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+  headless: true,
+  acceptInsecureCerts: true,
+} : {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
   acceptInsecureCerts: true, // the node's self-signed certificate
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-proxy-server",
     "--window-size=1280,800"],
 });
+const tag = firefox ? "firefox: " : "";
 try {
   page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 800 });
@@ -225,13 +245,13 @@ try {
   });
   await step("create vm 101 from the page, start it, stop it, destroy it", async () => {
     await page.goto(`${URL}/#/`);
-    await page.click("#create-btn");
+    await clickSel("#create-btn");
     await page.waitForSelector("dialog[open] #create-form");
     await page.$eval("input[name=id]", (el) => (el.value = "101"));
     await page.$eval("input[name=memory]", (el) => (el.value = "64"));
     await page.waitForFunction(() => document.querySelector("input[name=kernel]").value !== "",
       { timeout: 5000 }); // taken from vm 100
-    await page.click("#create-form button[type=submit]");
+    await clickSel("#create-form button[type=submit]");
     await page.waitForFunction(() => location.hash === "#/vm/101", { timeout: 10000 });
     await page.waitForSelector('#tree a[href="#/vm/101"]', { timeout: 10000 });
     await waitText("main dd .st", /stopped/);
