@@ -74,53 +74,29 @@ bool ha_conf_allows(const struct ha_conf *c, const char *node)
     return c->ngroup == 0;
 }
 
-static int conf_parse(const struct etcd_kv *kv, uint32_t id, struct ha_conf *out,
-                      struct err *e)
+static int conf_parse(json_t *j, uint32_t id, void *out, struct err *e)
 {
-    json_t *j = json_loads(kv->value ? kv->value : "", 0, NULL);
     ha_conf_default(out, id);
-    int rc = ha_conf_from_json(j, out, e);
-    json_decref(j);
-    return rc ? err_set(e, EPROTO, "%s: %s", kv->key, e->msg) : 0;
+    return ha_conf_from_json(j, out, e);
 }
+
+static const struct keys_vm_records ha_records = {.prefix = TERN_PREFIX_HA,
+                                                  .absent = "is not HA",
+                                                  .size = sizeof(struct ha_conf),
+                                                  .parse = conf_parse};
 
 int ha_conf_get(struct etcd_client *c, uint32_t id, unsigned flags, struct ha_conf *out,
                 struct err *e)
 {
-    char key[TERN_KEY_MAX];
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    int rc = keys_build_vm(key, TERN_PREFIX_HA, id, NULL, e);
-    if (!rc)
-        rc = etcd_get(c, key, flags, &kv, e);
-    if (rc == -ENOENT)
-        rc = err_set(e, ENOENT, "vm %" PRIu32 " is not HA", id);
-    if (!rc)
-        rc = conf_parse(&kv, id, out, e);
-    etcd_kv_release(&kv);
-    return rc;
+    return keys_vm_record_get(c, &ha_records, id, flags, out, e);
 }
 
 int ha_conf_list(struct etcd_client *c, unsigned flags, struct ha_conf **out, size_t *n,
                  struct err *e)
 {
-    struct etcd_kvs kvs;
-    etcd_kvs_init(&kvs);
-    *out = NULL;
-    *n = 0;
-    int rc = etcd_get_prefix(c, TERN_PREFIX_HA, flags, &kvs, e);
-    if (!rc && kvs.count && !(*out = calloc(kvs.count, sizeof(**out))))
-        rc = err_set(e, ENOMEM, "ha: out of memory");
-    for (size_t i = 0; !rc && i < kvs.count; i++) {
-        uint32_t id;
-        struct err ignored;
-        /* a key that is no VM id is not ours to judge: skip it */
-        if (keys_vmid_parse(kvs.items[i].key + strlen(TERN_PREFIX_HA), &id, &ignored) ==
-                0 &&
-            conf_parse(&kvs.items[i], id, &(*out)[*n], &ignored) == 0)
-            (*n)++;
-    }
-    etcd_kvs_release(&kvs);
+    void *list;
+    int rc = keys_vm_record_list(c, &ha_records, flags, &list, n, e);
+    *out = list;
     return rc;
 }
 
@@ -263,8 +239,8 @@ int ha_state_put(struct etcd_client *c, uint32_t id, const struct ha_state *st,
 /* The owner key from -> to at revision rev, with the HA state; from_dead:
  * on condition that from holds no heartbeat. */
 static int owner_move(struct etcd_client *c, uint32_t id, const char *from, int64_t rev,
-                      const char *to, const struct ha_state *st, bool from_dead, bool *taken,
-                      struct err *e)
+                      const char *to, const struct ha_state *st, bool from_dead,
+                      bool *taken, struct err *e)
 {
     char owner[TERN_KEY_MAX], alive[TERN_KEY_MAX], ha[TERN_KEY_MAX], skey[TERN_KEY_MAX];
     char alive_to[TERN_KEY_MAX];

@@ -75,3 +75,51 @@ int cluster_layout_init(struct etcd_client *c, struct err *e)
     etcd_kv_release(&now);
     return rc;
 }
+
+static int record_parse(const struct keys_vm_records *r, const struct etcd_kv *kv,
+                        uint32_t id, void *out, struct err *e)
+{
+    json_t *j = json_loads(kv->value ? kv->value : "", 0, NULL);
+    int rc = r->parse(j, id, out, e);
+    json_decref(j);
+    return rc ? err_set(e, EPROTO, "%s: %s", kv->key, e->msg) : 0;
+}
+
+int keys_vm_record_get(struct etcd_client *c, const struct keys_vm_records *r, uint32_t id,
+                       unsigned flags, void *out, struct err *e)
+{
+    char key[TERN_KEY_MAX];
+    struct etcd_kv kv;
+    etcd_kv_init(&kv);
+    int rc = keys_build_vm(key, r->prefix, id, NULL, e);
+    if (!rc)
+        rc = etcd_get(c, key, flags, &kv, e);
+    if (rc == -ENOENT)
+        rc = err_set(e, ENOENT, "vm %" PRIu32 " %s", id, r->absent);
+    if (!rc)
+        rc = record_parse(r, &kv, id, out, e);
+    etcd_kv_release(&kv);
+    return rc;
+}
+
+int keys_vm_record_list(struct etcd_client *c, const struct keys_vm_records *r,
+                        unsigned flags, void **out, size_t *n, struct err *e)
+{
+    struct etcd_kvs kvs;
+    etcd_kvs_init(&kvs);
+    *out = NULL;
+    *n = 0;
+    int rc = etcd_get_prefix(c, r->prefix, flags, &kvs, e);
+    if (!rc && kvs.count && !(*out = calloc(kvs.count, r->size)))
+        rc = err_set(e, ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < kvs.count; i++) {
+        uint32_t id;
+        struct err ignored;
+        void *slot = (char *)*out + *n * r->size;
+        if (keys_vmid_parse(kvs.items[i].key + strlen(r->prefix), &id, &ignored) == 0 &&
+            record_parse(r, &kvs.items[i], id, slot, &ignored) == 0)
+            (*n)++;
+    }
+    etcd_kvs_release(&kvs);
+    return rc;
+}

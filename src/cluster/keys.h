@@ -4,6 +4,7 @@
 #ifndef TERN_CLUSTER_KEYS_H
 #define TERN_CLUSTER_KEYS_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,22 @@ int keys_build_vm(char key[TERN_KEY_MAX], const char *prefix, uint32_t id,
                   const char *suffix, struct err *e);
 /* /tern/vms/<id>/owner: the node that may run the VM (cluster/owner.h). */
 int keys_vm_owner(char key[TERN_KEY_MAX], uint32_t id, struct err *e);
+
+/* A JSON record per VM under prefix + id (HA settings, replication jobs):
+ * parse fills one element of size bytes at out from a record's JSON (NULL
+ * when the value is no JSON); its error is prefixed with the key. */
+struct keys_vm_records {
+    const char *prefix;
+    const char *absent; /* "vm <id> <absent>" when there is none */
+    size_t size;
+    int (*parse)(json_t *j, uint32_t id, void *out, struct err *e);
+};
+int keys_vm_record_get(struct etcd_client *c, const struct keys_vm_records *r, uint32_t id,
+                       unsigned flags, void *out, struct err *e);
+/* Every record under the prefix, in a calloc'd array; a key that is no VM
+ * id or a record that does not parse is skipped (not ours to judge). */
+int keys_vm_record_list(struct etcd_client *c, const struct keys_vm_records *r,
+                        unsigned flags, void **out, size_t *n, struct err *e);
 
 /* Writes /tern/version = 1 in a fresh cluster; in one that has it, checks
  * that this build understands it (-EPROTO naming the version if not). */

@@ -60,53 +60,31 @@ json_t *repl_state_to_json(const struct repl_state *st)
         (json_int_t)st->syncs, "full", st->full, "error", st->error, "task", st->task);
 }
 
-static int job_parse(const struct etcd_kv *kv, uint32_t id, struct repl_job *out,
-                     struct err *e)
+static int job_parse(json_t *j, uint32_t id, void *out, struct err *e)
 {
-    json_t *j = json_loads(kv->value ? kv->value : "", 0, NULL);
-    memset(out, 0, sizeof(*out));
-    out->id = id;
-    int rc = repl_job_from_json(j, out, e);
-    json_decref(j);
-    return rc ? err_set(e, EPROTO, "%s: %s", kv->key, e->msg) : 0;
+    struct repl_job *job = out;
+    memset(job, 0, sizeof(*job));
+    job->id = id;
+    return repl_job_from_json(j, job, e);
 }
+
+static const struct keys_vm_records repl_records = {.prefix = TERN_PREFIX_REPL,
+                                                    .absent = "has no replication",
+                                                    .size = sizeof(struct repl_job),
+                                                    .parse = job_parse};
 
 int repl_job_get(struct etcd_client *c, uint32_t id, unsigned flags, struct repl_job *out,
                  struct err *e)
 {
-    char key[TERN_KEY_MAX];
-    struct etcd_kv kv;
-    etcd_kv_init(&kv);
-    int rc = keys_build_vm(key, TERN_PREFIX_REPL, id, NULL, e);
-    if (!rc)
-        rc = etcd_get(c, key, flags, &kv, e);
-    if (rc == -ENOENT)
-        rc = err_set(e, ENOENT, "vm %u has no replication", id);
-    if (!rc)
-        rc = job_parse(&kv, id, out, e);
-    etcd_kv_release(&kv);
-    return rc;
+    return keys_vm_record_get(c, &repl_records, id, flags, out, e);
 }
 
 int repl_job_list(struct etcd_client *c, unsigned flags, struct repl_job **out, size_t *n,
                   struct err *e)
 {
-    struct etcd_kvs kvs;
-    etcd_kvs_init(&kvs);
-    *out = NULL;
-    *n = 0;
-    int rc = etcd_get_prefix(c, TERN_PREFIX_REPL, flags, &kvs, e);
-    if (!rc && kvs.count && !(*out = calloc(kvs.count, sizeof(**out))))
-        rc = err_set(e, ENOMEM, "replication: out of memory");
-    for (size_t i = 0; !rc && i < kvs.count; i++) {
-        uint32_t id;
-        struct err ignored;
-        if (keys_vmid_parse(kvs.items[i].key + strlen(TERN_PREFIX_REPL), &id, &ignored) ==
-                0 &&
-            job_parse(&kvs.items[i], id, &(*out)[*n], &ignored) == 0)
-            (*n)++;
-    }
-    etcd_kvs_release(&kvs);
+    void *list;
+    int rc = keys_vm_record_list(c, &repl_records, flags, &list, n, e);
+    *out = list;
     return rc;
 }
 

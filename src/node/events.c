@@ -258,8 +258,7 @@ struct stream {
     bool local_only;
     bool resync;                   /* the first frame says resync */
     char session[WEB_SID_LEN + 1]; /* "" with a bearer token */
-    char *pending;                 /* a frame not yet wholly sent */
-    size_t len, off;
+    struct sse_out out;
 };
 
 static char *frame(struct stream *s, uint64_t seq, const char *data)
@@ -291,8 +290,9 @@ static char *resync_frame(struct stream *s, const char *why)
 
 /* The next frame to send: an event, a resync, a keepalive, or NULL at the
  * end (ternd stops, the session ended). */
-static char *next_frame(struct stream *s)
+static char *next_frame(void *ctx)
 {
+    struct stream *s = ctx;
     if (s->resync) {
         s->resync = false;
         return resync_frame(s, "events since the given id are gone");
@@ -316,21 +316,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct stream *s = cls;
-    if (!s->pending) {
-        s->pending = next_frame(s);
-        s->len = s->pending ? strlen(s->pending) : 0;
-        s->off = 0;
-        if (!s->pending)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    size_t n = s->len - s->off < max ? s->len - s->off : max;
-    memcpy(buf, s->pending + s->off, n);
-    s->off += n;
-    if (s->off == s->len) {
-        free(s->pending);
-        s->pending = NULL;
-    }
-    return (ssize_t)n;
+    long n = sse_out_read(&s->out, next_frame, s, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
 }
 
 static void stream_free(void *cls)
@@ -339,7 +326,7 @@ static void stream_free(void *cls)
     pthread_mutex_lock(&s->ev->lock);
     s->ev->streams--;
     pthread_mutex_unlock(&s->ev->lock);
-    free(s->pending);
+    free(s->out.pending);
     free(s);
 }
 
@@ -378,9 +365,9 @@ static void get_events(struct api_req *req, struct reply *r)
         return;
     s->local_only = scope && strcmp(scope, "node") == 0;
     s->resync = events_resume(s->ev, last, &s->cursor) == -ESTALE;
-    if (asprintf(&s->pending, "retry: %d\n: events of %s\n\n", RETRY_MS,
+    if (asprintf(&s->out.pending, "retry: %d\n: events of %s\n\n", RETRY_MS,
                  s->local_only ? "this node" : "the cluster") > 0)
-        s->len = strlen(s->pending);
+        s->out.len = strlen(s->out.pending);
     struct MHD_Response *resp = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
     if (!resp) {
@@ -398,3 +385,23 @@ const struct api_route api_routes_events[] = {
     {"GET", "/vms/{}/console/stream", events_console_stream}, /* events_console.c */
     {NULL, NULL, NULL},
 };
+
+long sse_out_read(struct sse_out *o, char *(*next)(void *ctx), void *ctx, char *buf,
+                  size_t max)
+{
+    if (!o->pending) {
+        o->pending = next(ctx);
+        o->len = o->pending ? strlen(o->pending) : 0;
+        o->off = 0;
+        if (!o->pending)
+            return -1;
+    }
+    size_t n = o->len - o->off < max ? o->len - o->off : max;
+    memcpy(buf, o->pending + o->off, n);
+    o->off += n;
+    if (o->off == o->len) {
+        free(o->pending);
+        o->pending = NULL;
+    }
+    return (long)n;
+}

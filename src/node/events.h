@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cluster/keys.h"
@@ -81,6 +82,18 @@ void events_publish_vm(uint32_t vmid, const char *state);
 /* Event streams a node serves at once (of MHD's 64 connections), console
  * streams included. */
 #define EVENTS_STREAMS_MAX 32
+
+/* A server-sent-events stream's frame being sent: a frame may take
+ * several reads of the HTTP library's buffer. */
+struct sse_out {
+    char *pending; /* a frame not yet wholly sent, malloc'd */
+    size_t len, off;
+};
+/* Copies up to max bytes of the pending frame to buf, first taking the
+ * next one from next(ctx) when none is pending (NULL: the stream ends,
+ * -1 returned). */
+long sse_out_read(struct sse_out *o, char *(*next)(void *ctx), void *ctx, char *buf,
+                  size_t max);
 
 struct api_req;
 struct reply;

@@ -39,8 +39,7 @@ struct console_stream {
     unsigned looks;                /* since the owner was read */
     long long offset;
     char session[WEB_SID_LEN + 1];
-    char *pending;
-    size_t len, off;
+    struct sse_out out;
 };
 
 /* Output from s->offset on, from this node's file: {"data", "offset",
@@ -128,8 +127,9 @@ static bool ending(struct console_stream *s)
 }
 
 /* The next frame: output, a reset, a keepalive, or NULL at the end. */
-static char *next_frame(struct console_stream *s)
+static char *next_frame(void *ctx)
 {
+    struct console_stream *s = ctx;
     struct timespec nap = {0, POLL_MS * 1000000L};
     for (unsigned quiet = 0; quiet < KEEPALIVE_LOOKS; quiet++) {
         if (ending(s))
@@ -158,21 +158,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct console_stream *s = cls;
-    if (!s->pending) {
-        s->pending = next_frame(s);
-        s->len = s->pending ? strlen(s->pending) : 0;
-        s->off = 0;
-        if (!s->pending)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    size_t n = s->len - s->off < max ? s->len - s->off : max;
-    memcpy(buf, s->pending + s->off, n);
-    s->off += n;
-    if (s->off == s->len) {
-        free(s->pending);
-        s->pending = NULL;
-    }
-    return (ssize_t)n;
+    long n = sse_out_read(&s->out, next_frame, s, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
 }
 
 static void stream_free(void *cls)
@@ -186,7 +173,7 @@ static void stream_free(void *cls)
         peer_release(&s->peer);
     if (s->have_etcd)
         etcd_client_release(&s->etcd);
-    free(s->pending);
+    free(s->out.pending);
     free(s);
 }
 
@@ -258,8 +245,8 @@ void events_console_stream(struct api_req *req, struct reply *r)
     s->offset = offset;
     s->looks = 1; /* the owner was just read */
     snprintf(s->owner, sizeof(s->owner), "%s", owner);
-    if (asprintf(&s->pending, "retry: 2000\n: console of vm %u\n\n", id) > 0)
-        s->len = strlen(s->pending);
+    if (asprintf(&s->out.pending, "retry: 2000\n: console of vm %u\n\n", id) > 0)
+        s->out.len = strlen(s->out.pending);
     struct MHD_Response *resp = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
     if (!resp) {

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "node/config.h"
 #include "node/ctx.h"
+#include "node/vmm.h"
 #include "node/vmops.h"
 
 #define REPLICA_PROCS 16
@@ -105,25 +106,6 @@ static int listen_address(const struct ternd_config *cfg, char host[64], unsigne
     return rc;
 }
 
-static void exec_replica(const char *log_path, int out, char **argv)
-{
-    setsid();
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int in = open("/dev/null", O_RDONLY),
-        err = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (in < 0 || err < 0)
-        _exit(127);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    close_range(3, ~0u, 0);
-    execv(argv[0], argv);
-    dprintf(2, "ternd: exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-}
-
 /* One line of the child's stdout within ms; -ETIMEDOUT, or -EPIPE at its end. */
 static int read_line(int fd, char *line, size_t size, int ms)
 {
@@ -176,7 +158,7 @@ static int spawn(struct node_ctx *x, const struct replica_set *set, uint32_t vmi
         return err_set(e, errno, "pipe: %s", strerror(errno));
     *pid = fork();
     if (*pid == 0)
-        exec_replica(log_path, fds[1], argv);
+        vmm_exec_detached(log_path, fds[1], argv);
     close(fds[1]);
     if (*pid < 0) {
         close(fds[0]);

@@ -179,21 +179,19 @@ json_t *vmm_devices_used(const struct vmm_spec *spec)
     return d;
 }
 
-/* The child: own session (a ternd killed or restarted does not take the VM
- * along), stdout and stderr into vmm.log. */
-static void exec_child(const struct vmm_proc *p, char **argv)
+void vmm_exec_detached(const char *log_path, int out_fd, char **argv)
 {
     setsid();
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     int in = open("/dev/null", O_RDONLY);
-    int out = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (in < 0 || out < 0)
+    int err = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in < 0 || err < 0)
         _exit(127);
     dup2(in, 0);
-    dup2(out, 1);
-    dup2(out, 2);
+    dup2(out_fd >= 0 ? out_fd : err, 1);
+    dup2(err, 2);
     close_range(3, ~0u, 0);
     execv(argv[0], argv);
     dprintf(2, "ternd: exec %s: %s\n", argv[0], strerror(errno));
@@ -218,7 +216,7 @@ static int spawn(struct vmm_table *v, struct vmm_proc *p, const char *uri,
     if (pid < 0)
         return err_set(e, errno, "fork: %s", strerror(errno));
     if (pid == 0)
-        exec_child(p, argv);
+        vmm_exec_detached(p->log, -1, argv);
     p->pid = pid;
     p->child = true;
     char path[VMM_PATH_MAX + 32];

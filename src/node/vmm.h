@@ -167,4 +167,9 @@ void vmm_tick(struct vmm_table *v, struct etcd_client *c, int64_t lease);
 /* At start: the tern-vmm processes a previous ternd left running. */
 void vmm_adopt(struct vmm_table *v, struct etcd_client *c);
 
+/* In a forked child: its own session (a ternd killed or restarted does not
+ * take it along), no blocked signals, stdin /dev/null, stdout out_fd (-1:
+ * the log), stderr appended to log_path, then argv; never returns. */
+void vmm_exec_detached(const char *log_path, int out_fd, char **argv);
+
 #endif

@@ -115,7 +115,12 @@ static void publish(struct vmm_table *v, struct etcd_client *c, struct vmm_proc 
         snprintf(p->published, sizeof(p->published), "%s", s.exited ? "" : s.value);
         events_publish_vm(s.id, s.exited ? NULL : s.value);
     }
-    if (strcmp(s.value, p->published) == 0 || lost || s.exited)
+    /* the watch thread may have changed the state while we wrote: only
+     * what etcd has now is clean (comparing the snapshot we just wrote
+     * would always match, and lost that change until the next one) */
+    struct snapshot now;
+    take_snapshot(v, p, &now);
+    if (lost || s.exited || strcmp(now.value, p->published) == 0)
         p->dirty = false;
     pthread_mutex_unlock(&v->lock);
 }
