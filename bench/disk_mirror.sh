@@ -11,6 +11,9 @@
 #   tern move     move_disk into another file of the host (no NBD)
 #   qemu-img      qemu-img convert of the same image into a fresh file
 #   nbdcopy       libnbd's nbdcopy into a qemu-nbd export of a fresh file
+#   QEMU mirror   QEMU's drive-mirror (sync=full) into a QEMU NBD export
+#                 (bench/qemu_mirror.py), timed to BLOCK_JOB_READY; then
+#                 tern/QEMU, the time ratio against "tern mirror"
 #   file write    dd of the data with fsync: the target's write limit
 #   sync full/delta, tern delta   replication: a full sync, a delta sync, and
 #                 a migration into a copy of the replica (docs/replication.md)
@@ -66,6 +69,7 @@ tern_mirror() {
     migrate src "unix:$TMP/dst.mig" ",\"nbd\":\"tcp:127.0.0.1:$PORT\""
     DISK=$(grep -o '"disks":\[[^]]*\]' "$TMP/src.migration")
     FULL_MS=$(fig src total_ms) FULL_COPIED=$(num copied) # the last: the default, for "tern delta"
+    TERN_MS=$(num sync_ms) TERN_BYTES=$(num copied)        # and for "tern/QEMU"
     line "$1" "$(rate "$(num copied)" "$(num sync_ms)")  [$MIG, downtime $(fig src downtime_ms) ms, disks $(fig src disks_ms) ms]"
     cmp -s "$TMP/src.img" "$TMP/dst.img" && note "$1: target equals source (cmp)" || note "$1: target DIFFERS"
     ctl dst '{"cmd":"quit"}' >/dev/null; wait_vm dst; wait_vm src
@@ -73,12 +77,28 @@ tern_mirror() {
 tern_mirror "tern mirror w1" 1
 tern_mirror "tern mirror" 16
 
+# QEMU's drive-mirror of the same image into a QEMU NBD export of a fresh
+# file of the same size (bench/qemu_mirror.py: both QEMUs stopped, as tern's
+# VM is paused), timed to BLOCK_JOB_READY; its rate counts the same data
+# bytes as tern's line (the job's len covers the whole image, holes too)
+drop
+rm -f "$TMP/dst.img"; mkimg "$TMP/dst.img"
+if Q=$(python3 bench/qemu_mirror.py "$GUEST" "$TMP/src.img" "$TMP/dst.img" "$(rand_port)" "$TMP"); then
+    qv() { grep -o "$1=[0-9]*" <<<"$Q" | cut -d= -f2; }
+    line "QEMU mirror" "$(rate $((DATA_MIB * MIB)) "$(qv ready_ms)")  [drive-mirror to READY, job len $(($(qv len) / MIB)) MiB, cancel done at $(qv cancel_ms) ms]"
+    cmp -s "$TMP/src.img" "$TMP/dst.img" && note "QEMU mirror: target equals source (cmp)" || note "QEMU mirror: target DIFFERS"
+    line "tern/QEMU" "$(awk -v t="$TERN_MS" -v q="$(qv ready_ms)" -v tb="$TERN_BYTES" 'BEGIN { printf "%.2fx the time (tern mirror %.0f ms for %.0f MiB, QEMU %.0f ms to READY): below 1.00x tern is faster", t / q, t, tb / 1048576, q }')"
+else
+    line "QEMU mirror" "failed (logs: $TMP/qsrc.log, $TMP/qdst.log)"
+fi
+
 # tern's move into a file of the host
 drop
 mkimg "$TMP/moved.img"
 start_vm mv --memory 128M --kernel "$GUEST" --disk "path=$TMP/dst.img" --paused --cmdline tern.hb=1000
 wait_socket mv
-"$CTL" --wait-match '"event":"move-disk".*"status":"(completed|failed)"' --timeout 120 "$TMP/mv.sock" \
+# the event's keys come in either order: match both
+"$CTL" --wait-match '"event":"move-disk".*"status":"(completed|failed)"|"status":"(completed|failed)".*"event":"move-disk"' --timeout 120 "$TMP/mv.sock" \
     "{\"cmd\":\"move_disk\",\"disk\":0,\"path\":\"$TMP/moved.img\"}" >"$TMP/mv.events" 2>&1
 EV=$(grep '"status":"completed"' "$TMP/mv.events" | tail -1)
 DISK=$EV
