@@ -10,8 +10,9 @@
 
 bool mig_priority_raise(struct mig_priority *p, pthread_t thread)
 {
+    if (p->raised)
+        return true;
     struct sched_param sp;
-    p->raised = false;
     p->thread = thread;
     if (pthread_getschedparam(thread, &p->policy, &sp))
         return false;

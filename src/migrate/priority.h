@@ -21,7 +21,9 @@ struct mig_priority {
 };
 
 /* Raises thread to SCHED_FIFO; false when not allowed or already
- * real-time. */
+ * real-time. p starts zeroed; raising it again while raised keeps the
+ * policy it saved first (a second PAUSING from a peer must not make the
+ * real-time priority look like the thread's own, never to be lowered). */
 bool mig_priority_raise(struct mig_priority *p, pthread_t thread);
 /* Puts the thread back as it was (no-op when not raised). */
 void mig_priority_lower(struct mig_priority *p);

@@ -38,7 +38,7 @@ static void raise_and_lower_restores(void **state)
     (void)state;
     int prio;
     assert_int_equal(policy_of(pthread_self(), &prio), SCHED_OTHER);
-    struct mig_priority p;
+    struct mig_priority p = {0};
     bool allowed = may_raise();
     assert_int_equal(mig_priority_raise(&p, pthread_self()), allowed);
     assert_int_equal(p.raised, allowed);
@@ -51,6 +51,22 @@ static void raise_and_lower_restores(void **state)
     assert_int_equal(prio, 0);
     mig_priority_lower(&p); /* a second lower changes nothing */
     assert_int_equal(policy_of(pthread_self(), &prio), SCHED_OTHER);
+}
+
+/* Two raises (a peer that sends PAUSING twice) and one lower: the thread
+ * is back to its own policy, not left real-time. */
+static void raised_twice_lowers_once(void **state)
+{
+    (void)state;
+    if (!may_raise())
+        skip();
+    struct mig_priority p = {0};
+    int prio;
+    assert_true(mig_priority_raise(&p, pthread_self()));
+    assert_true(mig_priority_raise(&p, pthread_self()));
+    mig_priority_lower(&p);
+    assert_int_equal(policy_of(pthread_self(), &prio), SCHED_OTHER);
+    assert_int_equal(prio, 0);
 }
 
 static void *parked(void *arg)
@@ -71,7 +87,7 @@ static void raises_another_thread(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, parked, &b), 0);
     pthread_barrier_wait(&b);
-    struct mig_priority p;
+    struct mig_priority p = {0};
     int prio;
     assert_true(mig_priority_raise(&p, t));
     assert_int_equal(policy_of(t, &prio), SCHED_FIFO);
@@ -91,7 +107,7 @@ static void real_time_already_is_left_alone(void **state)
         skip();
     struct sched_param sp = {.sched_priority = 5};
     assert_int_equal(pthread_setschedparam(pthread_self(), SCHED_RR, &sp), 0);
-    struct mig_priority p;
+    struct mig_priority p = {0};
     int prio;
     assert_false(mig_priority_raise(&p, pthread_self()));
     mig_priority_lower(&p);
@@ -106,6 +122,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(raise_and_lower_restores),
         cmocka_unit_test(raises_another_thread),
+        cmocka_unit_test(raised_twice_lowers_once),
         cmocka_unit_test(real_time_already_is_left_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
