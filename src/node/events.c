@@ -323,29 +323,42 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_free(void *cls)
 {
     struct stream *s = cls;
-    pthread_mutex_lock(&s->ev->lock);
-    s->ev->streams--;
-    pthread_mutex_unlock(&s->ev->lock);
     free(s->out.pending);
-    free(s);
+    events_stream_close(s);
 }
 
-static struct stream *stream_new(struct api_req *req, struct reply *r)
+void *events_stream_open(struct api_req *req, struct reply *r, size_t size)
 {
     struct events *ev = events_hub();
-    struct stream *s = calloc(1, sizeof(*s));
+    void *s = calloc(1, size);
     pthread_mutex_lock(&ev->lock);
     bool full = ev->streams >= EVENTS_STREAMS_MAX, stopping = ev->stopping;
     if (s && !full && !stopping)
         ev->streams++;
     pthread_mutex_unlock(&ev->lock);
-    if (!s || full || stopping) {
-        free(s);
-        reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "node '%s': %s", req->ctx->cfg->name,
-                    stopping ? "ternd is stopping" : "too many event streams open");
+    if (s && !full && !stopping)
+        return s;
+    free(s);
+    reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "node '%s': %s", req->ctx->cfg->name,
+                stopping ? "ternd is stopping" : "too many event streams open");
+    return NULL;
+}
+
+void events_stream_close(void *s)
+{
+    struct events *ev = events_hub();
+    pthread_mutex_lock(&ev->lock);
+    ev->streams--;
+    pthread_mutex_unlock(&ev->lock);
+    free(s);
+}
+
+static struct stream *stream_new(struct api_req *req, struct reply *r)
+{
+    struct stream *s = events_stream_open(req, r, sizeof(*s));
+    if (!s)
         return NULL;
-    }
-    s->ev = ev;
+    s->ev = events_hub();
     web_session_of(req->conn, s->session);
     return s;
 }

@@ -97,6 +97,11 @@ long sse_out_read(struct sse_out *o, char *(*next)(void *ctx), void *ctx, char *
 
 struct api_req;
 struct reply;
+/* A stream of size bytes (zeroed), counted against EVENTS_STREAMS_MAX;
+ * NULL with a 503 in r when full or stopping. events_stream_close uncounts
+ * and frees it. */
+void *events_stream_open(struct api_req *req, struct reply *r, size_t size);
+void events_stream_close(void *s);
 /* events_console.c: GET /vms/ID/console/stream, a VM's console as
  * server-sent events from any node (docs/api.md). */
 void events_console_stream(struct api_req *req, struct reply *r);

@@ -165,16 +165,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_free(void *cls)
 {
     struct console_stream *s = cls;
-    struct events *ev = events_hub();
-    pthread_mutex_lock(&ev->lock);
-    ev->streams--;
-    pthread_mutex_unlock(&ev->lock);
     if (s->have_peer)
         peer_release(&s->peer);
     if (s->have_etcd)
         etcd_client_release(&s->etcd);
     free(s->out.pending);
-    free(s);
+    events_stream_close(s);
 }
 
 /* Where to start: ?offset=N, or Last-Event-ID NODE:OFFSET of the same
@@ -200,19 +196,9 @@ static int start_offset(struct api_req *req, const char *owner, long long *offse
 
 static struct console_stream *stream_new(struct api_req *req, struct reply *r)
 {
-    struct events *ev = events_hub();
-    struct console_stream *s = calloc(1, sizeof(*s));
-    pthread_mutex_lock(&ev->lock);
-    bool full = ev->streams >= EVENTS_STREAMS_MAX, stopping = ev->stopping;
-    if (s && !full && !stopping)
-        ev->streams++;
-    pthread_mutex_unlock(&ev->lock);
-    if (!s || full || stopping) {
-        free(s);
-        reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "node '%s': %s", req->ctx->cfg->name,
-                    stopping ? "ternd is stopping" : "too many event streams open");
+    struct console_stream *s = events_stream_open(req, r, sizeof(*s));
+    if (!s)
         return NULL;
-    }
     struct err e;
     s->ctx = req->ctx;
     s->have_etcd = etcd_client_init(&s->etcd, req->ctx->cfg->cluster_address, &e) == 0;

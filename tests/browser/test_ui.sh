@@ -35,28 +35,26 @@ check "storage local (not shared) and vm 102 with a disk there, running" bash -c
      $TERN --config $TMP/n1.conf vm create 102 --memory 64 --cpus 1 --kernel $GUEST \
         --cmdline 'tern.hb=200 tern.disk=2' --disk local:8 --start >/dev/null"
 
-T0=$(now_ms)
-URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 LOCALVM=102 \
-    SOURCE=n1 TARGET=n2 FAR=n3 NETWORK="$(node_ip n2)/32" SHOTS="$SHOTS" \
-    timeout 150 node "$DIR/ui.test.mjs" 2>"$TMP/node.err"
-RC=$?
-note "browser part: $(( ($(now_ms) - T0) / 1000 )) s; screenshots in $SHOTS"
-[ $RC = 0 ] || while IFS= read -r l; do note "node: $l"; done < <(tail -5 "$TMP/node.err")
+# run_steps BROWSER SOURCE TARGET SHOTS: ui.test.mjs's steps in that browser,
+# vm 100 and 102 migrated from SOURCE to TARGET (n3 the far node)
+run_steps() {
+    local t0=$(now_ms) err="$TMP/node-$1.err"
+    mkdir -p "$4"
+    URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 \
+        LOCALVM=102 SOURCE=$2 TARGET=$3 FAR=n3 NETWORK="$(node_ip "$3")/32" SHOTS="$4" \
+        BROWSER=$1 timeout 150 node "$DIR/ui.test.mjs" 2>"$err"
+    local rc=$?
+    note "$1 part: $(( ($(now_ms) - t0) / 1000 )) s; screenshots in $4"
+    [ $rc = 0 ] || while IFS= read -r l; do note "node: $l"; done < <(tail -5 "$err")
+}
+run_steps chromium n1 n2 "$SHOTS"
 check "the vm verifies its pages on n2 after the page's migration and cancel" verify_on n2 100
 check "exactly one tern-vmm runs vm 100" [ "$(vmm_count 100)" = 1 ]
 
 # the same steps in firefox-esr, back the other way (n2 -> n1)
-FIREFOX=${FIREFOX:-$(command -v firefox-esr)}
+export FIREFOX=${FIREFOX:-$(command -v firefox-esr)}
 if [ -x "$FIREFOX" ]; then
-    mkdir -p "$SHOTS/firefox"
-    T0=$(now_ms)
-    URL="https://$(node_ip n1):18406" TOKEN=$(cat "$TMP/n1/data/admin.token") VMID=100 \
-        LOCALVM=102 SOURCE=n2 TARGET=n1 FAR=n3 NETWORK="$(node_ip n1)/32" \
-        SHOTS="$SHOTS/firefox" BROWSER=firefox FIREFOX="$FIREFOX" \
-        timeout 150 node "$DIR/ui.test.mjs" 2>"$TMP/node-ff.err"
-    RC=$?
-    note "firefox part: $(( ($(now_ms) - T0) / 1000 )) s"
-    [ $RC = 0 ] || while IFS= read -r l; do note "node: $l"; done < <(tail -5 "$TMP/node-ff.err")
+    run_steps firefox n2 n1 "$SHOTS/firefox"
     check "firefox: the vm verifies its pages on n1" verify_on n1 100
     check "firefox: exactly one tern-vmm runs vm 100" [ "$(vmm_count 100)" = 1 ]
 else
